@@ -1,0 +1,2 @@
+namespace Attribution.Arrow;
+internal static class ProjectMarker { }

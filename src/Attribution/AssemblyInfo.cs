@@ -1,0 +1,2 @@
+namespace Attribution.Attribution;
+internal static class ProjectMarker { }

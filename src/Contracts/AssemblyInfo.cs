@@ -1,0 +1,2 @@
+namespace Attribution.Contracts;
+internal static class ProjectMarker { }

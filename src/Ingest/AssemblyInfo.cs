@@ -1,0 +1,2 @@
+namespace Attribution.Ingest;
+internal static class ProjectMarker { }

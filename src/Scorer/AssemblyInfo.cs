@@ -1,0 +1,2 @@
+namespace Attribution.Scorer;
+internal static class ProjectMarker { }

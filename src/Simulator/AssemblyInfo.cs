@@ -1,0 +1,2 @@
+namespace Attribution.Simulator;
+internal static class ProjectMarker { }

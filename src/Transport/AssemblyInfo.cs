@@ -1,0 +1,2 @@
+namespace Attribution.Transport;
+internal static class ProjectMarker { }
