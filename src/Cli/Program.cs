@@ -8,6 +8,7 @@ var root = new RootCommand("Training-data attribution on live model traffic. Run
     AttributeCommand.Create(),
     EvalCommand.Create(),
     ArrowCommand.Create(),
+    BenchCommand.Create(),
     ServiceCommands.CreateIngest(),
     ServiceCommands.CreateSimulate(),
     ServiceCommands.CreateScore(),
