@@ -1,2 +1,0 @@
-namespace Attribution.Attribution;
-internal static class ProjectMarker { }
