@@ -1,2 +1,0 @@
-namespace Attribution.Transport;
-internal static class ProjectMarker { }

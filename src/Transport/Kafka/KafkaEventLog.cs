@@ -1,0 +1,157 @@
+using Confluent.Kafka;
+using Confluent.Kafka.Admin;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Attribution.Transport.Kafka;
+
+/// <summary>
+/// The Kafka event log: Confluent.Kafka 1.9 over the system librdkafka. Producers are idempotent (acks=all); consumers
+/// store offsets only when told (<c>enable.auto.offset.store=false</c>) and commit stored offsets on
+/// <see cref="IEventConsumer.Commit"/>, on revoke, on close and every <see cref="KafkaOptions.AutoCommitIntervalMs"/>.
+/// Thread-safe.
+/// </summary>
+public sealed class KafkaEventLog : IEventLog
+{
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly Lazy<IAdminClient> _admin;
+
+    /// <summary>Creates the log; connects lazily on first use.</summary>
+    /// <exception cref="ArgumentException">The options are invalid.</exception>
+    /// <exception cref="EventLogException">librdkafka could not be loaded.</exception>
+    public KafkaEventLog(KafkaOptions options, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Validate() is { } error)
+        {
+            throw new ArgumentException(error, nameof(options));
+        }
+
+        Options = options;
+        _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+        _logger = _loggerFactory.CreateLogger<KafkaEventLog>();
+        KafkaLibrary.EnsureLoaded(options.LibraryPath);
+        _admin = new Lazy<IAdminClient>(() =>
+        {
+            var config = new AdminClientConfig { BootstrapServers = options.BootstrapServers, ClientId = options.ClientId + "-admin" };
+            KafkaLibrary.Apply(options, config);
+            return new AdminClientBuilder(config)
+                .SetErrorHandler((_, e) => _logger.KafkaClientError("admin", e.Code.ToString(), e.Reason))
+                .SetLogHandler((_, m) => _logger.KafkaClientLog(m.Name, m.Facility, m.Message))
+                .Build();
+        });
+    }
+
+    /// <inheritdoc />
+    public string Kind => "kafka";
+
+    /// <summary>The options this log was created with.</summary>
+    public KafkaOptions Options { get; }
+
+    private TimeSpan AdminTimeout => TimeSpan.FromMilliseconds(Options.AdminTimeoutMs);
+
+    /// <inheritdoc />
+    public async Task CreateTopicAsync(TopicSpec spec, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        spec.Validate();
+        var topic = new TopicSpecification
+        {
+            Name = spec.Name,
+            NumPartitions = spec.Partitions,
+            ReplicationFactor = spec.ReplicationFactor ?? Options.DefaultReplicationFactor,
+            Configs = spec.Compacted ? new Dictionary<string, string> { ["cleanup.policy"] = "compact" } : null,
+        };
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await _admin.Value.CreateTopicsAsync([topic], new CreateTopicsOptions { OperationTimeout = AdminTimeout, RequestTimeout = AdminTimeout })
+                    .WaitAsync(cancellationToken).ConfigureAwait(false);
+                _logger.TopicCreated(spec.Name, spec.Partitions, spec.Compacted);
+                return;
+            }
+            catch (CreateTopicsException e) when (e.Results.All(r => r.Error.Code is ErrorCode.TopicAlreadyExists or ErrorCode.NoError))
+            {
+                return;
+            }
+            catch (CreateTopicsException e) when (attempt <= Options.ProduceRetries && e.Results.Any(r => KafkaLibrary.IsTransient(r.Error)))
+            {
+                await BackOffAsync($"create topic {spec.Name}", attempt, e.Message, cancellationToken).ConfigureAwait(false);
+            }
+            catch (KafkaException e) when (attempt <= Options.ProduceRetries && KafkaLibrary.IsTransient(e.Error))
+            {
+                await BackOffAsync($"create topic {spec.Name}", attempt, e.Message, cancellationToken).ConfigureAwait(false);
+            }
+            catch (KafkaException e)
+            {
+                throw new EventLogException($"Could not create topic '{spec.Name}' on {Options.BootstrapServers}: {e.Message}", KafkaLibrary.IsTransient(e.Error), e);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<int?> GetPartitionCountAsync(string topic, CancellationToken cancellationToken = default)
+    {
+        TopicNames.Validate(topic);
+        return Task.Run(() =>
+        {
+            try
+            {
+                // All-topics metadata: asking for one topic by name could auto-create it.
+                var meta = _admin.Value.GetMetadata(AdminTimeout).Topics.FirstOrDefault(t => t.Topic == topic && t.Error.Code == ErrorCode.NoError);
+                return meta is null ? null : (int?)meta.Partitions.Count;
+            }
+            catch (KafkaException e)
+            {
+                throw new EventLogException($"Could not read metadata of '{topic}' from {Options.BootstrapServers}: {e.Message}", KafkaLibrary.IsTransient(e.Error), e);
+            }
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public IEventProducer CreateProducer() => new KafkaProducer(Options, _loggerFactory.CreateLogger<KafkaProducer>());
+
+    /// <inheritdoc />
+    public IEventConsumer CreateConsumer(ConsumerSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        settings.Validate();
+        return new KafkaConsumer(Options, settings, _loggerFactory.CreateLogger<KafkaConsumer>());
+    }
+
+    /// <inheritdoc />
+    public Task<EventLogHealth> CheckHealthAsync(CancellationToken cancellationToken = default) => Task.Run(() =>
+    {
+        try
+        {
+            var meta = _admin.Value.GetMetadata(AdminTimeout);
+            return meta.Brokers.Count > 0
+                ? new EventLogHealth(true, $"kafka {Options.BootstrapServers}: {meta.Brokers.Count} brokers, {meta.Topics.Count} topics (librdkafka {Library.VersionString})")
+                : new EventLogHealth(false, $"kafka {Options.BootstrapServers}: metadata listed no brokers");
+        }
+        catch (KafkaException e)
+        {
+            return new EventLogHealth(false, $"kafka {Options.BootstrapServers}: {e.Error.Code} {e.Message}");
+        }
+    }, cancellationToken);
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync()
+    {
+        if (_admin.IsValueCreated)
+        {
+            _admin.Value.Dispose();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private async Task BackOffAsync(string operation, int attempt, string error, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(Options.RetryBackoffMs * Math.Pow(2, attempt - 1));
+        _logger.AdminRetry(operation, attempt, error, delay.TotalMilliseconds);
+        await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+    }
+}
