@@ -1,0 +1,151 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace Attribution.Engine.Tensors;
+
+/// <summary>
+/// Element-wise kernels that <see cref="TensorPrimitives"/> lacks: GELU (tanh approximation, as PyTorch's
+/// <c>gelu(approximate='tanh')</c>) and the fused backward/forward-mode steps of ReLU and GELU. Every kernel has the shape
+/// <c>(ReadOnlySpan&lt;float&gt; inputs..., Span&lt;float&gt; destination)</c>, validates lengths first, and runs a
+/// <see cref="Vector256"/> body with a scalar tail.
+/// </summary>
+public static class Kernels
+{
+    /// <summary>sqrt(2/pi), the GELU tanh-approximation constant.</summary>
+    public const float GeluC = 0.7978845608028654f;
+
+    /// <summary>Cubic coefficient of the GELU tanh approximation.</summary>
+    public const float GeluA = 0.044715f;
+
+    /// <summary>
+    /// <c>destination[i] = x[i] &gt; 0 ? dy[i] : 0</c> (ReLU's backward and forward-mode step; with
+    /// <paramref name="accumulate"/> the result is added to destination).
+    /// </summary>
+    public static void ReluMask(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> destination, bool accumulate)
+    {
+        CheckSameLength(nameof(ReluMask), x.Length, dy.Length, destination.Length);
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float pg = ref MemoryMarshal.GetReference(dy);
+        ref float pd = ref MemoryMarshal.GetReference(destination);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= x.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var vx = Vector256.LoadUnsafe(ref px, (nuint)i);
+                var vg = Vector256.LoadUnsafe(ref pg, (nuint)i);
+                var r = Vector256.ConditionalSelect(Vector256.GreaterThan(vx, Vector256<float>.Zero), vg, Vector256<float>.Zero);
+                if (accumulate)
+                {
+                    r += Vector256.LoadUnsafe(ref pd, (nuint)i);
+                }
+
+                r.StoreUnsafe(ref pd, (nuint)i);
+            }
+        }
+
+        for (; i < x.Length; i++)
+        {
+            float r = x[i] > 0f ? dy[i] : 0f;
+            destination[i] = accumulate ? destination[i] + r : r;
+        }
+    }
+
+    /// <summary>
+    /// GELU forward with the tanh approximation. <paramref name="tanhOut"/> receives
+    /// <c>tanh(sqrt(2/pi) (x + 0.044715 x^3))</c>, which the backward and forward-mode steps reuse.
+    /// </summary>
+    public static void Gelu(ReadOnlySpan<float> x, Span<float> tanhOut, Span<float> destination)
+    {
+        CheckSameLength(nameof(Gelu), x.Length, tanhOut.Length, destination.Length);
+        if (Overlaps(x, tanhOut))
+        {
+            ThrowOverlap(nameof(Gelu));
+        }
+
+        // u = c (x + a x^3) through TensorPrimitives, then tanh, then 0.5 x (1 + t).
+        TensorPrimitives.Multiply(x, x, tanhOut);
+        TensorPrimitives.Multiply(tanhOut, GeluA, tanhOut);
+        TensorPrimitives.Add(tanhOut, 1f, tanhOut);
+        TensorPrimitives.Multiply(tanhOut, x, tanhOut);
+        TensorPrimitives.Multiply(tanhOut, GeluC, tanhOut);
+        TensorPrimitives.Tanh(tanhOut, tanhOut);
+        TensorPrimitives.AddMultiply(tanhOut, 1f, x, destination);
+        TensorPrimitives.Multiply(destination, 0.5f, destination);
+    }
+
+    /// <summary>
+    /// Fused GELU derivative times an incoming vector: <c>destination[i] (+)= gelu'(x[i]) * dy[i]</c>, given the
+    /// <paramref name="tanhU"/> saved by <see cref="Gelu"/>. Serves backward (dy = output gradient) and forward mode
+    /// (dy = input tangent).
+    /// </summary>
+    public static void GeluDerivativeMultiply(ReadOnlySpan<float> x, ReadOnlySpan<float> tanhU, ReadOnlySpan<float> dy,
+        Span<float> destination, bool accumulate)
+    {
+        CheckSameLength(nameof(GeluDerivativeMultiply), x.Length, tanhU.Length, dy.Length);
+        CheckSameLength(nameof(GeluDerivativeMultiply), x.Length, destination.Length, destination.Length);
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float pt = ref MemoryMarshal.GetReference(tanhU);
+        ref float pg = ref MemoryMarshal.GetReference(dy);
+        ref float pd = ref MemoryMarshal.GetReference(destination);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var half = Vector256.Create(0.5f);
+            var one = Vector256.Create(1f);
+            var c = Vector256.Create(GeluC);
+            var a3 = Vector256.Create(3f * GeluA);
+            for (; i <= x.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var vx = Vector256.LoadUnsafe(ref px, (nuint)i);
+                var vt = Vector256.LoadUnsafe(ref pt, (nuint)i);
+                var vg = Vector256.LoadUnsafe(ref pg, (nuint)i);
+                // d/dx 0.5 x (1 + t) = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)
+                var du = c * (one + (a3 * vx * vx));
+                var d = (half * (one + vt)) + (half * vx * (one - (vt * vt)) * du);
+                var r = d * vg;
+                if (accumulate)
+                {
+                    r += Vector256.LoadUnsafe(ref pd, (nuint)i);
+                }
+
+                r.StoreUnsafe(ref pd, (nuint)i);
+            }
+        }
+
+        for (; i < x.Length; i++)
+        {
+            float r = GeluDerivativeScalar(x[i], tanhU[i]) * dy[i];
+            destination[i] = accumulate ? destination[i] + r : r;
+        }
+    }
+
+    /// <summary>Scalar GELU derivative given x and the saved tanh term.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float GeluDerivativeScalar(float x, float t)
+    {
+        float du = GeluC * (1f + (3f * GeluA * x * x));
+        return (0.5f * (1f + t)) + (0.5f * x * (1f - (t * t)) * du);
+    }
+
+    private static bool Overlaps(ReadOnlySpan<float> a, Span<float> b) => a.Overlaps(b);
+
+    private static void CheckSameLength(string op, int a, int b, int c)
+    {
+        if (a != b || a != c)
+        {
+            ThrowLength(op, a, b, c);
+        }
+    }
+
+    [DoesNotReturn]
+    private static void ThrowLength(string op, int a, int b, int c) =>
+        throw new ArgumentException($"{op}: span lengths differ ({a}, {b}, {c}).");
+
+    [DoesNotReturn]
+    private static void ThrowOverlap(string op) =>
+        throw new ArgumentException($"{op}: input and scratch spans overlap.");
+}
