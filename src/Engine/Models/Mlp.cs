@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using Attribution.Engine.Training;
 
 namespace Attribution.Engine.Models;
 

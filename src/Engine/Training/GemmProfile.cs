@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Attribution.Engine.Models;
+namespace Attribution.Engine.Training;
 
 /// <summary>Accumulates the time and floating-point work of GEMM calls (2·m·n·k flops each), for benchmarks.</summary>
 public sealed class GemmProfile
