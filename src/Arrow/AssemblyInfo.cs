@@ -1,2 +1,0 @@
-namespace Attribution.Arrow;
-internal static class ProjectMarker { }
