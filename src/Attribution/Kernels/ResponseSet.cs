@@ -1,0 +1,269 @@
+using System.Numerics.Tensors;
+using Attribution.Engine;
+using Attribution.Engine.Models;
+
+namespace Attribution.Attribution.Kernels;
+
+/// <summary>
+/// Parameter responses of many units (training examples or sources), stored per layer either in full
+/// (<c>dW</c> [units, out, in]) or as rank-r factors of a truncated SVD (<c>U</c> [units, out, r], <c>Vt</c> [units, r, in]),
+/// biases always in full. Query-time readout is a batched forward-mode JVP of the query margins along every unit's
+/// response: a few large GEMMs per layer, no backward pass.
+/// </summary>
+public sealed class ResponseSet
+{
+    private readonly float[]?[] _full;
+    private readonly float[]?[] _u;
+    private readonly float[]?[] _vt;
+    private readonly float[][] _bias;
+    private readonly float[] _omegaCache;
+    private readonly int _sketch;
+    private readonly int[] _ranks;
+
+    /// <summary>Allocates storage for <paramref name="units"/> responses; <paramref name="rank"/> 0 stores every layer in full.</summary>
+    public ResponseSet(MlpLayout layout, int units, int rank, ulong seed = 17)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentOutOfRangeException.ThrowIfNegative(units);
+        ArgumentOutOfRangeException.ThrowIfNegative(rank);
+        Layout = layout;
+        Units = units;
+        int layers = layout.LayerCount;
+        _full = new float[]?[layers];
+        _u = new float[]?[layers];
+        _vt = new float[]?[layers];
+        _bias = new float[layers][];
+        _ranks = new int[layers];
+        int maxIn = 0;
+        for (int l = 0; l < layers; l++)
+        {
+            int o = layout.Out(l), i = layout.In(l);
+            // Low rank only pays when r (o + i) < o·i.
+            bool low = rank > 0 && (long)rank * (o + i) < (long)o * i;
+            _ranks[l] = low ? rank : 0;
+            if (low)
+            {
+                _u[l] = new float[(long)units * o * rank];
+                _vt[l] = new float[(long)units * rank * i];
+                maxIn = Math.Max(maxIn, i);
+            }
+            else
+            {
+                _full[l] = new float[(long)units * o * i];
+            }
+
+            _bias[l] = new float[units * o];
+        }
+
+        _sketch = rank + 8;
+        _omegaCache = new float[maxIn * _sketch];
+        new Rng(seed).FillNormal(_omegaCache);
+    }
+
+    /// <summary>The layout.</summary>
+    public MlpLayout Layout { get; }
+
+    /// <summary>Number of units.</summary>
+    public int Units { get; }
+
+    /// <summary>Rank per layer (0 = stored in full).</summary>
+    public IReadOnlyList<int> Ranks => _ranks;
+
+    /// <summary>Floats stored per unit.</summary>
+    public long FloatsPerUnit
+    {
+        get
+        {
+            long total = 0;
+            for (int l = 0; l < Layout.LayerCount; l++)
+            {
+                int o = Layout.Out(l), i = Layout.In(l);
+                total += (Ranks[l] > 0 ? (long)Ranks[l] * (o + i) : (long)o * i) + o;
+            }
+
+            return total;
+        }
+    }
+
+    /// <summary>Bytes held.</summary>
+    public long Bytes => FloatsPerUnit * Units * sizeof(float);
+
+    /// <summary>Stores a flat response for a unit, factorising the low-rank layers.</summary>
+    public void Set(int unit, ReadOnlySpan<float> response)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
+        if (response.Length != Layout.ParameterCount)
+        {
+            throw new ArgumentException($"response has {response.Length} values; the layout needs {Layout.ParameterCount}.", nameof(response));
+        }
+
+        for (int l = 0; l < Layout.LayerCount; l++)
+        {
+            int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
+            var w = Layout.Weight(response, l);
+            if (r == 0)
+            {
+                w.CopyTo(_full[l].AsSpan(unit * o * i, o * i));
+            }
+            else
+            {
+                LowRank.Factorize(w, o, i, r, _omegaCache, _sketch, _u[l].AsSpan(unit * o * r, o * r), _vt[l].AsSpan(unit * r * i, r * i));
+            }
+
+            Layout.Bias(response, l).CopyTo(_bias[l].AsSpan(unit * o, o));
+        }
+    }
+
+    /// <summary>Reconstructs a unit's (possibly compressed) response as a flat vector.</summary>
+    public void Get(int unit, Span<float> response)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
+        for (int l = 0; l < Layout.LayerCount; l++)
+        {
+            int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
+            var w = Layout.Weight(response, l);
+            if (r == 0)
+            {
+                _full[l].AsSpan(unit * o * i, o * i).CopyTo(w);
+            }
+            else
+            {
+                Blas.Gemm(false, false, o, i, r, 1f, _u[l].AsSpan(unit * o * r, o * r), _vt[l].AsSpan(unit * r * i, r * i), 0f, w);
+            }
+
+            _bias[l].AsSpan(unit * o, o).CopyTo(Layout.Bias(response, l));
+        }
+    }
+
+    /// <summary>
+    /// Batched forward-mode readout: <c>scores[q, u] = ∂f_q(θ + t·r_u)/∂t</c> at t = 0 for every query q and unit u,
+    /// where f is the margin of <paramref name="labels"/>. <paramref name="scores"/> is [queries, Units] row-major.
+    /// Units are processed in blocks of <paramref name="blockUnits"/> so the tangent buffers stay bounded.
+    /// </summary>
+    public void JvpScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores, int blockUnits = 256)
+    {
+        int q = labels.Length, layers = Layout.LayerCount, classes = Layout.Widths[^1];
+        if (scores.Length < (long)q * Units)
+        {
+            throw new ArgumentException($"JvpScores: scores hold {scores.Length} values; {q} queries × {Units} units need {(long)q * Units}.", nameof(scores));
+        }
+
+        if (q == 0 || Units == 0)
+        {
+            return;
+        }
+
+        var cache = MlpMath.Forward(Layout, theta, x, q);
+        var values = new float[q];
+        var dz = new float[q * classes];
+        MlpMath.Output(OutputKind.Margin, cache.Logits, labels, classes, values, dz);
+        blockUnits = Math.Max(1, blockUnits);
+        var tile = new float[blockUnits * q];
+        for (int u0 = 0; u0 < Units; u0 += blockUnits)
+        {
+            int ub = Math.Min(blockUnits, Units - u0);
+            float[] t = [];
+            for (int l = 0; l < layers; l++)
+            {
+                int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
+                var a = cache.Inputs[l];
+                var zt = new float[(long)ub * q * o];
+                if (l > 0)
+                {
+                    // Propagate every unit's input tangent through W_l in one GEMM: [ub·q, in] × W_lᵀ.
+                    Blas.Gemm(false, true, ub * q, o, i, 1f, t, Layout.Weight(theta, l), 0f, zt);
+                }
+
+                if (r > 0)
+                {
+                    // Coefficients Vtᵀ-projections of the layer input for all units at once: [ub·r, in] × [q, in]ᵀ.
+                    var c = new float[ub * r * q];
+                    Blas.Gemm(false, true, ub * r, q, i, 1f, _vt[l].AsSpan(u0 * r * i, ub * r * i), a, 0f, c);
+                    for (int u = 0; u < ub; u++)
+                    {
+                        Blas.Gemm(true, true, q, o, r, 1f, c.AsSpan(u * r * q, r * q), _u[l].AsSpan((u0 + u) * o * r, o * r), 1f, zt.AsSpan(u * q * o, q * o));
+                    }
+                }
+                else
+                {
+                    // [q, in] × [ub·out, in]ᵀ → [q, ub·out], then scatter-add per unit.
+                    var full = new float[q * ub * o];
+                    Blas.Gemm(false, true, q, ub * o, i, 1f, a, _full[l].AsSpan(u0 * o * i, ub * o * i), 0f, full);
+                    for (int u = 0; u < ub; u++)
+                    {
+                        for (int qq = 0; qq < q; qq++)
+                        {
+                            var dst = zt.AsSpan((u * q + qq) * o, o);
+                            TensorPrimitives.Add(dst, full.AsSpan(qq * ub * o + u * o, o), dst);
+                        }
+                    }
+                }
+
+                for (int u = 0; u < ub; u++)
+                {
+                    var bias = _bias[l].AsSpan((u0 + u) * o, o);
+                    for (int qq = 0; qq < q; qq++)
+                    {
+                        var row = zt.AsSpan((u * q + qq) * o, o);
+                        TensorPrimitives.Add(row, bias, row);
+                        if (l < layers - 1)
+                        {
+                            // ReLU mask of the query's activation at θ.
+                            var act = cache.Inputs[l + 1].AsSpan(qq * o, o);
+                            for (int k = 0; k < o; k++)
+                            {
+                                if (act[k] <= 0f)
+                                {
+                                    row[k] = 0f;
+                                }
+                            }
+                        }
+                    }
+                }
+
+                t = zt;
+            }
+
+            // Contract the logit tangents with ∂margin/∂logits.
+            for (int u = 0; u < ub; u++)
+            {
+                for (int qq = 0; qq < q; qq++)
+                {
+                    tile[u * q + qq] = TensorPrimitives.Dot(t.AsSpan((u * q + qq) * classes, classes), dz.AsSpan(qq * classes, classes));
+                }
+            }
+
+            for (int qq = 0; qq < q; qq++)
+            {
+                for (int u = 0; u < ub; u++)
+                {
+                    scores[qq * Units + u0 + u] = tile[u * q + qq];
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Exact two-forward-pass readout: <c>[f_q(θ + ε r_u) − f_q(θ − ε r_u)] / (2ε)</c> for every query and unit.
+    /// Reference for the JVP readout (they agree to O(ε²)); costs two full forward passes per unit.
+    /// </summary>
+    public void FiniteDifferenceScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, float epsilon, Span<float> scores)
+    {
+        int q = labels.Length, p = Layout.ParameterCount;
+        var r = new float[p];
+        var plus = new float[p];
+        var minus = new float[p];
+        for (int u = 0; u < Units; u++)
+        {
+            Get(u, r);
+            TensorPrimitives.MultiplyAdd(r, epsilon, theta, plus);
+            TensorPrimitives.MultiplyAdd(r, -epsilon, theta, minus);
+            var fp = MlpMath.Values(OutputKind.Margin, Layout, plus, x, labels);
+            var fm = MlpMath.Values(OutputKind.Margin, Layout, minus, x, labels);
+            for (int qq = 0; qq < q; qq++)
+            {
+                scores[qq * Units + u] = (float)(((double)fp[qq] - fm[qq]) / (2.0 * epsilon));
+            }
+        }
+    }
+}

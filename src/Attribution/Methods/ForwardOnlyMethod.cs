@@ -1,0 +1,143 @@
+using System.Globalization;
+using Attribution.Attribution.Kernels;
+
+namespace Attribution.Attribution.Methods;
+
+/// <summary>
+/// Forward-only simulated influence (Ma &amp; Nyarko 2025; docs/forward-only-attribution.md). Precompute simulates each
+/// training example's response <c>r_b ≈ −H_λ⁻¹[I − (I − ηH_λ)^K] ∇ℓ_b</c> (compressed per layer by truncated SVD) and
+/// every source's response <c>r_S = Σ_{b∈S} r_b</c> in full precision. Scoring is forward-only: the directional
+/// derivative of each query's margin along every response, <c>s(q, b) = g_qᵀ r_b</c> (positive = helpful), by a batched
+/// JVP, or by the two-forward-pass finite difference.
+/// </summary>
+public sealed class ForwardOnlyMethod : IAttributionMethod
+{
+    private readonly ForwardOnlyOptions _options;
+    private AttributionProblem? _problem;
+    private ResponseSet? _examples;
+    private ResponseSet? _sources;
+
+    /// <summary>Creates the method; <paramref name="options"/> null uses the defaults (two-trajectory).</summary>
+    public ForwardOnlyMethod(ForwardOnlyOptions? options = null)
+    {
+        _options = options ?? new ForwardOnlyOptions();
+        _options.Validate();
+    }
+
+    /// <inheritdoc />
+    public string Name => _options.TwoTrajectory ? "forward-only" : "forward-only-single";
+
+    /// <summary>The options in use.</summary>
+    public ForwardOnlyOptions Options => _options;
+
+    /// <summary>Step size used by the simulation (after Precompute).</summary>
+    public float StepSize { get; private set; }
+
+    /// <summary>|h_max| estimated by power iteration (0 when the step size was given).</summary>
+    public double TopEigenvalue { get; private set; }
+
+    /// <summary>Seconds spent simulating in the last Precompute.</summary>
+    public double SimulationSeconds { get; private set; }
+
+    /// <summary>Per-example responses (after Precompute).</summary>
+    public ResponseSet ExampleResponses => _examples ?? throw NotReady();
+
+    /// <summary>Per-source responses (after Precompute).</summary>
+    public ResponseSet SourceResponses => _sources ?? throw NotReady();
+
+    /// <inheritdoc />
+    public long StateBytes => (_examples?.Bytes ?? 0) + (_sources?.Bytes ?? 0);
+
+    /// <inheritdoc />
+    public string Describe() => string.Create(CultureInfo.InvariantCulture,
+        $"{Name}: K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}");
+
+    /// <inheritdoc />
+    public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var simulator = new ForwardOnlySimulator(problem, _options, cancellationToken);
+        StepSize = simulator.StepSize;
+        TopEigenvalue = simulator.TopEigenvalue;
+        int n = problem.Count, m = problem.SourceCount, p = problem.Layout.ParameterCount;
+        var examples = new ResponseSet(problem.Layout, n, _options.Rank, _options.Seed);
+        var sourceSums = new double[(long)m * p];
+        var units = new int[n][];
+        for (int i = 0; i < n; i++)
+        {
+            units[i] = [i];
+        }
+
+        simulator.Simulate(units, (unit, response) =>
+        {
+            examples.Set(unit, response);
+            var dst = sourceSums.AsSpan(problem.SourceIds[unit] * p, p);
+            for (int j = 0; j < p; j++)
+            {
+                dst[j] += response[j];
+            }
+        }, cancellationToken);
+
+        var sources = new ResponseSet(problem.Layout, m, 0);
+        var row = new float[p];
+        for (int s = 0; s < m; s++)
+        {
+            for (int j = 0; j < p; j++)
+            {
+                row[j] = (float)sourceSums[(long)s * p + j];
+            }
+
+            sources.Set(s, row);
+        }
+
+        _problem = problem;
+        _examples = examples;
+        _sources = sources;
+        SimulationSeconds = watch.Elapsed.TotalSeconds;
+    }
+
+    /// <inheritdoc />
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        var problem = _problem ?? throw NotReady();
+        var scores = Read(ExampleResponses, queries, cancellationToken);
+        return new ScoreMatrix(scores, queries.Count, problem.Count, problem.SourceIds, problem.SourceCount);
+    }
+
+    /// <inheritdoc />
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        return Read(SourceResponses, queries, cancellationToken);
+    }
+
+    private float[] Read(ResponseSet set, QueryBatch queries, CancellationToken cancellationToken)
+    {
+        var problem = _problem ?? throw NotReady();
+        CheckWidth(problem, queries);
+        cancellationToken.ThrowIfCancellationRequested();
+        var scores = new float[(long)queries.Count * set.Units];
+        if (_options.Readout == ForwardReadout.Jvp)
+        {
+            set.JvpScores(problem.Theta, queries.Inputs, queries.Labels, scores);
+        }
+        else
+        {
+            set.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, _options.ReadoutEpsilon ?? _options.Epsilon, scores);
+        }
+
+        return scores;
+    }
+
+    internal static void CheckWidth(AttributionProblem problem, QueryBatch queries)
+    {
+        if (queries.InputWidth != problem.InputWidth)
+        {
+            throw new ArgumentException($"queries have width {queries.InputWidth}; the model takes {problem.InputWidth}.", nameof(queries));
+        }
+    }
+
+    private static InvalidOperationException NotReady() => new("Call Precompute before scoring.");
+}

@@ -1,0 +1,75 @@
+namespace Attribution.Attribution.Methods;
+
+/// <summary>How forward-only scores are read out at query time.</summary>
+public enum ForwardReadout
+{
+    /// <summary>Batched forward-mode JVP of the query margins along every stored response (default; a few GEMMs per layer).</summary>
+    Jvp,
+
+    /// <summary>Two forward passes per unit at θ* ± ε_r r_b (the paper's literal readout; slow, used as a reference).</summary>
+    FiniteDifference,
+}
+
+/// <summary>
+/// Options of forward-only simulated influence (docs/forward-only-attribution.md §3, §9a). Defaults follow the measured
+/// FashionMNIST recipe: two-trajectory, K = 50, ε = 1e-3, η = 1/h_max, no explicit damping, shared mini-batches of 100.
+/// </summary>
+public sealed record ForwardOnlyOptions
+{
+    /// <summary>Horizon K (gradient steps per trajectory).</summary>
+    public int Horizon { get; init; } = 50;
+
+    /// <summary>Perturbation weight ε added to the unit's loss (absolute, weight units).</summary>
+    public float Epsilon { get; init; } = 1e-3f;
+
+    /// <summary>Step size η; null uses <c>1 / (h_max + λ)</c> with h_max from power iteration on finite-difference HVPs.</summary>
+    public float? StepSize { get; init; }
+
+    /// <summary>Proximal damping λ (pull toward θ*).</summary>
+    public float Damping { get; init; }
+
+    /// <summary>Shared mini-batch size; 0 or ≥ n means full batch.</summary>
+    public int BatchSize { get; init; } = 100;
+
+    /// <summary>Seed of the shared mini-batch sequence and of the power iteration.</summary>
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>True for the two-trajectory (±ε) variant; false for single-trajectory against one shared baseline.</summary>
+    public bool TwoTrajectory { get; init; } = true;
+
+    /// <summary>Units simulated at once (each takes 1 or 2 parameter vectors).</summary>
+    public int UnitsPerBlock { get; init; } = 100;
+
+    /// <summary>Per-layer rank of the stored per-example responses (truncated SVD); 0 stores them in full.</summary>
+    public int Rank { get; init; } = 16;
+
+    /// <summary>Power iterations for h_max when <see cref="StepSize"/> is null.</summary>
+    public int PowerIterations { get; init; } = 20;
+
+    /// <summary>Query-time readout.</summary>
+    public ForwardReadout Readout { get; init; } = ForwardReadout.Jvp;
+
+    /// <summary>Readout step ε_r for <see cref="ForwardReadout.FiniteDifference"/>; null uses <see cref="Epsilon"/>.</summary>
+    public float? ReadoutEpsilon { get; init; }
+
+    /// <summary>Validates ranges.</summary>
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(Horizon, 1, nameof(Horizon));
+        if (!(Epsilon > 0) || !float.IsFinite(Epsilon))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Epsilon), Epsilon, "epsilon must be positive and finite.");
+        }
+
+        if (StepSize is { } eta && !(eta > 0))
+        {
+            throw new ArgumentOutOfRangeException(nameof(StepSize), eta, "step size must be positive.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(Damping, nameof(Damping));
+        ArgumentOutOfRangeException.ThrowIfNegative(BatchSize, nameof(BatchSize));
+        ArgumentOutOfRangeException.ThrowIfLessThan(UnitsPerBlock, 1, nameof(UnitsPerBlock));
+        ArgumentOutOfRangeException.ThrowIfNegative(Rank, nameof(Rank));
+        ArgumentOutOfRangeException.ThrowIfLessThan(PowerIterations, 1, nameof(PowerIterations));
+    }
+}

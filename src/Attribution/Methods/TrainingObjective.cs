@@ -1,0 +1,89 @@
+using System.Numerics.Tensors;
+using Attribution.Attribution.Kernels;
+using Attribution.Engine;
+
+namespace Attribution.Attribution.Methods;
+
+/// <summary>
+/// The training objective of a problem, <c>L(θ) = (1/n) Σ ℓ_i(θ) + (wd/2)‖θ‖²</c>, with its gradient, finite-difference
+/// Hessian-vector products and the top Hessian eigenvalue by power iteration. Shared by forward-only (step size) and
+/// influence functions (HVPs, dense Hessian).
+/// </summary>
+public sealed class TrainingObjective
+{
+    private readonly AttributionProblem _problem;
+    private readonly int[] _all;
+
+    /// <summary>Wraps a problem.</summary>
+    public TrainingObjective(AttributionProblem problem)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        _problem = problem;
+        _all = Enumerable.Range(0, problem.Count).ToArray();
+    }
+
+    /// <summary>∇L at θ.</summary>
+    public void Gradient(ReadOnlySpan<float> theta, Span<float> gradient) =>
+        MlpMath.ObjectiveGradient(_problem.Layout, theta, _problem.TrainInputs, _problem.TrainLabels, _all, _problem.WeightDecay, gradient);
+
+    /// <summary>
+    /// H v by a central difference of gradients, <c>[∇L(θ + h v̂) − ∇L(θ − h v̂)] / (2h) · ‖v‖</c>, evaluated in float
+    /// and returned in double.
+    /// </summary>
+    public void Hvp(ReadOnlySpan<float> theta, ReadOnlySpan<double> v, Span<double> result, double relativeStep = 1e-3)
+    {
+        int p = theta.Length;
+        double norm = Math.Sqrt(TensorPrimitives.Dot<double>(v, v));
+        if (norm == 0)
+        {
+            result.Clear();
+            return;
+        }
+
+        double thetaNorm = Math.Sqrt(TensorPrimitives.Dot(theta, theta));
+        double h = relativeStep * Math.Max(thetaNorm, 1.0) / Math.Sqrt(p);
+        h = Math.Max(h, 1e-4);
+        var plus = new float[p];
+        var minus = new float[p];
+        for (int i = 0; i < p; i++)
+        {
+            float step = (float)(h * v[i] / norm);
+            plus[i] = theta[i] + step;
+            minus[i] = theta[i] - step;
+        }
+
+        var gp = new float[p];
+        var gm = new float[p];
+        Gradient(plus, gp);
+        Gradient(minus, gm);
+        for (int i = 0; i < p; i++)
+        {
+            result[i] = ((double)gp[i] - gm[i]) / (2 * h) * norm;
+        }
+    }
+
+    /// <summary>Largest Hessian eigenvalue (by magnitude) from <paramref name="iterations"/> power iterations.</summary>
+    public double TopEigenvalue(ReadOnlySpan<float> theta, int iterations, ulong seed)
+    {
+        int p = theta.Length;
+        var rng = new Rng(seed);
+        var v = new double[p];
+        for (int i = 0; i < p; i++)
+        {
+            v[i] = rng.NextNormal();
+        }
+
+        var hv = new double[p];
+        double lambda = 0;
+        for (int it = 0; it < iterations; it++)
+        {
+            double n = Math.Sqrt(TensorPrimitives.Dot<double>(v, v));
+            TensorPrimitives.Multiply<double>(v, 1 / n, v);
+            Hvp(theta, v, hv);
+            lambda = TensorPrimitives.Dot<double>(v, hv);
+            hv.CopyTo(v, 0);
+        }
+
+        return lambda;
+    }
+}
