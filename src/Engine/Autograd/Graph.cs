@@ -133,8 +133,10 @@ public sealed partial class Graph
     public void Reset()
     {
         _tape.Clear();
-        foreach (var buffer in _rented)
+        // Push in reverse so the next step, renting in the same order, gets the same arrays back.
+        for (int i = _rented.Count - 1; i >= 0; i--)
         {
+            var buffer = _rented[i];
             if (!_pool.TryGetValue(buffer.Length, out var stack))
             {
                 stack = new Stack<float[]>();

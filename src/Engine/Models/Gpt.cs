@@ -1,0 +1,296 @@
+using Attribution.Engine.Autograd;
+using Tensor = Attribution.Engine.Tensors.Tensor;
+
+namespace Attribution.Engine.Models;
+
+/// <summary>
+/// A small decoder-only transformer (GPT-2 shape): token + learned position embeddings, <c>Layers</c> pre-LayerNorm blocks
+/// of causal multi-head attention and a GELU (tanh approximation) MLP, a final LayerNorm, and a tied or untied output head.
+/// Parameters use PyTorch-style names (<c>wte.weight</c>, <c>blocks.0.attn.c_attn.weight</c>, ...), linear weights are
+/// [out, in] like <c>nn.Linear</c>, and <c>tests/Engine.Tests/reference/gpt_reference.py</c> is the same model in PyTorch.
+/// </summary>
+/// <remarks>
+/// The model owns one <see cref="Graph"/> and resets it per call, so repeated steps of the same shape reuse every buffer.
+/// Token batches are row-major [batch, seqLen]. Not thread-safe.
+/// </remarks>
+public sealed class Gpt
+{
+    private readonly Graph _graph = new();
+    private readonly List<Parameter> _parameters = [];
+    private readonly Block[] _blocks;
+    private readonly Parameter _wte, _wpe, _lnFWeight, _lnFBias;
+    private readonly Parameter? _lmHead;
+
+    /// <summary>Creates a model with GPT-2-style seeded initialisation: N(0, 0.02) weights (residual projections scaled by
+    /// 1/sqrt(2·Layers)), zero biases, unit LayerNorm weights.</summary>
+    public Gpt(GptConfig config, ulong seed)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Config = config;
+        int c = config.DModel, hidden = config.MlpRatio * c;
+        _wte = Add("wte.weight", config.VocabSize, c);
+        _wpe = Add("wpe.weight", config.Context, c);
+        _blocks = new Block[config.Layers];
+        for (int l = 0; l < config.Layers; l++)
+        {
+            string p = $"blocks.{l}.";
+            _blocks[l] = new Block(
+                Add(p + "ln1.weight", c), Add(p + "ln1.bias", c),
+                Add(p + "attn.c_attn.weight", 3 * c, c), Add(p + "attn.c_attn.bias", 3 * c),
+                Add(p + "attn.c_proj.weight", c, c), Add(p + "attn.c_proj.bias", c),
+                Add(p + "ln2.weight", c), Add(p + "ln2.bias", c),
+                Add(p + "mlp.c_fc.weight", hidden, c), Add(p + "mlp.c_fc.bias", hidden),
+                Add(p + "mlp.c_proj.weight", c, hidden), Add(p + "mlp.c_proj.bias", c));
+        }
+
+        _lnFWeight = Add("ln_f.weight", c);
+        _lnFBias = Add("ln_f.bias", c);
+        _lmHead = config.TiedHead ? null : Add("lm_head.weight", config.VocabSize, c);
+        Initialize(seed);
+    }
+
+    /// <summary>The model's shape.</summary>
+    public GptConfig Config { get; }
+
+    /// <summary>Parameters in a fixed order (embeddings, blocks, final norm, head).</summary>
+    public IReadOnlyList<Parameter> Parameters => _parameters;
+
+    /// <summary>Total number of scalars.</summary>
+    public long ParameterCount => _parameters.Sum(p => (long)p.Count);
+
+    /// <summary>
+    /// When set, every linear layer records per-example factors (<see cref="LinearCapture"/>) on the next
+    /// <see cref="LossAndBackward(ReadOnlySpan{int}, ReadOnlySpan{int}, int, int)"/>; rows per example = seqLen.
+    /// </summary>
+    public bool CapturePerExample { get; set; }
+
+    /// <summary>One capture per linear layer (c_attn, attn.c_proj, c_fc, mlp.c_proj per block; then the head), filled when
+    /// <see cref="CapturePerExample"/> is set.</summary>
+    public IReadOnlyList<LinearCapture> Captures => _captures ??= BuildCaptures();
+
+    private LinearCapture[]? _captures;
+
+    /// <summary>Re-initialises all parameters from <paramref name="seed"/> (same seed, same bits).</summary>
+    public void Initialize(ulong seed)
+    {
+        var rng = new Rng(seed);
+        float std = 0.02f, projStd = 0.02f / MathF.Sqrt(2f * Math.Max(1, Config.Layers));
+        foreach (var p in _parameters)
+        {
+            p.ZeroGrad();
+            if (p.Name.EndsWith(".bias", StringComparison.Ordinal))
+            {
+                Array.Clear(p.Data);
+            }
+            else if (p.Name.Contains(".ln", StringComparison.Ordinal) || p.Name.StartsWith("ln_f", StringComparison.Ordinal))
+            {
+                Array.Fill(p.Data, 1f);
+            }
+            else
+            {
+                rng.FillNormal(p.Data, 0f, p.Name.EndsWith("c_proj.weight", StringComparison.Ordinal) ? projStd : std);
+            }
+        }
+    }
+
+    /// <summary>Zeroes every parameter's gradient.</summary>
+    public void ZeroGrad()
+    {
+        foreach (var p in _parameters)
+        {
+            p.ZeroGrad();
+        }
+    }
+
+    /// <summary>
+    /// Next-token loss on <paramref name="tokens"/> [batch, seqLen]: positions 0..seqLen-2 predict 1..seqLen-1. Returns the
+    /// mean negative log-likelihood and accumulates its gradient into every <see cref="Parameter.Grad"/>.
+    /// </summary>
+    public float LossAndBackward(ReadOnlySpan<int> tokens, int batch, int seqLen)
+    {
+        var (inputs, targets) = Shift(tokens, batch, seqLen);
+        return LossAndBackward(inputs, targets, batch, seqLen - 1);
+    }
+
+    /// <summary>
+    /// Loss of <paramref name="inputs"/> [batch, seqLen] against <paramref name="targets"/> [batch, seqLen] (target -1 is
+    /// ignored, e.g. padding); accumulates gradients into <see cref="Parameter.Grad"/> and returns the mean NLL.
+    /// </summary>
+    public float LossAndBackward(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, int batch, int seqLen)
+    {
+        _graph.Reset();
+        _graph.RecordBackward = true;
+        _graph.ClearTangents();
+        var loss = _graph.CrossEntropy(Forward(_graph, inputs, batch, seqLen, CapturePerExample), targets, ignoreIndex: -1);
+        float value = loss.Item();
+        _graph.Backward(loss);
+        _graph.Reset();
+        return value;
+    }
+
+    /// <summary>Mean next-token NLL of <paramref name="tokens"/> [batch, seqLen] without gradients.</summary>
+    public float Loss(ReadOnlySpan<int> tokens, int batch, int seqLen)
+    {
+        var (inputs, targets) = Shift(tokens, batch, seqLen);
+        return Loss(inputs, targets, batch, seqLen - 1);
+    }
+
+    /// <summary>Mean NLL of <paramref name="inputs"/> against <paramref name="targets"/> (-1 ignored) without gradients.</summary>
+    public float Loss(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, int batch, int seqLen)
+    {
+        _graph.Reset();
+        _graph.RecordBackward = false;
+        _graph.ClearTangents();
+        float value = _graph.CrossEntropy(Forward(_graph, inputs, batch, seqLen, false), targets, ignoreIndex: -1).Item();
+        _graph.Reset();
+        return value;
+    }
+
+    /// <summary>
+    /// Forward-mode directional derivative of the loss along a parameter direction (one array per parameter, in
+    /// <see cref="Parameters"/> order; null entries mean zero): returns (loss, d loss/dθ · v) with no backward pass.
+    /// </summary>
+    public (float Loss, float Jvp) LossJvp(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, int batch, int seqLen,
+        IReadOnlyList<float[]?> direction)
+    {
+        SetDirection(direction);
+        _graph.RecordBackward = false;
+        var loss = _graph.CrossEntropy(Forward(_graph, inputs, batch, seqLen, false), targets, ignoreIndex: -1);
+        var result = (loss.Item(), loss.Tangent![0]);
+        _graph.ClearTangents();
+        _graph.Reset();
+        return result;
+    }
+
+    /// <summary>Logits [batch, seqLen, vocab] and, along a parameter direction, their tangents (forward mode).</summary>
+    public (float[] Logits, float[] Tangent) LogitsJvp(ReadOnlySpan<int> inputs, int batch, int seqLen, IReadOnlyList<float[]?> direction)
+    {
+        SetDirection(direction);
+        _graph.RecordBackward = false;
+        var logits = Forward(_graph, inputs, batch, seqLen, false);
+        var result = ((float[])logits.Data.Clone(), (float[])logits.Tangent!.Clone());
+        _graph.ClearTangents();
+        _graph.Reset();
+        return result;
+    }
+
+    /// <summary>Logits [batch, seqLen, vocab] for <paramref name="inputs"/> [batch, seqLen] (a fresh array).</summary>
+    public float[] Logits(ReadOnlySpan<int> inputs, int batch, int seqLen)
+    {
+        _graph.Reset();
+        _graph.RecordBackward = false;
+        _graph.ClearTangents();
+        var result = (float[])Forward(_graph, inputs, batch, seqLen, false).Data.Clone();
+        _graph.Reset();
+        return result;
+    }
+
+    /// <summary>
+    /// Builds the forward pass on a caller's graph (for custom losses, attribution readouts or forward-mode work); returns
+    /// logits [batch, seqLen, vocab]. Parameter tangents set on <paramref name="graph"/> flow through.
+    /// </summary>
+    public Tensor Forward(Graph graph, ReadOnlySpan<int> inputs, int batch, int seqLen, bool capture = false)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        CheckBatch(inputs.Length, batch, seqLen, "inputs");
+        int c = Config.DModel;
+        var g = graph;
+        var tok = Graph.Reshape(g.Embedding(g.Param(_wte), inputs), batch, seqLen, c);
+        var pos = g.Slice(g.Param(_wpe), 0, 0, seqLen);
+        var x = g.Add(tok, pos);
+        var caps = capture ? Captures : null;
+        int ci = 0;
+        foreach (var b in _blocks)
+        {
+            var h = g.LayerNorm(x, g.Param(b.Ln1W), g.Param(b.Ln1B));
+            var qkv = g.Linear(h, g.Param(b.AttnW), g.Param(b.AttnB), caps?[ci++]);
+            var a = g.CausalSelfAttention(qkv, Config.Heads);
+            x = g.Add(x, g.Linear(a, g.Param(b.ProjW), g.Param(b.ProjB), caps?[ci++]));
+            h = g.LayerNorm(x, g.Param(b.Ln2W), g.Param(b.Ln2B));
+            h = g.Gelu(g.Linear(h, g.Param(b.FcW), g.Param(b.FcB), caps?[ci++]));
+            x = g.Add(x, g.Linear(h, g.Param(b.MlpProjW), g.Param(b.MlpProjB), caps?[ci++]));
+        }
+
+        x = g.LayerNorm(x, g.Param(_lnFWeight), g.Param(_lnFBias));
+        return g.Linear(x, g.Param(_lmHead ?? _wte), null, caps?[ci]);
+    }
+
+    private void SetDirection(IReadOnlyList<float[]?> direction)
+    {
+        ArgumentNullException.ThrowIfNull(direction);
+        if (direction.Count != _parameters.Count)
+        {
+            throw new ArgumentException($"Gpt: direction has {direction.Count} arrays, the model has {_parameters.Count} parameters.");
+        }
+
+        _graph.Reset();
+        _graph.ClearTangents();
+        for (int i = 0; i < direction.Count; i++)
+        {
+            // A zero tangent keeps every tensor dual, so the output always carries one.
+            _graph.SetTangent(_parameters[i], direction[i] ?? new float[_parameters[i].Count]);
+        }
+    }
+
+    private (int[] Inputs, int[] Targets) Shift(ReadOnlySpan<int> tokens, int batch, int seqLen)
+    {
+        CheckBatch(tokens.Length, batch, seqLen, "tokens");
+        if (seqLen < 2)
+        {
+            throw new ArgumentException($"Gpt: next-token loss needs seqLen >= 2, got {seqLen}.");
+        }
+
+        int t = seqLen - 1;
+        {
+        }
+
+        var inputs = new int[batch * t];
+        var targets = new int[batch * t];
+        for (int b = 0; b < batch; b++)
+        {
+            tokens.Slice(b * seqLen, t).CopyTo(inputs.AsSpan(b * t, t));
+            tokens.Slice((b * seqLen) + 1, t).CopyTo(targets.AsSpan(b * t, t));
+        }
+
+        return (inputs, targets);
+    }
+
+    private void CheckBatch(int length, int batch, int seqLen, string what)
+    {
+        if (batch <= 0 || seqLen <= 0 || (long)batch * seqLen != length)
+        {
+            throw new ArgumentException($"Gpt: {what} has {length} tokens, expected batch {batch} x seqLen {seqLen}.");
+        }
+
+        if (seqLen > Config.Context + (what == "tokens" ? 1 : 0))
+        {
+            throw new ArgumentException($"Gpt: sequence length {seqLen} exceeds the context {Config.Context}.");
+        }
+    }
+
+    private LinearCapture[] BuildCaptures()
+    {
+        var list = new List<LinearCapture>();
+        foreach (var b in _blocks)
+        {
+            list.Add(new LinearCapture(b.AttnW, b.AttnB));
+            list.Add(new LinearCapture(b.ProjW, b.ProjB));
+            list.Add(new LinearCapture(b.FcW, b.FcB));
+            list.Add(new LinearCapture(b.MlpProjW, b.MlpProjB));
+        }
+
+        list.Add(new LinearCapture(_lmHead ?? _wte, null));
+        return [.. list];
+    }
+
+    private Parameter Add(string name, params int[] shape)
+    {
+        var p = new Parameter(name, shape);
+        _parameters.Add(p);
+        return p;
+    }
+
+    private sealed record Block(Parameter Ln1W, Parameter Ln1B, Parameter AttnW, Parameter AttnB, Parameter ProjW,
+        Parameter ProjB, Parameter Ln2W, Parameter Ln2B, Parameter FcW, Parameter FcB, Parameter MlpProjW, Parameter MlpProjB);
+}
