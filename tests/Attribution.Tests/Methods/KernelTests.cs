@@ -1,0 +1,267 @@
+using Attribution.Attribution.Kernels;
+using Attribution.Engine;
+using Attribution.Engine.Models;
+
+namespace Attribution.Tests.Methods;
+
+public sealed class KernelTests
+{
+    internal static float[] RandomTheta(MlpLayout layout, ulong seed, float scale = 0.5f)
+    {
+        var theta = new float[layout.ParameterCount];
+        var rng = new Rng(seed);
+        for (int l = 0; l < layout.LayerCount; l++)
+        {
+            rng.FillNormal(layout.Weight(theta.AsSpan(), l), 0f, scale / MathF.Sqrt(layout.In(l)) * 2f);
+            rng.FillNormal(layout.Bias(theta.AsSpan(), l), 0f, 0.1f);
+        }
+
+        return theta;
+    }
+
+    internal static (float[] X, int[] Y) RandomData(MlpLayout layout, int rows, ulong seed)
+    {
+        var rng = new Rng(seed);
+        var x = new float[rows * layout.Widths[0]];
+        rng.FillNormal(x);
+        var y = new int[rows];
+        for (int i = 0; i < rows; i++)
+        {
+            y[i] = rng.NextInt(layout.Widths[^1]);
+        }
+
+        return (x, y);
+    }
+
+    private static double SumOutput(OutputKind kind, MlpLayout layout, float[] theta, float[] x, int[] y) =>
+        MlpMath.Values(kind, layout, theta, x, y).Sum(v => (double)v);
+
+    [Theory]
+    [InlineData(OutputKind.Margin, 0)]
+    [InlineData(OutputKind.Margin, 1)]
+    [InlineData(OutputKind.Loss, 3)]
+    [InlineData(OutputKind.Margin, 7)]
+    public void Summed_gradient_matches_central_finite_differences(OutputKind kind, int rows)
+    {
+        var layout = new MlpLayout([5, 7, 3, 4]);
+        var theta = RandomTheta(layout, 1);
+        var (x, y) = RandomData(layout, rows, 2);
+        var cache = MlpMath.Forward(layout, theta, x, rows);
+        var values = new float[rows];
+        var dz = new float[rows * 4];
+        MlpMath.Output(kind, cache.Logits, y, 4, values, dz);
+        var deltas = MlpMath.Backward(layout, theta, cache, dz);
+        var grad = new float[layout.ParameterCount];
+        MlpMath.WeightedGradient(layout, cache, deltas, [], 0f, grad);
+        const float h = 1e-3f;
+        for (int j = 0; j < layout.ParameterCount; j += 3)
+        {
+            var tp = (float[])theta.Clone();
+            var tm = (float[])theta.Clone();
+            tp[j] += h;
+            tm[j] -= h;
+            double fd = (SumOutput(kind, layout, tp, x, y) - SumOutput(kind, layout, tm, x, y)) / (2 * h);
+            Assert.True(Math.Abs(fd - grad[j]) <= 2e-3 * (1 + Math.Abs(fd)), $"param {j}: fd {fd} vs {grad[j]}");
+        }
+    }
+
+    [Fact]
+    public void Per_example_gradients_sum_to_the_weighted_gradient()
+    {
+        var layout = new MlpLayout([6, 5, 3]);
+        var theta = RandomTheta(layout, 3);
+        var (x, y) = RandomData(layout, 9, 4);
+        var cache = MlpMath.Forward(layout, theta, x, 9);
+        var dz = new float[9 * 3];
+        MlpMath.Output(OutputKind.Loss, cache.Logits, y, 3, new float[9], dz);
+        var deltas = MlpMath.Backward(layout, theta, cache, dz);
+        var weights = Enumerable.Range(0, 9).Select(i => 0.1f * (i + 1)).ToArray();
+        var grad = new float[layout.ParameterCount];
+        MlpMath.WeightedGradient(layout, cache, deltas, weights, 0f, grad);
+        var per = new float[9 * layout.ParameterCount];
+        MlpMath.PerExampleGradients(layout, cache, deltas, per);
+        for (int j = 0; j < layout.ParameterCount; j++)
+        {
+            double s = 0;
+            for (int i = 0; i < 9; i++)
+            {
+                s += weights[i] * per[i * layout.ParameterCount + j];
+            }
+
+            Assert.Equal(s, grad[j], 1e-4);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 0, 1)]
+    [InlineData(3, 5, 1)]
+    [InlineData(4, 13, 2)]
+    public void Stacked_gradients_equal_per_slot_gradients(int slots, int batch, int extras)
+    {
+        var layout = new MlpLayout([6, 5, 4, 3]);
+        var stacked = new StackedMlp(layout, slots);
+        var thetas = Enumerable.Range(0, slots).Select(s => RandomTheta(layout, (ulong)(10 + s))).ToArray();
+        for (int s = 0; s < slots; s++)
+        {
+            stacked.SetSlot(s, thetas[s]);
+        }
+
+        var (xb, yb) = RandomData(layout, batch, 20);
+        var ex = new float[slots][];
+        var ey = new int[slots][];
+        var ew = new float[slots];
+        for (int s = 0; s < slots; s++)
+        {
+            (ex[s], ey[s]) = RandomData(layout, extras, (ulong)(30 + s));
+            ew[s] = s % 2 == 0 ? 0.3f : -0.7f;
+        }
+
+        var grad = new StackedMlp(layout, slots);
+        stacked.LossGradient(xb, yb, 0.25f, ex, ey, ew, grad);
+        var flat = new float[layout.ParameterCount];
+        for (int s = 0; s < slots; s++)
+        {
+            // Reference: one forward/backward of the batch rows plus the extra rows with per-row weights.
+            var x = xb.Concat(ex[s]).ToArray();
+            var y = yb.Concat(ey[s]).ToArray();
+            var w = Enumerable.Repeat(0.25f, batch).Concat(Enumerable.Repeat(ew[s], extras)).ToArray();
+            var cache = MlpMath.Forward(layout, thetas[s], x, y.Length);
+            var dz = new float[y.Length * 3];
+            MlpMath.Output(OutputKind.Loss, cache.Logits, y, 3, new float[y.Length], dz);
+            var expected = new float[layout.ParameterCount];
+            MlpMath.WeightedGradient(layout, cache, MlpMath.Backward(layout, thetas[s], cache, dz), w, 0f, expected);
+            grad.GetSlot(s, flat);
+            for (int j = 0; j < flat.Length; j++)
+            {
+                Assert.Equal(expected[j], flat[j], 1e-5);
+            }
+        }
+    }
+
+    [Fact]
+    public void Jvp_matches_finite_difference_of_logits()
+    {
+        var layout = new MlpLayout([5, 8, 6, 3]);
+        var theta = RandomTheta(layout, 5);
+        var tangent = RandomTheta(layout, 6);
+        var (x, _) = RandomData(layout, 4, 7);
+        var cache = MlpMath.Forward(layout, theta, x, 4);
+        var jvp = MlpMath.Jvp(layout, theta, tangent, cache);
+        const float h = 1e-3f;
+        var plus = theta.Zip(tangent, (a, b) => a + h * b).ToArray();
+        var minus = theta.Zip(tangent, (a, b) => a - h * b).ToArray();
+        var lp = MlpMath.Forward(layout, plus, x, 4).Logits;
+        var lm = MlpMath.Forward(layout, minus, x, 4).Logits;
+        for (int i = 0; i < jvp.Length; i++)
+        {
+            Assert.Equal((lp[i] - lm[i]) / (2 * h), jvp[i], 2e-2);
+        }
+    }
+
+    [Theory]
+    [InlineData(0, 3)]
+    [InlineData(2, 1)]
+    [InlineData(3, 7)]
+    public void Batched_jvp_readout_equals_backward_dot_and_finite_difference_readout(int rank, int queries)
+    {
+        var layout = new MlpLayout([12, 10, 6, 4]);
+        var theta = RandomTheta(layout, 8);
+        const int units = 9;
+        var set = new ResponseSet(layout, units, rank);
+        var rng = new Rng(9);
+        for (int u = 0; u < units; u++)
+        {
+            var r = new float[layout.ParameterCount];
+            rng.FillNormal(r, 0f, 0.3f);
+            set.Set(u, r);
+        }
+
+        var (x, y) = RandomData(layout, queries, 10);
+        var jvp = new float[queries * units];
+        set.JvpScores(theta, x, y, jvp, blockUnits: 4);
+        var fd = new float[queries * units];
+        set.FiniteDifferenceScores(theta, x, y, 1e-4f, fd);
+        var cache = MlpMath.Forward(layout, theta, x, queries);
+        var dz = new float[queries * 4];
+        MlpMath.Output(OutputKind.Margin, cache.Logits, y, 4, new float[queries], dz);
+        var per = new float[queries * layout.ParameterCount];
+        MlpMath.PerExampleGradients(layout, cache, MlpMath.Backward(layout, theta, cache, dz), per);
+        var ru = new float[layout.ParameterCount];
+        for (int u = 0; u < units; u++)
+        {
+            set.Get(u, ru);
+            for (int q = 0; q < queries; q++)
+            {
+                double dot = System.Numerics.Tensors.TensorPrimitives.Dot(per.AsSpan(q * layout.ParameterCount, layout.ParameterCount), ru);
+                Assert.Equal(dot, jvp[q * units + u], 1e-4 * (1 + Math.Abs(dot)));
+                Assert.Equal(dot, fd[q * units + u], 2e-2 * (1 + Math.Abs(dot)));
+            }
+        }
+    }
+
+    [Fact]
+    public void Low_rank_factorisation_recovers_a_rank_deficient_matrix()
+    {
+        var rng = new Rng(11);
+        var a = new float[20 * 3];
+        var b = new float[3 * 31];
+        rng.FillNormal(a);
+        rng.FillNormal(b);
+        var m = new float[20 * 31];
+        Blas.Gemm(false, false, 20, 31, 3, 1f, a, b, 0f, m);
+        var omega = new float[31 * 11];
+        rng.FillNormal(omega);
+        var u = new float[20 * 3];
+        var vt = new float[3 * 31];
+        LowRank.Factorize(m, 20, 31, 3, omega, 11, u, vt);
+        var back = new float[20 * 31];
+        Blas.Gemm(false, false, 20, 31, 3, 1f, u, vt, 0f, back);
+        for (int i = 0; i < m.Length; i++)
+        {
+            Assert.Equal(m[i], back[i], 1e-3 * (1 + Math.Abs(m[i])));
+        }
+    }
+
+    [Fact]
+    public void Cholesky_inverse_times_matrix_is_identity()
+    {
+        const int n = 7;
+        var rng = new Rng(12);
+        var g = new double[n * n];
+        for (int i = 0; i < g.Length; i++)
+        {
+            g[i] = rng.NextNormal();
+        }
+
+        var a = new double[n * n];
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                for (int k = 0; k < n; k++)
+                {
+                    a[i * n + j] += g[i * n + k] * g[j * n + k];
+                }
+            }
+
+            a[i * n + i] += 0.5;
+        }
+
+        var l = (double[])a.Clone();
+        Linalg.Cholesky(l, n);
+        var inv = Linalg.CholeskyInverse(l, n);
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int k = 0; k < n; k++)
+                {
+                    s += a[i * n + k] * inv[k * n + j];
+                }
+
+                Assert.Equal(i == j ? 1.0 : 0.0, s, 1e-9);
+            }
+        }
+    }
+}
