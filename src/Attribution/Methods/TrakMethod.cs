@@ -1,0 +1,241 @@
+using System.Globalization;
+using System.Numerics.Tensors;
+using Attribution.Attribution.Kernels;
+using Attribution.Engine;
+
+namespace Attribution.Attribution.Methods;
+
+/// <summary>Random projection used by TRAK.</summary>
+public enum TrakProjector
+{
+    /// <summary>Dense Gaussian N(0, 1/k) matrix [p, k], drawn from the seed and held in memory; projection is one GEMM.</summary>
+    Gaussian,
+
+    /// <summary>Sparse Johnson–Lindenstrauss (each parameter hashed to s buckets with random signs, scale 1/√s); O(p·s) per gradient.</summary>
+    Sjlt,
+}
+
+/// <summary>Options of <see cref="TrakMethod"/>.</summary>
+public sealed record TrakOptions
+{
+    /// <summary>Projection dimension k.</summary>
+    public int ProjectionDim { get; init; } = 2048;
+
+    /// <summary>Projector kind.</summary>
+    public TrakProjector Projector { get; init; } = TrakProjector.Gaussian;
+
+    /// <summary>Nonzeros per parameter for <see cref="TrakProjector.Sjlt"/>.</summary>
+    public int SjltNonzeros { get; init; } = 4;
+
+    /// <summary>Ridge added to ΦᵀΦ, relative to its mean diagonal.</summary>
+    public double RelativeDamping { get; init; } = 1e-6;
+
+    /// <summary>Projection seed (one projection shared by every checkpoint, as in TRAK).</summary>
+    public ulong Seed { get; init; } = 7;
+
+    /// <summary>Maximum number of checkpoints to ensemble over (from <see cref="AttributionProblem.Checkpoints"/>); 0 = all.</summary>
+    public int Models { get; init; }
+}
+
+/// <summary>
+/// TRAK (Park et al. 2023): per model c, Φ_c = P ∇margin_i(θ_c) for every training example (own label),
+/// Q_c = diag(1 − p_i), and <c>s(q, ·) = φ_q (Φᵀ Φ + λI)⁻¹ Φᵀ Q</c>, averaged over the models. The kernel is factorised
+/// by Cholesky in double; Φ is stored pre-multiplied by L⁻ᵀ so a query is one projection and two GEMMs per model.
+/// </summary>
+public sealed class TrakMethod : IAttributionMethod
+{
+    private readonly TrakOptions _options;
+    private AttributionProblem? _problem;
+    private float[]? _projection;
+    private int[]? _buckets;
+    private float[]? _signs;
+    private readonly List<(float[] Theta, float[] PhiTilde, float[] LinvT, float[] Q)> _models = [];
+
+    /// <summary>Creates TRAK with the given options.</summary>
+    public TrakMethod(TrakOptions? options = null)
+    {
+        _options = options ?? new TrakOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.ProjectionDim, 1, nameof(TrakOptions.ProjectionDim));
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.SjltNonzeros, 1, nameof(TrakOptions.SjltNonzeros));
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.RelativeDamping, nameof(TrakOptions.RelativeDamping));
+    }
+
+    /// <inheritdoc />
+    public string Name => "trak";
+
+    /// <inheritdoc />
+    public long StateBytes => ((_projection?.LongLength ?? 0) + (_buckets?.LongLength ?? 0) + (_signs?.LongLength ?? 0)
+        + _models.Sum(m => (long)m.PhiTilde.Length + m.LinvT.Length + m.Q.Length)) * sizeof(float);
+
+    /// <inheritdoc />
+    public string Describe() => string.Create(CultureInfo.InvariantCulture,
+        $"trak: k={_options.ProjectionDim}, projector={_options.Projector}, models={_models.Count}, relative damping={_options.RelativeDamping:G3}, seed={_options.Seed}");
+
+    /// <inheritdoc />
+    public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        int p = problem.Layout.ParameterCount, k = _options.ProjectionDim, n = problem.Count;
+        BuildProjection(p, k);
+        _models.Clear();
+        var checkpoints = problem.Checkpoints.Take(_options.Models > 0 ? _options.Models : int.MaxValue).ToArray();
+        foreach (var theta in checkpoints)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var train = GradientFactors.Compute(OutputKind.Margin, problem.Layout, theta, problem.TrainInputs, problem.TrainLabels);
+            var phi = Project(train, cancellationToken);
+            var kernel = new float[k * k];
+            Blas.Gemm(true, false, k, k, n, 1f, phi, phi, 0f, kernel);
+            var kd = new double[k * k];
+            double trace = 0;
+            for (int i = 0; i < k; i++)
+            {
+                trace += kernel[i * k + i];
+            }
+
+            double ridge = Math.Max(_options.RelativeDamping * trace / k, 1e-12);
+            for (int i = 0; i < k; i++)
+            {
+                for (int j = 0; j < k; j++)
+                {
+                    // Symmetrise the float GEMM result.
+                    kd[i * k + j] = 0.5 * ((double)kernel[i * k + j] + kernel[j * k + i]);
+                }
+
+                kd[i * k + i] += ridge;
+            }
+
+            Linalg.Cholesky(kd, k);
+            var linv = Linalg.LowerTriangularInverse(kd, k);
+            var linvT = new float[k * k];
+            for (int i = 0; i < k; i++)
+            {
+                for (int j = 0; j <= i; j++)
+                {
+                    linvT[j * k + i] = (float)linv[i * k + j];
+                }
+            }
+
+            // (ΦᵀΦ)⁻¹ = L⁻ᵀ L⁻¹, so s = (φ_q L⁻ᵀ)(Φ L⁻ᵀ)ᵀ Q.
+            var phiTilde = new float[(long)n * k];
+            Blas.Gemm(false, false, n, k, k, 1f, phi, linvT, 0f, phiTilde);
+            var q = new float[n];
+            var logits = MlpMath.Forward(problem.Layout, theta, problem.TrainInputs, n).Logits;
+            int classes = problem.Layout.Widths[^1];
+            for (int i = 0; i < n; i++)
+            {
+                var z = logits.AsSpan(i * classes, classes);
+                float max = TensorPrimitives.Max(z);
+                double sum = 0;
+                foreach (var v in z)
+                {
+                    sum += Math.Exp(v - max);
+                }
+
+                q[i] = (float)(1 - Math.Exp(z[problem.TrainLabels[i]] - max) / sum);
+            }
+
+            _models.Add((theta, phiTilde, linvT, q));
+        }
+
+        _problem = problem;
+    }
+
+    /// <inheritdoc />
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        var problem = _problem ?? throw new InvalidOperationException("Call Precompute before scoring.");
+        ForwardOnlyMethod.CheckWidth(problem, queries);
+        int n = problem.Count, k = _options.ProjectionDim, nq = queries.Count;
+        var scores = new float[(long)nq * n];
+        var part = new float[(long)nq * n];
+        var psi = new float[nq * k];
+        foreach (var (theta, phiTilde, linvT, q) in _models)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var g = GradientFactors.Compute(OutputKind.Margin, problem.Layout, theta, queries.Inputs, queries.Labels);
+            var phiQ = Project(g, cancellationToken);
+            Blas.Gemm(false, false, nq, k, k, 1f, phiQ, linvT, 0f, psi);
+            Blas.Gemm(false, true, nq, n, k, 1f, psi, phiTilde, 0f, part);
+            for (int r = 0; r < nq; r++)
+            {
+                var row = part.AsSpan(r * n, n);
+                TensorPrimitives.Multiply(row, q, row);
+            }
+
+            TensorPrimitives.Add(scores, part, scores);
+        }
+
+        TensorPrimitives.Multiply(scores, 1f / Math.Max(1, _models.Count), scores);
+        return new ScoreMatrix(scores, nq, n, problem.SourceIds, problem.SourceCount);
+    }
+
+    private void BuildProjection(int p, int k)
+    {
+        var rng = new Rng(_options.Seed);
+        if (_options.Projector == TrakProjector.Gaussian)
+        {
+            if (_projection is null || _projection.LongLength != (long)p * k)
+            {
+                _projection = new float[(long)p * k];
+                rng.FillNormal(_projection, 0f, 1f / MathF.Sqrt(k));
+            }
+
+            return;
+        }
+
+        int s = _options.SjltNonzeros;
+        _buckets = new int[p * s];
+        _signs = new float[p * s];
+        float scale = 1f / MathF.Sqrt(s);
+        for (int i = 0; i < p * s; i++)
+        {
+            _buckets[i] = rng.NextInt(k);
+            _signs[i] = (rng.NextUInt64() & 1) == 0 ? scale : -scale;
+        }
+    }
+
+    // Φ = G P for the rows of a factored gradient set, materialising dense gradients in chunks.
+    private float[] Project(GradientFactors g, CancellationToken cancellationToken)
+    {
+        int p = g.Layout.ParameterCount, k = _options.ProjectionDim, rows = g.Rows;
+        var phi = new float[(long)rows * k];
+        const int chunk = 128;
+        var dense = new float[(long)Math.Min(chunk, Math.Max(rows, 1)) * p];
+        for (int start = 0; start < rows; start += chunk)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int count = Math.Min(chunk, rows - start);
+            g.Dense(start, count, dense);
+            if (_options.Projector == TrakProjector.Gaussian)
+            {
+                Blas.Gemm(false, false, count, k, p, 1f, dense, _projection, 0f, phi.AsSpan(start * k, count * k));
+            }
+            else
+            {
+                int s = _options.SjltNonzeros;
+                for (int i = 0; i < count; i++)
+                {
+                    var row = dense.AsSpan(i * p, p);
+                    var dst = phi.AsSpan((start + i) * k, k);
+                    for (int j = 0; j < p; j++)
+                    {
+                        float v = row[j];
+                        if (v == 0f)
+                        {
+                            continue;
+                        }
+
+                        for (int t = 0; t < s; t++)
+                        {
+                            dst[_buckets![j * s + t]] += _signs![j * s + t] * v;
+                        }
+                    }
+                }
+            }
+        }
+
+        return phi;
+    }
+}
