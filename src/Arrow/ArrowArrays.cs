@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 
@@ -152,7 +153,8 @@ public static class ArrowArrays
             total += rows[i]?.Length ?? 0;
         }
         CheckOffsetRange(total);
-        var items = new T[total];
+        var itemBytes = new byte[checked((int)total * Unsafe.SizeOf<T>())];
+        var items = MemoryMarshal.Cast<byte, T>(itemBytes.AsSpan());
         var offsets = new int[rows.Count + 1];
         var valid = new bool[rows.Count];
         var pos = 0;
@@ -160,13 +162,13 @@ public static class ArrowArrays
         {
             if (rows[i] is { } row)
             {
-                row.Span.CopyTo(items.AsSpan(pos));
+                row.Span.CopyTo(items[pos..]);
                 pos += row.Length;
                 valid[i] = true;
             }
             offsets[i + 1] = pos;
         }
-        var child = new ArrowArray(itemType, items.Length, 0, default, default, MemoryMarshal.AsBytes(items.AsSpan()).ToArray(), null);
+        var child = new ArrowArray(itemType, items.Length, 0, default, default, itemBytes, null);
         return Variable(ArrowType.List(itemType, itemNullable: false), offsets, valid, default, child);
     }
 

@@ -1,2 +1,0 @@
-namespace Attribution.Contracts;
-internal static class ProjectMarker { }

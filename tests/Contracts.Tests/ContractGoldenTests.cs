@@ -1,0 +1,59 @@
+using Attribution.Arrow;
+
+namespace Attribution.Contracts.Tests;
+
+/// <summary>
+/// Freezes every wire name, enum value and schema. A failure here means a wire change: add a new
+/// schema version (and keep reading the old one) instead of editing these expectations.
+/// </summary>
+public class ContractGoldenTests
+{
+    private static string Render(ArrowSchema schema) =>
+        string.Join(" | ", schema.Metadata!.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))
+        + " :: " + string.Join(", ", schema.Fields.Select(f => f.ToString()));
+
+    [Fact]
+    public void EventSchemas_AreFrozen()
+    {
+        Assert.Equal("event-type=training-batch | schema-version=1 :: run_id: utf8 not null, step: int64 not null, example_ids: list<item: int64 not null> not null, source_ids: list<item: int64 not null> not null, payload: binary", Render(TrainingBatch.Schema));
+        Assert.Equal("event-type=checkpoint-published | schema-version=1 :: run_id: utf8 not null, step: int64 not null, uri: utf8 not null, checksum: utf8 not null, parameter_count: int64 not null", Render(CheckpointPublished.Schema));
+        Assert.Equal("event-type=influence-probe | schema-version=1 :: run_id: utf8 not null, step: int64 not null, subject: int32 not null, subject_id: int64 not null, encoding: utf8 not null, length: int32 not null, shift: binary not null", Render(InfluenceProbe.Schema));
+        Assert.Equal("event-type=model-query | schema-version=1 :: query_id: utf8 not null, model_version: utf8 not null, features: list<item: float32 not null>, token_ids: list<item: int64 not null>, timestamp: timestamp[us, UTC] not null", Render(ModelQuery.Schema));
+        Assert.Equal("event-type=attribution | schema-version=1 :: query_id: utf8 not null, model_version: utf8 not null, method: utf8 not null, example_ids: list<item: int64 not null> not null, scores: list<item: float32 not null> not null, source_ids: list<item: int64 not null> not null, source_scores: list<item: float32 not null> not null, latency_us: int64 not null", Render(AttributionResult.Schema));
+        Assert.Equal("event-type=contamination-alert | schema-version=1 :: query_id: utf8 not null, source_ids: list<item: int64 not null> not null, example_ids: list<item: int64 not null> not null, score: float64 not null, threshold: float64 not null", Render(ContaminationAlert.Schema));
+    }
+
+    [Fact]
+    public void SchemaMessageBytes_AreFrozen()
+    {
+        // The exact schema message bytes (length + FNV-1a hash) of each event; catches changes the text rendering cannot see.
+        static string Fingerprint(ArrowSchema s)
+        {
+            var bytes = ArrowStreamWriter.ToBytes(s);
+            var hash = 2166136261u;
+            foreach (var b in bytes)
+            {
+                hash = (hash ^ b) * 16777619u;
+            }
+            return $"{bytes.Length}:{hash:x8}";
+        }
+        var actual = string.Join(" ", new[] { TrainingBatch.Schema, CheckpointPublished.Schema, InfluenceProbe.Schema, ModelQuery.Schema, AttributionResult.Schema, ContaminationAlert.Schema }.Select(Fingerprint));
+        Assert.True(FrozenFingerprints == actual, $"schema bytes changed: {actual}");
+    }
+
+    private const string FrozenFingerprints = "680:0e36c04b 552:6f905976 696:6df10fe2 696:750dc0d6 1040:dc1c1e6b 696:caea6364";
+
+    [Fact]
+    public void WireNamesAndEnumValues_AreFrozen()
+    {
+        Assert.Equal(new[] { "checkpoints", "batches", "probes", "queries", "attributions", "dead-letter" },
+            new[] { Topics.Checkpoints, Topics.Batches, Topics.Probes, Topics.Queries, Topics.Attributions, Topics.DeadLetter });
+        Assert.Equal(new[] { "content-type", "application/vnd.apache.arrow.stream", "schema-version", "event-type", "error", "source-topic" },
+            new[] { EventHeaders.ContentType, EventHeaders.ArrowStreamContentType, EventHeaders.SchemaVersion, EventHeaders.EventType, EventHeaders.Error, EventHeaders.SourceTopic });
+        Assert.Equal(new[] { "training-batch", "checkpoint-published", "influence-probe", "model-query", "attribution", "contamination-alert" },
+            new[] { EventTypes.TrainingBatch, EventTypes.CheckpointPublished, EventTypes.InfluenceProbe, EventTypes.ModelQuery, EventTypes.Attribution, EventTypes.ContaminationAlert });
+        Assert.Equal((1, 2), ((int)ProbeSubject.Example, (int)ProbeSubject.Source));
+        Assert.Equal(new[] { "Example", "Source" }, Enum.GetNames<ProbeSubject>());
+        Assert.Equal(("f32le", 4, "f16le", 2), (ShiftEncodings.Float32, ShiftEncodings.BytesPerElement(ShiftEncodings.Float32), ShiftEncodings.Float16, ShiftEncodings.BytesPerElement(ShiftEncodings.Float16)));
+    }
+}

@@ -1,0 +1,108 @@
+using Attribution.Arrow;
+
+namespace Attribution.Contracts.Tests;
+
+public class ContractViolationTests
+{
+    private static string Reject<T>(IEventCodec<T> codec, byte[] bytes) =>
+        Assert.Throws<EventContractException>(() => codec.Decode(bytes)).Message;
+
+    private static byte[] Stream(ArrowSchema schema, params ArrowArray[] columns) =>
+        ArrowStreamWriter.ToBytes(new RecordBatch(schema, columns));
+
+    private static ArrowSchema WithMetadata(string eventType, string version, params ArrowField[] fields) =>
+        new(fields, new Dictionary<string, string> { ["event-type"] = eventType, ["schema-version"] = version });
+
+    [Fact]
+    public void NotAnArrowStream_IsAContractErrorNamingTheEventType()
+    {
+        var message = Reject(EventCodecs.Queries, [1, 2, 3]);
+        Assert.StartsWith("model-query event: not a valid Arrow IPC stream: Malformed Arrow stream at byte 0", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void QueryMissingItsRequiredColumn_IsRejectedWithTheColumnName()
+    {
+        var schema = WithMetadata("model-query", "1", new ArrowField("model_version", ArrowType.Utf8), new ArrowField("features", ArrowType.List(ArrowType.Float32)));
+        var bytes = Stream(schema, ArrowArrays.Utf8(["m"]), ArrowArrays.ListOfFloat32([new float[] { 1 }]));
+        Assert.Equal("model-query event, column 'query_id': required column is missing", Reject(EventCodecs.Queries, bytes));
+    }
+
+    [Fact]
+    public void QueryWithBothOrNeitherInput_IsRejectedWithTheRow()
+    {
+        var both = ModelQuery.ToArrow([new ModelQuery("a", "m", [1f], null, default), new ModelQuery("b", "m", [1f], [2], default)]);
+        var bytes = ArrowStreamWriter.ToBytes(both);
+        Assert.Equal("model-query event row 1, column 'features': both features and token_ids are set; a query has exactly one input",
+            Assert.Throws<EventContractException>(() => EventCodecs.Queries.DecodeBatch(bytes)).Message);
+        var neither = ArrowStreamWriter.ToBytes(ModelQuery.ToArrow([new ModelQuery("a", "m", null, null, default)]));
+        Assert.Contains("neither features nor token_ids is set", Reject(EventCodecs.Queries, neither), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AttributionWithMismatchedIdsAndScores_IsRejected()
+    {
+        var bad = new AttributionResult("q", "m", "x", [1, 2, 3], [0.1f], [], [], 5);
+        var e = Assert.Throws<EventContractException>(() => EventCodecs.Attributions.Decode(EventCodecs.Attributions.Encode(bad)));
+        Assert.Equal(("scores", 0), (e.Column, e.Row));
+        Assert.Contains("3 example ids but 1 scores", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void WrongColumnType_IsRejected()
+    {
+        var schema = WithMetadata("checkpoint-published", "1",
+            new ArrowField("run_id", ArrowType.Utf8), new ArrowField("step", ArrowType.Int32), new ArrowField("uri", ArrowType.Utf8),
+            new ArrowField("checksum", ArrowType.Utf8), new ArrowField("parameter_count", ArrowType.Int64));
+        var bytes = Stream(schema, ArrowArrays.Utf8(["r"]), ArrowArrays.Int32([1]), ArrowArrays.Utf8(["u"]), ArrowArrays.Utf8(["c"]), ArrowArrays.Int64([1]));
+        Assert.Equal("checkpoint-published event, column 'step': column is int32, expected int64", Reject(EventCodecs.Checkpoints, bytes));
+    }
+
+    [Fact]
+    public void NullInARequiredColumn_IsRejectedWithTheRow()
+    {
+        var schema = WithMetadata("checkpoint-published", "1",
+            new ArrowField("run_id", ArrowType.Utf8), new ArrowField("step", ArrowType.Int64), new ArrowField("uri", ArrowType.Utf8),
+            new ArrowField("checksum", ArrowType.Utf8), new ArrowField("parameter_count", ArrowType.Int64));
+        var bytes = Stream(schema, ArrowArrays.Utf8(["r", "r"]), ArrowArrays.Int64([1, 2]), ArrowArrays.Utf8(["u", null]), ArrowArrays.Utf8(["c", "c"]), ArrowArrays.Int64([1, 2]));
+        var e = Assert.Throws<EventContractException>(() => EventCodecs.Checkpoints.DecodeBatch(bytes));
+        Assert.Equal("checkpoint-published event row 1, column 'uri': value is null but the field is required", e.Message);
+    }
+
+    [Fact]
+    public void WrongEventTypeOrNewerSchemaVersion_IsRejected()
+    {
+        var alert = EventCodecs.Alerts.Encode(new ContaminationAlert("q", [1], [2], 1, 0.5));
+        Assert.Equal("attribution event: the stream holds 'contamination-alert' events, not 'attribution'", Reject(EventCodecs.Attributions, alert));
+        var schema = WithMetadata("contamination-alert", "2", ContaminationAlert.Schema.Fields.ToArray());
+        var newer = ArrowStreamWriter.ToBytes(schema, new RecordBatch(schema, ContaminationAlert.ToArrow([new ContaminationAlert("q", [], [], 1, 1)]).Columns));
+        Assert.Contains("schema version 2 is newer than this build supports (1)", Reject(EventCodecs.Alerts, newer), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ProbeWhoseBytesDoNotMatchEncodingAndLength_IsRejected()
+    {
+        var probe = new InfluenceProbe("r", 1, ProbeSubject.Example, 9, ShiftEncodings.Float32, 3, new byte[8]);
+        Assert.Equal("influence-probe event row 0, column 'shift': 8 bytes do not hold 3 f32le elements (4 bytes each)",
+            Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(probe)));
+        var unknown = probe with { Encoding = "bf16", Shift = new byte[6] };
+        Assert.Contains("unknown shift encoding 'bf16'", Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(unknown)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TwoEventsWhereOneIsExpected_IsRejected()
+    {
+        var bytes = EventCodecs.Alerts.EncodeBatch([new ContaminationAlert("a", [], [], 1, 1), new ContaminationAlert("b", [], [], 1, 1)]);
+        Assert.Equal("contamination-alert event: expected exactly one event in the stream, found 2", Reject(EventCodecs.Alerts, bytes));
+    }
+
+    [Fact]
+    public void ExtraUnknownColumns_AreIgnoredForForwardCompatibility()
+    {
+        var fields = CheckpointPublished.Schema.Fields.Append(new ArrowField("added_in_v1_1", ArrowType.Bool)).ToArray();
+        var schema = WithMetadata("checkpoint-published", "1", fields);
+        var columns = CheckpointPublished.ToArrow([new CheckpointPublished("r", 1, "u", "c", 2)]).Columns.Append(ArrowArrays.Bool([true])).ToArray();
+        var decoded = EventCodecs.Checkpoints.Decode(ArrowStreamWriter.ToBytes(new RecordBatch(schema, columns)));
+        Assert.Equal(new CheckpointPublished("r", 1, "u", "c", 2), decoded);
+    }
+}

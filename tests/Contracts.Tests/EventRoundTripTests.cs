@@ -1,0 +1,89 @@
+using System.Buffers;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Attribution.Arrow;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace Attribution.Contracts.Tests;
+
+public class EventRoundTripTests
+{
+    private static readonly JsonSerializerOptions Json = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    // Records hold lists, so compare by value through their JSON form (floats keep every bit via round-trip formatting).
+    internal static void AssertSame<T>(T expected, T actual) =>
+        Assert.Equal(JsonSerializer.Serialize(expected, Json), JsonSerializer.Serialize(actual, Json));
+
+    internal static readonly DateTimeOffset T0 = new(2026, 11, 22, 21, 54, 2, 123, 456, TimeSpan.Zero);
+
+    internal static AttributionResult Attribution(int k, int seed = 1)
+    {
+        var rng = new Random(seed);
+        return new AttributionResult($"q-{seed}", "run-7@step-300", "forward-only", Enumerable.Range(0, k).Select(i => (long)rng.Next()).ToArray(),
+            Enumerable.Range(0, k).Select(_ => (float)rng.NextDouble()).ToArray(), [3, 1, 4], [0.5f, -0.25f, float.NaN], 1234);
+    }
+
+    [Fact]
+    public void EveryEventType_RoundTripsThroughOneSelfContainedStream()
+    {
+        AssertSame(new TrainingBatch("run-1", 42, [1, 2, 3], [7, 7, 9], [0xde, 0xad]), EventCodecs.TrainingBatches.Decode(EventCodecs.TrainingBatches.Encode(new TrainingBatch("run-1", 42, [1, 2, 3], [7, 7, 9], [0xde, 0xad]))));
+        var tb = new TrainingBatch("run-1", 0, [], [], null);
+        AssertSame(tb, EventCodecs.TrainingBatches.Decode(EventCodecs.TrainingBatches.Encode(tb)));
+        var cp = new CheckpointPublished("run-1", 300, "file:///tmp/ckpt/step-300.safetensors", "sha256:00ff", 109_386);
+        AssertSame(cp, EventCodecs.Checkpoints.Decode(EventCodecs.Checkpoints.Encode(cp)));
+        var probe = new InfluenceProbe("run-1", 300, ProbeSubject.Source, 5, ShiftEncodings.Float16, 3, [1, 2, 3, 4, 5, 6]);
+        AssertSame(probe, EventCodecs.Probes.Decode(EventCodecs.Probes.Encode(probe)));
+        Assert.Equal("source:5", probe.Key);
+        var image = new ModelQuery("q-1", "run-1@300", [0f, 0.5f, 1f, -0f], null, T0);
+        AssertSame(image, EventCodecs.Queries.Decode(EventCodecs.Queries.Encode(image)));
+        var text = new ModelQuery("q-2", "run-1@300", null, [101, 2023, 102], T0);
+        AssertSame(text, EventCodecs.Queries.Decode(EventCodecs.Queries.Encode(text)));
+        var attribution = Attribution(100);
+        AssertSame(attribution, EventCodecs.Attributions.Decode(EventCodecs.Attributions.Encode(attribution)));
+        var alert = new ContaminationAlert("q-1", [3], [10, 11], 0.93, 0.5);
+        AssertSame(alert, EventCodecs.Alerts.Decode(EventCodecs.Alerts.Encode(alert)));
+    }
+
+    [Fact]
+    public void BatchEncoding_RoundTripsAllEventsInOrder_AndPooledWriterEncodingMatches()
+    {
+        var events = Enumerable.Range(0, 50).Select(i => Attribution(i % 7, seed: i)).ToArray();
+        var decoded = EventCodecs.Attributions.DecodeBatch(EventCodecs.Attributions.EncodeBatch(events));
+        Assert.Equal(events.Length, decoded.Count);
+        for (var i = 0; i < events.Length; i++)
+        {
+            AssertSame(events[i], decoded[i]);
+        }
+        var pooled = new ArrayBufferWriter<byte>();
+        EventCodecs.Attributions.Encode(events[3], pooled);
+        Assert.Equal(EventCodecs.Attributions.Encode(events[3]), pooled.WrittenSpan.ToArray());
+    }
+
+    [Fact]
+    public void QueryTimestamp_IsMicrosecondUtcOnTheWire()
+    {
+        var bytes = EventCodecs.Queries.Encode(new ModelQuery("q", "m", [1f], null, T0.ToOffset(TimeSpan.FromHours(2))));
+        var (schema, batches) = ArrowStreamReader.ReadAll(bytes);
+        Assert.Equal("timestamp[us, UTC]", schema.Fields[schema.IndexOf("timestamp")].Type.ToString());
+        Assert.Equal((T0 - DateTimeOffset.UnixEpoch).Ticks / 10, batches[0].Column("timestamp")!.Int64Values[0]);
+        Assert.Equal(T0, EventCodecs.Queries.Decode(bytes).Timestamp);
+    }
+
+    [Fact]
+    public void RandomAttributions_RoundTripExactly()
+    {
+        var gen =
+            from k in Gen.Choose(0, 120)
+            from ids in Gen.ArrayOf(ArbMap.Default.GeneratorFor<long>(), k)
+            from scores in Gen.ArrayOf(ArbMap.Default.GeneratorFor<float>(), k)
+            from method in ArbMap.Default.GeneratorFor<NonNull<string>>()
+            from latency in Gen.Choose(0, int.MaxValue)
+            select new AttributionResult("q", "m", method.Get, ids, scores, ids.Take(2).ToArray(), scores.Take(2).ToArray(), latency);
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(300).WithReplay(4242UL, 1UL), Prop.ForAll(gen.ToArbitrary(), a =>
+        {
+            var b = EventCodecs.Attributions.Decode(EventCodecs.Attributions.Encode(a));
+            return JsonSerializer.Serialize(a, Json) == JsonSerializer.Serialize(b, Json);
+        }));
+    }
+}
