@@ -1,4 +1,10 @@
 using System.CommandLine;
+using Attribution.Engine;
+using Attribution.Engine.Data;
+using Attribution.Engine.IO;
+using Attribution.Engine.Training;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
 
 namespace Attribution.Cli.Commands;
 
@@ -6,12 +12,137 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var command = new Command("train", "Not built yet.");
-        command.SetAction(_ =>
+        var model = new Option<string>("--model") { Description = "Model to train: mlp (FashionMNIST) or gpt (fortunes).", DefaultValueFactory = _ => "mlp" };
+        model.AcceptOnlyFromAmong("mlp", "gpt");
+        var output = new Option<string>("--out") { Description = "Run directory to write (run.json + model.safetensors).", Required = true };
+        var epochs = new Option<int>("--epochs") { Description = "Passes over the training set (mlp).", DefaultValueFactory = _ => 8 };
+        var trainSize = new Option<int>("--train-size") { Description = "Training examples (a seeded subset; 60000 = all of FashionMNIST).", DefaultValueFactory = _ => 60_000 };
+        var testSize = new Option<int>("--test-size") { Description = "Test examples (a seeded subset; 10000 = all).", DefaultValueFactory = _ => 10_000 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed for subset selection, initialisation and shuffling.", DefaultValueFactory = _ => 0UL };
+        var threads = new Option<int>("--threads") { Description = "OpenBLAS threads (0 = library default).", DefaultValueFactory = _ => 1 };
+        var data = new Option<string>("--data") { Description = "FashionMNIST directory.", DefaultValueFactory = _ => FashionMnist.DefaultDirectory };
+
+        var command = new Command("train", "Train a model and write a reproducible run directory (run.json with the full recipe + model.safetensors).");
+        foreach (var o in new Option[] { model, output, epochs, trainSize, testSize, seed, threads, data })
         {
-            Console.Error.WriteLine("'train' is not available in this build yet.");
-            return 2;
+            command.Options.Add(o);
+        }
+
+        command.SetAction(parse =>
+        {
+            using var factory = CliLogging.CreateFactory();
+            var log = factory.CreateLogger("train");
+            try
+            {
+                if (parse.GetValue(threads) > 0)
+                {
+                    Blas.SetThreads(parse.GetValue(threads));
+                }
+
+                return parse.GetValue(model) == "gpt"
+                    ? GptTraining.Run(log, parse.GetValue(output)!, parse.GetValue(seed))
+                    : TrainMlp(log, parse.GetValue(output)!, parse.GetValue(epochs), parse.GetValue(trainSize), parse.GetValue(testSize), parse.GetValue(seed), parse.GetValue(data)!);
+            }
+            catch (Exception e) when (e is IOException or DataFormatException or RecipeException or SafetensorsException or TrainingDivergedException or ArgumentException or UnauthorizedAccessException)
+            {
+                TrainLog.TrainingFailed(log, e.Message);
+                return 1;
+            }
         });
         return command;
+    }
+
+    private static int TrainMlp(ILogger log, string outDir, int epochs, int trainSize, int testSize, ulong seed, string dataDir)
+    {
+        if (trainSize is < 1 or > 60_000 || testSize is < 0 or > 10_000 || epochs < 1)
+        {
+            throw new ArgumentException($"--train-size must be 1..60000 (got {trainSize}), --test-size 0..10000 (got {testSize}), --epochs >= 1 (got {epochs}).");
+        }
+
+        TrainLog.LoadingData(log, "fashion-mnist", dataDir);
+        var data = FashionMnist.Load(dataDir);
+        var recipe = TrainingRecipe.DefaultMlp(
+            SubsetSelector.Select(data.Train.Count, trainSize, seed),
+            SubsetSelector.Select(data.Test.Count, testSize, seed + 1),
+            epochs,
+            seed);
+        TrainLog.TrainingStarted(log, "mlp", string.Join('-', recipe.Model.Widths), trainSize, testSize, epochs, recipe.BatchSize, seed, recipe.TotalSteps);
+
+        MlpTrainingResult? result = null;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("epoch 1", maxValue: recipe.TotalSteps);
+                var progress = InlineProgress.Create(p =>
+                {
+                    task.Value = p.Step;
+                    if (p.Step % 10 == 0 || p.Step == p.TotalSteps)
+                    {
+                        task.Description = $"epoch {p.Epoch + 1}/{recipe.Epochs} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} lr {p.LearningRate:F4}";
+                    }
+                });
+                result = MlpTrainer.Train(recipe, data, progress);
+            });
+
+        var m = result!.Metrics;
+        TrainLog.TrainingFinished(log, m.TrainSeconds, m.FinalTrainLoss, m.TestLoss, m.TestAccuracy);
+        RunDirectory.Save(outDir, new RunManifest { Recipe = recipe, Metrics = m, CreatedUtc = DateTime.UtcNow.ToString("O") }, result.Model.Parameters);
+        TrainLog.WroteRun(log, outDir);
+        Console.WriteLine($"test accuracy {m.TestAccuracy:P2}  test loss {m.TestLoss:F4}  final train loss {m.FinalTrainLoss:F4}  ({m.Steps} steps, {m.TrainSeconds:F1} s)");
+        return 0;
+    }
+}
+
+/// <summary>An IProgress that runs its callback synchronously on the reporting thread (no SynchronizationContext hop).</summary>
+internal sealed class InlineProgress<T>(Action<T> action) : IProgress<T>
+{
+    public void Report(T value) => action(value);
+}
+
+internal static class InlineProgress
+{
+    public static InlineProgress<TrainingProgress> Create(Action<TrainingProgress> action) => new(action);
+}
+
+internal static class GptTraining
+{
+    public static int Run(ILogger log, string outDir, ulong seed)
+    {
+        TrainLog.LoadingData(log, "fortunes", FortunesCorpus.DefaultDirectory);
+        var corpus = FortunesCorpus.Load();
+        var recipe = new GptRecipe { Seed = seed };
+        TrainLog.TrainingStarted(log, "gpt", recipe.Config.ToString(), corpus.Documents.Count, 0, 1, recipe.BatchSize, seed, recipe.Steps);
+        GptTrainingResult? result = null;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("gpt", maxValue: recipe.Steps);
+                result = GptTrainer.Train(recipe, corpus, InlineProgress.Create(p =>
+                {
+                    task.Value = p.Step;
+                    task.Description = $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} lr {p.LearningRate:F5}";
+                }));
+            });
+        var r = result!;
+        TrainLog.GptFinished(log, recipe.Config.ToString(), r.ValidationLoss, r.UnigramValidationLoss, recipe.Steps, r.Seconds);
+        Directory.CreateDirectory(outDir);
+        Safetensors.Write(Path.Combine(outDir, RunDirectory.CheckpointFile), r.Model.Parameters, new Dictionary<string, string> { ["format"] = "pt" });
+        var manifest = System.Text.Json.JsonSerializer.Serialize(new
+        {
+            recipe,
+            data = new { name = "fortunes", tokenizer = "bytes+BOS/EOS/PAD", trainDocumentIds = r.TrainDocumentIds, validationDocumentIds = r.ValidationDocumentIds },
+            metrics = new { validationLoss = r.ValidationLoss, unigramValidationLoss = r.UnigramValidationLoss, seconds = r.Seconds },
+            checkpoint = RunDirectory.CheckpointFile,
+        }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase });
+        var tmp = Path.Combine(outDir, RunDirectory.ManifestFile + ".tmp");
+        File.WriteAllText(tmp, manifest);
+        File.Move(tmp, Path.Combine(outDir, RunDirectory.ManifestFile), overwrite: true);
+        TrainLog.WroteRun(log, outDir);
+        Console.WriteLine($"validation loss {r.ValidationLoss:F4} nats/token vs unigram {r.UnigramValidationLoss:F4} ({(r.ValidationLoss < r.UnigramValidationLoss ? "beats" : "does NOT beat")} unigram)");
+        return r.ValidationLoss < r.UnigramValidationLoss ? 0 : 3;
     }
 }
