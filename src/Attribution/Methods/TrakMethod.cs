@@ -63,6 +63,9 @@ public sealed class TrakMethod : IAttributionMethod
     /// <inheritdoc />
     public string Name => "trak";
 
+    /// <summary>Absolute ridge λ used for the last model (after any growth needed for positive definiteness).</summary>
+    public double Ridge { get; private set; }
+
     /// <inheritdoc />
     public long StateBytes => ((_projection?.LongLength ?? 0) + (_buckets?.LongLength ?? 0) + (_signs?.LongLength ?? 0)
         + _models.Sum(m => (long)m.PhiTilde.Length + m.LinvT.Length + m.Q.Length)) * sizeof(float);
@@ -94,18 +97,32 @@ public sealed class TrakMethod : IAttributionMethod
             }
 
             double ridge = Math.Max(_options.RelativeDamping * trace / k, 1e-12);
-            for (int i = 0; i < k; i++)
+            // The float Gram matrix carries rounding of about 1e-7 · trace in its null directions (n < k, or the
+            // margin gradients' structural null space); if the requested ridge does not cover it, grow it tenfold.
+            for (int attempt = 0; ; attempt++)
             {
-                for (int j = 0; j < k; j++)
+                for (int i = 0; i < k; i++)
                 {
-                    // Symmetrise the float GEMM result.
-                    kd[i * k + j] = 0.5 * ((double)kernel[i * k + j] + kernel[j * k + i]);
+                    for (int j = 0; j < k; j++)
+                    {
+                        kd[i * k + j] = 0.5 * ((double)kernel[i * k + j] + kernel[j * k + i]);
+                    }
+
+                    kd[i * k + i] += ridge;
                 }
 
-                kd[i * k + i] += ridge;
+                try
+                {
+                    Linalg.Cholesky(kd, k);
+                    break;
+                }
+                catch (InvalidOperationException) when (attempt < 8)
+                {
+                    ridge *= 10;
+                }
             }
 
-            Linalg.Cholesky(kd, k);
+            Ridge = ridge;
             var linv = Linalg.LowerTriangularInverse(kd, k);
             var linvT = new float[k * k];
             for (int i = 0; i < k; i++)

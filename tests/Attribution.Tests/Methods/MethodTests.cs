@@ -1,0 +1,405 @@
+using Attribution.Attribution;
+using Attribution.Attribution.Kernels;
+using Attribution.Attribution.Methods;
+using Attribution.Engine.Models;
+
+namespace Attribution.Tests.Methods;
+
+public sealed class MethodTests
+{
+    private static AttributionProblem Problem(MlpLayout layout, int n, ulong seed, float weightDecay = 0f, int sources = 3, IReadOnlyList<float[]>? extra = null)
+    {
+        var theta = KernelTests.RandomTheta(layout, seed);
+        var (x, y) = KernelTests.RandomData(layout, n, seed + 100);
+        var src = Enumerable.Range(0, n).Select(i => (i * 7 + 3) % sources).ToArray();
+        var checkpoints = extra is null ? null : new[] { theta }.Concat(extra).ToArray();
+        return new AttributionProblem(layout, theta, x, y, src, sources, weightDecay, checkpoints);
+    }
+
+    private static QueryBatch Queries(MlpLayout layout, int q, ulong seed)
+    {
+        var (x, y) = KernelTests.RandomData(layout, q, seed);
+        return new QueryBatch(x, y, layout.Widths[0]);
+    }
+
+    private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double relative)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = 0;
+        foreach (var v in expected)
+        {
+            scale = Math.Max(scale, Math.Abs(v));
+        }
+
+        Assert.True(scale > 0, "reference scores are all zero");
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= relative * scale, $"entry {i}: expected {expected[i]}, got {actual[i]} (scale {scale:G3})");
+        }
+    }
+
+    [Fact]
+    public void Forward_only_at_horizon_one_equals_step_size_times_grad_dot_on_an_mlp()
+    {
+        var layout = new MlpLayout([6, 8, 5, 3]);
+        var problem = Problem(layout, 30, 1, weightDecay: 1e-3f);
+        var queries = Queries(layout, 4, 2);
+        var fo = new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = 1, StepSize = 0.1f, Epsilon = 1e-2f, Rank = 0, BatchSize = 10, UnitsPerBlock = 7 });
+        fo.Precompute(problem);
+        var gd = new TracInMethod(gradDot: true);
+        gd.Precompute(problem);
+        var expected = gd.Score(queries).Scores.Select(s => 0.1f * s).ToArray();
+        AssertClose(expected, fo.Score(queries).Scores, 2e-3);
+    }
+
+    [Theory]
+    [InlineData(true, 0f)]
+    [InlineData(false, 0f)]
+    [InlineData(true, 0.05f)]
+    public void Forward_only_matches_the_neumann_closed_form_on_linear_softmax(bool twoTrajectory, float lambda)
+    {
+        // A [5, 2] layout is L2-regularised logistic regression in softmax form; its Hessian is known in closed form.
+        var layout = new MlpLayout([5, 2]);
+        const int n = 40;
+        const float wd = 0.05f, eta = 0.5f;
+        var (x, y) = KernelTests.RandomData(layout, n, 3);
+        var theta = new float[layout.ParameterCount];
+        var grad = new float[theta.Length];
+        var all = Enumerable.Range(0, n).ToArray();
+        for (int it = 0; it < 3000; it++)
+        {
+            MlpMath.ObjectiveGradient(layout, theta, x, y, all, wd, grad);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(grad, -1f, theta, theta);
+        }
+
+        var problem = new AttributionProblem(layout, theta, x, y, weightDecay: wd);
+        var queries = Queries(layout, 3, 4);
+        int p = layout.ParameterCount;
+        var hessian = new double[p, p];
+        var logits = MlpMath.Forward(layout, theta, x, n).Logits;
+        for (int i = 0; i < n; i++)
+        {
+            double p1 = 1 / (1 + Math.Exp(logits[i * 2] - logits[i * 2 + 1]));
+            double[] pr = [1 - p1, p1];
+            for (int a = 0; a < p; a++)
+            {
+                for (int b = 0; b < p; b++)
+                {
+                    int ca = a < 10 ? a / 5 : a - 10, cb = b < 10 ? b / 5 : b - 10;
+                    double xa = a < 10 ? x[i * 5 + a % 5] : 1, xb = b < 10 ? x[i * 5 + b % 5] : 1;
+                    hessian[a, b] += ((ca == cb ? pr[ca] : 0) - pr[ca] * pr[cb]) * xa * xb / n;
+                }
+            }
+        }
+
+        for (int a = 0; a < p; a++)
+        {
+            hessian[a, a] += wd + lambda;
+        }
+
+        foreach (int k in new[] { 1, 10, 100 })
+        {
+            var method = new ForwardOnlyMethod(new ForwardOnlyOptions
+            {
+                Horizon = k, StepSize = eta, Epsilon = 1e-3f, Damping = lambda, BatchSize = 0, Rank = 0, TwoTrajectory = twoTrajectory,
+            });
+            method.Precompute(problem);
+            var scores = method.Score(queries).Scores;
+            var gq = GradientFactors.Compute(OutputKind.Margin, layout, theta, queries.Inputs, queries.Labels);
+            var gb = GradientFactors.Compute(OutputKind.Loss, layout, theta, x, y);
+            var gqDense = new float[queries.Count * p];
+            var gbDense = new float[n * p];
+            gq.Dense(0, queries.Count, gqDense);
+            gb.Dense(0, n, gbDense);
+            var expected = new float[queries.Count * n];
+            for (int b = 0; b < n; b++)
+            {
+                var term = Enumerable.Range(0, p).Select(j => (double)gbDense[b * p + j]).ToArray();
+                var sum = new double[p];
+                for (int j = 0; j < k; j++)
+                {
+                    var ht = new double[p];
+                    for (int a = 0; a < p; a++)
+                    {
+                        sum[a] += term[a];
+                        for (int c = 0; c < p; c++)
+                        {
+                            ht[a] += hessian[a, c] * term[c];
+                        }
+                    }
+
+                    for (int a = 0; a < p; a++)
+                    {
+                        term[a] -= eta * ht[a];
+                    }
+                }
+
+                for (int q = 0; q < queries.Count; q++)
+                {
+                    double dot = 0;
+                    for (int a = 0; a < p; a++)
+                    {
+                        dot += gqDense[q * p + a] * sum[a];
+                    }
+
+                    expected[q * n + b] = (float)(-eta * dot);
+                }
+            }
+
+            // Float trajectories: the two-trajectory readout is O(ε²) accurate, the single-trajectory one O(ε).
+            AssertClose(expected, scores, twoTrajectory ? 5e-3 : 5e-2);
+        }
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    public void Forward_only_source_scores_equal_the_sum_of_example_scores(int rank)
+    {
+        var layout = new MlpLayout([10, 9, 6, 4]);
+        var problem = Problem(layout, 25, 5, weightDecay: 1e-3f, sources: 4);
+        var queries = Queries(layout, 5, 6);
+        var method = new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = 5, Rank = rank, BatchSize = 8, UnitsPerBlock = 6, PowerIterations = 5 });
+        method.Precompute(problem);
+        var fromExamples = method.Score(queries).SourceScores;
+        var direct = method.ScoreSources(queries);
+        AssertClose(fromExamples, direct, rank == 0 ? 1e-4 : 0.1);
+    }
+
+    [Fact]
+    public void Forward_only_finite_difference_readout_agrees_with_the_jvp_readout()
+    {
+        var layout = new MlpLayout([10, 9, 6, 4]);
+        var problem = Problem(layout, 12, 7, weightDecay: 1e-3f);
+        var queries = Queries(layout, 3, 8);
+        var jvp = new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = 5, StepSize = 0.05f, Rank = 0, BatchSize = 6 });
+        var fd = new ForwardOnlyMethod(jvp.Options with { Readout = ForwardReadout.FiniteDifference, ReadoutEpsilon = 1e-4f });
+        jvp.Precompute(problem);
+        fd.Precompute(problem);
+        AssertClose(jvp.Score(queries).Scores, fd.Score(queries).Scores, 2e-2);
+    }
+
+    [Fact]
+    public void Low_rank_compressed_scores_correlate_with_uncompressed_scores()
+    {
+        var layout = new MlpLayout([20, 16, 8, 4]);
+        var problem = Problem(layout, 30, 9, weightDecay: 1e-3f);
+        var queries = Queries(layout, 6, 10);
+        var full = new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = 10, StepSize = 0.05f, Rank = 0, BatchSize = 10 });
+        var low = new ForwardOnlyMethod(full.Options with { Rank = 4 });
+        full.Precompute(problem);
+        low.Precompute(problem);
+        double r = Pearson(full.Score(queries).Scores, low.Score(queries).Scores);
+        Assert.True(r > 0.95, $"Pearson correlation of rank-4 with full responses: {r:F4}");
+        Assert.True(low.StateBytes < full.StateBytes);
+    }
+
+    [Fact]
+    public void Trak_equals_its_brute_force_projected_formula_and_the_unprojected_formula_when_k_covers_p()
+    {
+        var layout = new MlpLayout([3, 4, 3]);
+        int p = layout.ParameterCount;
+        var problem = Problem(layout, 300, 11);
+        var queries = Queries(layout, 4, 12);
+        var trak = new TrakMethod(new TrakOptions { ProjectionDim = 2 * p, RelativeDamping = 1e-7 });
+        trak.Precompute(problem);
+        var scores = trak.Score(queries).Scores;
+        // Unprojected: s = g_q (GᵀG)⁺ Gᵀ Q in double via the eigen-decomposition of GᵀG.
+        int n = problem.Count;
+        var g = GradientFactors.Compute(OutputKind.Margin, layout, problem.Theta, problem.TrainInputs, problem.TrainLabels);
+        var gd = new float[n * p];
+        g.Dense(0, n, gd);
+        var m = new double[p * p];
+        for (int i = 0; i < n; i++)
+        {
+            for (int a = 0; a < p; a++)
+            {
+                for (int b = 0; b < p; b++)
+                {
+                    m[a * p + b] += (double)gd[i * p + a] * gd[i * p + b];
+                }
+            }
+        }
+
+        var (values, vectors) = Linalg.SymmetricEigen(m, p);
+        double top = values.Max();
+        var qd = new float[queries.Count * p];
+        GradientFactors.Compute(OutputKind.Margin, layout, problem.Theta, queries.Inputs, queries.Labels).Dense(0, queries.Count, qd);
+        var probs = MlpMath.Forward(layout, problem.Theta, problem.TrainInputs, n).Logits;
+        var expected = new float[queries.Count * n];
+        for (int q = 0; q < queries.Count; q++)
+        {
+            // w = (GᵀG)⁺ g_q.
+            var w = new double[p];
+            for (int e = 0; e < p; e++)
+            {
+                if (values[e] < 1e-9 * top)
+                {
+                    continue;
+                }
+
+                double c = 0;
+                for (int a = 0; a < p; a++)
+                {
+                    c += vectors[a * p + e] * qd[q * p + a];
+                }
+
+                for (int a = 0; a < p; a++)
+                {
+                    w[a] += vectors[a * p + e] * c / values[e];
+                }
+            }
+
+            for (int i = 0; i < n; i++)
+            {
+                double dot = 0;
+                for (int a = 0; a < p; a++)
+                {
+                    dot += w[a] * gd[i * p + a];
+                }
+
+                var z = probs.AsSpan(i * 3, 3);
+                double max = Math.Max(z[0], Math.Max(z[1], z[2]));
+                double pc = Math.Exp(z[problem.TrainLabels[i]] - max) / (Math.Exp(z[0] - max) + Math.Exp(z[1] - max) + Math.Exp(z[2] - max));
+                expected[q * n + i] = (float)(dot * (1 - pc));
+            }
+        }
+
+        AssertClose(expected, scores, 2e-2);
+    }
+
+    [Fact]
+    public void Trak_with_sjlt_projection_correlates_with_the_gaussian_projection()
+    {
+        var layout = new MlpLayout([6, 8, 4]);
+        var problem = Problem(layout, 200, 13);
+        var queries = Queries(layout, 4, 14);
+        // With k ≥ p both projections preserve the gradient geometry, so they converge to the same scores.
+        var gauss = new TrakMethod(new TrakOptions { ProjectionDim = 4 * layout.ParameterCount });
+        var sjlt = new TrakMethod(new TrakOptions { ProjectionDim = 4 * layout.ParameterCount, Projector = TrakProjector.Sjlt });
+        gauss.Precompute(problem);
+        sjlt.Precompute(problem);
+        double r = Pearson(gauss.Score(queries).Scores, sjlt.Score(queries).Scores);
+        Assert.True(r > 0.99, $"Pearson correlation SJLT vs Gaussian: {r:F3}");
+    }
+
+    [Fact]
+    public void Trak_ensemble_is_the_mean_of_single_model_scores()
+    {
+        var layout = new MlpLayout([6, 5, 3]);
+        var second = KernelTests.RandomTheta(layout, 99);
+        var problem = Problem(layout, 50, 15, extra: [second]);
+        var queries = Queries(layout, 3, 16);
+        var both = new TrakMethod(new TrakOptions { ProjectionDim = 16 });
+        both.Precompute(problem);
+        var first = new TrakMethod(new TrakOptions { ProjectionDim = 16, Models = 1 });
+        first.Precompute(problem);
+        var onlySecond = new TrakMethod(new TrakOptions { ProjectionDim = 16 });
+        onlySecond.Precompute(new AttributionProblem(layout, second, problem.TrainInputs, problem.TrainLabels, problem.SourceIds, problem.SourceCount));
+        var a = first.Score(queries).Scores;
+        var b = onlySecond.Score(queries).Scores;
+        AssertClose(a.Zip(b, (u, v) => 0.5f * (u + v)).ToArray(), both.Score(queries).Scores, 1e-4);
+    }
+
+    [Fact]
+    public void Influence_cg_equals_exact_influence_on_a_tiny_mlp()
+    {
+        var layout = new MlpLayout([4, 5, 3]);
+        var problem = Problem(layout, 60, 17, weightDecay: 1e-2f);
+        var queries = Queries(layout, 3, 18);
+        var exact = new InfluenceFunctionMethod(new InfluenceOptions { Damping = 1.0, Solver = InfluenceSolver.Exact });
+        var cg = new InfluenceFunctionMethod(new InfluenceOptions { Damping = 1.0, Solver = InfluenceSolver.ConjugateGradient, MaxIterations = 200, Tolerance = 1e-6 });
+        exact.Precompute(problem);
+        cg.Precompute(problem);
+        AssertClose(exact.Score(queries).Scores, cg.Score(queries).Scores, 1e-2);
+        Assert.InRange(cg.LastIterations, 1, 200);
+    }
+
+    [Fact]
+    public void Influence_with_huge_damping_is_grad_dot_over_lambda()
+    {
+        var layout = new MlpLayout([4, 5, 3]);
+        var problem = Problem(layout, 40, 19);
+        var queries = Queries(layout, 3, 20);
+        var inf = new InfluenceFunctionMethod(new InfluenceOptions { Damping = 1e4, Solver = InfluenceSolver.Exact });
+        inf.Precompute(problem);
+        var gd = new TracInMethod(gradDot: true);
+        gd.Precompute(problem);
+        AssertClose(gd.Score(queries).Scores, inf.Score(queries).Scores.Select(s => s * 1e4f).ToArray(), 1e-2);
+    }
+
+    [Fact]
+    public void Tracin_sums_weighted_grad_dot_over_checkpoints_and_source_scores_are_exact_sums()
+    {
+        var layout = new MlpLayout([6, 5, 3]);
+        var second = KernelTests.RandomTheta(layout, 77);
+        var problem = Problem(layout, 20, 21, extra: [second]);
+        var queries = Queries(layout, 2, 22);
+        var tracin = new TracInMethod(checkpointWeights: [0.5f, 2f]);
+        tracin.Precompute(problem);
+        var gd1 = new TracInMethod(gradDot: true);
+        gd1.Precompute(problem);
+        var gd2 = new TracInMethod(gradDot: true);
+        gd2.Precompute(new AttributionProblem(layout, second, problem.TrainInputs, problem.TrainLabels, problem.SourceIds, problem.SourceCount));
+        var expected = gd1.Score(queries).Scores.Zip(gd2.Score(queries).Scores, (a, b) => 0.5f * a + 2f * b).ToArray();
+        var matrix = tracin.Score(queries);
+        AssertClose(expected, matrix.Scores, 1e-5);
+        IAttributionMethod asInterface = tracin;
+        var sources = asInterface.ScoreSources(queries);
+        for (int q = 0; q < queries.Count; q++)
+        {
+            for (int s = 0; s < problem.SourceCount; s++)
+            {
+                double sum = Enumerable.Range(0, problem.Count).Where(i => problem.SourceIds[i] == s).Sum(i => (double)matrix.Scores[q * problem.Count + i]);
+                Assert.Equal(sum, sources[q * problem.SourceCount + s], 1e-5);
+            }
+        }
+    }
+
+    [Fact]
+    public void Grad_dot_is_positive_for_a_duplicate_of_the_query()
+    {
+        var layout = new MlpLayout([6, 5, 3]);
+        var problem = Problem(layout, 10, 23);
+        var gd = new TracInMethod(gradDot: true);
+        gd.Precompute(problem);
+        var queries = new QueryBatch(problem.TrainInputs.AsSpan(0, 6).ToArray(), [problem.TrainLabels[0]], 6);
+        Assert.True(gd.Score(queries).Scores[0] > 0);
+    }
+
+    [Theory]
+    [InlineData("forward-only", "forward-only")]
+    [InlineData("Forward-Only-Single", "forward-only-single")]
+    [InlineData("trak", "trak")]
+    [InlineData("tracin", "tracin")]
+    [InlineData("grad-dot", "grad-dot")]
+    [InlineData("if", "if")]
+    public void Factory_creates_every_method_by_name(string name, string expected) =>
+        Assert.Equal(expected, MethodFactory.Create(name).Name);
+
+    [Fact]
+    public void Factory_rejects_unknown_names_and_options_listing_the_valid_ones()
+    {
+        var e = Assert.Throws<ArgumentException>(() => MethodFactory.Create("lissa"));
+        Assert.Contains("forward-only, forward-only-single, trak, tracin, grad-dot, if", e.Message, StringComparison.Ordinal);
+        var o = Assert.Throws<ArgumentException>(() => MethodFactory.Create("trak", new Dictionary<string, string> { ["kk"] = "5" }));
+        Assert.Contains("projector", o.Message, StringComparison.Ordinal);
+        var method = (ForwardOnlyMethod)MethodFactory.Create("forward-only", new Dictionary<string, string> { ["horizon"] = "7", ["eps"] = "0.01", ["rank"] = "0" });
+        Assert.Equal(7, method.Options.Horizon);
+        Assert.Equal(0.01f, method.Options.Epsilon);
+    }
+
+    internal static double Pearson(float[] a, float[] b)
+    {
+        double ma = a.Average(v => (double)v), mb = b.Average(v => (double)v);
+        double sab = 0, saa = 0, sbb = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            sab += (a[i] - ma) * (b[i] - mb);
+            saa += (a[i] - ma) * (a[i] - ma);
+            sbb += (b[i] - mb) * (b[i] - mb);
+        }
+
+        return sab / Math.Sqrt(saa * sbb);
+    }
+}
