@@ -46,7 +46,13 @@ public static class MlpTrainer
     /// Trains on already-normalised sets. <paramref name="trainPool"/> must contain every id in the recipe's train ids
     /// (it may hold more: the trainer picks the recipe's ids, in recipe order); likewise <paramref name="testPool"/>.
     /// </summary>
-    public static MlpTrainingResult Train(TrainingRecipe recipe, ClassificationSet trainPool, ClassificationSet? testPool, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    /// <param name="recipe">The recipe.</param>
+    /// <param name="trainPool">Normalised training examples holding the recipe's train ids.</param>
+    /// <param name="testPool">Normalised test examples holding the recipe's test ids, or null to skip evaluation.</param>
+    /// <param name="progress">Per-step progress, reported synchronously if the implementation is synchronous.</param>
+    /// <param name="cancellationToken">Checked before every step.</param>
+    /// <param name="gemmProfile">When set, every GEMM of the training steps is timed into it (benchmarks).</param>
+    public static MlpTrainingResult Train(TrainingRecipe recipe, ClassificationSet trainPool, ClassificationSet? testPool, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default, GemmProfile? gemmProfile = null)
     {
         ArgumentNullException.ThrowIfNull(recipe);
         ArgumentNullException.ThrowIfNull(trainPool);
@@ -64,6 +70,7 @@ public static class MlpTrainer
         var shuffleRng = rng.Fork();
         var model = new Mlp(layout);
         model.InitializeDefault(initRng);
+        model.Profile = gemmProfile;
         var optimizer = recipe.CreateOptimizer(model.Parameters);
         var schedule = recipe.CreateSchedule();
 
@@ -113,6 +120,7 @@ public static class MlpTrainer
         }
 
         double seconds = clock.Elapsed.TotalSeconds;
+        model.Profile = null;
         var (testLoss, testAcc) = test is null ? (double.NaN, double.NaN) : Evaluate(model, test);
         return new MlpTrainingResult(model, new TrainingMetrics
         {
