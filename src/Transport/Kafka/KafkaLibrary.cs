@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Confluent.Kafka;
 
 namespace Attribution.Transport.Kafka;
@@ -23,6 +24,7 @@ public static class KafkaLibrary
 
             try
             {
+                MapNativeNames(path);
                 Library.Load(path);
             }
             catch (Exception e) when (e is DllNotFoundException or InvalidOperationException or EntryPointNotFoundException or BadImageFormatException)
@@ -32,6 +34,28 @@ public static class KafkaLibrary
                     isTransient: false,
                     inner: e);
             }
+        }
+    }
+
+    /// <summary>
+    /// Confluent.Kafka 1.9 P/Invokes <c>dlopen</c> from "libdl" and librdkafka as "librdkafka"; Debian 12 ships only the
+    /// versioned sonames (<c>libdl.so.2</c>, <c>librdkafka.so.1</c>; the bare names come with the -dev packages).
+    /// Resolve both names to the versioned libraries.
+    /// </summary>
+    private static void MapNativeNames(string librdkafkaPath)
+    {
+        try
+        {
+            NativeLibrary.SetDllImportResolver(typeof(Library).Assembly, (name, _, _) => name switch
+            {
+                "libdl" when NativeLibrary.TryLoad("libdl.so.2", out var dl) || NativeLibrary.TryLoad("libc.so.6", out dl) => dl,
+                _ when name.StartsWith("librdkafka", StringComparison.Ordinal) && NativeLibrary.TryLoad(librdkafkaPath, out var rd) => rd,
+                _ => IntPtr.Zero,
+            });
+        }
+        catch (InvalidOperationException)
+        {
+            // The host already installed a resolver for Confluent.Kafka; trust it.
         }
     }
 
