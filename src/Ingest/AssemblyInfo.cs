@@ -1,2 +1,0 @@
-namespace Attribution.Ingest;
-internal static class ProjectMarker { }
