@@ -6,7 +6,7 @@ namespace Attribution.Attribution.Kernels;
 
 /// <summary>
 /// Parameter responses of many units (training examples or sources), stored per layer either in full
-/// (<c>dW</c> [units, out, in]) or as rank-r factors of a truncated SVD (<c>U</c> [units, out, r], <c>Vt</c> [units, r, in]),
+/// (<c>dW</c> [units, out, in]) or as rank-r factors of a truncated SVD (<c>Uᵀ</c> [units, r, out], <c>Vt</c> [units, r, in]),
 /// biases always in full. Query-time readout is a batched forward-mode JVP of the query margins along every unit's
 /// response: a few large GEMMs per layer, no backward pass.
 /// </summary>
@@ -107,7 +107,17 @@ public sealed class ResponseSet
             }
             else
             {
-                LowRank.Factorize(w, o, i, r, _omegaCache, _sketch, _u[l].AsSpan(unit * o * r, o * r), _vt[l].AsSpan(unit * r * i, r * i));
+                var u = new float[o * r];
+                LowRank.Factorize(w, o, i, r, _omegaCache, _sketch, u, _vt[l].AsSpan(unit * r * i, r * i));
+                // Stored transposed, Uᵀ [r, out], so the readout adds contiguous rows.
+                var ut = _u[l].AsSpan(unit * o * r, o * r);
+                for (int a = 0; a < o; a++)
+                {
+                    for (int b = 0; b < r; b++)
+                    {
+                        ut[b * o + a] = u[a * r + b];
+                    }
+                }
             }
 
             Layout.Bias(response, l).CopyTo(_bias[l].AsSpan(unit * o, o));
@@ -128,7 +138,7 @@ public sealed class ResponseSet
             }
             else
             {
-                Blas.Gemm(false, false, o, i, r, 1f, _u[l].AsSpan(unit * o * r, o * r), _vt[l].AsSpan(unit * r * i, r * i), 0f, w);
+                Blas.Gemm(true, false, o, i, r, 1f, _u[l].AsSpan(unit * o * r, o * r), _vt[l].AsSpan(unit * r * i, r * i), 0f, w);
             }
 
             _bias[l].AsSpan(unit * o, o).CopyTo(Layout.Bias(response, l));
@@ -181,7 +191,23 @@ public sealed class ResponseSet
                     Blas.Gemm(false, true, ub * r, q, i, 1f, _vt[l].AsSpan(u0 * r * i, ub * r * i), a, 0f, c);
                     for (int u = 0; u < ub; u++)
                     {
-                        Blas.Gemm(true, true, q, o, r, 1f, c.AsSpan(u * r * q, r * q), _u[l].AsSpan((u0 + u) * o * r, o * r), 1f, zt.AsSpan(u * q * o, q * o));
+                        var ut = _u[l].AsSpan((u0 + u) * o * r, o * r);
+                        var cu = c.AsSpan(u * r * q, r * q);
+                        if (q >= 16)
+                        {
+                            Blas.Gemm(true, false, q, o, r, 1f, cu, ut, 1f, zt.AsSpan(u * q * o, q * o));
+                            continue;
+                        }
+
+                        // Few queries: r axpys of length out per query beat a tiny GEMM call.
+                        for (int qq = 0; qq < q; qq++)
+                        {
+                            var dst = zt.AsSpan((u * q + qq) * o, o);
+                            for (int b = 0; b < r; b++)
+                            {
+                                TensorPrimitives.MultiplyAdd(ut.Slice(b * o, o), cu[b * q + qq], dst, dst);
+                            }
+                        }
                     }
                 }
                 else

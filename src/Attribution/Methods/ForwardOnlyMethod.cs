@@ -24,6 +24,24 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
         _options.Validate();
     }
 
+    /// <summary>
+    /// Builds a ready-to-score method from responses simulated elsewhere (e.g. the Scorer service rebuilding its index
+    /// from probes). <paramref name="examples"/> has one unit per training example, <paramref name="sources"/> one per source.
+    /// </summary>
+    public static ForwardOnlyMethod FromResponses(AttributionProblem problem, ResponseSet examples, ResponseSet sources, ForwardOnlyOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        ArgumentNullException.ThrowIfNull(examples);
+        ArgumentNullException.ThrowIfNull(sources);
+        if (examples.Units != problem.Count || sources.Units != problem.SourceCount
+            || examples.Layout.ParameterCount != problem.Layout.ParameterCount || sources.Layout.ParameterCount != problem.Layout.ParameterCount)
+        {
+            throw new ArgumentException($"responses for {examples.Units} examples / {sources.Units} sources do not match a problem of {problem.Count} examples / {problem.SourceCount} sources and {problem.Layout.ParameterCount} parameters.");
+        }
+
+        return new ForwardOnlyMethod(options) { _problem = problem, _examples = examples, _sources = sources };
+    }
+
     /// <inheritdoc />
     public string Name => _options.TwoTrajectory ? "forward-only" : "forward-only-single";
 
