@@ -1,2 +1,0 @@
-namespace Attribution.Simulator;
-internal static class ProjectMarker { }

@@ -1,0 +1,115 @@
+using Attribution.Attribution.Methods;
+using Attribution.Attribution.Probes;
+using Microsoft.Extensions.Options;
+
+namespace Attribution.Simulator;
+
+/// <summary>Simulator options (configuration section <c>Simulator</c>); the simulation knobs are those of
+/// <see cref="ForwardOnlyOptions"/> (docs/forward-only-attribution.md §3).</summary>
+public sealed class SimulatorOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string SectionName = "Simulator";
+
+    /// <summary>Consumer group on the checkpoints topic.</summary>
+    public string GroupId { get; set; } = "simulator";
+
+    /// <summary>Horizon K (gradient steps per trajectory).</summary>
+    public int Horizon { get; set; } = 50;
+
+    /// <summary>Perturbation weight ε.</summary>
+    public float Epsilon { get; set; } = 1e-3f;
+
+    /// <summary>Step size η; unset uses 1/h_max from power iteration.</summary>
+    public float? StepSize { get; set; }
+
+    /// <summary>Proximal damping λ.</summary>
+    public float Damping { get; set; }
+
+    /// <summary>Per-layer rank of example probes (0 = full).</summary>
+    public int Rank { get; set; } = 16;
+
+    /// <summary>Element type of example probes: "f16" (default, half the bytes) or "f32". Source probes are always full f32.</summary>
+    public string Precision { get; set; } = "f16";
+
+    /// <summary>Units simulated (and published) per block.</summary>
+    public int UnitsPerBlock { get; set; } = 100;
+
+    /// <summary>Shared mini-batch size (0 = full batch).</summary>
+    public int BatchSize { get; set; } = 100;
+
+    /// <summary>Seed of the mini-batch sequence, power iteration and SVD sketch.</summary>
+    public ulong Seed { get; set; } = 1;
+
+    /// <summary>Two-trajectory (±ε) simulation.</summary>
+    public bool TwoTrajectory { get; set; } = true;
+
+    /// <summary>Use only the first N training examples (ascending id) of a run; 0 = all. For demos.</summary>
+    public int MaxExamples { get; set; }
+
+    /// <summary>FashionMNIST directory (null = the default install path) for inputs not carried in batch payloads.</summary>
+    public string? DataDirectory { get; set; }
+
+    /// <summary>Partitions of the probes topic when the Simulator creates it.</summary>
+    public int ProbePartitions { get; set; } = 4;
+
+    /// <summary>The forward-only options these settings describe.</summary>
+    public ForwardOnlyOptions ToForwardOnly() => new()
+    {
+        Horizon = Horizon,
+        Epsilon = Epsilon,
+        StepSize = StepSize,
+        Damping = Damping,
+        BatchSize = BatchSize,
+        Seed = Seed,
+        TwoTrajectory = TwoTrajectory,
+        UnitsPerBlock = UnitsPerBlock,
+        Rank = Rank,
+    };
+
+    /// <summary>What is invalid, or null.</summary>
+    public string? Validate()
+    {
+        if (string.IsNullOrWhiteSpace(GroupId))
+        {
+            return "Simulator:GroupId must not be empty (default 'simulator').";
+        }
+
+        if (ProbeFormat.ParseElement(Precision) is null)
+        {
+            return $"Simulator:Precision must be 'f16' or 'f32', got '{Precision}'.";
+        }
+
+        if (Rank is < 0 or > ProbeFormat.MaxRank)
+        {
+            return $"Simulator:Rank must be 0 (full) .. {ProbeFormat.MaxRank}, got {Rank}.";
+        }
+
+        if (MaxExamples < 0 || ProbePartitions is < 1 or > 1024)
+        {
+            return $"Simulator:MaxExamples must be >= 0 (got {MaxExamples}) and Simulator:ProbePartitions 1..1024 (got {ProbePartitions}).";
+        }
+
+        if (DataDirectory is { } d && !Directory.Exists(d))
+        {
+            return $"Simulator:DataDirectory '{d}' does not exist; point it at the FashionMNIST IDX files or leave it unset.";
+        }
+
+        try
+        {
+            ToForwardOnly().Validate();
+        }
+        catch (ArgumentException e)
+        {
+            return $"Simulator:{e.ParamName}: {e.Message}";
+        }
+
+        return null;
+    }
+}
+
+internal sealed class SimulatorOptionsValidator : IValidateOptions<SimulatorOptions>
+{
+    public ValidateOptionsResult Validate(string? name, SimulatorOptions options) =>
+        options.Validate() is { } error ? ValidateOptionsResult.Fail(error) : ValidateOptionsResult.Success;
+}

@@ -1,0 +1,376 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Attribution.Attribution;
+using Attribution.Attribution.Methods;
+using Attribution.Attribution.Probes;
+using Attribution.Contracts;
+using Attribution.Engine.Data;
+using Attribution.Engine.IO;
+using Attribution.Engine.Models;
+using Attribution.Engine.Training;
+using Attribution.Transport;
+using Attribution.Transport.Messages;
+using MassTransit;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Attribution.Simulator;
+
+/// <summary>A checkpoint event cannot be simulated (bad checksum, missing recipe, unknown data); dead-lettered with this message.</summary>
+public sealed class CheckpointRejectedException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A finished probe set.</summary>
+/// <param name="RunId">Run id.</param>
+/// <param name="Step">Checkpoint step.</param>
+/// <param name="ExampleProbes">Example probes in the set.</param>
+/// <param name="SourceProbes">Source probes in the set.</param>
+/// <param name="PublishedNow">Probes this instance published for it (the rest were there from an earlier run).</param>
+public sealed record ProbeSetCompleted(string RunId, long Step, int ExampleProbes, int SourceProbes, long PublishedNow);
+
+/// <summary>
+/// Consumes checkpoints (group <see cref="SimulatorOptions.GroupId"/>) and publishes the probe set of each: one
+/// <see cref="InfluenceProbe"/> per training example, then one per source (the source simulated directly as one unit),
+/// each block as soon as it is simulated; units already on the probes topic for the same (run, step, format) are
+/// skipped, so a restart does not redo finished work. Then the set is announced (<see cref="ProbeSetCompleteMessage"/>
+/// on the alert bus, <see cref="Completed"/>) and the checkpoint event's offset is committed.
+/// </summary>
+public sealed class SimulatorWorker : EventConsumerWorker
+{
+    private readonly IEventLog _log;
+    private readonly IEventProducer _producer;
+    private readonly SimulatorOptions _options;
+    private readonly IBus? _bus;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<(string, long), TaskCompletionSource<ProbeSetCompleted>> _waiters = [];
+    private RawImageSet? _fashion;
+    private long _published;
+    private long _skipped;
+    private long _sets;
+
+    /// <summary>Creates the worker.</summary>
+    public SimulatorWorker(IEventLog log, IEventProducer producer, IOptions<SimulatorOptions> options, ILogger<SimulatorWorker> logger, IBus? bus = null)
+        : base(log, new EventWorkerOptions
+        {
+            Topics = [Topics.Checkpoints],
+            GroupId = options.Value.GroupId,
+            DeadLetterTopic = Topics.DeadLetter,
+            MaxInFlight = 1,
+            MaxRetries = 3,
+            CommitEvery = 1,
+        }, logger, producer)
+    {
+        _log = log;
+        _producer = producer;
+        _options = options.Value;
+        _bus = bus;
+    }
+
+    /// <summary>Raised (on the worker thread) when a probe set is complete.</summary>
+    public event Action<ProbeSetCompleted>? Completed;
+
+    /// <summary>Probes published by this instance.</summary>
+    public long ProbesPublished => Interlocked.Read(ref _published);
+
+    /// <summary>Units skipped because their probe was already on the topic.</summary>
+    public long ProbesSkipped => Interlocked.Read(ref _skipped);
+
+    /// <summary>Probe sets completed by this instance.</summary>
+    public long ProbeSetsCompleted => Interlocked.Read(ref _sets);
+
+    /// <summary>Completes when this instance finishes the probe set of (<paramref name="runId"/>, <paramref name="step"/>).</summary>
+    public Task<ProbeSetCompleted> WhenProbeSetCompleteAsync(string runId, long step)
+    {
+        lock (_lock)
+        {
+            if (!_waiters.TryGetValue((runId, step), out var tcs))
+            {
+                _waiters[(runId, step)] = tcs = new TaskCompletionSource<ProbeSetCompleted>(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+
+            return tcs.Task;
+        }
+    }
+
+    /// <summary>The probe key: "&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;" or ".../source/&lt;id&gt;" (probe sets of different checkpoints never overwrite each other).</summary>
+    public static string ProbeKey(string runId, long step, ProbeSubject subject, long id) =>
+        $"{runId}/{step}/{(subject == ProbeSubject.Example ? "example" : "source")}/{id}";
+
+    /// <inheritdoc />
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await _log.CreateTopicAsync(new TopicSpec(Topics.Probes, _options.ProbePartitions, Compacted: true), cancellationToken);
+        await _log.CreateTopicAsync(new TopicSpec(Topics.DeadLetter), cancellationToken);
+        await _log.CreateTopicAsync(new TopicSpec(Topics.Checkpoints), cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    /// <inheritdoc />
+    protected override async Task HandleAsync(EventRecord record, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        var checkpoint = EventCodecs.Checkpoints.Decode(record.Value);
+        var (recipe, theta) = LoadCheckpoint(checkpoint);
+        var (exampleIds, sourceOf, payloadInputs) = await ReadTrainingSetAsync(checkpoint, cancellationToken);
+        if (exampleIds.Length == 0)
+        {
+            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: no TrainingBatch events with step <= {checkpoint.Step} for this run on '{Topics.Batches}'; Ingest publishes them before the checkpoint.");
+        }
+
+        var layout = new MlpLayout(recipe.Model.Widths);
+        var (inputs, labels) = Inputs(checkpoint, recipe, exampleIds, payloadInputs, layout);
+        var sourceIds = exampleIds.Select(e => sourceOf[e]).Distinct().Order().ToArray();
+        var sourceIndex = sourceIds.Select((s, i) => (s, i)).ToDictionary(p => p.s, p => p.i);
+        var problem = new AttributionProblem(layout, theta, inputs, labels, [.. exampleIds.Select(e => sourceIndex[sourceOf[e]])], sourceIds.Length, recipe.Optimizer.WeightDecay);
+
+        var exampleFormat = new ProbeFormat(layout.Widths, _options.Rank, ProbeFormat.ParseElement(_options.Precision)!.Value);
+        var sourceFormat = new ProbeFormat(layout.Widths, 0, ProbeElement.Float32);
+        var (doneExamples, doneSources) = await ReadDoneAsync(checkpoint, exampleFormat, sourceFormat, exampleIds.Length, sourceIds.Length, cancellationToken);
+        Logger.SimulationPlanned(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, doneExamples.Count, doneSources.Count);
+
+        var exampleUnits = Enumerable.Range(0, exampleIds.Length).Where(i => !doneExamples.Contains(exampleIds[i])).ToArray();
+        var sourceUnits = Enumerable.Range(0, sourceIds.Length).Where(s => !doneSources.Contains(sourceIds[s])).ToArray();
+        Interlocked.Add(ref _skipped, exampleIds.Length - exampleUnits.Length + sourceIds.Length - sourceUnits.Length);
+        long publishedBefore = ProbesPublished;
+        if (exampleUnits.Length + sourceUnits.Length > 0)
+        {
+            var simulator = new ForwardOnlySimulator(problem, _options.ToForwardOnly(), cancellationToken);
+            Logger.SimulatorReady(checkpoint.RunId, checkpoint.Step, simulator.StepSize, exampleFormat.ToString(), ProbeCodec.Encode(exampleFormat, 0, 0, new float[exampleFormat.FloatsPerUnit]).Bytes.Length);
+            var sketch = exampleFormat.CreateSketch(_options.Seed);
+            await SimulateAsync(simulator, checkpoint, exampleFormat, sketch, ProbeSubject.Example, exampleUnits, u => [u], u => exampleIds[u],
+                exampleIds.Length, sourceIds.Length, cancellationToken);
+            var members = new List<int>[sourceIds.Length];
+            for (int s = 0; s < members.Length; s++)
+            {
+                members[s] = [];
+            }
+
+            for (int i = 0; i < exampleIds.Length; i++)
+            {
+                members[problem.SourceIds[i]].Add(i);
+            }
+
+            await SimulateAsync(simulator, checkpoint, sourceFormat, [], ProbeSubject.Source, sourceUnits, s => [.. members[s]], s => sourceIds[s],
+                exampleIds.Length, sourceIds.Length, cancellationToken);
+        }
+
+        var done = new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, ProbesPublished - publishedBefore);
+        Interlocked.Increment(ref _sets);
+        Logger.ProbeSetComplete(done.RunId, done.Step, exampleIds.Length + sourceIds.Length, done.PublishedNow, watch.Elapsed.TotalSeconds);
+        if (_bus is not null)
+        {
+            try
+            {
+                await _bus.Publish(new ProbeSetCompleteMessage { RunId = done.RunId, Step = done.Step, ProbeCount = exampleIds.Length + sourceIds.Length }, cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The probes are durable on the log (readers detect completeness from it); the bus message is a hint.
+                Logger.ControlPublishFailed(e, done.RunId, done.Step);
+            }
+        }
+
+        Completed?.Invoke(done);
+        TaskCompletionSource<ProbeSetCompleted>? waiter;
+        lock (_lock)
+        {
+            if (!_waiters.TryGetValue((done.RunId, done.Step), out waiter))
+            {
+                _waiters[(done.RunId, done.Step)] = waiter = new TaskCompletionSource<ProbeSetCompleted>(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+
+        waiter.TrySetResult(done);
+    }
+
+    private async Task SimulateAsync(ForwardOnlySimulator simulator, CheckpointPublished checkpoint, ProbeFormat format, float[] sketch, ProbeSubject subject,
+        int[] units, Func<int, int[]> members, Func<int, long> subjectId, int setExamples, int setSources, CancellationToken ct)
+    {
+        var compressed = new float[format.FloatsPerUnit];
+        for (int start = 0; start < units.Length; start += _options.UnitsPerBlock)
+        {
+            var block = units[start..Math.Min(units.Length, start + _options.UnitsPerBlock)];
+            var acks = new List<Task<EventPosition>>(block.Length);
+            simulator.Simulate([.. block.Select(members)], (u, response) =>
+            {
+                if (format.Rank > 0)
+                {
+                    format.Compress(response, sketch, compressed);
+                }
+
+                var encoded = ProbeCodec.Encode(format, setExamples, setSources, format.Rank > 0 ? compressed : response);
+                var id = subjectId(block[u]);
+                var probe = new InfluenceProbe(checkpoint.RunId, checkpoint.Step, subject, id, encoded.Encoding, encoded.Length, encoded.Bytes);
+                acks.Add(_producer.ProduceAsync(Topics.Probes, EventMessage.Create(ProbeKey(checkpoint.RunId, checkpoint.Step, subject, id),
+                    EventCodecs.Probes.Encode(probe), TopicReader.Headers<InfluenceProbe>()), ct));
+            }, ct);
+            await Task.WhenAll(acks);
+            Interlocked.Add(ref _published, acks.Count);
+            Logger.BlockPublished(checkpoint.RunId, checkpoint.Step, acks.Count, subject.ToString(), start + block.Length, units.Length);
+        }
+    }
+
+    private static (TrainingRecipe Recipe, float[] Theta) LoadCheckpoint(CheckpointPublished checkpoint)
+    {
+        if (!Uri.TryCreate(checkpoint.Uri, UriKind.Absolute, out var uri) || !uri.IsFile)
+        {
+            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: uri '{checkpoint.Uri}' is not a file:// uri; this Simulator reads checkpoints from a shared file system.");
+        }
+
+        var path = uri.LocalPath;
+        var bytes = File.ReadAllBytes(path);
+        var actual = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes));
+        if (!string.Equals(actual, checkpoint.Checksum, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {path} has checksum {actual} but the event says {checkpoint.Checksum}; the file changed after it was published. Re-publish it (run Ingest again) or restore the original file.");
+        }
+
+        var dir = Path.GetDirectoryName(path)!;
+        var runDir = File.Exists(Path.Combine(dir, RunDirectory.ManifestFile)) ? dir : Path.GetDirectoryName(dir) ?? dir;
+        TrainingRecipe recipe;
+        try
+        {
+            recipe = RunDirectory.LoadManifest(runDir).Recipe;
+        }
+        catch (RecipeException e)
+        {
+            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: no usable recipe beside {path}: {e.Message}", e);
+        }
+
+        var model = new Mlp(new MlpLayout(recipe.Model.Widths));
+        try
+        {
+            Safetensors.LoadInto(Safetensors.Parse(bytes, path), model.Parameters, path);
+        }
+        catch (SafetensorsException e)
+        {
+            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {path} does not hold an MLP of widths {string.Join('-', recipe.Model.Widths)}: {e.Message}", e);
+        }
+
+        return (recipe, model.ToFlat());
+    }
+
+    private async Task<(long[] ExampleIds, Dictionary<long, long> SourceOf, Dictionary<long, (float[] X, int Y)> Payload)> ReadTrainingSetAsync(CheckpointPublished checkpoint, CancellationToken ct)
+    {
+        var sourceOf = new Dictionary<long, long>();
+        var payload = new Dictionary<long, (float[], int)>();
+        foreach (var r in await TopicReader.ReadToEndAsync(_log, Topics.Batches, ct))
+        {
+            if (r.KeyString != checkpoint.RunId)
+            {
+                continue;
+            }
+
+            var batch = EventCodecs.TrainingBatches.Decode(r.Value);
+            if (batch.RunId != checkpoint.RunId || batch.Step > checkpoint.Step)
+            {
+                continue;
+            }
+
+            for (int i = 0; i < batch.ExampleIds.Count; i++)
+            {
+                // An example trained more than once keeps its first source (re-published batches are harmless).
+                sourceOf.TryAdd(batch.ExampleIds[i], batch.SourceIds[i]);
+            }
+
+            if (batch.Payload is { } bytes)
+            {
+                var (x, y, d) = BatchPayload.Decode(bytes, batch.ExampleIds.Count);
+                for (int i = 0; i < batch.ExampleIds.Count; i++)
+                {
+                    payload.TryAdd(batch.ExampleIds[i], (x[(i * d)..((i + 1) * d)], y[i]));
+                }
+            }
+        }
+
+        var ids = sourceOf.Keys.Order().ToArray();
+        if (_options.MaxExamples > 0 && ids.Length > _options.MaxExamples)
+        {
+            ids = ids[.._options.MaxExamples];
+        }
+
+        return (ids, sourceOf, payload);
+    }
+
+    private (float[] Inputs, int[] Labels) Inputs(CheckpointPublished checkpoint, TrainingRecipe recipe, long[] ids, Dictionary<long, (float[] X, int Y)> payload, MlpLayout layout)
+    {
+        int d = layout.Widths[0];
+        var x = new float[(long)ids.Length * d];
+        var y = new int[ids.Length];
+        var missing = ids.Where(id => !payload.ContainsKey(id)).ToArray();
+        Dictionary<long, int> fromData = [];
+        ClassificationSet? set = null;
+        if (missing.Length > 0)
+        {
+            if (recipe.Data.Name != "fashion-mnist" || missing.Any(id => id is < 0 or > int.MaxValue))
+            {
+                throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {missing.Length} examples have no payload and dataset '{recipe.Data.Name}' cannot be fetched by id (known: fashion-mnist).");
+            }
+
+            _fashion ??= FashionMnist.Load(_options.DataDirectory).Train;
+            try
+            {
+                set = _fashion.Select([.. missing.Select(id => (int)id)], recipe.Data.Normalization);
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {e.Message}", e);
+            }
+
+            fromData = missing.Select((id, i) => (id, i)).ToDictionary(p => p.id, p => p.i);
+        }
+
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if (payload.TryGetValue(ids[i], out var p))
+            {
+                if (p.X.Length != d)
+                {
+                    throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: example {ids[i]}'s payload has {p.X.Length} features; the model takes {d}.");
+                }
+
+                p.X.CopyTo(x, (long)i * d);
+                y[i] = p.Y;
+            }
+            else
+            {
+                int j = fromData[ids[i]];
+                set!.Inputs.AsSpan(j * d, d).CopyTo(x.AsSpan(i * d, d));
+                y[i] = set.Labels[j];
+            }
+        }
+
+        return (x, y);
+    }
+
+    private async Task<(HashSet<long> Examples, HashSet<long> Sources)> ReadDoneAsync(CheckpointPublished checkpoint, ProbeFormat exampleFormat, ProbeFormat sourceFormat,
+        int setExamples, int setSources, CancellationToken ct)
+    {
+        var examples = new HashSet<long>();
+        var sources = new HashSet<long>();
+        var prefix = $"{checkpoint.RunId}/{checkpoint.Step}/";
+        foreach (var r in await TopicReader.ReadToEndAsync(_log, Topics.Probes, ct))
+        {
+            if (r.Value.Length == 0 || !r.KeyString.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            try
+            {
+                var probe = EventCodecs.Probes.Decode(r.Value);
+                var (format, e, s, _) = ProbeCodec.DecodeHeader(probe.Encoding, probe.Length, probe.Shift);
+                // Only a probe of the same format and set is finished work; anything else is redone (and overwritten).
+                if (e == setExamples && s == setSources && format.SameAs(probe.Subject == ProbeSubject.Example ? exampleFormat : sourceFormat))
+                {
+                    (probe.Subject == ProbeSubject.Example ? examples : sources).Add(probe.SubjectId);
+                }
+            }
+            catch (Exception ex) when (ex is EventContractException or ProbeFormatException)
+            {
+                // A malformed probe counts as not done: it is simulated again and replaced.
+            }
+        }
+
+        return (examples, sources);
+    }
+}
