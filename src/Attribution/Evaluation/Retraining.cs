@@ -73,7 +73,7 @@ public static class RetrainingHarness
                     outputs[r][(j * queryCount) + q] = y[q];
                 }
 
-                progress?.Report(new RetrainProgress(++done, total, r == 0 ? "LDS subsets" : $"LDS subsets, seed {r + 1}"));
+                progress?.Report(new RetrainProgress(++done, total, "LDS ground truth"));
             }
         }
 

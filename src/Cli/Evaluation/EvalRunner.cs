@@ -66,7 +66,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
                 int eq = part.IndexOf('=', StringComparison.Ordinal);
                 if (eq <= 0)
                 {
-                    throw new ArgumentException($"method option '{part}' in '{spec}' is not key=value; write e.g. trak:models=10,proj=8192.");
+                    throw new ArgumentException($"method option '{part}' in '{spec}' is not key=value; write e.g. trak:models=10,k=8192.");
                 }
 
                 dict[part[..eq].Trim()] = part[(eq + 1)..].Trim();
@@ -151,7 +151,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         }
 
         return new EvalOutcome(options, data, cache.SettingHash, canonical, plan, truth, truth.NoiseCeiling(), accuracy,
-            cache.Misses + ensemble, cache.Hits, retrainSeconds, loo, results);
+            cache.Misses, cache.Hits, retrainSeconds, loo, results);
     }
 
     private float[] Margins(MlpLayout layout, float[] theta)

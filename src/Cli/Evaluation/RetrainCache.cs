@@ -69,6 +69,7 @@ internal sealed class RetrainCache
 
         var values = compute();
         Write(path, values);
+        Misses++;
         return values;
     }
 
