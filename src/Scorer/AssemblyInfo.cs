@@ -1,2 +1,0 @@
-namespace Attribution.Scorer;
-internal static class ProjectMarker { }

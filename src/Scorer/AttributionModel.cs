@@ -1,0 +1,127 @@
+using Attribution.Attribution;
+using Attribution.Attribution.Kernels;
+using Attribution.Attribution.Probes;
+using Attribution.Engine.Models;
+
+namespace Attribution.Scorer;
+
+/// <summary>The scores of a batch of queries against one probe set.</summary>
+/// <param name="Predicted">Predicted class per query (the label whose margin is attributed).</param>
+/// <param name="ExampleScores">[queries, examples] row-major.</param>
+/// <param name="SourceScores">[queries, sources] row-major.</param>
+public sealed record BatchScores(int[] Predicted, float[] ExampleScores, float[] SourceScores);
+
+/// <summary>
+/// One complete probe set ready to score: θ of its checkpoint, every example's response and every source's response.
+/// Immutable once built; the index swaps whole models, so a batch always scores against one consistent set.
+/// </summary>
+public sealed class AttributionModel
+{
+    private readonly Mlp _mlp;
+
+    /// <summary>Builds the model from decoded probes (unit floats in <paramref name="exampleFormat"/> / <paramref name="sourceFormat"/>).</summary>
+    public AttributionModel(string runId, long step, float[] theta, ProbeFormat exampleFormat, long[] exampleIds, IReadOnlyList<float[]> exampleFloats,
+        ProbeFormat sourceFormat, long[] sourceIds, IReadOnlyList<float[]> sourceFloats)
+    {
+        ArgumentNullException.ThrowIfNull(exampleFormat);
+        ArgumentNullException.ThrowIfNull(sourceFormat);
+        RunId = runId;
+        Step = step;
+        Layout = exampleFormat.Layout;
+        Theta = theta;
+        ExampleIds = exampleIds;
+        SourceIds = sourceIds;
+        ExampleFormat = exampleFormat;
+        Examples = Load(exampleFormat, exampleFloats);
+        Sources = Load(sourceFormat, sourceFloats);
+        _mlp = new Mlp(Layout);
+        _mlp.LoadFrom(theta);
+    }
+
+    /// <summary>Run id.</summary>
+    public string RunId { get; }
+
+    /// <summary>Checkpoint step.</summary>
+    public long Step { get; }
+
+    /// <summary>"run@step", the model version written into attributions.</summary>
+    public string Version => $"{RunId}@{Step}";
+
+    /// <summary>Model layout.</summary>
+    public MlpLayout Layout { get; }
+
+    /// <summary>Checkpoint parameters.</summary>
+    public float[] Theta { get; }
+
+    /// <summary>Example id of each example unit.</summary>
+    public long[] ExampleIds { get; }
+
+    /// <summary>Source id of each source unit.</summary>
+    public long[] SourceIds { get; }
+
+    /// <summary>Format of the example probes.</summary>
+    public ProbeFormat ExampleFormat { get; }
+
+    /// <summary>Example responses.</summary>
+    public ResponseSet Examples { get; }
+
+    /// <summary>Source responses.</summary>
+    public ResponseSet Sources { get; }
+
+    /// <summary>Input width.</summary>
+    public int InputWidth => Layout.Widths[0];
+
+    /// <summary>
+    /// Scores <paramref name="count"/> queries (inputs [count, d]): predicted class by a forward pass, then the
+    /// forward-only readout of that class's margin along every example and source response.
+    /// </summary>
+    public BatchScores Score(float[] inputs, int count)
+    {
+        int classes = Layout.Widths[^1];
+        var logits = new float[count * classes];
+        _mlp.Logits(inputs, count, logits);
+        var predicted = new int[count];
+        for (int q = 0; q < count; q++)
+        {
+            var row = logits.AsSpan(q * classes, classes);
+            int best = 0;
+            for (int c = 1; c < classes; c++)
+            {
+                if (row[c] > row[best])
+                {
+                    best = c;
+                }
+            }
+
+            predicted[q] = best;
+        }
+
+        var examples = new float[(long)count * Examples.Units];
+        var sources = new float[(long)count * Sources.Units];
+        Examples.JvpScores(Theta, inputs, predicted, examples);
+        Sources.JvpScores(Theta, inputs, predicted, sources);
+        return new BatchScores(predicted, examples, sources);
+    }
+
+    /// <summary>Top-k (example index, score) of query row <paramref name="q"/>, best first.</summary>
+    public (int Example, float Score)[] TopK(BatchScores scores, int q, int k)
+    {
+        ArgumentNullException.ThrowIfNull(scores);
+        int n = Examples.Units;
+        return new ScoreMatrix(scores.ExampleScores.AsSpan(q * n, n).ToArray(), 1, n, new int[n], 1).TopK(0, k);
+    }
+
+    private static ResponseSet Load(ProbeFormat format, IReadOnlyList<float[]> units)
+    {
+        var set = new ResponseSet(format.Layout, units.Count, format.Rank);
+        var flat = new float[format.Layout.ParameterCount];
+        for (int u = 0; u < units.Count; u++)
+        {
+            // Expand then store: low-rank layers are re-factorised (exact for a rank-r matrix up to rounding).
+            format.Expand(units[u], flat);
+            set.Set(u, flat);
+        }
+
+        return set;
+    }
+}

@@ -1,0 +1,28 @@
+using Microsoft.Extensions.Logging;
+
+namespace Attribution.Scorer;
+
+/// <summary>Every log line of the Scorer, with stable event ids (7xxx). No query contents are logged.</summary>
+internal static partial class LogMessages
+{
+    [LoggerMessage(7001, LogLevel.Information, "Scorer index: probe set {Version} is live ({Examples} examples, {Sources} sources, {Format}) after {Seconds:F2} s")]
+    public static partial void ModelSwapped(this ILogger logger, string version, int examples, int sources, string format, double seconds);
+
+    [LoggerMessage(7002, LogLevel.Warning, "Scorer index: probe set {Version} cannot be used: {Error}")]
+    public static partial void ModelRejected(this ILogger logger, string version, string error);
+
+    [LoggerMessage(7003, LogLevel.Warning, "Scorer index: skipped probe {Record}: {Error}")]
+    public static partial void ProbeSkipped(this ILogger logger, string record, string error);
+
+    [LoggerMessage(7004, LogLevel.Information, "Query {QueryId} already has an attribution (redelivered after a restart or rebalance); skipped")]
+    public static partial void DuplicateSkipped(this ILogger logger, string queryId);
+
+    [LoggerMessage(7005, LogLevel.Warning, "Contamination: query {QueryId} puts {Mass:P1} of its attribution on flagged data (threshold {Threshold:P1})")]
+    public static partial void Contamination(this ILogger logger, string queryId, double mass, double threshold);
+
+    [LoggerMessage(7006, LogLevel.Warning, "Alert for query {QueryId} could not be published on the alert bus")]
+    public static partial void AlertPublishFailed(this ILogger logger, Exception error, string queryId);
+
+    [LoggerMessage(7007, LogLevel.Error, "Scorer index follower stopped")]
+    public static partial void IndexFailed(this ILogger logger, Exception error);
+}

@@ -1,0 +1,237 @@
+using System.Security.Cryptography;
+using Attribution.Attribution.Probes;
+using Attribution.Contracts;
+using Attribution.Engine.IO;
+using Attribution.Engine.Models;
+using Attribution.Transport;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Attribution.Scorer;
+
+/// <summary>
+/// The Scorer's index: follows the compacted probes topic from the beginning with a standalone reader, groups probes
+/// by (run, step), and when a set holds all the example and source probes its headers announce, loads the set's
+/// checkpoint (from the checkpoints topic, checksum verified) and swaps the new <see cref="AttributionModel"/> in
+/// atomically. Scoring always uses <see cref="Current"/>, one consistent set.
+/// </summary>
+public sealed class ProbeIndex : IAsyncDisposable
+{
+    private readonly IEventLog _log;
+    private readonly ScorerOptions _options;
+    private readonly ILogger _logger;
+    private readonly Dictionary<(string, long), PendingSet> _pending = [];
+    private readonly HashSet<(string, long)> _built = [];
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _follower;
+    private volatile AttributionModel? _current;
+
+    /// <summary>Creates the index (call <see cref="Start"/>).</summary>
+    public ProbeIndex(IEventLog log, IOptions<ScorerOptions> options, ILogger<ProbeIndex> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _log = log;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    /// <summary>The live model, or null before the first complete probe set.</summary>
+    public AttributionModel? Current => _current;
+
+    /// <summary>Completes when a model is live.</summary>
+    public Task Ready => _ready.Task;
+
+    /// <summary>Probe sets swapped in so far.</summary>
+    public int Swaps { get; private set; }
+
+    /// <summary>The last problem with a probe set (null when none).</summary>
+    public string? LastError { get; private set; }
+
+    /// <summary>Raised (on the follower thread) when a model goes live.</summary>
+    public event Action<AttributionModel>? Swapped;
+
+    /// <summary>Starts following the probes topic (idempotent).</summary>
+    public void Start()
+    {
+        lock (_pending)
+        {
+            _follower ??= Task.Factory.StartNew(Follow, TaskCreationOptions.LongRunning);
+        }
+    }
+
+    /// <summary>Waits for a live model.</summary>
+    public async Task<AttributionModel> WaitAsync(CancellationToken cancellationToken)
+    {
+        Start();
+        await _ready.Task.WaitAsync(cancellationToken);
+        return _current!;
+    }
+
+    private void Follow()
+    {
+        var token = _stop.Token;
+        try
+        {
+            using var reader = _log.CreateConsumer(new ConsumerSettings { Topics = [Topics.Probes], Start = StartPosition.Beginning });
+            while (!token.IsCancellationRequested)
+            {
+                if (reader.Consume(TimeSpan.FromMilliseconds(200), token) is { } record)
+                {
+                    Add(record, token);
+                }
+            }
+        }
+        catch (OperationCanceledException e) when (e.CancellationToken == token)
+        {
+        }
+        catch (Exception e)
+        {
+            LastError = e.Message;
+            _logger.IndexFailed(e);
+            _ready.TrySetException(e);
+        }
+    }
+
+    private void Add(EventRecord record, CancellationToken token)
+    {
+        if (record.Value.Length == 0)
+        {
+            return;
+        }
+
+        InfluenceProbe probe;
+        ProbeFormat format;
+        long setExamples, setSources;
+        try
+        {
+            probe = EventCodecs.Probes.Decode(record.Value);
+            (format, setExamples, setSources, _) = ProbeCodec.DecodeHeader(probe.Encoding, probe.Length, probe.Shift);
+        }
+        catch (Exception e) when (e is EventContractException or ProbeFormatException)
+        {
+            _logger.ProbeSkipped(record.ToString(), e.Message);
+            return;
+        }
+
+        if ((_options.RunId is { } run && probe.RunId != run) || _built.Contains((probe.RunId, probe.Step)))
+        {
+            return;
+        }
+
+        var key = (probe.RunId, probe.Step);
+        if (!_pending.TryGetValue(key, out var set) || set.SetExamples != setExamples || set.SetSources != setSources)
+        {
+            _pending[key] = set = new PendingSet(setExamples, setSources);
+        }
+
+        var units = probe.Subject == ProbeSubject.Example ? set.Examples : set.Sources;
+        units[probe.SubjectId] = probe;
+        if (set.Examples.Count == set.SetExamples && set.Sources.Count == set.SetSources)
+        {
+            _pending.Remove(key);
+            _built.Add(key);
+            Build(probe.RunId, probe.Step, set, token);
+        }
+    }
+
+    private void Build(string runId, long step, PendingSet set, CancellationToken token)
+    {
+        var version = $"{runId}@{step}";
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            var examples = set.Examples.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
+            var sources = set.Sources.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
+            var exampleFloats = examples.Select(p => ProbeCodec.Decode(p.Encoding, p.Length, p.Shift)).ToArray();
+            var sourceFloats = sources.Select(p => ProbeCodec.Decode(p.Encoding, p.Length, p.Shift)).ToArray();
+            var exampleFormat = exampleFloats[0].Format;
+            var sourceFormat = sourceFloats.Length > 0 ? sourceFloats[0].Format : new ProbeFormat(exampleFormat.Widths, 0, ProbeElement.Float32);
+            if (exampleFloats.Any(p => !p.Format.SameAs(exampleFormat)) || sourceFloats.Any(p => !p.Format.SameAs(sourceFormat))
+                || !sourceFormat.Widths.SequenceEqual(exampleFormat.Widths))
+            {
+                throw new ProbeFormatException("the set mixes probe formats; re-run the Simulator for this checkpoint with one configuration.");
+            }
+
+            var theta = LoadTheta(runId, step, exampleFormat, token);
+            var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. exampleFloats.Select(p => p.Floats)],
+                sourceFormat, [.. sources.Select(p => p.SubjectId)], [.. sourceFloats.Select(p => p.Floats)]);
+            _current = model;
+            Swaps++;
+            LastError = null;
+            _logger.ModelSwapped(version, model.ExampleIds.Length, model.SourceIds.Length, exampleFormat.ToString(), watch.Elapsed.TotalSeconds);
+            _ready.TrySetResult();
+            Swapped?.Invoke(model);
+        }
+        catch (Exception e) when (e is ProbeFormatException or InvalidDataException or SafetensorsException or IOException or ArgumentException or EventContractException)
+        {
+            LastError = $"probe set {version}: {e.Message}";
+            _logger.ModelRejected(version, e.Message);
+        }
+    }
+
+    private float[] LoadTheta(string runId, long step, ProbeFormat format, CancellationToken token)
+    {
+        var records = TopicReader.ReadToEndAsync(_log, Topics.Checkpoints, token).GetAwaiter().GetResult();
+        CheckpointPublished? checkpoint = null;
+        foreach (var r in records)
+        {
+            try
+            {
+                var c = EventCodecs.Checkpoints.Decode(r.Value);
+                if (c.RunId == runId && c.Step == step)
+                {
+                    checkpoint = c;
+                }
+            }
+            catch (EventContractException)
+            {
+                // Not ours to judge: the Simulator dead-letters bad checkpoint events.
+            }
+        }
+
+        if (checkpoint is null)
+        {
+            throw new InvalidDataException($"no CheckpointPublished for run {runId} step {step} on '{Topics.Checkpoints}'.");
+        }
+
+        if (!Uri.TryCreate(checkpoint.Uri, UriKind.Absolute, out var uri) || !uri.IsFile)
+        {
+            throw new InvalidDataException($"checkpoint uri '{checkpoint.Uri}' is not a file:// uri.");
+        }
+
+        var bytes = File.ReadAllBytes(uri.LocalPath);
+        var actual = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes));
+        if (!string.Equals(actual, checkpoint.Checksum, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidDataException($"{uri.LocalPath} has checksum {actual} but the checkpoint event says {checkpoint.Checksum}; the file changed after it was published.");
+        }
+
+        var mlp = new Mlp(format.Layout);
+        Safetensors.LoadInto(Safetensors.Parse(bytes, uri.LocalPath), mlp.Parameters, uri.LocalPath);
+        return mlp.ToFlat();
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        if (_follower is { } f)
+        {
+            await f;
+        }
+
+        _stop.Dispose();
+    }
+
+    private sealed class PendingSet(long setExamples, long setSources)
+    {
+        public long SetExamples { get; } = setExamples;
+
+        public long SetSources { get; } = setSources;
+
+        public Dictionary<long, InfluenceProbe> Examples { get; } = [];
+
+        public Dictionary<long, InfluenceProbe> Sources { get; } = [];
+    }
+}

@@ -1,0 +1,74 @@
+namespace Attribution.Scorer;
+
+/// <summary>Counters and a latency histogram of the Scorer (thread-safe), for the demo and health checks.</summary>
+public sealed class ScorerMetrics
+{
+    private const int Reservoir = 65_536;
+    private readonly long[] _latencies = new long[Reservoir];
+    private readonly Lock _lock = new();
+    private long _recorded;
+    private long _scored;
+    private long _duplicates;
+    private long _alerts;
+    private long _batches;
+    private long _rejected;
+
+    /// <summary>Attributions published.</summary>
+    public long QueriesScored => Interlocked.Read(ref _scored);
+
+    /// <summary>Queries skipped because they already had an attribution.</summary>
+    public long DuplicatesSkipped => Interlocked.Read(ref _duplicates);
+
+    /// <summary>Queries rejected as poison (sent to the dead-letter topic).</summary>
+    public long QueriesRejected => Interlocked.Read(ref _rejected);
+
+    /// <summary>Contamination alerts raised.</summary>
+    public long AlertsRaised => Interlocked.Read(ref _alerts);
+
+    /// <summary>Batched readouts run.</summary>
+    public long Batches => Interlocked.Read(ref _batches);
+
+    /// <summary>Mean queries per batch.</summary>
+    public double MeanBatchSize => Batches == 0 ? 0 : (double)QueriesScored / Batches;
+
+    /// <summary>Median latency (arrival in the log → attribution acknowledged) over the last 65,536 queries, in µs.</summary>
+    public long LatencyP50Micros => Percentile(0.50);
+
+    /// <summary>99th-percentile latency over the last 65,536 queries, in µs.</summary>
+    public long LatencyP99Micros => Percentile(0.99);
+
+    /// <summary>The <paramref name="q"/>-quantile (0..1) of recent latencies in µs (0 when none).</summary>
+    public long Percentile(double q)
+    {
+        long[] copy;
+        lock (_lock)
+        {
+            copy = _latencies[..(int)Math.Min(_recorded, Reservoir)];
+        }
+
+        if (copy.Length == 0)
+        {
+            return 0;
+        }
+
+        Array.Sort(copy);
+        return copy[(int)Math.Clamp(Math.Ceiling(q * copy.Length) - 1, 0, copy.Length - 1)];
+    }
+
+    internal void Scored(long latencyMicros)
+    {
+        Interlocked.Increment(ref _scored);
+        lock (_lock)
+        {
+            _latencies[_recorded++ % Reservoir] = latencyMicros;
+        }
+    }
+
+    internal void Duplicate() => Interlocked.Increment(ref _duplicates);
+
+    internal void Rejected() => Interlocked.Increment(ref _rejected);
+
+    internal void Alert() => Interlocked.Increment(ref _alerts);
+
+    internal void Batch() => Interlocked.Increment(ref _batches);
+}

@@ -1,0 +1,70 @@
+using Microsoft.Extensions.Options;
+
+namespace Attribution.Scorer;
+
+/// <summary>Scorer options (configuration section <c>Scorer</c>).</summary>
+public sealed class ScorerOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string SectionName = "Scorer";
+
+    /// <summary>Consumer group on the queries topic; instances in one group split its partitions.</summary>
+    public string GroupId { get; set; } = "scorer";
+
+    /// <summary>Use only probe sets of this run (null = the newest complete set of any run).</summary>
+    public string? RunId { get; set; }
+
+    /// <summary>Top-k training examples per attribution.</summary>
+    public int TopK { get; set; } = 10;
+
+    /// <summary>Most queries scored in one batched readout.</summary>
+    public int MaxBatch { get; set; } = 64;
+
+    /// <summary>How long a micro-batch waits for more queries after its first, in milliseconds.</summary>
+    public double BatchWindowMs { get; set; } = 2;
+
+    /// <summary>Queries in flight (one lane each; queries with the same key share a lane and stay in order).</summary>
+    public int MaxInFlight { get; set; } = 64;
+
+    /// <summary>Commit after this many handled queries...</summary>
+    public int CommitEvery { get; set; } = 200;
+
+    /// <summary>...or after this long, in milliseconds.</summary>
+    public int CommitIntervalMs { get; set; } = 1000;
+
+    /// <summary>Query ids remembered per attribution partition for deduplication; must exceed the uncommitted span
+    /// (CommitEvery + MaxInFlight, or commit interval × rate per partition).</summary>
+    public int DedupWindow { get; set; } = 100_000;
+
+    /// <summary>Partitions of the queries topic when the Scorer creates it (the attributions topic gets the same).</summary>
+    public int QueryPartitions { get; set; } = 4;
+
+    /// <summary>Flagged source ids (e.g. test-set or licensed sources).</summary>
+    public long[] FlaggedSources { get; set; } = [];
+
+    /// <summary>Flagged training example ids.</summary>
+    public long[] FlaggedExamples { get; set; } = [];
+
+    /// <summary>Alert when the flagged share of positive attribution mass reaches this (0..1].</summary>
+    public double AlertThreshold { get; set; } = 0.5;
+
+    /// <summary>What is invalid, or null.</summary>
+    public string? Validate() =>
+        string.IsNullOrWhiteSpace(GroupId) ? "Scorer:GroupId must not be empty (default 'scorer')."
+        : RunId is { Length: 0 } ? "Scorer:RunId must not be empty (leave it unset to follow the newest run)."
+        : TopK is < 1 or > 10_000 ? $"Scorer:TopK must be 1..10000, got {TopK}."
+        : MaxBatch is < 1 or > 4096 ? $"Scorer:MaxBatch must be 1..4096, got {MaxBatch}."
+        : !(BatchWindowMs is >= 0 and <= 1000) ? $"Scorer:BatchWindowMs must be 0..1000, got {BatchWindowMs}."
+        : MaxInFlight is < 1 or > 1024 ? $"Scorer:MaxInFlight must be 1..1024, got {MaxInFlight}."
+        : CommitEvery < 1 || CommitIntervalMs < 1 ? $"Scorer:CommitEvery ({CommitEvery}) and Scorer:CommitIntervalMs ({CommitIntervalMs}) must be >= 1."
+        : DedupWindow < CommitEvery + MaxInFlight ? $"Scorer:DedupWindow ({DedupWindow}) must be at least CommitEvery + MaxInFlight ({CommitEvery + MaxInFlight}) to cover the uncommitted span."
+        : QueryPartitions is < 1 or > 1024 ? $"Scorer:QueryPartitions must be 1..1024, got {QueryPartitions}."
+        : !(AlertThreshold is > 0 and <= 1) ? $"Scorer:AlertThreshold must be in (0, 1], got {AlertThreshold}."
+        : null;
+}
+
+internal sealed class ScorerOptionsValidator : IValidateOptions<ScorerOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ScorerOptions options) =>
+        options.Validate() is { } error ? ValidateOptionsResult.Fail(error) : ValidateOptionsResult.Success;
+}

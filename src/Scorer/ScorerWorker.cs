@@ -1,0 +1,377 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Threading.Channels;
+using Attribution.Contracts;
+using Attribution.Transport;
+using Attribution.Transport.Messages;
+using MassTransit;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Attribution.Scorer;
+
+/// <summary>A query that cannot be attributed (wrong input kind or width, non-finite features); dead-lettered with this message.</summary>
+public sealed class QueryRejectedException(string message) : Exception(message);
+
+/// <summary>
+/// Consumes queries (group <see cref="ScorerOptions.GroupId"/>) and publishes one <see cref="AttributionResult"/> per
+/// query to the attributions topic (same key, same partition index). Each query is decoded and validated on its lane
+/// (poison is dead-lettered with its error and the stream goes on), then handed to a micro-batcher that scores up to
+/// <see cref="ScorerOptions.MaxBatch"/> queries in one batched forward-only readout; a lane's handler returns only once
+/// its attribution is acknowledged, so offsets are committed only after produce. Queries whose id already has an
+/// attribution are skipped (see <see cref="AttributionDeduplicator"/>): exactly one attribution per query id.
+/// </summary>
+public sealed class ScorerWorker : EventConsumerWorker
+{
+    /// <summary>The method name written into attributions.</summary>
+    public const string MethodName = "forward-only";
+
+    private readonly IEventLog _log;
+    private readonly IEventProducer _producer;
+    private readonly ProbeIndex _index;
+    private readonly ScorerOptions _options;
+    private readonly IBus? _bus;
+    private readonly Channel<Pending> _queue;
+    private readonly CancellationTokenSource _batcherStop = new();
+    private readonly HashSet<long> _flaggedSources;
+    private readonly HashSet<long> _flaggedExamples;
+    private AttributionDeduplicator? _dedup;
+    private Task? _batcher;
+
+    /// <summary>Creates the worker.</summary>
+    public ScorerWorker(IEventLog log, IEventProducer producer, ProbeIndex index, ScorerMetrics metrics, IOptions<ScorerOptions> options,
+        ILogger<ScorerWorker> logger, IBus? bus = null)
+        : base(log, new EventWorkerOptions
+        {
+            Topics = [Topics.Queries],
+            GroupId = options.Value.GroupId,
+            DeadLetterTopic = Topics.DeadLetter,
+            MaxInFlight = options.Value.MaxInFlight,
+            LaneCapacity = 16,
+            CommitEvery = options.Value.CommitEvery,
+            CommitInterval = TimeSpan.FromMilliseconds(options.Value.CommitIntervalMs),
+        }, logger, producer)
+    {
+        _log = log;
+        _producer = producer;
+        _index = index;
+        Metrics = metrics;
+        _options = options.Value;
+        _bus = bus;
+        _flaggedSources = [.. _options.FlaggedSources];
+        _flaggedExamples = [.. _options.FlaggedExamples];
+        _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(Math.Max(_options.MaxBatch, _options.MaxInFlight)) { SingleReader = true });
+    }
+
+    /// <summary>Counters and latency histogram.</summary>
+    public ScorerMetrics Metrics { get; }
+
+    /// <summary>The index (live model, readiness).</summary>
+    public ProbeIndex Index => _index;
+
+    /// <inheritdoc />
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (await _log.GetPartitionCountAsync(Topics.Queries, cancellationToken) is null)
+        {
+            await _log.CreateTopicAsync(new TopicSpec(Topics.Queries, _options.QueryPartitions), cancellationToken);
+        }
+
+        int queries = await _log.GetPartitionCountAsync(Topics.Queries, cancellationToken) ?? _options.QueryPartitions;
+        await _log.CreateTopicAsync(new TopicSpec(Topics.Attributions, queries), cancellationToken);
+        var attributions = await _log.GetPartitionCountAsync(Topics.Attributions, cancellationToken);
+        if (attributions != queries)
+        {
+            throw new InvalidOperationException($"Topic '{Topics.Attributions}' has {attributions} partitions but '{Topics.Queries}' has {queries}; they must match so query partition p maps to attribution partition p (exactly-once by query id). Recreate '{Topics.Attributions}' with {queries} partitions.");
+        }
+
+        await _log.CreateTopicAsync(new TopicSpec(Topics.DeadLetter), cancellationToken);
+        _dedup = new AttributionDeduplicator(_log, queries, _options.DedupWindow);
+        _index.Start();
+        _batcher = Task.Factory.StartNew(() => RunBatcherAsync(_batcherStop.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        await base.StartAsync(cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // Lanes drain first (each waits for its attribution), then the batcher stops.
+        await base.StopAsync(cancellationToken);
+        _queue.Writer.TryComplete();
+        await _batcherStop.CancelAsync();
+        if (_batcher is not null)
+        {
+            await _batcher.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        _dedup?.Dispose();
+    }
+
+    /// <inheritdoc />
+    public override void Dispose()
+    {
+        _batcherStop.Dispose();
+        base.Dispose();
+    }
+
+    /// <inheritdoc />
+    protected override async Task HandleAsync(EventRecord record, CancellationToken cancellationToken)
+    {
+        var model = await _index.WaitAsync(cancellationToken);
+        ModelQuery query;
+        try
+        {
+            query = EventCodecs.Queries.Decode(record.Value);
+            Validate(query, model.InputWidth);
+        }
+        catch (Exception e) when (e is EventContractException or QueryRejectedException)
+        {
+            Metrics.Rejected();
+            throw;
+        }
+
+        var pending = new Pending(record, query);
+        await _queue.Writer.WriteAsync(pending, cancellationToken);
+        await pending.Done.Task.WaitAsync(cancellationToken);
+    }
+
+    private static void Validate(ModelQuery query, int width)
+    {
+        if (query.Features is null)
+        {
+            throw new QueryRejectedException($"query '{query.QueryId}' carries token ids; this model takes features ({width} float32 values in 'features').");
+        }
+
+        if (query.Features.Count != width)
+        {
+            throw new QueryRejectedException($"query '{query.QueryId}' has {query.Features.Count} features; the model takes {width}. Send the full input vector.");
+        }
+
+        for (int i = 0; i < query.Features.Count; i++)
+        {
+            if (!float.IsFinite(query.Features[i]))
+            {
+                throw new QueryRejectedException($"query '{query.QueryId}' has a non-finite value ({query.Features[i].ToString(CultureInfo.InvariantCulture)}) at feature {i}; features must be finite.");
+            }
+        }
+    }
+
+    private async Task RunBatcherAsync(CancellationToken stop)
+    {
+        var reader = _queue.Reader;
+        var window = TimeSpan.FromMilliseconds(_options.BatchWindowMs);
+        try
+        {
+            while (await reader.WaitToReadAsync(stop))
+            {
+                var batch = new List<Pending>(_options.MaxBatch);
+                var started = Stopwatch.GetTimestamp();
+                while (batch.Count < _options.MaxBatch)
+                {
+                    if (reader.TryRead(out var p))
+                    {
+                        batch.Add(p);
+                        continue;
+                    }
+
+                    var left = window - Stopwatch.GetElapsedTime(started);
+                    if (left <= TimeSpan.Zero)
+                    {
+                        break;
+                    }
+
+                    using var wait = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                    wait.CancelAfter(left);
+                    try
+                    {
+                        if (!await reader.WaitToReadAsync(wait.Token))
+                        {
+                            break;
+                        }
+                    }
+                    catch (OperationCanceledException e) when (e.CancellationToken == wait.Token && !stop.IsCancellationRequested)
+                    {
+                        break;
+                    }
+                }
+
+                if (batch.Count == 0)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    await ProcessAsync(batch, stop);
+                }
+                catch (Exception e)
+                {
+                    foreach (var p in batch)
+                    {
+                        p.Done.TrySetException(e);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException e) when (e.CancellationToken == stop)
+        {
+        }
+
+        while (reader.TryRead(out var left))
+        {
+            left.Done.TrySetCanceled(stop);
+        }
+    }
+
+    private async Task ProcessAsync(List<Pending> batch, CancellationToken ct)
+    {
+        var model = _index.Current!;
+        _dedup!.CatchUp(ct);
+        var work = new List<Pending>(batch.Count);
+        foreach (var p in batch)
+        {
+            if (_dedup.Contains(p.Record.Partition, p.Query.QueryId) || work.Any(w => w.Query.QueryId == p.Query.QueryId))
+            {
+                Metrics.Duplicate();
+                Logger.DuplicateSkipped(p.Query.QueryId);
+                p.Done.TrySetResult();
+            }
+            else if (p.Query.Features!.Count != model.InputWidth)
+            {
+                // The live model changed width between validation and scoring.
+                p.Done.TrySetException(new QueryRejectedException($"query '{p.Query.QueryId}' has {p.Query.Features.Count} features; the model ({model.Version}) takes {model.InputWidth}."));
+            }
+            else
+            {
+                work.Add(p);
+            }
+        }
+
+        if (work.Count == 0)
+        {
+            return;
+        }
+
+        int d = model.InputWidth, n = model.ExampleIds.Length, m = model.SourceIds.Length;
+        var x = new float[(long)work.Count * d];
+        for (int q = 0; q < work.Count; q++)
+        {
+            for (int j = 0; j < d; j++)
+            {
+                x[q * d + j] = work[q].Query.Features![j];
+            }
+        }
+
+        var scores = model.Score(x, work.Count);
+        Metrics.Batch();
+        var sends = new Task<EventPosition>[work.Count];
+        var results = new AttributionResult[work.Count];
+        var now = DateTimeOffset.UtcNow;
+        for (int q = 0; q < work.Count; q++)
+        {
+            var top = model.TopK(scores, q, _options.TopK);
+            var latency = Math.Max(0, (long)(now - work[q].Record.Timestamp).TotalMicroseconds);
+            results[q] = new AttributionResult(work[q].Query.QueryId, model.Version, MethodName, [.. top.Select(t => model.ExampleIds[t.Example])], [.. top.Select(t => t.Score)],
+                model.SourceIds, scores.SourceScores.AsSpan(q * m, m).ToArray(), latency);
+            sends[q] = _producer.ProduceAsync(Topics.Attributions, EventMessage.Create(work[q].Query.QueryId, EventCodecs.Attributions.Encode(results[q]), TopicReader.Headers<AttributionResult>()), ct);
+        }
+
+        for (int q = 0; q < work.Count; q++)
+        {
+            var p = work[q];
+            try
+            {
+                await sends[q];
+            }
+            catch (Exception e)
+            {
+                p.Done.TrySetException(e);
+                continue;
+            }
+
+            _dedup.Add(p.Record.Partition, p.Query.QueryId);
+            Metrics.Scored(Math.Max(0, (long)(DateTimeOffset.UtcNow - p.Record.Timestamp).TotalMicroseconds));
+            await AlertIfFlaggedAsync(model, results[q], scores.SourceScores.AsMemory(q * m, m), scores.ExampleScores.AsMemory(q * n, n), ct);
+            p.Done.TrySetResult();
+        }
+    }
+
+    private async Task AlertIfFlaggedAsync(AttributionModel model, AttributionResult result, ReadOnlyMemory<float> sourceScores, ReadOnlyMemory<float> exampleScores, CancellationToken ct)
+    {
+        if (_flaggedSources.Count == 0 && _flaggedExamples.Count == 0)
+        {
+            return;
+        }
+
+        var flagged = new List<string>();
+        var mass = Math.Max(
+            FlaggedShare(sourceScores.Span, model.SourceIds, _flaggedSources, "source", flagged),
+            FlaggedShare(exampleScores.Span, model.ExampleIds, _flaggedExamples, "example", flagged));
+        if (mass < _options.AlertThreshold)
+        {
+            return;
+        }
+
+        Metrics.Alert();
+        Logger.Contamination(result.QueryId, mass, _options.AlertThreshold);
+        if (_bus is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await _bus.Publish(new ContaminationAlertMessage
+            {
+                QueryId = result.QueryId,
+                ModelVersion = result.ModelVersion,
+                FlaggedIds = flagged,
+                Score = mass,
+                Threshold = _options.AlertThreshold,
+                Timestamp = DateTimeOffset.UtcNow,
+            }, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Logger.AlertPublishFailed(e, result.QueryId);
+        }
+    }
+
+    /// <summary>
+    /// Flagged share of positive mass: Σ max(s, 0) over flagged units / Σ max(s, 0) over all units (0 when nothing is
+    /// positive). Positive scores are the units that pushed the prediction up, so this is "how much of what supports the
+    /// answer comes from flagged data".
+    /// </summary>
+    internal static double FlaggedShare(ReadOnlySpan<float> scores, long[] ids, HashSet<long> flagged, string kind, List<string> contributors)
+    {
+        if (flagged.Count == 0)
+        {
+            return 0;
+        }
+
+        double total = 0, hit = 0;
+        for (int i = 0; i < scores.Length; i++)
+        {
+            if (scores[i] > 0)
+            {
+                total += scores[i];
+                if (flagged.Contains(ids[i]))
+                {
+                    hit += scores[i];
+                    contributors.Add($"{kind}:{ids[i]}");
+                }
+            }
+        }
+
+        return total > 0 ? hit / total : 0;
+    }
+
+    private sealed class Pending(EventRecord record, ModelQuery query)
+    {
+        public EventRecord Record { get; } = record;
+
+        public ModelQuery Query { get; } = query;
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

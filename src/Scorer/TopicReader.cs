@@ -1,0 +1,56 @@
+using System.Diagnostics;
+using System.Globalization;
+using Attribution.Contracts;
+using Attribution.Transport;
+
+namespace Attribution.Scorer;
+
+/// <summary>Reads a topic from its beginning to its end offsets with a standalone reader (no group, no commits).</summary>
+internal static class TopicReader
+{
+    /// <summary>Every retained record of <paramref name="topic"/> up to the end offsets seen when reading starts; empty when the topic does not exist.</summary>
+    public static async Task<List<EventRecord>> ReadToEndAsync(IEventLog log, string topic, CancellationToken cancellationToken)
+    {
+        var result = new List<EventRecord>();
+        if (await log.GetPartitionCountAsync(topic, cancellationToken) is not { } partitions)
+        {
+            return result;
+        }
+
+        await Task.Run(() =>
+        {
+            using var reader = log.CreateConsumer(new ConsumerSettings { Topics = [topic], Start = StartPosition.Beginning });
+            var ends = new long[partitions];
+            var next = new long[partitions];
+            for (int p = 0; p < partitions; p++)
+            {
+                ends[p] = reader.GetEndOffset(new TopicPartition(topic, p));
+            }
+
+            // Compaction can leave the last offsets empty: stop after a quiet second as well as at the end offsets.
+            var quiet = Stopwatch.StartNew();
+            while (Enumerable.Range(0, partitions).Any(p => next[p] < ends[p]) && quiet.Elapsed < TimeSpan.FromSeconds(1))
+            {
+                if (reader.Consume(TimeSpan.FromMilliseconds(50), cancellationToken) is { } r)
+                {
+                    quiet.Restart();
+                    if (r.Offset < ends[r.Partition])
+                    {
+                        result.Add(r);
+                    }
+
+                    next[r.Partition] = Math.Max(next[r.Partition], r.Offset + 1);
+                }
+            }
+        }, cancellationToken);
+        return result;
+    }
+
+    /// <summary>The content-type, schema-version and event-type headers of an event type.</summary>
+    public static EventHeader[] Headers<T>() where T : IArrowEvent<T> =>
+    [
+        EventHeader.Utf8(EventHeaders.ContentType, EventHeaders.ArrowStreamContentType),
+        EventHeader.Utf8(EventHeaders.SchemaVersion, T.SchemaVersion.ToString(CultureInfo.InvariantCulture)),
+        EventHeader.Utf8(EventHeaders.EventType, T.EventType),
+    ];
+}
