@@ -29,6 +29,10 @@ public sealed class ArrowStreamReader
         }
         _stream = stream;
         _options = options ?? ArrowReaderOptions.Default;
+        if (stream.Span.StartsWith("ARROW1"u8))
+        {
+            throw Fail(0, "this is the Arrow IPC file format ('ARROW1' magic), not the stream format; write it with a stream writer (e.g. pyarrow.ipc.new_stream)");
+        }
         var message = NextMessage() ?? throw Fail(0, "the stream is empty or ends before its schema message; an Arrow IPC stream starts with a Schema message");
         if (message.HeaderType != ArrowWire.MessageHeader.Schema)
         {

@@ -246,6 +246,12 @@ public class HostileInputTests
     }
 
     [Fact]
+    public void ArrowFileFormat_IsRejectedWithAMessageNamingTheStreamFormat()
+    {
+        Assert.Contains("this is the Arrow IPC file format ('ARROW1' magic), not the stream format", Reject("ARROW1\0\0"u8.ToArray()), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void EmptyInput_IsRejectedWithAMessageSayingASchemaIsExpected()
     {
         Assert.Contains("starts with a Schema message", Reject([]), StringComparison.Ordinal);
