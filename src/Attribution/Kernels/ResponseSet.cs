@@ -169,19 +169,39 @@ public sealed class ResponseSet
         MlpMath.Output(OutputKind.Margin, cache.Logits, labels, classes, values, dz);
         blockUnits = Math.Max(1, blockUnits);
         var tile = new float[blockUnits * q];
+        // ReLU masks of the queries' hidden activations at θ as 0/1 floats, so masking is a vectorised multiply.
+        var masks = new float[layers][];
+        for (int l = 0; l < layers - 1; l++)
+        {
+            var act = cache.Inputs[l + 1];
+            masks[l] = new float[act.Length];
+            for (int k = 0; k < act.Length; k++)
+            {
+                masks[l][k] = act[k] > 0f ? 1f : 0f;
+            }
+        }
+
+        // Tangent buffers reused across blocks (two, ping-ponged between layers).
+        int maxOut = Enumerable.Range(0, layers).Max(Layout.Out);
+        var bufA = new float[(long)blockUnits * q * maxOut];
+        var bufB = new float[bufA.Length];
         for (int u0 = 0; u0 < Units; u0 += blockUnits)
         {
             int ub = Math.Min(blockUnits, Units - u0);
-            float[] t = [];
+            Span<float> t = [];
             for (int l = 0; l < layers; l++)
             {
                 int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
                 var a = cache.Inputs[l];
-                var zt = new float[(long)ub * q * o];
+                var zt = (l % 2 == 0 ? bufA : bufB).AsSpan(0, ub * q * o);
                 if (l > 0)
                 {
                     // Propagate every unit's input tangent through W_l in one GEMM: [ub·q, in] × W_lᵀ.
                     Blas.Gemm(false, true, ub * q, o, i, 1f, t, Layout.Weight(theta, l), 0f, zt);
+                }
+                else
+                {
+                    zt.Clear();
                 }
 
                 if (r > 0)
@@ -195,14 +215,14 @@ public sealed class ResponseSet
                         var cu = c.AsSpan(u * r * q, r * q);
                         if (q >= 16)
                         {
-                            Blas.Gemm(true, false, q, o, r, 1f, cu, ut, 1f, zt.AsSpan(u * q * o, q * o));
+                            Blas.Gemm(true, false, q, o, r, 1f, cu, ut, 1f, zt.Slice(u * q * o, q * o));
                             continue;
                         }
 
                         // Few queries: r axpys of length out per query beat a tiny GEMM call.
                         for (int qq = 0; qq < q; qq++)
                         {
-                            var dst = zt.AsSpan((u * q + qq) * o, o);
+                            var dst = zt.Slice((u * q + qq) * o, o);
                             for (int b = 0; b < r; b++)
                             {
                                 TensorPrimitives.MultiplyAdd(ut.Slice(b * o, o), cu[b * q + qq], dst, dst);
@@ -219,7 +239,7 @@ public sealed class ResponseSet
                     {
                         for (int qq = 0; qq < q; qq++)
                         {
-                            var dst = zt.AsSpan((u * q + qq) * o, o);
+                            var dst = zt.Slice((u * q + qq) * o, o);
                             TensorPrimitives.Add(dst, full.AsSpan(qq * ub * o + u * o, o), dst);
                         }
                     }
@@ -230,19 +250,15 @@ public sealed class ResponseSet
                     var bias = _bias[l].AsSpan((u0 + u) * o, o);
                     for (int qq = 0; qq < q; qq++)
                     {
-                        var row = zt.AsSpan((u * q + qq) * o, o);
-                        TensorPrimitives.Add(row, bias, row);
+                        var row = zt.Slice((u * q + qq) * o, o);
                         if (l < layers - 1)
                         {
-                            // ReLU mask of the query's activation at θ.
-                            var act = cache.Inputs[l + 1].AsSpan(qq * o, o);
-                            for (int k = 0; k < o; k++)
-                            {
-                                if (act[k] <= 0f)
-                                {
-                                    row[k] = 0f;
-                                }
-                            }
+                            // (row + bias) ⊙ ReLU mask of the query's activation at θ.
+                            TensorPrimitives.AddMultiply(row, bias, masks[l].AsSpan(qq * o, o), row);
+                        }
+                        else
+                        {
+                            TensorPrimitives.Add(row, bias, row);
                         }
                     }
                 }
@@ -255,7 +271,7 @@ public sealed class ResponseSet
             {
                 for (int qq = 0; qq < q; qq++)
                 {
-                    tile[u * q + qq] = TensorPrimitives.Dot(t.AsSpan((u * q + qq) * classes, classes), dz.AsSpan(qq * classes, classes));
+                    tile[u * q + qq] = TensorPrimitives.Dot(t.Slice((u * q + qq) * classes, classes), dz.AsSpan(qq * classes, classes));
                 }
             }
 
