@@ -178,17 +178,17 @@ public sealed class ArrowStreamReader
         {
             throw Fail(message.MetadataStart, $"{path}: nesting deeper than {_options.MaxNestingDepth} (ArrowReaderOptions.MaxNestingDepth)");
         }
-        var name = fb.String(table, 0, $"{path} name") ?? "";
+        var name = fb.String(table, 0, "Field.name") ?? "";
         path = $"{path} ('{name}')";
-        var nullable = fb.Byte(table, 1, 0, $"{path} nullable") != 0;
-        var tag = fb.Byte(table, 2, 0, $"{path} type_type");
-        var typeTable = fb.TableField(table, 3, $"{path} type");
+        var nullable = fb.Byte(table, 1, 0, "Field.nullable") != 0;
+        var tag = fb.Byte(table, 2, 0, "Field.type_type");
+        var typeTable = fb.TableField(table, 3, "Field.type");
         if (fb.Has(table, 4))
         {
             throw Fail(message.MetadataStart, $"{path} is dictionary-encoded; dictionaries are not supported");
         }
-        var children = fb.Vector(table, 5, 4, $"{path} children");
-        var metadata = ReadMetadata(fb, table, 6, $"{path} custom_metadata");
+        var children = fb.Vector(table, 5, 4, "Field.children");
+        var metadata = ReadMetadata(fb, table, 6, "Field.custom_metadata");
 
         ArrowType type;
         switch (tag)
@@ -196,8 +196,8 @@ public sealed class ArrowStreamReader
             case ArrowWire.Type.Int:
             {
                 var t = Require(typeTable, path, message);
-                var bits = fb.Int32(t, 0, 0, $"{path} Int.bitWidth");
-                var signed = fb.Byte(t, 1, 0, $"{path} Int.is_signed") != 0;
+                var bits = fb.Int32(t, 0, 0, "Int.bitWidth");
+                var signed = fb.Byte(t, 1, 0, "Int.is_signed") != 0;
                 type = (bits, signed) switch
                 {
                     (32, true) => ArrowType.Int32,
@@ -208,7 +208,7 @@ public sealed class ArrowStreamReader
             }
             case ArrowWire.Type.FloatingPoint:
             {
-                var precision = fb.Int16(Require(typeTable, path, message), 0, 0, $"{path} FloatingPoint.precision");
+                var precision = fb.Int16(Require(typeTable, path, message), 0, 0, "FloatingPoint.precision");
                 type = precision switch
                 {
                     ArrowWire.Precision.Single => ArrowType.Float32,
@@ -229,12 +229,12 @@ public sealed class ArrowStreamReader
             case ArrowWire.Type.Timestamp:
             {
                 var t = Require(typeTable, path, message);
-                var unit = fb.Int16(t, 0, 0, $"{path} Timestamp.unit");
+                var unit = fb.Int16(t, 0, 0, "Timestamp.unit");
                 if (unit is < 0 or > 3)
                 {
                     throw Fail(message.MetadataStart, $"{path}: timestamp unit {unit} is not one of 0..3");
                 }
-                type = ArrowType.Timestamp((ArrowTimeUnit)unit, fb.String(t, 1, $"{path} Timestamp.timezone"));
+                type = ArrowType.Timestamp((ArrowTimeUnit)unit, fb.String(t, 1, "Timestamp.timezone"));
                 break;
             }
             case ArrowWire.Type.List or ArrowWire.Type.FixedSizeList:
@@ -243,13 +243,13 @@ public sealed class ArrowStreamReader
                 {
                     throw Fail(message.MetadataStart, $"{path}: a {ArrowWire.TypeName(tag)} needs exactly one child field, found {children.Count}");
                 }
-                var item = ReadField(fb, fb.VectorTable(children, 0, $"{path} children[0]"), $"{path} item", depth + 1, ref budget, message);
+                var item = ReadField(fb, fb.VectorTable(children, 0, "Field.children[0]"), $"{path} item", depth + 1, ref budget, message);
                 if (tag == ArrowWire.Type.List)
                 {
                     type = ArrowType.List(item);
                     break;
                 }
-                var size = fb.Int32(Require(typeTable, path, message), 0, 0, $"{path} FixedSizeList.listSize");
+                var size = fb.Int32(Require(typeTable, path, message), 0, 0, "FixedSizeList.listSize");
                 if (size <= 0)
                 {
                     throw Fail(message.MetadataStart, $"{path}: fixed-size list size {size} must be positive");
@@ -277,8 +277,8 @@ public sealed class ArrowStreamReader
         var result = new Dictionary<string, string>(vector.Count, StringComparer.Ordinal);
         for (var i = 0; i < vector.Count; i++)
         {
-            var kv = fb.VectorTable(vector, i, $"{what}[{i}]");
-            result[fb.String(kv, 0, $"{what}[{i}].key") ?? ""] = fb.String(kv, 1, $"{what}[{i}].value") ?? "";
+            var kv = fb.VectorTable(vector, i, "KeyValue");
+            result[fb.String(kv, 0, "KeyValue.key") ?? ""] = fb.String(kv, 1, "KeyValue.value") ?? "";
         }
         return result;
     }
@@ -306,7 +306,7 @@ public sealed class ArrowStreamReader
         for (var i = 0; i < columns.Length; i++)
         {
             var field = Schema.Fields[i];
-            columns[i] = ReadArray(fb, field, $"column {i} ('{field.Name}')", ref state);
+            columns[i] = ReadArray(fb, field, i, 0, ref state);
             if (columns[i].Length != length)
             {
                 throw Fail(message.MetadataStart, $"record batch {message.Index}: column {i} ('{field.Name}') has {columns[i].Length} rows but the batch length is {length}");
@@ -328,55 +328,58 @@ public sealed class ArrowStreamReader
         public Message Message;
     }
 
-    private ArrowArray ReadArray(FlatBufferReader fb, ArrowField field, string path, ref BatchState state)
+    private string ColumnPath(int column, int depth) =>
+        $"column {column} ('{Schema.Fields[column].Name}')" + string.Concat(Enumerable.Repeat(" item", depth));
+
+    private ArrowArray ReadArray(FlatBufferReader fb, ArrowField field, int column, int depth, ref BatchState state)
     {
         var message = state.Message;
         if (state.NextNode >= state.Nodes.Count)
         {
-            throw Fail(message.MetadataStart, $"record batch {message.Index}: {path} needs field node {state.NextNode} but the batch has only {state.Nodes.Count}");
+            throw Fail(message.MetadataStart, $"record batch {message.Index}: {ColumnPath(column, depth)} needs field node {state.NextNode} but the batch has only {state.Nodes.Count}");
         }
         var nodePos = state.Nodes.Start + (16 * state.NextNode++);
         var length = fb.ReadInt64At(nodePos);
         var nullCount = fb.ReadInt64At(nodePos + 8);
         if (length < 0 || length > int.MaxValue || nullCount < 0 || nullCount > length)
         {
-            throw Fail(message.MetadataStart + nodePos, $"record batch {message.Index}: {path} has length {length} and null count {nullCount}; need 0 <= null count <= length <= {int.MaxValue}");
+            throw Fail(message.MetadataStart + nodePos, $"record batch {message.Index}: {ColumnPath(column, depth)} has length {length} and null count {nullCount}; need 0 <= null count <= length <= {int.MaxValue}");
         }
-        var validity = NextBuffer(fb, path, "validity", ref state);
+        var validity = NextBuffer(fb, column, depth, "validity", ref state);
         var type = field.Type;
         ReadOnlyMemory<byte> offsets = default, values = default;
         ArrowArray? child = null;
         switch (type.Kind)
         {
             case ArrowTypeKind.Utf8 or ArrowTypeKind.Binary:
-                offsets = NextBuffer(fb, path, "offsets", ref state);
-                values = NextBuffer(fb, path, "data", ref state);
+                offsets = NextBuffer(fb, column, depth, "offsets", ref state);
+                values = NextBuffer(fb, column, depth, "data", ref state);
                 break;
             case ArrowTypeKind.List:
-                offsets = NextBuffer(fb, path, "offsets", ref state);
-                child = ReadArray(fb, type.Item!, $"{path} item", ref state);
+                offsets = NextBuffer(fb, column, depth, "offsets", ref state);
+                child = ReadArray(fb, type.Item!, column, depth + 1, ref state);
                 break;
             case ArrowTypeKind.FixedSizeList:
-                child = ReadArray(fb, type.Item!, $"{path} item", ref state);
+                child = ReadArray(fb, type.Item!, column, depth + 1, ref state);
                 break;
             default:
-                values = NextBuffer(fb, path, "values", ref state);
+                values = NextBuffer(fb, column, depth, "values", ref state);
                 break;
         }
         var error = ArrayValidation.Check(type, (int)length, (int)nullCount, validity.Span, offsets.Span, values.Length, child);
         if (error is not null)
         {
-            throw Fail(message.BodyStart, $"record batch {message.Index}: {path}: {error}");
+            throw Fail(message.BodyStart, $"record batch {message.Index}: {ColumnPath(column, depth)}: {error}");
         }
         return new ArrowArray(type, (int)length, (int)nullCount, validity, offsets, values, child);
     }
 
-    private ReadOnlyMemory<byte> NextBuffer(FlatBufferReader fb, string path, string role, ref BatchState state)
+    private ReadOnlyMemory<byte> NextBuffer(FlatBufferReader fb, int column, int depth, string role, ref BatchState state)
     {
         var message = state.Message;
         if (state.NextBuffer >= state.Buffers.Count)
         {
-            throw Fail(message.MetadataStart, $"record batch {message.Index}: {path} needs buffer {state.NextBuffer} ({role}) but the batch lists only {state.Buffers.Count}");
+            throw Fail(message.MetadataStart, $"record batch {message.Index}: {ColumnPath(column, depth)} needs buffer {state.NextBuffer} ({role}) but the batch lists only {state.Buffers.Count}");
         }
         var index = state.NextBuffer++;
         var pos = state.Buffers.Start + (16 * index);
@@ -384,11 +387,11 @@ public sealed class ArrowStreamReader
         var length = fb.ReadInt64At(pos + 8);
         if (offset < 0 || length < 0 || offset > message.BodyLength || length > message.BodyLength - offset)
         {
-            throw Fail(message.BodyStart, $"record batch {message.Index}: buffer {index} ({path} {role}) at offset {offset} with length {length} lies outside the {message.BodyLength}-byte body");
+            throw Fail(message.BodyStart, $"record batch {message.Index}: buffer {index} ({ColumnPath(column, depth)} {role}) at offset {offset} with length {length} lies outside the {message.BodyLength}-byte body");
         }
         if (_options.RequireAlignedBuffers && (offset & 7) != 0 && length > 0)
         {
-            throw Fail(message.BodyStart + offset, $"record batch {message.Index}: buffer {index} ({path} {role}) starts at body offset {offset}, not a multiple of 8");
+            throw Fail(message.BodyStart + offset, $"record batch {message.Index}: buffer {index} ({ColumnPath(column, depth)} {role}) starts at body offset {offset}, not a multiple of 8");
         }
         return _stream.Slice(message.BodyStart + (int)offset, (int)length);
     }
