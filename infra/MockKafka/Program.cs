@@ -1,23 +1,45 @@
 using Attribution.MockKafka;
+using Attribution.Transport;
+using Attribution.Transport.Embedded;
+using Attribution.Transport.Kafka;
 
-// Starts a librdkafka mock cluster, prints its bootstrap servers on stdout, and runs until stdin closes or Ctrl-C.
+// Usage:
+//   MockKafka [--brokers N]          start a mock cluster, print its bootstrap servers, run until stdin closes / Ctrl-C
+//   MockKafka bench [--messages N]   produce->consume throughput and latency: embedded log, then mock Kafka cluster
 var brokers = 3;
+var messages = 20_000;
+var bench = false;
 for (var i = 0; i < args.Length; i++)
 {
-    if (args[i] == "--brokers" && i + 1 < args.Length && int.TryParse(args[i + 1], out var n))
+    if (args[i] == "bench")
     {
-        brokers = n;
+        bench = true;
+    }
+    else if (args[i] == "--brokers" && i + 1 < args.Length && int.TryParse(args[i + 1], out var b))
+    {
+        brokers = b;
+        i++;
+    }
+    else if (args[i] == "--messages" && i + 1 < args.Length && int.TryParse(args[i + 1], out var m) && m > 0)
+    {
+        messages = m;
         i++;
     }
     else
     {
-        Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: MockKafka [--brokers N]   (N = 1..16, default 3)");
+        Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: MockKafka [--brokers N] | MockKafka bench [--messages N] [--brokers N]");
         return 2;
     }
 }
 
 try
 {
+    if (bench)
+    {
+        await RunBenchAsync(brokers, messages);
+        return 0;
+    }
+
     using var cluster = new MockKafkaCluster(brokers);
     Console.WriteLine(cluster.BootstrapServers);
     using var stop = new CancellationTokenSource();
@@ -26,8 +48,33 @@ try
     await Task.WhenAny(stdinClosed, Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default));
     return 0;
 }
-catch (Exception e) when (e is MockKafkaException or ArgumentOutOfRangeException)
+catch (Exception e) when (e is MockKafkaException or ArgumentOutOfRangeException or EventLogException or TimeoutException)
 {
     Console.Error.WriteLine(e.Message);
     return 1;
 }
+
+static async Task RunBenchAsync(int brokers, int messages)
+{
+    const int valueBytes = 256;
+    Console.WriteLine($"| log | mode | messages | msg/s | p50 µs | p99 µs |");
+    Console.WriteLine($"|---|---|---:|---:|---:|---:|");
+    await using (var embedded = new EmbeddedEventLog())
+    {
+        await embedded.CreateTopicAsync(new TopicSpec("bench-t", 4));
+        await embedded.CreateTopicAsync(new TopicSpec("bench-l", 4));
+        Print("embedded", await TransportBenchmark.ThroughputAsync(embedded, "bench-t", messages, valueBytes, 1000));
+        Print("embedded", await TransportBenchmark.LatencyAsync(embedded, "bench-l", Math.Min(messages, 5000), valueBytes));
+    }
+
+    KafkaLibrary.EnsureLoaded();
+    using var cluster = new MockKafkaCluster(brokers);
+    cluster.CreateTopic("bench-t", 4, Math.Min(3, brokers));
+    cluster.CreateTopic("bench-l", 4, Math.Min(3, brokers));
+    await using var kafka = new KafkaEventLog(new KafkaOptions { BootstrapServers = cluster.BootstrapServers, LingerMs = 1, FetchWaitMaxMs = 5, AutoCommitIntervalMs = 0 });
+    Print($"mock kafka ({brokers} brokers)", await TransportBenchmark.ThroughputAsync(kafka, "bench-t", messages, valueBytes, 1000));
+    Print($"mock kafka ({brokers} brokers)", await TransportBenchmark.LatencyAsync(kafka, "bench-l", Math.Min(messages, 2000), valueBytes));
+}
+
+static void Print(string log, TransportBenchmark.Result r) =>
+    Console.WriteLine($"| {log} | {r.Mode} | {r.Messages} | {r.PerSecond:N0} | {r.P50Us:N1} | {r.P99Us:N1} |");

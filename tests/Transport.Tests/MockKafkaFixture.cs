@@ -24,6 +24,7 @@ public sealed class MockKafkaFixture : IAsyncLifetime
             SessionTimeoutMs = 6000,
             AutoCommitIntervalMs = 0,
             RetryBackoffMs = 50,
+            FetchWaitMaxMs = 20,
             AdminTimeoutMs = 5000,
             DefaultReplicationFactor = 3,
             Properties = { ["topic.metadata.refresh.interval.ms"] = "1000", ["reconnect.backoff.max.ms"] = "200" },

@@ -38,6 +38,7 @@ internal sealed class KafkaConsumer : IEventConsumer
             HeartbeatIntervalMs = Math.Max(options.SessionTimeoutMs / 5, 100),
             PartitionAssignmentStrategy = PartitionAssignmentStrategy.RoundRobin,
             EnablePartitionEof = false,
+            FetchWaitMaxMs = options.FetchWaitMaxMs,
         };
         KafkaLibrary.Apply(options, config);
         _consumer = new ConsumerBuilder<byte[]?, byte[]>(config)

@@ -30,6 +30,10 @@ public sealed class KafkaOptions
     /// <summary>Period of background commits of <em>stored</em> offsets; 0 commits only on <c>Commit()</c>/revoke/close.</summary>
     public int AutoCommitIntervalMs { get; set; } = 1_000;
 
+    /// <summary>Longest time a broker holds a fetch waiting for data (<c>fetch.wait.max.ms</c>). Real brokers answer as
+    /// soon as data arrives; the librdkafka mock cluster waits the full time, so tests and benchmarks lower it.</summary>
+    public int FetchWaitMaxMs { get; set; } = 500;
+
     /// <summary>Replication factor for topics created without one.</summary>
     public short DefaultReplicationFactor { get; set; } = 1;
 
@@ -49,6 +53,7 @@ public sealed class KafkaOptions
         : SessionTimeoutMs is < 1000 or > 300_000 ? $"Transport:Kafka:SessionTimeoutMs must be 1000..300000, got {SessionTimeoutMs}."
         : AutoCommitIntervalMs < 0 ? $"Transport:Kafka:AutoCommitIntervalMs must be >= 0, got {AutoCommitIntervalMs}."
         : DefaultReplicationFactor < 1 ? $"Transport:Kafka:DefaultReplicationFactor must be >= 1, got {DefaultReplicationFactor}."
+        : FetchWaitMaxMs is < 0 or > 30_000 ? $"Transport:Kafka:FetchWaitMaxMs must be 0..30000, got {FetchWaitMaxMs}."
         : AdminTimeoutMs < 100 ? $"Transport:Kafka:AdminTimeoutMs must be >= 100, got {AdminTimeoutMs}."
         : null;
 }
