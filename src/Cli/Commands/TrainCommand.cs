@@ -20,10 +20,11 @@ internal static class TrainCommand
         var testSize = new Option<int>("--test-size") { Description = "Test examples (a seeded subset; 10000 = all).", DefaultValueFactory = _ => 10_000 };
         var seed = new Option<ulong>("--seed") { Description = "Seed for subset selection, initialisation and shuffling.", DefaultValueFactory = _ => 0UL };
         var threads = new Option<int>("--threads") { Description = "OpenBLAS threads (0 = library default).", DefaultValueFactory = _ => 1 };
+        var steps = new Option<int>("--steps") { Description = "Optimiser steps (gpt).", DefaultValueFactory = _ => 1200 };
         var data = new Option<string>("--data") { Description = "FashionMNIST directory.", DefaultValueFactory = _ => FashionMnist.DefaultDirectory };
 
         var command = new Command("train", "Train a model and write a reproducible run directory (run.json with the full recipe + model.safetensors).");
-        foreach (var o in new Option[] { model, output, epochs, trainSize, testSize, seed, threads, data })
+        foreach (var o in new Option[] { model, output, epochs, steps, trainSize, testSize, seed, threads, data })
         {
             command.Options.Add(o);
         }
@@ -40,7 +41,7 @@ internal static class TrainCommand
                 }
 
                 return parse.GetValue(model) == "gpt"
-                    ? GptTraining.Run(log, parse.GetValue(output)!, parse.GetValue(seed))
+                    ? GptTraining.Run(log, parse.GetValue(output)!, parse.GetValue(seed), parse.GetValue(steps))
                     : TrainMlp(log, parse.GetValue(output)!, parse.GetValue(epochs), parse.GetValue(trainSize), parse.GetValue(testSize), parse.GetValue(seed), parse.GetValue(data)!);
             }
             catch (Exception e) when (e is IOException or DataFormatException or RecipeException or SafetensorsException or TrainingDivergedException or ArgumentException or UnauthorizedAccessException)
@@ -108,11 +109,16 @@ internal static class InlineProgress
 
 internal static class GptTraining
 {
-    public static int Run(ILogger log, string outDir, ulong seed)
+    public static int Run(ILogger log, string outDir, ulong seed, int steps)
     {
         TrainLog.LoadingData(log, "fortunes", FortunesCorpus.DefaultDirectory);
         var corpus = FortunesCorpus.Load();
-        var recipe = new GptRecipe { Seed = seed };
+        if (steps < 1)
+        {
+            throw new ArgumentException($"--steps must be >= 1 (got {steps}).");
+        }
+
+        var recipe = new GptRecipe { Seed = seed, Steps = steps };
         TrainLog.TrainingStarted(log, "gpt", recipe.Config.ToString(), corpus.Documents.Count, 0, 1, recipe.BatchSize, seed, recipe.Steps);
         GptTrainingResult? result = null;
         AnsiConsole.Progress()
