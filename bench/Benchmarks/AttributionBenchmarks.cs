@@ -29,7 +29,7 @@ public class AttributionBenchmarks
     private IAttributionMethod _method = null!;
     private QueryBatch _batch = null!;
 
-    [Params("forward-only", "forward-only-sources", "trak", "trak-sjlt", "grad-dot")]
+    [Params("forward-only", "forward-only-r8", "forward-only-sources", "trak", "trak-sjlt", "grad-dot")]
     public string Method { get; set; } = "forward-only";
 
     [Params(1, 64)]
@@ -61,6 +61,8 @@ public class AttributionBenchmarks
 
     public static IAttributionMethod Build(string method)
     {
+        // Per-source scoring reads only the source responses; share the rank-16 build.
+        method = method == "forward-only-sources" ? "forward-only" : method;
         if (Cache.TryGetValue(method, out var cached))
         {
             return cached;
@@ -71,7 +73,7 @@ public class AttributionBenchmarks
         if (method.StartsWith("forward-only", StringComparison.Ordinal))
         {
             var rng = new Rng(3);
-            var examples = new ResponseSet(problem.Layout, N, 16);
+            var examples = new ResponseSet(problem.Layout, N, method == "forward-only-r8" ? 8 : 16);
             var sources = new ResponseSet(problem.Layout, 10, 0);
             var r = new float[problem.Layout.ParameterCount];
             for (int u = 0; u < N; u++)

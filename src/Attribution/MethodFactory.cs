@@ -35,7 +35,7 @@ public static class MethodFactory
                 BatchSize = o.Int("batch", 100),
                 Seed = (ulong)o.Int("seed", 1),
                 UnitsPerBlock = o.Int("block", 100),
-                Rank = o.Int("rank", 16),
+                Rank = o.Int("rank", 8),
                 PowerIterations = o.Int("power-iterations", 20),
                 Readout = o.Choice("readout", "jvp", "jvp", "fd") == "fd" ? ForwardReadout.FiniteDifference : ForwardReadout.Jvp,
                 ReadoutEpsilon = o.Has("readout-eps") ? o.Float("readout-eps", 0f) : null,

@@ -41,7 +41,7 @@ public sealed record ForwardOnlyOptions
     public int UnitsPerBlock { get; init; } = 100;
 
     /// <summary>Per-layer rank of the stored per-example responses (truncated SVD); 0 stores them in full.</summary>
-    public int Rank { get; init; } = 16;
+    public int Rank { get; init; } = 8;
 
     /// <summary>Power iterations for h_max when <see cref="StepSize"/> is null.</summary>
     public int PowerIterations { get; init; } = 20;
