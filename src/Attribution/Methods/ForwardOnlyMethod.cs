@@ -57,6 +57,12 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     /// <summary>Seconds spent simulating in the last Precompute.</summary>
     public double SimulationSeconds { get; private set; }
 
+    /// <summary>
+    /// ‖r_b‖ per training example from the last Precompute (before compression). Negative curvature along a trajectory
+    /// makes responses grow geometrically (spec §6): outliers here flag units whose horizon or damping is unsafe.
+    /// </summary>
+    public float[] ResponseNorms { get; private set; } = [];
+
     /// <summary>Per-example responses (after Precompute).</summary>
     public ResponseSet ExampleResponses => _examples ?? throw NotReady();
 
@@ -87,8 +93,10 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
             units[i] = [i];
         }
 
+        var norms = new float[n];
         simulator.Simulate(units, (unit, response) =>
         {
+            norms[unit] = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(response, response));
             examples.Set(unit, response);
             var dst = sourceSums.AsSpan(problem.SourceIds[unit] * p, p);
             for (int j = 0; j < p; j++)
@@ -112,6 +120,7 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
         _problem = problem;
         _examples = examples;
         _sources = sources;
+        ResponseNorms = norms;
         SimulationSeconds = watch.Elapsed.TotalSeconds;
     }
 

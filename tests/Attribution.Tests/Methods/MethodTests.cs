@@ -50,6 +50,11 @@ public sealed class MethodTests
         gd.Precompute(problem);
         var expected = gd.Score(queries).Scores.Select(s => 0.1f * s).ToArray();
         AssertClose(expected, fo.Score(queries).Scores, 2e-3);
+        // At K = 1 the response is exactly −η ∇ℓ_b(θ*), so its norm is η times the loss-gradient norm.
+        var g = GradientFactors.Compute(OutputKind.Loss, layout, problem.Theta, problem.TrainInputs, problem.TrainLabels);
+        var dense = new float[layout.ParameterCount];
+        g.Dense(4, 1, dense);
+        Assert.Equal(0.1 * Math.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(dense, dense)), fo.ResponseNorms[4], 1e-3);
     }
 
     [Theory]
