@@ -177,6 +177,15 @@ public abstract class EventConsumerWorker : BackgroundService
         var token = stop.Token;
         var name = GetType().Name;
         var deadLetters = Options.DeadLetterTopic is { } dlt ? new DeadLetterPublisher(_deadLetterProducer!, dlt) : null;
+        // Subscribe first: if that fails there are no lanes left waiting.
+        var consumer = _log.CreateConsumer(new ConsumerSettings
+        {
+            Topics = Options.Topics,
+            GroupId = Options.GroupId,
+            Start = Options.Start,
+            PartitionsRevoked = revoked => DrainAndStore(revoked, token),
+        });
+        _consumer = consumer;
         var lanes = new Channel<EventRecord>[Options.MaxInFlight];
         var laneTasks = new Task[lanes.Length];
         for (var i = 0; i < lanes.Length; i++)
@@ -186,14 +195,6 @@ public abstract class EventConsumerWorker : BackgroundService
             laneTasks[i] = Task.Run(() => RunLaneAsync(reader, deadLetters, stop, name), CancellationToken.None);
         }
 
-        var consumer = _log.CreateConsumer(new ConsumerSettings
-        {
-            Topics = Options.Topics,
-            GroupId = Options.GroupId,
-            Start = Options.Start,
-            PartitionsRevoked = revoked => DrainAndStore(revoked, token),
-        });
-        _consumer = consumer;
         Logger.WorkerStarted(name, string.Join(",", Options.Topics), Options.GroupId);
         var sinceCommit = 0L;
         var lastCommit = Stopwatch.GetTimestamp();
