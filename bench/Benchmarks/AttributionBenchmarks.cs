@@ -150,7 +150,7 @@ public class Simulate200Units
 public sealed class InProcessMonitoring : ManualConfig
 {
     public InProcessMonitoring() =>
-        AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithStrategy(RunStrategy.Monitoring)
+        AddJob(Job.Default.WithToolchain(new InProcessEmitToolchain(TimeSpan.FromMinutes(30), logOutput: true)).WithStrategy(RunStrategy.Monitoring)
             .WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(5));
 }
 

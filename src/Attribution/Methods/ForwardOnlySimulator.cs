@@ -99,9 +99,13 @@ public sealed class ForwardOnlySimulator
         }
 
         float eps = _options.Epsilon;
-        for (int start = 0; start < units.Count; start += _options.UnitsPerBlock)
+        // Keep the stacked first-layer activations (slots · width · batch floats) under ~32 M floats, so full-batch
+        // simulation of large n shrinks the block instead of allocating gigabytes.
+        long perUnit = (_options.TwoTrajectory ? 2L : 1L) * layout.Out(0) * _batchLabels[0].Length;
+        int block = (int)Math.Clamp((1L << 25) / Math.Max(perUnit, 1), 1, _options.UnitsPerBlock);
+        for (int start = 0; start < units.Count; start += block)
         {
-            int count = Math.Min(_options.UnitsPerBlock, units.Count - start);
+            int count = Math.Min(block, units.Count - start);
             var members = new List<int[]>();
             var weights = new List<float>();
             for (int u = 0; u < count; u++)
