@@ -148,9 +148,10 @@ public sealed class ResponseSet
     /// <summary>
     /// Batched forward-mode readout: <c>scores[q, u] = ∂f_q(θ + t·r_u)/∂t</c> at t = 0 for every query q and unit u,
     /// where f is the margin of <paramref name="labels"/>. <paramref name="scores"/> is [queries, Units] row-major.
-    /// Units are processed in blocks of <paramref name="blockUnits"/> so the tangent buffers stay bounded.
+    /// Units are processed in blocks of <paramref name="blockUnits"/> so the tangent buffers stay bounded; 0 picks
+    /// blocks of about 16,384 (unit, query) pairs, so a single query runs all units in a few large BLAS calls.
     /// </summary>
-    public void JvpScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores, int blockUnits = 256)
+    public void JvpScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores, int blockUnits = 0)
     {
         int q = labels.Length, layers = Layout.LayerCount, classes = Layout.Widths[^1];
         if (scores.Length < (long)q * Units)
@@ -167,7 +168,7 @@ public sealed class ResponseSet
         var values = new float[q];
         var dz = new float[q * classes];
         MlpMath.Output(OutputKind.Margin, cache.Logits, labels, classes, values, dz);
-        blockUnits = Math.Max(1, blockUnits);
+        blockUnits = blockUnits > 0 ? blockUnits : Math.Min(Math.Max(16384 / q, 64), Units);
         var tile = new float[blockUnits * q];
         // ReLU masks of the queries' hidden activations at θ as 0/1 floats, so masking is a vectorised multiply.
         var masks = new float[layers][];
