@@ -51,7 +51,11 @@ public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOption
             }
 
             var done = new HashSet<(long Step, string Checksum)>();
-            foreach (var r in await TopicReader.ReadToEndAsync(log, Topics.Checkpoints, stoppingToken))
+            // Published = on the checkpoints topic, or already simulated (the Simulator copies each checkpoint event onto
+            // the compacted probes topic; the embedded log drops checkpoint events once the Simulator committed them).
+            var published = await TopicReader.ReadToEndAsync(log, Topics.Checkpoints, stoppingToken);
+            published.AddRange((await TopicReader.ReadToEndAsync(log, Topics.Probes, stoppingToken)).Where(r => r.GetHeaderString(EventHeaders.EventType) == EventTypes.CheckpointPublished));
+            foreach (var r in published)
             {
                 if (TryDecode(r) is { } c && c.RunId == runId)
                 {

@@ -11,17 +11,18 @@ namespace Attribution.Scorer;
 
 /// <summary>
 /// The Scorer's index: follows the compacted probes topic from the beginning with a standalone reader, groups probes
-/// by (run, step), and when a set holds all the example and source probes its headers announce, loads the set's
-/// checkpoint (from the checkpoints topic, checksum verified) and swaps the new <see cref="AttributionModel"/> in
+/// by (run, step), and when a set holds all the example and source probes its headers announce and its checkpoint
+/// reference (the CheckpointPublished copy the Simulator puts on the probes topic), loads θ (checksum verified) and swaps the new <see cref="AttributionModel"/> in
 /// atomically. Scoring always uses <see cref="Current"/>, one consistent set.
 /// </summary>
-public sealed class ProbeIndex : IAsyncDisposable
+public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 {
     private readonly IEventLog _log;
     private readonly ScorerOptions _options;
     private readonly ILogger _logger;
     private readonly Dictionary<(string, long), PendingSet> _pending = [];
     private readonly HashSet<(string, long)> _built = [];
+    private readonly Dictionary<(string, long), CheckpointPublished> _checkpoints = [];
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
     private Task? _follower;
@@ -100,6 +101,22 @@ public sealed class ProbeIndex : IAsyncDisposable
             return;
         }
 
+        if (record.GetHeaderString(EventHeaders.EventType) == EventTypes.CheckpointPublished)
+        {
+            try
+            {
+                var c = EventCodecs.Checkpoints.Decode(record.Value);
+                _checkpoints[(c.RunId, c.Step)] = c;
+                TryBuild((c.RunId, c.Step), token);
+            }
+            catch (EventContractException e)
+            {
+                _logger.ProbeSkipped(record.ToString(), e.Message);
+            }
+
+            return;
+        }
+
         InfluenceProbe probe;
         ProbeFormat format;
         long setExamples, setSources;
@@ -127,15 +144,24 @@ public sealed class ProbeIndex : IAsyncDisposable
 
         var units = probe.Subject == ProbeSubject.Example ? set.Examples : set.Sources;
         units[probe.SubjectId] = probe;
-        if (set.Examples.Count == set.SetExamples && set.Sources.Count == set.SetSources)
-        {
-            _pending.Remove(key);
-            _built.Add(key);
-            Build(probe.RunId, probe.Step, set, token);
-        }
+        TryBuild(key, token);
     }
 
-    private void Build(string runId, long step, PendingSet set, CancellationToken token)
+    /// <summary>Builds a set once all its probes and its checkpoint reference (any order: different partitions) are in.</summary>
+    private void TryBuild((string RunId, long Step) key, CancellationToken token)
+    {
+        if (_built.Contains(key) || !_pending.TryGetValue(key, out var set) || !_checkpoints.TryGetValue(key, out var checkpoint)
+            || set.Examples.Count != set.SetExamples || set.Sources.Count != set.SetSources)
+        {
+            return;
+        }
+
+        _pending.Remove(key);
+        _built.Add(key);
+        Build(key.RunId, key.Step, checkpoint, set);
+    }
+
+    private void Build(string runId, long step, CheckpointPublished checkpoint, PendingSet set)
     {
         var version = $"{runId}@{step}";
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -153,7 +179,7 @@ public sealed class ProbeIndex : IAsyncDisposable
                 throw new ProbeFormatException("the set mixes probe formats; re-run the Simulator for this checkpoint with one configuration.");
             }
 
-            var theta = LoadTheta(runId, step, exampleFormat, token);
+            var theta = LoadTheta(checkpoint, exampleFormat);
             var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. exampleFloats.Select(p => p.Floats)],
                 sourceFormat, [.. sources.Select(p => p.SubjectId)], [.. sourceFloats.Select(p => p.Floats)]);
             _current = model;
@@ -163,38 +189,15 @@ public sealed class ProbeIndex : IAsyncDisposable
             _ready.TrySetResult();
             Swapped?.Invoke(model);
         }
-        catch (Exception e) when (e is ProbeFormatException or InvalidDataException or SafetensorsException or IOException or ArgumentException or EventContractException)
+        catch (Exception e) when (e is ProbeFormatException or InvalidDataException or SafetensorsException or IOException or ArgumentException)
         {
             LastError = $"probe set {version}: {e.Message}";
             _logger.ModelRejected(version, e.Message);
         }
     }
 
-    private float[] LoadTheta(string runId, long step, ProbeFormat format, CancellationToken token)
+    private static float[] LoadTheta(CheckpointPublished checkpoint, ProbeFormat format)
     {
-        var records = TopicReader.ReadToEndAsync(_log, Topics.Checkpoints, token).GetAwaiter().GetResult();
-        CheckpointPublished? checkpoint = null;
-        foreach (var r in records)
-        {
-            try
-            {
-                var c = EventCodecs.Checkpoints.Decode(r.Value);
-                if (c.RunId == runId && c.Step == step)
-                {
-                    checkpoint = c;
-                }
-            }
-            catch (EventContractException)
-            {
-                // Not ours to judge: the Simulator dead-letters bad checkpoint events.
-            }
-        }
-
-        if (checkpoint is null)
-        {
-            throw new InvalidDataException($"no CheckpointPublished for run {runId} step {step} on '{Topics.Checkpoints}'.");
-        }
-
         if (!Uri.TryCreate(checkpoint.Uri, UriKind.Absolute, out var uri) || !uri.IsFile)
         {
             throw new InvalidDataException($"checkpoint uri '{checkpoint.Uri}' is not a file:// uri.");
@@ -213,6 +216,9 @@ public sealed class ProbeIndex : IAsyncDisposable
     }
 
     /// <inheritdoc />
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
@@ -221,7 +227,6 @@ public sealed class ProbeIndex : IAsyncDisposable
             await f;
         }
 
-        _stop.Dispose();
     }
 
     private sealed class PendingSet(long setExamples, long setSources)

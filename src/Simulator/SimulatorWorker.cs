@@ -95,6 +95,9 @@ public sealed class SimulatorWorker : EventConsumerWorker
     public static string ProbeKey(string runId, long step, ProbeSubject subject, long id) =>
         $"{runId}/{step}/{(subject == ProbeSubject.Example ? "example" : "source")}/{id}";
 
+    /// <summary>Key of the probe set's checkpoint reference on the probes topic: "&lt;run&gt;/&lt;step&gt;/checkpoint".</summary>
+    public static string CheckpointKey(string runId, long step) => $"{runId}/{step}/checkpoint";
+
     /// <inheritdoc />
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -122,6 +125,9 @@ public sealed class SimulatorWorker : EventConsumerWorker
         var sourceIndex = sourceIds.Select((s, i) => (s, i)).ToDictionary(p => p.s, p => p.i);
         var problem = new AttributionProblem(layout, theta, inputs, labels, [.. exampleIds.Select(e => sourceIndex[sourceOf[e]])], sourceIds.Length, recipe.Optimizer.WeightDecay);
 
+        // The probe set carries its checkpoint reference on the compacted probes topic, so a Scorer rebuilding its index
+        // finds θ even where the checkpoints topic no longer retains the event (the embedded log trims committed records).
+        await _producer.ProduceAsync(Topics.Probes, EventMessage.Create(CheckpointKey(checkpoint.RunId, checkpoint.Step), record.Value, TopicReader.Headers<CheckpointPublished>()), cancellationToken);
         var exampleFormat = new ProbeFormat(layout.Widths, _options.Rank, ProbeFormat.ParseElement(_options.Precision)!.Value);
         var sourceFormat = new ProbeFormat(layout.Widths, 0, ProbeElement.Float32);
         var (doneExamples, doneSources) = await ReadDoneAsync(checkpoint, exampleFormat, sourceFormat, exampleIds.Length, sourceIds.Length, cancellationToken);
@@ -350,7 +356,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
         var prefix = $"{checkpoint.RunId}/{checkpoint.Step}/";
         foreach (var r in await TopicReader.ReadToEndAsync(_log, Topics.Probes, ct))
         {
-            if (r.Value.Length == 0 || !r.KeyString.StartsWith(prefix, StringComparison.Ordinal))
+            if (r.Value.Length == 0 || !r.KeyString.StartsWith(prefix, StringComparison.Ordinal) || r.GetHeaderString(EventHeaders.EventType) == EventTypes.CheckpointPublished)
             {
                 continue;
             }

@@ -1,0 +1,319 @@
+using System.Text;
+using Attribution.Attribution;
+using Attribution.Attribution.Kernels;
+using Attribution.Attribution.Methods;
+using Attribution.Contracts;
+using Attribution.Engine.Models;
+using Attribution.Engine.Training;
+using Attribution.Ingest;
+using Attribution.Scorer;
+using Attribution.Simulator;
+using Attribution.Transport;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Attribution.Integration.Tests.Services;
+
+/// <summary>Ingest → Simulator → Scorer on the embedded log, on a tiny trained run.</summary>
+public sealed class ServiceTests(PipelineFixture fixture) : IClassFixture<PipelineFixture>
+{
+    private const string RunId = "tiny-run";
+
+    private static void AddAll(IServiceCollection s, string runDir, Action<ScorerOptions>? scorer = null)
+    {
+        s.AddIngest(o =>
+        {
+            o.RunDirectory = runDir;
+            o.RunId = RunId;
+            o.SourceCount = PipelineFixture.SourceCount;
+        });
+        s.AddSimulator(o => Pipeline.FastSimulation(o));
+        s.AddScorer(o =>
+        {
+            o.TopK = 5;
+            scorer?.Invoke(o);
+        });
+    }
+
+    [Fact]
+    public async Task EveryQueryGetsExactlyOneAttribution_WithTheScoresForwardOnlyComputesDirectly()
+    {
+        await using var log = Pipeline.NewLog();
+        using var host = Pipeline.Build(log, s => AddAll(s, fixture.RunDir));
+        await host.StartAsync();
+        var producer = host.Services.GetRequiredService<IEventProducer>();
+        const int n = 12;
+        for (int i = 0; i < n; i++)
+        {
+            await Pipeline.ProduceQueryAsync(log, producer, $"q-{i}", fixture.TestImage(i));
+        }
+
+        var metrics = host.Services.GetRequiredService<ScorerMetrics>();
+        await Pipeline.Until(() => metrics.QueriesScored, c => c >= n, "12 attributions");
+        await host.StopAsync();
+        var results = Pipeline.ReadAll(log, Topics.Attributions).Select(r => EventCodecs.Attributions.Decode(r.Value)).ToList();
+        Assert.Equal(n, results.Count);
+        Assert.Equal(Enumerable.Range(0, n).Select(i => $"q-{i}").Order(), results.Select(r => r.QueryId).Order());
+        Assert.All(results, r => Assert.Equal($"{RunId}@4", r.ModelVersion));
+        Assert.All(results, r => Assert.Equal(5, r.ExampleIds.Count));
+        Assert.All(results, r => Assert.Equal([0L, 1, 2, 3], r.SourceIds));
+
+        // The same problem computed directly: examples in ascending id order, sources from the seeded assignment.
+        var ids = Enumerable.Range(0, PipelineFixture.TrainCount).ToArray();
+        var (_, model) = RunDirectory.LoadMlp(fixture.RunDir);
+        var train = fixture.Data.Train.Select(ids, fixture.Recipe.Data.Normalization);
+        var sourceOf = ids.Select(i => (int)RunScanner.SeededSource(i, 1, PipelineFixture.SourceCount)).ToArray();
+        var problem = new AttributionProblem(model.Layout, model.ToFlat(), train.Inputs, train.Labels, sourceOf, PipelineFixture.SourceCount, fixture.Recipe.Optimizer.WeightDecay);
+        var options = Pipeline.FastSimulation(new SimulatorOptions()).ToForwardOnly();
+        var method = new ForwardOnlyMethod(options);
+        method.Precompute(problem);
+        var sourceResponses = new ResponseSet(model.Layout, PipelineFixture.SourceCount, 0);
+        new ForwardOnlySimulator(problem, options).Simulate([.. Enumerable.Range(0, PipelineFixture.SourceCount).Select(s => ids.Where(i => sourceOf[i] == s).ToArray())],
+            (u, r) => sourceResponses.Set(u, r));
+        foreach (var result in results)
+        {
+            int q = int.Parse(result.QueryId[2..], System.Globalization.CultureInfo.InvariantCulture);
+            var x = fixture.TestImage(q);
+            var logits = new float[10];
+            model.Logits(x, 1, logits);
+            int predicted = Array.IndexOf(logits, logits.Max());
+            var direct = method.Score(new QueryBatch(x, [predicted], 784));
+            var top = direct.TopK(0, 5);
+            Assert.Equal(top.Select(t => (long)t.Example), result.ExampleIds);
+            for (int k = 0; k < 5; k++)
+            {
+                Assert.Equal(top[k].Score, result.Scores[k], 1e-4f * Math.Max(1f, Math.Abs(top[k].Score)));
+            }
+
+            var sources = new float[PipelineFixture.SourceCount];
+            sourceResponses.JvpScores(problem.Theta, x, [predicted], sources);
+            for (int s = 0; s < sources.Length; s++)
+            {
+                Assert.Equal(sources[s], result.SourceScores[s], 1e-4f * Math.Max(1f, Math.Abs(sources[s])));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task PoisonQueries_LandInDeadLetterWithTheirError_WhileTheOthersAreAttributed()
+    {
+        await using var log = Pipeline.NewLog();
+        using var host = Pipeline.Build(log, s => AddAll(s, fixture.RunDir));
+        await host.StartAsync();
+        var producer = host.Services.GetRequiredService<IEventProducer>();
+        var garbage = Encoding.UTF8.GetBytes("not an arrow stream");
+        await producer.ProduceAsync(Topics.Queries, EventMessage.Create("bad-bytes", garbage));
+        await Pipeline.ProduceQueryAsync(log, producer, "bad-width", new float[10]);
+        var nan = fixture.TestImage(0);
+        nan[17] = float.NaN;
+        await Pipeline.ProduceQueryAsync(log, producer, "bad-nan", nan);
+        await Pipeline.ProduceQueryAsync(log, producer, "bad-tokens", null, [1, 2, 3]);
+        for (int i = 0; i < 4; i++)
+        {
+            await Pipeline.ProduceQueryAsync(log, producer, $"good-{i}", fixture.TestImage(i));
+        }
+
+        var metrics = host.Services.GetRequiredService<ScorerMetrics>();
+        var worker = host.Services.GetRequiredService<ScorerWorker>();
+        await Pipeline.Until(() => (metrics.QueriesScored, worker.DeadLetteredCount), c => c.QueriesScored >= 4 && c.DeadLetteredCount >= 4, "4 attributions and 4 dead letters");
+        await host.StopAsync();
+
+        var attributed = Pipeline.ReadAll(log, Topics.Attributions).Select(r => EventCodecs.Attributions.Decode(r.Value).QueryId).Order().ToArray();
+        Assert.Equal(["good-0", "good-1", "good-2", "good-3"], attributed);
+        var dead = Pipeline.ReadAll(log, Topics.DeadLetter).Where(r => r.GetHeaderString(DeadLetterPublisher.OriginalTopicHeader) == Topics.Queries)
+            .ToDictionary(r => r.KeyString);
+        Assert.Equal(["bad-bytes", "bad-nan", "bad-tokens", "bad-width"], dead.Keys.Order().ToArray());
+        Assert.Equal(garbage, dead["bad-bytes"].Value);
+        Assert.Contains("not a valid Arrow IPC stream", dead["bad-bytes"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
+        Assert.Contains("has 10 features; the model takes 784", dead["bad-width"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
+        Assert.Contains("non-finite value (NaN) at feature 17", dead["bad-nan"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
+        Assert.Contains("this model takes features", dead["bad-tokens"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
+        Assert.Equal(4, metrics.QueriesRejected);
+    }
+
+    [Fact]
+    public async Task ScorerRestartedWithoutItsCommits_AttributesEveryQueryExactlyOnce()
+    {
+        await using var log = Pipeline.NewLog();
+        const int first = 10, second = 10;
+        // An idle group on the queries topic keeps the embedded log from dropping what scorer-a commits, so a Scorer
+        // without those commits can re-read every query (Kafka retains by time; this is the embedded equivalent).
+        using var keepQueries = log.CreateConsumer(new ConsumerSettings { Topics = [Topics.Queries], GroupId = "retain-queries" });
+        using (var host = Pipeline.Build(log, s => AddAll(s, fixture.RunDir, o => o.GroupId = "scorer-a")))
+        {
+            await host.StartAsync();
+            var producer = host.Services.GetRequiredService<IEventProducer>();
+            for (int i = 0; i < first; i++)
+            {
+                await Pipeline.ProduceQueryAsync(log, producer, $"q-{i}", fixture.TestImage(i));
+            }
+
+            var metrics = host.Services.GetRequiredService<ScorerMetrics>();
+            await Pipeline.Until(() => metrics.QueriesScored, c => c >= first, "first half attributed");
+            // Stopped mid-stream: the second half arrives while no Scorer runs.
+            await host.StopAsync();
+            for (int i = first; i < first + second; i++)
+            {
+                await Pipeline.ProduceQueryAsync(log, producer, $"q-{i}", fixture.TestImage(i));
+            }
+        }
+
+        // A Scorer in a fresh group has none of the first one's commits: it re-reads every query, as after a crash
+        // between producing and committing. Only Scorer work is needed now (the probe set is on the log).
+        using (var host = Pipeline.Build(log, s => s.AddScorer(o => { o.TopK = 5; o.GroupId = "scorer-b"; })))
+        {
+            await host.StartAsync();
+            var metrics = host.Services.GetRequiredService<ScorerMetrics>();
+            await Pipeline.Until(() => metrics.QueriesScored + metrics.DuplicatesSkipped, c => c >= first + second, "every query seen by the restarted Scorer");
+            await host.StopAsync();
+            Assert.Equal(first, metrics.DuplicatesSkipped);
+            Assert.Equal(second, metrics.QueriesScored);
+        }
+
+        var ids = Pipeline.ReadAll(log, Topics.Attributions).Select(r => EventCodecs.Attributions.Decode(r.Value).QueryId).ToList();
+        Assert.Equal(first + second, ids.Count);
+        Assert.Equal(first + second, ids.Distinct().Count());
+
+        var reader = new AttributionReader(log);
+        using var cts = new CancellationTokenSource();
+        var seen = new List<string>();
+        await foreach (var r in reader.ReadAsync(cts.Token))
+        {
+            seen.Add(r.QueryId);
+            if (seen.Count == first + second)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(ids.Order(), seen.Order());
+    }
+
+    [Fact]
+    public async Task SimulatorRestartedMidProbeSet_SkipsTheUnitsItAlreadyPublished()
+    {
+        await using var log = Pipeline.NewLog();
+        long publishedBefore;
+        using (var host = Pipeline.Build(log, s =>
+        {
+            s.AddIngest(o => { o.RunDirectory = fixture.RunDir; o.RunId = RunId; o.SourceCount = PipelineFixture.SourceCount; });
+            s.AddSimulator(o => { Pipeline.FastSimulation(o); o.UnitsPerBlock = 10; o.Horizon = 40; });
+        }))
+        {
+            await host.StartAsync();
+            var sim = host.Services.GetRequiredService<SimulatorWorker>();
+            await Pipeline.Until(() => sim.ProbesPublished, c => c >= 30, "30 probes");
+            await host.StopAsync();
+            publishedBefore = sim.ProbesPublished;
+            Assert.True(publishedBefore < PipelineFixture.TrainCount, $"the first Simulator finished all {publishedBefore} probes before it was stopped; the test needs it stopped mid-set");
+            Assert.Equal(0, sim.ProbeSetsCompleted);
+        }
+
+        using (var host = Pipeline.Build(log, s => s.AddSimulator(o => { Pipeline.FastSimulation(o); o.UnitsPerBlock = 10; o.Horizon = 40; })))
+        {
+            await host.StartAsync();
+            var sim = host.Services.GetRequiredService<SimulatorWorker>();
+            var done = await sim.WhenProbeSetCompleteAsync(RunId, 4).WaitAsync(TimeSpan.FromSeconds(90));
+            await host.StopAsync();
+            Assert.Equal(publishedBefore, sim.ProbesSkipped);
+            Assert.Equal(PipelineFixture.TrainCount + PipelineFixture.SourceCount - publishedBefore, sim.ProbesPublished);
+            Assert.Equal(PipelineFixture.TrainCount, done.ExampleProbes);
+            Assert.Equal(PipelineFixture.SourceCount, done.SourceProbes);
+        }
+
+        var probes = Pipeline.ReadAll(log, Topics.Probes);
+        var keys = probes.Where(r => r.GetHeaderString(EventHeaders.EventType) == EventTypes.InfluenceProbe).Select(r => r.KeyString).Distinct().ToList();
+        Assert.Equal(PipelineFixture.TrainCount + PipelineFixture.SourceCount, keys.Count);
+        Assert.Equal(1, probes.Count(r => r.KeyString == SimulatorWorker.CheckpointKey(RunId, 4)));
+    }
+
+    [Fact]
+    public async Task CheckpointWhoseFileNoLongerMatchesItsChecksum_IsDeadLetteredWithAClearError()
+    {
+        var dir = fixture.CopyRun("tampered");
+        await using var log = Pipeline.NewLog();
+        using (var ingest = Pipeline.Build(log, s => s.AddIngest(o => { o.RunDirectory = dir; o.RunId = "tampered"; })))
+        {
+            await ingest.StartAsync();
+            await ingest.Services.GetRequiredService<IngestWorker>().FirstScanCompleted.WaitAsync(TimeSpan.FromSeconds(30));
+            await ingest.StopAsync();
+        }
+
+        var path = Path.Combine(dir, RunDirectory.CheckpointFile);
+        var bytes = await File.ReadAllBytesAsync(path);
+        bytes[^1] ^= 0x5A;
+        await File.WriteAllBytesAsync(path, bytes);
+
+        using var host = Pipeline.Build(log, s => s.AddSimulator(o => Pipeline.FastSimulation(o)));
+        await host.StartAsync();
+        var sim = host.Services.GetRequiredService<SimulatorWorker>();
+        await Pipeline.Until(() => sim.DeadLetteredCount, c => c >= 1, "the checkpoint dead-lettered");
+        await host.StopAsync();
+        var dead = Assert.Single(Pipeline.ReadAll(log, Topics.DeadLetter));
+        Assert.Equal(Topics.Checkpoints, dead.GetHeaderString(DeadLetterPublisher.OriginalTopicHeader));
+        var error = dead.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)!;
+        Assert.Contains("has checksum sha256:", error, StringComparison.Ordinal);
+        Assert.Contains("the file changed after it was published", error, StringComparison.Ordinal);
+        Assert.Equal(0, sim.ProbesPublished);
+        Assert.Equal(0, Pipeline.Count(log, Topics.Probes));
+    }
+
+    [Fact]
+    public async Task IngestRestarted_DoesNotPublishTheSameCheckpointTwice()
+    {
+        await using var log = Pipeline.NewLog();
+        for (int run = 0; run < 2; run++)
+        {
+            using var host = Pipeline.Build(log, s => s.AddIngest(o => { o.RunDirectory = fixture.RunDir; o.RunId = RunId; o.BatchChunk = 64; }));
+            await host.StartAsync();
+            var ingest = host.Services.GetRequiredService<IngestWorker>();
+            await ingest.FirstScanCompleted.WaitAsync(TimeSpan.FromSeconds(30));
+            await host.StopAsync();
+            Assert.Equal(run == 0 ? 1 : 0, ingest.CheckpointsPublished);
+            Assert.Equal(run == 0 ? 0 : 1, ingest.CheckpointsSkipped);
+        }
+
+        var checkpoint = EventCodecs.Checkpoints.Decode(Assert.Single(Pipeline.ReadAll(log, Topics.Checkpoints)).Value);
+        Assert.Equal(4, checkpoint.Step);
+        Assert.StartsWith("sha256:", checkpoint.Checksum, StringComparison.Ordinal);
+        Assert.Equal(new MlpLayout([784, 16, 10]).ParameterCount, checkpoint.ParameterCount);
+        var batches = Pipeline.ReadAll(log, Topics.Batches).Select(r => EventCodecs.TrainingBatches.Decode(r.Value)).ToList();
+        Assert.Equal(4, batches.Count);
+        Assert.All(batches, b => Assert.True(b.ExampleIds.Count <= 64));
+        Assert.Equal(Enumerable.Range(0, PipelineFixture.TrainCount).Select(i => (long)i), batches.SelectMany(b => b.ExampleIds).Order());
+    }
+
+    [Fact]
+    public async Task FlaggedSourceCarryingMostOfTheMass_RaisesAnAlertOnTheInMemoryBus()
+    {
+        // Source 0 holds 180 of the 200 examples, so it carries most of the positive attribution mass.
+        var dir = fixture.CopyRun("flagged");
+        var map = string.Join(",", Enumerable.Range(0, PipelineFixture.TrainCount).Select(i => $"\"{i}\": {(i < 180 ? 0 : 1 + i % 3)}"));
+        await File.WriteAllTextAsync(Path.Combine(dir, RunScanner.SourcesFileName), $"{{\"sources\": [{{\"id\": 0, \"name\": \"scraped\", \"flagged\": true}}], \"exampleSources\": {{{map}}}}}");
+        AlertSink.Received.Clear();
+        await using var log = Pipeline.NewLog();
+        using var host = Pipeline.Build(log, s =>
+        {
+            s.AddIngest(o => { o.RunDirectory = dir; o.RunId = "flagged"; });
+            s.AddSimulator(o => Pipeline.FastSimulation(o));
+            s.AddScorer(o => { o.FlaggedSources = [0]; o.AlertThreshold = 0.5; });
+        }, alerts: true);
+        await host.StartAsync();
+        var producer = host.Services.GetRequiredService<IEventProducer>();
+        for (int i = 0; i < 5; i++)
+        {
+            await Pipeline.ProduceQueryAsync(log, producer, $"a-{i}", fixture.TestImage(i));
+        }
+
+        var metrics = host.Services.GetRequiredService<ScorerMetrics>();
+        await Pipeline.Until(() => metrics.QueriesScored, c => c >= 5, "5 attributions");
+        Assert.True(metrics.AlertsRaised >= 1, $"no alert raised for 5 queries where source 0 holds 90% of the data (alerts {metrics.AlertsRaised})");
+        await Pipeline.Until(() => AlertSink.Received.Count, c => c >= metrics.AlertsRaised, "alerts delivered to the consumer");
+        await host.StopAsync();
+        Assert.All(AlertSink.Received, a =>
+        {
+            Assert.Contains("source:0", a.FlaggedIds);
+            Assert.InRange(a.Score, 0.5, 1.0);
+            Assert.Equal("flagged@4", a.ModelVersion);
+        });
+    }
+}
