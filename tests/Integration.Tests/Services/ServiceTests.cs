@@ -14,7 +14,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Attribution.Integration.Tests.Services;
 
 /// <summary>Ingest → Simulator → Scorer on the embedded log, on a tiny trained run.</summary>
-public sealed class ServiceTests(PipelineFixture fixture) : IClassFixture<PipelineFixture>
+public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<PipelineFixture>
 {
     private const string RunId = "tiny-run";
 
@@ -91,6 +91,29 @@ public sealed class ServiceTests(PipelineFixture fixture) : IClassFixture<Pipeli
                 Assert.Equal(sources[s], result.SourceScores[s], 1e-4f * Math.Max(1f, Math.Abs(sources[s])));
             }
         }
+    }
+
+    [Fact]
+    public async Task BurstOfQueries_IsScoredInMicroBatches_EachAttributedOnce()
+    {
+        await using var log = Pipeline.NewLog();
+        using var host = Pipeline.Build(log, s => AddAll(s, fixture.RunDir));
+        await host.StartAsync();
+        var worker = host.Services.GetRequiredService<ScorerWorker>();
+        await worker.Index.Ready.WaitAsync(TimeSpan.FromSeconds(60));
+        var producer = host.Services.GetRequiredService<IEventProducer>();
+        const int n = 400;
+        var images = Enumerable.Range(0, 50).Select(fixture.TestImage).ToArray();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, n).Select(i => Pipeline.ProduceQueryAsync(log, producer, $"b-{i}", images[i % 50])));
+        await Pipeline.Until(() => worker.Metrics.QueriesScored, c => c >= n, "400 attributions");
+        var seconds = watch.Elapsed.TotalSeconds;
+        await host.StopAsync();
+        var m = worker.Metrics;
+        output.WriteLine($"{n} queries in {seconds:F2} s ({n / seconds:F0}/s), {m.Batches} batches (mean {m.MeanBatchSize:F1}), latency p50 {m.LatencyP50Micros} us, p99 {m.LatencyP99Micros} us");
+        Assert.Equal(n, Pipeline.Count(log, Topics.Attributions));
+        Assert.True(m.MeanBatchSize > 1.5, $"mean batch {m.MeanBatchSize:F2}: a burst should be scored in micro-batches");
+        Assert.InRange(m.LatencyP50Micros, 1, m.LatencyP99Micros);
     }
 
     [Fact]
