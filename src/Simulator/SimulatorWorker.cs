@@ -223,7 +223,16 @@ public sealed class SimulatorWorker : EventConsumerWorker
         }
 
         var path = uri.LocalPath;
-        var bytes = File.ReadAllBytes(path);
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
+        {
+            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: cannot read {path} ({e.GetType().Name}); the Simulator must see the trainer's file system at the same path.", e);
+        }
+
         var actual = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes));
         if (!string.Equals(actual, checkpoint.Checksum, StringComparison.OrdinalIgnoreCase))
         {

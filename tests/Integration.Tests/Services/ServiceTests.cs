@@ -306,6 +306,55 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
     }
 
     [Fact]
+    public async Task TrainerLayout_PublishesEachCheckpointAfterItsBatches_AndFollowModePicksUpNewOnes()
+    {
+        var dir = Path.Combine(fixture.Root, "trainer-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.Combine(dir, "checkpoints"));
+        Directory.CreateDirectory(Path.Combine(dir, "batches"));
+        File.Copy(Path.Combine(fixture.RunDir, RunDirectory.ManifestFile), Path.Combine(dir, RunDirectory.ManifestFile));
+        void Write(int step, long[] ids, long[]? sources)
+        {
+            File.Copy(Path.Combine(fixture.RunDir, RunDirectory.CheckpointFile), Path.Combine(dir, "checkpoints", $"step-{step}.safetensors"));
+            var json = sources is null ? $"{{\"exampleIds\": [{string.Join(",", ids)}]}}" : $"{{\"exampleIds\": [{string.Join(",", ids)}], \"sourceIds\": [{string.Join(",", sources)}]}}";
+            File.WriteAllText(Path.Combine(dir, "batches", $"step-{step}.json"), json);
+        }
+
+        Write(2, [5, 6, 7], [1, 1, 2]);
+        // A checkpoint whose manifest is not there yet is not ready: skipped until it appears.
+        File.Copy(Path.Combine(fixture.RunDir, RunDirectory.CheckpointFile), Path.Combine(dir, "checkpoints", "step-3.safetensors"));
+        await using var log = Pipeline.NewLog();
+        using var host = Pipeline.Build(log, s => s.AddIngest(o => { o.RunDirectory = dir; o.RunId = "trainer"; o.Mode = "follow"; o.PollSeconds = 0.05; o.SourceCount = 3; }));
+        await host.StartAsync();
+        var ingest = host.Services.GetRequiredService<IngestWorker>();
+        await ingest.FirstScanCompleted.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, ingest.CheckpointsPublished);
+        Write(4, [8, 9], null);
+        await Pipeline.Until(() => ingest.CheckpointsPublished, c => c >= 2, "the new checkpoint published in follow mode");
+        await host.StopAsync();
+
+        var checkpoints = Pipeline.ReadAll(log, Topics.Checkpoints).Select(r => EventCodecs.Checkpoints.Decode(r.Value)).ToList();
+        Assert.Equal([2L, 4], checkpoints.Select(c => c.Step));
+        Assert.All(checkpoints, c => Assert.Equal(new Uri(Path.Combine(dir, "checkpoints", $"step-{c.Step}.safetensors")).AbsoluteUri, c.Uri));
+        var batches = Pipeline.ReadAll(log, Topics.Batches).Select(r => EventCodecs.TrainingBatches.Decode(r.Value)).ToList();
+        Assert.Equal([5L, 6, 7], batches.Single(b => b.Step == 2).ExampleIds);
+        Assert.Equal([1L, 1, 2], batches.Single(b => b.Step == 2).SourceIds);
+        Assert.Equal([RunScanner.SeededSource(8, 1, 3), RunScanner.SeededSource(9, 1, 3)], batches.Single(b => b.Step == 4).SourceIds);
+    }
+
+    [Fact]
+    public async Task InvalidOptions_StopStartUpWithAMessageNamingTheSetting()
+    {
+        await using var log = Pipeline.NewLog();
+        using var host = Pipeline.Build(log, s =>
+        {
+            s.AddIngest(o => o.RunDirectory = "/nonexistent/run");
+            s.AddScorer(o => o.AlertThreshold = 2);
+        });
+        var error = await Assert.ThrowsAnyAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
+        Assert.Contains("Ingest:RunDirectory '/nonexistent/run' does not exist", error.Message + string.Join(" ", error.Failures), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task FlaggedSourceCarryingMostOfTheMass_RaisesAnAlertOnTheInMemoryBus()
     {
         // Source 0 holds 180 of the 200 examples, so it carries most of the positive attribution mass.
