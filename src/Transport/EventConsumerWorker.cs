@@ -328,7 +328,7 @@ public abstract class EventConsumerWorker : BackgroundService
                         {
                             await deadLetters!.PublishAsync(record, e, Options.GroupId, token).ConfigureAwait(false);
                             Interlocked.Increment(ref _deadLettered);
-                            Logger.DeadLettered(name, record.ToString(), deadLetters.Topic, e.GetType().FullName ?? e.GetType().Name);
+                            Logger.DeadLettered(name, record.ToString(), deadLetters.Topic, e.GetType().FullName ?? e.GetType().Name, e.Message);
                             Completed(record);
                             break;
                         }

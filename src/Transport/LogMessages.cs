@@ -44,8 +44,8 @@ internal static partial class LogMessages
     [LoggerMessage(1022, LogLevel.Warning, "Worker {Worker}: handling {Position} failed (attempt {Attempt}); retrying in {DelayMs} ms")]
     public static partial void HandlerRetry(this ILogger logger, Exception exception, string worker, string position, int attempt, double delayMs);
 
-    [LoggerMessage(1023, LogLevel.Error, "Worker {Worker}: {Position} dead-lettered to {DeadLetterTopic} ({ErrorClass})")]
-    public static partial void DeadLettered(this ILogger logger, string worker, string position, string deadLetterTopic, string errorClass);
+    [LoggerMessage(1023, LogLevel.Error, "Worker {Worker}: {Position} dead-lettered to {DeadLetterTopic} ({ErrorClass}: {Error})")]
+    public static partial void DeadLettered(this ILogger logger, string worker, string position, string deadLetterTopic, string errorClass, string error);
 
     [LoggerMessage(1024, LogLevel.Critical, "Worker {Worker}: fatal error handling {Position}; stopping")]
     public static partial void WorkerFatal(this ILogger logger, Exception exception, string worker, string position);

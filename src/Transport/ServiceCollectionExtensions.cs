@@ -70,6 +70,9 @@ public static class ServiceCollectionExtensions
         services.AddSingleton(Options.Create(options));
         services.AddMassTransit(x =>
         {
+            // MassTransit 8 reports usage telemetry to its vendor over the internet by default; a data pipeline must
+            // not phone home (and here it cannot: the call fails and logs a warning).
+            x.DisableUsageTelemetry();
             configureConsumers?.Invoke(x);
             if (options.UsesRabbitMq)
             {

@@ -1,0 +1,387 @@
+using System.Diagnostics;
+using System.Globalization;
+using Attribution.Contracts;
+using Attribution.Ingest;
+using Attribution.Scorer;
+using Attribution.Simulator;
+using Attribution.Transport;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Serilog;
+using Serilog.Extensions.Logging;
+using Spectre.Console;
+
+namespace Attribution.Cli.Demo;
+
+/// <summary>
+/// <c>./pipeline demo</c>: the whole product in one process. Trains (or reuses) the FashionMNIST MLP, runs Ingest,
+/// Simulator and Scorer as hosted services over the embedded event log (or a Kafka cluster), replays test images as
+/// live queries, shows throughput, latency and top sources live, then writes every attribution event to an Arrow file
+/// and explains a few of them.
+/// </summary>
+internal static class DemoRunner
+{
+    private static readonly string[] ClassNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+    public static async Task<int> RunAsync(DemoSettings settings, CancellationToken cancellationToken)
+    {
+        if (settings.Validate() is { } error)
+        {
+            AnsiConsole.MarkupLine($"[red]{Markup.Escape(error)}[/]");
+            return 2;
+        }
+
+        AnsiConsole.Write(new Rule("[bold]Training-data attribution on live traffic[/]").LeftJustified());
+        var run = DemoRun.EnsureTrained(settings);
+        var outDir = Path.GetFullPath(settings.OutputDirectory);
+        Directory.CreateDirectory(outDir);
+        var runId = $"demo-{DateTime.UtcNow:yyyyMMddHHmmss}";
+        using var host = BuildHost(settings, run, runId, outDir);
+        var total = Stopwatch.StartNew();
+        await host.StartAsync(cancellationToken);
+        try
+        {
+            var simulator = host.Services.GetRequiredService<SimulatorWorker>();
+            var scorer = host.Services.GetRequiredService<ScorerWorker>();
+            var log = host.Services.GetRequiredService<IEventLog>();
+            var producer = host.Services.GetRequiredService<IEventProducer>();
+            var alerts = host.Services.GetRequiredService<DemoAlertSink>();
+
+            var step = run.Manifest.Metrics.Steps;
+            var simulated = Math.Min(settings.Simulate, run.Manifest.Recipe.Data.TrainIds.Length);
+            await WaitForProbesAsync(simulator, scorer, runId, step, simulated, cancellationToken);
+
+            var queries = BuildQueries(run, settings, runId, step);
+            var results = await ReplayAsync(log, producer, scorer, alerts, run, queries, settings.Rate, cancellationToken);
+            await ShowPoisonHandlingAsync(log, producer, scorer, runId, step, cancellationToken);
+            var arrowPath = Path.Combine(outDir, "attributions.arrow");
+            WriteArrow(arrowPath, results.Values.OrderBy(r => r.QueryId, StringComparer.Ordinal).ToList());
+            Explain(run, queries, results, alerts, arrowPath, total.Elapsed, settings);
+            return results.Count == queries.Count ? 0 : 1;
+        }
+        finally
+        {
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await host.StopAsync(stop.Token);
+        }
+    }
+
+    private static IHost BuildHost(DemoSettings settings, DemoRun run, string runId, string outDir)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        var kafka = settings.KafkaBootstrap is not null;
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Transport:Kind"] = kafka ? "kafka" : "embedded",
+            ["Transport:Kafka:BootstrapServers"] = settings.KafkaBootstrap,
+            ["Transport:Kafka:ClientId"] = "pipeline-demo",
+            ["Ingest:RunDirectory"] = run.Directory,
+            ["Ingest:RunId"] = runId,
+            ["Ingest:Mode"] = "once",
+            ["Simulator:MaxExamples"] = settings.Simulate.ToString(CultureInfo.InvariantCulture),
+            ["Simulator:Horizon"] = settings.Horizon.ToString(CultureInfo.InvariantCulture),
+            ["Simulator:GroupId"] = $"simulator-{runId}",
+            ["Scorer:GroupId"] = $"scorer-{runId}",
+            ["Scorer:RunId"] = runId,
+            ["Scorer:FlaggedSources:0"] = DemoRun.LeakedSourceId.ToString(CultureInfo.InvariantCulture),
+            ["Scorer:AlertThreshold"] = settings.AlertThreshold.ToString(CultureInfo.InvariantCulture),
+        });
+
+        // Service logs go to a file beside the outputs so the live view stays readable; errors also reach the console.
+        var serilog = new Serilog.LoggerConfiguration()
+            .MinimumLevel.Information()
+            .WriteTo.Logger(l => l.MinimumLevel.Error().WriteTo.Console(standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose))
+            .WriteTo.Sink(new PlainFileSink(Path.Combine(outDir, "demo.log")))
+            .CreateLogger();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(new SerilogLoggerProvider(serilog, dispose: true));
+        builder.Services.AddSingleton<DemoAlertSink>();
+        builder.Services.AddEventLog(builder.Configuration);
+        builder.Services.AddAlertBus(builder.Configuration, x => x.AddConsumer<DemoAlertMonitor>());
+        builder.Services.AddIngest(builder.Configuration);
+        builder.Services.AddSimulator(builder.Configuration);
+        builder.Services.AddScorer(builder.Configuration);
+        return builder.Build();
+    }
+
+    private static async Task WaitForProbesAsync(SimulatorWorker simulator, ScorerWorker scorer, string runId, long step, int examples, CancellationToken cancellationToken)
+    {
+        var complete = simulator.WhenProbeSetCompleteAsync(runId, step);
+        await AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+            .StartAsync(async ctx =>
+            {
+                var task = ctx.AddTask($"Simulator: forward-only probes for {examples:N0} examples + every source", maxValue: examples);
+                while (!complete.IsCompleted)
+                {
+                    task.Value = Math.Min(examples, simulator.ProbesPublished);
+                    await Task.WhenAny(complete, Task.Delay(250, cancellationToken));
+                }
+
+                task.Value = examples;
+                var index = ctx.AddTask("Scorer: loading the probe index", maxValue: 1);
+                await scorer.Index.Ready.WaitAsync(TimeSpan.FromMinutes(5), cancellationToken);
+                while (scorer.Index.Current is not { } model || model.RunId != runId)
+                {
+                    await Task.Delay(100, cancellationToken);
+                }
+
+                index.Value = 1;
+            });
+        var done = await complete;
+        AnsiConsole.MarkupLine($"Probe set complete: [bold]{done.ExampleProbes:N0}[/] example probes and [bold]{done.SourceProbes}[/] source probes for run {Markup.Escape(runId)} at step {step}.");
+    }
+
+    private sealed record DemoQuery(ModelQuery Query, int Label, long? LeakedExampleId);
+
+    private static List<DemoQuery> BuildQueries(DemoRun run, DemoSettings settings, string runId, long step)
+    {
+        var norm = run.Manifest.Recipe.Data.Normalization;
+        var testIds = run.Manifest.Recipe.Data.TestIds.Take(settings.Queries).ToArray();
+        var test = run.Data.Test.Select(testIds, norm);
+        var version = $"{runId}@{step}";
+        var list = new List<DemoQuery>(settings.Queries + settings.LeakedQueries);
+        for (int i = 0; i < test.Count; i++)
+        {
+            list.Add(new DemoQuery(new ModelQuery($"q-{i:D5}", version, test.Inputs.AsSpan(i * test.Features, test.Features).ToArray(), null, DateTimeOffset.UtcNow), test.Labels[i], null));
+        }
+
+        // Items of the leaked evaluation suite served as queries: attribution should point straight back at them.
+        var leakedIds = run.LeakedExampleIds.Take(settings.LeakedQueries).Select(id => (int)id).ToArray();
+        var leaked = run.Data.Train.Select(leakedIds, norm);
+        for (int i = 0; i < leaked.Count; i++)
+        {
+            list.Add(new DemoQuery(new ModelQuery($"leak-{i:D3}", version, leaked.Inputs.AsSpan(i * leaked.Features, leaked.Features).ToArray(), null, DateTimeOffset.UtcNow), leaked.Labels[i], leakedIds[i]));
+        }
+
+        // Interleave the leaked items with ordinary traffic (seeded), as they would arrive in production.
+        new Engine.Rng(settings.Seed + 11).Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list));
+        return list;
+    }
+
+    private static async Task<Dictionary<string, AttributionResult>> ReplayAsync(IEventLog log, IEventProducer producer, ScorerWorker scorer, DemoAlertSink alerts,
+        DemoRun run, List<DemoQuery> queries, double rate, CancellationToken cancellationToken)
+    {
+        var results = new Dictionary<string, AttributionResult>(StringComparer.Ordinal);
+        var sourceMass = new Dictionary<long, double>();
+        using var readerStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var reader = new AttributionReader(log);
+        var readTask = Task.Run(async () =>
+        {
+            await foreach (var r in reader.ReadAsync(readerStop.Token))
+            {
+                lock (results)
+                {
+                    results[r.QueryId] = r;
+                    for (int i = 0; i < r.SourceIds.Count; i++)
+                    {
+                        sourceMass[r.SourceIds[i]] = sourceMass.GetValueOrDefault(r.SourceIds[i]) + Math.Max(0, r.SourceScores[i]);
+                    }
+                }
+
+                if (results.Count >= queries.Count)
+                {
+                    break;
+                }
+            }
+        }, CancellationToken.None);
+
+        var headers = new[]
+        {
+            EventHeader.Utf8(EventHeaders.ContentType, EventHeaders.ArrowStreamContentType),
+            EventHeader.Utf8(EventHeaders.SchemaVersion, ModelQuery.SchemaVersion.ToString(CultureInfo.InvariantCulture)),
+            EventHeader.Utf8(EventHeaders.EventType, ModelQuery.EventType),
+        };
+        var clock = Stopwatch.StartNew();
+        var sending = Task.Run(async () =>
+        {
+            // Bounded in flight and paced, like a serving fleet publishing its traffic (0 = as fast as possible).
+            using var window = new SemaphoreSlim(64);
+            var pending = new List<Task>();
+            var pace = Stopwatch.StartNew();
+            for (int i = 0; i < queries.Count; i++)
+            {
+                var q = queries[i];
+                if (rate > 0 && TimeSpan.FromSeconds(i / rate) - pace.Elapsed is { Ticks: > 0 } ahead)
+                {
+                    await Task.Delay(ahead, cancellationToken);
+                }
+
+                await window.WaitAsync(cancellationToken);
+                var query = q.Query with { Timestamp = DateTimeOffset.UtcNow };
+                pending.Add(producer.ProduceAsync(Topics.Queries, EventMessage.Create(query.QueryId, EventCodecs.Queries.Encode(query), headers), cancellationToken)
+                    .ContinueWith(_ => window.Release(), TaskScheduler.Default));
+            }
+
+            await Task.WhenAll(pending);
+        }, cancellationToken);
+
+        var table = new Table().Border(TableBorder.Rounded).AddColumns("Live traffic", "");
+        await AnsiConsole.Live(table).AutoClear(false).StartAsync(async ctx =>
+        {
+            while (true)
+            {
+                int done;
+                List<(long Id, double Mass)> top;
+                lock (results)
+                {
+                    done = results.Count;
+                    top = sourceMass.OrderByDescending(kv => kv.Value).Take(3).Select(kv => (kv.Key, kv.Value)).ToList();
+                }
+
+                var m = scorer.Metrics;
+                var seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
+                table.Rows.Clear();
+                table.AddRow("queries attributed", $"{done:N0} / {queries.Count:N0}");
+                table.AddRow("throughput", $"{done / seconds:N0} queries/s");
+                table.AddRow("latency p50 / p99 (query produced → attribution published)", $"{m.LatencyP50Micros / 1000.0:F2} ms / {m.LatencyP99Micros / 1000.0:F2} ms");
+                table.AddRow("mean micro-batch", $"{m.MeanBatchSize:F1} queries");
+                table.AddRow("dead-lettered (poison input)", $"{m.QueriesRejected:N0}");
+                table.AddRow("contamination alerts", $"{alerts.Alerts.Count:N0}");
+                table.AddRow("top sources (positive attribution mass)", string.Join(", ", top.Select(t => $"{Markup.Escape(run.SourceName(t.Id))} {t.Mass:F2}")));
+                ctx.Refresh();
+                if (done + m.QueriesRejected >= queries.Count || clock.Elapsed > TimeSpan.FromMinutes(5))
+                {
+                    break;
+                }
+
+                await Task.WhenAny(readTask, Task.Delay(200, cancellationToken));
+            }
+        });
+        await sending;
+        await readerStop.CancelAsync();
+        await readTask;
+        // Alerts travel over the bus after the attribution is published: give the last ones a moment to land.
+        var settle = Stopwatch.StartNew();
+        while (alerts.Alerts.Count < scorer.Metrics.AlertsRaised && settle.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(50, cancellationToken);
+        }
+
+        AnsiConsole.MarkupLine($"Attributed [bold]{results.Count:N0}[/] queries in {clock.Elapsed.TotalSeconds:F1} s ({results.Count / clock.Elapsed.TotalSeconds:N0} queries/s); latency p50 {scorer.Metrics.LatencyP50Micros / 1000.0:F2} ms, p99 {scorer.Metrics.LatencyP99Micros / 1000.0:F2} ms.");
+        return results;
+    }
+
+    /// <summary>Sends malformed queries the way a buggy client would, and shows where they end up.</summary>
+    private static async Task ShowPoisonHandlingAsync(IEventLog log, IEventProducer producer, ScorerWorker scorer, string runId, long step, CancellationToken cancellationToken)
+    {
+        var rejectedBefore = scorer.Metrics.QueriesRejected;
+        var version = $"{runId}@{step}";
+        var nan = new float[784];
+        nan[300] = float.NaN;
+        var poison = new (string Key, byte[] Value)[]
+        {
+            ("poison-nan", EventCodecs.Queries.Encode(new ModelQuery("poison-nan", version, nan, null, DateTimeOffset.UtcNow))),
+            ("poison-width", EventCodecs.Queries.Encode(new ModelQuery("poison-width", version, new float[100], null, DateTimeOffset.UtcNow))),
+            ("poison-bytes", "this is not an Arrow stream"u8.ToArray()),
+        };
+        foreach (var (key, value) in poison)
+        {
+            await producer.ProduceAsync(Topics.Queries, EventMessage.Create(key, value), cancellationToken);
+        }
+
+        var wait = Stopwatch.StartNew();
+        while (scorer.Metrics.QueriesRejected - rejectedBefore < poison.Length && wait.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(50, cancellationToken);
+        }
+
+        using var reader = log.CreateConsumer(new ConsumerSettings { Topics = [Topics.DeadLetter], Start = StartPosition.Beginning });
+        var found = new List<(string Key, string Error)>();
+        var deadline = Stopwatch.StartNew();
+        while (found.Count < poison.Length && deadline.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            if (await Task.Run(() => reader.Consume(TimeSpan.FromMilliseconds(100), cancellationToken), cancellationToken) is { } r)
+            {
+                var key = System.Text.Encoding.UTF8.GetString(r.Key);
+                if (poison.Any(p => p.Key == key))
+                {
+                    found.Add((key, r.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader) ?? "(no error header)"));
+                }
+            }
+        }
+
+        var t = new Table().Border(TableBorder.Simple).Title("Poison queries: dead-lettered with their error and original bytes, the stream went on").AddColumns("query", "error");
+        foreach (var (key, error) in found)
+        {
+            t.AddRow(Markup.Escape(key), Markup.Escape(error.Length > 110 ? error[..110] + "…" : error));
+        }
+
+        AnsiConsole.Write(t);
+    }
+
+    private static void WriteArrow(string path, IReadOnlyList<AttributionResult> results)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllBytes(tmp, EventCodecs.Attributions.EncodeBatch(results));
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private static void Explain(DemoRun run, List<DemoQuery> queries, Dictionary<string, AttributionResult> results,
+        DemoAlertSink alerts, string arrowPath, TimeSpan elapsed, DemoSettings settings)
+    {
+        var trainLabels = run.Data.Train.Labels;
+        var byId = queries.ToDictionary(q => q.Query.QueryId, StringComparer.Ordinal);
+        var shown = queries.Where(q => q.LeakedExampleId is null).Take(3).Concat(queries.Where(q => q.LeakedExampleId is not null).Take(1));
+        foreach (var q in shown)
+        {
+            if (!results.TryGetValue(q.Query.QueryId, out var r))
+            {
+                continue;
+            }
+
+            var title = q.LeakedExampleId is { } leakedId
+                ? $"{q.Query.QueryId}: a leaked benchmark item (training example #{leakedId}), true label {ClassNames[q.Label]}"
+                : $"{q.Query.QueryId}: test image, true label {ClassNames[q.Label]}";
+            var t = new Table().Border(TableBorder.Simple).Title(Markup.Escape(title)).AddColumns("rank", "training example", "its label", "its source", "score");
+            for (int i = 0; i < Math.Min(5, r.ExampleIds.Count); i++)
+            {
+                var id = r.ExampleIds[i];
+                t.AddRow((i + 1).ToString(CultureInfo.InvariantCulture), $"#{id}", ClassNames[trainLabels[id]], Markup.Escape(run.SourceName(SourceOf(run, id))), r.Scores[i].ToString("E2", CultureInfo.InvariantCulture));
+            }
+
+            var topSources = Enumerable.Range(0, r.SourceIds.Count).OrderByDescending(i => r.SourceScores[i]).Take(3)
+                .Select(i => $"{run.SourceName(r.SourceIds[i])} {r.SourceScores[i]:E2}");
+            t.Caption($"top sources: {Markup.Escape(string.Join(", ", topSources))}");
+            AnsiConsole.Write(t);
+        }
+
+        var share = queries.Where(q => results.ContainsKey(q.Query.QueryId))
+            .Select(q => (Leaked: q.LeakedExampleId is not null, Share: FlaggedShare(results[q.Query.QueryId]))).ToList();
+        static double Median(IEnumerable<double> v)
+        {
+            var a = v.Order().ToArray();
+            return a.Length == 0 ? double.NaN : a[a.Length / 2];
+        }
+
+        AnsiConsole.MarkupLine($"Share of positive source attribution on the leaked source: median [bold]{Median(share.Where(s => s.Leaked).Select(s => s.Share)):P0}[/] for leaked items served as queries, " +
+            $"[bold]{Median(share.Where(s => !s.Leaked).Select(s => s.Share)):P0}[/] for ordinary test images (the source holds {settings.LeakedExamples:N0} of {settings.TrainSize:N0} training examples).");
+        var leakedQueries = queries.Count(q => q.LeakedExampleId is not null);
+        var alerted = alerts.Alerts.Select(a => a.QueryId).ToHashSet(StringComparer.Ordinal);
+        var caught = queries.Count(q => q.LeakedExampleId is not null && alerted.Contains(q.Query.QueryId));
+        var falseAlarms = alerted.Count(id => byId.TryGetValue(id, out var q) && q.LeakedExampleId is null);
+        AnsiConsole.MarkupLine($"Contamination alerts (flagged source '{Markup.Escape(run.SourceName(DemoRun.LeakedSourceId))}', threshold {settings.AlertThreshold:P0} of positive source mass): " +
+            $"[bold]{alerted.Count}[/] alerts; {caught} of the {leakedQueries} leaked items served as queries were caught, {falseAlarms} alerts on ordinary test images.");
+        AnsiConsole.MarkupLine($"Wrote {results.Count:N0} attribution events to [bold]{Markup.Escape(arrowPath)}[/] (Arrow IPC stream; inspect it with ./pipeline arrow inspect {Markup.Escape(Path.GetRelativePath(Environment.CurrentDirectory, arrowPath))}).");
+        AnsiConsole.MarkupLine($"[grey]Demo finished in {elapsed.TotalSeconds:F0} s; service logs in {Markup.Escape(Path.Combine(Path.GetDirectoryName(arrowPath)!, "demo.log"))}.[/]");
+    }
+
+    private static double FlaggedShare(AttributionResult r)
+    {
+        double flagged = 0, total = 0;
+        for (int i = 0; i < r.SourceIds.Count; i++)
+        {
+            var positive = Math.Max(0, r.SourceScores[i]);
+            total += positive;
+            flagged += r.SourceIds[i] == DemoRun.LeakedSourceId ? positive : 0;
+        }
+
+        return total > 0 ? flagged / total : 0;
+    }
+
+    private static long SourceOf(DemoRun run, long exampleId) =>
+        run.Sources.ExampleSources.TryGetValue(exampleId.ToString(CultureInfo.InvariantCulture), out var s) ? s : -1;
+}

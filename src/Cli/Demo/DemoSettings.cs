@@ -1,0 +1,45 @@
+namespace Attribution.Cli.Demo;
+
+/// <summary>What <c>./pipeline demo</c> runs; every field has a command-line option.</summary>
+internal sealed record DemoSettings
+{
+    public string? KafkaBootstrap { get; init; }
+    public int Queries { get; init; } = 300;
+    public double Rate { get; init; } = 100;
+    public int LeakedQueries { get; init; } = 20;
+    public int TrainSize { get; init; } = 5_000;
+    public int Epochs { get; init; } = 8;
+    public int Simulate { get; init; } = 1_000;
+    public int Horizon { get; init; } = 20;
+    public int Publishers { get; init; } = 10;
+    public int LeakedExamples { get; init; } = 100;
+    public double AlertThreshold { get; init; } = 0.35;
+    public ulong Seed { get; init; }
+    public string RunDirectory { get; init; } = Path.Combine("runs", "demo-mlp");
+    public string OutputDirectory { get; init; } = Path.Combine("runs", "demo-output");
+
+    public string? Validate()
+    {
+        if (Queries < 1 || LeakedQueries < 0 || LeakedQueries > LeakedExamples)
+        {
+            return $"--queries must be >= 1 (got {Queries}) and --leaked-queries 0..{LeakedExamples} (got {LeakedQueries}).";
+        }
+
+        if (TrainSize < 200 || TrainSize > 60_000 || Epochs < 1)
+        {
+            return $"--train-size must be 200..60000 (got {TrainSize}) and --epochs >= 1 (got {Epochs}).";
+        }
+
+        if (Simulate < 1 || Horizon < 1 || Publishers < 1 || LeakedExamples < 1 || LeakedExamples >= TrainSize / 2)
+        {
+            return "--simulate, --horizon and --publishers must be >= 1, and the leaked source must hold fewer than half of the training examples.";
+        }
+
+        if (Rate < 0)
+        {
+            return $"--rate must be >= 0 queries/s (0 = as fast as possible), got {Rate}.";
+        }
+
+        return AlertThreshold is > 0 and <= 1 ? null : $"--alert-threshold must be in (0, 1] (got {AlertThreshold}).";
+    }
+}
