@@ -342,6 +342,45 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
     }
 
     [Fact]
+    public async Task BatchesCarryingTheirInputs_AreSimulatedFromThePayload_NotFromTheDataset()
+    {
+        // Example ids far outside FashionMNIST: only the payload can supply their inputs.
+        var ids = Enumerable.Range(0, 40).Select(i => 50_000_000L + i).ToArray();
+        var train = fixture.Data.Train.Select([.. Enumerable.Range(0, 40)], fixture.Recipe.Data.Normalization);
+        var payload = BatchPayload.Encode(train.Inputs, train.Labels, 784);
+        var decoded = BatchPayload.Decode(payload, 40);
+        Assert.Equal(784, decoded.Features);
+        Assert.Equal(train.Inputs, decoded.Inputs);
+        Assert.Equal(train.Labels, decoded.Labels);
+        Assert.Contains("need", Assert.Throws<InvalidDataException>(() => BatchPayload.Decode(payload[..^1], 40)).Message, StringComparison.Ordinal);
+
+        await using var log = Pipeline.NewLog();
+        var (checksum, parameters) = RunScanner.Describe(Path.Combine(fixture.RunDir, RunDirectory.CheckpointFile));
+        using var host = Pipeline.Build(log, s =>
+        {
+            s.AddSimulator(o => Pipeline.FastSimulation(o));
+            s.AddScorer(o => o.RunId = "payload");
+        });
+        await host.StartAsync();
+        var producer = host.Services.GetRequiredService<IEventProducer>();
+        await producer.ProduceAsync(Topics.Batches, EventMessage.Create("payload", EventCodecs.TrainingBatches.Encode(new TrainingBatch("payload", 4, ids, [.. ids.Select(i => i % 2)], payload))));
+        await producer.ProduceAsync(Topics.Checkpoints, EventMessage.Create("payload", EventCodecs.Checkpoints.Encode(
+            new CheckpointPublished("payload", 4, new Uri(Path.Combine(fixture.RunDir, RunDirectory.CheckpointFile)).AbsoluteUri, checksum, parameters))));
+        var sim = host.Services.GetRequiredService<SimulatorWorker>();
+        var done = await sim.WhenProbeSetCompleteAsync("payload", 4).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(40, done.ExampleProbes);
+        Assert.Equal(2, done.SourceProbes);
+        await Pipeline.ProduceQueryAsync(log, producer, "p-0", fixture.TestImage(0));
+        var metrics = host.Services.GetRequiredService<ScorerMetrics>();
+        await Pipeline.Until(() => metrics.QueriesScored, c => c >= 1, "the query attributed");
+        await host.StopAsync();
+        var result = EventCodecs.Attributions.Decode(Assert.Single(Pipeline.ReadAll(log, Topics.Attributions)).Value);
+        Assert.Equal("payload@4", result.ModelVersion);
+        Assert.All(result.ExampleIds, id => Assert.Contains(id, ids));
+        Assert.Equal([0L, 1], result.SourceIds);
+    }
+
+    [Fact]
     public async Task InvalidOptions_StopStartUpWithAMessageNamingTheSetting()
     {
         await using var log = Pipeline.NewLog();
