@@ -31,17 +31,21 @@ internal sealed class AttributionDeduplicator : IDisposable
         _order = [.. Enumerable.Range(0, partitions).Select(_ => new Queue<string>())];
     }
 
-    /// <summary>Reads the attributions topic up to its end offsets as of now.</summary>
-    public void CatchUp(CancellationToken cancellationToken)
+    /// <summary>Reads <paramref name="partitions"/> of the attributions topic up to their end offsets as of now
+    /// (records of other partitions read on the way are remembered too).</summary>
+    public void CatchUp(IReadOnlyCollection<int> partitions, CancellationToken cancellationToken)
     {
-        var ends = new long[_partitions];
-        for (int p = 0; p < _partitions; p++)
+        var ends = new Dictionary<int, long>();
+        foreach (var p in partitions)
         {
-            ends[p] = _reader.GetEndOffset(new TopicPartition(Topics.Attributions, p));
+            if (p < _partitions)
+            {
+                ends[p] = _reader.GetEndOffset(new TopicPartition(Topics.Attributions, p));
+            }
         }
 
         var quiet = Stopwatch.StartNew();
-        while (Enumerable.Range(0, _partitions).Any(p => _next[p] < ends[p]) && quiet.Elapsed < TimeSpan.FromSeconds(2))
+        while (ends.Any(e => _next[e.Key] < e.Value) && quiet.Elapsed < TimeSpan.FromSeconds(2))
         {
             if (_reader.Consume(TimeSpan.FromMilliseconds(20), cancellationToken) is { } r && r.Partition < _partitions)
             {

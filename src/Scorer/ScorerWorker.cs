@@ -226,7 +226,7 @@ public sealed class ScorerWorker : EventConsumerWorker
     private async Task ProcessAsync(List<Pending> batch, CancellationToken ct)
     {
         var model = _index.Current!;
-        _dedup!.CatchUp(ct);
+        _dedup!.CatchUp([.. batch.Select(p => p.Record.Partition).Distinct()], ct);
         var work = new List<Pending>(batch.Count);
         foreach (var p in batch)
         {

@@ -27,6 +27,14 @@ public sealed class CheckpointRejectedException(string message, Exception? inner
 /// <param name="PublishedNow">Probes this instance published for it (the rest were there from an earlier run).</param>
 public sealed record ProbeSetCompleted(string RunId, long Step, int ExampleProbes, int SourceProbes, long PublishedNow);
 
+/// <summary>Progress of a probe set: a block of probes was published and acknowledged.</summary>
+/// <param name="RunId">Run id.</param>
+/// <param name="Step">Checkpoint step.</param>
+/// <param name="Subject">Examples or sources.</param>
+/// <param name="Done">Units of this subject published so far in this pass.</param>
+/// <param name="Total">Units of this subject to publish in this pass (those not already on the topic).</param>
+public sealed record ProbeProgress(string RunId, long Step, ProbeSubject Subject, int Done, int Total);
+
 /// <summary>
 /// Consumes checkpoints (group <see cref="SimulatorOptions.GroupId"/>) and publishes the probe set of each: one
 /// <see cref="InfluenceProbe"/> per training example, then one per source (the source simulated directly as one unit),
@@ -64,6 +72,9 @@ public sealed class SimulatorWorker : EventConsumerWorker
         _options = options.Value;
         _bus = bus;
     }
+
+    /// <summary>Raised (on the worker thread) after each published block, for progress displays.</summary>
+    public event Action<ProbeProgress>? Progress;
 
     /// <summary>Raised (on the worker thread) when a probe set is complete.</summary>
     public event Action<ProbeSetCompleted>? Completed;
@@ -212,6 +223,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
             await Task.WhenAll(acks);
             Interlocked.Add(ref _published, acks.Count);
             Logger.BlockPublished(checkpoint.RunId, checkpoint.Step, acks.Count, subject.ToString(), start + block.Length, units.Length);
+            Progress?.Invoke(new ProbeProgress(checkpoint.RunId, checkpoint.Step, subject, start + block.Length, units.Length));
         }
     }
 

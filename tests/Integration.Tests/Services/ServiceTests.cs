@@ -10,6 +10,7 @@ using Attribution.Scorer;
 using Attribution.Simulator;
 using Attribution.Transport;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Attribution.Integration.Tests.Services;
 
@@ -222,12 +223,13 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
             s.AddSimulator(o => { Pipeline.FastSimulation(o); o.UnitsPerBlock = 10; o.Horizon = 40; });
         }))
         {
-            await host.StartAsync();
             var sim = host.Services.GetRequiredService<SimulatorWorker>();
-            await Pipeline.Until(() => sim.ProbesPublished, c => c >= 30, "30 probes");
-            await host.StopAsync();
+            // Crash right after the first block is acknowledged: the worker stops without committing the checkpoint.
+            sim.Progress += _ => throw new FatalEventException("simulated crash after the first acknowledged block");
+            await host.StartAsync();
+            await host.WaitForShutdownAsync().WaitAsync(TimeSpan.FromSeconds(60));
             publishedBefore = sim.ProbesPublished;
-            Assert.True(publishedBefore < PipelineFixture.TrainCount, $"the first Simulator finished all {publishedBefore} probes before it was stopped; the test needs it stopped mid-set");
+            Assert.Equal(10, publishedBefore);
             Assert.Equal(0, sim.ProbeSetsCompleted);
         }
 
