@@ -45,7 +45,8 @@ public sealed class ScorerOptions
     /// <summary>Flagged training example ids.</summary>
     public long[] FlaggedExamples { get; set; } = [];
 
-    /// <summary>Alert when the flagged share of positive attribution mass reaches this (0..1].</summary>
+    /// <summary>Alert when the flagged share of positive attribution mass reaches this (0..1]: the larger of the flagged
+    /// sources' share of positive source mass and the flagged examples' share of the published top-k's positive mass.</summary>
     public double AlertThreshold { get; set; } = 0.5;
 
     /// <summary>What is invalid, or null.</summary>

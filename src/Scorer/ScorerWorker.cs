@@ -291,12 +291,12 @@ public sealed class ScorerWorker : EventConsumerWorker
 
             _dedup.Add(p.Record.Partition, p.Query.QueryId);
             Metrics.Scored(Math.Max(0, (long)(DateTimeOffset.UtcNow - p.Record.Timestamp).TotalMicroseconds));
-            await AlertIfFlaggedAsync(model, results[q], scores.SourceScores.AsMemory(q * m, m), scores.ExampleScores.AsMemory(q * n, n), ct);
+            await AlertIfFlaggedAsync(model, results[q], scores.SourceScores.AsMemory(q * m, m), ct);
             p.Done.TrySetResult();
         }
     }
 
-    private async Task AlertIfFlaggedAsync(AttributionModel model, AttributionResult result, ReadOnlyMemory<float> sourceScores, ReadOnlyMemory<float> exampleScores, CancellationToken ct)
+    private async Task AlertIfFlaggedAsync(AttributionModel model, AttributionResult result, ReadOnlyMemory<float> sourceScores, CancellationToken ct)
     {
         if (_flaggedSources.Count == 0 && _flaggedExamples.Count == 0)
         {
@@ -306,7 +306,9 @@ public sealed class ScorerWorker : EventConsumerWorker
         var flagged = new List<string>();
         var mass = Math.Max(
             FlaggedShare(sourceScores.Span, model.SourceIds, _flaggedSources, "source", flagged),
-            FlaggedShare(exampleScores.Span, model.ExampleIds, _flaggedExamples, "example", flagged));
+            // Examples: the share of the published top-k. A few flagged examples dominating a query's top-k is a sharp
+            // signal; their share of the mass over every training example would be diluted by thousands of tiny scores.
+            FlaggedShare(result.Scores.ToArray(), result.ExampleIds, _flaggedExamples, "example", flagged));
         if (mass < _options.AlertThreshold)
         {
             return;
@@ -342,7 +344,7 @@ public sealed class ScorerWorker : EventConsumerWorker
     /// positive). Positive scores are the units that pushed the prediction up, so this is "how much of what supports the
     /// answer comes from flagged data".
     /// </summary>
-    internal static double FlaggedShare(ReadOnlySpan<float> scores, long[] ids, HashSet<long> flagged, string kind, List<string> contributors)
+    internal static double FlaggedShare(ReadOnlySpan<float> scores, IReadOnlyList<long> ids, HashSet<long> flagged, string kind, List<string> contributors)
     {
         if (flagged.Count == 0)
         {
