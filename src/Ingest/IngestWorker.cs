@@ -125,7 +125,7 @@ public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOption
             {
                 int n = Math.Min(_options.BatchChunk, found.ExampleIds.Length - at);
                 var batch = new TrainingBatch(runId, found.Step, found.ExampleIds[at..(at + n)], found.SourceIds[at..(at + n)]);
-                acks.Add(producer.ProduceAsync(Topics.Batches, EventMessage.Create(runId, EventCodecs.TrainingBatches.Encode(batch), TopicReader.Headers<TrainingBatch>()), ct));
+                acks.Add(producer.ProduceAsync(Topics.Batches, EventMessage.Create(runId, EventCodecs.TrainingBatches.Encode(batch), ArrowEvents.Headers<TrainingBatch>()), ct));
             }
 
             // Batches first, acknowledged, then the checkpoint: a Simulator that sees the checkpoint finds its batches.
@@ -133,7 +133,7 @@ public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOption
             Interlocked.Add(ref _batches, acks.Count);
             var uri = new Uri(found.Path).AbsoluteUri;
             var checkpoint = new CheckpointPublished(runId, found.Step, uri, checksum, parameters);
-            await producer.ProduceAsync(Topics.Checkpoints, EventMessage.Create(runId, EventCodecs.Checkpoints.Encode(checkpoint), TopicReader.Headers<CheckpointPublished>()), ct);
+            await producer.ProduceAsync(Topics.Checkpoints, EventMessage.Create(runId, EventCodecs.Checkpoints.Encode(checkpoint), ArrowEvents.Headers<CheckpointPublished>()), ct);
             done.Add((found.Step, checksum));
             Interlocked.Increment(ref _published);
             logger.CheckpointPublished(runId, found.Step, found.ExampleIds.Length, acks.Count, checksum);

@@ -273,7 +273,7 @@ public sealed class ScorerWorker : EventConsumerWorker
             var latency = Math.Max(0, (long)(now - work[q].Record.Timestamp).TotalMicroseconds);
             results[q] = new AttributionResult(work[q].Query.QueryId, model.Version, MethodName, [.. top.Select(t => model.ExampleIds[t.Example])], [.. top.Select(t => t.Score)],
                 model.SourceIds, scores.SourceScores.AsSpan(q * m, m).ToArray(), latency);
-            sends[q] = _producer.ProduceAsync(Topics.Attributions, EventMessage.Create(work[q].Query.QueryId, EventCodecs.Attributions.Encode(results[q]), TopicReader.Headers<AttributionResult>()), ct);
+            sends[q] = _producer.ProduceAsync(Topics.Attributions, EventMessage.Create(work[q].Query.QueryId, EventCodecs.Attributions.Encode(results[q]), ArrowEvents.Headers<AttributionResult>()), ct);
         }
 
         for (int q = 0; q < work.Count; q++)

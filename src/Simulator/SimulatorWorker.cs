@@ -138,7 +138,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
 
         // The probe set carries its checkpoint reference on the compacted probes topic, so a Scorer rebuilding its index
         // finds θ even where the checkpoints topic no longer retains the event (the embedded log trims committed records).
-        await _producer.ProduceAsync(Topics.Probes, EventMessage.Create(CheckpointKey(checkpoint.RunId, checkpoint.Step), record.Value, TopicReader.Headers<CheckpointPublished>()), cancellationToken);
+        await _producer.ProduceAsync(Topics.Probes, EventMessage.Create(CheckpointKey(checkpoint.RunId, checkpoint.Step), record.Value, ArrowEvents.Headers<CheckpointPublished>()), cancellationToken);
         var exampleFormat = new ProbeFormat(layout.Widths, _options.Rank, ProbeFormat.ParseElement(_options.Precision)!.Value);
         var sourceFormat = new ProbeFormat(layout.Widths, 0, ProbeElement.Float32);
         var (doneExamples, doneSources) = await ReadDoneAsync(checkpoint, exampleFormat, sourceFormat, exampleIds.Length, sourceIds.Length, cancellationToken);
@@ -218,7 +218,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
                 var id = subjectId(block[u]);
                 var probe = new InfluenceProbe(checkpoint.RunId, checkpoint.Step, subject, id, encoded.Encoding, encoded.Length, encoded.Bytes);
                 acks.Add(_producer.ProduceAsync(Topics.Probes, EventMessage.Create(ProbeKey(checkpoint.RunId, checkpoint.Step, subject, id),
-                    EventCodecs.Probes.Encode(probe), TopicReader.Headers<InfluenceProbe>()), ct));
+                    EventCodecs.Probes.Encode(probe), ArrowEvents.Headers<InfluenceProbe>()), ct));
             }, ct);
             await Task.WhenAll(acks);
             Interlocked.Add(ref _published, acks.Count);

@@ -192,12 +192,6 @@ internal static class DemoRunner
             }
         }, CancellationToken.None);
 
-        var headers = new[]
-        {
-            EventHeader.Utf8(EventHeaders.ContentType, EventHeaders.ArrowStreamContentType),
-            EventHeader.Utf8(EventHeaders.SchemaVersion, ModelQuery.SchemaVersion.ToString(CultureInfo.InvariantCulture)),
-            EventHeader.Utf8(EventHeaders.EventType, ModelQuery.EventType),
-        };
         var clock = Stopwatch.StartNew();
         var sending = Task.Run(async () =>
         {
@@ -215,7 +209,7 @@ internal static class DemoRunner
 
                 await window.WaitAsync(cancellationToken);
                 var query = q.Query with { Timestamp = DateTimeOffset.UtcNow };
-                pending.Add(producer.ProduceAsync(Topics.Queries, EventMessage.Create(query.QueryId, EventCodecs.Queries.Encode(query), headers), cancellationToken)
+                pending.Add(producer.ProduceAsync(Topics.Queries, ArrowEvents.Message(query.QueryId, query), cancellationToken)
                     .ContinueWith(_ => window.Release(), TaskScheduler.Default));
             }
 

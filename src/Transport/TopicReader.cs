@@ -1,12 +1,9 @@
 using System.Diagnostics;
-using System.Globalization;
-using Attribution.Contracts;
-using Attribution.Transport;
 
-namespace Attribution.Simulator;
+namespace Attribution.Transport;
 
 /// <summary>Reads a topic from its beginning to its end offsets with a standalone reader (no group, no commits).</summary>
-internal static class TopicReader
+public static class TopicReader
 {
     /// <summary>Every retained record of <paramref name="topic"/> up to the end offsets seen when reading starts; empty when the topic does not exist.</summary>
     public static async Task<List<EventRecord>> ReadToEndAsync(IEventLog log, string topic, CancellationToken cancellationToken)
@@ -45,12 +42,4 @@ internal static class TopicReader
         }, cancellationToken);
         return result;
     }
-
-    /// <summary>The content-type, schema-version and event-type headers of an event type.</summary>
-    public static EventHeader[] Headers<T>() where T : IArrowEvent<T> =>
-    [
-        EventHeader.Utf8(EventHeaders.ContentType, EventHeaders.ArrowStreamContentType),
-        EventHeader.Utf8(EventHeaders.SchemaVersion, T.SchemaVersion.ToString(CultureInfo.InvariantCulture)),
-        EventHeader.Utf8(EventHeaders.EventType, T.EventType),
-    ];
 }
