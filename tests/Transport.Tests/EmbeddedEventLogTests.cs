@@ -1,3 +1,4 @@
+using System.Globalization;
 using Attribution.Transport.Embedded;
 using static Attribution.Transport.Tests.TestUtil;
 
@@ -196,10 +197,34 @@ public sealed class EmbeddedEventLogTests
     }
 
     [Fact]
+    public async Task Full_partition_without_a_consumer_group_drops_its_oldest_records_instead_of_blocking()
+    {
+        await using var log = new EmbeddedEventLog(new EmbeddedOptions { MaxRecordsPerPartition = 32 });
+        await log.CreateTopicAsync(new TopicSpec("retained", Partitions: 1));
+        using var producer = log.CreateProducer();
+        for (var i = 0; i < 100; i++)
+        {
+            Assert.True(producer.ProduceAsync("retained", EventMessage.Create("k", Utf8(i.ToString(CultureInfo.InvariantCulture)))).IsCompletedSuccessfully);
+        }
+
+        using var reader = log.CreateConsumer(new ConsumerSettings { Topics = ["retained"], Start = StartPosition.Beginning });
+        var seen = new List<long>();
+        while (reader.Consume(TimeSpan.FromMilliseconds(50)) is { } r)
+        {
+            seen.Add(r.Offset);
+        }
+
+        Assert.InRange(seen.Count, 1, 32);
+        Assert.Equal(99, seen[^1]); // the newest records are the ones kept
+        Assert.Equal(Enumerable.Range((int)seen[0], seen.Count).Select(o => (long)o), seen);
+    }
+
+    [Fact]
     public async Task Waiting_producer_observes_cancellation()
     {
         await using var log = new EmbeddedEventLog(new EmbeddedOptions { MaxRecordsPerPartition = 1 });
         await log.CreateTopicAsync(new TopicSpec("bp2"));
+        using var consumer = log.CreateConsumer(new ConsumerSettings { Topics = ["bp2"], GroupId = "g" });
         using var producer = log.CreateProducer();
         await producer.ProduceAsync("bp2", EventMessage.Create("k", Utf8("0")));
         using var cts = new CancellationTokenSource();

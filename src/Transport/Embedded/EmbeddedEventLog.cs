@@ -124,6 +124,23 @@ public sealed class EmbeddedEventLog : IEventLog
         return group;
     }
 
+    /// <summary>Whether a consumer group with members subscribes to <paramref name="topic"/> (back-pressure applies only then).</summary>
+    internal bool HasActiveSubscriber(string topic)
+    {
+        lock (GroupsLock)
+        {
+            foreach (var g in _groups.Values)
+            {
+                if (g.Members.Count > 0 && g.Subscribes(topic))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
     /// <summary>Drops, in each partition of <paramref name="topics"/>, what every active group has committed past.</summary>
     internal void TrimLocked(IEnumerable<string> topics)
     {

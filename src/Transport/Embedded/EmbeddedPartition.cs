@@ -112,6 +112,27 @@ internal sealed class EmbeddedPartition
         }
     }
 
+    /// <summary>
+    /// Retention for a full partition that no group consumes (only standalone readers, e.g. downstream subscribers of
+    /// attributions): drops the oldest sixteenth, as Kafka's size-based retention would, instead of blocking producers forever.
+    /// </summary>
+    public void EvictOldest()
+    {
+        long cut;
+        lock (_lock)
+        {
+            if (_entries.Count == 0)
+            {
+                return;
+            }
+
+            var k = Math.Min(_entries.Count, Math.Max(1, _capacity / 16));
+            cut = k < _entries.Count ? _entries[k].Record.Offset : _nextOffset;
+        }
+
+        TrimBelow(cut);
+    }
+
     /// <summary>Drops records below <paramref name="offset"/> (all groups committed past them) and wakes blocked producers.</summary>
     public void TrimBelow(long offset)
     {

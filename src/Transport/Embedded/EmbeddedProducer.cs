@@ -32,6 +32,17 @@ internal sealed class EmbeddedProducer(EmbeddedEventLog log) : IEventProducer
             return Task.FromResult(new EventPosition(topic, index, offset));
         }
 
+        // Back-pressure protects what a consumer group has yet to read; with no group there is nobody to wait for.
+        while (!log.HasActiveSubscriber(topic))
+        {
+            partition.EvictOldest();
+            if (partition.TryAppend(message, log.Time.GetUtcNow(), out offset, out space))
+            {
+                log.Signal();
+                return Task.FromResult(new EventPosition(topic, index, offset));
+            }
+        }
+
         return ProduceWhenSpaceAsync(partition, message, space!, cancellationToken);
     }
 
