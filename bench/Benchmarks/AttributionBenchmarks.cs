@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Attribution.Attribution;
+using Attribution.Attribution.Evaluation;
 using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Methods;
 using Attribution.Engine;
@@ -214,26 +215,9 @@ public class ForwardOnlyCompression
         double total = 0;
         for (int q = 0; q < queries; q++)
         {
-            var x = a.AsSpan(q * units, units);
-            var y = b.AsSpan(q * units, units);
-            double mx = 0, my = 0;
-            for (int i = 0; i < units; i++)
-            {
-                mx += x[i];
-                my += y[i];
-            }
-
-            mx /= units;
-            my /= units;
-            double sxy = 0, sxx = 0, syy = 0;
-            for (int i = 0; i < units; i++)
-            {
-                sxy += (x[i] - mx) * (y[i] - my);
-                sxx += (x[i] - mx) * (x[i] - mx);
-                syy += (y[i] - my) * (y[i] - my);
-            }
-
-            total += sxy / Math.Sqrt(sxx * syy);
+            var x = Array.ConvertAll(a[(q * units)..((q + 1) * units)], v => (double)v);
+            var y = Array.ConvertAll(b[(q * units)..((q + 1) * units)], v => (double)v);
+            total += Correlation.Pearson(x, y);
         }
 
         return total / queries;
