@@ -114,10 +114,21 @@ public sealed class AttributionModel
     private static ResponseSet Load(ProbeFormat format, IReadOnlyList<float[]> units)
     {
         var set = new ResponseSet(format.Layout, units.Count, format.Rank);
+        if (set.Ranks.SequenceEqual(format.LayerRanks))
+        {
+            // Probes carry the factors in the set's own layout: store them as they are.
+            for (int u = 0; u < units.Count; u++)
+            {
+                set.SetFactors(u, units[u]);
+            }
+
+            return set;
+        }
+
         var flat = new float[format.Layout.ParameterCount];
         for (int u = 0; u < units.Count; u++)
         {
-            // Expand then store: low-rank layers are re-factorised (exact for a rank-r matrix up to rounding).
+            // Another factor layout: expand, then store (low-rank layers are re-factorised).
             format.Expand(units[u], flat);
             set.Set(u, flat);
         }

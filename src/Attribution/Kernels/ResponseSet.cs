@@ -124,6 +124,49 @@ public sealed class ResponseSet
         }
     }
 
+    /// <summary>
+    /// Stores a unit from already-factorised floats, with no SVD: per layer, the full weight [out, in] when that layer's
+    /// rank is 0, else U [out, r] followed by Vᵀ [r, in]; then the bias [out]. This is the layout probes travel in
+    /// (<c>Probes.ProbeFormat</c>), so a Scorer loads a probe set without re-factorising every response.
+    /// </summary>
+    public void SetFactors(int unit, ReadOnlySpan<float> factors)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
+        if (factors.Length != FloatsPerUnit)
+        {
+            throw new ArgumentException($"factors have {factors.Length} values; ranks [{string.Join(',', _ranks)}] of {string.Join('-', Layout.Widths)} need {FloatsPerUnit}.", nameof(factors));
+        }
+
+        int at = 0;
+        for (int l = 0; l < Layout.LayerCount; l++)
+        {
+            int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
+            if (r == 0)
+            {
+                factors.Slice(at, o * i).CopyTo(_full[l].AsSpan(unit * o * i, o * i));
+                at += o * i;
+            }
+            else
+            {
+                var u = factors.Slice(at, o * r);
+                var ut = _u[l].AsSpan(unit * o * r, o * r);
+                for (int a = 0; a < o; a++)
+                {
+                    for (int b = 0; b < r; b++)
+                    {
+                        ut[b * o + a] = u[a * r + b];
+                    }
+                }
+
+                factors.Slice(at + o * r, r * i).CopyTo(_vt[l].AsSpan(unit * r * i, r * i));
+                at += r * (o + i);
+            }
+
+            factors.Slice(at, o).CopyTo(_bias[l].AsSpan(unit * o, o));
+            at += o;
+        }
+    }
+
     /// <summary>Reconstructs a unit's (possibly compressed) response as a flat vector.</summary>
     public void Get(int unit, Span<float> response)
     {
