@@ -4,11 +4,15 @@ using Attribution.Transport.Embedded;
 using Attribution.Transport.Kafka;
 
 // Usage:
-//   MockKafka [--brokers N]          start a mock cluster, print its bootstrap servers, run until stdin closes / Ctrl-C
+//   MockKafka [--brokers N] [--pipeline-topics P]
+//                                    start a mock cluster, print its bootstrap servers, run until stdin closes / Ctrl-C;
+//                                    with --pipeline-topics, first create the pipeline's topics with P partitions each
+//                                    (the mock has no controller, so clients cannot create topics themselves)
 //   MockKafka bench [--messages N]   produce->consume throughput and latency: embedded log, then mock Kafka cluster
 var brokers = 3;
 var messages = 20_000;
 var bench = false;
+var pipelineTopics = 0;
 for (var i = 0; i < args.Length; i++)
 {
     if (args[i] == "bench")
@@ -20,6 +24,11 @@ for (var i = 0; i < args.Length; i++)
         brokers = b;
         i++;
     }
+    else if (args[i] == "--pipeline-topics" && i + 1 < args.Length && int.TryParse(args[i + 1], out var parts) && parts > 0)
+    {
+        pipelineTopics = parts;
+        i++;
+    }
     else if (args[i] == "--messages" && i + 1 < args.Length && int.TryParse(args[i + 1], out var m) && m > 0)
     {
         messages = m;
@@ -27,7 +36,7 @@ for (var i = 0; i < args.Length; i++)
     }
     else
     {
-        Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: MockKafka [--brokers N] | MockKafka bench [--messages N] [--brokers N]");
+        Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: MockKafka [--brokers N] [--pipeline-topics P] | MockKafka bench [--messages N] [--brokers N]");
         return 2;
     }
 }
@@ -41,6 +50,15 @@ try
     }
 
     using var cluster = new MockKafkaCluster(brokers);
+    if (pipelineTopics > 0)
+    {
+        foreach (var topic in new[] { Attribution.Contracts.Topics.Checkpoints, Attribution.Contracts.Topics.Batches, Attribution.Contracts.Topics.Probes,
+            Attribution.Contracts.Topics.Queries, Attribution.Contracts.Topics.Attributions, Attribution.Contracts.Topics.DeadLetter })
+        {
+            cluster.CreateTopic(topic, pipelineTopics, Math.Min(3, brokers));
+        }
+    }
+
     Console.WriteLine(cluster.BootstrapServers);
     using var stop = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };

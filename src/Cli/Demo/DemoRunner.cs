@@ -77,6 +77,8 @@ internal static class DemoRunner
             ["Transport:Kind"] = kafka ? "kafka" : "embedded",
             ["Transport:Kafka:BootstrapServers"] = settings.KafkaBootstrap,
             ["Transport:Kafka:ClientId"] = "pipeline-demo",
+            // Interactive traffic: a broker should answer a fetch as soon as records arrive, not after half a second.
+            ["Transport:Kafka:FetchWaitMaxMs"] = kafka ? "10" : null,
             ["Ingest:RunDirectory"] = run.Directory,
             ["Ingest:RunId"] = runId,
             ["Ingest:Mode"] = "once",

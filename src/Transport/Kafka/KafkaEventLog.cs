@@ -56,6 +56,13 @@ public sealed class KafkaEventLog : IEventLog
     {
         ArgumentNullException.ThrowIfNull(spec);
         spec.Validate();
+        // Idempotent without the admin API when the topic is already there (some clusters, e.g. librdkafka's mock,
+        // have no controller to ask; their operators create topics up front).
+        if (await GetPartitionCountAsync(spec.Name, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            return;
+        }
+
         var topic = new TopicSpecification
         {
             Name = spec.Name,
