@@ -145,8 +145,26 @@ internal sealed class KafkaConsumer : IEventConsumer
         }
     }
 
-    public long GetEndOffset(TopicPartition partition) =>
-        _consumer.QueryWatermarkOffsets(new KafkaTopicPartition(partition.Topic, partition.Partition), TimeSpan.FromMilliseconds(_options.AdminTimeoutMs)).High.Value;
+    public long GetEndOffset(TopicPartition partition)
+    {
+        // Asks the partition's leader: right after a failover the client's metadata may still name the old one, which
+        // answers "not leader" until the metadata refresh; that is worth a few short retries, not a failed event.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return _consumer.QueryWatermarkOffsets(new KafkaTopicPartition(partition.Topic, partition.Partition), TimeSpan.FromMilliseconds(_options.AdminTimeoutMs)).High.Value;
+            }
+            catch (KafkaException e) when (KafkaLibrary.IsTransient(e.Error) && attempt <= _options.ProduceRetries)
+            {
+                Thread.Sleep(Math.Min(_options.RetryBackoffMs * (1 << Math.Min(attempt, 6)), 2_000));
+            }
+            catch (KafkaException e)
+            {
+                throw new EventLogException($"End offset of {partition} unavailable on {_options.BootstrapServers}: {e.Error.Code} {e.Error.Reason}", KafkaLibrary.IsTransient(e.Error), e);
+            }
+        }
+    }
 
     public void Close()
     {
