@@ -96,25 +96,18 @@ public sealed class Mlp
     }
 
     /// <summary>Copies the parameters into <paramref name="flat"/> in <see cref="MlpLayout"/> order.</summary>
-    public void CopyTo(Span<float> flat)
-    {
-        CheckFlat(flat.Length, nameof(flat));
-        int offset = 0;
-        foreach (var p in _parameters)
-        {
-            p.Data.CopyTo(flat.Slice(offset, p.Count));
-            offset += p.Count;
-        }
-    }
+    public void CopyTo(Span<float> flat) => Gather(flat, static p => p.Data);
 
     /// <summary>Copies the gradients into <paramref name="flat"/> in <see cref="MlpLayout"/> order.</summary>
-    public void CopyGradientTo(Span<float> flat)
+    public void CopyGradientTo(Span<float> flat) => Gather(flat, static p => p.Grad);
+
+    private void Gather(Span<float> flat, Func<Parameter, float[]> pick)
     {
         CheckFlat(flat.Length, nameof(flat));
         int offset = 0;
         foreach (var p in _parameters)
         {
-            p.Grad.CopyTo(flat.Slice(offset, p.Count));
+            pick(p).CopyTo(flat.Slice(offset, p.Count));
             offset += p.Count;
         }
     }
