@@ -243,7 +243,16 @@ public abstract class EventConsumerWorker : BackgroundService
                 if (sinceCommit >= Options.CommitEvery || Stopwatch.GetElapsedTime(lastCommit) >= Options.CommitInterval)
                 {
                     StoreCompleted(consumer, null);
-                    consumer.Commit();
+                    try
+                    {
+                        consumer.Commit();
+                    }
+                    catch (EventLogException e) when (e.IsTransient)
+                    {
+                        // Coordinator moving or unreachable (broker down): the stored offsets go with the next commit.
+                        Logger.CommitFailed(Options.GroupId ?? name, e.Message);
+                    }
+
                     sinceCommit = 0;
                     lastCommit = Stopwatch.GetTimestamp();
                 }
