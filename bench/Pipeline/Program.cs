@@ -1,0 +1,429 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using Attribution.Attribution.Probes;
+using Attribution.Contracts;
+using Attribution.Engine.Data;
+using Attribution.Engine.Training;
+using Attribution.MockKafka;
+using Attribution.Scorer;
+using Attribution.Simulator;
+using Attribution.Transport;
+using Attribution.Transport.Embedded;
+using Attribution.Transport.Kafka;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+// End-to-end Scorer benchmark: queries produced → Scorer instance(s) in one consumer group → attributions consumed, on
+// the embedded log and over librdkafka's mock Kafka cluster (3 brokers, loopback TCP), against the bare compute of
+// AttributionModel.Score on the same batch sizes. Usage in docs/benchmarks/pipeline.md.
+var opt = Args.Parse(args);
+Console.WriteLine($"# pipeline bench: {opt}; {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Trim()}");
+
+var data = FashionMnist.Load();
+var root = Path.Combine(Path.GetTempPath(), "pipeline-bench-" + Guid.NewGuid().ToString("N"));
+var runDir = Path.Combine(root, Bench.RunId);
+var watch = Stopwatch.StartNew();
+var recipe = TrainingRecipe.DefaultMlp([.. Enumerable.Range(0, opt.Train)], [.. Enumerable.Range(0, 500)], epochs: opt.Epochs, seed: 1);
+var trained = MlpTrainer.Train(recipe, data);
+var manifest = new RunManifest { Recipe = recipe, Metrics = trained.Metrics, CreatedUtc = "2026-01-01T00:00:00Z" };
+RunDirectory.Save(runDir, manifest, trained.Model.Parameters);
+Console.WriteLine($"# trained {string.Join('-', recipe.Model.Widths)} on {opt.Train} FashionMNIST images, {opt.Epochs} epoch(s), in {watch.Elapsed.TotalSeconds:F1} s");
+
+var probeSet = Bench.SyntheticProbeSet(recipe.Model.Widths, Path.Combine(runDir, manifest.Checkpoint), opt.Examples, opt.Sources);
+var queries = data.Test.Select([.. Enumerable.Range(0, 10_000)], recipe.Data.Normalization).Inputs;
+Console.WriteLine($"# probe set: {opt.Examples} example probes ({probeSet.ExampleBytes / 1e6:F1} MB) + {opt.Sources} source probes ({probeSet.SourceBytes / 1e6:F1} MB)");
+
+Console.WriteLine();
+Console.WriteLine("| transport | Scorers | saturation q/s | p50 / p99 ms at saturation (window) | mean batch | q/s at half | p50 / p99 ms at half |");
+Console.WriteLine("|---|---|---|---|---|---|---|");
+var batchSizes = new List<double>();
+AttributionModel? model = null;
+try
+{
+    foreach (var transport in opt.Transports)
+    {
+        foreach (var scorers in opt.Scorers)
+        {
+            var r = await Bench.RunAsync(transport, scorers, opt, probeSet, queries);
+            model ??= r.Model;
+            batchSizes.Add(r.MeanBatch);
+            Console.WriteLine($"| {transport} | {scorers} | {r.Saturation.PerSecond:F0} | {r.Saturation.P50:F1} / {r.Saturation.P99:F1} ({opt.Window}) | {r.MeanBatch:F1} | {r.Half.PerSecond:F0} | {r.Half.P50:F1} / {r.Half.P99:F1} |");
+        }
+    }
+
+    // Bare compute: AttributionModel.Score on the batch sizes the pipeline formed, and on full batches; no transport.
+    Console.WriteLine();
+    Console.WriteLine("| bare AttributionModel.Score, batch | q/s | ms per batch |");
+    Console.WriteLine("|---|---|---|");
+    foreach (var b in batchSizes.Select(x => (int)Math.Round(x)).Append(opt.MaxBatch).Distinct().Order())
+    {
+        var (qps, msPerBatch) = Bench.Bare(model!, queries, b, opt.Queries);
+        Console.WriteLine($"| {b} | {qps:F0} | {msPerBatch:F2} |");
+    }
+}
+finally
+{
+    Directory.Delete(root, recursive: true);
+}
+
+internal sealed record Args(int Examples, int Sources, int Queries, int Train, int Epochs, int Window, int MaxBatch, string[] Transports, int[] Scorers, double HalfSeconds)
+{
+    public static Args Parse(string[] args)
+    {
+        var a = new Args(1000, 10, 2000, 5000, 1, 256, 64, ["embedded", "kafka"], [1, 2], 10);
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            var v = args[i + 1];
+            a = args[i] switch
+            {
+                "--examples" => a with { Examples = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--sources" => a with { Sources = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--queries" => a with { Queries = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--train" => a with { Train = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--epochs" => a with { Epochs = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--window" => a with { Window = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--max-batch" => a with { MaxBatch = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--transports" => a with { Transports = v.Split(',') },
+                "--scorers" => a with { Scorers = [.. v.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))] },
+                "--half-seconds" => a with { HalfSeconds = double.Parse(v, CultureInfo.InvariantCulture) },
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds"),
+            };
+        }
+
+        return a;
+    }
+
+    public override string ToString() =>
+        $"{Examples} example + {Sources} source probes, {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, half-rate phase {HalfSeconds} s";
+}
+
+internal sealed record ProbeSet(List<EventMessage> Messages, long ExampleBytes, long SourceBytes);
+
+internal sealed record Phase(double PerSecond, double P50, double P99);
+
+internal sealed record RunResult(Phase Saturation, Phase Half, double MeanBatch, AttributionModel Model);
+
+internal static class Bench
+{
+    public const string RunId = "bench-run";
+    public const long Step = 1;
+    private const int Partitions = 4;
+    // The mock cluster caps each partition's log (oldest message sets dropped), so ~40 MB of probes need many partitions.
+    private const int ProbePartitions = 16;
+    private static readonly string[] Topics4 = [Topics.Probes, Topics.Queries, Topics.Attributions, Topics.DeadLetter];
+
+    /// <summary>
+    /// A probe set in the Simulator's exact wire format (rank-16 f16 example probes, full f32 source probes, the
+    /// checkpoint reference), with synthetic floats: simulating thousands of units at 784-128-64-10 takes minutes and
+    /// the Scorer's cost does not depend on the values.
+    /// </summary>
+    public static ProbeSet SyntheticProbeSet(int[] widths, string checkpointPath, int examples, int sources)
+    {
+        var bytes = File.ReadAllBytes(checkpointPath);
+        var exampleFormat = new ProbeFormat(widths, 16, ProbeElement.Float16);
+        var sourceFormat = new ProbeFormat(widths, 0, ProbeElement.Float32);
+        var checkpoint = new CheckpointPublished(RunId, Step, new Uri(checkpointPath).AbsoluteUri, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)), exampleFormat.Layout.ParameterCount);
+        var messages = new List<EventMessage>
+        {
+            EventMessage.Create(SimulatorWorker.CheckpointKey(RunId, Step), EventCodecs.Checkpoints.Encode(checkpoint), ArrowEvents.Headers<CheckpointPublished>()),
+        };
+        var rng = new Random(7);
+        long exampleBytes = 0, sourceBytes = 0;
+        foreach (var (subject, format, count) in new[] { (ProbeSubject.Example, exampleFormat, examples), (ProbeSubject.Source, sourceFormat, sources) })
+        {
+            var floats = new float[format.FloatsPerUnit];
+            for (int id = 0; id < count; id++)
+            {
+                for (int i = 0; i < floats.Length; i++)
+                {
+                    floats[i] = (float)((rng.NextDouble() - 0.5) * 0.02);
+                }
+
+                var encoded = ProbeCodec.Encode(format, examples, sources, floats);
+                var probe = new InfluenceProbe(RunId, Step, subject, id, encoded.Encoding, encoded.Length, encoded.Bytes);
+                var value = EventCodecs.Probes.Encode(probe);
+                messages.Add(EventMessage.Create(SimulatorWorker.ProbeKey(RunId, Step, subject, id), value, ArrowEvents.Headers<InfluenceProbe>()));
+                if (subject == ProbeSubject.Example)
+                {
+                    exampleBytes += value.Length;
+                }
+                else
+                {
+                    sourceBytes += value.Length;
+                }
+            }
+        }
+
+        return new ProbeSet(messages, exampleBytes, sourceBytes);
+    }
+
+    public static async Task<RunResult> RunAsync(string transport, int scorers, Args opt, ProbeSet probeSet, float[] queries)
+    {
+        MockKafkaCluster? cluster = null;
+        IEventLog log;
+        if (transport == "kafka")
+        {
+            KafkaLibrary.EnsureLoaded();
+            cluster = new MockKafkaCluster(3);
+            foreach (var t in Topics4)
+            {
+                cluster.CreateTopic(t, t == Topics.Probes ? ProbePartitions : Partitions, 3);
+            }
+
+            log = new KafkaEventLog(new KafkaOptions
+            {
+                BootstrapServers = cluster.BootstrapServers,
+                ClientId = "pipeline-bench",
+                FetchWaitMaxMs = 5,
+                AdminTimeoutMs = 5000,
+                DefaultReplicationFactor = 3,
+            });
+        }
+        else if (transport == "embedded")
+        {
+            log = new EmbeddedEventLog(new EmbeddedOptions { DefaultPartitions = Partitions });
+            foreach (var t in Topics4)
+            {
+                await log.CreateTopicAsync(new TopicSpec(t, t == Topics.Probes ? ProbePartitions : Partitions, Compacted: t == Topics.Probes));
+            }
+        }
+        else
+        {
+            throw new ArgumentException($"unknown transport '{transport}' (embedded or kafka)");
+        }
+
+        var hosts = new List<IHost>();
+        try
+        {
+            using var producer = log.CreateProducer();
+            await Task.WhenAll(probeSet.Messages.Select(m => producer.ProduceAsync(Topics.Probes, m)));
+            for (int s = 0; s < scorers; s++)
+            {
+                var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+                builder.Services.AddLogging(b => b.AddSimpleConsole().SetMinimumLevel(Environment.GetEnvironmentVariable("BENCH_LOG") == "1" ? LogLevel.Debug : LogLevel.Warning));
+                builder.Services.AddEventLog(_ => { });
+                builder.Services.AddSingleton(log);
+                builder.Services.AddScorer(o =>
+                {
+                    o.GroupId = "bench-scorer";
+                    o.RunId = RunId;
+                    o.TopK = 10;
+                    o.QueryPartitions = Partitions;
+                    o.MaxBatch = opt.MaxBatch;
+                    o.MaxInFlight = opt.MaxBatch;
+                });
+                var host = builder.Build();
+                hosts.Add(host);
+                await host.StartAsync();
+            }
+
+            var workers = hosts.Select(h => h.Services.GetRequiredService<ScorerWorker>()).ToList();
+            var loaded = Stopwatch.StartNew();
+            while (workers.Any(w => w.Index.Current is null))
+            {
+                if (loaded.Elapsed > TimeSpan.FromMinutes(3))
+                {
+                    throw new TimeoutException("the Scorers did not load the probe set within 3 minutes: " + string.Join("; ", workers.Select(w => w.Index.LastError)));
+                }
+
+                await Task.Delay(20);
+            }
+
+            using var collector = new Collector(log);
+            await ClosedLoopAsync(producer, collector, queries, "warm", 2 * opt.Window, opt.Window); // joins, first fetches, JIT
+            long batches0 = workers.Sum(w => w.Metrics.Batches), scored0 = workers.Sum(w => w.Metrics.QueriesScored);
+            var saturation = await ClosedLoopAsync(producer, collector, queries, "sat", opt.Queries, opt.Window);
+            double meanBatch = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored0) / (workers.Sum(w => w.Metrics.Batches) - batches0);
+            var half = await OpenLoopAsync(producer, collector, queries, "half", saturation.PerSecond / 2, opt.HalfSeconds);
+            return new RunResult(saturation, half, meanBatch, workers[0].Index.Current!);
+        }
+        finally
+        {
+            foreach (var h in hosts)
+            {
+                await h.StopAsync();
+                h.Dispose();
+            }
+
+            if (log is IAsyncDisposable d)
+            {
+                await d.DisposeAsync();
+            }
+
+            cluster?.Dispose();
+        }
+    }
+
+    /// <summary>At most <paramref name="window"/> queries in flight: a new one is produced as an attribution comes back.</summary>
+    private static async Task<Phase> ClosedLoopAsync(IEventProducer producer, Collector collector, float[] queries, string tag, int count, int window)
+    {
+        using var slots = new SemaphoreSlim(window);
+        collector.Begin(tag, count, () => slots.Release());
+        var sends = new List<Task>(count);
+        var watch = Stopwatch.StartNew();
+        for (int i = 0; i < count; i++)
+        {
+            await slots.WaitAsync();
+            sends.Add(Produce(producer, collector, queries, tag, i));
+        }
+
+        await Task.WhenAll(sends);
+        await collector.Done.WaitAsync(TimeSpan.FromMinutes(5));
+        return collector.Summarise(count, watch.Elapsed);
+    }
+
+    /// <summary>Queries at a fixed rate, whatever comes back (latency at a load the Scorers can sustain).</summary>
+    private static async Task<Phase> OpenLoopAsync(IEventProducer producer, Collector collector, float[] queries, string tag, double rate, double seconds)
+    {
+        int count = Math.Max(100, (int)(rate * seconds));
+        collector.Begin(tag, count, null);
+        var sends = new List<Task>(count);
+        var watch = Stopwatch.StartNew();
+        for (int i = 0; i < count; i++)
+        {
+            var due = TimeSpan.FromSeconds(i / rate);
+            if (due - watch.Elapsed is { TotalMilliseconds: > 1 } ahead)
+            {
+                await Task.Delay(ahead);
+            }
+
+            sends.Add(Produce(producer, collector, queries, tag, i));
+        }
+
+        await Task.WhenAll(sends);
+        await collector.Done.WaitAsync(TimeSpan.FromMinutes(5));
+        return collector.Summarise(count, watch.Elapsed);
+    }
+
+    private static Task Produce(IEventProducer producer, Collector collector, float[] queries, string tag, int i)
+    {
+        var id = $"{tag}-{i:D6}";
+        int image = i % 10_000;
+        var query = new ModelQuery(id, $"{RunId}@{Step}", new ArraySegment<float>(queries, image * 784, 784).ToArray(), null, DateTimeOffset.UtcNow);
+        var message = EventMessage.Create(id, EventCodecs.Queries.Encode(query));
+        collector.Started(id);
+        return producer.ProduceAsync(Topics.Queries, message);
+    }
+
+    public static (double PerSecond, double MsPerBatch) Bare(AttributionModel model, float[] queries, int batch, int count)
+    {
+        var inputs = new float[batch * 784];
+        void Run(int n)
+        {
+            for (int done = 0; done < n; done += batch)
+            {
+                int offset = done % (10_000 - batch);
+                Array.Copy(queries, offset * 784, inputs, 0, inputs.Length);
+                model.Score(inputs, batch);
+            }
+        }
+
+        Run(Math.Min(count, 4 * batch)); // warm
+        var watch = Stopwatch.StartNew();
+        Run(count);
+        int batches = (count + batch - 1) / batch;
+        return (batches * batch / watch.Elapsed.TotalSeconds, watch.Elapsed.TotalMilliseconds / batches);
+    }
+
+    /// <summary>Reads attributions (standalone reader from the start) and times each query from produce call to consume.</summary>
+    private sealed class Collector : IDisposable
+    {
+        private readonly ConcurrentDictionary<string, long> _started = new();
+        private readonly ConcurrentDictionary<string, double> _latencyMs = new();
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Thread _thread;
+        private readonly IEventConsumer _consumer;
+        private volatile State? _state;
+
+        public Collector(IEventLog log)
+        {
+            _consumer = log.CreateConsumer(new ConsumerSettings { Topics = [Topics.Attributions], Start = StartPosition.Beginning });
+            _thread = new Thread(Run) { IsBackground = true, Name = "attributions" };
+            _thread.Start();
+        }
+
+        public Task Done => _state!.Done.Task;
+
+        public long Duplicates { get; private set; }
+
+        public void Begin(string tag, int count, Action? onResult) => _state = new State(tag + "-", count, onResult);
+
+        public void Started(string id) => _started[id] = Stopwatch.GetTimestamp();
+
+        public Phase Summarise(int count, TimeSpan elapsed)
+        {
+            var prefix = _state!.Prefix;
+            var l = _latencyMs.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(p => p.Value).Order().ToArray();
+            if (l.Length != count)
+            {
+                throw new InvalidOperationException($"{l.Length} attributions for {count} queries");
+            }
+
+            return new Phase(count / elapsed.TotalSeconds, l[(int)(0.50 * (l.Length - 1))], l[(int)(0.99 * (l.Length - 1))]);
+        }
+
+        private void Run()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                EventRecord? r;
+                try
+                {
+                    r = _consumer.Consume(TimeSpan.FromMilliseconds(100), _stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                if (r is null)
+                {
+                    continue;
+                }
+
+                long now = Stopwatch.GetTimestamp();
+                var id = System.Text.Encoding.UTF8.GetString(r.Key);
+                if (!_started.TryGetValue(id, out var start))
+                {
+                    continue;
+                }
+
+                if (!_latencyMs.TryAdd(id, Stopwatch.GetElapsedTime(start, now).TotalMilliseconds))
+                {
+                    Duplicates++;
+                    continue;
+                }
+
+                var s = _state;
+                if (s is not null && id.StartsWith(s.Prefix, StringComparison.Ordinal))
+                {
+                    s.OnResult?.Invoke();
+                    if (Interlocked.Increment(ref s.Seen) == s.Count)
+                    {
+                        s.Done.TrySetResult();
+                    }
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            _stop.Cancel();
+            _thread.Join();
+            _consumer.Dispose();
+            _stop.Dispose();
+        }
+
+        private sealed class State(string prefix, int count, Action? onResult)
+        {
+            public string Prefix { get; } = prefix;
+            public int Count { get; } = count;
+            public Action? OnResult { get; } = onResult;
+            public int Seen;
+            public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+}
