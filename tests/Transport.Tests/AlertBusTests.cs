@@ -34,9 +34,11 @@ internal static class AlertBusScenario
         await bus.StartAsync(started.Token);
         try
         {
+            // Unique ids: a shared broker may still hold other runs' messages for the same consumer's queue.
+            var run = Guid.NewGuid().ToString("N");
             var alert = new ContaminationAlertMessage
             {
-                QueryId = "q-17",
+                QueryId = $"q-17-{run}",
                 ModelVersion = "step-400",
                 FlaggedIds = ["src-3", "src-9"],
                 Score = 0.42,
@@ -44,18 +46,30 @@ internal static class AlertBusScenario
                 Timestamp = new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.Zero),
             };
             await bus.Publish(alert, started.Token);
-            await bus.Publish(new ProbeSetCompleteMessage { RunId = "run-1", ProbeCount = 60_000, Step = 400 }, started.Token);
+            await bus.Publish(new ProbeSetCompleteMessage { RunId = $"run-{run}", ProbeCount = 60_000, Step = 400 }, started.Token);
 
             var inbox = sp.GetRequiredService<AlertInbox>();
-            var received = await inbox.Alerts.Reader.ReadAsync(started.Token);
+            ContaminationAlertMessage received;
+            do
+            {
+                received = await inbox.Alerts.Reader.ReadAsync(started.Token);
+            }
+            while (received.QueryId != alert.QueryId);
+
             Assert.Equal(alert.QueryId, received.QueryId);
             Assert.Equal(alert.ModelVersion, received.ModelVersion);
             Assert.Equal(alert.FlaggedIds, received.FlaggedIds);
             Assert.Equal(alert.Score, received.Score);
             Assert.Equal(alert.Threshold, received.Threshold);
             Assert.Equal(alert.Timestamp, received.Timestamp);
-            var probeSet = await inbox.ProbeSets.Reader.ReadAsync(started.Token);
-            Assert.Equal(("run-1", 60_000L, 400L), (probeSet.RunId, probeSet.ProbeCount, probeSet.Step));
+            ProbeSetCompleteMessage probeSet;
+            do
+            {
+                probeSet = await inbox.ProbeSets.Reader.ReadAsync(started.Token);
+            }
+            while (probeSet.RunId != $"run-{run}");
+
+            Assert.Equal((60_000L, 400L), (probeSet.ProbeCount, probeSet.Step));
         }
         finally
         {
