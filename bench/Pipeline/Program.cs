@@ -37,8 +37,8 @@ var queries = data.Test.Select([.. Enumerable.Range(0, 10_000)], recipe.Data.Nor
 Console.WriteLine($"# probe set: {opt.Examples} example probes ({probeSet.ExampleBytes / 1e6:F1} MB) + {opt.Sources} source probes ({probeSet.SourceBytes / 1e6:F1} MB)");
 
 Console.WriteLine();
-Console.WriteLine("| transport | Scorers | saturation q/s | p50 / p99 ms at saturation (window) | mean batch | q/s at half | p50 / p99 ms at half |");
-Console.WriteLine("|---|---|---|---|---|---|---|");
+Console.WriteLine("| transport | Scorers | saturation q/s | bare Score q/s, same batch | pipeline adds | p50 / p99 ms at saturation (window) | mean batch | q/s at half | mean batch at half | p50 / p99 ms at half |");
+Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
 var batchSizes = new List<double>();
 AttributionModel? model = null;
 try
@@ -50,7 +50,8 @@ try
             var r = await Bench.RunAsync(transport, scorers, opt, probeSet, queries);
             model ??= r.Model;
             batchSizes.Add(r.MeanBatch);
-            Console.WriteLine($"| {transport} | {scorers} | {r.Saturation.PerSecond:F0} | {r.Saturation.P50:F1} / {r.Saturation.P99:F1} ({opt.Window}) | {r.MeanBatch:F1} | {r.Half.PerSecond:F0} | {r.Half.P50:F1} / {r.Half.P99:F1} |");
+            Console.WriteLine($"| {transport} | {scorers} | {r.Saturation.PerSecond:F0} | {r.BarePerSecond:F0} | {100 * (r.BarePerSecond / r.Saturation.PerSecond - 1):F0}% | {r.Saturation.P50:F1} / {r.Saturation.P99:F1} ({opt.Window}) | {r.MeanBatch:F1} | {r.Half.PerSecond:F0} | {r.MeanBatchHalf:F1} | {r.Half.P50:F1} / {r.Half.P99:F1} |");
+            Console.WriteLine($"<!-- load average after: {File.ReadAllText("/proc/loadavg").Trim()} -->");
         }
     }
 
@@ -104,7 +105,7 @@ internal sealed record ProbeSet(List<EventMessage> Messages, long ExampleBytes, 
 
 internal sealed record Phase(double PerSecond, double P50, double P99);
 
-internal sealed record RunResult(Phase Saturation, Phase Half, double MeanBatch, AttributionModel Model);
+internal sealed record RunResult(Phase Saturation, Phase Half, double MeanBatch, double MeanBatchHalf, double BarePerSecond, AttributionModel Model);
 
 internal static class Bench
 {
@@ -237,8 +238,13 @@ internal static class Bench
             long batches0 = workers.Sum(w => w.Metrics.Batches), scored0 = workers.Sum(w => w.Metrics.QueriesScored);
             var saturation = await ClosedLoopAsync(producer, collector, queries, "sat", opt.Queries, opt.Window);
             double meanBatch = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored0) / (workers.Sum(w => w.Metrics.Batches) - batches0);
+            long batches1 = workers.Sum(w => w.Metrics.Batches), scored1 = workers.Sum(w => w.Metrics.QueriesScored);
             var half = await OpenLoopAsync(producer, collector, queries, "half", saturation.PerSecond / 2, opt.HalfSeconds);
-            return new RunResult(saturation, half, meanBatch, workers[0].Index.Current!);
+            double meanBatchHalf = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored1) / (workers.Sum(w => w.Metrics.Batches) - batches1);
+            // Bare compute right after, in the same process and conditions, on the batch size the Scorers formed.
+            var model = workers[0].Index.Current!;
+            var (bare, _) = Bare(model, queries, Math.Max(1, (int)Math.Round(meanBatch)), opt.Queries);
+            return new RunResult(saturation, half, meanBatch, meanBatchHalf, bare, model);
         }
         finally
         {
