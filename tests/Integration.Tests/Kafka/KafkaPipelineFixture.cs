@@ -84,7 +84,7 @@ public sealed class KafkaPipelineFixture : IAsyncLifetime
             AdminTimeoutMs = 5000,
             DefaultReplicationFactor = 3,
             Properties = { ["topic.metadata.refresh.interval.ms"] = "1000", ["reconnect.backoff.max.ms"] = "200" },
-        });
+        }, Environment.GetEnvironmentVariable("SERVICE_TESTS_LOG") == "1" ? LoggerFactory.Create(b => b.AddSimpleConsole().SetMinimumLevel(LogLevel.Debug)) : null);
         Producer = Log.CreateProducer();
         foreach (var topic in PipelineTopics)
         {
