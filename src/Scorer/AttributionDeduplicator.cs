@@ -59,6 +59,21 @@ internal sealed class AttributionDeduplicator : IDisposable
         }
     }
 
+    /// <summary>
+    /// Records an attribution this Scorer produced at <paramref name="offset"/> (acknowledged, so in offset order per
+    /// partition). When the reader has read everything before it, the reader's position moves past it too, so the next
+    /// <see cref="CatchUp"/> does not wait to read this Scorer's own output back; a record another producer interleaved
+    /// leaves a gap, which the next catch-up reads.
+    /// </summary>
+    public void AddOwn(int partition, long offset, string queryId)
+    {
+        Add(partition, queryId);
+        if (partition < _partitions && _next[partition] == offset)
+        {
+            _next[partition] = offset + 1;
+        }
+    }
+
     /// <summary>Whether <paramref name="queryId"/> already has an attribution in <paramref name="partition"/>.</summary>
     public bool Contains(int partition, string queryId) => partition < _partitions && _ids[partition].Contains(queryId);
 

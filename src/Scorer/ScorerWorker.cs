@@ -264,7 +264,6 @@ public sealed class ScorerWorker : EventConsumerWorker
 
         var scores = model.Score(x, work.Count);
         Metrics.Batch();
-        var sends = new Task<EventPosition>[work.Count];
         var results = new AttributionResult[work.Count];
         var now = DateTimeOffset.UtcNow;
         for (int q = 0; q < work.Count; q++)
@@ -273,15 +272,35 @@ public sealed class ScorerWorker : EventConsumerWorker
             var latency = Math.Max(0, (long)(now - work[q].Record.Timestamp).TotalMicroseconds);
             results[q] = new AttributionResult(work[q].Query.QueryId, model.Version, MethodName, [.. top.Select(t => model.ExampleIds[t.Example])], [.. top.Select(t => t.Score)],
                 model.SourceIds, scores.SourceScores.AsSpan(q * m, m).ToArray(), latency);
+        }
+
+        // A query's alert goes out before its attribution: once the attribution exists a redelivered query is skipped
+        // as a duplicate, so an alert published after it would be lost by a crash in between. This order makes alerts
+        // at-least-once (a crash after the alert repeats it; consumers key on the query id).
+        if (_flaggedSources.Count > 0 || _flaggedExamples.Count > 0)
+        {
+            var alerts = new List<Task>();
+            for (int q = 0; q < work.Count; q++)
+            {
+                alerts.Add(AlertIfFlaggedAsync(model, results[q], scores.SourceScores.AsMemory(q * m, m), ct));
+            }
+
+            await Task.WhenAll(alerts);
+        }
+
+        var sends = new Task<EventPosition>[work.Count];
+        for (int q = 0; q < work.Count; q++)
+        {
             sends[q] = _producer.ProduceAsync(Topics.Attributions, EventMessage.Create(work[q].Query.QueryId, EventCodecs.Attributions.Encode(results[q]), ArrowEvents.Headers<AttributionResult>()), ct);
         }
 
         for (int q = 0; q < work.Count; q++)
         {
             var p = work[q];
+            EventPosition at;
             try
             {
-                await sends[q];
+                at = await sends[q];
             }
             catch (Exception e)
             {
@@ -289,19 +308,14 @@ public sealed class ScorerWorker : EventConsumerWorker
                 continue;
             }
 
-            _dedup.Add(p.Record.Partition, p.Query.QueryId);
+            _dedup.AddOwn(at.Partition, at.Offset, p.Query.QueryId);
             Metrics.Scored(Math.Max(0, (long)(DateTimeOffset.UtcNow - p.Record.Timestamp).TotalMicroseconds));
-            await AlertIfFlaggedAsync(model, results[q], scores.SourceScores.AsMemory(q * m, m), ct);
             p.Done.TrySetResult();
         }
     }
 
     private async Task AlertIfFlaggedAsync(AttributionModel model, AttributionResult result, ReadOnlyMemory<float> sourceScores, CancellationToken ct)
     {
-        if (_flaggedSources.Count == 0 && _flaggedExamples.Count == 0)
-        {
-            return;
-        }
 
         var flagged = new List<string>();
         var mass = Math.Max(
@@ -314,10 +328,10 @@ public sealed class ScorerWorker : EventConsumerWorker
             return;
         }
 
-        Metrics.Alert();
         Logger.Contamination(result.QueryId, mass, _options.AlertThreshold);
         if (_bus is null)
         {
+            Metrics.Alert();
             return;
         }
 
@@ -332,6 +346,7 @@ public sealed class ScorerWorker : EventConsumerWorker
                 Threshold = _options.AlertThreshold,
                 Timestamp = DateTimeOffset.UtcNow,
             }, ct);
+            Metrics.Alert();
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
