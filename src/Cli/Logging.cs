@@ -8,17 +8,17 @@ namespace Attribution.Cli;
 /// <summary>The CLI's one Serilog setup: structured console logs on stderr, so stdout stays for results.</summary>
 internal static class CliLogging
 {
-    public static ILoggerFactory CreateFactory(bool verbose = false)
-    {
-        var logger = new Serilog.LoggerConfiguration()
+    public static ILoggerFactory CreateFactory(bool verbose = false) => new SerilogLoggerFactory(CreateSerilog(verbose), dispose: true);
+
+    public static Serilog.Core.Logger CreateSerilog(bool verbose = false) =>
+        new Serilog.LoggerConfiguration()
             .MinimumLevel.Is(verbose ? Serilog.Events.LogEventLevel.Debug : Serilog.Events.LogEventLevel.Information)
+            .MinimumLevel.Override("MassTransit", Serilog.Events.LogEventLevel.Warning)
             .Enrich.FromLogContext()
             .WriteTo.Console(
                 outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}",
                 standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose)
             .CreateLogger();
-        return new SerilogLoggerFactory(logger, dispose: true);
-    }
 }
 
 /// <summary>Stable-id log messages of the train and bench commands.</summary>

@@ -12,6 +12,9 @@ var root = new RootCommand("Training-data attribution on live model traffic. Run
     ServiceCommands.CreateIngest(),
     ServiceCommands.CreateSimulate(),
     ServiceCommands.CreateScore(),
+    ServiceCommands.CreateServe(),
+    ReplayCommand.Create(),
 };
 root.Subcommands.Add(HelpCommand.Create(root));
-return await root.Parse(args).InvokeAsync();
+// Services drain in-flight work and commit on SIGINT/SIGTERM; give them the time the host's shutdown timeout allows.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) });

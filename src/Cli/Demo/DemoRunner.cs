@@ -23,7 +23,7 @@ namespace Attribution.Cli.Demo;
 /// </summary>
 internal static class DemoRunner
 {
-    private static readonly string[] ClassNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+    private static IReadOnlyList<string> ClassNames => Engine.Data.FashionMnist.ClassNames;
 
     public static async Task<int> RunAsync(DemoSettings settings, CancellationToken cancellationToken)
     {

@@ -97,6 +97,9 @@ public static class FashionMnist
     /// <summary>Number of classes.</summary>
     public const int Classes = 10;
 
+    /// <summary>The class names, by label.</summary>
+    public static IReadOnlyList<string> ClassNames { get; } = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
     /// <summary>Where Debian installs the files.</summary>
     public const string DefaultDirectory = "/usr/share/datasets/fashion-mnist";
 

@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using Attribution.Contracts;
+using Attribution.MockKafka;
+using Attribution.Transport.Kafka;
+using Xunit.Abstractions;
+
+namespace Attribution.Integration.Tests.Kafka;
+
+/// <summary>
+/// The services as a user runs them: <c>pipeline simulate</c>, <c>pipeline score</c> and <c>pipeline ingest</c> as three
+/// separate processes over a mock Kafka cluster of their own, <c>pipeline replay</c> as the client, health over HTTP,
+/// SIGTERM for a graceful stop. In the Kafka collection so it does not compete with those tests for the 2 cores; it
+/// reuses the collection's tiny trained run directory.
+/// </summary>
+[Collection(KafkaPipelineCollection.Name)]
+public sealed class ServiceCommandTests(KafkaPipelineFixture kafka, ITestOutputHelper output)
+{
+    private static readonly string Cli = Path.Combine(AppContext.BaseDirectory, "pipeline.dll");
+
+    [Fact]
+    public async Task IngestSimulateAndScore_RunAsSeparateProcesses_AttributeReplayedQueries_AndStopCleanlyOnSigterm()
+    {
+        KafkaLibrary.EnsureLoaded();
+        using var cluster = new MockKafkaCluster(3);
+        foreach (var topic in KafkaPipelineFixture.PipelineTopics)
+        {
+            cluster.CreateTopic(topic, KafkaPipelineFixture.Partitions, 3);
+        }
+
+        var b = cluster.BootstrapServers;
+        var healthPort = FreePort();
+        string[] fast = ["--set", "Transport:Kafka:FetchWaitMaxMs=10", "--status-seconds", "1"];
+        using var simulator = CliProcess.Start(Cli, ["simulate", "--kafka", b, "--horizon", "5", "--set", "Simulator:Precision=f32", .. fast]);
+        using var scorer = CliProcess.Start(Cli, ["score", "--kafka", b, "--top-k", "5", "--health-port", healthPort.ToString(System.Globalization.CultureInfo.InvariantCulture), .. fast]);
+        try
+        {
+            var ingest = await CliProcess.RunAsync(Cli, ["ingest", "--kafka", b, "--run", kafka.RunDir, "--sources", "4", .. fast], TimeSpan.FromSeconds(90));
+            output.WriteLine(ingest.Output);
+            Assert.True(ingest.ExitCode == 0, $"ingest exited {ingest.ExitCode}:\n{ingest.Output}");
+            Assert.Contains("1 checkpoints published", ingest.Output, StringComparison.Ordinal);
+
+            // The Scorer announces the model it serves once the probe set is complete.
+            await KafkaPipelineFixture.Until(() => scorer.Output, o => o.Contains("is live", StringComparison.Ordinal), "the Scorer's probe index", 120);
+
+            var arrow = Path.Combine(kafka.Root, "replayed.arrow");
+            var replay = await CliProcess.RunAsync(Cli, ["replay", "--kafka", b, "--run", kafka.RunDir, "--queries", "30", "--out", arrow, "--timeout-seconds", "90"], TimeSpan.FromSeconds(120));
+            output.WriteLine(replay.Output);
+            Assert.True(replay.ExitCode == 0, $"replay exited {replay.ExitCode}:\n{replay.Output}");
+            Assert.Contains("30 attributed", replay.Output, StringComparison.Ordinal);
+            var results = EventCodecs.Attributions.DecodeBatch(await File.ReadAllBytesAsync(arrow));
+            Assert.Equal(30, results.Select(r => r.QueryId).Distinct().Count());
+            Assert.All(results, r =>
+            {
+                Assert.Equal($"{KafkaPipelineFixture.RunId}@4", r.ModelVersion);
+                Assert.Equal(5, r.ExampleIds.Count);
+                Assert.Equal(KafkaPipelineFixture.SourceCount, r.SourceIds.Count);
+            });
+
+            using var http = new HttpClient();
+            var health = await http.GetAsync(new Uri($"http://127.0.0.1:{healthPort}/health"));
+            var body = await health.Content.ReadAsStringAsync();
+            Assert.True(health.IsSuccessStatusCode, body);
+            Assert.Contains("\"scorer\":{\"status\":\"Healthy\"", body, StringComparison.Ordinal);
+            Assert.Contains("30 scored", body, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var p in new[] { scorer, simulator })
+            {
+                p.Terminate();
+            }
+        }
+
+        foreach (var p in new[] { scorer, simulator })
+        {
+            var exit = await p.WaitAsync(TimeSpan.FromSeconds(40));
+            output.WriteLine(p.Output);
+            Assert.True(exit == 0, $"exit {exit} after SIGTERM:\n{p.Output}");
+            Assert.Contains("Stopped cleanly", p.Output, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("30 queries scored", scorer.Output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new[] { "score" }, "needs a Kafka cluster")]
+    [InlineData(new[] { "ingest", "--kafka", "127.0.0.1:1" }, "needs a run directory: give --run DIR")]
+    [InlineData(new[] { "ingest", "--kafka", "127.0.0.1:1", "--run", "/no/such/run" }, "Ingest:RunDirectory '/no/such/run' does not exist")]
+    [InlineData(new[] { "score", "--kafka", "127.0.0.1:1", "--set", "Scorer:TopK=0" }, "Scorer:TopK must be")]
+    [InlineData(new[] { "score", "--kafka", "127.0.0.1:1", "--set", "TopK" }, "is not Section:Key=Value")]
+    [InlineData(new[] { "simulate", "--kafka", "127.0.0.1:1", "--config", "/no/such.json" }, "configuration file '/no/such.json' does not exist")]
+    [InlineData(new[] { "serve", "trainer", "--kafka", "127.0.0.1:1" }, "unknown service 'trainer'")]
+    public async Task BadConfiguration_ExitsWithCode2_AndOneLineSayingWhatToFix(string[] args, string expected)
+    {
+        var run = await CliProcess.RunAsync(Cli, args, TimeSpan.FromSeconds(60));
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains(expected, run.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Output, StringComparison.Ordinal); // no stack trace
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    /// <summary>A CLI child process whose stdout and stderr are collected together.</summary>
+    private sealed class CliProcess : IDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _output = new();
+
+        private CliProcess(Process process)
+        {
+            _process = process;
+        }
+
+        public string Output
+        {
+            get
+            {
+                lock (_output)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        public static CliProcess Start(string dll, IEnumerable<string> args)
+        {
+            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            info.ArgumentList.Add(dll);
+            foreach (var a in args)
+            {
+                info.ArgumentList.Add(a);
+            }
+
+            info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+            var process = new Process { StartInfo = info };
+            var cli = new CliProcess(process);
+            process.OutputDataReceived += (_, e) => cli.Append(e.Data);
+            process.ErrorDataReceived += (_, e) => cli.Append(e.Data);
+            process.Start();
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            return cli;
+        }
+
+        public static async Task<(int ExitCode, string Output)> RunAsync(string dll, IEnumerable<string> args, TimeSpan timeout)
+        {
+            using var p = Start(dll, args);
+            var code = await p.WaitAsync(timeout);
+            return (code, p.Output);
+        }
+
+        public async Task<int> WaitAsync(TimeSpan timeout)
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            try
+            {
+                await _process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+                throw new TimeoutException($"'{string.Join(' ', _process.StartInfo.ArgumentList)}' did not exit within {timeout.TotalSeconds:F0} s:\n{Output}");
+            }
+
+            _process.WaitForExit(); // drains the output readers
+            return _process.ExitCode;
+        }
+
+        /// <summary>SIGTERM, as a container runtime or systemd stops a service.</summary>
+        public void Terminate()
+        {
+            if (!_process.HasExited)
+            {
+                using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                kill.WaitForExit();
+            }
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            _process.Dispose();
+        }
+
+        private void Append(string? line)
+        {
+            if (line is null)
+            {
+                return;
+            }
+
+            lock (_output)
+            {
+                _output.AppendLine(line);
+            }
+        }
+    }
+}
