@@ -1,0 +1,17 @@
+# One image for the three services (and every other ./pipeline command). docker-compose.yml runs it three times.
+# Build: docker build -t attribution-pipeline .
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+COPY . .
+RUN dotnet publish src/Cli/Cli.csproj -c Release -o /app --nologo
+
+FROM mcr.microsoft.com/dotnet/runtime:10.0
+# System libraries the services load: librdkafka (Kafka client), OpenBLAS (GEMM); the FashionMNIST files the
+# Simulator reads when batches do not carry their inputs.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends librdkafka1 libopenblas0-pthread dataset-fashion-mnist \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /app .
+ENTRYPOINT ["dotnet", "/app/pipeline.dll"]
+CMD ["help"]
