@@ -30,7 +30,7 @@ public class AttributionBenchmarks
     private IAttributionMethod _method = null!;
     private QueryBatch _batch = null!;
 
-    [Params("forward-only", "forward-only-r8", "forward-only-sources", "trak", "trak-sjlt", "grad-dot")]
+    [Params("forward-only", "forward-only-r8", "forward-only-r8-jvp", "forward-only-sources", "trak", "trak-sjlt", "grad-dot")]
     public string Method { get; set; } = "forward-only";
 
     [Params(1, 64)]
@@ -74,7 +74,7 @@ public class AttributionBenchmarks
         if (method.StartsWith("forward-only", StringComparison.Ordinal))
         {
             var rng = new Rng(3);
-            var examples = new ResponseSet(problem.Layout, N, method == "forward-only-r8" ? 8 : 16);
+            var examples = new ResponseSet(problem.Layout, N, method.StartsWith("forward-only-r8", StringComparison.Ordinal) ? 8 : 16);
             var sources = new ResponseSet(problem.Layout, 10, 0);
             var r = new float[problem.Layout.ParameterCount];
             for (int u = 0; u < N; u++)
@@ -89,7 +89,8 @@ public class AttributionBenchmarks
                 sources.Set(s, r);
             }
 
-            m = ForwardOnlyMethod.FromResponses(problem, examples, sources);
+            m = ForwardOnlyMethod.FromResponses(problem, examples, sources,
+                new ForwardOnlyOptions { Readout = method.EndsWith("-jvp", StringComparison.Ordinal) ? ForwardReadout.Jvp : ForwardReadout.Jacobian });
         }
         else
         {

@@ -14,7 +14,7 @@ public static class MethodFactory
 
     /// <summary>
     /// Creates a method. Options per method:
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jvp|fd), readout-eps;
+    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|jvp|fd), readout-eps;
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, models;
     /// tracin / grad-dot: weights (comma-separated, tracin only);
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance.
@@ -37,7 +37,12 @@ public static class MethodFactory
                 UnitsPerBlock = o.Int("block", 100),
                 Rank = o.Int("rank", 8),
                 PowerIterations = o.Int("power-iterations", 20),
-                Readout = o.Choice("readout", "jvp", "jvp", "fd") == "fd" ? ForwardReadout.FiniteDifference : ForwardReadout.Jvp,
+                Readout = o.Choice("readout", "jacobian", "jacobian", "jvp", "fd") switch
+                {
+                    "fd" => ForwardReadout.FiniteDifference,
+                    "jvp" => ForwardReadout.Jvp,
+                    _ => ForwardReadout.Jacobian,
+                },
                 ReadoutEpsilon = o.Has("readout-eps") ? o.Float("readout-eps", 0f) : null,
             }),
             "trak" => new TrakMethod(new TrakOptions

@@ -98,8 +98,8 @@ public sealed class AttributionModel
 
         var examples = new float[(long)count * Examples.Units];
         var sources = new float[(long)count * Sources.Units];
-        Examples.JvpScores(Theta, inputs, predicted, examples);
-        Sources.JvpScores(Theta, inputs, predicted, sources);
+        Examples.JacobianScores(Theta, inputs, predicted, examples);
+        Sources.JacobianScores(Theta, inputs, predicted, sources);
         return new BatchScores(predicted, examples, sources);
     }
 

@@ -330,6 +330,162 @@ public sealed class ResponseSet
     }
 
     /// <summary>
+    /// The same scores as <see cref="JvpScores"/>, summed per layer instead of propagated per unit. The margin's JVP
+    /// along a response is linear in it: <c>Σ_l g_l · (ΔW_l a_l + Δb_l)</c>, where <c>a_l</c> is the layer's input at θ
+    /// and <c>g_l = ∂f/∂z_l</c> the margin's sensitivity to the layer's pre-activation. The <c>g_l</c> are obtained in
+    /// forward mode (identity tangents seeded at <c>z_l</c> and pushed through the layers above: a few small GEMMs per
+    /// query, no backward pass). Then per unit only its stored factors are touched once:
+    /// <c>(Uᵀ g_l) · (Vt a_l)</c> for low-rank layers, <c>g_l W a_l</c> for full ones, so a query costs about one read
+    /// of the response set instead of a forward pass of the upper layers per unit.
+    /// </summary>
+    public void JacobianScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores)
+    {
+        int q = labels.Length, layers = Layout.LayerCount, classes = Layout.Widths[^1];
+        if (scores.Length < (long)q * Units)
+        {
+            throw new ArgumentException($"JacobianScores: scores hold {scores.Length} values; {q} queries × {Units} units need {(long)q * Units}.", nameof(scores));
+        }
+
+        if (q == 0 || Units == 0)
+        {
+            return;
+        }
+
+        var cache = MlpMath.Forward(Layout, theta, x, q);
+        var values = new float[q];
+        var dz = new float[q * classes];
+        MlpMath.Output(OutputKind.Margin, cache.Logits, labels, classes, values, dz);
+        var g = ForwardSensitivities(theta, cache, dz, q);
+        scores[..(q * Units)].Clear();
+        // Unit blocks bound the coefficient buffers to about 4M floats.
+        int maxR = Math.Max(1, _ranks.Max());
+        int block = (int)Math.Clamp(4_000_000L / ((long)maxR * q), 1, Units);
+        var tile = new float[(long)q * block];
+        for (int l = 0; l < layers; l++)
+        {
+            int o = Layout.Out(l), i = Layout.In(l), r = _ranks[l];
+            var a = cache.Inputs[l];
+            for (int u0 = 0; u0 < Units; u0 += block)
+            {
+                int ub = Math.Min(block, Units - u0);
+                var t = tile.AsSpan(0, q * ub);
+                if (r > 0)
+                {
+                    // c[(u,b), q] = Vt_u[b] · a_q and d[(u,b), q] = U_u[:, b] · g_q, one GEMM each over every unit.
+                    var c = new float[(long)ub * r * q];
+                    var d = new float[c.Length];
+                    Blas.Gemm(false, true, ub * r, q, i, 1f, _vt[l].AsSpan(u0 * r * i, ub * r * i), a, 0f, c);
+                    Blas.Gemm(false, true, ub * r, q, o, 1f, _u[l].AsSpan(u0 * o * r, ub * o * r), g[l], 0f, d);
+                    TensorPrimitives.Multiply(c, d, c);
+                    for (int u = 0; u < ub; u++)
+                    {
+                        for (int qq = 0; qq < q; qq++)
+                        {
+                            float sum = 0f;
+                            for (int b = 0; b < r; b++)
+                            {
+                                sum += c[((long)u * r + b) * q + qq];
+                            }
+
+                            scores[qq * Units + u0 + u] += sum;
+                        }
+                    }
+                }
+                else
+                {
+                    // g_q W_u a_q = ⟨W_u, g_q a_qᵀ⟩: outer products [q, out·in] against [ub, out·in].
+                    var outer = new float[(long)q * o * i];
+                    for (int qq = 0; qq < q; qq++)
+                    {
+                        for (int k = 0; k < o; k++)
+                        {
+                            TensorPrimitives.Multiply(a.AsSpan(qq * i, i), g[l][qq * o + k], outer.AsSpan((qq * o + k) * i, i));
+                        }
+                    }
+
+                    Blas.Gemm(false, true, q, ub, o * i, 1f, outer, _full[l].AsSpan(u0 * o * i, ub * o * i), 0f, t);
+                    AddTile(scores, t, q, ub, u0);
+                }
+
+                // Bias: g_q · Δb_u.
+                Blas.Gemm(false, true, q, ub, o, 1f, g[l], _bias[l].AsSpan(u0 * o, ub * o), 0f, t);
+                AddTile(scores, t, q, ub, u0);
+            }
+        }
+    }
+
+    private void AddTile(Span<float> scores, ReadOnlySpan<float> tile, int q, int ub, int u0)
+    {
+        for (int qq = 0; qq < q; qq++)
+        {
+            var dst = scores.Slice(qq * Units + u0, ub);
+            TensorPrimitives.Add(dst, tile.Slice(qq * ub, ub), dst);
+        }
+    }
+
+    /// <summary>
+    /// <c>g_l[q, :] = ∂f_q/∂z_l</c> for every layer, in forward mode: for each query, the identity tangent at z_l is
+    /// masked by the ReLU derivative and pushed through W_{l+1}, …, W_{L−1} (GEMMs of width out_l), then contracted with
+    /// ∂f/∂logits. The last layer's is ∂f/∂logits itself.
+    /// </summary>
+    private float[][] ForwardSensitivities(ReadOnlySpan<float> theta, ForwardCache cache, float[] dz, int q)
+    {
+        int layers = Layout.LayerCount, classes = Layout.Widths[^1];
+        var g = new float[layers][];
+        g[layers - 1] = dz;
+        for (int l = 0; l < layers - 1; l++)
+        {
+            int o = Layout.Out(l);
+            g[l] = new float[q * o];
+            for (int qq = 0; qq < q; qq++)
+            {
+                // Tangents of a_{l+1} for the o seeds e_j at z_l: diag(ReLU'(z_l)) as rows [o, o].
+                var act = cache.Inputs[l + 1].AsSpan(qq * o, o);
+                var t = new float[o * o];
+                for (int j = 0; j < o; j++)
+                {
+                    t[j * o + j] = act[j] > 0f ? 1f : 0f;
+                }
+
+                int width = o;
+                for (int k = l + 1; k < layers; k++)
+                {
+                    int ok = Layout.Out(k);
+                    var next = new float[o * ok];
+                    Blas.Gemm(false, true, o, ok, width, 1f, t, Layout.Weight(theta, k), 0f, next);
+                    if (k < layers - 1)
+                    {
+                        var mask = cache.Inputs[k + 1].AsSpan(qq * ok, ok);
+                        for (int j = 0; j < o; j++)
+                        {
+                            var row = next.AsSpan(j * ok, ok);
+                            for (int m = 0; m < ok; m++)
+                            {
+                                if (mask[m] <= 0f)
+                                {
+                                    row[m] = 0f;
+                                }
+                            }
+                        }
+                    }
+
+                    t = next;
+                    width = ok;
+                }
+
+                // t is [o, classes]: the logits' tangent per seed; contract with ∂f/∂logits.
+                var dq = dz.AsSpan(qq * classes, classes);
+                for (int j = 0; j < o; j++)
+                {
+                    g[l][qq * o + j] = TensorPrimitives.Dot(t.AsSpan(j * classes, classes), dq);
+                }
+            }
+        }
+
+        return g;
+    }
+
+    /// <summary>
     /// Exact two-forward-pass readout: <c>[f_q(θ + ε r_u) − f_q(θ − ε r_u)] / (2ε)</c> for every query and unit.
     /// Reference for the JVP readout (they agree to O(ε²)); costs two full forward passes per unit.
     /// </summary>

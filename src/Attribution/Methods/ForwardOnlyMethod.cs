@@ -146,7 +146,11 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
         CheckWidth(problem, queries);
         cancellationToken.ThrowIfCancellationRequested();
         var scores = new float[(long)queries.Count * set.Units];
-        if (_options.Readout == ForwardReadout.Jvp)
+        if (_options.Readout == ForwardReadout.Jacobian)
+        {
+            set.JacobianScores(problem.Theta, queries.Inputs, queries.Labels, scores);
+        }
+        else if (_options.Readout == ForwardReadout.Jvp)
         {
             set.JvpScores(problem.Theta, queries.Inputs, queries.Labels, scores);
         }

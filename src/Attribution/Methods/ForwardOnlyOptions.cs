@@ -3,8 +3,14 @@ namespace Attribution.Attribution.Methods;
 /// <summary>How forward-only scores are read out at query time.</summary>
 public enum ForwardReadout
 {
-    /// <summary>Batched forward-mode JVP of the query margins along every stored response (default; a few GEMMs per layer).</summary>
+    /// <summary>Batched forward-mode JVP of the query margins along every stored response (a few GEMMs per layer, the upper layers run once per unit).</summary>
     Jvp,
+
+    /// <summary>
+    /// The same scores as <see cref="Jvp"/>, summed per layer: the margin's pre-activation sensitivities obtained in
+    /// forward mode once per query, then one pass over each unit's factors (default; no per-unit forward pass).
+    /// </summary>
+    Jacobian,
 
     /// <summary>Two forward passes per unit at θ* ± ε_r r_b (the paper's literal readout; slow, used as a reference).</summary>
     FiniteDifference,
@@ -47,7 +53,7 @@ public sealed record ForwardOnlyOptions
     public int PowerIterations { get; init; } = 20;
 
     /// <summary>Query-time readout.</summary>
-    public ForwardReadout Readout { get; init; } = ForwardReadout.Jvp;
+    public ForwardReadout Readout { get; init; } = ForwardReadout.Jacobian;
 
     /// <summary>Readout step ε_r for <see cref="ForwardReadout.FiniteDifference"/>; null uses <see cref="Epsilon"/>.</summary>
     public float? ReadoutEpsilon { get; init; }

@@ -162,7 +162,7 @@ public sealed class KernelTests
     [InlineData(0, 3)]
     [InlineData(2, 1)]
     [InlineData(3, 7)]
-    public void Batched_jvp_readout_equals_backward_dot_and_finite_difference_readout(int rank, int queries)
+    public void Batched_jvp_and_jacobian_readouts_equal_backward_dot_and_finite_difference_readout(int rank, int queries)
     {
         var layout = new MlpLayout([12, 10, 6, 4]);
         var theta = RandomTheta(layout, 8);
@@ -181,6 +181,8 @@ public sealed class KernelTests
         set.JvpScores(theta, x, y, jvp, blockUnits: 4);
         var fd = new float[queries * units];
         set.FiniteDifferenceScores(theta, x, y, 1e-4f, fd);
+        var jac = new float[queries * units];
+        set.JacobianScores(theta, x, y, jac);
         var cache = MlpMath.Forward(layout, theta, x, queries);
         var dz = new float[queries * 4];
         MlpMath.Output(OutputKind.Margin, cache.Logits, y, 4, new float[queries], dz);
@@ -194,6 +196,7 @@ public sealed class KernelTests
             {
                 double dot = System.Numerics.Tensors.TensorPrimitives.Dot(per.AsSpan(q * layout.ParameterCount, layout.ParameterCount), ru);
                 Assert.Equal(dot, jvp[q * units + u], 1e-4 * (1 + Math.Abs(dot)));
+                Assert.Equal(dot, jac[q * units + u], 1e-4 * (1 + Math.Abs(dot)));
                 Assert.Equal(dot, fd[q * units + u], 2e-2 * (1 + Math.Abs(dot)));
             }
         }
