@@ -208,6 +208,27 @@ public class ForwardOnlyCompression
             Console.WriteLine($"// rank {ranks[i]}: {sets[i].FloatsPerUnit * 4} bytes/example (full {sets[0].FloatsPerUnit * 4}), mean per-query Pearson vs full {last:F4}");
         }
 
+        var jac = new float[test.Count * units];
+        sets[0].JacobianScores(problem.Theta, test.Inputs, test.Labels, jac);
+        Console.WriteLine($"// Jacobian readout vs JVP readout (full), mean per-query Pearson: {MeanPearson(full, jac, test.Count, units):F6}");
+        // Rank 8 with the input layer in a shared basis of decreasing energy.
+        int r8 = Array.IndexOf(ranks, 8);
+        foreach (var energy in new[] { 0.99999, 0.9999, 0.999, 0.99, 0.95 })
+        {
+            var copy = new ResponseSet(layout, units, 8);
+            var f = new float[copy.FloatsPerUnit];
+            for (int u = 0; u < units; u++)
+            {
+                sets[r8].GetFactors(u, f);
+                copy.SetFactors(u, f);
+            }
+
+            var (k, kept) = copy.ShareInputBasis(0, energy);
+            var scores = new float[test.Count * units];
+            copy.JacobianScores(problem.Theta, test.Inputs, test.Labels, scores);
+            Console.WriteLine($"// rank 8, input basis energy {energy}: k = {k} (kept {kept:F5}), {copy.Bytes / units} bytes/example, mean per-query Pearson vs full {MeanPearson(full, scores, test.Count, units):F4}");
+        }
+
         return last;
     }
 

@@ -19,6 +19,8 @@ public sealed class ResponseSet
     private readonly float[] _omegaCache;
     private readonly int _sketch;
     private readonly int[] _ranks;
+    private readonly float[]?[] _basis;
+    private readonly int[] _basisDims;
 
     /// <summary>Allocates storage for <paramref name="units"/> responses; <paramref name="rank"/> 0 stores every layer in full.</summary>
     public ResponseSet(MlpLayout layout, int units, int rank, ulong seed = 17)
@@ -34,6 +36,8 @@ public sealed class ResponseSet
         _vt = new float[]?[layers];
         _bias = new float[layers][];
         _ranks = new int[layers];
+        _basis = new float[]?[layers];
+        _basisDims = new int[layers];
         int maxIn = 0;
         for (int l = 0; l < layers; l++)
         {
@@ -85,8 +89,136 @@ public sealed class ResponseSet
         }
     }
 
-    /// <summary>Bytes held.</summary>
-    public long Bytes => FloatsPerUnit * Units * sizeof(float);
+    /// <summary>Bytes held (factors as stored, plus any shared input bases).</summary>
+    public long Bytes
+    {
+        get
+        {
+            long total = 0;
+            for (int l = 0; l < Layout.LayerCount; l++)
+            {
+                int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
+                int k = _basis[l] is null ? i : _basisDims[l];
+                total += ((r > 0 ? (long)r * (o + k) : (long)o * i) + o) * Units + (_basis[l] is null ? 0 : (long)k * i);
+            }
+
+            return total * sizeof(float);
+        }
+    }
+
+    /// <summary>Per layer, the dimension of the shared input basis the Vᵀ factors are stored in (0 = none).</summary>
+    public IReadOnlyList<int> BasisDims => _basisDims;
+
+    /// <summary>
+    /// Re-expresses one low-rank layer's Vᵀ factors of every unit in a basis shared by all units: the top eigenvectors
+    /// B [k, in] of Σ_u Vt_uᵀ diag(‖U_u[:, b]‖²) Vt_u, with k the smallest dimension that keeps
+    /// <paramref name="energy"/> of the layer's response energy Σ_u ‖ΔW_u‖²_F. Each unit then stores C_u = Vt_u Bᵀ
+    /// [r, k] instead of [r, in], and the readout projects a query's layer input once (a Bᵀ) before touching the units:
+    /// for the 784-wide input layer of FashionMNIST responses, which live in the span of the training images, this cuts
+    /// the dominant per-unit cost and the bytes streamed per query. Irreversible: set units before compressing.
+    /// Returns k and the energy kept.
+    /// </summary>
+    public (int Dimension, double EnergyKept) ShareInputBasis(int layer, double energy)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)layer, (uint)Layout.LayerCount, nameof(layer));
+        if (energy is <= 0 or > 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(energy), energy, "energy must be in (0, 1].");
+        }
+
+        int o = Layout.Out(layer), i = Layout.In(layer), r = _ranks[layer];
+        if (r == 0 || _basis[layer] is not null)
+        {
+            throw new InvalidOperationException($"layer {layer} is {(r == 0 ? "stored in full" : "already in a shared basis")}; only low-rank layers can share an input basis.");
+        }
+
+        // Weighted Gram of the stacked Vᵀ rows, accumulated in blocks: G = Σ w_row v_rowᵀ v_row.
+        var vt = _vt[layer]!;
+        var ut = _u[layer]!;
+        var gram = new float[i * i];
+        const int BlockRows = 2048;
+        var scaled = new float[BlockRows * i];
+        long rows = (long)Units * r;
+        for (long row0 = 0; row0 < rows; row0 += BlockRows)
+        {
+            int nb = (int)Math.Min(BlockRows, rows - row0);
+            for (int j = 0; j < nb; j++)
+            {
+                long row = row0 + j;
+                var u = ut.AsSpan((int)(row * o), o); // Uᵀ row = U[:, b] of unit row / r
+                float w = MathF.Sqrt(TensorPrimitives.Dot(u, u));
+                TensorPrimitives.Multiply(vt.AsSpan((int)(row * i), i), w, scaled.AsSpan(j * i, i));
+            }
+
+            Blas.Gemm(true, false, i, i, nb, 1f, scaled.AsSpan(0, nb * i), scaled.AsSpan(0, nb * i), 1f, gram);
+        }
+
+        var (values, vectors) = Linalg.SymmetricEigen([.. gram.Select(v => (double)v)], i);
+        var order = Enumerable.Range(0, i).OrderByDescending(j => values[j]).ToArray();
+        double total = order.Sum(j => Math.Max(0, values[j]));
+        // energy 1 keeps the whole (rotated) input space: exact, whatever the rounding of the float Gram.
+        int k = 0;
+        double kept = 0;
+        while (k < i && (energy >= 1 || total <= 0 || kept / total < energy))
+        {
+            kept += Math.Max(0, values[order[k]]);
+            k++;
+        }
+
+        k = Math.Max(k, 1);
+        var basis = new float[k * i];
+        for (int a = 0; a < k; a++)
+        {
+            for (int c = 0; c < i; c++)
+            {
+                basis[a * i + c] = (float)vectors[c * i + order[a]];
+            }
+        }
+
+        // C = Vt Bᵀ for all units at once: [Units·r, in] × [k, in]ᵀ.
+        var coefficients = new float[rows * k];
+        Blas.Gemm(false, true, (int)rows, k, i, 1f, vt, basis, 0f, coefficients);
+        _vt[layer] = coefficients;
+        _basis[layer] = basis;
+        _basisDims[layer] = k;
+        return (k, total <= 0 ? 1 : kept / total);
+    }
+
+    /// <summary>A layer's input for the Vᵀ factors: a itself, or a Bᵀ [q, k] when the layer shares an input basis.</summary>
+    private (float[] Input, int Width) FactorInput(int layer, float[] a, int q)
+    {
+        if (_basis[layer] is not { } b)
+        {
+            return (a, Layout.In(layer));
+        }
+
+        int k = _basisDims[layer];
+        var projected = new float[q * k];
+        Blas.Gemm(false, true, q, k, Layout.In(layer), 1f, a, b, 0f, projected);
+        return (projected, k);
+    }
+
+    /// <summary>A unit's Vᵀ [r, in] of a layer, reconstructed from the shared basis when there is one.</summary>
+    private void CopyVt(int layer, int unit, Span<float> destination)
+    {
+        int i = Layout.In(layer), r = _ranks[layer];
+        if (_basis[layer] is not { } b)
+        {
+            _vt[layer].AsSpan(unit * r * i, r * i).CopyTo(destination);
+            return;
+        }
+
+        int k = _basisDims[layer];
+        Blas.Gemm(false, false, r, i, k, 1f, _vt[layer].AsSpan(unit * r * k, r * k), b, 0f, destination);
+    }
+
+    private void ThrowIfShared(int layer)
+    {
+        if (_basis[layer] is not null)
+        {
+            throw new InvalidOperationException($"layer {layer} shares an input basis; set every unit before ShareInputBasis.");
+        }
+    }
 
     /// <summary>Stores a flat response for a unit, factorising the low-rank layers.</summary>
     public void Set(int unit, ReadOnlySpan<float> response)
@@ -107,6 +239,7 @@ public sealed class ResponseSet
             }
             else
             {
+                ThrowIfShared(l);
                 var u = new float[o * r];
                 LowRank.Factorize(w, o, i, r, _omegaCache, _sketch, u, _vt[l].AsSpan(unit * r * i, r * i));
                 // Stored transposed, Uᵀ [r, out], so the readout adds contiguous rows.
@@ -148,6 +281,7 @@ public sealed class ResponseSet
             }
             else
             {
+                ThrowIfShared(l);
                 var u = factors.Slice(at, o * r);
                 var ut = _u[l].AsSpan(unit * o * r, o * r);
                 for (int a = 0; a < o; a++)
@@ -167,6 +301,45 @@ public sealed class ResponseSet
         }
     }
 
+    /// <summary>The inverse of <see cref="SetFactors"/>: a unit's stored floats in the probe layout.</summary>
+    public void GetFactors(int unit, Span<float> factors)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
+        if (factors.Length != FloatsPerUnit)
+        {
+            throw new ArgumentException($"factors hold {factors.Length} values; this set stores {FloatsPerUnit} per unit.", nameof(factors));
+        }
+
+        int at = 0;
+        for (int l = 0; l < Layout.LayerCount; l++)
+        {
+            int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
+            if (r == 0)
+            {
+                _full[l].AsSpan(unit * o * i, o * i).CopyTo(factors.Slice(at, o * i));
+                at += o * i;
+            }
+            else
+            {
+                var u = factors.Slice(at, o * r);
+                var ut = _u[l].AsSpan(unit * o * r, o * r);
+                for (int a = 0; a < o; a++)
+                {
+                    for (int b = 0; b < r; b++)
+                    {
+                        u[a * r + b] = ut[b * o + a];
+                    }
+                }
+
+                CopyVt(l, unit, factors.Slice(at + o * r, r * i));
+                at += r * (o + i);
+            }
+
+            _bias[l].AsSpan(unit * o, o).CopyTo(factors.Slice(at, o));
+            at += o;
+        }
+    }
+
     /// <summary>Reconstructs a unit's (possibly compressed) response as a flat vector.</summary>
     public void Get(int unit, Span<float> response)
     {
@@ -181,7 +354,9 @@ public sealed class ResponseSet
             }
             else
             {
-                Blas.Gemm(true, false, o, i, r, 1f, _u[l].AsSpan(unit * o * r, o * r), _vt[l].AsSpan(unit * r * i, r * i), 0f, w);
+                var vt = new float[r * i];
+                CopyVt(l, unit, vt);
+                Blas.Gemm(true, false, o, i, r, 1f, _u[l].AsSpan(unit * o * r, o * r), vt, 0f, w);
             }
 
             _bias[l].AsSpan(unit * o, o).CopyTo(Layout.Bias(response, l));
@@ -252,7 +427,8 @@ public sealed class ResponseSet
                 {
                     // Coefficients Vtᵀ-projections of the layer input for all units at once: [ub·r, in] × [q, in]ᵀ.
                     var c = new float[ub * r * q];
-                    Blas.Gemm(false, true, ub * r, q, i, 1f, _vt[l].AsSpan(u0 * r * i, ub * r * i), a, 0f, c);
+                    var (fa, fi) = FactorInput(l, a, q);
+                    Blas.Gemm(false, true, ub * r, q, fi, 1f, _vt[l].AsSpan(u0 * r * fi, ub * r * fi), fa, 0f, c);
                     for (int u = 0; u < ub; u++)
                     {
                         var ut = _u[l].AsSpan((u0 + u) * o * r, o * r);
@@ -365,6 +541,7 @@ public sealed class ResponseSet
         {
             int o = Layout.Out(l), i = Layout.In(l), r = _ranks[l];
             var a = cache.Inputs[l];
+            var (fa, fi) = r > 0 ? FactorInput(l, a, q) : (a, i);
             for (int u0 = 0; u0 < Units; u0 += block)
             {
                 int ub = Math.Min(block, Units - u0);
@@ -374,7 +551,7 @@ public sealed class ResponseSet
                     // c[(u,b), q] = Vt_u[b] · a_q and d[(u,b), q] = U_u[:, b] · g_q, one GEMM each over every unit.
                     var c = new float[(long)ub * r * q];
                     var d = new float[c.Length];
-                    Blas.Gemm(false, true, ub * r, q, i, 1f, _vt[l].AsSpan(u0 * r * i, ub * r * i), a, 0f, c);
+                    Blas.Gemm(false, true, ub * r, q, fi, 1f, _vt[l].AsSpan(u0 * r * fi, ub * r * fi), fa, 0f, c);
                     Blas.Gemm(false, true, ub * r, q, o, 1f, _u[l].AsSpan(u0 * o * r, ub * o * r), g[l], 0f, d);
                     TensorPrimitives.Multiply(c, d, c);
                     for (int u = 0; u < ub; u++)

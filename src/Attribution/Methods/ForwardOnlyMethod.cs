@@ -39,7 +39,9 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
             throw new ArgumentException($"responses for {examples.Units} examples / {sources.Units} sources do not match a problem of {problem.Count} examples / {problem.SourceCount} sources and {problem.Layout.ParameterCount} parameters.");
         }
 
-        return new ForwardOnlyMethod(options) { _problem = problem, _examples = examples, _sources = sources };
+        var method = new ForwardOnlyMethod(options) { _problem = problem, _examples = examples, _sources = sources };
+        method.ShareBasis();
+        return method;
     }
 
     /// <inheritdoc />
@@ -74,7 +76,7 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
 
     /// <inheritdoc />
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Name}: K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}");
+        $"{Name}: K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
@@ -120,8 +122,20 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
         _problem = problem;
         _examples = examples;
         _sources = sources;
+        ShareBasis();
         ResponseNorms = norms;
         SimulationSeconds = watch.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Dimension of the input layer's shared basis and the energy it kept, when <see cref="ForwardOnlyOptions.InputBasisEnergy"/> is on.</summary>
+    public (int Dimension, double EnergyKept)? InputBasis { get; private set; }
+
+    private void ShareBasis()
+    {
+        if (_options.InputBasisEnergy > 0 && _examples is { } examples && examples.Ranks[0] > 0 && examples.BasisDims[0] == 0)
+        {
+            InputBasis = examples.ShareInputBasis(0, _options.InputBasisEnergy);
+        }
     }
 
     /// <inheritdoc />

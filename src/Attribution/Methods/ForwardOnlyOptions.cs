@@ -52,6 +52,13 @@ public sealed record ForwardOnlyOptions
     /// <summary>Power iterations for h_max when <see cref="StepSize"/> is null.</summary>
     public int PowerIterations { get; init; } = 20;
 
+    /// <summary>
+    /// When in (0, 1]: after simulation, the input layer's Vᵀ factors are re-expressed in a basis shared by all
+    /// examples that keeps this fraction of the layer's response energy (<see cref="Kernels.ResponseSet.ShareInputBasis"/>);
+    /// 0 keeps them as they are. Trades a measured, bounded loss for fewer bytes and multiply-adds per query.
+    /// </summary>
+    public double InputBasisEnergy { get; init; }
+
     /// <summary>Query-time readout.</summary>
     public ForwardReadout Readout { get; init; } = ForwardReadout.Jacobian;
 
@@ -73,6 +80,10 @@ public sealed record ForwardOnlyOptions
         }
 
         ArgumentOutOfRangeException.ThrowIfNegative(Damping, nameof(Damping));
+        if (InputBasisEnergy is < 0 or > 1 || double.IsNaN(InputBasisEnergy))
+        {
+            throw new ArgumentOutOfRangeException(nameof(InputBasisEnergy), InputBasisEnergy, "input basis energy must be 0 (off) or in (0, 1].");
+        }
         ArgumentOutOfRangeException.ThrowIfNegative(BatchSize, nameof(BatchSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(UnitsPerBlock, 1, nameof(UnitsPerBlock));
         ArgumentOutOfRangeException.ThrowIfNegative(Rank, nameof(Rank));

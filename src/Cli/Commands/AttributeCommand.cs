@@ -3,6 +3,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Attribution.Attribution;
+using Attribution.Attribution.Methods;
+using Attribution.Attribution.Probes;
 using Attribution.Cli.Evaluation;
 using Attribution.Engine.Data;
 using Attribution.Engine.Training;
@@ -21,20 +23,21 @@ internal static class AttributeCommand
         var method = new Option<string>("--method") { Description = "Method: forward-only, forward-only-single, trak, tracin, grad-dot, if; options after a colon, e.g. forward-only:horizon=50,eps=1e-3.", Required = true };
         var testIds = new Option<string>("--test-ids") { Description = "File of FashionMNIST test-split ids (0-based), separated by newlines, commas or spaces.", Required = true };
         var output = new Option<string>("--out") { Description = "Output file (.csv, or .arrow / .arrows for an Arrow IPC stream).", Required = true };
+        var probes = new Option<string?>("--probes") { Description = "Forward-only only: a probe set file. Read when it exists (after checking it was simulated from this run, data and method), else simulated and written there, so the simulation is paid once." };
         var data = new Option<string>("--data") { Description = "FashionMNIST IDX folder.", DefaultValueFactory = _ => FashionMnist.DefaultDirectory };
         var command = new Command("attribute", "Score training examples (and sources) for test queries with one attribution method; write the score matrix.");
-        foreach (var o in new Option[] { run, method, testIds, output, data })
+        foreach (var o in new Option[] { run, method, testIds, output, probes, data })
         {
             command.Options.Add(o);
         }
 
         command.SetAction((parseResult, cancellationToken) => Task.FromResult(Execute(
             parseResult.GetValue(run)!, parseResult.GetValue(method)!, parseResult.GetValue(testIds)!, parseResult.GetValue(output)!,
-            parseResult.GetValue(data)!, cancellationToken)));
+            parseResult.GetValue(data)!, parseResult.GetValue(probes), cancellationToken)));
         return command;
     }
 
-    private static int Execute(string runDir, string methodSpec, string testIdsFile, string outFile, string dataDir, CancellationToken cancellationToken)
+    private static int Execute(string runDir, string methodSpec, string testIdsFile, string outFile, string dataDir, string? probesFile, CancellationToken cancellationToken)
     {
         try
         {
@@ -51,6 +54,10 @@ internal static class AttributeCommand
             };
             var (name, options) = EvalRunner.ParseSpec(methodSpec);
             var attribution = MethodFactory.Create(name, options); // fail on a bad method before any heavy work
+            if (probesFile is not null && attribution is not ForwardOnlyMethod)
+            {
+                throw new ArgumentException($"--probes stores forward-only probe sets; '{name}' has none (its precompute is not a simulation). Drop --probes or use forward-only.");
+            }
 
             var (manifest, model) = RunDirectory.LoadMlp(runDir);
             var recipe = manifest.Recipe;
@@ -70,7 +77,35 @@ internal static class AttributeCommand
             var test = raw.Test.Select(ids, recipe.Data.Normalization);
             var problem = new AttributionProblem(model.Layout, model.ToFlat(), train.Inputs, train.Labels, weightDecay: recipe.Optimizer.WeightDecay);
             var clock = Stopwatch.StartNew();
-            attribution.Precompute(problem, cancellationToken);
+            var probeNote = "";
+            if (probesFile is not null && attribution is ForwardOnlyMethod forward)
+            {
+                var identity = ProbeSetIdentity.Of(problem, name.Trim().ToLowerInvariant() + string.Concat(options.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $";{kv.Key.Trim().ToLowerInvariant()}={kv.Value.Trim()}")));
+                var probesPath = Path.GetFullPath(probesFile);
+                if (File.Exists(probesPath))
+                {
+                    var (stored, examples, sources) = ProbeSetFile.Decode(File.ReadAllBytes(probesPath), probesPath);
+                    if (stored.Difference(identity) is { } why)
+                    {
+                        throw new ArgumentException($"--probes {probesPath} was not simulated for this run: {why}. Point --probes at a new file (it will be simulated) or at this run's own.");
+                    }
+
+                    attribution = ForwardOnlyMethod.FromResponses(problem, examples, sources, forward.Options);
+                    probeNote = $" (probes read from {probesPath})";
+                }
+                else
+                {
+                    forward.Precompute(problem, cancellationToken);
+                    Directory.CreateDirectory(Path.GetDirectoryName(probesPath)!);
+                    RetrainCache.WriteAtomically(probesPath, ProbeSetFile.Encode(identity, forward.Options.Rank, forward.ExampleResponses, 0, forward.SourceResponses));
+                    probeNote = $" (probes simulated and written to {probesPath})";
+                }
+            }
+            else
+            {
+                attribution.Precompute(problem, cancellationToken);
+            }
+
             double precompute = clock.Elapsed.TotalSeconds;
             clock.Restart();
             var scores = attribution.Score(new QueryBatch(test.Inputs, test.Labels, test.Features), cancellationToken);
@@ -82,10 +117,10 @@ internal static class AttributeCommand
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             RetrainCache.WriteAtomically(full, bytes);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{attribution.Describe()}\nprecompute {precompute:F2} s, scoring {ids.Length} queries {scoring:F3} s; wrote {train.Count} × {ids.Length} scores (+{scores.SourceCount} source rows) to {full}"));
+                $"{attribution.Describe()}\nprecompute {precompute:F2} s{probeNote}, scoring {ids.Length} queries {scoring:F3} s; wrote {train.Count} × {ids.Length} scores (+{scores.SourceCount} source rows) to {full}"));
             return 0;
         }
-        catch (Exception e) when (e is ArgumentException or IOException or RecipeException or DataFormatException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ArgumentException or ProbeFormatException or IOException or RecipeException or DataFormatException or InvalidOperationException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"attribute: {e.Message}");
             return 1;

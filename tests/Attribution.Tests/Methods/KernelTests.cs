@@ -203,6 +203,79 @@ public sealed class KernelTests
     }
 
     [Fact]
+    public void Shared_input_basis_keeping_all_energy_leaves_scores_unchanged_and_a_smaller_one_keeps_what_it_reports()
+    {
+        var layout = new MlpLayout([40, 10, 6, 4]);
+        var theta = RandomTheta(layout, 8);
+        const int units = 12, queries = 5;
+        var set = new ResponseSet(layout, units, 3);
+        var rng = new Rng(9);
+        // Responses whose input-layer rows live in a 6-dimensional subspace of the 40 inputs (as real ones live in
+        // the span of the training images), plus a little noise outside it.
+        var span = new float[6 * 40];
+        rng.FillNormal(span);
+        for (int u = 0; u < units; u++)
+        {
+            var r = new float[layout.ParameterCount];
+            rng.FillNormal(r, 0f, 0.3f);
+            var coefficients = new float[10 * 6];
+            rng.FillNormal(coefficients);
+            var w0 = layout.Weight(r.AsSpan(), 0);
+            Blas.Gemm(false, false, 10, 40, 6, 1f, coefficients, span, 0f, w0);
+            var noise = new float[w0.Length];
+            rng.FillNormal(noise, 0f, 1e-3f);
+            System.Numerics.Tensors.TensorPrimitives.Add(w0, noise, w0);
+            set.Set(u, r);
+        }
+
+        var (x, y) = RandomData(layout, queries, 10);
+        var reference = new float[queries * units];
+        set.JacobianScores(theta, x, y, reference);
+        var copy = Copy(set, layout, units);
+        var (k, kept) = copy.ShareInputBasis(0, 1.0);
+        Assert.Equal(40, k);
+        Assert.Equal(1.0, kept, 1e-9);
+        var exact = new float[queries * units];
+        copy.JacobianScores(theta, x, y, exact);
+        var jvp = new float[queries * units];
+        copy.JvpScores(theta, x, y, jvp);
+        for (int j = 0; j < reference.Length; j++)
+        {
+            Assert.Equal(reference[j], exact[j], 1e-3 * (1 + Math.Abs(reference[j])));
+            Assert.Equal(reference[j], jvp[j], 1e-3 * (1 + Math.Abs(reference[j])));
+        }
+
+        var small = Copy(set, layout, units);
+        var (k2, kept2) = small.ShareInputBasis(0, 0.99);
+        Assert.InRange(k2, 2, 6); // the subspace, not the 40 inputs
+        Assert.InRange(kept2, 0.99, 1.0);
+        Assert.Equal(k2, small.BasisDims[0]);
+        Assert.True(small.Bytes < set.Bytes, $"{small.Bytes} !< {set.Bytes}");
+        var approx = new float[queries * units];
+        small.JacobianScores(theta, x, y, approx);
+        for (int j = 0; j < reference.Length; j++)
+        {
+            Assert.Equal(reference[j], approx[j], 0.05 * (1 + Math.Abs(reference[j])));
+        }
+
+        Assert.Throws<InvalidOperationException>(() => small.Set(0, new float[layout.ParameterCount]));
+        Assert.Throws<InvalidOperationException>(() => small.ShareInputBasis(0, 0.5));
+    }
+
+    private static ResponseSet Copy(ResponseSet set, MlpLayout layout, int units)
+    {
+        var copy = new ResponseSet(layout, units, 3);
+        var f = new float[set.FloatsPerUnit];
+        for (int u = 0; u < units; u++)
+        {
+            set.GetFactors(u, f);
+            copy.SetFactors(u, f);
+        }
+
+        return copy;
+    }
+
+    [Fact]
     public void Low_rank_factorisation_recovers_a_rank_deficient_matrix()
     {
         var rng = new Rng(11);
