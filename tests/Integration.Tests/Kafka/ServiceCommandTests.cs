@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Net.Sockets;
-using System.Text;
 using Attribution.Contracts;
 using Attribution.MockKafka;
 using Attribution.Transport.Kafka;
@@ -17,7 +15,7 @@ namespace Attribution.Integration.Tests.Kafka;
 [Collection(KafkaPipelineCollection.Name)]
 public sealed class ServiceCommandTests(KafkaPipelineFixture kafka, ITestOutputHelper output)
 {
-    private static readonly string Cli = Path.Combine(AppContext.BaseDirectory, "pipeline.dll");
+    private static readonly string Cli = CliProcess.Dll;
 
     [Fact]
     public async Task IngestSimulateAndScore_RunAsSeparateProcesses_AttributeReplayedQueries_AndStopCleanlyOnSigterm()
@@ -105,105 +103,5 @@ public sealed class ServiceCommandTests(KafkaPipelineFixture kafka, ITestOutputH
         using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
         l.Start();
         return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-    }
-
-    /// <summary>A CLI child process whose stdout and stderr are collected together.</summary>
-    private sealed class CliProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-
-        private CliProcess(Process process)
-        {
-            _process = process;
-        }
-
-        public string Output
-        {
-            get
-            {
-                lock (_output)
-                {
-                    return _output.ToString();
-                }
-            }
-        }
-
-        public static CliProcess Start(string dll, IEnumerable<string> args)
-        {
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            info.ArgumentList.Add(dll);
-            foreach (var a in args)
-            {
-                info.ArgumentList.Add(a);
-            }
-
-            info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-            var process = new Process { StartInfo = info };
-            var cli = new CliProcess(process);
-            process.OutputDataReceived += (_, e) => cli.Append(e.Data);
-            process.ErrorDataReceived += (_, e) => cli.Append(e.Data);
-            process.Start();
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return cli;
-        }
-
-        public static async Task<(int ExitCode, string Output)> RunAsync(string dll, IEnumerable<string> args, TimeSpan timeout)
-        {
-            using var p = Start(dll, args);
-            var code = await p.WaitAsync(timeout);
-            return (code, p.Output);
-        }
-
-        public async Task<int> WaitAsync(TimeSpan timeout)
-        {
-            using var cts = new CancellationTokenSource(timeout);
-            try
-            {
-                await _process.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _process.Kill(entireProcessTree: true);
-                throw new TimeoutException($"'{string.Join(' ', _process.StartInfo.ArgumentList)}' did not exit within {timeout.TotalSeconds:F0} s:\n{Output}");
-            }
-
-            _process.WaitForExit(); // drains the output readers
-            return _process.ExitCode;
-        }
-
-        /// <summary>SIGTERM, as a container runtime or systemd stops a service.</summary>
-        public void Terminate()
-        {
-            if (!_process.HasExited)
-            {
-                using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-                kill.WaitForExit();
-            }
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-
-            _process.Dispose();
-        }
-
-        private void Append(string? line)
-        {
-            if (line is null)
-            {
-                return;
-            }
-
-            lock (_output)
-            {
-                _output.AppendLine(line);
-            }
-        }
     }
 }
