@@ -14,7 +14,7 @@ public static class MethodFactory
 
     /// <summary>
     /// Creates a method. Options per method:
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|jvp|fd), readout-eps, basis (input-layer shared basis energy, e.g. 0.999; 0 = off);
+    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|jvp|fd), readout-eps, basis (input-layer shared basis energy, default 0.99; 0 = off);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, models;
     /// tracin / grad-dot: weights (comma-separated, tracin only);
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance.
@@ -44,7 +44,7 @@ public static class MethodFactory
                     _ => ForwardReadout.Jacobian,
                 },
                 ReadoutEpsilon = o.Has("readout-eps") ? o.Float("readout-eps", 0f) : null,
-                InputBasisEnergy = o.Float("basis", 0f),
+                InputBasisEnergy = o.Has("basis") ? o.Float("basis", 0f) : 0.99,
             }),
             "trak" => new TrakMethod(new TrakOptions
             {

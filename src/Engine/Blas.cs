@@ -18,6 +18,30 @@ public static class Blas
     public static void SetThreads(int threads) => NativeMethods.SetThreads(threads);
 
     /// <summary>
+    /// Symmetric eigen-decomposition through the system LAPACK (OpenBLAS's dsyevd) when it is there: returns false
+    /// (and leaves the inputs alone) otherwise. On success <paramref name="a"/> [n, n] holds eigenvector j in row j and
+    /// <paramref name="values"/> the eigenvalues, ascending.
+    /// </summary>
+    public static bool TrySymmetricEigen(double[] a, int n, double[] values)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(values);
+        if (!NativeMethods.HasDsyevd || a.Length < (long)n * n || values.Length < n)
+        {
+            return false;
+        }
+
+        var copy = (double[])a.Clone();
+        if (NativeMethods.Dsyevd(copy, n, values) != 0)
+        {
+            return false;
+        }
+
+        copy.AsSpan(0, n * n).CopyTo(a);
+        return true;
+    }
+
+    /// <summary>
     /// <c>C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C</c>. With <paramref name="transA"/> false A is stored [m,k],
     /// otherwise [k,m]; likewise B is [k,n] or [n,k]. C is [m,n]. All row-major and contiguous.
     /// </summary>

@@ -19,9 +19,9 @@ public sealed class AttributionModel
 {
     private readonly Mlp _mlp;
 
-    /// <summary>Builds the model from decoded probes (unit floats in <paramref name="exampleFormat"/> / <paramref name="sourceFormat"/>).</summary>
+    /// <summary>Builds the model from decoded probes (unit floats in <paramref name="exampleFormat"/> / <paramref name="sourceFormat"/>); <paramref name="inputBasisEnergy"/> &gt; 0 puts the input layer's example factors in a shared basis.</summary>
     public AttributionModel(string runId, long step, float[] theta, ProbeFormat exampleFormat, long[] exampleIds, IReadOnlyList<float[]> exampleFloats,
-        ProbeFormat sourceFormat, long[] sourceIds, IReadOnlyList<float[]> sourceFloats)
+        ProbeFormat sourceFormat, long[] sourceIds, IReadOnlyList<float[]> sourceFloats, double inputBasisEnergy = 0)
     {
         ArgumentNullException.ThrowIfNull(exampleFormat);
         ArgumentNullException.ThrowIfNull(sourceFormat);
@@ -33,6 +33,11 @@ public sealed class AttributionModel
         SourceIds = sourceIds;
         ExampleFormat = exampleFormat;
         Examples = Load(exampleFormat, exampleFloats);
+        if (inputBasisEnergy > 0 && Examples.Ranks[0] > 0 && Examples.Units > 0)
+        {
+            InputBasis = Examples.ShareInputBasis(0, inputBasisEnergy);
+        }
+
         Sources = Load(sourceFormat, sourceFloats);
         _mlp = new Mlp(Layout);
         _mlp.LoadFrom(theta);
@@ -40,6 +45,9 @@ public sealed class AttributionModel
 
     /// <summary>Run id.</summary>
     public string RunId { get; }
+
+    /// <summary>The input layer's shared basis (dimension, energy kept) when one is in use.</summary>
+    public (int Dimension, double EnergyKept)? InputBasis { get; }
 
     /// <summary>Checkpoint step.</summary>
     public long Step { get; }

@@ -181,7 +181,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
             var theta = LoadTheta(checkpoint, exampleFormat);
             var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. exampleFloats.Select(p => p.Floats)],
-                sourceFormat, [.. sources.Select(p => p.SubjectId)], [.. sourceFloats.Select(p => p.Floats)]);
+                sourceFormat, [.. sources.Select(p => p.SubjectId)], [.. sourceFloats.Select(p => p.Floats)], _options.InputBasisEnergy);
             _current = model;
             Swaps++;
             LastError = null;

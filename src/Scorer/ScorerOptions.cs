@@ -49,6 +49,13 @@ public sealed class ScorerOptions
     /// sources' share of positive source mass and the flagged examples' share of the published top-k's positive mass.</summary>
     public double AlertThreshold { get; set; } = 0.5;
 
+    /// <summary>
+    /// Energy kept when the input layer's example factors are put in a shared basis at load (0 = off): fewer bytes and
+    /// multiply-adds per query for a measured, bounded loss (docs/benchmarks/attribution-methods.md: 0.99 keeps scores
+    /// at Pearson 0.9947 vs 0.9950 without it).
+    /// </summary>
+    public double InputBasisEnergy { get; set; } = 0.99;
+
     /// <summary>What is invalid, or null.</summary>
     public string? Validate() =>
         string.IsNullOrWhiteSpace(GroupId) ? "Scorer:GroupId must not be empty (default 'scorer')."
@@ -61,6 +68,7 @@ public sealed class ScorerOptions
         : DedupWindow < CommitEvery + MaxInFlight ? $"Scorer:DedupWindow ({DedupWindow}) must be at least CommitEvery + MaxInFlight ({CommitEvery + MaxInFlight}) to cover the uncommitted span."
         : QueryPartitions is < 1 or > 1024 ? $"Scorer:QueryPartitions must be 1..1024, got {QueryPartitions}."
         : !(AlertThreshold is > 0 and <= 1) ? $"Scorer:AlertThreshold must be in (0, 1], got {AlertThreshold}."
+        : !(InputBasisEnergy is >= 0 and <= 1) ? $"Scorer:InputBasisEnergy must be 0 (off) or in (0, 1], got {InputBasisEnergy}."
         : null;
 }
 

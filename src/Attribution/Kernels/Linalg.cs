@@ -1,3 +1,5 @@
+using Attribution.Engine;
+
 namespace Attribution.Attribution.Kernels;
 
 /// <summary>Small dense double-precision linear algebra: Cholesky, triangular solves, inverse, symmetric eigen (Jacobi), CG.</summary>
@@ -112,6 +114,24 @@ public static class Linalg
     public static (double[] Values, double[] Vectors) SymmetricEigen(double[] a, int n)
     {
         ArgumentNullException.ThrowIfNull(a);
+        // LAPACK (dsyevd) when the system OpenBLAS provides it: O(n³) with a small constant, seconds → milliseconds at n = 784.
+        var lapack = (double[])a.Clone();
+        var lapackValues = new double[n];
+        if (n > 32 && Blas.TrySymmetricEigen(lapack, n, lapackValues))
+        {
+            // dsyevd gives vector j as row j; this method's contract is columns.
+            var columns = new double[n * n];
+            for (int j = 0; j < n; j++)
+            {
+                for (int k = 0; k < n; k++)
+                {
+                    columns[k * n + j] = lapack[j * n + k];
+                }
+            }
+
+            return (lapackValues, columns);
+        }
+
         var m = (double[])a.Clone();
         var v = new double[n * n];
         for (int i = 0; i < n; i++)

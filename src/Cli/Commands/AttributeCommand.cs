@@ -95,9 +95,13 @@ internal static class AttributeCommand
                 }
                 else
                 {
-                    forward.Precompute(problem, cancellationToken);
+                    // The file holds the simulated factors as they are; any query-time compression (the shared input
+                    // basis) is applied after loading, the same way on this run and on every later one.
+                    var simulation = new ForwardOnlyMethod(forward.Options with { InputBasisEnergy = 0 });
+                    simulation.Precompute(problem, cancellationToken);
                     Directory.CreateDirectory(Path.GetDirectoryName(probesPath)!);
-                    RetrainCache.WriteAtomically(probesPath, ProbeSetFile.Encode(identity, forward.Options.Rank, forward.ExampleResponses, 0, forward.SourceResponses));
+                    RetrainCache.WriteAtomically(probesPath, ProbeSetFile.Encode(identity, forward.Options.Rank, simulation.ExampleResponses, 0, simulation.SourceResponses));
+                    attribution = ForwardOnlyMethod.FromResponses(problem, simulation.ExampleResponses, simulation.SourceResponses, forward.Options);
                     probeNote = $" (probes simulated and written to {probesPath})";
                 }
             }

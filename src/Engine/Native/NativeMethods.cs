@@ -14,6 +14,9 @@ internal static unsafe class NativeMethods
     private static readonly delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> s_sgemm;
     private static readonly delegate* unmanaged<int, void> s_setThreads;
 
+    // LAPACK dsyevd (Fortran: every argument by reference, then the hidden lengths of the two character arguments).
+    private static readonly delegate* unmanaged<byte*, byte*, int*, double*, int*, double*, double*, int*, int*, int*, int*, nuint, nuint, void> s_dsyevd;
+
     static NativeMethods()
     {
         if (Environment.GetEnvironmentVariable("PIPELINE_NO_BLAS") == "1")
@@ -28,6 +31,11 @@ internal static unsafe class NativeMethods
                 s_sgemm = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemm;
             }
 
+            if (NativeLibrary.TryGetExport(handle, "dsyevd_", out var dsyevd))
+            {
+                s_dsyevd = (delegate* unmanaged<byte*, byte*, int*, double*, int*, double*, double*, int*, int*, int*, int*, nuint, nuint, void>)dsyevd;
+            }
+
             if (NativeLibrary.TryGetExport(handle, "openblas_set_num_threads", out var threads))
             {
                 s_setThreads = (delegate* unmanaged<int, void>)threads;
@@ -39,6 +47,41 @@ internal static unsafe class NativeMethods
 
     internal static void Sgemm(int transA, int transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
         => s_sgemm(RowMajor, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+
+    internal static bool HasDsyevd => s_dsyevd != null;
+
+    /// <summary>
+    /// Eigen-decomposition of a symmetric n×n matrix in place (LAPACK dsyevd, divide and conquer): on return
+    /// <paramref name="a"/> holds the eigenvectors, vector j in row j (column-major output read row-major), and
+    /// <paramref name="w"/> the eigenvalues in ascending order. Returns LAPACK's info (0 = success).
+    /// </summary>
+    internal static int Dsyevd(double[] a, int n, double[] w)
+    {
+        byte jobz = (byte)'V', uplo = (byte)'U';
+        int lda = n, info = 0, lwork = -1, liwork = -1;
+        double workSize = 0;
+        int iworkSize = 0;
+        fixed (double* pa = a, pw = w)
+        {
+            s_dsyevd(&jobz, &uplo, &n, pa, &lda, pw, &workSize, &lwork, &iworkSize, &liwork, &info, 1, 1);
+            if (info != 0)
+            {
+                return info;
+            }
+
+            lwork = (int)workSize;
+            liwork = iworkSize;
+            var work = new double[lwork];
+            var iwork = new int[liwork];
+            fixed (double* pwork = work)
+            fixed (int* piwork = iwork)
+            {
+                s_dsyevd(&jobz, &uplo, &n, pa, &lda, pw, pwork, &lwork, piwork, &liwork, &info, 1, 1);
+            }
+        }
+
+        return info;
+    }
 
     internal static void SetThreads(int threads)
     {

@@ -262,6 +262,47 @@ public sealed class KernelTests
         Assert.Throws<InvalidOperationException>(() => small.ShareInputBasis(0, 0.5));
     }
 
+    [Fact]
+    public void Symmetric_eigen_decomposes_a_matrix_back_into_itself_with_orthonormal_vectors()
+    {
+        // n = 60 takes the LAPACK path when the system OpenBLAS has dsyevd (the managed Jacobi otherwise).
+        const int n = 60;
+        var rng = new Rng(4);
+        var b = new float[n * n];
+        rng.FillNormal(b);
+        var m = new double[n * n];
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double sum = 0;
+                for (int k = 0; k < n; k++)
+                {
+                    sum += (double)b[i * n + k] * b[j * n + k];
+                }
+
+                m[i * n + j] = sum;
+            }
+        }
+
+        var (values, vectors) = Linalg.SymmetricEigen(m, n);
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double rebuilt = 0, dot = 0;
+                for (int k = 0; k < n; k++)
+                {
+                    rebuilt += vectors[i * n + k] * values[k] * vectors[j * n + k];
+                    dot += vectors[k * n + i] * vectors[k * n + j];
+                }
+
+                Assert.Equal(m[i * n + j], rebuilt, 1e-8 * (1 + Math.Abs(m[i * n + j])));
+                Assert.Equal(i == j ? 1.0 : 0.0, dot, 1e-10);
+            }
+        }
+    }
+
     private static ResponseSet Copy(ResponseSet set, MlpLayout layout, int units)
     {
         var copy = new ResponseSet(layout, units, 3);
