@@ -371,21 +371,13 @@ public sealed class ResponseSet
     /// </summary>
     public void JvpScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores, int blockUnits = 0)
     {
-        int q = labels.Length, layers = Layout.LayerCount, classes = Layout.Widths[^1];
-        if (scores.Length < (long)q * Units)
-        {
-            throw new ArgumentException($"JvpScores: scores hold {scores.Length} values; {q} queries × {Units} units need {(long)q * Units}.", nameof(scores));
-        }
-
-        if (q == 0 || Units == 0)
+        if (MarginTangents(nameof(JvpScores), theta, x, labels, scores) is not { } start)
         {
             return;
         }
 
-        var cache = MlpMath.Forward(Layout, theta, x, q);
-        var values = new float[q];
-        var dz = new float[q * classes];
-        MlpMath.Output(OutputKind.Margin, cache.Logits, labels, classes, values, dz);
+        var (cache, dz) = start;
+        int q = labels.Length, layers = Layout.LayerCount, classes = Layout.Widths[^1];
         blockUnits = blockUnits > 0 ? blockUnits : Math.Min(Math.Max(16384 / q, 64), Units);
         var tile = new float[blockUnits * q];
         // ReLU masks of the queries' hidden activations at θ as 0/1 floats, so masking is a vectorised multiply.
@@ -505,6 +497,26 @@ public sealed class ResponseSet
         }
     }
 
+    /// <summary>Checks the score buffer, runs the queries forward and returns ∂margin/∂logits; null when there is nothing to score.</summary>
+    private (ForwardCache Cache, float[] Dz)? MarginTangents(string caller, ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores)
+    {
+        int q = labels.Length, classes = Layout.Widths[^1];
+        if (scores.Length < (long)q * Units)
+        {
+            throw new ArgumentException($"{caller}: scores hold {scores.Length} values; {q} queries × {Units} units need {(long)q * Units}.", nameof(scores));
+        }
+
+        if (q == 0 || Units == 0)
+        {
+            return null;
+        }
+
+        var cache = MlpMath.Forward(Layout, theta, x, q);
+        var dz = new float[q * classes];
+        MlpMath.Output(OutputKind.Margin, cache.Logits, labels, classes, new float[q], dz);
+        return (cache, dz);
+    }
+
     /// <summary>
     /// The same scores as <see cref="JvpScores"/>, summed per layer instead of propagated per unit. The margin's JVP
     /// along a response is linear in it: <c>Σ_l g_l · (ΔW_l a_l + Δb_l)</c>, where <c>a_l</c> is the layer's input at θ
@@ -516,21 +528,13 @@ public sealed class ResponseSet
     /// </summary>
     public void JacobianScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores)
     {
-        int q = labels.Length, layers = Layout.LayerCount, classes = Layout.Widths[^1];
-        if (scores.Length < (long)q * Units)
-        {
-            throw new ArgumentException($"JacobianScores: scores hold {scores.Length} values; {q} queries × {Units} units need {(long)q * Units}.", nameof(scores));
-        }
-
-        if (q == 0 || Units == 0)
+        if (MarginTangents(nameof(JacobianScores), theta, x, labels, scores) is not { } start)
         {
             return;
         }
 
-        var cache = MlpMath.Forward(Layout, theta, x, q);
-        var values = new float[q];
-        var dz = new float[q * classes];
-        MlpMath.Output(OutputKind.Margin, cache.Logits, labels, classes, values, dz);
+        var (cache, dz) = start;
+        int q = labels.Length, layers = Layout.LayerCount, classes = Layout.Widths[^1];
         var g = ForwardSensitivities(theta, cache, dz, q);
         scores[..(q * Units)].Clear();
         // Unit blocks bound the coefficient buffers to about 4M floats.
