@@ -32,9 +32,13 @@ var manifest = new RunManifest { Recipe = recipe, Metrics = trained.Metrics, Cre
 RunDirectory.Save(runDir, manifest, trained.Model.Parameters);
 Console.WriteLine($"# trained {string.Join('-', recipe.Model.Widths)} on {opt.Train} FashionMNIST images, {opt.Epochs} epoch(s), in {watch.Elapsed.TotalSeconds:F1} s");
 
-var probeSet = Bench.SyntheticProbeSet(recipe.Model.Widths, Path.Combine(runDir, manifest.Checkpoint), opt.Examples, opt.Sources);
+watch.Restart();
+var probeSet = opt.Horizon > 0
+    ? Bench.SimulatedProbeSet(recipe, trained.Model.ToFlat(), data, Path.Combine(runDir, manifest.Checkpoint), opt.Examples, opt.Sources, opt.Horizon)
+    : Bench.SyntheticProbeSet(recipe.Model.Widths, Path.Combine(runDir, manifest.Checkpoint), opt.Examples, opt.Sources);
 var queries = data.Test.Select([.. Enumerable.Range(0, 10_000)], recipe.Data.Normalization).Inputs;
-Console.WriteLine($"# probe set: {opt.Examples} example probes ({probeSet.ExampleBytes / 1e6:F1} MB) + {opt.Sources} source probes ({probeSet.SourceBytes / 1e6:F1} MB)");
+Console.WriteLine($"# probe set: {opt.Examples} example probes ({probeSet.ExampleBytes / 1e6:F1} MB) + {opt.Sources} source probes ({probeSet.SourceBytes / 1e6:F1} MB), " +
+    (opt.Horizon > 0 ? $"simulated (two-trajectory, K = {opt.Horizon}) in {watch.Elapsed.TotalSeconds:F1} s" : "synthetic floats"));
 
 Console.WriteLine();
 Console.WriteLine("| transport | Scorers | saturation q/s | bare Score q/s, same batch | pipeline adds | p50 / p99 ms at saturation (window) | mean batch | q/s at half | mean batch at half | p50 / p99 ms at half |");
@@ -70,11 +74,11 @@ finally
     Directory.Delete(root, recursive: true);
 }
 
-internal sealed record Args(int Examples, int Sources, int Queries, int Train, int Epochs, int Window, int MaxBatch, string[] Transports, int[] Scorers, double HalfSeconds)
+internal sealed record Args(int Examples, int Sources, int Queries, int Train, int Epochs, int Window, int MaxBatch, string[] Transports, int[] Scorers, double HalfSeconds, int Horizon)
 {
     public static Args Parse(string[] args)
     {
-        var a = new Args(1000, 10, 2000, 5000, 1, 256, 64, ["embedded", "kafka"], [1, 2], 10);
+        var a = new Args(1000, 10, 2000, 5000, 1, 256, 64, ["embedded", "kafka"], [1, 2], 10, 20);
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             var v = args[i + 1];
@@ -90,7 +94,8 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--transports" => a with { Transports = v.Split(',') },
                 "--scorers" => a with { Scorers = [.. v.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))] },
                 "--half-seconds" => a with { HalfSeconds = double.Parse(v, CultureInfo.InvariantCulture) },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds"),
+                "--horizon" => a with { Horizon = int.Parse(v, CultureInfo.InvariantCulture) },
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats)"),
             };
         }
 
@@ -98,7 +103,7 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     }
 
     public override string ToString() =>
-        $"{Examples} example + {Sources} source probes, {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, half-rate phase {HalfSeconds} s";
+        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, half-rate phase {HalfSeconds} s";
 }
 
 internal sealed record ProbeSet(List<EventMessage> Messages, long ExampleBytes, long SourceBytes);
@@ -123,6 +128,56 @@ internal static class Bench
     /// </summary>
     public static ProbeSet SyntheticProbeSet(int[] widths, string checkpointPath, int examples, int sources)
     {
+        var rng = new Random(7);
+        return EncodeProbeSet(widths, checkpointPath, examples, sources, (_, _, floats) =>
+        {
+            for (int i = 0; i < floats.Length; i++)
+            {
+                floats[i] = (float)((rng.NextDouble() - 0.5) * 0.02);
+            }
+        });
+    }
+
+    /// <summary>
+    /// A probe set as the Simulator would publish it for the trained model: the first <paramref name="examples"/>
+    /// training images simulated (two-trajectory, horizon <paramref name="horizon"/>), factorised at rank 16, sources by
+    /// seeded round robin summed in full. Real responses have the structure the Scorer's shared input basis exploits.
+    /// </summary>
+    public static ProbeSet SimulatedProbeSet(TrainingRecipe recipe, float[] theta, FashionMnistData data, string checkpointPath, int examples, int sources, int horizon)
+    {
+        var layout = new Attribution.Engine.Models.MlpLayout(recipe.Model.Widths);
+        var train = data.Train.Select([.. recipe.Data.TrainIds.Take(examples)], recipe.Data.Normalization);
+        var sourceOf = Enumerable.Range(0, examples).Select(i => i % sources).ToArray();
+        var problem = new Attribution.Attribution.AttributionProblem(layout, theta, train.Inputs, train.Labels, sourceOf, sources, recipe.Optimizer.WeightDecay);
+        var simulator = new Attribution.Attribution.Methods.ForwardOnlySimulator(problem, new Attribution.Attribution.Methods.ForwardOnlyOptions { Horizon = horizon });
+        var factors = new Attribution.Attribution.Kernels.ResponseSet(layout, examples, 16);
+        var sums = new double[sources * layout.ParameterCount];
+        simulator.Simulate([.. Enumerable.Range(0, examples).Select(i => new[] { i })], (unit, response) =>
+        {
+            factors.Set(unit, response);
+            var dst = sums.AsSpan(sourceOf[unit] * layout.ParameterCount, layout.ParameterCount);
+            for (int j = 0; j < response.Length; j++)
+            {
+                dst[j] += response[j];
+            }
+        });
+        return EncodeProbeSet(recipe.Model.Widths, checkpointPath, examples, sources, (subject, id, floats) =>
+        {
+            if (subject == ProbeSubject.Example)
+            {
+                factors.GetFactors((int)id, floats);
+                return;
+            }
+
+            for (int j = 0; j < floats.Length; j++)
+            {
+                floats[j] = (float)sums[id * layout.ParameterCount + j];
+            }
+        });
+    }
+
+    private static ProbeSet EncodeProbeSet(int[] widths, string checkpointPath, int examples, int sources, Action<ProbeSubject, long, float[]> fill)
+    {
         var bytes = File.ReadAllBytes(checkpointPath);
         var exampleFormat = new ProbeFormat(widths, 16, ProbeElement.Float16);
         var sourceFormat = new ProbeFormat(widths, 0, ProbeElement.Float32);
@@ -131,18 +186,13 @@ internal static class Bench
         {
             EventMessage.Create(SimulatorWorker.CheckpointKey(RunId, Step), EventCodecs.Checkpoints.Encode(checkpoint), ArrowEvents.Headers<CheckpointPublished>()),
         };
-        var rng = new Random(7);
         long exampleBytes = 0, sourceBytes = 0;
         foreach (var (subject, format, count) in new[] { (ProbeSubject.Example, exampleFormat, examples), (ProbeSubject.Source, sourceFormat, sources) })
         {
             var floats = new float[format.FloatsPerUnit];
             for (int id = 0; id < count; id++)
             {
-                for (int i = 0; i < floats.Length; i++)
-                {
-                    floats[i] = (float)((rng.NextDouble() - 0.5) * 0.02);
-                }
-
+                fill(subject, id, floats);
                 var encoded = ProbeCodec.Encode(format, examples, sources, floats);
                 var probe = new InfluenceProbe(RunId, Step, subject, id, encoded.Encoding, encoded.Length, encoded.Bytes);
                 var value = EventCodecs.Probes.Encode(probe);

@@ -35,7 +35,8 @@ public sealed class AttributionModel
         Examples = Load(exampleFormat, exampleFloats);
         if (inputBasisEnergy > 0 && Examples.Ranks[0] > 0 && Examples.Units > 0)
         {
-            InputBasis = Examples.ShareInputBasis(0, inputBasisEnergy);
+            var basis = Examples.ShareInputBasis(0, inputBasisEnergy);
+            InputBasis = Examples.BasisDims[0] > 0 ? basis : null;
         }
 
         Sources = Load(sourceFormat, sourceFloats);

@@ -116,7 +116,8 @@ public sealed class ResponseSet
     /// [r, k] instead of [r, in], and the readout projects a query's layer input once (a Bᵀ) before touching the units:
     /// for the 784-wide input layer of FashionMNIST responses, which live in the span of the training images, this cuts
     /// the dominant per-unit cost and the bytes streamed per query. Irreversible: set units before compressing.
-    /// Returns k and the energy kept.
+    /// Returns k and the energy kept; when k would exceed 3/4 of the input width (no low-dimensional span) the layer is
+    /// left as it is and (in, 1) is returned.
     /// </summary>
     public (int Dimension, double EnergyKept) ShareInputBasis(int layer, double energy)
     {
@@ -166,6 +167,13 @@ public sealed class ResponseSet
         }
 
         k = Math.Max(k, 1);
+        if (energy < 1 && k > 3 * i / 4)
+        {
+            // Responses without a low-dimensional input span (e.g. random ones): a basis this wide saves too little to
+            // pay for projecting the input; the layer stays as it is.
+            return (i, 1.0);
+        }
+
         var basis = new float[k * i];
         for (int a = 0; a < k; a++)
         {

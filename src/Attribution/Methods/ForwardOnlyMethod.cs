@@ -134,7 +134,8 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     {
         if (_options.InputBasisEnergy > 0 && _examples is { } examples && examples.Ranks[0] > 0 && examples.BasisDims[0] == 0)
         {
-            InputBasis = examples.ShareInputBasis(0, _options.InputBasisEnergy);
+            var basis = examples.ShareInputBasis(0, _options.InputBasisEnergy);
+            InputBasis = examples.BasisDims[0] > 0 ? basis : null;
         }
     }
 
