@@ -88,6 +88,12 @@ public sealed class AttributionProblem
     /// <summary>L2 weight decay of the training objective (so the trained point is near-stationary for simulation).</summary>
     public float WeightDecay { get; }
 
+    /// <summary>
+    /// The (peak) learning rate the model was trained with, when known (0 = unknown). Forward-only simulation never
+    /// steps faster than training did: its default step size is <c>min(1 / (h_max + λ), this)</c>.
+    /// </summary>
+    public float TrainingLearningRate { get; init; }
+
     /// <summary>Models for ensembles / checkpoints for TracIn; the first is <see cref="Theta"/> unless given otherwise.</summary>
     public IReadOnlyList<float[]> Checkpoints { get; }
 

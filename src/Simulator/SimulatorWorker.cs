@@ -134,7 +134,10 @@ public sealed class SimulatorWorker : EventConsumerWorker
         var (inputs, labels) = Inputs(checkpoint, recipe, exampleIds, payloadInputs, layout);
         var sourceIds = exampleIds.Select(e => sourceOf[e]).Distinct().Order().ToArray();
         var sourceIndex = sourceIds.Select((s, i) => (s, i)).ToDictionary(p => p.s, p => p.i);
-        var problem = new AttributionProblem(layout, theta, inputs, labels, [.. exampleIds.Select(e => sourceIndex[sourceOf[e]])], sourceIds.Length, recipe.Optimizer.WeightDecay);
+        var problem = new AttributionProblem(layout, theta, inputs, labels, [.. exampleIds.Select(e => sourceIndex[sourceOf[e]])], sourceIds.Length, recipe.Optimizer.WeightDecay)
+        {
+            TrainingLearningRate = recipe.Optimizer.LearningRate,
+        };
 
         // The probe set carries its checkpoint reference on the compacted probes topic, so a Scorer rebuilding its index
         // finds θ even where the checkpoints topic no longer retains the event (the embedded log trims committed records).

@@ -28,7 +28,10 @@ public sealed record ForwardOnlyOptions
     /// <summary>Perturbation weight ε added to the unit's loss (absolute, weight units).</summary>
     public float Epsilon { get; init; } = 1e-3f;
 
-    /// <summary>Step size η; null uses <c>1 / (h_max + λ)</c> with h_max from power iteration on finite-difference HVPs.</summary>
+    /// <summary>
+    /// Step size η; null uses <c>1 / (h_max + λ)</c> with h_max from power iteration on finite-difference HVPs, capped
+    /// at the problem's training learning rate when that is known.
+    /// </summary>
     public float? StepSize { get; init; }
 
     /// <summary>Proximal damping λ (pull toward θ*).</summary>

@@ -75,7 +75,10 @@ internal static class AttributeCommand
             var ids = ReadIds(testIdsFile, raw.Test.Count);
             var train = raw.Train.Select(recipe.Data.TrainIds, recipe.Data.Normalization);
             var test = raw.Test.Select(ids, recipe.Data.Normalization);
-            var problem = new AttributionProblem(model.Layout, model.ToFlat(), train.Inputs, train.Labels, weightDecay: recipe.Optimizer.WeightDecay);
+            var problem = new AttributionProblem(model.Layout, model.ToFlat(), train.Inputs, train.Labels, weightDecay: recipe.Optimizer.WeightDecay)
+            {
+                TrainingLearningRate = recipe.Optimizer.LearningRate,
+            };
             var clock = Stopwatch.StartNew();
             var probeNote = "";
             if (probesFile is not null && attribution is ForwardOnlyMethod forward)

@@ -124,7 +124,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
 
         double retrainSeconds = clock.Elapsed.TotalSeconds;
         var problemBase = (Func<int, AttributionProblem>)(models => new AttributionProblem(layout, thetas[0], data.TrainX, data.TrainY,
-            weightDecay: WeightDecayFromRecipe(), checkpoints: thetas.Take(models).ToArray()));
+            weightDecay: RecipeValue("wd="), checkpoints: thetas.Take(models).ToArray()) { TrainingLearningRate = RecipeValue("lr=") });
         var queries = new QueryBatch(data.TestX, data.TestY, data.InputWidth);
         var topKQueries = new Rng(options.Seed ^ 0x200).Permutation(q).AsSpan(0, Math.Min(options.TopKQueries, q)).ToArray();
         var results = new List<MethodResult>();
@@ -170,13 +170,13 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         return (double)mlp.CountCorrect(data.TestX, data.TestY, data.TestY.Length) / data.TestY.Length;
     }
 
-    private float WeightDecayFromRecipe()
+    private float RecipeValue(string key)
     {
         foreach (var part in options.RecipeKey.Split(';'))
         {
-            if (part.StartsWith("wd=", StringComparison.Ordinal))
+            if (part.StartsWith(key, StringComparison.Ordinal))
             {
-                return float.Parse(part[3..], CultureInfo.InvariantCulture);
+                return float.Parse(part[key.Length..], CultureInfo.InvariantCulture);
             }
         }
 
