@@ -18,6 +18,50 @@ public static class Blas
     public static void SetThreads(int threads) => NativeMethods.SetThreads(threads);
 
     /// <summary>
+    /// Lower Cholesky factor of a row-major SPD matrix in place through the system LAPACK (dpotrf) when it is there.
+    /// Returns null when LAPACK is absent (nothing touched), true on success (strict upper triangle zeroed), false
+    /// when the matrix is not positive definite.
+    /// </summary>
+    public static bool? TryCholesky(double[] a, int n)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        if (!NativeMethods.HasCholesky || a.Length < (long)n * n)
+        {
+            return null;
+        }
+
+        if (NativeMethods.Dpotrf(a, n) != 0)
+        {
+            return false;
+        }
+
+        ZeroUpper(a, n);
+        return true;
+    }
+
+    /// <summary>Inverse of a row-major lower-triangular matrix through LAPACK (dtrtri); null when LAPACK is absent.</summary>
+    public static double[]? TryLowerTriangularInverse(double[] l, int n)
+    {
+        ArgumentNullException.ThrowIfNull(l);
+        if (!NativeMethods.HasCholesky || l.Length < (long)n * n)
+        {
+            return null;
+        }
+
+        var x = l.AsSpan(0, n * n).ToArray();
+        ZeroUpper(x, n);
+        return NativeMethods.Dtrtri(x, n) == 0 ? x : null;
+    }
+
+    private static void ZeroUpper(double[] a, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            a.AsSpan(i * n + i + 1, n - i - 1).Clear();
+        }
+    }
+
+    /// <summary>
     /// Symmetric eigen-decomposition through the system LAPACK (OpenBLAS's dsyevd) when it is there: returns false
     /// (and leaves the inputs alone) otherwise. On success <paramref name="a"/> [n, n] holds eigenvector j in row j and
     /// <paramref name="values"/> the eigenvalues, ascending.

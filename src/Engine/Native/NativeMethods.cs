@@ -16,6 +16,8 @@ internal static unsafe class NativeMethods
 
     // LAPACK dsyevd (Fortran: every argument by reference, then the hidden lengths of the two character arguments).
     private static readonly delegate* unmanaged<byte*, byte*, int*, double*, int*, double*, double*, int*, int*, int*, int*, nuint, nuint, void> s_dsyevd;
+    private static readonly delegate* unmanaged<byte*, int*, double*, int*, int*, nuint, void> s_dpotrf;
+    private static readonly delegate* unmanaged<byte*, byte*, int*, double*, int*, int*, nuint, nuint, void> s_dtrtri;
 
     static NativeMethods()
     {
@@ -34,6 +36,12 @@ internal static unsafe class NativeMethods
             if (NativeLibrary.TryGetExport(handle, "dsyevd_", out var dsyevd))
             {
                 s_dsyevd = (delegate* unmanaged<byte*, byte*, int*, double*, int*, double*, double*, int*, int*, int*, int*, nuint, nuint, void>)dsyevd;
+            }
+
+            if (NativeLibrary.TryGetExport(handle, "dpotrf_", out var dpotrf) && NativeLibrary.TryGetExport(handle, "dtrtri_", out var dtrtri))
+            {
+                s_dpotrf = (delegate* unmanaged<byte*, int*, double*, int*, int*, nuint, void>)dpotrf;
+                s_dtrtri = (delegate* unmanaged<byte*, byte*, int*, double*, int*, int*, nuint, nuint, void>)dtrtri;
             }
 
             if (NativeLibrary.TryGetExport(handle, "openblas_set_num_threads", out var threads))
@@ -78,6 +86,37 @@ internal static unsafe class NativeMethods
             {
                 s_dsyevd(&jobz, &uplo, &n, pa, &lda, pw, pwork, &lwork, piwork, &liwork, &info, 1, 1);
             }
+        }
+
+        return info;
+    }
+
+    internal static bool HasCholesky => s_dpotrf != null && s_dtrtri != null;
+
+    /// <summary>
+    /// LAPACK dpotrf on a row-major symmetric matrix: asks for the column-major upper factor U (A = UᵀU), which read
+    /// row-major is the lower factor L. Only that triangle is written. Returns info (&gt; 0: not positive definite).
+    /// </summary>
+    internal static int Dpotrf(double[] a, int n)
+    {
+        byte uplo = (byte)'U';
+        int lda = n, info = 0;
+        fixed (double* pa = a)
+        {
+            s_dpotrf(&uplo, &n, pa, &lda, &info, 1);
+        }
+
+        return info;
+    }
+
+    /// <summary>LAPACK dtrtri on a row-major lower-triangular matrix (column-major upper), in place.</summary>
+    internal static int Dtrtri(double[] a, int n)
+    {
+        byte uplo = (byte)'U', diag = (byte)'N';
+        int lda = n, info = 0;
+        fixed (double* pa = a)
+        {
+            s_dtrtri(&uplo, &diag, &n, pa, &lda, &info, 1, 1);
         }
 
         return info;

@@ -303,6 +303,57 @@ public sealed class KernelTests
         }
     }
 
+    [Fact]
+    public void Cholesky_and_triangular_inverse_of_a_large_matrix_rebuild_it_and_refuse_an_indefinite_one()
+    {
+        // n = 100 takes the LAPACK path when the system OpenBLAS has dpotrf/dtrtri (the managed loops otherwise).
+        const int n = 100;
+        var rng = new Rng(6);
+        var b = new float[n * n];
+        rng.FillNormal(b);
+        var a = new double[n * n];
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double sum = i == j ? 1.0 : 0.0;
+                for (int k = 0; k < n; k++)
+                {
+                    sum += (double)b[i * n + k] * b[j * n + k];
+                }
+
+                a[i * n + j] = sum;
+            }
+        }
+
+        var l = (double[])a.Clone();
+        Linalg.Cholesky(l, n);
+        var inverse = Linalg.LowerTriangularInverse(l, n);
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double llt = 0, identity = 0;
+                for (int k = 0; k < n; k++)
+                {
+                    llt += l[i * n + k] * l[j * n + k];
+                    identity += inverse[i * n + k] * l[k * n + j];
+                }
+
+                Assert.Equal(a[i * n + j], llt, 1e-9 * (1 + Math.Abs(a[i * n + j])));
+                Assert.Equal(i == j ? 1.0 : 0.0, identity, 1e-9);
+                if (j > i)
+                {
+                    Assert.Equal(0.0, l[i * n + j]);
+                }
+            }
+        }
+
+        var indefinite = (double[])a.Clone();
+        indefinite[5 * n + 5] = -1;
+        Assert.Throws<InvalidOperationException>(() => Linalg.Cholesky(indefinite, n));
+    }
+
     private static ResponseSet Copy(ResponseSet set, MlpLayout layout, int units)
     {
         var copy = new ResponseSet(layout, units, 3);
