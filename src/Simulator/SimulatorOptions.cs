@@ -20,7 +20,7 @@ public sealed class SimulatorOptions
     /// <summary>Perturbation weight ε.</summary>
     public float Epsilon { get; set; } = 1e-3f;
 
-    /// <summary>Step size η; unset uses 1/h_max from power iteration.</summary>
+    /// <summary>Step size η; unset uses min(1/h_max from power iteration, the recipe's learning rate).</summary>
     public float? StepSize { get; set; }
 
     /// <summary>Proximal damping λ.</summary>

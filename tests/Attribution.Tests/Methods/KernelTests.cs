@@ -267,23 +267,7 @@ public sealed class KernelTests
     {
         // n = 60 takes the LAPACK path when the system OpenBLAS has dsyevd (the managed Jacobi otherwise).
         const int n = 60;
-        var rng = new Rng(4);
-        var b = new float[n * n];
-        rng.FillNormal(b);
-        var m = new double[n * n];
-        for (int i = 0; i < n; i++)
-        {
-            for (int j = 0; j < n; j++)
-            {
-                double sum = 0;
-                for (int k = 0; k < n; k++)
-                {
-                    sum += (double)b[i * n + k] * b[j * n + k];
-                }
-
-                m[i * n + j] = sum;
-            }
-        }
+        var m = Gram(n, 4, diagonal: 0);
 
         var (values, vectors) = Linalg.SymmetricEigen(m, n);
         for (int i = 0; i < n; i++)
@@ -308,23 +292,7 @@ public sealed class KernelTests
     {
         // n = 100 takes the LAPACK path when the system OpenBLAS has dpotrf/dtrtri (the managed loops otherwise).
         const int n = 100;
-        var rng = new Rng(6);
-        var b = new float[n * n];
-        rng.FillNormal(b);
-        var a = new double[n * n];
-        for (int i = 0; i < n; i++)
-        {
-            for (int j = 0; j < n; j++)
-            {
-                double sum = i == j ? 1.0 : 0.0;
-                for (int k = 0; k < n; k++)
-                {
-                    sum += (double)b[i * n + k] * b[j * n + k];
-                }
-
-                a[i * n + j] = sum;
-            }
-        }
+        var a = Gram(n, 6, diagonal: 1);
 
         var l = (double[])a.Clone();
         Linalg.Cholesky(l, n);
@@ -352,6 +320,29 @@ public sealed class KernelTests
         var indefinite = (double[])a.Clone();
         indefinite[5 * n + 5] = -1;
         Assert.Throws<InvalidOperationException>(() => Linalg.Cholesky(indefinite, n));
+    }
+
+    /// <summary>B Bᵀ + diagonal·I for a seeded Gaussian B [n, n], in double: a symmetric (positive definite) test matrix.</summary>
+    private static double[] Gram(int n, ulong seed, double diagonal)
+    {
+        var b = new float[n * n];
+        new Rng(seed).FillNormal(b);
+        var m = new double[n * n];
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double sum = i == j ? diagonal : 0.0;
+                for (int k = 0; k < n; k++)
+                {
+                    sum += (double)b[i * n + k] * b[j * n + k];
+                }
+
+                m[i * n + j] = sum;
+            }
+        }
+
+        return m;
     }
 
     private static ResponseSet Copy(ResponseSet set, MlpLayout layout, int units)
