@@ -23,7 +23,9 @@ internal sealed class AttributionDeduplicator : IDisposable
 
     public AttributionDeduplicator(IEventLog log, int partitions, int window)
     {
-        _reader = log.CreateConsumer(new ConsumerSettings { Topics = [Topics.Attributions], Start = StartPosition.Beginning });
+        // Only the last `window` attributions of a partition can belong to queries not yet committed (the window is
+        // validated to exceed the uncommitted span), so the reader starts there instead of at the topic's beginning.
+        _reader = log.CreateConsumer(new ConsumerSettings { Topics = [Topics.Attributions], Start = StartPosition.Beginning, TailRecords = window });
         _partitions = partitions;
         _window = window;
         _next = new long[partitions];

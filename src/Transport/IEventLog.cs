@@ -139,6 +139,13 @@ public sealed record ConsumerSettings
     /// <summary>Where to start when the group has no commit for a partition.</summary>
     public NoCommitFallback NoCommitFallback { get; init; } = NoCommitFallback.Earliest;
 
+    /// <summary>
+    /// With <see cref="StartPosition.Beginning"/>: start each partition at most this many records before its end as
+    /// of assignment (a bounded re-read of recent history, e.g. a deduplication window), or at its beginning when it
+    /// holds fewer. Null reads from the beginning.
+    /// </summary>
+    public long? TailRecords { get; init; }
+
     /// <summary>Client id shown by the log (defaults to the log's client id).</summary>
     public string? ClientId { get; init; }
 
@@ -165,6 +172,11 @@ public sealed record ConsumerSettings
         if (GroupId is { Length: 0 })
         {
             throw new ArgumentException("ConsumerSettings.GroupId must be null (standalone reader) or non-empty.", nameof(GroupId));
+        }
+
+        if (TailRecords is < 0 || (TailRecords is not null && Start != StartPosition.Beginning))
+        {
+            throw new ArgumentException($"ConsumerSettings.TailRecords ({TailRecords}) must be >= 0 and needs Start = Beginning.", nameof(TailRecords));
         }
     }
 }

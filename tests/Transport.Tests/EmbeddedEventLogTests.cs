@@ -174,6 +174,24 @@ public sealed class EmbeddedEventLogTests
     }
 
     [Fact]
+    public async Task Standalone_reader_with_a_tail_starts_that_many_records_before_the_end()
+    {
+        await using var log = new EmbeddedEventLog();
+        await log.CreateTopicAsync(new TopicSpec("tail", Partitions: 1));
+        using var producer = log.CreateProducer();
+        for (var i = 0; i < 20; i++)
+        {
+            await producer.ProduceAsync("tail", EventMessage.Create($"k{i}", Utf8(i.ToString())));
+        }
+
+        using var reader = log.CreateConsumer(new ConsumerSettings { Topics = ["tail"], Start = StartPosition.Beginning, TailRecords = 4 });
+        Assert.Equal(["16", "17", "18", "19"], ConsumeN(reader, 20, TimeSpan.FromMilliseconds(300)).Select(r => Text(r.Value)));
+        using var all = log.CreateConsumer(new ConsumerSettings { Topics = ["tail"], Start = StartPosition.Beginning, TailRecords = 100 });
+        Assert.Equal(20, ConsumeN(all, 30, TimeSpan.FromMilliseconds(300)).Count);
+        Assert.Throws<ArgumentException>(() => log.CreateConsumer(new ConsumerSettings { Topics = ["tail"], GroupId = "g", TailRecords = 4 }));
+    }
+
+    [Fact]
     public async Task Full_partition_makes_the_producer_wait_until_a_group_commits()
     {
         await using var log = new EmbeddedEventLog(new EmbeddedOptions { MaxRecordsPerPartition = 4 });

@@ -136,6 +136,18 @@ public sealed class KafkaEventLogTests(MockKafkaFixture kafka)
     }
 
     [Fact]
+    public async Task Standalone_reader_with_a_tail_reads_only_the_last_records_of_each_partition()
+    {
+        var topic = await kafka.NewTopicAsync("tail", partitions: 1);
+        using var producer = kafka.Log.CreateProducer();
+        await ProduceAsync(producer, topic, 0, 30);
+        using var reader = kafka.Log.CreateConsumer(new ConsumerSettings { Topics = [topic], Start = StartPosition.Beginning, TailRecords = 5 });
+        var records = ConsumeN(reader, 30, TimeSpan.FromSeconds(3));
+        Assert.Equal(Expected(25, 5), Values(records));
+        Assert.Equal(25, records[0].Offset);
+    }
+
+    [Fact]
     public async Task Worker_on_kafka_dead_letters_poison_with_original_position_and_commits_past_it()
     {
         var topic = await kafka.NewTopicAsync("dlq-in", partitions: 1);

@@ -285,7 +285,7 @@ internal sealed class EmbeddedConsumer : IEventConsumer
 
     private long StartOf(EmbeddedPartition p, long? committed) => _settings.Start switch
     {
-        StartPosition.Beginning => p.StartOffset,
+        StartPosition.Beginning => _settings.TailRecords is { } tail ? Math.Max(p.StartOffset, p.EndOffset - tail) : p.StartOffset,
         _ when committed is { } c => Math.Max(c, p.StartOffset),
         _ => _settings.NoCommitFallback == NoCommitFallback.Earliest ? p.StartOffset : p.EndOffset,
     };

@@ -224,7 +224,9 @@ internal sealed class KafkaConsumer : IEventConsumer
     {
         _logger.PartitionsAssigned(_group, Describe(partitions));
         _settings.PartitionsAssigned?.Invoke(Map(partitions));
-        var start = _settings.Start == StartPosition.Beginning ? Offset.Beginning : Offset.Unset;
+        var start = _settings.Start == StartPosition.Beginning
+            ? _settings.TailRecords is { } tail ? (tail == 0 ? Offset.End : new Offset(-2000 - tail)) : Offset.Beginning
+            : Offset.Unset;
         return partitions.Select(p => new TopicPartitionOffset(p, start));
     }
 
@@ -267,6 +269,12 @@ internal sealed class KafkaConsumer : IEventConsumer
             }
 
             var start = _settings.Start == StartPosition.Beginning || _settings.NoCommitFallback == NoCommitFallback.Earliest ? Offset.Beginning : Offset.End;
+            if (_settings.Start == StartPosition.Beginning && _settings.TailRecords is { } tail)
+            {
+                // librdkafka's logical offset RD_KAFKA_OFFSET_TAIL(n) = -2000 - n: n records before the end, resolved by the client.
+                start = tail == 0 ? Offset.End : new Offset(-2000 - tail);
+            }
+
             assignment.AddRange(meta.Partitions.Select(p => new TopicPartitionOffset(topic, p.PartitionId, start)));
         }
 
