@@ -56,6 +56,14 @@ public sealed class ScorerOptions
     /// </summary>
     public double InputBasisEnergy { get; set; } = 0.99;
 
+    /// <summary>
+    /// OpenBLAS threads for the process, set when the Scorer starts (0 = leave the library's default). One thread
+    /// sustained more queries per second and a lower tail latency on 2 cores (docs/benchmarks/pipeline.md): the other
+    /// core serves the transport instead of a BLAS thread spinning between small GEMMs. Scale out with more Scorers in
+    /// the group rather than more BLAS threads. <c>./pipeline score</c> defaults it to 1.
+    /// </summary>
+    public int BlasThreads { get; set; }
+
     /// <summary>What is invalid, or null.</summary>
     public string? Validate() =>
         string.IsNullOrWhiteSpace(GroupId) ? "Scorer:GroupId must not be empty (default 'scorer')."
@@ -69,6 +77,7 @@ public sealed class ScorerOptions
         : QueryPartitions is < 1 or > 1024 ? $"Scorer:QueryPartitions must be 1..1024, got {QueryPartitions}."
         : !(AlertThreshold is > 0 and <= 1) ? $"Scorer:AlertThreshold must be in (0, 1], got {AlertThreshold}."
         : !(InputBasisEnergy is >= 0 and <= 1) ? $"Scorer:InputBasisEnergy must be 0 (off) or in (0, 1], got {InputBasisEnergy}."
+        : BlasThreads is < 0 or > 256 ? $"Scorer:BlasThreads must be 0 (library default) .. 256, got {BlasThreads}."
         : null;
 }
 

@@ -72,6 +72,11 @@ public sealed class ScorerWorker : EventConsumerWorker
     /// <inheritdoc />
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
+        if (_options.BlasThreads > 0)
+        {
+            Engine.Blas.SetThreads(_options.BlasThreads);
+        }
+
         if (await _log.GetPartitionCountAsync(Topics.Queries, cancellationToken) is null)
         {
             await _log.CreateTopicAsync(new TopicSpec(Topics.Queries, _options.QueryPartitions), cancellationToken);

@@ -182,6 +182,8 @@ internal static class ServiceHost
         builder.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Transport:Kafka:ClientId"] = "pipeline-" + ServiceRolesParser.Describe(roles),
+            // A Scorer process alone: one BLAS thread leaves a core to the transport (measured: more q/s, lower p99).
+            ["Scorer:BlasThreads"] = roles == ServiceRoles.Scorer ? "1" : null,
         });
         if (settings.ConfigFile is { } file)
         {
