@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics.Tensors;
 using Attribution.Engine;
 using Attribution.Engine.Models;
@@ -548,57 +549,83 @@ public sealed class ResponseSet
         // Unit blocks bound the coefficient buffers to about 4M floats.
         int maxR = Math.Max(1, _ranks.Max());
         int block = (int)Math.Clamp(4_000_000L / ((long)maxR * q), 1, Units);
-        var tile = new float[(long)q * block];
+        // Scratch from the shared pool: at a few queries per batch these buffers (up to ~16 MB) would otherwise be
+        // large-object allocations per batch, each pushing the collector towards a blocking gen-2 collection.
+        var pool = ArrayPool<float>.Shared;
+        var tile = pool.Rent(q * block);
+        int coefficients = block * maxR * q;
+        var c = pool.Rent(coefficients);
+        var d = pool.Rent(coefficients);
+        int outerLength = 0;
         for (int l = 0; l < layers; l++)
         {
-            int o = Layout.Out(l), i = Layout.In(l), r = _ranks[l];
-            var a = cache.Inputs[l];
-            var (fa, fi) = r > 0 ? FactorInput(l, a, q) : (a, i);
-            for (int u0 = 0; u0 < Units; u0 += block)
+            outerLength = _ranks[l] > 0 ? outerLength : Math.Max(outerLength, q * Layout.Out(l) * Layout.In(l));
+        }
+
+        var outer = outerLength > 0 ? pool.Rent(outerLength) : [];
+        try
+        {
+            for (int l = 0; l < layers; l++)
             {
-                int ub = Math.Min(block, Units - u0);
-                var t = tile.AsSpan(0, q * ub);
-                if (r > 0)
+                int o = Layout.Out(l), i = Layout.In(l), r = _ranks[l];
+                var a = cache.Inputs[l];
+                var (fa, fi) = r > 0 ? FactorInput(l, a, q) : (a, i);
+                for (int u0 = 0; u0 < Units; u0 += block)
                 {
-                    // c[(u,b), q] = Vt_u[b] · a_q and d[(u,b), q] = U_u[:, b] · g_q, one GEMM each over every unit.
-                    var c = new float[(long)ub * r * q];
-                    var d = new float[c.Length];
-                    Blas.Gemm(false, true, ub * r, q, fi, 1f, _vt[l].AsSpan(u0 * r * fi, ub * r * fi), fa, 0f, c);
-                    Blas.Gemm(false, true, ub * r, q, o, 1f, _u[l].AsSpan(u0 * o * r, ub * o * r), g[l], 0f, d);
-                    TensorPrimitives.Multiply(c, d, c);
-                    for (int u = 0; u < ub; u++)
+                    int ub = Math.Min(block, Units - u0);
+                    var t = tile.AsSpan(0, q * ub);
+                    if (r > 0)
                     {
+                        // c[(u,b), q] = Vt_u[b] · a_q and d[(u,b), q] = U_u[:, b] · g_q, one GEMM each over every unit.
+                        var cs = c.AsSpan(0, ub * r * q);
+                        var ds = d.AsSpan(0, cs.Length);
+                        Blas.Gemm(false, true, ub * r, q, fi, 1f, _vt[l].AsSpan(u0 * r * fi, ub * r * fi), fa, 0f, cs);
+                        Blas.Gemm(false, true, ub * r, q, o, 1f, _u[l].AsSpan(u0 * o * r, ub * o * r), g[l], 0f, ds);
+                        TensorPrimitives.Multiply(cs, ds, cs);
+                        for (int u = 0; u < ub; u++)
+                        {
+                            for (int qq = 0; qq < q; qq++)
+                            {
+                                float sum = 0f;
+                                for (int b = 0; b < r; b++)
+                                {
+                                    sum += cs[((u * r) + b) * q + qq];
+                                }
+
+                                scores[qq * Units + u0 + u] += sum;
+                            }
+                        }
+                    }
+                    else
+                    {
+                        // g_q W_u a_q = ⟨W_u, g_q a_qᵀ⟩: outer products [q, out·in] against [ub, out·in].
+                        var os = outer.AsSpan(0, q * o * i);
                         for (int qq = 0; qq < q; qq++)
                         {
-                            float sum = 0f;
-                            for (int b = 0; b < r; b++)
+                            for (int k = 0; k < o; k++)
                             {
-                                sum += c[((long)u * r + b) * q + qq];
+                                TensorPrimitives.Multiply(a.AsSpan(qq * i, i), g[l][qq * o + k], os.Slice((qq * o + k) * i, i));
                             }
+                        }
 
-                            scores[qq * Units + u0 + u] += sum;
-                        }
-                    }
-                }
-                else
-                {
-                    // g_q W_u a_q = ⟨W_u, g_q a_qᵀ⟩: outer products [q, out·in] against [ub, out·in].
-                    var outer = new float[(long)q * o * i];
-                    for (int qq = 0; qq < q; qq++)
-                    {
-                        for (int k = 0; k < o; k++)
-                        {
-                            TensorPrimitives.Multiply(a.AsSpan(qq * i, i), g[l][qq * o + k], outer.AsSpan((qq * o + k) * i, i));
-                        }
+                        Blas.Gemm(false, true, q, ub, o * i, 1f, os, _full[l].AsSpan(u0 * o * i, ub * o * i), 0f, t);
+                        AddTile(scores, t, q, ub, u0);
                     }
 
-                    Blas.Gemm(false, true, q, ub, o * i, 1f, outer, _full[l].AsSpan(u0 * o * i, ub * o * i), 0f, t);
+                    // Bias: g_q · Δb_u.
+                    Blas.Gemm(false, true, q, ub, o, 1f, g[l], _bias[l].AsSpan(u0 * o, ub * o), 0f, t);
                     AddTile(scores, t, q, ub, u0);
                 }
-
-                // Bias: g_q · Δb_u.
-                Blas.Gemm(false, true, q, ub, o, 1f, g[l], _bias[l].AsSpan(u0 * o, ub * o), 0f, t);
-                AddTile(scores, t, q, ub, u0);
+            }
+        }
+        finally
+        {
+            pool.Return(tile);
+            pool.Return(c);
+            pool.Return(d);
+            if (outer.Length > 0)
+            {
+                pool.Return(outer);
             }
         }
     }
