@@ -88,7 +88,12 @@ public sealed class AttributionModel
     {
         int classes = Layout.Widths[^1];
         var logits = new float[count * classes];
-        _mlp.Logits(inputs, count, logits);
+        lock (_mlp)
+        {
+            // The network keeps its activations in buffers of its own; concurrent batches take turns here.
+            _mlp.Logits(inputs, count, logits);
+        }
+
         var predicted = new int[count];
         for (int q = 0; q < count; q++)
         {

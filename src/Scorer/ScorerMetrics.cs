@@ -12,6 +12,9 @@ public sealed class ScorerMetrics
     private long _alerts;
     private long _batches;
     private long _rejected;
+    private long _computeTicks;
+    private long _readoutTicks;
+    private long _publishTicks;
 
     /// <summary>Attributions published.</summary>
     public long QueriesScored => Interlocked.Read(ref _scored);
@@ -27,6 +30,15 @@ public sealed class ScorerMetrics
 
     /// <summary>Batched readouts run.</summary>
     public long Batches => Interlocked.Read(ref _batches);
+
+    /// <summary>Time spent scoring batches (readout, top-k, Arrow encoding), summed over batches.</summary>
+    public TimeSpan ComputeTime => TimeSpan.FromTicks(Interlocked.Read(ref _computeTicks));
+
+    /// <summary>Of <see cref="ComputeTime"/>, the batched readout alone (<see cref="AttributionModel.Score"/>).</summary>
+    public TimeSpan ReadoutTime => TimeSpan.FromTicks(Interlocked.Read(ref _readoutTicks));
+
+    /// <summary>Time batches spent waiting for their alerts and attributions to be acknowledged, summed over batches.</summary>
+    public TimeSpan PublishTime => TimeSpan.FromTicks(Interlocked.Read(ref _publishTicks));
 
     /// <summary>Mean queries per batch.</summary>
     public double MeanBatchSize => Batches == 0 ? 0 : (double)QueriesScored / Batches;
@@ -71,4 +83,10 @@ public sealed class ScorerMetrics
     internal void Alert() => Interlocked.Increment(ref _alerts);
 
     internal void Batch() => Interlocked.Increment(ref _batches);
+
+    internal void Computed(TimeSpan elapsed) => Interlocked.Add(ref _computeTicks, elapsed.Ticks);
+
+    internal void ReadOut(TimeSpan elapsed) => Interlocked.Add(ref _readoutTicks, elapsed.Ticks);
+
+    internal void Published(TimeSpan elapsed) => Interlocked.Add(ref _publishTicks, elapsed.Ticks);
 }

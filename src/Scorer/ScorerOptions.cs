@@ -23,8 +23,11 @@ public sealed class ScorerOptions
     /// <summary>How long a micro-batch waits for more queries after its first, in milliseconds.</summary>
     public double BatchWindowMs { get; set; } = 2;
 
-    /// <summary>Queries in flight (one lane each; queries with the same key share a lane and stay in order).</summary>
-    public int MaxInFlight { get; set; } = 64;
+    /// <summary>
+    /// Queries in flight (one lane each; queries with the same key share a lane and stay in order). Twice
+    /// <see cref="MaxBatch"/> by default, so the next batch fills while the previous one's attributions are acknowledged.
+    /// </summary>
+    public int MaxInFlight { get; set; } = 128;
 
     /// <summary>Commit after this many handled queries...</summary>
     public int CommitEvery { get; set; } = 200;
@@ -64,6 +67,13 @@ public sealed class ScorerOptions
     /// </summary>
     public int BlasThreads { get; set; }
 
+    /// <summary>
+    /// Batches scored at the same time, each on its own thread (1..16). With one, a query that arrives while a batch is
+    /// being scored waits for it; with two, a second core can take it, which lowers latency when the load leaves a core
+    /// idle (docs/benchmarks/pipeline.md). Set <see cref="BlasThreads"/> to 1 with more than one.
+    /// </summary>
+    public int ConcurrentBatches { get; set; } = 1;
+
     /// <summary>What is invalid, or null.</summary>
     public string? Validate() =>
         string.IsNullOrWhiteSpace(GroupId) ? "Scorer:GroupId must not be empty (default 'scorer')."
@@ -78,6 +88,7 @@ public sealed class ScorerOptions
         : !(AlertThreshold is > 0 and <= 1) ? $"Scorer:AlertThreshold must be in (0, 1], got {AlertThreshold}."
         : !(InputBasisEnergy is >= 0 and <= 1) ? $"Scorer:InputBasisEnergy must be 0 (off) or in (0, 1], got {InputBasisEnergy}."
         : BlasThreads is < 0 or > 256 ? $"Scorer:BlasThreads must be 0 (library default) .. 256, got {BlasThreads}."
+        : ConcurrentBatches is < 1 or > 16 ? $"Scorer:ConcurrentBatches must be 1..16, got {ConcurrentBatches}."
         : null;
 }
 

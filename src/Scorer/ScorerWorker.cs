@@ -35,8 +35,9 @@ public sealed class ScorerWorker : EventConsumerWorker
     private readonly CancellationTokenSource _batcherStop = new();
     private readonly HashSet<long> _flaggedSources;
     private readonly HashSet<long> _flaggedExamples;
+    private readonly Dictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
     private AttributionDeduplicator? _dedup;
-    private Task? _batcher;
+    private Task[] _batchers = [];
 
     /// <summary>Creates the worker.</summary>
     public ScorerWorker(IEventLog log, IEventProducer producer, ProbeIndex index, ScorerMetrics metrics, IOptions<ScorerOptions> options,
@@ -60,7 +61,7 @@ public sealed class ScorerWorker : EventConsumerWorker
         _bus = bus;
         _flaggedSources = [.. _options.FlaggedSources];
         _flaggedExamples = [.. _options.FlaggedExamples];
-        _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(Math.Max(_options.MaxBatch, _options.MaxInFlight)) { SingleReader = true });
+        _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(Math.Max(_options.MaxBatch, _options.MaxInFlight)) { SingleReader = _options.ConcurrentBatches == 1 });
     }
 
     /// <summary>Counters and latency histogram.</summary>
@@ -93,7 +94,8 @@ public sealed class ScorerWorker : EventConsumerWorker
         await _log.CreateTopicAsync(new TopicSpec(Topics.DeadLetter), cancellationToken);
         _dedup = new AttributionDeduplicator(_log, queries, _options.DedupWindow);
         _index.Start();
-        _batcher = Task.Factory.StartNew(() => RunBatcherAsync(_batcherStop.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _batchers = [.. Enumerable.Range(0, _options.ConcurrentBatches).Select(_ =>
+            Task.Factory.StartNew(() => RunBatcherAsync(_batcherStop.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap())];
         await base.StartAsync(cancellationToken);
     }
 
@@ -104,10 +106,7 @@ public sealed class ScorerWorker : EventConsumerWorker
         await base.StopAsync(cancellationToken);
         _queue.Writer.TryComplete();
         await _batcherStop.CancelAsync();
-        if (_batcher is not null)
-        {
-            await _batcher.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        }
+        await Task.WhenAll(_batchers).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
 
         _dedup?.Dispose();
     }
@@ -118,6 +117,10 @@ public sealed class ScorerWorker : EventConsumerWorker
         _batcherStop.Dispose();
         base.Dispose();
     }
+
+    /// <inheritdoc />
+    protected override void OnPartitionsAssigned(IReadOnlyList<TopicPartition> partitions) =>
+        _dedup?.MarkStale(partitions.Where(p => p.Topic == Topics.Queries).Select(p => p.Partition));
 
     /// <inheritdoc />
     protected override async Task HandleAsync(EventRecord record, CancellationToken cancellationToken)
@@ -207,7 +210,7 @@ public sealed class ScorerWorker : EventConsumerWorker
 
                 try
                 {
-                    await ProcessAsync(batch, stop);
+                    Process(batch, stop);
                 }
                 catch (Exception e)
                 {
@@ -228,27 +231,49 @@ public sealed class ScorerWorker : EventConsumerWorker
         }
     }
 
-    private async Task ProcessAsync(List<Pending> batch, CancellationToken ct)
+    /// <summary>
+    /// Scores a batch and starts publishing it; returns once the batch's produces are issued, not acknowledged, so the
+    /// next batch is computed while this one's acknowledgements travel (each lane still waits for its own query's
+    /// acknowledgement before its offset can be stored). Query ids being published are tracked so a redelivered copy
+    /// that arrives meanwhile follows the first copy's outcome instead of being scored twice.
+    /// </summary>
+    private void Process(List<Pending> batch, CancellationToken ct)
     {
+        var started = Stopwatch.GetTimestamp();
         var model = _index.Current!;
         _dedup!.CatchUp([.. batch.Select(p => p.Record.Partition).Distinct()], ct);
         var work = new List<Pending>(batch.Count);
         foreach (var p in batch)
         {
-            if (_dedup.Contains(p.Record.Partition, p.Query.QueryId) || work.Any(w => w.Query.QueryId == p.Query.QueryId))
+            Task? first;
+            bool duplicate = false;
+            lock (_inFlight)
+            {
+                // One decision per query id at a time, across concurrent batches.
+                if (!_inFlight.TryGetValue(p.Query.QueryId, out first) && !(duplicate = _dedup.Contains(p.Record.Partition, p.Query.QueryId))
+                    && p.Query.Features!.Count == model.InputWidth)
+                {
+                    _inFlight[p.Query.QueryId] = p.Done.Task;
+                    work.Add(p);
+                    continue;
+                }
+            }
+
+            if (first is not null)
+            {
+                // Redelivered while the first copy is being published: succeed or fail with it.
+                _ = FollowAsync(p, first);
+            }
+            else if (duplicate)
             {
                 Metrics.Duplicate();
                 Logger.DuplicateSkipped(p.Query.QueryId);
                 p.Done.TrySetResult();
             }
-            else if (p.Query.Features!.Count != model.InputWidth)
-            {
-                // The live model changed width between validation and scoring.
-                p.Done.TrySetException(new QueryRejectedException($"query '{p.Query.QueryId}' has {p.Query.Features.Count} features; the model ({model.Version}) takes {model.InputWidth}."));
-            }
             else
             {
-                work.Add(p);
+                // The live model changed width between validation and scoring.
+                p.Done.TrySetException(new QueryRejectedException($"query '{p.Query.QueryId}' has {p.Query.Features!.Count} features; the model ({model.Version}) takes {model.InputWidth}."));
             }
         }
 
@@ -257,65 +282,169 @@ public sealed class ScorerWorker : EventConsumerWorker
             return;
         }
 
-        int d = model.InputWidth, n = model.ExampleIds.Length, m = model.SourceIds.Length;
-        var x = new float[(long)work.Count * d];
-        for (int q = 0; q < work.Count; q++)
+        try
         {
-            for (int j = 0; j < d; j++)
-            {
-                x[q * d + j] = work[q].Query.Features![j];
-            }
-        }
-
-        var scores = model.Score(x, work.Count);
-        Metrics.Batch();
-        var results = new AttributionResult[work.Count];
-        var now = DateTimeOffset.UtcNow;
-        for (int q = 0; q < work.Count; q++)
-        {
-            var top = model.TopK(scores, q, _options.TopK);
-            var latency = Math.Max(0, (long)(now - work[q].Record.Timestamp).TotalMicroseconds);
-            results[q] = new AttributionResult(work[q].Query.QueryId, model.Version, MethodName, [.. top.Select(t => model.ExampleIds[t.Example])], [.. top.Select(t => t.Score)],
-                model.SourceIds, scores.SourceScores.AsSpan(q * m, m).ToArray(), latency);
-        }
-
-        // A query's alert goes out before its attribution: once the attribution exists a redelivered query is skipped
-        // as a duplicate, so an alert published after it would be lost by a crash in between. This order makes alerts
-        // at-least-once (a crash after the alert repeats it; consumers key on the query id).
-        if (_flaggedSources.Count > 0 || _flaggedExamples.Count > 0)
-        {
-            var alerts = new List<Task>();
+            int d = model.InputWidth, m = model.SourceIds.Length;
+            var x = new float[(long)work.Count * d];
             for (int q = 0; q < work.Count; q++)
             {
-                alerts.Add(AlertIfFlaggedAsync(model, results[q], scores.SourceScores.AsMemory(q * m, m), ct));
+                CopyFeatures(work[q].Query.Features!, x.AsSpan(q * d, d));
             }
 
-            await Task.WhenAll(alerts);
+            var readout = Stopwatch.GetTimestamp();
+            var scores = model.Score(x, work.Count);
+            Metrics.ReadOut(Stopwatch.GetElapsedTime(readout));
+            Metrics.Batch();
+            var results = new AttributionResult[work.Count];
+            var messages = new EventMessage[work.Count];
+            var now = DateTimeOffset.UtcNow;
+            var headers = ArrowEvents.Headers<AttributionResult>();
+            for (int q = 0; q < work.Count; q++)
+            {
+                var top = model.TopK(scores, q, _options.TopK);
+                var latency = Math.Max(0, (long)(now - work[q].Record.Timestamp).TotalMicroseconds);
+                var exampleIds = new long[top.Length];
+                var exampleScores = new float[top.Length];
+                for (int i = 0; i < top.Length; i++)
+                {
+                    exampleIds[i] = model.ExampleIds[top[i].Example];
+                    exampleScores[i] = top[i].Score;
+                }
+
+                results[q] = new AttributionResult(work[q].Query.QueryId, model.Version, MethodName, exampleIds, exampleScores,
+                    model.SourceIds, scores.SourceScores.AsSpan(q * m, m).ToArray(), latency);
+                messages[q] = EventMessage.Create(work[q].Query.QueryId, EventCodecs.Attributions.Encode(results[q]), headers);
+            }
+
+            Metrics.Computed(Stopwatch.GetElapsedTime(started));
+            _ = PublishAsync(model, work, results, messages, scores, ct);
+        }
+        catch (Exception e)
+        {
+            Release(work, e);
+        }
+    }
+
+    private static void CopyFeatures(IReadOnlyList<float> features, Span<float> destination)
+    {
+        switch (features)
+        {
+            case float[] array:
+                array.CopyTo(destination);
+                break;
+            case ArraySegment<float> segment:
+                segment.AsSpan().CopyTo(destination);
+                break;
+            default:
+                for (int j = 0; j < destination.Length; j++)
+                {
+                    destination[j] = features[j];
+                }
+
+                break;
+        }
+    }
+
+    private async Task PublishAsync(AttributionModel model, List<Pending> work, AttributionResult[] results, EventMessage[] messages, BatchScores scores, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            // A query's alert goes out before its attribution: once the attribution exists a redelivered query is
+            // skipped as a duplicate, so an alert published after it would be lost by a crash in between. This order
+            // makes alerts at-least-once (a crash after the alert repeats it; consumers key on the query id).
+            if (_flaggedSources.Count > 0 || _flaggedExamples.Count > 0)
+            {
+                int m = model.SourceIds.Length;
+                var alerts = new List<Task>();
+                for (int q = 0; q < work.Count; q++)
+                {
+                    alerts.Add(AlertIfFlaggedAsync(model, results[q], scores.SourceScores.AsMemory(q * m, m), ct));
+                }
+
+                await Task.WhenAll(alerts);
+            }
+
+            var sends = new Task<EventPosition>[work.Count];
+            for (int q = 0; q < work.Count; q++)
+            {
+                sends[q] = _producer.ProduceAsync(Topics.Attributions, messages[q], ct);
+            }
+
+            for (int q = 0; q < work.Count; q++)
+            {
+                var p = work[q];
+                EventPosition at;
+                try
+                {
+                    at = await sends[q];
+                }
+                catch (Exception e)
+                {
+                    // A produce that failed may still have been written (e.g. acknowledged after the client gave up):
+                    // the retry of this query reads its partition to the end first, so it finds such a record.
+                    _dedup!.MarkStale([p.Record.Partition]);
+                    Release(p, e);
+                    continue;
+                }
+
+                _dedup!.AddOwn(at.Partition, at.Offset, p.Query.QueryId);
+                Metrics.Scored(Math.Max(0, (long)(DateTimeOffset.UtcNow - p.Record.Timestamp).TotalMicroseconds));
+                Release(p, null);
+            }
+        }
+        catch (Exception e)
+        {
+            _dedup!.MarkStale(work.Select(p => p.Record.Partition));
+            Release(work, e);
+        }
+        finally
+        {
+            Metrics.Published(Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    private void Release(List<Pending> work, Exception error)
+    {
+        foreach (var p in work)
+        {
+            Release(p, error);
+        }
+    }
+
+    /// <summary>Ends a query's in-flight state and completes its lane (with <paramref name="error"/> when it failed).</summary>
+    private void Release(Pending p, Exception? error)
+    {
+        lock (_inFlight)
+        {
+            if (_inFlight.TryGetValue(p.Query.QueryId, out var t) && t == p.Done.Task)
+            {
+                _inFlight.Remove(p.Query.QueryId);
+            }
         }
 
-        var sends = new Task<EventPosition>[work.Count];
-        for (int q = 0; q < work.Count; q++)
+        if (error is null)
         {
-            sends[q] = _producer.ProduceAsync(Topics.Attributions, EventMessage.Create(work[q].Query.QueryId, EventCodecs.Attributions.Encode(results[q]), ArrowEvents.Headers<AttributionResult>()), ct);
-        }
-
-        for (int q = 0; q < work.Count; q++)
-        {
-            var p = work[q];
-            EventPosition at;
-            try
-            {
-                at = await sends[q];
-            }
-            catch (Exception e)
-            {
-                p.Done.TrySetException(e);
-                continue;
-            }
-
-            _dedup.AddOwn(at.Partition, at.Offset, p.Query.QueryId);
-            Metrics.Scored(Math.Max(0, (long)(DateTimeOffset.UtcNow - p.Record.Timestamp).TotalMicroseconds));
             p.Done.TrySetResult();
+        }
+        else
+        {
+            p.Done.TrySetException(error);
+        }
+    }
+
+    private async Task FollowAsync(Pending duplicate, Task first)
+    {
+        try
+        {
+            await first.ConfigureAwait(false);
+            Metrics.Duplicate();
+            Logger.DuplicateSkipped(duplicate.Query.QueryId);
+            duplicate.Done.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            duplicate.Done.TrySetException(e);
         }
     }
 

@@ -167,6 +167,14 @@ public abstract class EventConsumerWorker : BackgroundService
         _ => FailureAction.DeadLetter,
     };
 
+    /// <summary>
+    /// Called on the consume thread when partitions are assigned, before any of their events is dispatched (e.g. to
+    /// re-read state another owner may have left for them). Must not block for long: the consume loop waits.
+    /// </summary>
+    protected virtual void OnPartitionsAssigned(IReadOnlyList<TopicPartition> partitions)
+    {
+    }
+
     /// <inheritdoc />
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.Factory.StartNew(() => RunAsync(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
@@ -184,6 +192,7 @@ public abstract class EventConsumerWorker : BackgroundService
             GroupId = Options.GroupId,
             Start = Options.Start,
             PartitionsRevoked = revoked => DrainAndStore(revoked, token),
+            PartitionsAssigned = OnPartitionsAssigned,
         });
         _consumer = consumer;
         var lanes = new Channel<EventRecord>[Options.MaxInFlight];

@@ -128,11 +128,10 @@ public sealed class KafkaPipelineFaultTests(KafkaPipelineFixture kafka, ITestOut
                 }
             }
 
-            // Producers keep going through the failover (each query acknowledged with acks=all). The Scorer is not
-            // required to make progress until the broker is back: it stalled silently with broker 2 down and its
-            // partitions moved to brokers 1 and 3 in 4 of 5 runs before its dedup reader stopped reading its own output
-            // back, and in 1 of 5 runs after (2026-11-29); it resumes when broker 2 returns (open issue).
+            // Producers keep going through the failover (each query acknowledged with acks=all), and so does the
+            // Scorer: the second third is attributed while broker 2 is still down.
             await kafka.ProduceQueriesAsync(prefix, Third, Third).WaitAsync(TimeSpan.FromSeconds(30));
+            await WaitForDistinctAsync(prefix, 2 * Third, 45);
         }
         finally
         {

@@ -187,6 +187,8 @@ public sealed class KafkaPipelineFixture : IAsyncLifetime
         o.QueryPartitions = Partitions;
         o.CommitEvery = 5;
         o.CommitIntervalMs = 200;
+        // Two batches at a time, as `./pipeline score` runs: the fault tests cover the concurrent path.
+        o.ConcurrentBatches = 2;
         configure?.Invoke(o);
     }), bus);
 
