@@ -581,18 +581,22 @@ public sealed class ResponseSet
                         var ds = d.AsSpan(0, cs.Length);
                         Blas.Gemm(false, true, ub * r, q, fi, 1f, _vt[l].AsSpan(u0 * r * fi, ub * r * fi), fa, 0f, cs);
                         Blas.Gemm(false, true, ub * r, q, o, 1f, _u[l].AsSpan(u0 * o * r, ub * o * r), g[l], 0f, ds);
-                        TensorPrimitives.Multiply(cs, ds, cs);
+                        // Σ_b c[(u,b), q] d[(u,b), q]: rows of q contiguous values, multiplied and summed row by row
+                        // (vectorised over the queries), then scattered to the [query, unit] layout of the scores.
+                        var sums = t[..(ub * q)];
                         for (int u = 0; u < ub; u++)
                         {
+                            var dst = sums.Slice(u * q, q);
+                            TensorPrimitives.Multiply(cs.Slice(u * r * q, q), ds.Slice(u * r * q, q), dst);
+                            for (int b = 1; b < r; b++)
+                            {
+                                int row = ((u * r) + b) * q;
+                                TensorPrimitives.MultiplyAdd(cs.Slice(row, q), ds.Slice(row, q), dst, dst);
+                            }
+
                             for (int qq = 0; qq < q; qq++)
                             {
-                                float sum = 0f;
-                                for (int b = 0; b < r; b++)
-                                {
-                                    sum += cs[((u * r) + b) * q + qq];
-                                }
-
-                                scores[qq * Units + u0 + u] += sum;
+                                scores[qq * Units + u0 + u] += dst[qq];
                             }
                         }
                     }
@@ -655,20 +659,34 @@ public sealed class ResponseSet
             g[l] = new float[q * o];
             for (int qq = 0; qq < q; qq++)
             {
-                // Tangents of a_{l+1} for the o seeds e_j at z_l: diag(ReLU'(z_l)) as rows [o, o].
+                // Tangents of a_{l+1} for the o seeds e_j at z_l are diag(ReLU'(z_l)) as rows [o, o]; pushed through
+                // W_{l+1} that is row j = ReLU'(z_l)_j · W_{l+1}[:, j], a masked transpose (no GEMM on the diagonal).
                 var act = cache.Inputs[l + 1].AsSpan(qq * o, o);
-                var t = new float[o * o];
+                int first = Layout.Out(l + 1);
+                var w = Layout.Weight(theta, l + 1);
+                var t = new float[o * first];
                 for (int j = 0; j < o; j++)
                 {
-                    t[j * o + j] = act[j] > 0f ? 1f : 0f;
+                    if (act[j] > 0f)
+                    {
+                        for (int m = 0; m < first; m++)
+                        {
+                            t[j * first + m] = w[m * o + j];
+                        }
+                    }
                 }
 
-                int width = o;
+                int width = first;
                 for (int k = l + 1; k < layers; k++)
                 {
                     int ok = Layout.Out(k);
-                    var next = new float[o * ok];
-                    Blas.Gemm(false, true, o, ok, width, 1f, t, Layout.Weight(theta, k), 0f, next);
+                    var next = t;
+                    if (k > l + 1)
+                    {
+                        next = new float[o * ok];
+                        Blas.Gemm(false, true, o, ok, width, 1f, t, Layout.Weight(theta, k), 0f, next);
+                    }
+
                     if (k < layers - 1)
                     {
                         var mask = cache.Inputs[k + 1].AsSpan(qq * ok, ok);
