@@ -41,8 +41,8 @@ Console.WriteLine($"# probe set: {opt.Examples} example probes ({probeSet.Exampl
     (opt.Horizon > 0 ? $"simulated (two-trajectory, K = {opt.Horizon}) in {watch.Elapsed.TotalSeconds:F1} s" : "synthetic floats"));
 
 Console.WriteLine();
-Console.WriteLine("| transport | Scorers | saturation q/s | bare Score q/s, same batch | pipeline adds | p50 / p99 ms at saturation (window) | mean batch | q/s at half | mean batch at half | p50 / p99 ms at half |");
-Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+Console.WriteLine("| transport | Scorers | saturation q/s | bare Score q/s, same batch | pipeline adds | p50 / p99 ms at saturation (window) | mean batch | q/s at half | mean batch at half | p50 / p99 ms at half | of which to scored, p50 / p99 ms |");
+Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
 var batchSizes = new List<double>();
 AttributionModel? model = null;
 try
@@ -54,18 +54,19 @@ try
             var r = await Bench.RunAsync(transport, scorers, opt, probeSet, queries);
             model ??= r.Model;
             batchSizes.Add(r.MeanBatch);
-            Console.WriteLine($"| {transport} | {scorers} | {r.Saturation.PerSecond:F0} | {r.BarePerSecond:F0} | {100 * (r.BarePerSecond / r.Saturation.PerSecond - 1):F0}% | {r.Saturation.P50:F1} / {r.Saturation.P99:F1} ({opt.Window}) | {r.MeanBatch:F1} | {r.Half.PerSecond:F0} | {r.MeanBatchHalf:F1} | {r.Half.P50:F1} / {r.Half.P99:F1} |");
+            batchSizes.Add(r.MeanBatchHalf);
+            Console.WriteLine($"| {transport} | {scorers} | {r.Saturation.PerSecond:F0} | {r.BarePerSecond:F0} | {100 * (r.BarePerSecond / r.Saturation.PerSecond - 1):F0}% | {r.Saturation.P50:F1} / {r.Saturation.P99:F1} ({opt.Window}) | {r.MeanBatch:F1} | {r.Half.PerSecond:F0} | {r.MeanBatchHalf:F1} | {r.Half.P50:F1} / {r.Half.P99:F1} | {r.Half.ScoredP50:F1} / {r.Half.ScoredP99:F1} |");
             Console.WriteLine($"<!-- load average after: {File.ReadAllText("/proc/loadavg").Trim()} -->");
         }
     }
 
     // Bare compute: AttributionModel.Score on the batch sizes the pipeline formed, and on full batches; no transport.
     Console.WriteLine();
-    Console.WriteLine("| bare AttributionModel.Score, batch | q/s | ms per batch |");
+    Console.WriteLine($"| bare AttributionModel.Score ({opt.Concurrent} thread(s)), batch | q/s | ms per batch |");
     Console.WriteLine("|---|---|---|");
     foreach (var b in batchSizes.Select(x => (int)Math.Round(x)).Append(opt.MaxBatch).Distinct().Order())
     {
-        var (qps, msPerBatch) = Bench.Bare(model!, queries, b, opt.Queries);
+        var (qps, msPerBatch) = Bench.Bare(model!, queries, b, opt.Queries, opt.Concurrent);
         Console.WriteLine($"| {b} | {qps:F0} | {msPerBatch:F2} |");
     }
 }
@@ -74,11 +75,11 @@ finally
     Directory.Delete(root, recursive: true);
 }
 
-internal sealed record Args(int Examples, int Sources, int Queries, int Train, int Epochs, int Window, int MaxBatch, string[] Transports, int[] Scorers, double HalfSeconds, int Horizon)
+internal sealed record Args(int Examples, int Sources, int Queries, int Train, int Epochs, int Window, int MaxBatch, string[] Transports, int[] Scorers, double HalfSeconds, int Horizon, int Concurrent, int LingerMs)
 {
     public static Args Parse(string[] args)
     {
-        var a = new Args(1000, 10, 2000, 5000, 1, 256, 64, ["embedded", "kafka"], [1, 2], 10, 20);
+        var a = new Args(1000, 10, 2000, 5000, 1, 256, 64, ["embedded", "kafka"], [1, 2], 10, 20, 1, 2);
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             var v = args[i + 1];
@@ -95,7 +96,9 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--scorers" => a with { Scorers = [.. v.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))] },
                 "--half-seconds" => a with { HalfSeconds = double.Parse(v, CultureInfo.InvariantCulture) },
                 "--horizon" => a with { Horizon = int.Parse(v, CultureInfo.InvariantCulture) },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats)"),
+                "--concurrent" => a with { Concurrent = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--linger" => a with { LingerMs = int.Parse(v, CultureInfo.InvariantCulture) },
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms)"),
             };
         }
 
@@ -103,12 +106,13 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     }
 
     public override string ToString() =>
-        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, half-rate phase {HalfSeconds} s";
+        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, Kafka linger.ms {LingerMs}, half-rate phase {HalfSeconds} s";
 }
 
 internal sealed record ProbeSet(List<EventMessage> Messages, long ExampleBytes, long SourceBytes);
 
-internal sealed record Phase(double PerSecond, double P50, double P99);
+/// <summary>Throughput and latency (produce call → attribution consumed); ScoredP50/P99: query record timestamp → scored, as the Scorer stamps it.</summary>
+internal sealed record Phase(double PerSecond, double P50, double P99, double ScoredP50, double ScoredP99);
 
 internal sealed record RunResult(Phase Saturation, Phase Half, double MeanBatch, double MeanBatchHalf, double BarePerSecond, AttributionModel Model);
 
@@ -229,6 +233,7 @@ internal static class Bench
                 BootstrapServers = cluster.BootstrapServers,
                 ClientId = "pipeline-bench",
                 FetchWaitMaxMs = 5,
+                LingerMs = opt.LingerMs,
                 AdminTimeoutMs = 5000,
                 DefaultReplicationFactor = 3,
             });
@@ -264,7 +269,8 @@ internal static class Bench
                     o.TopK = 10;
                     o.QueryPartitions = Partitions;
                     o.MaxBatch = opt.MaxBatch;
-                    o.MaxInFlight = opt.MaxBatch;
+                    o.MaxInFlight = 2 * opt.MaxBatch;
+                    o.ConcurrentBatches = opt.Concurrent;
                 });
                 var host = builder.Build();
                 hosts.Add(host);
@@ -286,14 +292,25 @@ internal static class Bench
             using var collector = new Collector(log);
             await ClosedLoopAsync(producer, collector, queries, "warm", 2 * opt.Window, opt.Window); // joins, first fetches, JIT
             long batches0 = workers.Sum(w => w.Metrics.Batches), scored0 = workers.Sum(w => w.Metrics.QueriesScored);
+            var compute0 = workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds);
+            var readout0 = workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds);
             var saturation = await ClosedLoopAsync(producer, collector, queries, "sat", opt.Queries, opt.Window);
             double meanBatch = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored0) / (workers.Sum(w => w.Metrics.Batches) - batches0);
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation: {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms compute per batch ({(workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms readout), compute busy {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / 1000 / (opt.Queries / saturation.PerSecond) / scorers:P0} of the time -->");
             long batches1 = workers.Sum(w => w.Metrics.Batches), scored1 = workers.Sum(w => w.Metrics.QueriesScored);
+            var compute1 = workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds);
+            var publish1 = workers.Sum(w => w.Metrics.PublishTime.TotalMilliseconds);
+            var readout1 = workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds);
+            var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            var (gc0, gc2, pause0) = (GC.CollectionCount(0), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+            var wall0 = Stopwatch.GetTimestamp();
             var half = await OpenLoopAsync(producer, collector, queries, "half", saturation.PerSecond / 2, opt.HalfSeconds);
-            double meanBatchHalf = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored1) / (workers.Sum(w => w.Metrics.Batches) - batches1);
+            long batchesHalf = workers.Sum(w => w.Metrics.Batches) - batches1;
+            double meanBatchHalf = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored1) / batchesHalf;
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half: process CPU {(Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds / Stopwatch.GetElapsedTime(wall0).TotalSeconds:F2} cores, GC {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2, paused {(GC.GetTotalPauseDuration() - pause0).TotalMilliseconds:F0} ms; {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute1) / batchesHalf:F2} ms compute ({(workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout1) / batchesHalf:F2} readout) and {(workers.Sum(w => w.Metrics.PublishTime.TotalMilliseconds) - publish1) / batchesHalf:F2} ms publish per batch -->");
             // Bare compute right after, in the same process and conditions, on the batch size the Scorers formed.
             var model = workers[0].Index.Current!;
-            var (bare, _) = Bare(model, queries, Math.Max(1, (int)Math.Round(meanBatch)), opt.Queries);
+            var (bare, _) = Bare(model, queries, Math.Max(1, (int)Math.Round(meanBatch)), opt.Queries, opt.Concurrent);
             return new RunResult(saturation, half, meanBatch, meanBatchHalf, bare, model);
         }
         finally
@@ -364,24 +381,31 @@ internal static class Bench
         return producer.ProduceAsync(Topics.Queries, message);
     }
 
-    public static (double PerSecond, double MsPerBatch) Bare(AttributionModel model, float[] queries, int batch, int count)
+    /// <summary>
+    /// AttributionModel.Score alone on batches of <paramref name="batch"/>, on <paramref name="threads"/> threads at once
+    /// (as many as the Scorer's ConcurrentBatches, for a like-for-like reference).
+    /// </summary>
+    public static (double PerSecond, double MsPerBatch) Bare(AttributionModel model, float[] queries, int batch, int count, int threads = 1)
     {
-        var inputs = new float[batch * 784];
         void Run(int n)
         {
-            for (int done = 0; done < n; done += batch)
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
             {
-                int offset = done % (10_000 - batch);
-                Array.Copy(queries, offset * 784, inputs, 0, inputs.Length);
-                model.Score(inputs, batch);
-            }
+                var inputs = new float[batch * 784];
+                for (int done = 0; done < n / threads; done += batch)
+                {
+                    int offset = (done + (t * 997)) % (10_000 - batch);
+                    Array.Copy(queries, offset * 784, inputs, 0, inputs.Length);
+                    model.Score(inputs, batch);
+                }
+            });
         }
 
-        Run(Math.Min(count, 4 * batch)); // warm
+        Run(Math.Min(count, 4 * batch * threads)); // warm
         var watch = Stopwatch.StartNew();
         Run(count);
-        int batches = (count + batch - 1) / batch;
-        return (batches * batch / watch.Elapsed.TotalSeconds, watch.Elapsed.TotalMilliseconds / batches);
+        int batches = threads * ((count / threads) + batch - 1) / batch;
+        return (batches * batch / watch.Elapsed.TotalSeconds, threads * watch.Elapsed.TotalMilliseconds / batches);
     }
 
     /// <summary>Reads attributions (standalone reader from the start) and times each query from produce call to consume.</summary>
@@ -389,6 +413,7 @@ internal static class Bench
     {
         private readonly ConcurrentDictionary<string, long> _started = new();
         private readonly ConcurrentDictionary<string, double> _latencyMs = new();
+        private readonly ConcurrentDictionary<string, double> _scoredMs = new();
         private readonly CancellationTokenSource _stop = new();
         private readonly Thread _thread;
         private readonly IEventConsumer _consumer;
@@ -418,7 +443,8 @@ internal static class Bench
                 throw new InvalidOperationException($"{l.Length} attributions for {count} queries");
             }
 
-            return new Phase(count / elapsed.TotalSeconds, l[(int)(0.50 * (l.Length - 1))], l[(int)(0.99 * (l.Length - 1))]);
+            var sc = _scoredMs.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(p => p.Value).Order().ToArray();
+            return new Phase(count / elapsed.TotalSeconds, l[(int)(0.50 * (l.Length - 1))], l[(int)(0.99 * (l.Length - 1))], sc[(int)(0.50 * (sc.Length - 1))], sc[(int)(0.99 * (sc.Length - 1))]);
         }
 
         private void Run()
@@ -452,6 +478,8 @@ internal static class Bench
                     Duplicates++;
                     continue;
                 }
+
+                _scoredMs[id] = EventCodecs.Attributions.Decode(r.Value).LatencyMicros / 1000.0;
 
                 var s = _state;
                 if (s is not null && id.StartsWith(s.Prefix, StringComparison.Ordinal))
