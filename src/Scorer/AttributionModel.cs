@@ -112,8 +112,10 @@ public sealed class AttributionModel
 
         var examples = new float[(long)count * Examples.Units];
         var sources = new float[(long)count * Sources.Units];
-        Examples.JacobianScores(Theta, inputs, predicted, examples);
-        Sources.JacobianScores(Theta, inputs, predicted, sources);
+        // The forward pass and the margin's sensitivities are the same for both sets: computed once.
+        var readout = ResponseSet.PrepareJacobian(Layout, Theta, inputs.AsSpan(0, count * InputWidth), predicted);
+        Examples.JacobianScores(readout, examples);
+        Sources.JacobianScores(readout, sources);
         return new BatchScores(predicted, examples, sources);
     }
 

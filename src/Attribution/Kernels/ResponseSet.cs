@@ -543,8 +543,46 @@ public sealed class ResponseSet
         }
 
         var (cache, dz) = start;
-        int q = labels.Length, layers = Layout.LayerCount, classes = Layout.Widths[^1];
-        var g = ForwardSensitivities(theta, cache, dz, q);
+        JacobianScores(new JacobianReadout(Layout, cache, ForwardSensitivities(Layout, theta, cache, dz, labels.Length), labels.Length), scores);
+    }
+
+    /// <summary>
+    /// The per-query part of <see cref="JacobianScores(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{int}, Span{float})"/>
+    /// (forward pass and sensitivities), computed once and shared by every response set of the same layout that scores
+    /// the same queries (e.g. a probe set's examples and its sources).
+    /// </summary>
+    public static JacobianReadout PrepareJacobian(MlpLayout layout, ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        int q = labels.Length, classes = layout.Widths[^1];
+        var cache = MlpMath.Forward(layout, theta, x, q);
+        var dz = new float[q * classes];
+        MlpMath.Output(OutputKind.Margin, cache.Logits, labels, classes, new float[q], dz);
+        return new JacobianReadout(layout, cache, ForwardSensitivities(layout, theta, cache, dz, q), q);
+    }
+
+    /// <summary>Scores <paramref name="readout"/>'s queries against every unit ([queries, units] row-major).</summary>
+    public void JacobianScores(JacobianReadout readout, Span<float> scores)
+    {
+        ArgumentNullException.ThrowIfNull(readout);
+        if (!readout.Layout.Widths.SequenceEqual(Layout.Widths))
+        {
+            throw new ArgumentException($"JacobianScores: the readout was prepared for layout {string.Join('-', readout.Layout.Widths)}, this set is {string.Join('-', Layout.Widths)}.", nameof(readout));
+        }
+
+        int q = readout.Queries, layers = Layout.LayerCount;
+        if (scores.Length < (long)q * Units)
+        {
+            throw new ArgumentException($"JacobianScores: scores hold {scores.Length} values; {q} queries × {Units} units need {(long)q * Units}.", nameof(scores));
+        }
+
+        if (q == 0 || Units == 0)
+        {
+            return;
+        }
+
+        var cache = readout.Cache;
+        var g = readout.Sensitivities;
         scores[..(q * Units)].Clear();
         // Unit blocks bound the coefficient buffers to about 4M floats.
         int maxR = Math.Max(1, _ranks.Max());
@@ -648,43 +686,56 @@ public sealed class ResponseSet
     /// masked by the ReLU derivative and pushed through W_{l+1}, …, W_{L−1} (GEMMs of width out_l), then contracted with
     /// ∂f/∂logits. The last layer's is ∂f/∂logits itself.
     /// </summary>
-    private float[][] ForwardSensitivities(ReadOnlySpan<float> theta, ForwardCache cache, float[] dz, int q)
+    private static float[][] ForwardSensitivities(MlpLayout layout, ReadOnlySpan<float> theta, ForwardCache cache, float[] dz, int q)
     {
-        int layers = Layout.LayerCount, classes = Layout.Widths[^1];
+        int layers = layout.LayerCount, classes = layout.Widths[^1];
         var g = new float[layers][];
         g[layers - 1] = dz;
+        // Two scratch buffers, reused for every query and layer: the tangents [o, width] before and after a layer.
+        int widest = 0;
         for (int l = 0; l < layers - 1; l++)
         {
-            int o = Layout.Out(l);
+            for (int k = l + 1; k < layers; k++)
+            {
+                widest = Math.Max(widest, layout.Out(l) * layout.Out(k));
+            }
+        }
+
+        var t = new float[widest];
+        var next = new float[widest];
+        for (int l = 0; l < layers - 1; l++)
+        {
+            int o = layout.Out(l);
             g[l] = new float[q * o];
             for (int qq = 0; qq < q; qq++)
             {
                 // Tangents of a_{l+1} for the o seeds e_j at z_l are diag(ReLU'(z_l)) as rows [o, o]; pushed through
                 // W_{l+1} that is row j = ReLU'(z_l)_j · W_{l+1}[:, j], a masked transpose (no GEMM on the diagonal).
                 var act = cache.Inputs[l + 1].AsSpan(qq * o, o);
-                int first = Layout.Out(l + 1);
-                var w = Layout.Weight(theta, l + 1);
-                var t = new float[o * first];
+                int width = layout.Out(l + 1);
+                var w = layout.Weight(theta, l + 1);
+                var cur = t.AsSpan(0, o * width);
+                cur.Clear();
                 for (int j = 0; j < o; j++)
                 {
                     if (act[j] > 0f)
                     {
-                        for (int m = 0; m < first; m++)
+                        for (int m = 0; m < width; m++)
                         {
-                            t[j * first + m] = w[m * o + j];
+                            cur[j * width + m] = w[m * o + j];
                         }
                     }
                 }
 
-                int width = first;
                 for (int k = l + 1; k < layers; k++)
                 {
-                    int ok = Layout.Out(k);
-                    var next = t;
+                    int ok = layout.Out(k);
                     if (k > l + 1)
                     {
-                        next = new float[o * ok];
-                        Blas.Gemm(false, true, o, ok, width, 1f, t, Layout.Weight(theta, k), 0f, next);
+                        var product = next.AsSpan(0, o * ok);
+                        Blas.Gemm(false, true, o, ok, width, 1f, cur, layout.Weight(theta, k), 0f, product);
+                        (t, next) = (next, t);
+                        cur = product;
                     }
 
                     if (k < layers - 1)
@@ -692,7 +743,7 @@ public sealed class ResponseSet
                         var mask = cache.Inputs[k + 1].AsSpan(qq * ok, ok);
                         for (int j = 0; j < o; j++)
                         {
-                            var row = next.AsSpan(j * ok, ok);
+                            var row = cur.Slice(j * ok, ok);
                             for (int m = 0; m < ok; m++)
                             {
                                 if (mask[m] <= 0f)
@@ -703,15 +754,14 @@ public sealed class ResponseSet
                         }
                     }
 
-                    t = next;
                     width = ok;
                 }
 
-                // t is [o, classes]: the logits' tangent per seed; contract with ∂f/∂logits.
+                // cur is [o, classes]: the logits' tangent per seed; contract with ∂f/∂logits.
                 var dq = dz.AsSpan(qq * classes, classes);
                 for (int j = 0; j < o; j++)
                 {
-                    g[l][qq * o + j] = TensorPrimitives.Dot(t.AsSpan(j * classes, classes), dq);
+                    g[l][qq * o + j] = TensorPrimitives.Dot(cur.Slice(j * classes, classes), dq);
                 }
             }
         }
@@ -742,4 +792,29 @@ public sealed class ResponseSet
             }
         }
     }
+}
+
+/// <summary>
+/// What the Jacobian readout needs of a batch of queries, independent of the responses scored against it: the forward
+/// pass at θ and the margin's pre-activation sensitivities per layer. Built by <see cref="ResponseSet.PrepareJacobian"/>.
+/// </summary>
+public sealed class JacobianReadout
+{
+    internal JacobianReadout(MlpLayout layout, ForwardCache cache, float[][] sensitivities, int queries)
+    {
+        Layout = layout;
+        Cache = cache;
+        Sensitivities = sensitivities;
+        Queries = queries;
+    }
+
+    /// <summary>The layout the queries were run through.</summary>
+    public MlpLayout Layout { get; }
+
+    /// <summary>Queries in the batch.</summary>
+    public int Queries { get; }
+
+    internal ForwardCache Cache { get; }
+
+    internal float[][] Sensitivities { get; }
 }

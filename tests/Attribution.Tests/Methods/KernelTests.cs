@@ -158,6 +158,40 @@ public sealed class KernelTests
         }
     }
 
+    [Fact]
+    public void A_prepared_jacobian_readout_shared_by_two_sets_gives_each_set_its_own_scores_and_refuses_another_layout()
+    {
+        var layout = new MlpLayout([12, 10, 6, 4]);
+        var theta = RandomTheta(layout, 8);
+        var rng = new Rng(11);
+        var low = new ResponseSet(layout, 5, 2);
+        var full = new ResponseSet(layout, 3, 0);
+        foreach (var set in new[] { low, full })
+        {
+            for (int u = 0; u < set.Units; u++)
+            {
+                var r = new float[layout.ParameterCount];
+                rng.FillNormal(r, 0f, 0.3f);
+                set.Set(u, r);
+            }
+        }
+
+        var (x, y) = RandomData(layout, 6, 12);
+        var readout = ResponseSet.PrepareJacobian(layout, theta, x, y);
+        foreach (var set in new[] { low, full })
+        {
+            var own = new float[6 * set.Units];
+            set.JacobianScores(theta, x, y, own);
+            var shared = new float[6 * set.Units];
+            set.JacobianScores(readout, shared);
+            Assert.Equal(own, shared);
+        }
+
+        var other = new ResponseSet(new MlpLayout([12, 8, 4]), 2, 0);
+        var error = Assert.Throws<ArgumentException>(() => other.JacobianScores(readout, new float[12]));
+        Assert.Contains("prepared for layout 12-10-6-4", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0, 3)]
     [InlineData(2, 1)]
