@@ -293,10 +293,12 @@ internal static class Bench
             await ClosedLoopAsync(producer, collector, queries, "warm", 2 * opt.Window, opt.Window); // joins, first fetches, JIT
             long batches0 = workers.Sum(w => w.Metrics.Batches), scored0 = workers.Sum(w => w.Metrics.QueriesScored);
             var compute0 = workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds);
+            var allocated0 = GC.GetTotalAllocatedBytes();
+            var satCpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             var readout0 = workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds);
             var saturation = await ClosedLoopAsync(producer, collector, queries, "sat", opt.Queries, opt.Window);
             double meanBatch = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored0) / (workers.Sum(w => w.Metrics.Batches) - batches0);
-            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation: {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms compute per batch ({(workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms readout), compute busy {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / 1000 / (opt.Queries / saturation.PerSecond) / scorers:P0} of the time -->");
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation: process CPU {(Process.GetCurrentProcess().TotalProcessorTime - satCpu0).TotalSeconds / (opt.Queries / saturation.PerSecond):F2} cores, {(GC.GetTotalAllocatedBytes() - allocated0) / 1024.0 / opt.Queries:F0} KiB allocated per query (whole process); {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms compute per batch ({(workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms readout), compute busy {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / 1000 / (opt.Queries / saturation.PerSecond) / scorers:P0} of the time -->");
             long batches1 = workers.Sum(w => w.Metrics.Batches), scored1 = workers.Sum(w => w.Metrics.QueriesScored);
             var compute1 = workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds);
             var publish1 = workers.Sum(w => w.Metrics.PublishTime.TotalMilliseconds);
