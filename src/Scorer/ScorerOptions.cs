@@ -69,8 +69,9 @@ public sealed class ScorerOptions
 
     /// <summary>
     /// Batches scored at the same time, each on its own thread (1..16). With one, a query that arrives while a batch is
-    /// being scored waits for it; with two, a second core can take it, which lowers latency when the load leaves a core
-    /// idle (docs/benchmarks/pipeline.md). Set <see cref="BlasThreads"/> to 1 with more than one.
+    /// being scored waits for it; with two, a second core can take it. On 2 cores two gave 8-17 % more queries per
+    /// second but a higher p99 at half load, as the batches got smaller (docs/benchmarks/pipeline.md). Set
+    /// <see cref="BlasThreads"/> to 1 with more than one.
     /// </summary>
     public int ConcurrentBatches { get; set; } = 1;
 

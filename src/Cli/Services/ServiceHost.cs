@@ -182,10 +182,9 @@ internal static class ServiceHost
         builder.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Transport:Kafka:ClientId"] = "pipeline-" + ServiceRolesParser.Describe(roles),
-            // A Scorer process alone: one BLAS thread per batch and two batches at a time (measured: more q/s than one
-            // batch with two BLAS threads; docs/benchmarks/pipeline.md).
+            // A Scorer process alone: one BLAS thread leaves a core to the transport (measured: more q/s, lower p99).
+            // One batch at a time: two gave ~8 % more q/s over Kafka but a higher p99 (docs/benchmarks/pipeline.md).
             ["Scorer:BlasThreads"] = roles == ServiceRoles.Scorer ? "1" : null,
-            ["Scorer:ConcurrentBatches"] = roles == ServiceRoles.Scorer ? "2" : null,
         });
         if (settings.ConfigFile is { } file)
         {
