@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Attribution.Attribution;
 using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Probes;
@@ -40,6 +41,14 @@ public sealed class AttributionModel
         }
 
         Sources = Load(sourceFormat, sourceFloats);
+        ExampleNorms = new float[Examples.Units];
+        var response = new float[Layout.ParameterCount];
+        for (int u = 0; u < ExampleNorms.Length; u++)
+        {
+            Examples.Get(u, response);
+            ExampleNorms[u] = TensorPrimitives.Norm(response);
+        }
+
         _mlp = new Mlp(Layout);
         _mlp.LoadFrom(theta);
     }
@@ -73,6 +82,9 @@ public sealed class AttributionModel
 
     /// <summary>Example responses.</summary>
     public ResponseSet Examples { get; }
+
+    /// <summary>‖response‖ of every example unit: divides a score into a relative influence (see ScorerWorker's alerts).</summary>
+    public float[] ExampleNorms { get; }
 
     /// <summary>Source responses.</summary>
     public ResponseSet Sources { get; }

@@ -17,8 +17,8 @@ internal static partial class LogMessages
     [LoggerMessage(7004, LogLevel.Information, "Query {QueryId} already has an attribution (redelivered after a restart or rebalance); skipped")]
     public static partial void DuplicateSkipped(this ILogger logger, string queryId);
 
-    [LoggerMessage(7005, LogLevel.Warning, "Contamination: query {QueryId} puts {Mass:P1} of its attribution on flagged data (threshold {Threshold:P1})")]
-    public static partial void Contamination(this ILogger logger, string queryId, double mass, double threshold);
+    [LoggerMessage(7005, LogLevel.Warning, "Contamination: query {QueryId} flagged by rule {Rule}: {Score:G3} (threshold {Threshold:G3})")]
+    public static partial void Contamination(this ILogger logger, string queryId, string rule, double score, double threshold);
 
     [LoggerMessage(7006, LogLevel.Warning, "Alert for query {QueryId} could not be published on the alert bus")]
     public static partial void AlertPublishFailed(this ILogger logger, Exception error, string queryId);

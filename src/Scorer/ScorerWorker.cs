@@ -359,7 +359,7 @@ public sealed class ScorerWorker : EventConsumerWorker
                 var alerts = new List<Task>();
                 for (int q = 0; q < work.Count; q++)
                 {
-                    alerts.Add(AlertIfFlaggedAsync(model, results[q], scores.SourceScores.AsMemory(q * m, m), ct));
+                    alerts.Add(AlertIfFlaggedAsync(model, results[q], scores.SourceScores.AsMemory(q * m, m), scores.ExampleScores.AsMemory(q * model.ExampleIds.Length, model.ExampleIds.Length), ct));
                 }
 
                 await Task.WhenAll(alerts);
@@ -448,21 +448,28 @@ public sealed class ScorerWorker : EventConsumerWorker
         }
     }
 
-    private async Task AlertIfFlaggedAsync(AttributionModel model, AttributionResult result, ReadOnlyMemory<float> sourceScores, CancellationToken ct)
+    private async Task AlertIfFlaggedAsync(AttributionModel model, AttributionResult result, ReadOnlyMemory<float> sourceScores, ReadOnlyMemory<float> exampleScores, CancellationToken ct)
     {
-
         var flagged = new List<string>();
-        var mass = Math.Max(
-            FlaggedShare(sourceScores.Span, model.SourceIds, _flaggedSources, "source", flagged),
-            // Examples: the share of the published top-k. A few flagged examples dominating a query's top-k is a sharp
-            // signal; their share of the mass over every training example would be diluted by thousands of tiny scores.
-            FlaggedShare(result.Scores.ToArray(), result.ExampleIds, _flaggedExamples, "example", flagged));
-        if (mass < _options.AlertThreshold)
+        string rule;
+        double score, threshold;
+        var share = FlaggedShare(sourceScores.Span, model.SourceIds, _flaggedSources, "source", flagged);
+        if (share >= _options.AlertThreshold)
+        {
+            (rule, score, threshold) = ("source-share", share, _options.AlertThreshold);
+        }
+        else if (ExampleLead(exampleScores.Span, model.ExampleNorms, model.ExampleIds, _flaggedExamples) is { } lead && lead.Lead >= _options.ExampleLeadRatio)
+        {
+            flagged.Clear();
+            flagged.Add($"example:{lead.ExampleId}");
+            (rule, score, threshold) = ("example-lead", lead.Lead, _options.ExampleLeadRatio);
+        }
+        else
         {
             return;
         }
 
-        Logger.Contamination(result.QueryId, mass, _options.AlertThreshold);
+        Logger.Contamination(result.QueryId, rule, score, threshold);
         if (_bus is null)
         {
             Metrics.Alert();
@@ -476,8 +483,9 @@ public sealed class ScorerWorker : EventConsumerWorker
                 QueryId = result.QueryId,
                 ModelVersion = result.ModelVersion,
                 FlaggedIds = flagged,
-                Score = mass,
-                Threshold = _options.AlertThreshold,
+                Rule = rule,
+                Score = score,
+                Threshold = threshold,
                 Timestamp = DateTimeOffset.UtcNow,
             }, ct);
             Metrics.Alert();
@@ -486,6 +494,42 @@ public sealed class ScorerWorker : EventConsumerWorker
         {
             Logger.AlertPublishFailed(e, result.QueryId);
         }
+    }
+
+    /// <summary>
+    /// The example with the highest relative influence (score ÷ ‖response‖) when it is flagged and positive: its id and
+    /// its lead over the runner-up (+∞ when no other example is positive); null otherwise.
+    /// </summary>
+    internal static (long ExampleId, double Lead)? ExampleLead(ReadOnlySpan<float> scores, ReadOnlySpan<float> norms, IReadOnlyList<long> ids, HashSet<long> flagged)
+    {
+        if (flagged.Count == 0)
+        {
+            return null;
+        }
+
+        int best = -1;
+        double first = 0, second = 0;
+        for (int i = 0; i < scores.Length; i++)
+        {
+            if (norms[i] <= 0)
+            {
+                continue;
+            }
+
+            double relative = scores[i] / norms[i];
+            if (relative > first)
+            {
+                second = first;
+                first = relative;
+                best = i;
+            }
+            else if (relative > second)
+            {
+                second = relative;
+            }
+        }
+
+        return best >= 0 && flagged.Contains(ids[best]) ? (ids[best], second > 0 ? first / second : double.PositiveInfinity) : null;
     }
 
     /// <summary>

@@ -17,7 +17,7 @@ internal static class DemoCommand
         var epochs = new Option<int>("--epochs") { Description = "Training epochs.", DefaultValueFactory = _ => defaults.Epochs };
         var simulate = new Option<int>("--simulate") { Description = "Training examples the Simulator probes individually (every source is probed whole).", DefaultValueFactory = _ => defaults.Simulate };
         var horizon = new Option<int>("--horizon") { Description = "Forward-only simulation horizon K (gradient steps).", DefaultValueFactory = _ => defaults.Horizon };
-        var threshold = new Option<double>("--alert-threshold") { Description = "Share of a query's positive source attribution on flagged data that raises an alert.", DefaultValueFactory = _ => defaults.AlertThreshold };
+        var threshold = new Option<double>("--alert-threshold") { Description = "Share of a query's positive source attribution on the flagged source that raises an alert (Scorer:AlertThreshold).", DefaultValueFactory = _ => defaults.AlertThreshold };
         var runDir = new Option<string>("--run-dir") { Description = "Where the trained model is cached.", DefaultValueFactory = _ => defaults.RunDirectory };
         var outDir = new Option<string>("--out") { Description = "Where attributions.arrow and demo.log are written.", DefaultValueFactory = _ => defaults.OutputDirectory };
         var seed = new Option<ulong>("--seed") { Description = "Seed for data subsets, training, sources and query order.", DefaultValueFactory = _ => defaults.Seed };

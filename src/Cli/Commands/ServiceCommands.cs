@@ -165,7 +165,7 @@ internal static class ServiceCommands
         private readonly Option<int?> _topK = new("--top-k") { Description = "Training examples per attribution (Scorer:TopK, default 10)." };
         private readonly Option<long[]> _flagSource = new("--flag-source") { Description = "A source id whose share of a query's support raises an alert (repeatable; Scorer:FlaggedSources)." };
         private readonly Option<long[]> _flagExample = new("--flag-example") { Description = "A training example id to watch the same way (repeatable; Scorer:FlaggedExamples)." };
-        private readonly Option<double?> _threshold = new("--alert-threshold") { Description = "Share of positive attribution mass on flagged data that raises an alert (Scorer:AlertThreshold, default 0.5)." };
+        private readonly Option<double?> _threshold = new("--alert-threshold") { Description = "Share of positive source attribution on flagged sources that raises an alert (Scorer:AlertThreshold, default 0.5); flagged examples alert by relative-influence lead (Scorer:ExampleLeadRatio)." };
 
         public ScoreOptionsCli(Command command)
         {

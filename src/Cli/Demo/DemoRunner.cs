@@ -348,45 +348,17 @@ internal static class DemoRunner
             AnsiConsole.Write(t);
         }
 
-        var leakedIds = run.LeakedExampleIds.ToHashSet();
-        var share = queries.Where(q => results.ContainsKey(q.Query.QueryId))
-            .Select(q => (Leaked: q.LeakedExampleId is not null, Share: FlaggedShare(results[q.Query.QueryId], leakedIds))).ToList();
-        static double Median(IEnumerable<double> v)
-        {
-            var a = v.Order().ToArray();
-            return a.Length == 0 ? double.NaN : a[a.Length / 2];
-        }
-
-        AnsiConsole.MarkupLine($"Share of attribution on the leaked benchmark (the larger of its share of positive source mass and of the top-{results.Values.FirstOrDefault()?.ExampleIds.Count ?? 0} examples' positive mass): " +
-            $"median [bold]{Median(share.Where(s => s.Leaked).Select(s => s.Share)):P0}[/] for leaked items served as queries, [bold]{Median(share.Where(s => !s.Leaked).Select(s => s.Share)):P0}[/] for ordinary test images " +
-            $"(the source holds {settings.LeakedExamples:N0} of {settings.TrainSize:N0} training examples).");
         var leakedQueries = queries.Count(q => q.LeakedExampleId is not null);
-        var alerted = alerts.Alerts.Select(a => a.QueryId).ToHashSet(StringComparer.Ordinal);
-        var caught = queries.Count(q => q.LeakedExampleId is not null && alerted.Contains(q.Query.QueryId));
-        var falseAlarms = alerted.Count(id => byId.TryGetValue(id, out var q) && q.LeakedExampleId is null);
-        AnsiConsole.MarkupLine($"Contamination alerts (flagged source '{Markup.Escape(run.SourceName(DemoRun.LeakedSourceId))}', threshold {settings.AlertThreshold:P0}): " +
-            $"[bold]{alerted.Count}[/] alerts; {caught} of the {leakedQueries} leaked items served as queries were caught, {falseAlarms} alerts on ordinary test images.");
+        var byQuery = alerts.Alerts.GroupBy(a => a.QueryId, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        var caught = queries.Count(q => q.LeakedExampleId is not null && byQuery.ContainsKey(q.Query.QueryId));
+        var ownCopy = queries.Count(q => q.LeakedExampleId is { } own && byQuery.TryGetValue(q.Query.QueryId, out var a) && a.FlaggedIds.Contains($"example:{own}"));
+        var falseAlarms = byQuery.Keys.Count(id => byId.TryGetValue(id, out var q) && q.LeakedExampleId is null);
+        AnsiConsole.MarkupLine($"Contamination alerts on the flagged benchmark '{Markup.Escape(run.SourceName(DemoRun.LeakedSourceId))}' ({settings.LeakedExamples:N0} of {settings.TrainSize:N0} training examples): " +
+            $"[bold]{byQuery.Count}[/] alerts ({byQuery.Values.Count(a => a.Rule == "source-share")} because the source carried at least {settings.AlertThreshold:P0} of the positive source attribution, " +
+            $"{byQuery.Values.Count(a => a.Rule == "example-lead")} because the training example the answer aligns with most specifically, by relative influence, is a flagged one). " +
+            $"[bold]{caught} of the {leakedQueries}[/] leaked items served as queries were caught ({ownCopy} pointing at the item's own training copy); [bold]{falseAlarms}[/] alerts on the {queries.Count - leakedQueries:N0} ordinary test images.");
         AnsiConsole.MarkupLine($"Wrote {results.Count:N0} attribution events to [bold]{Markup.Escape(arrowPath)}[/] (Arrow IPC stream; inspect it with ./pipeline arrow inspect {Markup.Escape(Path.GetRelativePath(Environment.CurrentDirectory, arrowPath))}).");
         AnsiConsole.MarkupLine($"[grey]Demo finished in {elapsed.TotalSeconds:F0} s; service logs in {Markup.Escape(Path.Combine(Path.GetDirectoryName(arrowPath)!, "demo.log"))}.[/]");
-    }
-
-    /// <summary>The Scorer's alert measure, recomputed from the published event for the summary.</summary>
-    private static double FlaggedShare(AttributionResult r, HashSet<long> leakedExamples)
-    {
-        static double Share(IReadOnlyList<float> scores, IReadOnlyList<long> ids, Func<long, bool> flagged)
-        {
-            double hit = 0, total = 0;
-            for (int i = 0; i < scores.Count; i++)
-            {
-                var positive = Math.Max(0, scores[i]);
-                total += positive;
-                hit += flagged(ids[i]) ? positive : 0;
-            }
-
-            return total > 0 ? hit / total : 0;
-        }
-
-        return Math.Max(Share(r.SourceScores, r.SourceIds, id => id == DemoRun.LeakedSourceId), Share(r.Scores, r.ExampleIds, leakedExamples.Contains));
     }
 
     private static long SourceOf(DemoRun run, long exampleId) =>

@@ -13,7 +13,7 @@ internal sealed record DemoSettings
     public int Horizon { get; init; } = 20;
     public int Publishers { get; init; } = 10;
     public int LeakedExamples { get; init; } = 40;
-    public double AlertThreshold { get; init; } = 0.3;
+    public double AlertThreshold { get; init; } = 0.5;
     public ulong Seed { get; init; }
     public string RunDirectory { get; init; } = Path.Combine("runs", "demo-mlp");
     public string OutputDirectory { get; init; } = Path.Combine("runs", "demo-output");

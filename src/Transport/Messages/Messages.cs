@@ -15,7 +15,13 @@ public sealed record ContaminationAlertMessage
     /// <summary>Flagged training example or source ids that carried the attribution mass.</summary>
     public required IReadOnlyList<string> FlaggedIds { get; init; }
 
-    /// <summary>Attribution mass on flagged data.</summary>
+    /// <summary>
+    /// Which rule fired: <c>source-share</c> (Score = flagged sources' share of the positive source mass) or
+    /// <c>example-lead</c> (Score = the flagged top example's relative influence ÷ the runner-up's).
+    /// </summary>
+    public string Rule { get; init; } = "source-share";
+
+    /// <summary>The rule's value (see <see cref="Rule"/>).</summary>
     public required double Score { get; init; }
 
     /// <summary>Threshold the score passed.</summary>
