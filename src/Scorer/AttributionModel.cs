@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using Attribution.Attribution;
 using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Probes;
@@ -42,11 +41,9 @@ public sealed class AttributionModel
 
         Sources = Load(sourceFormat, sourceFloats);
         ExampleNorms = new float[Examples.Units];
-        var response = new float[Layout.ParameterCount];
         for (int u = 0; u < ExampleNorms.Length; u++)
         {
-            Examples.Get(u, response);
-            ExampleNorms[u] = TensorPrimitives.Norm(response);
+            ExampleNorms[u] = Examples.Norm(u);
         }
 
         _mlp = new Mlp(Layout);

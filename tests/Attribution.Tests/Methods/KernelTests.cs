@@ -158,6 +158,37 @@ public sealed class KernelTests
         }
     }
 
+    [Theory]
+    [InlineData(0, 0.0)]
+    [InlineData(3, 0.0)]
+    [InlineData(3, 1.0)]
+    [InlineData(3, 0.9)]
+    public void A_units_norm_from_its_factors_equals_the_norm_of_its_reconstructed_response(int rank, double basisEnergy)
+    {
+        var layout = new MlpLayout([40, 10, 6, 4]);
+        var set = new ResponseSet(layout, 7, rank);
+        var rng = new Rng(13);
+        for (int u = 0; u < set.Units; u++)
+        {
+            var r = new float[layout.ParameterCount];
+            rng.FillNormal(r, 0f, 0.3f);
+            set.Set(u, r);
+        }
+
+        if (basisEnergy > 0)
+        {
+            set.ShareInputBasis(0, basisEnergy);
+        }
+
+        var response = new float[layout.ParameterCount];
+        for (int u = 0; u < set.Units; u++)
+        {
+            set.Get(u, response);
+            double expected = Math.Sqrt(response.Sum(v => (double)v * v));
+            Assert.Equal(expected, set.Norm(u), 1e-4 * expected);
+        }
+    }
+
     [Fact]
     public void A_prepared_jacobian_readout_shared_by_two_sets_gives_each_set_its_own_scores_and_refuses_another_layout()
     {
