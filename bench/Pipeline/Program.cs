@@ -75,11 +75,11 @@ finally
     Directory.Delete(root, recursive: true);
 }
 
-internal sealed record Args(int Examples, int Sources, int Queries, int Train, int Epochs, int Window, int MaxBatch, string[] Transports, int[] Scorers, double HalfSeconds, int Horizon, int Concurrent, int LingerMs)
+internal sealed record Args(int Examples, int Sources, int Queries, int Train, int Epochs, int Window, int MaxBatch, string[] Transports, int[] Scorers, double HalfSeconds, int Horizon, int Concurrent, int LingerMs, int FetchWaitMs)
 {
     public static Args Parse(string[] args)
     {
-        var a = new Args(1000, 10, 2000, 5000, 1, 256, 64, ["embedded", "kafka"], [1, 2], 10, 20, 1, 2);
+        var a = new Args(1000, 10, 2000, 5000, 1, 256, 64, ["embedded", "kafka"], [1, 2], 10, 20, 1, 2, 5);
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             var v = args[i + 1];
@@ -98,7 +98,8 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--horizon" => a with { Horizon = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--concurrent" => a with { Concurrent = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--linger" => a with { LingerMs = int.Parse(v, CultureInfo.InvariantCulture) },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms)"),
+                "--fetch-wait" => a with { FetchWaitMs = int.Parse(v, CultureInfo.InvariantCulture) },
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms)"),
             };
         }
 
@@ -106,7 +107,7 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     }
 
     public override string ToString() =>
-        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, Kafka linger.ms {LingerMs}, half-rate phase {HalfSeconds} s";
+        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, Kafka linger.ms {LingerMs}, fetch.wait.max.ms {FetchWaitMs}, half-rate phase {HalfSeconds} s";
 }
 
 internal sealed record ProbeSet(List<EventMessage> Messages, long ExampleBytes, long SourceBytes);
@@ -232,7 +233,7 @@ internal static class Bench
             {
                 BootstrapServers = cluster.BootstrapServers,
                 ClientId = "pipeline-bench",
-                FetchWaitMaxMs = 5,
+                FetchWaitMaxMs = opt.FetchWaitMs,
                 LingerMs = opt.LingerMs,
                 AdminTimeoutMs = 5000,
                 DefaultReplicationFactor = 3,
