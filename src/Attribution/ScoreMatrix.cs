@@ -55,10 +55,12 @@ public sealed class ScoreMatrix
     public ReadOnlySpan<float> Row(int query) => Scores.AsSpan(query * ExampleCount, ExampleCount);
 
     /// <summary>The k highest-scoring training examples of a query, best first (ties broken by lower index).</summary>
-    public (int Example, float Score)[] TopK(int query, int k)
+    public (int Example, float Score)[] TopK(int query, int k) => TopK(Row(query), k);
+
+    /// <summary>The <paramref name="k"/> largest entries of <paramref name="row"/> as (index, score), best first (ties: lower index first).</summary>
+    public static (int Example, float Score)[] TopK(ReadOnlySpan<float> row, int k)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(k);
-        var row = Row(query);
         k = Math.Min(k, row.Length);
         var heap = new PriorityQueue<int, (float, int)>(k + 1, Comparer<(float Score, int Index)>.Create((a, b) =>
             a.Score != b.Score ? a.Score.CompareTo(b.Score) : b.Index.CompareTo(a.Index)));

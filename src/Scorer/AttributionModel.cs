@@ -133,7 +133,7 @@ public sealed class AttributionModel
     {
         ArgumentNullException.ThrowIfNull(scores);
         int n = Examples.Units;
-        return new ScoreMatrix(scores.ExampleScores.AsSpan(q * n, n).ToArray(), 1, n, new int[n], 1).TopK(0, k);
+        return ScoreMatrix.TopK(scores.ExampleScores.AsSpan(q * n, n), k);
     }
 
     private static ResponseSet Load(ProbeFormat format, IReadOnlyList<float[]> units)
