@@ -104,11 +104,16 @@ public sealed class KafkaPipelineFaultTests(KafkaPipelineFixture kafka, ITestOut
     {
         var attributed = kafka.RawAttributionIds(prefix).ToHashSet();
         var missing = Enumerable.Range(0, count).Select(i => $"{prefix}-{i:D3}").Where(id => !attributed.Contains(id)).ToList();
-        var queries = kafka.ReadAll(Topics.Queries).Where(r => missing.Contains(r.KeyString)).Select(r => $"{r.KeyString}@{r.Partition}/{r.Offset}").ToList();
+        var all = kafka.ReadAll(Topics.Queries);
+        var queries = all.Where(r => missing.Contains(r.KeyString)).Select(r => $"{r.KeyString}@{r.Partition}/{r.Offset}").ToList();
+        // Where the producer was told each missing query was written, and what the log holds there.
+        var acked = missing.Select(id => kafka.Acknowledged.TryGetValue(id, out var at)
+            ? $"{id} acked at {at.Partition}/{at.Offset}, log has {(all.FirstOrDefault(r => r.Partition == at.Partition && r.Offset == at.Offset) is { } r ? $"'{r.KeyString}'" : $"nothing (partition ends at {all.Where(x => x.Partition == at.Partition).Select(x => x.Offset + 1).DefaultIfEmpty(0).Max()})")}"
+            : $"{id} never acknowledged").ToList();
         var dead = kafka.ReadAll(Topics.DeadLetter).Where(r => missing.Contains(r.KeyString))
             .Select(r => $"{r.KeyString}: {r.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)}").ToList();
         var m = _lastWorker?.Metrics;
-        return $"missing [{string.Join(", ", missing)}]; on the queries topic [{string.Join(", ", queries)}]; dead-lettered [{string.Join(" | ", dead)}]; " +
+        return $"missing [{string.Join(", ", missing)}]; on the queries topic [{string.Join(", ", queries)}]; produce acknowledgements [{string.Join("; ", acked)}]; dead-lettered [{string.Join(" | ", dead)}]; " +
             $"Scorer: scored {m?.QueriesScored}, duplicates {m?.DuplicatesSkipped}, rejected {m?.QueriesRejected}, handled {_lastWorker?.HandledCount}, dead-lettered {_lastWorker?.DeadLetteredCount}, " +
             $"worker {(_lastWorker?.ExecuteTask is { } t ? t.Status.ToString() : "not started")}";
     }
