@@ -2,6 +2,7 @@ using System.CommandLine;
 using Attribution.Engine;
 using Attribution.Engine.Data;
 using Attribution.Engine.IO;
+using Attribution.Engine.Models;
 using Attribution.Engine.Training;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
@@ -136,13 +137,14 @@ internal static class GptTraining
         var r = result!;
         TrainLog.GptFinished(log, recipe.Config.ToString(), r.ValidationLoss, r.UnigramValidationLoss, recipe.Steps, r.Seconds);
         Directory.CreateDirectory(outDir);
-        Safetensors.Write(Path.Combine(outDir, RunDirectory.CheckpointFile), r.Model.Parameters, new Dictionary<string, string> { ["format"] = "pt" });
+        GptCheckpoint.Save(outDir, r.Model);
         var manifest = System.Text.Json.JsonSerializer.Serialize(new
         {
             recipe,
             data = new { name = "fortunes", tokenizer = "bytes+BOS/EOS/PAD", trainDocumentIds = r.TrainDocumentIds, validationDocumentIds = r.ValidationDocumentIds },
             metrics = new { validationLoss = r.ValidationLoss, unigramValidationLoss = r.UnigramValidationLoss, seconds = r.Seconds },
-            checkpoint = RunDirectory.CheckpointFile,
+            checkpoint = GptCheckpoint.WeightsFile,
+            checkpointLayout = "huggingface-gpt2 (config.json + model.safetensors)",
         }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase });
         var tmp = Path.Combine(outDir, RunDirectory.ManifestFile + ".tmp");
         File.WriteAllText(tmp, manifest);
