@@ -241,6 +241,19 @@ public sealed class KafkaPipelineFixture : IAsyncLifetime
     public List<string> RawAttributionIds(string prefix) =>
         [.. ReadAll(Topics.Attributions).Select(r => EventCodecs.Attributions.Decode(r.Value).QueryId).Where(id => id.StartsWith(prefix + "-", StringComparison.Ordinal))];
 
+    /// <summary>As <see cref="Until{T}(Func{T}, Func{T, bool}, string, double)"/>, describing what was awaited only on timeout (with the state then).</summary>
+    public static async Task<T> Until<T>(Func<T> probe, Func<T, bool> done, Func<string> what, double seconds = 60)
+    {
+        try
+        {
+            return await Until(probe, done, "", seconds);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"timed out after {seconds} s waiting for {what()}", e);
+        }
+    }
+
     public static async Task<T> Until<T>(Func<T> probe, Func<T, bool> done, string what, double seconds = 60)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
