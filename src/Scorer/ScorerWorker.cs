@@ -78,20 +78,8 @@ public sealed class ScorerWorker : EventConsumerWorker
             Engine.Blas.SetThreads(_options.BlasThreads);
         }
 
-        if (await _log.GetPartitionCountAsync(Topics.Queries, cancellationToken) is null)
-        {
-            await _log.CreateTopicAsync(new TopicSpec(Topics.Queries, _options.QueryPartitions), cancellationToken);
-        }
-
-        int queries = await _log.GetPartitionCountAsync(Topics.Queries, cancellationToken) ?? _options.QueryPartitions;
-        await _log.CreateTopicAsync(new TopicSpec(Topics.Attributions, queries), cancellationToken);
-        var attributions = await _log.GetPartitionCountAsync(Topics.Attributions, cancellationToken);
-        if (attributions != queries)
-        {
-            throw new InvalidOperationException($"Topic '{Topics.Attributions}' has {attributions} partitions but '{Topics.Queries}' has {queries}; they must match so query partition p maps to attribution partition p (exactly-once by query id). Recreate '{Topics.Attributions}' with {queries} partitions.");
-        }
-
-        await _log.CreateTopicAsync(new TopicSpec(Topics.DeadLetter), cancellationToken);
+        // Attributions get exactly as many partitions as queries: query partition p maps to attribution partition p.
+        int queries = (await new TopicProvisioner(_log, Logger).EnsureAsync(_options.RequiredTopics(), cancellationToken))[Topics.Queries];
         _dedup = new AttributionDeduplicator(_log, queries, _options.DedupWindow);
         _index.Start();
         _batchers = [.. Enumerable.Range(0, _options.ConcurrentBatches).Select(_ =>
