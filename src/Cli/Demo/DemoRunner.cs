@@ -274,6 +274,7 @@ internal static class DemoRunner
                 table.AddRow("latency p50 / p99 (query produced → attribution published)", $"{m.LatencyP50Micros / 1000.0:F2} ms / {m.LatencyP99Micros / 1000.0:F2} ms");
                 table.AddRow("mean micro-batch", $"{m.MeanBatchSize:F1} queries");
                 table.AddRow("dead-lettered (poison input)", $"{m.QueriesRejected:N0}");
+                table.AddRow("duplicates skipped (id already attributed)", $"{m.DuplicatesSkipped:N0}");
                 table.AddRow("contamination alerts", $"{alerts.Alerts.Count:N0}");
                 table.AddRow("top sources (positive attribution mass)", string.Join(", ", top.Select(t => $"{Markup.Escape(run.SourceName(t.Id))} {t.Mass:F2}")));
                 ctx.Refresh();
