@@ -95,34 +95,18 @@ public sealed class AttributionModel
     /// </summary>
     public BatchScores Score(float[] inputs, int count)
     {
-        int classes = Layout.Widths[^1];
-        var logits = new float[count * classes];
+        var predicted = new int[count];
+        var examples = new float[(long)count * Examples.Units];
+        var sources = new float[(long)count * Sources.Units];
+        GradientFactors readout;
         lock (_mlp)
         {
             // The network keeps its activations in buffers of its own; concurrent batches take turns here.
-            _mlp.Logits(inputs, count, logits);
+            _mlp.Predict(inputs, count, predicted);
+            // The forward pass and the margin's sensitivities are the same for both sets: computed once.
+            readout = _mlp.ForwardModeGradients(inputs.AsSpan(0, count * InputWidth), predicted, count, ModelOutput.Margin);
         }
 
-        var predicted = new int[count];
-        for (int q = 0; q < count; q++)
-        {
-            var row = logits.AsSpan(q * classes, classes);
-            int best = 0;
-            for (int c = 1; c < classes; c++)
-            {
-                if (row[c] > row[best])
-                {
-                    best = c;
-                }
-            }
-
-            predicted[q] = best;
-        }
-
-        var examples = new float[(long)count * Examples.Units];
-        var sources = new float[(long)count * Sources.Units];
-        // The forward pass and the margin's sensitivities are the same for both sets: computed once.
-        var readout = ResponseSet.PrepareJacobian(Layout, Theta, inputs.AsSpan(0, count * InputWidth), predicted);
         Examples.JacobianScores(readout, examples);
         Sources.JacobianScores(readout, sources);
         return new BatchScores(predicted, examples, sources);

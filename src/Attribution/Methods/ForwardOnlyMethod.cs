@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Attribution.Attribution.Kernels;
+using Attribution.Engine.Models;
 
 namespace Attribution.Attribution.Methods;
 
@@ -7,8 +9,8 @@ namespace Attribution.Attribution.Methods;
 /// Forward-only simulated influence (Ma &amp; Nyarko 2025; docs/forward-only-attribution.md). Precompute simulates each
 /// training example's response <c>r_b ≈ −H_λ⁻¹[I − (I − ηH_λ)^K] ∇ℓ_b</c> (compressed per layer by truncated SVD) and
 /// every source's response <c>r_S = Σ_{b∈S} r_b</c> in full precision. Scoring is forward-only: the directional
-/// derivative of each query's margin along every response, <c>s(q, b) = g_qᵀ r_b</c> (positive = helpful), by a batched
-/// JVP, or by the two-forward-pass finite difference.
+/// derivative of each query's margin along every response, <c>s(q, b) = g_qᵀ r_b</c> (positive = helpful), from the
+/// model's forward-mode gradient factors of the queries, or by the two-forward-pass finite difference.
 /// </summary>
 public sealed class ForwardOnlyMethod : IAttributionMethod
 {
@@ -16,6 +18,7 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     private AttributionProblem? _problem;
     private ResponseSet? _examples;
     private ResponseSet? _sources;
+    private readonly ConcurrentBag<Mlp> _models = [];
 
     /// <summary>Creates the method; <paramref name="options"/> null uses the defaults (two-trajectory).</summary>
     public ForwardOnlyMethod(ForwardOnlyOptions? options = null)
@@ -140,41 +143,82 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     }
 
     /// <inheritdoc />
-    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(queries);
-        var problem = _problem ?? throw NotReady();
-        var scores = Read(ExampleResponses, queries, cancellationToken);
-        return new ScoreMatrix(scores, queries.Count, problem.Count, problem.SourceIds, problem.SourceCount);
-    }
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => ScoreAll(queries, cancellationToken).Examples;
 
     /// <inheritdoc />
-    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default)
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => ScoreAll(queries, cancellationToken).Sources;
+
+    /// <summary>
+    /// Scores a batch against every example and every source ([queries, sources] row-major). The queries' forward pass
+    /// and gradient factors are computed once and shared by both sets. Safe to call from several threads at once.
+    /// </summary>
+    public (ScoreMatrix Examples, float[] Sources) ScoreAll(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        return Read(SourceResponses, queries, cancellationToken);
-    }
-
-    private float[] Read(ResponseSet set, QueryBatch queries, CancellationToken cancellationToken)
-    {
         var problem = _problem ?? throw NotReady();
         CheckWidth(problem, queries);
         cancellationToken.ThrowIfCancellationRequested();
-        var scores = new float[(long)queries.Count * set.Units];
-        if (_options.Readout == ForwardReadout.Jacobian)
+        var examples = new float[(long)queries.Count * ExampleResponses.Units];
+        var sources = new float[(long)queries.Count * SourceResponses.Units];
+        if (_options.Readout == ForwardReadout.FiniteDifference)
         {
-            set.JacobianScores(problem.Theta, queries.Inputs, queries.Labels, scores);
+            float eps = _options.ReadoutEpsilon ?? _options.Epsilon;
+            ExampleResponses.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, eps, examples);
+            SourceResponses.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, eps, sources);
         }
-        else if (_options.Readout == ForwardReadout.Jvp)
+        else if (queries.Count > 0)
         {
-            set.JvpScores(problem.Theta, queries.Inputs, queries.Labels, scores);
-        }
-        else
-        {
-            set.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, _options.ReadoutEpsilon ?? _options.Epsilon, scores);
+            var readout = Readout(queries);
+            ExampleResponses.JacobianScores(readout, examples);
+            SourceResponses.JacobianScores(readout, sources);
         }
 
-        return scores;
+        return (new ScoreMatrix(examples, queries.Count, problem.Count, problem.SourceIds, problem.SourceCount), sources);
+    }
+
+    /// <summary>The class the model predicts for each input (the label whose margin a served query attributes).</summary>
+    public int[] Predict(float[] inputs, int count)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        var model = Rent();
+        try
+        {
+            var classes = new int[count];
+            model.Predict(inputs, count, classes);
+            return classes;
+        }
+        finally
+        {
+            _models.Add(model);
+        }
+    }
+
+    // The queries' margin gradient factors at θ*, in forward mode (the readout never runs a backward pass).
+    private GradientFactors Readout(QueryBatch queries)
+    {
+        var model = Rent();
+        try
+        {
+            return model.ForwardModeGradients(queries.Inputs, queries.Labels, queries.Count, ModelOutput.Margin);
+        }
+        finally
+        {
+            _models.Add(model);
+        }
+    }
+
+    // Models hold work buffers: one per concurrent caller, reused.
+    private Mlp Rent()
+    {
+        if (_models.TryTake(out var model))
+        {
+            return model;
+        }
+
+        var problem = _problem ?? throw NotReady();
+        model = new Mlp(problem.Layout);
+        model.LoadFrom(problem.Theta);
+        return model;
     }
 
     internal static void CheckWidth(AttributionProblem problem, QueryBatch queries)

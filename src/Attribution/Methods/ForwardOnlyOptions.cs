@@ -3,12 +3,9 @@ namespace Attribution.Attribution.Methods;
 /// <summary>How forward-only scores are read out at query time.</summary>
 public enum ForwardReadout
 {
-    /// <summary>Batched forward-mode JVP of the query margins along every stored response (a few GEMMs per layer, the upper layers run once per unit).</summary>
-    Jvp,
-
     /// <summary>
-    /// The same scores as <see cref="Jvp"/>, summed per layer: the margin's pre-activation sensitivities obtained in
-    /// forward mode once per query, then one pass over each unit's factors (default; no per-unit forward pass).
+    /// The directional derivative of the query's margin along each response, summed per layer: the margin's
+    /// pre-activation sensitivities obtained in forward mode once per query, then one pass over each unit's factors.
     /// </summary>
     Jacobian,
 
