@@ -14,6 +14,8 @@ public class ModelContractTests
         { "mlp", ModelOutput.Loss },
         { "mlp", ModelOutput.Margin },
         { "mlp", ModelOutput.LogLikelihood },
+        { "gpt", ModelOutput.Loss },
+        { "gpt", ModelOutput.LogLikelihood },
     };
 
     internal static (IModel Model, ModelBatch Batch) Create(string kind)
@@ -27,6 +29,17 @@ public class ModelContractTests
                 var x = new float[5 * 7];
                 rng.FillNormal(x);
                 return (mlp, ModelBatch.Classification(x, [0, 3, 1, 2, 3]));
+            }
+
+            case "gpt":
+            {
+                // Untied head, so every linear layer's factors are the whole gradient of the parameters they cover.
+                var gpt = new Gpt(new GptConfig(VocabSize: 11, Context: 6, DModel: 8, Heads: 2, Layers: 2, TiedHead: false), seed: 6);
+                const int count = 3, t = 5;
+                var tokens = Enumerable.Range(0, count * t).Select(_ => rng.NextInt(11)).ToArray();
+                var targets = Enumerable.Range(0, count * t).Select(_ => rng.NextInt(11)).ToArray();
+                targets[7] = -1; // an ignored position (padding)
+                return (new GptModel(gpt), ModelBatch.Sequences(tokens, targets, count, t));
             }
 
             default:
@@ -59,7 +72,9 @@ public class ModelContractTests
         var weights = Enumerable.Range(0, batch.Count).Select(i => 0.5f + 0.25f * i).ToArray();
         var grad = new float[p];
         model.OutputGradient(batch, output, weights, grad, default);
-        const float h = 1e-2f;
+        // The transformer's LayerNorms see inputs of scale 0.02 at initialisation: a smaller step keeps the difference
+        // in their near-linear range.
+        float h = kind == "gpt" ? 1e-3f : 1e-2f;
         var rng = new Rng(1);
         for (int trial = 0; trial < 40; trial++)
         {
@@ -153,6 +168,7 @@ public class ModelContractTests
 
     [Theory]
     [InlineData("mlp")]
+    [InlineData("gpt")]
     public void Flat_parameters_round_trip_through_the_named_tensors_and_a_clone(string kind)
     {
         var (model, batch) = Create(kind);
@@ -172,6 +188,34 @@ public class ModelContractTests
         model.Outputs(batch, ModelOutput.Loss, a);
         clone.Outputs(batch, ModelOutput.Loss, b);
         Assert.Equal(a, b);
+    }
+
+    [Fact]
+    public void A_transformer_refuses_a_margin_and_float_inputs_with_a_clear_error()
+    {
+        var (model, batch) = Create("gpt");
+        var e = Assert.Throws<NotSupportedException>(() => model.Outputs(batch, ModelOutput.Margin, new float[batch.Count]));
+        Assert.Contains("LogLikelihood", e.Message, StringComparison.Ordinal);
+        var a = Assert.Throws<ArgumentException>(() => model.Outputs(ModelBatch.Classification(new float[4], [0]), ModelOutput.Loss, new float[1]));
+        Assert.Contains("sequence batch", a.Message, StringComparison.Ordinal);
+        Assert.StartsWith("gpt:vocab=11,context=6,d=8,heads=2,layers=2", model.Architecture, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_transformers_training_step_is_the_token_mean_of_its_per_example_losses()
+    {
+        var (model, batch) = Create("gpt");
+        var values = new float[batch.Count];
+        model.Outputs(batch, ModelOutput.Loss, values);
+        int tokens = batch.Labels.Count(y => y != -1);
+        float mean = model.LossAndBackward(batch);
+        Assert.Equal(values.Sum() / tokens, mean, 1e-5);
+        var grad = new float[model.ParameterCount];
+        model.CopyGradientTo(grad);
+        var summed = new float[model.ParameterCount];
+        model.OutputGradient(batch, ModelOutput.Loss, default, summed, default);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(summed, 1f / tokens, summed);
+        MlpTests.AssertClose(summed, grad, 1e-4, "token-mean gradient");
     }
 
     [Theory]
