@@ -15,7 +15,7 @@ namespace Attribution.Attribution.Methods;
 public sealed class ForwardOnlyMethod : IAttributionMethod
 {
     private readonly ForwardOnlyOptions _options;
-    private AttributionProblem? _problem;
+    private Served? _problem;
     private ResponseSet? _examples;
     private ResponseSet? _sources;
     private readonly ConcurrentBag<Mlp> _models = [];
@@ -42,9 +42,38 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
             throw new ArgumentException($"responses for {examples.Units} examples / {sources.Units} sources do not match a problem of {problem.Count} examples / {problem.SourceCount} sources and {problem.Layout.ParameterCount} parameters.");
         }
 
-        var method = new ForwardOnlyMethod(options) { _problem = problem, _examples = examples, _sources = sources };
+        var method = new ForwardOnlyMethod(options) { _problem = Served.Of(problem), _examples = examples, _sources = sources };
         method.ShareBasis();
         return method;
+    }
+
+    /// <summary>
+    /// The serving form: a method built from a probe set (the model's θ, every example's and every source's response),
+    /// with no training data. <see cref="ScoreAll"/> is the Scorer's scoring; the per-source sums of
+    /// <see cref="ScoreMatrix.SourceScores"/> are empty (the set does not say which source an example belongs to).
+    /// </summary>
+    public static ForwardOnlyMethod FromResponses(MlpLayout layout, float[] theta, ResponseSet examples, ResponseSet sources, ForwardOnlyOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(theta);
+        ArgumentNullException.ThrowIfNull(examples);
+        ArgumentNullException.ThrowIfNull(sources);
+        if (theta.Length != layout.ParameterCount || examples.Layout.ParameterCount != layout.ParameterCount || sources.Layout.ParameterCount != layout.ParameterCount)
+        {
+            throw new ArgumentException($"θ ({theta.Length}) and the responses ({examples.Layout.ParameterCount}, {sources.Layout.ParameterCount}) must all have the {layout.ParameterCount} parameters of {string.Join('-', layout.Widths)}.");
+        }
+
+        var method = new ForwardOnlyMethod(options) { _problem = new Served(layout, theta, examples.Units, null, sources.Units), _examples = examples, _sources = sources };
+        method.ShareBasis();
+        return method;
+    }
+
+    // What scoring needs of the problem: the model at θ*, and the example→source map when there is one.
+    private sealed record Served(MlpLayout Layout, float[] Theta, int Count, int[]? SourceIds, int SourceCount)
+    {
+        public static Served Of(AttributionProblem problem) => new(problem.Layout, problem.Theta, problem.Count, problem.SourceIds, problem.SourceCount);
+
+        public int InputWidth => Layout.Widths[0];
     }
 
     /// <inheritdoc />
@@ -111,23 +140,51 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
         }, cancellationToken);
 
         var sources = new ResponseSet(problem.Layout, m, 0);
-        var row = new float[p];
-        for (int s = 0; s < m; s++)
+        if (_options.Sources == SourceResponse.Simulated)
         {
-            for (int j = 0; j < p; j++)
+            simulator.Simulate(SourceUnits(problem), (s, response) => sources.Set(s, response), cancellationToken);
+        }
+        else
+        {
+            var row = new float[p];
+            for (int s = 0; s < m; s++)
             {
-                row[j] = (float)sourceSums[(long)s * p + j];
-            }
+                for (int j = 0; j < p; j++)
+                {
+                    row[j] = (float)sourceSums[(long)s * p + j];
+                }
 
-            sources.Set(s, row);
+                sources.Set(s, row);
+            }
         }
 
-        _problem = problem;
+        _problem = Served.Of(problem);
         _examples = examples;
         _sources = sources;
         ShareBasis();
         ResponseNorms = norms;
         SimulationSeconds = watch.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>
+    /// The training-example indices of every source (unit s = the examples whose source is s, ascending): what a source
+    /// is when it is simulated as one unit, here and in the Simulator service.
+    /// </summary>
+    public static int[][] SourceUnits(AttributionProblem problem)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        var members = new List<int>[problem.SourceCount];
+        for (int s = 0; s < members.Length; s++)
+        {
+            members[s] = [];
+        }
+
+        for (int i = 0; i < problem.Count; i++)
+        {
+            members[problem.SourceIds[i]].Add(i);
+        }
+
+        return [.. members.Select(m => m.ToArray())];
     }
 
     /// <summary>Dimension of the input layer's shared basis and the energy it kept, when <see cref="ForwardOnlyOptions.InputBasisEnergy"/> is on.</summary>
@@ -143,10 +200,10 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     }
 
     /// <inheritdoc />
-    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => ScoreAll(queries, cancellationToken).Examples;
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, true, false, cancellationToken).Examples!;
 
     /// <inheritdoc />
-    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => ScoreAll(queries, cancellationToken).Sources;
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, false, true, cancellationToken).Sources!;
 
     /// <summary>
     /// Scores a batch against every example and every source ([queries, sources] row-major). The queries' forward pass
@@ -154,26 +211,47 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     /// </summary>
     public (ScoreMatrix Examples, float[] Sources) ScoreAll(QueryBatch queries, CancellationToken cancellationToken = default)
     {
+        var (examples, sources) = Read(queries, true, true, cancellationToken);
+        return (examples!, sources!);
+    }
+
+    private (ScoreMatrix? Examples, float[]? Sources) Read(QueryBatch queries, bool withExamples, bool withSources, CancellationToken cancellationToken)
+    {
         ArgumentNullException.ThrowIfNull(queries);
         var problem = _problem ?? throw NotReady();
-        CheckWidth(problem, queries);
+        CheckWidth(problem.InputWidth, queries);
         cancellationToken.ThrowIfCancellationRequested();
-        var examples = new float[(long)queries.Count * ExampleResponses.Units];
-        var sources = new float[(long)queries.Count * SourceResponses.Units];
+        var sets = new List<(ResponseSet Set, float[] Scores)>();
+        var examples = withExamples ? new float[(long)queries.Count * ExampleResponses.Units] : null;
+        var sources = withSources ? new float[(long)queries.Count * SourceResponses.Units] : null;
+        if (examples is not null)
+        {
+            sets.Add((ExampleResponses, examples));
+        }
+
+        if (sources is not null)
+        {
+            sets.Add((SourceResponses, sources));
+        }
+
         if (_options.Readout == ForwardReadout.FiniteDifference)
         {
             float eps = _options.ReadoutEpsilon ?? _options.Epsilon;
-            ExampleResponses.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, eps, examples);
-            SourceResponses.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, eps, sources);
+            foreach (var (set, scores) in sets)
+            {
+                set.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, eps, scores);
+            }
         }
         else if (queries.Count > 0)
         {
             var readout = Readout(queries);
-            ExampleResponses.JacobianScores(readout, examples);
-            SourceResponses.JacobianScores(readout, sources);
+            foreach (var (set, scores) in sets)
+            {
+                set.JacobianScores(readout, scores);
+            }
         }
 
-        return (new ScoreMatrix(examples, queries.Count, problem.Count, problem.SourceIds, problem.SourceCount), sources);
+        return (examples is null ? null : new ScoreMatrix(examples, queries.Count, problem.Count, problem.SourceIds, problem.SourceCount), sources);
     }
 
     /// <summary>The class the model predicts for each input (the label whose margin a served query attributes).</summary>
@@ -221,11 +299,13 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
         return model;
     }
 
-    internal static void CheckWidth(AttributionProblem problem, QueryBatch queries)
+    internal static void CheckWidth(AttributionProblem problem, QueryBatch queries) => CheckWidth(problem.InputWidth, queries);
+
+    private static void CheckWidth(int inputWidth, QueryBatch queries)
     {
-        if (queries.InputWidth != problem.InputWidth)
+        if (queries.InputWidth != inputWidth)
         {
-            throw new ArgumentException($"queries have width {queries.InputWidth}; the model takes {problem.InputWidth}.", nameof(queries));
+            throw new ArgumentException($"queries have width {queries.InputWidth}; the model takes {inputWidth}.", nameof(queries));
         }
     }
 

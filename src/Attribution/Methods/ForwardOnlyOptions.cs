@@ -13,6 +13,16 @@ public enum ForwardReadout
     FiniteDifference,
 }
 
+/// <summary>What a source's response is.</summary>
+public enum SourceResponse
+{
+    /// <summary>The source simulated as one unit: all its examples up-weighted together in one pair of trajectories.</summary>
+    Simulated,
+
+    /// <summary>The sum of its examples' simulated responses (first-order equal to <see cref="Simulated"/>).</summary>
+    SumOfExamples,
+}
+
 /// <summary>
 /// Options of forward-only simulated influence (docs/forward-only-attribution.md §3, §9a). Defaults follow the measured
 /// FashionMNIST recipe: two-trajectory, K = 50, ε = 1e-3, η = 1/h_max, no explicit damping, shared mini-batches of 100.
@@ -59,6 +69,9 @@ public sealed record ForwardOnlyOptions
     /// the default, kept the scores of a real FashionMNIST MLP at Pearson 0.9947 vs 0.9950 without it, at 46% of the bytes).
     /// </summary>
     public double InputBasisEnergy { get; init; } = 0.99;
+
+    /// <summary>What a source's response is (measured by the source-level LDS, docs/benchmarks/attribution-eval.md).</summary>
+    public SourceResponse Sources { get; init; } = SourceResponse.Simulated;
 
     /// <summary>Query-time readout.</summary>
     public ForwardReadout Readout { get; init; } = ForwardReadout.Jacobian;
