@@ -459,32 +459,20 @@ public sealed class Mlp : IModel
     }
 
     // Per-example outputs from the logits in _h[^1]; returns their mean.
-    private float Outputs(int batch, ReadOnlySpan<int> labels, ModelOutput output, Span<float> values)
-    {
-        int c = Classes;
-        double sum = 0;
-        for (int i = 0; i < batch; i++)
-        {
-            float v = MlpKernels.Output(output, _h[^1].AsSpan(i * c, c), labels[i], 1f, default);
-            if (!values.IsEmpty)
-            {
-                values[i] = v;
-            }
-
-            sum += v;
-        }
-
-        return (float)(sum / Math.Max(batch, 1));
-    }
+    private float Outputs(int batch, ReadOnlySpan<int> labels, ModelOutput output, Span<float> values) =>
+        Evaluate(batch, labels, output, 1f, values, gradients: false);
 
     // Writes d(output_i)/d(logits_i) · scale into _d[^1] and returns the mean output.
-    private float OutputGradients(int batch, ReadOnlySpan<int> labels, ModelOutput output, float scale, Span<float> values)
+    private float OutputGradients(int batch, ReadOnlySpan<int> labels, ModelOutput output, float scale, Span<float> values) =>
+        Evaluate(batch, labels, output, scale, values, gradients: true);
+
+    private float Evaluate(int batch, ReadOnlySpan<int> labels, ModelOutput output, float scale, Span<float> values, bool gradients)
     {
         int c = Classes;
         double sum = 0;
         for (int i = 0; i < batch; i++)
         {
-            float v = MlpKernels.Output(output, _h[^1].AsSpan(i * c, c), labels[i], scale, _d[^1].AsSpan(i * c, c));
+            float v = MlpKernels.Output(output, _h[^1].AsSpan(i * c, c), labels[i], scale, gradients ? _d[^1].AsSpan(i * c, c) : default);
             if (!values.IsEmpty)
             {
                 values[i] = v;
