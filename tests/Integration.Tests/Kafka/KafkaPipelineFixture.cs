@@ -193,10 +193,13 @@ public sealed class KafkaPipelineFixture : IAsyncLifetime
         configure?.Invoke(o);
     }), bus);
 
+    /// <summary>Where each query produced by <see cref="ProduceQueryAsync"/> was acknowledged (for diagnosing a missing one).</summary>
+    public ConcurrentDictionary<string, EventPosition> Acknowledged { get; } = new(StringComparer.Ordinal);
+
     public async Task ProduceQueryAsync(string id, float[] features)
     {
         var query = new ModelQuery(id, $"{RunId}@4", features, null, DateTimeOffset.UtcNow);
-        await Producer.ProduceQueryAsync(query);
+        Acknowledged[id] = await Producer.ProduceQueryAsync(query);
     }
 
     /// <summary>Queries <c>{prefix}-{i}</c> for i in [from, from + count), produced concurrently.</summary>
