@@ -39,7 +39,8 @@ public sealed record SpanQueryOptions(int MinLength = 8, int MaxDocuments = 16)
 /// </summary>
 public sealed class SpanIndex
 {
-    private const int Separator = -1;
+    /// <summary>The symbol after each document in the indexed text.</summary>
+    internal const int Separator = -1;
 
     private readonly int[] _text;
     private readonly int[] _suffixes;
@@ -55,6 +56,8 @@ public sealed class SpanIndex
         _ids = ids;
         _sources = sources;
     }
+
+    internal (int[] Text, int[] Suffixes, int[] Starts, long[] Ids, int[] Sources) Arrays => (_text, _suffixes, _starts, _ids, _sources);
 
     /// <summary>Documents indexed.</summary>
     public int DocumentCount => _ids.Length;
@@ -127,6 +130,9 @@ public sealed class SpanIndex
         starts[d] = p;
         return new SpanIndex(text, SuffixArray.Build(text), starts, [.. ids], [.. sourceIds]);
     }
+
+    // Arrays already validated by SpanIndexFormat.Read.
+    internal static SpanIndex FromArrays(int[] text, int[] suffixes, int[] starts, long[] ids, int[] sources) => new(text, suffixes, starts, ids, sources);
 
     /// <summary>Occurrences of <paramref name="span"/> in the corpus (0 for an empty span or one with a negative id).</summary>
     public int Count(ReadOnlySpan<int> span)

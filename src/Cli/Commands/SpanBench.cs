@@ -77,6 +77,15 @@ internal static class SpanBench
         Console.WriteLine($"index: {index.DocumentCount:N0} documents ({validation.Length:N0} held out), {index.TokenCount:N0} tokens; build {build:F2} s wall, {buildCpu:F2} s CPU (process) on one thread; " +
             $"arrays {index.MemoryBytes / 1048576.0:F1} MiB ({(double)index.MemoryBytes / index.TokenCount:F1} B/token), retained {retained / 1048576.0:F1} MiB, allocated during build {allocated / 1048576.0:F1} MiB");
 
+        sw.Restart();
+        var bytes = SpanIndexFormat.Write(index);
+        double write = sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        var reread = SpanIndexFormat.Read(bytes);
+        double read = sw.Elapsed.TotalSeconds;
+        Console.WriteLine($"serialized: {bytes.Length / 1048576.0:F1} MiB, write {write:F2} s, read with full validation {read:F2} s (wall); {(reread.TokenCount == index.TokenCount ? "same size" : "SIZE DIFFERS")}");
+        bytes = null;
+
         var rng = new Rng(seed);
         var copied = Windows(rng, train.Where(i => tokens[i].Length >= queryLength).Select(i => tokens[i]).ToArray(), queryCount / 2, queryLength, "indexed");
         var fresh = Windows(rng, validation.Where(i => tokens[i].Length >= options.MinLength).Select(i => tokens[i]).ToArray(), queryCount - (queryCount / 2), queryLength, "held-out");
