@@ -39,6 +39,6 @@ public sealed class LassoFit
     /// <summary>The λ values of the path, descending (the chosen one included).</summary>
     public double[] PathLambdas { get; }
 
-    /// <summary>Summed held-out squared error per path λ (cross-validation only; null otherwise).</summary>
+    /// <summary>Summed held-out squared error per path λ (cross-validation only, NaN past the early stop; null otherwise).</summary>
     public double[]? HeldOutError { get; }
 }

@@ -6,7 +6,8 @@ public enum LambdaRule
     /// <summary>
     /// Held-out subsets (shared/docs/stride.md §6): the K rows are split into <see cref="LassoOptions.Folds"/> folds; each
     /// fold's path is fitted on the other rows and scored by squared error on its own rows; the λ with the least total
-    /// held-out error is refitted on all rows. Costs (folds + 1) paths per query.
+    /// held-out error is refitted on all rows. The walk stops <see cref="LassoOptions.CvPatience"/> λ values past the best.
+    /// Costs up to (folds + 1) paths per query.
     /// </summary>
     CrossValidation,
 
@@ -35,6 +36,10 @@ public sealed record LassoOptions
 
     /// <summary>Folds over the K rows for <see cref="LambdaRule.CrossValidation"/>.</summary>
     public int Folds { get; init; } = 5;
+
+    /// <summary>Cross-validation stops walking down the path after this many λ values without a lower held-out error
+    /// (the rest of <see cref="LassoFit.HeldOutError"/> is NaN).</summary>
+    public int CvPatience { get; init; } = 5;
 
     /// <summary>λ/λ_max for <see cref="LambdaRule.FixedFraction"/>.</summary>
     public double FixedFraction { get; init; } = 0.05;
@@ -65,6 +70,11 @@ public sealed record LassoOptions
         if (Rule == LambdaRule.CrossValidation && Folds < 2)
         {
             throw new ArgumentException($"LassoOptions.Folds must be ≥ 2 for cross-validation; got {Folds}.");
+        }
+
+        if (Rule == LambdaRule.CrossValidation && CvPatience < 1)
+        {
+            throw new ArgumentException($"LassoOptions.CvPatience must be ≥ 1; got {CvPatience}.");
         }
 
         if (Rule == LambdaRule.FixedFraction && !(FixedFraction > 0))

@@ -86,8 +86,10 @@ public sealed class LassoRecovery
             return SolveTo(full, path, _options.FixedFraction * lambdaMax, lambdaMax);
         }
 
-        var heldOut = new double[path.Length];
-        for (int f = 0; f < _options.Folds; f++)
+        // All folds advance down the path together so the walk can stop once the held-out error has not improved for
+        // CvPatience consecutive λ values: the small-λ end, where many coordinates are active, is the costly part.
+        var states = new PathState[_options.Folds];
+        for (int f = 0; f < states.Length; f++)
         {
             var keep = new bool[_design.Subsets];
             for (int k = 0; k < keep.Length; k++)
@@ -95,20 +97,23 @@ public sealed class LassoRecovery
                 keep[k] = _fold[k] != f;
             }
 
-            var state = new PathState(_design, _options, keep, _foldCounts[f], y, omega);
-            double previous = path[0];
-            for (int l = 0; l < path.Length; l++)
-            {
-                state.SolveAt(path[l], previous);
-                previous = path[l];
-                heldOut[l] += state.HeldOutError();
-            }
+            states[f] = new PathState(_design, _options, keep, _foldCounts[f], y, omega);
         }
 
+        var heldOut = new double[path.Length];
+        heldOut.AsSpan().Fill(double.NaN);
         int best = 0;
-        for (int l = 1; l < path.Length; l++)
+        for (int l = 0; l < path.Length && l - best <= _options.CvPatience; l++)
         {
-            if (heldOut[l] < heldOut[best])
+            double error = 0;
+            foreach (var state in states)
+            {
+                state.SolveAt(path[l], path[Math.Max(l - 1, 0)]);
+                error += state.HeldOutError();
+            }
+
+            heldOut[l] = error;
+            if (error < heldOut[best])
             {
                 best = l;
             }

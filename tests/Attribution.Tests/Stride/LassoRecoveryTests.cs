@@ -190,7 +190,11 @@ public class LassoRecoveryTests
         double rel = Math.Sqrt(err / norm);
         Assert.True(rel < 0.25, $"relative ℓ2 error {rel:F3}");
         Assert.True(fit.Lambda < fit.LambdaMax && fit.Lambda > 0);
-        Assert.NotNull(fit.HeldOutError);
+        // The chosen λ is the held-out minimum, and the walk stopped CvPatience (5) values past it.
+        var cvError = fit.HeldOutError!;
+        int chosen = fit.PathLambdas.Length - 1;
+        Assert.Equal(cvError.Where(double.IsFinite).Min(), cvError[chosen]);
+        Assert.Equal(Math.Min(chosen + 6, cvError.Length), cvError.Count(double.IsFinite));
 
         var top = Enumerable.Range(0, x.Length).OrderByDescending(j => Math.Abs(fit.Weights[j])).Take(40).ToHashSet();
         Assert.All(Enumerable.Range(0, x.Length).Where(j => x[j] != 0), j => Assert.Contains(j, top));
