@@ -60,8 +60,7 @@ public class SubsetDesignTests
     public void RandomSmallSetsTouchAtLeastFiveSixthsOfTheirSlots()
     {
         // Berinde et al.'s guarantee needs a (2k, ε)-expander with ε < 1/6: |N(S)| ≥ (1 − ε)·|S|·d for |S| ≤ 2k.
-        // On the paper's K = 1000, d = 10 design (n = 5,000) random sets up to 20 examples must keep 5/6 of their slots;
-        // a design that packed neighbours together (e.g. example i in subsets i..i+d−1) fails this at once.
+        // On the paper's K = 1000, d = 10 design (n = 5,000) random sets up to 20 examples must keep 5/6 of their slots.
         var design = SubsetDesign.Create(5000, 1000, 10, seed: 3);
         var rng = new Rng(11);
         foreach (int s in new[] { 2, 5, 10, 20 })
