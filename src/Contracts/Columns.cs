@@ -112,7 +112,13 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
 
     private ArrayData? Find(string name, bool required)
     {
-        var index = batch.Schema.GetFieldIndex(name);
+        // Ordinal and allocation-free (Schema.GetFieldIndex goes through a culture-aware LINQ lookup).
+        var fields = batch.Schema.FieldsList;
+        var index = -1;
+        for (var i = 0; i < fields.Count && index < 0; i++)
+        {
+            index = string.Equals(fields[i].Name, name, StringComparison.Ordinal) ? i : -1;
+        }
         if (index < 0 || index >= batch.ColumnCount)
         {
             return required ? throw Error(name, null, "required column is missing") : null;

@@ -1,13 +1,18 @@
 using Attribution.Attribution.Methods;
 using Attribution.Attribution.Probes;
+using Attribution.Contracts;
+using Attribution.Transport;
 using Microsoft.Extensions.Options;
 
 namespace Attribution.Simulator;
 
 /// <summary>Simulator options (configuration section <c>Simulator</c>); the simulation knobs are those of
-/// <see cref="ForwardOnlyOptions"/> (docs/forward-only-attribution.md §3).</summary>
+/// <see cref="ForwardOnlyOptions"/> (docs/forward-only-attribution.md §3), with its defaults: the Simulator publishes
+/// what <c>./pipeline eval</c> and <c>attribute</c> measure.</summary>
 public sealed class SimulatorOptions
 {
+    private static readonly ForwardOnlyOptions Defaults = new();
+
     /// <summary>Configuration section name.</summary>
     public const string SectionName = "Simulator";
 
@@ -15,34 +20,34 @@ public sealed class SimulatorOptions
     public string GroupId { get; set; } = "simulator";
 
     /// <summary>Horizon K (gradient steps per trajectory).</summary>
-    public int Horizon { get; set; } = 50;
+    public int Horizon { get; set; } = Defaults.Horizon;
 
     /// <summary>Perturbation weight ε.</summary>
-    public float Epsilon { get; set; } = 1e-3f;
+    public float Epsilon { get; set; } = Defaults.Epsilon;
 
     /// <summary>Step size η; unset uses min(1/h_max from power iteration, the recipe's learning rate).</summary>
-    public float? StepSize { get; set; }
+    public float? StepSize { get; set; } = Defaults.StepSize;
 
     /// <summary>Proximal damping λ.</summary>
-    public float Damping { get; set; }
+    public float Damping { get; set; } = Defaults.Damping;
 
     /// <summary>Per-layer rank of example probes (0 = full).</summary>
-    public int Rank { get; set; } = 16;
+    public int Rank { get; set; } = Defaults.Rank;
 
     /// <summary>Element type of example probes: "f16" (default, half the bytes) or "f32". Source probes are always full f32.</summary>
     public string Precision { get; set; } = "f16";
 
     /// <summary>Units simulated (and published) per block.</summary>
-    public int UnitsPerBlock { get; set; } = 100;
+    public int UnitsPerBlock { get; set; } = Defaults.UnitsPerBlock;
 
     /// <summary>Shared mini-batch size (0 = full batch).</summary>
-    public int BatchSize { get; set; } = 100;
+    public int BatchSize { get; set; } = Defaults.BatchSize;
 
     /// <summary>Seed of the mini-batch sequence, power iteration and SVD sketch.</summary>
-    public ulong Seed { get; set; } = 1;
+    public ulong Seed { get; set; } = Defaults.Seed;
 
     /// <summary>Two-trajectory (±ε) simulation.</summary>
-    public bool TwoTrajectory { get; set; } = true;
+    public bool TwoTrajectory { get; set; } = Defaults.TwoTrajectory;
 
     /// <summary>Use only the first N training examples (ascending id) of a run; 0 = all. For demos.</summary>
     public int MaxExamples { get; set; }
@@ -52,6 +57,10 @@ public sealed class SimulatorOptions
 
     /// <summary>Partitions of the probes topic when the Simulator creates it.</summary>
     public int ProbePartitions { get; set; } = 4;
+
+    /// <summary>The topics the Simulator reads and writes, as it creates them (<see cref="TopicProvisioner"/>): probes
+    /// compacted (a Scorer rebuilds its index from it), checkpoints, dead-letter.</summary>
+    public IReadOnlyList<TopicSpec> RequiredTopics() => [new(Topics.Probes, ProbePartitions, Compacted: true), new(Topics.DeadLetter), new(Topics.Checkpoints)];
 
     /// <summary>
     /// How many Simulator instances share each checkpoint's probe set (default 1: this instance simulates all of it).

@@ -151,4 +151,27 @@ public class ArrowVariantTests
         Assert.Contains("tags: list<item: struct<name: utf8, weight: float64>>", text.ToString(), StringComparison.Ordinal);
         Assert.Contains("tags=[{name=\"a\", weight=0.5}, {name=\"b\", weight=1.5}]", text.ToString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Inspector_PrintsFormatSchemaDictionariesAndFirstRows()
+    {
+        var output = new StringWriter();
+        ArrowInspector.Describe(DictionaryQueries(), output, maxRows: 1, maxListItems: 1);
+        var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("format: Arrow IPC stream, ", lines[0], StringComparison.Ordinal);
+        Assert.Equal("schema: 4 field(s)", lines[1]);
+        Assert.Equal("  query_id: dictionary<values=utf8, indices=int32> not null", lines[2]);
+        Assert.Equal("  schema metadata: {event-type: \"model-query\", schema-version: \"1\"}", lines[6]);
+        Assert.Equal("batch 0: 2 row(s)", lines[7]);
+        Assert.Equal("  dictionary 'query_id': 2 entries [\"q-a\", ...]", lines[8]);
+        Assert.Equal("  [0] query_id=\"q-a\", model_version=\"run-1@300\", features=[1, ... 2 items], timestamp=2026-11-22T21:54:02.123456Z", lines[10]);
+        Assert.Equal("total: 1 batch(es), 2 row(s) (first 1 rows shown)", lines[^1]);
+    }
+
+    [Fact]
+    public void Inspector_OnMalformedBytes_ThrowsInvalidArrowExceptionSayingWhere()
+    {
+        var e = Assert.Throws<InvalidArrowException>(() => ArrowInspector.Describe(new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, 0x10 }, TextWriter.Null));
+        Assert.Equal("Malformed Arrow input at byte 4: truncated: the metadata size after the continuation marker needs 4 bytes but 1 remain.", e.Message);
+    }
 }

@@ -63,7 +63,7 @@ public sealed class KafkaPipelineFaultTests(KafkaPipelineFixture kafka, ITestOut
         await host.StartAsync();
         var worker = host.Services.GetRequiredService<ScorerWorker>();
         _lastWorker = worker;
-        await KafkaPipelineFixture.Until(() => worker.Index.Current, m => m is not null, "the Scorer's probe index from the probes topic", 60);
+        await KafkaPipelineFixture.Until(() => worker.Index.Current, m => m is not null, () => "the Scorer's probe index from the probes topic" + $" (index error: {worker.Index.LastError ?? "none"}, swaps {worker.Index.Swaps})", 60);
         return worker;
     }
 

@@ -34,7 +34,7 @@ public sealed class QueryIdentityTests(KafkaPipelineFixture kafka, ITestOutputHe
         using var host = kafka.BuildScorer($"scorer-{prefix}");
         await host.StartAsync();
         var worker = host.Services.GetRequiredService<ScorerWorker>();
-        await KafkaPipelineFixture.Until(() => worker.Index.Current, m => m is not null, "the Scorer's probe index", 60);
+        await KafkaPipelineFixture.Until(() => worker.Index.Current, m => m is not null, () => "the Scorer's probe index" + $" (index error: {worker.Index.LastError ?? "none"}, swaps {worker.Index.Swaps})", 60);
 
         // A new group starts at the beginning of the shared queries topic: let it finish what earlier tests left there,
         // so the counters' changes below are this test's inputs alone.
