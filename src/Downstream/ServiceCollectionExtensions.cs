@@ -4,6 +4,7 @@ using Attribution.Downstream.Store;
 using Attribution.Downstream.Web;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Attribution.Downstream;
@@ -34,9 +35,10 @@ public static class DownstreamServiceCollectionExtensions
         services.AddSingleton<IAttributionSink>(sp => sp.GetRequiredService<SourceLedger>());
         services.AddSingleton<IAttributionSink>(sp => sp.GetRequiredService<AttributionStore>());
         services.AddSingleton<IAttributionSink>(sp => sp.GetRequiredService<LiveAttributions>());
-        services.AddSingleton<AlertFeed>();
+        services.TryAddSingleton<AlertFeed>();
         services.AddSingleton<AttributionFeed>();
         services.AddHostedService(sp => sp.GetRequiredService<AttributionFeed>());
+        services.AddHealthChecks().AddCheck<DownstreamHealthCheck>("downstream", tags: ["downstream"]);
         services.AddSingleton<LedgerPublisher>();
         services.AddHostedService(sp => sp.GetRequiredService<LedgerPublisher>());
         return services;
