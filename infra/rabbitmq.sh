@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Start/stop a private RabbitMQ node for tests: ./infra/rabbitmq.sh start|stop|status
 # The node listens on 127.0.0.1:${RABBITMQ_TEST_PORT:-5673} (guest/guest), keeps its state under
-# ${RABBITMQ_TEST_DIR:-/tmp/attribution-rabbitmq}, and is named attribution-tests@localhost so it never clashes
-# with a system RabbitMQ on 5672. `start` first stops a stale node left by a crashed run; `stop` also ends the epmd it started.
+# ${RABBITMQ_TEST_DIR:-/tmp/attribution-rabbitmq}, and is named attribution-tests-PORT@localhost so it never clashes
+# with a system RabbitMQ on 5672 or another test run. `start` first stops a stale node left by a crashed run; `stop` also ends the epmd it started.
 set -euo pipefail
 PORT="${RABBITMQ_TEST_PORT:-5673}"
 DIR="${RABBITMQ_TEST_DIR:-/tmp/attribution-rabbitmq}"
-NODE="attribution-tests@localhost"
+NODE="attribution-tests-$PORT@localhost"   # one node name per port: parallel runs on one machine do not clash
 BIN=/usr/lib/rabbitmq/bin
 [ -x "$BIN/rabbitmq-server" ] || BIN="$(dirname "$(command -v rabbitmq-server 2>/dev/null || echo /usr/sbin/rabbitmq-server)")"
 if [ ! -x "$BIN/rabbitmq-server" ]; then

@@ -379,9 +379,8 @@ internal static class Bench
         var id = $"{tag}-{i:D6}";
         int image = i % 10_000;
         var query = new ModelQuery(id, $"{RunId}@{Step}", new ArraySegment<float>(queries, image * 784, 784).ToArray(), null, DateTimeOffset.UtcNow);
-        var message = EventMessage.Create(id, EventCodecs.Queries.Encode(query));
         collector.Started(id);
-        return producer.ProduceAsync(Topics.Queries, message);
+        return producer.ProduceQueryAsync(query);
     }
 
     /// <summary>

@@ -1,4 +1,6 @@
-using Attribution.Arrow;
+using Apache.Arrow;
+using Apache.Arrow.Types;
+using Attribution.Contracts.Arrow;
 using static Attribution.Contracts.Columns;
 
 namespace Attribution.Contracts;
@@ -19,12 +21,12 @@ public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> 
     public static int SchemaVersion => 1;
 
     /// <inheritdoc/>
-    public static ArrowSchema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
-        Required("run_id", ArrowType.Utf8),
-        Required("step", ArrowType.Int64),
+    public static Schema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
+        Required("run_id", StringType.Default),
+        Required("step", Int64Type.Default),
         Required("example_ids", Int64List),
         Required("source_ids", Int64List),
-        Optional("payload", ArrowType.Binary));
+        Optional("payload", BinaryType.Default));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<TrainingBatch> events)
@@ -32,31 +34,32 @@ public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> 
         ArgumentNullException.ThrowIfNull(events);
         return new RecordBatch(Schema,
         [
-            ArrowArrays.Utf8(events.Select(e => e.RunId).ToArray()),
-            ArrowArrays.Int64(events.Select(e => e.Step).ToArray()),
-            ArrowArrays.ListOfInt64(events.Select(e => Longs(e.ExampleIds)).ToArray()),
-            ArrowArrays.ListOfInt64(events.Select(e => Longs(e.SourceIds)).ToArray()),
-            ArrowArrays.Binary(events.Select(e => e.Payload is null ? (ReadOnlyMemory<byte>?)null : e.Payload).ToArray()),
-        ]);
+            ArrowArrays.Utf8(Map(events, e => e.RunId)),
+            ArrowArrays.Int64(Map(events, e => e.Step)),
+            ArrowArrays.List(Int64List, Map(events, e => e.ExampleIds)),
+            ArrowArrays.List(Int64List, Map(events, e => e.SourceIds)),
+            ArrowArrays.Binary(Map(events, e => e.Payload)),
+        ], events.Count);
     }
 
     /// <inheritdoc/>
     public static IReadOnlyList<TrainingBatch> FromArrow(RecordBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var runId = Get(batch, EventType, "run_id", ArrowType.Utf8);
-        var step = Get(batch, EventType, "step", ArrowType.Int64);
-        var examples = Get(batch, EventType, "example_ids", Int64List);
-        var sources = Get(batch, EventType, "source_ids", Int64List);
-        var payload = GetOptional(batch, EventType, "payload", ArrowType.Binary);
-        var result = new TrainingBatch[batch.Length];
+        var b = new EventBatch(batch, EventType);
+        var runId = b.Utf8("run_id");
+        var step = b.Primitive<long>("step", Int64Type.Default);
+        var examples = b.List<long>("example_ids", Int64Type.Default);
+        var sources = b.List<long>("source_ids", Int64Type.Default);
+        var payload = b.OptionalBinary("payload");
+        var result = new TrainingBatch[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
-            var e = examples.GetInt64List(i);
-            var s = sources.GetInt64List(i);
+            var e = examples.Get(i);
+            var s = sources.Get(i);
             Check(e.Length == s.Length, EventType, "source_ids", i, $"{e.Length} example ids but {s.Length} source ids; each example needs its source");
-            result[i] = new TrainingBatch(String(runId, i), step.Int64Values[i], e.ToArray(), s.ToArray(),
-                payload is null || payload.IsNull(i) ? null : payload.GetBytes(i).ToArray());
+            result[i] = new TrainingBatch(runId.Required(i), step[i], e.ToArray(), s.ToArray(),
+                payload is null || payload.IsNull(i) ? null : payload.Get(i).ToArray());
         }
         return result;
     }
@@ -78,12 +81,12 @@ public sealed record CheckpointPublished(string RunId, long Step, string Uri, st
     public static int SchemaVersion => 1;
 
     /// <inheritdoc/>
-    public static ArrowSchema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
-        Required("run_id", ArrowType.Utf8),
-        Required("step", ArrowType.Int64),
-        Required("uri", ArrowType.Utf8),
-        Required("checksum", ArrowType.Utf8),
-        Required("parameter_count", ArrowType.Int64));
+    public static Schema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
+        Required("run_id", StringType.Default),
+        Required("step", Int64Type.Default),
+        Required("uri", StringType.Default),
+        Required("checksum", StringType.Default),
+        Required("parameter_count", Int64Type.Default));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<CheckpointPublished> events)
@@ -91,29 +94,30 @@ public sealed record CheckpointPublished(string RunId, long Step, string Uri, st
         ArgumentNullException.ThrowIfNull(events);
         return new RecordBatch(Schema,
         [
-            ArrowArrays.Utf8(events.Select(e => e.RunId).ToArray()),
-            ArrowArrays.Int64(events.Select(e => e.Step).ToArray()),
-            ArrowArrays.Utf8(events.Select(e => e.Uri).ToArray()),
-            ArrowArrays.Utf8(events.Select(e => e.Checksum).ToArray()),
-            ArrowArrays.Int64(events.Select(e => e.ParameterCount).ToArray()),
-        ]);
+            ArrowArrays.Utf8(Map(events, e => e.RunId)),
+            ArrowArrays.Int64(Map(events, e => e.Step)),
+            ArrowArrays.Utf8(Map(events, e => e.Uri)),
+            ArrowArrays.Utf8(Map(events, e => e.Checksum)),
+            ArrowArrays.Int64(Map(events, e => e.ParameterCount)),
+        ], events.Count);
     }
 
     /// <inheritdoc/>
     public static IReadOnlyList<CheckpointPublished> FromArrow(RecordBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var runId = Get(batch, EventType, "run_id", ArrowType.Utf8);
-        var step = Get(batch, EventType, "step", ArrowType.Int64);
-        var uri = Get(batch, EventType, "uri", ArrowType.Utf8);
-        var checksum = Get(batch, EventType, "checksum", ArrowType.Utf8);
-        var count = Get(batch, EventType, "parameter_count", ArrowType.Int64);
-        var result = new CheckpointPublished[batch.Length];
+        var b = new EventBatch(batch, EventType);
+        var runId = b.Utf8("run_id");
+        var step = b.Primitive<long>("step", Int64Type.Default);
+        var uri = b.Utf8("uri");
+        var checksum = b.Utf8("checksum");
+        var count = b.Primitive<long>("parameter_count", Int64Type.Default);
+        var result = new CheckpointPublished[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
-            Check(count.Int64Values[i] >= 0, EventType, "parameter_count", i, $"parameter count {count.Int64Values[i]} is negative");
-            Check(String(uri, i).Length > 0, EventType, "uri", i, "uri is empty");
-            result[i] = new CheckpointPublished(String(runId, i), step.Int64Values[i], String(uri, i), String(checksum, i), count.Int64Values[i]);
+            Check(count[i] >= 0, EventType, "parameter_count", i, $"parameter count {count[i]} is negative");
+            Check(uri.Required(i).Length > 0, EventType, "uri", i, "uri is empty");
+            result[i] = new CheckpointPublished(runId.Required(i), step[i], uri.Required(i), checksum.Required(i), count[i]);
         }
         return result;
     }
@@ -170,14 +174,14 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
     public static int SchemaVersion => 1;
 
     /// <inheritdoc/>
-    public static ArrowSchema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
-        Required("run_id", ArrowType.Utf8),
-        Required("step", ArrowType.Int64),
-        Required("subject", ArrowType.Int32),
-        Required("subject_id", ArrowType.Int64),
-        Required("encoding", ArrowType.Utf8),
-        Required("length", ArrowType.Int32),
-        Required("shift", ArrowType.Binary));
+    public static Schema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
+        Required("run_id", StringType.Default),
+        Required("step", Int64Type.Default),
+        Required("subject", Int32Type.Default),
+        Required("subject_id", Int64Type.Default),
+        Required("encoding", StringType.Default),
+        Required("length", Int32Type.Default),
+        Required("shift", BinaryType.Default));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<InfluenceProbe> events)
@@ -185,39 +189,40 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
         ArgumentNullException.ThrowIfNull(events);
         return new RecordBatch(Schema,
         [
-            ArrowArrays.Utf8(events.Select(e => e.RunId).ToArray()),
-            ArrowArrays.Int64(events.Select(e => e.Step).ToArray()),
-            ArrowArrays.Int32(events.Select(e => (int)e.Subject).ToArray()),
-            ArrowArrays.Int64(events.Select(e => e.SubjectId).ToArray()),
-            ArrowArrays.Utf8(events.Select(e => e.Encoding).ToArray()),
-            ArrowArrays.Int32(events.Select(e => e.Length).ToArray()),
-            ArrowArrays.Binary(events.Select(e => (ReadOnlyMemory<byte>?)e.Shift).ToArray()),
-        ]);
+            ArrowArrays.Utf8(Map(events, e => e.RunId)),
+            ArrowArrays.Int64(Map(events, e => e.Step)),
+            ArrowArrays.Int32(Map(events, e => (int)e.Subject)),
+            ArrowArrays.Int64(Map(events, e => e.SubjectId)),
+            ArrowArrays.Utf8(Map(events, e => e.Encoding)),
+            ArrowArrays.Int32(Map(events, e => e.Length)),
+            ArrowArrays.Binary(Map(events, e => (byte[]?)e.Shift)),
+        ], events.Count);
     }
 
     /// <inheritdoc/>
     public static IReadOnlyList<InfluenceProbe> FromArrow(RecordBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var runId = Get(batch, EventType, "run_id", ArrowType.Utf8);
-        var step = Get(batch, EventType, "step", ArrowType.Int64);
-        var subject = Get(batch, EventType, "subject", ArrowType.Int32);
-        var subjectId = Get(batch, EventType, "subject_id", ArrowType.Int64);
-        var encoding = Get(batch, EventType, "encoding", ArrowType.Utf8);
-        var length = Get(batch, EventType, "length", ArrowType.Int32);
-        var shift = Get(batch, EventType, "shift", ArrowType.Binary);
-        var result = new InfluenceProbe[batch.Length];
+        var b = new EventBatch(batch, EventType);
+        var runId = b.Utf8("run_id");
+        var step = b.Primitive<long>("step", Int64Type.Default);
+        var subject = b.Primitive<int>("subject", Int32Type.Default);
+        var subjectId = b.Primitive<long>("subject_id", Int64Type.Default);
+        var encoding = b.Utf8("encoding");
+        var length = b.Primitive<int>("length", Int32Type.Default);
+        var shift = b.Binary("shift");
+        var result = new InfluenceProbe[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
-            var s = subject.Int32Values[i];
+            var s = subject[i];
             Check(s is (int)ProbeSubject.Example or (int)ProbeSubject.Source, EventType, "subject", i, $"subject {s} is not 1 (example) or 2 (source)");
-            var enc = String(encoding, i);
+            var enc = encoding.Required(i);
             var width = ShiftEncodings.BytesPerElement(enc);
             Check(width > 0, EventType, "encoding", i, $"unknown shift encoding '{enc}' (known: {ShiftEncodings.Float32}, {ShiftEncodings.Float16})");
-            var n = length.Int32Values[i];
-            var bytes = shift.GetBytes(i);
+            var n = length[i];
+            var bytes = shift.Get(i);
             Check(n >= 0 && (long)n * width == bytes.Length, EventType, "shift", i, $"{bytes.Length} bytes do not hold {n} {enc} elements ({width} bytes each)");
-            result[i] = new InfluenceProbe(String(runId, i), step.Int64Values[i], (ProbeSubject)s, subjectId.Int64Values[i], enc, n, bytes.ToArray());
+            result[i] = new InfluenceProbe(runId.Required(i), step[i], (ProbeSubject)s, subjectId[i], enc, n, bytes.ToArray());
         }
         return result;
     }
@@ -239,9 +244,9 @@ public sealed record ModelQuery(string QueryId, string ModelVersion, IReadOnlyLi
     public static int SchemaVersion => 1;
 
     /// <inheritdoc/>
-    public static ArrowSchema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
-        Required("query_id", ArrowType.Utf8),
-        Required("model_version", ArrowType.Utf8),
+    public static Schema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
+        Required("query_id", StringType.Default),
+        Required("model_version", StringType.Default),
         Optional("features", Float32List),
         Optional("token_ids", Int64List),
         Required("timestamp", UtcMicros));
@@ -252,33 +257,34 @@ public sealed record ModelQuery(string QueryId, string ModelVersion, IReadOnlyLi
         ArgumentNullException.ThrowIfNull(events);
         return new RecordBatch(Schema,
         [
-            ArrowArrays.Utf8(events.Select(e => e.QueryId).ToArray()),
-            ArrowArrays.Utf8(events.Select(e => e.ModelVersion).ToArray()),
-            ArrowArrays.ListOfFloat32(events.Select(e => Floats(e.Features)).ToArray()),
-            ArrowArrays.ListOfInt64(events.Select(e => Longs(e.TokenIds)).ToArray()),
-            ArrowArrays.Timestamp(UtcMicros, events.Select(e => ToMicros(e.Timestamp)).ToArray()),
-        ]);
+            ArrowArrays.Utf8(Map(events, e => e.QueryId)),
+            ArrowArrays.Utf8(Map(events, e => e.ModelVersion)),
+            ArrowArrays.List(Float32List, Map(events, e => e.Features)),
+            ArrowArrays.List(Int64List, Map(events, e => e.TokenIds)),
+            ArrowArrays.Timestamp(UtcMicros, Map(events, e => ToMicros(e.Timestamp))),
+        ], events.Count);
     }
 
     /// <inheritdoc/>
     public static IReadOnlyList<ModelQuery> FromArrow(RecordBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var queryId = Get(batch, EventType, "query_id", ArrowType.Utf8);
-        var model = Get(batch, EventType, "model_version", ArrowType.Utf8);
-        var features = GetOptional(batch, EventType, "features", Float32List);
-        var tokens = GetOptional(batch, EventType, "token_ids", Int64List);
-        var time = Get(batch, EventType, "timestamp", UtcMicros);
-        var result = new ModelQuery[batch.Length];
+        var b = new EventBatch(batch, EventType);
+        var queryId = b.Utf8("query_id");
+        var model = b.Utf8("model_version");
+        var features = b.OptionalList<float>("features", FloatType.Default);
+        var tokens = b.OptionalList<long>("token_ids", Int64Type.Default);
+        var time = b.Instants("timestamp");
+        var result = new ModelQuery[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
             var hasFeatures = features is not null && !features.IsNull(i);
             var hasTokens = tokens is not null && !tokens.IsNull(i);
             Check(hasFeatures != hasTokens, EventType, "features", i, hasFeatures ? "both features and token_ids are set; a query has exactly one input" : "neither features nor token_ids is set; a query needs one input");
-            result[i] = new ModelQuery(String(queryId, i), String(model, i),
-                hasFeatures ? features!.GetFloat32List(i).ToArray() : null,
-                hasTokens ? tokens!.GetInt64List(i).ToArray() : null,
-                FromMicros(EventType, "timestamp", i, time.Int64Values[i]));
+            result[i] = new ModelQuery(queryId.Required(i), model.Required(i),
+                hasFeatures ? features!.Get(i).ToArray() : null,
+                hasTokens ? tokens!.Get(i).ToArray() : null,
+                time[i]);
         }
         return result;
     }
@@ -304,15 +310,15 @@ public sealed record AttributionResult(string QueryId, string ModelVersion, stri
     public static int SchemaVersion => 1;
 
     /// <inheritdoc/>
-    public static ArrowSchema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
-        Required("query_id", ArrowType.Utf8),
-        Required("model_version", ArrowType.Utf8),
-        Required("method", ArrowType.Utf8),
+    public static Schema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
+        Required("query_id", StringType.Default),
+        Required("model_version", StringType.Default),
+        Required("method", StringType.Default),
         Required("example_ids", Int64List),
         Required("scores", Float32List),
         Required("source_ids", Int64List),
         Required("source_scores", Float32List),
-        Required("latency_us", ArrowType.Int64));
+        Required("latency_us", Int64Type.Default));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<AttributionResult> events)
@@ -320,40 +326,41 @@ public sealed record AttributionResult(string QueryId, string ModelVersion, stri
         ArgumentNullException.ThrowIfNull(events);
         return new RecordBatch(Schema,
         [
-            ArrowArrays.Utf8(events.Select(e => e.QueryId).ToArray()),
-            ArrowArrays.Utf8(events.Select(e => e.ModelVersion).ToArray()),
-            ArrowArrays.Utf8(events.Select(e => e.Method).ToArray()),
-            ArrowArrays.ListOfInt64(events.Select(e => Longs(e.ExampleIds)).ToArray()),
-            ArrowArrays.ListOfFloat32(events.Select(e => Floats(e.Scores)).ToArray()),
-            ArrowArrays.ListOfInt64(events.Select(e => Longs(e.SourceIds)).ToArray()),
-            ArrowArrays.ListOfFloat32(events.Select(e => Floats(e.SourceScores)).ToArray()),
-            ArrowArrays.Int64(events.Select(e => e.LatencyMicros).ToArray()),
-        ]);
+            ArrowArrays.Utf8(Map(events, e => e.QueryId)),
+            ArrowArrays.Utf8(Map(events, e => e.ModelVersion)),
+            ArrowArrays.Utf8(Map(events, e => e.Method)),
+            ArrowArrays.List(Int64List, Map(events, e => e.ExampleIds)),
+            ArrowArrays.List(Float32List, Map(events, e => e.Scores)),
+            ArrowArrays.List(Int64List, Map(events, e => e.SourceIds)),
+            ArrowArrays.List(Float32List, Map(events, e => e.SourceScores)),
+            ArrowArrays.Int64(Map(events, e => e.LatencyMicros)),
+        ], events.Count);
     }
 
     /// <inheritdoc/>
     public static IReadOnlyList<AttributionResult> FromArrow(RecordBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var queryId = Get(batch, EventType, "query_id", ArrowType.Utf8);
-        var model = Get(batch, EventType, "model_version", ArrowType.Utf8);
-        var method = Get(batch, EventType, "method", ArrowType.Utf8);
-        var examples = Get(batch, EventType, "example_ids", Int64List);
-        var scores = Get(batch, EventType, "scores", Float32List);
-        var sources = Get(batch, EventType, "source_ids", Int64List);
-        var sourceScores = Get(batch, EventType, "source_scores", Float32List);
-        var latency = Get(batch, EventType, "latency_us", ArrowType.Int64);
-        var result = new AttributionResult[batch.Length];
+        var b = new EventBatch(batch, EventType);
+        var queryId = b.Utf8("query_id");
+        var model = b.Utf8("model_version");
+        var method = b.Utf8("method");
+        var examples = b.List<long>("example_ids", Int64Type.Default);
+        var scores = b.List<float>("scores", FloatType.Default);
+        var sources = b.List<long>("source_ids", Int64Type.Default);
+        var sourceScores = b.List<float>("source_scores", FloatType.Default);
+        var latency = b.Primitive<long>("latency_us", Int64Type.Default);
+        var result = new AttributionResult[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
-            var e = examples.GetInt64List(i);
-            var s = scores.GetFloat32List(i);
-            var src = sources.GetInt64List(i);
-            var ss = sourceScores.GetFloat32List(i);
+            var e = examples.Get(i);
+            var s = scores.Get(i);
+            var src = sources.Get(i);
+            var ss = sourceScores.Get(i);
             Check(e.Length == s.Length, EventType, "scores", i, $"{e.Length} example ids but {s.Length} scores");
             Check(src.Length == ss.Length, EventType, "source_scores", i, $"{src.Length} source ids but {ss.Length} source scores");
-            Check(latency.Int64Values[i] >= 0, EventType, "latency_us", i, $"latency {latency.Int64Values[i]} us is negative");
-            result[i] = new AttributionResult(String(queryId, i), String(model, i), String(method, i), e.ToArray(), s.ToArray(), src.ToArray(), ss.ToArray(), latency.Int64Values[i]);
+            Check(latency[i] >= 0, EventType, "latency_us", i, $"latency {latency[i]} us is negative");
+            result[i] = new AttributionResult(queryId.Required(i), model.Required(i), method.Required(i), e.ToArray(), s.ToArray(), src.ToArray(), ss.ToArray(), latency[i]);
         }
         return result;
     }
@@ -375,12 +382,12 @@ public sealed record ContaminationAlert(string QueryId, IReadOnlyList<long> Sour
     public static int SchemaVersion => 1;
 
     /// <inheritdoc/>
-    public static ArrowSchema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
-        Required("query_id", ArrowType.Utf8),
+    public static Schema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
+        Required("query_id", StringType.Default),
         Required("source_ids", Int64List),
         Required("example_ids", Int64List),
-        Required("score", ArrowType.Float64),
-        Required("threshold", ArrowType.Float64));
+        Required("score", DoubleType.Default),
+        Required("threshold", DoubleType.Default));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<ContaminationAlert> events)
@@ -388,27 +395,28 @@ public sealed record ContaminationAlert(string QueryId, IReadOnlyList<long> Sour
         ArgumentNullException.ThrowIfNull(events);
         return new RecordBatch(Schema,
         [
-            ArrowArrays.Utf8(events.Select(e => e.QueryId).ToArray()),
-            ArrowArrays.ListOfInt64(events.Select(e => Longs(e.SourceIds)).ToArray()),
-            ArrowArrays.ListOfInt64(events.Select(e => Longs(e.ExampleIds)).ToArray()),
-            ArrowArrays.Float64(events.Select(e => e.Score).ToArray()),
-            ArrowArrays.Float64(events.Select(e => e.Threshold).ToArray()),
-        ]);
+            ArrowArrays.Utf8(Map(events, e => e.QueryId)),
+            ArrowArrays.List(Int64List, Map(events, e => e.SourceIds)),
+            ArrowArrays.List(Int64List, Map(events, e => e.ExampleIds)),
+            ArrowArrays.Float64(Map(events, e => e.Score)),
+            ArrowArrays.Float64(Map(events, e => e.Threshold)),
+        ], events.Count);
     }
 
     /// <inheritdoc/>
     public static IReadOnlyList<ContaminationAlert> FromArrow(RecordBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var queryId = Get(batch, EventType, "query_id", ArrowType.Utf8);
-        var sources = Get(batch, EventType, "source_ids", Int64List);
-        var examples = Get(batch, EventType, "example_ids", Int64List);
-        var score = Get(batch, EventType, "score", ArrowType.Float64);
-        var threshold = Get(batch, EventType, "threshold", ArrowType.Float64);
-        var result = new ContaminationAlert[batch.Length];
+        var b = new EventBatch(batch, EventType);
+        var queryId = b.Utf8("query_id");
+        var sources = b.List<long>("source_ids", Int64Type.Default);
+        var examples = b.List<long>("example_ids", Int64Type.Default);
+        var score = b.Primitive<double>("score", DoubleType.Default);
+        var threshold = b.Primitive<double>("threshold", DoubleType.Default);
+        var result = new ContaminationAlert[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
-            result[i] = new ContaminationAlert(String(queryId, i), sources.GetInt64List(i).ToArray(), examples.GetInt64List(i).ToArray(), score.Float64Values[i], threshold.Float64Values[i]);
+            result[i] = new ContaminationAlert(queryId.Required(i), sources.Get(i).ToArray(), examples.Get(i).ToArray(), score[i], threshold[i]);
         }
         return result;
     }

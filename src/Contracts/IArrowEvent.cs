@@ -1,5 +1,6 @@
 using System.Buffers;
-using Attribution.Arrow;
+using Apache.Arrow;
+using Attribution.Contracts.Arrow;
 
 namespace Attribution.Contracts;
 
@@ -17,7 +18,7 @@ public interface IArrowEvent<TSelf> where TSelf : IArrowEvent<TSelf>
     static abstract int SchemaVersion { get; }
 
     /// <summary>The Arrow schema, including its metadata.</summary>
-    static abstract ArrowSchema Schema { get; }
+    static abstract Schema Schema { get; }
 
     /// <summary>One row per event.</summary>
     static abstract RecordBatch ToArrow(IReadOnlyList<TSelf> events);
@@ -36,7 +37,7 @@ public interface IEventCodec<T>
     int SchemaVersion { get; }
 
     /// <summary>The Arrow schema.</summary>
-    ArrowSchema Schema { get; }
+    Schema Schema { get; }
 
     /// <summary>One self-contained stream (schema, one 1-row batch, end-of-stream) for one event.</summary>
     byte[] Encode(T value);
@@ -54,16 +55,27 @@ public interface IEventCodec<T>
     IReadOnlyList<T> DecodeBatch(ReadOnlyMemory<byte> stream);
 }
 
-/// <summary>The Arrow IPC codec for any <see cref="IArrowEvent{TSelf}"/>.</summary>
+/// <summary>
+/// The Arrow IPC codec for any <see cref="IArrowEvent{TSelf}"/>, on Apache.Arrow. Decoding reads the stream or the
+/// file format, dictionary-encoded and other string/list variants, several batches and lz4/zstd bodies, and ignores
+/// columns the contract does not name; whatever is wrong with the bytes (malformed, truncated, hostile lengths, data
+/// after the end-of-stream marker, a broken contract rule) is an <see cref="EventContractException"/>.
+/// </summary>
 public sealed class EventCodec<T> : IEventCodec<T> where T : IArrowEvent<T>
 {
-    private EventCodec() { }
+    private EventCodec(ArrowCompression compression) => Compression = compression;
 
-    /// <summary>The shared, stateless instance.</summary>
-    public static EventCodec<T> Instance { get; } = new();
+    /// <summary>The shared, stateless instance (writes uncompressed streams).</summary>
+    public static EventCodec<T> Instance { get; } = new(ArrowCompression.None);
 
-    /// <summary>Reader limits applied when decoding.</summary>
-    public ArrowReaderOptions ReaderOptions { get; init; } = ArrowReaderOptions.Default;
+    /// <summary>Limits checked before decoding (hostile lengths and counts, expansion of compressed bodies).</summary>
+    public ArrowReadLimits ReadLimits { get; init; } = ArrowReadLimits.Default;
+
+    /// <summary>Body compression of the streams this codec writes (reading accepts all).</summary>
+    public ArrowCompression Compression { get; }
+
+    /// <summary>A codec that writes with <paramref name="compression"/>.</summary>
+    public EventCodec<T> WithCompression(ArrowCompression compression) => new(compression) { ReadLimits = ReadLimits };
 
     /// <inheritdoc/>
     public string EventType => T.EventType;
@@ -72,16 +84,24 @@ public sealed class EventCodec<T> : IEventCodec<T> where T : IArrowEvent<T>
     public int SchemaVersion => T.SchemaVersion;
 
     /// <inheritdoc/>
-    public ArrowSchema Schema => T.Schema;
+    public Schema Schema => T.Schema;
 
     /// <inheritdoc/>
     public byte[] Encode(T value) => EncodeBatch([value]);
 
     /// <inheritdoc/>
-    public void Encode(T value, IBufferWriter<byte> output) => ArrowStreamWriter.WriteStream(output, T.Schema, [T.ToArrow([value])]);
+    public void Encode(T value, IBufferWriter<byte> output)
+    {
+        using var batch = T.ToArrow([value]);
+        ArrowIpc.Write(output, T.Schema, [batch], Compression);
+    }
 
     /// <inheritdoc/>
-    public byte[] EncodeBatch(IReadOnlyList<T> values) => ArrowStreamWriter.ToBytes(T.Schema, T.ToArrow(values));
+    public byte[] EncodeBatch(IReadOnlyList<T> values)
+    {
+        using var batch = T.ToArrow(values);
+        return ArrowIpc.ToBytes(T.Schema, [batch], Compression);
+    }
 
     /// <inheritdoc/>
     public T Decode(ReadOnlyMemory<byte> stream)
@@ -93,22 +113,33 @@ public sealed class EventCodec<T> : IEventCodec<T> where T : IArrowEvent<T>
     /// <inheritdoc/>
     public IReadOnlyList<T> DecodeBatch(ReadOnlyMemory<byte> stream)
     {
-        ArrowStreamReader reader;
-        var result = new List<T>();
+        ArrowIpcContents contents;
         try
         {
-            reader = new ArrowStreamReader(stream, ReaderOptions);
-            Columns.CheckSchemaMetadata(reader.Schema, T.EventType, T.SchemaVersion);
-            while (reader.ReadNext() is { } batch)
-            {
-                result.AddRange(T.FromArrow(batch));
-            }
+            contents = ArrowIpc.Read(stream, ReadLimits);
         }
-        catch (ArrowFormatException e)
+        catch (InvalidArrowException e)
         {
             throw new EventContractException(T.EventType, null, null, $"not a valid Arrow IPC stream: {e.Message}", e);
         }
-        return result;
+        using (contents)
+        {
+            Columns.CheckSchemaMetadata(contents.Schema, T.EventType, T.SchemaVersion);
+            var result = new List<T>();
+            foreach (var batch in contents.Batches)
+            {
+                try
+                {
+                    result.AddRange(T.FromArrow(batch));
+                }
+                catch (Exception e) when (e is not (EventContractException or OutOfMemoryException))
+                {
+                    // Validation should leave nothing for the library to throw; if it does, it is still bad input.
+                    throw new EventContractException(T.EventType, null, null, $"unreadable record batch: {e.Message}", e);
+                }
+            }
+            return result;
+        }
     }
 }
 

@@ -26,13 +26,15 @@ public sealed class TrainingCatalog
     private readonly Dictionary<long, SourceInfo> _sources;
     private readonly IReadOnlyDictionary<string, long> _exampleSources;
     private readonly Lazy<Func<long, ExamplePreview?>> _previews;
+    private readonly string? _corpus;
 
-    private TrainingCatalog(SourcesFile? sources, string? dataset)
+    private TrainingCatalog(SourcesFile? sources, string? dataset, string? corpus = null)
     {
+        _corpus = corpus;
         _sources = (sources?.Sources ?? []).ToDictionary(s => s.Id);
         _exampleSources = sources?.ExampleSources ?? new Dictionary<string, long>();
         Dataset = dataset;
-        _previews = new Lazy<Func<long, ExamplePreview?>>(() => LoadPreviews(dataset), LazyThreadSafetyMode.ExecutionAndPublication);
+        _previews = new Lazy<Func<long, ExamplePreview?>>(() => LoadPreviews(dataset, _corpus), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>A catalog with no sources and no previews.</summary>
@@ -57,6 +59,7 @@ public sealed class TrainingCatalog
         SourcesFile? sources = null;
         var sourcesPath = Path.Combine(runDirectory, RunScanner.SourcesFileName);
         string? dataset = null;
+        string? corpus = null;
         var runPath = Path.Combine(runDirectory, "run.json");
         try
         {
@@ -69,6 +72,9 @@ public sealed class TrainingCatalog
             {
                 using var doc = JsonDocument.Parse(File.ReadAllText(runPath));
                 dataset = FindDataName(doc.RootElement, 0);
+                // A language-model run names its text corpus spec (e.g. "fortunes,jargon") in its recipe.
+                corpus = FindString(doc.RootElement, "corpus", 0);
+                dataset ??= corpus is null ? null : "text";
             }
         }
         catch (JsonException e)
@@ -76,7 +82,7 @@ public sealed class TrainingCatalog
             throw new InvalidDataException($"{(sources is null ? sourcesPath : runPath)} is not valid JSON ({e.Message}); fix or delete it.", e);
         }
 
-        return new TrainingCatalog(sources, dataset);
+        return new TrainingCatalog(sources, dataset, corpus);
     }
 
     /// <summary>The source's name from sources.json, else "source N".</summary>
@@ -110,7 +116,25 @@ public sealed class TrainingCatalog
         return e.EnumerateObject().Select(p => FindDataName(p.Value, depth + 1)).FirstOrDefault(n => n is not null);
     }
 
-    private static Func<long, ExamplePreview?> LoadPreviews(string? dataset)
+    private static string? FindString(JsonElement e, string name, int depth)
+    {
+        if (e.ValueKind != JsonValueKind.Object || depth > 3)
+        {
+            return null;
+        }
+
+        foreach (var p in e.EnumerateObject())
+        {
+            if (p.NameEquals(name) && p.Value.ValueKind == JsonValueKind.String)
+            {
+                return p.Value.GetString();
+            }
+        }
+
+        return e.EnumerateObject().Select(p => FindString(p.Value, name, depth + 1)).FirstOrDefault(n => n is not null);
+    }
+
+    private static Func<long, ExamplePreview?> LoadPreviews(string? dataset, string? corpusSpec)
     {
         try
         {
@@ -121,15 +145,17 @@ public sealed class TrainingCatalog
                     return id => id < 0 || id >= train.Count ? null
                         : new ExamplePreview(id, FashionMnist.ClassNames[train.Labels[id]], train.Rows, train.Cols,
                             train.Pixels.AsSpan((int)id * train.Features, train.Features).ToArray(), null);
-                case "fortunes":
-                    var docs = FortunesCorpus.Load().Documents;
-                    return id => id < 0 || id >= docs.Count ? null
-                        : new ExamplePreview(id, null, 0, 0, null, Snippet(docs[(int)id].Bytes));
+                case "fortunes" or "text":
+                    // Example ids are a document's stable id or, failing that, its index in the corpus.
+                    var docs = TextCorpus.Load(corpusSpec ?? "fortunes").Documents;
+                    var byId = docs.GroupBy(d => d.Id).ToDictionary(g => g.Key, g => g.First());
+                    return id => byId.TryGetValue(id, out var d) || (id >= 0 && id < docs.Count && (d = docs[(int)id]) is not null)
+                        ? new ExamplePreview(id, null, 0, 0, null, Snippet(d!.Bytes)) : null;
                 default:
                     return _ => null;
             }
         }
-        catch (Exception e) when (e is IOException or DataFormatException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or DataFormatException or UnauthorizedAccessException or ArgumentException)
         {
             // Previews are a convenience: without the dataset files the console still shows ids, sources and scores.
             return _ => null;

@@ -19,7 +19,7 @@ namespace Attribution.Scorer;
 /// <para>Thread-safe: concurrent batches catch up one at a time; <see cref="AddOwn"/>, <see cref="MarkStale"/> and
 /// <see cref="Contains"/> may run on any thread.</para>
 /// </summary>
-internal sealed class AttributionDeduplicator : IDisposable
+internal sealed class AttributionDeduplicator : IAttributionLedger, IDisposable
 {
     // At most this many already-fetched records are taken per batch from partitions that are not stale.
     private const int DrainLimit = 10_000;

@@ -1,3 +1,4 @@
+using Attribution.Transport.Messages;
 using Microsoft.Extensions.Logging;
 
 namespace Attribution.Scorer;
@@ -14,14 +15,17 @@ internal static partial class LogMessages
     [LoggerMessage(7003, LogLevel.Warning, "Scorer index: skipped probe {Record}: {Error}")]
     public static partial void ProbeSkipped(this ILogger logger, string record, string error);
 
-    [LoggerMessage(7004, LogLevel.Information, "Query {QueryId} already has an attribution (redelivered after a restart or rebalance); skipped")]
-    public static partial void DuplicateSkipped(this ILogger logger, string queryId);
+    [LoggerMessage(7004, LogLevel.Information, "Query {QueryId} at {Record} already has an attribution (a duplicate, or redelivered after a restart or rebalance); skipped")]
+    public static partial void DuplicateSkipped(this ILogger logger, string queryId, string record);
 
     [LoggerMessage(7005, LogLevel.Warning, "Contamination: query {QueryId} flagged by rule {Rule}: {Score:G3} (threshold {Threshold:G3})")]
-    public static partial void Contamination(this ILogger logger, string queryId, string rule, double score, double threshold);
+    public static partial void Contamination(this ILogger logger, string queryId, AlertRule rule, double score, double threshold);
 
     [LoggerMessage(7006, LogLevel.Warning, "Alert for query {QueryId} could not be published on the alert bus")]
     public static partial void AlertPublishFailed(this ILogger logger, Exception error, string queryId);
+
+    [LoggerMessage(7008, LogLevel.Information, "Query {QueryId} at {Record} is not on its id's partition {Home}; re-keyed there (the copy on its home is attributed)")]
+    public static partial void QueryRerouted(this ILogger logger, string queryId, string record, int home);
 
     [LoggerMessage(7007, LogLevel.Error, "Scorer index follower stopped")]
     public static partial void IndexFailed(this ILogger logger, Exception error);

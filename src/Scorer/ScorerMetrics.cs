@@ -12,6 +12,7 @@ public sealed class ScorerMetrics
     private long _alerts;
     private long _batches;
     private long _rejected;
+    private long _rerouted;
     private long _computeTicks;
     private long _readoutTicks;
     private long _publishTicks;
@@ -22,7 +23,13 @@ public sealed class ScorerMetrics
     /// <summary>Queries skipped because they already had an attribution.</summary>
     public long DuplicatesSkipped => Interlocked.Read(ref _duplicates);
 
-    /// <summary>Queries rejected as poison (sent to the dead-letter topic).</summary>
+    /// <summary>
+    /// Queries that arrived off their id's home partition (no key, or an explicit partition) and were re-keyed onto it;
+    /// each one's outcome is that of its re-keyed copy.
+    /// </summary>
+    public long QueriesRerouted => Interlocked.Read(ref _rerouted);
+
+    /// <summary>Queries rejected as poison (sent to the dead-letter topic): undecodable, mis-keyed, or invalid.</summary>
     public long QueriesRejected => Interlocked.Read(ref _rejected);
 
     /// <summary>Contamination alerts raised.</summary>
@@ -77,6 +84,8 @@ public sealed class ScorerMetrics
     }
 
     internal void Duplicate() => Interlocked.Increment(ref _duplicates);
+
+    internal void Rerouted() => Interlocked.Increment(ref _rerouted);
 
     internal void Rejected() => Interlocked.Increment(ref _rejected);
 

@@ -1,42 +1,39 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Threading.Channels;
 using Attribution.Contracts;
 using Attribution.Transport;
-using Attribution.Transport.Messages;
 using MassTransit;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Attribution.Scorer;
 
-/// <summary>A query that cannot be attributed (wrong input kind or width, non-finite features); dead-lettered with this message.</summary>
-public sealed class QueryRejectedException(string message) : Exception(message);
-
 /// <summary>
 /// Consumes queries (group <see cref="ScorerOptions.GroupId"/>) and publishes one <see cref="AttributionResult"/> per
-/// query to the attributions topic (same key, same partition index). Each query is decoded and validated on its lane
-/// (poison is dead-lettered with its error and the stream goes on), then handed to a micro-batcher that scores up to
-/// <see cref="ScorerOptions.MaxBatch"/> queries in one batched forward-only readout; a lane's handler returns only once
-/// its attribution is acknowledged, so offsets are committed only after produce. Queries whose id already has an
-/// attribution are skipped (see <see cref="AttributionDeduplicator"/>): exactly one attribution per query id.
+/// query id to the attributions topic, on the partition the id hashes to. This class composes the Scorer's parts:
+/// <see cref="QueryValidator"/> (identity and shape; poison is dead-lettered with its error and the stream goes on),
+/// <see cref="MicroBatcher{T}"/> (up to <see cref="ScorerOptions.MaxBatch"/> queries per readout),
+/// <see cref="DeliveryGate"/> (one attribution per query id: duplicates are counted and skipped),
+/// <see cref="BatchScorer"/> (the readout through <see cref="IQueryScorer"/>), <see cref="AlertPolicy"/> and
+/// <see cref="AttributionPublisher"/>. A lane's handler returns only once its query has its outcome, so offsets are
+/// committed only after the attribution is acknowledged.
 /// </summary>
 public sealed class ScorerWorker : EventConsumerWorker
 {
     /// <summary>The method name written into attributions.</summary>
-    public const string MethodName = "forward-only";
+    public const string MethodName = BatchScorer.MethodName;
 
     private readonly IEventLog _log;
     private readonly IEventProducer _producer;
-    private readonly ProbeIndex _index;
     private readonly ScorerOptions _options;
-    private readonly IBus? _bus;
-    private readonly Channel<Pending> _queue;
+    private readonly MicroBatcher<PendingQuery> _batcher;
+    private readonly BatchScorer _scoring;
+    private readonly AlertPolicy _alerts;
+    private readonly AttributionPublisher _publisher;
     private readonly CancellationTokenSource _batcherStop = new();
-    private readonly HashSet<long> _flaggedSources;
-    private readonly HashSet<long> _flaggedExamples;
-    private readonly Dictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
     private AttributionDeduplicator? _dedup;
+    private DeliveryGate? _gate;
+    private IQueryScorer? _scorer;
+    private int _partitions;
     private Task[] _batchers = [];
 
     /// <summary>Creates the worker.</summary>
@@ -55,20 +52,21 @@ public sealed class ScorerWorker : EventConsumerWorker
     {
         _log = log;
         _producer = producer;
-        _index = index;
+        Index = index;
         Metrics = metrics;
         _options = options.Value;
-        _bus = bus;
-        _flaggedSources = [.. _options.FlaggedSources];
-        _flaggedExamples = [.. _options.FlaggedExamples];
-        _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(Math.Max(_options.MaxBatch, _options.MaxInFlight)) { SingleReader = _options.ConcurrentBatches == 1 });
+        _batcher = new MicroBatcher<PendingQuery>(_options.MaxBatch, TimeSpan.FromMilliseconds(_options.BatchWindowMs),
+            Math.Max(_options.MaxBatch, _options.MaxInFlight), singleReader: _options.ConcurrentBatches == 1);
+        _scoring = new BatchScorer(_options.TopK, metrics);
+        _alerts = AlertPolicy.From(_options);
+        _publisher = new AttributionPublisher(producer, bus, metrics, logger);
     }
 
     /// <summary>Counters and latency histogram.</summary>
     public ScorerMetrics Metrics { get; }
 
     /// <summary>The index (live model, readiness).</summary>
-    public ProbeIndex Index => _index;
+    public ProbeIndex Index { get; }
 
     /// <inheritdoc />
     public override async Task StartAsync(CancellationToken cancellationToken)
@@ -88,12 +86,14 @@ public sealed class ScorerWorker : EventConsumerWorker
         var attributions = await _log.GetPartitionCountAsync(Topics.Attributions, cancellationToken);
         if (attributions != queries)
         {
-            throw new InvalidOperationException($"Topic '{Topics.Attributions}' has {attributions} partitions but '{Topics.Queries}' has {queries}; they must match so query partition p maps to attribution partition p (exactly-once by query id). Recreate '{Topics.Attributions}' with {queries} partitions.");
+            throw new InvalidOperationException($"Topic '{Topics.Attributions}' has {attributions} partitions but '{Topics.Queries}' has {queries}; they must match so a query id's home partition is the same on both (exactly-once by query id). Recreate '{Topics.Attributions}' with {queries} partitions.");
         }
 
         await _log.CreateTopicAsync(new TopicSpec(Topics.DeadLetter), cancellationToken);
+        _partitions = queries;
         _dedup = new AttributionDeduplicator(_log, queries, _options.DedupWindow);
-        _index.Start();
+        _gate = new DeliveryGate(_dedup, Metrics, Logger);
+        Index.Start();
         _batchers = [.. Enumerable.Range(0, _options.ConcurrentBatches).Select(_ =>
             Task.Factory.StartNew(() => RunBatcherAsync(_batcherStop.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap())];
         await base.StartAsync(cancellationToken);
@@ -104,10 +104,9 @@ public sealed class ScorerWorker : EventConsumerWorker
     {
         // Lanes drain first (each waits for its attribution), then the batcher stops.
         await base.StopAsync(cancellationToken);
-        _queue.Writer.TryComplete();
+        _batcher.Complete();
         await _batcherStop.CancelAsync();
         await Task.WhenAll(_batchers).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-
         _dedup?.Dispose();
     }
 
@@ -125,12 +124,14 @@ public sealed class ScorerWorker : EventConsumerWorker
     /// <inheritdoc />
     protected override async Task HandleAsync(EventRecord record, CancellationToken cancellationToken)
     {
-        var model = await _index.WaitAsync(cancellationToken);
+        var model = await Index.WaitAsync(cancellationToken);
         ModelQuery query;
+        string id;
         try
         {
             query = EventCodecs.Queries.Decode(record.Value);
-            Validate(query, model.InputWidth);
+            id = QueryValidator.Identify(record, query);
+            QueryValidator.Validate(query, model.InputWidth);
         }
         catch (Exception e) when (e is EventContractException or QueryRejectedException)
         {
@@ -138,76 +139,28 @@ public sealed class ScorerWorker : EventConsumerWorker
             throw;
         }
 
-        var pending = new Pending(record, query);
-        await _queue.Writer.WriteAsync(pending, cancellationToken);
+        int home = QueryValidator.Home(id, _partitions);
+        if (record.Partition != home)
+        {
+            // Sent without a key (or to an explicit partition): re-keyed onto its id's partition, where the ledger of
+            // that id lives, so one query id has one home whichever way it was sent.
+            await _producer.ProduceAsync(Topics.Queries, new EventMessage(System.Text.Encoding.UTF8.GetBytes(id), record.Value, record.Headers), cancellationToken);
+            Metrics.Rerouted();
+            Logger.QueryRerouted(id, record.ToString(), home);
+            return;
+        }
+
+        var pending = new PendingQuery(record, query, home);
+        await _batcher.EnqueueAsync(pending, cancellationToken);
         await pending.Done.Task.WaitAsync(cancellationToken);
-    }
-
-    private static void Validate(ModelQuery query, int width)
-    {
-        if (query.Features is null)
-        {
-            throw new QueryRejectedException($"query '{query.QueryId}' carries token ids; this model takes features ({width} float32 values in 'features').");
-        }
-
-        if (query.Features.Count != width)
-        {
-            throw new QueryRejectedException($"query '{query.QueryId}' has {query.Features.Count} features; the model takes {width}. Send the full input vector.");
-        }
-
-        for (int i = 0; i < query.Features.Count; i++)
-        {
-            if (!float.IsFinite(query.Features[i]))
-            {
-                throw new QueryRejectedException($"query '{query.QueryId}' has a non-finite value ({query.Features[i].ToString(CultureInfo.InvariantCulture)}) at feature {i}; features must be finite.");
-            }
-        }
     }
 
     private async Task RunBatcherAsync(CancellationToken stop)
     {
-        var reader = _queue.Reader;
-        var window = TimeSpan.FromMilliseconds(_options.BatchWindowMs);
         try
         {
-            while (await reader.WaitToReadAsync(stop))
+            while (await _batcher.NextBatchAsync(stop) is { } batch)
             {
-                var batch = new List<Pending>(_options.MaxBatch);
-                var started = Stopwatch.GetTimestamp();
-                while (batch.Count < _options.MaxBatch)
-                {
-                    if (reader.TryRead(out var p))
-                    {
-                        batch.Add(p);
-                        continue;
-                    }
-
-                    var left = window - Stopwatch.GetElapsedTime(started);
-                    if (left <= TimeSpan.Zero)
-                    {
-                        break;
-                    }
-
-                    using var wait = CancellationTokenSource.CreateLinkedTokenSource(stop);
-                    wait.CancelAfter(left);
-                    try
-                    {
-                        if (!await reader.WaitToReadAsync(wait.Token))
-                        {
-                            break;
-                        }
-                    }
-                    catch (OperationCanceledException e) when (e.CancellationToken == wait.Token && !stop.IsCancellationRequested)
-                    {
-                        break;
-                    }
-                }
-
-                if (batch.Count == 0)
-                {
-                    continue;
-                }
-
                 try
                 {
                     Process(batch, stop);
@@ -216,7 +169,7 @@ public sealed class ScorerWorker : EventConsumerWorker
                 {
                     foreach (var p in batch)
                     {
-                        p.Done.TrySetException(e);
+                        _gate!.Release(p, e);
                     }
                 }
             }
@@ -225,7 +178,7 @@ public sealed class ScorerWorker : EventConsumerWorker
         {
         }
 
-        while (reader.TryRead(out var left))
+        foreach (var left in _batcher.TakeRemaining())
         {
             left.Done.TrySetCanceled(stop);
         }
@@ -233,50 +186,27 @@ public sealed class ScorerWorker : EventConsumerWorker
 
     /// <summary>
     /// Scores a batch and starts publishing it; returns once the batch's produces are issued, not acknowledged, so the
-    /// next batch is computed while this one's acknowledgements travel (each lane still waits for its own query's
-    /// acknowledgement before its offset can be stored). Query ids being published are tracked so a redelivered copy
-    /// that arrives meanwhile follows the first copy's outcome instead of being scored twice.
+    /// next batch is computed while this one's acknowledgements travel (each lane still waits for its own query).
     /// </summary>
-    private void Process(List<Pending> batch, CancellationToken ct)
+    private void Process(List<PendingQuery> batch, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
-        var model = _index.Current!;
-        _dedup!.CatchUp([.. batch.Select(p => p.Record.Partition).Distinct()], ct);
-        var work = new List<Pending>(batch.Count);
+        var scorer = ScorerFor(Index.Current!);
+        var admitted = new List<PendingQuery>(batch.Count);
         foreach (var p in batch)
         {
-            Task? first;
-            bool duplicate = false;
-            lock (_inFlight)
+            if (p.Query.Features!.Count == scorer.InputWidth)
             {
-                // One decision per query id at a time, across concurrent batches.
-                if (!_inFlight.TryGetValue(p.Query.QueryId, out first) && !(duplicate = _dedup.Contains(p.Record.Partition, p.Query.QueryId))
-                    && p.Query.Features!.Count == model.InputWidth)
-                {
-                    _inFlight[p.Query.QueryId] = p.Done.Task;
-                    work.Add(p);
-                    continue;
-                }
-            }
-
-            if (first is not null)
-            {
-                // Redelivered while the first copy is being published: succeed or fail with it.
-                _ = FollowAsync(p, first);
-            }
-            else if (duplicate)
-            {
-                Metrics.Duplicate();
-                Logger.DuplicateSkipped(p.Query.QueryId);
-                p.Done.TrySetResult();
+                admitted.Add(p);
             }
             else
             {
                 // The live model changed width between validation and scoring.
-                p.Done.TrySetException(new QueryRejectedException($"query '{p.Query.QueryId}' has {p.Query.Features!.Count} features; the model ({model.Version}) takes {model.InputWidth}."));
+                p.Done.TrySetException(new QueryRejectedException($"query '{p.QueryId}' has {p.Query.Features!.Count} features; the model ({scorer.Version}) takes {scorer.InputWidth}."));
             }
         }
 
+        var work = _gate!.Admit(admitted, ct);
         if (work.Count == 0)
         {
             return;
@@ -284,68 +214,34 @@ public sealed class ScorerWorker : EventConsumerWorker
 
         try
         {
-            int d = model.InputWidth, m = model.SourceIds.Length;
-            var x = new float[(long)work.Count * d];
-            for (int q = 0; q < work.Count; q++)
-            {
-                CopyFeatures(work[q].Query.Features!, x.AsSpan(q * d, d));
-            }
-
-            var readout = Stopwatch.GetTimestamp();
-            var scores = model.Score(x, work.Count);
-            Metrics.ReadOut(Stopwatch.GetElapsedTime(readout));
-            Metrics.Batch();
-            var results = new AttributionResult[work.Count];
-            var messages = new EventMessage[work.Count];
-            var now = DateTimeOffset.UtcNow;
-            var headers = ArrowEvents.Headers<AttributionResult>();
-            for (int q = 0; q < work.Count; q++)
-            {
-                var top = model.TopK(scores, q, _options.TopK);
-                var latency = Math.Max(0, (long)(now - work[q].Record.Timestamp).TotalMicroseconds);
-                var exampleIds = new long[top.Length];
-                var exampleScores = new float[top.Length];
-                for (int i = 0; i < top.Length; i++)
-                {
-                    exampleIds[i] = model.ExampleIds[top[i].Example];
-                    exampleScores[i] = top[i].Score;
-                }
-
-                results[q] = new AttributionResult(work[q].Query.QueryId, model.Version, MethodName, exampleIds, exampleScores,
-                    model.SourceIds, scores.SourceScores.AsSpan(q * m, m).ToArray(), latency);
-                messages[q] = EventMessage.Create(work[q].Query.QueryId, EventCodecs.Attributions.Encode(results[q]), headers);
-            }
-
+            var scored = _scoring.Score(scorer, [.. work.Select(p => p.Query)], [.. work.Select(p => p.Record.Timestamp)], DateTimeOffset.UtcNow);
+            var messages = scored.Results.Select(AttributionPublisher.Encode).ToArray();
             Metrics.Computed(Stopwatch.GetElapsedTime(started));
-            _ = PublishAsync(model, work, results, messages, scores, ct);
+            _ = PublishAsync(scorer, work, scored, messages, ct);
         }
         catch (Exception e)
         {
-            Release(work, e);
+            foreach (var p in work)
+            {
+                _gate.Release(p, e);
+            }
         }
     }
 
-    private static void CopyFeatures(IReadOnlyList<float> features, Span<float> destination)
+    private IQueryScorer ScorerFor(AttributionModel model)
     {
-        switch (features)
+        var current = _scorer;
+        if (current is AttributionModelScorer s && ReferenceEquals(s.Model, model))
         {
-            case float[] array:
-                array.CopyTo(destination);
-                break;
-            case ArraySegment<float> segment:
-                segment.AsSpan().CopyTo(destination);
-                break;
-            default:
-                for (int j = 0; j < destination.Length; j++)
-                {
-                    destination[j] = features[j];
-                }
-
-                break;
+            return current;
         }
+
+        current = new AttributionModelScorer(model);
+        _scorer = current;
+        return current;
     }
 
-    private async Task PublishAsync(AttributionModel model, List<Pending> work, AttributionResult[] results, EventMessage[] messages, BatchScores scores, CancellationToken ct)
+    private async Task PublishAsync(IQueryScorer scorer, List<PendingQuery> work, ScoredBatch scored, EventMessage[] messages, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
         try
@@ -353,13 +249,15 @@ public sealed class ScorerWorker : EventConsumerWorker
             // A query's alert goes out before its attribution: once the attribution exists a redelivered query is
             // skipped as a duplicate, so an alert published after it would be lost by a crash in between. This order
             // makes alerts at-least-once (a crash after the alert repeats it; consumers key on the query id).
-            if (_flaggedSources.Count > 0 || _flaggedExamples.Count > 0)
+            if (_alerts.Enabled)
             {
-                int m = model.SourceIds.Length;
                 var alerts = new List<Task>();
                 for (int q = 0; q < work.Count; q++)
                 {
-                    alerts.Add(AlertIfFlaggedAsync(model, results[q], scores.SourceScores.AsMemory(q * m, m), scores.ExampleScores.AsMemory(q * model.ExampleIds.Length, model.ExampleIds.Length), ct));
+                    if (_alerts.Evaluate(scored.Scores.SourceRow(q).Span, scorer.SourceIds, scored.Scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds) is { } verdict)
+                    {
+                        alerts.Add(_publisher.AlertAsync(scored.Results[q], verdict, ct));
+                    }
                 }
 
                 await Task.WhenAll(alerts);
@@ -368,7 +266,7 @@ public sealed class ScorerWorker : EventConsumerWorker
             var sends = new Task<EventPosition>[work.Count];
             for (int q = 0; q < work.Count; q++)
             {
-                sends[q] = _producer.ProduceAsync(Topics.Attributions, messages[q], ct);
+                sends[q] = _publisher.ProduceAsync(messages[q], ct);
             }
 
             for (int q = 0; q < work.Count; q++)
@@ -381,192 +279,24 @@ public sealed class ScorerWorker : EventConsumerWorker
                 }
                 catch (Exception e)
                 {
-                    // A produce that failed may still have been written (e.g. acknowledged after the client gave up):
-                    // the retry of this query reads its partition to the end first, so it finds such a record.
-                    _dedup!.MarkStale([p.Record.Partition]);
-                    Release(p, e);
+                    _gate!.Failed(p, e);
                     continue;
                 }
 
-                _dedup!.AddOwn(at.Partition, at.Offset, p.Query.QueryId);
                 Metrics.Scored(Math.Max(0, (long)(DateTimeOffset.UtcNow - p.Record.Timestamp).TotalMicroseconds));
-                Release(p, null);
+                _gate!.Delivered(p, at.Offset);
             }
         }
         catch (Exception e)
         {
-            _dedup!.MarkStale(work.Select(p => p.Record.Partition));
-            Release(work, e);
+            foreach (var p in work)
+            {
+                _gate!.Failed(p, e);
+            }
         }
         finally
         {
             Metrics.Published(Stopwatch.GetElapsedTime(started));
         }
-    }
-
-    private void Release(List<Pending> work, Exception error)
-    {
-        foreach (var p in work)
-        {
-            Release(p, error);
-        }
-    }
-
-    /// <summary>Ends a query's in-flight state and completes its lane (with <paramref name="error"/> when it failed).</summary>
-    private void Release(Pending p, Exception? error)
-    {
-        lock (_inFlight)
-        {
-            if (_inFlight.TryGetValue(p.Query.QueryId, out var t) && t == p.Done.Task)
-            {
-                _inFlight.Remove(p.Query.QueryId);
-            }
-        }
-
-        if (error is null)
-        {
-            p.Done.TrySetResult();
-        }
-        else
-        {
-            p.Done.TrySetException(error);
-        }
-    }
-
-    private async Task FollowAsync(Pending duplicate, Task first)
-    {
-        try
-        {
-            await first.ConfigureAwait(false);
-            Metrics.Duplicate();
-            Logger.DuplicateSkipped(duplicate.Query.QueryId);
-            duplicate.Done.TrySetResult();
-        }
-        catch (Exception e)
-        {
-            duplicate.Done.TrySetException(e);
-        }
-    }
-
-    private async Task AlertIfFlaggedAsync(AttributionModel model, AttributionResult result, ReadOnlyMemory<float> sourceScores, ReadOnlyMemory<float> exampleScores, CancellationToken ct)
-    {
-        var flagged = new List<string>();
-        string rule;
-        double score, threshold;
-        var share = FlaggedShare(sourceScores.Span, model.SourceIds, _flaggedSources, "source", flagged);
-        if (share >= _options.AlertThreshold)
-        {
-            (rule, score, threshold) = ("source-share", share, _options.AlertThreshold);
-        }
-        else if (ExampleLead(exampleScores.Span, model.ExampleNorms, model.ExampleIds, _flaggedExamples) is { } lead && lead.Lead >= _options.ExampleLeadRatio)
-        {
-            flagged.Clear();
-            flagged.Add($"example:{lead.ExampleId}");
-            (rule, score, threshold) = ("example-lead", lead.Lead, _options.ExampleLeadRatio);
-        }
-        else
-        {
-            return;
-        }
-
-        Logger.Contamination(result.QueryId, rule, score, threshold);
-        if (_bus is null)
-        {
-            Metrics.Alert();
-            return;
-        }
-
-        try
-        {
-            await _bus.Publish(new ContaminationAlertMessage
-            {
-                QueryId = result.QueryId,
-                ModelVersion = result.ModelVersion,
-                FlaggedIds = flagged,
-                Rule = rule,
-                Score = score,
-                Threshold = threshold,
-                Timestamp = DateTimeOffset.UtcNow,
-            }, ct);
-            Metrics.Alert();
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            Logger.AlertPublishFailed(e, result.QueryId);
-        }
-    }
-
-    /// <summary>
-    /// The example with the highest relative influence (score ÷ ‖response‖) when it is flagged and positive: its id and
-    /// its lead over the runner-up (+∞ when no other example is positive); null otherwise.
-    /// </summary>
-    internal static (long ExampleId, double Lead)? ExampleLead(ReadOnlySpan<float> scores, ReadOnlySpan<float> norms, IReadOnlyList<long> ids, HashSet<long> flagged)
-    {
-        if (flagged.Count == 0)
-        {
-            return null;
-        }
-
-        int best = -1;
-        double first = 0, second = 0;
-        for (int i = 0; i < scores.Length; i++)
-        {
-            if (norms[i] <= 0)
-            {
-                continue;
-            }
-
-            double relative = scores[i] / norms[i];
-            if (relative > first)
-            {
-                second = first;
-                first = relative;
-                best = i;
-            }
-            else if (relative > second)
-            {
-                second = relative;
-            }
-        }
-
-        return best >= 0 && flagged.Contains(ids[best]) ? (ids[best], second > 0 ? first / second : double.PositiveInfinity) : null;
-    }
-
-    /// <summary>
-    /// Flagged share of positive mass: Σ max(s, 0) over flagged units / Σ max(s, 0) over all units (0 when nothing is
-    /// positive). Positive scores are the units that pushed the prediction up, so this is "how much of what supports the
-    /// answer comes from flagged data".
-    /// </summary>
-    internal static double FlaggedShare(ReadOnlySpan<float> scores, IReadOnlyList<long> ids, HashSet<long> flagged, string kind, List<string> contributors)
-    {
-        if (flagged.Count == 0)
-        {
-            return 0;
-        }
-
-        double total = 0, hit = 0;
-        for (int i = 0; i < scores.Length; i++)
-        {
-            if (scores[i] > 0)
-            {
-                total += scores[i];
-                if (flagged.Contains(ids[i]))
-                {
-                    hit += scores[i];
-                    contributors.Add($"{kind}:{ids[i]}");
-                }
-            }
-        }
-
-        return total > 0 ? hit / total : 0;
-    }
-
-    private sealed class Pending(EventRecord record, ModelQuery query)
-    {
-        public EventRecord Record { get; } = record;
-
-        public ModelQuery Query { get; } = query;
-
-        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

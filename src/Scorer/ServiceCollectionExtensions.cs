@@ -42,7 +42,7 @@ public sealed class ScorerHealthCheck(ScorerWorker worker) : IHealthCheck
     {
         var m = worker.Metrics;
         var model = worker.Index.Current;
-        var text = $"model {model?.Version ?? "none yet"}; {m.QueriesScored} scored, {m.QueriesRejected} rejected, {m.DuplicatesSkipped} duplicates skipped, p50 {m.LatencyP50Micros} us, p99 {m.LatencyP99Micros} us";
+        var text = $"model {model?.Version ?? "none yet"}; {m.QueriesScored} scored, {m.QueriesRejected} rejected, {m.DuplicatesSkipped} duplicates skipped, {m.QueriesRerouted} re-keyed, p50 {m.LatencyP50Micros} us, p99 {m.LatencyP99Micros} us";
         return Task.FromResult(worker.ExecuteTask is { IsFaulted: true } ? HealthCheckResult.Unhealthy(text, worker.ExecuteTask.Exception)
             : model is null ? HealthCheckResult.Degraded(text + (worker.Index.LastError is { } e ? $"; {e}" : "")) : HealthCheckResult.Healthy(text));
     }

@@ -53,6 +53,21 @@ public sealed class SimulatorOptions
     /// <summary>Partitions of the probes topic when the Simulator creates it.</summary>
     public int ProbePartitions { get; set; } = 4;
 
+    /// <summary>
+    /// How many Simulator instances share each checkpoint's probe set (default 1: this instance simulates all of it).
+    /// Every instance must have the same value and all indices 0..Instances-1 must run for sets to complete.
+    /// </summary>
+    public int Instances { get; set; } = 1;
+
+    /// <summary>This instance's index among <see cref="Instances"/> (0-based); it simulates the units <see cref="UnitPartition"/> gives it.</summary>
+    public int Instance { get; set; }
+
+    /// <summary>
+    /// The consumer group actually joined: <see cref="GroupId"/>, suffixed with "-&lt;Instance&gt;-of-&lt;Instances&gt;" when
+    /// the set is shared, so every instance sees every checkpoint (instances with the same index share a group: standbys).
+    /// </summary>
+    public string EffectiveGroupId => Instances > 1 ? $"{GroupId}-{Instance}-of-{Instances}" : GroupId;
+
     /// <summary>The forward-only options these settings describe.</summary>
     public ForwardOnlyOptions ToForwardOnly() => new()
     {
@@ -88,6 +103,11 @@ public sealed class SimulatorOptions
         if (MaxExamples < 0 || ProbePartitions is < 1 or > 1024)
         {
             return $"Simulator:MaxExamples must be >= 0 (got {MaxExamples}) and Simulator:ProbePartitions 1..1024 (got {ProbePartitions}).";
+        }
+
+        if (Instances is < 1 or > 1024 || Instance < 0 || Instance >= Instances)
+        {
+            return $"Simulator:Instances must be 1..1024 (got {Instances}) and Simulator:Instance 0..Instances-1 (got {Instance}).";
         }
 
         if (DataDirectory is { } d && !Directory.Exists(d))

@@ -24,8 +24,12 @@ public sealed class CheckpointRejectedException(string message, Exception? inner
 /// <param name="Step">Checkpoint step.</param>
 /// <param name="ExampleProbes">Example probes in the set.</param>
 /// <param name="SourceProbes">Source probes in the set.</param>
-/// <param name="PublishedNow">Probes this instance published for it (the rest were there from an earlier run).</param>
-public sealed record ProbeSetCompleted(string RunId, long Step, int ExampleProbes, int SourceProbes, long PublishedNow);
+/// <param name="PublishedNow">Probes this instance published for it (the rest were there from an earlier run, or another instance's share).</param>
+/// <param name="SetComplete">
+/// Whether the whole set is on the probes topic: always with one instance; with several, true when this instance's
+/// re-read of the topic after publishing its share found every unit (the last instance to finish sees it).
+/// </param>
+public sealed record ProbeSetCompleted(string RunId, long Step, int ExampleProbes, int SourceProbes, long PublishedNow, bool SetComplete = true);
 
 /// <summary>Progress of a probe set: a block of probes was published and acknowledged.</summary>
 /// <param name="RunId">Run id.</param>
@@ -39,7 +43,9 @@ public sealed record ProbeProgress(string RunId, long Step, ProbeSubject Subject
 /// Consumes checkpoints (group <see cref="SimulatorOptions.GroupId"/>) and publishes the probe set of each: one
 /// <see cref="InfluenceProbe"/> per training example, then one per source (the source simulated directly as one unit),
 /// each block as soon as it is simulated; units already on the probes topic for the same (run, step, format) are
-/// skipped, so a restart does not redo finished work. Then the set is announced (<see cref="ProbeSetCompleteMessage"/>
+/// skipped, so a restart does not redo finished work. With <see cref="SimulatorOptions.Instances"/> &gt; 1 each instance
+/// simulates only the units <see cref="UnitPartition"/> gives it (each instance in its own consumer group, so each sees
+/// every checkpoint). Then the set is announced (<see cref="ProbeSetCompleteMessage"/>
 /// on the alert bus, <see cref="Completed"/>) and the checkpoint event's offset is committed.
 /// </summary>
 public sealed class SimulatorWorker : EventConsumerWorker
@@ -48,6 +54,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
     private readonly IEventProducer _producer;
     private readonly SimulatorOptions _options;
     private readonly IBus? _bus;
+    private readonly UnitPartition _share;
     private readonly Lock _lock = new();
     private readonly Dictionary<(string, long), TaskCompletionSource<ProbeSetCompleted>> _waiters = [];
     private RawImageSet? _fashion;
@@ -60,7 +67,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
         : base(log, new EventWorkerOptions
         {
             Topics = [Topics.Checkpoints],
-            GroupId = options.Value.GroupId,
+            GroupId = options.Value.EffectiveGroupId,
             DeadLetterTopic = Topics.DeadLetter,
             MaxInFlight = 1,
             MaxRetries = 3,
@@ -71,6 +78,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
         _producer = producer;
         _options = options.Value;
         _bus = bus;
+        _share = new UnitPartition(_options.Instance, _options.Instances);
     }
 
     /// <summary>Raised (on the worker thread) after each published block, for progress displays.</summary>
@@ -145,11 +153,14 @@ public sealed class SimulatorWorker : EventConsumerWorker
         var exampleFormat = new ProbeFormat(layout.Widths, _options.Rank, ProbeFormat.ParseElement(_options.Precision)!.Value);
         var sourceFormat = new ProbeFormat(layout.Widths, 0, ProbeElement.Float32);
         var (doneExamples, doneSources) = await ReadDoneAsync(checkpoint, exampleFormat, sourceFormat, exampleIds.Length, sourceIds.Length, cancellationToken);
-        Logger.SimulationPlanned(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, doneExamples.Count, doneSources.Count);
+        Logger.SimulationPlanned(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, doneExamples.Count, doneSources.Count, _share.ToString());
 
-        var exampleUnits = Enumerable.Range(0, exampleIds.Length).Where(i => !doneExamples.Contains(exampleIds[i])).ToArray();
-        var sourceUnits = Enumerable.Range(0, sourceIds.Length).Where(s => !doneSources.Contains(sourceIds[s])).ToArray();
-        Interlocked.Add(ref _skipped, exampleIds.Length - exampleUnits.Length + sourceIds.Length - sourceUnits.Length);
+        // With several instances this one simulates only its share of the units (the others' shares are theirs).
+        var ownExamples = Enumerable.Range(0, exampleIds.Length).Where(i => _share.Owns(ProbeSubject.Example, exampleIds[i])).ToArray();
+        var ownSources = Enumerable.Range(0, sourceIds.Length).Where(s => _share.Owns(ProbeSubject.Source, sourceIds[s])).ToArray();
+        var exampleUnits = ownExamples.Where(i => !doneExamples.Contains(exampleIds[i])).ToArray();
+        var sourceUnits = ownSources.Where(s => !doneSources.Contains(sourceIds[s])).ToArray();
+        Interlocked.Add(ref _skipped, ownExamples.Length - exampleUnits.Length + ownSources.Length - sourceUnits.Length);
         long publishedBefore = ProbesPublished;
         if (exampleUnits.Length + sourceUnits.Length > 0)
         {
@@ -173,10 +184,18 @@ public sealed class SimulatorWorker : EventConsumerWorker
                 exampleIds.Length, sourceIds.Length, cancellationToken);
         }
 
-        var done = new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, ProbesPublished - publishedBefore);
+        bool whole = true;
+        if (_share.Instances > 1)
+        {
+            // Only this instance's share is known to be there: the set is complete when the topic holds every unit.
+            var (allExamples, allSources) = await ReadDoneAsync(checkpoint, exampleFormat, sourceFormat, exampleIds.Length, sourceIds.Length, cancellationToken);
+            whole = allExamples.Count == exampleIds.Length && allSources.Count == sourceIds.Length;
+        }
+
+        var done = new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, ProbesPublished - publishedBefore, whole);
         Interlocked.Increment(ref _sets);
         Logger.ProbeSetComplete(done.RunId, done.Step, exampleIds.Length + sourceIds.Length, done.PublishedNow, watch.Elapsed.TotalSeconds);
-        if (_bus is not null)
+        if (_bus is not null && whole)
         {
             try
             {

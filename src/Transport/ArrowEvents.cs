@@ -13,6 +13,23 @@ public static class ArrowEvents
     public static EventMessage Message<T>(string key, T value) where T : IArrowEvent<T> =>
         EventMessage.Create(key, EventCodec<T>.Instance.Encode(value), Headers<T>());
 
+    /// <summary>
+    /// A live query as the Scorer expects it: keyed by its payload's query id, so every copy of one query lands on the
+    /// query id's partition (the Scorer dead-letters a query whose key names another id).
+    /// </summary>
+    public static EventMessage Query(ModelQuery query)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        return Message(query.QueryId, query);
+    }
+
+    /// <summary>Produces <paramref name="query"/> to the queries topic keyed by its id (see <see cref="Query"/>).</summary>
+    public static Task<EventPosition> ProduceQueryAsync(this IEventProducer producer, ModelQuery query, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(producer);
+        return producer.ProduceAsync(Topics.Queries, Query(query), cancellationToken);
+    }
+
     private static class HeaderCache<T> where T : IArrowEvent<T>
     {
         public static readonly EventHeader[] Value =

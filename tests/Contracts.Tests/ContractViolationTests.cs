@@ -1,4 +1,6 @@
-using Attribution.Arrow;
+using Apache.Arrow;
+using Apache.Arrow.Types;
+using Attribution.Contracts.Arrow;
 
 namespace Attribution.Contracts.Tests;
 
@@ -7,24 +9,24 @@ public class ContractViolationTests
     private static string Reject<T>(IEventCodec<T> codec, byte[] bytes) =>
         Assert.Throws<EventContractException>(() => codec.Decode(bytes)).Message;
 
-    private static byte[] Stream(ArrowSchema schema, params ArrowArray[] columns) =>
-        ArrowStreamWriter.ToBytes(new RecordBatch(schema, columns));
+    private static byte[] Stream(Schema schema, params IArrowArray[] columns) =>
+        ArrowIpc.ToBytes(new RecordBatch(schema, columns, columns[0].Length));
 
-    private static ArrowSchema WithMetadata(string eventType, string version, params ArrowField[] fields) =>
+    private static Schema WithMetadata(string eventType, string version, params Field[] fields) =>
         new(fields, new Dictionary<string, string> { ["event-type"] = eventType, ["schema-version"] = version });
 
     [Fact]
     public void NotAnArrowStream_IsAContractErrorNamingTheEventType()
     {
         var message = Reject(EventCodecs.Queries, [1, 2, 3]);
-        Assert.StartsWith("model-query event: not a valid Arrow IPC stream: Malformed Arrow stream at byte 0", message, StringComparison.Ordinal);
+        Assert.StartsWith("model-query event: not a valid Arrow IPC stream: Malformed Arrow input at byte 0", message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void QueryMissingItsRequiredColumn_IsRejectedWithTheColumnName()
     {
-        var schema = WithMetadata("model-query", "1", new ArrowField("model_version", ArrowType.Utf8), new ArrowField("features", ArrowType.List(ArrowType.Float32)));
-        var bytes = Stream(schema, ArrowArrays.Utf8(["m"]), ArrowArrays.ListOfFloat32([new float[] { 1 }]));
+        var schema = WithMetadata("model-query", "1", new Field("model_version", StringType.Default, true), new Field("features", new ListType(FloatType.Default), true));
+        var bytes = Stream(schema, ArrowArrays.Utf8(["m"]), ArrowArrays.List<float>(new ListType(FloatType.Default), [new float[] { 1 }]));
         Assert.Equal("model-query event, column 'query_id': required column is missing", Reject(EventCodecs.Queries, bytes));
     }
 
@@ -32,10 +34,10 @@ public class ContractViolationTests
     public void QueryWithBothOrNeitherInput_IsRejectedWithTheRow()
     {
         var both = ModelQuery.ToArrow([new ModelQuery("a", "m", [1f], null, default), new ModelQuery("b", "m", [1f], [2], default)]);
-        var bytes = ArrowStreamWriter.ToBytes(both);
+        var bytes = ArrowIpc.ToBytes(both);
         Assert.Equal("model-query event row 1, column 'features': both features and token_ids are set; a query has exactly one input",
             Assert.Throws<EventContractException>(() => EventCodecs.Queries.DecodeBatch(bytes)).Message);
-        var neither = ArrowStreamWriter.ToBytes(ModelQuery.ToArrow([new ModelQuery("a", "m", null, null, default)]));
+        var neither = ArrowIpc.ToBytes(ModelQuery.ToArrow([new ModelQuery("a", "m", null, null, default)]));
         Assert.Contains("neither features nor token_ids is set", Reject(EventCodecs.Queries, neither), StringComparison.Ordinal);
     }
 
@@ -52,8 +54,8 @@ public class ContractViolationTests
     public void WrongColumnType_IsRejected()
     {
         var schema = WithMetadata("checkpoint-published", "1",
-            new ArrowField("run_id", ArrowType.Utf8), new ArrowField("step", ArrowType.Int32), new ArrowField("uri", ArrowType.Utf8),
-            new ArrowField("checksum", ArrowType.Utf8), new ArrowField("parameter_count", ArrowType.Int64));
+            new Field("run_id", StringType.Default, true), new Field("step", Int32Type.Default, true), new Field("uri", StringType.Default, true),
+            new Field("checksum", StringType.Default, true), new Field("parameter_count", Int64Type.Default, true));
         var bytes = Stream(schema, ArrowArrays.Utf8(["r"]), ArrowArrays.Int32([1]), ArrowArrays.Utf8(["u"]), ArrowArrays.Utf8(["c"]), ArrowArrays.Int64([1]));
         Assert.Equal("checkpoint-published event, column 'step': column is int32, expected int64", Reject(EventCodecs.Checkpoints, bytes));
     }
@@ -62,8 +64,8 @@ public class ContractViolationTests
     public void NullInARequiredColumn_IsRejectedWithTheRow()
     {
         var schema = WithMetadata("checkpoint-published", "1",
-            new ArrowField("run_id", ArrowType.Utf8), new ArrowField("step", ArrowType.Int64), new ArrowField("uri", ArrowType.Utf8),
-            new ArrowField("checksum", ArrowType.Utf8), new ArrowField("parameter_count", ArrowType.Int64));
+            new Field("run_id", StringType.Default, true), new Field("step", Int64Type.Default, true), new Field("uri", StringType.Default, true),
+            new Field("checksum", StringType.Default, true), new Field("parameter_count", Int64Type.Default, true));
         var bytes = Stream(schema, ArrowArrays.Utf8(["r", "r"]), ArrowArrays.Int64([1, 2]), ArrowArrays.Utf8(["u", null]), ArrowArrays.Utf8(["c", "c"]), ArrowArrays.Int64([1, 2]));
         var e = Assert.Throws<EventContractException>(() => EventCodecs.Checkpoints.DecodeBatch(bytes));
         Assert.Equal("checkpoint-published event row 1, column 'uri': value is null but the field is required", e.Message);
@@ -74,8 +76,8 @@ public class ContractViolationTests
     {
         var alert = EventCodecs.Alerts.Encode(new ContaminationAlert("q", [1], [2], 1, 0.5));
         Assert.Equal("attribution event: the stream holds 'contamination-alert' events, not 'attribution'", Reject(EventCodecs.Attributions, alert));
-        var schema = WithMetadata("contamination-alert", "2", ContaminationAlert.Schema.Fields.ToArray());
-        var newer = ArrowStreamWriter.ToBytes(schema, new RecordBatch(schema, ContaminationAlert.ToArrow([new ContaminationAlert("q", [], [], 1, 1)]).Columns));
+        var schema = WithMetadata("contamination-alert", "2", ContaminationAlert.Schema.FieldsList.ToArray());
+        var newer = ArrowIpc.ToBytes(new RecordBatch(schema, ContaminationAlert.ToArrow([new ContaminationAlert("q", [], [], 1, 1)]).Arrays, 1));
         Assert.Contains("schema version 2 is newer than this build supports (1)", Reject(EventCodecs.Alerts, newer), StringComparison.Ordinal);
     }
 
@@ -99,10 +101,10 @@ public class ContractViolationTests
     [Fact]
     public void ExtraUnknownColumns_AreIgnoredForForwardCompatibility()
     {
-        var fields = CheckpointPublished.Schema.Fields.Append(new ArrowField("added_in_v1_1", ArrowType.Bool)).ToArray();
+        var fields = CheckpointPublished.Schema.FieldsList.Append(new Field("added_in_v1_1", BooleanType.Default, true)).ToArray();
         var schema = WithMetadata("checkpoint-published", "1", fields);
-        var columns = CheckpointPublished.ToArrow([new CheckpointPublished("r", 1, "u", "c", 2)]).Columns.Append(ArrowArrays.Bool([true])).ToArray();
-        var decoded = EventCodecs.Checkpoints.Decode(ArrowStreamWriter.ToBytes(new RecordBatch(schema, columns)));
+        var columns = CheckpointPublished.ToArrow([new CheckpointPublished("r", 1, "u", "c", 2)]).Arrays.Append(new BooleanArray.Builder().Append(true).Build()).ToArray();
+        var decoded = EventCodecs.Checkpoints.Decode(Stream(schema, columns));
         Assert.Equal(new CheckpointPublished("r", 1, "u", "c", 2), decoded);
     }
 }

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Attribution.Arrow;
+using Attribution.Contracts.Arrow;
 using FsCheck;
 using FsCheck.Fluent;
 
@@ -45,6 +45,23 @@ public class EventRoundTripTests
         AssertSame(alert, EventCodecs.Alerts.Decode(EventCodecs.Alerts.Encode(alert)));
     }
 
+    private static byte[] Fixture(string name) => File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Fixtures", name));
+
+    [Fact]
+    public void StreamsWrittenByTheFormerCodec_StillDecode()
+    {
+        // Written by the hand-written codec this repository used before Apache.Arrow (same schemas, different
+        // flatbuffer layout): events already on topics and in files must stay readable.
+        AssertSame(new TrainingBatch("run-1", 42, [1, 2, 3], [7, 7, 9], [0xde, 0xad]), EventCodecs.TrainingBatches.Decode(Fixture("former-codec/training-batch.arrow")));
+        AssertSame(new CheckpointPublished("run-1", 300, "file:///tmp/ckpt/step-300.safetensors", "sha256:00ff", 109_386), EventCodecs.Checkpoints.Decode(Fixture("former-codec/checkpoint-published.arrow")));
+        AssertSame(new InfluenceProbe("run-1", 300, ProbeSubject.Source, 5, ShiftEncodings.Float16, 3, [1, 2, 3, 4, 5, 6]), EventCodecs.Probes.Decode(Fixture("former-codec/influence-probe.arrow")));
+        AssertSame(new ModelQuery("q-1", "run-1@300", [0f, 0.5f, 1f, -0f], null, T0), EventCodecs.Queries.Decode(Fixture("former-codec/model-query.arrow")));
+        var attributions = EventCodecs.Attributions.DecodeBatch(Fixture("former-codec/attribution.arrow"));
+        AssertSame(new AttributionResult("q-1", "run-7@step-300", "forward-only", [5, 9, 2], [0.5f, 0.25f, -1f], [3, 1], [0.75f, float.NaN], 1234), attributions[0]);
+        AssertSame(new AttributionResult("q-2", "run-7@step-300", "tracin", [], [], [], [], 0), attributions[1]);
+        AssertSame(new ContaminationAlert("q-1", [3], [10, 11], 0.93, 0.5), EventCodecs.Alerts.Decode(Fixture("former-codec/contamination-alert.arrow")));
+    }
+
     [Fact]
     public void BatchEncoding_RoundTripsAllEventsInOrder_AndPooledWriterEncodingMatches()
     {
@@ -64,9 +81,9 @@ public class EventRoundTripTests
     public void QueryTimestamp_IsMicrosecondUtcOnTheWire()
     {
         var bytes = EventCodecs.Queries.Encode(new ModelQuery("q", "m", [1f], null, T0.ToOffset(TimeSpan.FromHours(2))));
-        var (schema, batches) = ArrowStreamReader.ReadAll(bytes);
-        Assert.Equal("timestamp[us, UTC]", schema.Fields[schema.IndexOf("timestamp")].Type.ToString());
-        Assert.Equal((T0 - DateTimeOffset.UnixEpoch).Ticks / 10, batches[0].Column("timestamp")!.Int64Values[0]);
+        using var contents = ArrowIpc.Read(bytes);
+        Assert.Equal("timestamp[us, UTC]", ArrowText.Type(contents.Schema.GetFieldByName("timestamp").DataType));
+        Assert.Equal((T0 - DateTimeOffset.UnixEpoch).Ticks / 10, ((Apache.Arrow.TimestampArray)contents.Batches[0].Column("timestamp")).Values[0]);
         Assert.Equal(T0, EventCodecs.Queries.Decode(bytes).Timestamp);
     }
 

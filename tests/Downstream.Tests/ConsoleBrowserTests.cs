@@ -29,7 +29,7 @@ public sealed class ConsoleBrowserTests
         await WaitAsync(() => feed.Events == events.Count);
         f.Alerts.Add(new ContaminationAlertMessage
         {
-            QueryId = leak.QueryId, ModelVersion = leak.ModelVersion, FlaggedIds = [$"example:{FlaggedExample}"], Rule = "example-lead",
+            QueryId = leak.QueryId, ModelVersion = leak.ModelVersion, FlaggedExampleIds = [FlaggedExample], Rule = AlertRule.ExampleLead,
             Score = 3.2, Threshold = 1.5, Timestamp = DateTimeOffset.UtcNow,
         });
         using var playwright = await Playwright.CreateAsync();

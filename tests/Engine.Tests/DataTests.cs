@@ -5,7 +5,7 @@ using Attribution.Engine.Data;
 
 namespace Attribution.Engine.Tests;
 
-/// <summary>FashionMNIST IDX reading, subsets, the fortunes corpus and the byte tokeniser.</summary>
+/// <summary>FashionMNIST IDX reading, subsets, the text corpus (fortune files, dictd databases) and the byte tokeniser.</summary>
 public sealed class DataTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("data-tests-").FullName;
@@ -111,29 +111,126 @@ public sealed class DataTests : IDisposable
         Assert.Equal(Enumerable.Range(0, 10), SubsetSelector.Select(10, 10, 1));
     }
 
+    private CorpusLocations Locations() =>
+        new(Directory.CreateDirectory(Path.Combine(_dir, "fortunes")).FullName, Directory.CreateDirectory(Path.Combine(_dir, "dictd")).FullName);
+
+    private static void WriteDictd(string dir, string name, params (string Headword, string Body)[] entries)
+    {
+        // dictd layout: NAME.index lines "headword TAB offset TAB length" in base 64 (A-Za-z0-9+/), NAME.dict.dz gzip.
+        const string digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        static string B64(int v) => v == 0 ? "A" : B64Rec(v);
+        static string B64Rec(int v) => v == 0 ? "" : B64Rec(v / 64) + digits[v % 64];
+        var text = new MemoryStream();
+        var index = new StringBuilder();
+        var offsets = new Dictionary<string, (int, int)>();
+        foreach (var (head, body) in entries)
+        {
+            if (!offsets.TryGetValue(body, out var at))
+            {
+                var bytes = Encoding.UTF8.GetBytes(body);
+                at = ((int)text.Length, bytes.Length);
+                text.Write(bytes);
+                offsets[body] = at;
+            }
+
+            index.Append(head).Append('\t').Append(B64(at.Item1)).Append('\t').Append(B64(at.Item2)).Append('\n');
+        }
+
+        File.WriteAllText(Path.Combine(dir, name + ".index"), index.ToString());
+        using var gz = new GZipStream(File.Create(Path.Combine(dir, name + ".dict.dz")), CompressionLevel.Fastest);
+        gz.Write(text.ToArray());
+    }
+
     [Fact]
     public void FortuneFilesSplitAtPercentLinesAndSkipIndexFilesAndLinks()
     {
-        var dir = Directory.CreateDirectory(Path.Combine(_dir, "fortunes")).FullName;
+        var at = Locations();
+        var dir = at.FortunesDirectory;
         File.WriteAllText(Path.Combine(dir, "b"), "one\n%\ntwo\nlines\n%\n%\n100% sure\n");
         File.WriteAllText(Path.Combine(dir, "a"), "first\n%\n");
         File.WriteAllText(Path.Combine(dir, "a.dat"), "index");
         File.CreateSymbolicLink(Path.Combine(dir, "a.u8"), Path.Combine(dir, "a"));
         File.CreateSymbolicLink(Path.Combine(dir, "c"), Path.Combine(dir, "b"));
-        var corpus = FortunesCorpus.Load(dir);
-        Assert.Equal(["a", "b"], corpus.Sources);
+        var corpus = TextCorpus.Load("fortunes", at);
+        Assert.Equal(["fortunes/a", "fortunes/b"], corpus.Sources.Select(s => s.Name));
         Assert.Equal(["first", "one", "two\nlines", "100% sure"], corpus.Documents.Select(d => Encoding.UTF8.GetString(d.Bytes)));
         Assert.Equal([0, 1, 1, 1], corpus.Documents.Select(d => d.SourceId));
-        Assert.Equal([0, 1, 2, 3], corpus.Documents.Select(d => d.Id));
+        Assert.Equal([0, 1, 2, 3], corpus.Documents.Select(d => d.Index));
+        Assert.Equal(["0", "0", "1", "2"], corpus.Documents.Select(d => d.Key));
+        Assert.Equal(TextCorpus.StableId("fortunes/b", "2"), corpus.Documents[3].Id);
+        Assert.Equal("fortunes", corpus.Sources[0].Package);
     }
 
     [Fact]
-    public void InstalledFortunesCorpusHasAboutFortySourcesAndASeededSplit()
+    public void DictdEntriesBecomeDocumentsWithHeadwordKeysSkippingMetadataAndAliases()
     {
-        var corpus = FortunesCorpus.Load();
-        Assert.InRange(corpus.Sources.Count, 30, 60);
-        Assert.InRange(corpus.Documents.Count, 10_000, 25_000);
-        Assert.Equal(corpus.Sources.Order(StringComparer.Ordinal), corpus.Sources);
+        var at = Locations();
+        WriteDictd(at.DictdDirectory, "jargon",
+            ("00-database-info", "This is the Jargon File."),
+            ("bamf", "bamf\n /bamf/\n\n    Notional sound of teleporting.\n\n"),
+            ("hack", "hack\n n.\n\n    1. A quick job.\n"),
+            ("hacking", "hack\n n.\n\n    1. A quick job.\n"), // alias: same entry, one document
+            ("hack", "hack\n v.\n\n    2. To work on.\n"));
+        var corpus = TextCorpus.Load("jargon", at);
+        Assert.Equal(["bamf", "hack", "hack#2"], corpus.Documents.Select(d => d.Key));
+        Assert.Equal("bamf\n /bamf/\n\n    Notional sound of teleporting.", corpus.Text(0));
+        Assert.Equal("dict-jargon", corpus.Sources.Single().Package);
+        Assert.Contains("public domain", corpus.Sources.Single().Licence, StringComparison.Ordinal);
+        Assert.True(DictdDatabase.TryDecode("CBcG", out long v));
+        Assert.Equal((2L * 64 * 64 * 64) + (1 * 64 * 64) + (28 * 64) + 6, v);
+    }
+
+    [Fact]
+    public void IdsAndIndicesDoNotDependOnSpecOrder_IdsNotOnWhatElseIsIncluded()
+    {
+        var at = Locations();
+        File.WriteAllText(Path.Combine(at.FortunesDirectory, "computers"), "bug\n%\nfeature\n");
+        WriteDictd(at.DictdDirectory, "devil", ("ABSENT", "ABSENT, adj. Peculiarly exposed.\n"));
+        var a = TextCorpus.Load("fortunes,devil", at);
+        var b = TextCorpus.Load(" devil , fortunes,devil", at);
+        Assert.Equal("devil,fortunes", a.Spec);
+        Assert.Equal(a.Spec, b.Spec);
+        Assert.Equal(a.Documents.Select(d => d.Id), b.Documents.Select(d => d.Id));
+        Assert.Equal(["devil", "fortunes/computers"], a.Sources.Select(s => s.Name));
+        var alone = TextCorpus.Load("fortunes/computers", at);
+        Assert.Equal(alone.Documents.Select(d => d.Id), a.Documents.Where(d => d.SourceId == 1).Select(d => d.Id));
+    }
+
+    [Theory]
+    [InlineData("foldoc", "dict-foldoc")]
+    [InlineData("fortunes/bofh-excuses", "fortunes-bofh-excuses")]
+    [InlineData("fortunes/mario.geral", "fortunes-mario")]
+    public void MissingSourceNamesTheDebianPackageToInstall(string spec, string package)
+    {
+        var e = Assert.Throws<FileNotFoundException>(() => TextCorpus.Load(spec, Locations()));
+        Assert.Contains($"install the Debian package {package}", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void UnknownSourceIsAnErrorListingTheKnownOnes()
+    {
+        var e = Assert.Throws<ArgumentException>(() => TextCorpus.Load("fortunes,bible", Locations()));
+        Assert.Contains("'bible'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("foldoc", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void InstalledCorpusHasTheFortunePacksAndDictionariesWithDistinctIdsAndASeededSplit()
+    {
+        var corpus = TextCorpus.Load("fortunes,foldoc,jargon,devil");
+        var names = corpus.Sources.Select(s => s.Name).ToArray();
+        Assert.Contains("fortunes/bofh-excuses", names);
+        Assert.Contains("fortunes/debian-hints", names);
+        Assert.Contains("fortunes/mario.geral", names);
+        Assert.Contains("fortunes/computers", names);
+        Assert.Equal(names.Order(StringComparer.Ordinal), names);
+        int Count(string source) => corpus.Documents.Count(d => corpus.Sources[d.SourceId].Name == source);
+        Assert.Equal(12_014, Count("foldoc")); // unique entries (aliases share one); Debian 12 packages
+        Assert.Equal(2_307, Count("jargon"));
+        Assert.Equal(999, Count("devil"));
+        Assert.InRange(corpus.Documents.Count - 15_320, 15_000, 25_000); // the fortune files (36,519 in all on Debian 12)
+        Assert.Equal(corpus.Documents.Count, corpus.Documents.Select(d => d.Id).Distinct().Count());
+        Assert.Equal("fortunes-mario", corpus.Sources.Single(s => s.Name == "fortunes/mario.geral").Package);
         var (train, val) = corpus.Split(0.1, 3);
         Assert.Equal(corpus.Documents.Count, train.Length + val.Length);
         Assert.Empty(train.Intersect(val));
@@ -144,11 +241,13 @@ public sealed class DataTests : IDisposable
     public void ByteTokenizerRoundTripsEveryByteAndFramesDocuments()
     {
         var bytes = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
-        var tokens = ByteTokenizer.Encode(bytes);
+        var tokens = ByteTokenizer.Instance.EncodeDocument(bytes);
         Assert.Equal(ByteTokenizer.Bos, tokens[0]);
         Assert.Equal(ByteTokenizer.Eos, tokens[^1]);
-        Assert.Equal(bytes, ByteTokenizer.Decode(tokens));
-        Assert.Equal([256, 104, 105, 257, 256, 257], ByteTokenizer.EncodeDocuments([[104, 105], []]));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ByteTokenizer.Decode([1, 259]));
+        Assert.Equal(bytes, ByteTokenizer.DecodeBytes(tokens));
+        Assert.Equal([256, 104, 105, 257, 256, 257], ByteTokenizer.Instance.EncodeDocuments([[104, 105], []]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ByteTokenizer.DecodeBytes([1, 259]));
+        Assert.Equal([104, 195, 169], ByteTokenizer.Instance.Encode("hé"));
+        Assert.Equal("hé", ByteTokenizer.Instance.Decode([256, 104, 195, 169, 257]));
     }
 }

@@ -40,7 +40,8 @@ internal static class AlertBusScenario
             {
                 QueryId = $"q-17-{run}",
                 ModelVersion = "step-400",
-                FlaggedIds = ["src-3", "src-9"],
+                Rule = AlertRule.SourceShare,
+                FlaggedSourceIds = [3, 9],
                 Score = 0.42,
                 Threshold = 0.25,
                 Timestamp = new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.Zero),
@@ -58,7 +59,9 @@ internal static class AlertBusScenario
 
             Assert.Equal(alert.QueryId, received.QueryId);
             Assert.Equal(alert.ModelVersion, received.ModelVersion);
-            Assert.Equal(alert.FlaggedIds, received.FlaggedIds);
+            Assert.Equal(alert.Rule, received.Rule);
+            Assert.Equal(alert.FlaggedSourceIds, received.FlaggedSourceIds);
+            Assert.Empty(received.FlaggedExampleIds);
             Assert.Equal(alert.Score, received.Score);
             Assert.Equal(alert.Threshold, received.Threshold);
             Assert.Equal(alert.Timestamp, received.Timestamp);

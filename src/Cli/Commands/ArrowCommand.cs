@@ -1,9 +1,9 @@
 using System.CommandLine;
-using Attribution.Arrow;
+using Attribution.Contracts.Arrow;
 
 namespace Attribution.Cli.Commands;
 
-/// <summary><c>./pipeline arrow inspect FILE</c>: schema and first rows of any Arrow IPC stream.</summary>
+/// <summary><c>./pipeline arrow inspect FILE</c>: schema, metadata, dictionaries and first rows of any Arrow IPC stream or file.</summary>
 internal static class ArrowCommand
 {
     // A stream is read whole into memory; refuse files beyond this rather than exhausting memory.
@@ -11,17 +11,17 @@ internal static class ArrowCommand
 
     public static Command Create()
     {
-        var command = new Command("arrow", "Arrow IPC stream tools.");
+        var command = new Command("arrow", "Arrow IPC tools.");
         command.Subcommands.Add(CreateInspect());
         return command;
     }
 
     private static Command CreateInspect()
     {
-        var file = new Argument<FileInfo>("file") { Description = "An Arrow IPC stream (ours or anyone's, e.g. pyarrow or apache-arrow output); '-' reads standard input." };
+        var file = new Argument<FileInfo>("file") { Description = "An Arrow IPC stream or file (ours or anyone's: pyarrow, apache-arrow, Feather v2; lz4/zstd bodies too); '-' reads standard input." };
         var rows = new Option<int>("--rows") { Description = "How many rows to print.", DefaultValueFactory = _ => 10 };
         var items = new Option<int>("--list-items") { Description = "How many items of each list to print.", DefaultValueFactory = _ => 8 };
-        var command = new Command("inspect", "Print an Arrow IPC stream's schema (with metadata) and its first rows.");
+        var command = new Command("inspect", "Print an Arrow IPC stream's or file's schema (with metadata), dictionaries and first rows.");
         command.Arguments.Add(file);
         command.Options.Add(rows);
         command.Options.Add(items);
@@ -50,11 +50,10 @@ internal static class ArrowCommand
                 ArrowInspector.Describe(bytes, Console.Out, maxRows, maxItems);
                 return 0;
             }
-            catch (ArrowFormatException e)
+            catch (InvalidArrowException e)
             {
-                Console.Error.WriteLine($"'{path.Name}' is not a readable Arrow IPC stream. {e.Message}");
-                Console.Error.WriteLine("Expected the IPC *stream* format (e.g. pyarrow.ipc.new_stream, tableToIPC(table, 'stream')); the file format ('ARROW1' magic) is not supported.");
-                return 1;
+                Console.Error.WriteLine($"'{path.Name}' is not readable Arrow IPC (stream or file): {e.Message}");
+                return 2;
             }
         });
         return command;

@@ -133,7 +133,7 @@ internal static class ReplayCommand
 
                 var query = new ModelQuery(queryIds[i], $"{runName}", set.Inputs.AsSpan(i * set.Features, set.Features).ToArray(), null, DateTimeOffset.UtcNow);
                 sentAt[i] = clock.Elapsed.TotalMilliseconds;
-                await producer.ProduceAsync(Topics.Queries, ArrowEvents.Message(query.QueryId, query), stop.Token);
+                await producer.ProduceQueryAsync(query, stop.Token);
             }
         }
         catch (OperationCanceledException)

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Attribution.Engine;
 using Attribution.Engine.Data;
 using Attribution.Engine.IO;
+using Attribution.Engine.Models;
 using Attribution.Engine.Training;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
@@ -12,7 +13,7 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model to train: mlp (FashionMNIST) or gpt (fortunes).", DefaultValueFactory = _ => "mlp" };
+        var model = new Option<string>("--model") { Description = "Model to train: mlp (FashionMNIST) or gpt (a text corpus, see --corpus).", DefaultValueFactory = _ => "mlp" };
         model.AcceptOnlyFromAmong("mlp", "gpt");
         var output = new Option<string>("--out") { Description = "Run directory to write (run.json + model.safetensors).", Required = true };
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training set (mlp).", DefaultValueFactory = _ => 8 };
@@ -22,9 +23,12 @@ internal static class TrainCommand
         var threads = new Option<int>("--threads") { Description = "OpenBLAS threads (0 = library default).", DefaultValueFactory = _ => 1 };
         var steps = new Option<int>("--steps") { Description = "Optimiser steps (gpt).", DefaultValueFactory = _ => 1200 };
         var data = new Option<string>("--data") { Description = "FashionMNIST directory.", DefaultValueFactory = _ => FashionMnist.DefaultDirectory };
+        var corpus = new Option<string>("--corpus") { Description = "Text sources (gpt), comma-separated: fortunes, fortunes/<file>, foldoc, jargon, devil.", DefaultValueFactory = _ => "fortunes" };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer (gpt): bytes (tiny models) or gpt2 (GPT-2's BPE, vocabulary 50257).", DefaultValueFactory = _ => ByteTokenizer.TokenizerName };
+        tokenizer.AcceptOnlyFromAmong([.. Tokenizers.Names]);
 
         var command = new Command("train", "Train a model and write a reproducible run directory (run.json with the full recipe + model.safetensors).");
-        foreach (var o in new Option[] { model, output, epochs, steps, trainSize, testSize, seed, threads, data })
+        foreach (var o in new Option[] { model, output, epochs, steps, trainSize, testSize, seed, threads, data, corpus, tokenizer })
         {
             command.Options.Add(o);
         }
@@ -40,8 +44,18 @@ internal static class TrainCommand
                     Blas.SetThreads(parse.GetValue(threads));
                 }
 
-                return parse.GetValue(model) == "gpt"
-                    ? GptTraining.Run(log, parse.GetValue(output)!, parse.GetValue(seed), parse.GetValue(steps))
+                bool gpt = parse.GetValue(model) == "gpt";
+                var notHonoured = gpt
+                    ? new Option[] { epochs, trainSize, testSize, data }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false })
+                    : new Option[] { steps, corpus, tokenizer }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false });
+                if (notHonoured is not null)
+                {
+                    Console.Error.WriteLine($"{notHonoured.Name} does not apply to --model {parse.GetValue(model)}.");
+                    return 2;
+                }
+
+                return gpt
+                    ? GptTraining.Run(log, parse.GetValue(output)!, parse.GetValue(seed), parse.GetValue(steps), parse.GetValue(corpus)!, parse.GetValue(tokenizer)!)
                     : TrainMlp(log, parse.GetValue(output)!, parse.GetValue(epochs), parse.GetValue(trainSize), parse.GetValue(testSize), parse.GetValue(seed), parse.GetValue(data)!);
             }
             catch (Exception e) when (e is IOException or DataFormatException or RecipeException or SafetensorsException or TrainingDivergedException or ArgumentException or UnauthorizedAccessException)
@@ -109,16 +123,25 @@ internal static class InlineProgress
 
 internal static class GptTraining
 {
-    public static int Run(ILogger log, string outDir, ulong seed, int steps)
+    public static int Run(ILogger log, string outDir, ulong seed, int steps, string corpusSpec, string tokenizerName)
     {
-        TrainLog.LoadingData(log, "fortunes", FortunesCorpus.DefaultDirectory);
-        var corpus = FortunesCorpus.Load();
         if (steps < 1)
         {
             throw new ArgumentException($"--steps must be >= 1 (got {steps}).");
         }
 
-        var recipe = new GptRecipe { Seed = seed, Steps = steps };
+        TrainLog.LoadingData(log, corpusSpec, "Debian text packages");
+        var corpus = TextCorpus.Load(corpusSpec);
+        var tokenizer = Tokenizers.Create(tokenizerName);
+        var defaults = new GptRecipe();
+        var recipe = defaults with
+        {
+            Seed = seed,
+            Steps = steps,
+            Corpus = corpus.Spec,
+            Tokenizer = tokenizer.Name,
+            Config = defaults.Config with { VocabSize = tokenizer.VocabSize },
+        };
         TrainLog.TrainingStarted(log, "gpt", recipe.Config.ToString(), corpus.Documents.Count, 0, 1, recipe.BatchSize, seed, recipe.Steps);
         GptTrainingResult? result = null;
         AnsiConsole.Progress()
@@ -136,14 +159,23 @@ internal static class GptTraining
         var r = result!;
         TrainLog.GptFinished(log, recipe.Config.ToString(), r.ValidationLoss, r.UnigramValidationLoss, recipe.Steps, r.Seconds);
         Directory.CreateDirectory(outDir);
-        Safetensors.Write(Path.Combine(outDir, RunDirectory.CheckpointFile), r.Model.Parameters, new Dictionary<string, string> { ["format"] = "pt" });
+        GptCheckpoint.Save(outDir, r.Model);
         var manifest = System.Text.Json.JsonSerializer.Serialize(new
         {
             recipe,
-            data = new { name = "fortunes", tokenizer = "bytes+BOS/EOS/PAD", trainDocumentIds = r.TrainDocumentIds, validationDocumentIds = r.ValidationDocumentIds },
+            data = new
+            {
+                corpus = corpus.Spec,
+                tokenizer = tokenizer.Name,
+                documentIds = "stable 63-bit ids: FNV-1a-64 of the UTF-8 of source name, newline, key (fortune ordinal in its file, or dictionary headword), top bit cleared",
+                sources = corpus.Sources.Select(s => new { s.Id, s.Name, s.Package, s.Licence, documents = corpus.Documents.Count(d => d.SourceId == s.Id) }),
+                trainDocumentIds = r.TrainDocumentIds.Select(i => corpus.Documents[i].Id),
+                validationDocumentIds = r.ValidationDocumentIds.Select(i => corpus.Documents[i].Id),
+            },
             metrics = new { validationLoss = r.ValidationLoss, unigramValidationLoss = r.UnigramValidationLoss, seconds = r.Seconds },
-            checkpoint = RunDirectory.CheckpointFile,
-        }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase });
+            checkpoint = GptCheckpoint.WeightsFile,
+            checkpointLayout = "huggingface-gpt2 (config.json + model.safetensors)",
+        }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         var tmp = Path.Combine(outDir, RunDirectory.ManifestFile + ".tmp");
         File.WriteAllText(tmp, manifest);
         File.Move(tmp, Path.Combine(outDir, RunDirectory.ManifestFile), overwrite: true);

@@ -6,6 +6,7 @@ using Attribution.Ingest;
 using Attribution.Scorer;
 using Attribution.Simulator;
 using Attribution.Transport;
+using Attribution.Transport.Messages;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -239,7 +240,7 @@ internal static class DemoRunner
 
                 await window.WaitAsync(cancellationToken);
                 var query = q.Query with { Timestamp = DateTimeOffset.UtcNow };
-                pending.Add(producer.ProduceAsync(Topics.Queries, ArrowEvents.Message(query.QueryId, query), cancellationToken)
+                pending.Add(producer.ProduceQueryAsync(query, cancellationToken)
                     .ContinueWith(_ => window.Release(), TaskScheduler.Default));
             }
 
@@ -379,11 +380,11 @@ internal static class DemoRunner
         var leakedQueries = queries.Count(q => q.LeakedExampleId is not null);
         var byQuery = alerts.Alerts.GroupBy(a => a.QueryId, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         var caught = queries.Count(q => q.LeakedExampleId is not null && byQuery.ContainsKey(q.Query.QueryId));
-        var ownCopy = queries.Count(q => q.LeakedExampleId is { } own && byQuery.TryGetValue(q.Query.QueryId, out var a) && a.FlaggedIds.Contains($"example:{own}"));
+        var ownCopy = queries.Count(q => q.LeakedExampleId is { } own && byQuery.TryGetValue(q.Query.QueryId, out var a) && a.FlaggedExampleIds.Contains(own));
         var falseAlarms = byQuery.Keys.Count(id => byId.TryGetValue(id, out var q) && q.LeakedExampleId is null);
         AnsiConsole.MarkupLine($"Contamination alerts on the flagged benchmark '{Markup.Escape(run.SourceName(DemoRun.LeakedSourceId))}' ({settings.LeakedExamples:N0} of {settings.TrainSize:N0} training examples): " +
-            $"[bold]{byQuery.Count}[/] alerts ({byQuery.Values.Count(a => a.Rule == "source-share")} because the source carried at least {settings.AlertThreshold:P0} of the positive source attribution, " +
-            $"{byQuery.Values.Count(a => a.Rule == "example-lead")} because the training example the answer aligns with most specifically, by relative influence, is a flagged one). " +
+            $"[bold]{byQuery.Count}[/] alerts ({byQuery.Values.Count(a => a.Rule == AlertRule.SourceShare)} because the source carried at least {settings.AlertThreshold:P0} of the positive source attribution, " +
+            $"{byQuery.Values.Count(a => a.Rule == AlertRule.ExampleLead)} because the training example the answer aligns with most specifically, by relative influence, is a flagged one). " +
             $"[bold]{caught} of the {leakedQueries}[/] leaked items served as queries were caught ({ownCopy} pointing at the item's own training copy); [bold]{falseAlarms}[/] alerts on the {queries.Count - leakedQueries:N0} ordinary test images.");
         AnsiConsole.MarkupLine($"Wrote {results.Count:N0} attribution events to [bold]{Markup.Escape(arrowPath)}[/] (Arrow IPC stream; inspect it with ./pipeline arrow inspect {Markup.Escape(Path.GetRelativePath(Environment.CurrentDirectory, arrowPath))}).");
         AnsiConsole.MarkupLine($"[grey]Demo finished in {elapsed.TotalSeconds:F0} s; service logs in {Markup.Escape(Path.Combine(Path.GetDirectoryName(arrowPath)!, "demo.log"))}.[/]");

@@ -1,5 +1,7 @@
-using Attribution.Arrow;
+using Apache.Arrow;
+using Apache.Arrow.Types;
 using Attribution.Attribution;
+using Attribution.Contracts.Arrow;
 
 namespace Attribution.Cli.Evaluation;
 
@@ -12,13 +14,13 @@ internal static class ScoreMatrixArrow
 {
     public static byte[] ToStream(ScoreMatrix scores, int[] trainIds, int[] sourceIds, int[] testIds, string method)
     {
-        var schema = new ArrowSchema(
+        var schema = new Schema(
         [
-            new ArrowField("test_id", ArrowType.Int32, Nullable: false),
-            new ArrowField("unit", ArrowType.Utf8, Nullable: false),
-            new ArrowField("id", ArrowType.Int32, Nullable: false),
-            new ArrowField("source", ArrowType.Int32, Nullable: false),
-            new ArrowField("score", ArrowType.Float32, Nullable: false),
+            new Field("test_id", Int32Type.Default, nullable: false),
+            new Field("unit", StringType.Default, nullable: false),
+            new Field("id", Int32Type.Default, nullable: false),
+            new Field("source", Int32Type.Default, nullable: false),
+            new Field("score", FloatType.Default, nullable: false),
         ], new Dictionary<string, string> { ["method"] = method, ["sign"] = "positive = training on the unit helps the query (raises its margin)" });
         int n = scores.ExampleCount, m = scores.SourceCount, rows = n + m;
         var unit = new string?[rows];
@@ -48,9 +50,9 @@ internal static class ScoreMatrixArrow
             scores.Row(q).CopyTo(score);
             scores.SourceScores.AsSpan(q * m, m).CopyTo(score.AsSpan(n));
             var testColumn = ArrowArrays.Int32(Enumerable.Repeat(testIds[q], rows).ToArray());
-            batches.Add(new RecordBatch(schema, [testColumn, unitColumn, idColumn, sourceColumn, ArrowArrays.Float32(score)]));
+            batches.Add(new RecordBatch(schema, [testColumn, unitColumn, idColumn, sourceColumn, ArrowArrays.Float32(score)], rows));
         }
 
-        return ArrowStreamWriter.ToBytes(schema, batches);
+        return ArrowIpc.ToBytes(schema, batches);
     }
 }

@@ -2,6 +2,7 @@ using System.Reflection;
 using Attribution.Downstream.Feed;
 using Attribution.Downstream.Ledger;
 using Attribution.Downstream.Store;
+using Attribution.Transport.Messages;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
@@ -84,10 +85,10 @@ public static class ConsoleApi
                 seq = a.Seq,
                 queryId = a.Alert.QueryId,
                 model = a.Alert.ModelVersion,
-                rule = a.Alert.Rule,
+                rule = a.Alert.Rule == AlertRule.ExampleLead ? "example-lead" : "source-share",
                 score = a.Alert.Score,
                 threshold = a.Alert.Threshold,
-                flaggedIds = a.Alert.FlaggedIds,
+                flaggedIds = a.Alert.FlaggedSourceIds.Select(id => $"source:{id}").Concat(a.Alert.FlaggedExampleIds.Select(id => $"example:{id}")),
                 timestamp = a.Alert.Timestamp,
             }),
         }));

@@ -21,12 +21,20 @@ public sealed class SafetensorsException : Exception
     public string? Tensor { get; }
 }
 
-/// <summary>One tensor read from a safetensors file, converted to float32.</summary>
+/// <summary>One tensor read from a safetensors file; floating-point tensors are converted to float32.</summary>
 /// <param name="Name">The key.</param>
-/// <param name="Dtype">The stored dtype (F32, F16, BF16, F64).</param>
+/// <param name="Dtype">The stored dtype (F32, F16, BF16, F64 are converted; integer and BOOL tensors, such as the
+/// attention-mask buffers some checkpoints carry, are only sized and validated).</param>
 /// <param name="Shape">Row-major shape.</param>
-/// <param name="Data">Values converted to float32.</param>
-public sealed record SafeTensor(string Name, string Dtype, int[] Shape, float[] Data);
+/// <param name="Data">Values converted to float32; empty when <see cref="IsFloat"/> is false.</param>
+public sealed record SafeTensor(string Name, string Dtype, int[] Shape, float[] Data)
+{
+    /// <summary>True for the floating-point dtypes whose values are in <see cref="Data"/>.</summary>
+    public bool IsFloat => Dtype is "F32" or "F16" or "BF16" or "F64";
+
+    /// <summary>Number of elements (product of the shape).</summary>
+    public long Count => Shape.Aggregate(1L, (a, d) => a * d);
+}
 
 /// <summary>The tensors (in data-offset order) and the <c>__metadata__</c> of a safetensors file.</summary>
 /// <param name="Tensors">Tensors in data order.</param>
@@ -40,7 +48,8 @@ public sealed record SafetensorsContent(IReadOnlyList<SafeTensor> Tensors, IRead
 /// <summary>
 /// Reader and writer for the safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian
 /// header length N, N bytes of JSON <c>{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {..}}</c>,
-/// then the data, offsets relative to its start. Writes F32; reads F32, F16, BF16 and F64. Every length, offset and
+/// then the data, offsets relative to its start. Writes F32; reads F32, F16, BF16 and F64 as float32 and sizes the integer
+/// and BOOL dtypes without converting them (a model never loads those). Every length, offset and
 /// shape is checked against the bytes present before use; writes are atomic (temp file + rename).
 /// </summary>
 public static class Safetensors
@@ -288,6 +297,11 @@ public static class Safetensors
                 throw Error(source, p.Name, "is missing from the checkpoint.");
             }
 
+            if (!t.IsFloat)
+            {
+                throw Error(source, p.Name, $"has dtype {t.Dtype}; a parameter must be F32, F16, BF16 or F64.");
+            }
+
             if (!t.Shape.SequenceEqual(p.Shape))
             {
                 throw Error(source, p.Name, $"has shape [{string.Join(", ", t.Shape)}] but the model expects [{string.Join(", ", p.Shape)}]; the checkpoint was made for a different architecture.");
@@ -324,10 +338,10 @@ public static class Safetensors
         }
 
         string dtype = dt.GetString()!;
-        int size = dtype switch { "F32" => 4, "F16" => 2, "BF16" => 2, "F64" => 8, _ => 0 };
+        int size = DtypeSize(dtype);
         if (size == 0)
         {
-            throw Error(source, name, $"dtype '{dtype}' is not supported (F32, F16, BF16, F64).");
+            throw Error(source, name, $"dtype '{dtype}' is not supported (F32, F16, BF16, F64; BOOL, U8, I8, I16, U16, I32, U32, I64, U64 are sized but not read).");
         }
 
         if (!v.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
@@ -371,6 +385,15 @@ public static class Safetensors
         return (name, dtype, shape, begin, end);
     }
 
+    private static int DtypeSize(string dtype) => dtype switch
+    {
+        "F64" or "I64" or "U64" => 8,
+        "F32" or "I32" or "U32" => 4,
+        "F16" or "BF16" or "I16" or "U16" => 2,
+        "BOOL" or "U8" or "I8" => 1,
+        _ => 0,
+    };
+
     private static float[] Convert(ReadOnlySpan<byte> bytes, string dtype)
     {
         switch (dtype)
@@ -408,7 +431,7 @@ public static class Safetensors
                 return r;
             }
 
-            default:
+            case "F64":
             {
                 var r = new float[bytes.Length / 8];
                 for (int i = 0; i < r.Length; i++)
@@ -418,6 +441,9 @@ public static class Safetensors
 
                 return r;
             }
+
+            default:
+                return [];
         }
     }
 

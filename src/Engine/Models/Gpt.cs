@@ -4,12 +4,17 @@ using Tensor = Attribution.Engine.Tensors.Tensor;
 namespace Attribution.Engine.Models;
 
 /// <summary>
-/// A small decoder-only transformer (GPT-2 shape): token + learned position embeddings, <c>Layers</c> pre-LayerNorm blocks
-/// of causal multi-head attention and a GELU (tanh approximation) MLP, a final LayerNorm, and a tied or untied output head.
-/// Parameters use PyTorch-style names (<c>wte.weight</c>, <c>blocks.0.attn.c_attn.weight</c>, ...), linear weights are
-/// [out, in] like <c>nn.Linear</c>, and <c>tests/Engine.Tests/reference/gpt_reference.py</c> is the same model in PyTorch.
+/// A decoder-only transformer with GPT-2's architecture (Hugging Face <c>GPT2LMHeadModel</c>): token + learned position
+/// embeddings, <c>Layers</c> pre-LayerNorm blocks of causal multi-head attention (scores scaled by 1/sqrt(head size)) and
+/// a GELU (tanh approximation, <c>gelu_new</c>) MLP, a final LayerNorm (epsilon 1e-5 by default), biases on every
+/// projection, and an output head tied to the token embedding (or untied).
 /// </summary>
 /// <remarks>
+/// Parameter names are the Hugging Face GPT-2 names (<c>transformer.wte.weight</c>, <c>transformer.h.0.ln_1.weight</c>,
+/// <c>transformer.h.0.attn.c_attn.weight</c>, ..., <c>transformer.ln_f.bias</c>; <c>lm_head.weight</c> only when untied).
+/// In memory the four projection weights per block are held as [out, in] (<c>nn.Linear</c> orientation), the transpose of
+/// the file's <c>Conv1D</c> [in, out]: <see cref="GptCheckpoint"/> reads and writes the Hugging Face layout, so checkpoint
+/// files are exactly what <c>transformers</c> (and <c>bench/peers/gpt2_torch.py</c>) open.
 /// The model owns one <see cref="Graph"/> and resets it per call, so repeated steps of the same shape reuse every buffer.
 /// Token batches are row-major [batch, seqLen]. Not thread-safe.
 /// </remarks>
@@ -29,23 +34,23 @@ public sealed class Gpt
         config.Validate();
         Config = config;
         int c = config.DModel, hidden = config.MlpRatio * c;
-        _wte = Add("wte.weight", config.VocabSize, c);
-        _wpe = Add("wpe.weight", config.Context, c);
+        _wte = Add("transformer.wte.weight", config.VocabSize, c);
+        _wpe = Add("transformer.wpe.weight", config.Context, c);
         _blocks = new Block[config.Layers];
         for (int l = 0; l < config.Layers; l++)
         {
-            string p = $"blocks.{l}.";
+            string p = $"transformer.h.{l}.";
             _blocks[l] = new Block(
-                Add(p + "ln1.weight", c), Add(p + "ln1.bias", c),
+                Add(p + "ln_1.weight", c), Add(p + "ln_1.bias", c),
                 Add(p + "attn.c_attn.weight", 3 * c, c), Add(p + "attn.c_attn.bias", 3 * c),
                 Add(p + "attn.c_proj.weight", c, c), Add(p + "attn.c_proj.bias", c),
-                Add(p + "ln2.weight", c), Add(p + "ln2.bias", c),
+                Add(p + "ln_2.weight", c), Add(p + "ln_2.bias", c),
                 Add(p + "mlp.c_fc.weight", hidden, c), Add(p + "mlp.c_fc.bias", hidden),
                 Add(p + "mlp.c_proj.weight", c, hidden), Add(p + "mlp.c_proj.bias", c));
         }
 
-        _lnFWeight = Add("ln_f.weight", c);
-        _lnFBias = Add("ln_f.bias", c);
+        _lnFWeight = Add("transformer.ln_f.weight", c);
+        _lnFBias = Add("transformer.ln_f.bias", c);
         _lmHead = config.TiedHead ? null : Add("lm_head.weight", config.VocabSize, c);
         Initialize(seed);
     }
@@ -71,25 +76,30 @@ public sealed class Gpt
 
     private LinearCapture[]? _captures;
 
+    /// <summary>The blocks' weights that hold a <c>Conv1D</c> in the Hugging Face layout (stored here transposed).</summary>
+    public IEnumerable<Parameter> ProjectionWeights => _blocks.SelectMany(b => new[] { b.AttnW, b.ProjW, b.FcW, b.MlpProjW });
+
     /// <summary>Re-initialises all parameters from <paramref name="seed"/> (same seed, same bits).</summary>
     public void Initialize(ulong seed)
     {
         var rng = new Rng(seed);
         float std = 0.02f, projStd = 0.02f / MathF.Sqrt(2f * Math.Max(1, Config.Layers));
+        var norms = _blocks.SelectMany(b => new[] { b.Ln1W, b.Ln2W }).Append(_lnFWeight).ToHashSet();
+        var residual = _blocks.SelectMany(b => new[] { b.ProjW, b.MlpProjW }).ToHashSet();
         foreach (var p in _parameters)
         {
             p.ZeroGrad();
-            if (p.Name.EndsWith(".bias", StringComparison.Ordinal))
-            {
-                Array.Clear(p.Data);
-            }
-            else if (p.Name.Contains(".ln", StringComparison.Ordinal) || p.Name.StartsWith("ln_f", StringComparison.Ordinal))
+            if (norms.Contains(p))
             {
                 Array.Fill(p.Data, 1f);
             }
+            else if (p.Shape.Count == 1)
+            {
+                Array.Clear(p.Data);
+            }
             else
             {
-                rng.FillNormal(p.Data, 0f, p.Name.EndsWith("c_proj.weight", StringComparison.Ordinal) ? projStd : std);
+                rng.FillNormal(p.Data, 0f, residual.Contains(p) ? projStd : std);
             }
         }
     }
@@ -195,6 +205,7 @@ public sealed class Gpt
         ArgumentNullException.ThrowIfNull(graph);
         CheckBatch(inputs.Length, batch, seqLen, "inputs");
         int c = Config.DModel;
+        float eps = Config.LayerNormEpsilon;
         var g = graph;
         var tok = Graph.Reshape(g.Embedding(g.Param(_wte), inputs), batch, seqLen, c);
         var pos = g.Slice(g.Param(_wpe), 0, 0, seqLen);
@@ -203,16 +214,16 @@ public sealed class Gpt
         int ci = 0;
         foreach (var b in _blocks)
         {
-            var h = g.LayerNorm(x, g.Param(b.Ln1W), g.Param(b.Ln1B));
+            var h = g.LayerNorm(x, g.Param(b.Ln1W), g.Param(b.Ln1B), eps);
             var qkv = g.Linear(h, g.Param(b.AttnW), g.Param(b.AttnB), caps?[ci++]);
             var a = g.CausalSelfAttention(qkv, Config.Heads);
             x = g.Add(x, g.Linear(a, g.Param(b.ProjW), g.Param(b.ProjB), caps?[ci++]));
-            h = g.LayerNorm(x, g.Param(b.Ln2W), g.Param(b.Ln2B));
+            h = g.LayerNorm(x, g.Param(b.Ln2W), g.Param(b.Ln2B), eps);
             h = g.Gelu(g.Linear(h, g.Param(b.FcW), g.Param(b.FcB), caps?[ci++]));
             x = g.Add(x, g.Linear(h, g.Param(b.MlpProjW), g.Param(b.MlpProjB), caps?[ci++]));
         }
 
-        x = g.LayerNorm(x, g.Param(_lnFWeight), g.Param(_lnFBias));
+        x = g.LayerNorm(x, g.Param(_lnFWeight), g.Param(_lnFBias), eps);
         return g.Linear(x, g.Param(_lmHead ?? _wte), null, caps?[ci]);
     }
 
@@ -242,9 +253,6 @@ public sealed class Gpt
         }
 
         int t = seqLen - 1;
-        {
-        }
-
         var inputs = new int[batch * t];
         var targets = new int[batch * t];
         for (int b = 0; b < batch; b++)

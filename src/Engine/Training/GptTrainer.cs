@@ -5,11 +5,17 @@ using Attribution.Engine.Optim;
 
 namespace Attribution.Engine.Training;
 
-/// <summary>Recipe for a byte-level GPT on the fortunes corpus.</summary>
+/// <summary>Recipe for a GPT on a <see cref="TextCorpus"/> (by default byte-level on the fortunes).</summary>
 public sealed record GptRecipe
 {
-    /// <summary>Model shape (vocabulary = 259 byte tokens + BOS/EOS/PAD).</summary>
-    public GptConfig Config { get; init; } = new(VocabSize: ByteTokenizer.VocabSize, Context: 64, DModel: 64, Heads: 4, Layers: 2);
+    /// <summary>Model shape (vocabulary must hold the tokenizer's ids: 259 for bytes, 50257 for gpt2).</summary>
+    public GptConfig Config { get; init; } = new(VocabSize: ByteTokenizer.Size, Context: 64, DModel: 64, Heads: 4, Layers: 2);
+
+    /// <summary>The corpus spec (<see cref="TextCorpus.Load"/>), normalised as <see cref="TextCorpus.Spec"/>.</summary>
+    public string Corpus { get; init; } = "fortunes";
+
+    /// <summary>The tokenizer's name (<see cref="Tokenizers.Create"/>).</summary>
+    public string Tokenizer { get; init; } = ByteTokenizer.TokenizerName;
 
     /// <summary>Optimiser steps.</summary>
     public int Steps { get; init; } = 300;
@@ -37,8 +43,8 @@ public sealed record GptRecipe
 /// <param name="Model">The trained model.</param>
 /// <param name="ValidationLoss">Mean next-token NLL (nats) on validation windows.</param>
 /// <param name="UnigramValidationLoss">The same for an add-one-smoothed unigram model fitted on the training tokens.</param>
-/// <param name="TrainDocumentIds">Training document ids.</param>
-/// <param name="ValidationDocumentIds">Validation document ids.</param>
+/// <param name="TrainDocumentIds">Training documents (indices into <see cref="TextCorpus.Documents"/>).</param>
+/// <param name="ValidationDocumentIds">Validation documents (indices).</param>
 /// <param name="Seconds">Training wall-clock seconds.</param>
 public sealed record GptTrainingResult(Gpt Model, double ValidationLoss, double UnigramValidationLoss, int[] TrainDocumentIds, int[] ValidationDocumentIds, double Seconds);
 
@@ -46,19 +52,25 @@ public sealed record GptTrainingResult(Gpt Model, double ValidationLoss, double 
 public static class GptTrainer
 {
     /// <summary>Trains and evaluates; quiet, reports progress per step.</summary>
-    public static GptTrainingResult Train(GptRecipe recipe, FortunesCorpus corpus, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    public static GptTrainingResult Train(GptRecipe recipe, TextCorpus corpus, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(recipe);
         ArgumentNullException.ThrowIfNull(corpus);
         recipe.Config.Validate();
-        if (recipe.Config.VocabSize < ByteTokenizer.VocabSize)
+        if (recipe.Corpus != corpus.Spec)
         {
-            throw new ArgumentException($"The GPT vocabulary ({recipe.Config.VocabSize}) must hold the {ByteTokenizer.VocabSize} byte tokens.", nameof(recipe));
+            throw new ArgumentException($"The recipe names corpus '{recipe.Corpus}' but the corpus given is '{corpus.Spec}'.", nameof(corpus));
+        }
+
+        var tokenizer = Tokenizers.Create(recipe.Tokenizer);
+        if (recipe.Config.VocabSize < tokenizer.VocabSize)
+        {
+            throw new ArgumentException($"The GPT vocabulary ({recipe.Config.VocabSize}) must hold the {tokenizer.VocabSize} ids of the {tokenizer.Name} tokenizer.", nameof(recipe));
         }
 
         var (trainIds, valIds) = corpus.Split(recipe.ValidationFraction, recipe.Seed);
-        var train = ByteTokenizer.EncodeDocuments(trainIds.Select(i => corpus.Documents[i].Bytes));
-        var val = ByteTokenizer.EncodeDocuments(valIds.Select(i => corpus.Documents[i].Bytes));
+        var train = tokenizer.EncodeDocuments(trainIds.Select(i => corpus.Documents[i].Bytes));
+        var val = tokenizer.EncodeDocuments(valIds.Select(i => corpus.Documents[i].Bytes));
         int window = recipe.Config.Context + 1;
         if (train.Length <= window || val.Length <= window)
         {

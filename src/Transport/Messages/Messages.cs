@@ -12,14 +12,17 @@ public sealed record ContaminationAlertMessage
     /// <summary>Model version (checkpoint step or tag) that answered the query.</summary>
     public required string ModelVersion { get; init; }
 
-    /// <summary>Flagged training example or source ids that carried the attribution mass.</summary>
-    public required IReadOnlyList<string> FlaggedIds { get; init; }
+    /// <summary>Which rule fired (see <see cref="AlertRule"/>); <see cref="Score"/> is that rule's value.</summary>
+    public required AlertRule Rule { get; init; }
 
     /// <summary>
-    /// Which rule fired: <c>source-share</c> (Score = flagged sources' share of the positive source mass) or
-    /// <c>example-lead</c> (Score = the flagged top example's relative influence ÷ the runner-up's).
+    /// Flagged source ids with positive attribution for the query (<see cref="AlertRule.SourceShare"/>: the sources whose
+    /// share passed the threshold; empty for <see cref="AlertRule.ExampleLead"/>).
     /// </summary>
-    public string Rule { get; init; } = "source-share";
+    public IReadOnlyList<long> FlaggedSourceIds { get; init; } = [];
+
+    /// <summary>The flagged training example that leads the query (<see cref="AlertRule.ExampleLead"/>); empty otherwise.</summary>
+    public IReadOnlyList<long> FlaggedExampleIds { get; init; } = [];
 
     /// <summary>The rule's value (see <see cref="Rule"/>).</summary>
     public required double Score { get; init; }
@@ -29,6 +32,16 @@ public sealed record ContaminationAlertMessage
 
     /// <summary>When the alert was raised.</summary>
     public required DateTimeOffset Timestamp { get; init; }
+}
+
+/// <summary>The contamination rule that raised a <see cref="ContaminationAlertMessage"/>. Values are a wire contract: only add.</summary>
+public enum AlertRule
+{
+    /// <summary>Flagged sources carry at least the threshold share of the query's positive source attribution (Score = that share).</summary>
+    SourceShare = 0,
+
+    /// <summary>The example with the highest relative influence (score ÷ ‖response‖) is flagged and leads the runner-up by the ratio (Score = the lead).</summary>
+    ExampleLead = 1,
 }
 
 /// <summary>Control event: the Simulator finished publishing the probes of a run up to a training step.</summary>

@@ -30,7 +30,8 @@ public sealed class KafkaPipelineFixture : IAsyncLifetime
     public const int Partitions = 4;
     public const int TrainCount = 200;
     public const int SourceCount = 4;
-    public const int RabbitPort = 5673;
+    /// <summary>The private RabbitMQ node's port: RABBITMQ_TEST_PORT when set (parallel runs on one machine), else 5673.</summary>
+    public static readonly int RabbitPort = int.TryParse(Environment.GetEnvironmentVariable("RABBITMQ_TEST_PORT"), out var port) ? port : 5673;
     public static readonly string[] PipelineTopics = [Topics.Checkpoints, Topics.Batches, Topics.Probes, Topics.Queries, Topics.Attributions, Topics.DeadLetter];
 
     private string _rabbitScript = "";
@@ -195,7 +196,7 @@ public sealed class KafkaPipelineFixture : IAsyncLifetime
     public async Task ProduceQueryAsync(string id, float[] features)
     {
         var query = new ModelQuery(id, $"{RunId}@4", features, null, DateTimeOffset.UtcNow);
-        await Producer.ProduceAsync(Topics.Queries, EventMessage.Create(id, EventCodecs.Queries.Encode(query)));
+        await Producer.ProduceQueryAsync(query);
     }
 
     /// <summary>Queries <c>{prefix}-{i}</c> for i in [from, from + count), produced concurrently.</summary>

@@ -183,7 +183,7 @@ internal static class Pipeline
     public static async Task ProduceQueryAsync(IEventLog log, IEventProducer producer, string id, float[]? features, long[]? tokens = null)
     {
         var query = new ModelQuery(id, "tiny-run@4", features, tokens, DateTimeOffset.UtcNow);
-        await producer.ProduceAsync(Topics.Queries, EventMessage.Create(id, EventCodecs.Queries.Encode(query)));
+        await producer.ProduceQueryAsync(query);
     }
 
     public static EmbeddedEventLog NewLog() => new(new EmbeddedOptions { DefaultPartitions = 4 });

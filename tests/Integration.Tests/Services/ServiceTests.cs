@@ -9,6 +9,7 @@ using Attribution.Ingest;
 using Attribution.Scorer;
 using Attribution.Simulator;
 using Attribution.Transport;
+using Attribution.Transport.Messages;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -424,7 +425,8 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         await host.StopAsync();
         Assert.All(AlertSink.Received, a =>
         {
-            Assert.Contains("source:0", a.FlaggedIds);
+            Assert.Equal(AlertRule.SourceShare, a.Rule);
+            Assert.Contains(0L, a.FlaggedSourceIds);
             Assert.InRange(a.Score, 0.5, 1.0);
             Assert.Equal("flagged@4", a.ModelVersion);
         });

@@ -1,0 +1,39 @@
+namespace Attribution.Simulator.Tests;
+
+/// <summary>Simulator settings: scale-out indices are checked at start-up and give each instance its own consumer group.</summary>
+public sealed class SimulatorOptionsTests
+{
+    [Fact]
+    public void The_defaults_are_valid_and_keep_the_plain_group_id()
+    {
+        var o = new SimulatorOptions();
+        Assert.Null(o.Validate());
+        Assert.Equal("simulator", o.EffectiveGroupId);
+    }
+
+    [Fact]
+    public void Shared_sets_give_each_instance_its_own_group_so_every_instance_sees_every_checkpoint()
+    {
+        Assert.Equal("sim-0-of-2", new SimulatorOptions { GroupId = "sim", Instances = 2, Instance = 0 }.EffectiveGroupId);
+        Assert.Equal("sim-1-of-2", new SimulatorOptions { GroupId = "sim", Instances = 2, Instance = 1 }.EffectiveGroupId);
+    }
+
+    [Theory]
+    [InlineData(2, 2)]
+    [InlineData(2, -1)]
+    [InlineData(0, 0)]
+    [InlineData(1025, 0)]
+    public void An_instance_index_outside_the_count_is_refused_with_what_to_fix(int instances, int instance)
+    {
+        var error = new SimulatorOptions { Instances = instances, Instance = instance }.Validate();
+        Assert.NotNull(error);
+        Assert.Contains("Simulator:Instances", error, StringComparison.Ordinal);
+        Assert.Contains($"got {instance}", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unknown_precision_is_refused()
+    {
+        Assert.Contains("'f8'", new SimulatorOptions { Precision = "f8" }.Validate(), StringComparison.Ordinal);
+    }
+}
