@@ -39,6 +39,8 @@ public static class DownstreamServiceCollectionExtensions
         services.AddSingleton<AttributionFeed>();
         services.AddHostedService(sp => sp.GetRequiredService<AttributionFeed>());
         services.AddHealthChecks().AddCheck<DownstreamHealthCheck>("downstream", tags: ["downstream"]);
+        services.AddSingleton(sp => new DownstreamInstruments(sp.GetRequiredService<AttributionFeed>(), sp.GetRequiredService<AttributionStore>(),
+            sp.GetRequiredService<LedgerPublisher>(), sp.GetRequiredService<AlertFeed>(), sp.GetService<Flight.FlightSubscriptions>()));
         services.AddSingleton<LedgerPublisher>();
         services.AddHostedService(sp => sp.GetRequiredService<LedgerPublisher>());
         return services;

@@ -244,6 +244,7 @@ public sealed class ScorerWorker : EventConsumerWorker
     private async Task PublishAsync(IQueryScorer scorer, List<PendingQuery> work, ScoredBatch scored, EventMessage[] messages, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
+        var spans = work.Select(ScorerTracing.Start).ToArray();
         try
         {
             // A query's alert goes out before its attribution: once the attribution exists a redelivered query is
@@ -256,7 +257,8 @@ public sealed class ScorerWorker : EventConsumerWorker
                 {
                     if (_alerts.Evaluate(scored.Scores.SourceRow(q).Span, scorer.SourceIds, scored.Scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds) is { } verdict)
                     {
-                        alerts.Add(_publisher.AlertAsync(scored.Results[q], verdict, ct));
+                        var result = scored.Results[q];
+                        alerts.Add(ScorerTracing.InSpan(spans[q], () => _publisher.AlertAsync(result, verdict, ct)));
                     }
                 }
 
@@ -266,7 +268,7 @@ public sealed class ScorerWorker : EventConsumerWorker
             var sends = new Task<EventPosition>[work.Count];
             for (int q = 0; q < work.Count; q++)
             {
-                sends[q] = _publisher.ProduceAsync(messages[q], ct);
+                sends[q] = _publisher.ProduceAsync(TraceContext.Attach(messages[q], spans[q]), ct);
             }
 
             for (int q = 0; q < work.Count; q++)
@@ -296,6 +298,11 @@ public sealed class ScorerWorker : EventConsumerWorker
         }
         finally
         {
+            foreach (var span in spans)
+            {
+                span?.Dispose();
+            }
+
             Metrics.Published(Stopwatch.GetElapsedTime(started));
         }
     }

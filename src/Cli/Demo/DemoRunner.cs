@@ -43,6 +43,7 @@ internal static class DemoRunner
         using var host = BuildHost(settings, run, runId, outDir);
         var total = Stopwatch.StartNew();
         await host.StartAsync(cancellationToken);
+        _ = host.Services.GetRequiredService<SimulatorInstruments>();
         RunningConsole? console = null;
         try
         {

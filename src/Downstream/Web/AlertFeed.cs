@@ -1,3 +1,4 @@
+using Attribution.Transport;
 using Attribution.Transport.Messages;
 using MassTransit;
 
@@ -7,7 +8,7 @@ namespace Attribution.Downstream.Web;
 public sealed class AlertFeed
 {
     private const int Capacity = 1000;
-    private readonly Queue<(long Seq, ContaminationAlertMessage Alert)> _recent = new();
+    private readonly Queue<(long Seq, ContaminationAlertMessage Alert, string? TraceId)> _recent = new();
     private readonly Lock _lock = new();
     private long _seq;
     private long _total;
@@ -15,13 +16,13 @@ public sealed class AlertFeed
     /// <summary>Alerts received so far.</summary>
     public long Total => Interlocked.Read(ref _total);
 
-    /// <summary>Adds an alert.</summary>
-    public void Add(ContaminationAlertMessage alert)
+    /// <summary>Adds an alert, with the trace id of the query that raised it when its headers carried one.</summary>
+    public void Add(ContaminationAlertMessage alert, string? traceId = null)
     {
         ArgumentNullException.ThrowIfNull(alert);
         lock (_lock)
         {
-            _recent.Enqueue((++_seq, alert));
+            _recent.Enqueue((++_seq, alert, traceId));
             if (_recent.Count > Capacity)
             {
                 _recent.Dequeue();
@@ -32,7 +33,7 @@ public sealed class AlertFeed
     }
 
     /// <summary>Alerts after sequence number <paramref name="after"/>, oldest first (at most the last 1,000 kept).</summary>
-    public IReadOnlyList<(long Seq, ContaminationAlertMessage Alert)> After(long after)
+    public IReadOnlyList<(long Seq, ContaminationAlertMessage Alert, string? TraceId)> After(long after)
     {
         lock (_lock)
         {
@@ -48,7 +49,7 @@ public sealed class AlertFeedConsumer(AlertFeed feed) : IConsumer<ContaminationA
     public Task Consume(ConsumeContext<ContaminationAlertMessage> context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        feed.Add(context.Message);
+        feed.Add(context.Message, TraceContext.TraceId(context.Headers.Get<string>(TraceContext.Header)));
         return Task.CompletedTask;
     }
 }

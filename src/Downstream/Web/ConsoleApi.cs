@@ -90,6 +90,7 @@ public static class ConsoleApi
                 threshold = a.Alert.Threshold,
                 flaggedIds = a.Alert.FlaggedSourceIds.Select(id => $"source:{id}").Concat(a.Alert.FlaggedExampleIds.Select(id => $"example:{id}")),
                 timestamp = a.Alert.Timestamp,
+                traceId = a.TraceId,
             }),
         }));
         app.MapGet("/api/health", async (ConsoleHealth health, AttributionFeed feed, AttributionStore store, LedgerPublisher ledger, CancellationToken token) =>

@@ -1,5 +1,7 @@
 using System.Net;
+using Attribution.Downstream.Feed;
 using Attribution.Downstream.Flight;
+using Attribution.Observability;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -78,6 +80,7 @@ public static class ConsoleServer
         addTransport(builder.Services);
         builder.Services.AddDownstream(builder.Configuration);
         builder.Services.AddSingleton<FlightSubscriptions>();
+        builder.Services.AddPipelineTelemetry(aspNetCore: true);
         builder.Services.AddGrpc().AddFlightServer<AttributionFlightServer>();
         if (health is not null)
         {
@@ -90,6 +93,8 @@ public static class ConsoleServer
 
         var app = builder.Build();
         app.MapFlightEndpoint();
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        _ = app.Services.GetRequiredService<DownstreamInstruments>();
         ConsoleApi.Map(app);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
