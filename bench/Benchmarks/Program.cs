@@ -6,6 +6,7 @@ using BenchmarkDotNet.Running;
 return args.FirstOrDefault() switch
 {
     "arrow-compare" => ArrowCompare.Run(args[1..]),
+    "arrow-fuzz" => ArrowFuzz.Run(args[1..]),
     _ => Run(args),
 };
 

@@ -12,7 +12,8 @@ usage:
       loads DIR/config.json + DIR/model.safetensors, prints the logits of one sequence as JSON; with --expect compares
       them with {"tokens": [...], "logits": [...]} written by `pipeline bench gpt-interop` and fails above 1e-4.
   gpt2_torch.py bench --threads N --config demo|gpt2-small --batch B --seq T --reps R --mode train|forward
-      times training steps (AdamW, as GptTrainer) or forward passes; prints one JSON line with the per-rep seconds.
+      times training steps (AdamW, as GptTrainer) or forward passes; prints one JSON line with the per-rep wall-clock and
+      process CPU seconds.
 """
 import argparse
 import json
@@ -239,22 +240,23 @@ def cmd_bench(args):
     model = GPT2LMHeadModel(cfg)
     model.init_gpt2(torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(1)
-    times = []
+    times, cpu = [], []
     if args.mode == "forward":
         model.eval()
         ids = torch.randint(0, cfg["vocab_size"], (args.batch, args.seq), generator=g)
         with torch.no_grad():
             for rep in range(args.warmup + args.reps):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 model(ids)
                 if rep >= args.warmup:
                     times.append(time.perf_counter() - t0)
+                    cpu.append(time.process_time() - c0)
     else:
         # GptTrainer's step: windows of seq+1 tokens, next-token cross-entropy, AdamW(0.9, 0.999, eps 1e-8, wd 0.01).
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
         for rep in range(args.warmup + args.reps):
             tokens = torch.randint(0, cfg["vocab_size"], (args.batch, args.seq + 1), generator=g)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             logits = model(tokens[:, :-1])
             loss = F.cross_entropy(logits.reshape(-1, cfg["vocab_size"]), tokens[:, 1:].reshape(-1))
             opt.zero_grad(set_to_none=True)
@@ -262,7 +264,8 @@ def cmd_bench(args):
             opt.step()
             if rep >= args.warmup:
                 times.append(time.perf_counter() - t0)
-    print(json.dumps({"seconds": times, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                cpu.append(time.process_time() - c0)
+    print(json.dumps({"seconds": times, "cpu_seconds": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
                       "parameters": sum(p.numel() for p in model.parameters())}))
     return 0
 

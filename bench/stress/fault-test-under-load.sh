@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one Kafka fault test N times in a row while busy loops keep every core loaded, and prints how long each run
-# took to see all its attributions (the "N distinct attributions ... after X s" line) and whether it passed.
+# took to see all its attributions (a failed run's full output goes to $STRESS_OUT/fault-test-run-N.log) (the "N distinct attributions ... after X s" line) and whether it passed.
 #   bench/stress/fault-test-under-load.sh [runs=20] [busy-processes=nproc] [test-name]
 # Bounded: each run is killed after 10 minutes; the busy loops end with the script. TEST_DLL=path runs a copy of the
 # built test assembly instead of tests/Integration.Tests (so a rebuild meanwhile does not change what is measured).
@@ -20,5 +20,6 @@ for i in $(seq 1 "$RUNS"); do
   rc=$?
   took=$(grep -Eo '[0-9]+ distinct attributions for [^ ]+ after [0-9.]+ s' <<<"$out" | tail -1 | grep -Eo 'after [0-9.]+' | cut -d' ' -f2)
   verdict=$(grep -Eo '(LOST|LATE): [^"]*' <<<"$out" | head -1)
+  [ "$rc" -ne 0 ] && printf '%s\n' "$out" > "${STRESS_OUT:-/tmp}/fault-test-run-$i.log"
   echo "run $i: rc=$rc wall=$(( $(date +%s) - start ))s attributions-after=${took:-?}s load=$(cut -d' ' -f1 /proc/loadavg) ${verdict}"
 done

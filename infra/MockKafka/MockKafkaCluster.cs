@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Attribution.Transport;
+using Attribution.Transport.Kafka;
 
 namespace Attribution.MockKafka;
 
@@ -28,7 +30,7 @@ public enum KafkaApiKey : short
 
 /// <summary>
 /// A librdkafka mock Kafka cluster: <c>brokerCount</c> brokers listening on loopback TCP ports inside this process.
-/// Real Kafka clients (Confluent.Kafka, kcat) connect to <see cref="BootstrapServers"/>. Broker ids are 1..N.
+/// Real Kafka clients (Confluent.Kafka, Node's kafkajs) connect to <see cref="BootstrapServers"/>. Broker ids are 1..N.
 /// Topics are auto-created on first use (default partition count 4, replication factor
 /// min(3, brokers)) unless created with <see cref="CreateTopic"/>. Not thread-safe against concurrent
 /// <see cref="Dispose"/>; the control methods themselves may be called from any thread.
@@ -50,16 +52,16 @@ public sealed class MockKafkaCluster : IDisposable
 
         BrokerCount = brokerCount;
         var err = new byte[(int)ErrStrSize];
-        IntPtr conf;
         try
         {
-            conf = NativeMethods.ConfNew();
+            KafkaLibrary.EnsureLoaded();
         }
-        catch (DllNotFoundException e)
+        catch (EventLogException e)
         {
-            throw new MockKafkaException(
-                $"The system librdkafka ({NativeMethods.Library}) is not installed; install the Debian package librdkafka1 (./pipeline test does it).", e);
+            throw new MockKafkaException(e.Message, e);
         }
+
+        var conf = NativeMethods.ConfNew();
 
         // The handle only hosts the mock cluster; keep it quiet and never let it connect anywhere.
         Set(conf, "bootstrap.servers", "", err);
@@ -81,6 +83,9 @@ public sealed class MockKafkaCluster : IDisposable
 
         BootstrapServers = Marshal.PtrToStringUTF8(NativeMethods.MockClusterBootstraps(_cluster))
             ?? throw new MockKafkaException("rd_kafka_mock_cluster_bootstraps returned null.");
+        // A real cluster names a controller; without one, every admin request (CreateTopics, DescribeConfigs) waits for
+        // it until its timeout. With broker 1 as controller they fail at once: the mock implements neither request.
+        NativeMethods.MockSetControllerId(_cluster, 1);
     }
 
     /// <summary>Comma-separated <c>host:port</c> list of the brokers, for <c>bootstrap.servers</c>.</summary>
@@ -95,6 +100,9 @@ public sealed class MockKafkaCluster : IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(topic);
         Check(NativeMethods.MockTopicCreate(Cluster, topic, partitions, replicationFactor), $"create topic '{topic}'");
     }
+
+    /// <summary>Sets the controller reported in metadata (-1: none, so admin requests wait for one until they time out).</summary>
+    public void SetControllerId(int brokerId) => NativeMethods.MockSetControllerId(Cluster, brokerId == -1 ? -1 : CheckBroker(brokerId));
 
     /// <summary>Takes broker <paramref name="brokerId"/> down: its connections are closed and new ones refused.</summary>
     public void SetBrokerDown(int brokerId) => Check(NativeMethods.MockBrokerSetDown(Cluster, CheckBroker(brokerId)), $"set broker {brokerId} down");

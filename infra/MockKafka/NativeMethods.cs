@@ -1,11 +1,20 @@
 using System.Runtime.InteropServices;
+using Attribution.Transport.Kafka;
 
 namespace Attribution.MockKafka;
 
-/// <summary>P/Invoke declarations for the librdkafka mock cluster API (Debian librdkafka1 2.x exports it).</summary>
+/// <summary>
+/// P/Invoke declarations for the librdkafka mock cluster API. "librdkafka" resolves to the very file Confluent.Kafka
+/// uses (<see cref="KafkaLibrary.EnsureLoaded"/>: the bundled librdkafka.redist build), so clients and the mock
+/// cluster share one library.
+/// </summary>
 internal static partial class NativeMethods
 {
-    internal const string Library = "librdkafka.so.1";
+    internal const string Library = "librdkafka";
+
+    static NativeMethods() =>
+        NativeLibrary.SetDllImportResolver(typeof(NativeMethods).Assembly, (name, _, _) =>
+            name == Library ? NativeLibrary.Load(KafkaLibrary.EnsureLoaded().Path) : IntPtr.Zero);
 
     internal const int RdKafkaProducer = 0;
     internal const int ConfOk = 0;
@@ -45,6 +54,9 @@ internal static partial class NativeMethods
 
     [LibraryImport(Library, EntryPoint = "rd_kafka_mock_partition_set_leader", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int MockPartitionSetLeader(IntPtr mcluster, string topic, int partition, int brokerId);
+
+    [LibraryImport(Library, EntryPoint = "rd_kafka_mock_set_controller_id")]
+    internal static partial void MockSetControllerId(IntPtr mcluster, int controllerId);
 
     [LibraryImport(Library, EntryPoint = "rd_kafka_mock_topic_create", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int MockTopicCreate(IntPtr mcluster, string topic, int partitionCount, int replicationFactor);

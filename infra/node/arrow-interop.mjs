@@ -1,11 +1,16 @@
-// Independent-implementation check for our C# Arrow IPC codec (tests/Arrow.Tests/NodeInteropTests.cs).
+// Independent-implementation check of our Arrow event contracts (tests/Contracts.Tests/NodeInteropTests.cs).
 // Usage: node arrow-interop.mjs <workdir>
-//   <workdir>/cs/*.arrow      streams written by C#: each is read with apache-arrow, dumped to
-//                             <name>.js.json, and re-encoded with tableToIPC(table, 'stream') into
-//                             <workdir>/rewrite/<name>.arrow
-//   <workdir>/js/             receives JS-native fixtures (<name>.arrow) and their dumps (<name>.js.json)
-// Dumps are canonical JSON: int64/timestamp as decimal strings, floats as IEEE bit patterns in hex,
-// binary as hex, so both sides compare exact values.
+//   <workdir>/cs/*.arrow   event streams written by our C# codec: each is read with apache-arrow and dumped to
+//                          <name>.js.json (canonical JSON, below), or <name>.js.error when it cannot be read
+//   <workdir>/js/          receives queries written the way a JS client writes them (tableFromArrays-style
+//                          dictionary strings, an extra list<struct<...>> column, several batches, the file
+//                          format), as <name>.arrow, with the values put in as <name>.expected.json
+// Usage: node arrow-interop.mjs --compressed <dir>
+//   writes the same queries with lz4- and zstd-compressed bodies (needs `npm install --no-save lz4js@0.2.0
+//   zstd-codec@0.1.5`), <name>.arrow with corrected length prefixes (see fixPrefixes) and <name>.as-written.arrow as
+//   apache-arrow wrote it; committed under tests/Contracts.Tests/Fixtures/js, so tests never need those packages.
+// Canonical dumps: int64/timestamp as decimal strings, floats as IEEE bit patterns in hex, binary as hex,
+// dictionaries decoded, structs as objects: both sides compare exact values.
 import * as A from 'apache-arrow';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,24 +26,23 @@ function typeName(t) {
     case A.Type.Binary: return 'binary';
     case A.Type.Timestamp: return `timestamp[${UNITS[t.unit]}${t.timezone ? ', ' + t.timezone : ''}]`;
     case A.Type.List: return `list<${fieldName(t.children[0])}>`;
-    case A.Type.FixedSizeList: return `fixed_size_list<${fieldName(t.children[0])}>[${t.listSize}]`;
+    case A.Type.Struct: return `struct<${t.children.map(fieldName).join(', ')}>`;
+    case A.Type.Dictionary: return `dictionary<values=${typeName(t.dictionary)}, indices=${typeName(t.indices)}>`;
     default: throw new Error(`unsupported type ${t}`);
   }
 }
 const fieldName = (f) => `${f.name}: ${typeName(f.type)}${f.nullable ? '' : ' not null'}`;
 const bit = (bytes, i) => (bytes[i >> 3] >> (i & 7)) & 1;
 const hex = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
-const utf8 = new TextDecoder('utf-8');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function slot(data, i) {
   const j = data.offset + i;
   if (data.nullCount > 0 && !bit(data.nullBitmap, j)) return null;
   const t = data.type;
   switch (t.typeId) {
-    case A.Type.Int:
-      return t.bitWidth === 64 ? data.values[j].toString() : data.values[j];
-    case A.Type.Timestamp:
-      return data.values[j].toString();
+    case A.Type.Int: return t.bitWidth === 64 ? data.values[j].toString() : data.values[j];
+    case A.Type.Timestamp: return data.values[j].toString();
     case A.Type.Float: {
       const v = data.values;
       if (t.precision === A.Precision.SINGLE) return '0x' + new Uint32Array(v.buffer, v.byteOffset, v.length)[j].toString(16).padStart(8, '0');
@@ -52,11 +56,8 @@ function slot(data, i) {
       for (let k = data.valueOffsets[j]; k < data.valueOffsets[j + 1]; k++) out.push(slot(data.children[0], k));
       return out;
     }
-    case A.Type.FixedSizeList: {
-      const out = [];
-      for (let k = 0; k < t.listSize; k++) out.push(slot(data.children[0], j * t.listSize + k));
-      return out;
-    }
+    case A.Type.Struct: return Object.fromEntries(t.children.map((f, c) => [f.name, slot(data.children[c], j)]));
+    case A.Type.Dictionary: return slot(data.dictionary.data[0], data.values[j]);
     default: throw new Error(`unsupported type ${t}`);
   }
 }
@@ -77,100 +78,124 @@ function dump(bytes) {
   }
   return {
     schema: {
-      fields: schema.fields.map((f) => ({ name: f.name, type: typeName(f.type), nullable: f.nullable, metadata: Object.fromEntries(f.metadata) })),
+      fields: schema.fields.map((f) => ({ name: f.name, type: typeName(f.type), nullable: f.nullable })),
       metadata: Object.fromEntries(schema.metadata),
     },
     batches,
   };
 }
 
-// ---- JS-native fixtures -------------------------------------------------------------------
-const item = (type, nullable = true) => new A.Field('item', type, nullable);
+// ---- queries as a JS client writes them ----------------------------------------------------------------------
+const QUERY_META = new Map([['event-type', 'model-query'], ['schema-version', '1']]);
+const TAG = new A.Struct([new A.Field('name', new A.Utf8(), true), new A.Field('weight', new A.Float64(), true)]);
+const f32 = (x) => Math.fround(x);
+
 function bitmap(valid) {
   const bytes = new Uint8Array(Math.max(1, Math.ceil(valid.length / 8)));
   valid.forEach((v, i) => { if (v) bytes[i >> 3] |= 1 << (i & 7); });
   return bytes;
 }
-function timestamps(type, values) {
-  const valid = values.map((v) => v !== null);
-  return A.makeData({ type, length: values.length, nullCount: valid.filter((v) => !v).length, nullBitmap: bitmap(valid), data: BigInt64Array.from(values.map((v) => v ?? 0n)) });
-}
-function batchOf(schema, columns) {
-  const length = columns.length ? columns[0].length : 0;
-  return new A.RecordBatch(schema, A.makeData({ type: new A.Struct(schema.fields), length, nullCount: 0, children: columns }));
-}
-const vec = (values, type) => A.vectorFromArray(values, type).data[0];
 
-function allTypes() {
-  const fields = [
-    new A.Field('b', new A.Bool(), true),
-    new A.Field('i32', new A.Int32(), true, new Map([['unit', 'count'], ['empty', '']])),
-    new A.Field('i64', new A.Int64(), true),
-    new A.Field('f32', new A.Float32(), true),
-    new A.Field('f64', new A.Float64(), true),
-    new A.Field('ts_us', new A.Timestamp(A.TimeUnit.MICROSECOND, 'UTC'), true),
-    new A.Field('ts_ns_naive', new A.Timestamp(A.TimeUnit.NANOSECOND), true),
-    new A.Field('s', new A.Utf8(), true),
-    new A.Field('bin', new A.Binary(), true),
-    new A.Field('lf', new A.List(item(new A.Float32())), true),
-    new A.Field('li', new A.List(item(new A.Int64())), true),
-    new A.Field('fsl', new A.FixedSizeList(2, item(new A.Float32())), true),
-  ];
-  const schema = new A.Schema(fields, new Map([['schema-version', '1'], ['note', 'héllo'], ['blank', '']]));
-  const rows = (n, f) => Array.from({ length: n }, (_, i) => f(i));
-  const make = (n, nulls) => {
-    const nul = (i, v) => (nulls && i % 3 === 1 ? null : v);
-    return [
-      vec(rows(n, (i) => nul(i, i % 2 === 0)), new A.Bool()),
-      vec(rows(n, (i) => nul(i, i * 7 - 3)), new A.Int32()),
-      vec(rows(n, (i) => nul(i, BigInt(i) * 1000000000007n - 5n)), new A.Int64()),
-      vec(rows(n, (i) => nul(i, i === 0 ? -0 : i / 3)), new A.Float32()),
-      vec(rows(n, (i) => nul(i, i === 2 ? NaN : i === 4 ? -Infinity : i * 1.5e300)), new A.Float64()),
-      timestamps(fields[5].type, rows(n, (i) => nul(i, 1700000000123456n + BigInt(i)))),
-      timestamps(fields[6].type, rows(n, (i) => nul(i, -1n - BigInt(i)))),
-      vec(rows(n, (i) => nul(i, i % 4 === 0 ? '' : `r${i}-ü€😀`)), new A.Utf8()),
-      vec(rows(n, (i) => nul(i, Uint8Array.from(rows(i % 5, (k) => (k * 37 + i) & 255)))), new A.Binary()),
-      vec(rows(n, (i) => nul(i, rows(i % 4, (k) => k + i / 8))), fields[9].type),
-      vec(rows(n, (i) => nul(i, rows(i % 3, (k) => BigInt(k) - BigInt(i) * 3n))), fields[10].type),
-      vec(rows(n, (i) => nul(i, [i, -i / 2])), fields[11].type),
-    ];
-  };
-  return new A.Table(schema, [batchOf(schema, make(9, true)), batchOf(schema, make(0, true)), batchOf(schema, make(65, true)), batchOf(schema, make(8, false))]);
+function queryBatch(rows) {
+  // Strings the way tableFromArrays infers them (dictionary<utf8, int32>); the rest typed explicitly.
+  const strings = A.tableFromArrays({ query_id: rows.map((r) => r.id), model_version: rows.map((r) => r.model) });
+  const ts = new A.TimestampMicrosecond('UTC');
+  const table = new A.Table({
+    query_id: strings.getChild('query_id'),
+    model_version: strings.getChild('model_version'),
+    features: A.vectorFromArray(rows.map((r) => r.features), new A.List(new A.Field('item', new A.Float32(), false))),
+    token_ids: A.vectorFromArray(rows.map((r) => r.tokens && r.tokens.map(BigInt)), new A.List(new A.Field('item', new A.Int64(), false))),
+    timestamp: A.makeVector(A.makeData({ type: ts, length: rows.length, nullCount: 0, data: BigInt64Array.from(rows.map((r) => BigInt(r.micros))) })),
+    tags: A.vectorFromArray(rows.map((r) => r.tags), new A.List(new A.Field('item', TAG, true))),
+  });
+  const schema = new A.Schema(table.schema.fields, QUERY_META);
+  return table.batches.map((b) => new A.RecordBatch(schema, b.data));
 }
 
-function noNulls() {
-  const schema = new A.Schema([new A.Field('id', new A.Int64(), false), new A.Field('x', new A.Float64(), false)]);
-  return new A.Table(schema, [batchOf(schema, [vec([1n, 2n, 3n, 4n, 5n, 6n, 7n], new A.Int64()), vec([1, 2, 3, 4, 5, 6, 7], new A.Float64())])]);
+const Q = (n, extra) => ({
+  id: `q-js-${n}`, model: 'run-1@step-300', features: null, tokens: null, micros: 1764896523123456 + n, tags: [], ...extra,
+});
+const SINGLE = [Q(1, { id: 'q-js-ü€-1', features: [f32(0.5), f32(0.25), f32(-1.5), f32(0.1)], tags: [{ name: 'client', weight: 0.5 }, { name: null, weight: 2 }] })];
+const SEVERAL = [
+  [Q(2, { features: [1, 2, 3].map(f32) }), Q(3, { tokens: [101, 2023, 102], model: 'gpt@7' })],
+  [Q(4, { features: [f32(0.3)], tags: null })],
+  [Q(5, { tokens: [], model: 'gpt@7' }), Q(6, { features: [], tags: [{ name: 'x', weight: null }] }), Q(7, { features: [f32(1e-3)] })],
+];
+
+const expected = (rows) => rows.map((r) => ({
+  query_id: r.id, model_version: r.model,
+  features: r.features && r.features.map((x) => '0x' + new Uint32Array(Float32Array.of(x).buffer)[0].toString(16).padStart(8, '0')),
+  token_ids: r.tokens && r.tokens.map(String), timestamp_us: String(r.micros),
+}));
+
+// apache-arrow 21.2.0 writes the *compressed* length into each compressed buffer's 8-byte prefix, where the format
+// wants the uncompressed length (ipc/writer.mjs _compressBodyBuffers); spec-following readers (ours, C++, Rust)
+// refuse such bodies. The codecs below remember what they compressed, and fixPrefixes() writes the right lengths.
+const compressed = [];
+
+function fixPrefixes(bytes) {
+  const out = Buffer.from(bytes);
+  for (const { frame, length } of compressed) {
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigInt64LE(BigInt(frame.length));
+    const at = out.indexOf(Buffer.concat([prefix, Buffer.from(frame)]));
+    if (at >= 0) out.writeBigInt64LE(BigInt(length), at);
+  }
+  return out;
 }
 
-function emptyTable() {
-  const schema = new A.Schema([new A.Field('s', new A.Utf8(), true), new A.Field('l', new A.List(item(new A.Int64())), true)]);
-  return new A.Table(schema, []);
+function writeQueries(dir, name, batchesOfRows, format, compressionType = null) {
+  // One table over all rows (one dictionary per string column), cut into the requested record batches.
+  const whole = new A.Table(queryBatch(batchesOfRows.flat()));
+  let start = 0;
+  const batches = batchesOfRows.map((rows) => {
+    const part = whole.slice(start, start += rows.length);
+    return new A.RecordBatch(whole.schema, part.batches[0].data);
+  });
+  const table = new A.Table(whole.schema, batches);
+  const bytes = A.tableToIPC(table, format, compressionType);
+  fs.writeFileSync(path.join(dir, name + '.arrow'), compressionType == null ? bytes : fixPrefixes(bytes));
+  if (compressionType != null) fs.writeFileSync(path.join(dir, name + '.as-written.arrow'), bytes);
+  fs.writeFileSync(path.join(dir, name + '.expected.json'), JSON.stringify(expected(batchesOfRows.flat())));
 }
 
-// ---- main ---------------------------------------------------------------------------------
+async function registerCodecs() {
+  const lz4 = (await import('lz4js')).default;
+  const { ZstdCodec } = await import('zstd-codec');
+  const zstd = await new Promise((resolve) => ZstdCodec.run((z) => resolve(new z.Simple())));
+  const remember = (encode) => (d) => { const frame = encode(d); compressed.push({ frame, length: d.length }); return frame; };
+  A.compressionRegistry.set(A.CompressionType.LZ4_FRAME, { encode: remember((d) => lz4.compress(d)), decode: (d) => lz4.decompress(d) });
+  A.compressionRegistry.set(A.CompressionType.ZSTD, { encode: remember((d) => zstd.compress(d, 3)), decode: (d) => zstd.decompress(d) });
+}
+
+// ---- main ----------------------------------------------------------------------------------------------------
+if (process.argv[2] === '--compressed') {
+  const dir = process.argv[3];
+  await registerCodecs();
+  fs.mkdirSync(dir, { recursive: true });
+  writeQueries(dir, 'queries_lz4', SEVERAL, 'stream', A.CompressionType.LZ4_FRAME);
+  writeQueries(dir, 'queries_zstd', SEVERAL, 'stream', A.CompressionType.ZSTD);
+  writeQueries(dir, 'query_zstd_file', [SINGLE], 'file', A.CompressionType.ZSTD);
+  console.log(`ok: compressed fixtures in ${dir}`);
+  process.exit(0);
+}
 const work = process.argv[2];
-if (!work) { console.error('usage: node arrow-interop.mjs <workdir>'); process.exit(2); }
-const csDir = path.join(work, 'cs'), jsDir = path.join(work, 'js'), rewriteDir = path.join(work, 'rewrite');
+if (!work) { console.error('usage: node arrow-interop.mjs <workdir> | --compressed <dir>'); process.exit(2); }
+const csDir = path.join(work, 'cs'), jsDir = path.join(work, 'js');
 fs.mkdirSync(jsDir, { recursive: true });
-fs.mkdirSync(rewriteDir, { recursive: true });
 let failures = 0;
 if (fs.existsSync(csDir)) {
   for (const name of fs.readdirSync(csDir).filter((f) => f.endsWith('.arrow')).sort()) {
     const base = name.slice(0, -'.arrow'.length);
     try {
-      const bytes = fs.readFileSync(path.join(csDir, name));
-      fs.writeFileSync(path.join(csDir, base + '.js.json'), JSON.stringify(dump(bytes)));
-      fs.writeFileSync(path.join(rewriteDir, name), A.tableToIPC(A.tableFromIPC(bytes), 'stream'));
+      fs.writeFileSync(path.join(csDir, base + '.js.json'), JSON.stringify(dump(fs.readFileSync(path.join(csDir, name)))));
     } catch (e) {
       failures++;
       fs.writeFileSync(path.join(csDir, base + '.js.error'), String(e && e.stack || e));
     }
   }
 }
-for (const [name, make] of [['all_types', allTypes], ['no_nulls', noNulls], ['empty', emptyTable]]) {
-  const bytes = A.tableToIPC(make(), 'stream');
-  fs.writeFileSync(path.join(jsDir, name + '.arrow'), bytes);
-  fs.writeFileSync(path.join(jsDir, name + '.js.json'), JSON.stringify(dump(bytes)));
-}
+writeQueries(jsDir, 'query_dictionary', [SINGLE], 'stream');
+writeQueries(jsDir, 'queries_batches', SEVERAL, 'stream');
+writeQueries(jsDir, 'queries_file', SEVERAL, 'file');
 console.log(`ok (${failures} C# streams failed to read)`);

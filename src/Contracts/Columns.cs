@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Apache.Arrow;
@@ -66,6 +67,34 @@ internal static class Columns
             throw new EventContractException(eventType, column, row, problem);
         }
     }
+
+    /// <summary>As above; the interpolated problem text is only formatted when the check fails (hot per-row path).</summary>
+    public static void Check(bool condition, string eventType, string? column, int row, [InterpolatedStringHandlerArgument("condition")] ref ProblemText problem)
+    {
+        if (!condition)
+        {
+            throw new EventContractException(eventType, column, row, problem.ToStringAndClear());
+        }
+    }
+}
+
+/// <summary>Formats an interpolated problem text only when its check failed.</summary>
+[InterpolatedStringHandler]
+internal ref struct ProblemText
+{
+    private DefaultInterpolatedStringHandler _text;
+
+    public ProblemText(int literalLength, int formattedCount, bool condition, out bool shouldAppend)
+    {
+        shouldAppend = !condition;
+        _text = shouldAppend ? new DefaultInterpolatedStringHandler(literalLength, formattedCount, CultureInfo.InvariantCulture) : default;
+    }
+
+    public void AppendLiteral(string value) => _text.AppendLiteral(value);
+
+    public void AppendFormatted<T>(T value) => _text.AppendFormatted(value);
+
+    public string ToStringAndClear() => _text.ToStringAndClear();
 }
 
 /// <summary>
@@ -83,7 +112,13 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
 
     private ArrayData? Find(string name, bool required)
     {
-        var index = batch.Schema.GetFieldIndex(name);
+        // Ordinal and allocation-free (Schema.GetFieldIndex goes through a culture-aware LINQ lookup).
+        var fields = batch.Schema.FieldsList;
+        var index = -1;
+        for (var i = 0; i < fields.Count && index < 0; i++)
+        {
+            index = string.Equals(fields[i].Name, name, StringComparison.Ordinal) ? i : -1;
+        }
         if (index < 0 || index >= batch.ColumnCount)
         {
             return required ? throw Error(name, null, "required column is missing") : null;
@@ -250,6 +285,8 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
         private readonly string _name;
         private readonly StringColumn? _dictionary;
         private readonly string?[]? _decoded;
+        private string? _last;
+        private int _lastRow;
 
         private StringColumn(ArrayData data, EventBatch batch, string name, StringColumn? dictionary)
         {
@@ -288,7 +325,14 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
             }
             try
             {
-                return Strict.GetString(Bytes(row));
+                // Neighbouring rows often repeat a value (model version, method): reuse the previous string.
+                var bytes = Bytes(row);
+                if (_last is { } last && bytes.SequenceEqual(Bytes(_lastRow)))
+                {
+                    return last;
+                }
+                _lastRow = row;
+                return _last = Strict.GetString(bytes);
             }
             catch (DecoderFallbackException e)
             {

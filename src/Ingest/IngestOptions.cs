@@ -1,3 +1,5 @@
+using Attribution.Contracts;
+using Attribution.Transport;
 using Microsoft.Extensions.Options;
 
 namespace Attribution.Ingest;
@@ -32,6 +34,9 @@ public sealed class IngestOptions
 
     /// <summary>Partitions of the checkpoints and batches topics when Ingest creates them.</summary>
     public int Partitions { get; set; } = 1;
+
+    /// <summary>The topics Ingest writes, as it creates them (<see cref="TopicProvisioner"/>).</summary>
+    public IReadOnlyList<TopicSpec> RequiredTopics() => [new(Topics.Batches, Partitions), new(Topics.Checkpoints, Partitions)];
 
     /// <summary>In once mode, stop the host when done (the stand-alone `pipeline ingest`); false when other services share the host.</summary>
     public bool StopHostWhenDone { get; set; }

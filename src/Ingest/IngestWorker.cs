@@ -38,6 +38,13 @@ public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOption
     public string? LastError { get; private set; }
 
     /// <inheritdoc />
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await new TopicProvisioner(log, logger).EnsureAsync(_options.RequiredTopics(), cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var runId = _options.EffectiveRunId;
@@ -45,11 +52,6 @@ public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOption
         logger.IngestStarted(scanner.Directory, runId, _options.Follow ? "follow" : "once");
         try
         {
-            foreach (var t in new[] { Topics.Batches, Topics.Checkpoints })
-            {
-                await log.CreateTopicAsync(new TopicSpec(t, _options.Partitions), stoppingToken);
-            }
-
             var done = new HashSet<(long Step, string Checksum)>();
             // Published = on the checkpoints topic, or already simulated (the Simulator copies each checkpoint event onto
             // the compacted probes topic; the embedded log drops checkpoint events once the Simulator committed them).

@@ -1,3 +1,5 @@
+using Attribution.Contracts;
+using Attribution.Transport;
 using Microsoft.Extensions.Options;
 
 namespace Attribution.Scorer;
@@ -41,6 +43,11 @@ public sealed class ScorerOptions
 
     /// <summary>Partitions of the queries topic when the Scorer creates it (the attributions topic gets the same).</summary>
     public int QueryPartitions { get; set; } = 4;
+
+    /// <summary>The topics the Scorer reads and writes, as it creates them (<see cref="TopicProvisioner"/>): attributions
+    /// with exactly as many partitions as queries (query partition p maps to attribution partition p), dead-letter.</summary>
+    public IReadOnlyList<TopicSpec> RequiredTopics() =>
+        [new(Topics.Queries, QueryPartitions), new(Topics.Attributions, QueryPartitions, PartitionsOf: Topics.Queries), new(Topics.DeadLetter)];
 
     /// <summary>Flagged source ids (e.g. test-set or licensed sources).</summary>
     public long[] FlaggedSources { get; set; } = [];

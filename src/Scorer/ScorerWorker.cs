@@ -76,20 +76,8 @@ public sealed class ScorerWorker : EventConsumerWorker
             Engine.Blas.SetThreads(_options.BlasThreads);
         }
 
-        if (await _log.GetPartitionCountAsync(Topics.Queries, cancellationToken) is null)
-        {
-            await _log.CreateTopicAsync(new TopicSpec(Topics.Queries, _options.QueryPartitions), cancellationToken);
-        }
-
-        int queries = await _log.GetPartitionCountAsync(Topics.Queries, cancellationToken) ?? _options.QueryPartitions;
-        await _log.CreateTopicAsync(new TopicSpec(Topics.Attributions, queries), cancellationToken);
-        var attributions = await _log.GetPartitionCountAsync(Topics.Attributions, cancellationToken);
-        if (attributions != queries)
-        {
-            throw new InvalidOperationException($"Topic '{Topics.Attributions}' has {attributions} partitions but '{Topics.Queries}' has {queries}; they must match so a query id's home partition is the same on both (exactly-once by query id). Recreate '{Topics.Attributions}' with {queries} partitions.");
-        }
-
-        await _log.CreateTopicAsync(new TopicSpec(Topics.DeadLetter), cancellationToken);
+        // Attributions get exactly as many partitions as queries: query partition p maps to attribution partition p.
+        int queries = (await new TopicProvisioner(_log, Logger).EnsureAsync(_options.RequiredTopics(), cancellationToken))[Topics.Queries];
         _partitions = queries;
         _dedup = new AttributionDeduplicator(_log, queries, _options.DedupWindow);
         _gate = new DeliveryGate(_dedup, Metrics, Logger);

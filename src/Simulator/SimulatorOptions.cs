@@ -1,5 +1,7 @@
 using Attribution.Attribution.Methods;
 using Attribution.Attribution.Probes;
+using Attribution.Contracts;
+using Attribution.Transport;
 using Microsoft.Extensions.Options;
 
 namespace Attribution.Simulator;
@@ -52,6 +54,10 @@ public sealed class SimulatorOptions
 
     /// <summary>Partitions of the probes topic when the Simulator creates it.</summary>
     public int ProbePartitions { get; set; } = 4;
+
+    /// <summary>The topics the Simulator reads and writes, as it creates them (<see cref="TopicProvisioner"/>): probes
+    /// compacted (a Scorer rebuilds its index from it), checkpoints, dead-letter.</summary>
+    public IReadOnlyList<TopicSpec> RequiredTopics() => [new(Topics.Probes, ProbePartitions, Compacted: true), new(Topics.DeadLetter), new(Topics.Checkpoints)];
 
     /// <summary>
     /// How many Simulator instances share each checkpoint's probe set (default 1: this instance simulates all of it).

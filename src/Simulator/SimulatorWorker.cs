@@ -120,9 +120,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
     /// <inheritdoc />
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        await _log.CreateTopicAsync(new TopicSpec(Topics.Probes, _options.ProbePartitions, Compacted: true), cancellationToken);
-        await _log.CreateTopicAsync(new TopicSpec(Topics.DeadLetter), cancellationToken);
-        await _log.CreateTopicAsync(new TopicSpec(Topics.Checkpoints), cancellationToken);
+        await new TopicProvisioner(_log, Logger).EnsureAsync(_options.RequiredTopics(), cancellationToken);
         await base.StartAsync(cancellationToken);
     }
 

@@ -92,7 +92,10 @@ public sealed record EventRecord(
 /// <param name="Compacted">Keep only the latest value per key (Kafka <c>cleanup.policy=compact</c>); used for topics read
 /// from the beginning to rebuild state, such as probes.</param>
 /// <param name="ReplicationFactor">Kafka replication factor; ignored by the embedded log. Null uses the log's default.</param>
-public sealed record TopicSpec(string Name, int Partitions = 1, bool Compacted = false, short? ReplicationFactor = null)
+/// <param name="PartitionsOf">Another topic whose partition count this one must have (attributions follow queries, so
+/// query partition p maps to attribution partition p). <see cref="TopicProvisioner"/> creates it with that count and
+/// refuses an existing one with another.</param>
+public sealed record TopicSpec(string Name, int Partitions = 1, bool Compacted = false, short? ReplicationFactor = null, string? PartitionsOf = null)
 {
     /// <summary>Throws <see cref="ArgumentException"/> that says what is wrong with the spec.</summary>
     public void Validate()

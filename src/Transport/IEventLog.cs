@@ -3,7 +3,7 @@ namespace Attribution.Transport;
 /// <summary>
 /// An append-only, partitioned event log (Kafka's model): the factory for producers and consumers, and its admin.
 /// Two implementations: <see cref="Embedded.EmbeddedEventLog"/> (in-process, no broker) and
-/// <see cref="Kafka.KafkaEventLog"/> (Confluent.Kafka over the system librdkafka). Register one with
+/// <see cref="Kafka.KafkaEventLog"/> (Confluent.Kafka over the bundled librdkafka). Register one with
 /// <c>services.AddEventLog(configuration)</c>. Thread-safe.
 /// </summary>
 public interface IEventLog : IAsyncDisposable
@@ -22,6 +22,14 @@ public interface IEventLog : IAsyncDisposable
     Task<int?> GetPartitionCountAsync(string topic, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// What the log knows of the named topics that exist (absent ones are not in the result): partition count and
+    /// whether the topic is compacted. Kafka reads <c>cleanup.policy</c> with DescribeConfigs; a cluster that refuses or
+    /// does not implement it leaves <see cref="TopicDescription.Compacted"/> null and says why.
+    /// </summary>
+    /// <exception cref="EventLogException">The log could not be reached.</exception>
+    Task<IReadOnlyDictionary<string, TopicDescription>> DescribeTopicsAsync(IReadOnlyCollection<string> topics, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Creates a producer. Producers are thread-safe and meant to be shared: create one per process and dispose it at
     /// shutdown (disposal flushes what is in flight).
     /// </summary>
@@ -33,6 +41,13 @@ public interface IEventLog : IAsyncDisposable
     /// <summary>Checks that the log is usable (Kafka: metadata from a broker within the timeout).</summary>
     Task<EventLogHealth> CheckHealthAsync(CancellationToken cancellationToken = default);
 }
+
+/// <summary>An existing topic, as <see cref="IEventLog.DescribeTopicsAsync"/> found it.</summary>
+/// <param name="Name">Topic name.</param>
+/// <param name="Partitions">Partition count.</param>
+/// <param name="Compacted">Whether <c>cleanup.policy</c> includes <c>compact</c>; null when it could not be read.</param>
+/// <param name="ConfigError">Why the configuration could not be read (null when it was).</param>
+public sealed record TopicDescription(string Name, int Partitions, bool? Compacted, string? ConfigError = null);
 
 /// <summary>Result of <see cref="IEventLog.CheckHealthAsync"/>.</summary>
 /// <param name="Healthy">Whether the log can be used.</param>

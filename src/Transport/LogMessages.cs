@@ -35,6 +35,18 @@ internal static partial class LogMessages
     [LoggerMessage(1010, LogLevel.Warning, "Admin request {Operation} failed (attempt {Attempt}): {Error}; retrying in {DelayMs} ms")]
     public static partial void AdminRetry(this ILogger logger, string operation, int attempt, string error, double delayMs);
 
+    [LoggerMessage(1011, LogLevel.Information, "Kafka client: {Library}")]
+    public static partial void LibrdkafkaLoaded(this ILogger logger, string library);
+
+    [LoggerMessage(1012, LogLevel.Debug, "DescribeConfigs of {Topics} failed: {Error}")]
+    public static partial void DescribeConfigsFailed(this ILogger logger, string topics, string error, Exception exception);
+
+    [LoggerMessage(1013, LogLevel.Warning, "Could not create topic {Topic} ({Error}); using it only if it already exists and fits")]
+    public static partial void TopicCreateFailed(this ILogger logger, string topic, string error);
+
+    [LoggerMessage(1014, LogLevel.Warning, "Topic {Topic} is used without checking its cleanup.policy ({Reason})")]
+    public static partial void TopicConfigUnverified(this ILogger logger, string topic, string reason);
+
     [LoggerMessage(1020, LogLevel.Information, "Worker {Worker} consuming {Topics} in group {Group}")]
     public static partial void WorkerStarted(this ILogger logger, string worker, string topics, string group);
 

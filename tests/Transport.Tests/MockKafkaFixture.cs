@@ -14,7 +14,7 @@ public sealed class MockKafkaFixture : IAsyncLifetime
 
     public Task InitializeAsync()
     {
-        // Confluent.Kafka must use the same system library the mock cluster lives in.
+        // Confluent.Kafka and the mock cluster share the one librdkafka KafkaLibrary chose (the bundled build).
         KafkaLibrary.EnsureLoaded();
         Cluster = new MockKafkaCluster(3);
         Log = new KafkaEventLog(new KafkaOptions
@@ -43,8 +43,8 @@ public sealed class MockKafkaFixture : IAsyncLifetime
     }
 
     /// <summary>A fresh topic for one test.</summary>
-    /// <remarks>librdkafka 2.0.2's mock cluster reports no controller, so the AdminClient's CreateTopics cannot reach
-    /// it; topics are created through the mock's own API instead.</remarks>
+    /// <remarks>librdkafka's mock cluster reports no controller, so the AdminClient's CreateTopics cannot reach it;
+    /// topics are created through the mock's own API instead.</remarks>
     public async Task<string> NewTopicAsync(string prefix, int partitions = 3)
     {
         var topic = TestUtil.UniqueName(prefix);

@@ -12,8 +12,9 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var command = new Command("bench", "Benchmarks (not tests). 'bench mlp-epoch' times one MLP training epoch against PyTorch.");
+        var command = new Command("bench", "Benchmarks (not tests). 'bench mlp-epoch' times one MLP training epoch against PyTorch; 'bench gpt' the transformer.");
         command.Subcommands.Add(CreateMlpEpoch());
+        command.Subcommands.Add(GptBench.Create());
         return command;
     }
 

@@ -6,6 +6,7 @@ using Attribution.Ingest;
 using Attribution.Scorer;
 using Attribution.Simulator;
 using Attribution.Transport;
+using Attribution.Transport.Kafka;
 using Attribution.Transport.Messages;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -36,9 +37,14 @@ internal static class DemoRunner
         }
 
         AnsiConsole.Write(new Rule("[bold]Training-data attribution on live traffic[/]").LeftJustified());
-        var run = DemoRun.EnsureTrained(settings);
         var outDir = Path.GetFullPath(settings.OutputDirectory);
         Directory.CreateDirectory(outDir);
+        if (settings.KafkaBootstrap is { } bootstrap && await ProvisionKafkaAsync(bootstrap, outDir, cancellationToken) is { } failed)
+        {
+            return failed;
+        }
+
+        var run = DemoRun.EnsureTrained(settings);
         var runId = $"demo-{DateTime.UtcNow:yyyyMMddHHmmss}";
         using var host = BuildHost(settings, run, runId, outDir);
         var total = Stopwatch.StartNew();
@@ -90,6 +96,34 @@ internal static class DemoRunner
 
             using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await host.StopAsync(stop.Token);
+        }
+    }
+
+    /// <summary>
+    /// Before anything is trained or started: the Kafka topics of the whole pipeline, created or found fitting
+    /// (<see cref="TopicProvisioner"/>). An operator error (topics to create, a librdkafka that does not load, a cluster
+    /// out of reach) is one line on the console and exit code 2 (1 when it may pass: a timeout); the full exception goes
+    /// to demo.log.
+    /// </summary>
+    private static async Task<int?> ProvisionKafkaAsync(string bootstrap, string outDir, CancellationToken cancellationToken)
+    {
+        using var serilog = new Serilog.LoggerConfiguration().MinimumLevel.Information()
+            .WriteTo.Sink(new PlainFileSink(Path.Combine(outDir, "demo.log"))).CreateLogger();
+        using var loggers = new SerilogLoggerFactory(serilog);
+        var logger = loggers.CreateLogger("Attribution.Cli.Demo");
+        try
+        {
+            await using var log = new KafkaEventLog(new KafkaOptions { BootstrapServers = bootstrap, ClientId = "pipeline-demo" }, loggers);
+            // The demo runs every service with its default options: these are the topics they will ask for.
+            await new TopicProvisioner(log, logger).EnsureAsync(
+                [.. new IngestOptions().RequiredTopics(), .. new SimulatorOptions().RequiredTopics(), .. new ScorerOptions().RequiredTopics()], cancellationToken);
+            return null;
+        }
+        catch (Exception e) when (e is TopicProvisioningException or EventLogException or ArgumentException)
+        {
+            DemoLog.KafkaNotReady(logger, bootstrap, e);
+            await Console.Error.WriteLineAsync($"error: {e.Message}");
+            return e is EventLogException { IsTransient: true } ? 1 : 2;
         }
     }
 
@@ -269,6 +303,7 @@ internal static class DemoRunner
                 table.AddRow("latency p50 / p99 (query produced → attribution published)", $"{m.LatencyP50Micros / 1000.0:F2} ms / {m.LatencyP99Micros / 1000.0:F2} ms");
                 table.AddRow("mean micro-batch", $"{m.MeanBatchSize:F1} queries");
                 table.AddRow("dead-lettered (poison input)", $"{m.QueriesRejected:N0}");
+                table.AddRow("duplicates skipped (id already attributed)", $"{m.DuplicatesSkipped:N0}");
                 table.AddRow("contamination alerts", $"{alerts.Alerts.Count:N0}");
                 table.AddRow("top sources (positive attribution mass)", string.Join(", ", top.Select(t => $"{Markup.Escape(run.SourceName(t.Id))} {t.Mass:F2}")));
                 ctx.Refresh();
@@ -393,4 +428,11 @@ internal static class DemoRunner
 
     private static long SourceOf(DemoRun run, long exampleId) =>
         run.Sources.ExampleSources.TryGetValue(exampleId.ToString(CultureInfo.InvariantCulture), out var s) ? s : -1;
+}
+
+/// <summary>Stable-id log messages of the demo (to demo.log).</summary>
+internal static partial class DemoLog
+{
+    [LoggerMessage(EventId = 1301, Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Kafka {Bootstrap} is not ready for the demo")]
+    public static partial void KafkaNotReady(Microsoft.Extensions.Logging.ILogger logger, string bootstrap, Exception exception);
 }

@@ -114,6 +114,24 @@ internal static class ServiceHost
         using var disposeHost = host;
         try
         {
+            // Before any service starts: the event log (a librdkafka that does not load, a cluster out of reach) and the
+            // topics of every service hosted here, so an operator error is one line (exit 2; 1 when it may pass), no
+            // stack trace; --verbose logs the exception.
+            await new TopicProvisioner(host.Services.GetRequiredService<IEventLog>(), logger).EnsureAsync(RequiredTopics(host.Services, roles), cancellationToken);
+        }
+        catch (Exception e) when (e is TopicProvisioningException or EventLogException)
+        {
+            ServiceLog.StartFailedDetail(logger, e);
+            Console.Error.WriteLine($"error: {e.Message}");
+            return e is EventLogException { IsTransient: true } ? 1 : 2;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return 0;
+        }
+
+        try
+        {
             await host.StartAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -156,6 +174,14 @@ internal static class ServiceHost
         ServiceLog.Stopped(logger, failures.Count == 0 ? "cleanly" : $"with {failures.Count} failure(s)");
         return failures.Count == 0 ? 0 : 1;
     }
+
+    /// <summary>The topics the hosted services will ask for.</summary>
+    private static IEnumerable<TopicSpec> RequiredTopics(IServiceProvider services, ServiceRoles roles) =>
+        [
+            .. roles.HasFlag(ServiceRoles.Ingest) ? services.GetRequiredService<IOptions<IngestOptions>>().Value.RequiredTopics() : [],
+            .. roles.HasFlag(ServiceRoles.Simulator) ? services.GetRequiredService<IOptions<SimulatorOptions>>().Value.RequiredTopics() : [],
+            .. roles.HasFlag(ServiceRoles.Scorer) ? services.GetRequiredService<IOptions<ScorerOptions>>().Value.RequiredTopics() : [],
+        ];
 
     /// <summary>Resolves each service's options so a bad setting is reported as one line before anything starts.</summary>
     private static void ValidateOptions(IServiceProvider services, ServiceRoles roles)

@@ -11,6 +11,9 @@ internal static partial class ServiceLog
     [LoggerMessage(EventId = 1202, Level = LogLevel.Error, Message = "Could not start: {Reason}")]
     public static partial void StartFailed(ILogger logger, string reason, Exception exception);
 
+    [LoggerMessage(EventId = 1207, Level = LogLevel.Debug, Message = "Start failed")]
+    public static partial void StartFailedDetail(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 1203, Level = LogLevel.Error, Message = "Service failed: {Failure}")]
     public static partial void ServiceFailed(ILogger logger, string failure);
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using Apache.Arrow;
 using Apache.Arrow.Compression;
 using Apache.Arrow.Ipc;
@@ -60,7 +61,9 @@ public static class ArrowIpc
         var message = "the schema";
         try
         {
-            using var reader = new ArrowStreamReader(input.Slice(layout.StreamStart, layout.StreamLength), Codecs);
+            using var reader = layout.Format == ArrowIpcFormat.File
+                ? new ArrowFileReader(AsStream(input), Codecs) // schema from the footer, batches through its (checked) blocks
+                : new ArrowStreamReader(input.Slice(layout.StreamStart, layout.StreamLength), Codecs);
             var schema = reader.Schema;
             while (true)
             {
@@ -82,6 +85,9 @@ public static class ArrowIpc
             throw new InvalidArrowException($"Malformed Arrow input, reading {message}: {e.Message}", e);
         }
     }
+
+    private static MemoryStream AsStream(ReadOnlyMemory<byte> input) =>
+        MemoryMarshal.TryGetArray(input, out var segment) ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false) : new MemoryStream(input.ToArray(), writable: false);
 
     /// <summary>Writes one stream: schema, batches, end-of-stream marker.</summary>
     public static void Write(IBufferWriter<byte> output, Schema schema, IEnumerable<RecordBatch> batches, ArrowCompression compression = ArrowCompression.None)

@@ -150,6 +150,8 @@ internal readonly ref struct FlatBufferReader(ReadOnlySpan<byte> buffer, long st
 
     public long ReadInt64At(int position) => BinaryPrimitives.ReadInt64LittleEndian(_buffer[position..]);
 
+    public int ReadInt32At(int position) => BinaryPrimitives.ReadInt32LittleEndian(_buffer[position..]);
+
     private int Uoffset(int position, string what)
     {
         Need(position, 4, what);

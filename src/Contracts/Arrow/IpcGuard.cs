@@ -36,8 +36,8 @@ internal ref struct IpcGuard
     private int _fields;
     private List<long>? _dictionaryIds;
     private Dictionary<long, long>? _dictionaryBytes;
-    private List<long>? _batchOffsets;
-    private List<long>? _dictionaryOffsets;
+    private List<(long Start, long End)>? _batchBlocks;
+    private List<(long Start, long End)>? _dictionaryBlocks;
     private string? _compression;
 
     private IpcGuard(ReadOnlySpan<byte> input, ArrowReadLimits limits)
@@ -69,7 +69,8 @@ internal ref struct IpcGuard
 
     private IpcLayout CheckFile()
     {
-        // 'ARROW1' + 2 padding bytes, the stream messages, the footer flatbuffer, its int32 size, 'ARROW1'.
+        // 'ARROW1' + 2 padding bytes, the stream messages (the schema message is optional there), the footer
+        // flatbuffer (schema + blocks pointing at the messages), its int32 size, 'ARROW1'.
         const int Head = 8, Tail = 10;
         var n = _input.Length;
         if (n < Head + Tail || !_input[^6..].SequenceEqual(Magic))
@@ -82,28 +83,33 @@ internal ref struct IpcGuard
         {
             throw InvalidArrowException.At(n - Tail, $"the file footer size {footerLength} does not fit in the {n}-byte file");
         }
-        _batchOffsets = [];
-        _dictionaryOffsets = [];
-        CheckStream(Head, (int)footerStart, isFile: true);
         var fb = new FlatBufferReader(_input.Slice((int)footerStart, footerLength), footerStart);
         var footer = fb.Root("Footer");
-        CheckBlocks(fb, footer, 2, "Footer.dictionaries", _dictionaryOffsets, "dictionary batches");
-        CheckBlocks(fb, footer, 3, "Footer.recordBatches", _batchOffsets, "record batches");
-        return new IpcLayout(ArrowIpcFormat.File, Head, (int)footerStart - Head, _compression);
+        var schema = fb.TableField(footer, 1, "Footer.schema") ?? throw InvalidArrowException.At(footerStart, "the file footer has no schema");
+        CheckSchema(fb, schema, (int)footerStart);
+        _batchBlocks = [];
+        _dictionaryBlocks = [];
+        CheckStream(Head, (int)footerStart, isFile: true);
+        CheckBlocks(fb, footer, 2, "Footer.dictionaries", _dictionaryBlocks, "dictionary batches");
+        CheckBlocks(fb, footer, 3, "Footer.recordBatches", _batchBlocks, "record batches");
+        return new IpcLayout(ArrowIpcFormat.File, 0, n, _compression);
     }
 
-    private static void CheckBlocks(FlatBufferReader fb, FbTable footer, int id, string what, List<long> found, string kind)
+    private static void CheckBlocks(FlatBufferReader fb, FbTable footer, int id, string what, List<(long Start, long End)> found, string kind)
     {
         // Block { offset: long; metaDataLength: int; (pad); bodyLength: long } = 24 bytes.
         var blocks = fb.Vector(footer, id, 24, what);
-        var listed = new long[blocks.Count];
+        var listed = new (long Start, long End)[blocks.Count];
         for (var i = 0; i < listed.Length; i++)
         {
-            listed[i] = fb.ReadInt64At(blocks.Start + (24 * i));
+            var offset = fb.ReadInt64At(blocks.Start + (24 * i));
+            var metadata = fb.ReadInt32At(blocks.Start + (24 * i) + 8);
+            var body = fb.ReadInt64At(blocks.Start + (24 * i) + 16);
+            listed[i] = (offset, metadata < 0 || body < 0 ? -1 : offset + metadata + body);
         }
         if (!listed.AsSpan().SequenceEqual(found.ToArray()))
         {
-            throw InvalidArrowException.At(blocks.Start, $"the file footer lists {listed.Length} {kind} at offsets [{string.Join(", ", listed.Take(8))}] but the body holds {found.Count} at [{string.Join(", ", found.Take(8))}]");
+            throw InvalidArrowException.At(blocks.Start, $"the file footer lists {listed.Length} {kind} at [{string.Join(", ", listed.Take(8))}] but the body holds {found.Count} at [{string.Join(", ", found.Take(8))}]");
         }
     }
 
@@ -127,7 +133,7 @@ internal ref struct IpcGuard
             }
             if (metadataLength == 0)
             {
-                if (index == 0)
+                if (index == 0 && !isFile)
                 {
                     throw InvalidArrowException.At(messageStart, "the stream ends before its schema message");
                 }
@@ -167,11 +173,16 @@ internal ref struct IpcGuard
                 throw InvalidArrowException.At(bodyStart, $"truncated: message {index} declares a {bodyLength}-byte body but only {end - bodyStart} bytes remain");
             }
             var body = _input.Slice(bodyStart, (int)bodyLength);
-            if (index == 0)
+            var messageEnd = bodyStart + bodyLength;
+            if (index == 0 && headerType != HeaderSchema && !isFile)
             {
-                if (headerType != HeaderSchema)
+                throw InvalidArrowException.At(messageStart, $"the first message is a {HeaderName(headerType)}; an Arrow stream starts with a Schema message");
+            }
+            if (headerType == HeaderSchema)
+            {
+                if (index != 0)
                 {
-                    throw InvalidArrowException.At(messageStart, $"the first message is a {HeaderName(headerType)}; an Arrow stream starts with a Schema message");
+                    throw InvalidArrowException.At(messageStart, $"message {index} is a second Schema message");
                 }
                 if (bodyLength != 0)
                 {
@@ -186,12 +197,12 @@ internal ref struct IpcGuard
                     throw InvalidArrowException.At(messageStart, $"the stream has more than {_limits.MaxBatches} record batches (ArrowReadLimits.MaxBatches)");
                 }
                 CheckBatch(fb, headerTable, body, bodyStart, $"record batch {batches - 1} (message {index})");
-                _batchOffsets?.Add(messageStart);
+                _batchBlocks?.Add((messageStart, messageEnd));
             }
             else if (headerType == HeaderDictionaryBatch)
             {
                 CheckDictionaryBatch(fb, headerTable, body, bodyStart, index);
-                _dictionaryOffsets?.Add(messageStart);
+                _dictionaryBlocks?.Add((messageStart, messageEnd));
             }
             else
             {
@@ -200,7 +211,7 @@ internal ref struct IpcGuard
             pos = bodyStart + (int)bodyLength;
             index++;
         }
-        if (index == 0)
+        if (index == 0 && !isFile)
         {
             throw InvalidArrowException.At(start, "the input ends before its schema message");
         }
@@ -208,6 +219,9 @@ internal ref struct IpcGuard
 
     private void CheckSchema(FlatBufferReader fb, FbTable schema, int at)
     {
+        // A file carries its schema in the footer and may repeat it in the body: each check starts afresh.
+        _fields = 0;
+        _dictionaryIds = null;
         if (fb.Int16(schema, 0, 0, "Schema.endianness") != 0)
         {
             throw InvalidArrowException.At(at, "the schema is big-endian; only little-endian data is supported");

@@ -36,12 +36,7 @@ public sealed partial class Graph
             var hr = xhat.AsSpan(r * c, c);
             double mean = SumDouble(xr) / c;
             TensorPrimitives.Subtract(xr, (float)mean, hr);
-            double var = 0;
-            foreach (var v in hr)
-            {
-                var += (double)v * v;
-            }
-
+            double var = SumDouble(hr, squares: true);
             float rs = (float)(1.0 / Math.Sqrt((var / c) + eps));
             rstd[r] = rs;
             TensorPrimitives.Multiply(hr, rs, hr);

@@ -182,7 +182,8 @@ public sealed class Gpt2Tokenizer : ITokenizer
     /// <inheritdoc/>
     public int DocumentStart => EndOfText;
 
-    /// <inheritdoc/>
+    /// <summary>Ids of <paramref name="text"/>; the literal text "&lt;|endoftext|&gt;" becomes the special id 50256 (as
+    /// tiktoken with all special tokens allowed; none of the corpus sources contains it).</summary>
     public int[] Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);

@@ -60,6 +60,17 @@ public sealed class EmbeddedEventLog : IEventLog
         Task.FromResult(_topics.TryGetValue(topic, out var t) ? t.Partitions.Length : (int?)null);
 
     /// <inheritdoc />
+    public Task<IReadOnlyDictionary<string, TopicDescription>> DescribeTopicsAsync(IReadOnlyCollection<string> topics, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(topics);
+        IReadOnlyDictionary<string, TopicDescription> found = topics.Distinct(StringComparer.Ordinal)
+            .Select(n => _topics.TryGetValue(n, out var t) ? new TopicDescription(n, t.Partitions.Length, t.Spec.Compacted) : null)
+            .OfType<TopicDescription>()
+            .ToDictionary(d => d.Name, StringComparer.Ordinal);
+        return Task.FromResult(found);
+    }
+
+    /// <inheritdoc />
     public IEventProducer CreateProducer()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

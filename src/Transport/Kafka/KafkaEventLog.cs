@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Attribution.Transport.Kafka;
 
 /// <summary>
-/// The Kafka event log: Confluent.Kafka 1.9 over the system librdkafka. Producers are idempotent (acks=all); consumers
+/// The Kafka event log: Confluent.Kafka over the librdkafka <see cref="KafkaLibrary"/> chose. Producers are idempotent (acks=all); consumers
 /// store offsets only when told (<c>enable.auto.offset.store=false</c>) and commit stored offsets on
 /// <see cref="IEventConsumer.Commit"/>, on revoke, on close and every <see cref="KafkaOptions.AutoCommitIntervalMs"/>.
 /// Thread-safe.
@@ -31,7 +31,7 @@ public sealed class KafkaEventLog : IEventLog
         Options = options;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<KafkaEventLog>();
-        KafkaLibrary.EnsureLoaded(options.LibraryPath);
+        _logger.LibrdkafkaLoaded(KafkaLibrary.EnsureLoaded(options.LibraryPath).ToString());
         _admin = new Lazy<IAdminClient>(() =>
         {
             var config = new AdminClientConfig { BootstrapServers = options.BootstrapServers, ClientId = options.ClientId + "-admin" };
@@ -118,6 +118,75 @@ public sealed class KafkaEventLog : IEventLog
     }
 
     /// <inheritdoc />
+    public async Task<IReadOnlyDictionary<string, TopicDescription>> DescribeTopicsAsync(IReadOnlyCollection<string> topics, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(topics);
+        foreach (var t in topics)
+        {
+            TopicNames.Validate(t);
+        }
+
+        var partitions = await Task.Run(() =>
+        {
+            try
+            {
+                // All-topics metadata: asking for topics by name could auto-create them.
+                return _admin.Value.GetMetadata(AdminTimeout).Topics
+                    .Where(t => t.Error.Code == ErrorCode.NoError && topics.Contains(t.Topic, StringComparer.Ordinal))
+                    .ToDictionary(t => t.Topic, t => t.Partitions.Count, StringComparer.Ordinal);
+            }
+            catch (KafkaException e)
+            {
+                throw new EventLogException($"Could not read topic metadata from {Options.BootstrapServers}: {e.Message}", KafkaLibrary.IsTransient(e.Error), e);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+        if (partitions.Count == 0)
+        {
+            return new Dictionary<string, TopicDescription>(StringComparer.Ordinal);
+        }
+
+        var policies = new Dictionary<string, string?>(StringComparer.Ordinal);
+        var errors = new Dictionary<string, string>(StringComparer.Ordinal);
+        try
+        {
+            var results = await _admin.Value.DescribeConfigsAsync(
+                    [.. partitions.Keys.Select(t => new ConfigResource { Type = ResourceType.Topic, Name = t })],
+                    new DescribeConfigsOptions { RequestTimeout = AdminTimeout })
+                .WaitAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var r in results)
+            {
+                policies[r.ConfigResource.Name] = r.Entries.TryGetValue("cleanup.policy", out var entry) ? entry.Value : null;
+            }
+        }
+        catch (DescribeConfigsException e)
+        {
+            foreach (var r in e.Results)
+            {
+                if (r.Error.IsError)
+                {
+                    errors[r.ConfigResource.Name] = $"DescribeConfigs: {r.Error.Reason}";
+                }
+                else
+                {
+                    policies[r.ConfigResource.Name] = r.Entries.TryGetValue("cleanup.policy", out var entry) ? entry.Value : null;
+                }
+            }
+        }
+        catch (KafkaException e)
+        {
+            _logger.DescribeConfigsFailed(string.Join(", ", partitions.Keys), e.Message, e);
+            foreach (var t in partitions.Keys)
+            {
+                errors[t] = $"DescribeConfigs: {e.Error.Reason}";
+            }
+        }
+
+        return partitions.ToDictionary(kv => kv.Key, kv => policies.TryGetValue(kv.Key, out var policy)
+            ? new TopicDescription(kv.Key, kv.Value, policy?.Split(',', StringSplitOptions.TrimEntries).Contains("compact", StringComparer.Ordinal) ?? false)
+            : new TopicDescription(kv.Key, kv.Value, null, errors.GetValueOrDefault(kv.Key, "DescribeConfigs returned nothing")), StringComparer.Ordinal);
+    }
+
+    /// <inheritdoc />
     public IEventProducer CreateProducer() => new KafkaProducer(Options, _loggerFactory.CreateLogger<KafkaProducer>());
 
     /// <inheritdoc />
@@ -135,7 +204,7 @@ public sealed class KafkaEventLog : IEventLog
         {
             var meta = _admin.Value.GetMetadata(AdminTimeout);
             return meta.Brokers.Count > 0
-                ? new EventLogHealth(true, $"kafka {Options.BootstrapServers}: {meta.Brokers.Count} brokers, {meta.Topics.Count} topics (librdkafka {Library.VersionString})")
+                ? new EventLogHealth(true, $"kafka {Options.BootstrapServers}: {meta.Brokers.Count} brokers, {meta.Topics.Count} topics (librdkafka {Library.VersionString} from {KafkaLibrary.Loaded?.Path})")
                 : new EventLogHealth(false, $"kafka {Options.BootstrapServers}: metadata listed no brokers");
         }
         catch (KafkaException e)

@@ -9,8 +9,11 @@ public sealed class KafkaOptions
     /// <summary>Client id prefix shown in broker logs.</summary>
     public string ClientId { get; set; } = "attribution";
 
-    /// <summary>Path or soname of the system librdkafka loaded before first use.</summary>
-    public string LibraryPath { get; set; } = "librdkafka.so.1";
+    /// <summary>
+    /// The librdkafka to load instead of the bundled one (librdkafka.redist): a path, or a soname the system's search
+    /// path finds (e.g. <c>librdkafka.so.1</c>). Empty (the default) picks the bundled build (see <see cref="KafkaLibrary"/>).
+    /// </summary>
+    public string LibraryPath { get; set; } = "";
 
     /// <summary>Producer batching delay (<c>linger.ms</c>), 0..1000.</summary>
     public int LingerMs { get; set; } = 2;

@@ -56,11 +56,14 @@ public sealed class KafkaPipelineFaultTests(KafkaPipelineFixture kafka, ITestOut
         return ~crc;
     }
 
-    private static async Task<ScorerWorker> StartScorerAsync(IHost host)
+    private ScorerWorker? _lastWorker;
+
+    private async Task<ScorerWorker> StartScorerAsync(IHost host)
     {
         await host.StartAsync();
         var worker = host.Services.GetRequiredService<ScorerWorker>();
-        await KafkaPipelineFixture.Until(() => worker.Index.Current, m => m is not null, "the Scorer's probe index from the probes topic", 60);
+        _lastWorker = worker;
+        await KafkaPipelineFixture.Until(() => worker.Index.Current, m => m is not null, () => "the Scorer's probe index from the probes topic" + $" (index error: {worker.Index.LastError ?? "none"}, swaps {worker.Index.Swaps})", 60);
         return worker;
     }
 
@@ -87,7 +90,7 @@ public sealed class KafkaPipelineFaultTests(KafkaPipelineFixture kafka, ITestOut
             }
             catch (TimeoutException)
             {
-                Assert.Fail($"LOST: {atBudget} of {count} distinct attributions for {prefix} within the {seconds} s budget, still {Distinct()} after {watch.Elapsed.TotalSeconds:F0} s");
+                Assert.Fail($"LOST: {atBudget} of {count} distinct attributions for {prefix} within the {seconds} s budget, still {Distinct()} after {watch.Elapsed.TotalSeconds:F0} s; {Diagnose(prefix, count)}");
             }
 
             Assert.Fail($"LATE: {atBudget} of {count} distinct attributions for {prefix} within the {seconds} s budget; all {count} after {watch.Elapsed.TotalSeconds:F1} s");
@@ -95,6 +98,25 @@ public sealed class KafkaPipelineFaultTests(KafkaPipelineFixture kafka, ITestOut
     }
 
     private const double LateGraceSeconds = 120;
+
+    /// <summary>Where the missing queries of <paramref name="prefix"/> are: on the queries topic, dead-lettered, and the Scorer's counters.</summary>
+    private string Diagnose(string prefix, int count)
+    {
+        var attributed = kafka.RawAttributionIds(prefix).ToHashSet();
+        var missing = Enumerable.Range(0, count).Select(i => $"{prefix}-{i:D3}").Where(id => !attributed.Contains(id)).ToList();
+        var all = kafka.ReadAll(Topics.Queries);
+        var queries = all.Where(r => missing.Contains(r.KeyString)).Select(r => $"{r.KeyString}@{r.Partition}/{r.Offset}").ToList();
+        // Where the producer was told each missing query was written, and what the log holds there.
+        var acked = missing.Select(id => kafka.Acknowledged.TryGetValue(id, out var at)
+            ? $"{id} acked at {at.Partition}/{at.Offset}, log has {(all.FirstOrDefault(r => r.Partition == at.Partition && r.Offset == at.Offset) is { } r ? $"'{r.KeyString}'" : $"nothing (partition ends at {all.Where(x => x.Partition == at.Partition).Select(x => x.Offset + 1).DefaultIfEmpty(0).Max()})")}"
+            : $"{id} never acknowledged").ToList();
+        var dead = kafka.ReadAll(Topics.DeadLetter).Where(r => missing.Contains(r.KeyString))
+            .Select(r => $"{r.KeyString}: {r.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)}").ToList();
+        var m = _lastWorker?.Metrics;
+        return $"missing [{string.Join(", ", missing)}]; on the queries topic [{string.Join(", ", queries)}]; produce acknowledgements [{string.Join("; ", acked)}]; dead-lettered [{string.Join(" | ", dead)}]; " +
+            $"Scorer: scored {m?.QueriesScored}, duplicates {m?.DuplicatesSkipped}, rejected {m?.QueriesRejected}, handled {_lastWorker?.HandledCount}, dead-lettered {_lastWorker?.DeadLetteredCount}, " +
+            $"worker {(_lastWorker?.ExecuteTask is { } t ? t.Status.ToString() : "not started")}";
+    }
 
     private void AssertExactlyOnce(string prefix, int n)
     {

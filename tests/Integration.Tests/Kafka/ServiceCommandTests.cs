@@ -98,6 +98,56 @@ public sealed class ServiceCommandTests(KafkaPipelineFixture kafka, ITestOutputH
         Assert.DoesNotContain("   at ", run.Output, StringComparison.Ordinal); // no stack trace
     }
 
+    [Fact]
+    public async Task DemoOnAClusterWithoutThePipelineTopics_ExitsWithCode2_AndOneLineNamingEachTopicToCreate()
+    {
+        // librdkafka's mock cluster cannot create topics on request (its controller answers CreateTopics "not supported").
+        KafkaLibrary.EnsureLoaded();
+        using var cluster = new MockKafkaCluster(3);
+        var outDir = Path.Combine(kafka.Root, "demo-no-topics");
+
+        var run = await CliProcess.RunAsync(Cli, ["demo", "--kafka", cluster.BootstrapServers, "--out", outDir], TimeSpan.FromSeconds(60));
+        output.WriteLine(run.Output);
+
+        Assert.Equal(2, run.ExitCode);
+        var error = Assert.Single(run.Output.Split('\n'), l => l.StartsWith("error:", StringComparison.Ordinal));
+        Assert.Contains("could not be created (Could not create topic 'batches'", error, StringComparison.Ordinal);
+        Assert.Contains("not supported by broker", error, StringComparison.Ordinal);
+        Assert.Contains("create batches (1 partition, cleanup.policy=delete), checkpoints (1 partition, cleanup.policy=delete), " +
+            "probes (4 partitions, cleanup.policy=compact), dead-letter (1 partition, cleanup.policy=delete), queries (4 partitions, cleanup.policy=delete), " +
+            "attributions (4 partitions, cleanup.policy=delete); then run it again.", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Output, StringComparison.Ordinal); // no stack trace on the console
+        // ... it is in the log, with the broker's error.
+        var log = await File.ReadAllTextAsync(Path.Combine(outDir, "demo.log"));
+        Assert.Contains("TopicProvisioningException", log, StringComparison.Ordinal);
+        Assert.Contains("   at ", log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ScoreOnAClusterWithoutItsTopics_ExitsWithCode2_AndOneLineNamingThem()
+    {
+        KafkaLibrary.EnsureLoaded();
+        using var cluster = new MockKafkaCluster(1);
+
+        var run = await CliProcess.RunAsync(Cli, ["score", "--kafka", cluster.BootstrapServers], TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, run.ExitCode);
+        var error = Assert.Single(run.Output.Split('\n'), l => l.StartsWith("error:", StringComparison.Ordinal));
+        Assert.Contains("create queries (4 partitions, cleanup.policy=delete), dead-letter (1 partition, cleanup.policy=delete), attributions (4 partitions, cleanup.policy=delete);", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ALibrdkafkaOverrideThatDoesNotLoad_ExitsWithCode2_AndOneLineNamingTheSetting()
+    {
+        var run = await CliProcess.RunAsync(Cli, ["score", "--kafka", "127.0.0.1:1", "--set", "Transport:Kafka:LibraryPath=/no/such/librdkafka.so.1"], TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, run.ExitCode);
+        var error = Assert.Single(run.Output.Split('\n'), l => l.StartsWith("error:", StringComparison.Ordinal));
+        Assert.Contains("Could not load librdkafka (/no/such/librdkafka.so.1: no such file); point Transport:Kafka:LibraryPath at a librdkafka 2.x shared library", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Output, StringComparison.Ordinal);
+    }
+
     private static int FreePort()
     {
         using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);

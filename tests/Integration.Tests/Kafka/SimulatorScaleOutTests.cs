@@ -1,0 +1,96 @@
+using Attribution.Contracts;
+using Attribution.Ingest;
+using Attribution.Scorer;
+using Attribution.Simulator;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
+
+namespace Attribution.Integration.Tests.Kafka;
+
+/// <summary>
+/// Simulator scale-out (issue 10 item 6): one checkpoint's probe set shared by two Simulator instances over the mock
+/// Kafka cluster. Together they publish the whole set, no unit is simulated (published) twice, the one record both
+/// write (the checkpoint reference) is the same key with the same bytes, and the Scorer's index goes live on the set.
+/// </summary>
+[Collection(KafkaPipelineCollection.Name)]
+public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Two_simulators_publish_one_checkpoints_probe_set_together_with_no_unit_twice_and_the_scorer_sees_it_complete()
+    {
+        var runId = $"scaleout-{Guid.NewGuid().ToString("N")[..8]}";
+        const long step = 4;
+        var group = $"simulator-{runId}";
+        void Simulator(IServiceCollection s, int instance) => s.AddSimulator(o =>
+        {
+            o.Horizon = 8;
+            o.Epsilon = 1e-3f;
+            o.StepSize = 0.05f;
+            o.BatchSize = 50;
+            // Small probes (~7 KB): librdkafka's mock keeps at most 5 MB per partition and drops the oldest records
+            // beyond it, which would push the collection's own probe set (~51 KB a probe) off the shared probes topic.
+            o.Rank = 4;
+            o.Precision = "f16";
+            o.UnitsPerBlock = 25;
+            o.ProbePartitions = KafkaPipelineFixture.Partitions;
+            o.GroupId = group;
+            o.Instances = 2;
+            o.Instance = instance;
+        });
+
+        using var first = kafka.BuildHost(s =>
+        {
+            s.AddIngest(o =>
+            {
+                o.RunDirectory = kafka.RunDir;
+                o.RunId = runId;
+                o.SourceCount = KafkaPipelineFixture.SourceCount;
+                o.Partitions = KafkaPipelineFixture.Partitions;
+            });
+            Simulator(s, 0);
+        });
+        using var second = kafka.BuildHost(s => Simulator(s, 1));
+        await Task.WhenAll(first.StartAsync(), second.StartAsync());
+        var shares = await Task.WhenAll(
+            first.Services.GetRequiredService<SimulatorWorker>().WhenProbeSetCompleteAsync(runId, step).WaitAsync(TimeSpan.FromSeconds(240)),
+            second.Services.GetRequiredService<SimulatorWorker>().WhenProbeSetCompleteAsync(runId, step).WaitAsync(TimeSpan.FromSeconds(240)));
+        await Task.WhenAll(first.StopAsync(), second.StopAsync());
+
+        int examples = KafkaPipelineFixture.TrainCount, sources = KafkaPipelineFixture.SourceCount;
+        var probes = kafka.ReadAll(Topics.Probes).Where(r => r.KeyString.StartsWith(runId + "/", StringComparison.Ordinal)).ToList();
+        var units = probes.Where(r => !r.KeyString.EndsWith("/checkpoint", StringComparison.Ordinal)).ToList();
+        var twice = units.GroupBy(r => r.KeyString).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        Assert.True(twice.Count == 0, $"units published more than once: {string.Join(", ", twice)}");
+        Assert.Equal(
+            Enumerable.Range(0, examples).Select(i => SimulatorWorker.ProbeKey(runId, step, ProbeSubject.Example, i))
+                .Concat(Enumerable.Range(0, sources).Select(s => SimulatorWorker.ProbeKey(runId, step, ProbeSubject.Source, s))).Order(StringComparer.Ordinal),
+            units.Select(r => r.KeyString).Order(StringComparer.Ordinal));
+        // Each instance published exactly its share, and the shares split the set.
+        Assert.Equal(examples + sources, shares.Sum(s => s.PublishedNow));
+        Assert.All(shares, s => Assert.InRange(s.PublishedNow, 1, examples + sources - 1));
+        foreach (var (share, instance) in shares.Select((s, i) => (s, i)))
+        {
+            long owned = Enumerable.Range(0, examples).Count(i => UnitPartition.Owner(ProbeSubject.Example, i, 2) == instance)
+                + Enumerable.Range(0, sources).Count(s => UnitPartition.Owner(ProbeSubject.Source, s, 2) == instance);
+            Assert.Equal(owned, share.PublishedNow);
+        }
+
+        // The last to finish saw the whole set on the topic.
+        Assert.Contains(shares, s => s.SetComplete);
+        // Both wrote the checkpoint reference: same key, same bytes (harmless on the compacted topic).
+        var references = probes.Where(r => r.KeyString == SimulatorWorker.CheckpointKey(runId, step)).ToList();
+        Assert.Equal(2, references.Count);
+        Assert.Equal(references[0].Value, references[1].Value);
+
+        // The Scorer knows the shared set is complete: its index goes live on all of it.
+        using var scorer = kafka.BuildScorer($"scorer-{runId}", o => o.RunId = runId);
+        await scorer.StartAsync();
+        var worker = scorer.Services.GetRequiredService<ScorerWorker>();
+        var model = await KafkaPipelineFixture.Until(() => worker.Index.Current, m => m is not null, "the Scorer's index on the shared set", 60);
+        Assert.Equal($"{runId}@{step}", model!.Version);
+        Assert.Equal(examples, model.ExampleIds.Length);
+        Assert.Equal(sources, model.SourceIds.Length);
+        await scorer.StopAsync();
+        output.WriteLine($"instance 0 published {shares[0].PublishedNow}, instance 1 {shares[1].PublishedNow} of {examples + sources} units; complete seen by {string.Join(", ", shares.Select((s, i) => s.SetComplete ? $"instance {i}" : null).Where(x => x is not null))}");
+    }
+}
