@@ -62,9 +62,10 @@ function attributionView(a) {
 
 async function pollStream() {
   const r = await json(`/api/attributions?after=${state.after}&limit=${SHOWN}`);
-  state.after = r.latest;
   const stream = $('stream');
-  for (const a of r.items) stream.prepend(attributionView(a));
+  // A response may arrive after a newer one: show each event once.
+  for (const a of r.items.filter(a => a.seq > state.after)) stream.prepend(attributionView(a));
+  state.after = Math.max(state.after, r.latest);
   while (stream.children.length > SHOWN) stream.lastChild.remove();
   $('stream-count').textContent = `${r.latest} received`;
 }
@@ -136,7 +137,7 @@ async function pollLedger() {
 async function pollAlerts() {
   const r = await json(`/api/alerts?after=${state.alertsAfter}`);
   $('alert-count').textContent = `${r.total} raised`;
-  for (const a of r.items) {
+  for (const a of r.items.filter(a => a.seq > state.alertsAfter)) {
     state.alertsAfter = a.seq;
     const why = a.rule === 'example-lead'
       ? `its most specific training example is flagged (lead ${a.score.toFixed(2)} ≥ ${a.threshold})`
@@ -178,7 +179,12 @@ async function tick() {
   document.body.dataset.ticks = String(Number(document.body.dataset.ticks ?? 0) + 1);
 }
 
+// One poll at a time: the next starts a second after the previous one finished (a slow server never gets them stacked).
+async function loop() {
+  await tick();
+  setTimeout(loop, 1000);
+}
+
 $('sql-run').addEventListener('click', runSql);
 $('ledger-window').addEventListener('change', pollLedger);
-tick();
-setInterval(tick, 1000);
+loop();
