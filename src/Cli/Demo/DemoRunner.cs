@@ -77,7 +77,8 @@ internal static class DemoRunner
             Explain(run, queries, results, alerts, arrowPath, total.Elapsed, settings);
             if (console is not null)
             {
-                AnsiConsole.MarkupLine($"SQL over this run: [bold]./pipeline query --url {console.WebUrl.ToString().TrimEnd('/')} \"SELECT source_name, sum(score) FROM attribution_sources GROUP BY ALL ORDER BY 2 DESC\"[/]");
+                var where = settings.Stay ? $"--url {console.WebUrl.ToString().TrimEnd('/')}" : $"--db {Path.GetRelativePath(Environment.CurrentDirectory, Path.Combine(outDir, "attributions.duckdb"))}";
+                AnsiConsole.MarkupLine($"SQL over this run: [bold]./pipeline query {Markup.Escape(where)} \"SELECT source_name, sum(score) FROM attribution_sources GROUP BY ALL ORDER BY 2 DESC\"[/]");
                 if (settings.Stay)
                 {
                     AnsiConsole.MarkupLine($"The console stays at [bold]{console.WebUrl}[/]; Ctrl+C ends the demo.");

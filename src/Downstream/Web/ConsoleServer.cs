@@ -96,7 +96,20 @@ public static class ConsoleServer
         app.MapPrometheusScrapingEndpoint("/metrics");
         _ = app.Services.GetRequiredService<DownstreamInstruments>();
         ConsoleApi.Map(app);
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Hosted services (the feed writing the store) may have started before Kestrel failed to bind: stop them,
+            // or a retry on other ports would run a second feed into the same store.
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await app.StopAsync(stop.Token).ConfigureAwait(false);
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
             .Select(a => new Uri(a)).ToList();
         // Kestrel lists the endpoints in the order they were configured: the console first, Flight second.
