@@ -89,8 +89,7 @@ public class AttributionBenchmarks
                 sources.Set(s, r);
             }
 
-            m = ForwardOnlyMethod.FromResponses(problem, examples, sources,
-                new ForwardOnlyOptions { Readout = method.EndsWith("-jvp", StringComparison.Ordinal) ? ForwardReadout.Jvp : ForwardReadout.Jacobian });
+            m = ForwardOnlyMethod.FromResponses(problem, examples, sources, new ForwardOnlyOptions());
         }
         else
         {
@@ -195,22 +194,19 @@ public class ForwardOnlyCompression
         });
         Console.WriteLine($"// simulated {units} units K=50 in {watch.Elapsed.TotalSeconds:F1} s (incl. 4 SVDs per unit)");
         var full = new float[test.Count * units];
-        sets[0].JvpScores(problem.Theta, test.Inputs, test.Labels, full);
+        sets[0].JacobianScores(problem.Theta, test.Inputs, test.Labels, full);
         var fd = new float[test.Count * units];
         sets[0].FiniteDifferenceScores(problem.Theta, test.Inputs, test.Labels, 1e-3f, fd);
-        Console.WriteLine($"// FD readout (eps_r=1e-3) vs JVP readout, mean per-query Pearson: {MeanPearson(full, fd, test.Count, units):F4}");
+        Console.WriteLine($"// FD readout (eps_r=1e-3) vs Jacobian readout, mean per-query Pearson: {MeanPearson(full, fd, test.Count, units):F4}");
         double last = 0;
         for (int i = 1; i < ranks.Length; i++)
         {
             var low = new float[test.Count * units];
-            sets[i].JvpScores(problem.Theta, test.Inputs, test.Labels, low);
+            sets[i].JacobianScores(problem.Theta, test.Inputs, test.Labels, low);
             last = MeanPearson(full, low, test.Count, units);
             Console.WriteLine($"// rank {ranks[i]}: {sets[i].FloatsPerUnit * 4} bytes/example (full {sets[0].FloatsPerUnit * 4}), mean per-query Pearson vs full {last:F4}");
         }
 
-        var jac = new float[test.Count * units];
-        sets[0].JacobianScores(problem.Theta, test.Inputs, test.Labels, jac);
-        Console.WriteLine($"// Jacobian readout vs JVP readout (full), mean per-query Pearson: {MeanPearson(full, jac, test.Count, units):F6}");
         // Rank 8 with the input layer in a shared basis of decreasing energy.
         int r8 = Array.IndexOf(ranks, 8);
         foreach (var energy in new[] { 0.99999, 0.9999, 0.999, 0.99, 0.95 })

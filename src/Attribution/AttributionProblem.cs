@@ -102,4 +102,15 @@ public sealed class AttributionProblem
 
     /// <summary>Input width d.</summary>
     public int InputWidth => Layout.Widths[0];
+
+    /// <summary>The training set as a model batch.</summary>
+    public ModelBatch Training => ModelBatch.Classification(TrainInputs, TrainLabels);
+
+    /// <summary>The model at parameters <paramref name="theta"/> (θ* when null): every method's forward, gradient and JVP maths.</summary>
+    public IModel CreateModel(ReadOnlySpan<float> theta = default)
+    {
+        var model = new Mlp(Layout);
+        model.LoadFrom(theta.IsEmpty ? Theta : theta);
+        return model;
+    }
 }

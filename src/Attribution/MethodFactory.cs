@@ -14,7 +14,7 @@ public static class MethodFactory
 
     /// <summary>
     /// Creates a method. Options per method:
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|jvp|fd), readout-eps, basis (input-layer shared basis energy, default 0.99; 0 = off);
+    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, models;
     /// tracin / grad-dot: weights (comma-separated, tracin only);
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance.
@@ -25,54 +25,71 @@ public static class MethodFactory
         var o = new Options(options ?? new Dictionary<string, string>());
         IAttributionMethod method = name.Trim().ToLowerInvariant() switch
         {
-            "forward-only" or "forward-only-single" => new ForwardOnlyMethod(new ForwardOnlyOptions
-            {
-                TwoTrajectory = name.Trim().Equals("forward-only", StringComparison.OrdinalIgnoreCase),
-                Horizon = o.Int("horizon", 50),
-                Epsilon = o.Float("eps", 1e-3f),
-                StepSize = o.Has("eta") ? o.Float("eta", 0f) : null,
-                Damping = o.Float("lambda", 0f),
-                BatchSize = o.Int("batch", 100),
-                Seed = (ulong)o.Int("seed", 1),
-                UnitsPerBlock = o.Int("block", 100),
-                Rank = o.Int("rank", 8),
-                PowerIterations = o.Int("power-iterations", 20),
-                Readout = o.Choice("readout", "jacobian", "jacobian", "jvp", "fd") switch
-                {
-                    "fd" => ForwardReadout.FiniteDifference,
-                    "jvp" => ForwardReadout.Jvp,
-                    _ => ForwardReadout.Jacobian,
-                },
-                ReadoutEpsilon = o.Has("readout-eps") ? o.Float("readout-eps", 0f) : null,
-                InputBasisEnergy = o.Has("basis") ? o.Float("basis", 0f) : 0.99,
-            }),
-            "trak" => new TrakMethod(new TrakOptions
-            {
-                ProjectionDim = o.Int("k", 2048),
-                Projector = o.Choice("projector", "gaussian", "gaussian", "sjlt") == "sjlt" ? TrakProjector.Sjlt : TrakProjector.Gaussian,
-                SjltNonzeros = o.Int("sjlt-nonzeros", 4),
-                RelativeDamping = o.Float("damping", 1e-6f),
-                Seed = (ulong)o.Int("seed", 7),
-                Models = o.Int("models", 0),
-            }),
+            "forward-only" or "forward-only-single" => new ForwardOnlyMethod(ForwardOnly(o, name.Trim().Equals("forward-only", StringComparison.OrdinalIgnoreCase))),
+            "trak" => new TrakMethod(Trak(o)),
             "tracin" => new TracInMethod(false, o.Has("weights") ? o.FloatList("weights") : null),
             "grad-dot" => new TracInMethod(true),
-            "if" => new InfluenceFunctionMethod(new InfluenceOptions
-            {
-                Damping = o.Float("lambda", 1e-2f),
-                Solver = o.Choice("solver", "auto", "auto", "exact", "cg") switch
-                {
-                    "exact" => InfluenceSolver.Exact,
-                    "cg" => InfluenceSolver.ConjugateGradient,
-                    _ => InfluenceSolver.Auto,
-                },
-                MaxIterations = o.Int("iterations", 100),
-                Tolerance = o.Float("tolerance", 1e-5f),
-            }),
+            "if" => new InfluenceFunctionMethod(Influence(o)),
             _ => throw new ArgumentException($"Unknown attribution method '{name}'. Valid methods: {string.Join(", ", Names)}.", nameof(name)),
         };
         o.ThrowIfUnused(name);
         return method;
+    }
+
+    // Every fallback is the options type's own default: one default per setting.
+    private static ForwardOnlyOptions ForwardOnly(Options o, bool twoTrajectory)
+    {
+        var d = new ForwardOnlyOptions();
+        return new ForwardOnlyOptions
+        {
+            TwoTrajectory = twoTrajectory,
+            Horizon = o.Int("horizon", d.Horizon),
+            Epsilon = o.Float("eps", d.Epsilon),
+            StepSize = o.Has("eta") ? o.Float("eta", 0f) : d.StepSize,
+            Damping = o.Float("lambda", d.Damping),
+            BatchSize = o.Int("batch", d.BatchSize),
+            Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : d.Seed,
+            UnitsPerBlock = o.Int("block", d.UnitsPerBlock),
+            Rank = o.Int("rank", d.Rank),
+            PowerIterations = o.Int("power-iterations", d.PowerIterations),
+            Readout = o.Choice("readout", "jacobian", "jacobian", "fd") == "fd" ? ForwardReadout.FiniteDifference : ForwardReadout.Jacobian,
+            ReadoutEpsilon = o.Has("readout-eps") ? o.Float("readout-eps", 0f) : d.ReadoutEpsilon,
+            InputBasisEnergy = o.Has("basis") ? o.Float("basis", 0f) : d.InputBasisEnergy,
+            Sources = o.Has("sources")
+                ? o.Choice("sources", "simulated", "simulated", "sum") == "sum" ? SourceResponse.SumOfExamples : SourceResponse.Simulated
+                : d.Sources,
+        };
+    }
+
+    private static TrakOptions Trak(Options o)
+    {
+        var d = new TrakOptions();
+        return new TrakOptions
+        {
+            ProjectionDim = o.Int("k", d.ProjectionDim),
+            Projector = o.Choice("projector", "gaussian", "gaussian", "sjlt") == "sjlt" ? TrakProjector.Sjlt : d.Projector,
+            SjltNonzeros = o.Int("sjlt-nonzeros", d.SjltNonzeros),
+            RelativeDamping = o.Has("damping") ? o.Float("damping", 0f) : d.RelativeDamping,
+            Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : d.Seed,
+            Models = o.Int("models", d.Models),
+        };
+    }
+
+    private static InfluenceOptions Influence(Options o)
+    {
+        var d = new InfluenceOptions();
+        return new InfluenceOptions
+        {
+            Damping = o.Has("lambda") ? o.Float("lambda", 0f) : d.Damping,
+            Solver = o.Choice("solver", "auto", "auto", "exact", "cg") switch
+            {
+                "exact" => InfluenceSolver.Exact,
+                "cg" => InfluenceSolver.ConjugateGradient,
+                _ => d.Solver,
+            },
+            MaxIterations = o.Int("iterations", d.MaxIterations),
+            Tolerance = o.Has("tolerance") ? o.Float("tolerance", 0f) : d.Tolerance,
+        };
     }
 
     private sealed class Options(IReadOnlyDictionary<string, string> values)

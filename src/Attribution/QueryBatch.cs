@@ -1,3 +1,5 @@
+using Attribution.Engine.Models;
+
 namespace Attribution.Attribution;
 
 /// <summary>Queries to attribute: inputs [q, d] row-major and the label whose margin is measured (the true or the predicted class).</summary>
@@ -38,4 +40,7 @@ public sealed class QueryBatch
 
     /// <summary>Number of queries q.</summary>
     public int Count => Labels.Length;
+
+    /// <summary>The queries as a model batch.</summary>
+    public ModelBatch AsModelBatch() => ModelBatch.Classification(Inputs, Labels);
 }

@@ -5,17 +5,22 @@ namespace Attribution.Attribution;
 /// </summary>
 public sealed class ScoreMatrix
 {
-    /// <summary>Wraps per-example scores and computes per-source sums from the example→source map.</summary>
-    public ScoreMatrix(float[] scores, int queryCount, int exampleCount, int[] sourceIds, int sourceCount)
+    /// <summary>
+    /// Wraps per-example scores and computes per-source sums from the example→source map; with no map (a served probe
+    /// set knows its examples, not their sources) there are no per-source sums.
+    /// </summary>
+    public ScoreMatrix(float[] scores, int queryCount, int exampleCount, int[]? sourceIds, int sourceCount)
     {
         ArgumentNullException.ThrowIfNull(scores);
-        ArgumentNullException.ThrowIfNull(sourceIds);
+        bool sums = sourceIds is not null;
+        sourceCount = sums ? sourceCount : 0;
+        sourceIds ??= [];
         if (scores.Length != (long)queryCount * exampleCount)
         {
             throw new ArgumentException($"score array has {scores.Length} values for {queryCount} queries × {exampleCount} examples.", nameof(scores));
         }
 
-        if (sourceIds.Length != exampleCount)
+        if (sums && sourceIds.Length != exampleCount)
         {
             throw new ArgumentException($"sourceIds has {sourceIds.Length} entries for {exampleCount} examples.", nameof(sourceIds));
         }
@@ -25,7 +30,7 @@ public sealed class ScoreMatrix
         ExampleCount = exampleCount;
         SourceCount = sourceCount;
         SourceScores = new float[queryCount * sourceCount];
-        for (int q = 0; q < queryCount; q++)
+        for (int q = 0; sums && q < queryCount; q++)
         {
             var row = scores.AsSpan(q * exampleCount, exampleCount);
             var dst = SourceScores.AsSpan(q * sourceCount, sourceCount);

@@ -1,5 +1,6 @@
 using Attribution.Attribution;
 using Attribution.Attribution.Kernels;
+using Attribution.Attribution.Methods;
 using Attribution.Attribution.Probes;
 using Attribution.Engine.Models;
 
@@ -12,12 +13,14 @@ namespace Attribution.Scorer;
 public sealed record BatchScores(int[] Predicted, float[] ExampleScores, float[] SourceScores);
 
 /// <summary>
-/// One complete probe set ready to score: θ of its checkpoint, every example's response and every source's response.
+/// One complete probe set ready to score: θ of its checkpoint, every example's response and every source's response,
+/// served by the same <see cref="ForwardOnlyMethod"/> that <c>./pipeline attribute</c> and <c>eval</c> score with
+/// (<see cref="ForwardOnlyMethod.FromResponses(MlpLayout, float[], ResponseSet, ResponseSet, ForwardOnlyOptions?)"/>).
 /// Immutable once built; the index swaps whole models, so a batch always scores against one consistent set.
 /// </summary>
 public sealed class AttributionModel
 {
-    private readonly Mlp _mlp;
+    private readonly ForwardOnlyMethod _method;
 
     /// <summary>Builds the model from decoded probes (unit floats in <paramref name="exampleFormat"/> / <paramref name="sourceFormat"/>); <paramref name="inputBasisEnergy"/> &gt; 0 puts the input layer's example factors in a shared basis.</summary>
     public AttributionModel(string runId, long step, float[] theta, ProbeFormat exampleFormat, long[] exampleIds, IReadOnlyList<float[]> exampleFloats,
@@ -33,21 +36,14 @@ public sealed class AttributionModel
         SourceIds = sourceIds;
         ExampleFormat = exampleFormat;
         Examples = Load(exampleFormat, exampleFloats);
-        if (inputBasisEnergy > 0 && Examples.Ranks[0] > 0 && Examples.Units > 0)
-        {
-            var basis = Examples.ShareInputBasis(0, inputBasisEnergy);
-            InputBasis = Examples.BasisDims[0] > 0 ? basis : null;
-        }
-
         Sources = Load(sourceFormat, sourceFloats);
+        _method = ForwardOnlyMethod.FromResponses(Layout, theta, Examples, Sources, new ForwardOnlyOptions { InputBasisEnergy = inputBasisEnergy });
+        InputBasis = _method.InputBasis;
         ExampleNorms = new float[Examples.Units];
         for (int u = 0; u < ExampleNorms.Length; u++)
         {
             ExampleNorms[u] = Examples.Norm(u);
         }
-
-        _mlp = new Mlp(Layout);
-        _mlp.LoadFrom(theta);
     }
 
     /// <summary>Run id.</summary>
@@ -95,37 +91,11 @@ public sealed class AttributionModel
     /// </summary>
     public BatchScores Score(float[] inputs, int count)
     {
-        int classes = Layout.Widths[^1];
-        var logits = new float[count * classes];
-        lock (_mlp)
-        {
-            // The network keeps its activations in buffers of its own; concurrent batches take turns here.
-            _mlp.Logits(inputs, count, logits);
-        }
-
-        var predicted = new int[count];
-        for (int q = 0; q < count; q++)
-        {
-            var row = logits.AsSpan(q * classes, classes);
-            int best = 0;
-            for (int c = 1; c < classes; c++)
-            {
-                if (row[c] > row[best])
-                {
-                    best = c;
-                }
-            }
-
-            predicted[q] = best;
-        }
-
-        var examples = new float[(long)count * Examples.Units];
-        var sources = new float[(long)count * Sources.Units];
-        // The forward pass and the margin's sensitivities are the same for both sets: computed once.
-        var readout = ResponseSet.PrepareJacobian(Layout, Theta, inputs.AsSpan(0, count * InputWidth), predicted);
-        Examples.JacobianScores(readout, examples);
-        Sources.JacobianScores(readout, sources);
-        return new BatchScores(predicted, examples, sources);
+        ArgumentNullException.ThrowIfNull(inputs);
+        var predicted = _method.Predict(inputs, count);
+        var x = inputs.Length == count * InputWidth ? inputs : inputs.AsSpan(0, count * InputWidth).ToArray();
+        var (examples, sources) = _method.ScoreAll(new QueryBatch(x, predicted, InputWidth));
+        return new BatchScores(predicted, examples.Scores, sources);
     }
 
     /// <summary>Top-k (example index, score) of query row <paramref name="q"/>, best first.</summary>

@@ -1,8 +1,6 @@
-using System.Security.Cryptography;
 using Attribution.Attribution.Probes;
 using Attribution.Contracts;
 using Attribution.Engine.IO;
-using Attribution.Engine.Models;
 using Attribution.Transport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -179,7 +177,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
                 throw new ProbeFormatException("the set mixes probe formats; re-run the Simulator for this checkpoint with one configuration.");
             }
 
-            var theta = LoadTheta(checkpoint, exampleFormat);
+            var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, "mlp:" + string.Join('-', exampleFormat.Widths));
             var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. exampleFloats.Select(p => p.Floats)],
                 sourceFormat, [.. sources.Select(p => p.SubjectId)], [.. sourceFloats.Select(p => p.Floats)], _options.InputBasisEnergy);
             _current = model;
@@ -189,30 +187,11 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             _ready.TrySetResult();
             Swapped?.Invoke(model);
         }
-        catch (Exception e) when (e is ProbeFormatException or InvalidDataException or SafetensorsException or IOException or ArgumentException)
+        catch (Exception e) when (e is ProbeFormatException or CheckpointException or ArgumentException)
         {
             LastError = $"probe set {version}: {e.Message}";
             _logger.ModelRejected(version, e.Message);
         }
-    }
-
-    private static float[] LoadTheta(CheckpointPublished checkpoint, ProbeFormat format)
-    {
-        if (!Uri.TryCreate(checkpoint.Uri, UriKind.Absolute, out var uri) || !uri.IsFile)
-        {
-            throw new InvalidDataException($"checkpoint uri '{checkpoint.Uri}' is not a file:// uri.");
-        }
-
-        var bytes = File.ReadAllBytes(uri.LocalPath);
-        var actual = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes));
-        if (!string.Equals(actual, checkpoint.Checksum, StringComparison.OrdinalIgnoreCase))
-        {
-            throw new InvalidDataException($"{uri.LocalPath} has checksum {actual} but the checkpoint event says {checkpoint.Checksum}; the file changed after it was published.");
-        }
-
-        var mlp = new Mlp(format.Layout);
-        Safetensors.LoadInto(Safetensors.Parse(bytes, uri.LocalPath), mlp.Parameters, uri.LocalPath);
-        return mlp.ToFlat();
     }
 
     /// <inheritdoc />

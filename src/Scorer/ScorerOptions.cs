@@ -71,7 +71,7 @@ public sealed class ScorerOptions
     /// multiply-adds per query for a measured, bounded loss (docs/benchmarks/attribution-methods.md: 0.99 keeps scores
     /// at Pearson 0.9947 vs 0.9950 without it).
     /// </summary>
-    public double InputBasisEnergy { get; set; } = 0.99;
+    public double InputBasisEnergy { get; set; } = new Attribution.Methods.ForwardOnlyOptions().InputBasisEnergy;
 
     /// <summary>
     /// OpenBLAS threads for the process, set when the Scorer starts (0 = leave the library's default). One thread

@@ -7,9 +7,12 @@ using Microsoft.Extensions.Options;
 namespace Attribution.Simulator;
 
 /// <summary>Simulator options (configuration section <c>Simulator</c>); the simulation knobs are those of
-/// <see cref="ForwardOnlyOptions"/> (docs/forward-only-attribution.md §3).</summary>
+/// <see cref="ForwardOnlyOptions"/> (docs/forward-only-attribution.md §3), with its defaults: the Simulator publishes
+/// what <c>./pipeline eval</c> and <c>attribute</c> measure.</summary>
 public sealed class SimulatorOptions
 {
+    private static readonly ForwardOnlyOptions Defaults = new();
+
     /// <summary>Configuration section name.</summary>
     public const string SectionName = "Simulator";
 
@@ -17,34 +20,34 @@ public sealed class SimulatorOptions
     public string GroupId { get; set; } = "simulator";
 
     /// <summary>Horizon K (gradient steps per trajectory).</summary>
-    public int Horizon { get; set; } = 50;
+    public int Horizon { get; set; } = Defaults.Horizon;
 
     /// <summary>Perturbation weight ε.</summary>
-    public float Epsilon { get; set; } = 1e-3f;
+    public float Epsilon { get; set; } = Defaults.Epsilon;
 
     /// <summary>Step size η; unset uses min(1/h_max from power iteration, the recipe's learning rate).</summary>
-    public float? StepSize { get; set; }
+    public float? StepSize { get; set; } = Defaults.StepSize;
 
     /// <summary>Proximal damping λ.</summary>
-    public float Damping { get; set; }
+    public float Damping { get; set; } = Defaults.Damping;
 
     /// <summary>Per-layer rank of example probes (0 = full).</summary>
-    public int Rank { get; set; } = 16;
+    public int Rank { get; set; } = Defaults.Rank;
 
     /// <summary>Element type of example probes: "f16" (default, half the bytes) or "f32". Source probes are always full f32.</summary>
     public string Precision { get; set; } = "f16";
 
     /// <summary>Units simulated (and published) per block.</summary>
-    public int UnitsPerBlock { get; set; } = 100;
+    public int UnitsPerBlock { get; set; } = Defaults.UnitsPerBlock;
 
     /// <summary>Shared mini-batch size (0 = full batch).</summary>
-    public int BatchSize { get; set; } = 100;
+    public int BatchSize { get; set; } = Defaults.BatchSize;
 
     /// <summary>Seed of the mini-batch sequence, power iteration and SVD sketch.</summary>
-    public ulong Seed { get; set; } = 1;
+    public ulong Seed { get; set; } = Defaults.Seed;
 
     /// <summary>Two-trajectory (±ε) simulation.</summary>
-    public bool TwoTrajectory { get; set; } = true;
+    public bool TwoTrajectory { get; set; } = Defaults.TwoTrajectory;
 
     /// <summary>Use only the first N training examples (ascending id) of a run; 0 = all. For demos.</summary>
     public int MaxExamples { get; set; }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using Attribution.Attribution;
 using Attribution.Attribution.Methods;
 using Attribution.Attribution.Probes;
@@ -249,51 +248,24 @@ public sealed class SimulatorWorker : EventConsumerWorker
 
     private static (TrainingRecipe Recipe, float[] Theta) LoadCheckpoint(CheckpointPublished checkpoint)
     {
-        if (!Uri.TryCreate(checkpoint.Uri, UriKind.Absolute, out var uri) || !uri.IsFile)
-        {
-            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: uri '{checkpoint.Uri}' is not a file:// uri; this Simulator reads checkpoints from a shared file system.");
-        }
-
-        var path = uri.LocalPath;
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
-        {
-            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: cannot read {path} ({e.GetType().Name}); the Simulator must see the trainer's file system at the same path.", e);
-        }
-
-        var actual = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes));
-        if (!string.Equals(actual, checkpoint.Checksum, StringComparison.OrdinalIgnoreCase))
-        {
-            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {path} has checksum {actual} but the event says {checkpoint.Checksum}; the file changed after it was published. Re-publish it (run Ingest again) or restore the original file.");
-        }
-
-        var dir = Path.GetDirectoryName(path)!;
+        // The recipe (architecture and training hyper-parameters) comes from the run's manifest beside the checkpoint
+        // until the checkpoint event carries it; θ comes from the one checkpoint store every service uses.
+        var path = Uri.TryCreate(checkpoint.Uri, UriKind.Absolute, out var uri) && uri.IsFile ? uri.LocalPath : checkpoint.Uri;
+        var dir = Path.GetDirectoryName(path) ?? ".";
         var runDir = File.Exists(Path.Combine(dir, RunDirectory.ManifestFile)) ? dir : Path.GetDirectoryName(dir) ?? dir;
-        TrainingRecipe recipe;
         try
         {
-            recipe = RunDirectory.LoadManifest(runDir).Recipe;
+            var recipe = RunDirectory.LoadManifest(runDir).Recipe;
+            return (recipe, CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, "mlp:" + string.Join('-', recipe.Model.Widths)));
         }
         catch (RecipeException e)
         {
             throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: no usable recipe beside {path}: {e.Message}", e);
         }
-
-        var model = new Mlp(new MlpLayout(recipe.Model.Widths));
-        try
+        catch (CheckpointException e)
         {
-            Safetensors.LoadInto(Safetensors.Parse(bytes, path), model.Parameters, path);
+            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {e.Message}", e);
         }
-        catch (SafetensorsException e)
-        {
-            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {path} does not hold an MLP of widths {string.Join('-', recipe.Model.Widths)}: {e.Message}", e);
-        }
-
-        return (recipe, model.ToFlat());
     }
 
     private async Task<(long[] ExampleIds, Dictionary<long, long> SourceOf, Dictionary<long, (float[] X, int Y)> Payload)> ReadTrainingSetAsync(CheckpointPublished checkpoint, CancellationToken ct)

@@ -82,7 +82,7 @@ public class MlpTests
         var r = Ref.Value;
         var mlp = ReferenceModel();
         var g = new float[mlp.Layout.ParameterCount];
-        mlp.MaterializePerExampleGradient(r.Inputs, r.Labels, r.Batch, r.MarginGradientExample, g, MlpOutput.Margin);
+        mlp.PerExampleGradients(r.Inputs, r.Labels, r.Batch, ModelOutput.Margin).Dense(r.MarginGradientExample, 1, g);
         AssertClose(r.MarginGradient, g, what: "margin gradient");
     }
 
@@ -105,7 +105,7 @@ public class MlpTests
     }
 
     [Fact]
-    public void PerExampleLossGradientsAverageToTheBatchGradientAndDotMatchesMaterialised()
+    public void PerExampleLossGradientsAverageToTheBatchGradientAndDotDenseMatchesMaterialised()
     {
         var (mlp, x, y) = Random([17, 9, 7, 5], batch: 6, seed: 3);
         int p = mlp.Layout.ParameterCount;
@@ -117,9 +117,11 @@ public class MlpTests
         var gi = new float[p];
         var v = new float[p];
         new Rng(9).FillNormal(v);
+        var dots = new float[6];
+        per.DotDense(v, dots);
         for (int i = 0; i < 6; i++)
         {
-            per.Materialize(i, gi);
+            per.Dense(i, 1, gi);
             double expectedDot = 0;
             for (int j = 0; j < p; j++)
             {
@@ -127,7 +129,7 @@ public class MlpTests
                 expectedDot += (double)gi[j] * v[j];
             }
 
-            Assert.Equal(expectedDot, per.Dot(i, v), 1e-4 * Math.Max(1, Math.Abs(expectedDot)));
+            Assert.Equal(expectedDot, dots[i], 1e-4 * Math.Max(1, Math.Abs(expectedDot)));
         }
 
         AssertClose(batchGrad, mean, what: "mean per-example gradient");

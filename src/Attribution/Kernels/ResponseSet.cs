@@ -8,8 +8,8 @@ namespace Attribution.Attribution.Kernels;
 /// <summary>
 /// Parameter responses of many units (training examples or sources), stored per layer either in full
 /// (<c>dW</c> [units, out, in]) or as rank-r factors of a truncated SVD (<c>Uᵀ</c> [units, r, out], <c>Vt</c> [units, r, in]),
-/// biases always in full. Query-time readout is a batched forward-mode JVP of the query margins along every unit's
-/// response: a few large GEMMs per layer, no backward pass.
+/// biases always in full. Query-time readout contracts the model's gradient factors of the queries with every unit's
+/// factors (<see cref="JacobianScores(GradientFactors, Span{float})"/>): a few large GEMMs per layer, no backward pass and no model maths of its own.
 /// </summary>
 public sealed class ResponseSet
 {
@@ -412,204 +412,40 @@ public sealed class ResponseSet
     }
 
     /// <summary>
-    /// Batched forward-mode readout: <c>scores[q, u] = ∂f_q(θ + t·r_u)/∂t</c> at t = 0 for every query q and unit u,
-    /// where f is the margin of <paramref name="labels"/>. <paramref name="scores"/> is [queries, Units] row-major.
-    /// Units are processed in blocks of <paramref name="blockUnits"/> so the tangent buffers stay bounded; 0 picks
-    /// blocks of about 16,384 (unit, query) pairs, so a single query runs all units in a few large BLAS calls.
+    /// Forward-only readout: <c>scores[q, u] = ∂f_q(θ + t·r_u)/∂t</c> at t = 0 for every query q and unit u, summed per
+    /// layer. The output's JVP along a response is linear in it: <c>Σ_l g_l · (ΔW_l a_l + Δb_l)</c>, where <c>a_l</c> is
+    /// the layer's input at θ and <c>g_l = ∂f/∂z_l</c> the output's sensitivity to the layer's pre-activation: the model's
+    /// per-example gradient factors of the queries (<see cref="Mlp.ForwardModeGradients"/> obtains them in forward mode).
+    /// Per unit only its stored factors are touched once: <c>(Uᵀ g_l) · (Vt a_l)</c> for low-rank layers,
+    /// <c>g_l W a_l</c> for full ones, so a query costs about one read of the response set. The factors are computed
+    /// once per batch and shared by every response set scoring the same queries (e.g. a probe set's examples and its
+    /// sources).
     /// </summary>
-    public void JvpScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores, int blockUnits = 0)
+    public void JacobianScores(GradientFactors readout, Span<float> scores)
     {
-        if (MarginTangents(nameof(JvpScores), theta, x, labels, scores) is not { } start)
-        {
-            return;
-        }
-
-        var (cache, dz) = start;
-        int q = labels.Length, layers = Layout.LayerCount, classes = Layout.Widths[^1];
-        blockUnits = blockUnits > 0 ? blockUnits : Math.Min(Math.Max(16384 / q, 64), Units);
-        var tile = new float[blockUnits * q];
-        // ReLU masks of the queries' hidden activations at θ as 0/1 floats, so masking is a vectorised multiply.
-        var masks = new float[layers][];
-        for (int l = 0; l < layers - 1; l++)
-        {
-            var act = cache.Inputs[l + 1];
-            masks[l] = new float[act.Length];
-            for (int k = 0; k < act.Length; k++)
-            {
-                masks[l][k] = act[k] > 0f ? 1f : 0f;
-            }
-        }
-
-        // Tangent buffers reused across blocks (two, ping-ponged between layers).
-        int maxOut = Enumerable.Range(0, layers).Max(Layout.Out);
-        var bufA = new float[(long)blockUnits * q * maxOut];
-        var bufB = new float[bufA.Length];
-        for (int u0 = 0; u0 < Units; u0 += blockUnits)
-        {
-            int ub = Math.Min(blockUnits, Units - u0);
-            Span<float> t = [];
-            for (int l = 0; l < layers; l++)
-            {
-                int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
-                var a = cache.Inputs[l];
-                var zt = (l % 2 == 0 ? bufA : bufB).AsSpan(0, ub * q * o);
-                if (l > 0)
-                {
-                    // Propagate every unit's input tangent through W_l in one GEMM: [ub·q, in] × W_lᵀ.
-                    Blas.Gemm(false, true, ub * q, o, i, 1f, t, Layout.Weight(theta, l), 0f, zt);
-                }
-                else
-                {
-                    zt.Clear();
-                }
-
-                if (r > 0)
-                {
-                    // Coefficients Vtᵀ-projections of the layer input for all units at once: [ub·r, in] × [q, in]ᵀ.
-                    var c = new float[ub * r * q];
-                    var (fa, fi) = FactorInput(l, a, q);
-                    Blas.Gemm(false, true, ub * r, q, fi, 1f, _vt[l].AsSpan(u0 * r * fi, ub * r * fi), fa, 0f, c);
-                    for (int u = 0; u < ub; u++)
-                    {
-                        var ut = _u[l].AsSpan((u0 + u) * o * r, o * r);
-                        var cu = c.AsSpan(u * r * q, r * q);
-                        if (q >= 16)
-                        {
-                            Blas.Gemm(true, false, q, o, r, 1f, cu, ut, 1f, zt.Slice(u * q * o, q * o));
-                            continue;
-                        }
-
-                        // Few queries: r axpys of length out per query beat a tiny GEMM call.
-                        for (int qq = 0; qq < q; qq++)
-                        {
-                            var dst = zt.Slice((u * q + qq) * o, o);
-                            for (int b = 0; b < r; b++)
-                            {
-                                TensorPrimitives.MultiplyAdd(ut.Slice(b * o, o), cu[b * q + qq], dst, dst);
-                            }
-                        }
-                    }
-                }
-                else
-                {
-                    // [q, in] × [ub·out, in]ᵀ → [q, ub·out], then scatter-add per unit.
-                    var full = new float[q * ub * o];
-                    Blas.Gemm(false, true, q, ub * o, i, 1f, a, _full[l].AsSpan(u0 * o * i, ub * o * i), 0f, full);
-                    for (int u = 0; u < ub; u++)
-                    {
-                        for (int qq = 0; qq < q; qq++)
-                        {
-                            var dst = zt.Slice((u * q + qq) * o, o);
-                            TensorPrimitives.Add(dst, full.AsSpan(qq * ub * o + u * o, o), dst);
-                        }
-                    }
-                }
-
-                for (int u = 0; u < ub; u++)
-                {
-                    var bias = _bias[l].AsSpan((u0 + u) * o, o);
-                    for (int qq = 0; qq < q; qq++)
-                    {
-                        var row = zt.Slice((u * q + qq) * o, o);
-                        if (l < layers - 1)
-                        {
-                            // (row + bias) ⊙ ReLU mask of the query's activation at θ.
-                            TensorPrimitives.AddMultiply(row, bias, masks[l].AsSpan(qq * o, o), row);
-                        }
-                        else
-                        {
-                            TensorPrimitives.Add(row, bias, row);
-                        }
-                    }
-                }
-
-                t = zt;
-            }
-
-            // Contract the logit tangents with ∂margin/∂logits.
-            for (int u = 0; u < ub; u++)
-            {
-                for (int qq = 0; qq < q; qq++)
-                {
-                    tile[u * q + qq] = TensorPrimitives.Dot(t.Slice((u * q + qq) * classes, classes), dz.AsSpan(qq * classes, classes));
-                }
-            }
-
-            for (int qq = 0; qq < q; qq++)
-            {
-                for (int u = 0; u < ub; u++)
-                {
-                    scores[qq * Units + u0 + u] = tile[u * q + qq];
-                }
-            }
-        }
-    }
-
-    /// <summary>Checks the score buffer, runs the queries forward and returns ∂margin/∂logits; null when there is nothing to score.</summary>
-    private (ForwardCache Cache, float[] Dz)? MarginTangents(string caller, ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores)
-    {
-        int q = labels.Length, classes = Layout.Widths[^1];
-        if (scores.Length < (long)q * Units)
-        {
-            throw new ArgumentException($"{caller}: scores hold {scores.Length} values; {q} queries × {Units} units need {(long)q * Units}.", nameof(scores));
-        }
-
-        if (q == 0 || Units == 0)
-        {
-            return null;
-        }
-
-        var cache = MlpMath.Forward(Layout, theta, x, q);
-        var dz = new float[q * classes];
-        MlpMath.Output(OutputKind.Margin, cache.Logits, labels, classes, new float[q], dz);
-        return (cache, dz);
+        ArgumentNullException.ThrowIfNull(readout);
+        Read(readout, scores);
     }
 
     /// <summary>
-    /// The same scores as <see cref="JvpScores"/>, summed per layer instead of propagated per unit. The margin's JVP
-    /// along a response is linear in it: <c>Σ_l g_l · (ΔW_l a_l + Δb_l)</c>, where <c>a_l</c> is the layer's input at θ
-    /// and <c>g_l = ∂f/∂z_l</c> the margin's sensitivity to the layer's pre-activation. The <c>g_l</c> are obtained in
-    /// forward mode (identity tangents seeded at <c>z_l</c> and pushed through the layers above: a few small GEMMs per
-    /// query, no backward pass). Then per unit only its stored factors are touched once:
-    /// <c>(Uᵀ g_l) · (Vt a_l)</c> for low-rank layers, <c>g_l W a_l</c> for full ones, so a query costs about one read
-    /// of the response set instead of a forward pass of the upper layers per unit.
+    /// <see cref="JacobianScores(GradientFactors, Span{float})"/> for queries x [q, in] and the labels whose margins are
+    /// attributed, at parameters θ (the model's forward-mode factors computed here, for one set).
     /// </summary>
     public void JacobianScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores)
     {
-        if (MarginTangents(nameof(JacobianScores), theta, x, labels, scores) is not { } start)
-        {
-            return;
-        }
-
-        var (cache, dz) = start;
-        JacobianScores(new JacobianReadout(Layout, cache, ForwardSensitivities(Layout, theta, cache, dz, labels.Length), labels.Length), scores);
+        var model = new Mlp(Layout);
+        model.LoadFrom(theta);
+        Read(model.ForwardModeGradients(x, labels, labels.Length, ModelOutput.Margin), scores);
     }
 
-    /// <summary>
-    /// The per-query part of <see cref="JacobianScores(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{int}, Span{float})"/>
-    /// (forward pass and sensitivities), computed once and shared by every response set of the same layout that scores
-    /// the same queries (e.g. a probe set's examples and its sources).
-    /// </summary>
-    public static JacobianReadout PrepareJacobian(MlpLayout layout, ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels)
+    private void Read(GradientFactors readout, Span<float> scores)
     {
-        ArgumentNullException.ThrowIfNull(layout);
-        int q = labels.Length, classes = layout.Widths[^1];
-        var cache = MlpMath.Forward(layout, theta, x, q);
-        var dz = new float[q * classes];
-        MlpMath.Output(OutputKind.Margin, cache.Logits, labels, classes, new float[q], dz);
-        return new JacobianReadout(layout, cache, ForwardSensitivities(layout, theta, cache, dz, q), q);
-    }
-
-    /// <summary>Scores <paramref name="readout"/>'s queries against every unit ([queries, units] row-major).</summary>
-    public void JacobianScores(JacobianReadout readout, Span<float> scores)
-    {
-        ArgumentNullException.ThrowIfNull(readout);
-        if (!readout.Layout.Widths.SequenceEqual(Layout.Widths))
+        if (readout.ParameterCount != Layout.ParameterCount || readout.Layers.Count != Layout.LayerCount || readout.RowsPerExample != 1)
         {
-            throw new ArgumentException($"JacobianScores: the readout was prepared for layout {string.Join('-', readout.Layout.Widths)}, this set is {string.Join('-', Layout.Widths)}.", nameof(readout));
+            throw new ArgumentException($"JacobianScores: the queries' gradient factors ({readout.Layers.Count} layers, {readout.ParameterCount} parameters, {readout.RowsPerExample} rows per example) are not of this set's MLP {string.Join('-', Layout.Widths)}.", nameof(readout));
         }
 
-        int q = readout.Queries, layers = Layout.LayerCount;
+        int q = readout.Rows, layers = Layout.LayerCount;
         if (scores.Length < (long)q * Units)
         {
             throw new ArgumentException($"JacobianScores: scores hold {scores.Length} values; {q} queries × {Units} units need {(long)q * Units}.", nameof(scores));
@@ -620,8 +456,6 @@ public sealed class ResponseSet
             return;
         }
 
-        var cache = readout.Cache;
-        var g = readout.Sensitivities;
         scores[..(q * Units)].Clear();
         // Unit blocks bound the coefficient buffers to about 4M floats.
         int maxR = Math.Max(1, _ranks.Max());
@@ -645,7 +479,8 @@ public sealed class ResponseSet
             for (int l = 0; l < layers; l++)
             {
                 int o = Layout.Out(l), i = Layout.In(l), r = _ranks[l];
-                var a = cache.Inputs[l];
+                var a = readout.Layers[l].Activations;
+                var gl = readout.Layers[l].Deltas;
                 var (fa, fi) = r > 0 ? FactorInput(l, a, q) : (a, i);
                 for (int u0 = 0; u0 < Units; u0 += block)
                 {
@@ -657,7 +492,7 @@ public sealed class ResponseSet
                         var cs = c.AsSpan(0, ub * r * q);
                         var ds = d.AsSpan(0, cs.Length);
                         Blas.Gemm(false, true, ub * r, q, fi, 1f, _vt[l].AsSpan(u0 * r * fi, ub * r * fi), fa, 0f, cs);
-                        Blas.Gemm(false, true, ub * r, q, o, 1f, _u[l].AsSpan(u0 * o * r, ub * o * r), g[l], 0f, ds);
+                        Blas.Gemm(false, true, ub * r, q, o, 1f, _u[l].AsSpan(u0 * o * r, ub * o * r), gl, 0f, ds);
                         // Σ_b c[(u,b), q] d[(u,b), q]: rows of q contiguous values, multiplied and summed row by row
                         // (vectorised over the queries), then scattered to the [query, unit] layout of the scores.
                         var sums = t[..(ub * q)];
@@ -685,7 +520,7 @@ public sealed class ResponseSet
                         {
                             for (int k = 0; k < o; k++)
                             {
-                                TensorPrimitives.Multiply(a.AsSpan(qq * i, i), g[l][qq * o + k], os.Slice((qq * o + k) * i, i));
+                                TensorPrimitives.Multiply(a.AsSpan(qq * i, i), gl[qq * o + k], os.Slice((qq * o + k) * i, i));
                             }
                         }
 
@@ -694,7 +529,7 @@ public sealed class ResponseSet
                     }
 
                     // Bias: g_q · Δb_u.
-                    Blas.Gemm(false, true, q, ub, o, 1f, g[l], _bias[l].AsSpan(u0 * o, ub * o), 0f, t);
+                    Blas.Gemm(false, true, q, ub, o, 1f, gl, _bias[l].AsSpan(u0 * o, ub * o), 0f, t);
                     AddTile(scores, t, q, ub, u0);
                 }
             }
@@ -721,94 +556,6 @@ public sealed class ResponseSet
     }
 
     /// <summary>
-    /// <c>g_l[q, :] = ∂f_q/∂z_l</c> for every layer, in forward mode: for each query, the identity tangent at z_l is
-    /// masked by the ReLU derivative and pushed through W_{l+1}, …, W_{L−1} (GEMMs of width out_l), then contracted with
-    /// ∂f/∂logits. The last layer's is ∂f/∂logits itself.
-    /// </summary>
-    private static float[][] ForwardSensitivities(MlpLayout layout, ReadOnlySpan<float> theta, ForwardCache cache, float[] dz, int q)
-    {
-        int layers = layout.LayerCount, classes = layout.Widths[^1];
-        var g = new float[layers][];
-        g[layers - 1] = dz;
-        // Two scratch buffers, reused for every query and layer: the tangents [o, width] before and after a layer.
-        int widest = 0;
-        for (int l = 0; l < layers - 1; l++)
-        {
-            for (int k = l + 1; k < layers; k++)
-            {
-                widest = Math.Max(widest, layout.Out(l) * layout.Out(k));
-            }
-        }
-
-        var t = new float[widest];
-        var next = new float[widest];
-        for (int l = 0; l < layers - 1; l++)
-        {
-            int o = layout.Out(l);
-            g[l] = new float[q * o];
-            for (int qq = 0; qq < q; qq++)
-            {
-                // Tangents of a_{l+1} for the o seeds e_j at z_l are diag(ReLU'(z_l)) as rows [o, o]; pushed through
-                // W_{l+1} that is row j = ReLU'(z_l)_j · W_{l+1}[:, j], a masked transpose (no GEMM on the diagonal).
-                var act = cache.Inputs[l + 1].AsSpan(qq * o, o);
-                int width = layout.Out(l + 1);
-                var w = layout.Weight(theta, l + 1);
-                var cur = t.AsSpan(0, o * width);
-                cur.Clear();
-                for (int j = 0; j < o; j++)
-                {
-                    if (act[j] > 0f)
-                    {
-                        for (int m = 0; m < width; m++)
-                        {
-                            cur[j * width + m] = w[m * o + j];
-                        }
-                    }
-                }
-
-                for (int k = l + 1; k < layers; k++)
-                {
-                    int ok = layout.Out(k);
-                    if (k > l + 1)
-                    {
-                        var product = next.AsSpan(0, o * ok);
-                        Blas.Gemm(false, true, o, ok, width, 1f, cur, layout.Weight(theta, k), 0f, product);
-                        (t, next) = (next, t);
-                        cur = product;
-                    }
-
-                    if (k < layers - 1)
-                    {
-                        var mask = cache.Inputs[k + 1].AsSpan(qq * ok, ok);
-                        for (int j = 0; j < o; j++)
-                        {
-                            var row = cur.Slice(j * ok, ok);
-                            for (int m = 0; m < ok; m++)
-                            {
-                                if (mask[m] <= 0f)
-                                {
-                                    row[m] = 0f;
-                                }
-                            }
-                        }
-                    }
-
-                    width = ok;
-                }
-
-                // cur is [o, classes]: the logits' tangent per seed; contract with ∂f/∂logits.
-                var dq = dz.AsSpan(qq * classes, classes);
-                for (int j = 0; j < o; j++)
-                {
-                    g[l][qq * o + j] = TensorPrimitives.Dot(cur.Slice(j * classes, classes), dq);
-                }
-            }
-        }
-
-        return g;
-    }
-
-    /// <summary>
     /// Exact two-forward-pass readout: <c>[f_q(θ + ε r_u) − f_q(θ − ε r_u)] / (2ε)</c> for every query and unit.
     /// Reference for the JVP readout (they agree to O(ε²)); costs two full forward passes per unit.
     /// </summary>
@@ -816,44 +563,23 @@ public sealed class ResponseSet
     {
         int q = labels.Length, p = Layout.ParameterCount;
         var r = new float[p];
-        var plus = new float[p];
-        var minus = new float[p];
+        var shifted = new float[p];
+        var fp = new float[q];
+        var fm = new float[q];
+        var model = new Mlp(Layout);
         for (int u = 0; u < Units; u++)
         {
             Get(u, r);
-            TensorPrimitives.MultiplyAdd(r, epsilon, theta, plus);
-            TensorPrimitives.MultiplyAdd(r, -epsilon, theta, minus);
-            var fp = MlpMath.Values(OutputKind.Margin, Layout, plus, x, labels);
-            var fm = MlpMath.Values(OutputKind.Margin, Layout, minus, x, labels);
+            TensorPrimitives.MultiplyAdd(r, epsilon, theta, shifted);
+            model.LoadFrom(shifted);
+            model.Margins(x, labels, q, fp);
+            TensorPrimitives.MultiplyAdd(r, -epsilon, theta, shifted);
+            model.LoadFrom(shifted);
+            model.Margins(x, labels, q, fm);
             for (int qq = 0; qq < q; qq++)
             {
                 scores[qq * Units + u] = (float)(((double)fp[qq] - fm[qq]) / (2.0 * epsilon));
             }
         }
     }
-}
-
-/// <summary>
-/// What the Jacobian readout needs of a batch of queries, independent of the responses scored against it: the forward
-/// pass at θ and the margin's pre-activation sensitivities per layer. Built by <see cref="ResponseSet.PrepareJacobian"/>.
-/// </summary>
-public sealed class JacobianReadout
-{
-    internal JacobianReadout(MlpLayout layout, ForwardCache cache, float[][] sensitivities, int queries)
-    {
-        Layout = layout;
-        Cache = cache;
-        Sensitivities = sensitivities;
-        Queries = queries;
-    }
-
-    /// <summary>The layout the queries were run through.</summary>
-    public MlpLayout Layout { get; }
-
-    /// <summary>Queries in the batch.</summary>
-    public int Queries { get; }
-
-    internal ForwardCache Cache { get; }
-
-    internal float[][] Sensitivities { get; }
 }

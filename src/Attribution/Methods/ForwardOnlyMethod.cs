@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Attribution.Attribution.Kernels;
+using Attribution.Engine.Models;
 
 namespace Attribution.Attribution.Methods;
 
@@ -7,15 +9,16 @@ namespace Attribution.Attribution.Methods;
 /// Forward-only simulated influence (Ma &amp; Nyarko 2025; docs/forward-only-attribution.md). Precompute simulates each
 /// training example's response <c>r_b ≈ −H_λ⁻¹[I − (I − ηH_λ)^K] ∇ℓ_b</c> (compressed per layer by truncated SVD) and
 /// every source's response <c>r_S = Σ_{b∈S} r_b</c> in full precision. Scoring is forward-only: the directional
-/// derivative of each query's margin along every response, <c>s(q, b) = g_qᵀ r_b</c> (positive = helpful), by a batched
-/// JVP, or by the two-forward-pass finite difference.
+/// derivative of each query's margin along every response, <c>s(q, b) = g_qᵀ r_b</c> (positive = helpful), from the
+/// model's forward-mode gradient factors of the queries, or by the two-forward-pass finite difference.
 /// </summary>
 public sealed class ForwardOnlyMethod : IAttributionMethod
 {
     private readonly ForwardOnlyOptions _options;
-    private AttributionProblem? _problem;
+    private Served? _problem;
     private ResponseSet? _examples;
     private ResponseSet? _sources;
+    private readonly ConcurrentBag<Mlp> _models = [];
 
     /// <summary>Creates the method; <paramref name="options"/> null uses the defaults (two-trajectory).</summary>
     public ForwardOnlyMethod(ForwardOnlyOptions? options = null)
@@ -39,9 +42,38 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
             throw new ArgumentException($"responses for {examples.Units} examples / {sources.Units} sources do not match a problem of {problem.Count} examples / {problem.SourceCount} sources and {problem.Layout.ParameterCount} parameters.");
         }
 
-        var method = new ForwardOnlyMethod(options) { _problem = problem, _examples = examples, _sources = sources };
+        var method = new ForwardOnlyMethod(options) { _problem = Served.Of(problem), _examples = examples, _sources = sources };
         method.ShareBasis();
         return method;
+    }
+
+    /// <summary>
+    /// The serving form: a method built from a probe set (the model's θ, every example's and every source's response),
+    /// with no training data. <see cref="ScoreAll"/> is the Scorer's scoring; the per-source sums of
+    /// <see cref="ScoreMatrix.SourceScores"/> are empty (the set does not say which source an example belongs to).
+    /// </summary>
+    public static ForwardOnlyMethod FromResponses(MlpLayout layout, float[] theta, ResponseSet examples, ResponseSet sources, ForwardOnlyOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(theta);
+        ArgumentNullException.ThrowIfNull(examples);
+        ArgumentNullException.ThrowIfNull(sources);
+        if (theta.Length != layout.ParameterCount || examples.Layout.ParameterCount != layout.ParameterCount || sources.Layout.ParameterCount != layout.ParameterCount)
+        {
+            throw new ArgumentException($"θ ({theta.Length}) and the responses ({examples.Layout.ParameterCount}, {sources.Layout.ParameterCount}) must all have the {layout.ParameterCount} parameters of {string.Join('-', layout.Widths)}.");
+        }
+
+        var method = new ForwardOnlyMethod(options) { _problem = new Served(layout, theta, examples.Units, null, sources.Units), _examples = examples, _sources = sources };
+        method.ShareBasis();
+        return method;
+    }
+
+    // What scoring needs of the problem: the model at θ*, and the example→source map when there is one.
+    private sealed record Served(MlpLayout Layout, float[] Theta, int Count, int[]? SourceIds, int SourceCount)
+    {
+        public static Served Of(AttributionProblem problem) => new(problem.Layout, problem.Theta, problem.Count, problem.SourceIds, problem.SourceCount);
+
+        public int InputWidth => Layout.Widths[0];
     }
 
     /// <inheritdoc />
@@ -108,23 +140,51 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
         }, cancellationToken);
 
         var sources = new ResponseSet(problem.Layout, m, 0);
-        var row = new float[p];
-        for (int s = 0; s < m; s++)
+        if (_options.Sources == SourceResponse.Simulated)
         {
-            for (int j = 0; j < p; j++)
+            simulator.Simulate(SourceUnits(problem), (s, response) => sources.Set(s, response), cancellationToken);
+        }
+        else
+        {
+            var row = new float[p];
+            for (int s = 0; s < m; s++)
             {
-                row[j] = (float)sourceSums[(long)s * p + j];
-            }
+                for (int j = 0; j < p; j++)
+                {
+                    row[j] = (float)sourceSums[(long)s * p + j];
+                }
 
-            sources.Set(s, row);
+                sources.Set(s, row);
+            }
         }
 
-        _problem = problem;
+        _problem = Served.Of(problem);
         _examples = examples;
         _sources = sources;
         ShareBasis();
         ResponseNorms = norms;
         SimulationSeconds = watch.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>
+    /// The training-example indices of every source (unit s = the examples whose source is s, ascending): what a source
+    /// is when it is simulated as one unit, here and in the Simulator service.
+    /// </summary>
+    public static int[][] SourceUnits(AttributionProblem problem)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        var members = new List<int>[problem.SourceCount];
+        for (int s = 0; s < members.Length; s++)
+        {
+            members[s] = [];
+        }
+
+        for (int i = 0; i < problem.Count; i++)
+        {
+            members[problem.SourceIds[i]].Add(i);
+        }
+
+        return [.. members.Select(m => m.ToArray())];
     }
 
     /// <summary>Dimension of the input layer's shared basis and the energy it kept, when <see cref="ForwardOnlyOptions.InputBasisEnergy"/> is on.</summary>
@@ -140,48 +200,112 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     }
 
     /// <inheritdoc />
-    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(queries);
-        var problem = _problem ?? throw NotReady();
-        var scores = Read(ExampleResponses, queries, cancellationToken);
-        return new ScoreMatrix(scores, queries.Count, problem.Count, problem.SourceIds, problem.SourceCount);
-    }
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, true, false, cancellationToken).Examples!;
 
     /// <inheritdoc />
-    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default)
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, false, true, cancellationToken).Sources!;
+
+    /// <summary>
+    /// Scores a batch against every example and every source ([queries, sources] row-major). The queries' forward pass
+    /// and gradient factors are computed once and shared by both sets. Safe to call from several threads at once.
+    /// </summary>
+    public (ScoreMatrix Examples, float[] Sources) ScoreAll(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        var (examples, sources) = Read(queries, true, true, cancellationToken);
+        return (examples!, sources!);
+    }
+
+    private (ScoreMatrix? Examples, float[]? Sources) Read(QueryBatch queries, bool withExamples, bool withSources, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        return Read(SourceResponses, queries, cancellationToken);
-    }
-
-    private float[] Read(ResponseSet set, QueryBatch queries, CancellationToken cancellationToken)
-    {
         var problem = _problem ?? throw NotReady();
-        CheckWidth(problem, queries);
+        CheckWidth(problem.InputWidth, queries);
         cancellationToken.ThrowIfCancellationRequested();
-        var scores = new float[(long)queries.Count * set.Units];
-        if (_options.Readout == ForwardReadout.Jacobian)
+        var sets = new List<(ResponseSet Set, float[] Scores)>();
+        var examples = withExamples ? new float[(long)queries.Count * ExampleResponses.Units] : null;
+        var sources = withSources ? new float[(long)queries.Count * SourceResponses.Units] : null;
+        if (examples is not null)
         {
-            set.JacobianScores(problem.Theta, queries.Inputs, queries.Labels, scores);
-        }
-        else if (_options.Readout == ForwardReadout.Jvp)
-        {
-            set.JvpScores(problem.Theta, queries.Inputs, queries.Labels, scores);
-        }
-        else
-        {
-            set.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, _options.ReadoutEpsilon ?? _options.Epsilon, scores);
+            sets.Add((ExampleResponses, examples));
         }
 
-        return scores;
+        if (sources is not null)
+        {
+            sets.Add((SourceResponses, sources));
+        }
+
+        if (_options.Readout == ForwardReadout.FiniteDifference)
+        {
+            float eps = _options.ReadoutEpsilon ?? _options.Epsilon;
+            foreach (var (set, scores) in sets)
+            {
+                set.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, eps, scores);
+            }
+        }
+        else if (queries.Count > 0)
+        {
+            var readout = Readout(queries);
+            foreach (var (set, scores) in sets)
+            {
+                set.JacobianScores(readout, scores);
+            }
+        }
+
+        return (examples is null ? null : new ScoreMatrix(examples, queries.Count, problem.Count, problem.SourceIds, problem.SourceCount), sources);
     }
 
-    internal static void CheckWidth(AttributionProblem problem, QueryBatch queries)
+    /// <summary>The class the model predicts for each input (the label whose margin a served query attributes).</summary>
+    public int[] Predict(float[] inputs, int count)
     {
-        if (queries.InputWidth != problem.InputWidth)
+        ArgumentNullException.ThrowIfNull(inputs);
+        var model = Rent();
+        try
         {
-            throw new ArgumentException($"queries have width {queries.InputWidth}; the model takes {problem.InputWidth}.", nameof(queries));
+            var classes = new int[count];
+            model.Predict(inputs, count, classes);
+            return classes;
+        }
+        finally
+        {
+            _models.Add(model);
+        }
+    }
+
+    // The queries' margin gradient factors at θ*, in forward mode (the readout never runs a backward pass).
+    private GradientFactors Readout(QueryBatch queries)
+    {
+        var model = Rent();
+        try
+        {
+            return model.ForwardModeGradients(queries.Inputs, queries.Labels, queries.Count, ModelOutput.Margin);
+        }
+        finally
+        {
+            _models.Add(model);
+        }
+    }
+
+    // Models hold work buffers: one per concurrent caller, reused.
+    private Mlp Rent()
+    {
+        if (_models.TryTake(out var model))
+        {
+            return model;
+        }
+
+        var problem = _problem ?? throw NotReady();
+        model = new Mlp(problem.Layout);
+        model.LoadFrom(problem.Theta);
+        return model;
+    }
+
+    internal static void CheckWidth(AttributionProblem problem, QueryBatch queries) => CheckWidth(problem.InputWidth, queries);
+
+    private static void CheckWidth(int inputWidth, QueryBatch queries)
+    {
+        if (queries.InputWidth != inputWidth)
+        {
+            throw new ArgumentException($"queries have width {queries.InputWidth}; the model takes {inputWidth}.", nameof(queries));
         }
     }
 

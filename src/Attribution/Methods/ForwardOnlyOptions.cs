@@ -3,17 +3,24 @@ namespace Attribution.Attribution.Methods;
 /// <summary>How forward-only scores are read out at query time.</summary>
 public enum ForwardReadout
 {
-    /// <summary>Batched forward-mode JVP of the query margins along every stored response (a few GEMMs per layer, the upper layers run once per unit).</summary>
-    Jvp,
-
     /// <summary>
-    /// The same scores as <see cref="Jvp"/>, summed per layer: the margin's pre-activation sensitivities obtained in
-    /// forward mode once per query, then one pass over each unit's factors (default; no per-unit forward pass).
+    /// The directional derivative of the query's margin along each response, summed per layer: the margin's
+    /// pre-activation sensitivities obtained in forward mode once per query, then one pass over each unit's factors.
     /// </summary>
     Jacobian,
 
     /// <summary>Two forward passes per unit at θ* ± ε_r r_b (the paper's literal readout; slow, used as a reference).</summary>
     FiniteDifference,
+}
+
+/// <summary>What a source's response is.</summary>
+public enum SourceResponse
+{
+    /// <summary>The source simulated as one unit: all its examples up-weighted together in one pair of trajectories.</summary>
+    Simulated,
+
+    /// <summary>The sum of its examples' simulated responses (first-order equal to <see cref="Simulated"/>).</summary>
+    SumOfExamples,
 }
 
 /// <summary>
@@ -62,6 +69,9 @@ public sealed record ForwardOnlyOptions
     /// the default, kept the scores of a real FashionMNIST MLP at Pearson 0.9947 vs 0.9950 without it, at 46% of the bytes).
     /// </summary>
     public double InputBasisEnergy { get; init; } = 0.99;
+
+    /// <summary>What a source's response is (measured by the source-level LDS, docs/benchmarks/attribution-eval.md).</summary>
+    public SourceResponse Sources { get; init; } = SourceResponse.Simulated;
 
     /// <summary>Query-time readout.</summary>
     public ForwardReadout Readout { get; init; } = ForwardReadout.Jacobian;

@@ -1,6 +1,6 @@
 using System.Numerics.Tensors;
-using Attribution.Attribution.Kernels;
 using Attribution.Engine;
+using Attribution.Engine.Models;
 
 namespace Attribution.Attribution.Methods;
 
@@ -152,12 +152,12 @@ public sealed class ForwardOnlySimulator
         }
     }
 
-    private StackedMlp Run(IReadOnlyList<int[]> members, float[] weights, CancellationToken cancellationToken)
+    private MlpStack Run(IReadOnlyList<int[]> members, float[] weights, CancellationToken cancellationToken)
     {
         var layout = _problem.Layout;
         int slots = members.Count, d = _problem.InputWidth;
-        var state = new StackedMlp(layout, slots);
-        var grad = new StackedMlp(layout, slots);
+        var state = new MlpStack(layout, slots);
+        var grad = new MlpStack(layout, slots);
         for (int s = 0; s < slots; s++)
         {
             state.SetSlot(s, _problem.Theta);
@@ -183,34 +183,11 @@ public sealed class ForwardOnlySimulator
             cancellationToken.ThrowIfCancellationRequested();
             var by = _batchLabels[k];
             state.LossGradient(_batchInputs[k], by, 1f / by.Length, extraX, extraY, weights, grad);
-            for (int l = 0; l < layout.LayerCount; l++)
-            {
-                AddRegularisers(state.W[l], grad.W[l], layout.Weight(_problem.Theta.AsSpan(), l), slots, wd, lambda);
-                AddRegularisers(state.B[l], grad.B[l], layout.Bias(_problem.Theta.AsSpan(), l), slots, wd, lambda);
-            }
+            state.AddRegularisers(grad, wd, lambda, _problem.Theta);
 
             state.AddScaled(grad, -eta);
         }
 
         return state;
-    }
-
-    // g += wd·θ + λ(θ − θ*) for every slot.
-    private static void AddRegularisers(float[] theta, float[] grad, ReadOnlySpan<float> thetaStar, int slots, float wd, float lambda)
-    {
-        if (wd + lambda != 0f)
-        {
-            TensorPrimitives.MultiplyAdd(theta, wd + lambda, grad, grad);
-        }
-
-        if (lambda != 0f)
-        {
-            int size = thetaStar.Length;
-            for (int s = 0; s < slots; s++)
-            {
-                var g = grad.AsSpan(s * size, size);
-                TensorPrimitives.MultiplyAdd(thetaStar, -lambda, g, g);
-            }
-        }
     }
 }

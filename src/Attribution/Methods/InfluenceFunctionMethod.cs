@@ -1,6 +1,8 @@
 using System.Globalization;
 using Attribution.Attribution.Kernels;
 
+using Attribution.Engine.Models;
+
 namespace Attribution.Attribution.Methods;
 
 /// <summary>How the damped Hessian system is solved.</summary>
@@ -73,7 +75,7 @@ public sealed class InfluenceFunctionMethod : IAttributionMethod
         ArgumentNullException.ThrowIfNull(problem);
         int p = problem.Layout.ParameterCount;
         _objective = new TrainingObjective(problem);
-        _train = GradientFactors.Compute(OutputKind.Loss, problem.Layout, problem.Theta, problem.TrainInputs, problem.TrainLabels);
+        _train = problem.CreateModel().PerExampleGradients(problem.Training, ModelOutput.Loss);
         bool exact = _options.Solver == InfluenceSolver.Exact || (_options.Solver == InfluenceSolver.Auto && p <= ExactLimit);
         _cholesky = null;
         if (exact)
@@ -119,7 +121,7 @@ public sealed class InfluenceFunctionMethod : IAttributionMethod
         var problem = _problem ?? throw new InvalidOperationException("Call Precompute before scoring.");
         ForwardOnlyMethod.CheckWidth(problem, queries);
         int n = problem.Count, p = problem.Layout.ParameterCount, nq = queries.Count;
-        var g = GradientFactors.Compute(OutputKind.Margin, problem.Layout, problem.Theta, queries.Inputs, queries.Labels);
+        var g = problem.CreateModel().PerExampleGradients(queries.AsModelBatch(), ModelOutput.Margin);
         var dense = new float[p];
         var rhs = new double[p];
         var solution = new double[p];

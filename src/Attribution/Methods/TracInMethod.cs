@@ -1,5 +1,6 @@
 using System.Globalization;
-using Attribution.Attribution.Kernels;
+
+using Attribution.Engine.Models;
 
 namespace Attribution.Attribution.Methods;
 
@@ -49,7 +50,7 @@ public sealed class TracInMethod : IAttributionMethod
         foreach (var theta in _checkpoints)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            _train.Add(GradientFactors.Compute(OutputKind.Loss, problem.Layout, theta, problem.TrainInputs, problem.TrainLabels));
+            _train.Add(problem.CreateModel(theta).PerExampleGradients(problem.Training, ModelOutput.Loss));
         }
 
         _problem = problem;
@@ -65,7 +66,7 @@ public sealed class TracInMethod : IAttributionMethod
         for (int c = 0; c < _checkpoints.Length; c++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var q = GradientFactors.Compute(OutputKind.Margin, problem.Layout, _checkpoints[c], queries.Inputs, queries.Labels);
+            var q = problem.CreateModel(_checkpoints[c]).PerExampleGradients(queries.AsModelBatch(), ModelOutput.Margin);
             _train![c].AddInnerProducts(q, -(_weights?[c] ?? 1f), scores);
         }
 

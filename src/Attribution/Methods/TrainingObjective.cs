@@ -1,6 +1,6 @@
 using System.Numerics.Tensors;
-using Attribution.Attribution.Kernels;
 using Attribution.Engine;
+using Attribution.Engine.Models;
 
 namespace Attribution.Attribution.Methods;
 
@@ -12,19 +12,28 @@ namespace Attribution.Attribution.Methods;
 public sealed class TrainingObjective
 {
     private readonly AttributionProblem _problem;
-    private readonly int[] _all;
+    private readonly IModel _model;
 
     /// <summary>Wraps a problem.</summary>
     public TrainingObjective(AttributionProblem problem)
     {
         ArgumentNullException.ThrowIfNull(problem);
         _problem = problem;
-        _all = Enumerable.Range(0, problem.Count).ToArray();
+        _model = problem.CreateModel();
     }
 
-    /// <summary>∇L at θ.</summary>
-    public void Gradient(ReadOnlySpan<float> theta, Span<float> gradient) =>
-        MlpMath.ObjectiveGradient(_problem.Layout, theta, _problem.TrainInputs, _problem.TrainLabels, _all, _problem.WeightDecay, gradient);
+    /// <summary>∇L at θ: the model's summed loss gradient over the training set, divided by n, plus wd·θ.</summary>
+    public void Gradient(ReadOnlySpan<float> theta, Span<float> gradient)
+    {
+        _model.LoadFrom(theta);
+        _model.OutputGradient(_problem.Training, ModelOutput.Loss, default, gradient, default);
+        float inv = _problem.Count == 0 ? 0f : 1f / _problem.Count;
+        TensorPrimitives.Multiply(gradient, inv, gradient);
+        if (_problem.WeightDecay != 0f)
+        {
+            TensorPrimitives.MultiplyAdd(theta, _problem.WeightDecay, gradient, gradient);
+        }
+    }
 
     /// <summary>
     /// H v by a central difference of gradients, <c>[∇L(θ + h v̂) − ∇L(θ − h v̂)] / (2h) · ‖v‖</c>, evaluated in float

@@ -3,6 +3,8 @@ using System.Numerics.Tensors;
 using Attribution.Attribution.Kernels;
 using Attribution.Engine;
 
+using Attribution.Engine.Models;
+
 namespace Attribution.Attribution.Methods;
 
 /// <summary>Random projection used by TRAK.</summary>
@@ -85,7 +87,7 @@ public sealed class TrakMethod : IAttributionMethod
         foreach (var theta in checkpoints)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var train = GradientFactors.Compute(OutputKind.Margin, problem.Layout, theta, problem.TrainInputs, problem.TrainLabels);
+            var train = problem.CreateModel(theta).PerExampleGradients(problem.Training, ModelOutput.Margin);
             var phi = Project(train, cancellationToken);
             var kernel = new float[k * k];
             Blas.Gemm(true, false, k, k, n, 1f, phi, phi, 0f, kernel);
@@ -136,20 +138,12 @@ public sealed class TrakMethod : IAttributionMethod
             // (ΦᵀΦ)⁻¹ = L⁻ᵀ L⁻¹, so s = (φ_q L⁻ᵀ)(Φ L⁻ᵀ)ᵀ Q.
             var phiTilde = new float[(long)n * k];
             Blas.Gemm(false, false, n, k, k, 1f, phi, linvT, 0f, phiTilde);
+            // Q = 1 − p_y, the output's derivative weight: p_y = exp(−loss).
             var q = new float[n];
-            var logits = MlpMath.Forward(problem.Layout, theta, problem.TrainInputs, n).Logits;
-            int classes = problem.Layout.Widths[^1];
+            problem.CreateModel(theta).Outputs(problem.Training, ModelOutput.Loss, q);
             for (int i = 0; i < n; i++)
             {
-                var z = logits.AsSpan(i * classes, classes);
-                float max = TensorPrimitives.Max(z);
-                double sum = 0;
-                foreach (var v in z)
-                {
-                    sum += Math.Exp(v - max);
-                }
-
-                q[i] = (float)(1 - Math.Exp(z[problem.TrainLabels[i]] - max) / sum);
+                q[i] = (float)(1 - Math.Exp(-q[i]));
             }
 
             _models.Add((theta, phiTilde, linvT, q));
@@ -171,7 +165,7 @@ public sealed class TrakMethod : IAttributionMethod
         foreach (var (theta, phiTilde, linvT, q) in _models)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var g = GradientFactors.Compute(OutputKind.Margin, problem.Layout, theta, queries.Inputs, queries.Labels);
+            var g = problem.CreateModel(theta).PerExampleGradients(queries.AsModelBatch(), ModelOutput.Margin);
             var phiQ = Project(g, cancellationToken);
             Blas.Gemm(false, false, nq, k, k, 1f, phiQ, linvT, 0f, psi);
             Blas.Gemm(false, true, nq, n, k, 1f, psi, phiTilde, 0f, part);
@@ -216,7 +210,7 @@ public sealed class TrakMethod : IAttributionMethod
     // Φ = G P for the rows of a factored gradient set, materialising dense gradients in chunks.
     private float[] Project(GradientFactors g, CancellationToken cancellationToken)
     {
-        int p = g.Layout.ParameterCount, k = _options.ProjectionDim, rows = g.Rows;
+        int p = g.ParameterCount, k = _options.ProjectionDim, rows = g.Rows;
         var phi = new float[(long)rows * k];
         const int chunk = 128;
         var dense = new float[(long)Math.Min(chunk, Math.Max(rows, 1)) * p];

@@ -28,6 +28,8 @@ internal static class EvalCommand
         var epochs = new Option<int>("--epochs") { Description = "Training epochs of the recipe (every model: full, subsets, removals).", DefaultValueFactory = _ => 20 };
         var subsets = new Option<int>("--subsets") { Description = "LDS subsets m.", DefaultValueFactory = _ => 100 };
         var alpha = new Option<double>("--alpha") { Description = "Subset fraction α.", DefaultValueFactory = _ => 0.5 };
+        var sources = new Option<int>("--sources") { Description = "Sources the training pool is split into for the source-level LDS (half of each source's examples share a class; 0 or 1 = off).", DefaultValueFactory = _ => 10 };
+        var sourceSubsets = new Option<int>("--source-subsets") { Description = "Source-level LDS subsets (random sets of round(α·sources) sources, retrained on all their examples; 0 = off).", DefaultValueFactory = _ => 50 };
         var seedsPerSubset = new Option<int>("--seeds-per-subset") { Description = "Models per subset averaged into the LDS target.", DefaultValueFactory = _ => 1 };
         var noNoise = new Option<bool>("--no-noise-ceiling") { Description = "Skip the second seed per subset (no noise ceiling; halves retraining)." };
         var methods = new Option<string[]>("--method")
@@ -46,7 +48,7 @@ internal static class EvalCommand
         var cache = new Option<string>("--cache") { Description = "Retrained-output cache folder (shared by runs of the same setting).", DefaultValueFactory = _ => ".cache/eval" };
 
         var command = new Command("eval", "Run an attribution benchmark (LDS with noise ceiling, optional LOO and top-k removal, latency and memory) and write a report folder.");
-        foreach (var o in new Option[] { data, train, test, hidden, epochs, subsets, alpha, seedsPerSubset, noNoise, methods, loo, looSeeds, topK, topKQueries, latency, batch, seed, output, cache })
+        foreach (var o in new Option[] { data, train, test, hidden, epochs, subsets, alpha, sources, sourceSubsets, seedsPerSubset, noNoise, methods, loo, looSeeds, topK, topKQueries, latency, batch, seed, output, cache })
         {
             command.Options.Add(o);
         }
@@ -63,6 +65,8 @@ internal static class EvalCommand
                 Require(nTrain >= 10, "--train must be at least 10.");
                 Require(nTest >= 1, "--test must be at least 1.");
                 Require(parseResult.GetValue(subsets) >= 2, "--subsets must be at least 2.");
+                Require(parseResult.GetValue(sources) >= 0 && parseResult.GetValue(sourceSubsets) >= 0, "--sources and --source-subsets must be >= 0.");
+                Require(parseResult.GetValue(sourceSubsets) == 0 || parseResult.GetValue(sourceSubsets) >= 2, "--source-subsets must be 0 (off) or at least 2.");
                 Require(parseResult.GetValue(seedsPerSubset) >= 1, "--seeds-per-subset must be at least 1.");
                 Require(parseResult.GetValue(batch) >= 1 && parseResult.GetValue(latency) >= 1, "--query-batch and --latency-queries must be at least 1.");
                 var specs = (parseResult.GetValue(methods) is { Length: > 0 } given ? given : DefaultMethods)
@@ -89,7 +93,8 @@ internal static class EvalCommand
                 var options = new EvalOptions(layerWidths, recipe.Key, parseResult.GetValue(subsets), parseResult.GetValue(alpha),
                     parseResult.GetValue(seedsPerSubset), !parseResult.GetValue(noNoise), s0, specs, parseResult.GetValue(loo),
                     parseResult.GetValue(looSeeds), parseResult.GetValue(topK), parseResult.GetValue(topKQueries),
-                    parseResult.GetValue(latency), parseResult.GetValue(batch), parseResult.GetValue(cache)!);
+                    parseResult.GetValue(latency), parseResult.GetValue(batch), parseResult.GetValue(cache)!,
+                    parseResult.GetValue(sources), parseResult.GetValue(sourceSubsets));
                 var runner = new EvalRunner(options, evalData, recipe.Trainer(layerWidths, trainSet), BenchmarkRecipe.CreateMethod);
 
                 EvalOutcome? outcome = null;

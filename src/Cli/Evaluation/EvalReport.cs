@@ -71,17 +71,38 @@ internal static class EvalReport
             md.Append(inv, $"Noise ceiling (Spearman between seed 1 and seed 2 of every subset model): **{c.Mean:F3}** ± {c.Ci95:F3} ({c.Queries} queries, {c.Skipped} skipped).\n\n");
         }
 
+        if (o.SourceTruth is { } st)
+        {
+            md.Append(inv, $"Source level: {opt.Sources} sources (half of each source's examples share a class, the rest random), {st.Plan.Count} subsets of round(α·{opt.Sources}) sources, each model retrained on all their examples; a method predicts the sum of its published source scores (`ScoreSources`).");
+            if (st.NoiseCeiling() is { } sc)
+            {
+                md.Append(inv, $" Source-level noise ceiling: **{sc.Mean:F3}** ± {sc.Ci95:F3}.");
+            }
+
+            md.Append("\n\n");
+        }
+
         md.Append("| method | configuration | LDS | ±95% CI | std | queries (skipped) |");
+        if (o.SourceTruth is not null)
+        {
+            md.Append(" source LDS ± 95% CI |");
+        }
+
         if (opt.SeedsPerSubset > 1)
         {
             md.Append(" LDS vs seed mean |");
         }
 
         md.Append(" precompute (s) | single query p50 / p99 (ms) | batched per query p50 / p99 (ms) | state (MiB) |\n");
-        md.Append("|---|---|---|---|---|---|").Append(opt.SeedsPerSubset > 1 ? "---|" : string.Empty).Append("---|---|---|---|\n");
+        md.Append("|---|---|---|---|---|---|").Append(o.SourceTruth is not null ? "---|" : string.Empty).Append(opt.SeedsPerSubset > 1 ? "---|" : string.Empty).Append("---|---|---|---|\n");
         foreach (var r in o.Methods)
         {
             md.Append(inv, $"| {r.Spec} | {r.Description.Replace("|", "/", StringComparison.Ordinal)} | **{r.Lds.Mean:F3}** | {r.Lds.Ci95:F3} | {r.Lds.Std:F3} | {r.Lds.Queries} ({r.Lds.Skipped}) |");
+            if (o.SourceTruth is not null)
+            {
+                md.Append(inv, $" **{r.SourceLds?.Mean:F3}** ± {r.SourceLds?.Ci95:F3} |");
+            }
+
             if (opt.SeedsPerSubset > 1)
             {
                 md.Append(inv, $" {r.LdsSeedMean?.Mean:F3} |");

@@ -32,7 +32,9 @@ internal sealed record EvalOptions(
     int TopKQueries,
     int LatencyQueries,
     int BatchSize,
-    string CacheRoot);
+    string CacheRoot,
+    int Sources = 0,
+    int SourceSubsets = 0);
 
 /// <summary>What a run produced, for the report.</summary>
 internal sealed record EvalOutcome(
@@ -48,7 +50,9 @@ internal sealed record EvalOutcome(
     int ModelsFromCache,
     double RetrainSeconds,
     LooGroundTruth? Loo,
-    IReadOnlyList<MethodResult> Methods);
+    IReadOnlyList<MethodResult> Methods,
+    int[] SourceIds,
+    LdsGroundTruth? SourceTruth);
 
 /// <summary>Runs a benchmark setting end to end: ground truth (cached), then every method's quality and cost.</summary>
 internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel train, CreateMethod createMethod)
@@ -122,9 +126,20 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
             loo = LeaveOneOut.Run(n, removed, looSeeds, q, measure, progress, cancellationToken);
         }
 
+        // Source level: random sets of sources, each model retrained on all their examples (same cache, same recipe).
+        var sourceIds = options.Sources > 1 ? SourceLds.Assign(data.TrainY, options.Sources, options.Seed ^ 0x400) : new int[n];
+        LdsGroundTruth? sourceTruth = null;
+        SubsetPlan? sourcePlan = null;
+        if (options.Sources > 1 && options.SourceSubsets > 1)
+        {
+            sourcePlan = SubsetPlan.Draw(options.Sources, options.SourceSubsets, options.Alpha, options.Seed ^ 0x500, replicates);
+            var expanded = RetrainingHarness.RunLds(SourceLds.Expand(sourcePlan, sourceIds), q, measure, progress, cancellationToken);
+            sourceTruth = new LdsGroundTruth(sourcePlan, q, expanded.Replicates);
+        }
+
         double retrainSeconds = clock.Elapsed.TotalSeconds;
-        var problemBase = (Func<int, AttributionProblem>)(models => new AttributionProblem(layout, thetas[0], data.TrainX, data.TrainY,
-            weightDecay: RecipeValue("wd="), checkpoints: thetas.Take(models).ToArray()) { TrainingLearningRate = RecipeValue("lr=") });
+        var problemBase = (Func<int, AttributionProblem>)(models => new AttributionProblem(layout, thetas[0], data.TrainX, data.TrainY, sourceIds,
+            Math.Max(1, options.Sources), weightDecay: RecipeValue("wd="), checkpoints: thetas.Take(models).ToArray()) { TrainingLearningRate = RecipeValue("lr=") });
         var queries = new QueryBatch(data.TestX, data.TestY, data.InputWidth);
         var topKQueries = new Rng(options.Seed ^ 0x200).Permutation(q).AsSpan(0, Math.Min(options.TopKQueries, q)).ToArray();
         var results = new List<MethodResult>();
@@ -135,6 +150,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
             int models = opts.TryGetValue("models", out var mv) ? ParsePositive(mv, "models") : 1;
             var method = createMethod(name, WithoutHarnessKeys(opts));
             var (scores, pre, single, batched) = MethodMeasurement.Measure(method, problemBase(models), queries, options.LatencyQueries, options.BatchSize, cancellationToken);
+            var sourceLds = sourcePlan is null ? null : SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sourcePlan, sourceTruth!.Primary);
             var predicted = Lds.Predict(scores.Scores, q, n, plan.Subsets);
             var lds = Lds.Correlate(predicted, truth.Primary, plan.Count, q);
             var ldsMean = options.SeedsPerSubset > 1 ? Lds.Correlate(predicted, target, plan.Count, q) : null;
@@ -147,11 +163,11 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
 
             results.Add(new MethodResult(spec, $"{method.Describe()}{(models > 1 ? $"; {models} models" : string.Empty)}", lds, ldsMean, looSummary, topK,
                 pre, Percentiles.Of(single, 50), Percentiles.Of(single, 99), Percentiles.Of(batched, 50), Percentiles.Of(batched, 99),
-                options.BatchSize, method.StateBytes, predicted));
+                options.BatchSize, method.StateBytes, predicted, sourceLds));
         }
 
         return new EvalOutcome(options, data, cache.SettingHash, canonical, plan, truth, truth.NoiseCeiling(), accuracy,
-            cache.Misses, cache.Hits, retrainSeconds, loo, results);
+            cache.Misses, cache.Hits, retrainSeconds, loo, results, sourceIds, sourceTruth);
     }
 
     private float[] Margins(MlpLayout layout, float[] theta)
@@ -193,6 +209,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         sb.Append("test-ids=").Append(RetrainCache.SubsetHash(data.TestIds)).Append('\n');
         sb.Append("test-labels=").Append(RetrainCache.SubsetHash(data.TestY)).Append('\n');
         sb.Append("output=margin\n");
+        // Source assignment changes no model (subsets are example lists): it is not part of the setting.
         return sb.ToString();
     }
 

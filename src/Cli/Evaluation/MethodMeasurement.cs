@@ -19,7 +19,8 @@ internal sealed record MethodResult(
     double BatchedP99Ms,
     int BatchSize,
     long StateBytes,
-    double[] Predicted);
+    double[] Predicted,
+    MetricSummary? SourceLds = null);
 
 /// <summary>Times a method's offline phase and its per-query readout, and returns its full score matrix.</summary>
 internal static class MethodMeasurement

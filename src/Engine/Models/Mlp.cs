@@ -2,17 +2,8 @@ using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using Attribution.Engine.Training;
 
+
 namespace Attribution.Engine.Models;
-
-/// <summary>Which scalar per example a gradient or tangent is taken of.</summary>
-public enum MlpOutput
-{
-    /// <summary>Cross-entropy loss <c>logsumexp(z) − z_y</c>.</summary>
-    Loss,
-
-    /// <summary>Margin <c>z_y − logsumexp(z_j, j ≠ y)</c> (the attribution output).</summary>
-    Margin,
-}
 
 /// <summary>
 /// A fully connected ReLU classifier over <see cref="MlpLayout"/> (ReLU after every layer except the last), with a
@@ -21,7 +12,7 @@ public enum MlpOutput
 /// a training step allocates nothing. An instance is therefore not thread-safe: give each thread its own model
 /// (<see cref="Clone"/>). Every result is a deterministic function of the parameters and the inputs.
 /// </summary>
-public sealed class Mlp
+public sealed class Mlp : IModel
 {
     private readonly Parameter[] _weights;
     private readonly Parameter[] _biases;
@@ -149,30 +140,29 @@ public sealed class Mlp
         _h[^1].AsSpan(0, batch * Classes).CopyTo(logits);
     }
 
-    /// <summary>Per-example cross-entropy losses; returns their mean (accumulated in double).</summary>
-    public float PerExampleLosses(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, Span<float> losses)
+    /// <summary>Per-example values of <paramref name="output"/>; returns their mean (accumulated in double).</summary>
+    public float Outputs(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, ModelOutput output, Span<float> values)
     {
         CheckBatch(inputs, labels, batch);
-        CheckOut(losses.Length, batch, nameof(losses));
+        CheckOut(values.Length, batch, nameof(values));
         Forward(inputs, batch);
-        return Outputs(batch, labels, MlpOutput.Loss, losses);
+        return Outputs(batch, labels, output, values);
     }
 
+    /// <summary>Per-example cross-entropy losses; returns their mean.</summary>
+    public float PerExampleLosses(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, Span<float> losses) =>
+        Outputs(inputs, labels, batch, ModelOutput.Loss, losses);
+
     /// <summary>Per-example margins <c>z_y − logsumexp(z_j, j ≠ y)</c>.</summary>
-    public void Margins(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, Span<float> margins)
-    {
-        CheckBatch(inputs, labels, batch);
-        CheckOut(margins.Length, batch, nameof(margins));
-        Forward(inputs, batch);
-        Outputs(batch, labels, MlpOutput.Margin, margins);
-    }
+    public void Margins(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, Span<float> margins) =>
+        Outputs(inputs, labels, batch, ModelOutput.Margin, margins);
 
     /// <summary>Mean cross-entropy loss of the batch, forward only.</summary>
     public float Loss(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch)
     {
         CheckBatch(inputs, labels, batch);
         Forward(inputs, batch);
-        return Outputs(batch, labels, MlpOutput.Loss, default);
+        return Outputs(batch, labels, ModelOutput.Loss, default);
     }
 
     /// <summary>Number of examples whose arg-max logit equals the label (first maximum wins ties).</summary>
@@ -181,23 +171,39 @@ public sealed class Mlp
         CheckBatch(inputs, labels, batch);
         Forward(inputs, batch);
         int c = Classes, correct = 0;
-        var logits = _h[^1];
         for (int i = 0; i < batch; i++)
         {
-            var row = logits.AsSpan(i * c, c);
-            int best = 0;
-            for (int j = 1; j < c; j++)
-            {
-                if (row[j] > row[best])
-                {
-                    best = j;
-                }
-            }
-
-            correct += best == labels[i] ? 1 : 0;
+            correct += ArgMax(_h[^1].AsSpan(i * c, c)) == labels[i] ? 1 : 0;
         }
 
         return correct;
+    }
+
+    /// <summary>Arg-max class per input (first maximum wins ties): the class a served query's answer is.</summary>
+    public void Predict(ReadOnlySpan<float> inputs, int batch, Span<int> classes)
+    {
+        CheckInputs(inputs, batch);
+        CheckOut(classes.Length, batch, nameof(classes));
+        Forward(inputs, batch);
+        int c = Classes;
+        for (int i = 0; i < batch; i++)
+        {
+            classes[i] = ArgMax(_h[^1].AsSpan(i * c, c));
+        }
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> row)
+    {
+        int best = 0;
+        for (int j = 1; j < row.Length; j++)
+        {
+            if (row[j] > row[best])
+            {
+                best = j;
+            }
+        }
+
+        return best;
     }
 
     /// <summary>
@@ -209,33 +215,164 @@ public sealed class Mlp
     {
         CheckBatch(inputs, labels, batch);
         Forward(inputs, batch);
-        float loss = OutputGradients(batch, labels, MlpOutput.Loss, 1f / batch, default);
-        Backward(inputs, batch, perExample: null);
+        float loss = OutputGradients(batch, labels, ModelOutput.Loss, 1f / batch, default);
+        Backward(inputs, batch, default, null);
         return loss;
+    }
+
+    /// <summary>
+    /// Reverse mode: <c>gradient = Σ_i w_i ∇f_i</c> (flat, MlpLayout order) for <paramref name="output"/>, w = 1 when
+    /// <paramref name="weights"/> is empty; per-example values into <paramref name="values"/> when it is not empty.
+    /// Parameter gradients are left untouched.
+    /// </summary>
+    public void OutputGradient(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, ModelOutput output,
+        ReadOnlySpan<float> weights, Span<float> gradient, Span<float> values)
+    {
+        CheckBatch(inputs, labels, batch);
+        CheckFlat(gradient.Length, nameof(gradient));
+        if (!weights.IsEmpty)
+        {
+            CheckOut(weights.Length, batch, nameof(weights));
+        }
+
+        Forward(inputs, batch);
+        OutputGradients(batch, labels, output, 1f, values);
+        if (!weights.IsEmpty)
+        {
+            int c = Classes;
+            for (int i = 0; i < batch; i++)
+            {
+                var d = _d[^1].AsSpan(i * c, c);
+                System.Numerics.Tensors.TensorPrimitives.Multiply(d, weights[i], d);
+            }
+        }
+
+        Backward(inputs, batch, gradient, null);
     }
 
     /// <summary>
     /// Per-example gradients of <paramref name="output"/> in factored form: for every layer the input activations
     /// A_l [batch, in] and the output gradients G_l [batch, out], so that example i's weight gradient is
-    /// <c>G_l[i]ᵀ A_l[i]</c> and its bias gradient <c>G_l[i]</c>. No p-sized vector is formed; see
-    /// <see cref="MlpPerExampleGradients.Materialize"/>. Parameter gradients are left untouched.
+    /// <c>G_l[i]ᵀ A_l[i]</c> and its bias gradient <c>G_l[i]</c>. No p-sized vector is formed. Parameter gradients are
+    /// left untouched.
     /// </summary>
-    public MlpPerExampleGradients PerExampleGradients(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, MlpOutput output = MlpOutput.Loss)
+    public GradientFactors PerExampleGradients(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, ModelOutput output = ModelOutput.Loss)
     {
         CheckBatch(inputs, labels, batch);
-        var result = new MlpPerExampleGradients(Layout, batch);
+        var values = new float[batch];
+        var layers = NewFactors(inputs, batch);
         Forward(inputs, batch);
-        OutputGradients(batch, labels, output, 1f, result.Values);
-        Backward(inputs, batch, result);
-        return result;
+        OutputGradients(batch, labels, output, 1f, values);
+        Backward(inputs, batch, default, layers);
+        return Factors(layers, batch, values);
     }
 
     /// <summary>
-    /// Example <paramref name="example"/>'s full gradient of <paramref name="output"/> as a flat vector (MlpLayout
-    /// order). Convenience over <see cref="PerExampleGradients"/> for a single example.
+    /// The same factors as <see cref="PerExampleGradients(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ModelOutput)"/>,
+    /// with the output's sensitivities <c>∂f/∂z_l</c> obtained in forward mode only (no backward pass: what a serving
+    /// stack without autograd can run): for each example the identity tangents at z_l, masked by the ReLU derivative, are
+    /// pushed through the layers above and contracted with <c>∂f/∂logits</c>.
     /// </summary>
-    public void MaterializePerExampleGradient(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, int example, Span<float> flat, MlpOutput output = MlpOutput.Loss)
-        => PerExampleGradients(inputs, labels, batch, output).Materialize(example, flat);
+    public GradientFactors ForwardModeGradients(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, ModelOutput output)
+    {
+        CheckBatch(inputs, labels, batch);
+        var values = new float[batch];
+        var layers = NewFactors(inputs, batch);
+        Forward(inputs, batch);
+        OutputGradients(batch, labels, output, 1f, values);
+        int count = Layout.LayerCount, classes = Classes;
+        for (int l = 1; l < count; l++)
+        {
+            _h[l - 1].AsSpan(0, batch * Layout.In(l)).CopyTo(layers[l].Activations);
+        }
+
+        _d[^1].AsSpan(0, batch * classes).CopyTo(layers[^1].Deltas);
+        // Two scratch buffers, reused for every example and layer: the tangents [o, width] before and after a layer.
+        int widest = 0;
+        for (int l = 0; l < count - 1; l++)
+        {
+            for (int k = l + 1; k < count; k++)
+            {
+                widest = Math.Max(widest, Layout.Out(l) * Layout.Out(k));
+            }
+        }
+
+        var t = new float[widest];
+        var next = new float[widest];
+        for (int l = 0; l < count - 1; l++)
+        {
+            int o = Layout.Out(l);
+            var g = layers[l].Deltas;
+            for (int qq = 0; qq < batch; qq++)
+            {
+                // Tangents of a_{l+1} for the o seeds e_j at z_l are diag(ReLU'(z_l)) as rows [o, o]; pushed through
+                // W_{l+1} that is row j = ReLU'(z_l)_j · W_{l+1}[:, j], a masked transpose (no GEMM on the diagonal).
+                var act = _h[l].AsSpan(qq * o, o);
+                int width = Layout.Out(l + 1);
+                var w = _weights[l + 1].Data;
+                var cur = t.AsSpan(0, o * width);
+                cur.Clear();
+                for (int j = 0; j < o; j++)
+                {
+                    if (act[j] > 0f)
+                    {
+                        for (int m = 0; m < width; m++)
+                        {
+                            cur[j * width + m] = w[m * o + j];
+                        }
+                    }
+                }
+
+                for (int k = l + 1; k < count; k++)
+                {
+                    int ok = Layout.Out(k);
+                    if (k > l + 1)
+                    {
+                        var product = next.AsSpan(0, o * ok);
+                        Gemm(false, true, o, ok, width, cur, _weights[k].Data, 0f, product);
+                        (t, next) = (next, t);
+                        cur = product;
+                    }
+
+                    if (k < count - 1)
+                    {
+                        var mask = _h[k].AsSpan(qq * ok, ok);
+                        for (int j = 0; j < o; j++)
+                        {
+                            MlpKernels.ReluBackward(cur.Slice(j * ok, ok), mask);
+                        }
+                    }
+
+                    width = ok;
+                }
+
+                // cur is [o, classes]: the logits' tangent per seed; contract with ∂f/∂logits.
+                var dq = _d[^1].AsSpan(qq * classes, classes);
+                for (int j = 0; j < o; j++)
+                {
+                    g[qq * o + j] = System.Numerics.Tensors.TensorPrimitives.Dot(cur.Slice(j * classes, classes), dq);
+                }
+            }
+        }
+
+        return Factors(layers, batch, values);
+    }
+
+    private LinearFactors[] NewFactors(ReadOnlySpan<float> inputs, int batch)
+    {
+        var layers = new LinearFactors[Layout.LayerCount];
+        for (int l = 0; l < layers.Length; l++)
+        {
+            layers[l] = new LinearFactors(Layout.WeightOffset(l), Layout.BiasOffset(l), Layout.In(l), Layout.Out(l),
+                new float[batch * Layout.In(l)], new float[batch * Layout.Out(l)]);
+        }
+
+        inputs[..(batch * InputWidth)].CopyTo(layers[0].Activations);
+        return layers;
+    }
+
+    private GradientFactors Factors(LinearFactors[] layers, int batch, float[] values) =>
+        new(Layout.ParameterCount, batch, 1, layers, values, complete: true);
 
     /// <summary>
     /// Forward-mode JVP: logits [batch, classes] and their directional derivative <c>(∂logits/∂θ)·v</c> for the flat
@@ -254,11 +391,11 @@ public sealed class Mlp
     }
 
     /// <summary>
-    /// Per-example outputs (margins or losses) and their directional derivatives along <paramref name="direction"/>,
-    /// forward only: <c>d margin = dz_y − Σ_{j≠y} softmax_{j≠y}(z)_j dz_j</c>.
+    /// Per-example outputs and their directional derivatives along <paramref name="direction"/>, forward only:
+    /// e.g. <c>d margin = dz_y − Σ_{j≠y} softmax_{j≠y}(z)_j dz_j</c>.
     /// </summary>
     public void OutputJvp(ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int batch, ReadOnlySpan<float> direction,
-        Span<float> values, Span<float> tangents, MlpOutput output = MlpOutput.Margin)
+        Span<float> values, Span<float> tangents, ModelOutput output = ModelOutput.Margin)
     {
         CheckBatch(inputs, labels, batch);
         CheckFlat(direction.Length, nameof(direction));
@@ -268,23 +405,14 @@ public sealed class Mlp
         int c = Classes;
         for (int i = 0; i < batch; i++)
         {
-            var z = _h[^1].AsSpan(i * c, c);
-            var dz = _d[^1].AsSpan(i * c, c);
-            int y = labels[i];
-            float lse = MlpKernels.LogSumExp(z, output == MlpOutput.Margin ? y : -1);
-            double dot = 0;
-            for (int j = 0; j < c; j++)
-            {
-                if (output == MlpOutput.Loss || j != y)
-                {
-                    dot += Math.Exp(z[j] - lse) * dz[j];
-                }
-            }
-
-            values[i] = output == MlpOutput.Margin ? z[y] - lse : lse - z[y];
-            tangents[i] = (float)(output == MlpOutput.Margin ? dz[y] - dot : dot - dz[y]);
+            var (v, t) = MlpKernels.OutputTangent(output, _h[^1].AsSpan(i * c, c), _d[^1].AsSpan(i * c, c), labels[i]);
+            values[i] = v;
+            tangents[i] = t;
         }
     }
+
+    /// <summary>Parameters of many slots at once for batched training (<see cref="MlpStack"/>).</summary>
+    public MlpStack Stack(int slots) => new(Layout, slots);
 
     private void Forward(ReadOnlySpan<float> inputs, int batch)
     {
@@ -331,60 +459,20 @@ public sealed class Mlp
     }
 
     // Per-example outputs from the logits in _h[^1]; returns their mean.
-    private float Outputs(int batch, ReadOnlySpan<int> labels, MlpOutput output, Span<float> values)
-    {
-        int c = Classes;
-        double sum = 0;
-        for (int i = 0; i < batch; i++)
-        {
-            var z = _h[^1].AsSpan(i * c, c);
-            int y = labels[i];
-            float v = output == MlpOutput.Margin ? z[y] - MlpKernels.LogSumExp(z, y) : MlpKernels.LogSumExp(z) - z[y];
-            if (!values.IsEmpty)
-            {
-                values[i] = v;
-            }
-
-            sum += v;
-        }
-
-        return (float)(sum / Math.Max(batch, 1));
-    }
+    private float Outputs(int batch, ReadOnlySpan<int> labels, ModelOutput output, Span<float> values) =>
+        Evaluate(batch, labels, output, 1f, values, gradients: false);
 
     // Writes d(output_i)/d(logits_i) · scale into _d[^1] and returns the mean output.
-    private float OutputGradients(int batch, ReadOnlySpan<int> labels, MlpOutput output, float scale, Span<float> values)
+    private float OutputGradients(int batch, ReadOnlySpan<int> labels, ModelOutput output, float scale, Span<float> values) =>
+        Evaluate(batch, labels, output, scale, values, gradients: true);
+
+    private float Evaluate(int batch, ReadOnlySpan<int> labels, ModelOutput output, float scale, Span<float> values, bool gradients)
     {
         int c = Classes;
         double sum = 0;
         for (int i = 0; i < batch; i++)
         {
-            var z = _h[^1].AsSpan(i * c, c);
-            var d = _d[^1].AsSpan(i * c, c);
-            int y = labels[i];
-            float v;
-            if (output == MlpOutput.Loss)
-            {
-                float lse = MlpKernels.LogSumExp(z);
-                v = lse - z[y];
-                for (int j = 0; j < c; j++)
-                {
-                    d[j] = MathF.Exp(z[j] - lse) * scale;
-                }
-
-                d[y] -= scale;
-            }
-            else
-            {
-                float lse = MlpKernels.LogSumExp(z, y);
-                v = z[y] - lse;
-                for (int j = 0; j < c; j++)
-                {
-                    d[j] = -MathF.Exp(z[j] - lse) * scale;
-                }
-
-                d[y] = scale;
-            }
-
+            float v = MlpKernels.Output(output, _h[^1].AsSpan(i * c, c), labels[i], scale, gradients ? _d[^1].AsSpan(i * c, c) : default);
             if (!values.IsEmpty)
             {
                 values[i] = v;
@@ -396,8 +484,9 @@ public sealed class Mlp
         return (float)(sum / Math.Max(batch, 1));
     }
 
-    // Backpropagates _d[^1] to every layer; with perExample set, records the factors instead of summing into Grad.
-    private void Backward(ReadOnlySpan<float> inputs, int batch, MlpPerExampleGradients? perExample)
+    // Backpropagates _d[^1] to every layer: summed into `flat` (or Parameter.Grad when it is empty), or, with
+    // perExample set, recorded as factors instead.
+    private void Backward(ReadOnlySpan<float> inputs, int batch, Span<float> flat, LinearFactors[]? perExample)
     {
         for (int l = Layout.LayerCount - 1; l >= 0; l--)
         {
@@ -407,14 +496,16 @@ public sealed class Mlp
             if (perExample is null)
             {
                 // dW = dzᵀ·a, db = Σ_rows dz.
-                Gemm(true, false, fout, fin, batch, dz, a, 0f, _weights[l].Grad);
-                Array.Clear(_biases[l].Grad);
-                MlpKernels.AddRows(dz, batch, _biases[l].Grad);
+                var gw = flat.IsEmpty ? _weights[l].Grad : Layout.Weight(flat, l);
+                var gb = flat.IsEmpty ? _biases[l].Grad : Layout.Bias(flat, l);
+                Gemm(true, false, fout, fin, batch, dz, a, 0f, gw);
+                gb.Clear();
+                MlpKernels.AddRows(dz, batch, gb);
             }
             else
             {
-                a.CopyTo(perExample.Activations(l));
-                dz.CopyTo(perExample.OutputGradients(l));
+                a.CopyTo(perExample[l].Activations);
+                dz.CopyTo(perExample[l].Deltas);
             }
 
             if (l > 0)
@@ -425,6 +516,38 @@ public sealed class Mlp
             }
         }
     }
+
+    // IModel over ModelBatch: a classifier batch's float inputs and labels.
+    string IModel.Architecture => Architecture;
+
+    /// <summary>Canonical architecture string, <c>mlp:</c> and the widths joined by '-'.</summary>
+    public string Architecture => "mlp:" + string.Join('-', Layout.Widths);
+
+    int IModel.ParameterCount => Layout.ParameterCount;
+
+    /// <inheritdoc />
+    public IReadOnlyList<(string Name, int[] Shape, int Offset)> Tensors => _tensors ??= [.. Layout.Tensors()];
+
+    private (string Name, int[] Shape, int Offset)[]? _tensors;
+
+    IModel IModel.Clone() => Clone();
+
+    void IModel.Outputs(in ModelBatch batch, ModelOutput output, Span<float> values) =>
+        Outputs(InputsOf(batch), batch.Labels, batch.Count, output, values);
+
+    float IModel.LossAndBackward(in ModelBatch batch) => LossAndBackward(InputsOf(batch), batch.Labels, batch.Count);
+
+    void IModel.OutputGradient(in ModelBatch batch, ModelOutput output, ReadOnlySpan<float> weights, Span<float> gradient, Span<float> values) =>
+        OutputGradient(InputsOf(batch), batch.Labels, batch.Count, output, weights, gradient, values);
+
+    void IModel.OutputJvp(in ModelBatch batch, ModelOutput output, ReadOnlySpan<float> direction, Span<float> values, Span<float> tangents) =>
+        OutputJvp(InputsOf(batch), batch.Labels, batch.Count, direction, values, tangents, output);
+
+    GradientFactors IModel.PerExampleGradients(in ModelBatch batch, ModelOutput output) =>
+        PerExampleGradients(InputsOf(batch), batch.Labels, batch.Count, output);
+
+    private static float[] InputsOf(in ModelBatch batch) =>
+        batch.Inputs ?? throw new ArgumentException("an MLP takes a classification batch (float inputs and labels), not token sequences.", nameof(batch));
 
     private void Gemm(bool transA, bool transB, int m, int n, int k, ReadOnlySpan<float> a, ReadOnlySpan<float> b, float beta, Span<float> c)
     {

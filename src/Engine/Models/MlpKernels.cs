@@ -124,6 +124,53 @@ public static class MlpKernels
         return (float)(max + Math.Log(s));
     }
 
+    /// <summary>
+    /// The value of <paramref name="output"/> for one row of logits <paramref name="z"/> with label <paramref name="y"/>;
+    /// when <paramref name="gradient"/> is not empty, also writes <c>scale · ∂value/∂z</c> into it. The one definition of
+    /// the classifier's output functions (log-sum-exp subtracts the maximum; exponentials in double).
+    /// </summary>
+    public static float Output(ModelOutput output, ReadOnlySpan<float> z, int y, float scale, Span<float> gradient)
+    {
+        bool margin = output == ModelOutput.Margin;
+        float lse = LogSumExp(z, margin ? y : -1);
+        float value = margin ? z[y] - lse : lse - z[y];
+        if (!gradient.IsEmpty)
+        {
+            // Margin: ∂/∂z_j = −softmax_{j≠y}, ∂/∂z_y = 1. Loss: softmax − onehot. Log-likelihood: −(loss's).
+            float sign = output == ModelOutput.LogLikelihood ? -scale : scale;
+            for (int j = 0; j < z.Length; j++)
+            {
+                gradient[j] = (float)Math.Exp(z[j] - lse) * (margin ? -scale : sign);
+            }
+
+            gradient[y] = margin ? scale : gradient[y] - sign;
+        }
+
+        return output == ModelOutput.LogLikelihood ? -value : value;
+    }
+
+    /// <summary>The output's value and its tangent for logits <paramref name="z"/> moving along <paramref name="dz"/>.</summary>
+    public static (float Value, float Tangent) OutputTangent(ModelOutput output, ReadOnlySpan<float> z, ReadOnlySpan<float> dz, int y)
+    {
+        bool margin = output == ModelOutput.Margin;
+        float lse = LogSumExp(z, margin ? y : -1);
+        double dot = 0;
+        for (int j = 0; j < z.Length; j++)
+        {
+            if (!margin || j != y)
+            {
+                dot += Math.Exp(z[j] - lse) * dz[j];
+            }
+        }
+
+        return output switch
+        {
+            ModelOutput.Margin => (z[y] - lse, (float)(dz[y] - dot)),
+            ModelOutput.Loss => (lse - z[y], (float)(dot - dz[y])),
+            _ => (z[y] - lse, (float)(dz[y] - dot)),
+        };
+    }
+
     [DoesNotReturn]
     private static void ThrowLength(string name, long actual, long needed) =>
         throw new ArgumentException($"'{name}' has {actual} elements but the shapes need {needed}.", name);

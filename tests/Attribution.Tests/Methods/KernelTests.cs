@@ -33,73 +33,14 @@ public sealed class KernelTests
         return (x, y);
     }
 
-    private static double SumOutput(OutputKind kind, MlpLayout layout, float[] theta, float[] x, int[] y) =>
-        MlpMath.Values(kind, layout, theta, x, y).Sum(v => (double)v);
-
-    [Theory]
-    [InlineData(OutputKind.Margin, 0)]
-    [InlineData(OutputKind.Margin, 1)]
-    [InlineData(OutputKind.Loss, 3)]
-    [InlineData(OutputKind.Margin, 7)]
-    public void Summed_gradient_matches_central_finite_differences(OutputKind kind, int rows)
-    {
-        var layout = new MlpLayout([5, 7, 3, 4]);
-        var theta = RandomTheta(layout, 1);
-        var (x, y) = RandomData(layout, rows, 2);
-        var cache = MlpMath.Forward(layout, theta, x, rows);
-        var values = new float[rows];
-        var dz = new float[rows * 4];
-        MlpMath.Output(kind, cache.Logits, y, 4, values, dz);
-        var deltas = MlpMath.Backward(layout, theta, cache, dz);
-        var grad = new float[layout.ParameterCount];
-        MlpMath.WeightedGradient(layout, cache, deltas, [], 0f, grad);
-        const float h = 1e-3f;
-        for (int j = 0; j < layout.ParameterCount; j += 3)
-        {
-            var tp = (float[])theta.Clone();
-            var tm = (float[])theta.Clone();
-            tp[j] += h;
-            tm[j] -= h;
-            double fd = (SumOutput(kind, layout, tp, x, y) - SumOutput(kind, layout, tm, x, y)) / (2 * h);
-            Assert.True(Math.Abs(fd - grad[j]) <= 2e-3 * (1 + Math.Abs(fd)), $"param {j}: fd {fd} vs {grad[j]}");
-        }
-    }
-
-    [Fact]
-    public void Per_example_gradients_sum_to_the_weighted_gradient()
-    {
-        var layout = new MlpLayout([6, 5, 3]);
-        var theta = RandomTheta(layout, 3);
-        var (x, y) = RandomData(layout, 9, 4);
-        var cache = MlpMath.Forward(layout, theta, x, 9);
-        var dz = new float[9 * 3];
-        MlpMath.Output(OutputKind.Loss, cache.Logits, y, 3, new float[9], dz);
-        var deltas = MlpMath.Backward(layout, theta, cache, dz);
-        var weights = Enumerable.Range(0, 9).Select(i => 0.1f * (i + 1)).ToArray();
-        var grad = new float[layout.ParameterCount];
-        MlpMath.WeightedGradient(layout, cache, deltas, weights, 0f, grad);
-        var per = new float[9 * layout.ParameterCount];
-        MlpMath.PerExampleGradients(layout, cache, deltas, per);
-        for (int j = 0; j < layout.ParameterCount; j++)
-        {
-            double s = 0;
-            for (int i = 0; i < 9; i++)
-            {
-                s += weights[i] * per[i * layout.ParameterCount + j];
-            }
-
-            Assert.Equal(s, grad[j], 1e-4);
-        }
-    }
-
     [Theory]
     [InlineData(1, 0, 1)]
     [InlineData(3, 5, 1)]
     [InlineData(4, 13, 2)]
-    public void Stacked_gradients_equal_per_slot_gradients(int slots, int batch, int extras)
+    public void Stacked_gradients_equal_the_models_weighted_gradient_per_slot(int slots, int batch, int extras)
     {
         var layout = new MlpLayout([6, 5, 4, 3]);
-        var stacked = new StackedMlp(layout, slots);
+        var stacked = new MlpStack(layout, slots);
         var thetas = Enumerable.Range(0, slots).Select(s => RandomTheta(layout, (ulong)(10 + s))).ToArray();
         for (int s = 0; s < slots; s++)
         {
@@ -116,7 +57,7 @@ public sealed class KernelTests
             ew[s] = s % 2 == 0 ? 0.3f : -0.7f;
         }
 
-        var grad = new StackedMlp(layout, slots);
+        var grad = new MlpStack(layout, slots);
         stacked.LossGradient(xb, yb, 0.25f, ex, ey, ew, grad);
         var flat = new float[layout.ParameterCount];
         for (int s = 0; s < slots; s++)
@@ -125,36 +66,15 @@ public sealed class KernelTests
             var x = xb.Concat(ex[s]).ToArray();
             var y = yb.Concat(ey[s]).ToArray();
             var w = Enumerable.Repeat(0.25f, batch).Concat(Enumerable.Repeat(ew[s], extras)).ToArray();
-            var cache = MlpMath.Forward(layout, thetas[s], x, y.Length);
-            var dz = new float[y.Length * 3];
-            MlpMath.Output(OutputKind.Loss, cache.Logits, y, 3, new float[y.Length], dz);
+            var model = new Mlp(layout);
+            model.LoadFrom(thetas[s]);
             var expected = new float[layout.ParameterCount];
-            MlpMath.WeightedGradient(layout, cache, MlpMath.Backward(layout, thetas[s], cache, dz), w, 0f, expected);
+            model.OutputGradient(x, y, y.Length, ModelOutput.Loss, w, expected, default);
             grad.GetSlot(s, flat);
             for (int j = 0; j < flat.Length; j++)
             {
                 Assert.Equal(expected[j], flat[j], 1e-5);
             }
-        }
-    }
-
-    [Fact]
-    public void Jvp_matches_finite_difference_of_logits()
-    {
-        var layout = new MlpLayout([5, 8, 6, 3]);
-        var theta = RandomTheta(layout, 5);
-        var tangent = RandomTheta(layout, 6);
-        var (x, _) = RandomData(layout, 4, 7);
-        var cache = MlpMath.Forward(layout, theta, x, 4);
-        var jvp = MlpMath.Jvp(layout, theta, tangent, cache);
-        const float h = 1e-3f;
-        var plus = theta.Zip(tangent, (a, b) => a + h * b).ToArray();
-        var minus = theta.Zip(tangent, (a, b) => a - h * b).ToArray();
-        var lp = MlpMath.Forward(layout, plus, x, 4).Logits;
-        var lm = MlpMath.Forward(layout, minus, x, 4).Logits;
-        for (int i = 0; i < jvp.Length; i++)
-        {
-            Assert.Equal((lp[i] - lm[i]) / (2 * h), jvp[i], 2e-2);
         }
     }
 
@@ -208,7 +128,9 @@ public sealed class KernelTests
         }
 
         var (x, y) = RandomData(layout, 6, 12);
-        var readout = ResponseSet.PrepareJacobian(layout, theta, x, y);
+        var model = new Mlp(layout);
+        model.LoadFrom(theta);
+        var readout = model.ForwardModeGradients(x, y, y.Length, ModelOutput.Margin);
         foreach (var set in new[] { low, full })
         {
             var own = new float[6 * set.Units];
@@ -220,14 +142,14 @@ public sealed class KernelTests
 
         var other = new ResponseSet(new MlpLayout([12, 8, 4]), 2, 0);
         var error = Assert.Throws<ArgumentException>(() => other.JacobianScores(readout, new float[12]));
-        Assert.Contains("prepared for layout 12-10-6-4", error.Message, StringComparison.Ordinal);
+        Assert.Contains("not of this set's MLP 12-8-4", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]
     [InlineData(0, 3)]
     [InlineData(2, 1)]
     [InlineData(3, 7)]
-    public void Batched_jvp_and_jacobian_readouts_equal_backward_dot_and_finite_difference_readout(int rank, int queries)
+    public void Jacobian_readout_equals_backward_dot_and_finite_difference_readout(int rank, int queries)
     {
         var layout = new MlpLayout([12, 10, 6, 4]);
         var theta = RandomTheta(layout, 8);
@@ -242,17 +164,14 @@ public sealed class KernelTests
         }
 
         var (x, y) = RandomData(layout, queries, 10);
-        var jvp = new float[queries * units];
-        set.JvpScores(theta, x, y, jvp, blockUnits: 4);
         var fd = new float[queries * units];
         set.FiniteDifferenceScores(theta, x, y, 1e-4f, fd);
         var jac = new float[queries * units];
         set.JacobianScores(theta, x, y, jac);
-        var cache = MlpMath.Forward(layout, theta, x, queries);
-        var dz = new float[queries * 4];
-        MlpMath.Output(OutputKind.Margin, cache.Logits, y, 4, new float[queries], dz);
+        var model = new Mlp(layout);
+        model.LoadFrom(theta);
         var per = new float[queries * layout.ParameterCount];
-        MlpMath.PerExampleGradients(layout, cache, MlpMath.Backward(layout, theta, cache, dz), per);
+        model.PerExampleGradients(x, y, queries, ModelOutput.Margin).Dense(0, queries, per);
         var ru = new float[layout.ParameterCount];
         for (int u = 0; u < units; u++)
         {
@@ -260,7 +179,6 @@ public sealed class KernelTests
             for (int q = 0; q < queries; q++)
             {
                 double dot = System.Numerics.Tensors.TensorPrimitives.Dot(per.AsSpan(q * layout.ParameterCount, layout.ParameterCount), ru);
-                Assert.Equal(dot, jvp[q * units + u], 1e-4 * (1 + Math.Abs(dot)));
                 Assert.Equal(dot, jac[q * units + u], 1e-4 * (1 + Math.Abs(dot)));
                 Assert.Equal(dot, fd[q * units + u], 2e-2 * (1 + Math.Abs(dot)));
             }
@@ -302,12 +220,9 @@ public sealed class KernelTests
         Assert.Equal(1.0, kept, 1e-9);
         var exact = new float[queries * units];
         copy.JacobianScores(theta, x, y, exact);
-        var jvp = new float[queries * units];
-        copy.JvpScores(theta, x, y, jvp);
         for (int j = 0; j < reference.Length; j++)
         {
             Assert.Equal(reference[j], exact[j], 1e-3 * (1 + Math.Abs(reference[j])));
-            Assert.Equal(reference[j], jvp[j], 1e-3 * (1 + Math.Abs(reference[j])));
         }
 
         var small = Copy(set, layout, units);

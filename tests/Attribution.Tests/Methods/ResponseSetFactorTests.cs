@@ -48,8 +48,8 @@ public sealed class ResponseSetFactorTests
         int[] labels = [1, 3];
         var a = new float[2 * units];
         var b = new float[2 * units];
-        direct.JvpScores(theta, x, labels, a);
-        refactored.JvpScores(theta, x, labels, b);
+        direct.JacobianScores(theta, x, labels, a);
+        refactored.JacobianScores(theta, x, labels, b);
         for (int i = 0; i < a.Length; i++)
         {
             Assert.Equal(b[i], a[i], 1e-3f * (1 + Math.Abs(b[i])));

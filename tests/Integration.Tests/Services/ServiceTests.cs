@@ -87,7 +87,7 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
             }
 
             var sources = new float[PipelineFixture.SourceCount];
-            sourceResponses.JvpScores(problem.Theta, x, [predicted], sources);
+            sourceResponses.JacobianScores(problem.Theta, x, [predicted], sources);
             for (int s = 0; s < sources.Length; s++)
             {
                 Assert.Equal(sources[s], result.SourceScores[s], 1e-4f * Math.Max(1f, Math.Abs(sources[s])));

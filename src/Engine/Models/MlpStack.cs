@@ -1,20 +1,18 @@
 using System.Numerics.Tensors;
-using Attribution.Engine;
-using Attribution.Engine.Models;
-
-namespace Attribution.Attribution.Kernels;
+namespace Attribution.Engine.Models;
 
 /// <summary>
 /// Many parameter vectors of one MLP layout held at once ("slots"), stored layer-major: <c>W[l]</c> is
 /// [slots, out, in] and <c>B[l]</c> is [slots, out]. Because every slot's first-layer weights are contiguous, the
 /// first layer of all slots (92% of the FLOPs of a 784-128-64-10 MLP) is one large GEMM against a shared mini-batch,
 /// in both the forward and the backward pass. The remaining layers run per slot with activations stored transposed
-/// ([width, columns]) so every product is a plain row-major GEMM.
+/// ([width, columns]) so every product is a plain row-major GEMM. The loss is <see cref="MlpKernels.Output"/>, the
+/// model's own; tests hold every slot's gradient to <see cref="Mlp.OutputGradient"/>.
 /// </summary>
-public sealed class StackedMlp
+public sealed class MlpStack
 {
     /// <summary>Allocates zeroed parameters for <paramref name="slots"/> slots.</summary>
-    public StackedMlp(MlpLayout layout, int slots)
+    public MlpStack(MlpLayout layout, int slots)
     {
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentOutOfRangeException.ThrowIfNegative(slots);
@@ -66,7 +64,7 @@ public sealed class StackedMlp
     }
 
     /// <summary>Applies <c>this += alpha·other</c> to every parameter of every slot.</summary>
-    public void AddScaled(StackedMlp other, float alpha)
+    public void AddScaled(MlpStack other, float alpha)
     {
         ArgumentNullException.ThrowIfNull(other);
         for (int l = 0; l < Layout.LayerCount; l++)
@@ -83,7 +81,7 @@ public sealed class StackedMlp
     /// extra rows (<paramref name="extraInputs"/>[s], e.g. the up-weighted training example) with its own weight.
     /// </summary>
     public void LossGradient(ReadOnlySpan<float> batchInputs, ReadOnlySpan<int> batchLabels, float sharedWeight,
-        IReadOnlyList<float[]> extraInputs, IReadOnlyList<int[]> extraLabels, ReadOnlySpan<float> extraWeight, StackedMlp gradient)
+        IReadOnlyList<float[]> extraInputs, IReadOnlyList<int[]> extraLabels, ReadOnlySpan<float> extraWeight, MlpStack gradient)
     {
         ArgumentNullException.ThrowIfNull(extraInputs);
         ArgumentNullException.ThrowIfNull(extraLabels);
@@ -158,7 +156,6 @@ public sealed class StackedMlp
             var dz = new float[classes * cols];
             var col = new float[classes];
             var dcol = new float[classes];
-            var val = new float[1];
             for (int c = 0; c < cols; c++)
             {
                 for (int k = 0; k < classes; k++)
@@ -167,11 +164,10 @@ public sealed class StackedMlp
                 }
 
                 int label = c < nb ? batchLabels[c] : ye[c - nb];
-                MlpMath.Output(OutputKind.Loss, col, [label], classes, val, dcol);
-                float w = c < nb ? sharedWeight : extraWeight[s];
+                MlpKernels.Output(ModelOutput.Loss, col, label, c < nb ? sharedWeight : extraWeight[s], dcol);
                 for (int k = 0; k < classes; k++)
                 {
-                    dz[k * cols + c] = dcol[k] * w;
+                    dz[k * cols + c] = dcol[k];
                 }
             }
 
@@ -221,6 +217,38 @@ public sealed class StackedMlp
 
         // Layer-0 weight gradient of every slot for the shared batch in one GEMM: [slots·h1, nb] × [nb, d].
         Blas.Gemm(false, false, Slots * h1, d, nb, 1f, delta0All, batchInputs, 1f, gradient.W[0]);
+    }
+
+    /// <summary>
+    /// Adds the regularisers of a simulated objective to <paramref name="gradient"/> for every slot:
+    /// <c>g += decay·θ_s + damping·(θ_s − anchor)</c> (weight decay and a proximal pull toward <paramref name="anchor"/>).
+    /// </summary>
+    public void AddRegularisers(MlpStack gradient, float decay, float damping, ReadOnlySpan<float> anchor)
+    {
+        ArgumentNullException.ThrowIfNull(gradient);
+        for (int l = 0; l < Layout.LayerCount; l++)
+        {
+            AddRegularisers(W[l], gradient.W[l], Layout.Weight(anchor, l), decay, damping);
+            AddRegularisers(B[l], gradient.B[l], Layout.Bias(anchor, l), decay, damping);
+        }
+    }
+
+    private void AddRegularisers(float[] theta, float[] grad, ReadOnlySpan<float> anchor, float decay, float damping)
+    {
+        if (decay + damping != 0f)
+        {
+            TensorPrimitives.MultiplyAdd(theta, decay + damping, grad, grad);
+        }
+
+        if (damping != 0f)
+        {
+            int size = anchor.Length;
+            for (int s = 0; s < Slots; s++)
+            {
+                var g = grad.AsSpan(s * size, size);
+                TensorPrimitives.MultiplyAdd(anchor, -damping, g, g);
+            }
+        }
     }
 
     private static void RowSums(ReadOnlySpan<float> m, int rows, int cols, Span<float> destination)
