@@ -14,6 +14,9 @@ var root = new RootCommand("Training-data attribution on live model traffic. Run
     ServiceCommands.CreateScore(),
     ServiceCommands.CreateServe(),
     ReplayCommand.Create(),
+    ConsoleCommand.Create(),
+    QueryCommand.Create(),
+    LedgerCommand.Create(),
 };
 root.Subcommands.Add(HelpCommand.Create(root));
 // Services drain in-flight work and commit on SIGINT/SIGTERM; give them the time the host's shutdown timeout allows.

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Attribution.Contracts;
 using Attribution.Transport;
 using Attribution.Transport.Messages;
@@ -34,7 +35,15 @@ internal sealed class AttributionPublisher(IEventProducer producer, IBus? bus, S
 
         try
         {
-            await bus.Publish(ToMessage(result, verdict, DateTimeOffset.UtcNow), cancellationToken).ConfigureAwait(false);
+            // The query's trace context rides in the alert's headers (ScorerTracing makes the query's span current here).
+            var trace = Activity.Current?.Id;
+            await bus.Publish(ToMessage(result, verdict, DateTimeOffset.UtcNow), context =>
+            {
+                if (trace is not null)
+                {
+                    context.Headers.Set(TraceContext.Header, trace);
+                }
+            }, cancellationToken).ConfigureAwait(false);
             metrics.Alert();
         }
         catch (Exception e) when (e is not OperationCanceledException)

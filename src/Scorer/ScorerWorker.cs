@@ -232,6 +232,7 @@ public sealed class ScorerWorker : EventConsumerWorker
     private async Task PublishAsync(IQueryScorer scorer, List<PendingQuery> work, ScoredBatch scored, EventMessage[] messages, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
+        var spans = work.Select(ScorerTracing.Start).ToArray();
         try
         {
             // A query's alert goes out before its attribution: once the attribution exists a redelivered query is
@@ -244,7 +245,8 @@ public sealed class ScorerWorker : EventConsumerWorker
                 {
                     if (_alerts.Evaluate(scored.Scores.SourceRow(q).Span, scorer.SourceIds, scored.Scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds) is { } verdict)
                     {
-                        alerts.Add(_publisher.AlertAsync(scored.Results[q], verdict, ct));
+                        var result = scored.Results[q];
+                        alerts.Add(ScorerTracing.InSpan(spans[q], () => _publisher.AlertAsync(result, verdict, ct)));
                     }
                 }
 
@@ -254,7 +256,7 @@ public sealed class ScorerWorker : EventConsumerWorker
             var sends = new Task<EventPosition>[work.Count];
             for (int q = 0; q < work.Count; q++)
             {
-                sends[q] = _publisher.ProduceAsync(messages[q], ct);
+                sends[q] = _publisher.ProduceAsync(TraceContext.Attach(messages[q], spans[q]), ct);
             }
 
             for (int q = 0; q < work.Count; q++)
@@ -284,6 +286,11 @@ public sealed class ScorerWorker : EventConsumerWorker
         }
         finally
         {
+            foreach (var span in spans)
+            {
+                span?.Dispose();
+            }
+
             Metrics.Published(Stopwatch.GetElapsedTime(started));
         }
     }

@@ -27,6 +27,7 @@ public static class SimulatorServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<SimulatorOptions>, SimulatorOptionsValidator>();
         services.AddSingleton<SimulatorWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<SimulatorWorker>());
+        services.AddSingleton<SimulatorInstruments>();
         services.AddHealthChecks().AddCheck<SimulatorHealthCheck>("simulator", tags: ["simulator"]);
         return services;
     }

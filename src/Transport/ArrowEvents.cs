@@ -23,11 +23,16 @@ public static class ArrowEvents
         return Message(query.QueryId, query);
     }
 
-    /// <summary>Produces <paramref name="query"/> to the queries topic keyed by its id (see <see cref="Query"/>).</summary>
-    public static Task<EventPosition> ProduceQueryAsync(this IEventProducer producer, ModelQuery query, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Produces <paramref name="query"/> to the queries topic keyed by its id (see <see cref="Query"/>), in a "query send"
+    /// span whose W3C context rides in the record's <c>traceparent</c> header (see <see cref="TraceContext"/>).
+    /// </summary>
+    public static async Task<EventPosition> ProduceQueryAsync(this IEventProducer producer, ModelQuery query, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(producer);
-        return producer.ProduceAsync(Topics.Queries, Query(query), cancellationToken);
+        ArgumentNullException.ThrowIfNull(query);
+        using var span = TraceContext.StartQuery(query.QueryId);
+        return await producer.ProduceAsync(Topics.Queries, TraceContext.Attach(Query(query), span), cancellationToken).ConfigureAwait(false);
     }
 
     private static class HeaderCache<T> where T : IArrowEvent<T>

@@ -20,10 +20,13 @@ internal static class DemoCommand
         var threshold = new Option<double>("--alert-threshold") { Description = "Share of a query's positive source attribution on the flagged source that raises an alert (Scorer:AlertThreshold).", DefaultValueFactory = _ => defaults.AlertThreshold };
         var runDir = new Option<string>("--run-dir") { Description = "Where the trained model is cached.", DefaultValueFactory = _ => defaults.RunDirectory };
         var outDir = new Option<string>("--out") { Description = "Where attributions.arrow and demo.log are written.", DefaultValueFactory = _ => defaults.OutputDirectory };
+        var noConsole = new Option<bool>("--no-console") { Description = "Do not serve the web console (and its ledger, SQL store and Flight feed) during the demo." };
+        var consolePort = new Option<int>("--console-port") { Description = "Web console port (Arrow Flight takes the next one; 0 picks free ports).", DefaultValueFactory = _ => defaults.ConsolePort };
+        var stay = new Option<bool>("--stay") { Description = "Keep the console serving after the demo finished, until Ctrl+C." };
         var seed = new Option<ulong>("--seed") { Description = "Seed for data subsets, training, sources and query order.", DefaultValueFactory = _ => defaults.Seed };
 
         var command = new Command("demo", "Run the whole product on one machine: train, ingest, simulate probes, attribute live queries, raise contamination alerts.");
-        foreach (var o in new Option[] { kafka, queries, rate, leaked, trainSize, epochs, simulate, horizon, threshold, runDir, outDir, seed })
+        foreach (var o in new Option[] { kafka, queries, rate, leaked, trainSize, epochs, simulate, horizon, threshold, runDir, outDir, seed, noConsole, consolePort, stay })
         {
             command.Options.Add(o);
         }
@@ -44,6 +47,9 @@ internal static class DemoCommand
                 RunDirectory = parse.GetValue(runDir)!,
                 OutputDirectory = parse.GetValue(outDir)!,
                 Seed = parse.GetValue(seed),
+                Console = !parse.GetValue(noConsole),
+                ConsolePort = parse.GetValue(consolePort),
+                Stay = parse.GetValue(stay),
             };
             return await DemoRunner.RunAsync(settings, token);
         });

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Attribution.Contracts;
+using Attribution.Downstream.Web;
 using Attribution.Ingest;
 using Attribution.Scorer;
 using Attribution.Simulator;
@@ -48,8 +49,16 @@ internal static class DemoRunner
         using var host = BuildHost(settings, run, runId, outDir);
         var total = Stopwatch.StartNew();
         await host.StartAsync(cancellationToken);
+        _ = host.Services.GetRequiredService<SimulatorInstruments>();
+        RunningConsole? console = null;
         try
         {
+            if (settings.Console)
+            {
+                console = await DemoConsole.StartAsync(settings, host, run.Directory, outDir, cancellationToken);
+                AnsiConsole.MarkupLine($"Web console: [bold link]{console.WebUrl}[/] (live attributions, source ledger, alerts, SQL); Arrow Flight: {console.FlightUrl}");
+            }
+
             var simulator = host.Services.GetRequiredService<SimulatorWorker>();
             var scorer = host.Services.GetRequiredService<ScorerWorker>();
             var log = host.Services.GetRequiredService<IEventLog>();
@@ -66,10 +75,26 @@ internal static class DemoRunner
             var arrowPath = Path.Combine(outDir, "attributions.arrow");
             WriteArrow(arrowPath, results.Values.OrderBy(r => r.QueryId, StringComparer.Ordinal).ToList());
             Explain(run, queries, results, alerts, arrowPath, total.Elapsed, settings);
+            if (console is not null)
+            {
+                var where = settings.Stay ? $"--url {console.WebUrl.ToString().TrimEnd('/')}" : $"--db {Path.GetRelativePath(Environment.CurrentDirectory, Path.Combine(outDir, "attributions.duckdb"))}";
+                AnsiConsole.MarkupLine($"SQL over this run: [bold]./pipeline query {Markup.Escape(where)} \"SELECT source_name, sum(score) FROM attribution_sources GROUP BY ALL ORDER BY 2 DESC\"[/]");
+                if (settings.Stay)
+                {
+                    AnsiConsole.MarkupLine($"The console stays at [bold]{console.WebUrl}[/]; Ctrl+C ends the demo.");
+                    await Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+                }
+            }
+
             return results.Count == queries.Count ? 0 : 1;
         }
         finally
         {
+            if (console is not null)
+            {
+                await console.DisposeAsync();
+            }
+
             using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await host.StopAsync(stop.Token);
         }
@@ -138,8 +163,13 @@ internal static class DemoRunner
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new SerilogLoggerProvider(serilog, dispose: true));
         builder.Services.AddSingleton<DemoAlertSink>();
+        builder.Services.AddSingleton<AlertFeed>();
         builder.Services.AddEventLog(builder.Configuration);
-        builder.Services.AddAlertBus(builder.Configuration, x => x.AddConsumer<DemoAlertMonitor>());
+        builder.Services.AddAlertBus(builder.Configuration, x =>
+        {
+            x.AddConsumer<DemoAlertMonitor>();
+            x.AddConsumer<AlertFeedConsumer>();
+        });
         builder.Services.AddIngest(builder.Configuration);
         builder.Services.AddSimulator(builder.Configuration);
         builder.Services.AddScorer(builder.Configuration);

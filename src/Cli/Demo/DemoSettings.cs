@@ -17,6 +17,9 @@ internal sealed record DemoSettings
     public ulong Seed { get; init; }
     public string RunDirectory { get; init; } = Path.Combine("runs", "demo-mlp");
     public string OutputDirectory { get; init; } = Path.Combine("runs", "demo-output");
+    public bool Console { get; init; } = true;
+    public int ConsolePort { get; init; } = 8090;
+    public bool Stay { get; init; }
 
     public string? Validate()
     {
@@ -33,6 +36,16 @@ internal sealed record DemoSettings
         if (Simulate < 1 || Horizon < 1 || Publishers < 1 || LeakedExamples < 1 || LeakedExamples >= TrainSize / 2)
         {
             return "--simulate, --horizon and --publishers must be >= 1, and the leaked source must hold fewer than half of the training examples.";
+        }
+
+        if (ConsolePort is < 0 or > 65534)
+        {
+            return $"--console-port must be 0..65534 (0 picks a free port; Flight takes the next one), got {ConsolePort}.";
+        }
+
+        if (Stay && !Console)
+        {
+            return "--stay keeps the console open after the demo: it cannot be combined with --no-console.";
         }
 
         if (Rate < 0)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Attribution.Ingest;
+using Attribution.Observability;
 using Attribution.Scorer;
 using Attribution.Simulator;
 using Attribution.Transport;
@@ -145,6 +146,7 @@ internal static class ServiceHost
 
         ServiceLog.Started(logger, ServiceRolesParser.Describe(roles), configuration["Transport:Kafka:BootstrapServers"] ?? "");
         using var health = settings.HealthPort is { } port ? HealthEndpoint.Start(host.Services, port, logger) : null;
+        _ = host.Services.GetService<SimulatorInstruments>();
         using var status = settings.StatusSeconds > 0 ? new StatusReporter(host.Services, logger, TimeSpan.FromSeconds(settings.StatusSeconds)) : null;
         try
         {
@@ -321,6 +323,8 @@ internal static class ServiceHost
         builder.Logging.AddProvider(new SerilogLoggerProvider(serilog, dispose: true));
         builder.Services.AddEventLog(builder.Configuration);
         builder.Services.AddAlertBus(builder.Configuration);
+        // Prometheus scrapes GET /metrics beside /health on the health port; traces follow queries by their traceparent.
+        builder.Services.AddPipelineTelemetry(settings.HealthPort);
         if (roles.HasFlag(ServiceRoles.Ingest))
         {
             builder.Services.AddIngest(builder.Configuration);
