@@ -12,9 +12,10 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var command = new Command("bench", "Benchmarks (not tests). 'bench mlp-epoch' times one MLP training epoch against PyTorch; 'bench gpt' the transformer.");
+        var command = new Command("bench", "Benchmarks (not tests). 'bench mlp-epoch' times one MLP training epoch against PyTorch; 'bench gpt' the transformer; 'bench spans' the exact-span index.");
         command.Subcommands.Add(CreateMlpEpoch());
         command.Subcommands.Add(GptBench.Create());
+        command.Subcommands.Add(SpanBench.Create());
         return command;
     }
 

@@ -1,4 +1,5 @@
 using Attribution.Contracts;
+using Attribution.Engine.Training;
 using Attribution.Ingest;
 using Attribution.Scorer;
 using Attribution.Simulator;
@@ -19,7 +20,20 @@ public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutp
     public async Task Two_simulators_publish_one_checkpoints_probe_set_together_with_no_unit_twice_and_the_scorer_sees_it_complete()
     {
         var runId = $"scaleout-{Guid.NewGuid().ToString("N")[..8]}";
-        const long step = 4;
+        // A run of its own, small (40 examples): its probes share the collection's probes topic, and librdkafka's mock
+        // keeps at most 5 MB per partition (dropping the oldest records), so the collection's probe set must not be
+        // pushed off it. Same probe format as the collection's Simulator, so these Simulators (which see every
+        // checkpoint) find the collection's set done and leave it alone.
+        const int examples = 40, sources = KafkaPipelineFixture.SourceCount;
+        var recipe = TrainingRecipe.DefaultMlp([.. Enumerable.Range(0, examples)], [.. Enumerable.Range(0, 10)], epochs: 1, seed: 5) with
+        {
+            Model = new ModelSpec { Widths = [784, 16, 10] },
+            BatchSize = 20,
+        };
+        var trained = MlpTrainer.Train(recipe, kafka.Data);
+        var runDir = Path.Combine(kafka.Root, runId);
+        RunDirectory.Save(runDir, new RunManifest { Recipe = recipe, Metrics = trained.Metrics, CreatedUtc = "2026-01-01T00:00:00Z" }, trained.Model.Parameters);
+        long step = recipe.TotalSteps;
         var group = $"simulator-{runId}";
         void Simulator(IServiceCollection s, int instance) => s.AddSimulator(o =>
         {
@@ -27,10 +41,8 @@ public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutp
             o.Epsilon = 1e-3f;
             o.StepSize = 0.05f;
             o.BatchSize = 50;
-            // Small probes (~7 KB): librdkafka's mock keeps at most 5 MB per partition and drops the oldest records
-            // beyond it, which would push the collection's own probe set (~51 KB a probe) off the shared probes topic.
-            o.Rank = 4;
-            o.Precision = "f16";
+            o.Rank = 16;
+            o.Precision = "f32";
             o.UnitsPerBlock = 25;
             o.ProbePartitions = KafkaPipelineFixture.Partitions;
             o.GroupId = group;
@@ -42,7 +54,7 @@ public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutp
         {
             s.AddIngest(o =>
             {
-                o.RunDirectory = kafka.RunDir;
+                o.RunDirectory = runDir;
                 o.RunId = runId;
                 o.SourceCount = KafkaPipelineFixture.SourceCount;
                 o.Partitions = KafkaPipelineFixture.Partitions;
@@ -56,7 +68,6 @@ public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutp
             second.Services.GetRequiredService<SimulatorWorker>().WhenProbeSetCompleteAsync(runId, step).WaitAsync(TimeSpan.FromSeconds(240)));
         await Task.WhenAll(first.StopAsync(), second.StopAsync());
 
-        int examples = KafkaPipelineFixture.TrainCount, sources = KafkaPipelineFixture.SourceCount;
         var probes = kafka.ReadAll(Topics.Probes).Where(r => r.KeyString.StartsWith(runId + "/", StringComparison.Ordinal)).ToList();
         var units = probes.Where(r => !r.KeyString.EndsWith("/checkpoint", StringComparison.Ordinal)).ToList();
         var twice = units.GroupBy(r => r.KeyString).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
