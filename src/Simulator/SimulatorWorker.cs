@@ -166,18 +166,9 @@ public sealed class SimulatorWorker : EventConsumerWorker
             var sketch = exampleFormat.CreateSketch(_options.Seed);
             await SimulateAsync(simulator, checkpoint, exampleFormat, sketch, ProbeSubject.Example, exampleUnits, u => [u], u => exampleIds[u],
                 exampleIds.Length, sourceIds.Length, cancellationToken);
-            var members = new List<int>[sourceIds.Length];
-            for (int s = 0; s < members.Length; s++)
-            {
-                members[s] = [];
-            }
-
-            for (int i = 0; i < exampleIds.Length; i++)
-            {
-                members[problem.SourceIds[i]].Add(i);
-            }
-
-            await SimulateAsync(simulator, checkpoint, sourceFormat, [], ProbeSubject.Source, sourceUnits, s => [.. members[s]], s => sourceIds[s],
+            // A source is simulated as one unit of all its examples: the definition ForwardOnlyMethod uses offline.
+            var members = ForwardOnlyMethod.SourceUnits(problem);
+            await SimulateAsync(simulator, checkpoint, sourceFormat, [], ProbeSubject.Source, sourceUnits, s => members[s], s => sourceIds[s],
                 exampleIds.Length, sourceIds.Length, cancellationToken);
         }
 
