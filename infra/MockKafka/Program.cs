@@ -57,6 +57,9 @@ try
         {
             cluster.CreateTopic(topic, pipelineTopics, Math.Min(3, brokers));
         }
+
+        // The demo's console publishes the source ledger: one partition (the mock cannot set cleanup.policy=compact).
+        cluster.CreateTopic("ledger", 1, Math.Min(3, brokers));
     }
 
     Console.WriteLine(cluster.BootstrapServers);

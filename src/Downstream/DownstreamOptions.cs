@@ -1,3 +1,4 @@
+using Attribution.Transport;
 using Microsoft.Extensions.Options;
 
 namespace Attribution.Downstream;
@@ -16,6 +17,10 @@ public sealed class DownstreamOptions
 
     /// <summary>Compacted topic the source ledger is published to.</summary>
     public string LedgerTopic { get; set; } = "ledger";
+
+    /// <summary>The topics the downstream host writes, as <see cref="TopicProvisioner"/> creates
+    /// them: the ledger, compacted, one partition.</summary>
+    public IReadOnlyList<TopicSpec> RequiredTopics() => [new(LedgerTopic, Partitions: 1, Compacted: true)];
 
     /// <summary>How often changed ledger entries are published.</summary>
     public TimeSpan LedgerPublishInterval { get; set; } = TimeSpan.FromSeconds(1);

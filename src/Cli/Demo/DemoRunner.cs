@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Attribution.Contracts;
+using Attribution.Downstream;
 using Attribution.Downstream.Web;
 using Attribution.Ingest;
 using Attribution.Scorer;
@@ -39,7 +40,7 @@ internal static class DemoRunner
         AnsiConsole.Write(new Rule("[bold]Training-data attribution on live traffic[/]").LeftJustified());
         var outDir = Path.GetFullPath(settings.OutputDirectory);
         Directory.CreateDirectory(outDir);
-        if (settings.KafkaBootstrap is { } bootstrap && await ProvisionKafkaAsync(bootstrap, outDir, cancellationToken) is { } failed)
+        if (settings.KafkaBootstrap is { } bootstrap && await ProvisionKafkaAsync(bootstrap, settings.Console, outDir, cancellationToken) is { } failed)
         {
             return failed;
         }
@@ -106,7 +107,7 @@ internal static class DemoRunner
     /// out of reach) is one line on the console and exit code 2 (1 when it may pass: a timeout); the full exception goes
     /// to demo.log.
     /// </summary>
-    private static async Task<int?> ProvisionKafkaAsync(string bootstrap, string outDir, CancellationToken cancellationToken)
+    private static async Task<int?> ProvisionKafkaAsync(string bootstrap, bool console, string outDir, CancellationToken cancellationToken)
     {
         using var serilog = new Serilog.LoggerConfiguration().MinimumLevel.Information()
             .WriteTo.Sink(new PlainFileSink(Path.Combine(outDir, "demo.log"))).CreateLogger();
@@ -117,7 +118,8 @@ internal static class DemoRunner
             await using var log = new KafkaEventLog(new KafkaOptions { BootstrapServers = bootstrap, ClientId = "pipeline-demo" }, loggers);
             // The demo runs every service with its default options: these are the topics they will ask for.
             await new TopicProvisioner(log, logger).EnsureAsync(
-                [.. new IngestOptions().RequiredTopics(), .. new SimulatorOptions().RequiredTopics(), .. new ScorerOptions().RequiredTopics()], cancellationToken);
+                [.. new IngestOptions().RequiredTopics(), .. new SimulatorOptions().RequiredTopics(), .. new ScorerOptions().RequiredTopics(),
+                 .. console ? new DownstreamOptions().RequiredTopics() : []], cancellationToken);
             return null;
         }
         catch (Exception e) when (e is TopicProvisioningException or EventLogException or ArgumentException)

@@ -22,7 +22,8 @@ public sealed class LedgerPublisher(IEventLog log, IEventProducer producer, Sour
     /// <inheritdoc/>
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await log.CreateTopicAsync(new TopicSpec(_options.LedgerTopic, Partitions: 1, Compacted: true), stoppingToken).ConfigureAwait(false);
+        // Like every service's topics: created, or used as they are when creation is refused and they fit.
+        await new TopicProvisioner(log, logger).EnsureAsync(_options.RequiredTopics(), stoppingToken).ConfigureAwait(false);
         using var timer = new PeriodicTimer(_options.LedgerPublishInterval);
         try
         {

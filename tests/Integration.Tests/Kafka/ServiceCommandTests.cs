@@ -115,12 +115,40 @@ public sealed class ServiceCommandTests(KafkaPipelineFixture kafka, ITestOutputH
         Assert.Contains("not supported by broker", error, StringComparison.Ordinal);
         Assert.Contains("create batches (1 partition, cleanup.policy=delete), checkpoints (1 partition, cleanup.policy=delete), " +
             "probes (4 partitions, cleanup.policy=compact), dead-letter (1 partition, cleanup.policy=delete), queries (4 partitions, cleanup.policy=delete), " +
-            "attributions (4 partitions, cleanup.policy=delete); then run it again.", error, StringComparison.Ordinal);
+            "ledger (1 partition, cleanup.policy=compact), attributions (4 partitions, cleanup.policy=delete); then run it again.", error, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", run.Output, StringComparison.Ordinal); // no stack trace on the console
         // ... it is in the log, with the broker's error.
         var log = await File.ReadAllTextAsync(Path.Combine(outDir, "demo.log"));
         Assert.Contains("TopicProvisioningException", log, StringComparison.Ordinal);
         Assert.Contains("   at ", log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DemoOverKafka_WithTheConsole_OnAClusterThatCannotCreateTopics_UsesTheExistingOnes_AndAttributesEveryQuery()
+    {
+        // The README's `demo --kafka` with its default web console, end to end. The mock refuses CreateTopics, so the
+        // topics (the console's ledger too) exist beforehand, as `MockKafka --pipeline-topics` makes them. Without the
+        // ledger topic this demo used to stop with exit code 1 and no message; now the demo provisions the ledger with
+        // the pipeline's topics up front (exit 2 naming it: the test above).
+        KafkaLibrary.EnsureLoaded();
+        using var cluster = new MockKafkaCluster(3);
+        foreach (var topic in KafkaPipelineFixture.PipelineTopics)
+        {
+            cluster.CreateTopic(topic, 4, 3);
+        }
+
+        cluster.CreateTopic("ledger", 1, 3);
+        var root = Path.Combine(kafka.Root, "demo-kafka-console");
+        var run = await CliProcess.RunAsync(Cli,
+            ["demo", "--kafka", cluster.BootstrapServers, "--console-port", "0", "--train-size", "1000", "--epochs", "1", "--simulate", "40",
+             "--horizon", "5", "--queries", "20", "--leaked-queries", "4", "--rate", "0", "--run-dir", Path.Combine(root, "run"), "--out", Path.Combine(root, "out")],
+            TimeSpan.FromSeconds(240));
+        output.WriteLine(run.Output);
+
+        Assert.True(run.ExitCode == 0, $"demo exited {run.ExitCode}:\n{run.Output}");
+        Assert.Contains("Web console: ", run.Output, StringComparison.Ordinal);
+        Assert.Contains("Wrote 24 attribution events", run.Output, StringComparison.Ordinal);
+        Assert.Equal(24, EventCodecs.Attributions.DecodeBatch(await File.ReadAllBytesAsync(Path.Combine(root, "out", "attributions.arrow"))).Count);
     }
 
     [Fact]
