@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Apache.Arrow;
 using Apache.Arrow.Types;
@@ -59,21 +61,21 @@ public static class ArrowValidation
                 Need(buffers, 1, (long)end * fixedWidth.BitWidth / 8, path, "values");
                 return;
             case StringType or BinaryType:
-                Offsets32(data, buffers, buffers.Length > 2 ? buffers[2].Length : 0, path);
+                Offsets<int>(data, buffers, buffers.Length > 2 ? buffers[2].Length : 0, path);
                 return;
             case LargeStringType or LargeBinaryType:
-                Offsets64(data, buffers, buffers.Length > 2 ? buffers[2].Length : 0, path);
+                Offsets<long>(data, buffers, buffers.Length > 2 ? buffers[2].Length : 0, path);
                 return;
             case StringViewType or BinaryViewType:
                 ValidateViews(data, buffers, path);
                 return;
             case ListType or MapType:
                 ValidateChild(data, 0, path, out var child);
-                Offsets32(data, buffers, child.Length, path);
+                Offsets<int>(data, buffers, child.Length, path);
                 return;
             case LargeListType:
                 ValidateChild(data, 0, path, out var largeChild);
-                Offsets64(data, buffers, largeChild.Length, path);
+                Offsets<long>(data, buffers, largeChild.Length, path);
                 return;
             case FixedSizeListType fixedList:
                 ValidateChild(data, 0, path, out var items);
@@ -118,55 +120,30 @@ public static class ArrowValidation
         Validate(child, $"{path}.{index}");
     }
 
-    private static void Offsets32(ArrayData data, ArrowBuffer[] buffers, long limit, string path)
+    // 32-bit offsets (utf8, binary, list) and 64-bit ones (the large variants): the same checks on either width.
+    private static void Offsets<T>(ArrayData data, ArrowBuffer[] buffers, long limit, string path)
+        where T : unmanaged, IBinaryInteger<T>
     {
         if (data.Length == 0)
         {
             return;
         }
         var end = data.Offset + data.Length;
-        Need(buffers, 1, 4L * (end + 1), path, "offsets");
-        var offsets = MemoryMarshal.Cast<byte, int>(buffers[1].Span)[data.Offset..(end + 1)];
-        var previous = offsets[0];
+        Need(buffers, 1, (long)Unsafe.SizeOf<T>() * (end + 1), path, "offsets");
+        var offsets = MemoryMarshal.Cast<byte, T>(buffers[1].Span)[data.Offset..(end + 1)];
+        var previous = long.CreateTruncating(offsets[0]);
         if (previous < 0)
         {
             throw Fail(path, $"the first offset {previous} is negative");
         }
         for (var i = 1; i < offsets.Length; i++)
         {
-            if (offsets[i] < previous)
+            var offset = long.CreateTruncating(offsets[i]);
+            if (offset < previous)
             {
-                throw Fail(path, $"offsets decrease at slot {i} ({previous} then {offsets[i]})");
+                throw Fail(path, $"offsets decrease at slot {i} ({previous} then {offset})");
             }
-            previous = offsets[i];
-        }
-        if (previous > limit)
-        {
-            throw Fail(path, $"the last offset {previous} lies beyond the {limit} values present");
-        }
-    }
-
-    private static void Offsets64(ArrayData data, ArrowBuffer[] buffers, long limit, string path)
-    {
-        if (data.Length == 0)
-        {
-            return;
-        }
-        var end = data.Offset + data.Length;
-        Need(buffers, 1, 8L * (end + 1), path, "offsets");
-        var offsets = MemoryMarshal.Cast<byte, long>(buffers[1].Span)[data.Offset..(end + 1)];
-        var previous = offsets[0];
-        if (previous < 0)
-        {
-            throw Fail(path, $"the first offset {previous} is negative");
-        }
-        for (var i = 1; i < offsets.Length; i++)
-        {
-            if (offsets[i] < previous)
-            {
-                throw Fail(path, $"offsets decrease at slot {i} ({previous} then {offsets[i]})");
-            }
-            previous = offsets[i];
+            previous = offset;
         }
         if (previous > limit)
         {
