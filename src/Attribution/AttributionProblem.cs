@@ -97,6 +97,12 @@ public sealed class AttributionProblem
     /// <summary>Models for ensembles / checkpoints for TracIn; the first is <see cref="Theta"/> unless given otherwise.</summary>
     public IReadOnlyList<float[]> Checkpoints { get; }
 
+    /// <summary>
+    /// Checkpoints saved along the training run of each model in <see cref="Checkpoints"/> (same order; the last is
+    /// normally the model itself): what TracIn sums over. Empty when training saved none.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<float[]>> TrainingCheckpoints { get; init; } = [];
+
     /// <summary>Number of training examples n.</summary>
     public int Count => TrainLabels.Length;
 

@@ -14,32 +14,63 @@ public static class MethodFactory
 
     /// <summary>
     /// Creates a method. Options per method:
+    /// every method: models (independently trained models averaged over, default 1: TRAK ensembles with one shared
+    /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models);
     /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off);
-    /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, models;
-    /// tracin / grad-dot: weights (comma-separated, tracin only);
+    /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed;
+    /// tracin: weights (one per training checkpoint, separated by '/' on a command line, e.g. weights=0.5/1/2, or by commas); grad-dot: none;
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance.
+    /// An option that would have no effect in the chosen configuration is refused (<see cref="MethodOptionException"/>).
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         var o = new Options(options ?? new Dictionary<string, string>());
-        IAttributionMethod method = name.Trim().ToLowerInvariant() switch
+        var key = name.Trim().ToLowerInvariant();
+        int models = o.Int("models", 1);
+        if (models < 1)
         {
-            "forward-only" or "forward-only-single" => new ForwardOnlyMethod(ForwardOnly(o, name.Trim().Equals("forward-only", StringComparison.OrdinalIgnoreCase))),
-            "trak" => new TrakMethod(Trak(o)),
-            "tracin" => new TracInMethod(false, o.Has("weights") ? o.FloatList("weights") : null),
-            "grad-dot" => new TracInMethod(true),
-            "if" => new InfluenceFunctionMethod(Influence(o)),
-            _ => throw new ArgumentException($"Unknown attribution method '{name}'. Valid methods: {string.Join(", ", Names)}.", nameof(name)),
-        };
+            throw new MethodOptionException($"Option 'models' = {models} for method '{name}' must be at least 1.");
+        }
+
+        Func<IAttributionMethod> create;
+        switch (key)
+        {
+            case "forward-only" or "forward-only-single":
+                var forward = ForwardOnly(o, key == "forward-only");
+                create = () => new ForwardOnlyMethod(forward);
+                break;
+            case "trak":
+                var trak = Trak(o, models);
+                create = () => new TrakMethod(trak);
+                break;
+            case "tracin":
+                var weights = o.Has("weights") ? o.FloatList("weights") : null;
+                create = () => new TracInMethod(false, weights);
+                break;
+            case "grad-dot":
+                create = () => new TracInMethod(true);
+                break;
+            case "if":
+                var influence = Influence(o);
+                create = () => new InfluenceFunctionMethod(influence);
+                break;
+            default:
+                throw new MethodOptionException($"Unknown attribution method '{name}'. Valid methods: {string.Join(", ", Names)}.");
+        }
+
         o.ThrowIfUnused(name);
-        return method;
+        return models > 1 && key != "trak" ? new EnsembleMethod(models, create) : create();
     }
 
     // Every fallback is the options type's own default: one default per setting.
     private static ForwardOnlyOptions ForwardOnly(Options o, bool twoTrajectory)
     {
         var d = new ForwardOnlyOptions();
+        Refuse(o, "power-iterations", o.Has("eta"), "eta is given, so h_max is not estimated; drop one of them");
+        Refuse(o, "readout-eps", o.Has("readout") ? o.Choice("readout", "jacobian", "jacobian", "fd") != "fd" : d.Readout != ForwardReadout.FiniteDifference,
+            "it applies to readout=fd only");
+        Refuse(o, "basis", o.Has("rank") && o.Int("rank", d.Rank) == 0 && o.Float("basis", 0f) > 0, "the shared input basis needs low-rank responses (rank > 0)");
         return new ForwardOnlyOptions
         {
             TwoTrajectory = twoTrajectory,
@@ -61,9 +92,10 @@ public static class MethodFactory
         };
     }
 
-    private static TrakOptions Trak(Options o)
+    private static TrakOptions Trak(Options o, int models)
     {
         var d = new TrakOptions();
+        Refuse(o, "sjlt-nonzeros", o.Choice("projector", "gaussian", "gaussian", "sjlt") != "sjlt", "it applies to projector=sjlt only");
         return new TrakOptions
         {
             ProjectionDim = o.Int("k", d.ProjectionDim),
@@ -71,25 +103,37 @@ public static class MethodFactory
             SjltNonzeros = o.Int("sjlt-nonzeros", d.SjltNonzeros),
             RelativeDamping = o.Has("damping") ? o.Float("damping", 0f) : d.RelativeDamping,
             Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : d.Seed,
-            Models = o.Int("models", d.Models),
+            Models = models,
         };
     }
 
     private static InfluenceOptions Influence(Options o)
     {
         var d = new InfluenceOptions();
+        bool cgOptions = o.Has("iterations") | o.Has("tolerance");
+        var solver = o.Choice("solver", "auto", "auto", "exact", "cg");
+        Refuse(o, o.Has("iterations") ? "iterations" : "tolerance", cgOptions && solver == "exact", "the exact solver does not iterate; use solver=cg");
         return new InfluenceOptions
         {
             Damping = o.Has("lambda") ? o.Float("lambda", 0f) : d.Damping,
-            Solver = o.Choice("solver", "auto", "auto", "exact", "cg") switch
+            Solver = solver switch
             {
                 "exact" => InfluenceSolver.Exact,
                 "cg" => InfluenceSolver.ConjugateGradient,
+                _ when cgOptions => InfluenceSolver.ConjugateGradient, // iterations / tolerance only mean something for CG
                 _ => d.Solver,
             },
             MaxIterations = o.Int("iterations", d.MaxIterations),
             Tolerance = o.Has("tolerance") ? o.Float("tolerance", 0f) : d.Tolerance,
         };
+    }
+
+    private static void Refuse(Options o, string key, bool noEffect, string why)
+    {
+        if (noEffect && o.Has(key))
+        {
+            throw new MethodOptionException($"Option '{key}' would have no effect here: {why}.");
+        }
     }
 
     private sealed class Options(IReadOnlyDictionary<string, string> values)
@@ -111,8 +155,8 @@ public static class MethodFactory
             ? float.TryParse(_values[key], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw Bad(key, "a number")
             : fallback;
 
-        public float[] FloatList(string key) => _values[key].Split(',').Select(s =>
-            float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw Bad(key, "comma-separated numbers")).ToArray();
+        public float[] FloatList(string key) => _values[key].Split([',', '/']).Select(s =>
+            float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw Bad(key, "numbers separated by '/' or ','")).ToArray();
 
         public string Choice(string key, string fallback, params string[] valid)
         {
@@ -130,10 +174,10 @@ public static class MethodFactory
             var unknown = _values.Keys.Where(k => !_known.Contains(k)).ToArray();
             if (unknown.Length > 0)
             {
-                throw new ArgumentException($"Unknown option(s) {string.Join(", ", unknown)} for method '{method}'. Valid: {string.Join(", ", _known.Order())}.");
+                throw new MethodOptionException($"Unknown option(s) {string.Join(", ", unknown)} for method '{method}'. Valid: {string.Join(", ", _known.Order())}.");
             }
         }
 
-        private ArgumentException Bad(string key, string what) => new($"Option '{key}' = '{_values[key]}' must be {what}.");
+        private MethodOptionException Bad(string key, string what) => new($"Option '{key}' = '{_values[key]}' must be {what}.");
     }
 }

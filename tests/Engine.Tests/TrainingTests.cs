@@ -99,6 +99,36 @@ public sealed class TrainingTests : IDisposable
         Assert.Contains("pipeline train", Assert.Throws<RecipeException>(() => RunDirectory.LoadManifest(missingDir)).Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void CheckpointsAreSavedEveryNEpochsAndAtTheEnd_WithoutChangingTheTrainedModel()
+    {
+        // TracIn sums over these: they must be the model as it was after those epochs, and asking for them must not
+        // perturb training (same parameters as a run that saved nothing).
+        var recipe = Small(300, 3);
+        var plain = MlpTrainer.Train(recipe, Data.Value).Model.ToFlat();
+        var saved = new List<(int Epoch, long Step, float[] Theta)>();
+        var withCheckpoints = MlpTrainer.Train(recipe, Data.Value, checkpoints: new CheckpointRequest(2, (e, s, m) => saved.Add((e, s, m.ToFlat())))).Model.ToFlat();
+        Assert.Equal(plain, withCheckpoints);
+        Assert.Equal([2, 3], saved.Select(c => c.Epoch));
+        Assert.Equal([2 * 3, 3 * 3], saved.Select(c => c.Step)); // 300 examples in batches of 128: 3 steps per epoch
+        Assert.Equal(plain, saved[^1].Theta);
+        Assert.NotEqual(plain, saved[0].Theta);
+
+        var manifest = new RunManifest { Recipe = recipe, TrainingCheckpoints = [.. saved.Select(c => RunDirectory.SaveTrainingCheckpoint(_dir, c.Epoch, c.Step, Load(recipe, c.Theta)))] };
+        RunDirectory.Save(_dir, manifest, Load(recipe, plain));
+        var reloaded = RunDirectory.LoadManifest(_dir);
+        Assert.Equal(["training-checkpoints/epoch-0002.safetensors", "training-checkpoints/epoch-0003.safetensors"], reloaded.TrainingCheckpoints.Select(c => c.File.Replace('\\', '/')));
+        var thetas = RunDirectory.LoadTrainingCheckpoints(_dir, reloaded);
+        Assert.Equal(saved.Select(c => c.Theta), thetas);
+    }
+
+    private static IReadOnlyList<Parameter> Load(TrainingRecipe recipe, float[] theta)
+    {
+        var model = new Attribution.Engine.Models.Mlp(new Attribution.Engine.Models.MlpLayout(recipe.Model.Widths));
+        model.LoadFrom(theta);
+        return model.Parameters;
+    }
+
     private sealed class SyncProgress(Action<TrainingProgress> action) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => action(value);

@@ -5,7 +5,8 @@ using Attribution.Engine.Models;
 namespace Attribution.Attribution.Methods;
 
 /// <summary>
-/// TracIn (Pruthi et al. 2020) over <see cref="AttributionProblem.Checkpoints"/>:
+/// TracIn (Pruthi et al. 2020) over the checkpoints saved along training (<see cref="AttributionProblem.TrainingCheckpoints"/>
+/// of the problem's model; <c>./pipeline train --save-every</c>):
 /// <c>s(q, b) = Σ_c w_c · (−∇f_q(θ_c)ᵀ ∇ℓ_b(θ_c))</c> with f the query margin and ℓ the training loss, so positive means
 /// a gradient step on b raises the query's margin. Grad-Dot is the single-checkpoint case at θ*. Training gradients
 /// are kept factored (<see cref="GradientFactors"/>), so a query costs one backward pass plus two GEMMs per layer.
@@ -40,10 +41,15 @@ public sealed class TracInMethod : IAttributionMethod
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(problem);
-        _checkpoints = _gradDot ? [problem.Theta] : problem.Checkpoints.ToArray();
+        if (!_gradDot && (problem.TrainingCheckpoints.Count == 0 || problem.TrainingCheckpoints[0].Count == 0))
+        {
+            throw new MethodOptionException("tracin needs checkpoints saved during training (train with --save-every N); with the final model alone it would be grad-dot, so use --method grad-dot for that.");
+        }
+
+        _checkpoints = _gradDot ? [problem.Theta] : problem.TrainingCheckpoints[0].ToArray();
         if (_weights is not null && _weights.Length != _checkpoints.Length)
         {
-            throw new ArgumentException($"{_weights.Length} checkpoint weights for {_checkpoints.Length} checkpoints.");
+            throw new MethodOptionException($"tracin:weights has {_weights.Length} checkpoint weights but training saved {_checkpoints.Length} checkpoints.");
         }
 
         _train = [];

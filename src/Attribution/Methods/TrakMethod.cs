@@ -35,7 +35,10 @@ public sealed record TrakOptions
     /// <summary>Projection seed (one projection shared by every checkpoint, as in TRAK).</summary>
     public ulong Seed { get; init; } = 7;
 
-    /// <summary>Maximum number of checkpoints to ensemble over (from <see cref="AttributionProblem.Checkpoints"/>); 0 = all.</summary>
+    /// <summary>
+    /// Independently trained models to ensemble over (the first of <see cref="AttributionProblem.Checkpoints"/>); 0 = all
+    /// given. Asking for more than the problem holds is refused (<see cref="MethodOptionException"/>), never truncated.
+    /// </summary>
     public int Models { get; init; }
 }
 
@@ -83,6 +86,11 @@ public sealed class TrakMethod : IAttributionMethod
         int p = problem.Layout.ParameterCount, k = _options.ProjectionDim, n = problem.Count;
         BuildProjection(p, k);
         _models.Clear();
+        if (_options.Models > problem.Checkpoints.Count)
+        {
+            throw new MethodOptionException($"trak:models={_options.Models} needs {_options.Models} independently trained models but only {problem.Checkpoints.Count} were given.");
+        }
+
         var checkpoints = problem.Checkpoints.Take(_options.Models > 0 ? _options.Models : int.MaxValue).ToArray();
         foreach (var theta in checkpoints)
         {

@@ -20,7 +20,7 @@ internal static class AttributeCommand
     public static Command Create()
     {
         var run = new Option<string>("--run") { Description = "Run directory written by './pipeline train' (run.json + model.safetensors).", Required = true };
-        var method = new Option<string>("--method") { Description = "Method: forward-only, forward-only-single, trak, tracin, grad-dot, if; options after a colon, e.g. forward-only:horizon=50,eps=1e-3.", Required = true };
+        var method = new Option<string>("--method") { Description = "Method: forward-only, forward-only-single, trak, tracin, grad-dot, if; options after a colon, e.g. forward-only:horizon=50,eps=1e-3. models=M averages over M independently trained models: the run's own plus M-1 trained from its recipe with seeds seed+1..seed+M-1 (kept under <run>/ensemble/seed-<s>/ and reused). tracin needs a run trained with --save-every. A request that cannot be honoured exits 2.", Required = true };
         var testIds = new Option<string>("--test-ids") { Description = "File of FashionMNIST test-split ids (0-based), separated by newlines, commas or spaces.", Required = true };
         var output = new Option<string>("--out") { Description = "Output file (.csv, or .arrow / .arrows for an Arrow IPC stream).", Required = true };
         var probes = new Option<string?>("--probes") { Description = "Forward-only only: a probe set file. Read when it exists (after checking it was simulated from this run, data and method), else simulated and written there, so the simulation is paid once." };
@@ -53,13 +53,20 @@ internal static class AttributeCommand
                 var ext => throw new ArgumentException($"--out {outFile}: unknown extension '{ext}'; use .csv or .arrow."),
             };
             var (name, options) = EvalRunner.ParseSpec(methodSpec);
-            var attribution = MethodFactory.Create(name, options); // fail on a bad method before any heavy work
+            var attribution = EvalRunner.CreateChecked(MethodFactory.Create, name, options); // fail on a bad method before any heavy work
+            int models = EvalRunner.ModelsOf(options);
             if (probesFile is not null && attribution is not ForwardOnlyMethod)
             {
-                throw new ArgumentException($"--probes stores forward-only probe sets; '{name}' has none (its precompute is not a simulation). Drop --probes or use forward-only.");
+                throw new MethodOptionException($"--probes stores one model's forward-only probe set; '{methodSpec}' has none. Drop --probes, or use forward-only with one model.");
             }
 
             var (manifest, model) = RunDirectory.LoadMlp(runDir);
+            bool tracin = name.Trim().Equals("tracin", StringComparison.OrdinalIgnoreCase);
+            if (tracin && manifest.TrainingCheckpoints.Count == 0)
+            {
+                throw new MethodOptionException($"tracin sums over checkpoints saved during training, and {Path.Combine(runDir, RunDirectory.ManifestFile)} lists none: retrain with './pipeline train --save-every 2 --out {runDir} ...' (same options), or use --method grad-dot (the final model alone).");
+            }
+
             var recipe = manifest.Recipe;
             if (recipe.Data.Name != "fashion-mnist")
             {
@@ -75,9 +82,11 @@ internal static class AttributeCommand
             var ids = ReadIds(testIdsFile, raw.Test.Count);
             var train = raw.Train.Select(recipe.Data.TrainIds, recipe.Data.Normalization);
             var test = raw.Test.Select(ids, recipe.Data.Normalization);
-            var problem = new AttributionProblem(model.Layout, model.ToFlat(), train.Inputs, train.Labels, weightDecay: recipe.Optimizer.WeightDecay)
+            var (thetas, trainingCheckpoints, ensembleNote) = Ensemble(runDir, manifest, model.ToFlat(), raw, models, tracin);
+            var problem = new AttributionProblem(model.Layout, thetas[0], train.Inputs, train.Labels, weightDecay: recipe.Optimizer.WeightDecay, checkpoints: thetas)
             {
                 TrainingLearningRate = recipe.Optimizer.LearningRate,
+                TrainingCheckpoints = trainingCheckpoints,
             };
             var clock = Stopwatch.StartNew();
             var probeNote = "";
@@ -124,14 +133,64 @@ internal static class AttributeCommand
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             RetrainCache.WriteAtomically(full, bytes);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{attribution.Describe()}\nprecompute {precompute:F2} s{probeNote}, scoring {ids.Length} queries {scoring:F3} s; wrote {train.Count} × {ids.Length} scores (+{scores.SourceCount} source rows) to {full}"));
+                $"{attribution.Describe()}\n{ensembleNote}precompute {precompute:F2} s{probeNote}, scoring {ids.Length} queries {scoring:F3} s; wrote {train.Count} × {ids.Length} scores (+{scores.SourceCount} source rows) to {full}"));
             return 0;
+        }
+        catch (MethodOptionException e)
+        {
+            Console.Error.WriteLine($"attribute: {e.Message}");
+            return 2;
         }
         catch (Exception e) when (e is ArgumentException or ProbeFormatException or IOException or RecipeException or DataFormatException or InvalidOperationException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"attribute: {e.Message}");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// The models an ensemble needs: the run's own, then members 1..M−1 trained from the run's recipe with seeds
+    /// seed+1..seed+M−1 under <c>&lt;run&gt;/ensemble/seed-&lt;s&gt;/</c> (reused when their recipe matches); with
+    /// <paramref name="checkpoints"/>, each model's checkpoints saved along training (members are trained saving the
+    /// same epochs as the run).
+    /// </summary>
+    internal static (float[][] Thetas, IReadOnlyList<float[]>[] Checkpoints, string Note) Ensemble(string runDir, RunManifest manifest, float[] theta,
+        FashionMnistData raw, int models, bool checkpoints)
+    {
+        var thetas = new float[models][];
+        var saved = new IReadOnlyList<float[]>[checkpoints ? models : 0];
+        thetas[0] = theta;
+        if (checkpoints)
+        {
+            saved[0] = RunDirectory.LoadTrainingCheckpoints(runDir, manifest);
+        }
+
+        var note = new StringBuilder();
+        int saveEvery = manifest.TrainingCheckpoints.Count > 0 ? manifest.TrainingCheckpoints[0].Epoch : 0;
+        for (int k = 1; k < models; k++)
+        {
+            var recipe = manifest.Recipe with { Seed = manifest.Recipe.Seed + (ulong)k };
+            var dir = Path.Combine(runDir, "ensemble", string.Create(CultureInfo.InvariantCulture, $"seed-{recipe.Seed}"));
+            bool reuse = File.Exists(Path.Combine(dir, RunDirectory.ManifestFile))
+                && RunDirectory.ToJson(RunDirectory.LoadManifest(dir).Recipe) == RunDirectory.ToJson(recipe)
+                && (!checkpoints || RunDirectory.LoadManifest(dir).TrainingCheckpoints.Count == manifest.TrainingCheckpoints.Count);
+            var clock = Stopwatch.StartNew();
+            if (!reuse)
+            {
+                TrainCommand.TrainAndSave(recipe, raw, dir, saveEvery);
+            }
+
+            var (memberManifest, member) = RunDirectory.LoadMlp(dir);
+            thetas[k] = member.ToFlat();
+            if (checkpoints)
+            {
+                saved[k] = RunDirectory.LoadTrainingCheckpoints(dir, memberManifest);
+            }
+
+            note.Append(CultureInfo.InvariantCulture, $"ensemble model {k + 1}/{models}: seed {recipe.Seed}, {(reuse ? "read from" : $"trained in {clock.Elapsed.TotalSeconds:F1} s into")} {dir}\n");
+        }
+
+        return (thetas, saved, note.ToString());
     }
 
     /// <summary>Reads test ids; every one must lie in the test split, and duplicates are rejected.</summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Attribution.Attribution;
 using Attribution.Attribution.Evaluation;
 using Attribution.Cli.Evaluation;
 using Attribution.Engine.Data;
@@ -34,7 +35,7 @@ internal static class EvalCommand
         var noNoise = new Option<bool>("--no-noise-ceiling") { Description = "Skip the second seed per subset (no noise ceiling; halves retraining)." };
         var methods = new Option<string[]>("--method")
         {
-            Description = "Method spec, repeatable: name[:key=value,...], e.g. forward-only:horizon=50 or trak:models=10,k=8192. 'models' is the number of independently trained full-data models given to the method (ensemble / TracIn checkpoints); other keys go to the method factory. Default: the issue's full list.",
+            Description = "Method spec, repeatable: name[:key=value,...], e.g. forward-only:horizon=50 or trak:models=10,k=8192. models=M averages over M independently trained full-data models (every method); tracin sums over checkpoints saved while training (--checkpoint-every). A value written a|b|c is a grid: the configuration with the best LDS on validation queries is reported (--tune-fraction). Default: the issue's full list.",
             AllowMultipleArgumentsPerToken = true,
         };
         var loo = new Option<int>("--loo") { Description = "Leave-one-out: number of training examples removed one at a time (0 = off).", DefaultValueFactory = _ => 0 };
@@ -43,12 +44,14 @@ internal static class EvalCommand
         var topKQueries = new Option<int>("--topk-queries") { Description = "Queries sampled (seeded) for top-k removal.", DefaultValueFactory = _ => 10 };
         var latency = new Option<int>("--latency-queries") { Description = "Single-query calls timed per method.", DefaultValueFactory = _ => 50 };
         var batch = new Option<int>("--query-batch") { Description = "Queries per call for the batched latency and the score matrix.", DefaultValueFactory = _ => 64 };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Epochs between the training checkpoints TracIn sums over (saved while the full-data models train; the last epoch always).", DefaultValueFactory = _ => 2 };
+        var tuneFraction = new Option<double>("--tune-fraction") { Description = "When a method spec has a grid (a value written a|b|c), the fraction of test queries (seeded by --seed) on which its configurations are compared; every method's LDS is then reported on the other queries only. Given explicitly, the split applies even without a grid (so runs that tune and runs that do not report on the same queries).", DefaultValueFactory = _ => 0.5 };
         var seed = new Option<ulong>("--seed") { Description = "Seed of data selection, subset draw and training seeds.", DefaultValueFactory = _ => 0UL };
         var output = new Option<string>("--out") { Description = "Report folder (replaced if it holds an earlier report).", DefaultValueFactory = _ => "reports/eval" };
         var cache = new Option<string>("--cache") { Description = "Retrained-output cache folder (shared by runs of the same setting).", DefaultValueFactory = _ => ".cache/eval" };
 
         var command = new Command("eval", "Run an attribution benchmark (LDS with noise ceiling, optional LOO and top-k removal, latency and memory) and write a report folder.");
-        foreach (var o in new Option[] { data, train, test, hidden, epochs, subsets, alpha, sources, sourceSubsets, seedsPerSubset, noNoise, methods, loo, looSeeds, topK, topKQueries, latency, batch, seed, output, cache })
+        foreach (var o in new Option[] { data, train, test, hidden, epochs, subsets, alpha, sources, sourceSubsets, seedsPerSubset, noNoise, methods, loo, looSeeds, topK, topKQueries, latency, batch, seed, output, cache, checkpointEvery, tuneFraction })
         {
             command.Options.Add(o);
         }
@@ -74,6 +77,8 @@ internal static class EvalCommand
                 ulong s0 = parseResult.GetValue(seed);
                 int ep = parseResult.GetValue(epochs);
                 Require(ep >= 1, "--epochs must be at least 1.");
+                Require(parseResult.GetValue(checkpointEvery) >= 1, "--checkpoint-every must be at least 1 epoch.");
+                Require(parseResult.GetValue(tuneFraction) is > 0 and < 1, "--tune-fraction must lie strictly between 0 and 1.");
 
                 var dir = parseResult.GetValue(data)!;
                 if (!Directory.Exists(dir))
@@ -94,7 +99,8 @@ internal static class EvalCommand
                     parseResult.GetValue(seedsPerSubset), !parseResult.GetValue(noNoise), s0, specs, parseResult.GetValue(loo),
                     parseResult.GetValue(looSeeds), parseResult.GetValue(topK), parseResult.GetValue(topKQueries),
                     parseResult.GetValue(latency), parseResult.GetValue(batch), parseResult.GetValue(cache)!,
-                    parseResult.GetValue(sources), parseResult.GetValue(sourceSubsets));
+                    parseResult.GetValue(sources), parseResult.GetValue(sourceSubsets), parseResult.GetValue(checkpointEvery), parseResult.GetValue(tuneFraction),
+                    parseResult.GetResult(tuneFraction) is { Implicit: false });
                 var runner = new EvalRunner(options, evalData, recipe.Trainer(layerWidths, trainSet), BenchmarkRecipe.CreateMethod);
 
                 EvalOutcome? outcome = null;
@@ -129,6 +135,11 @@ internal static class EvalCommand
                     $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}, .NET {Environment.Version}");
                 PrintSummary(outcome!, outDir);
                 return 0;
+            }
+            catch (MethodOptionException e)
+            {
+                Console.Error.WriteLine($"eval: {e.Message}");
+                return 2;
             }
             catch (Exception e) when (e is ArgumentException or IOException or DataFormatException or InvalidOperationException or UnauthorizedAccessException)
             {

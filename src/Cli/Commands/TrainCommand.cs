@@ -26,9 +26,10 @@ internal static class TrainCommand
         var corpus = new Option<string>("--corpus") { Description = "Text sources (gpt), comma-separated: fortunes, fortunes/<file>, foldoc, jargon, devil.", DefaultValueFactory = _ => "fortunes" };
         var tokenizer = new Option<string>("--tokenizer") { Description = "Tokenizer (gpt): bytes (tiny models) or gpt2 (GPT-2's BPE, vocabulary 50257).", DefaultValueFactory = _ => ByteTokenizer.TokenizerName };
         tokenizer.AcceptOnlyFromAmong([.. Tokenizers.Names]);
+        var saveEvery = new Option<int>("--save-every") { Description = "Also save a checkpoint every N epochs and after the last (mlp; training-checkpoints/, listed in run.json): what TracIn sums over. 0 = only the final model.", DefaultValueFactory = _ => 0 };
 
         var command = new Command("train", "Train a model and write a reproducible run directory (run.json with the full recipe + model.safetensors).");
-        foreach (var o in new Option[] { model, output, epochs, steps, trainSize, testSize, seed, threads, data, corpus, tokenizer })
+        foreach (var o in new Option[] { model, output, epochs, steps, trainSize, testSize, seed, threads, data, corpus, tokenizer, saveEvery })
         {
             command.Options.Add(o);
         }
@@ -46,7 +47,7 @@ internal static class TrainCommand
 
                 bool gpt = parse.GetValue(model) == "gpt";
                 var notHonoured = gpt
-                    ? new Option[] { epochs, trainSize, testSize, data }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false })
+                    ? new Option[] { epochs, trainSize, testSize, data, saveEvery }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false })
                     : new Option[] { steps, corpus, tokenizer }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false });
                 if (notHonoured is not null)
                 {
@@ -54,9 +55,15 @@ internal static class TrainCommand
                     return 2;
                 }
 
+                if (parse.GetValue(saveEvery) < 0)
+                {
+                    Console.Error.WriteLine($"--save-every must be 0 (off) or a number of epochs (got {parse.GetValue(saveEvery)}).");
+                    return 2;
+                }
+
                 return gpt
                     ? GptTraining.Run(log, parse.GetValue(output)!, parse.GetValue(seed), parse.GetValue(steps), parse.GetValue(corpus)!, parse.GetValue(tokenizer)!)
-                    : TrainMlp(log, parse.GetValue(output)!, parse.GetValue(epochs), parse.GetValue(trainSize), parse.GetValue(testSize), parse.GetValue(seed), parse.GetValue(data)!);
+                    : TrainMlp(log, parse.GetValue(output)!, parse.GetValue(epochs), parse.GetValue(trainSize), parse.GetValue(testSize), parse.GetValue(seed), parse.GetValue(data)!, parse.GetValue(saveEvery));
             }
             catch (Exception e) when (e is IOException or DataFormatException or RecipeException or SafetensorsException or TrainingDivergedException or ArgumentException or UnauthorizedAccessException)
             {
@@ -67,7 +74,7 @@ internal static class TrainCommand
         return command;
     }
 
-    private static int TrainMlp(ILogger log, string outDir, int epochs, int trainSize, int testSize, ulong seed, string dataDir)
+    private static int TrainMlp(ILogger log, string outDir, int epochs, int trainSize, int testSize, ulong seed, string dataDir, int saveEvery)
     {
         if (trainSize is < 1 or > 60_000 || testSize is < 0 or > 10_000 || epochs < 1)
         {
@@ -98,15 +105,28 @@ internal static class TrainCommand
                         task.Description = $"epoch {p.Epoch + 1}/{recipe.Epochs} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} lr {p.LearningRate:F4}";
                     }
                 });
-                result = MlpTrainer.Train(recipe, data, progress);
+                result = TrainAndSave(recipe, data, outDir, saveEvery, progress);
             });
 
         var m = result!.Metrics;
         TrainLog.TrainingFinished(log, m.TrainSeconds, m.FinalTrainLoss, m.TestLoss, m.TestAccuracy);
-        RunDirectory.Save(outDir, new RunManifest { Recipe = recipe, Metrics = m, CreatedUtc = DateTime.UtcNow.ToString("O") }, result.Model.Parameters);
         TrainLog.WroteRun(log, outDir);
         Console.WriteLine($"test accuracy {m.TestAccuracy:P2}  test loss {m.TestLoss:F4}  final train loss {m.FinalTrainLoss:F4}  ({m.Steps} steps, {m.TrainSeconds:F1} s)");
         return 0;
+    }
+
+    /// <summary>
+    /// Trains an MLP recipe and writes its run directory; with <paramref name="saveEvery"/> &gt; 0 also the checkpoints
+    /// along training (every N epochs and the last), listed in run.json. Shared by <c>train</c> and <c>attribute</c>'s
+    /// ensemble members.
+    /// </summary>
+    internal static MlpTrainingResult TrainAndSave(TrainingRecipe recipe, FashionMnistData data, string outDir, int saveEvery, IProgress<TrainingProgress>? progress = null)
+    {
+        var saved = new List<TrainingCheckpoint>();
+        var request = saveEvery > 0 ? new CheckpointRequest(saveEvery, (epoch, step, model) => saved.Add(RunDirectory.SaveTrainingCheckpoint(outDir, epoch, step, model.Parameters))) : null;
+        var result = MlpTrainer.Train(recipe, data, progress, checkpoints: request);
+        RunDirectory.Save(outDir, new RunManifest { Recipe = recipe, Metrics = result.Metrics, CreatedUtc = DateTime.UtcNow.ToString("O"), TrainingCheckpoints = saved }, result.Model.Parameters);
+        return result;
     }
 }
 

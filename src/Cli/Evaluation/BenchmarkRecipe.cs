@@ -23,7 +23,7 @@ internal sealed class BenchmarkRecipe
         $"opt={_template.Optimizer.Kind};lr={_template.Optimizer.LearningRate};momentum={_template.Optimizer.Momentum};nesterov={_template.Optimizer.Nesterov};wd={_template.Optimizer.WeightDecay};schedule={_template.Schedule.Kind};minlr={_template.Schedule.MinLearningRate};warmup={_template.Schedule.WarmupSteps};epochs={_template.Epochs};batch={_template.BatchSize};init={_template.Model.Init}");
 
     /// <summary>A <see cref="TrainModel"/> that trains the recipe on pool indices of <paramref name="pool"/>.</summary>
-    public TrainModel Trainer(int[] widths, ClassificationSet pool) => (subset, seed, cancellationToken) =>
+    public TrainModel Trainer(int[] widths, ClassificationSet pool) => (subset, seed, cancellationToken, checkpoints) =>
     {
         var ids = new int[subset.Length];
         for (int k = 0; k < subset.Length; k++)
@@ -37,7 +37,7 @@ internal sealed class BenchmarkRecipe
             Data = _template.Data with { TrainIds = ids, TestIds = [] },
             Seed = (ulong)seed,
         };
-        return MlpTrainer.Train(recipe, pool, null, null, cancellationToken).Model.ToFlat();
+        return MlpTrainer.Train(recipe, pool, null, null, cancellationToken, checkpoints: checkpoints).Model.ToFlat();
     };
 
     /// <summary>Creates a method by command-line name with its options (the product's <see cref="MethodFactory"/>).</summary>

@@ -111,6 +111,11 @@ internal static class EvalReport
             md.Append(inv, $" {r.PrecomputeSeconds:F2} | {r.SingleP50Ms:F2} / {r.SingleP99Ms:F2} | {r.BatchedP50Ms:F3} / {r.BatchedP99Ms:F3} (batch {r.BatchSize}) | {r.StateBytes / 1048576.0:F1} |\n");
         }
 
+        if (o.ValidationQueries is { } validation)
+        {
+            md.Append(inv, $"\nHeld-out validation queries. Tuned methods (`(tuned)`): every configuration of the spec's grid was precomputed and scored on {validation.Length} validation queries (seeded, `--tune-fraction`); the one with the best validation LDS is shown. **Every LDS in this table, the noise ceiling's included, is over the other {q - validation.Length} queries only** (validation queries are blank in `lds-per-query.csv`). All grid points: `tuning.csv`.\n");
+        }
+
         md.Append(inv, $"\nSingle-query latency: {opt.LatencyQueries} calls with one query each after one warm-up call. Batched: all {q} queries in calls of {opt.BatchSize}, call time divided by queries per call.\n\n");
         md.Append("![LDS per method](lds.svg)\n\n![Latency per method](latency.svg)\n\n");
 
@@ -200,6 +205,20 @@ internal static class EvalReport
         }
 
         File.WriteAllText(Path.Combine(dir, "lds-per-query.csv"), pq.ToString());
+        if (o.Methods.Any(r => r.Tuning is not null))
+        {
+            var tuning = new StringBuilder("method,configuration,validation_lds\n");
+            foreach (var r in o.Methods.Where(r => r.Tuning is not null))
+            {
+                foreach (var (config, value) in r.Tuning!)
+                {
+                    tuning.Append(inv, $"\"{r.Spec}\",\"{config}\",{value:F6}\n");
+                }
+            }
+
+            File.WriteAllText(Path.Combine(dir, "tuning.csv"), tuning.ToString());
+        }
+
         File.WriteAllText(Path.Combine(dir, "report.md"), md.ToString());
     }
 

@@ -4,11 +4,15 @@ using Attribution.Attribution;
 using Attribution.Attribution.Evaluation;
 using Attribution.Engine;
 using Attribution.Engine.Models;
+using Attribution.Engine.Training;
 
 namespace Attribution.Cli.Evaluation;
 
-/// <summary>Trains the benchmark recipe on a training subset (sorted pool indices) with a seed; returns θ in the flat layout.</summary>
-internal delegate float[] TrainModel(int[] trainSubset, int seed, CancellationToken cancellationToken);
+/// <summary>
+/// Trains the benchmark recipe on a training subset (sorted pool indices) with a seed; returns θ in the flat layout.
+/// With <paramref name="checkpoints"/>, the checkpoints along training are handed to it (TracIn).
+/// </summary>
+internal delegate float[] TrainModel(int[] trainSubset, int seed, CancellationToken cancellationToken, CheckpointRequest? checkpoints = null);
 
 /// <summary>Creates a method from its command-line name and the options after the colon (e.g. <c>trak</c>, {proj=8192}).</summary>
 internal delegate IAttributionMethod CreateMethod(string name, IReadOnlyDictionary<string, string> options);
@@ -34,7 +38,10 @@ internal sealed record EvalOptions(
     int BatchSize,
     string CacheRoot,
     int Sources = 0,
-    int SourceSubsets = 0);
+    int SourceSubsets = 0,
+    int CheckpointEvery = 2,
+    double TuneFraction = 0.5,
+    bool HoldOutAlways = false);
 
 /// <summary>What a run produced, for the report.</summary>
 internal sealed record EvalOutcome(
@@ -52,7 +59,8 @@ internal sealed record EvalOutcome(
     LooGroundTruth? Loo,
     IReadOnlyList<MethodResult> Methods,
     int[] SourceIds,
-    LdsGroundTruth? SourceTruth);
+    LdsGroundTruth? SourceTruth,
+    int[]? ValidationQueries = null);
 
 /// <summary>Runs a benchmark setting end to end: ground truth (cached), then every method's quality and cost.</summary>
 internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel train, CreateMethod createMethod)
@@ -70,7 +78,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
                 int eq = part.IndexOf('=', StringComparison.Ordinal);
                 if (eq <= 0)
                 {
-                    throw new ArgumentException($"method option '{part}' in '{spec}' is not key=value; write e.g. trak:models=10,k=8192.");
+                    throw new MethodOptionException($"method option '{part}' in '{spec}' is not key=value; write e.g. trak:models=10,k=8192 (lists inside a value use '/', e.g. tracin:weights=0.5/1).");
                 }
 
                 dict[part[..eq].Trim()] = part[(eq + 1)..].Trim();
@@ -80,23 +88,80 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         return (name, dict);
     }
 
+    /// <summary>
+    /// Creates a method, turning any invalid option (including a value the method's options reject) into a
+    /// <see cref="MethodOptionException"/>, which the commands answer with exit code 2.
+    /// </summary>
+    public static IAttributionMethod CreateChecked(CreateMethod create, string name, IReadOnlyDictionary<string, string> options)
+    {
+        try
+        {
+            return create(name, options);
+        }
+        catch (ArgumentException e) when (e is not MethodOptionException)
+        {
+            throw new MethodOptionException($"method '{name}': {e.Message}");
+        }
+    }
+
+    /// <summary>The <c>models</c> option of a spec (independently trained models the method needs; default 1).</summary>
+    public static int ModelsOf(IReadOnlyDictionary<string, string> options) =>
+        options.TryGetValue("models", out var m)
+            ? int.TryParse(m, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= 1 ? v : throw new MethodOptionException($"method option models={m} must be a positive integer.")
+            : 1;
+
+    /// <summary>
+    /// Expands a spec's grid: a value written <c>a|b|c</c> is swept. Returns every combination (one, for a spec
+    /// without a grid), each as the options the method factory receives.
+    /// </summary>
+    public static List<Dictionary<string, string>> Grid(IReadOnlyDictionary<string, string> options)
+    {
+        var combos = new List<Dictionary<string, string>> { new(StringComparer.OrdinalIgnoreCase) };
+        foreach (var (key, value) in options)
+        {
+            var values = value.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (values.Length == 0)
+            {
+                throw new MethodOptionException($"method option {key}='{value}' has no value.");
+            }
+
+            if (key.Equals("models", StringComparison.OrdinalIgnoreCase) && values.Length > 1)
+            {
+                throw new MethodOptionException($"models={value}: the ensemble size is not tuned; write one spec per ensemble size (the best configuration is reported per size).");
+            }
+
+            combos = [.. combos.SelectMany(c => values.Select(v => new Dictionary<string, string>(c, StringComparer.OrdinalIgnoreCase) { [key] = v }))];
+        }
+
+        return combos;
+    }
+
+    /// <summary>A spec written back from a name and its options (keys in the order given).</summary>
+    public static string Spec(string name, IReadOnlyDictionary<string, string> options) =>
+        options.Count == 0 ? name : $"{name}:{string.Join(',', options.Select(kv => $"{kv.Key}={kv.Value}"))}";
+
     /// <summary>Runs the campaign. <paramref name="progress"/> receives stage names and model counts.</summary>
     public EvalOutcome Run(IProgress<RetrainProgress>? progress, CancellationToken cancellationToken)
     {
         var layout = new MlpLayout(options.Widths);
         int n = data.TrainY.Length, q = data.TestY.Length;
+        // Parse every spec and build every method (every grid point) before the long retraining, so a typo fails in a second.
+        var specs = options.Methods.Select(ParseSpec).ToList();
+        foreach (var (name, opts) in specs)
+        {
+            foreach (var combo in Grid(opts))
+            {
+                _ = CreateChecked(createMethod, name, combo);
+            }
+        }
+
         var canonical = Canonical();
         var cache = new RetrainCache(options.CacheRoot, canonical);
         var measure = cache.Wrap((subset, seed, ct) => Margins(layout, train(subset, seed, ct)));
 
-        // Parse every spec and build every method before the long retraining, so a typo fails in a second.
-        var specs = options.Methods.Select(ParseSpec).ToList();
-        foreach (var (name, opts) in specs)
-        {
-            _ = createMethod(name, WithoutHarnessKeys(opts));
-        }
-
-        int ensemble = Math.Max(1, specs.Max(s => s.Options.TryGetValue("models", out var m) ? ParsePositive(m, "models") : 1));
+        int ensemble = Math.Max(1, specs.Max(s => ModelsOf(s.Options)));
+        bool tracin = specs.Any(s => s.Name.Trim().Equals("tracin", StringComparison.OrdinalIgnoreCase));
+        int tracinModels = tracin ? specs.Where(s => s.Name.Trim().Equals("tracin", StringComparison.OrdinalIgnoreCase)).Max(s => ModelsOf(s.Options)) : 0;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var fullSeeds = Enumerable.Range(0, ensemble).Select(k => (int)((options.Seed * 1000) + (ulong)k) & 0x7FFF_FFFF).ToArray();
         var allIds = RetrainingHarness.Complement(n, []);
@@ -105,6 +170,22 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         {
             thetas.Add(cache.GetOrCompute($"full-{s}.theta", () => train(allIds, s, cancellationToken)));
             progress?.Report(new RetrainProgress(thetas.Count, ensemble, "full-data models"));
+        }
+
+        // TracIn's checkpoints along training of the first models (cached like the models; training is deterministic, so
+        // the last checkpoint is the cached full model).
+        var trainingCheckpoints = new List<IReadOnlyList<float[]>>();
+        for (int k = 0; k < tracinModels; k++)
+        {
+            int s = fullSeeds[k], p = layout.ParameterCount;
+            var flat = cache.GetOrCompute(string.Create(CultureInfo.InvariantCulture, $"full-{s}-every{options.CheckpointEvery}.checkpoints"), () =>
+            {
+                var saved = new List<float[]>();
+                train(allIds, s, cancellationToken, new CheckpointRequest(options.CheckpointEvery, (_, _, m) => saved.Add(m.ToFlat())));
+                return [.. saved.SelectMany(c => c)];
+            });
+            trainingCheckpoints.Add([.. Enumerable.Range(0, flat.Length / p).Select(c => flat.AsSpan(c * p, p).ToArray())]);
+            progress?.Report(new RetrainProgress(k + 1, tracinModels, "training checkpoints (tracin)"));
         }
 
         double accuracy = Accuracy(layout, thetas[0]);
@@ -139,21 +220,50 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
 
         double retrainSeconds = clock.Elapsed.TotalSeconds;
         var problemBase = (Func<int, AttributionProblem>)(models => new AttributionProblem(layout, thetas[0], data.TrainX, data.TrainY, sourceIds,
-            Math.Max(1, options.Sources), weightDecay: RecipeValue("wd="), checkpoints: thetas.Take(models).ToArray()) { TrainingLearningRate = RecipeValue("lr=") });
+            Math.Max(1, options.Sources), weightDecay: RecipeValue("wd="), checkpoints: thetas.Take(models).ToArray())
+        {
+            TrainingLearningRate = RecipeValue("lr="),
+            TrainingCheckpoints = trainingCheckpoints.Take(models).ToArray(),
+        });
         var queries = new QueryBatch(data.TestX, data.TestY, data.InputWidth);
+
+        // Tuning is honest: grid points are compared on validation queries only, and every method's LDS is then reported
+        // on the other queries (the validation ones are left out of every reported LDS, the ceiling's too).
+        bool tuning = options.HoldOutAlways || specs.Any(s => Grid(s.Options).Count > 1);
+        int[]? validation = null;
+        if (tuning)
+        {
+            int v = (int)Math.Round(options.TuneFraction * q);
+            if (v < 2 || q - v < 2)
+            {
+                throw new MethodOptionException($"tuning a method grid needs at least 2 validation and 2 reported queries; --test {q} with --tune-fraction {options.TuneFraction} gives {v} and {q - v}.");
+            }
+
+            validation = [.. new Rng(options.Seed ^ 0x600).Permutation(q).AsSpan(0, v).ToArray().Order()];
+        }
+
+        var held = validation?.ToHashSet() ?? [];
         var topKQueries = new Rng(options.Seed ^ 0x200).Permutation(q).AsSpan(0, Math.Min(options.TopKQueries, q)).ToArray();
         var results = new List<MethodResult>();
         foreach (var (spec, (name, opts)) in options.Methods.Zip(specs))
         {
             cancellationToken.ThrowIfCancellationRequested();
             progress?.Report(new RetrainProgress(results.Count, specs.Count, $"scoring {spec}"));
-            int models = opts.TryGetValue("models", out var mv) ? ParsePositive(mv, "models") : 1;
-            var method = createMethod(name, WithoutHarnessKeys(opts));
+            int models = ModelsOf(opts);
+            var grid = Grid(opts);
+            List<(string Config, double Lds)>? tuned = null;
+            var chosen = grid[0];
+            if (grid.Count > 1)
+            {
+                (chosen, tuned) = Tune(name, grid, problemBase(models), queries, validation!, plan, truth.Primary, progress, spec, cancellationToken);
+            }
+
+            var method = createMethod(name, chosen);
             var (scores, pre, single, batched) = MethodMeasurement.Measure(method, problemBase(models), queries, options.LatencyQueries, options.BatchSize, cancellationToken);
             var sourceLds = sourcePlan is null ? null : SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sourcePlan, sourceTruth!.Primary);
             var predicted = Lds.Predict(scores.Scores, q, n, plan.Subsets);
-            var lds = Lds.Correlate(predicted, truth.Primary, plan.Count, q);
-            var ldsMean = options.SeedsPerSubset > 1 ? Lds.Correlate(predicted, target, plan.Count, q) : null;
+            var lds = Reported(Lds.Correlate(predicted, truth.Primary, plan.Count, q), held);
+            var ldsMean = options.SeedsPerSubset > 1 ? Reported(Lds.Correlate(predicted, target, plan.Count, q), held) : null;
             var looSummary = loo is null ? null : LeaveOneOut.Correlate(scores, loo);
             TopKRemovalResult? topK = null;
             if (options.TopK > 0 && topKQueries.Length > 0)
@@ -161,13 +271,74 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
                 topK = TopKRemoval.Run(scores, topKQueries, options.TopK, [fullSeeds[0]], options.Seed ^ 0x300, measure, progress, cancellationToken);
             }
 
-            results.Add(new MethodResult(spec, $"{method.Describe()}{(models > 1 ? $"; {models} models" : string.Empty)}", lds, ldsMean, looSummary, topK,
+            var label = tuned is null ? spec : $"{Spec(name, chosen)} (tuned)";
+            var description = method.Describe() + (tuned is null ? string.Empty : string.Create(CultureInfo.InvariantCulture,
+                $"; chosen from {tuned.Count} configurations of {spec} by LDS on {validation!.Length} validation queries ({tuned.Max(t => t.Lds):F3}), reported on the other {q - validation.Length}"));
+            results.Add(new MethodResult(label, description, lds, ldsMean, looSummary, topK,
                 pre, Percentiles.Of(single, 50), Percentiles.Of(single, 99), Percentiles.Of(batched, 50), Percentiles.Of(batched, 99),
-                options.BatchSize, method.StateBytes, predicted, sourceLds));
+                options.BatchSize, method.StateBytes, predicted, sourceLds, tuned));
         }
 
-        return new EvalOutcome(options, data, cache.SettingHash, canonical, plan, truth, truth.NoiseCeiling(), accuracy,
-            cache.Misses, cache.Hits, retrainSeconds, loo, results, sourceIds, sourceTruth);
+        var ceiling = truth.NoiseCeiling() is { } c ? Reported(c, held) : null;
+        return new EvalOutcome(options, data, cache.SettingHash, canonical, plan, truth, ceiling, accuracy,
+            cache.Misses, cache.Hits, retrainSeconds, loo, results, sourceIds, sourceTruth, validation);
+    }
+
+    /// <summary>
+    /// Precomputes every grid point and scores it on the validation queries only; returns the configuration with the
+    /// highest validation LDS and every point's validation LDS (for the report).
+    /// </summary>
+    private (Dictionary<string, string> Chosen, List<(string Config, double Lds)> All) Tune(string name, List<Dictionary<string, string>> grid,
+        AttributionProblem problem, QueryBatch queries, int[] validation, SubsetPlan plan, double[] truth, IProgress<RetrainProgress>? progress, string spec,
+        CancellationToken cancellationToken)
+    {
+        int q = queries.Count, v = validation.Length, f = problem.InputWidth;
+        var x = new float[v * f];
+        var y = new int[v];
+        var actual = new double[plan.Count * v];
+        for (int k = 0; k < v; k++)
+        {
+            queries.Inputs.AsSpan(validation[k] * f, f).CopyTo(x.AsSpan(k * f, f));
+            y[k] = queries.Labels[validation[k]];
+            for (int j = 0; j < plan.Count; j++)
+            {
+                actual[(j * v) + k] = truth[(j * q) + validation[k]];
+            }
+        }
+
+        var held = new QueryBatch(x, y, f);
+        var all = new List<(string Config, double Lds)>();
+        Dictionary<string, string>? best = null;
+        double bestLds = double.NegativeInfinity;
+        foreach (var combo in grid)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            progress?.Report(new RetrainProgress(all.Count, grid.Count, $"scoring {spec}: tuning {Spec(name, combo)}"));
+            var method = createMethod(name, combo);
+            method.Precompute(problem, cancellationToken);
+            var scores = method.Score(held, cancellationToken);
+            var lds = Lds.Correlate(Lds.Predict(scores.Scores, v, problem.Count, plan.Subsets), actual, plan.Count, v).Mean;
+            all.Add((Spec(name, combo), lds));
+            if (lds > bestLds || best is null)
+            {
+                (best, bestLds) = (combo, double.IsNaN(lds) ? double.NegativeInfinity : lds);
+            }
+        }
+
+        return (best!, all);
+    }
+
+    // The summary over the reported queries only: validation queries become NaN (and are not counted as skipped).
+    private static MetricSummary Reported(MetricSummary summary, HashSet<int> validation)
+    {
+        if (validation.Count == 0)
+        {
+            return summary;
+        }
+
+        var perQuery = summary.PerQuery.Select((v, k) => validation.Contains(k) ? double.NaN : v).ToArray();
+        var reported = MetricSummary.FromPerQuery(perQuery);
+        return reported with { Skipped = reported.Skipped - validation.Count };
     }
 
     private float[] Margins(MlpLayout layout, float[] theta)
@@ -213,11 +384,4 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         return sb.ToString();
     }
 
-    private static Dictionary<string, string> WithoutHarnessKeys(Dictionary<string, string> opts) =>
-        opts.Where(kv => !kv.Key.Equals("models", StringComparison.OrdinalIgnoreCase)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.OrdinalIgnoreCase);
-
-    private static int ParsePositive(string value, string key) =>
-        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= 1
-            ? v
-            : throw new ArgumentException($"method option {key}={value} must be a positive integer.");
 }

@@ -20,7 +20,8 @@ internal sealed record MethodResult(
     int BatchSize,
     long StateBytes,
     double[] Predicted,
-    MetricSummary? SourceLds = null);
+    MetricSummary? SourceLds = null,
+    IReadOnlyList<(string Config, double Lds)>? Tuning = null);
 
 /// <summary>Times a method's offline phase and its per-query readout, and returns its full score matrix.</summary>
 internal static class MethodMeasurement

@@ -12,6 +12,15 @@ namespace Attribution.Engine.Training;
 /// <param name="LearningRate">The rate the step used.</param>
 public readonly record struct TrainingProgress(int Epoch, long Step, long TotalSteps, float Loss, float LearningRate);
 
+/// <summary>
+/// Checkpoints to keep along a training run (for TracIn): <see cref="Save"/> is called with the 1-based epoch, the
+/// global step and the model after every <see cref="EveryEpochs"/> epochs and after the last epoch. Saving changes
+/// nothing about the trained model.
+/// </summary>
+/// <param name="EveryEpochs">Epochs between checkpoints (≥ 1).</param>
+/// <param name="Save">Receives (epoch, step, model); copy the parameters, the model keeps training.</param>
+public sealed record CheckpointRequest(int EveryEpochs, Action<int, long, Mlp> Save);
+
 /// <summary>Training stopped because the loss stopped being finite.</summary>
 public sealed class TrainingDivergedException(string message) : Exception(message);
 
@@ -32,14 +41,14 @@ public static class MlpTrainer
     public const string DefaultInit = "pytorch-default: weights kaiming-uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn W0,b0,W1,b1,... from Rng(seed).Fork()";
 
     /// <summary>Trains on FashionMNIST: selects and normalises the recipe's train and test ids, then trains.</summary>
-    public static MlpTrainingResult Train(TrainingRecipe recipe, FashionMnistData data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    public static MlpTrainingResult Train(TrainingRecipe recipe, FashionMnistData data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default, CheckpointRequest? checkpoints = null)
     {
         ArgumentNullException.ThrowIfNull(recipe);
         ArgumentNullException.ThrowIfNull(data);
         ThrowIfInvalid(recipe);
         var train = data.Train.Select(recipe.Data.TrainIds, recipe.Data.Normalization);
         var test = data.Test.Select(recipe.Data.TestIds, recipe.Data.Normalization);
-        return Train(recipe, train, test, progress, cancellationToken);
+        return Train(recipe, train, test, progress, cancellationToken, checkpoints: checkpoints);
     }
 
     /// <summary>
@@ -52,8 +61,14 @@ public static class MlpTrainer
     /// <param name="progress">Per-step progress, reported synchronously if the implementation is synchronous.</param>
     /// <param name="cancellationToken">Checked before every step.</param>
     /// <param name="gemmProfile">When set, every GEMM of the training steps is timed into it (benchmarks).</param>
-    public static MlpTrainingResult Train(TrainingRecipe recipe, ClassificationSet trainPool, ClassificationSet? testPool, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default, GemmProfile? gemmProfile = null)
+    /// <param name="checkpoints">When set, checkpoints along the run are handed to it.</param>
+    public static MlpTrainingResult Train(TrainingRecipe recipe, ClassificationSet trainPool, ClassificationSet? testPool, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default, GemmProfile? gemmProfile = null, CheckpointRequest? checkpoints = null)
     {
+        if (checkpoints is { EveryEpochs: < 1 })
+        {
+            throw new ArgumentException($"checkpoints every {checkpoints.EveryEpochs} epochs: must be at least 1.", nameof(checkpoints));
+        }
+
         ArgumentNullException.ThrowIfNull(recipe);
         ArgumentNullException.ThrowIfNull(trainPool);
         ThrowIfInvalid(recipe);
@@ -117,6 +132,10 @@ public static class MlpTrainer
             }
 
             lastEpochLoss = epochLoss / Math.Max(1, batches);
+            if (checkpoints is not null && ((epoch + 1) % checkpoints.EveryEpochs == 0 || epoch + 1 == recipe.Epochs))
+            {
+                checkpoints.Save(epoch + 1, step, model);
+            }
         }
 
         double seconds = clock.Elapsed.TotalSeconds;

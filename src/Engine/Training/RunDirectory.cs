@@ -84,6 +84,35 @@ public static class RunDirectory
         return (manifest, model);
     }
 
+    /// <summary>Folder of the checkpoints saved along training (not <c>checkpoints/</c>: that is a trainer layout the Ingest scans).</summary>
+    public const string TrainingCheckpointFolder = "training-checkpoints";
+
+    /// <summary>Writes one checkpoint saved along training and returns its manifest entry (file relative to the run).</summary>
+    public static TrainingCheckpoint SaveTrainingCheckpoint(string directory, int epoch, long step, IReadOnlyList<Parameter> parameters)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        var relative = Path.Combine(TrainingCheckpointFolder, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"epoch-{epoch:D4}.safetensors"));
+        Directory.CreateDirectory(Path.Combine(directory, TrainingCheckpointFolder));
+        Safetensors.Write(Path.Combine(directory, relative), parameters, new Dictionary<string, string> { ["format"] = "pt", ["epoch"] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        return new TrainingCheckpoint(epoch, step, relative);
+    }
+
+    /// <summary>Loads the checkpoints saved along training (in manifest order) as flat parameter vectors.</summary>
+    public static IReadOnlyList<float[]> LoadTrainingCheckpoints(string directory, RunManifest manifest)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        var result = new List<float[]>();
+        foreach (var c in manifest.TrainingCheckpoints)
+        {
+            var model = new Mlp(new MlpLayout(manifest.Recipe.Model.Widths));
+            var path = Path.Combine(directory, c.File);
+            Safetensors.LoadInto(Safetensors.Read(path), model.Parameters, path);
+            result.Add(model.ToFlat());
+        }
+
+        return result;
+    }
+
     /// <summary>Parses a recipe from JSON text, validating it; <paramref name="source"/> names it in errors.</summary>
     public static TrainingRecipe ParseRecipe(string json, string source)
     {

@@ -267,6 +267,12 @@ public sealed record TrainingMetrics
     public double TrainSeconds { get; init; }
 }
 
+/// <summary>A checkpoint saved along training: after <paramref name="Epoch"/> epochs (global step <paramref name="Step"/>).</summary>
+/// <param name="Epoch">Epochs completed (1-based).</param>
+/// <param name="Step">Optimiser steps completed.</param>
+/// <param name="File">Safetensors file, relative to the run directory.</param>
+public sealed record TrainingCheckpoint(int Epoch, long Step, string File);
+
 /// <summary>The contents of <c>run.json</c>: the recipe, the results and the checkpoint it produced.</summary>
 public sealed record RunManifest
 {
@@ -281,6 +287,9 @@ public sealed record RunManifest
 
     /// <summary>When the run finished (UTC, ISO 8601).</summary>
     public string CreatedUtc { get; init; } = "";
+
+    /// <summary>Checkpoints saved along training (<c>train --save-every</c>), oldest first; empty when none were asked for.</summary>
+    public IReadOnlyList<TrainingCheckpoint> TrainingCheckpoints { get; init; } = [];
 
     /// <summary>Serialises with the stable options used for run.json.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, RunDirectory.JsonOptions);

@@ -385,7 +385,11 @@ public sealed class MethodTests
     {
         var layout = new MlpLayout([6, 5, 3]);
         var second = KernelTests.RandomTheta(layout, 77);
-        var problem = Problem(layout, 20, 21, extra: [second]);
+        var plain = Problem(layout, 20, 21);
+        var problem = new AttributionProblem(layout, plain.Theta, plain.TrainInputs, plain.TrainLabels, plain.SourceIds, plain.SourceCount)
+        {
+            TrainingCheckpoints = [new[] { plain.Theta, second }],
+        };
         var queries = Queries(layout, 2, 22);
         var tracin = new TracInMethod(checkpointWeights: [0.5f, 2f]);
         tracin.Precompute(problem);
@@ -430,11 +434,86 @@ public sealed class MethodTests
         Assert.Equal(expected, MethodFactory.Create(name).Name);
 
     [Fact]
+    public void Tracin_without_training_checkpoints_is_refused_not_grad_dot()
+    {
+        // It used to fall back to θ* alone and give Grad-Dot's scores byte for byte under TracIn's name.
+        var layout = new MlpLayout([6, 5, 3]);
+        var e = Assert.Throws<MethodOptionException>(() => MethodFactory.Create("tracin").Precompute(Problem(layout, 10, 3)));
+        Assert.Contains("--save-every", e.Message, StringComparison.Ordinal);
+        var weights = MethodFactory.Create("tracin", new Dictionary<string, string> { ["weights"] = "1,2,3" });
+        var problem = Problem(layout, 10, 3);
+        var withCheckpoints = new AttributionProblem(layout, problem.Theta, problem.TrainInputs, problem.TrainLabels) { TrainingCheckpoints = [new[] { problem.Theta }] };
+        Assert.Contains("3 checkpoint weights but training saved 1", Assert.Throws<MethodOptionException>(() => weights.Precompute(withCheckpoints)).Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("trak", "k=8")]
+    [InlineData("forward-only", "horizon=2,batch=10")]
+    [InlineData("grad-dot", "")]
+    [InlineData("if", "solver=exact")]
+    public void More_models_than_the_problem_holds_are_refused_never_truncated(string name, string options)
+    {
+        // trak:models=10 on one trained model used to run TRAK-1 and describe itself as models=1.
+        var opts = options.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(o => o.Split('=')).ToDictionary(kv => kv[0], kv => kv[1]);
+        opts["models"] = "3";
+        var layout = new MlpLayout([4, 3, 3]);
+        var method = MethodFactory.Create(name, opts);
+        var e = Assert.Throws<MethodOptionException>(() => method.Precompute(Problem(layout, 10, 4, extra: [KernelTests.RandomTheta(layout, 5)])));
+        Assert.Contains("models=3 needs 3 independently trained models but only 2 were given", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_ensemble_averages_each_models_scores_with_that_model_as_theta_star()
+    {
+        var layout = new MlpLayout([6, 5, 3]);
+        var second = KernelTests.RandomTheta(layout, 31);
+        var problem = Problem(layout, 25, 30, extra: [second]);
+        var queries = Queries(layout, 3, 32);
+        var ensemble = MethodFactory.Create("grad-dot", new Dictionary<string, string> { ["models"] = "2" });
+        Assert.IsType<EnsembleMethod>(ensemble);
+        ensemble.Precompute(problem);
+        IAttributionMethod one = new TracInMethod(gradDot: true);
+        one.Precompute(problem);
+        IAttributionMethod two = new TracInMethod(gradDot: true);
+        two.Precompute(new AttributionProblem(layout, second, problem.TrainInputs, problem.TrainLabels, problem.SourceIds, problem.SourceCount));
+        var expected = one.Score(queries).Scores.Zip(two.Score(queries).Scores, (a, b) => 0.5f * (a + b)).ToArray();
+        AssertClose(expected, ensemble.Score(queries).Scores, 1e-6);
+        AssertClose(one.ScoreSources(queries).Zip(two.ScoreSources(queries), (a, b) => 0.5f * (a + b)).ToArray(), ensemble.ScoreSources(queries), 1e-5);
+        Assert.Contains("averaged over 2 independently trained models", ensemble.Describe(), StringComparison.Ordinal);
+        var forward = MethodFactory.Create("forward-only", new Dictionary<string, string> { ["models"] = "4", ["horizon"] = "5" });
+        Assert.Equal(4, Assert.IsType<EnsembleMethod>(forward).Models);
+        Assert.Equal("forward-only", forward.Name);
+    }
+
+    [Theory]
+    [InlineData("trak", "sjlt-nonzeros=2", "projector=sjlt only")]
+    [InlineData("if", "solver=exact,iterations=5", "exact solver does not iterate")]
+    [InlineData("forward-only", "eta=0.01,power-iterations=5", "h_max is not estimated")]
+    [InlineData("forward-only", "readout-eps=1e-3", "readout=fd only")]
+    [InlineData("forward-only", "rank=0,basis=0.9", "low-rank responses")]
+    [InlineData("trak", "models=0", "at least 1")]
+    public void Options_that_would_have_no_effect_are_refused(string name, string options, string why)
+    {
+        var opts = options.Split(',').Select(o => o.Split('=')).ToDictionary(kv => kv[0], kv => kv[1]);
+        var e = Assert.Throws<MethodOptionException>(() => MethodFactory.Create(name, opts));
+        Assert.Contains(why, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Cg_options_without_a_solver_select_cg()
+    {
+        var layout = new MlpLayout([4, 5, 3]);
+        var method = (InfluenceFunctionMethod)MethodFactory.Create("if", new Dictionary<string, string> { ["iterations"] = "7" });
+        method.Precompute(Problem(layout, 20, 9, weightDecay: 1e-2f)); // 43 parameters: auto would pick the exact solver
+        Assert.Contains("solver=cg", method.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Factory_rejects_unknown_names_and_options_listing_the_valid_ones()
     {
-        var e = Assert.Throws<ArgumentException>(() => MethodFactory.Create("lissa"));
+        var e = Assert.Throws<MethodOptionException>(() => MethodFactory.Create("lissa"));
         Assert.Contains("forward-only, forward-only-single, trak, tracin, grad-dot, if", e.Message, StringComparison.Ordinal);
-        var o = Assert.Throws<ArgumentException>(() => MethodFactory.Create("trak", new Dictionary<string, string> { ["kk"] = "5" }));
+        var o = Assert.Throws<MethodOptionException>(() => MethodFactory.Create("trak", new Dictionary<string, string> { ["kk"] = "5" }));
         Assert.Contains("projector", o.Message, StringComparison.Ordinal);
         var method = (ForwardOnlyMethod)MethodFactory.Create("forward-only", new Dictionary<string, string> { ["horizon"] = "7", ["eps"] = "0.01", ["rank"] = "0" });
         Assert.Equal(7, method.Options.Horizon);

@@ -1,0 +1,106 @@
+using System.Globalization;
+using System.Numerics.Tensors;
+
+namespace Attribution.Attribution.Methods;
+
+/// <summary>
+/// Averages a method's scores over M independently trained models (<see cref="AttributionProblem.Checkpoints"/>
+/// 0..M−1), as TRAK averages over its ensemble: member m precomputes on the problem with θ* = model m (and that model's
+/// training checkpoints), and a query's score is the mean of the members' scores. Used for every method but TRAK, which
+/// ensembles internally with one shared projection.
+/// </summary>
+public sealed class EnsembleMethod : IAttributionMethod
+{
+    private readonly Func<IAttributionMethod> _create;
+    private readonly List<IAttributionMethod> _members = [];
+    private AttributionProblem? _problem;
+
+    /// <summary>Creates an ensemble of <paramref name="models"/> members, each made by <paramref name="create"/>.</summary>
+    public EnsembleMethod(int models, Func<IAttributionMethod> create)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(models, 1);
+        ArgumentNullException.ThrowIfNull(create);
+        Models = models;
+        _create = create;
+        Name = create().Name;
+    }
+
+    /// <summary>Models averaged over.</summary>
+    public int Models { get; }
+
+    /// <inheritdoc />
+    public string Name { get; }
+
+    /// <summary>The precomputed members (one per model).</summary>
+    public IReadOnlyList<IAttributionMethod> Members => _members;
+
+    /// <inheritdoc />
+    public long StateBytes => _members.Sum(m => m.StateBytes);
+
+    /// <inheritdoc />
+    public string Describe() => string.Create(CultureInfo.InvariantCulture,
+        $"{(_members.Count > 0 ? _members[0].Describe() : _create().Describe())}; scores averaged over {Models} independently trained models");
+
+    /// <inheritdoc />
+    public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        if (problem.Checkpoints.Count < Models)
+        {
+            throw new MethodOptionException($"{Name}:models={Models} needs {Models} independently trained models but only {problem.Checkpoints.Count} were given.");
+        }
+
+        _members.Clear();
+        for (int m = 0; m < Models; m++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var member = _create();
+            member.Precompute(Member(problem, m), cancellationToken);
+            _members.Add(member);
+        }
+
+        _problem = problem;
+    }
+
+    /// <inheritdoc />
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        var problem = _problem ?? throw new InvalidOperationException("Call Precompute before scoring.");
+        var first = _members[0].Score(queries, cancellationToken);
+        var sum = first.Scores.ToArray();
+        for (int m = 1; m < _members.Count; m++)
+        {
+            TensorPrimitives.Add(sum, _members[m].Score(queries, cancellationToken).Scores, sum);
+        }
+
+        TensorPrimitives.Multiply(sum, 1f / _members.Count, sum);
+        return new ScoreMatrix(sum, first.QueryCount, first.ExampleCount, problem.SourceIds, problem.SourceCount);
+    }
+
+    /// <inheritdoc />
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        if (_members.Count == 0)
+        {
+            throw new InvalidOperationException("Call Precompute before scoring.");
+        }
+
+        var sum = _members[0].ScoreSources(queries, cancellationToken).ToArray();
+        for (int m = 1; m < _members.Count; m++)
+        {
+            TensorPrimitives.Add(sum, _members[m].ScoreSources(queries, cancellationToken), sum);
+        }
+
+        TensorPrimitives.Multiply(sum, 1f / _members.Count, sum);
+        return sum;
+    }
+
+    // The problem as seen from model m: θ* = model m, with its own training checkpoints.
+    private static AttributionProblem Member(AttributionProblem problem, int m) =>
+        new(problem.Layout, problem.Checkpoints[m], problem.TrainInputs, problem.TrainLabels, problem.SourceIds, problem.SourceCount, problem.WeightDecay)
+        {
+            TrainingLearningRate = problem.TrainingLearningRate,
+            TrainingCheckpoints = problem.TrainingCheckpoints.Count > m ? [problem.TrainingCheckpoints[m]] : [],
+        };
+}

@@ -1,0 +1,50 @@
+namespace Attribution.Integration.Tests.Services;
+
+/// <summary>
+/// <c>pipeline eval</c> on a tiny setting (60 training images, 8 queries, 4 subsets, 1 epoch): every method option is
+/// honoured (ensembles get their models, TracIn the checkpoints saved while training, grids are tuned on held-out
+/// queries) or the run exits 2 before any retraining.
+/// </summary>
+public sealed class EvalCommandTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("eval-tests-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private Task<(int ExitCode, string Output)> Eval(string outName, params string[] methods) =>
+        CliProcess.RunAsync(CliProcess.Dll,
+            ["eval", "--train", "60", "--test", "8", "--subsets", "4", "--epochs", "1", "--source-subsets", "0", "--latency-queries", "1",
+             "--cache", Path.Combine(_root, "cache"), "--out", Path.Combine(_root, outName), .. methods.SelectMany(m => new[] { "--method", m })],
+            TimeSpan.FromSeconds(300));
+
+    [Fact]
+    public async Task Grids_are_tuned_on_validation_queries_and_every_LDS_is_reported_on_the_others()
+    {
+        var run = await Eval("tuned", "grad-dot", "trak:k=16|32,projector=sjlt,damping=1e-2|1", "tracin", "grad-dot:models=2");
+        Assert.True(run.ExitCode == 0, run.Output);
+        var report = await File.ReadAllTextAsync(Path.Combine(_root, "tuned", "report.md"));
+        Assert.Contains("(tuned)", report, StringComparison.Ordinal);
+        Assert.Contains("chosen from 4 configurations", report, StringComparison.Ordinal);
+        Assert.Contains("over the other 4 queries only", report, StringComparison.Ordinal);
+        Assert.Contains("tracin: 1 checkpoints", report, StringComparison.Ordinal); // 1 epoch, checkpoints every 2: the last only
+        Assert.Contains("averaged over 2 independently trained models", report, StringComparison.Ordinal);
+        var tuning = await File.ReadAllLinesAsync(Path.Combine(_root, "tuned", "tuning.csv"));
+        Assert.Equal(1 + 4, tuning.Length); // header + 2 k × 2 damping
+        var perQuery = await File.ReadAllLinesAsync(Path.Combine(_root, "tuned", "lds-per-query.csv"));
+        // 4 of the 8 queries are validation queries: blank for every method in the reported per-query LDS.
+        Assert.Equal(4, perQuery.Skip(1).Count(l => l.Split(',').Skip(1).All(string.IsNullOrEmpty)));
+    }
+
+    [Theory]
+    [InlineData("trak:models=0", "must be at least 1")]
+    [InlineData("trak:k=16,models=2|3", "the ensemble size is not tuned")]
+    [InlineData("if:solver=exact,tolerance=1e-3", "the exact solver does not iterate")]
+    [InlineData("tracin:weights", "is not key=value")]
+    public async Task A_method_request_that_cannot_be_honoured_exits_2_before_retraining(string method, string expected)
+    {
+        var run = await Eval("refused", method);
+        Assert.True(run.ExitCode == 2, run.Output);
+        Assert.Contains(expected, run.Output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_root, "cache")), "nothing was retrained");
+    }
+}
