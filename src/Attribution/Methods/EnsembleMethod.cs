@@ -55,7 +55,7 @@ public sealed class EnsembleMethod : IAttributionMethod
         {
             cancellationToken.ThrowIfCancellationRequested();
             var member = _create();
-            member.Precompute(Member(problem, m), cancellationToken);
+            member.Precompute(problem.Member(m), cancellationToken);
             _members.Add(member);
         }
 
@@ -95,12 +95,4 @@ public sealed class EnsembleMethod : IAttributionMethod
         TensorPrimitives.Multiply(sum, 1f / _members.Count, sum);
         return sum;
     }
-
-    // The problem as seen from model m: θ* = model m, with its own training checkpoints.
-    private static AttributionProblem Member(AttributionProblem problem, int m) =>
-        new(problem.Layout, problem.Checkpoints[m], problem.TrainInputs, problem.TrainLabels, problem.SourceIds, problem.SourceCount, problem.WeightDecay)
-        {
-            TrainingLearningRate = problem.TrainingLearningRate,
-            TrainingCheckpoints = problem.TrainingCheckpoints.Count > m ? [problem.TrainingCheckpoints[m]] : [],
-        };
 }

@@ -12,12 +12,17 @@ namespace Attribution.Cli.Commands;
 /// <summary><c>./pipeline eval</c>: runs an attribution benchmark setting end to end and writes a report folder.</summary>
 internal static class EvalCommand
 {
-    /// <summary>The benchmark methods: forward-only (both variants), TRAK (1 and 10 models × projection 2048 and 8192), TracIn, Grad-Dot, IF.</summary>
+    /// <summary>
+    /// The benchmark methods, baselines tuned (grids chosen on validation queries, see --tune-fraction):
+    /// forward-only (both variants, one model, and a 5-model ensemble), TRAK-1 and TRAK-10 over projection size and
+    /// damping, TracIn over training checkpoints, Grad-Dot, influence functions over damping.
+    /// </summary>
     internal static readonly string[] DefaultMethods =
     [
-        "forward-only", "forward-only-single",
-        "trak:models=1,k=2048", "trak:models=10,k=2048", "trak:models=1,k=8192", "trak:models=10,k=8192",
-        "tracin:models=10", "grad-dot", "if",
+        "forward-only", "forward-only-single", "forward-only:models=5",
+        "trak:models=1,projector=sjlt,k=256|512|1024|2048|4096,damping=1e-4|1e-3|1e-2|1e-1|1",
+        "trak:models=10,projector=sjlt,k=256|512|1024|2048|4096,damping=1e-4|1e-3|1e-2|1e-1|1",
+        "tracin", "grad-dot", "if:solver=cg,iterations=10,lambda=1e-3|1e-2|1e-1|1",
     ];
 
     public static Command Create()
