@@ -6,7 +6,7 @@
 set -euo pipefail
 TRAIN=${1:-5000}; TEST=${2:-500}; SUBSETS=${3:-100}; SEEDS=${4:-"0 1"}; OUT=${5:-reports/baselines}
 PIPELINE=${PIPELINE:-./pipeline}
-K="256|512|1024|2048|4096"; DAMP="1e-4|1e-3|1e-2|1e-1|1"
+K="256|512|1024|2048|4096"; DAMP="1e-4|1e-3|1e-2|1e-1|1|10"
 for s in $SEEDS; do
   common=(eval --train "$TRAIN" --test "$TEST" --subsets "$SUBSETS" --epochs 20 --source-subsets 0 --seed "$s"
           --tune-fraction 0.5 --latency-queries 2 --cache "${CACHE:-.cache/eval}")

@@ -20,8 +20,8 @@ internal static class EvalCommand
     internal static readonly string[] DefaultMethods =
     [
         "forward-only", "forward-only-single", "forward-only:models=5",
-        "trak:models=1,projector=sjlt,k=256|512|1024|2048|4096,damping=1e-4|1e-3|1e-2|1e-1|1",
-        "trak:models=10,projector=sjlt,k=256|512|1024|2048|4096,damping=1e-4|1e-3|1e-2|1e-1|1",
+        "trak:models=1,projector=sjlt,k=256|512|1024|2048|4096,damping=1e-4|1e-3|1e-2|1e-1|1|10",
+        "trak:models=10,projector=sjlt,k=256|512|1024|2048|4096,damping=1e-4|1e-3|1e-2|1e-1|1|10",
         "tracin", "grad-dot", "if:solver=cg,iterations=10,lambda=1e-3|1e-2|1e-1|1",
     ];
 
