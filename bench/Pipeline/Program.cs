@@ -72,12 +72,12 @@ try
 
     // Bare compute: AttributionModel.Score on the batch sizes the pipeline formed, and on full batches; no transport.
     Console.WriteLine();
-    Console.WriteLine($"| bare AttributionModel.Score ({opt.Concurrent} thread(s)), batch | q/s | ms per batch |");
-    Console.WriteLine("|---|---|---|");
+    Console.WriteLine($"| bare AttributionModel.Score ({opt.Concurrent} thread(s)), batch | q/s | ms per batch | CPU ms per query |");
+    Console.WriteLine("|---|---|---|---|");
     foreach (var b in batchSizes.Select(x => (int)Math.Round(x)).Append(opt.MaxBatch).Distinct().Order())
     {
-        var (qps, msPerBatch) = Bench.Bare(model!, queries, b, opt.Queries, opt.Concurrent);
-        Console.WriteLine($"| {b} | {qps:F0} | {msPerBatch:F2} |");
+        var (qps, msPerBatch, cpuMs) = Bench.Bare(model!, queries, b, opt.Queries, opt.Concurrent);
+        Console.WriteLine($"| {b} | {qps:F0} | {msPerBatch:F2} | {cpuMs:F2} |");
     }
 }
 finally
@@ -90,8 +90,8 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     /// <summary>The Scorer's micro-batch window (Scorer:BatchWindowMs).</summary>
     public double BatchWindowMs { get; init; } = 2;
 
-    /// <summary>TCP_NODELAY on the Kafka clients' broker sockets (librdkafka socket.nagle.disable).</summary>
-    public bool NagleOff { get; init; }
+    /// <summary>TCP_NODELAY on the Kafka clients' broker sockets (KafkaOptions.NoDelay, default on).</summary>
+    public bool NagleOff { get; init; } = true;
 
     /// <summary>Configurations compared in one run (--variants), each run once per round.</summary>
     public Variant[] Variants { get; init; } = [new Variant("as given", [])];
@@ -129,7 +129,7 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--variants" => a with { Variants = [.. v.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(Variant.Parse)] },
                 "--rounds" => a with { Rounds = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--flight" => a with { Flight = v == "1" },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (socket.nagle.disable) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console)"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console)"),
             };
         }
 
@@ -357,7 +357,7 @@ internal static class Bench
                 LingerMs = opt.LingerMs,
                 AdminTimeoutMs = 5000,
                 DefaultReplicationFactor = 3,
-                Properties = opt.NagleOff ? new() { ["socket.nagle.disable"] = "true" } : [],
+                NoDelay = opt.NagleOff,
             });
         }
         else if (transport == "embedded")
@@ -425,6 +425,8 @@ internal static class Bench
             var saturation = await ClosedLoopAsync(producer, collector, queries, "sat", opt.Queries, opt.Window);
             Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation, threads (cores used / cores waiting for a CPU): {ThreadAccounting.Describe(satThreads0, ThreadAccounting.Snapshot(), Stopwatch.GetElapsedTime(satWall0).TotalSeconds)} -->");
             double meanBatch = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored0) / (workers.Sum(w => w.Metrics.Batches) - batches0);
+            double satCpuMsPerQuery = (Process.GetCurrentProcess().TotalProcessorTime - satCpu0).TotalMilliseconds / opt.Queries;
+            double satReadoutMsPerQuery = (workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout0) / (workers.Sum(w => w.Metrics.QueriesScored) - scored0);
             Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation: process CPU {(Process.GetCurrentProcess().TotalProcessorTime - satCpu0).TotalSeconds / (opt.Queries / saturation.PerSecond):F2} cores, {(GC.GetTotalAllocatedBytes() - allocated0) / 1024.0 / opt.Queries:F0} KiB allocated per query (whole process); {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms compute per batch ({(workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms readout), compute busy {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / 1000 / (opt.Queries / saturation.PerSecond) / scorers:P0} of the time -->");
             long batches1 = workers.Sum(w => w.Metrics.Batches), scored1 = workers.Sum(w => w.Metrics.QueriesScored);
             var compute1 = workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds);
@@ -446,7 +448,8 @@ internal static class Bench
             Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half: process CPU {(Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds / Stopwatch.GetElapsedTime(wall0).TotalSeconds:F2} cores, GC {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2, paused {(GC.GetTotalPauseDuration() - pause0).TotalMilliseconds:F0} ms; {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute1) / batchesHalf:F2} ms compute ({(workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout1) / batchesHalf:F2} readout) and {(workers.Sum(w => w.Metrics.PublishTime.TotalMilliseconds) - publish1) / batchesHalf:F2} ms publish per batch -->");
             // Bare compute right after, in the same process and conditions, on the batch size the Scorers formed.
             var model = workers[0].Index.Current!;
-            var (bare, _) = Bare(model, queries, Math.Max(1, (int)Math.Round(meanBatch)), opt.Queries, opt.Concurrent);
+            var (bare, _, bareCpuMs) = Bare(model, queries, Math.Max(1, (int)Math.Round(meanBatch)), opt.Queries, opt.Concurrent);
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), CPU time per query at saturation: whole process {satCpuMsPerQuery:F2} ms (load generator, reader, brokers and clients included; of which the Scorer's readout {satReadoutMsPerQuery:F2} ms wall) vs bare {bareCpuMs:F2} ms at the same batch: +{100 * (satCpuMsPerQuery / bareCpuMs - 1):F0} % -->");
             return new RunResult(saturation, half, meanBatch, meanBatchHalf, bare, model);
         }
         finally
@@ -520,7 +523,7 @@ internal static class Bench
     /// AttributionModel.Score alone on batches of <paramref name="batch"/>, on <paramref name="threads"/> threads at once
     /// (as many as the Scorer's ConcurrentBatches, for a like-for-like reference).
     /// </summary>
-    public static (double PerSecond, double MsPerBatch) Bare(AttributionModel model, float[] queries, int batch, int count, int threads = 1)
+    public static (double PerSecond, double MsPerBatch, double CpuMsPerQuery) Bare(AttributionModel model, float[] queries, int batch, int count, int threads = 1)
     {
         void Run(int n)
         {
@@ -537,10 +540,13 @@ internal static class Bench
         }
 
         Run(Math.Min(count, 4 * batch * threads)); // warm
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var watch = Stopwatch.StartNew();
         Run(count);
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
         int batches = threads * ((count / threads) + batch - 1) / batch;
-        return (batches * batch / watch.Elapsed.TotalSeconds, threads * watch.Elapsed.TotalMilliseconds / batches);
+        // CPU time is what the contention on a shared machine inflates least: a descheduled thread uses none.
+        return (batches * batch / watch.Elapsed.TotalSeconds, threads * watch.Elapsed.TotalMilliseconds / batches, cpu.TotalMilliseconds / (batches * batch));
     }
 
     /// <summary>Reads attributions (standalone reader from the start) and times each query from produce call to consume.</summary>
