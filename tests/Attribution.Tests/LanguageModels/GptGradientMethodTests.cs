@@ -127,7 +127,12 @@ public sealed class GptGradientMethodTests
     [Fact]
     public void TracIn_on_a_gpt_is_the_weighted_sum_of_grad_dot_over_checkpoints()
     {
-        var (problem, queries, _) = Build(checkpoints: 2);
+        var (built, queries, _) = Build(checkpoints: 2);
+        // TracIn sums over the checkpoints saved along training (TrainingCheckpoints), here the two built ones.
+        var problem = new AttributionProblem(() => built.CreateModel(), built.Theta, built.Training, built.SourceIds, built.SourceCount, built.WeightDecay, built.Checkpoints)
+        {
+            TrainingCheckpoints = [built.Checkpoints],
+        };
         var method = new TracInMethod(checkpointWeights: [0.25f, 2f]);
         method.Precompute(problem);
         var scores = method.Score(queries);
