@@ -15,7 +15,7 @@ namespace Attribution.Cli.Commands;
 internal static class LmMethodsBench
 {
     /// <summary>The methods measured by default (settings that fit a small run on a shared 2-core machine).</summary>
-    public const string DefaultMethods = "forward-only:horizon=4,batch=16,rank=8;trak:k=512;tracin;grad-dot;if:solver=cg,iterations=10";
+    public const string DefaultMethods = "forward-only:horizon=4,batch=16,rank=8;trak:k=512;grad-dot;if:solver=cg,iterations=10";
 
     public static Command Create()
     {
