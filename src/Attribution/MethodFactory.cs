@@ -10,14 +10,16 @@ namespace Attribution.Attribution;
 public static class MethodFactory
 {
     /// <summary>Valid method names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["forward-only", "forward-only-single", "trak", "tracin", "grad-dot", "if"];
+    public static IReadOnlyList<string> Names { get; } = ["forward-only", "forward-only-single", "trak", "tracin", "grad-dot", "if", "bm25", "repsim"];
 
     /// <summary>
     /// Creates a method. Options per method:
     /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, models;
     /// tracin / grad-dot: weights (comma-separated, tracin only);
-    /// if: lambda, solver (auto|exact|cg), iterations, tolerance.
+    /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
+    /// bm25 (language models): ngram (token n-gram length of a term, default 1), k1 (default 1.2), b (default 0.75);
+    /// repsim (language models): no options.
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
     {
@@ -30,6 +32,8 @@ public static class MethodFactory
             "tracin" => new TracInMethod(false, o.Has("weights") ? o.FloatList("weights") : null),
             "grad-dot" => new TracInMethod(true),
             "if" => new InfluenceFunctionMethod(Influence(o)),
+            "bm25" => new Bm25Method(o.Int("ngram", 1), o.Float("k1", 1.2f), o.Float("b", 0.75f)),
+            "repsim" => new RepresentationSimilarityMethod(),
             _ => throw new ArgumentException($"Unknown attribution method '{name}'. Valid methods: {string.Join(", ", Names)}.", nameof(name)),
         };
         o.ThrowIfUnused(name);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Attribution.Attribution.Evaluation;
 using Attribution.Cli.Evaluation;
 using Attribution.Engine;
@@ -36,10 +37,15 @@ internal static class LmLdsBench
         var epochs = new Option<int>("--epochs") { Description = "Fine-tuning epochs (every subset model and the full-pool model).", DefaultValueFactory = _ => 3 };
         var lr = new Option<float>("--lr") { Description = "Fine-tuning peak learning rate (AdamW, cosine to 0).", DefaultValueFactory = _ => 1e-3f };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the split, the base model, the subset draw and the fine-tuning seeds.", DefaultValueFactory = _ => 0UL };
+        var methods = new Option<string[]>("--method") { Description = "Method spec, repeatable: name[:key=value,...]. Default: every method on the transformer.", AllowMultipleArgumentsPerToken = true };
+        var latency = new Option<int>("--latency-queries") { Description = "Single-query calls timed per method.", DefaultValueFactory = _ => 20 };
+        var batch = new Option<int>("--query-batch") { Description = "Queries per call for the batched latency.", DefaultValueFactory = _ => 25 };
         var cache = new Option<string>("--cache") { Description = "Ground-truth cache folder.", DefaultValueFactory = _ => ".cache/lm-lds" };
+        var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/lm-lds" };
+        var truthOnly = new Option<bool>("--truth-only") { Description = "Build (or read) the ground truth and print the noise ceiling; score no method." };
 
         var command = new Command("lm-lds", "Language-model LDS: fine-tune a shared base GPT on random document subsets (two seeds each), then every method's document- and source-level LDS with the noise ceiling, latency and memory.");
-        foreach (var o in new Option[] { corpus, tokenizer, dModel, layers, heads, context, minTokens, baseDocs, pool, queries, subsets, sourceSubsets, alpha, seeds, baseEpochs, epochs, lr, seed, cache })
+        foreach (var o in new Option[] { corpus, tokenizer, dModel, layers, heads, context, minTokens, baseDocs, pool, queries, subsets, sourceSubsets, alpha, seeds, baseEpochs, epochs, lr, seed, methods, latency, batch, cache, output, truthOnly })
         {
             command.Options.Add(o);
         }
@@ -58,14 +64,22 @@ internal static class LmLdsBench
                 config.Validate();
                 Require(parse.GetValue(subsets) >= 2, "--subsets must be at least 2.");
                 Require(parse.GetValue(seeds) >= 1, "--seeds-per-subset must be at least 1.");
+                Require(parse.GetValue(latency) >= 1 && parse.GetValue(batch) >= 1, "--latency-queries and --query-batch must be at least 1.");
                 var fineTune = new DocumentTrainingRecipe { Epochs = parse.GetValue(epochs), LearningRate = parse.GetValue(lr), BatchSize = 16 };
                 var baseRecipe = new DocumentTrainingRecipe { Epochs = parse.GetValue(baseEpochs), LearningRate = 3e-3f, BatchSize = 16, WarmupSteps = 20 };
                 fineTune.Validate();
                 baseRecipe.Validate();
-                string[] specs = [];
+                var specs = (parse.GetValue(methods) is { Length: > 0 } given ? given : LmLdsTable.DefaultMethods)
+                    .SelectMany(s => s.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
                 var options = new LmLdsOptions(parse.GetValue(corpus)!, tok.Name, config, parse.GetValue(minTokens), parse.GetValue(baseDocs),
                     parse.GetValue(pool), parse.GetValue(queries), baseRecipe, fineTune, parse.GetValue(subsets), parse.GetValue(alpha),
-                    parse.GetValue(seeds), parse.GetValue(sourceSubsets), parse.GetValue(seed), parse.GetValue(cache)!, specs, 0, 0);
+                    parse.GetValue(seeds), parse.GetValue(sourceSubsets), parse.GetValue(seed), parse.GetValue(cache)!, specs,
+                    parse.GetValue(latency), parse.GetValue(batch));
+                bool onlyTruth = parse.GetValue(truthOnly);
+                if (!onlyTruth)
+                {
+                    LmLdsTable.Validate(specs);
+                }
 
                 var data = LmLdsData.Load(options);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -100,6 +114,21 @@ internal static class LmLdsBench
                     Console.WriteLine(string.Create(inv, $"source-level noise ceiling {sc.Mean:F3} ± {sc.Ci95:F3}"));
                 }
 
+                if (onlyTruth)
+                {
+                    return 0;
+                }
+
+                var table = LmLdsTable.Run(options, data, runner, truth, cancellationToken);
+                var outDir = parse.GetValue(output)!;
+                LmLdsTable.WriteReport(table, options, data, truth, outDir, "./pipeline " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+                    $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}, .NET {Environment.Version}");
+                foreach (var r in table)
+                {
+                    Console.WriteLine(LmLdsTable.Line(r));
+                }
+
+                Console.WriteLine($"report: {Path.GetFullPath(Path.Combine(outDir, "report.md"))}");
                 return 0;
             }
             catch (Exception e) when (e is ArgumentException or IOException or DataFormatException or InvalidOperationException or UnauthorizedAccessException or TrainingDivergedException)

@@ -169,13 +169,12 @@ internal sealed class LmLdsRunner(LmLdsOptions options, LmLdsData data)
             [.. Outputs(Load(fullTheta)).Select(v => (double)v)], [.. Outputs(Load(baseTheta)).Select(v => (double)v)],
             cache.Misses, cache.Hits, clock.Elapsed.TotalSeconds, fineTunes == 0 ? double.NaN : fineTuneSeconds / fineTunes);
 
-        Gpt FineTune(int[] subset, int seed, Action<int, Gpt>? onEpoch, CancellationToken ct)
-        {
-            var model = Load(baseTheta);
-            DocumentTrainer.Train(model, [.. subset.Select(i => data.PoolDocuments[i])], options.FineTuneRecipe, (ulong)seed, onEpoch, ct);
-            return model;
-        }
+        Gpt FineTune(int[] subset, int seed, Action<int, Gpt>? onEpoch, CancellationToken ct) => FineTuneFrom(baseTheta, subset, seed, onEpoch, ct);
     }
+
+    /// <summary>Another full-pool fine-tune of the base model with data-order seed <paramref name="seed"/> (for ensembles).</summary>
+    public float[] FineTuneFull(LmLdsTruth truth, int seed, CancellationToken cancellationToken) =>
+        Flat(FineTuneFrom(truth.BaseTheta, RetrainingHarness.Complement(data.PoolDocuments.Length, []), seed, null, cancellationToken));
 
     /// <summary>Completion log-likelihood of every query under <paramref name="model"/>.</summary>
     public float[] Outputs(Gpt model) => [.. data.Queries.Select(query => (float)query.LogLikelihood(model))];
@@ -186,6 +185,13 @@ internal sealed class LmLdsRunner(LmLdsOptions options, LmLdsData data)
         var model = new GptModel(new Gpt(options.Config, seed: 0));
         model.LoadFrom(theta);
         return model.Gpt;
+    }
+
+    private Gpt FineTuneFrom(float[] baseTheta, int[] subset, int seed, Action<int, Gpt>? onEpoch, CancellationToken cancellationToken)
+    {
+        var model = Load(baseTheta);
+        DocumentTrainer.Train(model, [.. subset.Select(i => data.PoolDocuments[i])], options.FineTuneRecipe, (ulong)seed, onEpoch, cancellationToken);
+        return model;
     }
 
     private static float[] Flat(Gpt model)
