@@ -128,6 +128,11 @@ internal static class LmLdsBench
                     Console.WriteLine(LmLdsTable.Line(r));
                 }
 
+                foreach (var line in LmLdsTable.Comparison(table))
+                {
+                    Console.WriteLine(line);
+                }
+
                 Console.WriteLine($"report: {Path.GetFullPath(Path.Combine(outDir, "report.md"))}");
                 return 0;
             }

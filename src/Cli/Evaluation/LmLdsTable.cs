@@ -34,13 +34,44 @@ internal static class LmLdsTable
     /// <summary>Every method on the transformer; TRAK over a grid of projection sizes and dampings (the best is marked in the report).</summary>
     internal static readonly string[] DefaultMethods =
     [
-        "forward-only",
-        "trak:k=256,damping=0.01", "trak:k=1024,damping=0.01", "trak:k=4096,damping=0.01",
-        "trak:k=1024,damping=0.001", "trak:k=1024,damping=0.1",
+        "forward-only:horizon=10,batch=8",
+        "trak:k=1024,damping=0.1", "trak:k=1024,damping=1", "trak:k=1024,damping=3", "trak:k=1024,damping=10",
+        "trak:k=256,damping=3", "trak:k=4096,damping=3",
         "tracin", "grad-dot",
         "bm25:ngram=1", "bm25:ngram=3", "bm25:ngram=5",
         "repsim",
     ];
+
+    private static readonly string[] GradientMethods = ["trak", "tracin", "grad-dot", "if"];
+
+    /// <summary>
+    /// The comparison: the best LDS of each method name (over its configurations), and forward-only's best as a
+    /// multiple of the best gradient baseline (TRAK, TracIn, Grad-Dot, IF) and of the best non-gradient one.
+    /// </summary>
+    public static IReadOnlyList<string> Comparison(IReadOnlyList<LmMethodResult> rows)
+    {
+        var ok = rows.Where(r => r.Error is null && !double.IsNaN(r.Lds.Mean)).ToArray();
+        var best = ok.GroupBy(r => EvalRunner.ParseSpec(r.Spec).Name.ToLowerInvariant())
+            .ToDictionary(g => g.Key, g => g.MaxBy(r => r.Lds.Mean)!);
+        var lines = best.OrderByDescending(kv => kv.Value.Lds.Mean)
+            .Select(kv => string.Create(CultureInfo.InvariantCulture, $"best {kv.Key}: `{kv.Value.Spec}` {kv.Value.Lds.Mean:F3} ± {kv.Value.Lds.Ci95:F3}")).ToList();
+        if (best.TryGetValue("forward-only", out var fo))
+        {
+            var gradient = best.Where(kv => GradientMethods.Contains(kv.Key)).Select(kv => kv.Value).MaxBy(r => r.Lds.Mean);
+            var lexical = best.Where(kv => kv.Key is "bm25" or "repsim").Select(kv => kv.Value).MaxBy(r => r.Lds.Mean);
+            if (gradient is not null)
+            {
+                lines.Add(string.Create(CultureInfo.InvariantCulture, $"forward-only / best gradient baseline (`{gradient.Spec}`) = {fo.Lds.Mean / gradient.Lds.Mean:F2}x (goal ≥ 1.25x)"));
+            }
+
+            if (lexical is not null)
+            {
+                lines.Add(string.Create(CultureInfo.InvariantCulture, $"forward-only / best non-gradient baseline (`{lexical.Spec}`) = {fo.Lds.Mean / lexical.Lds.Mean:F2}x (goal > 1x)"));
+            }
+        }
+
+        return lines;
+    }
 
     /// <summary>Builds every method once so a typo fails before the long retraining.</summary>
     public static void Validate(IEnumerable<string> specs)
@@ -195,6 +226,12 @@ internal static class LmLdsTable
 
         md.Append("\n± = 95% interval over queries (1.96·std/√queries). Skipped queries (constant predictions): ");
         md.Append(string.Join(", ", rows.Where(r => r.Error is null).Select(r => $"{r.Spec} {r.Lds.Skipped}"))).Append(".\n");
+        md.Append('\n');
+        foreach (var line in Comparison(rows))
+        {
+            md.Append("- ").Append(line).Append('\n');
+        }
+
         foreach (var r in rows.Where(r => r.Error is not null))
         {
             md.Append(inv, $"\nNot run: `{r.Spec}`: {r.Error}\n");
