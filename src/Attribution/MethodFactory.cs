@@ -1,5 +1,7 @@
 using System.Globalization;
 using Attribution.Attribution.Methods;
+using Attribution.Attribution.Stride;
+using Attribution.Engine.Models;
 
 namespace Attribution.Attribution;
 
@@ -10,14 +12,17 @@ namespace Attribution.Attribution;
 public static class MethodFactory
 {
     /// <summary>Valid method names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["forward-only", "forward-only-single", "trak", "tracin", "grad-dot", "if"];
+    public static IReadOnlyList<string> Names { get; } = ["forward-only", "forward-only-single", "trak", "tracin", "grad-dot", "if", "stride"];
 
     /// <summary>
     /// Creates a method. Options per method:
     /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, models;
     /// tracin / grad-dot: weights (comma-separated, tracin only);
-    /// if: lambda, solver (auto|exact|cg), iterations, tolerance.
+    /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
+    /// stride: k, d, design-seed, rank, layer, steps, lr, stability, linearity, sketch, ridge, linearity-inputs, reference,
+    /// measure (margin|loss), seed, lambda (fixed|cv), lambda-fraction, folds, nonnegative (on|off), dense,
+    /// combine (none|prior|sum: with forward-only at its defaults), combine-weight, prior-floor.
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
     {
@@ -30,6 +35,7 @@ public static class MethodFactory
             "tracin" => new TracInMethod(false, o.Has("weights") ? o.FloatList("weights") : null),
             "grad-dot" => new TracInMethod(true),
             "if" => new InfluenceFunctionMethod(Influence(o)),
+            "stride" => StrideOf(Stride(o)),
             _ => throw new ArgumentException($"Unknown attribution method '{name}'. Valid methods: {string.Join(", ", Names)}.", nameof(name)),
         };
         o.ThrowIfUnused(name);
@@ -72,6 +78,53 @@ public static class MethodFactory
             RelativeDamping = o.Has("damping") ? o.Float("damping", 0f) : d.RelativeDamping,
             Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : d.Seed,
             Models = o.Int("models", d.Models),
+        };
+    }
+
+    private static StrideMethod StrideOf(StrideOptions options) =>
+        new(options, options.Combine == StrideCombination.None ? null : new ForwardOnlyMethod(new ForwardOnlyOptions()));
+
+    private static StrideOptions Stride(Options o)
+    {
+        var d = new StrideOptions();
+        var s = d.Steering;
+        var l = d.Lasso;
+        return new StrideOptions
+        {
+            Subsets = o.Int("k", d.Subsets),
+            Degree = o.Int("d", d.Degree),
+            DesignSeed = o.Has("design-seed") ? (ulong)o.Int("design-seed", 0) : d.DesignSeed,
+            Steering = new SteeringOptions
+            {
+                Rank = o.Int("rank", s.Rank),
+                Layer = o.Int("layer", s.Layer),
+                Steps = o.Int("steps", s.Steps),
+                LearningRate = o.Float("lr", s.LearningRate),
+                Stability = o.Float("stability", s.Stability),
+                Linearity = o.Float("linearity", s.Linearity),
+                SketchSize = o.Int("sketch", s.SketchSize),
+                Ridge = o.Float("ridge", s.Ridge),
+                LinearityInputs = o.Int("linearity-inputs", s.LinearityInputs),
+                ReferenceSize = o.Int("reference", s.ReferenceSize),
+                Measure = o.Has("measure") ? o.Choice("measure", "margin", "margin", "loss") == "loss" ? ModelOutput.Loss : ModelOutput.Margin : s.Measure,
+                Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : s.Seed,
+            },
+            Lasso = l with
+            {
+                Rule = o.Has("lambda") ? o.Choice("lambda", "fixed", "fixed", "cv") == "cv" ? LambdaRule.CrossValidation : LambdaRule.FixedFraction : l.Rule,
+                FixedFraction = o.Has("lambda-fraction") ? o.Float("lambda-fraction", 0f) : l.FixedFraction,
+                Folds = o.Int("folds", l.Folds),
+                Nonnegative = o.Has("nonnegative") ? o.Choice("nonnegative", "off", "on", "off") == "on" : l.Nonnegative,
+            },
+            Dense = o.Has("dense") ? o.Float("dense", 0f) : d.Dense,
+            Combine = o.Choice("combine", "none", "none", "prior", "sum") switch
+            {
+                "prior" => StrideCombination.Prior,
+                "sum" => StrideCombination.Sum,
+                _ => d.Combine,
+            },
+            CombineWeight = o.Has("combine-weight") ? o.Float("combine-weight", 0f) : d.CombineWeight,
+            PriorFloor = o.Has("prior-floor") ? o.Float("prior-floor", 0f) : d.PriorFloor,
         };
     }
 
