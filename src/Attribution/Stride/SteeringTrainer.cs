@@ -62,20 +62,30 @@ public static class SteeringTrainer
         return operators;
     }
 
-    /// <summary>The value of the three losses at the operators' current parameters (for tests and reports).</summary>
-    public static (double Fidelity, double Stability, double Linearity) Losses(SteeringOperators operators, IHiddenStateModel model,
-        ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, SubsetDesign design, SteeringOptions options, int step = 0)
+    /// <summary>
+    /// The three loss terms at the operators' current parameters (fidelity, stability before β, linearity before κ; the
+    /// objective is <c>fid + β·stab + κ·lin</c>) and its exact gradient, written into <paramref name="gradBasis"/> [r·H]
+    /// and <paramref name="gradMatrices"/> [r·K·C]. <paramref name="step"/> selects the step's reference draws and sketch.
+    /// </summary>
+    public static (double Fidelity, double Stability, double Linearity) LossesAndGradients(SteeringOperators operators, IHiddenStateModel model,
+        ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, SubsetDesign design, SteeringOptions options, float[] gradBasis, float[] gradMatrices, int step = 0)
     {
         ArgumentNullException.ThrowIfNull(operators);
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(gradBasis);
+        ArgumentNullException.ThrowIfNull(gradMatrices);
+        if (gradBasis.Length != operators.Basis.Length || gradMatrices.Length != operators.Matrices.Length || design.Subsets != operators.Subsets)
+        {
+            throw new ArgumentException("SteeringTrainer.LossesAndGradients: gradient buffers or design do not match the operators.");
+        }
+
         int n = labels.Length;
         var o = new float[(long)n * operators.Classes];
         var h = new float[(long)n * operators.Width];
         model.LogitsAndHidden(inputs, n, operators.Layer, o, h);
         var state = new StepState(operators, design, o, h, labels.ToArray(), options);
-        var gb = new float[operators.Basis.Length];
-        var gm = new float[operators.Matrices.Length];
-        return state.Gradients(step, new Rng(options.Seed), gb, gm);
+        return state.Gradients(step, new Rng(options.Seed ^ (ulong)step), gradBasis, gradMatrices);
     }
 
     private sealed class StepState(SteeringOperators op, SubsetDesign design, float[] o, float[] h, int[] labels, SteeringOptions options)
