@@ -78,10 +78,7 @@ public sealed class StrideMethod : IAttributionMethod
     {
         ArgumentNullException.ThrowIfNull(queries);
         var problem = _problem ?? throw NotReady();
-        if (queries.InputWidth != problem.InputWidth)
-        {
-            throw new ArgumentException($"stride: queries have {queries.InputWidth} features; the model reads {problem.InputWidth}.", nameof(queries));
-        }
+        problem.CheckQueries(queries);
 
         int q = queries.Count, n = problem.Count, kk = _options.Subsets;
         var y = Measurements(queries);
@@ -210,7 +207,7 @@ public sealed class StrideMethod : IAttributionMethod
     }
 
     private static IHiddenStateModel HiddenModel(AttributionProblem problem) => problem.CreateModel() as IHiddenStateModel
-        ?? throw new NotSupportedException($"stride needs a model that exposes a hidden activation (IHiddenStateModel); {problem.Layout} does not.");
+        ?? throw new NotSupportedException($"stride needs a classifier that exposes a hidden activation (IHiddenStateModel: the MLP); {problem.Architecture} does not yet.");
 
     private static InvalidOperationException NotReady() => new("stride: call Precompute before scoring.");
 }
