@@ -22,7 +22,7 @@ public static class MethodFactory
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
     /// stride: k, d, design-seed, rank, layer, steps, lr, stability, linearity, sketch, ridge, linearity-inputs, reference,
     /// measure (margin|loss), seed, lambda (fixed|cv), lambda-fraction, folds, nonnegative (on|off), dense,
-    /// combine (none|prior|sum: with forward-only at its defaults), combine-weight, prior-floor.
+    /// combine (none|prior|sum: with forward-only at its defaults but horizon fo-horizon), fo-horizon, combine-weight, prior-floor.
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
     {
@@ -35,7 +35,7 @@ public static class MethodFactory
             "tracin" => new TracInMethod(false, o.Has("weights") ? o.FloatList("weights") : null),
             "grad-dot" => new TracInMethod(true),
             "if" => new InfluenceFunctionMethod(Influence(o)),
-            "stride" => StrideOf(Stride(o)),
+            "stride" => StrideOf(o),
             _ => throw new ArgumentException($"Unknown attribution method '{name}'. Valid methods: {string.Join(", ", Names)}.", nameof(name)),
         };
         o.ThrowIfUnused(name);
@@ -81,8 +81,18 @@ public static class MethodFactory
         };
     }
 
-    private static StrideMethod StrideOf(StrideOptions options) =>
-        new(options, options.Combine == StrideCombination.None ? null : new ForwardOnlyMethod(new ForwardOnlyOptions()));
+    private static StrideMethod StrideOf(Options o)
+    {
+        var options = Stride(o);
+        bool horizon = o.Has("fo-horizon");
+        if (horizon && options.Combine == StrideCombination.None)
+        {
+            throw new ArgumentException("Option 'fo-horizon' sets the forward-only partner of a combination; add combine=prior or combine=sum, or drop it.");
+        }
+
+        return new(options, options.Combine == StrideCombination.None ? null
+            : new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = o.Int("fo-horizon", new ForwardOnlyOptions().Horizon) }));
+    }
 
     private static StrideOptions Stride(Options o)
     {

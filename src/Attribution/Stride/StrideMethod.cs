@@ -49,8 +49,8 @@ public sealed class StrideMethod : IAttributionMethod
         string rule = l.Rule == LambdaRule.FixedFraction ? $"λ = {l.FixedFraction.ToString(CultureInfo.InvariantCulture)}·λmax" : $"λ by {l.Folds}-fold held-out subsets";
         string combine = _options.Combine switch
         {
-            StrideCombination.Prior => $", + {_partner!.Name} as Lasso prior (floor {_options.PriorFloor.ToString(CultureInfo.InvariantCulture)})",
-            StrideCombination.Sum => $", + {_partner!.Name} calibrated sum (weight {_options.CombineWeight.ToString(CultureInfo.InvariantCulture)})",
+            StrideCombination.Prior => $", + {_partner!.Describe()} as Lasso prior (floor {_options.PriorFloor.ToString(CultureInfo.InvariantCulture)})",
+            StrideCombination.Sum => $", + {_partner!.Describe()} calibrated sum (weight {_options.CombineWeight.ToString(CultureInfo.InvariantCulture)})",
             _ => "",
         };
         return string.Create(CultureInfo.InvariantCulture,

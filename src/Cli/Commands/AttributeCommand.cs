@@ -20,7 +20,7 @@ internal static class AttributeCommand
     public static Command Create()
     {
         var run = new Option<string>("--run") { Description = "Run directory written by './pipeline train' (run.json + model.safetensors).", Required = true };
-        var method = new Option<string>("--method") { Description = "Method: forward-only, forward-only-single, trak, tracin, grad-dot, if; options after a colon, e.g. forward-only:horizon=50,eps=1e-3.", Required = true };
+        var method = new Option<string>("--method") { Description = "Method: forward-only, forward-only-single, trak, tracin, grad-dot, if, stride; options after a colon, e.g. forward-only:horizon=50,eps=1e-3.", Required = true };
         var testIds = new Option<string>("--test-ids") { Description = "File of FashionMNIST test-split ids (0-based), separated by newlines, commas or spaces.", Required = true };
         var output = new Option<string>("--out") { Description = "Output file (.csv, or .arrow / .arrows for an Arrow IPC stream).", Required = true };
         var probes = new Option<string?>("--probes") { Description = "Forward-only only: a probe set file. Read when it exists (after checking it was simulated from this run, data and method), else simulated and written there, so the simulation is paid once." };

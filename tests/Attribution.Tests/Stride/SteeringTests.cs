@@ -200,7 +200,10 @@ public sealed class SteeringTests
         Assert.Contains("horizon", e.Message);
         e = Assert.Throws<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["d"] = "20", ["k"] = "10" }));
         Assert.Contains("d = 20", e.Message);
-        var combined = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "sum", ["combine-weight"] = "0.5" });
-        Assert.Contains("forward-only calibrated sum (weight 0.5)", combined.Describe());
+        e = Assert.Throws<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["fo-horizon"] = "10" }));
+        Assert.Contains("fo-horizon", e.Message);
+        var combined = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "sum", ["combine-weight"] = "0.5", ["fo-horizon"] = "7" });
+        Assert.Contains("calibrated sum (weight 0.5)", combined.Describe());
+        Assert.Contains("K=7", combined.Describe());
     }
 }
