@@ -1,5 +1,7 @@
 using System.Globalization;
 using Attribution.Attribution.Methods;
+using Attribution.Attribution.Stride;
+using Attribution.Engine.Models;
 
 namespace Attribution.Attribution;
 
@@ -10,7 +12,7 @@ namespace Attribution.Attribution;
 public static class MethodFactory
 {
     /// <summary>Valid method names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["forward-only", "forward-only-single", "trak", "tracin", "grad-dot", "if", "bm25", "repsim"];
+    public static IReadOnlyList<string> Names { get; } = ["forward-only", "forward-only-single", "trak", "tracin", "grad-dot", "if", "stride", "bm25", "repsim"];
 
     /// <summary>
     /// Creates a method. Options per method:
@@ -20,6 +22,9 @@ public static class MethodFactory
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
     /// bm25 (language models): ngram (token n-gram length of a term, default 1), k1 (default 1.2), b (default 0.75);
     /// repsim (language models): no options.
+    /// stride: k, d, design-seed, rank, layer, steps, lr, stability, linearity, sketch, ridge, linearity-inputs, reference,
+    /// measure (margin|loss), seed, lambda (fixed|cv), lambda-fraction, folds, nonnegative (on|off), dense,
+    /// combine (none|prior|sum: with forward-only at its defaults but horizon fo-horizon), fo-horizon, combine-weight, prior-floor.
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
     {
@@ -34,6 +39,7 @@ public static class MethodFactory
             "if" => new InfluenceFunctionMethod(Influence(o)),
             "bm25" => new Bm25Method(o.Int("ngram", 1), o.Float("k1", 1.2f), o.Float("b", 0.75f)),
             "repsim" => new RepresentationSimilarityMethod(),
+            "stride" => StrideOf(o),
             _ => throw new ArgumentException($"Unknown attribution method '{name}'. Valid methods: {string.Join(", ", Names)}.", nameof(name)),
         };
         o.ThrowIfUnused(name);
@@ -76,6 +82,63 @@ public static class MethodFactory
             RelativeDamping = o.Has("damping") ? o.Float("damping", 0f) : d.RelativeDamping,
             Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : d.Seed,
             Models = o.Int("models", d.Models),
+        };
+    }
+
+    private static StrideMethod StrideOf(Options o)
+    {
+        var options = Stride(o);
+        bool horizon = o.Has("fo-horizon");
+        if (horizon && options.Combine == StrideCombination.None)
+        {
+            throw new ArgumentException("Option 'fo-horizon' sets the forward-only partner of a combination; add combine=prior or combine=sum, or drop it.");
+        }
+
+        return new(options, options.Combine == StrideCombination.None ? null
+            : new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = o.Int("fo-horizon", new ForwardOnlyOptions().Horizon) }));
+    }
+
+    private static StrideOptions Stride(Options o)
+    {
+        var d = new StrideOptions();
+        var s = d.Steering;
+        var l = d.Lasso;
+        return new StrideOptions
+        {
+            Subsets = o.Int("k", d.Subsets),
+            Degree = o.Int("d", d.Degree),
+            DesignSeed = o.Has("design-seed") ? (ulong)o.Int("design-seed", 0) : d.DesignSeed,
+            Steering = new SteeringOptions
+            {
+                Rank = o.Int("rank", s.Rank),
+                Layer = o.Int("layer", s.Layer),
+                Steps = o.Int("steps", s.Steps),
+                LearningRate = o.Float("lr", s.LearningRate),
+                Stability = o.Float("stability", s.Stability),
+                Linearity = o.Float("linearity", s.Linearity),
+                SketchSize = o.Int("sketch", s.SketchSize),
+                Ridge = o.Float("ridge", s.Ridge),
+                LinearityInputs = o.Int("linearity-inputs", s.LinearityInputs),
+                ReferenceSize = o.Int("reference", s.ReferenceSize),
+                Measure = o.Has("measure") ? o.Choice("measure", "margin", "margin", "loss") == "loss" ? ModelOutput.Loss : ModelOutput.Margin : s.Measure,
+                Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : s.Seed,
+            },
+            Lasso = l with
+            {
+                Rule = o.Has("lambda") ? o.Choice("lambda", "fixed", "fixed", "cv") == "cv" ? LambdaRule.CrossValidation : LambdaRule.FixedFraction : l.Rule,
+                FixedFraction = o.Has("lambda-fraction") ? o.Float("lambda-fraction", 0f) : l.FixedFraction,
+                Folds = o.Int("folds", l.Folds),
+                Nonnegative = o.Has("nonnegative") ? o.Choice("nonnegative", "off", "on", "off") == "on" : l.Nonnegative,
+            },
+            Dense = o.Has("dense") ? o.Float("dense", 0f) : d.Dense,
+            Combine = o.Choice("combine", "none", "none", "prior", "sum") switch
+            {
+                "prior" => StrideCombination.Prior,
+                "sum" => StrideCombination.Sum,
+                _ => d.Combine,
+            },
+            CombineWeight = o.Has("combine-weight") ? o.Float("combine-weight", 0f) : d.CombineWeight,
+            PriorFloor = o.Has("prior-floor") ? o.Float("prior-floor", 0f) : d.PriorFloor,
         };
     }
 

@@ -21,7 +21,7 @@ internal static class AttributeCommand
     public static Command Create()
     {
         var run = new Option<string>("--run") { Description = "Run directory written by './pipeline train' (run.json + model.safetensors).", Required = true };
-        var method = new Option<string>("--method") { Description = "Method: forward-only, forward-only-single, trak, tracin, grad-dot, if; options after a colon, e.g. forward-only:horizon=50,eps=1e-3.", Required = true };
+        var method = new Option<string>("--method") { Description = "Method: forward-only, forward-only-single, trak, tracin, grad-dot, if, stride; options after a colon, e.g. forward-only:horizon=50,eps=1e-3.", Required = true };
         var testIds = new Option<string>("--test-ids") { Description = "File of query ids (0-based), separated by newlines, commas or spaces: FashionMNIST test-split ids, or for a GPT run positions in the run's held-out documents (each split into prompt and completion).", Required = true };
         var trainLimit = new Option<int>("--train-limit") { Description = "GPT runs only: attribute to the first N training documents (run.json order); 0 = all.", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "Output file (.csv, or .arrow / .arrows for an Arrow IPC stream).", Required = true };
