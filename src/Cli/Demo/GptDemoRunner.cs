@@ -222,7 +222,8 @@ internal static class GptDemoRunner
         var names = r.SourceNames ?? [];
         var t = new Table().Border(TableBorder.Simple).HideHeaders().AddColumns("", "", "", "")
             .Title($"[bold]{Markup.Escape(r.QueryId)}[/]  [grey]{Markup.Escape(r.Method)}, {r.LatencyMicros / 1000.0:F0} ms[/]");
-        t.AddRow(new Markup("[grey]prompt[/]"), new Markup($"[bold]{Markup.Escape(q.Prompt ?? "")}[/][green]{Markup.Escape(q.Completion ?? "")}[/]"), new Text(""), new Text(""));
+        t.AddRow(new Markup("[grey]prompt[/]"), new Markup($"[bold]{Markup.Escape(q.Prompt ?? "")}[/]"), new Text(""), new Text(""));
+        t.AddRow(new Markup("[grey]model's completion[/]"), new Markup($"[green]\"{Markup.Escape((q.Completion ?? "").Replace("\n", "⏎", StringComparison.Ordinal))}\"[/]"), new Text(""), new Text(""));
         for (int i = 0; i < Math.Min(3, r.ExampleIds.Count); i++)
         {
             var source = r.ExampleSourceIds is { } es ? SourceName(r, es[i]) : "?";
