@@ -59,6 +59,7 @@ public sealed class ScorerWorker : EventConsumerWorker
         _scoring = new BatchScorer(_options.TopK, metrics);
         _alerts = AlertPolicy.From(_options);
         _publisher = new AttributionPublisher(producer, bus, metrics, logger);
+        metrics.ObserveLag(() => PartitionLag);
     }
 
     /// <summary>Counters and latency histogram.</summary>
@@ -203,6 +204,7 @@ public sealed class ScorerWorker : EventConsumerWorker
         try
         {
             var scored = _scoring.Score(scorer, [.. work.Select(p => p.Query)], [.. work.Select(p => p.Record.Timestamp)], DateTimeOffset.UtcNow);
+            Metrics.BatchScored(work.Count);
             var messages = scored.Results.Select(AttributionPublisher.Encode).ToArray();
             Metrics.Computed(Stopwatch.GetElapsedTime(started));
             _ = PublishAsync(scorer, work, scored, messages, ct);
