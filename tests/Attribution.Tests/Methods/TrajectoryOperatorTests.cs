@@ -51,8 +51,9 @@ public sealed class TrajectoryOperatorTests
     [Fact]
     public void Full_rank_operator_on_a_relu_mlp_equals_phi_of_the_dense_hessian()
     {
-        // With as many Lanczos steps as parameters the operator must be φ(A) exactly (up to float rounding): this holds
-        // the Lanczos, the Ritz rotation and the two GEMMs of Apply to an independent dense eigendecomposition.
+        // With as many Lanczos steps as parameters the operator must be φ(A) exactly (up to float rounding, eigenvalues
+        // below wd clamped to wd as the operator does): this holds the Lanczos, the Ritz rotation and the two GEMMs of
+        // Apply to an independent dense eigendecomposition.
         var layout = new MlpLayout([4, 5, 3]);
         int p = layout.ParameterCount;
         var theta = KernelTests.RandomTheta(layout, 5);
@@ -82,7 +83,7 @@ public sealed class TrajectoryOperatorTests
                     dot += vectors[i * p + k] * g[u * p + i];
                 }
 
-                double scale = TrajectoryOperator.Response(values[k] + lambda, eta, horizon) * dot;
+                double scale = TrajectoryOperator.Response(Math.Max(values[k], wd) + lambda, eta, horizon) * dot;
                 for (int i = 0; i < p; i++)
                 {
                     expected[u * p + i] += scale * vectors[i * p + k];
