@@ -25,6 +25,7 @@ internal static class Columns
 
     public static readonly ListType Int64List = new(new Field("item", Int64Type.Default, nullable: false));
     public static readonly ListType Float32List = new(new Field("item", FloatType.Default, nullable: false));
+    public static readonly ListType Utf8List = new(new Field("item", StringType.Default, nullable: false));
     public static readonly TimestampType UtcMicros = new(TimeUnit.Microsecond, "UTC");
 
     public static void CheckSchemaMetadata(Schema schema, string eventType, int supportedVersion)
@@ -224,6 +225,19 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
         return column;
     }
 
+    public StringListColumn? OptionalUtf8List(string name)
+    {
+        if (Find(name, required: false) is not { } data)
+        {
+            return null;
+        }
+        if (data.DataType is not (ListType or LargeListType or FixedSizeListType) || StringColumn.TryCreate(data.Children[0], this, name) is not { } items)
+        {
+            throw WrongType(name, data, "list<item: utf8>");
+        }
+        return new StringListColumn(data, items, this, name);
+    }
+
     public BinaryColumn Binary(string name) => BinaryOf(name, required: true)!;
 
     public BinaryColumn? OptionalBinary(string name) => BinaryOf(name, required: false);
@@ -403,6 +417,39 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
                     return Items.Slice(slot * size, size);
                 }
             }
+        }
+    }
+
+    /// <summary>list, large_list or fixed_size_list of any string variant, with non-null items.</summary>
+    internal sealed class StringListColumn(ArrayData data, StringColumn items, EventBatch batch, string name)
+    {
+        public bool IsNull(int row) => EventBatch.IsNull(data, row);
+
+        public string[] Get(int row)
+        {
+            var slot = data.Offset + row;
+            long start, end;
+            switch (data.DataType)
+            {
+                case ListType:
+                    var offsets = MemoryMarshal.Cast<byte, int>(data.Buffers[1].Span);
+                    (start, end) = data.Length == 0 ? (0, 0) : (offsets[slot], offsets[slot + 1]);
+                    break;
+                case LargeListType:
+                    var large = MemoryMarshal.Cast<byte, long>(data.Buffers[1].Span);
+                    (start, end) = data.Length == 0 ? (0, 0) : (large[slot], large[slot + 1]);
+                    break;
+                default:
+                    var size = ((FixedSizeListType)data.DataType).ListSize;
+                    (start, end) = ((long)slot * size, ((long)slot + 1) * size);
+                    break;
+            }
+            var result = new string[end - start];
+            for (var k = 0; k < result.Length; k++)
+            {
+                result[k] = items.Get((int)(start + k)) ?? throw batch.Error(name, row, $"list item {k} is null; items must not be null");
+            }
+            return result;
         }
     }
 

@@ -115,6 +115,27 @@ public static class ArrowArrays
         return new ListArray(new ArrayData(type, n, nulls, 0, [validity, new ArrowBuffer(offsets)], [child]));
     }
 
+    /// <summary>A list&lt;utf8&gt; column (items never null); null entries are nulls.</summary>
+    public static ListArray Utf8List(ListType type, IReadOnlyList<IReadOnlyList<string>?> lists)
+    {
+        ArgumentNullException.ThrowIfNull(type);
+        ArgumentNullException.ThrowIfNull(lists);
+        var n = lists.Count;
+        var offsets = new byte[4 * (n + 1)];
+        var offsetSpan = MemoryMarshal.Cast<byte, int>(offsets.AsSpan());
+        var items = new List<string?>();
+        for (var i = 0; i < n; i++)
+        {
+            foreach (var item in lists[i] ?? [])
+            {
+                items.Add(item ?? throw new ArgumentException($"list {i} holds a null string; items must not be null.", nameof(lists)));
+            }
+            offsetSpan[i + 1] = items.Count;
+        }
+        var (validity, nulls) = Validity(n, i => lists[i] is not null);
+        return new ListArray(new ArrayData(type, n, nulls, 0, [validity, new ArrowBuffer(offsets)], [Utf8(items).Data]));
+    }
+
     private static ArrowBuffer Buffer<T>(ReadOnlySpan<T> values) where T : unmanaged =>
         new(MemoryMarshal.AsBytes(values).ToArray());
 
