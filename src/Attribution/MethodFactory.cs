@@ -16,7 +16,7 @@ public static class MethodFactory
 
     /// <summary>
     /// Creates a method. Options per method:
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off);
+    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample;
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, models;
     /// tracin / grad-dot: weights (comma-separated, tracin only);
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
@@ -65,6 +65,11 @@ public static class MethodFactory
             Readout = o.Choice("readout", "jacobian", "jacobian", "fd") == "fd" ? ForwardReadout.FiniteDifference : ForwardReadout.Jacobian,
             ReadoutEpsilon = o.Has("readout-eps") ? o.Float("readout-eps", 0f) : d.ReadoutEpsilon,
             InputBasisEnergy = o.Has("basis") ? o.Float("basis", 0f) : d.InputBasisEnergy,
+            Propagation = o.Has("propagation")
+                ? o.Choice("propagation", "trajectory", "trajectory", "spectral") == "spectral" ? ForwardPropagation.Spectral : ForwardPropagation.Trajectory
+                : d.Propagation,
+            OperatorRank = o.Int("operator-rank", d.OperatorRank),
+            OperatorSample = o.Int("operator-sample", d.OperatorSample),
             Sources = o.Has("sources")
                 ? o.Choice("sources", "simulated", "simulated", "sum") == "sum" ? SourceResponse.SumOfExamples : SourceResponse.Simulated
                 : d.Sources,
