@@ -47,7 +47,7 @@ public sealed record BatchManifest
 /// step, whose examples are the recipe's train ids;</item>
 /// <item>a trainer's: <c>checkpoints/step-&lt;N&gt;.safetensors</c> + <c>batches/step-&lt;N&gt;.json</c>
 /// (<see cref="BatchManifest"/>: the examples trained after the previous checkpoint up to step N), plus <c>run.json</c>
-/// (the recipe, read by the Simulator). A checkpoint without its manifest is not ready yet and is skipped.</item>
+/// (the recipe; Ingest puts it on every checkpoint event). A checkpoint without its manifest is not ready yet and is skipped.</item>
 /// </list>
 /// Sources come from the manifest, else from <c>sources.json</c> (<see cref="SourcesFile"/>), else from a seeded hash of
 /// the example id modulo the source count (stable across restarts and instances).
@@ -126,6 +126,28 @@ public sealed partial class RunScanner(string directory, int sourceCount, ulong 
         var ids = run.Recipe.Data.TrainIds.Select(i => (long)i).ToArray();
         long lastStep = run.Metrics.Steps > 0 ? run.Metrics.Steps : run.Recipe.TotalSteps;
         return [new FoundCheckpoint(lastStep, path, ids, Assign(ids, sources, runJson))];
+    }
+
+    /// <summary>
+    /// The run's training recipe from <c>run.json</c> (both layouts need it: every checkpoint event states the run's
+    /// architecture and recipe, so no service looks for files beside a checkpoint).
+    /// </summary>
+    public TrainingRecipe LoadRecipe()
+    {
+        var runJson = System.IO.Path.Combine(Directory, RunDirectory.ManifestFile);
+        if (!File.Exists(runJson))
+        {
+            throw new RunFormatException($"{runJson} is missing: every checkpoint event states the run's architecture and training recipe, which Ingest reads from it. './pipeline train' writes it; a trainer writes one beside checkpoints/ (a RunManifest: {{\"recipe\": {{\"model\": {{\"widths\": [784, 128, 10]}}, ...}}}}).");
+        }
+
+        try
+        {
+            return RunDirectory.LoadManifest(Directory).Recipe;
+        }
+        catch (RecipeException e)
+        {
+            throw new RunFormatException(e.Message, e);
+        }
     }
 
     /// <summary>The sources file, or null when the directory has none.</summary>

@@ -1,3 +1,6 @@
+using Attribution.Contracts;
+using Attribution.Engine.Training;
+
 namespace Attribution.Ingest.Tests;
 
 /// <summary>Reading a trainer's run directory: checkpoints with manifests in step order, sources from the manifest, file or seed.</summary>
@@ -88,5 +91,27 @@ public sealed class RunScannerTests : IDisposable
         Assert.NotEqual(
             Enumerable.Range(0, 50).Select(i => RunScanner.SeededSource(i, 1, 10)),
             Enumerable.Range(0, 50).Select(i => RunScanner.SeededSource(i, 2, 10)));
+    }
+
+    [Fact]
+    public void The_recipe_every_checkpoint_event_states_comes_from_run_json_and_its_absence_is_refused_with_the_fix()
+    {
+        var missing = Assert.Throws<RunFormatException>(() => new RunScanner(_dir, 4, 1).LoadRecipe());
+        Assert.Contains("run.json is missing: every checkpoint event states the run's architecture and training recipe", missing.Message, StringComparison.Ordinal);
+
+        var recipe = TrainingRecipe.DefaultMlp([0, 1, 2], [0], epochs: 1, seed: 7) with { BatchSize = 2 };
+        Write("run.json", new RunManifest { Recipe = recipe }.ToJson());
+        var read = new RunScanner(_dir, 4, 1).LoadRecipe();
+        var data = new RunData(read, null);
+        Assert.Equal(new CheckpointRecipe("mlp:784-128-64-10", 0.05f, 5e-4f, 2, 7, "fashion-mnist"), data.CheckpointRecipe);
+        Assert.Equal(784, data.Features);
+    }
+
+    [Fact]
+    public void Batch_inputs_of_a_data_set_Ingest_cannot_read_are_refused_naming_it()
+    {
+        var recipe = TrainingRecipe.DefaultMlp([0], [0]) with { Data = new() { Name = "cifar-10", TrainIds = [0] } };
+        var error = Assert.Throws<RunFormatException>(() => new RunData(recipe, null).Payload([0L], "run.json"));
+        Assert.Equal("run.json: data set 'cifar-10' is not one Ingest can read inputs from (known: fashion-mnist).", error.Message);
     }
 }
