@@ -299,8 +299,6 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
         return model;
     }
 
-    internal static void CheckWidth(AttributionProblem problem, QueryBatch queries) => CheckWidth(problem.InputWidth, queries);
-
     private static void CheckWidth(int inputWidth, QueryBatch queries)
     {
         if (queries.InputWidth != inputWidth)

@@ -73,7 +73,7 @@ public sealed class InfluenceFunctionMethod : IAttributionMethod
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(problem);
-        int p = problem.Layout.ParameterCount;
+        int p = problem.ParameterCount;
         _objective = new TrainingObjective(problem);
         _train = problem.CreateModel().PerExampleGradients(problem.Training, ModelOutput.Loss);
         bool exact = _options.Solver == InfluenceSolver.Exact || (_options.Solver == InfluenceSolver.Auto && p <= ExactLimit);
@@ -119,9 +119,9 @@ public sealed class InfluenceFunctionMethod : IAttributionMethod
     {
         ArgumentNullException.ThrowIfNull(queries);
         var problem = _problem ?? throw new InvalidOperationException("Call Precompute before scoring.");
-        ForwardOnlyMethod.CheckWidth(problem, queries);
-        int n = problem.Count, p = problem.Layout.ParameterCount, nq = queries.Count;
-        var g = problem.CreateModel().PerExampleGradients(queries.AsModelBatch(), ModelOutput.Margin);
+        problem.CheckQueries(queries);
+        int n = problem.Count, p = problem.ParameterCount, nq = queries.Count;
+        var g = problem.CreateModel().PerExampleGradients(queries.Batch, queries.Output);
         var dense = new float[p];
         var rhs = new double[p];
         var solution = new double[p];

@@ -61,12 +61,12 @@ public sealed class TracInMethod : IAttributionMethod
     {
         ArgumentNullException.ThrowIfNull(queries);
         var problem = _problem ?? throw new InvalidOperationException("Call Precompute before scoring.");
-        ForwardOnlyMethod.CheckWidth(problem, queries);
+        problem.CheckQueries(queries);
         var scores = new float[(long)queries.Count * problem.Count];
         for (int c = 0; c < _checkpoints.Length; c++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var q = problem.CreateModel(_checkpoints[c]).PerExampleGradients(queries.AsModelBatch(), ModelOutput.Margin);
+            var q = problem.CreateModel(_checkpoints[c]).PerExampleGradients(queries.Batch, queries.Output);
             _train![c].AddInnerProducts(q, -(_weights?[c] ?? 1f), scores);
         }
 

@@ -80,14 +80,14 @@ public sealed class TrakMethod : IAttributionMethod
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(problem);
-        int p = problem.Layout.ParameterCount, k = _options.ProjectionDim, n = problem.Count;
+        int p = problem.ParameterCount, k = _options.ProjectionDim, n = problem.Count;
         BuildProjection(p, k);
         _models.Clear();
         var checkpoints = problem.Checkpoints.Take(_options.Models > 0 ? _options.Models : int.MaxValue).ToArray();
         foreach (var theta in checkpoints)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var train = problem.CreateModel(theta).PerExampleGradients(problem.Training, ModelOutput.Margin);
+            var train = problem.CreateModel(theta).PerExampleGradients(problem.Training, problem.Measurement);
             var phi = Project(train, cancellationToken);
             var kernel = new float[k * k];
             Blas.Gemm(true, false, k, k, n, 1f, phi, phi, 0f, kernel);
@@ -138,12 +138,20 @@ public sealed class TrakMethod : IAttributionMethod
             // (ΦᵀΦ)⁻¹ = L⁻ᵀ L⁻¹, so s = (φ_q L⁻ᵀ)(Φ L⁻ᵀ)ᵀ Q.
             var phiTilde = new float[(long)n * k];
             Blas.Gemm(false, false, n, k, k, 1f, phi, linvT, 0f, phiTilde);
-            // Q = 1 − p_y, the output's derivative weight: p_y = exp(−loss).
+            // Q = ∂loss/∂(−measurement) per unit: 1 − p_y for a classifier's margin (p_y = exp(−loss)); 1 for a
+            // language model, whose training loss is exactly minus the document's log-likelihood.
             var q = new float[n];
-            problem.CreateModel(theta).Outputs(problem.Training, ModelOutput.Loss, q);
-            for (int i = 0; i < n; i++)
+            if (problem.Measurement == ModelOutput.Margin)
             {
-                q[i] = (float)(1 - Math.Exp(-q[i]));
+                problem.CreateModel(theta).Outputs(problem.Training, ModelOutput.Loss, q);
+                for (int i = 0; i < n; i++)
+                {
+                    q[i] = (float)(1 - Math.Exp(-q[i]));
+                }
+            }
+            else
+            {
+                Array.Fill(q, 1f);
             }
 
             _models.Add((theta, phiTilde, linvT, q));
@@ -157,7 +165,7 @@ public sealed class TrakMethod : IAttributionMethod
     {
         ArgumentNullException.ThrowIfNull(queries);
         var problem = _problem ?? throw new InvalidOperationException("Call Precompute before scoring.");
-        ForwardOnlyMethod.CheckWidth(problem, queries);
+        problem.CheckQueries(queries);
         int n = problem.Count, k = _options.ProjectionDim, nq = queries.Count;
         var scores = new float[(long)nq * n];
         var part = new float[(long)nq * n];
@@ -165,7 +173,7 @@ public sealed class TrakMethod : IAttributionMethod
         foreach (var (theta, phiTilde, linvT, q) in _models)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var g = problem.CreateModel(theta).PerExampleGradients(queries.AsModelBatch(), ModelOutput.Margin);
+            var g = problem.CreateModel(theta).PerExampleGradients(queries.Batch, queries.Output);
             var phiQ = Project(g, cancellationToken);
             Blas.Gemm(false, false, nq, k, k, 1f, phiQ, linvT, 0f, psi);
             Blas.Gemm(false, true, nq, n, k, 1f, psi, phiTilde, 0f, part);
