@@ -8,10 +8,14 @@ namespace Attribution.Contracts;
 /// <summary>The examples (and their data sources) of one optimiser step of a training run.</summary>
 /// <param name="RunId">Training run id (topic key).</param>
 /// <param name="Step">Optimiser step, 0-based.</param>
-/// <param name="ExampleIds">Training example ids in the batch.</param>
+/// <param name="ExampleIds">Training example ids in the batch (a language model's: 63-bit document ids).</param>
 /// <param name="SourceIds">Data source id of each example, same length as <paramref name="ExampleIds"/>.</param>
-/// <param name="Payload">Optional opaque payload (e.g. the inputs, when the simulator cannot fetch them).</param>
-public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> ExampleIds, IReadOnlyList<long> SourceIds, byte[]? Payload = null)
+/// <param name="Payload">A classifier's inputs and labels (<see cref="BatchPayload"/>), or null.</param>
+/// <param name="Documents">A language model's documents: each example's token ids as the model trained on them (framed by the
+/// run's tokenizer), or null. On the wire <c>token_counts</c> list&lt;int32&gt; (one per example) and <c>token_ids</c>
+/// list&lt;int32&gt; (all documents' ids concatenated).</param>
+public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> ExampleIds, IReadOnlyList<long> SourceIds, byte[]? Payload = null,
+    IReadOnlyList<int[]>? Documents = null)
     : IArrowEvent<TrainingBatch>
 {
     /// <inheritdoc/>
@@ -26,7 +30,9 @@ public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> 
         Required("step", Int64Type.Default),
         Required("example_ids", Int64List),
         Required("source_ids", Int64List),
-        Optional("payload", BinaryType.Default));
+        Optional("payload", BinaryType.Default),
+        Optional("token_counts", Int32List),
+        Optional("token_ids", Int32List));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<TrainingBatch> events)
@@ -39,6 +45,8 @@ public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> 
             ArrowArrays.List(Int64List, Map(events, e => e.ExampleIds)),
             ArrowArrays.List(Int64List, Map(events, e => e.SourceIds)),
             ArrowArrays.Binary(Map(events, e => e.Payload)),
+            ArrowArrays.List(Int32List, Map(events, e => e.Documents is { } d ? (IReadOnlyList<int>?)d.Select(x => x.Length).ToArray() : null)),
+            ArrowArrays.List(Int32List, Map(events, e => e.Documents is { } d ? (IReadOnlyList<int>?)d.SelectMany(x => x).ToArray() : null)),
         ], events.Count);
     }
 
@@ -52,14 +60,38 @@ public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> 
         var examples = b.List<long>("example_ids", Int64Type.Default);
         var sources = b.List<long>("source_ids", Int64Type.Default);
         var payload = b.OptionalBinary("payload");
+        var counts = b.OptionalList<int>("token_counts", Int32Type.Default);
+        var tokens = b.OptionalList<int>("token_ids", Int32Type.Default);
         var result = new TrainingBatch[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
             var e = examples.Get(i);
             var s = sources.Get(i);
             Check(e.Length == s.Length, EventType, "source_ids", i, $"{e.Length} example ids but {s.Length} source ids; each example needs its source");
+            var hasCounts = counts is not null && !counts.IsNull(i);
+            var hasTokens = tokens is not null && !tokens.IsNull(i);
+            Check(hasCounts == hasTokens, EventType, hasCounts ? "token_ids" : "token_counts", i, "token_counts and token_ids go together: documents need both");
+            int[][]? documents = null;
+            if (hasCounts)
+            {
+                var c = counts!.Get(i);
+                var t = tokens!.Get(i);
+                Check(c.Length == e.Length, EventType, "token_counts", i, $"{c.Length} token counts but {e.Length} example ids; each document needs its count");
+                long total = 0;
+                foreach (var n in c)
+                {
+                    Check(n >= 0, EventType, "token_counts", i, $"token count {n} is negative");
+                    total += n;
+                }
+                Check(total == t.Length, EventType, "token_ids", i, $"{t.Length} token ids, but the token counts add up to {total}");
+                documents = new int[c.Length][];
+                for (int d = 0, at = 0; d < c.Length; at += c[d], d++)
+                {
+                    documents[d] = t.Slice(at, c[d]).ToArray();
+                }
+            }
             result[i] = new TrainingBatch(runId.Required(i), step[i], e.ToArray(), s.ToArray(),
-                payload is null || payload.IsNull(i) ? null : payload.Get(i).ToArray());
+                payload is null || payload.IsNull(i) ? null : payload.Get(i).ToArray(), documents);
         }
         return result;
     }

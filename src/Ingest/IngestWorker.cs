@@ -126,15 +126,15 @@ public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOption
                 continue;
             }
 
-            data ??= new RunData(scanner.LoadRecipe(), _options.DataDirectory);
-            // Each batch event carries its examples' inputs; chunks stay under MaxEventBytes (brokers' default limit is 1 MB).
-            int chunk = Math.Min(_options.BatchChunk, Math.Max(1, MaxEventBytes / (4 + (4 * data.Features))));
+            data ??= RunData.Load(scanner, _options.DataDirectory);
+            // Each batch event carries its examples' data; chunks stay under MaxEventBytes (brokers' default limit is 1 MB).
+            int chunk = Math.Min(_options.BatchChunk, Math.Max(1, MaxEventBytes / data.BytesPerExample));
             var acks = new List<Task<EventPosition>>();
             for (int at = 0; at < found.ExampleIds.Length; at += chunk)
             {
                 int n = Math.Min(chunk, found.ExampleIds.Length - at);
                 var ids = found.ExampleIds[at..(at + n)];
-                var batch = new TrainingBatch(runId, found.Step, ids, found.SourceIds[at..(at + n)], data.Payload(ids, found.Path));
+                var batch = data.Batch(runId, found.Step, ids, found.SourceIds[at..(at + n)], found.Path);
                 acks.Add(producer.ProduceAsync(Topics.Batches, EventMessage.Create(runId, EventCodecs.TrainingBatches.Encode(batch), ArrowEvents.Headers<TrainingBatch>()), ct));
             }
 

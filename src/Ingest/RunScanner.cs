@@ -44,7 +44,8 @@ public sealed record BatchManifest
 /// Reads a run directory. Two layouts:
 /// <list type="bullet">
 /// <item>ours (<c>./pipeline train</c>): <c>run.json</c> + <c>model.safetensors</c>: one checkpoint at the run's last
-/// step, whose examples are the recipe's train ids;</item>
+/// step, whose examples are the recipe's train ids (a language-model run's: its training documents, sources the corpus's
+/// sources, <see cref="LanguageRun"/>);</item>
 /// <item>a trainer's: <c>checkpoints/step-&lt;N&gt;.safetensors</c> + <c>batches/step-&lt;N&gt;.json</c>
 /// (<see cref="BatchManifest"/>: the examples trained after the previous checkpoint up to step N), plus <c>run.json</c>
 /// (the recipe; Ingest puts it on every checkpoint event). A checkpoint without its manifest is not ready yet and is skipped.</item>
@@ -105,6 +106,12 @@ public sealed partial class RunScanner(string directory, int sourceCount, ulong 
         if (!File.Exists(runJson))
         {
             return [];
+        }
+
+        if (LanguageRun.IsLanguageRun(Directory))
+        {
+            var lm = LanguageRun.Load(Directory);
+            return [new FoundCheckpoint(lm.Recipe.Steps, lm.CheckpointPath, lm.TrainDocumentIds, lm.SourceIds)];
         }
 
         RunManifest run;

@@ -119,6 +119,22 @@ public class ContractViolationTests
     }
 
     [Fact]
+    public void BatchWhoseDocumentTokensDoNotMatchTheirCounts_IsRejected()
+    {
+        var batch = new TrainingBatch("lm", 1, [1, 2], [0, 0], Documents: [[256, 1], [256]]);
+        var columns = TrainingBatch.ToArrow([batch]).Arrays.ToArray();
+        columns[6] = TrainingBatch.ToArrow([batch with { Documents = [[256], [256]] }]).Arrays.ElementAt(6);
+        Assert.Equal("training-batch event row 0, column 'token_ids': 2 token ids, but the token counts add up to 3",
+            Reject(EventCodecs.TrainingBatches, Stream(TrainingBatch.Schema, columns)));
+        var counts = columns.ToArray();
+        counts[6] = TrainingBatch.ToArrow([batch with { Documents = null }]).Arrays.ElementAt(6);
+        Assert.Equal("training-batch event row 0, column 'token_ids': token_counts and token_ids go together: documents need both",
+            Reject(EventCodecs.TrainingBatches, Stream(TrainingBatch.Schema, counts)));
+        Assert.Equal("training-batch event row 0, column 'token_counts': 1 token counts but 2 example ids; each document needs its count",
+            Reject(EventCodecs.TrainingBatches, EventCodecs.TrainingBatches.Encode(batch with { Documents = [[256]] })));
+    }
+
+    [Fact]
     public void CheckpointWithAPartialRecipe_IsRejectedNamingWhatIsMissing()
     {
         var full = new CheckpointPublished("r", 1, "u", "c", 2, EventRoundTripTests.Recipe);

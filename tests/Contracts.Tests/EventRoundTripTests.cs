@@ -37,6 +37,8 @@ public class EventRoundTripTests
         AssertSame(new TrainingBatch("run-1", 42, [1, 2, 3], [7, 7, 9], [0xde, 0xad]), EventCodecs.TrainingBatches.Decode(EventCodecs.TrainingBatches.Encode(new TrainingBatch("run-1", 42, [1, 2, 3], [7, 7, 9], [0xde, 0xad]))));
         var tb = new TrainingBatch("run-1", 0, [], [], null);
         AssertSame(tb, EventCodecs.TrainingBatches.Decode(EventCodecs.TrainingBatches.Encode(tb)));
+        var documents = new TrainingBatch("lm", 7, [long.MaxValue, 3, 4], [0, 1, 1], Documents: [[256, 72, 105, 257], [], [256, 257]]);
+        AssertSame(documents, EventCodecs.TrainingBatches.Decode(EventCodecs.TrainingBatches.Encode(documents)));
         var cp = new CheckpointPublished("run-1", 300, "file:///tmp/ckpt/step-300.safetensors", "sha256:00ff", 109_386, Recipe);
         AssertSame(cp, EventCodecs.Checkpoints.Decode(EventCodecs.Checkpoints.Encode(cp)));
         var lm = cp with { Recipe = new CheckpointRecipe("gpt:vocab=65,context=64,d=64,heads=4,layers=2,mlp=4,tied=1", 3e-3, 0.1, 16, 7, "fortunes,foldoc", "bytes") };

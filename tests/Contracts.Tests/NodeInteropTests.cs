@@ -194,10 +194,13 @@ internal static class InteropEvents
     public static IEnumerable<(string Name, byte[] Bytes, JsonObject Expected)> All()
     {
         var t0 = EventRoundTripTests.T0;
-        TrainingBatch[] batches = [new("run-ü€😀", 42, [1, 2, long.MaxValue], [7, 7, -9], [0xde, 0xad, 0]), new("run-1", 0, [], [], null)];
+        TrainingBatch[] batches = [new("run-ü€😀", 42, [1, 2, long.MaxValue], [7, 7, -9], [0xde, 0xad, 0]), new("run-1", 0, [], [], null),
+            new("lm", 3, [long.MaxValue, 9], [0, 2], Documents: [[256, 72, 105, 257], []])];
+        static JsonArray Ints(IEnumerable<int> v) => new(v.Select(x => (JsonNode)x).ToArray());
         yield return ("training_batches", EventCodecs.TrainingBatches.EncodeBatch(batches), Dump(batches,
             ("run_id", b => b.RunId), ("step", b => L(b.Step)), ("example_ids", b => Longs(b.ExampleIds)), ("source_ids", b => Longs(b.SourceIds)),
-            ("payload", b => b.Payload is null ? null : Convert.ToHexStringLower(b.Payload))));
+            ("payload", b => b.Payload is null ? null : Convert.ToHexStringLower(b.Payload)),
+            ("token_counts", b => b.Documents is { } d ? Ints(d.Select(x => x.Length)) : null), ("token_ids", b => b.Documents is { } d ? Ints(d.SelectMany(x => x)) : null)));
         CheckpointPublished[] checkpoints = [new("run-1", 300, "file:///tmp/ckpt/step-300.safetensors", "sha256:00ff", 109_386, EventRoundTripTests.Recipe),
             new("run-2", 7, "file:///tmp/gpt/model.safetensors", "sha256:01", 5, EventRoundTripTests.Recipe with { Architecture = "gpt:vocab=65", Tokenizer = "bytes" }),
             new("run-3", 1, "file:///old", "sha256:02", 3)];
@@ -208,7 +211,6 @@ internal static class InteropEvents
         // A low-rank float16 probe and a full float32 one: apache-arrow must read the tensor names, shapes, ranks and every factor value.
         InfluenceProbe[] probes = [EventRoundTripTests.Probe(ProbePrecision.Float16), EventRoundTripTests.Probe(ProbePrecision.Float32, id: -1) with { Subject = ProbeSubject.Example, Rank = 0,
             Tensors = [new("layers.0.weight", 2, 2, 0)], Factors = [1f, float.Epsilon, -0f, 1e30f] }];
-        static JsonArray Ints(IEnumerable<int> v) => new(v.Select(x => (JsonNode)x).ToArray());
         yield return ("probes", EventCodecs.Probes.EncodeBatch(probes), Dump(probes,
             ("run_id", p => p.RunId), ("step", p => L(p.Step)), ("subject", p => (int)p.Subject), ("subject_id", p => L(p.SubjectId)),
             ("architecture", p => p.Architecture), ("rank", p => p.Rank), ("set_examples", p => L(p.SetExamples)), ("set_sources", p => L(p.SetSources)),

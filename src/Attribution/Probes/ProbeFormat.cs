@@ -37,16 +37,12 @@ public sealed class ProbeFormat
         Element = element;
         Layout = new MlpLayout(_widths);
         _ranks = new int[Layout.LayerCount];
-        long floats = 0;
         for (int l = 0; l < Layout.LayerCount; l++)
         {
             int o = Layout.Out(l), i = Layout.In(l);
             _ranks[l] = rank > 0 && (long)rank * (o + i) < (long)o * i ? rank : 0;
-            floats += (_ranks[l] > 0 ? (long)_ranks[l] * (o + i) : (long)o * i) + o;
         }
 
-        FloatsPerUnit = floats <= int.MaxValue ? (int)floats : throw new ArgumentException($"a unit of widths [{string.Join(',', widths)}] needs {floats} floats; more than a probe can hold.", nameof(widths));
-        Name = string.Create(CultureInfo.InvariantCulture, $"mlp-{(rank > 0 ? $"lowrank-r{rank}" : "full")}-{(element == ProbePrecision.Float16 ? "f16" : "f32")}");
         var tensors = new List<ProbeTensor>(2 * Layout.LayerCount);
         foreach (var (name, shape, _) in Layout.Tensors())
         {
@@ -55,6 +51,9 @@ public sealed class ProbeFormat
         }
 
         Tensors = tensors;
+        long floats = tensors.Sum(t => t.FactorCount);
+        FloatsPerUnit = floats <= int.MaxValue ? (int)floats : throw new ArgumentException($"a unit of widths [{string.Join(',', widths)}] needs {floats} floats; more than a probe can hold.", nameof(widths));
+        Name = string.Create(CultureInfo.InvariantCulture, $"mlp-{(rank > 0 ? $"lowrank-r{rank}" : "full")}-{(element == ProbePrecision.Float16 ? "f16" : "f32")}");
     }
 
     /// <summary>Model widths (input ... classes).</summary>

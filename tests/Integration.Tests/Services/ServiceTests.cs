@@ -3,6 +3,7 @@ using Attribution.Attribution;
 using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Methods;
 using Attribution.Contracts;
+using Attribution.Engine.Data;
 using Attribution.Engine.Models;
 using Attribution.Engine.Training;
 using Attribution.Ingest;
@@ -391,6 +392,48 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         Assert.Contains(expected, error, StringComparison.Ordinal);
         Assert.Equal(0, sim.ProbesPublished);
         Assert.Equal(0, Pipeline.Count(log, Topics.Probes));
+    }
+
+    [Fact]
+    public async Task LanguageModelRun_IsIngestedAsDocuments_AndItsCheckpointIsDeadLetteredUntilTheSimulatorSimulatesGpts()
+    {
+        // A run as './pipeline train --model gpt' writes it (untrained weights: only the plumbing is under test).
+        var dir = Path.Combine(fixture.Root, "gpt-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var config = new GptConfig(VocabSize: ByteTokenizer.Size, Context: 16, DModel: 8, Heads: 2, Layers: 1);
+        GptCheckpoint.Save(dir, new Gpt(config, seed: 3));
+        var corpus = TextCorpus.Load("fortunes/tao");
+        long[] train = [.. corpus.Documents.Take(12).Select(d => d.Id)];
+        await File.WriteAllTextAsync(Path.Combine(dir, RunDirectory.ManifestFile), System.Text.Json.JsonSerializer.Serialize(new
+        {
+            recipe = new GptRecipe { Config = config, Corpus = corpus.Spec, Steps = 5 },
+            data = new { corpus = corpus.Spec, tokenizer = "bytes", trainDocumentIds = train },
+            checkpoint = GptCheckpoint.WeightsFile,
+        }, new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase }));
+
+        await using var log = Pipeline.NewLog();
+        using var host = Pipeline.Build(log, s =>
+        {
+            s.AddIngest(o => { o.RunDirectory = dir; o.RunId = "lm"; });
+            s.AddSimulator(o => Pipeline.FastSimulation(o));
+        });
+        await host.StartAsync();
+        var sim = host.Services.GetRequiredService<SimulatorWorker>();
+        await Pipeline.Until(() => sim.DeadLetteredCount, c => c >= 1, "the GPT checkpoint dead-lettered");
+        await host.StopAsync();
+
+        // The dead letter holds the checkpoint event as Ingest published it (the embedded log trims committed checkpoints).
+        var dead = Assert.Single(Pipeline.ReadAll(log, Topics.DeadLetter));
+        var checkpoint = EventCodecs.Checkpoints.Decode(dead.Value);
+        Assert.StartsWith("gpt:vocab=259,context=16,d=8,heads=2,layers=1", checkpoint.Recipe!.Architecture, StringComparison.Ordinal);
+        Assert.Equal(("fortunes/tao", "bytes"), (checkpoint.Recipe.Dataset, checkpoint.Recipe.Tokenizer));
+        var batch = EventCodecs.TrainingBatches.Decode(Assert.Single(Pipeline.ReadAll(log, Topics.Batches)).Value);
+        Assert.Equal(train, batch.ExampleIds);
+        Assert.Equal(corpus.Documents.Take(12).Select(d => (long)d.SourceId), batch.SourceIds);
+        Assert.Equal(ByteTokenizer.Instance.EncodeDocument(corpus.Documents[5].Bytes), batch.Documents![5]);
+        Assert.Contains("checkpoint lm step 5: architecture 'gpt:vocab=259", dead.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)!, StringComparison.Ordinal);
+        Assert.Contains("is a language model", dead.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)!, StringComparison.Ordinal);
+        Assert.Equal(0, sim.ProbesPublished);
     }
 
     [Fact]
