@@ -11,6 +11,7 @@ using Attribution.Scorer;
 using Attribution.Transport;
 using Attribution.Transport.Embedded;
 using Attribution.Transport.Kafka;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -46,27 +47,36 @@ var batchSizes = new List<double>();
 AttributionModel? model = null;
 try
 {
-    foreach (var transport in opt.Transports)
+    // Each round runs every variant once, in order, so variants are compared under the same (noisy) conditions.
+    for (int round = 1; round <= opt.Rounds; round++)
     {
-        foreach (var scorers in opt.Scorers)
+        foreach (var variant in opt.Variants)
         {
-            var r = await Bench.RunAsync(transport, scorers, opt, probeSet, queries);
-            model ??= r.Model;
-            batchSizes.Add(r.MeanBatch);
-            batchSizes.Add(r.MeanBatchHalf);
-            Console.WriteLine($"| {transport} | {scorers} | {r.Saturation.PerSecond:F0} | {r.BarePerSecond:F0} | {100 * (r.BarePerSecond / r.Saturation.PerSecond - 1):F0}% | {r.Saturation.P50:F1} / {r.Saturation.P99:F1} ({opt.Window}) | {r.MeanBatch:F1} | {r.Half.PerSecond:F0} | {r.MeanBatchHalf:F1} | {r.Half.P50:F1} / {r.Half.P99:F1} | {r.Half.ScoredP50:F1} / {r.Half.ScoredP99:F1} |");
-            Console.WriteLine($"<!-- load average after: {File.ReadAllText("/proc/loadavg").Trim()} -->");
+            var o = variant.Apply(opt);
+            foreach (var transport in opt.Transports)
+            {
+                foreach (var scorers in opt.Scorers)
+                {
+                    var r = await Bench.RunAsync(transport, scorers, o, probeSet, queries);
+                    model ??= r.Model;
+                    batchSizes.Add(r.MeanBatch);
+                    batchSizes.Add(r.MeanBatchHalf);
+                    var label = opt.Variants.Length > 1 || opt.Rounds > 1 ? $"{variant.Name} (round {round}) " : "";
+                    Console.WriteLine($"| {label}{transport} | {scorers} | {r.Saturation.PerSecond:F0} | {r.BarePerSecond:F0} | {100 * (r.BarePerSecond / r.Saturation.PerSecond - 1):F0}% | {r.Saturation.P50:F1} / {r.Saturation.P99:F1} ({opt.Window}) | {r.MeanBatch:F1} | {r.Half.PerSecond:F0} | {r.MeanBatchHalf:F1} | {r.Half.P50:F1} / {r.Half.P99:F1} | {r.Half.ScoredP50:F1} / {r.Half.ScoredP99:F1} |");
+                    Console.WriteLine($"<!-- load average after: {File.ReadAllText("/proc/loadavg").Trim()} -->");
+                }
+            }
         }
     }
 
     // Bare compute: AttributionModel.Score on the batch sizes the pipeline formed, and on full batches; no transport.
     Console.WriteLine();
-    Console.WriteLine($"| bare AttributionModel.Score ({opt.Concurrent} thread(s)), batch | q/s | ms per batch |");
-    Console.WriteLine("|---|---|---|");
+    Console.WriteLine($"| bare AttributionModel.Score ({opt.Concurrent} thread(s)), batch | q/s | ms per batch | CPU ms per query |");
+    Console.WriteLine("|---|---|---|---|");
     foreach (var b in batchSizes.Select(x => (int)Math.Round(x)).Append(opt.MaxBatch).Distinct().Order())
     {
-        var (qps, msPerBatch) = Bench.Bare(model!, queries, b, opt.Queries, opt.Concurrent);
-        Console.WriteLine($"| {b} | {qps:F0} | {msPerBatch:F2} |");
+        var (qps, msPerBatch, cpuMs) = Bench.Bare(model!, queries, b, opt.Queries, opt.Concurrent);
+        Console.WriteLine($"| {b} | {qps:F0} | {msPerBatch:F2} | {cpuMs:F2} |");
     }
 }
 finally
@@ -76,6 +86,21 @@ finally
 
 internal sealed record Args(int Examples, int Sources, int Queries, int Train, int Epochs, int Window, int MaxBatch, string[] Transports, int[] Scorers, double HalfSeconds, int Horizon, int Concurrent, int LingerMs, int FetchWaitMs)
 {
+    /// <summary>The Scorer's micro-batch window (Scorer:BatchWindowMs).</summary>
+    public double BatchWindowMs { get; init; } = 2;
+
+    /// <summary>TCP_NODELAY on the Kafka clients' broker sockets (KafkaOptions.NoDelay, default on).</summary>
+    public bool NagleOff { get; init; } = true;
+
+    /// <summary>Configurations compared in one run (--variants), each run once per round.</summary>
+    public Variant[] Variants { get; init; } = [new Variant("as given", [])];
+
+    /// <summary>How many times every variant is run, alternating (--rounds).</summary>
+    public int Rounds { get; init; } = 1;
+
+    /// <summary>Also run the downstream console on the same log and time each query to its Arrow Flight (DoGet) delivery.</summary>
+    public bool Flight { get; init; }
+
     public static Args Parse(string[] args)
     {
         var a = new Args(1000, 10, 2000, 5000, 1, 256, 64, ["embedded", "kafka"], [1, 2], 10, 20, 1, 2, 5);
@@ -98,7 +123,12 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--concurrent" => a with { Concurrent = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--linger" => a with { LingerMs = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--fetch-wait" => a with { FetchWaitMs = int.Parse(v, CultureInfo.InvariantCulture) },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms)"),
+                "--batch-window" => a with { BatchWindowMs = double.Parse(v, CultureInfo.InvariantCulture) },
+                "--nagle-off" => a with { NagleOff = v == "1" },
+                "--variants" => a with { Variants = [.. v.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(Variant.Parse)] },
+                "--rounds" => a with { Rounds = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--flight" => a with { Flight = v == "1" },
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console)"),
             };
         }
 
@@ -106,7 +136,97 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     }
 
     public override string ToString() =>
-        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, Kafka linger.ms {LingerMs}, fetch.wait.max.ms {FetchWaitMs}, half-rate phase {HalfSeconds} s";
+        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, BatchWindowMs {BatchWindowMs}, Kafka linger.ms {LingerMs}, fetch.wait.max.ms {FetchWaitMs}, socket.nagle.disable {NagleOff}, half-rate phase {HalfSeconds} s{(Flight ? ", with the console's Arrow Flight feed" : "")}" +
+        (Variants.Length > 1 || Rounds > 1 ? $"; variants {string.Join(" | ", Variants.Select(v => v.ToString()))}, {Rounds} round(s)" : "");
+}
+
+/// <summary>A named set of overrides of the transport and batching settings (--variants).</summary>
+internal sealed record Variant(string Name, (string Key, string Value)[] Settings)
+{
+    public static Variant Parse(string spec)
+    {
+        var colon = spec.IndexOf(':', StringComparison.Ordinal);
+        var name = colon < 0 ? spec : spec[..colon];
+        var pairs = colon < 0 ? [] : spec[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p =>
+        {
+            var eq = p.IndexOf('=', StringComparison.Ordinal);
+            return eq < 0 ? throw new ArgumentException($"variant '{spec}': '{p}' is not key=value") : (p[..eq].Trim(), p[(eq + 1)..].Trim());
+        }).ToArray();
+        var variant = new Variant(name, pairs);
+        _ = variant.Apply(new Args(1, 1, 1, 1, 1, 1, 1, [], [], 1, 0, 1, 0, 0)); // unknown keys fail now, not after the set-up
+        return variant;
+    }
+
+    public Args Apply(Args a)
+    {
+        foreach (var (key, value) in Settings)
+        {
+            a = key switch
+            {
+                "linger" => a with { LingerMs = int.Parse(value, CultureInfo.InvariantCulture) },
+                "fetch-wait" => a with { FetchWaitMs = int.Parse(value, CultureInfo.InvariantCulture) },
+                "batch-window" => a with { BatchWindowMs = double.Parse(value, CultureInfo.InvariantCulture) },
+                "nagle-off" => a with { NagleOff = value == "1" },
+                _ => throw new ArgumentException($"variant '{Name}': unknown key '{key}' (linger, fetch-wait, batch-window, nagle-off)"),
+            };
+        }
+
+        return a;
+    }
+
+    public override string ToString() => $"{Name}: {string.Join(", ", Settings.Select(s => $"{s.Key}={s.Value}"))}";
+}
+
+/// <summary>
+/// CPU time and run-queue wait of this process's threads, grouped by thread name (/proc/self/task/*/comm, stat,
+/// schedstat): which parts (librdkafka's mock brokers and clients, .NET pool threads, BLAS) use the cores, and how long
+/// runnable threads waited for one (the machine's contention, measured rather than argued).
+/// </summary>
+internal static class ThreadAccounting
+{
+    public static Dictionary<string, (double CpuSeconds, double WaitSeconds)> Snapshot()
+    {
+        var groups = new Dictionary<string, (double, double)>(StringComparer.Ordinal);
+        foreach (var dir in Directory.EnumerateDirectories("/proc/self/task"))
+        {
+            try
+            {
+                var name = Group(File.ReadAllText(Path.Combine(dir, "comm")).Trim());
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                double cpu = (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+                var sched = File.ReadAllText(Path.Combine(dir, "schedstat")).Split(' ');
+                double wait = long.Parse(sched[1], CultureInfo.InvariantCulture) / 1e9;
+                var (c, w) = groups.GetValueOrDefault(name);
+                groups[name] = (c + cpu, w + wait);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+            {
+                // The thread ended meanwhile.
+            }
+        }
+
+        return groups;
+    }
+
+    /// <summary>Per group: cores used and cores' worth of waiting for a CPU over <paramref name="seconds"/>, largest first.</summary>
+    public static string Describe(Dictionary<string, (double CpuSeconds, double WaitSeconds)> before, Dictionary<string, (double CpuSeconds, double WaitSeconds)> after, double seconds)
+    {
+        var rows = after.Select(kv =>
+        {
+            var b = before.GetValueOrDefault(kv.Key);
+            return (Name: kv.Key, Cpu: (kv.Value.CpuSeconds - b.CpuSeconds) / seconds, Wait: (kv.Value.WaitSeconds - b.WaitSeconds) / seconds);
+        }).Where(r => r.Cpu > 0.005 || r.Wait > 0.005).OrderByDescending(r => r.Cpu).ToList();
+        return $"total {rows.Sum(r => r.Cpu):F2} cores busy, {rows.Sum(r => r.Wait):F2} cores' worth waiting for a CPU; " +
+            string.Join(", ", rows.Select(r => $"{r.Name} {r.Cpu:F2}/{r.Wait:F2}"));
+    }
+
+    private static string Group(string comm)
+    {
+        // rdk:broker1, rdk:mock... and .NET TP Worker, .NET Long Running, OpenBLAS threads: names without their numbers.
+        var trimmed = comm.TrimEnd('0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '-', ':', ' ');
+        return trimmed.Length == 0 ? comm : trimmed;
+    }
 }
 
 internal sealed record ProbeSet(List<EventMessage> Messages, long ExampleBytes, long SourceBytes);
@@ -236,6 +356,7 @@ internal static class Bench
                 LingerMs = opt.LingerMs,
                 AdminTimeoutMs = 5000,
                 DefaultReplicationFactor = 3,
+                NoDelay = opt.NagleOff,
             });
         }
         else if (transport == "embedded")
@@ -271,6 +392,7 @@ internal static class Bench
                     o.MaxBatch = opt.MaxBatch;
                     o.MaxInFlight = 2 * opt.MaxBatch;
                     o.ConcurrentBatches = opt.Concurrent;
+                    o.BatchWindowMs = opt.BatchWindowMs;
                 });
                 var host = builder.Build();
                 hosts.Add(host);
@@ -290,14 +412,20 @@ internal static class Bench
             }
 
             using var collector = new Collector(log);
+            await using var flight = opt.Flight ? await FlightCollector.StartAsync(log, collector) : null;
             await ClosedLoopAsync(producer, collector, queries, "warm", 2 * opt.Window, opt.Window); // joins, first fetches, JIT
             long batches0 = workers.Sum(w => w.Metrics.Batches), scored0 = workers.Sum(w => w.Metrics.QueriesScored);
             var compute0 = workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds);
             var allocated0 = GC.GetTotalAllocatedBytes();
             var satCpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             var readout0 = workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds);
+            var satThreads0 = ThreadAccounting.Snapshot();
+            var satWall0 = Stopwatch.GetTimestamp();
             var saturation = await ClosedLoopAsync(producer, collector, queries, "sat", opt.Queries, opt.Window);
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation, threads (cores used / cores waiting for a CPU): {ThreadAccounting.Describe(satThreads0, ThreadAccounting.Snapshot(), Stopwatch.GetElapsedTime(satWall0).TotalSeconds)} -->");
             double meanBatch = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored0) / (workers.Sum(w => w.Metrics.Batches) - batches0);
+            double satCpuMsPerQuery = (Process.GetCurrentProcess().TotalProcessorTime - satCpu0).TotalMilliseconds / opt.Queries;
+            double satReadoutMsPerQuery = (workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout0) / (workers.Sum(w => w.Metrics.QueriesScored) - scored0);
             Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation: process CPU {(Process.GetCurrentProcess().TotalProcessorTime - satCpu0).TotalSeconds / (opt.Queries / saturation.PerSecond):F2} cores, {(GC.GetTotalAllocatedBytes() - allocated0) / 1024.0 / opt.Queries:F0} KiB allocated per query (whole process); {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms compute per batch ({(workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms readout), compute busy {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / 1000 / (opt.Queries / saturation.PerSecond) / scorers:P0} of the time -->");
             long batches1 = workers.Sum(w => w.Metrics.Batches), scored1 = workers.Sum(w => w.Metrics.QueriesScored);
             var compute1 = workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds);
@@ -306,13 +434,21 @@ internal static class Bench
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             var (gc0, gc2, pause0) = (GC.CollectionCount(0), GC.CollectionCount(2), GC.GetTotalPauseDuration());
             var wall0 = Stopwatch.GetTimestamp();
+            var threads0 = ThreadAccounting.Snapshot();
             var half = await OpenLoopAsync(producer, collector, queries, "half", saturation.PerSecond / 2, opt.HalfSeconds);
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half, threads (cores used / cores waiting for a CPU): {ThreadAccounting.Describe(threads0, ThreadAccounting.Snapshot(), Stopwatch.GetElapsedTime(wall0).TotalSeconds)} -->");
+            if (flight is not null)
+            {
+                Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half: {await flight.SummariseAsync("half-", collector.Count("half-"))} -->");
+            }
+
             long batchesHalf = workers.Sum(w => w.Metrics.Batches) - batches1;
             double meanBatchHalf = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored1) / batchesHalf;
             Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half: process CPU {(Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds / Stopwatch.GetElapsedTime(wall0).TotalSeconds:F2} cores, GC {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2, paused {(GC.GetTotalPauseDuration() - pause0).TotalMilliseconds:F0} ms; {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute1) / batchesHalf:F2} ms compute ({(workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout1) / batchesHalf:F2} readout) and {(workers.Sum(w => w.Metrics.PublishTime.TotalMilliseconds) - publish1) / batchesHalf:F2} ms publish per batch -->");
             // Bare compute right after, in the same process and conditions, on the batch size the Scorers formed.
             var model = workers[0].Index.Current!;
-            var (bare, _) = Bare(model, queries, Math.Max(1, (int)Math.Round(meanBatch)), opt.Queries, opt.Concurrent);
+            var (bare, _, bareCpuMs) = Bare(model, queries, Math.Max(1, (int)Math.Round(meanBatch)), opt.Queries, opt.Concurrent);
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), CPU time per query at saturation: whole process {satCpuMsPerQuery:F2} ms (load generator, reader, brokers and clients included; of which the Scorer's readout {satReadoutMsPerQuery:F2} ms wall) vs bare {bareCpuMs:F2} ms at the same batch: +{100 * (satCpuMsPerQuery / bareCpuMs - 1):F0} % -->");
             return new RunResult(saturation, half, meanBatch, meanBatchHalf, bare, model);
         }
         finally
@@ -386,7 +522,7 @@ internal static class Bench
     /// AttributionModel.Score alone on batches of <paramref name="batch"/>, on <paramref name="threads"/> threads at once
     /// (as many as the Scorer's ConcurrentBatches, for a like-for-like reference).
     /// </summary>
-    public static (double PerSecond, double MsPerBatch) Bare(AttributionModel model, float[] queries, int batch, int count, int threads = 1)
+    public static (double PerSecond, double MsPerBatch, double CpuMsPerQuery) Bare(AttributionModel model, float[] queries, int batch, int count, int threads = 1)
     {
         void Run(int n)
         {
@@ -403,14 +539,17 @@ internal static class Bench
         }
 
         Run(Math.Min(count, 4 * batch * threads)); // warm
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var watch = Stopwatch.StartNew();
         Run(count);
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
         int batches = threads * ((count / threads) + batch - 1) / batch;
-        return (batches * batch / watch.Elapsed.TotalSeconds, threads * watch.Elapsed.TotalMilliseconds / batches);
+        // CPU time is what the contention on a shared machine inflates least: a descheduled thread uses none.
+        return (batches * batch / watch.Elapsed.TotalSeconds, threads * watch.Elapsed.TotalMilliseconds / batches, cpu.TotalMilliseconds / (batches * batch));
     }
 
     /// <summary>Reads attributions (standalone reader from the start) and times each query from produce call to consume.</summary>
-    private sealed class Collector : IDisposable
+    internal sealed class Collector : IDisposable
     {
         private readonly ConcurrentDictionary<string, long> _started = new();
         private readonly ConcurrentDictionary<string, double> _latencyMs = new();
@@ -434,6 +573,12 @@ internal static class Bench
         public void Begin(string tag, int count, Action? onResult) => _state = new State(tag + "-", count, onResult);
 
         public void Started(string id) => _started[id] = Stopwatch.GetTimestamp();
+
+        /// <summary>When the query was produced (Stopwatch timestamp), if it was.</summary>
+        public bool TryGetStart(string id, out long start) => _started.TryGetValue(id, out start);
+
+        /// <summary>Queries of the phase whose ids start with <paramref name="prefix"/> that were produced.</summary>
+        public int Count(string prefix) => _started.Keys.Count(k => k.StartsWith(prefix, StringComparison.Ordinal));
 
         public Phase Summarise(int count, TimeSpan elapsed)
         {
@@ -510,5 +655,98 @@ internal static class Bench
             public int Seen;
             public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         }
+    }
+}
+
+/// <summary>
+/// The downstream console (feed, ledger, SQL store in memory, Arrow Flight) on the bench's log, and one Flight
+/// subscriber (DoGet, from "latest") timing each query from its produce call to its attribution's Flight delivery.
+/// </summary>
+internal sealed class FlightCollector : IAsyncDisposable
+{
+    private readonly Attribution.Downstream.Web.RunningConsole _console;
+    private readonly Grpc.Net.Client.GrpcChannel _channel;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentDictionary<string, double> _latencyMs = new();
+    private readonly Task _reading;
+
+    private FlightCollector(Attribution.Downstream.Web.RunningConsole console, Bench.Collector collector)
+    {
+        _console = console;
+        _channel = Grpc.Net.Client.GrpcChannel.ForAddress(console.FlightUrl);
+        var client = new Apache.Arrow.Flight.Client.FlightClient(_channel);
+        var call = client.GetStream(new Apache.Arrow.Flight.FlightTicket(new Attribution.Downstream.Flight.AttributionFlightTicket(From: "latest").ToBytes()), null, null, _stop.Token);
+        _reading = Task.Run(async () =>
+        {
+            using (call)
+            {
+                try
+                {
+                    while (await call.ResponseStream.MoveNext(_stop.Token))
+                    {
+                        var now = Stopwatch.GetTimestamp();
+                        var batch = call.ResponseStream.Current;
+                        var ids = (Apache.Arrow.StringArray)batch.Column("query_id");
+                        for (int i = 0; i < batch.Length; i++)
+                        {
+                            var id = ids.GetString(i);
+                            if (collector.TryGetStart(id, out var start))
+                            {
+                                _latencyMs.TryAdd(id, Stopwatch.GetElapsedTime(start, now).TotalMilliseconds);
+                            }
+                        }
+                    }
+                }
+                catch (Exception e) when (e is OperationCanceledException || (e is Grpc.Core.RpcException r && r.StatusCode == Grpc.Core.StatusCode.Cancelled))
+                {
+                }
+            }
+        });
+    }
+
+    public static async Task<FlightCollector> StartAsync(IEventLog log, Bench.Collector collector)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Downstream:StorePath"] = ":memory:",
+        }).Build();
+        var console = await Attribution.Downstream.Web.ConsoleServer.StartAsync(new Attribution.Downstream.Web.ConsoleSettings { Port = 0, FlightPort = 0 }, configuration, s =>
+        {
+            s.AddSingleton(log);
+            s.AddSingleton(log.CreateProducer());
+        }, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        var flight = new FlightCollector(console, collector);
+        var subscriptions = console.App.Services.GetRequiredService<Attribution.Downstream.Flight.FlightSubscriptions>();
+        var deadline = Stopwatch.StartNew();
+        while (subscriptions.Active == 0 && deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(10);
+        }
+
+        return flight;
+    }
+
+    /// <summary>Waits (up to 30 s) for the phase's deliveries, then p50 / p99 from produce to Flight delivery.</summary>
+    public async Task<string> SummariseAsync(string prefix, int expected)
+    {
+        var waited = Stopwatch.StartNew();
+        List<double> l;
+        while ((l = [.. _latencyMs.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(p => p.Value)]).Count < expected && waited.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(50);
+        }
+
+        l.Sort();
+        return l.Count == 0 ? "Flight DoGet: nothing delivered"
+            : $"query produced -> Arrow Flight DoGet delivery (console on the same log): p50 {l[(int)(0.50 * (l.Count - 1))]:F1} / p99 {l[(int)(0.99 * (l.Count - 1))]:F1} ms, {l.Count} of {expected} delivered";
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _reading.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _channel.Dispose();
+        await _console.DisposeAsync();
+        _stop.Dispose();
     }
 }

@@ -108,13 +108,18 @@ function queryBatch(rows) {
     token_ids: A.vectorFromArray(rows.map((r) => r.tokens && r.tokens.map(BigInt)), new A.List(new A.Field('item', new A.Int64(), false))),
     timestamp: A.makeVector(A.makeData({ type: ts, length: rows.length, nullCount: 0, data: BigInt64Array.from(rows.map((r) => BigInt(r.micros))) })),
     tags: A.vectorFromArray(rows.map((r) => r.tags), new A.List(new A.Field('item', TAG, true))),
+    tokenizer: A.vectorFromArray(rows.map((r) => r.tokenizer), new A.Utf8()),
+    prompt: A.vectorFromArray(rows.map((r) => r.prompt), new A.Utf8()),
+    completion: A.vectorFromArray(rows.map((r) => r.completion), new A.Utf8()),
+    completion_token_ids: A.vectorFromArray(rows.map((r) => r.completionTokens && r.completionTokens.map(BigInt)), new A.List(new A.Field('item', new A.Int64(), false))),
   });
   const schema = new A.Schema(table.schema.fields, QUERY_META);
   return table.batches.map((b) => new A.RecordBatch(schema, b.data));
 }
 
 const Q = (n, extra) => ({
-  id: `q-js-${n}`, model: 'run-1@step-300', features: null, tokens: null, micros: 1764896523123456 + n, tags: [], ...extra,
+  id: `q-js-${n}`, model: 'run-1@step-300', features: null, tokens: null, micros: 1764896523123456 + n, tags: [],
+  tokenizer: null, prompt: null, completion: null, completionTokens: null, ...extra,
 });
 const SINGLE = [Q(1, { id: 'q-js-ü€-1', features: [f32(0.5), f32(0.25), f32(-1.5), f32(0.1)], tags: [{ name: 'client', weight: 0.5 }, { name: null, weight: 2 }] })];
 const SEVERAL = [
@@ -123,10 +128,19 @@ const SEVERAL = [
   [Q(5, { tokens: [], model: 'gpt@7' }), Q(6, { features: [], tags: [{ name: 'x', weight: null }] }), Q(7, { features: [f32(1e-3)] })],
 ];
 
+// Language-model queries: text (prompt + completion) and token ids (prompt ids + completion ids), with their tokenizer.
+const TEXT = [
+  Q(8, { model: 'gpt@7', tokenizer: 'gpt2', prompt: 'The answer is', completion: ' 42, ü€😀' }),
+  Q(9, { model: 'gpt@7', tokenizer: 'bytes', completion: 'no prompt' }),
+  Q(10, { model: 'gpt@7', tokenizer: 'bytes', tokens: [72, 105], completionTokens: [33, 10] }),
+];
+
 const expected = (rows) => rows.map((r) => ({
   query_id: r.id, model_version: r.model,
   features: r.features && r.features.map((x) => '0x' + new Uint32Array(Float32Array.of(x).buffer)[0].toString(16).padStart(8, '0')),
   token_ids: r.tokens && r.tokens.map(String), timestamp_us: String(r.micros),
+  tokenizer: r.tokenizer, prompt: r.prompt, completion: r.completion,
+  completion_token_ids: r.completionTokens && r.completionTokens.map(String),
 }));
 
 // apache-arrow 21.2.0 writes the *compressed* length into each compressed buffer's 8-byte prefix, where the format
@@ -216,4 +230,5 @@ if (fs.existsSync(path.join(csDir, 'probes.arrow'))) {
 writeQueries(jsDir, 'query_dictionary', [SINGLE], 'stream');
 writeQueries(jsDir, 'queries_batches', SEVERAL, 'stream');
 writeQueries(jsDir, 'queries_file', SEVERAL, 'file');
+writeQueries(jsDir, 'queries_text', [TEXT], 'stream');
 console.log(`ok (${failures} C# streams failed to read)`);

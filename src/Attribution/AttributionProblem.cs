@@ -155,6 +155,9 @@ public sealed class AttributionProblem
     /// </summary>
     public ModelOutput Measurement => IsLanguageModel ? ModelOutput.LogLikelihood : ModelOutput.Margin;
 
+    /// <summary>True for an MLP problem (<see cref="Layout"/>, <see cref="TrainInputs"/> and the stacked MLP paths apply).</summary>
+    public bool HasMlpLayout => _layout is not null;
+
     /// <summary>The MLP's layout (widths); only for an MLP problem.</summary>
     public MlpLayout Layout => _layout ?? throw new InvalidOperationException($"This problem's model is {Architecture}, not an MLP: use CreateModel() and Training instead of the MLP layout.");
 

@@ -242,9 +242,17 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
     }
 
     /// <summary>A required list of strings (list, large_list or fixed_size_list of any accepted string type; no null items).</summary>
-    public StringListColumn StringList(string name)
+    public StringListColumn StringList(string name) => StringListOf(name, required: true)!;
+
+    /// <summary>An optional list of strings (no null items), or null when the stream does not have the column.</summary>
+    public StringListColumn? OptionalUtf8List(string name) => StringListOf(name, required: false);
+
+    private StringListColumn? StringListOf(string name, bool required)
     {
-        var data = Find(name, required: true)!;
+        if (Find(name, required) is not { } data)
+        {
+            return null;
+        }
         if (data.DataType is not (ListType or LargeListType or FixedSizeListType) || StringColumn.TryCreate(data.Children[0], this, name) is not { } items)
         {
             throw WrongType(name, data, "list<item: utf8>");
@@ -256,7 +264,10 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
                 throw Error(name, null, $"list items must not be null (item {k} is)");
             }
         }
-        RequireNoNulls(name, data, row => IsNull(data, row));
+        if (required)
+        {
+            RequireNoNulls(name, data, row => IsNull(data, row));
+        }
         return new StringListColumn(data, items);
     }
 
@@ -460,6 +471,8 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
     /// <summary>A list of strings per row.</summary>
     internal sealed class StringListColumn(ArrayData data, StringColumn items)
     {
+        public bool IsNull(int row) => EventBatch.IsNull(data, row);
+
         public int Count(int row)
         {
             var (start, end) = ListRange(data, row);

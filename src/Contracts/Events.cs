@@ -406,15 +406,45 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
     }
 }
 
-/// <summary>A live model query: image features (float32) or token ids, never both.</summary>
+/// <summary>
+/// A live model query. Exactly one input kind: image <see cref="Features"/> (float32), or a language-model query (a
+/// prompt and a completion, with the <see cref="Tokenizer"/> they are meant for) given as text (<see cref="Prompt"/>,
+/// <see cref="Completion"/>) or as token ids (<see cref="TokenIds"/> = the prompt's ids, <see cref="CompletionTokenIds"/>),
+/// never text and ids mixed. Ids are the tokenizer's encoding without framing: the Scorer puts the tokenizer's document
+/// start before the prompt, as every training document has it. A missing prompt is the empty prompt. What a text query's
+/// attribution explains is the completion's log-likelihood (<see cref="AttributionResult.OutputFunction"/>).
+/// </summary>
 /// <param name="QueryId">Query id (topic key).</param>
 /// <param name="ModelVersion">Model version that served it (e.g. run id + step).</param>
-/// <param name="Features">Input features (e.g. pixels), or null for token input.</param>
-/// <param name="TokenIds">Input token ids, or null for feature input.</param>
+/// <param name="Features">Input features (e.g. pixels), or null for a language-model query.</param>
+/// <param name="TokenIds">The prompt's token ids (a language-model query given as ids), or null.</param>
 /// <param name="Timestamp">When the query was served (UTC, microsecond precision on the wire).</param>
 public sealed record ModelQuery(string QueryId, string ModelVersion, IReadOnlyList<float>? Features, IReadOnlyList<long>? TokenIds, DateTimeOffset Timestamp)
     : IArrowEvent<ModelQuery>
 {
+    /// <summary>Name of the tokenizer the text or ids are for (e.g. <c>bytes</c>, <c>gpt2</c>); required by a language-model query.</summary>
+    public string? Tokenizer { get; init; }
+
+    /// <summary>Prompt text (a language-model query given as text), or null.</summary>
+    public string? Prompt { get; init; }
+
+    /// <summary>Completion text whose log-likelihood is attributed (a language-model query given as text), or null.</summary>
+    public string? Completion { get; init; }
+
+    /// <summary>Completion token ids (a language-model query given as ids), or null.</summary>
+    public IReadOnlyList<long>? CompletionTokenIds { get; init; }
+
+    /// <summary>True for a language-model query (text or ids), false for a feature query.</summary>
+    public bool IsText => Features is null;
+
+    /// <summary>A language-model query given as text.</summary>
+    public static ModelQuery FromText(string queryId, string modelVersion, string tokenizer, string prompt, string completion, DateTimeOffset timestamp) =>
+        new(queryId, modelVersion, null, null, timestamp) { Tokenizer = tokenizer, Prompt = prompt, Completion = completion };
+
+    /// <summary>A language-model query given as token ids (no framing).</summary>
+    public static ModelQuery FromTokens(string queryId, string modelVersion, string tokenizer, IReadOnlyList<long> prompt, IReadOnlyList<long> completion, DateTimeOffset timestamp) =>
+        new(queryId, modelVersion, null, prompt, timestamp) { Tokenizer = tokenizer, CompletionTokenIds = completion };
+
     /// <inheritdoc/>
     public static string EventType => EventTypes.ModelQuery;
 
@@ -427,7 +457,11 @@ public sealed record ModelQuery(string QueryId, string ModelVersion, IReadOnlyLi
         Required("model_version", StringType.Default),
         Optional("features", Float32List),
         Optional("token_ids", Int64List),
-        Required("timestamp", UtcMicros));
+        Required("timestamp", UtcMicros),
+        Optional("tokenizer", StringType.Default),
+        Optional("prompt", StringType.Default),
+        Optional("completion", StringType.Default),
+        Optional("completion_token_ids", Int64List));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<ModelQuery> events)
@@ -440,6 +474,10 @@ public sealed record ModelQuery(string QueryId, string ModelVersion, IReadOnlyLi
             ArrowArrays.List(Float32List, Map(events, e => e.Features)),
             ArrowArrays.List(Int64List, Map(events, e => e.TokenIds)),
             ArrowArrays.Timestamp(UtcMicros, Map(events, e => ToMicros(e.Timestamp))),
+            ArrowArrays.Utf8(Map(events, e => e.Tokenizer)),
+            ArrowArrays.Utf8(Map(events, e => e.Prompt)),
+            ArrowArrays.Utf8(Map(events, e => e.Completion)),
+            ArrowArrays.List(Int64List, Map(events, e => e.CompletionTokenIds)),
         ], events.Count);
     }
 
@@ -453,26 +491,50 @@ public sealed record ModelQuery(string QueryId, string ModelVersion, IReadOnlyLi
         var features = b.OptionalList<float>("features", FloatType.Default);
         var tokens = b.OptionalList<long>("token_ids", Int64Type.Default);
         var time = b.Instants("timestamp");
+        var tokenizer = b.OptionalUtf8("tokenizer");
+        var prompt = b.OptionalUtf8("prompt");
+        var completion = b.OptionalUtf8("completion");
+        var completionTokens = b.OptionalList<long>("completion_token_ids", Int64Type.Default);
         var result = new ModelQuery[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
             var hasFeatures = features is not null && !features.IsNull(i);
             var hasTokens = tokens is not null && !tokens.IsNull(i);
-            Check(hasFeatures != hasTokens, EventType, "features", i, hasFeatures ? "both features and token_ids are set; a query has exactly one input" : "neither features nor token_ids is set; a query needs one input");
+            var hasPrompt = prompt is not null && !prompt.IsNull(i);
+            var hasCompletion = completion is not null && !completion.IsNull(i);
+            var hasCompletionTokens = completionTokens is not null && !completionTokens.IsNull(i);
+            var language = hasTokens || hasPrompt || hasCompletion || hasCompletionTokens;
+            Check(hasFeatures != language, EventType, "features", i, hasFeatures
+                ? "both features and a language-model input (token_ids, prompt, completion or completion_token_ids) are set; a query has exactly one input"
+                : "no input is set; a query needs features, or a completion (text in 'completion' or ids in 'completion_token_ids') with its prompt");
+            Check(!(hasCompletion && hasCompletionTokens), EventType, "completion_token_ids", i, "both completion text and completion_token_ids are set; give the completion once");
+            Check(!(hasPrompt && (hasTokens || hasCompletionTokens)) && !(hasTokens && hasCompletion), EventType, hasPrompt ? "prompt" : "token_ids", i,
+                "text and token ids are mixed; give prompt and completion both as text ('prompt', 'completion') or both as ids ('token_ids', 'completion_token_ids')");
             result[i] = new ModelQuery(queryId.Required(i), model.Required(i),
                 hasFeatures ? features!.Get(i).ToArray() : null,
                 hasTokens ? tokens!.Get(i).ToArray() : null,
-                time[i]);
+                time[i])
+            {
+                Tokenizer = tokenizer?.Get(i),
+                Prompt = hasPrompt ? prompt!.Get(i) : null,
+                Completion = hasCompletion ? completion!.Get(i) : null,
+                CompletionTokenIds = hasCompletionTokens ? completionTokens!.Get(i).ToArray() : null,
+            };
         }
         return result;
     }
 }
 
-/// <summary>The training data a query's prediction is attributed to.</summary>
+/// <summary>
+/// The training data a query's prediction is attributed to. <see cref="OutputFunction"/> says which scalar of the model
+/// the scores explain (a classifier's predicted-class margin, a language model's completion log-likelihood);
+/// <see cref="ExampleSourceIds"/> gives each top example's source and <see cref="SourceNames"/> each source's name, so a
+/// reader needs no catalogue to show "document, source, score".
+/// </summary>
 /// <param name="QueryId">Query id (topic key).</param>
 /// <param name="ModelVersion">Model version that served the query.</param>
 /// <param name="Method">Attribution method name.</param>
-/// <param name="ExampleIds">Top-k training example ids, best first.</param>
+/// <param name="ExampleIds">Top-k training example (document) ids, best first.</param>
 /// <param name="Scores">Score of each top-k example, same length as <paramref name="ExampleIds"/>.</param>
 /// <param name="SourceIds">Data source ids.</param>
 /// <param name="SourceScores">Summed score per source, same length as <paramref name="SourceIds"/>.</param>
@@ -481,6 +543,15 @@ public sealed record AttributionResult(string QueryId, string ModelVersion, stri
     IReadOnlyList<long> SourceIds, IReadOnlyList<float> SourceScores, long LatencyMicros)
     : IArrowEvent<AttributionResult>
 {
+    /// <summary>The model output the scores explain, in words (null when the writer did not say).</summary>
+    public string? OutputFunction { get; init; }
+
+    /// <summary>Source id of each top example, aligned with <see cref="ExampleIds"/> (null when not given).</summary>
+    public IReadOnlyList<long>? ExampleSourceIds { get; init; }
+
+    /// <summary>Name of each source, aligned with <see cref="SourceIds"/> (null when not given).</summary>
+    public IReadOnlyList<string>? SourceNames { get; init; }
+
     /// <inheritdoc/>
     public static string EventType => EventTypes.Attribution;
 
@@ -496,7 +567,10 @@ public sealed record AttributionResult(string QueryId, string ModelVersion, stri
         Required("scores", Float32List),
         Required("source_ids", Int64List),
         Required("source_scores", Float32List),
-        Required("latency_us", Int64Type.Default));
+        Required("latency_us", Int64Type.Default),
+        Optional("output_function", StringType.Default),
+        Optional("example_source_ids", Int64List),
+        Optional("source_names", Utf8List));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<AttributionResult> events)
@@ -512,6 +586,9 @@ public sealed record AttributionResult(string QueryId, string ModelVersion, stri
             ArrowArrays.List(Int64List, Map(events, e => e.SourceIds)),
             ArrowArrays.List(Float32List, Map(events, e => e.SourceScores)),
             ArrowArrays.Int64(Map(events, e => e.LatencyMicros)),
+            ArrowArrays.Utf8(Map(events, e => e.OutputFunction)),
+            ArrowArrays.List(Int64List, Map(events, e => e.ExampleSourceIds)),
+            ArrowArrays.Utf8List(Utf8List, Map(events, e => e.SourceNames)),
         ], events.Count);
     }
 
@@ -528,6 +605,9 @@ public sealed record AttributionResult(string QueryId, string ModelVersion, stri
         var sources = b.List<long>("source_ids", Int64Type.Default);
         var sourceScores = b.List<float>("source_scores", FloatType.Default);
         var latency = b.Primitive<long>("latency_us", Int64Type.Default);
+        var output = b.OptionalUtf8("output_function");
+        var exampleSources = b.OptionalList<long>("example_source_ids", Int64Type.Default);
+        var sourceNames = b.OptionalUtf8List("source_names");
         var result = new AttributionResult[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
@@ -538,7 +618,16 @@ public sealed record AttributionResult(string QueryId, string ModelVersion, stri
             Check(e.Length == s.Length, EventType, "scores", i, $"{e.Length} example ids but {s.Length} scores");
             Check(src.Length == ss.Length, EventType, "source_scores", i, $"{src.Length} source ids but {ss.Length} source scores");
             Check(latency[i] >= 0, EventType, "latency_us", i, $"latency {latency[i]} us is negative");
-            result[i] = new AttributionResult(queryId.Required(i), model.Required(i), method.Required(i), e.ToArray(), s.ToArray(), src.ToArray(), ss.ToArray(), latency[i]);
+            long[]? es = exampleSources is null || exampleSources.IsNull(i) ? null : exampleSources.Get(i).ToArray();
+            Check(es is null || es.Length == e.Length, EventType, "example_source_ids", i, $"{es?.Length} example source ids for {e.Length} example ids; give one source per example");
+            string[]? names = sourceNames is null || sourceNames.IsNull(i) ? null : sourceNames.Get(i);
+            Check(names is null || names.Length == src.Length, EventType, "source_names", i, $"{names?.Length} source names for {src.Length} source ids; give one name per source");
+            result[i] = new AttributionResult(queryId.Required(i), model.Required(i), method.Required(i), e.ToArray(), s.ToArray(), src.ToArray(), ss.ToArray(), latency[i])
+            {
+                OutputFunction = output?.Get(i),
+                ExampleSourceIds = es,
+                SourceNames = names,
+            };
         }
         return result;
     }

@@ -15,4 +15,7 @@ internal static partial class DownstreamLog
 
     [LoggerMessage(EventId = 1404, Level = LogLevel.Information, Message = "Flight subscriber {Peer} started (model {Model}, source {Source}, from {From})")]
     public static partial void FlightSubscribed(ILogger logger, string peer, string model, string source, string from);
+
+    [LoggerMessage(EventId = 1405, Level = LogLevel.Error, Message = "Stopping: {Failure}")]
+    public static partial void ConsoleServiceFailed(ILogger logger, string failure, Exception exception);
 }

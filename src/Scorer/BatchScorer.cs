@@ -7,71 +7,49 @@ namespace Attribution.Scorer;
 internal sealed record ScoredBatch(AttributionResult[] Results, QueryScores Scores);
 
 /// <summary>
-/// Scoring: packs a batch's features, runs one batched readout through the <see cref="IQueryScorer"/>, and builds each
-/// query's <see cref="AttributionResult"/> (top-k examples, every source's score, latency since arrival).
+/// Scoring: runs one batched readout through the <see cref="IQueryScorer"/> and builds each query's
+/// <see cref="AttributionResult"/> (top-k examples with their sources, every source's score and name, the output function
+/// the scores explain, latency since arrival).
 /// </summary>
 internal sealed class BatchScorer(int topK, ScorerMetrics metrics)
 {
-    /// <summary>The method name written into attributions.</summary>
+    /// <summary>The method name written into the image classifier's attributions.</summary>
     public const string MethodName = "forward-only";
 
-    /// <summary>Scores <paramref name="queries"/> (each of the scorer's input width) at time <paramref name="now"/>.</summary>
+    /// <summary>Scores <paramref name="queries"/> (each validated by the scorer) at time <paramref name="now"/>.</summary>
     public ScoredBatch Score(IQueryScorer scorer, IReadOnlyList<ModelQuery> queries, IReadOnlyList<DateTimeOffset> arrivals, DateTimeOffset now)
     {
-        int d = scorer.InputWidth, n = queries.Count;
-        var x = new float[(long)n * d];
-        for (int q = 0; q < n; q++)
-        {
-            CopyFeatures(queries[q].Features ?? throw new ArgumentException($"query '{queries[q].QueryId}' has no features", nameof(queries)), x.AsSpan(q * d, d));
-        }
-
+        int n = queries.Count;
         var readout = Stopwatch.GetTimestamp();
-        var scores = scorer.Score(x, n);
+        var scores = scorer.Score(queries);
         metrics.ReadOut(Stopwatch.GetElapsedTime(readout));
         metrics.Batch();
         var sourceIds = scorer.SourceIds as long[] ?? [.. scorer.SourceIds];
+        var exampleSources = scorer.ExampleSourceIds;
         var results = new AttributionResult[n];
         for (int q = 0; q < n; q++)
         {
             var top = scorer.TopK(scores, q, topK);
             var exampleIds = new long[top.Length];
             var exampleScores = new float[top.Length];
+            var sources = exampleSources is null ? null : new long[top.Length];
             for (int i = 0; i < top.Length; i++)
             {
                 exampleIds[i] = scorer.ExampleIds[top[i].Example];
                 exampleScores[i] = top[i].Score;
+                sources?[i] = exampleSources![top[i].Example];
             }
 
             var latency = Math.Max(0, (long)(now - arrivals[q]).TotalMicroseconds);
-            results[q] = new AttributionResult(queries[q].QueryId, scorer.Version, MethodName, exampleIds, exampleScores,
-                sourceIds, scores.SourceRow(q).ToArray(), latency);
+            results[q] = new AttributionResult(queries[q].QueryId, scorer.Version, scorer.Method, exampleIds, exampleScores,
+                sourceIds, scores.SourceRow(q).ToArray(), latency)
+            {
+                OutputFunction = scorer.OutputFunction,
+                ExampleSourceIds = sources,
+                SourceNames = scorer.SourceNames,
+            };
         }
 
         return new ScoredBatch(results, scores);
-    }
-
-    private static void CopyFeatures(IReadOnlyList<float> features, Span<float> destination)
-    {
-        if (features.Count != destination.Length)
-        {
-            throw new ArgumentException($"{features.Count} features for a model of width {destination.Length}", nameof(features));
-        }
-
-        switch (features)
-        {
-            case float[] array:
-                array.CopyTo(destination);
-                break;
-            case ArraySegment<float> segment:
-                segment.AsSpan().CopyTo(destination);
-                break;
-            default:
-                for (int j = 0; j < destination.Length; j++)
-                {
-                    destination[j] = features[j];
-                }
-
-                break;
-        }
     }
 }

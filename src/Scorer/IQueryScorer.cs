@@ -1,4 +1,5 @@
 using Attribution.Attribution;
+using Attribution.Contracts;
 
 namespace Attribution.Scorer;
 
@@ -16,28 +17,43 @@ public sealed record QueryScores(int Count, float[] Examples, float[] Sources)
 }
 
 /// <summary>
-/// What the Scorer's pipeline needs from a live probe set: score a batch of queries against every example and source,
-/// and rank a query's examples. The attribution maths stays behind this interface (today <see cref="AttributionModel"/>).
+/// What the Scorer's pipeline needs from a live model: check a query against it, score a batch of queries against
+/// every example and source, and rank a query's examples. The attribution maths stays behind this interface:
+/// <see cref="AttributionModelScorer"/> (the image classifier's forward-only readout from probes) and
+/// a language model's scorer (text queries through an attribution method), given to <see cref="ProbeIndex.Serve"/>.
 /// </summary>
 public interface IQueryScorer
 {
     /// <summary>Model version written into attributions (run@step).</summary>
     string Version { get; }
 
-    /// <summary>Features per query.</summary>
-    int InputWidth { get; }
+    /// <summary>Method name written into attributions.</summary>
+    string Method { get; }
+
+    /// <summary>The model output the scores explain, written into attributions (<see cref="AttributionResult.OutputFunction"/>).</summary>
+    string OutputFunction { get; }
 
     /// <summary>Example ids, in score-column order.</summary>
     IReadOnlyList<long> ExampleIds { get; }
 
+    /// <summary>Source id of each example (aligned with <see cref="ExampleIds"/>), or null when the scorer does not know them.</summary>
+    IReadOnlyList<long>? ExampleSourceIds { get; }
+
     /// <summary>Source ids, in score-column order.</summary>
     IReadOnlyList<long> SourceIds { get; }
+
+    /// <summary>Source names (aligned with <see cref="SourceIds"/>), or null when the scorer does not know them.</summary>
+    IReadOnlyList<string>? SourceNames { get; }
 
     /// <summary>Each example's response norm (for relative influence), aligned with <see cref="ExampleIds"/>.</summary>
     ReadOnlyMemory<float> ExampleNorms { get; }
 
-    /// <summary>Scores <paramref name="count"/> queries whose features are row-major in <paramref name="inputs"/> ([count, InputWidth]).</summary>
-    QueryScores Score(float[] inputs, int count);
+    /// <summary>Checks that this model can score <paramref name="query"/> (pure).</summary>
+    /// <exception cref="QueryRejectedException">It cannot, with what to fix.</exception>
+    void Validate(ModelQuery query);
+
+    /// <summary>Scores validated <paramref name="queries"/> in one batched readout.</summary>
+    QueryScores Score(IReadOnlyList<ModelQuery> queries);
 
     /// <summary>Query <paramref name="q"/>'s top <paramref name="k"/> (example column, score), best first.</summary>
     (int Example, float Score)[] TopK(QueryScores scores, int q, int k);
@@ -46,6 +62,9 @@ public interface IQueryScorer
 /// <summary>The forward-only readout of a live <see cref="AttributionModel"/> as an <see cref="IQueryScorer"/>.</summary>
 public sealed class AttributionModelScorer(AttributionModel model) : IQueryScorer
 {
+    /// <summary>What the classifier's attributions explain.</summary>
+    public const string MarginOutput = "predicted-class margin: z_y - logsumexp(z_j, j != y) of the logits, y = the class the model predicts";
+
     /// <summary>The wrapped model.</summary>
     public AttributionModel Model { get; } = model ?? throw new ArgumentNullException(nameof(model));
 
@@ -53,22 +72,45 @@ public sealed class AttributionModelScorer(AttributionModel model) : IQueryScore
     public string Version => Model.Version;
 
     /// <inheritdoc />
+    public string Method => BatchScorer.MethodName;
+
+    /// <inheritdoc />
+    public string OutputFunction => MarginOutput;
+
+    /// <summary>Features per query.</summary>
     public int InputWidth => Model.InputWidth;
 
     /// <inheritdoc />
     public IReadOnlyList<long> ExampleIds => Model.ExampleIds;
 
     /// <inheritdoc />
+    public IReadOnlyList<long>? ExampleSourceIds => null;
+
+    /// <inheritdoc />
     public IReadOnlyList<long> SourceIds => Model.SourceIds;
+
+    /// <inheritdoc />
+    public IReadOnlyList<string>? SourceNames => null;
 
     /// <inheritdoc />
     public ReadOnlyMemory<float> ExampleNorms => Model.ExampleNorms;
 
     /// <inheritdoc />
-    public QueryScores Score(float[] inputs, int count)
+    public void Validate(ModelQuery query) => QueryValidator.Validate(query, InputWidth);
+
+    /// <inheritdoc />
+    public QueryScores Score(IReadOnlyList<ModelQuery> queries)
     {
-        var scores = Model.Score(inputs, count);
-        return new QueryScores(count, scores.ExampleScores, scores.SourceScores);
+        ArgumentNullException.ThrowIfNull(queries);
+        int d = InputWidth, n = queries.Count;
+        var x = new float[(long)n * d];
+        for (int q = 0; q < n; q++)
+        {
+            CopyFeatures(queries[q].Features ?? throw new ArgumentException($"query '{queries[q].QueryId}' has no features", nameof(queries)), x.AsSpan(q * d, d));
+        }
+
+        var scores = Model.Score(x, n);
+        return new QueryScores(n, scores.ExampleScores, scores.SourceScores);
     }
 
     /// <inheritdoc />
@@ -76,5 +118,30 @@ public sealed class AttributionModelScorer(AttributionModel model) : IQueryScore
     {
         ArgumentNullException.ThrowIfNull(scores);
         return ScoreMatrix.TopK(scores.ExampleRow(q).Span, k);
+    }
+
+    private static void CopyFeatures(IReadOnlyList<float> features, Span<float> destination)
+    {
+        if (features.Count != destination.Length)
+        {
+            throw new ArgumentException($"{features.Count} features for a model of width {destination.Length}", nameof(features));
+        }
+
+        switch (features)
+        {
+            case float[] array:
+                array.CopyTo(destination);
+                break;
+            case ArraySegment<float> segment:
+                segment.AsSpan().CopyTo(destination);
+                break;
+            default:
+                for (int j = 0; j < destination.Length; j++)
+                {
+                    destination[j] = features[j];
+                }
+
+                break;
+        }
     }
 }

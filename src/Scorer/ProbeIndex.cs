@@ -25,6 +25,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task? _follower;
     private volatile AttributionModel? _current;
+    private volatile IQueryScorer? _scorer;
 
     /// <summary>Creates the index (call <see cref="Start"/>).</summary>
     public ProbeIndex(IEventLog log, IOptions<ScorerOptions> options, ILogger<ProbeIndex> logger)
@@ -37,6 +38,33 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
     /// <summary>The live model, or null before the first complete probe set.</summary>
     public AttributionModel? Current => _current;
+
+    /// <summary>
+    /// What queries are scored with: the live probe set's readout, or the scorer given to <see cref="Serve"/> (the last
+    /// one to go live wins); null before either.
+    /// </summary>
+    public IQueryScorer? Scorer => _scorer;
+
+    /// <summary>
+    /// Serves <paramref name="scorer"/>: a model whose attribution state was built outside the probes topic (a language
+    /// model's method precomputed from its run). Queries are scored with it until
+    /// the next probe set goes live.
+    /// </summary>
+    public void Serve(IQueryScorer scorer)
+    {
+        ArgumentNullException.ThrowIfNull(scorer);
+        _scorer = scorer;
+        _logger.ScorerServed(scorer.Version, scorer.ExampleIds.Count, scorer.SourceIds.Count, scorer.Method);
+        _ready.TrySetResult();
+    }
+
+    /// <summary>Waits for a live scorer (<see cref="Scorer"/>).</summary>
+    public async Task<IQueryScorer> WaitScorerAsync(CancellationToken cancellationToken)
+    {
+        Start();
+        await _ready.Task.WaitAsync(cancellationToken);
+        return _scorer!;
+    }
 
     /// <summary>Completes when a model is live.</summary>
     public Task Ready => _ready.Task;
@@ -177,6 +205,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. examples.Select(p => p.Factors)],
                 sourceFormat, [.. sources.Select(p => p.SubjectId)], [.. sources.Select(p => p.Factors)], _options.InputBasisEnergy);
             _current = model;
+            _scorer = new AttributionModelScorer(model);
             Swaps++;
             LastError = null;
             _logger.ModelSwapped(version, model.ExampleIds.Length, model.SourceIds.Length, exampleFormat.ToString(), watch.Elapsed.TotalSeconds);

@@ -1,11 +1,13 @@
 using System.Globalization;
 using System.Text;
 using Attribution.Contracts;
+using Attribution.Engine.Data;
+using Attribution.Engine.Models;
 using Attribution.Transport;
 
 namespace Attribution.Scorer;
 
-/// <summary>A query that cannot be attributed (key and id disagree, wrong input kind or width, non-finite features); dead-lettered with this message.</summary>
+/// <summary>A query that cannot be attributed (key and id disagree, wrong input kind or width, non-finite features, a text query its language model cannot read); dead-lettered with this message.</summary>
 public sealed class QueryRejectedException(string message) : Exception(message);
 
 /// <summary>
@@ -51,7 +53,7 @@ public static class QueryValidator
         ArgumentNullException.ThrowIfNull(query);
         if (query.Features is null)
         {
-            throw new QueryRejectedException($"query '{query.QueryId}' carries token ids; this model takes features ({width} float32 values in 'features').");
+            throw new QueryRejectedException($"query '{query.QueryId}' is a language-model query (prompt and completion); this model is an image classifier and takes features ({width} float32 values in 'features').");
         }
 
         if (query.Features.Count != width)
@@ -67,6 +69,95 @@ public static class QueryValidator
             }
         }
     }
+
+    /// <summary>
+    /// The language-model query <paramref name="query"/> carries, as the model reads it: its tokenizer must be
+    /// <paramref name="tokenizer"/> (the model's), the completion must have at least one token and at most
+    /// <paramref name="context"/>, and every id must be in the model's vocabulary of <paramref name="vocabSize"/>. The
+    /// prompt gets the tokenizer's document start first (<see cref="CompletionQuery.FromText"/>); a prompt longer than
+    /// the context loses its oldest tokens when scored (<see cref="CompletionQuery.Rows"/>).
+    /// </summary>
+    /// <exception cref="QueryRejectedException">Features instead of text, no or another tokenizer, an empty or too long completion, an id outside the vocabulary.</exception>
+    public static CompletionQuery ValidateText(ModelQuery query, ITokenizer tokenizer, int vocabSize, int context)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        var id = query.QueryId;
+        if (!query.IsText)
+        {
+            throw new QueryRejectedException($"query '{id}' carries features; this model is a language model: send 'prompt' and 'completion' text (or 'token_ids' and 'completion_token_ids') with 'tokenizer' = '{tokenizer.Name}'.");
+        }
+
+        if (query.Tokenizer is not { Length: > 0 } name)
+        {
+            throw new QueryRejectedException($"query '{id}' names no tokenizer; set 'tokenizer' to '{tokenizer.Name}' (the tokenizer of this model).");
+        }
+
+        if (!Tokenizers.Names.Contains(name))
+        {
+            throw new QueryRejectedException($"query '{id}' names an unknown tokenizer '{Shown(name)}'; known: {string.Join(", ", Tokenizers.Names)} (this model reads '{tokenizer.Name}').");
+        }
+
+        if (name != tokenizer.Name)
+        {
+            throw new QueryRejectedException($"query '{id}' is tokenized for '{name}' but this model reads '{tokenizer.Name}'; send text with 'tokenizer' = '{tokenizer.Name}', or ids of that tokenizer.");
+        }
+
+        CompletionQuery completion;
+        if (query.Completion is { } text)
+        {
+            var ids = tokenizer.Encode(text);
+            if (ids.Length == 0)
+            {
+                throw new QueryRejectedException($"query '{id}' has an empty completion; the attributed output is the completion's log-likelihood, so it needs at least one token.");
+            }
+
+            completion = new CompletionQuery([tokenizer.DocumentStart, .. tokenizer.Encode(query.Prompt ?? "")], ids);
+        }
+        else
+        {
+            var ids = query.CompletionTokenIds ?? [];
+            if (ids.Count == 0)
+            {
+                throw new QueryRejectedException($"query '{id}' has an empty completion ('completion_token_ids' or 'completion'); the attributed output is the completion's log-likelihood, so it needs at least one token.");
+            }
+
+            completion = new CompletionQuery([tokenizer.DocumentStart, .. Ids(id, "token_ids", query.TokenIds ?? [], vocabSize)], Ids(id, "completion_token_ids", ids, vocabSize));
+        }
+
+        if (completion.Completion.Length > context)
+        {
+            throw new QueryRejectedException($"query '{id}' has a completion of {completion.Completion.Length} tokens; this model's context is {context} tokens. Send a shorter completion (the prompt may be longer: its oldest tokens are dropped).");
+        }
+
+        foreach (var t in completion.Completion)
+        {
+            if ((uint)t >= (uint)vocabSize)
+            {
+                throw new QueryRejectedException($"query '{id}': completion token {t} is outside this model's vocabulary of {vocabSize}.");
+            }
+        }
+
+        return completion;
+    }
+
+    private static int[] Ids(string queryId, string column, IReadOnlyList<long> ids, int vocabSize)
+    {
+        var result = new int[ids.Count];
+        for (int i = 0; i < result.Length; i++)
+        {
+            if (ids[i] < 0 || ids[i] >= vocabSize)
+            {
+                throw new QueryRejectedException($"query '{queryId}': {column}[{i}] = {ids[i].ToString(CultureInfo.InvariantCulture)} is outside this model's vocabulary (ids 0..{vocabSize - 1}).");
+            }
+
+            result[i] = (int)ids[i];
+        }
+
+        return result;
+    }
+
+    private static string Shown(string text) => text.Length <= ShownKeyLength ? text : text[..ShownKeyLength] + "…";
 
     /// <summary>Printable form of key bytes: UTF-8 with control and invalid characters escaped, cut at 80 characters.</summary>
     private static string Show(byte[] bytes)

@@ -5,8 +5,9 @@ namespace Attribution.Scorer;
 /// <summary>
 /// Counters and a latency histogram of the Scorer (thread-safe), for the demo and health checks, also published as
 /// System.Diagnostics.Metrics instruments of the meter <see cref="MeterName"/> (exported by OpenTelemetry):
-/// <c>pipeline.scorer.queries</c>, <c>.latency</c> (ms histogram), <c>.batches</c>, <c>.batch_size</c> (mean),
-/// <c>.alerts</c>, <c>.dead_letters</c>, <c>.duplicates</c>.
+/// <c>pipeline.scorer.queries</c>, <c>.latency</c> (ms histogram), <c>.batches</c>, <c>.batch_size</c> (histogram of
+/// queries per readout), <c>.alerts</c>, <c>.dead_letters</c>, <c>.duplicates</c>, <c>.consumer_lag</c> (queries not yet
+/// handled, per queries partition; see <see cref="ObserveLag"/>).
 /// </summary>
 public sealed class ScorerMetrics : IDisposable
 {
@@ -15,6 +16,8 @@ public sealed class ScorerMetrics : IDisposable
 
     private readonly Meter _meter = new(MeterName);
     private readonly Histogram<double> _latency;
+    private readonly Histogram<int> _batchSize;
+    private Func<IReadOnlyDictionary<Transport.TopicPartition, long>> _lag = () => new Dictionary<Transport.TopicPartition, long>();
 
     private const int Reservoir = 65_536;
     private readonly long[] _latencies = new long[Reservoir];
@@ -37,7 +40,11 @@ public sealed class ScorerMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] });
         _meter.CreateObservableCounter("pipeline.scorer.queries", () => QueriesScored, "{query}", "Attributions published");
         _meter.CreateObservableCounter("pipeline.scorer.batches", () => Batches, "{batch}", "Batched readouts run");
-        _meter.CreateObservableGauge("pipeline.scorer.batch_size", () => MeanBatchSize, "{query}", "Mean queries per batch");
+        _batchSize = _meter.CreateHistogram<int>("pipeline.scorer.batch_size", "{query}", "Queries per batched readout",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
+        _meter.CreateObservableGauge("pipeline.scorer.consumer_lag", () => _lag().Select(kv => new Measurement<long>(kv.Value,
+            new KeyValuePair<string, object?>("topic", kv.Key.Topic), new KeyValuePair<string, object?>("partition", kv.Key.Partition))),
+            "{query}", "Queries appended to a queries partition that this Scorer has not finished (lag of its consumer group member)");
         _meter.CreateObservableCounter("pipeline.scorer.alerts", () => AlertsRaised, "{alert}", "Contamination alerts raised");
         _meter.CreateObservableCounter("pipeline.scorer.dead_letters", () => QueriesRejected, "{query}", "Poison queries dead-lettered");
         _meter.CreateObservableCounter("pipeline.scorer.duplicates", () => DuplicatesSkipped, "{query}", "Queries skipped as already attributed");
@@ -45,6 +52,9 @@ public sealed class ScorerMetrics : IDisposable
 
     /// <inheritdoc/>
     public void Dispose() => _meter.Dispose();
+
+    /// <summary>This instance's meter (tests listen to it alone).</summary>
+    internal Meter Meter => _meter;
 
     /// <summary>Attributions published.</summary>
     public long QueriesScored => Interlocked.Read(ref _scored);
@@ -122,6 +132,15 @@ public sealed class ScorerMetrics : IDisposable
     internal void Alert() => Interlocked.Increment(ref _alerts);
 
     internal void Batch() => Interlocked.Increment(ref _batches);
+
+    /// <summary>A batch of <paramref name="size"/> queries went to the readout (the batch-size histogram).</summary>
+    internal void BatchScored(int size) => _batchSize.Record(size);
+
+    /// <summary>Where the consumer lag gauge reads from (the Scorer's consume loop: <c>EventConsumerWorker.PartitionLag</c>).</summary>
+    internal void ObserveLag(Func<IReadOnlyDictionary<Transport.TopicPartition, long>> lag) => _lag = lag;
+
+    /// <summary>The consumer lag per queries partition, as the gauge reports it.</summary>
+    public IReadOnlyDictionary<Transport.TopicPartition, long> ConsumerLag => _lag();
 
     internal void Computed(TimeSpan elapsed) => Interlocked.Add(ref _computeTicks, elapsed.Ticks);
 

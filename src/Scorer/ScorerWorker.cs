@@ -32,7 +32,6 @@ public sealed class ScorerWorker : EventConsumerWorker
     private readonly CancellationTokenSource _batcherStop = new();
     private AttributionDeduplicator? _dedup;
     private DeliveryGate? _gate;
-    private IQueryScorer? _scorer;
     private int _partitions;
     private Task[] _batchers = [];
 
@@ -60,6 +59,7 @@ public sealed class ScorerWorker : EventConsumerWorker
         _scoring = new BatchScorer(_options.TopK, metrics);
         _alerts = AlertPolicy.From(_options);
         _publisher = new AttributionPublisher(producer, bus, metrics, logger);
+        metrics.ObserveLag(() => PartitionLag);
     }
 
     /// <summary>Counters and latency histogram.</summary>
@@ -112,14 +112,14 @@ public sealed class ScorerWorker : EventConsumerWorker
     /// <inheritdoc />
     protected override async Task HandleAsync(EventRecord record, CancellationToken cancellationToken)
     {
-        var model = await Index.WaitAsync(cancellationToken);
+        var scorer = await Index.WaitScorerAsync(cancellationToken);
         ModelQuery query;
         string id;
         try
         {
             query = EventCodecs.Queries.Decode(record.Value);
             id = QueryValidator.Identify(record, query);
-            QueryValidator.Validate(query, model.InputWidth);
+            scorer.Validate(query);
         }
         catch (Exception e) when (e is EventContractException or QueryRejectedException)
         {
@@ -179,18 +179,19 @@ public sealed class ScorerWorker : EventConsumerWorker
     private void Process(List<PendingQuery> batch, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
-        var scorer = ScorerFor(Index.Current!);
+        var scorer = Index.Scorer!;
         var admitted = new List<PendingQuery>(batch.Count);
         foreach (var p in batch)
         {
-            if (p.Query.Features!.Count == scorer.InputWidth)
+            try
             {
+                // The live model may have changed (width, tokenizer) between validation and scoring.
+                scorer.Validate(p.Query);
                 admitted.Add(p);
             }
-            else
+            catch (QueryRejectedException e)
             {
-                // The live model changed width between validation and scoring.
-                p.Done.TrySetException(new QueryRejectedException($"query '{p.QueryId}' has {p.Query.Features!.Count} features; the model ({scorer.Version}) takes {scorer.InputWidth}."));
+                p.Done.TrySetException(new QueryRejectedException($"{e.Message} (the live model is now {scorer.Version})"));
             }
         }
 
@@ -203,6 +204,7 @@ public sealed class ScorerWorker : EventConsumerWorker
         try
         {
             var scored = _scoring.Score(scorer, [.. work.Select(p => p.Query)], [.. work.Select(p => p.Record.Timestamp)], DateTimeOffset.UtcNow);
+            Metrics.BatchScored(work.Count);
             var messages = scored.Results.Select(AttributionPublisher.Encode).ToArray();
             Metrics.Computed(Stopwatch.GetElapsedTime(started));
             _ = PublishAsync(scorer, work, scored, messages, ct);
@@ -214,19 +216,6 @@ public sealed class ScorerWorker : EventConsumerWorker
                 _gate.Release(p, e);
             }
         }
-    }
-
-    private IQueryScorer ScorerFor(AttributionModel model)
-    {
-        var current = _scorer;
-        if (current is AttributionModelScorer s && ReferenceEquals(s.Model, model))
-        {
-            return current;
-        }
-
-        current = new AttributionModelScorer(model);
-        _scorer = current;
-        return current;
     }
 
     private async Task PublishAsync(IQueryScorer scorer, List<PendingQuery> work, ScoredBatch scored, EventMessage[] messages, CancellationToken ct)

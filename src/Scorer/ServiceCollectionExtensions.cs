@@ -41,7 +41,7 @@ public sealed class ScorerHealthCheck(ScorerWorker worker) : IHealthCheck
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         var m = worker.Metrics;
-        var model = worker.Index.Current;
+        var model = worker.Index.Scorer;
         var text = $"model {model?.Version ?? "none yet"}; {m.QueriesScored} scored, {m.QueriesRejected} rejected, {m.DuplicatesSkipped} duplicates skipped, {m.QueriesRerouted} re-keyed, p50 {m.LatencyP50Micros} us, p99 {m.LatencyP99Micros} us";
         return Task.FromResult(worker.ExecuteTask is { IsFaulted: true } ? HealthCheckResult.Unhealthy(text, worker.ExecuteTask.Exception)
             : model is null ? HealthCheckResult.Degraded(text + (worker.Index.LastError is { } e ? $"; {e}" : "")) : HealthCheckResult.Healthy(text));

@@ -117,6 +117,7 @@ public abstract class EventConsumerWorker : BackgroundService
     private IEventConsumer? _consumer;
     private long _handled;
     private long _deadLettered;
+    private IReadOnlyDictionary<TopicPartition, long> _lag = new Dictionary<TopicPartition, long>();
 
     /// <summary>Creates the worker. <paramref name="deadLetterProducer"/> is required when a dead-letter topic is set.</summary>
     protected EventConsumerWorker(IEventLog log, EventWorkerOptions options, ILogger logger, IEventProducer? deadLetterProducer = null)
@@ -147,6 +148,14 @@ public abstract class EventConsumerWorker : BackgroundService
 
     /// <summary>Events dead-lettered so far.</summary>
     public long DeadLetteredCount => Interlocked.Read(ref _deadLettered);
+
+    /// <summary>
+    /// Consumer lag per assigned partition, refreshed with every commit tick (<see cref="EventWorkerOptions.CommitInterval"/>):
+    /// events appended to the partition that this worker has not finished handling (the end offset its consumer last
+    /// learned, minus the lowest offset not yet handled, so events queued in lanes or in a batch count as lag).
+    /// Partitions whose end offset is not known yet are absent. Thread-safe snapshot.
+    /// </summary>
+    public IReadOnlyDictionary<TopicPartition, long> PartitionLag => Volatile.Read(ref _lag);
 
     /// <summary>
     /// Handles one event durably (its effects must be persisted or published before it returns). Called concurrently for
@@ -264,6 +273,7 @@ public abstract class EventConsumerWorker : BackgroundService
 
                     sinceCommit = 0;
                     lastCommit = Stopwatch.GetTimestamp();
+                    UpdateLag(consumer);
                 }
             }
         }
@@ -369,6 +379,31 @@ public abstract class EventConsumerWorker : BackgroundService
         }
     }
 
+    private void UpdateLag(IEventConsumer consumer)
+    {
+        var lag = new Dictionary<TopicPartition, long>();
+        foreach (var tp in consumer.Assignment)
+        {
+            if (consumer.GetLocalWatermark(tp) is not { } mark)
+            {
+                continue;
+            }
+
+            long unhandled = mark.Position;
+            lock (_trackLock)
+            {
+                if (_progress.TryGetValue(tp, out var p) && p.LowestInFlight is { } lowest)
+                {
+                    unhandled = Math.Min(unhandled, lowest);
+                }
+            }
+
+            lag[tp] = Math.Max(0, mark.EndOffset - unhandled);
+        }
+
+        Volatile.Write(ref _lag, lag);
+    }
+
     private void Completed(EventRecord record)
     {
         lock (_trackLock)
@@ -446,6 +481,8 @@ public abstract class EventConsumerWorker : BackgroundService
         private long _stored = -1;
 
         public int InFlightCount => _inFlight.Count;
+
+        public long? LowestInFlight => _inFlight.Count > 0 ? _inFlight.Min : null;
 
         public void Dispatched(long offset)
         {

@@ -112,9 +112,22 @@ public interface IEventConsumer : IDisposable
     /// a reader is caught up when its position reaches it.</summary>
     long GetEndOffset(TopicPartition partition);
 
+    /// <summary>
+    /// What this consumer knows locally of an assigned partition, without a round trip to the log: the end offset it last
+    /// learned (Kafka: the high watermark carried by its latest fetch response) and its position (the offset of the
+    /// next event <see cref="Consume"/> returns). Null while either is unknown (just assigned, nothing fetched yet) or
+    /// the partition is not assigned. Cheap enough to call every poll; for lag metrics.
+    /// </summary>
+    PartitionWatermark? GetLocalWatermark(TopicPartition partition);
+
     /// <summary>Commits stored offsets and leaves the group (so its partitions are reassigned at once), then disposes.</summary>
     void Close();
 }
+
+/// <summary>A consumer's local view of one partition (<see cref="IEventConsumer.GetLocalWatermark"/>).</summary>
+/// <param name="EndOffset">The offset the next appended event will get, as last learned.</param>
+/// <param name="Position">The offset of the next event the consumer will return.</param>
+public readonly record struct PartitionWatermark(long EndOffset, long Position);
 
 /// <summary>Where a consumer starts reading a partition that it is assigned.</summary>
 public enum StartPosition

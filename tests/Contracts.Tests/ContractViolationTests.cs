@@ -35,10 +35,36 @@ public class ContractViolationTests
     {
         var both = ModelQuery.ToArrow([new ModelQuery("a", "m", [1f], null, default), new ModelQuery("b", "m", [1f], [2], default)]);
         var bytes = ArrowIpc.ToBytes(both);
-        Assert.Equal("model-query event row 1, column 'features': both features and token_ids are set; a query has exactly one input",
+        Assert.Equal("model-query event row 1, column 'features': both features and a language-model input (token_ids, prompt, completion or completion_token_ids) are set; a query has exactly one input",
             Assert.Throws<EventContractException>(() => EventCodecs.Queries.DecodeBatch(bytes)).Message);
         var neither = ArrowIpc.ToBytes(ModelQuery.ToArrow([new ModelQuery("a", "m", null, null, default)]));
-        Assert.Contains("neither features nor token_ids is set", Reject(EventCodecs.Queries, neither), StringComparison.Ordinal);
+        Assert.Contains("no input is set; a query needs features, or a completion", Reject(EventCodecs.Queries, neither), StringComparison.Ordinal);
+        var textAndFeatures = new ModelQuery("a", "m", [1f], null, default) { Completion = "x" };
+        Assert.Contains("both features and a language-model input", Reject(EventCodecs.Queries, EventCodecs.Queries.Encode(textAndFeatures)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void LanguageModelQueryMixingTextAndIds_IsRejectedWithTheColumn()
+    {
+        // A completion given twice, or a prompt in one form and the completion in the other, is ambiguous: which wins?
+        var twice = ModelQuery.FromText("a", "m", "bytes", "p", "c", default) with { CompletionTokenIds = [99] };
+        Assert.Equal("model-query event row 0, column 'completion_token_ids': both completion text and completion_token_ids are set; give the completion once",
+            Reject(EventCodecs.Queries, EventCodecs.Queries.Encode(twice)));
+        var textPrompt = ModelQuery.FromTokens("a", "m", "bytes", [], [99], default) with { Prompt = "p" };
+        Assert.StartsWith("model-query event row 0, column 'prompt': text and token ids are mixed;", Reject(EventCodecs.Queries, EventCodecs.Queries.Encode(textPrompt)), StringComparison.Ordinal);
+        var idPrompt = ModelQuery.FromText("a", "m", "bytes", "p", "c", default) with { Prompt = null, TokenIds = [1] };
+        Assert.StartsWith("model-query event row 0, column 'token_ids': text and token ids are mixed;", Reject(EventCodecs.Queries, EventCodecs.Queries.Encode(idPrompt)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AttributionWithMisalignedSourceNamesOrExampleSources_IsRejected()
+    {
+        var names = EventRoundTripTests.Attribution(2) with { SourceNames = ["only one"] };
+        Assert.Equal("attribution event row 0, column 'source_names': 1 source names for 3 source ids; give one name per source",
+            Reject(EventCodecs.Attributions, EventCodecs.Attributions.Encode(names)));
+        var sources = EventRoundTripTests.Attribution(2) with { ExampleSourceIds = [1, 2, 3] };
+        Assert.Equal("attribution event row 0, column 'example_source_ids': 3 example source ids for 2 example ids; give one source per example",
+            Reject(EventCodecs.Attributions, EventCodecs.Attributions.Encode(sources)));
     }
 
     [Fact]

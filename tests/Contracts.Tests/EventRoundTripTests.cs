@@ -21,7 +21,13 @@ public class EventRoundTripTests
     {
         var rng = new Random(seed);
         return new AttributionResult($"q-{seed}", "run-7@step-300", "forward-only", Enumerable.Range(0, k).Select(i => (long)rng.Next()).ToArray(),
-            Enumerable.Range(0, k).Select(_ => (float)rng.NextDouble()).ToArray(), [3, 1, 4], [0.5f, -0.25f, float.NaN], 1234);
+            Enumerable.Range(0, k).Select(_ => (float)rng.NextDouble()).ToArray(), [3, 1, 4], [0.5f, -0.25f, float.NaN], 1234)
+        {
+            // Odd seeds carry the optional columns (a language model's attribution), even seeds leave them null.
+            OutputFunction = seed % 2 == 1 ? "completion log-likelihood (nats)" : null,
+            ExampleSourceIds = seed % 2 == 1 ? Enumerable.Range(0, k).Select(i => (long)(i % 3)).ToArray() : null,
+            SourceNames = seed % 2 == 1 ? ["fortunes/art", "", "dict-jargon ü€"] : null,
+        };
     }
 
     /// <summary>A probe of one rank-1 weight (3 x 2: U 3 values, Vt 2) and its bias (3): 8 factors, exact in float16.</summary>
@@ -55,10 +61,15 @@ public class EventRoundTripTests
         Assert.Equal("run-1/300/checkpoint", InfluenceProbe.CheckpointKey("run-1", 300));
         var image = new ModelQuery("q-1", "run-1@300", [0f, 0.5f, 1f, -0f], null, T0);
         AssertSame(image, EventCodecs.Queries.Decode(EventCodecs.Queries.Encode(image)));
-        var text = new ModelQuery("q-2", "run-1@300", null, [101, 2023, 102], T0);
+        var tokens = ModelQuery.FromTokens("q-2", "run-1@300", "gpt2", [101, 2023, 102], [7], T0);
+        AssertSame(tokens, EventCodecs.Queries.Decode(EventCodecs.Queries.Encode(tokens)));
+        var text = ModelQuery.FromText("q-3", "run-1@300", "bytes", "", "a completion ü€", T0);
         AssertSame(text, EventCodecs.Queries.Decode(EventCodecs.Queries.Encode(text)));
         var attribution = Attribution(100);
         AssertSame(attribution, EventCodecs.Attributions.Decode(EventCodecs.Attributions.Encode(attribution)));
+        Assert.Equal(["fortunes/art", "", "dict-jargon ü€"], EventCodecs.Attributions.Decode(EventCodecs.Attributions.Encode(attribution)).SourceNames);
+        var plain = Attribution(3, seed: 2);
+        AssertSame(plain, EventCodecs.Attributions.Decode(EventCodecs.Attributions.Encode(plain)));
         var alert = new ContaminationAlert("q-1", [3], [10, 11], 0.93, 0.5);
         AssertSame(alert, EventCodecs.Alerts.Decode(EventCodecs.Alerts.Encode(alert)));
     }

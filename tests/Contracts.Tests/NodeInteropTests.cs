@@ -102,6 +102,7 @@ public sealed class NodeInteropTests(NodeInteropFixture fixture) : IClassFixture
     [InlineData("query_dictionary", 1)]
     [InlineData("queries_batches", 3)]
     [InlineData("queries_file", 3)]
+    [InlineData("queries_text", 1)]
     public void QueriesWrittenByArrowJs_AreDecodedWithEveryValue(string name, int batches)
     {
         RequireNode();
@@ -153,6 +154,11 @@ public sealed class NodeInteropTests(NodeInteropFixture fixture) : IClassFixture
             Assert.Equal(e["features"]?.AsArray().Select(x => x!.GetValue<string>()), q.Features?.Select(InteropEvents.F32));
             Assert.Equal(e["token_ids"]?.AsArray().Select(x => x!.GetValue<string>()), q.TokenIds?.Select(InteropEvents.L));
             Assert.Equal(e["timestamp_us"]!.GetValue<string>(), InteropEvents.L(Columns.ToMicros(q.Timestamp)));
+            // Fixtures written before the language-model columns existed have no such keys: null on both sides.
+            Assert.Equal(e["tokenizer"]?.GetValue<string>(), q.Tokenizer);
+            Assert.Equal(e["prompt"]?.GetValue<string>(), q.Prompt);
+            Assert.Equal(e["completion"]?.GetValue<string>(), q.Completion);
+            Assert.Equal(e["completion_token_ids"]?.AsArray().Select(x => x!.GetValue<string>()), q.CompletionTokenIds?.Select(InteropEvents.L));
         }
     }
 }
@@ -165,6 +171,7 @@ internal static class InteropEvents
     public static string F32(float v) => "0x" + BitConverter.SingleToUInt32Bits(v).ToString("x8", CultureInfo.InvariantCulture);
     private static string F64(double v) => "0x" + BitConverter.DoubleToUInt64Bits(v).ToString("x16", CultureInfo.InvariantCulture);
     private static JsonArray Longs(IReadOnlyList<long>? v) => v is null ? null! : new JsonArray(v.Select(x => (JsonNode)L(x)).ToArray());
+    private static JsonArray Strings(IReadOnlyList<string>? v) => v is null ? null! : new JsonArray(v.Select(x => (JsonNode)x).ToArray());
     private static JsonArray Floats(IReadOnlyList<float>? v) => v is null ? null! : new JsonArray(v.Select(x => (JsonNode)F32(x)).ToArray());
 
     private static JsonObject Dump<T>(IReadOnlyList<T> rows, params (string Name, Func<T, JsonNode?> Value)[] columns) where T : IArrowEvent<T>
@@ -218,18 +225,22 @@ internal static class InteropEvents
             ("tensor_cols", p => Ints(p.Tensors.Select(t => t.Cols))), ("tensor_ranks", p => Ints(p.Tensors.Select(t => t.Rank))),
             ("factors_f32", p => p.Precision == ProbePrecision.Float32 ? Floats(p.Factors) : null),
             ("factors_f16", p => p.Precision == ProbePrecision.Float16 ? new JsonArray(p.Factors.Select(x => (JsonNode)F16(x)).ToArray()) : null)));
-        ModelQuery[] queries = [new("q-1", "run-1@300", [0f, -0f, float.NaN, float.Epsilon, 1e30f], null, t0), new("q-2", "gpt@7", null, [101, 2023, 102], t0.AddDays(-20000))];
+        ModelQuery[] queries = [new("q-1", "run-1@300", [0f, -0f, float.NaN, float.Epsilon, 1e30f], null, t0), new("q-2", "gpt@7", null, [101, 2023, 102], t0.AddDays(-20000)),
+            ModelQuery.FromText("q-3", "gpt@7", "gpt2", "The answer is", " 42, ü€😀", t0), ModelQuery.FromTokens("q-4", "gpt@7", "bytes", [], [256, 0, long.MaxValue], t0)];
         static JsonNode Micros(ModelQuery q) => L(Columns.ToMicros(q.Timestamp));
         yield return ("queries", EventCodecs.Queries.EncodeBatch(queries), Dump(queries,
-            ("query_id", q => q.QueryId), ("model_version", q => q.ModelVersion), ("features", q => Floats(q.Features)), ("token_ids", q => Longs(q.TokenIds)), ("timestamp", Micros)));
+            ("query_id", q => q.QueryId), ("model_version", q => q.ModelVersion), ("features", q => Floats(q.Features)), ("token_ids", q => Longs(q.TokenIds)), ("timestamp", Micros),
+            ("tokenizer", q => q.Tokenizer), ("prompt", q => q.Prompt), ("completion", q => q.Completion), ("completion_token_ids", q => Longs(q.CompletionTokenIds))));
         var attributions = Enumerable.Range(0, 5).Select(i => EventRoundTripTests.Attribution(i * 25, seed: i)).ToArray();
         yield return ("attributions", EventCodecs.Attributions.EncodeBatch(attributions), Dump(attributions,
             ("query_id", a => a.QueryId), ("model_version", a => a.ModelVersion), ("method", a => a.Method), ("example_ids", a => Longs(a.ExampleIds)),
-            ("scores", a => Floats(a.Scores)), ("source_ids", a => Longs(a.SourceIds)), ("source_scores", a => Floats(a.SourceScores)), ("latency_us", a => L(a.LatencyMicros))));
+            ("scores", a => Floats(a.Scores)), ("source_ids", a => Longs(a.SourceIds)), ("source_scores", a => Floats(a.SourceScores)), ("latency_us", a => L(a.LatencyMicros)),
+            ("output_function", a => a.OutputFunction), ("example_source_ids", a => Longs(a.ExampleSourceIds)), ("source_names", a => Strings(a.SourceNames))));
         var one = new[] { EventRoundTripTests.Attribution(100, seed: 9) };
         yield return ("attribution_single", EventCodecs.Attributions.Encode(one[0]), Dump(one,
             ("query_id", a => a.QueryId), ("model_version", a => a.ModelVersion), ("method", a => a.Method), ("example_ids", a => Longs(a.ExampleIds)),
-            ("scores", a => Floats(a.Scores)), ("source_ids", a => Longs(a.SourceIds)), ("source_scores", a => Floats(a.SourceScores)), ("latency_us", a => L(a.LatencyMicros))));
+            ("scores", a => Floats(a.Scores)), ("source_ids", a => Longs(a.SourceIds)), ("source_scores", a => Floats(a.SourceScores)), ("latency_us", a => L(a.LatencyMicros)),
+            ("output_function", a => a.OutputFunction), ("example_source_ids", a => Longs(a.ExampleSourceIds)), ("source_names", a => Strings(a.SourceNames))));
         ContaminationAlert[] alerts = [new("q-1", [3], [10, 11], 0.93, 0.5), new("q-2", [], [], double.NaN, double.NegativeInfinity)];
         yield return ("alerts", EventCodecs.Alerts.EncodeBatch(alerts), Dump(alerts,
             ("query_id", a => a.QueryId), ("source_ids", a => Longs(a.SourceIds)), ("example_ids", a => Longs(a.ExampleIds)), ("score", a => F64(a.Score)), ("threshold", a => F64(a.Threshold))));

@@ -60,4 +60,66 @@ public sealed class ConsoleServerTests
             dir.Delete(recursive: true);
         }
     }
+
+    [Fact]
+    public async Task A_background_service_that_fails_is_reported_with_its_name_and_error()
+    {
+        // Protects the operator's view of a dying console: a ledger topic that exists but is not compacted makes the
+        // ledger publisher fail after start; Failed must name the service and the topic (ConsoleCommand prints it, exit 2),
+        // where the host used to end with exit code 1 and no message.
+        var dir = Directory.CreateTempSubdirectory("console-fail-");
+        await using var log = new EmbeddedEventLog(new EmbeddedOptions());
+        await log.CreateTopicAsync(new TopicSpec(Topics.Attributions, 2));
+        await log.CreateTopicAsync(new TopicSpec("ledger", 1, Compacted: false));
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Downstream:StorePath"] = Path.Combine(dir.FullName, "a.duckdb"),
+        }).Build();
+        try
+        {
+            await using var console = await ConsoleServer.StartAsync(new ConsoleSettings { Port = 0, FlightPort = 0 }, configuration, s =>
+            {
+                s.AddSingleton<IEventLog>(log);
+                s.AddSingleton(log.CreateProducer());
+            });
+            var failure = await console.Failed.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.NotNull(failure);
+            Assert.Equal("LedgerPublisher", failure.Service);
+            Assert.IsType<TopicProvisioningException>(failure.Error);
+            Assert.Contains("ledger", failure.Describe(), StringComparison.Ordinal);
+            Assert.Contains("is not compacted", failure.Describe(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_console_that_is_stopped_reports_no_failure()
+    {
+        var dir = Directory.CreateTempSubdirectory("console-stop-");
+        await using var log = new EmbeddedEventLog(new EmbeddedOptions());
+        await log.CreateTopicAsync(new TopicSpec(Topics.Attributions, 2));
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Downstream:StorePath"] = Path.Combine(dir.FullName, "a.duckdb"),
+        }).Build();
+        try
+        {
+            var console = await ConsoleServer.StartAsync(new ConsoleSettings { Port = 0, FlightPort = 0 }, configuration, s =>
+            {
+                s.AddSingleton<IEventLog>(log);
+                s.AddSingleton(log.CreateProducer());
+            });
+            await Task.Delay(300);
+            Assert.False(console.Failed.IsCompleted, "nothing failed, so Failed must still be pending while the console runs");
+            await console.DisposeAsync();
+            Assert.Null(await console.Failed.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
 }

@@ -2,32 +2,42 @@ using Attribution.Contracts;
 
 namespace Attribution.Scorer.Tests;
 
-/// <summary>Scoring: features packed row-major, one readout per batch, results with top-k examples and every source.</summary>
+/// <summary>Scoring: one readout per batch; results with top-k examples (and their sources), every source (and its name), the output function.</summary>
 public sealed class BatchScorerTests
 {
     /// <summary>Example score = feature sum × (example index + 1); source score = first feature − source index.</summary>
     private sealed class LinearScorer : IQueryScorer
     {
-        public List<(float[] Inputs, int Count)> Calls { get; } = [];
+        public List<int> Calls { get; } = [];
 
         public string Version => "run@9";
 
-        public int InputWidth => 2;
+        public string Method => "linear";
+
+        public string OutputFunction => "feature sum";
 
         public IReadOnlyList<long> ExampleIds { get; } = [100, 101, 102];
 
+        public IReadOnlyList<long>? ExampleSourceIds { get; init; } = [8, 7, 8];
+
         public IReadOnlyList<long> SourceIds { get; } = [7, 8];
+
+        public IReadOnlyList<string>? SourceNames { get; init; } = ["seven", "eight"];
 
         public ReadOnlyMemory<float> ExampleNorms { get; } = new float[] { 1, 1, 1 };
 
-        public QueryScores Score(float[] inputs, int count)
+        public void Validate(ModelQuery query) => Assert.Fail("BatchScorer scores validated queries; it never validates");
+
+        public QueryScores Score(IReadOnlyList<ModelQuery> queries)
         {
-            Calls.Add((inputs, count));
+            int count = queries.Count;
+            Calls.Add(count);
             var examples = new float[count * 3];
             var sources = new float[count * 2];
             for (int q = 0; q < count; q++)
             {
-                float sum = inputs[2 * q] + inputs[(2 * q) + 1];
+                var x = queries[q].Features!;
+                float sum = x[0] + x[1];
                 for (int e = 0; e < 3; e++)
                 {
                     examples[(q * 3) + e] = sum * (e + 1);
@@ -35,7 +45,7 @@ public sealed class BatchScorerTests
 
                 for (int s = 0; s < 2; s++)
                 {
-                    sources[(q * 2) + s] = inputs[2 * q] - s;
+                    sources[(q * 2) + s] = x[0] - s;
                 }
             }
 
@@ -58,14 +68,14 @@ public sealed class BatchScorerTests
         ModelQuery[] queries = [new("a", "v", [1f, 2f], null, t0), new("b", "v", new ArraySegment<float>([9f, -5f, -4f], 1, 2), null, t0)];
         var batch = new BatchScorer(topK: 2, metrics).Score(scorer, queries, [t0, t0.AddMilliseconds(-3)], t0.AddMilliseconds(5));
 
-        var call = Assert.Single(scorer.Calls);
-        Assert.Equal(2, call.Count);
-        Assert.Equal([1f, 2f, -5f, -4f], call.Inputs);
+        Assert.Equal(2, Assert.Single(scorer.Calls));
         Assert.Equal(1, metrics.Batches);
 
         var a = batch.Results[0];
-        Assert.Equal(("a", "run@9", BatchScorer.MethodName), (a.QueryId, a.ModelVersion, a.Method));
+        Assert.Equal(("a", "run@9", "linear", "feature sum"), (a.QueryId, a.ModelVersion, a.Method, a.OutputFunction));
         Assert.Equal([102L, 101L], a.ExampleIds);     // sum 3: scores 3, 6, 9
+        Assert.Equal([8L, 7L], a.ExampleSourceIds);  // each top example's own source
+        Assert.Equal(["seven", "eight"], a.SourceNames);
         Assert.Equal([9f, 6f], a.Scores);
         Assert.Equal([7L, 8L], a.SourceIds);
         Assert.Equal([1f, 0f], a.SourceScores);
@@ -79,11 +89,13 @@ public sealed class BatchScorerTests
     }
 
     [Fact]
-    public void A_query_of_another_width_fails_the_batch_before_the_readout()
+    public void A_scorer_that_does_not_know_sources_leaves_those_columns_null()
     {
-        var scorer = new LinearScorer();
+        var scorer = new LinearScorer { ExampleSourceIds = null, SourceNames = null };
         var t0 = DateTimeOffset.UnixEpoch;
-        Assert.Throws<ArgumentException>(() => new BatchScorer(2, new ScorerMetrics()).Score(scorer, [new ModelQuery("a", "v", [1f], null, t0)], [t0], t0));
-        Assert.Empty(scorer.Calls);
+        var result = Assert.Single(new BatchScorer(2, new ScorerMetrics()).Score(scorer, [new ModelQuery("a", "v", [1f, 1f], null, t0)], [t0], t0).Results);
+        Assert.Null(result.ExampleSourceIds);
+        Assert.Null(result.SourceNames);
+        Assert.Equal([102L, 101L], result.ExampleIds);
     }
 }

@@ -59,7 +59,7 @@ public sealed class QueryValidatorTests
     public void Tokens_a_wrong_width_and_non_finite_features_are_rejected_with_what_to_fix()
     {
         QueryValidator.Validate(Query("ok"), 3);
-        Assert.Contains("token ids", Assert.Throws<QueryRejectedException>(() => QueryValidator.Validate(new ModelQuery("t", "v", null, [1L], DateTimeOffset.UnixEpoch), 3)).Message, StringComparison.Ordinal);
+        Assert.Contains("language-model query", Assert.Throws<QueryRejectedException>(() => QueryValidator.Validate(new ModelQuery("t", "v", null, [1L], DateTimeOffset.UnixEpoch), 3)).Message, StringComparison.Ordinal);
         Assert.Contains("has 2 features; the model takes 3", Assert.Throws<QueryRejectedException>(() => QueryValidator.Validate(Query("w", [1f, 2f]), 3)).Message, StringComparison.Ordinal);
         Assert.Contains("non-finite value (NaN) at feature 1", Assert.Throws<QueryRejectedException>(() => QueryValidator.Validate(Query("n", [1f, float.NaN, 0f]), 3)).Message, StringComparison.Ordinal);
         Assert.Contains("at feature 2", Assert.Throws<QueryRejectedException>(() => QueryValidator.Validate(Query("i", [1f, 0f, float.PositiveInfinity]), 3)).Message, StringComparison.Ordinal);

@@ -63,6 +63,31 @@ public sealed class EventConsumerWorkerTests
     }
 
     [Fact]
+    public async Task Partition_lag_counts_events_not_yet_handled_including_those_queued_in_lanes()
+    {
+        // Protects the Scorer's consumer-lag gauge: 50 events, the first 10 handled, the 11th blocked (one key, one
+        // lane, so the other 39 wait queued behind it): lag 40; once released, lag 0.
+        await using var log = new EmbeddedEventLog();
+        await log.CreateTopicAsync(new TopicSpec("in", Partitions: 1));
+        using var producer = log.CreateProducer();
+        for (var i = 0; i < 50; i++)
+        {
+            await producer.ProduceAsync("in", EventMessage.Create("one-key", Utf8(i.ToString())));
+        }
+
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var worker = new ScriptedWorker(log, Options("in"), null, (r, _) => r.Offset >= 10 ? gate.Task : Task.CompletedTask);
+        await worker.StartAsync(CancellationToken.None);
+        var tp = new TopicPartition("in", 0);
+        Assert.True(await WaitUntilAsync(() => worker.HandledCount == 10 && worker.PartitionLag.GetValueOrDefault(tp) == 40, TimeSpan.FromSeconds(10)),
+            $"lag {worker.PartitionLag.GetValueOrDefault(tp, -1)} after {worker.HandledCount} handled; expected 40 after 10");
+        gate.SetResult();
+        Assert.True(await WaitUntilAsync(() => worker.HandledCount == 50 && worker.PartitionLag.GetValueOrDefault(tp, -1) == 0, TimeSpan.FromSeconds(10)),
+            $"lag {worker.PartitionLag.GetValueOrDefault(tp, -1)} after {worker.HandledCount} handled; expected 0 after 50");
+        await worker.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
     public async Task Poison_event_is_dead_lettered_with_its_bytes_and_error_and_the_stream_continues()
     {
         await using var log = new EmbeddedEventLog();

@@ -136,6 +136,25 @@ public sealed class KafkaEventLogTests(MockKafkaFixture kafka)
     }
 
     [Fact]
+    public async Task Local_watermark_gives_end_offset_and_position_without_asking_the_broker()
+    {
+        // Protects the Scorer's lag gauge: end offset as learned from fetches, position = next offset returned.
+        var topic = await kafka.NewTopicAsync("watermark");
+        using var producer = kafka.Log.CreateProducer();
+        await ProduceAsync(producer, topic, 0, 30);
+        using var reader = kafka.Log.CreateConsumer(new ConsumerSettings { Topics = [topic], Start = StartPosition.Beginning });
+        var records = ConsumeN(reader, 5, Wait);
+        var partition = records[^1].TopicPartition;
+        var consumed = records.Count(r => r.TopicPartition == partition);
+        var mark = reader.GetLocalWatermark(partition);
+        Assert.NotNull(mark);
+        Assert.Equal(reader.GetEndOffset(partition), mark.Value.EndOffset);
+        Assert.Equal(records.Where(r => r.TopicPartition == partition).Max(r => r.Offset) + 1, mark.Value.Position);
+        Assert.Null(reader.GetLocalWatermark(new TopicPartition(topic + "-absent", 0)));
+        Assert.True(consumed > 0);
+    }
+
+    [Fact]
     public async Task Standalone_reader_with_a_tail_reads_only_the_last_records_of_each_partition()
     {
         var topic = await kafka.NewTopicAsync("tail", partitions: 1);

@@ -54,6 +54,21 @@ public sealed class KafkaLibraryTests
     }
 
     [Fact]
+    public void Clients_disable_nagle_by_default_and_the_option_or_an_explicit_property_turns_it_back_on()
+    {
+        // TCP_NODELAY is a measured latency/throughput setting (pipeline.md); it must reach every client's config.
+        var config = new Confluent.Kafka.ClientConfig();
+        KafkaLibrary.Apply(new KafkaOptions(), config);
+        Assert.Equal("true", config.Get("socket.nagle.disable"), ignoreCase: true);
+        var off = new Confluent.Kafka.ClientConfig();
+        KafkaLibrary.Apply(new KafkaOptions { NoDelay = false }, off);
+        Assert.Equal("false", off.Get("socket.nagle.disable"), ignoreCase: true);
+        var property = new Confluent.Kafka.ClientConfig();
+        KafkaLibrary.Apply(new KafkaOptions { Properties = { ["socket.nagle.disable"] = "false" } }, property);
+        Assert.Equal("false", property.Get("socket.nagle.disable"), ignoreCase: true);
+    }
+
+    [Fact]
     public void An_override_other_than_the_loaded_library_is_refused_with_the_setting_named()
     {
         var info = KafkaLibrary.EnsureLoaded();

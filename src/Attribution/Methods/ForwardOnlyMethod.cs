@@ -19,6 +19,7 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     private ResponseSet? _examples;
     private ResponseSet? _sources;
     private readonly ConcurrentBag<Mlp> _models = [];
+    private ModelForwardOnlyMethod? _generic;
 
     /// <summary>Creates the method; <paramref name="options"/> null uses the defaults (two-trajectory).</summary>
     public ForwardOnlyMethod(ForwardOnlyOptions? options = null)
@@ -97,6 +98,9 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     /// </summary>
     public float[] ResponseNorms { get; private set; } = [];
 
+    /// <summary>The model-generic path (<see cref="ModelForwardOnlyMethod"/>) when the last problem was not an MLP, else null.</summary>
+    public ModelForwardOnlyMethod? ModelPath => _generic;
+
     /// <summary>Per-example responses (after Precompute).</summary>
     public ResponseSet ExampleResponses => _examples ?? throw NotReady();
 
@@ -104,10 +108,10 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     public ResponseSet SourceResponses => _sources ?? throw NotReady();
 
     /// <inheritdoc />
-    public long StateBytes => (_examples?.Bytes ?? 0) + (_sources?.Bytes ?? 0);
+    public long StateBytes => _generic?.StateBytes ?? (_examples?.Bytes ?? 0) + (_sources?.Bytes ?? 0);
 
     /// <inheritdoc />
-    public string Describe() => string.Create(CultureInfo.InvariantCulture,
+    public string Describe() => _generic?.Describe() ?? string.Create(CultureInfo.InvariantCulture,
         $"{Name}: K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
 
     /// <inheritdoc />
@@ -115,6 +119,16 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     {
         ArgumentNullException.ThrowIfNull(problem);
         var watch = System.Diagnostics.Stopwatch.StartNew();
+        _generic = null;
+        if (!problem.HasMlpLayout)
+        {
+            // Any other model (a GPT): simulation and probes through IModel.
+            _generic = new ModelForwardOnlyMethod(_options);
+            _generic.Precompute(problem, cancellationToken);
+            (StepSize, TopEigenvalue, SimulationSeconds) = (_generic.StepSize, _generic.TopEigenvalue, watch.Elapsed.TotalSeconds);
+            return;
+        }
+
         var simulator = new ForwardOnlySimulator(problem, _options, cancellationToken);
         StepSize = simulator.StepSize;
         TopEigenvalue = simulator.TopEigenvalue;
@@ -200,10 +214,12 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     }
 
     /// <inheritdoc />
-    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, true, false, cancellationToken).Examples!;
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) =>
+        _generic?.Score(queries, cancellationToken) ?? Read(queries, true, false, cancellationToken).Examples!;
 
     /// <inheritdoc />
-    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, false, true, cancellationToken).Sources!;
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) =>
+        _generic?.ScoreSources(queries, cancellationToken) ?? Read(queries, false, true, cancellationToken).Sources!;
 
     /// <summary>
     /// Scores a batch against every example and every source ([queries, sources] row-major). The queries' forward pass
@@ -211,6 +227,11 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
     /// </summary>
     public (ScoreMatrix Examples, float[] Sources) ScoreAll(QueryBatch queries, CancellationToken cancellationToken = default)
     {
+        if (_generic is not null)
+        {
+            return _generic.ScoreAll(queries, cancellationToken);
+        }
+
         var (examples, sources) = Read(queries, true, true, cancellationToken);
         return (examples!, sources!);
     }

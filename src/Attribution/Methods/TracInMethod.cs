@@ -33,7 +33,7 @@ public sealed class TracInMethod : IAttributionMethod
 
     /// <inheritdoc />
     public string Describe() => _gradDot
-        ? "grad-dot: -grad margin(q) . grad loss(b) at theta*"
+        ? "grad-dot: -grad f(q) . grad loss(b) at theta* (f = the query output: margin, or completion log-likelihood)"
         : string.Create(CultureInfo.InvariantCulture, $"tracin: {_checkpoints.Length} checkpoints, weights {(_weights is null ? "1" : string.Join(',', _weights))}");
 
     /// <inheritdoc />

@@ -7,6 +7,7 @@ using Attribution.Attribution.Methods;
 using Attribution.Attribution.Probes;
 using Attribution.Cli.Evaluation;
 using Attribution.Engine.Data;
+using Attribution.Engine.Models;
 using Attribution.Engine.Training;
 
 namespace Attribution.Cli.Commands;
@@ -21,23 +22,24 @@ internal static class AttributeCommand
     {
         var run = new Option<string>("--run") { Description = "Run directory written by './pipeline train' (run.json + model.safetensors).", Required = true };
         var method = new Option<string>("--method") { Description = "Method: forward-only, forward-only-single, trak, tracin, grad-dot, if; options after a colon, e.g. forward-only:horizon=50,eps=1e-3.", Required = true };
-        var testIds = new Option<string>("--test-ids") { Description = "File of FashionMNIST test-split ids (0-based), separated by newlines, commas or spaces.", Required = true };
+        var testIds = new Option<string>("--test-ids") { Description = "File of query ids (0-based), separated by newlines, commas or spaces: FashionMNIST test-split ids, or for a GPT run positions in the run's held-out documents (each split into prompt and completion).", Required = true };
+        var trainLimit = new Option<int>("--train-limit") { Description = "GPT runs only: attribute to the first N training documents (run.json order); 0 = all.", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "Output file (.csv, or .arrow / .arrows for an Arrow IPC stream).", Required = true };
         var probes = new Option<string?>("--probes") { Description = "Forward-only only: a probe set file. Read when it exists (after checking it was simulated from this run, data and method), else simulated and written there, so the simulation is paid once." };
         var data = new Option<string>("--data") { Description = "FashionMNIST IDX folder.", DefaultValueFactory = _ => FashionMnist.DefaultDirectory };
         var command = new Command("attribute", "Score training examples (and sources) for test queries with one attribution method; write the score matrix.");
-        foreach (var o in new Option[] { run, method, testIds, output, probes, data })
+        foreach (var o in new Option[] { run, method, testIds, output, probes, data, trainLimit })
         {
             command.Options.Add(o);
         }
 
         command.SetAction((parseResult, cancellationToken) => Task.FromResult(Execute(
             parseResult.GetValue(run)!, parseResult.GetValue(method)!, parseResult.GetValue(testIds)!, parseResult.GetValue(output)!,
-            parseResult.GetValue(data)!, parseResult.GetValue(probes), cancellationToken)));
+            parseResult.GetValue(data)!, parseResult.GetValue(probes), parseResult.GetValue(trainLimit), cancellationToken)));
         return command;
     }
 
-    private static int Execute(string runDir, string methodSpec, string testIdsFile, string outFile, string dataDir, string? probesFile, CancellationToken cancellationToken)
+    private static int Execute(string runDir, string methodSpec, string testIdsFile, string outFile, string dataDir, string? probesFile, int trainLimit, CancellationToken cancellationToken)
     {
         try
         {
@@ -57,6 +59,23 @@ internal static class AttributeCommand
             if (probesFile is not null && attribution is not ForwardOnlyMethod)
             {
                 throw new ArgumentException($"--probes stores forward-only probe sets; '{name}' has none (its precompute is not a simulation). Drop --probes or use forward-only.");
+            }
+
+            if (LanguageModelRun.IsLanguageModelRun(runDir))
+            {
+                if (probesFile is not null || format != "csv" || trainLimit < 0)
+                {
+                    Console.Error.WriteLine($"attribute: {(probesFile is not null ? "--probes (probe set files are MLP probe sets)" : trainLimit < 0 ? "a negative --train-limit" : "Arrow output (its id column is 32-bit; document ids are 63-bit)")} is not supported for a GPT run; write .csv and drop --probes.");
+                    return 2;
+                }
+
+                return ExecuteLanguageModel(runDir, attribution, testIdsFile, outFile, trainLimit, cancellationToken);
+            }
+
+            if (trainLimit != 0)
+            {
+                Console.Error.WriteLine("attribute: --train-limit applies to GPT runs only; an MLP run attributes to its whole training set.");
+                return 2;
             }
 
             var (manifest, model) = RunDirectory.LoadMlp(runDir);
@@ -118,7 +137,7 @@ internal static class AttributeCommand
             var scores = attribution.Score(new QueryBatch(test.Inputs, test.Labels, test.Features), cancellationToken);
             double scoring = clock.Elapsed.TotalSeconds;
             var bytes = format == "csv"
-                ? Encoding.UTF8.GetBytes(ToCsv(scores, train.Ids, problem.SourceIds, ids))
+                ? Encoding.UTF8.GetBytes(ToCsv(scores, [.. train.Ids.Select(i => (long)i)], problem.SourceIds, ids))
                 : ScoreMatrixArrow.ToStream(scores, train.Ids, problem.SourceIds, ids, attribution.Describe());
             var full = Path.GetFullPath(outFile);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
@@ -132,6 +151,43 @@ internal static class AttributeCommand
             Console.Error.WriteLine($"attribute: {e.Message}");
             return 1;
         }
+    }
+
+    // A GPT run: units = training documents, queries = held-out documents split into prompt and completion, output =
+    // the completion log-likelihood.
+    private static int ExecuteLanguageModel(string runDir, IAttributionMethod attribution, string testIdsFile, string outFile, int trainLimit, CancellationToken cancellationToken)
+    {
+        var lm = LanguageModelRun.Load(runDir);
+        var positions = ReadIds(testIdsFile, lm.ValidationDocuments.Length);
+        var problem = lm.Problem(trainLimit);
+        var queries = lm.Queries(positions);
+        var clock = Stopwatch.StartNew();
+        attribution.Precompute(problem, cancellationToken);
+        double precompute = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        var scores = attribution.Score(queries, cancellationToken);
+        double scoring = clock.Elapsed.TotalSeconds;
+        var docIds = lm.TrainDocuments[..problem.Count].Select(i => lm.Corpus.Documents[i].Id).ToArray();
+        var full = Path.GetFullPath(outFile);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        RetrainCache.WriteAtomically(full, Encoding.UTF8.GetBytes(ToCsv(scores, docIds, problem.SourceIds, positions)));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{attribution.Describe()}\n{problem.Architecture}, {problem.Count} training documents, {problem.SourceCount} sources; output: {CompletionQuery.OutputFunction}\nprecompute {precompute:F2} s, scoring {positions.Length} queries {scoring:F3} s ({scoring / positions.Length * 1000:F1} ms per query), state {attribution.StateBytes / 1048576.0:F1} MiB; wrote {problem.Count} × {positions.Length} scores (+{scores.SourceCount} source rows) to {full}"));
+        for (int q = 0; q < Math.Min(positions.Length, 3); q++)
+        {
+            var query = lm.Query(positions[q]);
+            var (top, score) = ScoreMatrix.TopK(scores.Row(q), 1)[0];
+            var doc = lm.Corpus.Documents[lm.TrainDocuments[top]];
+            Console.WriteLine($"query {positions[q]}: \"{Snippet(lm.Tokenizer.Decode(query.Prompt))}\" → \"{Snippet(lm.Tokenizer.Decode(query.Completion))}\"; top document {doc.Id} ({lm.Corpus.Sources[doc.SourceId].Name}, score {score.ToString("G3", CultureInfo.InvariantCulture)}): \"{Snippet(lm.Corpus.Text(doc.Index))}\"");
+        }
+
+        return 0;
+    }
+
+    private static string Snippet(string text)
+    {
+        var flat = text.ReplaceLineEndings(" ").Trim();
+        return flat.Length <= 60 ? flat : flat[..57] + "...";
     }
 
     /// <summary>Reads test ids; every one must lie in the test split, and duplicates are rejected.</summary>
@@ -171,7 +227,7 @@ internal static class AttributeCommand
     /// Wide CSV: header <c>unit,id,source,&lt;test ids&gt;</c>; one <c>example</c> row per training example (dataset
     /// train id, its source) and one <c>source</c> row per source with the summed scores.
     /// </summary>
-    internal static string ToCsv(ScoreMatrix scores, int[] trainIds, int[] sourceIds, int[] testIds)
+    internal static string ToCsv(ScoreMatrix scores, IReadOnlyList<long> trainIds, int[] sourceIds, int[] testIds)
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();

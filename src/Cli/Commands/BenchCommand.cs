@@ -12,10 +12,11 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var command = new Command("bench", "Benchmarks (not tests). 'bench mlp-epoch' times one MLP training epoch against PyTorch; 'bench gpt' the transformer; 'bench spans' the exact-span index.");
+        var command = new Command("bench", "Benchmarks (not tests). 'bench mlp-epoch' times one MLP training epoch against PyTorch; 'bench gpt' the transformer; 'bench spans' the exact-span index; 'bench lm-methods' every attribution method on a GPT run.");
         command.Subcommands.Add(CreateMlpEpoch());
         command.Subcommands.Add(GptBench.Create());
         command.Subcommands.Add(SpanBench.Create());
+        command.Subcommands.Add(LmMethodsBench.Create());
         return command;
     }
 

@@ -97,17 +97,29 @@ internal static class ConsoleCommand
                 return e is IOException ? 1 : 2;
             }
 
+            ConsoleServiceFailure? failure = null;
             await using (console)
             {
                 Console.WriteLine($"console: {console.WebUrl}   Arrow Flight: {console.FlightUrl}   (Ctrl+C stops)");
                 try
                 {
-                    await Task.Delay(Timeout.Infinite, token);
+                    // Runs until SIGINT/SIGTERM, or until a background service (feed, ledger publisher) fails.
+                    failure = await console.Failed.WaitAsync(token);
+                    if (failure is null)
+                    {
+                        await Task.Delay(Timeout.Infinite, token);
+                    }
                 }
                 catch (OperationCanceledException)
                 {
                     // SIGINT/SIGTERM: stop the host (the feed drains, the ledger publishes its last round).
                 }
+            }
+
+            if (failure is not null)
+            {
+                Console.Error.WriteLine($"error: {failure.Describe()}");
+                return 2;
             }
 
             return 0;

@@ -3,6 +3,17 @@ namespace Attribution.Cli.Demo;
 /// <summary>What <c>./pipeline demo</c> runs; every field has a command-line option.</summary>
 internal sealed record DemoSettings
 {
+    /// <summary>The demo's corpus for <c>--model gpt</c>: five fortune packs (1,150 documents, five sources).</summary>
+    public const string GptCorpus = "fortunes/startrek,fortunes/bofh-excuses,fortunes/linux,fortunes/tao,fortunes/pets";
+
+    public string Model { get; init; } = "mlp";
+    public string Corpus { get; init; } = GptCorpus;
+    public int Steps { get; init; } = 400;
+    public string Method { get; init; } = "trak";
+
+    /// <summary>The method's options: TRAK with a sparse projection to 512 dimensions (fast enough for the demo's budget).</summary>
+    public IReadOnlyDictionary<string, string> MethodOptions => Method == "trak" ? new Dictionary<string, string> { ["k"] = "512", ["projector"] = "sjlt" } : new Dictionary<string, string>();
+
     public string? KafkaBootstrap { get; init; }
     public int Queries { get; init; } = 300;
     public double Rate { get; init; } = 100;
@@ -23,6 +34,14 @@ internal sealed record DemoSettings
 
     public string? Validate()
     {
+        if (Model == "gpt")
+        {
+            return Queries is < 1 or > 200 ? $"--queries must be 1..200 for --model gpt (got {Queries})."
+                : Steps < 1 ? $"--steps must be >= 1 (got {Steps})."
+                : global::Attribution.Attribution.MethodFactory.Names.Contains(Method) ? null
+                : $"--method must be one of {string.Join(", ", global::Attribution.Attribution.MethodFactory.Names)} (got '{Method}').";
+        }
+
         if (Queries < 1 || LeakedQueries < 0 || LeakedQueries > LeakedExamples)
         {
             return $"--queries must be >= 1 (got {Queries}) and --leaked-queries 0..{LeakedExamples} (got {LeakedQueries}).";

@@ -270,6 +270,16 @@ internal static class ServiceHost
             throw new ServiceConfigurationException($"configuration file '{settings.ConfigFile}' is not valid JSON: {e.GetBaseException().Message}");
         }
 
+        try
+        {
+            // Telemetry:Traces and the OTLP settings: a value the exporter cannot honour stops the command (exit 2).
+            _ = TraceExportOptions.From(configuration);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ServiceConfigurationException(e.Message);
+        }
+
         if (!string.Equals(configuration["Transport:Kind"], "kafka", StringComparison.OrdinalIgnoreCase))
         {
             throw new ServiceConfigurationException(
@@ -324,7 +334,7 @@ internal static class ServiceHost
         builder.Services.AddEventLog(builder.Configuration);
         builder.Services.AddAlertBus(builder.Configuration);
         // Prometheus scrapes GET /metrics beside /health on the health port; traces follow queries by their traceparent.
-        builder.Services.AddPipelineTelemetry(settings.HealthPort);
+        builder.Services.AddPipelineTelemetry(settings.HealthPort, configuration: builder.Configuration);
         if (roles.HasFlag(ServiceRoles.Ingest))
         {
             builder.Services.AddIngest(builder.Configuration);

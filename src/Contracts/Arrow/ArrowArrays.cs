@@ -136,7 +136,7 @@ public static class ArrowArrays
         return new ListArray(new ArrayData(type, n, nulls, 0, [validity, new ArrowBuffer(offsets)], [child]));
     }
 
-    /// <summary>A list&lt;utf8&gt; column of non-null items; null lists are nulls.</summary>
+    /// <summary>A list&lt;utf8&gt; column (items never null); null entries are nulls.</summary>
     public static ListArray Utf8List(ListType type, IReadOnlyList<IReadOnlyList<string>?> lists)
     {
         ArgumentNullException.ThrowIfNull(type);
@@ -147,15 +147,14 @@ public static class ArrowArrays
         var items = new List<string?>();
         for (var i = 0; i < n; i++)
         {
-            if (lists[i] is { } list)
+            foreach (var item in lists[i] ?? [])
             {
-                items.AddRange(list);
+                items.Add(item ?? throw new ArgumentException($"list {i} holds a null string; items must not be null.", nameof(lists)));
             }
             offsetSpan[i + 1] = items.Count;
         }
-        var child = Utf8(items);
         var (validity, nulls) = Validity(n, i => lists[i] is not null);
-        return new ListArray(new ArrayData(type, n, nulls, 0, [validity, new ArrowBuffer(offsets)], [child.Data]));
+        return new ListArray(new ArrayData(type, n, nulls, 0, [validity, new ArrowBuffer(offsets)], [Utf8(items).Data]));
     }
 
     private static ArrowBuffer Buffer<T>(ReadOnlySpan<T> values) where T : unmanaged =>

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Attribution.Downstream.Web;
@@ -27,11 +28,28 @@ public sealed record ConsoleSettings
     public int FlightPort { get; init; } = 8091;
 }
 
+/// <summary>A background service of the console that ended with an error.</summary>
+/// <param name="Service">The service's type name (e.g. <c>LedgerPublisher</c>).</param>
+/// <param name="Error">What it threw.</param>
+public sealed record ConsoleServiceFailure(string Service, Exception Error)
+{
+    /// <summary>What failed, why, and what to do, for the operator.</summary>
+    public string Describe() =>
+        $"the console's {Service} stopped: {Error.Message} (the console cannot serve without it; fix the cause and start it again)";
+}
+
 /// <summary>A started console: its URLs and the app to stop.</summary>
-public sealed class RunningConsole(WebApplication app, Uri web, Uri flight) : IAsyncDisposable
+public sealed class RunningConsole(WebApplication app, Uri web, Uri flight, Task<ConsoleServiceFailure?> failed) : IAsyncDisposable
 {
     /// <summary>The web application (its services: feed, ledger, store).</summary>
     public WebApplication App { get; } = app;
+
+    /// <summary>
+    /// Completes when one of the console's background services (the feed, the ledger publisher) ends with an error,
+    /// with that service and error (the host then stops: a console without its feed would serve a stale page); with
+    /// null when they all ended normally (shutdown). Hosts wait on it beside their stop signal and report it.
+    /// </summary>
+    public Task<ConsoleServiceFailure?> Failed { get; } = failed;
 
     /// <summary>The console's URL.</summary>
     public Uri WebUrl { get; } = web;
@@ -67,6 +85,9 @@ public static class ConsoleServer
         ArgumentNullException.ThrowIfNull(configuration);
         ArgumentNullException.ThrowIfNull(addTransport);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = typeof(ConsoleServer).Assembly.GetName().Name });
+        // A failing background service is reported and stops the host through RunningConsole.Failed (WatchAsync), not by
+        // the host itself: stopping inside StartAsync cancels Kestrel's bind and the cause is lost ("A task was canceled").
+        builder.Services.Configure<HostOptions>(o => o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.Ignore);
         builder.Configuration.AddConfiguration(configuration);
         builder.Logging.ClearProviders();
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -80,7 +101,7 @@ public static class ConsoleServer
         addTransport(builder.Services);
         builder.Services.AddDownstream(builder.Configuration);
         builder.Services.AddSingleton<FlightSubscriptions>();
-        builder.Services.AddPipelineTelemetry(aspNetCore: true);
+        builder.Services.AddPipelineTelemetry(aspNetCore: true, configuration: builder.Configuration);
         builder.Services.AddGrpc().AddFlightServer<AttributionFlightServer>();
         if (health is not null)
         {
@@ -113,7 +134,39 @@ public static class ConsoleServer
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
             .Select(a => new Uri(a)).ToList();
         // Kestrel lists the endpoints in the order they were configured: the console first, Flight second.
-        return new RunningConsole(app, addresses[0], addresses[1]);
+        return new RunningConsole(app, addresses[0], addresses[1], WatchAsync(app));
+    }
+
+    /// <summary>
+    /// The first background service to fault (logged, and the host is stopped), or null once all ended without error.
+    /// </summary>
+    private static async Task<ConsoleServiceFailure?> WatchAsync(WebApplication app)
+    {
+        var failure = await FirstFailureAsync(app.Services.GetServices<IHostedService>().OfType<BackgroundService>()).ConfigureAwait(false);
+        if (failure is not null)
+        {
+            DownstreamLog.ConsoleServiceFailed(app.Logger, failure.Describe(), failure.Error);
+            app.Lifetime.StopApplication();
+        }
+
+        return failure;
+    }
+
+    private static async Task<ConsoleServiceFailure?> FirstFailureAsync(IEnumerable<BackgroundService> services)
+    {
+        var running = services.Where(s => s.ExecuteTask is not null).ToDictionary(s => s.ExecuteTask!, s => s.GetType().Name);
+        while (running.Count > 0)
+        {
+            var done = await Task.WhenAny(running.Keys).ConfigureAwait(false);
+            if (done.IsFaulted)
+            {
+                return new ConsoleServiceFailure(running[done], done.Exception!.InnerExceptions.Count == 1 ? done.Exception.InnerException! : done.Exception);
+            }
+
+            running.Remove(done);
+        }
+
+        return null;
     }
 }
 

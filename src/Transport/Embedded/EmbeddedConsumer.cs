@@ -136,6 +136,19 @@ internal sealed class EmbeddedConsumer : IEventConsumer
         return topic.Partitions[partition.Partition].EndOffset;
     }
 
+    public PartitionWatermark? GetLocalWatermark(TopicPartition partition)
+    {
+        lock (_stateLock)
+        {
+            if (!_held.TryGetValue(partition, out var f))
+            {
+                return null;
+            }
+
+            return new PartitionWatermark(f.Partition.EndOffset, f.Position - f.Buffer.Count);
+        }
+    }
+
     public void Close()
     {
         if (_disposed)

@@ -166,6 +166,23 @@ internal sealed class KafkaConsumer : IEventConsumer
         }
     }
 
+    public PartitionWatermark? GetLocalWatermark(TopicPartition partition)
+    {
+        var tp = new KafkaTopicPartition(partition.Topic, partition.Partition);
+        try
+        {
+            // Both are librdkafka's cached values: no request to the broker.
+            var high = _consumer.GetWatermarkOffsets(tp).High;
+            var position = _consumer.Position(tp);
+            return high == Offset.Unset || position == Offset.Unset ? null : new PartitionWatermark(high.Value, position.Value);
+        }
+        catch (KafkaException)
+        {
+            // Not assigned (any more).
+            return null;
+        }
+    }
+
     public void Close()
     {
         if (_closed)

@@ -218,6 +218,7 @@ public static class KafkaLibrary
 
     internal static void Apply(KafkaOptions options, ClientConfig config)
     {
+        config.SocketNagleDisable = options.NoDelay;
         foreach (var (key, value) in options.Properties)
         {
             config.Set(key, value);

@@ -158,7 +158,7 @@ public sealed class OperatorSurfacesTests(PipelineFixture fixture, Xunit.Abstrac
         var scrape = await http.GetStringAsync(new Uri(console.WebUrl, "/metrics"));
         foreach (var name in new[]
         {
-            "pipeline_scorer_queries_total", "pipeline_scorer_latency_milliseconds_bucket", "pipeline_scorer_batch_size", "pipeline_scorer_batches_total",
+            "pipeline_scorer_queries_total", "pipeline_scorer_latency_milliseconds_bucket", "pipeline_scorer_batch_size_bucket", "pipeline_scorer_batches_total", "pipeline_scorer_consumer_lag{",
             "pipeline_scorer_alerts_total", "pipeline_scorer_dead_letters_total", "pipeline_simulator_probes_total",
             "pipeline_downstream_lag{", "pipeline_downstream_events_total", "pipeline_downstream_dead_letters_total", "pipeline_downstream_flight_delivered_total",
         })

@@ -1,0 +1,174 @@
+using System.Globalization;
+using Attribution.Attribution.Kernels;
+using Attribution.Engine.Models;
+
+namespace Attribution.Attribution.Methods;
+
+/// <summary>
+/// Forward-only simulated influence for any <see cref="IModel"/> (a GPT with documents as units; the MLP has its own
+/// stacked path, <see cref="ForwardOnlyMethod"/>, which hands non-MLP problems to this class). Precompute simulates
+/// every unit's response through the model (<see cref="ModelSimulator"/>) and every source's (simulated as one unit, or
+/// the sum of its units' responses) and keeps them as compact per-layer low-rank probes over the model's linear layers
+/// (<see cref="LayerResponses"/>). Scoring reads all units at once: the queries' per-position layer inputs and output
+/// sensitivities (the model's <see cref="IModel.PerExampleGradients"/> of the query output, e.g. the completion
+/// log-likelihood) contracted with every unit's factors, <c>s(q, u) = ∂f_q(θ* + t r_u)/∂t</c> (positive = helpful);
+/// or, as the reference, two forward passes per unit (<see cref="ForwardReadout.FiniteDifference"/>).
+/// </summary>
+public sealed class ModelForwardOnlyMethod : IAttributionMethod
+{
+    private readonly ForwardOnlyOptions _options;
+    private AttributionProblem? _problem;
+    private LayerResponses? _examples;
+    private LayerResponses? _sources;
+
+    /// <summary>Creates the method; <paramref name="options"/> null uses the defaults.</summary>
+    public ModelForwardOnlyMethod(ForwardOnlyOptions? options = null)
+    {
+        _options = options ?? new ForwardOnlyOptions();
+        _options.Validate();
+    }
+
+    /// <inheritdoc />
+    public string Name => _options.TwoTrajectory ? "forward-only" : "forward-only-single";
+
+    /// <summary>Step size used by the simulation (after Precompute).</summary>
+    public float StepSize { get; private set; }
+
+    /// <summary>|h_max| estimated by power iteration (0 when the step size was given).</summary>
+    public double TopEigenvalue { get; private set; }
+
+    /// <summary>Per-unit responses (after Precompute).</summary>
+    public LayerResponses ExampleResponses => _examples ?? throw NotReady();
+
+    /// <summary>Per-source responses (after Precompute).</summary>
+    public LayerResponses SourceResponses => _sources ?? throw NotReady();
+
+    /// <inheritdoc />
+    public long StateBytes => (_examples?.Bytes ?? 0) + (_sources?.Bytes ?? 0);
+
+    /// <inheritdoc />
+    public string Describe() => string.Create(CultureInfo.InvariantCulture,
+        $"{Name} (model-generic, {_problem?.Architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))} over the linear layers, sources={_options.Sources}, readout={_options.Readout}");
+
+    /// <inheritdoc />
+    public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        var simulator = new ModelSimulator(problem, _options, cancellationToken);
+        StepSize = simulator.StepSize;
+        TopEigenvalue = simulator.TopEigenvalue;
+        int n = problem.Count, m = problem.SourceCount, p = problem.ParameterCount;
+        // The linear layers' offsets and shapes, from the model's own factors of one row.
+        var layers = problem.CreateModel().PerExampleGradients(ModelSimulator.Select(problem.Training, n > 0 ? [0] : []), ModelOutput.Loss).Layers;
+        var examples = new LayerResponses(p, layers, n, _options.Rank, _options.Seed);
+        var sources = new LayerResponses(p, layers, m, _options.Rank, _options.Seed);
+        var members = new List<int>[m];
+        for (int s = 0; s < m; s++)
+        {
+            members[s] = [];
+        }
+
+        for (int i = 0; i < n; i++)
+        {
+            members[problem.SourceIds[i]].Add(i);
+        }
+
+        var sums = _options.Sources == SourceResponse.SumOfExamples ? new float[m][] : null;
+        simulator.Simulate(Enumerable.Range(0, n).Select(i => new[] { i }).ToArray(), (u, r) =>
+        {
+            examples.Set(u, r);
+            if (sums is not null)
+            {
+                var sum = sums[problem.SourceIds[u]] ??= new float[p];
+                System.Numerics.Tensors.TensorPrimitives.Add(sum, r, sum);
+            }
+        }, cancellationToken);
+        if (sums is not null)
+        {
+            for (int s = 0; s < m; s++)
+            {
+                sources.Set(s, sums[s] ?? new float[p]);
+            }
+        }
+        else
+        {
+            simulator.Simulate(members.Select(x => x.ToArray()).ToArray(), (s, r) => sources.Set(s, r), cancellationToken);
+        }
+
+        _problem = problem;
+        _examples = examples;
+        _sources = sources;
+    }
+
+    /// <inheritdoc />
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => ScoreAll(queries, cancellationToken).Examples;
+
+    /// <inheritdoc />
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        var problem = _problem ?? throw NotReady();
+        problem.CheckQueries(queries);
+        var sources = new float[(long)queries.Count * SourceResponses.Units];
+        Read(problem, queries, _options.Readout == ForwardReadout.Jacobian ? Factors(problem, queries) : null, SourceResponses, sources, cancellationToken);
+        return sources;
+    }
+
+    /// <summary>Scores a batch against every unit and every source; the queries' factors are computed once for both.</summary>
+    public (ScoreMatrix Examples, float[] Sources) ScoreAll(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        var problem = _problem ?? throw NotReady();
+        problem.CheckQueries(queries);
+        var factors = _options.Readout == ForwardReadout.Jacobian ? Factors(problem, queries) : null;
+        var examples = new float[(long)queries.Count * ExampleResponses.Units];
+        var sources = new float[(long)queries.Count * SourceResponses.Units];
+        Read(problem, queries, factors, ExampleResponses, examples, cancellationToken);
+        Read(problem, queries, factors, SourceResponses, sources, cancellationToken);
+        return (new ScoreMatrix(examples, queries.Count, problem.Count, problem.SourceIds, problem.SourceCount), sources);
+    }
+
+    private static GradientFactors? Factors(AttributionProblem problem, QueryBatch queries) =>
+        queries.Count == 0 ? null : problem.CreateModel().PerExampleGradients(queries.Batch, queries.Output);
+
+    private void Read(AttributionProblem problem, QueryBatch queries, GradientFactors? factors, LayerResponses set, float[] scores, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (queries.Count == 0)
+        {
+            return;
+        }
+
+        if (factors is not null)
+        {
+            set.JacobianScores(factors, scores);
+            return;
+        }
+
+        // Reference readout: [f_q(θ* + ε r_u) − f_q(θ* − ε r_u)] / (2ε) per unit, forward passes only.
+        float eps = _options.ReadoutEpsilon ?? _options.Epsilon;
+        var model = problem.CreateModel();
+        int p = problem.ParameterCount, q = queries.Count;
+        var r = new float[p];
+        var theta = new float[p];
+        var plus = new float[q];
+        var minus = new float[q];
+        for (int u = 0; u < set.Units; u++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            set.Get(u, r);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(r, eps, problem.Theta, theta);
+            model.LoadFrom(theta);
+            model.Outputs(queries.Batch, queries.Output, plus);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(r, -eps, problem.Theta, theta);
+            model.LoadFrom(theta);
+            model.Outputs(queries.Batch, queries.Output, minus);
+            for (int j = 0; j < q; j++)
+            {
+                scores[(long)j * set.Units + u] = (plus[j] - minus[j]) / (2 * eps);
+            }
+        }
+    }
+
+    private static InvalidOperationException NotReady() => new("Call Precompute before scoring.");
+}

@@ -1,0 +1,304 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Attribution.Attribution;
+using Attribution.Cli.Commands;
+using Attribution.Contracts;
+using Attribution.Engine.Data;
+using Attribution.Engine.Models;
+using Attribution.Scorer;
+using Attribution.Transport;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Serilog;
+using Serilog.Extensions.Logging;
+using Spectre.Console;
+
+namespace Attribution.Cli.Demo;
+
+/// <summary>
+/// <c>./pipeline demo --model gpt</c>: language-model traffic through the pipeline in one process. Trains (or reuses)
+/// a tiny byte-level GPT on Debian text sources, precomputes an attribution method over its training documents (the
+/// same <see cref="MethodFactory"/> object <c>./pipeline eval</c> uses), serves it in the Scorer
+/// (<see cref="ProbeIndex.Serve"/>) over the embedded event log, and sends text queries: a prompt cut from a held-out
+/// document and the model's own greedy completion. Each attribution is shown as it arrives: the prompt, the completion,
+/// the top training documents as text with their sources and scores, and the sources' shares. Poison queries land in
+/// the dead-letter topic; every attribution is written to an Arrow file.
+/// </summary>
+internal static class GptDemoRunner
+{
+    private const int PromptBytes = 28;
+    private const int CompletionTokens = 24;
+
+    public static async Task<int> RunAsync(DemoSettings settings, CancellationToken cancellationToken)
+    {
+        AnsiConsole.Write(new Rule("[bold]Training-data attribution on live language-model traffic[/]").LeftJustified());
+        var total = Stopwatch.StartNew();
+        var outDir = Path.GetFullPath(settings.OutputDirectory);
+        Directory.CreateDirectory(outDir);
+        using var factory = CliLogging.CreateFactory();
+        if (EnsureTrained(settings, factory.CreateLogger("demo")) is { } failed)
+        {
+            return failed;
+        }
+
+        var run = LoadRun(settings.RunDirectory);
+        AnsiConsole.MarkupLine($"Model: GPT {Markup.Escape(run.Model.Config.ToString()!)}, {run.Model.ParameterCount:N0} parameters, trained on {run.Training.Length:N0} documents from {run.Corpus.Sources.Count} sources ({Markup.Escape(run.Corpus.Spec)}).");
+
+        var precompute = Stopwatch.StartNew();
+        var method = MethodFactory.Create(settings.Method, settings.MethodOptions);
+        var framed = run.Training.Select(d => ByteTokenizer.Instance.EncodeDocument(d.Bytes)).ToArray();
+        var theta = new float[checked((int)run.Model.ParameterCount)];
+        new GptModel(run.Model).CopyTo(theta);
+        var problem = AttributionProblem.ForGpt(run.Model.Config, theta, framed, [.. run.Training.Select(d => d.SourceId)], run.Corpus.Sources.Count);
+        AnsiConsole.Status().Start($"Precomputing {Markup.Escape(method.Describe())} over {framed.Length:N0} documents…", _ => method.Precompute(problem, cancellationToken));
+        AnsiConsole.MarkupLine($"Method [bold]{Markup.Escape(method.Describe())}[/] precomputed in {precompute.Elapsed.TotalSeconds:F1} s ({method.StateBytes / 1e6:F1} MB of state).");
+
+        var version = $"demo-gpt@{run.Steps}";
+        var scorer = new LanguageModelScorer(version, method, run.Model.Config, ByteTokenizer.Instance,
+            [.. run.Training.Select(d => d.Id)], [.. run.Training.Select(d => d.SourceId)],
+            [.. run.Corpus.Sources.Select(s => (long)s.Id)], [.. run.Corpus.Sources.Select(s => s.Name)]);
+        var queries = BuildQueries(run, settings, version);
+        if (queries.Count == 0)
+        {
+            AnsiConsole.MarkupLine("[red]No held-out document gives a prompt the model completes (it ends every prompt at once); train longer (--steps) or on more text (--corpus).[/]");
+            return 1;
+        }
+
+        using var host = BuildHost(outDir);
+        host.Services.GetRequiredService<ProbeIndex>().Serve(scorer);
+        await host.StartAsync(cancellationToken);
+        try
+        {
+            var worker = host.Services.GetRequiredService<ScorerWorker>();
+            var log = host.Services.GetRequiredService<IEventLog>();
+            var producer = host.Services.GetRequiredService<IEventProducer>();
+            var results = await ReplayAsync(log, producer, worker, run, queries, cancellationToken);
+            var poisoned = await ShowPoisonHandlingAsync(log, producer, worker, version, cancellationToken);
+            var arrowPath = Path.Combine(outDir, "attributions.arrow");
+            var tmp = arrowPath + ".tmp";
+            await File.WriteAllBytesAsync(tmp, EventCodecs.Attributions.EncodeBatch([.. results.OrderBy(r => r.QueryId, StringComparer.Ordinal)]), cancellationToken);
+            File.Move(tmp, arrowPath, overwrite: true);
+            AnsiConsole.MarkupLine($"Wrote {results.Count} attribution events to [bold]{Markup.Escape(Path.GetRelativePath(Environment.CurrentDirectory, arrowPath))}[/] (./pipeline arrow inspect reads it); service logs in {Markup.Escape(Path.Combine(outDir, "demo.log"))}.");
+            AnsiConsole.MarkupLine($"[grey]Demo finished in {total.Elapsed.TotalSeconds:F0} s.[/]");
+            return results.Count == queries.Count && poisoned ? 0 : 1;
+        }
+        finally
+        {
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await host.StopAsync(stop.Token);
+        }
+    }
+
+    /// <summary>The trained run in <see cref="DemoSettings.RunDirectory"/>: reused when its recipe matches, trained otherwise. Null when ready.</summary>
+    private static int? EnsureTrained(DemoSettings settings, Microsoft.Extensions.Logging.ILogger log)
+    {
+        var manifest = Path.Combine(settings.RunDirectory, "run.json");
+        var corpus = TextCorpus.Load(settings.Corpus).Spec;
+        if (File.Exists(manifest) && File.Exists(Path.Combine(settings.RunDirectory, GptCheckpoint.WeightsFile)))
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(manifest));
+            var recipe = doc.RootElement.GetProperty("recipe");
+            if (recipe.GetProperty("corpus").GetString() == corpus && recipe.GetProperty("steps").GetInt32() == settings.Steps
+                && recipe.GetProperty("seed").GetUInt64() == settings.Seed && recipe.GetProperty("tokenizer").GetString() == ByteTokenizer.TokenizerName)
+            {
+                AnsiConsole.MarkupLine($"Reusing the trained model in [bold]{Markup.Escape(settings.RunDirectory)}[/].");
+                return null;
+            }
+        }
+
+        AnsiConsole.MarkupLine($"Training a byte-level GPT on [bold]{Markup.Escape(corpus)}[/] for {settings.Steps} steps (cached in {Markup.Escape(settings.RunDirectory)})…");
+        var rc = GptTraining.Run(log, settings.RunDirectory, settings.Seed, settings.Steps, corpus, ByteTokenizer.TokenizerName);
+        return rc == 0 ? null : 1;
+    }
+
+    private static GptDemoRun LoadRun(string directory)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "run.json")));
+        var root = doc.RootElement;
+        var corpus = TextCorpus.Load(root.GetProperty("recipe").GetProperty("corpus").GetString()!);
+        var byId = corpus.Documents.ToDictionary(d => d.Id);
+        TextDocument[] Documents(string name) => [.. root.GetProperty("data").GetProperty(name).EnumerateArray().Select(e => byId.TryGetValue(e.GetInt64(), out var d) ? d
+            : throw new InvalidDataException($"{directory}/run.json names document {e.GetInt64()}, which the corpus '{corpus.Spec}' on this machine does not hold; delete {directory} to retrain."))];
+        return new GptDemoRun(GptCheckpoint.Load(directory), corpus, Documents("trainDocumentIds"), Documents("validationDocumentIds"), root.GetProperty("recipe").GetProperty("steps").GetInt32());
+    }
+
+    /// <summary>Prompts cut from held-out documents (whole words, ASCII), each completed greedily by the model itself.</summary>
+    private static List<ModelQuery> BuildQueries(GptDemoRun run, DemoSettings settings, string version)
+    {
+        var rng = new Random(unchecked((int)settings.Seed) + 7);
+        var candidates = run.Validation.Where(d => d.Bytes.Length >= 24 && d.Bytes.All(b => b is >= 32 and < 127 or (byte)'\n' or (byte)'\t')).OrderBy(_ => rng.Next()).ToList();
+        var queries = new List<ModelQuery>();
+        foreach (var d in candidates)
+        {
+            if (queries.Count == settings.Queries)
+            {
+                break;
+            }
+
+            var text = string.Join(' ', System.Text.Encoding.ASCII.GetString(d.Bytes).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+            int limit = Math.Min(PromptBytes, text.Length / 2);
+            var cut = text.LastIndexOf(' ', limit);
+            var prompt = text[..(cut > 4 ? cut : limit)];
+            int[] promptIds = [ByteTokenizer.Bos, .. ByteTokenizer.Instance.Encode(prompt)];
+            var completion = ByteTokenizer.Instance.Decode(GreedyDecoder.Complete(run.Model, promptIds, CompletionTokens, [ByteTokenizer.Eos, ByteTokenizer.Bos, ByteTokenizer.Pad]));
+            if (completion.Length == 0)
+            {
+                continue; // the model ended the document right after the prompt: nothing to attribute
+            }
+
+            queries.Add(ModelQuery.FromText($"gpt-q-{queries.Count + 1:D3}", version, ByteTokenizer.TokenizerName, prompt, completion, DateTimeOffset.UtcNow));
+        }
+
+        if (queries.Count < settings.Queries)
+        {
+            AnsiConsole.MarkupLine($"[yellow]Only {queries.Count} held-out documents give a prompt and a non-empty completion; sending those.[/]");
+        }
+
+        return queries;
+    }
+
+    private static IHost BuildHost(string outDir)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        var runId = $"demo-gpt-{DateTime.UtcNow:yyyyMMddHHmmss}";
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Transport:Kind"] = "embedded",
+            ["Scorer:GroupId"] = $"scorer-{runId}",
+            ["Scorer:MaxBatch"] = "8",
+        });
+        var serilog = new Serilog.LoggerConfiguration()
+            .MinimumLevel.Information()
+            .WriteTo.Logger(l => l.MinimumLevel.Error().WriteTo.Console(standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose))
+            .WriteTo.Sink(new PlainFileSink(Path.Combine(outDir, "demo.log")))
+            .CreateLogger();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(new SerilogLoggerProvider(serilog, dispose: true));
+        builder.Services.AddEventLog(builder.Configuration);
+        builder.Services.AddScorer(builder.Configuration);
+        return builder.Build();
+    }
+
+    private static async Task<List<AttributionResult>> ReplayAsync(IEventLog log, IEventProducer producer, ScorerWorker worker, GptDemoRun run,
+        List<ModelQuery> queries, CancellationToken cancellationToken)
+    {
+        var byId = queries.ToDictionary(q => q.QueryId, StringComparer.Ordinal);
+        var documents = run.Training.ToDictionary(d => d.Id);
+        var results = new List<AttributionResult>();
+        var clock = Stopwatch.StartNew();
+        foreach (var q in queries)
+        {
+            await producer.ProduceQueryAsync(q with { Timestamp = DateTimeOffset.UtcNow }, cancellationToken);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromMinutes(3));
+        await foreach (var r in new AttributionReader(log).ReadAsync(timeout.Token))
+        {
+            if (!byId.TryGetValue(r.QueryId, out var q))
+            {
+                continue;
+            }
+
+            results.Add(r);
+            Show(q, r, documents);
+            if (results.Count == queries.Count)
+            {
+                break;
+            }
+        }
+
+        var m = worker.Metrics;
+        AnsiConsole.MarkupLine($"Attributed [bold]{results.Count}[/] of {queries.Count} text queries in {clock.Elapsed.TotalSeconds:F1} s; latency p50 {m.LatencyP50Micros / 1000.0:F1} ms, p99 {m.LatencyP99Micros / 1000.0:F1} ms (query produced → attribution published), mean micro-batch {m.MeanBatchSize:F1}.");
+        return results;
+    }
+
+    /// <summary>One attribution, readable: the query's text, its top documents as text, the sources' shares.</summary>
+    private static void Show(ModelQuery q, AttributionResult r, Dictionary<long, TextDocument> documents)
+    {
+        var names = r.SourceNames ?? [];
+        var t = new Table().Border(TableBorder.Simple).HideHeaders().AddColumns("", "", "", "")
+            .Title($"[bold]{Markup.Escape(r.QueryId)}[/]  [grey]{Markup.Escape(r.Method)}, {r.LatencyMicros / 1000.0:F0} ms[/]");
+        t.AddRow(new Markup("[grey]prompt[/]"), new Markup($"[bold]{Markup.Escape(q.Prompt ?? "")}[/][green]{Markup.Escape(q.Completion ?? "")}[/]"), new Text(""), new Text(""));
+        for (int i = 0; i < Math.Min(3, r.ExampleIds.Count); i++)
+        {
+            var source = r.ExampleSourceIds is { } es ? SourceName(r, es[i]) : "?";
+            var text = documents.TryGetValue(r.ExampleIds[i], out var d) ? Snippet(System.Text.Encoding.UTF8.GetString(d.Bytes)) : "(not in this corpus)";
+            t.AddRow(new Markup($"[grey]#{i + 1}[/]"), new Text(text), new Markup($"[blue]{Markup.Escape(source)}[/]"), new Text(r.Scores[i].ToString("E2", CultureInfo.InvariantCulture)));
+        }
+
+        // Per source: its summed score and, when positive, its share of the positive attribution mass.
+        double positive = r.SourceScores.Sum(s => Math.Max(0, (double)s));
+        var perSource = Enumerable.Range(0, r.SourceIds.Count).OrderByDescending(i => r.SourceScores[i]).Take(5)
+            .Select(i => $"{(i < names.Count ? names[i] : r.SourceIds[i].ToString(CultureInfo.InvariantCulture))} {r.SourceScores[i].ToString("G3", CultureInfo.InvariantCulture)}"
+                + (r.SourceScores[i] > 0 ? $" ({r.SourceScores[i] / positive:P0})" : ""));
+        t.Caption($"per source (score, share of the positive mass): {Markup.Escape(string.Join(", ", perSource))}");
+        AnsiConsole.Write(t);
+    }
+
+    private static string SourceName(AttributionResult r, long sourceId)
+    {
+        for (int i = 0; i < r.SourceIds.Count; i++)
+        {
+            if (r.SourceIds[i] == sourceId && r.SourceNames is { } names)
+            {
+                return names[i];
+            }
+        }
+
+        return sourceId.ToString(CultureInfo.InvariantCulture);
+    }
+
+    private static string Snippet(string text)
+    {
+        var flat = string.Join(' ', text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+        return flat.Length <= 80 ? flat : flat[..79] + "…";
+    }
+
+    /// <summary>Malformed text queries a buggy client might send; each must land in the dead-letter topic with its error.</summary>
+    private static async Task<bool> ShowPoisonHandlingAsync(IEventLog log, IEventProducer producer, ScorerWorker worker, string version, CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var poison = new (string Key, byte[] Value)[]
+        {
+            ("poison-tokenizer", EventCodecs.Queries.Encode(ModelQuery.FromText("poison-tokenizer", version, "llama3", "The answer is", " 42", now))),
+            ("poison-empty", EventCodecs.Queries.Encode(ModelQuery.FromText("poison-empty", version, ByteTokenizer.TokenizerName, "The answer is", "", now))),
+            ("poison-vocab", EventCodecs.Queries.Encode(ModelQuery.FromTokens("poison-vocab", version, ByteTokenizer.TokenizerName, [72, 105], [33, 50_000], now))),
+            ("poison-image", EventCodecs.Queries.Encode(new ModelQuery("poison-image", version, new float[784], null, now))),
+        };
+        var rejectedBefore = worker.Metrics.QueriesRejected;
+        foreach (var (key, value) in poison)
+        {
+            await producer.ProduceAsync(Topics.Queries, EventMessage.Create(key, value), cancellationToken);
+        }
+
+        using var reader = log.CreateConsumer(new ConsumerSettings { Topics = [Topics.DeadLetter], Start = StartPosition.Beginning });
+        var found = new List<(string Key, string Error)>();
+        var deadline = Stopwatch.StartNew();
+        while (found.Count < poison.Length && deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (await Task.Run(() => reader.Consume(TimeSpan.FromMilliseconds(100), cancellationToken), cancellationToken) is { } r)
+            {
+                var key = System.Text.Encoding.UTF8.GetString(r.Key);
+                if (poison.Any(p => p.Key == key))
+                {
+                    found.Add((key, r.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader) ?? "(no error header)"));
+                }
+            }
+        }
+
+        var t = new Table().Border(TableBorder.Simple).Title("Poison text queries: dead-lettered with their error, the stream went on").AddColumns("query", "error");
+        foreach (var (key, error) in found)
+        {
+            t.AddRow(Markup.Escape(key), Markup.Escape(error.Length > 150 ? error[..150] + "…" : error));
+        }
+
+        AnsiConsole.Write(t);
+        return found.Count == poison.Length && worker.Metrics.QueriesRejected - rejectedBefore == poison.Length;
+    }
+
+    private sealed record GptDemoRun(Gpt Model, TextCorpus Corpus, TextDocument[] Training, TextDocument[] Validation, int Steps);
+}

@@ -1,0 +1,70 @@
+using Attribution.Contracts;
+using Attribution.Engine.Models;
+using Xunit.Abstractions;
+
+namespace Attribution.Integration.Tests;
+
+/// <summary>
+/// <c>./pipeline demo --model gpt</c> as a user runs it, in a small configuration: a GPT trained on two fortune packs,
+/// TRAK served in the Scorer, text queries through the embedded log, poison dead-lettered, attributions in Arrow.
+/// </summary>
+public sealed class GptDemoProcessTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task GptDemo_AttributesEveryTextQuery_ToDocumentsWithTheirSources_AndDeadLettersThePoison()
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"gpt-demo-{Guid.NewGuid():N}");
+        try
+        {
+            var run = await CliProcess.RunAsync(CliProcess.Dll,
+                ["demo", "--model", "gpt", "--corpus", "fortunes/tao,fortunes/pets", "--steps", "150", "--queries", "3",
+                 "--run-dir", Path.Combine(root, "run"), "--out", Path.Combine(root, "out")],
+                TimeSpan.FromSeconds(300));
+            output.WriteLine(run.Output);
+
+            Assert.True(run.ExitCode == 0, $"demo exited {run.ExitCode}:\n{run.Output}");
+            Assert.Contains("Attributed 3 of 3 text queries", run.Output, StringComparison.Ordinal);
+            foreach (var poison in new[] { "poison-tokenizer", "poison-empty", "poison-vocab", "poison-image" })
+            {
+                Assert.Contains(poison, run.Output, StringComparison.Ordinal);
+            }
+
+            var results = EventCodecs.Attributions.DecodeBatch(await File.ReadAllBytesAsync(Path.Combine(root, "out", "attributions.arrow")));
+            Assert.Equal(3, results.Count);
+            foreach (var r in results)
+            {
+                // The event is readable without the run: what it explains, each document's source, each source's name.
+                Assert.Equal(CompletionQuery.OutputFunction, r.OutputFunction);
+                Assert.Equal("trak", r.Method);
+                Assert.Equal(["fortunes/pets", "fortunes/tao"], r.SourceNames!.Order(StringComparer.Ordinal));
+                Assert.Equal(r.ExampleIds.Count, r.ExampleSourceIds!.Count);
+                Assert.All(r.ExampleSourceIds, s => Assert.Contains(s, r.SourceIds));
+                Assert.True(r.ExampleIds.Count >= 3);
+            }
+
+            // A second run reuses the trained model.
+            var again = await CliProcess.RunAsync(CliProcess.Dll,
+                ["demo", "--model", "gpt", "--corpus", "fortunes/tao,fortunes/pets", "--steps", "150", "--queries", "1", "--method", "grad-dot",
+                 "--run-dir", Path.Combine(root, "run"), "--out", Path.Combine(root, "out")],
+                TimeSpan.FromSeconds(300));
+            Assert.True(again.ExitCode == 0, $"second demo exited {again.ExitCode}:\n{again.Output}");
+            Assert.Contains("Reusing the trained model", again.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData(new[] { "demo", "--model", "gpt", "--epochs", "2" }, "--epochs does not apply to --model gpt")]
+    [InlineData(new[] { "demo", "--model", "gpt", "--kafka", "127.0.0.1:1" }, "--kafka is not available with --model gpt yet")]
+    [InlineData(new[] { "demo", "--corpus", "fortunes" }, "--corpus does not apply to --model mlp")]
+    [InlineData(new[] { "demo", "--model", "gpt", "--method", "bm25" }, "--method must be one of")]
+    public async Task GptDemoOptionsItCannotHonour_ExitWithCode2(string[] args, string expected)
+    {
+        var run = await CliProcess.RunAsync(CliProcess.Dll, args, TimeSpan.FromSeconds(60));
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains(expected, run.Output, StringComparison.Ordinal);
+    }
+}
