@@ -152,7 +152,7 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         Assert.Contains("not a valid Arrow IPC stream", dead["bad-bytes"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
         Assert.Contains("has 10 features; the model takes 784", dead["bad-width"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
         Assert.Contains("non-finite value (NaN) at feature 17", dead["bad-nan"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
-        Assert.Contains("this model takes features", dead["bad-tokens"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
+        Assert.Contains("this model is an image classifier and takes features", dead["bad-tokens"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
         Assert.Equal(4, metrics.QueriesRejected);
     }
 
