@@ -150,9 +150,9 @@ internal static class ArrowFuzz
             ("query", EventCodecs.Queries.Encode(new ModelQuery("q-1", "run-1@300", [0f, 0.25f, 1f], null, t0)), b => EventCodecs.Queries.Decode(b) is null ? 0 : 1),
             ("token query", EventCodecs.Queries.Encode(new ModelQuery("q-2", "gpt@1", null, [101, 7, 102], t0)), b => EventCodecs.Queries.Decode(b) is null ? 0 : 1),
             ("dictionary query", dictionaryQuery, b => EventCodecs.Queries.Decode(b) is null ? 0 : 1),
-            ("probe", EventCodecs.Probes.Encode(new InfluenceProbe("r", 1, ProbeSubject.Source, 2, ShiftEncodings.Float16, 4, new byte[8])), b => EventCodecs.Probes.DecodeBatch(b).Count),
+            ("probe", EventCodecs.Probes.Encode(new InfluenceProbe("r", 1, ProbeSubject.Source, 2, "mlp:2-3", 1, 4, 1, [new("layers.0.weight", 3, 2, 1), new("layers.0.bias", 3, 1, 0)], ProbePrecision.Float16, [0.5f, -1f, 2f, 0.25f, 3f, -0.125f, 1.5f, 4f])), b => EventCodecs.Probes.DecodeBatch(b).Count),
             ("training batch", EventCodecs.TrainingBatches.Encode(new TrainingBatch("r", 5, [1, 2], [3, 4], [1, 2, 3])), b => EventCodecs.TrainingBatches.DecodeBatch(b).Count),
-            ("checkpoint", EventCodecs.Checkpoints.Encode(new CheckpointPublished("r", 5, "file:///c", "sha256:00", 10)), b => EventCodecs.Checkpoints.DecodeBatch(b).Count),
+            ("checkpoint", EventCodecs.Checkpoints.Encode(new CheckpointPublished("r", 5, "file:///c", "sha256:00", 10, new CheckpointRecipe("mlp:784-10", 0.05, 5e-4, 128, 1, "fashion-mnist"))), b => EventCodecs.Checkpoints.DecodeBatch(b).Count),
             ("alert file", ArrowIpc.ToFileBytes(ContaminationAlert.Schema, [ContaminationAlert.ToArrow([new ContaminationAlert("q", [1], [2], 0.9, 0.5)])]), b => EventCodecs.Alerts.DecodeBatch(b).Count),
         ];
     }

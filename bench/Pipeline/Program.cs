@@ -8,7 +8,6 @@ using Attribution.Engine.Data;
 using Attribution.Engine.Training;
 using Attribution.MockKafka;
 using Attribution.Scorer;
-using Attribution.Simulator;
 using Attribution.Transport;
 using Attribution.Transport.Embedded;
 using Attribution.Transport.Kafka;
@@ -304,12 +303,13 @@ internal static class Bench
     private static ProbeSet EncodeProbeSet(int[] widths, string checkpointPath, int examples, int sources, Action<ProbeSubject, long, float[]> fill)
     {
         var bytes = File.ReadAllBytes(checkpointPath);
-        var exampleFormat = new ProbeFormat(widths, 16, ProbeElement.Float16);
-        var sourceFormat = new ProbeFormat(widths, 0, ProbeElement.Float32);
-        var checkpoint = new CheckpointPublished(RunId, Step, new Uri(checkpointPath).AbsoluteUri, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)), exampleFormat.Layout.ParameterCount);
+        var exampleFormat = new ProbeFormat(widths, 16, ProbePrecision.Float16);
+        var sourceFormat = new ProbeFormat(widths, 0, ProbePrecision.Float32);
+        var checkpoint = new CheckpointPublished(RunId, Step, new Uri(checkpointPath).AbsoluteUri, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)), exampleFormat.Layout.ParameterCount,
+            new CheckpointRecipe(exampleFormat.Architecture, 0.05, 5e-4, 128, 0, "fashion-mnist"));
         var messages = new List<EventMessage>
         {
-            EventMessage.Create(SimulatorWorker.CheckpointKey(RunId, Step), EventCodecs.Checkpoints.Encode(checkpoint), ArrowEvents.Headers<CheckpointPublished>()),
+            EventMessage.Create(InfluenceProbe.CheckpointKey(RunId, Step), EventCodecs.Checkpoints.Encode(checkpoint), ArrowEvents.Headers<CheckpointPublished>()),
         };
         long exampleBytes = 0, sourceBytes = 0;
         foreach (var (subject, format, count) in new[] { (ProbeSubject.Example, exampleFormat, examples), (ProbeSubject.Source, sourceFormat, sources) })
@@ -318,10 +318,9 @@ internal static class Bench
             for (int id = 0; id < count; id++)
             {
                 fill(subject, id, floats);
-                var encoded = ProbeCodec.Encode(format, examples, sources, floats);
-                var probe = new InfluenceProbe(RunId, Step, subject, id, encoded.Encoding, encoded.Length, encoded.Bytes);
+                var probe = ProbeCodec.ToProbe(format, RunId, Step, subject, id, examples, sources, floats);
                 var value = EventCodecs.Probes.Encode(probe);
-                messages.Add(EventMessage.Create(SimulatorWorker.ProbeKey(RunId, Step, subject, id), value, ArrowEvents.Headers<InfluenceProbe>()));
+                messages.Add(EventMessage.Create(probe.Key, value, ArrowEvents.Headers<InfluenceProbe>()));
                 if (subject == ProbeSubject.Example)
                 {
                     exampleBytes += value.Length;

@@ -45,6 +45,7 @@ function slot(data, i) {
     case A.Type.Timestamp: return data.values[j].toString();
     case A.Type.Float: {
       const v = data.values;
+      if (t.precision === A.Precision.HALF) return '0x' + new Uint16Array(v.buffer, v.byteOffset, v.length)[j].toString(16).padStart(4, '0');
       if (t.precision === A.Precision.SINGLE) return '0x' + new Uint32Array(v.buffer, v.byteOffset, v.length)[j].toString(16).padStart(8, '0');
       return '0x' + new BigUint64Array(v.buffer, v.byteOffset, v.length)[j].toString(16).padStart(16, '0');
     }
@@ -208,6 +209,23 @@ if (fs.existsSync(csDir)) {
       fs.writeFileSync(path.join(csDir, base + '.js.error'), String(e && e.stack || e));
     }
   }
+}
+// A probe as an Arrow user reads it, through apache-arrow's table API (float16 decoded to numbers): each row's
+// tensors and factor values, for NodeInteropTests.ProbeFactorsReadThroughArrowJsTables_AreTheValuesWritten.
+if (fs.existsSync(path.join(csDir, 'probes.arrow'))) {
+  const table = A.tableFromIPC(fs.readFileSync(path.join(csDir, 'probes.arrow')));
+  const rows = [];
+  for (let i = 0; i < table.numRows; i++) {
+    const f16 = table.getChild('factors_f16').get(i), f32 = table.getChild('factors_f32').get(i);
+    rows.push({
+      architecture: table.getChild('architecture').get(i),
+      tensors: [...table.getChild('tensor_names').get(i)].map((name, t) => ({
+        name, rows: table.getChild('tensor_rows').get(i).get(t), cols: table.getChild('tensor_cols').get(i).get(t), rank: table.getChild('tensor_ranks').get(i).get(t),
+      })),
+      factors: [...(f16 ?? f32)].map(Number),
+    });
+  }
+  fs.writeFileSync(path.join(csDir, 'probes.js.table.json'), JSON.stringify(rows));
 }
 writeQueries(jsDir, 'query_dictionary', [SINGLE], 'stream');
 writeQueries(jsDir, 'queries_batches', SEVERAL, 'stream');

@@ -1,5 +1,7 @@
 using System.Globalization;
 using Attribution.Attribution.Methods;
+using Attribution.Attribution.Stride;
+using Attribution.Engine.Models;
 
 namespace Attribution.Attribution;
 
@@ -10,16 +12,21 @@ namespace Attribution.Attribution;
 public static class MethodFactory
 {
     /// <summary>Valid method names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["forward-only", "forward-only-single", "trak", "tracin", "grad-dot", "if"];
+    public static IReadOnlyList<string> Names { get; } = ["forward-only", "forward-only-single", "trak", "tracin", "grad-dot", "if", "stride", "bm25", "repsim"];
 
     /// <summary>
     /// Creates a method. Options per method:
     /// every method: models (independently trained models averaged over, default 1: TRAK ensembles with one shared
     /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models);
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off);
+    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample;
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed;
     /// tracin: weights (one per training checkpoint, separated by '/' on a command line, e.g. weights=0.5/1/2, or by commas); grad-dot: none;
-    /// if: lambda, solver (auto|exact|cg), iterations, tolerance.
+    /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
+    /// bm25 (language models): ngram (token n-gram length of a term, default 1), k1 (default 1.2), b (default 0.75);
+    /// repsim (language models): no options.
+    /// stride: k, d, design-seed, rank, layer, steps, lr, stability, linearity, sketch, ridge, linearity-inputs, reference,
+    /// measure (margin|loss), seed, lambda (fixed|cv), lambda-fraction, folds, nonnegative (on|off), dense,
+    /// combine (none|prior|sum: with forward-only at its defaults but horizon fo-horizon), fo-horizon, combine-weight, prior-floor.
     /// An option that would have no effect in the chosen configuration is refused (<see cref="MethodOptionException"/>).
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
@@ -55,11 +62,27 @@ public static class MethodFactory
                 var influence = Influence(o);
                 create = () => new InfluenceFunctionMethod(influence);
                 break;
+            case "bm25":
+                var (ngram, k1, bm) = (o.Int("ngram", 1), o.Float("k1", 1.2f), o.Float("b", 0.75f));
+                create = () => new Bm25Method(ngram, k1, bm);
+                break;
+            case "repsim":
+                create = () => new RepresentationSimilarityMethod();
+                break;
+            case "stride":
+                var stride = StrideOf(o);
+                create = () => stride;
+                break;
             default:
                 throw new MethodOptionException($"Unknown attribution method '{name}'. Valid methods: {string.Join(", ", Names)}.");
         }
 
         o.ThrowIfUnused(name);
+        if (models > 1 && key is "stride" or "bm25" or "repsim")
+        {
+            throw new MethodOptionException($"models={models}: '{key}' is not ensembled over independently trained models; drop models.");
+        }
+
         return models > 1 && key != "trak" ? new EnsembleMethod(models, create) : create();
     }
 
@@ -86,6 +109,11 @@ public static class MethodFactory
             Readout = o.Choice("readout", "jacobian", "jacobian", "fd") == "fd" ? ForwardReadout.FiniteDifference : ForwardReadout.Jacobian,
             ReadoutEpsilon = o.Has("readout-eps") ? o.Float("readout-eps", 0f) : d.ReadoutEpsilon,
             InputBasisEnergy = o.Has("basis") ? o.Float("basis", 0f) : d.InputBasisEnergy,
+            Propagation = o.Has("propagation")
+                ? o.Choice("propagation", "trajectory", "trajectory", "spectral") == "spectral" ? ForwardPropagation.Spectral : ForwardPropagation.Trajectory
+                : d.Propagation,
+            OperatorRank = o.Int("operator-rank", d.OperatorRank),
+            OperatorSample = o.Int("operator-sample", d.OperatorSample),
             Sources = o.Has("sources")
                 ? o.Choice("sources", "simulated", "simulated", "sum") == "sum" ? SourceResponse.SumOfExamples : SourceResponse.Simulated
                 : d.Sources,
@@ -104,6 +132,63 @@ public static class MethodFactory
             RelativeDamping = o.Has("damping") ? o.Float("damping", 0f) : d.RelativeDamping,
             Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : d.Seed,
             Models = models,
+        };
+    }
+
+    private static StrideMethod StrideOf(Options o)
+    {
+        var options = Stride(o);
+        bool horizon = o.Has("fo-horizon");
+        if (horizon && options.Combine == StrideCombination.None)
+        {
+            throw new ArgumentException("Option 'fo-horizon' sets the forward-only partner of a combination; add combine=prior or combine=sum, or drop it.");
+        }
+
+        return new(options, options.Combine == StrideCombination.None ? null
+            : new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = o.Int("fo-horizon", new ForwardOnlyOptions().Horizon) }));
+    }
+
+    private static StrideOptions Stride(Options o)
+    {
+        var d = new StrideOptions();
+        var s = d.Steering;
+        var l = d.Lasso;
+        return new StrideOptions
+        {
+            Subsets = o.Int("k", d.Subsets),
+            Degree = o.Int("d", d.Degree),
+            DesignSeed = o.Has("design-seed") ? (ulong)o.Int("design-seed", 0) : d.DesignSeed,
+            Steering = new SteeringOptions
+            {
+                Rank = o.Int("rank", s.Rank),
+                Layer = o.Int("layer", s.Layer),
+                Steps = o.Int("steps", s.Steps),
+                LearningRate = o.Float("lr", s.LearningRate),
+                Stability = o.Float("stability", s.Stability),
+                Linearity = o.Float("linearity", s.Linearity),
+                SketchSize = o.Int("sketch", s.SketchSize),
+                Ridge = o.Float("ridge", s.Ridge),
+                LinearityInputs = o.Int("linearity-inputs", s.LinearityInputs),
+                ReferenceSize = o.Int("reference", s.ReferenceSize),
+                Measure = o.Has("measure") ? o.Choice("measure", "margin", "margin", "loss") == "loss" ? ModelOutput.Loss : ModelOutput.Margin : s.Measure,
+                Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : s.Seed,
+            },
+            Lasso = l with
+            {
+                Rule = o.Has("lambda") ? o.Choice("lambda", "fixed", "fixed", "cv") == "cv" ? LambdaRule.CrossValidation : LambdaRule.FixedFraction : l.Rule,
+                FixedFraction = o.Has("lambda-fraction") ? o.Float("lambda-fraction", 0f) : l.FixedFraction,
+                Folds = o.Int("folds", l.Folds),
+                Nonnegative = o.Has("nonnegative") ? o.Choice("nonnegative", "off", "on", "off") == "on" : l.Nonnegative,
+            },
+            Dense = o.Has("dense") ? o.Float("dense", 0f) : d.Dense,
+            Combine = o.Choice("combine", "none", "none", "prior", "sum") switch
+            {
+                "prior" => StrideCombination.Prior,
+                "sum" => StrideCombination.Sum,
+                _ => d.Combine,
+            },
+            CombineWeight = o.Has("combine-weight") ? o.Float("combine-weight", 0f) : d.CombineWeight,
+            PriorFloor = o.Has("prior-floor") ? o.Float("prior-floor", 0f) : d.PriorFloor,
         };
     }
 

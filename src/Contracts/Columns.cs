@@ -25,6 +25,8 @@ internal static class Columns
 
     public static readonly ListType Int64List = new(new Field("item", Int64Type.Default, nullable: false));
     public static readonly ListType Float32List = new(new Field("item", FloatType.Default, nullable: false));
+    public static readonly ListType Float16List = new(new Field("item", HalfFloatType.Default, nullable: false));
+    public static readonly ListType Int32List = new(new Field("item", Int32Type.Default, nullable: false));
     public static readonly ListType Utf8List = new(new Field("item", StringType.Default, nullable: false));
     public static readonly TimestampType UtcMicros = new(TimeUnit.Microsecond, "UTC");
 
@@ -197,6 +199,20 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
         return MemoryMarshal.Cast<byte, T>(data.Buffers[1].Span).Slice(data.Offset, data.Length);
     }
 
+    /// <summary>An optional nullable primitive column, or null when the stream does not have it.</summary>
+    public NullablePrimitive<T>? OptionalPrimitive<T>(string name, IArrowType expected) where T : unmanaged
+    {
+        if (Find(name, required: false) is not { } data)
+        {
+            return null;
+        }
+        if (data.DataType.TypeId != expected.TypeId)
+        {
+            throw WrongType(name, data, ArrowText.Type(expected));
+        }
+        return new NullablePrimitive<T>(data);
+    }
+
     public ListColumn<T> List<T>(string name, IArrowType item) where T : unmanaged => ListOf<T>(name, item, required: true)!;
 
     public ListColumn<T>? OptionalList<T>(string name, IArrowType item) where T : unmanaged => ListOf<T>(name, item, required: false);
@@ -225,9 +241,15 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
         return column;
     }
 
-    public StringListColumn? OptionalUtf8List(string name)
+    /// <summary>A required list of strings (list, large_list or fixed_size_list of any accepted string type; no null items).</summary>
+    public StringListColumn StringList(string name) => StringListOf(name, required: true)!;
+
+    /// <summary>An optional list of strings (no null items), or null when the stream does not have the column.</summary>
+    public StringListColumn? OptionalUtf8List(string name) => StringListOf(name, required: false);
+
+    private StringListColumn? StringListOf(string name, bool required)
     {
-        if (Find(name, required: false) is not { } data)
+        if (Find(name, required) is not { } data)
         {
             return null;
         }
@@ -235,7 +257,42 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
         {
             throw WrongType(name, data, "list<item: utf8>");
         }
-        return new StringListColumn(data, items, this, name);
+        for (var k = 0; k < data.Children[0].Length; k++)
+        {
+            if (items.IsNull(k))
+            {
+                throw Error(name, null, $"list items must not be null (item {k} is)");
+            }
+        }
+        if (required)
+        {
+            RequireNoNulls(name, data, row => IsNull(data, row));
+        }
+        return new StringListColumn(data, items);
+    }
+
+    /// <summary>The [start, end) item range of <paramref name="row"/> in a (validated) list, large_list or fixed_size_list.</summary>
+    internal static (int Start, int End) ListRange(ArrayData data, int row)
+    {
+        var slot = data.Offset + row;
+        switch (data.DataType)
+        {
+            case ListType:
+            {
+                var offsets = MemoryMarshal.Cast<byte, int>(data.Buffers[1].Span);
+                return data.Length == 0 ? default : (offsets[slot], offsets[slot + 1]);
+            }
+            case LargeListType:
+            {
+                var offsets = MemoryMarshal.Cast<byte, long>(data.Buffers[1].Span);
+                return data.Length == 0 ? default : ((int)offsets[slot], (int)offsets[slot + 1]);
+            }
+            default:
+            {
+                var size = ((FixedSizeListType)data.DataType).ListSize;
+                return (slot * size, (slot + 1) * size);
+            }
+        }
     }
 
     public BinaryColumn Binary(string name) => BinaryOf(name, required: true)!;
@@ -398,56 +455,37 @@ internal sealed class EventBatch(RecordBatch batch, string eventType)
 
         public ReadOnlySpan<T> Get(int row)
         {
-            var slot = data.Offset + row;
-            switch (data.DataType)
-            {
-                case ListType:
-                {
-                    var offsets = MemoryMarshal.Cast<byte, int>(data.Buffers[1].Span);
-                    return data.Length == 0 ? default : Items[offsets[slot]..offsets[slot + 1]];
-                }
-                case LargeListType:
-                {
-                    var offsets = MemoryMarshal.Cast<byte, long>(data.Buffers[1].Span);
-                    return data.Length == 0 ? default : Items[(int)offsets[slot]..(int)offsets[slot + 1]];
-                }
-                default:
-                {
-                    var size = ((FixedSizeListType)data.DataType).ListSize;
-                    return Items.Slice(slot * size, size);
-                }
-            }
+            var (start, end) = ListRange(data, row);
+            return start == end ? default : Items[start..end];
         }
     }
 
-    /// <summary>list, large_list or fixed_size_list of any string variant, with non-null items.</summary>
-    internal sealed class StringListColumn(ArrayData data, StringColumn items, EventBatch batch, string name)
+    /// <summary>A primitive column that may hold nulls.</summary>
+    internal sealed class NullablePrimitive<T>(ArrayData data) where T : unmanaged
     {
         public bool IsNull(int row) => EventBatch.IsNull(data, row);
 
+        public T Value(int row) => MemoryMarshal.Cast<byte, T>(data.Buffers[1].Span)[data.Offset + row];
+    }
+
+    /// <summary>A list of strings per row.</summary>
+    internal sealed class StringListColumn(ArrayData data, StringColumn items)
+    {
+        public bool IsNull(int row) => EventBatch.IsNull(data, row);
+
+        public int Count(int row)
+        {
+            var (start, end) = ListRange(data, row);
+            return end - start;
+        }
+
         public string[] Get(int row)
         {
-            var slot = data.Offset + row;
-            long start, end;
-            switch (data.DataType)
-            {
-                case ListType:
-                    var offsets = MemoryMarshal.Cast<byte, int>(data.Buffers[1].Span);
-                    (start, end) = data.Length == 0 ? (0, 0) : (offsets[slot], offsets[slot + 1]);
-                    break;
-                case LargeListType:
-                    var large = MemoryMarshal.Cast<byte, long>(data.Buffers[1].Span);
-                    (start, end) = data.Length == 0 ? (0, 0) : (large[slot], large[slot + 1]);
-                    break;
-                default:
-                    var size = ((FixedSizeListType)data.DataType).ListSize;
-                    (start, end) = ((long)slot * size, ((long)slot + 1) * size);
-                    break;
-            }
+            var (start, end) = ListRange(data, row);
             var result = new string[end - start];
             for (var k = 0; k < result.Length; k++)
             {
-                result[k] = items.Get((int)(start + k)) ?? throw batch.Error(name, row, $"list item {k} is null; items must not be null");
+                result[k] = items.Required(start + k);
             }
             return result;
         }

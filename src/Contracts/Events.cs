@@ -8,10 +8,14 @@ namespace Attribution.Contracts;
 /// <summary>The examples (and their data sources) of one optimiser step of a training run.</summary>
 /// <param name="RunId">Training run id (topic key).</param>
 /// <param name="Step">Optimiser step, 0-based.</param>
-/// <param name="ExampleIds">Training example ids in the batch.</param>
+/// <param name="ExampleIds">Training example ids in the batch (a language model's: 63-bit document ids).</param>
 /// <param name="SourceIds">Data source id of each example, same length as <paramref name="ExampleIds"/>.</param>
-/// <param name="Payload">Optional opaque payload (e.g. the inputs, when the simulator cannot fetch them).</param>
-public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> ExampleIds, IReadOnlyList<long> SourceIds, byte[]? Payload = null)
+/// <param name="Payload">A classifier's inputs and labels (<see cref="BatchPayload"/>), or null.</param>
+/// <param name="Documents">A language model's documents: each example's token ids as the model trained on them (framed by the
+/// run's tokenizer), or null. On the wire <c>token_counts</c> list&lt;int32&gt; (one per example) and <c>token_ids</c>
+/// list&lt;int32&gt; (all documents' ids concatenated).</param>
+public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> ExampleIds, IReadOnlyList<long> SourceIds, byte[]? Payload = null,
+    IReadOnlyList<int[]>? Documents = null)
     : IArrowEvent<TrainingBatch>
 {
     /// <inheritdoc/>
@@ -26,7 +30,9 @@ public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> 
         Required("step", Int64Type.Default),
         Required("example_ids", Int64List),
         Required("source_ids", Int64List),
-        Optional("payload", BinaryType.Default));
+        Optional("payload", BinaryType.Default),
+        Optional("token_counts", Int32List),
+        Optional("token_ids", Int32List));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<TrainingBatch> events)
@@ -39,6 +45,8 @@ public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> 
             ArrowArrays.List(Int64List, Map(events, e => e.ExampleIds)),
             ArrowArrays.List(Int64List, Map(events, e => e.SourceIds)),
             ArrowArrays.Binary(Map(events, e => e.Payload)),
+            ArrowArrays.List(Int32List, Map(events, e => e.Documents is { } d ? (IReadOnlyList<int>?)d.Select(x => x.Length).ToArray() : null)),
+            ArrowArrays.List(Int32List, Map(events, e => e.Documents is { } d ? (IReadOnlyList<int>?)d.SelectMany(x => x).ToArray() : null)),
         ], events.Count);
     }
 
@@ -52,33 +60,73 @@ public sealed record TrainingBatch(string RunId, long Step, IReadOnlyList<long> 
         var examples = b.List<long>("example_ids", Int64Type.Default);
         var sources = b.List<long>("source_ids", Int64Type.Default);
         var payload = b.OptionalBinary("payload");
+        var counts = b.OptionalList<int>("token_counts", Int32Type.Default);
+        var tokens = b.OptionalList<int>("token_ids", Int32Type.Default);
         var result = new TrainingBatch[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
             var e = examples.Get(i);
             var s = sources.Get(i);
             Check(e.Length == s.Length, EventType, "source_ids", i, $"{e.Length} example ids but {s.Length} source ids; each example needs its source");
+            var hasCounts = counts is not null && !counts.IsNull(i);
+            var hasTokens = tokens is not null && !tokens.IsNull(i);
+            Check(hasCounts == hasTokens, EventType, hasCounts ? "token_ids" : "token_counts", i, "token_counts and token_ids go together: documents need both");
+            int[][]? documents = null;
+            if (hasCounts)
+            {
+                var c = counts!.Get(i);
+                var t = tokens!.Get(i);
+                Check(c.Length == e.Length, EventType, "token_counts", i, $"{c.Length} token counts but {e.Length} example ids; each document needs its count");
+                long total = 0;
+                foreach (var n in c)
+                {
+                    Check(n >= 0, EventType, "token_counts", i, $"token count {n} is negative");
+                    total += n;
+                }
+                Check(total == t.Length, EventType, "token_ids", i, $"{t.Length} token ids, but the token counts add up to {total}");
+                documents = new int[c.Length][];
+                for (int d = 0, at = 0; d < c.Length; at += c[d], d++)
+                {
+                    documents[d] = t.Slice(at, c[d]).ToArray();
+                }
+            }
             result[i] = new TrainingBatch(runId.Required(i), step[i], e.ToArray(), s.ToArray(),
-                payload is null || payload.IsNull(i) ? null : payload.Get(i).ToArray());
+                payload is null || payload.IsNull(i) ? null : payload.Get(i).ToArray(), documents);
         }
         return result;
     }
 }
 
-/// <summary>A checkpoint is available by reference (large tensors never ride in messages).</summary>
+/// <summary>
+/// What a service needs to know about a checkpoint besides its bytes: the model's architecture and the training recipe
+/// a simulation of training continues with.
+/// </summary>
+/// <param name="Architecture">The model's architecture string (<c>IModel.Architecture</c>): <c>mlp:784-128-64-10</c> or a GPT config (<c>gpt:...</c>).</param>
+/// <param name="LearningRate">The training learning rate (peak).</param>
+/// <param name="WeightDecay">The training weight decay.</param>
+/// <param name="BatchSize">Examples (or documents) per training step.</param>
+/// <param name="Seed">The training seed.</param>
+/// <param name="Dataset">The data the run trained on: a data set name (e.g. <c>fashion-mnist</c>) or a corpus spec (e.g. <c>fortunes,foldoc</c>).</param>
+/// <param name="Tokenizer">The tokenizer of a language model (null for other models).</param>
+public sealed record CheckpointRecipe(string Architecture, double LearningRate, double WeightDecay, int BatchSize, ulong Seed, string Dataset, string? Tokenizer = null);
+
+/// <summary>A checkpoint is available by reference (large tensors never ride in messages), with its model and recipe.</summary>
 /// <param name="RunId">Training run id (topic key).</param>
 /// <param name="Step">Optimiser step the checkpoint was taken after.</param>
 /// <param name="Uri">Where to fetch it (e.g. file:///.../step-100.safetensors).</param>
 /// <param name="Checksum">Content checksum, "sha256:&lt;hex&gt;".</param>
 /// <param name="ParameterCount">Number of scalar parameters.</param>
-public sealed record CheckpointPublished(string RunId, long Step, string Uri, string Checksum, long ParameterCount)
+/// <param name="Recipe">Architecture and training recipe; null only in events of schema version 1 (which had no such columns).</param>
+public sealed record CheckpointPublished(string RunId, long Step, string Uri, string Checksum, long ParameterCount, CheckpointRecipe? Recipe = null)
     : IArrowEvent<CheckpointPublished>
 {
+    private static readonly string[] RecipeColumns = ["architecture", "learning_rate", "weight_decay", "batch_size", "seed", "dataset"];
+
     /// <inheritdoc/>
     public static string EventType => EventTypes.CheckpointPublished;
 
     /// <inheritdoc/>
-    public static int SchemaVersion => 1;
+    public static int SchemaVersion => 2;
 
     /// <inheritdoc/>
     public static Schema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
@@ -86,7 +134,14 @@ public sealed record CheckpointPublished(string RunId, long Step, string Uri, st
         Required("step", Int64Type.Default),
         Required("uri", StringType.Default),
         Required("checksum", StringType.Default),
-        Required("parameter_count", Int64Type.Default));
+        Required("parameter_count", Int64Type.Default),
+        Optional("architecture", StringType.Default),
+        Optional("learning_rate", DoubleType.Default),
+        Optional("weight_decay", DoubleType.Default),
+        Optional("batch_size", Int32Type.Default),
+        Optional("seed", Int64Type.Default),
+        Optional("dataset", StringType.Default),
+        Optional("tokenizer", StringType.Default));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<CheckpointPublished> events)
@@ -99,6 +154,13 @@ public sealed record CheckpointPublished(string RunId, long Step, string Uri, st
             ArrowArrays.Utf8(Map(events, e => e.Uri)),
             ArrowArrays.Utf8(Map(events, e => e.Checksum)),
             ArrowArrays.Int64(Map(events, e => e.ParameterCount)),
+            ArrowArrays.Utf8(Map(events, e => e.Recipe?.Architecture)),
+            ArrowArrays.NullableFloat64(Map(events, e => e.Recipe?.LearningRate)),
+            ArrowArrays.NullableFloat64(Map(events, e => e.Recipe?.WeightDecay)),
+            ArrowArrays.NullableInt32(Map(events, e => e.Recipe?.BatchSize)),
+            ArrowArrays.NullableInt64(Map(events, e => e.Recipe is { } r ? unchecked((long)r.Seed) : (long?)null)),
+            ArrowArrays.Utf8(Map(events, e => e.Recipe?.Dataset)),
+            ArrowArrays.Utf8(Map(events, e => e.Recipe?.Tokenizer)),
         ], events.Count);
     }
 
@@ -112,12 +174,35 @@ public sealed record CheckpointPublished(string RunId, long Step, string Uri, st
         var uri = b.Utf8("uri");
         var checksum = b.Utf8("checksum");
         var count = b.Primitive<long>("parameter_count", Int64Type.Default);
+        var architecture = b.OptionalUtf8("architecture");
+        var learningRate = b.OptionalPrimitive<double>("learning_rate", DoubleType.Default);
+        var weightDecay = b.OptionalPrimitive<double>("weight_decay", DoubleType.Default);
+        var batchSize = b.OptionalPrimitive<int>("batch_size", Int32Type.Default);
+        var seed = b.OptionalPrimitive<long>("seed", Int64Type.Default);
+        var dataset = b.OptionalUtf8("dataset");
+        var tokenizer = b.OptionalUtf8("tokenizer");
         var result = new CheckpointPublished[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
             Check(count[i] >= 0, EventType, "parameter_count", i, $"parameter count {count[i]} is negative");
             Check(uri.Required(i).Length > 0, EventType, "uri", i, "uri is empty");
-            result[i] = new CheckpointPublished(runId.Required(i), step[i], uri.Required(i), checksum.Required(i), count[i]);
+            bool[] present = [architecture?.IsNull(i) == false, learningRate?.IsNull(i) == false, weightDecay?.IsNull(i) == false,
+                batchSize?.IsNull(i) == false, seed?.IsNull(i) == false, dataset?.IsNull(i) == false];
+            CheckpointRecipe? recipe = null;
+            if (present.Any(p => p))
+            {
+                var missing = RecipeColumns.Where((_, c) => !present[c]).ToArray();
+                Check(missing.Length == 0, EventType, missing.FirstOrDefault(), i, $"the recipe is partial: {string.Join(", ", missing)} missing; a checkpoint carries all of {string.Join(", ", RecipeColumns)} or none");
+                var arch = architecture!.Required(i);
+                Check(arch.Length > 0, EventType, "architecture", i, "architecture is empty (e.g. mlp:784-128-64-10)");
+                var lr = learningRate!.Value(i);
+                var wd = weightDecay!.Value(i);
+                Check(double.IsFinite(lr) && lr > 0, EventType, "learning_rate", i, $"learning rate {lr} must be positive");
+                Check(double.IsFinite(wd) && wd >= 0, EventType, "weight_decay", i, $"weight decay {wd} must be >= 0");
+                Check(batchSize!.Value(i) >= 1, EventType, "batch_size", i, $"batch size {batchSize.Value(i)} must be >= 1");
+                recipe = new CheckpointRecipe(arch, lr, wd, batchSize.Value(i), unchecked((ulong)seed!.Value(i)), dataset!.Required(i), tokenizer?.Get(i));
+            }
+            result[i] = new CheckpointPublished(runId.Required(i), step[i], uri.Required(i), checksum.Required(i), count[i], recipe);
         }
         return result;
     }
@@ -132,46 +217,67 @@ public enum ProbeSubject
     Source = 2,
 }
 
-/// <summary>Encodings of <see cref="InfluenceProbe.Shift"/>. Names are frozen wire values.</summary>
-public static class ShiftEncodings
+/// <summary>Element type of a probe's factors: which of the two factor columns carries them. Wire values are frozen.</summary>
+public enum ProbePrecision
 {
-    /// <summary>IEEE float32, little-endian, 4 bytes per element.</summary>
-    public const string Float32 = "f32le";
+    /// <summary>IEEE float32 (column <c>factors_f32</c>).</summary>
+    Float32 = 1,
 
-    /// <summary>IEEE float16, little-endian, 2 bytes per element.</summary>
-    public const string Float16 = "f16le";
+    /// <summary>IEEE float16 (column <c>factors_f16</c>): half the bytes, relative error ≤ 2⁻¹¹ per value.</summary>
+    Float16 = 2,
+}
 
-    /// <summary>Bytes per element of an encoding, or 0 when the encoding is unknown.</summary>
-    public static int BytesPerElement(string encoding) => encoding switch
-    {
-        Float32 => 4,
-        Float16 => 2,
-        _ => 0,
-    };
+/// <summary>One model tensor a probe covers, and how its response is stored in <see cref="InfluenceProbe.Factors"/>.</summary>
+/// <param name="Name">The model's tensor name (<c>IModel.Tensors</c>, e.g. <c>layers.0.weight</c>).</param>
+/// <param name="Rows">Rows of the tensor (its length for a 1-D tensor).</param>
+/// <param name="Cols">Columns of the tensor (1 for a 1-D tensor).</param>
+/// <param name="Rank">0: the response in full, Rows × Cols row-major; r &gt; 0: U [Rows, r] then Vt [r, Cols], row-major (U·Vt ≈ the response).</param>
+public sealed record ProbeTensor(string Name, int Rows, int Cols, int Rank)
+{
+    /// <summary>Factor values this tensor takes: Rows × Cols in full, r × (Rows + Cols) at rank r.</summary>
+    public long FactorCount => Rank == 0 ? (long)Rows * Cols : (long)Rank * (Rows + Cols);
 }
 
 /// <summary>
-/// The simulated, short-horizon parameter shift caused by one training example or source, in a
-/// compact encoding. Compacted topic: the latest probe per <see cref="Key"/> wins.
+/// The simulated, short-horizon parameter response to one training example or source, as typed factor tensors.
+/// Compacted topic: the latest probe per <see cref="Key"/> wins.
 /// </summary>
 /// <param name="RunId">Training run id.</param>
 /// <param name="Step">Checkpoint step the simulation started from.</param>
 /// <param name="Subject">Example or source.</param>
 /// <param name="SubjectId">The example or source id.</param>
-/// <param name="Encoding">One of <see cref="ShiftEncodings"/>.</param>
-/// <param name="Length">Number of encoded elements.</param>
-/// <param name="Shift">Encoded bytes: Length × bytes per element.</param>
-public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subject, long SubjectId, string Encoding, int Length, byte[] Shift)
+/// <param name="Architecture">The model's architecture string (<c>IModel.Architecture</c>, e.g. <c>mlp:784-128-64-10</c>).</param>
+/// <param name="Rank">The requested per-tensor rank (0 = every tensor in full); a tensor is low rank only where that is smaller.</param>
+/// <param name="SetExamples">Example probes in this (run, step) probe set, so a reader knows when the set is complete.</param>
+/// <param name="SetSources">Source probes in this (run, step) probe set.</param>
+/// <param name="Tensors">The tensors covered, in the model's tensor order.</param>
+/// <param name="Precision">Element type on the wire.</param>
+/// <param name="Factors">Every tensor's factors concatenated in <paramref name="Tensors"/> order (Σ <see cref="ProbeTensor.FactorCount"/> values).</param>
+public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subject, long SubjectId, string Architecture, int Rank, long SetExamples, long SetSources,
+    IReadOnlyList<ProbeTensor> Tensors, ProbePrecision Precision, float[] Factors)
     : IArrowEvent<InfluenceProbe>
 {
-    /// <summary>Topic key: "example:&lt;id&gt;" or "source:&lt;id&gt;".</summary>
-    public string Key => $"{(Subject == ProbeSubject.Example ? "example" : "source")}:{SubjectId}";
+    /// <summary>Most tensors one probe may describe.</summary>
+    public const int MaxTensors = 4096;
+
+    /// <summary>Largest tensor dimension (rows or columns) accepted.</summary>
+    public const int MaxDimension = 1 << 24;
+
+    /// <summary>Topic key: "&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;" or "&lt;run&gt;/&lt;step&gt;/source/&lt;id&gt;" (sets of different checkpoints never overwrite each other).</summary>
+    public string Key => KeyOf(RunId, Step, Subject, SubjectId);
+
+    /// <summary>The probe key of a unit: "&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;" or "&lt;run&gt;/&lt;step&gt;/source/&lt;id&gt;".</summary>
+    public static string KeyOf(string runId, long step, ProbeSubject subject, long id) =>
+        $"{runId}/{step}/{(subject == ProbeSubject.Example ? "example" : "source")}/{id}";
+
+    /// <summary>Key of the probe set's checkpoint reference (a <see cref="CheckpointPublished"/> copy) on the probes topic: "&lt;run&gt;/&lt;step&gt;/checkpoint".</summary>
+    public static string CheckpointKey(string runId, long step) => $"{runId}/{step}/checkpoint";
 
     /// <inheritdoc/>
     public static string EventType => EventTypes.InfluenceProbe;
 
     /// <inheritdoc/>
-    public static int SchemaVersion => 1;
+    public static int SchemaVersion => 2;
 
     /// <inheritdoc/>
     public static Schema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
@@ -179,9 +285,16 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
         Required("step", Int64Type.Default),
         Required("subject", Int32Type.Default),
         Required("subject_id", Int64Type.Default),
-        Required("encoding", StringType.Default),
-        Required("length", Int32Type.Default),
-        Required("shift", BinaryType.Default));
+        Required("architecture", StringType.Default),
+        Required("rank", Int32Type.Default),
+        Required("set_examples", Int64Type.Default),
+        Required("set_sources", Int64Type.Default),
+        Required("tensor_names", Utf8List),
+        Required("tensor_rows", Int32List),
+        Required("tensor_cols", Int32List),
+        Required("tensor_ranks", Int32List),
+        Optional("factors_f32", Float32List),
+        Optional("factors_f16", Float16List));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<InfluenceProbe> events)
@@ -193,9 +306,16 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
             ArrowArrays.Int64(Map(events, e => e.Step)),
             ArrowArrays.Int32(Map(events, e => (int)e.Subject)),
             ArrowArrays.Int64(Map(events, e => e.SubjectId)),
-            ArrowArrays.Utf8(Map(events, e => e.Encoding)),
-            ArrowArrays.Int32(Map(events, e => e.Length)),
-            ArrowArrays.Binary(Map(events, e => (byte[]?)e.Shift)),
+            ArrowArrays.Utf8(Map(events, e => e.Architecture)),
+            ArrowArrays.Int32(Map(events, e => e.Rank)),
+            ArrowArrays.Int64(Map(events, e => e.SetExamples)),
+            ArrowArrays.Int64(Map(events, e => e.SetSources)),
+            ArrowArrays.Utf8List(Utf8List, Map(events, e => (IReadOnlyList<string>?)e.Tensors.Select(t => t.Name).ToArray())),
+            ArrowArrays.List(Int32List, Map(events, e => (IReadOnlyList<int>?)e.Tensors.Select(t => t.Rows).ToArray())),
+            ArrowArrays.List(Int32List, Map(events, e => (IReadOnlyList<int>?)e.Tensors.Select(t => t.Cols).ToArray())),
+            ArrowArrays.List(Int32List, Map(events, e => (IReadOnlyList<int>?)e.Tensors.Select(t => t.Rank).ToArray())),
+            ArrowArrays.List(Float32List, Map(events, e => e.Precision == ProbePrecision.Float32 ? (IReadOnlyList<float>?)e.Factors : null)),
+            ArrowArrays.List(Float16List, Map(events, e => e.Precision == ProbePrecision.Float16 ? (IReadOnlyList<Half>?)ToHalf(e.Factors) : null)),
         ], events.Count);
     }
 
@@ -208,23 +328,81 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
         var step = b.Primitive<long>("step", Int64Type.Default);
         var subject = b.Primitive<int>("subject", Int32Type.Default);
         var subjectId = b.Primitive<long>("subject_id", Int64Type.Default);
-        var encoding = b.Utf8("encoding");
-        var length = b.Primitive<int>("length", Int32Type.Default);
-        var shift = b.Binary("shift");
+        var architecture = b.Utf8("architecture");
+        var rank = b.Primitive<int>("rank", Int32Type.Default);
+        var setExamples = b.Primitive<long>("set_examples", Int64Type.Default);
+        var setSources = b.Primitive<long>("set_sources", Int64Type.Default);
+        var names = b.StringList("tensor_names");
+        var rows = b.List<int>("tensor_rows", Int32Type.Default);
+        var cols = b.List<int>("tensor_cols", Int32Type.Default);
+        var ranks = b.List<int>("tensor_ranks", Int32Type.Default);
+        var f32 = b.OptionalList<float>("factors_f32", FloatType.Default);
+        var f16 = b.OptionalList<Half>("factors_f16", HalfFloatType.Default);
         var result = new InfluenceProbe[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
             var s = subject[i];
             Check(s is (int)ProbeSubject.Example or (int)ProbeSubject.Source, EventType, "subject", i, $"subject {s} is not 1 (example) or 2 (source)");
-            var enc = encoding.Required(i);
-            var width = ShiftEncodings.BytesPerElement(enc);
-            Check(width > 0, EventType, "encoding", i, $"unknown shift encoding '{enc}' (known: {ShiftEncodings.Float32}, {ShiftEncodings.Float16})");
-            var n = length[i];
-            var bytes = shift.Get(i);
-            Check(n >= 0 && (long)n * width == bytes.Length, EventType, "shift", i, $"{bytes.Length} bytes do not hold {n} {enc} elements ({width} bytes each)");
-            result[i] = new InfluenceProbe(runId.Required(i), step[i], (ProbeSubject)s, subjectId[i], enc, n, bytes.ToArray());
+            Check(rank[i] >= 0, EventType, "rank", i, $"rank {rank[i]} is negative");
+            Check(setExamples[i] >= 0 && setSources[i] >= 0, EventType, "set_examples", i, $"set sizes {setExamples[i]}/{setSources[i]} must be >= 0");
+            var arch = architecture.Required(i);
+            Check(arch.Length > 0, EventType, "architecture", i, "architecture is empty; it names the model the probe belongs to (e.g. mlp:784-128-64-10)");
+            var count = names.Count(i);
+            var r = rows.Get(i);
+            var c = cols.Get(i);
+            var k = ranks.Get(i);
+            Check(count <= MaxTensors, EventType, "tensor_names", i, $"{count} tensors; at most {MaxTensors}");
+            Check(r.Length == count && c.Length == count && k.Length == count, EventType, "tensor_rows", i,
+                $"{count} tensor names but {r.Length} rows, {c.Length} cols and {k.Length} ranks; each tensor needs one of each");
+            // Every length is checked (in 64-bit) against the factors present before anything is allocated.
+            long expected = 0;
+            for (var t = 0; t < count; t++)
+            {
+                Check(r[t] is >= 1 and <= MaxDimension && c[t] is >= 1 and <= MaxDimension, EventType, "tensor_rows", i, $"tensor {t} is {r[t]} x {c[t]}; dimensions must be 1..{MaxDimension}");
+                Check(k[t] >= 0 && k[t] <= Math.Min(r[t], c[t]), EventType, "tensor_ranks", i, $"tensor {t} ({r[t]} x {c[t]}) has rank {k[t]}; must be 0 (full) .. {Math.Min(r[t], c[t])}");
+                expected += k[t] == 0 ? (long)r[t] * c[t] : (long)k[t] * (r[t] + c[t]);
+            }
+            var has32 = f32 is not null && !f32.IsNull(i);
+            var has16 = f16 is not null && !f16.IsNull(i);
+            Check(has32 != has16, EventType, "factors_f32", i, has32 ? "both factors_f32 and factors_f16 are set; a probe has exactly one" : "neither factors_f32 nor factors_f16 is set; a probe needs its factors");
+            var length = has32 ? f32!.Get(i).Length : f16!.Get(i).Length;
+            var column = has32 ? "factors_f32" : "factors_f16";
+            Check(length == expected, EventType, column, i, $"{length} factor values, but the {count} tensors' shapes and ranks need {expected}");
+            var factors = new float[length];
+            if (has32)
+            {
+                f32!.Get(i).CopyTo(factors);
+            }
+            else
+            {
+                var half = f16!.Get(i);
+                for (var j = 0; j < factors.Length; j++)
+                {
+                    factors[j] = (float)half[j];
+                }
+            }
+            var bad = System.Array.FindIndex(factors, v => !float.IsFinite(v));
+            Check(bad < 0, EventType, column, i, $"factor value {bad} is {(bad >= 0 ? factors[bad] : 0)}; probes must be finite");
+            var tensorNames = names.Get(i);
+            var tensors = new ProbeTensor[count];
+            for (var t = 0; t < count; t++)
+            {
+                tensors[t] = new ProbeTensor(tensorNames[t], r[t], c[t], k[t]);
+            }
+            result[i] = new InfluenceProbe(runId.Required(i), step[i], (ProbeSubject)s, subjectId[i], arch, rank[i], setExamples[i], setSources[i], tensors,
+                has32 ? ProbePrecision.Float32 : ProbePrecision.Float16, factors);
         }
         return result;
+    }
+
+    private static Half[] ToHalf(float[] values)
+    {
+        var half = new Half[values.Length];
+        for (var j = 0; j < half.Length; j++)
+        {
+            half[j] = (Half)values[j];
+        }
+        return half;
     }
 }
 

@@ -9,7 +9,7 @@ public static class Topics
     /// <summary><see cref="TrainingBatch"/> events, keyed by run id.</summary>
     public const string Batches = "batches";
 
-    /// <summary><see cref="InfluenceProbe"/> events, compacted, keyed by <see cref="InfluenceProbe.Key"/>.</summary>
+    /// <summary><see cref="InfluenceProbe"/> events, compacted, keyed by <see cref="InfluenceProbe.Key"/> ("&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;", ".../source/&lt;id&gt;"); "&lt;run&gt;/&lt;step&gt;/checkpoint" holds the set's <see cref="CheckpointPublished"/>.</summary>
     public const string Probes = "probes";
 
     /// <summary><see cref="ModelQuery"/> events, keyed by query id.</summary>

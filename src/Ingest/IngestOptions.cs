@@ -32,6 +32,9 @@ public sealed class IngestOptions
     /// <summary>Examples per TrainingBatch event (1..1000).</summary>
     public int BatchChunk { get; set; } = 1000;
 
+    /// <summary>FashionMNIST directory (null = the default install path): Ingest reads the inputs batch events carry from it.</summary>
+    public string? DataDirectory { get; set; }
+
     /// <summary>Partitions of the checkpoints and batches topics when Ingest creates them.</summary>
     public int Partitions { get; set; } = 1;
 
@@ -80,6 +83,11 @@ public sealed class IngestOptions
         if (Partitions is < 1 or > 1024)
         {
             return $"Ingest:Partitions must be 1..1024, got {Partitions}.";
+        }
+
+        if (DataDirectory is { } d && !Directory.Exists(d))
+        {
+            return $"Ingest:DataDirectory '{d}' does not exist; point it at the FashionMNIST IDX files or leave it unset.";
         }
 
         return RunId is { Length: 0 } ? "Ingest:RunId must not be empty (leave it unset to use the directory name)." : null;

@@ -9,13 +9,16 @@ namespace Attribution.Ingest;
 /// <summary>
 /// Publishes a run directory's checkpoints: for each checkpoint not yet on the checkpoints topic (same run, step and
 /// checksum), first its TrainingBatch events (chunks of ≤ <see cref="IngestOptions.BatchChunk"/> examples, keyed by
-/// run id), waiting for every acknowledgement, then the CheckpointPublished event (by reference: file:// uri, sha256,
-/// parameter count), keyed by run id. So a reader that sees a checkpoint finds all its batches already in the log.
+/// run id, each carrying its examples' inputs and labels), waiting for every acknowledgement, then the CheckpointPublished
+/// event (by reference: file:// uri, sha256, parameter count; with the architecture and recipe from run.json), keyed by run id. So a reader that sees a checkpoint finds all its batches already in the log.
 /// Once mode publishes what is there and finishes; follow mode rescans every <see cref="IngestOptions.PollSeconds"/>.
 /// </summary>
 public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOptions<IngestOptions> options, ILogger<IngestWorker> logger,
     IHostApplicationLifetime? lifetime = null) : BackgroundService
 {
+    /// <summary>Largest batch payload per event, in bytes.</summary>
+    public const int MaxEventBytes = 900_000;
+
     private readonly IngestOptions _options = options.Value;
     private readonly TaskCompletionSource _firstScan = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _published;
@@ -112,6 +115,7 @@ public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOption
 
     private async Task PublishNewAsync(RunScanner scanner, string runId, HashSet<(long, string)> done, CancellationToken ct)
     {
+        RunData? data = null;
         foreach (var found in scanner.Scan())
         {
             var (checksum, parameters) = RunScanner.Describe(found.Path);
@@ -122,11 +126,15 @@ public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOption
                 continue;
             }
 
+            data ??= RunData.Load(scanner, _options.DataDirectory);
+            // Each batch event carries its examples' data; chunks stay under MaxEventBytes (brokers' default limit is 1 MB).
+            int chunk = Math.Min(_options.BatchChunk, Math.Max(1, MaxEventBytes / data.BytesPerExample));
             var acks = new List<Task<EventPosition>>();
-            for (int at = 0; at < found.ExampleIds.Length; at += _options.BatchChunk)
+            for (int at = 0; at < found.ExampleIds.Length; at += chunk)
             {
-                int n = Math.Min(_options.BatchChunk, found.ExampleIds.Length - at);
-                var batch = new TrainingBatch(runId, found.Step, found.ExampleIds[at..(at + n)], found.SourceIds[at..(at + n)]);
+                int n = Math.Min(chunk, found.ExampleIds.Length - at);
+                var ids = found.ExampleIds[at..(at + n)];
+                var batch = data.Batch(runId, found.Step, ids, found.SourceIds[at..(at + n)], found.Path);
                 acks.Add(producer.ProduceAsync(Topics.Batches, EventMessage.Create(runId, EventCodecs.TrainingBatches.Encode(batch), ArrowEvents.Headers<TrainingBatch>()), ct));
             }
 
@@ -134,7 +142,7 @@ public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOption
             await Task.WhenAll(acks);
             Interlocked.Add(ref _batches, acks.Count);
             var uri = new Uri(found.Path).AbsoluteUri;
-            var checkpoint = new CheckpointPublished(runId, found.Step, uri, checksum, parameters);
+            var checkpoint = new CheckpointPublished(runId, found.Step, uri, checksum, parameters, data.CheckpointRecipe);
             await producer.ProduceAsync(Topics.Checkpoints, EventMessage.Create(runId, EventCodecs.Checkpoints.Encode(checkpoint), ArrowEvents.Headers<CheckpointPublished>()), ct);
             done.Add((found.Step, checksum));
             Interlocked.Increment(ref _published);

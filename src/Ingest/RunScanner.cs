@@ -44,10 +44,11 @@ public sealed record BatchManifest
 /// Reads a run directory. Two layouts:
 /// <list type="bullet">
 /// <item>ours (<c>./pipeline train</c>): <c>run.json</c> + <c>model.safetensors</c>: one checkpoint at the run's last
-/// step, whose examples are the recipe's train ids;</item>
+/// step, whose examples are the recipe's train ids (a language-model run's: its training documents, sources the corpus's
+/// sources, <see cref="LanguageRun"/>);</item>
 /// <item>a trainer's: <c>checkpoints/step-&lt;N&gt;.safetensors</c> + <c>batches/step-&lt;N&gt;.json</c>
 /// (<see cref="BatchManifest"/>: the examples trained after the previous checkpoint up to step N), plus <c>run.json</c>
-/// (the recipe, read by the Simulator). A checkpoint without its manifest is not ready yet and is skipped.</item>
+/// (the recipe; Ingest puts it on every checkpoint event). A checkpoint without its manifest is not ready yet and is skipped.</item>
 /// </list>
 /// Sources come from the manifest, else from <c>sources.json</c> (<see cref="SourcesFile"/>), else from a seeded hash of
 /// the example id modulo the source count (stable across restarts and instances).
@@ -107,6 +108,12 @@ public sealed partial class RunScanner(string directory, int sourceCount, ulong 
             return [];
         }
 
+        if (LanguageRun.IsLanguageRun(Directory))
+        {
+            var lm = LanguageRun.Load(Directory);
+            return [new FoundCheckpoint(lm.Recipe.Steps, lm.CheckpointPath, lm.TrainDocumentIds, lm.SourceIds)];
+        }
+
         RunManifest run;
         try
         {
@@ -126,6 +133,28 @@ public sealed partial class RunScanner(string directory, int sourceCount, ulong 
         var ids = run.Recipe.Data.TrainIds.Select(i => (long)i).ToArray();
         long lastStep = run.Metrics.Steps > 0 ? run.Metrics.Steps : run.Recipe.TotalSteps;
         return [new FoundCheckpoint(lastStep, path, ids, Assign(ids, sources, runJson))];
+    }
+
+    /// <summary>
+    /// The run's training recipe from <c>run.json</c> (both layouts need it: every checkpoint event states the run's
+    /// architecture and recipe, so no service looks for files beside a checkpoint).
+    /// </summary>
+    public TrainingRecipe LoadRecipe()
+    {
+        var runJson = System.IO.Path.Combine(Directory, RunDirectory.ManifestFile);
+        if (!File.Exists(runJson))
+        {
+            throw new RunFormatException($"{runJson} is missing: every checkpoint event states the run's architecture and training recipe, which Ingest reads from it. './pipeline train' writes it; a trainer writes one beside checkpoints/ (a RunManifest: {{\"recipe\": {{\"model\": {{\"widths\": [784, 128, 10]}}, ...}}}}).");
+        }
+
+        try
+        {
+            return RunDirectory.LoadManifest(Directory).Recipe;
+        }
+        catch (RecipeException e)
+        {
+            throw new RunFormatException(e.Message, e);
+        }
     }
 
     /// <summary>The sources file, or null when the directory has none.</summary>

@@ -144,12 +144,10 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         }
 
         InfluenceProbe probe;
-        ProbeFormat format;
-        long setExamples, setSources;
         try
         {
             probe = EventCodecs.Probes.Decode(record.Value);
-            (format, setExamples, setSources, _) = ProbeCodec.DecodeHeader(probe.Encoding, probe.Length, probe.Shift);
+            _ = ProbeCodec.FormatOf(probe);
         }
         catch (Exception e) when (e is EventContractException or ProbeFormatException)
         {
@@ -163,9 +161,9 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         }
 
         var key = (probe.RunId, probe.Step);
-        if (!_pending.TryGetValue(key, out var set) || set.SetExamples != setExamples || set.SetSources != setSources)
+        if (!_pending.TryGetValue(key, out var set) || set.SetExamples != probe.SetExamples || set.SetSources != probe.SetSources)
         {
-            _pending[key] = set = new PendingSet(setExamples, setSources);
+            _pending[key] = set = new PendingSet(probe.SetExamples, probe.SetSources);
         }
 
         var units = probe.Subject == ProbeSubject.Example ? set.Examples : set.Sources;
@@ -195,19 +193,17 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         {
             var examples = set.Examples.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
             var sources = set.Sources.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
-            var exampleFloats = examples.Select(p => ProbeCodec.Decode(p.Encoding, p.Length, p.Shift)).ToArray();
-            var sourceFloats = sources.Select(p => ProbeCodec.Decode(p.Encoding, p.Length, p.Shift)).ToArray();
-            var exampleFormat = exampleFloats[0].Format;
-            var sourceFormat = sourceFloats.Length > 0 ? sourceFloats[0].Format : new ProbeFormat(exampleFormat.Widths, 0, ProbeElement.Float32);
-            if (exampleFloats.Any(p => !p.Format.SameAs(exampleFormat)) || sourceFloats.Any(p => !p.Format.SameAs(sourceFormat))
-                || !sourceFormat.Widths.SequenceEqual(exampleFormat.Widths))
+            var exampleFormat = ProbeCodec.FormatOf(examples[0]);
+            var sourceFormat = sources.Length > 0 ? ProbeCodec.FormatOf(sources[0]) : new ProbeFormat(exampleFormat.Widths, 0, ProbePrecision.Float32);
+            if (examples.Any(p => !ProbeCodec.FormatOf(p).SameAs(exampleFormat)) || sources.Any(p => !ProbeCodec.FormatOf(p).SameAs(sourceFormat))
+                || sourceFormat.Architecture != exampleFormat.Architecture)
             {
                 throw new ProbeFormatException("the set mixes probe formats; re-run the Simulator for this checkpoint with one configuration.");
             }
 
-            var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, "mlp:" + string.Join('-', exampleFormat.Widths));
-            var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. exampleFloats.Select(p => p.Floats)],
-                sourceFormat, [.. sources.Select(p => p.SubjectId)], [.. sourceFloats.Select(p => p.Floats)], _options.InputBasisEnergy);
+            var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, exampleFormat.Architecture);
+            var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. examples.Select(p => p.Factors)],
+                sourceFormat, [.. sources.Select(p => p.SubjectId)], [.. sources.Select(p => p.Factors)], _options.InputBasisEnergy);
             _current = model;
             _scorer = new AttributionModelScorer(model);
             Swaps++;

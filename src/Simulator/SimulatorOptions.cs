@@ -52,9 +52,6 @@ public sealed class SimulatorOptions
     /// <summary>Use only the first N training examples (ascending id) of a run; 0 = all. For demos.</summary>
     public int MaxExamples { get; set; }
 
-    /// <summary>FashionMNIST directory (null = the default install path) for inputs not carried in batch payloads.</summary>
-    public string? DataDirectory { get; set; }
-
     /// <summary>Partitions of the probes topic when the Simulator creates it.</summary>
     public int ProbePartitions { get; set; } = 4;
 
@@ -99,7 +96,7 @@ public sealed class SimulatorOptions
             return "Simulator:GroupId must not be empty (default 'simulator').";
         }
 
-        if (ProbeFormat.ParseElement(Precision) is null)
+        if (ProbeFormat.ParsePrecision(Precision) is null)
         {
             return $"Simulator:Precision must be 'f16' or 'f32', got '{Precision}'.";
         }
@@ -117,11 +114,6 @@ public sealed class SimulatorOptions
         if (Instances is < 1 or > 1024 || Instance < 0 || Instance >= Instances)
         {
             return $"Simulator:Instances must be 1..1024 (got {Instances}) and Simulator:Instance 0..Instances-1 (got {Instance}).";
-        }
-
-        if (DataDirectory is { } d && !Directory.Exists(d))
-        {
-            return $"Simulator:DataDirectory '{d}' does not exist; point it at the FashionMNIST IDX files or leave it unset.";
         }
 
         try

@@ -3,10 +3,8 @@ using Attribution.Attribution;
 using Attribution.Attribution.Methods;
 using Attribution.Attribution.Probes;
 using Attribution.Contracts;
-using Attribution.Engine.Data;
 using Attribution.Engine.IO;
 using Attribution.Engine.Models;
-using Attribution.Engine.Training;
 using Attribution.Transport;
 using Attribution.Transport.Messages;
 using MassTransit;
@@ -56,7 +54,6 @@ public sealed class SimulatorWorker : EventConsumerWorker
     private readonly UnitPartition _share;
     private readonly Lock _lock = new();
     private readonly Dictionary<(string, long), TaskCompletionSource<ProbeSetCompleted>> _waiters = [];
-    private RawImageSet? _fashion;
     private long _published;
     private long _skipped;
     private long _sets;
@@ -109,13 +106,6 @@ public sealed class SimulatorWorker : EventConsumerWorker
         }
     }
 
-    /// <summary>The probe key: "&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;" or ".../source/&lt;id&gt;" (probe sets of different checkpoints never overwrite each other).</summary>
-    public static string ProbeKey(string runId, long step, ProbeSubject subject, long id) =>
-        $"{runId}/{step}/{(subject == ProbeSubject.Example ? "example" : "source")}/{id}";
-
-    /// <summary>Key of the probe set's checkpoint reference on the probes topic: "&lt;run&gt;/&lt;step&gt;/checkpoint".</summary>
-    public static string CheckpointKey(string runId, long step) => $"{runId}/{step}/checkpoint";
-
     /// <inheritdoc />
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -128,27 +118,27 @@ public sealed class SimulatorWorker : EventConsumerWorker
     {
         var watch = Stopwatch.StartNew();
         var checkpoint = EventCodecs.Checkpoints.Decode(record.Value);
-        var (recipe, theta) = LoadCheckpoint(checkpoint);
+        var (recipe, widths, theta) = LoadCheckpoint(checkpoint);
         var (exampleIds, sourceOf, payloadInputs) = await ReadTrainingSetAsync(checkpoint, cancellationToken);
         if (exampleIds.Length == 0)
         {
             throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: no TrainingBatch events with step <= {checkpoint.Step} for this run on '{Topics.Batches}'; Ingest publishes them before the checkpoint.");
         }
 
-        var layout = new MlpLayout(recipe.Model.Widths);
-        var (inputs, labels) = Inputs(checkpoint, recipe, exampleIds, payloadInputs, layout);
+        var layout = new MlpLayout(widths);
+        var (inputs, labels) = Inputs(checkpoint, exampleIds, payloadInputs, layout);
         var sourceIds = exampleIds.Select(e => sourceOf[e]).Distinct().Order().ToArray();
         var sourceIndex = sourceIds.Select((s, i) => (s, i)).ToDictionary(p => p.s, p => p.i);
-        var problem = new AttributionProblem(layout, theta, inputs, labels, [.. exampleIds.Select(e => sourceIndex[sourceOf[e]])], sourceIds.Length, recipe.Optimizer.WeightDecay)
+        var problem = new AttributionProblem(layout, theta, inputs, labels, [.. exampleIds.Select(e => sourceIndex[sourceOf[e]])], sourceIds.Length, (float)recipe.WeightDecay)
         {
-            TrainingLearningRate = recipe.Optimizer.LearningRate,
+            TrainingLearningRate = (float)recipe.LearningRate,
         };
 
         // The probe set carries its checkpoint reference on the compacted probes topic, so a Scorer rebuilding its index
         // finds θ even where the checkpoints topic no longer retains the event (the embedded log trims committed records).
-        await _producer.ProduceAsync(Topics.Probes, EventMessage.Create(CheckpointKey(checkpoint.RunId, checkpoint.Step), record.Value, ArrowEvents.Headers<CheckpointPublished>()), cancellationToken);
-        var exampleFormat = new ProbeFormat(layout.Widths, _options.Rank, ProbeFormat.ParseElement(_options.Precision)!.Value);
-        var sourceFormat = new ProbeFormat(layout.Widths, 0, ProbeElement.Float32);
+        await _producer.ProduceAsync(Topics.Probes, EventMessage.Create(InfluenceProbe.CheckpointKey(checkpoint.RunId, checkpoint.Step), record.Value, ArrowEvents.Headers<CheckpointPublished>()), cancellationToken);
+        var exampleFormat = new ProbeFormat(layout.Widths, _options.Rank, ProbeFormat.ParsePrecision(_options.Precision)!.Value);
+        var sourceFormat = new ProbeFormat(layout.Widths, 0, ProbePrecision.Float32);
         var (doneExamples, doneSources) = await ReadDoneAsync(checkpoint, exampleFormat, sourceFormat, exampleIds.Length, sourceIds.Length, cancellationToken);
         Logger.SimulationPlanned(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, doneExamples.Count, doneSources.Count, _share.ToString());
 
@@ -162,7 +152,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
         if (exampleUnits.Length + sourceUnits.Length > 0)
         {
             var simulator = new ForwardOnlySimulator(problem, _options.ToForwardOnly(), cancellationToken);
-            Logger.SimulatorReady(checkpoint.RunId, checkpoint.Step, simulator.StepSize, exampleFormat.ToString(), ProbeCodec.Encode(exampleFormat, 0, 0, new float[exampleFormat.FloatsPerUnit]).Bytes.Length);
+            Logger.SimulatorReady(checkpoint.RunId, checkpoint.Step, simulator.StepSize, exampleFormat.ToString(), EventCodecs.Probes.Encode(ProbeCodec.ToProbe(exampleFormat, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, 0, 0, 0, new float[exampleFormat.FloatsPerUnit])).Length);
             var sketch = exampleFormat.CreateSketch(_options.Seed);
             await SimulateAsync(simulator, checkpoint, exampleFormat, sketch, ProbeSubject.Example, exampleUnits, u => [u], u => exampleIds[u],
                 exampleIds.Length, sourceIds.Length, cancellationToken);
@@ -224,10 +214,8 @@ public sealed class SimulatorWorker : EventConsumerWorker
                     format.Compress(response, sketch, compressed);
                 }
 
-                var encoded = ProbeCodec.Encode(format, setExamples, setSources, format.Rank > 0 ? compressed : response);
-                var id = subjectId(block[u]);
-                var probe = new InfluenceProbe(checkpoint.RunId, checkpoint.Step, subject, id, encoded.Encoding, encoded.Length, encoded.Bytes);
-                acks.Add(_producer.ProduceAsync(Topics.Probes, EventMessage.Create(ProbeKey(checkpoint.RunId, checkpoint.Step, subject, id),
+                var probe = ProbeCodec.ToProbe(format, checkpoint.RunId, checkpoint.Step, subject, subjectId(block[u]), setExamples, setSources, format.Rank > 0 ? compressed : response);
+                acks.Add(_producer.ProduceAsync(Topics.Probes, EventMessage.Create(probe.Key,
                     EventCodecs.Probes.Encode(probe), ArrowEvents.Headers<InfluenceProbe>()), ct));
             }, ct);
             await Task.WhenAll(acks);
@@ -237,25 +225,34 @@ public sealed class SimulatorWorker : EventConsumerWorker
         }
     }
 
-    private static (TrainingRecipe Recipe, float[] Theta) LoadCheckpoint(CheckpointPublished checkpoint)
+    /// <summary>
+    /// The recipe, widths and θ of a checkpoint, from the event alone: its architecture and recipe columns and the
+    /// checkpoint store (URI + sha256). Anything missing or unusable rejects the checkpoint (dead letter) saying what.
+    /// </summary>
+    private static (CheckpointRecipe Recipe, int[] Widths, float[] Theta) LoadCheckpoint(CheckpointPublished checkpoint)
     {
-        // The recipe (architecture and training hyper-parameters) comes from the run's manifest beside the checkpoint
-        // until the checkpoint event carries it; θ comes from the one checkpoint store every service uses.
-        var path = Uri.TryCreate(checkpoint.Uri, UriKind.Absolute, out var uri) && uri.IsFile ? uri.LocalPath : checkpoint.Uri;
-        var dir = Path.GetDirectoryName(path) ?? ".";
-        var runDir = File.Exists(Path.Combine(dir, RunDirectory.ManifestFile)) ? dir : Path.GetDirectoryName(dir) ?? dir;
+        var where = $"checkpoint {checkpoint.RunId} step {checkpoint.Step}";
+        var recipe = checkpoint.Recipe ?? throw new CheckpointRejectedException(
+            $"{where}: the event carries no architecture and recipe (columns architecture, learning_rate, weight_decay, batch_size, seed, dataset; schema version 1 had none); re-publish the run with the current Ingest, which reads them from run.json.");
+        int[] widths;
         try
         {
-            var recipe = RunDirectory.LoadManifest(runDir).Recipe;
-            return (recipe, CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, "mlp:" + string.Join('-', recipe.Model.Widths)));
+            widths = ProbeCodec.ParseMlp(recipe.Architecture);
         }
-        catch (RecipeException e)
+        catch (ProbeFormatException e)
         {
-            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: no usable recipe beside {path}: {e.Message}", e);
+            throw new CheckpointRejectedException(recipe.Architecture.StartsWith("gpt:", StringComparison.Ordinal)
+                ? $"{where}: architecture '{recipe.Architecture}' is a language model; the Simulator simulates MLPs until forward-only attribution on the transformer is wired into it. The checkpoint is kept here on the dead-letter topic: re-publish it (Ingest) once the Simulator simulates GPTs."
+                : $"{where}: {e.Message}", e);
+        }
+
+        try
+        {
+            return (recipe, widths, CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, recipe.Architecture));
         }
         catch (CheckpointException e)
         {
-            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {e.Message}", e);
+            throw new CheckpointRejectedException($"{where}: {e.Message}", e);
         }
     }
 
@@ -301,59 +298,35 @@ public sealed class SimulatorWorker : EventConsumerWorker
         return (ids, sourceOf, payload);
     }
 
-    private (float[] Inputs, int[] Labels) Inputs(CheckpointPublished checkpoint, TrainingRecipe recipe, long[] ids, Dictionary<long, (float[] X, int Y)> payload, MlpLayout layout)
+    /// <summary>The inputs and labels of <paramref name="ids"/>, all from the batches' payloads (the service reads no data set of its own).</summary>
+    private static (float[] Inputs, int[] Labels) Inputs(CheckpointPublished checkpoint, long[] ids, Dictionary<long, (float[] X, int Y)> payload, MlpLayout layout)
     {
         int d = layout.Widths[0];
-        var x = new float[(long)ids.Length * d];
-        var y = new int[ids.Length];
         var missing = ids.Where(id => !payload.ContainsKey(id)).ToArray();
-        Dictionary<long, int> fromData = [];
-        ClassificationSet? set = null;
         if (missing.Length > 0)
         {
-            if (recipe.Data.Name != "fashion-mnist" || missing.Any(id => id is < 0 or > int.MaxValue))
-            {
-                throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {missing.Length} examples have no payload and dataset '{recipe.Data.Name}' cannot be fetched by id (known: fashion-mnist).");
-            }
-
-            _fashion ??= FashionMnist.Load(_options.DataDirectory).Train;
-            try
-            {
-                set = _fashion.Select([.. missing.Select(id => (int)id)], recipe.Data.Normalization);
-            }
-            catch (ArgumentOutOfRangeException e)
-            {
-                throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {e.Message}", e);
-            }
-
-            fromData = missing.Select((id, i) => (id, i)).ToDictionary(p => p.id, p => p.i);
+            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {missing.Length} of {ids.Length} examples (first: {missing[0]}) have no inputs in a TrainingBatch payload on '{Topics.Batches}'; Ingest attaches them (data set '{checkpoint.Recipe!.Dataset}'); a trainer publishing its own batches must set TrainingBatch.Payload.");
         }
 
+        var x = new float[(long)ids.Length * d];
+        var y = new int[ids.Length];
         for (int i = 0; i < ids.Length; i++)
         {
-            if (payload.TryGetValue(ids[i], out var p))
+            var p = payload[ids[i]];
+            if (p.X.Length != d)
             {
-                if (p.X.Length != d)
-                {
-                    throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: example {ids[i]}'s payload has {p.X.Length} features; the model takes {d}.");
-                }
+                throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: example {ids[i]}'s payload has {p.X.Length} features; the model ({checkpoint.Recipe!.Architecture}) takes {d}.");
+            }
 
-                p.X.CopyTo(x, (long)i * d);
-                y[i] = p.Y;
-            }
-            else
-            {
-                int j = fromData[ids[i]];
-                set!.Inputs.AsSpan(j * d, d).CopyTo(x.AsSpan(i * d, d));
-                y[i] = set.Labels[j];
-            }
+            p.X.CopyTo(x, (long)i * d);
+            y[i] = p.Y;
         }
 
         return (x, y);
     }
 
     private async Task<(HashSet<long> Examples, HashSet<long> Sources)> ReadDoneAsync(CheckpointPublished checkpoint, ProbeFormat exampleFormat, ProbeFormat sourceFormat,
-        int setExamples, int setSources, CancellationToken ct)
+        long setExamples, long setSources, CancellationToken ct)
     {
         var examples = new HashSet<long>();
         var sources = new HashSet<long>();
@@ -368,9 +341,9 @@ public sealed class SimulatorWorker : EventConsumerWorker
             try
             {
                 var probe = EventCodecs.Probes.Decode(r.Value);
-                var (format, e, s, _) = ProbeCodec.DecodeHeader(probe.Encoding, probe.Length, probe.Shift);
                 // Only a probe of the same format and set is finished work; anything else is redone (and overwritten).
-                if (e == setExamples && s == setSources && format.SameAs(probe.Subject == ProbeSubject.Example ? exampleFormat : sourceFormat))
+                if (probe.SetExamples == setExamples && probe.SetSources == setSources
+                    && ProbeCodec.FormatOf(probe).SameAs(probe.Subject == ProbeSubject.Example ? exampleFormat : sourceFormat))
                 {
                     (probe.Subject == ProbeSubject.Example ? examples : sources).Add(probe.SubjectId);
                 }

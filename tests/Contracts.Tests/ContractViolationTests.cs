@@ -108,13 +108,68 @@ public class ContractViolationTests
     }
 
     [Fact]
-    public void ProbeWhoseBytesDoNotMatchEncodingAndLength_IsRejected()
+    public void ProbeWhoseFactorsDoNotMatchItsTensors_IsRejected()
     {
-        var probe = new InfluenceProbe("r", 1, ProbeSubject.Example, 9, ShiftEncodings.Float32, 3, new byte[8]);
-        Assert.Equal("influence-probe event row 0, column 'shift': 8 bytes do not hold 3 f32le elements (4 bytes each)",
-            Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(probe)));
-        var unknown = probe with { Encoding = "bf16", Shift = new byte[6] };
-        Assert.Contains("unknown shift encoding 'bf16'", Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(unknown)), StringComparison.Ordinal);
+        var probe = EventRoundTripTests.Probe(ProbePrecision.Float32);
+        Assert.Equal("influence-probe event row 0, column 'factors_f32': 7 factor values, but the 2 tensors' shapes and ranks need 8",
+            Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(probe with { Factors = probe.Factors[..7] })));
+        Assert.Equal("influence-probe event row 0, column 'factors_f16': 7 factor values, but the 2 tensors' shapes and ranks need 8",
+            Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(probe with { Precision = ProbePrecision.Float16, Factors = probe.Factors[..7] })));
+        Assert.Equal("influence-probe event row 0, column 'tensor_ranks': tensor 0 (3 x 2) has rank 3; must be 0 (full) .. 2",
+            Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(probe with { Tensors = [new("layers.0.weight", 3, 2, 3), probe.Tensors[1]] })));
+        // Hostile shapes: the product overflows 32 bits and is refused from the lengths alone, before anything is allocated.
+        Assert.Equal("influence-probe event row 0, column 'tensor_rows': tensor 0 is 16777217 x 1; dimensions must be 1..16777216",
+            Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(probe with { Tensors = [new("w", (1 << 24) + 1, 1, 0)] })));
+        Assert.Equal("influence-probe event row 0, column 'factors_f32': 8 factor values, but the 1 tensors' shapes and ranks need 281474976710656",
+            Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(probe with { Tensors = [new("w", 1 << 24, 1 << 24, 0)] })));
+        Assert.Equal("influence-probe event row 0, column 'factors_f32': factor value 2 is NaN; probes must be finite",
+            Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(probe with { Factors = [0, 0, float.NaN, 0, 0, 0, 0, 0] })));
+        Assert.Equal("influence-probe event row 0, column 'architecture': architecture is empty; it names the model the probe belongs to (e.g. mlp:784-128-64-10)",
+            Reject(EventCodecs.Probes, EventCodecs.Probes.Encode(probe with { Architecture = "" })));
+    }
+
+    [Fact]
+    public void ProbeWithMismatchedTensorListsOrBothFactorColumns_IsRejected()
+    {
+        var probe = EventRoundTripTests.Probe(ProbePrecision.Float32);
+        var columns = InfluenceProbe.ToArrow([probe]).Arrays.ToArray();
+        var f16 = InfluenceProbe.ToArrow([probe with { Precision = ProbePrecision.Float16 }]).Arrays.ToArray();
+        var both = columns.ToArray();
+        both[13] = f16[13];
+        Assert.Equal("influence-probe event row 0, column 'factors_f32': both factors_f32 and factors_f16 are set; a probe has exactly one",
+            Reject(EventCodecs.Probes, Stream(InfluenceProbe.Schema, both)));
+        var shortRows = columns.ToArray();
+        shortRows[9] = InfluenceProbe.ToArrow([probe with { Tensors = [probe.Tensors[0]], Factors = probe.Factors[..5] }]).Arrays.ElementAt(9);
+        Assert.Equal("influence-probe event row 0, column 'tensor_rows': 2 tensor names but 1 rows, 2 cols and 2 ranks; each tensor needs one of each",
+            Reject(EventCodecs.Probes, Stream(InfluenceProbe.Schema, shortRows)));
+    }
+
+    [Fact]
+    public void BatchWhoseDocumentTokensDoNotMatchTheirCounts_IsRejected()
+    {
+        var batch = new TrainingBatch("lm", 1, [1, 2], [0, 0], Documents: [[256, 1], [256]]);
+        var columns = TrainingBatch.ToArrow([batch]).Arrays.ToArray();
+        columns[6] = TrainingBatch.ToArrow([batch with { Documents = [[256], [256]] }]).Arrays.ElementAt(6);
+        Assert.Equal("training-batch event row 0, column 'token_ids': 2 token ids, but the token counts add up to 3",
+            Reject(EventCodecs.TrainingBatches, Stream(TrainingBatch.Schema, columns)));
+        var counts = columns.ToArray();
+        counts[6] = TrainingBatch.ToArrow([batch with { Documents = null }]).Arrays.ElementAt(6);
+        Assert.Equal("training-batch event row 0, column 'token_ids': token_counts and token_ids go together: documents need both",
+            Reject(EventCodecs.TrainingBatches, Stream(TrainingBatch.Schema, counts)));
+        Assert.Equal("training-batch event row 0, column 'token_counts': 1 token counts but 2 example ids; each document needs its count",
+            Reject(EventCodecs.TrainingBatches, EventCodecs.TrainingBatches.Encode(batch with { Documents = [[256]] })));
+    }
+
+    [Fact]
+    public void CheckpointWithAPartialRecipe_IsRejectedNamingWhatIsMissing()
+    {
+        var full = new CheckpointPublished("r", 1, "u", "c", 2, EventRoundTripTests.Recipe);
+        var columns = CheckpointPublished.ToArrow([full]).Arrays.ToArray();
+        columns[6] = CheckpointPublished.ToArrow([full with { Recipe = null }]).Arrays.ElementAt(6);
+        Assert.Equal("checkpoint-published event row 0, column 'learning_rate': the recipe is partial: learning_rate missing; a checkpoint carries all of architecture, learning_rate, weight_decay, batch_size, seed, dataset or none",
+            Reject(EventCodecs.Checkpoints, Stream(CheckpointPublished.Schema, columns)));
+        Assert.Equal("checkpoint-published event row 0, column 'batch_size': batch size 0 must be >= 1",
+            Reject(EventCodecs.Checkpoints, EventCodecs.Checkpoints.Encode(full with { Recipe = EventRoundTripTests.Recipe with { BatchSize = 0 } })));
     }
 
     [Fact]
@@ -128,7 +183,7 @@ public class ContractViolationTests
     public void ExtraUnknownColumns_AreIgnoredForForwardCompatibility()
     {
         var fields = CheckpointPublished.Schema.FieldsList.Append(new Field("added_in_v1_1", BooleanType.Default, true)).ToArray();
-        var schema = WithMetadata("checkpoint-published", "1", fields);
+        var schema = WithMetadata("checkpoint-published", "2", fields);
         var columns = CheckpointPublished.ToArrow([new CheckpointPublished("r", 1, "u", "c", 2)]).Arrays.Append(new BooleanArray.Builder().Append(true).Build()).ToArray();
         var decoded = EventCodecs.Checkpoints.Decode(Stream(schema, columns));
         Assert.Equal(new CheckpointPublished("r", 1, "u", "c", 2), decoded);

@@ -19,7 +19,10 @@ public class HostileInputTests
     [
         ("attributions x3", EventCodecs.Attributions.EncodeBatch([EventRoundTripTests.Attribution(5, 1), EventRoundTripTests.Attribution(0, 2), EventRoundTripTests.Attribution(7, 3)]), b => EventCodecs.Attributions.DecodeBatch(b).Count),
         ("query", EventCodecs.Queries.Encode(new ModelQuery("q-1", "m", [0.5f, 1f, 2f], null, EventRoundTripTests.T0)), b => EventCodecs.Queries.DecodeBatch(b).Count),
-        ("probe lz4", EventCodec<InfluenceProbe>.Instance.WithCompression(ArrowCompression.Lz4Frame).Encode(new InfluenceProbe("r", 1, ProbeSubject.Example, 4, ShiftEncodings.Float32, 4, new byte[16])), b => EventCodecs.Probes.DecodeBatch(b).Count),
+        ("probe lz4", EventCodec<InfluenceProbe>.Instance.WithCompression(ArrowCompression.Lz4Frame).Encode(EventRoundTripTests.Probe(ProbePrecision.Float32)), b => EventCodecs.Probes.DecodeBatch(b).Count),
+        ("probes f16 x2", EventCodecs.Probes.EncodeBatch([EventRoundTripTests.Probe(), EventRoundTripTests.Probe(id: 6)]), b => EventCodecs.Probes.DecodeBatch(b).Count),
+        ("checkpoint with recipe", EventCodecs.Checkpoints.Encode(new CheckpointPublished("r", 5, "file:///c", "sha256:00", 10, EventRoundTripTests.Recipe with { Tokenizer = "bytes" })), b => EventCodecs.Checkpoints.DecodeBatch(b).Count),
+        ("documents", EventCodecs.TrainingBatches.Encode(new TrainingBatch("lm", 3, [1, 2, 3], [0, 0, 1], Documents: [[256, 65, 257], [], [256, 66, 66, 257]])), b => EventCodecs.TrainingBatches.DecodeBatch(b).Count),
         ("batch zstd", EventCodec<TrainingBatch>.Instance.WithCompression(ArrowCompression.Zstd).Encode(new TrainingBatch("r", 3, [1, 2, 3], [4, 5, 6], [9])), b => EventCodecs.TrainingBatches.DecodeBatch(b).Count),
         ("dictionary queries", ArrowVariantTests.DictionaryQueries(), b => EventCodecs.Queries.DecodeBatch(b).Count),
         ("alert file", ArrowIpc.ToFileBytes(ContaminationAlert.Schema, [ContaminationAlert.ToArrow([new ContaminationAlert("q", [1, 2], [3], 0.7, 0.5)])]), b => EventCodecs.Alerts.DecodeBatch(b).Count),
@@ -57,7 +60,7 @@ public class HostileInputTests
     [Fact]
     public void TheCorpusIsValid()
     {
-        Assert.Equal([3, 1, 1, 1, 2, 1], Corpus.Select(c => c.Decode(c.Bytes)));
+        Assert.Equal([3, 1, 1, 2, 1, 1, 1, 2, 1], Corpus.Select(c => c.Decode(c.Bytes)));
     }
 
     [Fact]

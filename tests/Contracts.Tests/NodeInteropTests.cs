@@ -84,6 +84,20 @@ public sealed class NodeInteropTests(NodeInteropFixture fixture) : IClassFixture
         }
     }
 
+    [Fact]
+    public void ProbeFactorsReadThroughArrowJsTables_AreTheValuesWritten()
+    {
+        // An Arrow user's view of a probe (table API, float16 decoded by apache-arrow): names, shapes, ranks and factors.
+        RequireNode();
+        var rows = JsonNode.Parse(File.ReadAllText(Path.Combine(Dir("cs"), "probes.js.table.json")))!.AsArray();
+        var low = EventRoundTripTests.Probe(ProbePrecision.Float16);
+        Assert.Equal(low.Architecture, (string?)rows[0]!["architecture"]);
+        Assert.Equal(low.Tensors, rows[0]!["tensors"]!.AsArray().Select(t => new ProbeTensor((string)t!["name"]!, (int)t["rows"]!, (int)t["cols"]!, (int)t["rank"]!)));
+        Assert.Equal(low.Factors, rows[0]!["factors"]!.AsArray().Select(v => (float)(double)v!));
+        Assert.Equal(2.0, (double)rows[0]!["factors"]![2]!); // U[2, 0] of layers.0.weight
+        Assert.Equal(1e30f, (float)(double)rows[1]!["factors"]![3]!);
+    }
+
     [Theory]
     [InlineData("query_dictionary", 1)]
     [InlineData("queries_batches", 3)]
@@ -153,6 +167,7 @@ public sealed class NodeInteropTests(NodeInteropFixture fixture) : IClassFixture
 internal static class InteropEvents
 {
     public static string L(long v) => v.ToString(CultureInfo.InvariantCulture);
+    public static string F16(float v) => "0x" + BitConverter.HalfToUInt16Bits((Half)v).ToString("x4", CultureInfo.InvariantCulture);
     public static string F32(float v) => "0x" + BitConverter.SingleToUInt32Bits(v).ToString("x8", CultureInfo.InvariantCulture);
     private static string F64(double v) => "0x" + BitConverter.DoubleToUInt64Bits(v).ToString("x16", CultureInfo.InvariantCulture);
     private static JsonArray Longs(IReadOnlyList<long>? v) => v is null ? null! : new JsonArray(v.Select(x => (JsonNode)L(x)).ToArray());
@@ -173,7 +188,7 @@ internal static class InteropEvents
             ["schema"] = new JsonObject
             {
                 ["fields"] = fields,
-                ["metadata"] = new JsonObject { ["event-type"] = T.EventType, ["schema-version"] = "1" },
+                ["metadata"] = new JsonObject { ["event-type"] = T.EventType, ["schema-version"] = T.SchemaVersion.ToString(CultureInfo.InvariantCulture) },
             },
             ["batches"] = new JsonArray(new JsonObject
             {
@@ -186,17 +201,30 @@ internal static class InteropEvents
     public static IEnumerable<(string Name, byte[] Bytes, JsonObject Expected)> All()
     {
         var t0 = EventRoundTripTests.T0;
-        TrainingBatch[] batches = [new("run-ü€😀", 42, [1, 2, long.MaxValue], [7, 7, -9], [0xde, 0xad, 0]), new("run-1", 0, [], [], null)];
+        TrainingBatch[] batches = [new("run-ü€😀", 42, [1, 2, long.MaxValue], [7, 7, -9], [0xde, 0xad, 0]), new("run-1", 0, [], [], null),
+            new("lm", 3, [long.MaxValue, 9], [0, 2], Documents: [[256, 72, 105, 257], []])];
+        static JsonArray Ints(IEnumerable<int> v) => new(v.Select(x => (JsonNode)x).ToArray());
         yield return ("training_batches", EventCodecs.TrainingBatches.EncodeBatch(batches), Dump(batches,
             ("run_id", b => b.RunId), ("step", b => L(b.Step)), ("example_ids", b => Longs(b.ExampleIds)), ("source_ids", b => Longs(b.SourceIds)),
-            ("payload", b => b.Payload is null ? null : Convert.ToHexStringLower(b.Payload))));
-        CheckpointPublished[] checkpoints = [new("run-1", 300, "file:///tmp/ckpt/step-300.safetensors", "sha256:00ff", 109_386)];
+            ("payload", b => b.Payload is null ? null : Convert.ToHexStringLower(b.Payload)),
+            ("token_counts", b => b.Documents is { } d ? Ints(d.Select(x => x.Length)) : null), ("token_ids", b => b.Documents is { } d ? Ints(d.SelectMany(x => x)) : null)));
+        CheckpointPublished[] checkpoints = [new("run-1", 300, "file:///tmp/ckpt/step-300.safetensors", "sha256:00ff", 109_386, EventRoundTripTests.Recipe),
+            new("run-2", 7, "file:///tmp/gpt/model.safetensors", "sha256:01", 5, EventRoundTripTests.Recipe with { Architecture = "gpt:vocab=65", Tokenizer = "bytes" }),
+            new("run-3", 1, "file:///old", "sha256:02", 3)];
         yield return ("checkpoints", EventCodecs.Checkpoints.EncodeBatch(checkpoints), Dump(checkpoints,
-            ("run_id", c => c.RunId), ("step", c => L(c.Step)), ("uri", c => c.Uri), ("checksum", c => c.Checksum), ("parameter_count", c => L(c.ParameterCount))));
-        InfluenceProbe[] probes = [new("run-1", 300, ProbeSubject.Source, 5, ShiftEncodings.Float16, 3, [1, 2, 3, 4, 5, 6]), new("run-1", 300, ProbeSubject.Example, -1, ShiftEncodings.Float32, 0, [])];
+            ("run_id", c => c.RunId), ("step", c => L(c.Step)), ("uri", c => c.Uri), ("checksum", c => c.Checksum), ("parameter_count", c => L(c.ParameterCount)),
+            ("architecture", c => c.Recipe?.Architecture), ("learning_rate", c => c.Recipe is { } r ? F64(r.LearningRate) : null), ("weight_decay", c => c.Recipe is { } r ? F64(r.WeightDecay) : null),
+            ("batch_size", c => c.Recipe?.BatchSize), ("seed", c => c.Recipe is { } r ? L(unchecked((long)r.Seed)) : null), ("dataset", c => c.Recipe?.Dataset), ("tokenizer", c => c.Recipe?.Tokenizer)));
+        // A low-rank float16 probe and a full float32 one: apache-arrow must read the tensor names, shapes, ranks and every factor value.
+        InfluenceProbe[] probes = [EventRoundTripTests.Probe(ProbePrecision.Float16), EventRoundTripTests.Probe(ProbePrecision.Float32, id: -1) with { Subject = ProbeSubject.Example, Rank = 0,
+            Tensors = [new("layers.0.weight", 2, 2, 0)], Factors = [1f, float.Epsilon, -0f, 1e30f] }];
         yield return ("probes", EventCodecs.Probes.EncodeBatch(probes), Dump(probes,
             ("run_id", p => p.RunId), ("step", p => L(p.Step)), ("subject", p => (int)p.Subject), ("subject_id", p => L(p.SubjectId)),
-            ("encoding", p => p.Encoding), ("length", p => p.Length), ("shift", p => Convert.ToHexStringLower(p.Shift))));
+            ("architecture", p => p.Architecture), ("rank", p => p.Rank), ("set_examples", p => L(p.SetExamples)), ("set_sources", p => L(p.SetSources)),
+            ("tensor_names", p => new JsonArray(p.Tensors.Select(t => (JsonNode)t.Name).ToArray())), ("tensor_rows", p => Ints(p.Tensors.Select(t => t.Rows))),
+            ("tensor_cols", p => Ints(p.Tensors.Select(t => t.Cols))), ("tensor_ranks", p => Ints(p.Tensors.Select(t => t.Rank))),
+            ("factors_f32", p => p.Precision == ProbePrecision.Float32 ? Floats(p.Factors) : null),
+            ("factors_f16", p => p.Precision == ProbePrecision.Float16 ? new JsonArray(p.Factors.Select(x => (JsonNode)F16(x)).ToArray()) : null)));
         ModelQuery[] queries = [new("q-1", "run-1@300", [0f, -0f, float.NaN, float.Epsilon, 1e30f], null, t0), new("q-2", "gpt@7", null, [101, 2023, 102], t0.AddDays(-20000)),
             ModelQuery.FromText("q-3", "gpt@7", "gpt2", "The answer is", " 42, ü€😀", t0), ModelQuery.FromTokens("q-4", "gpt@7", "bytes", [], [256, 0, long.MaxValue], t0)];
         static JsonNode Micros(ModelQuery q) => L(Columns.ToMicros(q.Timestamp));

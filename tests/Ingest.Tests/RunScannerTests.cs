@@ -1,3 +1,8 @@
+using Attribution.Contracts;
+using Attribution.Engine.Data;
+using Attribution.Engine.Models;
+using Attribution.Engine.Training;
+
 namespace Attribution.Ingest.Tests;
 
 /// <summary>Reading a trainer's run directory: checkpoints with manifests in step order, sources from the manifest, file or seed.</summary>
@@ -88,5 +93,63 @@ public sealed class RunScannerTests : IDisposable
         Assert.NotEqual(
             Enumerable.Range(0, 50).Select(i => RunScanner.SeededSource(i, 1, 10)),
             Enumerable.Range(0, 50).Select(i => RunScanner.SeededSource(i, 2, 10)));
+    }
+
+    [Fact]
+    public void The_recipe_every_checkpoint_event_states_comes_from_run_json_and_its_absence_is_refused_with_the_fix()
+    {
+        var missing = Assert.Throws<RunFormatException>(() => new RunScanner(_dir, 4, 1).LoadRecipe());
+        Assert.Contains("run.json is missing: every checkpoint event states the run's architecture and training recipe", missing.Message, StringComparison.Ordinal);
+
+        var recipe = TrainingRecipe.DefaultMlp([0, 1, 2], [0], epochs: 1, seed: 7) with { BatchSize = 2 };
+        Write("run.json", new RunManifest { Recipe = recipe }.ToJson());
+        var read = new RunScanner(_dir, 4, 1).LoadRecipe();
+        var data = new ClassifierRun(read, null);
+        Assert.Equal(new CheckpointRecipe("mlp:784-128-64-10", 0.05f, 5e-4f, 2, 7, "fashion-mnist"), data.CheckpointRecipe);
+        Assert.Equal(784, data.Features);
+    }
+
+    [Fact]
+    public void Batch_inputs_of_a_data_set_Ingest_cannot_read_are_refused_naming_it()
+    {
+        var recipe = TrainingRecipe.DefaultMlp([0], [0]) with { Data = new() { Name = "cifar-10", TrainIds = [0] } };
+        var error = Assert.Throws<RunFormatException>(() => new ClassifierRun(recipe, null).Payload([0L], "run.json"));
+        Assert.Equal("run.json: data set 'cifar-10' is not one Ingest can read inputs from (known: fashion-mnist).", error.Message);
+    }
+
+    [Fact]
+    public void A_language_model_run_is_published_as_its_documents_with_the_gpt_architecture_and_the_tokenizer()
+    {
+        // A run as './pipeline train --model gpt' writes it: run.json (recipe, data) beside the Hugging Face checkpoint.
+        var config = new GptConfig(VocabSize: ByteTokenizer.Size, Context: 16, DModel: 8, Heads: 2, Layers: 1);
+        var gpt = new Gpt(config, seed: 3);
+        GptCheckpoint.Save(_dir, gpt);
+        var corpus = TextCorpus.Load("fortunes/tao");
+        long[] train = [corpus.Documents[4].Id, corpus.Documents[0].Id, corpus.Documents[2].Id];
+        var recipe = new GptRecipe { Config = config, Corpus = corpus.Spec, Steps = 7, BatchSize = 2, LearningRate = 2e-3f, WeightDecay = 0.05f, Seed = 11 };
+        var json = System.Text.Json.JsonSerializer.Serialize(new
+        {
+            recipe,
+            data = new { corpus = corpus.Spec, tokenizer = "bytes", trainDocumentIds = train, validationDocumentIds = new long[] { corpus.Documents[1].Id } },
+            checkpoint = GptCheckpoint.WeightsFile,
+        }, new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase });
+        Write("run.json", json);
+
+        var scanner = new RunScanner(_dir, 4, 1);
+        var found = Assert.Single(scanner.Scan());
+        Assert.Equal(7, found.Step);
+        Assert.Equal(train, found.ExampleIds);
+        Assert.Equal([corpus.Documents[4].SourceId, corpus.Documents[0].SourceId, corpus.Documents[2].SourceId], found.SourceIds.Select(s => (int)s));
+        var data = Assert.IsType<LanguageRun>(RunData.Load(scanner, null));
+        Assert.Equal(new CheckpointRecipe(new GptModel(gpt).Architecture, 2e-3f, 0.05f, 2, 11, corpus.Spec, "bytes"), data.CheckpointRecipe);
+        Assert.StartsWith("gpt:vocab=259,context=16,d=8,heads=2,layers=1", data.CheckpointRecipe.Architecture, StringComparison.Ordinal);
+
+        // The batch event carries each document's token ids, framed as the model trained on them, through the codec.
+        var batch = EventCodecs.TrainingBatches.Decode(EventCodecs.TrainingBatches.Encode(data.Batch("lm", 7, found.ExampleIds, found.SourceIds, "run.json")));
+        Assert.Null(batch.Payload);
+        Assert.Equal(3, batch.Documents!.Count);
+        Assert.Equal(ByteTokenizer.Instance.EncodeDocument(corpus.Documents[4].Bytes), batch.Documents[0]);
+        Assert.Equal(ByteTokenizer.Instance.EncodeDocument(corpus.Documents[2].Bytes), batch.Documents[2]);
+        Assert.Contains("document 5 is not a training document", Assert.Throws<RunFormatException>(() => data.Batch("lm", 7, [5], [0], "run.json")).Message, StringComparison.Ordinal);
     }
 }

@@ -23,6 +23,23 @@ public enum SourceResponse
     SumOfExamples,
 }
 
+/// <summary>How the simulation carries a unit's up-weighting through the K steps.</summary>
+public enum ForwardPropagation
+{
+    /// <summary>
+    /// Two (or one) ±ε gradient trajectories per unit on the shared mini-batches, units stacked in blocks: the simulation
+    /// as specified (nonlinear, curvature and gradients taken along the trajectory). Costs 2K gradient steps per unit.
+    /// </summary>
+    Trajectory,
+
+    /// <summary>
+    /// The trajectory's response map linearised at θ* in spectral form (<see cref="TrajectoryOperator"/>): Lanczos on
+    /// the Hessian of a sample of the simulation's mini-batches, once per checkpoint, then one gradient and two GEMMs per
+    /// block of units. ε and the single/two-trajectory choice do not apply.
+    /// </summary>
+    Spectral,
+}
+
 /// <summary>
 /// Options of forward-only simulated influence (docs/forward-only-attribution.md §3, §9a). Defaults follow the measured
 /// FashionMNIST recipe: two-trajectory, K = 50, ε = 1e-3, η = 1/h_max, no explicit damping, shared mini-batches of 100.
@@ -73,6 +90,18 @@ public sealed record ForwardOnlyOptions
     /// <summary>What a source's response is (measured by the source-level LDS, docs/benchmarks/attribution-eval.md).</summary>
     public SourceResponse Sources { get; init; } = SourceResponse.Simulated;
 
+    /// <summary>How responses are propagated (<see cref="ForwardPropagation"/>).</summary>
+    public ForwardPropagation Propagation { get; init; } = ForwardPropagation.Trajectory;
+
+    /// <summary>Lanczos steps (Hessian eigenpairs kept) of the spectral propagator.</summary>
+    public int OperatorRank { get; init; } = 128;
+
+    /// <summary>
+    /// Training examples (the first ones of the shared mini-batch sequence) whose mean loss Hessian the spectral
+    /// propagator decomposes; 0 or ≥ n uses the whole training set.
+    /// </summary>
+    public int OperatorSample { get; init; } = 1000;
+
     /// <summary>Query-time readout.</summary>
     public ForwardReadout Readout { get; init; } = ForwardReadout.Jacobian;
 
@@ -102,5 +131,11 @@ public sealed record ForwardOnlyOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(UnitsPerBlock, 1, nameof(UnitsPerBlock));
         ArgumentOutOfRangeException.ThrowIfNegative(Rank, nameof(Rank));
         ArgumentOutOfRangeException.ThrowIfLessThan(PowerIterations, 1, nameof(PowerIterations));
+        ArgumentOutOfRangeException.ThrowIfLessThan(OperatorRank, 1, nameof(OperatorRank));
+        ArgumentOutOfRangeException.ThrowIfNegative(OperatorSample, nameof(OperatorSample));
+        if (Propagation == ForwardPropagation.Spectral && !TwoTrajectory)
+        {
+            throw new ArgumentException("spectral propagation is the response linearised in ε: it has no single-trajectory variant (use two-trajectory forward-only).", nameof(Propagation));
+        }
     }
 }

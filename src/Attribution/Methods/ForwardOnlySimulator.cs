@@ -10,7 +10,9 @@ namespace Attribution.Attribution.Methods;
 /// by ±ε, and return the response <c>r = (θ⁺_K − θ⁻_K)/(2ε)</c> (two-trajectory) or <c>(θ⁺_K − θ̄_K)/ε</c> against one
 /// shared unperturbed baseline (single-trajectory). The simulated objective is the training objective (mean loss plus
 /// weight decay) plus the proximal damping <c>λ/2 ‖θ − θ*‖²</c>. Units are simulated in blocks, each block's parameter
-/// vectors stacked so the first layer of every trajectory is one GEMM per step.
+/// vectors stacked so the first layer of every trajectory is one GEMM per step. With
+/// <see cref="ForwardPropagation.Spectral"/> the same map is applied linearised, through a <see cref="TrajectoryOperator"/>
+/// built once per checkpoint: one gradient per unit plus two GEMMs per block.
 /// </summary>
 public sealed class ForwardOnlySimulator
 {
@@ -20,7 +22,10 @@ public sealed class ForwardOnlySimulator
     private readonly int[][] _batchLabels;
     private float[]? _baseline;
 
-    /// <summary>Resolves the step size (power iteration when not given) and draws the shared mini-batch sequence.</summary>
+    /// <summary>
+    /// Draws the shared mini-batch sequence, builds the spectral operator when asked, and resolves the step size (power
+    /// iteration, or the operator's top Ritz value, when not given).
+    /// </summary>
     public ForwardOnlySimulator(AttributionProblem problem, ForwardOnlyOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(problem);
@@ -28,6 +33,15 @@ public sealed class ForwardOnlySimulator
         options.Validate();
         _problem = problem;
         _options = options;
+        var rows = BatchRows(problem.Count, options);
+        if (options.Propagation == ForwardPropagation.Spectral)
+        {
+            // The operator's Lanczos gives h_max too: no separate power iteration over the whole training set.
+            int size = options.OperatorSample == 0 ? problem.Count : Math.Min(options.OperatorSample, problem.Count);
+            var batch = rows[0] is null || size == problem.Count ? problem.Training : Rows(problem.Training, [.. rows.SelectMany(r => r!).Take(size)]);
+            Operator = TrajectoryOperator.Build(new TrainingObjective(problem, batch), problem.Theta, problem.WeightDecay, options.OperatorRank, options.Seed, cancellationToken);
+        }
+
         if (options.StepSize is { } eta)
         {
             StepSize = eta;
@@ -35,7 +49,7 @@ public sealed class ForwardOnlySimulator
         else
         {
             cancellationToken.ThrowIfCancellationRequested();
-            TopEigenvalue = Math.Abs(new TrainingObjective(problem).TopEigenvalue(problem.Theta, options.PowerIterations, options.Seed));
+            TopEigenvalue = Operator?.TopEigenvalue ?? Math.Abs(new TrainingObjective(problem).TopEigenvalue(problem.Theta, options.PowerIterations, options.Seed));
             StepSize = (float)(1.0 / (TopEigenvalue + options.Damping));
             // The horizon's implicit damping is 1/(ηK) (forward-only-attribution.md §6); at η = 1/h_max it depends on the
             // sharpness of the particular trained minimum (h_max 5.9 vs 16.7 for two runs of the same FashionMNIST
@@ -47,33 +61,30 @@ public sealed class ForwardOnlySimulator
             }
         }
 
-        int n = problem.Count, d = problem.InputWidth;
-        int bs = options.BatchSize == 0 || options.BatchSize >= n ? n : options.BatchSize;
-        var rng = new Rng(options.Seed ^ 0x9E3779B97F4A7C15UL);
+        if (Operator is not null)
+        {
+            _batchInputs = [];
+            _batchLabels = [];
+            return;
+        }
+
+        int d = problem.InputWidth;
         _batchInputs = new float[options.Horizon][];
         _batchLabels = new int[options.Horizon][];
-        int[] perm = rng.Permutation(n);
-        int cursor = 0;
         for (int k = 0; k < options.Horizon; k++)
         {
-            if (bs == n)
+            if (rows[k] is null)
             {
                 _batchInputs[k] = problem.TrainInputs;
                 _batchLabels[k] = problem.TrainLabels;
                 continue;
             }
 
-            var x = new float[bs * d];
-            var y = new int[bs];
-            for (int i = 0; i < bs; i++)
+            var x = new float[rows[k]!.Length * d];
+            var y = new int[rows[k]!.Length];
+            for (int i = 0; i < y.Length; i++)
             {
-                if (cursor == n)
-                {
-                    perm = rng.Permutation(n);
-                    cursor = 0;
-                }
-
-                int idx = perm[cursor++];
+                int idx = rows[k]![i];
                 problem.TrainInputs.AsSpan(idx * d, d).CopyTo(x.AsSpan(i * d, d));
                 y[i] = problem.TrainLabels[idx];
             }
@@ -83,11 +94,76 @@ public sealed class ForwardOnlySimulator
         }
     }
 
+    // The shared mini-batch sequence as training-example indices per step (null = the whole training set).
+    private static int[]?[] BatchRows(int n, ForwardOnlyOptions options)
+    {
+        int bs = options.BatchSize == 0 || options.BatchSize >= n ? n : options.BatchSize;
+        var rows = new int[]?[options.Horizon];
+        if (bs == n)
+        {
+            return rows;
+        }
+
+        var rng = new Rng(options.Seed ^ 0x9E3779B97F4A7C15UL);
+        int[] perm = rng.Permutation(n);
+        int cursor = 0;
+        for (int k = 0; k < options.Horizon; k++)
+        {
+            var step = rows[k] = new int[bs];
+            for (int i = 0; i < bs; i++)
+            {
+                if (cursor == n)
+                {
+                    perm = rng.Permutation(n);
+                    cursor = 0;
+                }
+
+                step[i] = perm[cursor++];
+            }
+        }
+
+        return rows;
+    }
+
+    /// <summary>The rows <paramref name="indices"/> of a batch, as a batch (classifier inputs or token sequences).</summary>
+    public static ModelBatch Rows(in ModelBatch batch, ReadOnlySpan<int> indices)
+    {
+        var labels = new int[indices.Length * batch.SequenceLength];
+        int length = batch.SequenceLength;
+        for (int i = 0; i < indices.Length; i++)
+        {
+            batch.Labels.AsSpan(indices[i] * length, length).CopyTo(labels.AsSpan(i * length, length));
+        }
+
+        if (batch.Inputs is { } inputs)
+        {
+            int width = batch.Count == 0 ? 0 : inputs.Length / batch.Count;
+            var x = new float[indices.Length * width];
+            for (int i = 0; i < indices.Length; i++)
+            {
+                inputs.AsSpan(indices[i] * width, width).CopyTo(x.AsSpan(i * width, width));
+            }
+
+            return ModelBatch.Classification(x, labels);
+        }
+
+        var tokens = new int[labels.Length];
+        for (int i = 0; i < indices.Length; i++)
+        {
+            batch.Tokens!.AsSpan(indices[i] * length, length).CopyTo(tokens.AsSpan(i * length, length));
+        }
+
+        return ModelBatch.Sequences(tokens, labels, indices.Length, length);
+    }
+
     /// <summary>The step size η used.</summary>
     public float StepSize { get; }
 
-    /// <summary>|h_max| from power iteration (0 when the step size was given).</summary>
+    /// <summary>|h_max| from power iteration or the spectral operator's Lanczos (0 when the step size was given).</summary>
     public double TopEigenvalue { get; }
+
+    /// <summary>The spectral propagator (null for <see cref="ForwardPropagation.Trajectory"/>).</summary>
+    public TrajectoryOperator? Operator { get; }
 
     /// <summary>
     /// Simulates every unit (a list of training-example indices) and hands each flat response to
@@ -97,6 +173,12 @@ public sealed class ForwardOnlySimulator
     {
         ArgumentNullException.ThrowIfNull(units);
         ArgumentNullException.ThrowIfNull(sink);
+        if (Operator is not null)
+        {
+            Propagate(Operator, units, sink, cancellationToken);
+            return;
+        }
+
         var layout = _problem.Layout;
         int p = layout.ParameterCount;
         if (!_options.TwoTrajectory && _baseline is null)
@@ -148,6 +230,40 @@ public sealed class ForwardOnlySimulator
                 }
 
                 sink(start + u, response);
+            }
+        }
+    }
+
+    // Spectral path: each unit's summed loss gradient at θ* (one backward pass through the model), then the operator's
+    // two GEMMs per block. Blocks are capped at ~32 M floats of gradients so wide models shrink the block.
+    private void Propagate(TrajectoryOperator op, IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken)
+    {
+        int p = op.ParameterCount;
+        var model = _problem.CreateModel();
+        var training = _problem.Training;
+        int block = (int)Math.Clamp((1L << 25) / p, 1, _options.UnitsPerBlock);
+        var gradients = new float[(long)block * p];
+        for (int start = 0; start < units.Count; start += block)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int count = Math.Min(block, units.Count - start);
+            for (int u = 0; u < count; u++)
+            {
+                var unit = units[start + u];
+                var g = gradients.AsSpan(u * p, p);
+                if (unit.Length == 0)
+                {
+                    g.Clear();
+                    continue;
+                }
+
+                model.OutputGradient(Rows(training, unit), ModelOutput.Loss, default, g, default);
+            }
+
+            op.Apply(gradients, count, StepSize, _options.Horizon, _options.Damping);
+            for (int u = 0; u < count; u++)
+            {
+                sink(start + u, gradients.AsSpan(u * p, p).ToArray());
             }
         }
     }

@@ -26,6 +26,11 @@ public sealed class ModelForwardOnlyMethod : IAttributionMethod
     {
         _options = options ?? new ForwardOnlyOptions();
         _options.Validate();
+        if (_options.Propagation == ForwardPropagation.Spectral)
+        {
+            // The spectral operator (TrajectoryOperator) is wired into the MLP path only; never drop the option silently.
+            throw new ArgumentException("propagation=spectral is implemented for MLP problems only; this model (e.g. a GPT) simulates with propagation=trajectory. Remove the option or set propagation=trajectory.", nameof(options));
+        }
     }
 
     /// <inheritdoc />

@@ -5,29 +5,38 @@ using Attribution.Engine.Models;
 namespace Attribution.Attribution.Methods;
 
 /// <summary>
-/// The training objective of a problem, <c>L(θ) = (1/n) Σ ℓ_i(θ) + (wd/2)‖θ‖²</c>, with its gradient, finite-difference
-/// Hessian-vector products and the top Hessian eigenvalue by power iteration. Shared by forward-only (step size) and
-/// influence functions (HVPs, dense Hessian).
+/// The training objective of a problem, <c>L(θ) = (1/n) Σ ℓ_i(θ) + (wd/2)‖θ‖²</c> (or the same mean over a sample of the
+/// training set), with its gradient, finite-difference Hessian-vector products and the top Hessian eigenvalue by power
+/// iteration. Shared by forward-only (step size, the spectral propagator's Lanczos) and influence functions (HVPs,
+/// dense Hessian). Everything goes through <see cref="IModel"/>: no model maths here.
 /// </summary>
 public sealed class TrainingObjective
 {
     private readonly AttributionProblem _problem;
     private readonly IModel _model;
+    private readonly ModelBatch _batch;
 
-    /// <summary>Wraps a problem.</summary>
+    /// <summary>Wraps a problem: the mean runs over the whole training set.</summary>
     public TrainingObjective(AttributionProblem problem)
+        : this(problem, (problem ?? throw new ArgumentNullException(nameof(problem))).Training)
+    {
+    }
+
+    /// <summary>Wraps a problem with the mean loss taken over <paramref name="sample"/> (e.g. a few of the simulation's mini-batches).</summary>
+    public TrainingObjective(AttributionProblem problem, ModelBatch sample)
     {
         ArgumentNullException.ThrowIfNull(problem);
         _problem = problem;
         _model = problem.CreateModel();
+        _batch = sample;
     }
 
-    /// <summary>∇L at θ: the model's summed loss gradient over the training set, divided by n, plus wd·θ.</summary>
+    /// <summary>∇L at θ: the model's summed loss gradient over the batch, divided by its size, plus wd·θ.</summary>
     public void Gradient(ReadOnlySpan<float> theta, Span<float> gradient)
     {
         _model.LoadFrom(theta);
-        _model.OutputGradient(_problem.Training, ModelOutput.Loss, default, gradient, default);
-        float inv = _problem.Count == 0 ? 0f : 1f / _problem.Count;
+        _model.OutputGradient(_batch, ModelOutput.Loss, default, gradient, default);
+        float inv = _batch.Count == 0 ? 0f : 1f / _batch.Count;
         TensorPrimitives.Multiply(gradient, inv, gradient);
         if (_problem.WeightDecay != 0f)
         {

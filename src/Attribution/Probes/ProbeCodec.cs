@@ -1,9 +1,9 @@
-using System.Buffers.Binary;
-using System.Text;
+using System.Globalization;
+using Attribution.Contracts;
 
 namespace Attribution.Attribution.Probes;
 
-/// <summary>A probe's shift bytes could not be read; says what and at which byte.</summary>
+/// <summary>A probe does not describe a probe layout this build reads; says what and how to fix it.</summary>
 public sealed class ProbeFormatException : Exception
 {
     /// <summary>Creates the exception.</summary>
@@ -17,50 +17,20 @@ public sealed class ProbeFormatException : Exception
 }
 
 /// <summary>
-/// What a probe carries besides its subject: the format of its floats, the size of the probe set it belongs to (so a
-/// reader of the compacted topic knows when a set is complete without any other message), and the unit's floats.
-/// </summary>
-/// <param name="Format">Layout, rank and element type.</param>
-/// <param name="SetExamples">Example probes in the probe set of this (run, step).</param>
-/// <param name="SetSources">Source probes in the probe set of this (run, step).</param>
-/// <param name="Floats">The unit's <see cref="ProbeFormat.FloatsPerUnit"/> floats.</param>
-public sealed record ProbePayload(ProbeFormat Format, long SetExamples, long SetSources, float[] Floats);
-
-/// <summary>
-/// Encodes a unit response as the <c>Shift</c> bytes of an influence probe and back. The bytes are a small header then
-/// the floats, all little-endian; the header is padded to a multiple of 4 bytes so it is a whole number of elements and
-/// <c>Length × element bytes = Shift.Length</c> holds for the event contract:
-/// <code>
-/// "TDAP" | u16 version=1 | u16 name bytes | name (UTF-8, e.g. "mlp-lowrank-r16-f16le") | u16 width count | i32 widths[]
-///        | i32 rank | i64 set examples | i64 set sources | zero padding to 4 | FloatsPerUnit elements (f16le or f32le)
-/// </code>
-/// Pure compute: no I/O. Decoding checks every length against the bytes present and named limits and throws
-/// <see cref="ProbeFormatException"/> saying what is wrong and where.
+/// Maps one unit's floats in a <see cref="ProbeFormat"/> to an <see cref="InfluenceProbe"/> (typed tensors and
+/// factors) and back. The event contract already checked the wire (shapes, ranks and factor counts agree, values are
+/// finite); this checks that a probe describes a layout this build can score. Pure compute: no I/O.
 /// </summary>
 public static class ProbeCodec
 {
-    /// <summary>Format version written.</summary>
-    public const ushort Version = 1;
-
-    /// <summary>Most widths accepted (layers + 1).</summary>
+    /// <summary>Most MLP widths accepted in an architecture string (layers + 1).</summary>
     public const int MaxWidths = 64;
 
-    /// <summary>Largest width accepted.</summary>
+    /// <summary>Largest MLP width accepted.</summary>
     public const int MaxWidth = 1 << 20;
 
-    /// <summary>Longest format name accepted, in bytes.</summary>
-    public const int MaxNameBytes = 128;
-
-    private static ReadOnlySpan<byte> Magic => "TDAP"u8;
-
-    /// <summary>The encoded form: element count and bytes, ready for an <c>InfluenceProbe</c>.</summary>
-    /// <param name="Encoding">"f32le" or "f16le".</param>
-    /// <param name="Length">Element count (header elements + floats).</param>
-    /// <param name="Bytes">The shift bytes.</param>
-    public readonly record struct Encoded(string Encoding, int Length, byte[] Bytes);
-
-    /// <summary>Encodes <paramref name="floats"/> (this format's unit floats); non-finite values are refused.</summary>
-    public static Encoded Encode(ProbeFormat format, long setExamples, long setSources, ReadOnlySpan<float> floats)
+    /// <summary>The probe of one unit; non-finite values (and, for float16, values beyond its range) are refused.</summary>
+    public static InfluenceProbe ToProbe(ProbeFormat format, string runId, long step, ProbeSubject subject, long subjectId, long setExamples, long setSources, ReadOnlySpan<float> floats)
     {
         ArgumentNullException.ThrowIfNull(format);
         ArgumentOutOfRangeException.ThrowIfNegative(setExamples);
@@ -77,167 +47,75 @@ public static class ProbeCodec
                 throw new ArgumentException($"unit float {i} is {floats[i]}; a probe must be finite (did the simulation diverge? lower Simulator:Epsilon or the step size).", nameof(floats));
             }
 
-            if (format.Element == ProbeElement.Float16 && Math.Abs(floats[i]) > (float)Half.MaxValue)
+            if (format.Element == ProbePrecision.Float16 && Math.Abs(floats[i]) > (float)Half.MaxValue)
             {
                 throw new ArgumentException($"unit float {i} is {floats[i]}, beyond float16's range (±65504); use the f32 probe precision.", nameof(floats));
             }
         }
 
-        var name = Encoding.UTF8.GetBytes(format.Name);
-        int header = HeaderBytes(name.Length, format.Widths.Count);
-        int width = format.ElementBytes;
-        var bytes = new byte[header + (long)floats.Length * width > int.MaxValue ? throw new ArgumentException("probe too large", nameof(floats)) : header + floats.Length * width];
-        var span = bytes.AsSpan();
-        Magic.CopyTo(span);
-        BinaryPrimitives.WriteUInt16LittleEndian(span[4..], Version);
-        BinaryPrimitives.WriteUInt16LittleEndian(span[6..], (ushort)name.Length);
-        name.CopyTo(span[8..]);
-        int at = 8 + name.Length;
-        BinaryPrimitives.WriteUInt16LittleEndian(span[at..], (ushort)format.Widths.Count);
-        at += 2;
-        foreach (var w in format.Widths)
-        {
-            BinaryPrimitives.WriteInt32LittleEndian(span[at..], w);
-            at += 4;
-        }
-
-        BinaryPrimitives.WriteInt32LittleEndian(span[at..], format.Rank);
-        BinaryPrimitives.WriteInt64LittleEndian(span[(at + 4)..], setExamples);
-        BinaryPrimitives.WriteInt64LittleEndian(span[(at + 12)..], setSources);
-        var data = span[header..];
-        if (format.Element == ProbeElement.Float16)
-        {
-            for (int i = 0; i < floats.Length; i++)
-            {
-                BinaryPrimitives.WriteHalfLittleEndian(data[(2 * i)..], (Half)floats[i]);
-            }
-        }
-        else
-        {
-            for (int i = 0; i < floats.Length; i++)
-            {
-                BinaryPrimitives.WriteSingleLittleEndian(data[(4 * i)..], floats[i]);
-            }
-        }
-
-        return new Encoded(ProbeFormat.ElementName(format.Element), bytes.Length / width, bytes);
+        return new InfluenceProbe(runId, step, subject, subjectId, format.Architecture, format.Rank, setExamples, setSources, format.Tensors, format.Element, floats.ToArray());
     }
 
-    /// <summary>Decodes the header only (cheap: no floats are converted).</summary>
-    public static (ProbeFormat Format, long SetExamples, long SetSources, int HeaderBytes) DecodeHeader(string encoding, int length, ReadOnlySpan<byte> bytes)
+    /// <summary>
+    /// The format a probe was written in: its architecture must be an MLP (<c>mlp:&lt;widths&gt;</c>) and its tensors
+    /// exactly that MLP's tensors at its rank. Throws <see cref="ProbeFormatException"/> saying what differs.
+    /// </summary>
+    public static ProbeFormat FormatOf(InfluenceProbe probe)
     {
-        var element = encoding switch
+        ArgumentNullException.ThrowIfNull(probe);
+        var widths = ParseMlp(probe.Architecture);
+        if (probe.Rank > ProbeFormat.MaxRank)
         {
-            "f32le" => ProbeElement.Float32,
-            "f16le" => ProbeElement.Float16,
-            _ => throw new ProbeFormatException($"probe encoding '{encoding}' is not f32le or f16le."),
-        };
-        int width = element == ProbeElement.Float16 ? 2 : 4;
-        if (length < 0 || (long)length * width != bytes.Length)
-        {
-            throw new ProbeFormatException($"probe length {length} × {width} bytes does not match its {bytes.Length} shift bytes.");
-        }
-
-        if (bytes.Length < 10 || !bytes[..4].SequenceEqual(Magic))
-        {
-            throw new ProbeFormatException($"probe shift does not start with the \"TDAP\" magic (got {bytes.Length} bytes); it was not written by ProbeCodec.");
-        }
-
-        var version = BinaryPrimitives.ReadUInt16LittleEndian(bytes[4..]);
-        if (version != Version)
-        {
-            throw new ProbeFormatException($"probe format version {version} at byte 4 is not supported (this build reads {Version}).");
-        }
-
-        int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(bytes[6..]);
-        if (nameLength is 0 or > MaxNameBytes || 8 + nameLength + 2 > bytes.Length)
-        {
-            throw new ProbeFormatException($"probe format name length {nameLength} at byte 6 is outside 1..{MaxNameBytes} or past the {bytes.Length} bytes.");
-        }
-
-        string name;
-        try
-        {
-            name = new UTF8Encoding(false, true).GetString(bytes.Slice(8, nameLength));
-        }
-        catch (DecoderFallbackException e)
-        {
-            throw new ProbeFormatException("probe format name at byte 8 is not valid UTF-8.", e);
-        }
-
-        int at = 8 + nameLength;
-        int count = BinaryPrimitives.ReadUInt16LittleEndian(bytes[at..]);
-        at += 2;
-        if (count is < 2 or > MaxWidths || at + 4L * count + 20 > bytes.Length)
-        {
-            throw new ProbeFormatException($"probe width count {count} at byte {at - 2} is outside 2..{MaxWidths} or past the {bytes.Length} bytes.");
-        }
-
-        var widths = new int[count];
-        for (int i = 0; i < count; i++, at += 4)
-        {
-            widths[i] = BinaryPrimitives.ReadInt32LittleEndian(bytes[at..]);
-            if (widths[i] is < 1 or > MaxWidth)
-            {
-                throw new ProbeFormatException($"probe width {i} at byte {at} is {widths[i]}; must be 1..{MaxWidth}.");
-            }
-        }
-
-        int rank = BinaryPrimitives.ReadInt32LittleEndian(bytes[at..]);
-        long setExamples = BinaryPrimitives.ReadInt64LittleEndian(bytes[(at + 4)..]);
-        long setSources = BinaryPrimitives.ReadInt64LittleEndian(bytes[(at + 12)..]);
-        if (rank is < 0 or > ProbeFormat.MaxRank || setExamples < 0 || setSources < 0)
-        {
-            throw new ProbeFormatException($"probe rank {rank} (0..{ProbeFormat.MaxRank}) or set sizes {setExamples}/{setSources} (>= 0) at byte {at} are out of range.");
+            throw new ProbeFormatException($"probe {probe.Key}: rank {probe.Rank} is above {ProbeFormat.MaxRank}.");
         }
 
         ProbeFormat format;
         try
         {
-            format = new ProbeFormat(widths, rank, element);
+            format = new ProbeFormat(widths, probe.Rank, probe.Precision);
         }
         catch (ArgumentException e)
         {
-            throw new ProbeFormatException($"probe layout [{string.Join('-', widths)}] rank {rank} is not usable: {e.Message}", e);
+            throw new ProbeFormatException($"probe {probe.Key}: {probe.Architecture} at rank {probe.Rank} is not usable: {e.Message}", e);
         }
 
-        if (format.Name != name)
+        if (!format.Tensors.SequenceEqual(probe.Tensors))
         {
-            throw new ProbeFormatException($"probe format name '{name}' disagrees with its encoding {encoding} and rank {rank} (expected '{format.Name}').");
+            throw new ProbeFormatException($"probe {probe.Key}: its tensors [{Describe(probe.Tensors)}] are not those of {probe.Architecture} at rank {probe.Rank} [{Describe(format.Tensors)}]; it was written by another simulator version. Re-run the Simulator for this checkpoint.");
         }
 
-        int header = HeaderBytes(nameLength, count);
-        if (header + (long)format.FloatsPerUnit * width != bytes.Length)
-        {
-            throw new ProbeFormatException($"probe of format {format} needs {header} header bytes + {format.FloatsPerUnit} × {width} bytes, but has {bytes.Length} bytes.");
-        }
-
-        return (format, setExamples, setSources, header);
+        return format;
     }
 
-    /// <summary>Decodes header and floats; throws <see cref="ProbeFormatException"/> for malformed or non-finite data.</summary>
-    public static ProbePayload Decode(string encoding, int length, ReadOnlySpan<byte> bytes)
+    /// <summary>The widths of an <c>mlp:&lt;w0&gt;-&lt;w1&gt;-…</c> architecture, parsed without allocating a model (the string comes off the wire).</summary>
+    public static int[] ParseMlp(string architecture)
     {
-        var (format, setExamples, setSources, header) = DecodeHeader(encoding, length, bytes);
-        var data = bytes[header..];
-        var floats = new float[format.FloatsPerUnit];
-        for (int i = 0; i < floats.Length; i++)
+        ArgumentNullException.ThrowIfNull(architecture);
+        if (!architecture.StartsWith("mlp:", StringComparison.Ordinal))
         {
-            floats[i] = format.Element == ProbeElement.Float16
-                ? (float)BinaryPrimitives.ReadHalfLittleEndian(data[(2 * i)..])
-                : BinaryPrimitives.ReadSingleLittleEndian(data[(4 * i)..]);
-            if (!float.IsFinite(floats[i]))
+            throw new ProbeFormatException($"architecture '{Short(architecture)}' has no probe layout in this build (known: mlp:<widths joined by '-'>); GPT probes need forward-only attribution on the transformer.");
+        }
+
+        var parts = architecture[4..].Split('-');
+        if (parts.Length is < 2 or > MaxWidths)
+        {
+            throw new ProbeFormatException($"architecture '{Short(architecture)}' has {parts.Length} widths; an MLP needs 2..{MaxWidths} (e.g. mlp:784-128-64-10).");
+        }
+
+        var widths = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out widths[i]) || widths[i] is < 1 or > MaxWidth)
             {
-                throw new ProbeFormatException($"probe float {i} (byte {header + i * format.ElementBytes}) is {floats[i]}; probes must be finite.");
+                throw new ProbeFormatException($"architecture '{Short(architecture)}': width {i} ('{Short(parts[i])}') is not an integer in 1..{MaxWidth}.");
             }
         }
 
-        return new ProbePayload(format, setExamples, setSources, floats);
+        return widths;
     }
 
-    private static int HeaderBytes(int nameBytes, int widthCount)
-    {
-        int raw = 8 + nameBytes + 2 + 4 * widthCount + 4 + 8 + 8;
-        return (raw + 3) & ~3;
-    }
+    private static string Describe(IReadOnlyList<ProbeTensor> tensors) =>
+        string.Join(", ", tensors.Take(8).Select(t => $"{t.Name} {t.Rows}x{t.Cols} r{t.Rank}")) + (tensors.Count > 8 ? $", … ({tensors.Count})" : "");
+
+    private static string Short(string s) => s.Length <= 80 ? s : s[..80] + "…";
 }

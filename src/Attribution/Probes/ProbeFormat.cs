@@ -1,25 +1,17 @@
 using System.Globalization;
 using Attribution.Attribution.Kernels;
+using Attribution.Contracts;
 using Attribution.Engine;
 using Attribution.Engine.Models;
 
 namespace Attribution.Attribution.Probes;
 
-/// <summary>Element type of an encoded probe (the <c>InfluenceProbe.Encoding</c> wire value).</summary>
-public enum ProbeElement
-{
-    /// <summary>IEEE float32, little-endian ("f32le").</summary>
-    Float32,
-
-    /// <summary>IEEE float16, little-endian ("f16le"); halves the bytes, relative error ≤ 2⁻¹¹ per value.</summary>
-    Float16,
-}
-
 /// <summary>
 /// How one unit's (example's or source's) parameter response is laid out in a probe: the MLP widths, the per-layer rank
 /// (rank-r factors <c>U [out, r]</c>, <c>Vt [r, in]</c> where that is smaller than the layer, the full weight otherwise,
-/// the bias always in full; the same rule and order as <see cref="ResponseSet"/>) and the element type.
-/// Its <see cref="Name"/> (e.g. "mlp-lowrank-r16-f16le", "mlp-full-f32le") is recorded in every probe with the widths.
+/// the bias always in full; the same rule and order as <see cref="ResponseSet"/>) and the element type. On the wire
+/// (<see cref="InfluenceProbe"/>) it is the architecture, the rank and one <see cref="ProbeTensor"/> per model tensor
+/// (<see cref="Tensors"/>); <see cref="ProbeCodec"/> maps between the two.
 /// </summary>
 public sealed class ProbeFormat
 {
@@ -30,7 +22,7 @@ public sealed class ProbeFormat
     private readonly int[] _ranks;
 
     /// <summary>Creates the format; <paramref name="rank"/> 0 stores every layer in full.</summary>
-    public ProbeFormat(IReadOnlyList<int> widths, int rank, ProbeElement element)
+    public ProbeFormat(IReadOnlyList<int> widths, int rank, ProbePrecision element)
     {
         ArgumentNullException.ThrowIfNull(widths);
         if (widths.Count < 2 || widths.Any(w => w < 1))
@@ -45,16 +37,23 @@ public sealed class ProbeFormat
         Element = element;
         Layout = new MlpLayout(_widths);
         _ranks = new int[Layout.LayerCount];
-        long floats = 0;
         for (int l = 0; l < Layout.LayerCount; l++)
         {
             int o = Layout.Out(l), i = Layout.In(l);
             _ranks[l] = rank > 0 && (long)rank * (o + i) < (long)o * i ? rank : 0;
-            floats += (_ranks[l] > 0 ? (long)_ranks[l] * (o + i) : (long)o * i) + o;
         }
 
+        var tensors = new List<ProbeTensor>(2 * Layout.LayerCount);
+        foreach (var (name, shape, _) in Layout.Tensors())
+        {
+            // Tensors come as layers.<l>.weight then layers.<l>.bias: the weight takes the layer's rank, the bias is full.
+            tensors.Add(shape.Length == 2 ? new ProbeTensor(name, shape[0], shape[1], _ranks[tensors.Count / 2]) : new ProbeTensor(name, shape[0], 1, 0));
+        }
+
+        Tensors = tensors;
+        long floats = tensors.Sum(t => t.FactorCount);
         FloatsPerUnit = floats <= int.MaxValue ? (int)floats : throw new ArgumentException($"a unit of widths [{string.Join(',', widths)}] needs {floats} floats; more than a probe can hold.", nameof(widths));
-        Name = string.Create(CultureInfo.InvariantCulture, $"mlp-{(rank > 0 ? $"lowrank-r{rank}" : "full")}-{ElementName(element)}");
+        Name = string.Create(CultureInfo.InvariantCulture, $"mlp-{(rank > 0 ? $"lowrank-r{rank}" : "full")}-{(element == ProbePrecision.Float16 ? "f16" : "f32")}");
     }
 
     /// <summary>Model widths (input ... classes).</summary>
@@ -66,8 +65,14 @@ public sealed class ProbeFormat
     /// <summary>Rank actually used per layer (0 = stored in full): low rank only where it is smaller.</summary>
     public IReadOnlyList<int> LayerRanks => _ranks;
 
-    /// <summary>Element type.</summary>
-    public ProbeElement Element { get; }
+    /// <summary>Element type on the wire.</summary>
+    public ProbePrecision Element { get; }
+
+    /// <summary>The model's architecture string (<c>IModel.Architecture</c>), e.g. <c>mlp:784-128-64-10</c>.</summary>
+    public string Architecture => "mlp:" + string.Join('-', _widths);
+
+    /// <summary>The probe's tensors in the model's tensor order: each layer's weight (at its rank) then its bias (full).</summary>
+    public IReadOnlyList<ProbeTensor> Tensors { get; }
 
     /// <summary>The layout of the flat (uncompressed) response.</summary>
     public MlpLayout Layout { get; }
@@ -75,20 +80,14 @@ public sealed class ProbeFormat
     /// <summary>Floats per unit in this format.</summary>
     public int FloatsPerUnit { get; }
 
-    /// <summary>Format name, e.g. "mlp-lowrank-r16-f16le".</summary>
+    /// <summary>Format name, e.g. "mlp-lowrank-r16-f16" (for logs).</summary>
     public string Name { get; }
 
-    /// <summary>Bytes per element.</summary>
-    public int ElementBytes => Element == ProbeElement.Float16 ? 2 : 4;
-
-    /// <summary>The wire name of an element type ("f32le" or "f16le").</summary>
-    public static string ElementName(ProbeElement element) => element == ProbeElement.Float16 ? "f16le" : "f32le";
-
     /// <summary>Parses "f32"/"f32le"/"f16"/"f16le" (case-insensitive); null when unknown.</summary>
-    public static ProbeElement? ParseElement(string? text) => text?.ToLowerInvariant() switch
+    public static ProbePrecision? ParsePrecision(string? text) => text?.ToLowerInvariant() switch
     {
-        "f32" or "f32le" or "float32" => ProbeElement.Float32,
-        "f16" or "f16le" or "float16" => ProbeElement.Float16,
+        "f32" or "f32le" or "float32" => ProbePrecision.Float32,
+        "f16" or "f16le" or "float16" => ProbePrecision.Float16,
         _ => null,
     };
 

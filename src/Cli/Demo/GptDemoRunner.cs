@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Attribution.Attribution;
 using Attribution.Cli.Commands;
+using Attribution.Cli.Evaluation;
 using Attribution.Contracts;
 using Attribution.Engine.Data;
 using Attribution.Engine.Models;
@@ -44,23 +45,24 @@ internal static class GptDemoRunner
             return failed;
         }
 
-        var run = LoadRun(settings.RunDirectory);
-        AnsiConsole.MarkupLine($"Model: GPT {Markup.Escape(run.Model.Config.ToString()!)}, {run.Model.ParameterCount:N0} parameters, trained on {run.Training.Length:N0} documents from {run.Corpus.Sources.Count} sources ({Markup.Escape(run.Corpus.Spec)}).");
+        var run = LanguageModelRun.Load(settings.RunDirectory);
+        var model = new Gpt(run.Config, seed: 0);
+        new GptModel(model).LoadFrom(run.Theta);
+        var training = run.TrainDocuments.Select(i => run.Corpus.Documents[i]).ToArray();
+        AnsiConsole.MarkupLine($"Model: GPT {Markup.Escape(run.Config.ToString()!)}, {model.ParameterCount:N0} parameters, trained on {training.Length:N0} documents from {run.Corpus.Sources.Count} sources ({Markup.Escape(run.Corpus.Spec)}).");
 
         var precompute = Stopwatch.StartNew();
         var method = MethodFactory.Create(settings.Method, settings.MethodOptions);
-        var framed = run.Training.Select(d => ByteTokenizer.Instance.EncodeDocument(d.Bytes)).ToArray();
-        var theta = new float[checked((int)run.Model.ParameterCount)];
-        new GptModel(run.Model).CopyTo(theta);
-        var problem = AttributionProblem.ForGpt(run.Model.Config, theta, framed, [.. run.Training.Select(d => d.SourceId)], run.Corpus.Sources.Count);
-        AnsiConsole.Status().Start($"Precomputing {Markup.Escape(method.Describe())} over {framed.Length:N0} documents…", _ => method.Precompute(problem, cancellationToken));
+        var problem = run.Problem();
+        AnsiConsole.Status().Start($"Precomputing {Markup.Escape(method.Describe())} over {problem.Count:N0} documents…", _ => method.Precompute(problem, cancellationToken));
         AnsiConsole.MarkupLine($"Method [bold]{Markup.Escape(method.Describe())}[/] precomputed in {precompute.Elapsed.TotalSeconds:F1} s ({method.StateBytes / 1e6:F1} MB of state).");
 
-        var version = $"demo-gpt@{run.Steps}";
-        var scorer = new LanguageModelScorer(version, method, run.Model.Config, ByteTokenizer.Instance,
-            [.. run.Training.Select(d => d.Id)], [.. run.Training.Select(d => d.SourceId)],
+        var version = $"demo-gpt@{settings.Steps}";
+        var scorer = new LanguageModelScorer(version, method, run.Config, run.Tokenizer,
+            [.. training.Select(d => d.Id)], [.. training.Select(d => d.SourceId)],
             [.. run.Corpus.Sources.Select(s => (long)s.Id)], [.. run.Corpus.Sources.Select(s => s.Name)]);
-        var queries = BuildQueries(run, settings, version);
+        var held = new GptDemoRun(model, [.. run.ValidationDocuments.Select(i => run.Corpus.Documents[i])], training);
+        var queries = BuildQueries(held, settings, version);
         if (queries.Count == 0)
         {
             AnsiConsole.MarkupLine("[red]No held-out document gives a prompt the model completes (it ends every prompt at once); train longer (--steps) or on more text (--corpus).[/]");
@@ -75,7 +77,7 @@ internal static class GptDemoRunner
             var worker = host.Services.GetRequiredService<ScorerWorker>();
             var log = host.Services.GetRequiredService<IEventLog>();
             var producer = host.Services.GetRequiredService<IEventProducer>();
-            var results = await ReplayAsync(log, producer, worker, run, queries, cancellationToken);
+            var results = await ReplayAsync(log, producer, worker, held, queries, cancellationToken);
             var poisoned = await ShowPoisonHandlingAsync(log, producer, worker, version, cancellationToken);
             var arrowPath = Path.Combine(outDir, "attributions.arrow");
             var tmp = arrowPath + ".tmp";
@@ -112,17 +114,6 @@ internal static class GptDemoRunner
         AnsiConsole.MarkupLine($"Training a byte-level GPT on [bold]{Markup.Escape(corpus)}[/] for {settings.Steps} steps (cached in {Markup.Escape(settings.RunDirectory)})…");
         var rc = GptTraining.Run(log, settings.RunDirectory, settings.Seed, settings.Steps, corpus, ByteTokenizer.TokenizerName);
         return rc == 0 ? null : 1;
-    }
-
-    private static GptDemoRun LoadRun(string directory)
-    {
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "run.json")));
-        var root = doc.RootElement;
-        var corpus = TextCorpus.Load(root.GetProperty("recipe").GetProperty("corpus").GetString()!);
-        var byId = corpus.Documents.ToDictionary(d => d.Id);
-        TextDocument[] Documents(string name) => [.. root.GetProperty("data").GetProperty(name).EnumerateArray().Select(e => byId.TryGetValue(e.GetInt64(), out var d) ? d
-            : throw new InvalidDataException($"{directory}/run.json names document {e.GetInt64()}, which the corpus '{corpus.Spec}' on this machine does not hold; delete {directory} to retrain."))];
-        return new GptDemoRun(GptCheckpoint.Load(directory), corpus, Documents("trainDocumentIds"), Documents("validationDocumentIds"), root.GetProperty("recipe").GetProperty("steps").GetInt32());
     }
 
     /// <summary>Prompts cut from held-out documents (whole words, ASCII), each completed greedily by the model itself.</summary>
@@ -222,7 +213,8 @@ internal static class GptDemoRunner
         var names = r.SourceNames ?? [];
         var t = new Table().Border(TableBorder.Simple).HideHeaders().AddColumns("", "", "", "")
             .Title($"[bold]{Markup.Escape(r.QueryId)}[/]  [grey]{Markup.Escape(r.Method)}, {r.LatencyMicros / 1000.0:F0} ms[/]");
-        t.AddRow(new Markup("[grey]prompt[/]"), new Markup($"[bold]{Markup.Escape(q.Prompt ?? "")}[/][green]{Markup.Escape(q.Completion ?? "")}[/]"), new Text(""), new Text(""));
+        t.AddRow(new Markup("[grey]prompt[/]"), new Markup($"[bold]{Markup.Escape(q.Prompt ?? "")}[/]"), new Text(""), new Text(""));
+        t.AddRow(new Markup("[grey]model's completion[/]"), new Markup($"[green]\"{Markup.Escape((q.Completion ?? "").Replace("\n", "⏎", StringComparison.Ordinal))}\"[/]"), new Text(""), new Text(""));
         for (int i = 0; i < Math.Min(3, r.ExampleIds.Count); i++)
         {
             var source = r.ExampleSourceIds is { } es ? SourceName(r, es[i]) : "?";
@@ -300,5 +292,6 @@ internal static class GptDemoRunner
         return found.Count == poison.Length && worker.Metrics.QueriesRejected - rejectedBefore == poison.Length;
     }
 
-    private sealed record GptDemoRun(Gpt Model, TextCorpus Corpus, TextDocument[] Training, TextDocument[] Validation, int Steps);
+    /// <summary>What the queries and the display need: the model (greedy completions), held-out and training documents.</summary>
+    private sealed record GptDemoRun(Gpt Model, TextDocument[] Validation, TextDocument[] Training);
 }

@@ -26,6 +26,27 @@ public static class ArrowArrays
     /// <summary>A non-null timestamp column of <paramref name="type"/>'s unit.</summary>
     public static TimestampArray Timestamp(TimestampType type, ReadOnlySpan<long> values) => new(type, Buffer(values), ArrowBuffer.Empty, values.Length, 0, 0);
 
+    /// <summary>A nullable int32 column.</summary>
+    public static Int32Array NullableInt32(IReadOnlyList<int?> values) => Nullable(values, (b, v, n, nulls) => new Int32Array(b, v, n, nulls, 0));
+
+    /// <summary>A nullable int64 column.</summary>
+    public static Int64Array NullableInt64(IReadOnlyList<long?> values) => Nullable(values, (b, v, n, nulls) => new Int64Array(b, v, n, nulls, 0));
+
+    /// <summary>A nullable float64 column.</summary>
+    public static DoubleArray NullableFloat64(IReadOnlyList<double?> values) => Nullable(values, (b, v, n, nulls) => new DoubleArray(b, v, n, nulls, 0));
+
+    private static TArray Nullable<T, TArray>(IReadOnlyList<T?> values, Func<ArrowBuffer, ArrowBuffer, int, int, TArray> create) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        var items = new T[values.Count];
+        for (var i = 0; i < items.Length; i++)
+        {
+            items[i] = values[i].GetValueOrDefault();
+        }
+        var (validity, nulls) = Validity(items.Length, i => values[i].HasValue);
+        return create(Buffer<T>(items), validity, items.Length, nulls);
+    }
+
     /// <summary>A utf8 column; null entries are nulls.</summary>
     public static StringArray Utf8(IReadOnlyList<string?> values)
     {

@@ -202,6 +202,26 @@ public sealed class Gpt
     /// </summary>
     public Tensor Forward(Graph graph, ReadOnlySpan<int> inputs, int batch, int seqLen, bool capture = false)
     {
+        var x = FinalHidden(graph, inputs, batch, seqLen, capture);
+        return graph.Linear(x, graph.Param(_lmHead ?? _wte), null, capture ? Captures[^1] : null);
+    }
+
+    /// <summary>
+    /// The final hidden states [batch, seqLen, C]: the residual stream after the final LayerNorm, the head's input (what
+    /// representation-similarity attribution compares). A fresh array; no gradients.
+    /// </summary>
+    public float[] HiddenStates(ReadOnlySpan<int> inputs, int batch, int seqLen)
+    {
+        _graph.Reset();
+        _graph.RecordBackward = false;
+        _graph.ClearTangents();
+        var result = (float[])FinalHidden(_graph, inputs, batch, seqLen, false).Data.Clone();
+        _graph.Reset();
+        return result;
+    }
+
+    private Tensor FinalHidden(Graph graph, ReadOnlySpan<int> inputs, int batch, int seqLen, bool capture)
+    {
         ArgumentNullException.ThrowIfNull(graph);
         CheckBatch(inputs.Length, batch, seqLen, "inputs");
         int c = Config.DModel;
@@ -223,8 +243,7 @@ public sealed class Gpt
             x = g.Add(x, g.Linear(h, g.Param(b.MlpProjW), g.Param(b.MlpProjB), caps?[ci++]));
         }
 
-        x = g.LayerNorm(x, g.Param(_lnFWeight), g.Param(_lnFBias), eps);
-        return g.Linear(x, g.Param(_lmHead ?? _wte), null, caps?[ci]);
+        return g.LayerNorm(x, g.Param(_lnFWeight), g.Param(_lnFBias), eps);
     }
 
     private void SetDirection(IReadOnlyList<float[]?> direction)

@@ -223,6 +223,52 @@ public sealed class GptModel : IModel
         }
     }
 
+    /// <summary>
+    /// Per row, the mean over its positions of the final hidden states (the residual stream after the final LayerNorm,
+    /// the head's input): <c>destination</c> is [batch.Count, C]. A row's positions run up to and including the last one
+    /// with a target (padding after it is left out; a prompt's positions, whose targets are ignored, are included). A
+    /// row with no target at all is all zeros. This is the representation that representation-similarity attribution
+    /// compares.
+    /// </summary>
+    public void MeanHiddenStates(in ModelBatch batch, Span<float> destination)
+    {
+        Check(batch, batch.Count);
+        int c = Gpt.Config.DModel, t = batch.SequenceLength;
+        if (destination.Length != (long)batch.Count * c)
+        {
+            throw new ArgumentException($"destination holds {destination.Length} floats; {batch.Count} rows of width {c} need {(long)batch.Count * c}.", nameof(destination));
+        }
+
+        destination.Clear();
+        var tokens = Tokens(batch);
+        for (int i = 0; i < batch.Count; i++)
+        {
+            int length = 0;
+            for (int p = t - 1; p >= 0; p--)
+            {
+                if (batch.Labels[(i * t) + p] != -1)
+                {
+                    length = p + 1;
+                    break;
+                }
+            }
+
+            if (length == 0)
+            {
+                continue;
+            }
+
+            var hidden = Gpt.HiddenStates(tokens.AsSpan(i * t, length), 1, length);
+            var mean = destination.Slice(i * c, c);
+            for (int p = 0; p < length; p++)
+            {
+                TensorPrimitives.Add(mean, hidden.AsSpan(p * c, c), mean);
+            }
+
+            TensorPrimitives.Multiply(mean, 1f / length, mean);
+        }
+    }
+
     private static float Sign(ModelOutput output) => output switch
     {
         ModelOutput.Loss => 1f,

@@ -12,7 +12,7 @@ namespace Attribution.Engine.Models;
 /// a training step allocates nothing. An instance is therefore not thread-safe: give each thread its own model
 /// (<see cref="Clone"/>). Every result is a deterministic function of the parameters and the inputs.
 /// </summary>
-public sealed class Mlp : IModel
+public sealed class Mlp : IHiddenStateModel
 {
     private readonly Parameter[] _weights;
     private readonly Parameter[] _biases;
@@ -138,6 +138,29 @@ public sealed class Mlp : IModel
         CheckOut(logits.Length, (long)batch * Classes, nameof(logits));
         Forward(inputs, batch);
         _h[^1].AsSpan(0, batch * Classes).CopyTo(logits);
+    }
+
+    /// <inheritdoc />
+    public int HiddenLayerCount => Layout.LayerCount - 1;
+
+    /// <inheritdoc />
+    public int HiddenWidth(int layer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, HiddenLayerCount);
+        return Layout.Out(layer);
+    }
+
+    /// <inheritdoc />
+    public void LogitsAndHidden(ReadOnlySpan<float> inputs, int batch, int layer, Span<float> logits, Span<float> hidden)
+    {
+        int width = HiddenWidth(layer);
+        CheckInputs(inputs, batch);
+        CheckOut(logits.Length, (long)batch * Classes, nameof(logits));
+        CheckOut(hidden.Length, (long)batch * width, nameof(hidden));
+        Forward(inputs, batch);
+        _h[^1].AsSpan(0, batch * Classes).CopyTo(logits);
+        _h[layer].AsSpan(0, batch * width).CopyTo(hidden);
     }
 
     /// <summary>Per-example values of <paramref name="output"/>; returns their mean (accumulated in double).</summary>

@@ -43,6 +43,16 @@ public sealed class GptForwardOnlyTests
         }
     }
 
+    [Fact]
+    public void Spectral_propagation_is_refused_on_a_gpt_problem_not_silently_dropped()
+    {
+        // The spectral operator is wired into the MLP path only: asking for it on a GPT must fail with the fix named.
+        var (problem, _, _) = GptGradientMethodTests.Build();
+        var fo = MethodFactory.Create("forward-only", new Dictionary<string, string> { ["propagation"] = "spectral", ["horizon"] = "1", ["batch"] = "0" });
+        var error = Assert.Throws<ArgumentException>(() => fo.Precompute(problem));
+        Assert.Contains("propagation=spectral is implemented for MLP problems only", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(2)]

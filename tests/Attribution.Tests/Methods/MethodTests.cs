@@ -74,11 +74,14 @@ public sealed class MethodTests
     }
 
     [Theory]
-    [InlineData(true, 0f)]
-    [InlineData(false, 0f)]
-    [InlineData(true, 0.05f)]
-    public void Forward_only_matches_the_neumann_closed_form_on_linear_softmax(bool twoTrajectory, float lambda)
+    [InlineData(true, 0f, ForwardPropagation.Trajectory)]
+    [InlineData(false, 0f, ForwardPropagation.Trajectory)]
+    [InlineData(true, 0.05f, ForwardPropagation.Trajectory)]
+    [InlineData(true, 0f, ForwardPropagation.Spectral)]
+    [InlineData(true, 0.05f, ForwardPropagation.Spectral)]
+    public void Forward_only_matches_the_neumann_closed_form_on_linear_softmax(bool twoTrajectory, float lambda, ForwardPropagation propagation)
     {
+        // The spectral propagator must reproduce the same closed form: at θ* (converged) the frozen-curvature map is exact.
         // A [5, 2] layout is L2-regularised logistic regression in softmax form; its Hessian is known in closed form.
         var layout = new MlpLayout([5, 2]);
         const int n = 40;
@@ -123,6 +126,7 @@ public sealed class MethodTests
             var method = new ForwardOnlyMethod(new ForwardOnlyOptions
             {
                 Horizon = k, StepSize = eta, Epsilon = 1e-3f, Damping = lambda, BatchSize = 0, Rank = 0, TwoTrajectory = twoTrajectory,
+                Propagation = propagation,
             });
             method.Precompute(problem);
             var scores = method.Score(queries).Scores;

@@ -1,3 +1,4 @@
+using Attribution.Contracts;
 using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Probes;
 using Attribution.Engine;
@@ -10,7 +11,7 @@ public sealed class ResponseSetFactorTests
     public void Loading_probe_factors_directly_equals_expanding_and_refactorising()
     {
         int[] widths = [40, 30, 12, 5];
-        var format = new ProbeFormat(widths, 4, ProbeElement.Float32);
+        var format = new ProbeFormat(widths, 4, ProbePrecision.Float32);
         Assert.Contains(format.LayerRanks, r => r > 0); // the test must exercise a low-rank layer
         var rng = new Rng(3);
         const int units = 3;
@@ -59,7 +60,7 @@ public sealed class ResponseSetFactorTests
     [Fact]
     public void Factors_of_the_wrong_length_are_rejected_with_the_expected_size()
     {
-        var format = new ProbeFormat([40, 30, 5], 4, ProbeElement.Float32);
+        var format = new ProbeFormat([40, 30, 5], 4, ProbePrecision.Float32);
         var set = new ResponseSet(format.Layout, 1, format.Rank);
         var e = Assert.Throws<ArgumentException>(() => set.SetFactors(0, new float[format.FloatsPerUnit - 1]));
         Assert.Contains(format.FloatsPerUnit.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Message, StringComparison.Ordinal);

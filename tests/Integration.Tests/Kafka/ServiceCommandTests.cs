@@ -152,6 +152,30 @@ public sealed class ServiceCommandTests(KafkaPipelineFixture kafka, ITestOutputH
     }
 
     [Fact]
+    public async Task ConsoleWhoseLedgerPublisherFails_ExitsWithCode2_AndSaysWhatFailedAndWhy()
+    {
+        // `./pipeline console` on a cluster without the ledger topic, which the mock cannot create: the ledger publisher
+        // fails after the console started. It used to end with exit code 1 and no message; now it names the service,
+        // the topic and what to create, and exits 2.
+        KafkaLibrary.EnsureLoaded();
+        using var cluster = new MockKafkaCluster(3);
+        foreach (var topic in KafkaPipelineFixture.PipelineTopics)
+        {
+            cluster.CreateTopic(topic, 4, 3);
+        }
+
+        var db = Path.Combine(kafka.Root, "console-no-ledger", "a.duckdb");
+        var run = await CliProcess.RunAsync(Cli, ["console", "--kafka", cluster.BootstrapServers, "--port", "0", "--flight-port", "0", "--db", db],
+            TimeSpan.FromSeconds(90));
+        output.WriteLine(run.Output);
+
+        Assert.Equal(2, run.ExitCode);
+        var error = Assert.Single(run.Output.Split('\n'), l => l.StartsWith("error:", StringComparison.Ordinal));
+        Assert.Contains("the console's LedgerPublisher stopped", error, StringComparison.Ordinal);
+        Assert.Contains("ledger (1 partition, cleanup.policy=compact)", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ScoreOnAClusterWithoutItsTopics_ExitsWithCode2_AndOneLineNamingThem()
     {
         KafkaLibrary.EnsureLoaded();

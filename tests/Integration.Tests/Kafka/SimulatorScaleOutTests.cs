@@ -73,8 +73,8 @@ public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutp
         var twice = units.GroupBy(r => r.KeyString).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
         Assert.True(twice.Count == 0, $"units published more than once: {string.Join(", ", twice)}");
         Assert.Equal(
-            Enumerable.Range(0, examples).Select(i => SimulatorWorker.ProbeKey(runId, step, ProbeSubject.Example, i))
-                .Concat(Enumerable.Range(0, sources).Select(s => SimulatorWorker.ProbeKey(runId, step, ProbeSubject.Source, s))).Order(StringComparer.Ordinal),
+            Enumerable.Range(0, examples).Select(i => InfluenceProbe.KeyOf(runId, step, ProbeSubject.Example, i))
+                .Concat(Enumerable.Range(0, sources).Select(s => InfluenceProbe.KeyOf(runId, step, ProbeSubject.Source, s))).Order(StringComparer.Ordinal),
             units.Select(r => r.KeyString).Order(StringComparer.Ordinal));
         // Each instance published exactly its share, and the shares split the set.
         Assert.Equal(examples + sources, shares.Sum(s => s.PublishedNow));
@@ -89,7 +89,7 @@ public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutp
         // The last to finish saw the whole set on the topic.
         Assert.Contains(shares, s => s.SetComplete);
         // Both wrote the checkpoint reference: same key, same bytes (harmless on the compacted topic).
-        var references = probes.Where(r => r.KeyString == SimulatorWorker.CheckpointKey(runId, step)).ToList();
+        var references = probes.Where(r => r.KeyString == InfluenceProbe.CheckpointKey(runId, step)).ToList();
         Assert.Equal(2, references.Count);
         Assert.Equal(references[0].Value, references[1].Value);
 

@@ -1,4 +1,5 @@
 using Attribution.Attribution.Probes;
+using Attribution.Contracts;
 using Attribution.Engine;
 
 namespace Attribution.Integration.Tests.Services;
@@ -13,26 +14,44 @@ public sealed class ProbeCodecTests
     }
 
     [Fact]
-    public void Float32Probe_RoundTripsExactly_WithItsFormatAndSetSizes()
+    public void Float32Probe_RoundTripsExactlyThroughTheEvent_WithItsTensorsAndSetSizes()
     {
-        var format = new ProbeFormat([784, 16, 10], 0, ProbeElement.Float32);
+        var format = new ProbeFormat([784, 16, 10], 0, ProbePrecision.Float32);
         var floats = Random(format.FloatsPerUnit, 1);
-        var encoded = ProbeCodec.Encode(format, 200, 4, floats);
-        Assert.Equal("f32le", encoded.Encoding);
-        Assert.Equal(encoded.Bytes.Length, encoded.Length * 4);
-        var decoded = ProbeCodec.Decode(encoded.Encoding, encoded.Length, encoded.Bytes);
-        Assert.Equal("mlp-full-f32le", decoded.Format.Name);
-        Assert.Equal([784, 16, 10], decoded.Format.Widths);
-        Assert.Equal(200, decoded.SetExamples);
-        Assert.Equal(4, decoded.SetSources);
-        Assert.Equal(floats, decoded.Floats);
+        var probe = ProbeCodec.ToProbe(format, "run", 3, ProbeSubject.Example, 17, 200, 4, floats);
+        Assert.Equal("mlp:784-16-10", probe.Architecture);
+        Assert.Equal("run/3/example/17", probe.Key);
+        Assert.Equal(
+            [new("layers.0.weight", 16, 784, 0), new("layers.0.bias", 16, 1, 0), new("layers.1.weight", 10, 16, 0), new ProbeTensor("layers.1.bias", 10, 1, 0)],
+            probe.Tensors);
+        var decoded = EventCodecs.Probes.Decode(EventCodecs.Probes.Encode(probe));
+        var back = ProbeCodec.FormatOf(decoded);
+        Assert.True(back.SameAs(format));
+        Assert.Equal((200L, 4L), (decoded.SetExamples, decoded.SetSources));
+        Assert.Equal(floats, decoded.Factors);
+    }
+
+    [Fact]
+    public void ProbeOfAnotherLayoutOrModel_IsRefusedSayingWhatDiffers()
+    {
+        var format = new ProbeFormat([8, 6, 2], 2, ProbePrecision.Float32);
+        var probe = ProbeCodec.ToProbe(format, "run", 3, ProbeSubject.Example, 1, 1, 1, Random(format.FloatsPerUnit, 2));
+        Assert.Equal([2, 0], format.LayerRanks); // layer 1 (2 x 6) is smaller in full than at rank 2
+        Assert.Equal(new ProbeTensor("layers.1.weight", 2, 6, 0), probe.Tensors[2]);
+        var renamed = probe with { Tensors = [new("fc.weight", 6, 8, 2), .. probe.Tensors.Skip(1)] };
+        Assert.Contains("are not those of mlp:8-6-2 at rank 2", Assert.Throws<ProbeFormatException>(() => ProbeCodec.FormatOf(renamed)).Message, StringComparison.Ordinal);
+        var gpt = probe with { Architecture = "gpt:vocab=65,context=64,d=64,heads=4,layers=2,mlp=4,tied=1" };
+        Assert.Contains("has no probe layout in this build", Assert.Throws<ProbeFormatException>(() => ProbeCodec.FormatOf(gpt)).Message, StringComparison.Ordinal);
+        // Widths come off the wire: parsed with bounds, never used to allocate a model.
+        Assert.Contains("not an integer in 1..1048576", Assert.Throws<ProbeFormatException>(() => ProbeCodec.ParseMlp("mlp:4-99999999999")).Message, StringComparison.Ordinal);
+        Assert.Contains("needs 2..64", Assert.Throws<ProbeFormatException>(() => ProbeCodec.ParseMlp("mlp:4")).Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void LowRankFloat16Probe_IsAboutATenthOfTheFullResponse_AndReconstructsARankRMatrixClosely()
     {
-        var format = new ProbeFormat([784, 128, 64, 10], 16, ProbeElement.Float16);
-        Assert.Equal("mlp-lowrank-r16-f16le", format.Name);
+        var format = new ProbeFormat([784, 128, 64, 10], 16, ProbePrecision.Float16);
+        Assert.Equal("mlp-lowrank-r16-f16", format.Name);
         Assert.Equal([16, 16, 0], format.LayerRanks);
         // A response whose weight layers have rank ≤ 16 survives compression up to f16 rounding.
         var response = new float[format.Layout.ParameterCount];
@@ -47,10 +66,10 @@ public sealed class ProbeCodecTests
 
         var unit = new float[format.FloatsPerUnit];
         format.Compress(response, format.CreateSketch(), unit);
-        var encoded = ProbeCodec.Encode(format, 5000, 10, unit);
-        Assert.True(encoded.Bytes.Length < response.Length * 4 / 10, $"{encoded.Bytes.Length} bytes is not under a tenth of the {response.Length * 4} full bytes");
+        var encoded = EventCodecs.Probes.Encode(ProbeCodec.ToProbe(format, "run", 1, ProbeSubject.Example, 0, 5000, 10, unit));
+        Assert.True(encoded.Length < response.Length * 4 / 10, $"{encoded.Length} bytes is not under a tenth of the {response.Length * 4} full bytes");
         var back = new float[response.Length];
-        format.Expand(ProbeCodec.Decode(encoded.Encoding, encoded.Length, encoded.Bytes).Floats, back);
+        format.Expand(EventCodecs.Probes.Decode(encoded).Factors, back);
         double err = 0, norm = 0;
         for (int i = 0; i < back.Length; i++)
         {
@@ -61,40 +80,14 @@ public sealed class ProbeCodecTests
         Assert.True(Math.Sqrt(err / norm) < 2e-3, $"relative error {Math.Sqrt(err / norm):G3}");
     }
 
-    [Theory]
-    [InlineData(0, "does not start with the \"TDAP\" magic")]
-    [InlineData(1, "does not match its")]
-    [InlineData(2, "format version")]
-    [InlineData(3, "disagrees with its encoding")]
-    [InlineData(4, "needs")]
-    public void MalformedShiftBytes_ThrowProbeFormatExceptionSayingWhat(int damage, string expected)
-    {
-        var format = new ProbeFormat([4, 3, 2], 0, ProbeElement.Float32);
-        var e = ProbeCodec.Encode(format, 1, 1, Random(format.FloatsPerUnit, 2));
-        var bytes = (byte[])e.Bytes.Clone();
-        int length = e.Length;
-        var encoding = e.Encoding;
-        switch (damage)
-        {
-            case 0: bytes[0] = (byte)'X'; break;
-            case 1: length++; break;
-            case 2: bytes[4] = 9; break;
-            case 3: encoding = "f16le"; length *= 2; break;
-            case 4: bytes = bytes[..^4]; length--; break;
-        }
-
-        var error = Assert.Throws<ProbeFormatException>(() => ProbeCodec.Decode(encoding, length, bytes));
-        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
-    }
-
     [Fact]
     public void NonFiniteResponse_IsRefusedAtEncoding()
     {
-        var format = new ProbeFormat([4, 3, 2], 0, ProbeElement.Float16);
+        var format = new ProbeFormat([4, 3, 2], 0, ProbePrecision.Float16);
         var floats = new float[format.FloatsPerUnit];
         floats[3] = 1e6f;
-        Assert.Contains("beyond float16's range", Assert.Throws<ArgumentException>(() => ProbeCodec.Encode(format, 1, 1, floats)).Message, StringComparison.Ordinal);
+        Assert.Contains("beyond float16's range", Assert.Throws<ArgumentException>(() => ProbeCodec.ToProbe(format, "run", 1, ProbeSubject.Example, 0, 1, 1, floats)).Message, StringComparison.Ordinal);
         floats[3] = float.NaN;
-        Assert.Contains("must be finite", Assert.Throws<ArgumentException>(() => ProbeCodec.Encode(format, 1, 1, floats)).Message, StringComparison.Ordinal);
+        Assert.Contains("must be finite", Assert.Throws<ArgumentException>(() => ProbeCodec.ToProbe(format, "run", 1, ProbeSubject.Example, 0, 1, 1, floats)).Message, StringComparison.Ordinal);
     }
 }

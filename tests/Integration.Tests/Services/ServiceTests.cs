@@ -3,6 +3,7 @@ using Attribution.Attribution;
 using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Methods;
 using Attribution.Contracts;
+using Attribution.Engine.Data;
 using Attribution.Engine.Models;
 using Attribution.Engine.Training;
 using Attribution.Ingest;
@@ -151,7 +152,7 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         Assert.Contains("not a valid Arrow IPC stream", dead["bad-bytes"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
         Assert.Contains("has 10 features; the model takes 784", dead["bad-width"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
         Assert.Contains("non-finite value (NaN) at feature 17", dead["bad-nan"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
-        Assert.Contains("this model takes features", dead["bad-tokens"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
+        Assert.Contains("this model is an image classifier and takes features", dead["bad-tokens"].GetHeaderString(DeadLetterPublisher.ErrorMessageHeader), StringComparison.Ordinal);
         Assert.Equal(4, metrics.QueriesRejected);
     }
 
@@ -249,7 +250,7 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         var probes = Pipeline.ReadAll(log, Topics.Probes);
         var keys = probes.Where(r => r.GetHeaderString(EventHeaders.EventType) == EventTypes.InfluenceProbe).Select(r => r.KeyString).Distinct().ToList();
         Assert.Equal(PipelineFixture.TrainCount + PipelineFixture.SourceCount, keys.Count);
-        Assert.Equal(1, probes.Count(r => r.KeyString == SimulatorWorker.CheckpointKey(RunId, 4)));
+        Assert.Equal(1, probes.Count(r => r.KeyString == InfluenceProbe.CheckpointKey(RunId, 4)));
     }
 
     [Fact]
@@ -302,10 +303,19 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         Assert.Equal(4, checkpoint.Step);
         Assert.StartsWith("sha256:", checkpoint.Checksum, StringComparison.Ordinal);
         Assert.Equal(new MlpLayout([784, 16, 10]).ParameterCount, checkpoint.ParameterCount);
+        // The event states the model and the recipe (from run.json): the Simulator needs nothing beside the checkpoint file.
+        var recipe = fixture.Recipe;
+        Assert.Equal(new CheckpointRecipe("mlp:784-16-10", recipe.Optimizer.LearningRate, recipe.Optimizer.WeightDecay, recipe.BatchSize, recipe.Seed, "fashion-mnist"), checkpoint.Recipe);
         var batches = Pipeline.ReadAll(log, Topics.Batches).Select(r => EventCodecs.TrainingBatches.Decode(r.Value)).ToList();
         Assert.Equal(4, batches.Count);
         Assert.All(batches, b => Assert.True(b.ExampleIds.Count <= 64));
         Assert.Equal(Enumerable.Range(0, PipelineFixture.TrainCount).Select(i => (long)i), batches.SelectMany(b => b.ExampleIds).Order());
+        // Each batch carries its examples' inputs, normalised as the run trained on them.
+        var first = batches[0];
+        var inputs = BatchPayload.Decode(first.Payload, first.ExampleIds.Count);
+        var expected = fixture.Data.Train.Select([.. first.ExampleIds.Select(i => (int)i)], recipe.Data.Normalization);
+        Assert.Equal(expected.Inputs, inputs.Inputs);
+        Assert.Equal(expected.Labels, inputs.Labels);
     }
 
     [Fact]
@@ -344,6 +354,88 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         Assert.Equal([RunScanner.SeededSource(8, 1, 3), RunScanner.SeededSource(9, 1, 3)], batches.Single(b => b.Step == 4).SourceIds);
     }
 
+    private CheckpointRecipe Recipe => new("mlp:784-16-10", fixture.Recipe.Optimizer.LearningRate, fixture.Recipe.Optimizer.WeightDecay, fixture.Recipe.BatchSize, fixture.Recipe.Seed, "fashion-mnist");
+
+    [Theory]
+    [InlineData("no-recipe", "the event carries no architecture and recipe")]
+    [InlineData("gpt", "is a language model; the Simulator simulates MLPs until forward-only attribution on the transformer is wired into it")]
+    [InlineData("no-inputs", "40 of 40 examples (first: 0) have no inputs in a TrainingBatch payload on 'batches'")]
+    [InlineData("wrong-architecture", "does not hold a model of architecture mlp:784-32-10")]
+    public async Task CheckpointTheSimulatorCannotSimulate_IsDeadLetteredSayingWhatIsMissing(string variant, string expected)
+    {
+        // The Simulator learns everything from the checkpoint event and the batches: no run.json, no data set of its own.
+        await using var log = Pipeline.NewLog();
+        var (checksum, parameters) = RunScanner.Describe(Path.Combine(fixture.RunDir, RunDirectory.CheckpointFile));
+        var ids = Enumerable.Range(0, 40).Select(i => (long)i).ToArray();
+        var train = fixture.Data.Train.Select([.. Enumerable.Range(0, 40)], fixture.Recipe.Data.Normalization);
+        var recipe = variant switch
+        {
+            "no-recipe" => null,
+            "gpt" => Recipe with { Architecture = "gpt:vocab=65,context=64,d=64,heads=4,layers=2,mlp=4,tied=1", Dataset = "fortunes", Tokenizer = "bytes" },
+            "wrong-architecture" => Recipe with { Architecture = "mlp:784-32-10" },
+            _ => Recipe,
+        };
+        using var host = Pipeline.Build(log, s => s.AddSimulator(o => Pipeline.FastSimulation(o)));
+        await host.StartAsync();
+        var producer = host.Services.GetRequiredService<IEventProducer>();
+        await producer.ProduceAsync(Topics.Batches, EventMessage.Create(variant, EventCodecs.TrainingBatches.Encode(new TrainingBatch(variant, 4, ids, [.. ids.Select(i => i % 2)],
+            variant == "no-inputs" ? null : BatchPayload.Encode(train.Inputs, train.Labels, 784)))));
+        await producer.ProduceAsync(Topics.Checkpoints, EventMessage.Create(variant, EventCodecs.Checkpoints.Encode(
+            new CheckpointPublished(variant, 4, new Uri(Path.Combine(fixture.RunDir, RunDirectory.CheckpointFile)).AbsoluteUri, checksum, parameters, recipe))));
+        var sim = host.Services.GetRequiredService<SimulatorWorker>();
+        await Pipeline.Until(() => sim.DeadLetteredCount, c => c >= 1, "the checkpoint dead-lettered");
+        await host.StopAsync();
+        var dead = Assert.Single(Pipeline.ReadAll(log, Topics.DeadLetter));
+        Assert.Equal(Topics.Checkpoints, dead.GetHeaderString(DeadLetterPublisher.OriginalTopicHeader));
+        var error = dead.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)!;
+        Assert.Contains($"checkpoint {variant} step 4: ", error, StringComparison.Ordinal);
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+        Assert.Equal(0, sim.ProbesPublished);
+        Assert.Equal(0, Pipeline.Count(log, Topics.Probes));
+    }
+
+    [Fact]
+    public async Task LanguageModelRun_IsIngestedAsDocuments_AndItsCheckpointIsDeadLetteredUntilTheSimulatorSimulatesGpts()
+    {
+        // A run as './pipeline train --model gpt' writes it (untrained weights: only the plumbing is under test).
+        var dir = Path.Combine(fixture.Root, "gpt-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var config = new GptConfig(VocabSize: ByteTokenizer.Size, Context: 16, DModel: 8, Heads: 2, Layers: 1);
+        GptCheckpoint.Save(dir, new Gpt(config, seed: 3));
+        var corpus = TextCorpus.Load("fortunes/tao");
+        long[] train = [.. corpus.Documents.Take(12).Select(d => d.Id)];
+        await File.WriteAllTextAsync(Path.Combine(dir, RunDirectory.ManifestFile), System.Text.Json.JsonSerializer.Serialize(new
+        {
+            recipe = new GptRecipe { Config = config, Corpus = corpus.Spec, Steps = 5 },
+            data = new { corpus = corpus.Spec, tokenizer = "bytes", trainDocumentIds = train },
+            checkpoint = GptCheckpoint.WeightsFile,
+        }, new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase }));
+
+        await using var log = Pipeline.NewLog();
+        using var host = Pipeline.Build(log, s =>
+        {
+            s.AddIngest(o => { o.RunDirectory = dir; o.RunId = "lm"; });
+            s.AddSimulator(o => Pipeline.FastSimulation(o));
+        });
+        await host.StartAsync();
+        var sim = host.Services.GetRequiredService<SimulatorWorker>();
+        await Pipeline.Until(() => sim.DeadLetteredCount, c => c >= 1, "the GPT checkpoint dead-lettered");
+        await host.StopAsync();
+
+        // The dead letter holds the checkpoint event as Ingest published it (the embedded log trims committed checkpoints).
+        var dead = Assert.Single(Pipeline.ReadAll(log, Topics.DeadLetter));
+        var checkpoint = EventCodecs.Checkpoints.Decode(dead.Value);
+        Assert.StartsWith("gpt:vocab=259,context=16,d=8,heads=2,layers=1", checkpoint.Recipe!.Architecture, StringComparison.Ordinal);
+        Assert.Equal(("fortunes/tao", "bytes"), (checkpoint.Recipe.Dataset, checkpoint.Recipe.Tokenizer));
+        var batch = EventCodecs.TrainingBatches.Decode(Assert.Single(Pipeline.ReadAll(log, Topics.Batches)).Value);
+        Assert.Equal(train, batch.ExampleIds);
+        Assert.Equal(corpus.Documents.Take(12).Select(d => (long)d.SourceId), batch.SourceIds);
+        Assert.Equal(ByteTokenizer.Instance.EncodeDocument(corpus.Documents[5].Bytes), batch.Documents![5]);
+        Assert.Contains("checkpoint lm step 5: architecture 'gpt:vocab=259", dead.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)!, StringComparison.Ordinal);
+        Assert.Contains("is a language model", dead.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)!, StringComparison.Ordinal);
+        Assert.Equal(0, sim.ProbesPublished);
+    }
+
     [Fact]
     public async Task BatchesCarryingTheirInputs_AreSimulatedFromThePayload_NotFromTheDataset()
     {
@@ -368,7 +460,7 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         var producer = host.Services.GetRequiredService<IEventProducer>();
         await producer.ProduceAsync(Topics.Batches, EventMessage.Create("payload", EventCodecs.TrainingBatches.Encode(new TrainingBatch("payload", 4, ids, [.. ids.Select(i => i % 2)], payload))));
         await producer.ProduceAsync(Topics.Checkpoints, EventMessage.Create("payload", EventCodecs.Checkpoints.Encode(
-            new CheckpointPublished("payload", 4, new Uri(Path.Combine(fixture.RunDir, RunDirectory.CheckpointFile)).AbsoluteUri, checksum, parameters))));
+            new CheckpointPublished("payload", 4, new Uri(Path.Combine(fixture.RunDir, RunDirectory.CheckpointFile)).AbsoluteUri, checksum, parameters, Recipe))));
         var sim = host.Services.GetRequiredService<SimulatorWorker>();
         var done = await sim.WhenProbeSetCompleteAsync("payload", 4).WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(40, done.ExampleProbes);

@@ -1,4 +1,4 @@
-namespace Attribution.Simulator.Tests;
+namespace Attribution.Contracts.Tests;
 
 /// <summary>The training batch payload: inputs and labels round-trip bit for bit; malformed bytes say what is wrong.</summary>
 public sealed class BatchPayloadTests

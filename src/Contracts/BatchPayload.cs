@@ -1,10 +1,10 @@
 using System.Buffers.Binary;
 
-namespace Attribution.Simulator;
+namespace Attribution.Contracts;
 
 /// <summary>
-/// The optional <c>TrainingBatch.Payload</c>: the batch's inputs and labels, for trainers whose data the Simulator cannot
-/// fetch by id. Little-endian: <c>i32 feature count d | per example, in ExampleIds order: i32 label | d × f32</c>.
+/// The <c>TrainingBatch.Payload</c> of a classifier run: the batch's inputs and labels (Ingest attaches them; the
+/// Simulator reads no data set of its own). Little-endian: <c>i32 feature count d | per example, in ExampleIds order: i32 label | d × f32</c>.
 /// </summary>
 public static class BatchPayload
 {

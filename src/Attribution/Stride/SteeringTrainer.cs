@@ -1,0 +1,319 @@
+using Attribution.Attribution.Kernels;
+using Attribution.Engine;
+using Attribution.Engine.Models;
+using Attribution.Engine.Optim;
+
+namespace Attribution.Attribution.Stride;
+
+/// <summary>
+/// Trains STRIDE's steering operators on a frozen classifier (shared/docs/stride.md §4) with
+/// <c>L = L_fid + β·L_stab + κ·L_lin</c>:
+/// <list type="bullet">
+/// <item>fidelity: steered cross-entropy of each subset's members under its own operator, averaged per subset;</item>
+/// <item>stability: KL(frozen ‖ steered) on a fresh reference batch drawn outside the subset every step;</item>
+/// <item>linearity: for a few inputs, the K responses y must fit the additive model: ‖(I − P)y‖²/K with
+/// P = M̃(M̃ᵀM̃ + γI)⁻¹M̃ᵀ and M̃ = M·R a Gaussian sketch redrawn every step.</item>
+/// </list>
+/// The frozen model is run once over the training set (logits and the hidden activation are then constants); every step
+/// is a full-batch Adam step on the basis and all K matrices, with exact hand-written gradients. a_k starts at 0, so
+/// every operator starts as the frozen model.
+/// </summary>
+public static class SteeringTrainer
+{
+    /// <summary>Trains operators for <paramref name="design"/> over the training set (<paramref name="inputs"/> [n, d], <paramref name="labels"/> [n]).</summary>
+    public static SteeringOperators Train(IHiddenStateModel model, ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, SubsetDesign design,
+        SteeringOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(design);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        int n = labels.Length;
+        if (design.Examples != n)
+        {
+            throw new ArgumentException($"SteeringTrainer: the design covers {design.Examples} examples; the training set has {n}.");
+        }
+
+        int layer = options.Layer < 0 ? model.HiddenLayerCount - 1 : options.Layer;
+        if (layer >= model.HiddenLayerCount)
+        {
+            throw new ArgumentException($"SteeringTrainer: layer {options.Layer} does not exist; {model.Architecture} has hidden layers 0..{model.HiddenLayerCount - 1}.");
+        }
+
+        int width = model.HiddenWidth(layer), c = model.Classes, r = options.Rank, kk = design.Subsets;
+        var o = new float[(long)n * c];
+        var h = new float[(long)n * width];
+        model.LogitsAndHidden(inputs, n, layer, o, h);
+
+        var rng = new Rng(options.Seed);
+        var basis = new Parameter("stride.basis", r, width);
+        var matrices = new Parameter("stride.matrices", r, kk * c);
+        rng.FillNormal(basis.Data, 0f, 1f / MathF.Sqrt(width));
+        var operators = new SteeringOperators(layer, width, r, c, kk, options.Measure, basis.Data, matrices.Data);
+        var optimizer = new AdamW([basis, matrices], weightDecay: 0f);
+        var state = new StepState(operators, design, o, h, labels.ToArray(), options);
+        for (int step = 0; step < options.Steps; step++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            state.Gradients(step, rng, basis.Grad, matrices.Grad);
+            optimizer.Step(options.LearningRate);
+        }
+
+        return operators;
+    }
+
+    /// <summary>
+    /// The three loss terms at the operators' current parameters (fidelity, stability before β, linearity before κ; the
+    /// objective is <c>fid + β·stab + κ·lin</c>) and its exact gradient, written into <paramref name="gradBasis"/> [r·H]
+    /// and <paramref name="gradMatrices"/> [r·K·C]. <paramref name="step"/> selects the step's reference draws and sketch.
+    /// </summary>
+    public static (double Fidelity, double Stability, double Linearity) LossesAndGradients(SteeringOperators operators, IHiddenStateModel model,
+        ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, SubsetDesign design, SteeringOptions options, float[] gradBasis, float[] gradMatrices, int step = 0)
+    {
+        ArgumentNullException.ThrowIfNull(operators);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(gradBasis);
+        ArgumentNullException.ThrowIfNull(gradMatrices);
+        if (gradBasis.Length != operators.Basis.Length || gradMatrices.Length != operators.Matrices.Length || design.Subsets != operators.Subsets)
+        {
+            throw new ArgumentException("SteeringTrainer.LossesAndGradients: gradient buffers or design do not match the operators.");
+        }
+
+        int n = labels.Length;
+        var o = new float[(long)n * operators.Classes];
+        var h = new float[(long)n * operators.Width];
+        model.LogitsAndHidden(inputs, n, operators.Layer, o, h);
+        var state = new StepState(operators, design, o, h, labels.ToArray(), options);
+        return state.Gradients(step, new Rng(options.Seed ^ (ulong)step), gradBasis, gradMatrices);
+    }
+
+    private sealed class StepState(SteeringOperators op, SubsetDesign design, float[] o, float[] h, int[] labels, SteeringOptions options)
+    {
+        private readonly int _n = labels.Length;
+        private readonly float[] _u = new float[labels.Length * op.Rank];
+
+        // Fills the gradients of L at the current parameters and returns the three loss values.
+        public (double, double, double) Gradients(int step, Rng rng, float[] gradBasis, float[] gradMatrices)
+        {
+            int n = _n, r = op.Rank, c = op.Classes, kk = op.Subsets, kc = kk * c;
+            Blas.Gemm(false, true, n, r, op.Width, 1f, h, op.Basis, 0f, _u);
+            Array.Clear(gradMatrices);
+            var gradU = new float[n * r];
+            var gate = new object();
+            double fid = 0, stab = 0;
+            ulong stepSeed = options.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(step + 1));
+            Parallel.For(0, kk, () => (new float[n * r], new double[2]), (k, _, local) =>
+            {
+                var members = design.MembersOf(k);
+                var z = new float[c];
+                var g = new float[c];
+                float fidScale = 1f / (kk * Math.Max(members.Length, 1));
+                foreach (int i in members)
+                {
+                    Shift(i, k, z);
+                    local.Item2[0] += MlpKernels.Output(ModelOutput.Loss, z, labels[i], fidScale, g) * fidScale;
+                    Accumulate(i, k, g, gradMatrices, local.Item1);
+                }
+
+                int refs = options.ReferenceSize > 0 ? options.ReferenceSize : Math.Max(members.Length, 1);
+                var draw = new Rng(stepSeed ^ (0xD1B54A32D192ED03UL * (ulong)(k + 1)));
+                float stabScale = options.Stability / (kk * refs);
+                for (int t = 0; t < refs && options.Stability > 0 && members.Length < n; t++)
+                {
+                    int i = draw.NextInt(n);
+                    if (design.SubsetsOf(i).Contains(k))
+                    {
+                        t--;
+                        continue;
+                    }
+
+                    Shift(i, k, z);
+                    local.Item2[1] += Kl(o.AsSpan(i * c, c), z, stabScale, g) * stabScale;
+                    Accumulate(i, k, g, gradMatrices, local.Item1);
+                }
+
+                return local;
+            }, local =>
+            {
+                lock (gate)
+                {
+                    fid += local.Item2[0];
+                    stab += local.Item2[1];
+                    for (int t = 0; t < gradU.Length; t++)
+                    {
+                        gradU[t] += local.Item1[t];
+                    }
+                }
+            });
+
+            double lin = options.Linearity > 0 ? Linearity(rng, gradMatrices, gradU) : 0;
+            Blas.Gemm(true, false, r, op.Width, n, 1f, gradU, h, 0f, gradBasis);
+            return (fid, options.Stability > 0 ? stab / options.Stability : 0, lin);
+        }
+
+        // κ·mean over inputs of ‖(I − P)y‖²/K, and its gradient (see the class summary).
+        private double Linearity(Rng rng, float[] gradMatrices, float[] gradU)
+        {
+            int kk = op.Subsets, c = op.Classes, q = Math.Min(options.SketchSize, kk);
+            // Sketch M̃ = M·R with R ∈ ℝ^{n×q} Gaussian: row k of M̃ is the sum of R's rows over A_k's members.
+            var sketchRows = new float[_n * q];
+            rng.FillNormal(sketchRows);
+            var mt = new double[kk * q];
+            for (int k = 0; k < kk; k++)
+            {
+                foreach (int i in design.MembersOf(k))
+                {
+                    for (int j = 0; j < q; j++)
+                    {
+                        mt[k * q + j] += sketchRows[i * q + j];
+                    }
+                }
+            }
+
+            var gram = new double[q * q];
+            for (int k = 0; k < kk; k++)
+            {
+                for (int a = 0; a < q; a++)
+                {
+                    double v = mt[k * q + a];
+                    for (int b = 0; b <= a; b++)
+                    {
+                        gram[a * q + b] += v * mt[k * q + b];
+                    }
+                }
+            }
+
+            double trace = 0;
+            for (int a = 0; a < q; a++)
+            {
+                trace += gram[a * q + a];
+            }
+
+            double ridge = options.Ridge * trace / q;
+            for (int a = 0; a < q; a++)
+            {
+                gram[a * q + a] += ridge;
+                for (int b = 0; b < a; b++)
+                {
+                    gram[b * q + a] = gram[a * q + b];
+                }
+            }
+
+            Linalg.Cholesky(gram, q);
+            double total = 0;
+            int inputs = options.LinearityInputs;
+            var y = new double[kk];
+            var res = new double[kk];
+            var pres = new double[kk];
+            var z = new float[c];
+            var g = new float[c];
+            for (int s = 0; s < inputs; s++)
+            {
+                int i = rng.NextInt(_n);
+                var oi = o.AsSpan(i * c, c);
+                double baseValue = MlpKernels.Output(op.Helpful, oi, labels[i], 1f, default);
+                for (int k = 0; k < kk; k++)
+                {
+                    Shift(i, k, z);
+                    y[k] = MlpKernels.Output(op.Helpful, z, labels[i], 1f, default) - baseValue;
+                }
+
+                Project(mt, gram, kk, q, y, res);
+                for (int k = 0; k < kk; k++)
+                {
+                    res[k] = y[k] - res[k];
+                    total += res[k] * res[k];
+                }
+
+                // ∂/∂y of ‖(I − P)y‖² is 2(I − P)ᵀ(I − P)y = 2(r − P r) (P is symmetric).
+                Project(mt, gram, kk, q, res, pres);
+                double scale = 2.0 * options.Linearity / ((double)kk * inputs);
+                for (int k = 0; k < kk; k++)
+                {
+                    Shift(i, k, z);
+                    MlpKernels.Output(op.Helpful, z, labels[i], (float)(scale * (res[k] - pres[k])), g);
+                    Accumulate(i, k, g, gradMatrices, gradU);
+                }
+            }
+
+            return total / ((double)kk * inputs);
+        }
+
+        // destination = M̃ (M̃ᵀM̃ + γI)⁻¹ M̃ᵀ v, with the Gram matrix already Cholesky-factored.
+        private static void Project(double[] mt, double[] cholesky, int kk, int q, double[] v, double[] destination)
+        {
+            var t = new double[q];
+            for (int k = 0; k < kk; k++)
+            {
+                for (int j = 0; j < q; j++)
+                {
+                    t[j] += mt[k * q + j] * v[k];
+                }
+            }
+
+            Linalg.CholeskySolve(cholesky, q, t);
+            for (int k = 0; k < kk; k++)
+            {
+                double s = 0;
+                for (int j = 0; j < q; j++)
+                {
+                    s += mt[k * q + j] * t[j];
+                }
+
+                destination[k] = s;
+            }
+        }
+
+        // z = o_i + (B·h_i)ᵀ a_k.
+        private void Shift(int i, int k, Span<float> z)
+        {
+            int r = op.Rank, c = op.Classes, kc = op.Subsets * c;
+            o.AsSpan(i * c, c).CopyTo(z);
+            for (int j = 0; j < r; j++)
+            {
+                float uij = _u[i * r + j];
+                var a = op.Matrices.AsSpan(j * kc + k * c, c);
+                for (int t = 0; t < c; t++)
+                {
+                    z[t] += uij * a[t];
+                }
+            }
+        }
+
+        // Back-propagates a logit gradient g of pair (i, k) into a_k and u_i.
+        private void Accumulate(int i, int k, ReadOnlySpan<float> g, float[] gradMatrices, float[] gradU)
+        {
+            int r = op.Rank, c = op.Classes, kc = op.Subsets * c;
+            for (int j = 0; j < r; j++)
+            {
+                float uij = _u[i * r + j];
+                var a = op.Matrices.AsSpan(j * kc + k * c, c);
+                var ga = gradMatrices.AsSpan(j * kc + k * c, c);
+                float dot = 0;
+                for (int t = 0; t < c; t++)
+                {
+                    ga[t] += uij * g[t];
+                    dot += g[t] * a[t];
+                }
+
+                gradU[i * r + j] += dot;
+            }
+        }
+
+        // KL(softmax(p) ‖ softmax(z)) and scale·∂/∂z = scale·(softmax(z) − softmax(p)).
+        private static float Kl(ReadOnlySpan<float> p, ReadOnlySpan<float> z, float scale, Span<float> gradient)
+        {
+            float lp = MlpKernels.LogSumExp(p), lz = MlpKernels.LogSumExp(z);
+            double kl = 0;
+            for (int t = 0; t < p.Length; t++)
+            {
+                double pp = Math.Exp(p[t] - lp), qz = Math.Exp(z[t] - lz);
+                kl += pp * ((p[t] - lp) - (z[t] - lz));
+                gradient[t] = (float)(scale * (qz - pp));
+            }
+
+            return (float)kl;
+        }
+    }
+}

@@ -1,0 +1,72 @@
+namespace Attribution.Attribution.Stride;
+
+/// <summary>How STRIDE's scores are combined with a second method's (forward-only) scores.</summary>
+public enum StrideCombination
+{
+    /// <summary>STRIDE alone.</summary>
+    None,
+
+    /// <summary>
+    /// The partner's scores as the Lasso's prior (adaptive-Lasso penalty factors): ω_i = 1 / (floor + |s_i| / max_j |s_j|),
+    /// so examples the partner finds influential are cheaper to select; the dense tie-break stays STRIDE's own.
+    /// </summary>
+    Prior,
+
+    /// <summary>
+    /// A calibrated sum: each method's per-query scores are standardised (zero mean, unit variance over the training
+    /// examples) and added, the partner's with weight <see cref="StrideOptions.CombineWeight"/>.
+    /// </summary>
+    Sum,
+}
+
+/// <summary>All of STRIDE's settings: the subset design, the operators, the recovery and the optional combination.</summary>
+public sealed record StrideOptions
+{
+    /// <summary>Number of subsets K (the paper: 1000).</summary>
+    public int Subsets { get; init; } = 1000;
+
+    /// <summary>Subsets per example d (the paper: 10).</summary>
+    public int Degree { get; init; } = 10;
+
+    /// <summary>Seed of the membership draw.</summary>
+    public ulong DesignSeed { get; init; } = 0x5712DE;
+
+    /// <summary>Operator shape and training.</summary>
+    public SteeringOptions Steering { get; init; } = new();
+
+    /// <summary>Sparse recovery (λ rule, intercept, sign).</summary>
+    public LassoOptions Lasso { get; init; } = new() { Rule = LambdaRule.FixedFraction };
+
+    /// <summary>
+    /// Weight τ of the dense tie-break added to the Lasso solution: τ·Mᵀ(y − ȳ)/d, the mean centred measurement of an
+    /// example's d subsets (shared/docs/stride.md §6: examples the Lasso leaves at zero would otherwise all tie).
+    /// 0 = pure Lasso scores.
+    /// </summary>
+    public double Dense { get; init; } = 0.05;
+
+    /// <summary>Combination with forward-only (needs forward-only's precompute too).</summary>
+    public StrideCombination Combine { get; init; } = StrideCombination.None;
+
+    /// <summary>Weight of the partner's standardised scores in <see cref="StrideCombination.Sum"/>.</summary>
+    public double CombineWeight { get; init; } = 1.0;
+
+    /// <summary>Floor of the prior's relative partner score in <see cref="StrideCombination.Prior"/> (bounds ω_i ≤ 1/floor).</summary>
+    public double PriorFloor { get; init; } = 0.1;
+
+    /// <summary>Throws with the offending option when a value is out of range.</summary>
+    public void Validate()
+    {
+        if (Subsets < 2 || Degree < 1 || Degree > Subsets)
+        {
+            throw new ArgumentException($"StrideOptions: need K ≥ 2 and 1 ≤ d ≤ K; got K = {Subsets}, d = {Degree}.");
+        }
+
+        if (!(Dense >= 0) || double.IsInfinity(Dense) || !(CombineWeight >= 0) || double.IsInfinity(CombineWeight) || !(PriorFloor > 0) || double.IsInfinity(PriorFloor))
+        {
+            throw new ArgumentException($"StrideOptions: dense ({Dense}) and combine-weight ({CombineWeight}) must be finite and ≥ 0, prior-floor ({PriorFloor}) finite and > 0.");
+        }
+
+        Steering.Validate();
+        Lasso.Validate();
+    }
+}

@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Attribution.Attribution;
+using Attribution.Attribution.Evaluation;
+using Attribution.Engine.Models;
+
+namespace Attribution.Cli.Evaluation;
+
+/// <summary>One method's row of the language-model LDS table.</summary>
+internal sealed record LmMethodResult(
+    string Spec,
+    string Description,
+    MetricSummary Lds,
+    MetricSummary LdsSeed0,
+    MetricSummary? SourceLds,
+    double PrecomputeSeconds,
+    double SingleP50Ms,
+    double BatchedMsPerQuery,
+    double MicrosecondsPerDocument,
+    long StateBytes,
+    double AllocatedBytesPerQuery,
+    string? Error = null);
+
+/// <summary>
+/// Scores every method on the language-model LDS ground truth (<see cref="LmLdsRunner"/>): the methods see the full-pool
+/// fine-tuned model θ*, the pool documents as units with their sources, and the queries as prompt + completion rows;
+/// each method's quality (document- and source-level LDS) and cost (precompute, latency, state, allocation) are measured
+/// in the same run. The harness key <c>models=K</c> gives a method K full-pool fine-tunes (seeds 0..K−1 after the
+/// reference one) as its checkpoints; TracIn always gets the reference fine-tune's epoch checkpoints.
+/// </summary>
+internal static class LmLdsTable
+{
+    /// <summary>Every method on the transformer; TRAK over a grid of projection sizes and dampings (the best is marked in the report).</summary>
+    internal static readonly string[] DefaultMethods =
+    [
+        "forward-only:horizon=10,batch=8",
+        "trak:k=1024,damping=0.1", "trak:k=1024,damping=1", "trak:k=1024,damping=3", "trak:k=1024,damping=10",
+        "trak:k=256,damping=3", "trak:k=4096,damping=3",
+        "tracin", "grad-dot",
+        "bm25:ngram=1", "bm25:ngram=3", "bm25:ngram=5",
+        "repsim",
+    ];
+
+    private static readonly string[] GradientMethods = ["trak", "tracin", "grad-dot", "if"];
+
+    /// <summary>
+    /// The comparison: the best LDS of each method name (over its configurations), and forward-only's best as a
+    /// multiple of the best gradient baseline (TRAK, TracIn, Grad-Dot, IF) and of the best non-gradient one.
+    /// </summary>
+    public static IReadOnlyList<string> Comparison(IReadOnlyList<LmMethodResult> rows)
+    {
+        var ok = rows.Where(r => r.Error is null && !double.IsNaN(r.Lds.Mean)).ToArray();
+        var best = ok.GroupBy(r => EvalRunner.ParseSpec(r.Spec).Name.ToLowerInvariant())
+            .ToDictionary(g => g.Key, g => g.MaxBy(r => r.Lds.Mean)!);
+        var lines = best.OrderByDescending(kv => kv.Value.Lds.Mean)
+            .Select(kv => string.Create(CultureInfo.InvariantCulture, $"best {kv.Key}: `{kv.Value.Spec}` {kv.Value.Lds.Mean:F3} ± {kv.Value.Lds.Ci95:F3}")).ToList();
+        if (best.TryGetValue("forward-only", out var fo))
+        {
+            var gradient = best.Where(kv => GradientMethods.Contains(kv.Key)).Select(kv => kv.Value).MaxBy(r => r.Lds.Mean);
+            var lexical = best.Where(kv => kv.Key is "bm25" or "repsim").Select(kv => kv.Value).MaxBy(r => r.Lds.Mean);
+            if (gradient is not null)
+            {
+                lines.Add(string.Create(CultureInfo.InvariantCulture, $"forward-only / best gradient baseline (`{gradient.Spec}`) = {fo.Lds.Mean / gradient.Lds.Mean:F2}x (goal ≥ 1.25x)"));
+            }
+
+            if (lexical is not null)
+            {
+                lines.Add(string.Create(CultureInfo.InvariantCulture, $"forward-only / best non-gradient baseline (`{lexical.Spec}`) = {fo.Lds.Mean / lexical.Lds.Mean:F2}x (goal > 1x)"));
+            }
+        }
+
+        return lines;
+    }
+
+    /// <summary>Builds every method once so a typo fails before the long retraining.</summary>
+    public static void Validate(IEnumerable<string> specs)
+    {
+        foreach (var spec in specs)
+        {
+            var (name, opts) = EvalRunner.ParseSpec(spec);
+            _ = MethodFactory.Create(name, WithoutHarnessKeys(opts));
+        }
+    }
+
+    /// <summary>Precomputes and scores every method; returns their rows in the order given.</summary>
+    public static IReadOnlyList<LmMethodResult> Run(LmLdsOptions options, LmLdsData data, LmLdsRunner runner, LmLdsTruth truth, CancellationToken cancellationToken)
+    {
+        var results = new List<LmMethodResult>();
+        var extra = new Dictionary<int, float[]>();
+        var queries = QueryBatch.Completions(data.Queries, options.Config.Context);
+        var target = truth.Examples.Replicates.Count > 1 ? truth.Examples.Mean() : truth.Examples.Primary;
+        var sourceTarget = truth.Sources is { } st ? (st.Replicates.Count > 1 ? st.Mean() : st.Primary) : null;
+        int n = data.PoolDocuments.Length, q = data.Queries.Length;
+        foreach (var spec in options.Methods)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var (name, opts) = EvalRunner.ParseSpec(spec);
+            int models = opts.TryGetValue("models", out var mv) && int.TryParse(mv, NumberStyles.Integer, CultureInfo.InvariantCulture, out int k) && k >= 1 ? k : 1;
+            var checkpoints = name.Equals("tracin", StringComparison.OrdinalIgnoreCase)
+                ? truth.FullCheckpoints
+                : [truth.FullTheta, .. Enumerable.Range(1, models - 1).Select(s => extra.TryGetValue(s, out var t) ? t : extra[s] = runner.FineTuneFull(truth, (int)(options.Seed & 0x7FFF_FFFF) + s, cancellationToken))];
+            var config = options.Config;
+            var problem = new AttributionProblem(() => new GptModel(new Gpt(config, seed: 0)), truth.FullTheta,
+                AttributionProblem.Documents(data.PoolDocuments, config.Context), data.PoolSourceIds, data.SourcesPresent.Length,
+                options.FineTuneRecipe.WeightDecay, checkpoints)
+            {
+                TrainingLearningRate = options.FineTuneRecipe.LearningRate,
+            };
+            var method = MethodFactory.Create(name, WithoutHarnessKeys(opts));
+            Console.WriteLine($"  scoring {spec}");
+            ScoreMatrix scores;
+            double pre, batched, allocated;
+            double[] single;
+            try
+            {
+                (scores, pre, single, batched, allocated) = Measure(method, problem, data.Queries, options, cancellationToken);
+            }
+            catch (Exception e) when (e is NotSupportedException or ArgumentException or InvalidOperationException)
+            {
+                // A method that cannot run on a transformer yet is a row saying why, not the end of the table.
+                var none = MetricSummary.FromPerQuery([]);
+                results.Add(new LmMethodResult(spec, method.Describe(), none, none, null, 0, double.NaN, double.NaN, double.NaN, 0, double.NaN, e.Message));
+                continue;
+            }
+
+            var predicted = Lds.Predict(scores.Scores, q, n, truth.Plan.Subsets);
+            var lds = Lds.Correlate(predicted, target, truth.Plan.Count, q);
+            var seed0 = Lds.Correlate(predicted, truth.Examples.Primary, truth.Plan.Count, q);
+            MetricSummary? sourceLds = truth.SourcePlan is { } sp && sourceTarget is not null
+                ? SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sp, sourceTarget)
+                : null;
+            results.Add(new LmMethodResult(spec, method.Describe() + (models > 1 ? $"; {models} models" : string.Empty), lds, seed0, sourceLds, pre,
+                Percentiles.Of(single, 50), batched, batched * 1000 / n, method.StateBytes, allocated));
+        }
+
+        return results;
+    }
+
+    /// <summary>One console line per method.</summary>
+    public static string Line(LmMethodResult r) => r.Error is { } error ? $"{r.Spec,-28} not run: {error}" : string.Create(CultureInfo.InvariantCulture,
+        $"{r.Spec,-28} LDS {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3}  source {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")}  precompute {r.PrecomputeSeconds:F1} s  single p50 {r.SingleP50Ms:F2} ms  batched {r.BatchedMsPerQuery:F3} ms/query ({r.MicrosecondsPerDocument:F2} µs/doc)  state {r.StateBytes / 1048576.0:F2} MiB");
+
+    private static (ScoreMatrix Scores, double Precompute, double[] SingleMs, double BatchedMsPerQuery, double AllocatedPerQuery) Measure(
+        IAttributionMethod method, AttributionProblem problem, CompletionQuery[] queries, LmLdsOptions options, CancellationToken cancellationToken)
+    {
+        int context = options.Config.Context;
+        var clock = Stopwatch.StartNew();
+        method.Precompute(problem, cancellationToken);
+        double pre = clock.Elapsed.TotalSeconds;
+        method.Score(QueryBatch.Completions(queries[..1], context), cancellationToken);
+        int singles = Math.Min(options.LatencyQueries, queries.Length);
+        var singleMs = new double[singles];
+        for (int i = 0; i < singles; i++)
+        {
+            var one = QueryBatch.Completions(queries[i..(i + 1)], context);
+            clock.Restart();
+            method.Score(one, cancellationToken);
+            singleMs[i] = clock.Elapsed.TotalMilliseconds;
+        }
+
+        int n = problem.Count;
+        var all = new float[(long)queries.Length * n];
+        double batchedMs = 0;
+        long allocated = 0;
+        for (int start = 0; start < queries.Length; start += options.QueryBatch)
+        {
+            int count = Math.Min(options.QueryBatch, queries.Length - start);
+            var batch = QueryBatch.Completions(queries[start..(start + count)], context);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            clock.Restart();
+            var s = method.Score(batch, cancellationToken);
+            batchedMs += clock.Elapsed.TotalMilliseconds;
+            allocated += GC.GetAllocatedBytesForCurrentThread() - before;
+            if (s.QueryCount != count || s.ExampleCount != n)
+            {
+                throw new InvalidOperationException($"method {method.Name} returned a {s.QueryCount}×{s.ExampleCount} score matrix for {count} queries over {n} documents.");
+            }
+
+            s.Scores.CopyTo(all.AsSpan(start * n, count * n));
+        }
+
+        return (new ScoreMatrix(all, queries.Length, n, problem.SourceIds, problem.SourceCount), pre, singleMs, batchedMs / queries.Length, (double)allocated / queries.Length);
+    }
+
+    /// <summary>Writes report.md and the ground-truth artefacts (subsets, outputs per replicate, per-query LDS).</summary>
+    public static void WriteReport(IReadOnlyList<LmMethodResult> rows, LmLdsOptions o, LmLdsData data, LmLdsTruth truth, string outDir, string commandLine, string hardware)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        Directory.CreateDirectory(outDir);
+        var md = new StringBuilder();
+        md.Append("# Language-model LDS report\n\n");
+        md.Append(inv, $"Command: `{commandLine}`\n\n## Setting\n\n");
+        md.Append(inv, $"- Model: GPT-2 layout {o.Config}; tokenizer {o.Tokenizer}\n");
+        md.Append(inv, $"- Corpus: {data.Corpus.Spec} ({data.Corpus.Documents.Count} documents, {data.Corpus.Sources.Count} sources); documents of {o.MinTokens}..{o.Config.Context + 1} framed tokens only\n");
+        md.Append(inv, $"- Base model: trained from scratch on {data.BaseDocuments.Length} documents (`{o.BaseRecipe.Key}`)\n");
+        md.Append(inv, $"- Pool (LDS units): {data.PoolDocuments.Length} documents from {data.SourcesPresent.Length} sources; every subset model = the base fine-tuned on the subset (`{o.FineTuneRecipe.Key}`), seed = data order\n");
+        md.Append(inv, $"- Queries: {data.Queries.Length} held-out documents; prompt = first half of the framed tokens, completion = the rest; output = {CompletionQuery.OutputFunction} (larger = better, compared as is)\n");
+        md.Append(inv, $"- Document-level LDS: m = {truth.Plan.Count} subsets, α = {o.Alpha}, {o.SeedsPerSubset} seeds per subset (target = their mean), subset draw seed {o.Seed}\n");
+        if (truth.SourcePlan is { } sp)
+        {
+            md.Append(inv, $"- Source-level LDS: {sp.Count} subsets of round(α·{sp.PoolSize}) sources, each model fine-tuned on all pool documents of its sources; a method predicts the sum of its source scores\n");
+        }
+
+        md.Append(inv, $"- Ground truth: setting `{truth.SettingHash}`, {truth.ModelsTrained} models trained this run, {truth.ModelsFromCache} from cache, {truth.Seconds:F1} s");
+        md.Append(double.IsNaN(truth.SecondsPerFineTune) ? "\n" : string.Create(inv, $" ({truth.SecondsPerFineTune:F2} s per fine-tune)\n"));
+        md.Append(inv, $"- Mean query log-likelihood: base {truth.BaseOutputs.Average():F2}, full-pool fine-tune {truth.FullOutputs.Average():F2} nats\n");
+        md.Append(inv, $"- Hardware: {hardware}\n\n## LDS, latency and memory per method\n\n");
+        if (truth.Examples.NoiseCeiling() is { } c)
+        {
+            md.Append(inv, $"Noise ceiling (Spearman between the two seeds of every subset model): document level **{c.Mean:F3}** ± {c.Ci95:F3}");
+            if (truth.Sources?.NoiseCeiling() is { } sc)
+            {
+                md.Append(inv, $", source level **{sc.Mean:F3}** ± {sc.Ci95:F3}");
+            }
+
+            md.Append(".\n\n");
+        }
+
+        md.Append("| method | configuration | LDS (2-seed mean) | LDS (seed 0) | source LDS | precompute s | single p50 ms | batched ms/query | µs/document | state MiB | allocated MiB/query |\n");
+        md.Append("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        foreach (var r in rows.Where(r => r.Error is null))
+        {
+            md.Append(inv, $"| `{r.Spec}` | {r.Description} | {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3} | {r.LdsSeed0.Mean:F3} ± {r.LdsSeed0.Ci95:F3} | {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")} | {r.PrecomputeSeconds:F2} | {r.SingleP50Ms:F2} | {r.BatchedMsPerQuery:F3} | {r.MicrosecondsPerDocument:F3} | {r.StateBytes / 1048576.0:F2} | {r.AllocatedBytesPerQuery / 1048576.0:F2} |\n");
+        }
+
+        md.Append("\n± = 95% interval over queries (1.96·std/√queries). Skipped queries (constant predictions): ");
+        md.Append(string.Join(", ", rows.Where(r => r.Error is null).Select(r => $"{r.Spec} {r.Lds.Skipped}"))).Append(".\n");
+        md.Append('\n');
+        foreach (var line in Comparison(rows))
+        {
+            md.Append("- ").Append(line).Append('\n');
+        }
+
+        foreach (var r in rows.Where(r => r.Error is not null))
+        {
+            md.Append(inv, $"\nNot run: `{r.Spec}`: {r.Error}\n");
+        }
+
+        File.WriteAllText(Path.Combine(outDir, "report.md"), md.ToString());
+        var csv = new StringBuilder("replicate,subset,query,output\n");
+        for (int r = 0; r < truth.Examples.Replicates.Count; r++)
+        {
+            var y = truth.Examples.Replicates[r];
+            for (int j = 0; j < truth.Plan.Count; j++)
+            {
+                for (int qi = 0; qi < truth.Examples.QueryCount; qi++)
+                {
+                    csv.Append(inv, $"{r},{j},{qi},{y[(j * truth.Examples.QueryCount) + qi]:R}\n");
+                }
+            }
+        }
+
+        File.WriteAllText(Path.Combine(outDir, "ground-truth.csv"), csv.ToString());
+        File.WriteAllLines(Path.Combine(outDir, "subsets.txt"), truth.Plan.Subsets.Select((s, j) => $"{string.Join(' ', truth.Plan.Seeds[j])}: {string.Join(' ', s.Select(i => data.Corpus.Documents[data.Split.Pool[i]].Id))}"));
+    }
+
+    private static Dictionary<string, string> WithoutHarnessKeys(Dictionary<string, string> opts) =>
+        opts.Where(kv => !kv.Key.Equals("models", StringComparison.OrdinalIgnoreCase)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.OrdinalIgnoreCase);
+}

@@ -1,0 +1,59 @@
+namespace Attribution.Integration.Tests.Services;
+
+/// <summary>
+/// <c>pipeline bench lm-lds</c> as a user runs it, at a tiny size (two fortune files, a width-8 GPT, 3 subsets × 2
+/// seeds): the ground truth is trained once and read back from the cache, the report holds the noise ceiling and a row
+/// per method, and a mistyped method is refused before any training.
+/// </summary>
+public sealed class LmLdsBenchTests
+{
+    private static string[] Args(string root, params string[] methods) =>
+    [
+        "bench", "lm-lds", "--corpus", "fortunes/bofh-excuses,fortunes/kids", "--d-model", "8", "--layers", "1", "--heads", "1",
+        "--base-docs", "40", "--pool", "16", "--queries", "4", "--subsets", "3", "--source-subsets", "0", "--base-epochs", "1",
+        "--epochs", "1", "--latency-queries", "2", "--query-batch", "2", "--cache", Path.Combine(root, "cache"), "--out", Path.Combine(root, "report"),
+        .. methods.SelectMany(m => new[] { "--method", m }),
+    ];
+
+    [Fact]
+    public async Task GroundTruth_IsTrainedOnce_ThenReadFromTheCache_AndEveryMethodGetsARow()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "lm-lds-test-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var first = await CliProcess.RunAsync(CliProcess.Dll, Args(root, "bm25:ngram=3", "grad-dot", "repsim"), TimeSpan.FromSeconds(300));
+            Assert.True(first.ExitCode == 0, first.Output);
+            // base + full-pool model + its 1 epoch checkpoint + 3 subsets × 2 seeds.
+            Assert.Contains("ground truth: 9 models trained, 0 from cache", first.Output, StringComparison.Ordinal);
+            var report = await File.ReadAllTextAsync(Path.Combine(root, "report", "report.md"));
+            Assert.Contains("Noise ceiling (Spearman between the two seeds of every subset model): document level", report, StringComparison.Ordinal);
+            Assert.Contains("| `bm25:ngram=3` |", report, StringComparison.Ordinal);
+            Assert.Contains("| `grad-dot` |", report, StringComparison.Ordinal);
+            Assert.Contains("| `repsim` |", report, StringComparison.Ordinal);
+            var truth = await File.ReadAllLinesAsync(Path.Combine(root, "report", "ground-truth.csv"));
+            Assert.Equal(1 + (2 * 3 * 4), truth.Length);
+
+            var second = await CliProcess.RunAsync(CliProcess.Dll, Args(root, "bm25:ngram=3"), TimeSpan.FromSeconds(300));
+            Assert.True(second.ExitCode == 0, second.Output);
+            Assert.Contains("ground truth: 0 models trained, 9 from cache", second.Output, StringComparison.Ordinal);
+            Assert.Equal(truth, await File.ReadAllLinesAsync(Path.Combine(root, "report", "ground-truth.csv")));
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_mistyped_method_is_refused_before_any_training()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "lm-lds-test-" + Guid.NewGuid().ToString("N")[..8]);
+        var result = await CliProcess.RunAsync(CliProcess.Dll, Args(root, "bm26"), TimeSpan.FromSeconds(120));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("Unknown attribution method 'bm26'", result.Output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(root, "cache")));
+    }
+}
