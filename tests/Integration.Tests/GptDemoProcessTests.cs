@@ -62,7 +62,7 @@ public sealed class GptDemoProcessTests(ITestOutputHelper output)
     [InlineData(new[] { "demo", "--model", "gpt", "--epochs", "2" }, "--epochs does not apply to --model gpt")]
     [InlineData(new[] { "demo", "--model", "gpt", "--kafka", "127.0.0.1:1" }, "--kafka is not available with --model gpt yet")]
     [InlineData(new[] { "demo", "--corpus", "fortunes" }, "--corpus does not apply to --model mlp")]
-    [InlineData(new[] { "demo", "--model", "gpt", "--method", "bm25" }, "--method must be one of")]
+    [InlineData(new[] { "demo", "--model", "gpt", "--method", "stride" }, "--method must be one of trak, grad-dot, forward-only, bm25, repsim for --model gpt")]
     public async Task GptDemoOptionsItCannotHonour_ExitWithCode2(string[] args, string expected)
     {
         var run = await CliProcess.RunAsync(CliProcess.Dll, args, TimeSpan.FromSeconds(60));
