@@ -65,15 +65,7 @@ public sealed class Bm25Method(int ngram = 1, float k1 = 1.2f, float b = 0.75f) 
         var rows = new int[batch.Count][];
         for (int i = 0; i < batch.Count; i++)
         {
-            int length = 0;
-            for (int p = t - 1; p >= 0; p--)
-            {
-                if (batch.Labels[(i * t) + p] != -1)
-                {
-                    length = p + 1;
-                    break;
-                }
-            }
+            int length = batch.TargetExtent(i);
 
             rows[i] = length == 0 ? [] : [.. tokens.AsSpan(i * t, length), batch.Labels[(i * t) + length - 1]];
         }

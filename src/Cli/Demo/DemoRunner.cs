@@ -356,28 +356,8 @@ internal static class DemoRunner
             await Task.Delay(50, cancellationToken);
         }
 
-        using var reader = log.CreateConsumer(new ConsumerSettings { Topics = [Topics.DeadLetter], Start = StartPosition.Beginning });
-        var found = new List<(string Key, string Error)>();
-        var deadline = Stopwatch.StartNew();
-        while (found.Count < poison.Length && deadline.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            if (await Task.Run(() => reader.Consume(TimeSpan.FromMilliseconds(100), cancellationToken), cancellationToken) is { } r)
-            {
-                var key = System.Text.Encoding.UTF8.GetString(r.Key);
-                if (poison.Any(p => p.Key == key))
-                {
-                    found.Add((key, r.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader) ?? "(no error header)"));
-                }
-            }
-        }
-
-        var t = new Table().Border(TableBorder.Simple).Title("Poison queries: dead-lettered with their error and original bytes, the stream went on").AddColumns("query", "error");
-        foreach (var (key, error) in found)
-        {
-            t.AddRow(Markup.Escape(key), Markup.Escape(error.Length > 110 ? error[..110] + "…" : error));
-        }
-
-        AnsiConsole.Write(t);
+        var found = await DemoDeadLetters.CollectAsync(log, poison.Select(p => p.Key).ToArray(), TimeSpan.FromSeconds(10), cancellationToken);
+        DemoDeadLetters.Show("Poison queries: dead-lettered with their error and original bytes, the stream went on", found, 110);
     }
 
     private static void WriteArrow(string path, IReadOnlyList<AttributionResult> results)

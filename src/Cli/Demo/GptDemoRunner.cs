@@ -267,28 +267,8 @@ internal static class GptDemoRunner
             await producer.ProduceAsync(Topics.Queries, EventMessage.Create(key, value), cancellationToken);
         }
 
-        using var reader = log.CreateConsumer(new ConsumerSettings { Topics = [Topics.DeadLetter], Start = StartPosition.Beginning });
-        var found = new List<(string Key, string Error)>();
-        var deadline = Stopwatch.StartNew();
-        while (found.Count < poison.Length && deadline.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            if (await Task.Run(() => reader.Consume(TimeSpan.FromMilliseconds(100), cancellationToken), cancellationToken) is { } r)
-            {
-                var key = System.Text.Encoding.UTF8.GetString(r.Key);
-                if (poison.Any(p => p.Key == key))
-                {
-                    found.Add((key, r.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader) ?? "(no error header)"));
-                }
-            }
-        }
-
-        var t = new Table().Border(TableBorder.Simple).Title("Poison text queries: dead-lettered with their error, the stream went on").AddColumns("query", "error");
-        foreach (var (key, error) in found)
-        {
-            t.AddRow(Markup.Escape(key), Markup.Escape(error.Length > 150 ? error[..150] + "…" : error));
-        }
-
-        AnsiConsole.Write(t);
+        var found = await DemoDeadLetters.CollectAsync(log, poison.Select(p => p.Key).ToArray(), TimeSpan.FromSeconds(30), cancellationToken);
+        DemoDeadLetters.Show("Poison text queries: dead-lettered with their error, the stream went on", found, 150);
         return found.Count == poison.Length && worker.Metrics.QueriesRejected - rejectedBefore == poison.Length;
     }
 

@@ -243,15 +243,7 @@ public sealed class GptModel : IModel
         var tokens = Tokens(batch);
         for (int i = 0; i < batch.Count; i++)
         {
-            int length = 0;
-            for (int p = t - 1; p >= 0; p--)
-            {
-                if (batch.Labels[(i * t) + p] != -1)
-                {
-                    length = p + 1;
-                    break;
-                }
-            }
+            int length = batch.TargetExtent(i);
 
             if (length == 0)
             {

@@ -47,6 +47,25 @@ public readonly record struct ModelBatch
     /// <summary>Positions per example (1 for a classifier).</summary>
     public int SequenceLength { get; }
 
+    /// <summary>
+    /// The positions of sequence row <paramref name="row"/> up to and including its last one with a target (-1 targets
+    /// are ignored): 0 for a row with no target; padding after the last target is left out.
+    /// </summary>
+    public int TargetExtent(int row)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)row, (uint)Count, nameof(row));
+        var targets = Labels.AsSpan(row * SequenceLength, SequenceLength);
+        for (int p = targets.Length - 1; p >= 0; p--)
+        {
+            if (targets[p] != -1)
+            {
+                return p + 1;
+            }
+        }
+
+        return 0;
+    }
+
     /// <summary>A classifier batch of <c>labels.Length</c> rows.</summary>
     public static ModelBatch Classification(float[] inputs, int[] labels)
     {
