@@ -77,7 +77,7 @@ public sealed class TrakMethod : IAttributionMethod
 
     /// <inheritdoc />
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"trak: k={_options.ProjectionDim}, projector={_options.Projector}, models={_models.Count}, relative damping={_options.RelativeDamping:G3}, seed={_options.Seed}");
+        $"trak: k={_options.ProjectionDim}, projector={_options.Projector}, models={(_models.Count > 0 ? _models.Count.ToString(CultureInfo.InvariantCulture) : _options.Models > 0 ? _options.Models.ToString(CultureInfo.InvariantCulture) : "every model given")}, relative damping={_options.RelativeDamping:G3}, seed={_options.Seed}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)

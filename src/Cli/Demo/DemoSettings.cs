@@ -12,7 +12,7 @@ internal sealed record DemoSettings
     public string Method { get; init; } = "trak";
 
     /// <summary>The method's options: TRAK with a sparse projection to 512 dimensions (fast enough for the demo's budget).</summary>
-    public IReadOnlyDictionary<string, string> MethodOptions => Method == "trak" ? new Dictionary<string, string> { ["k"] = "512", ["projector"] = "sjlt" } : new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> MethodOptions => Method == "trak" ? new Dictionary<string, string> { ["k"] = "512", ["projector"] = "sjlt", ["damping"] = "3" } : new Dictionary<string, string>();
 
     public string? KafkaBootstrap { get; init; }
     public int Queries { get; init; } = 300;
