@@ -259,7 +259,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
             }
 
             var method = createMethod(name, chosen);
-            var (scores, pre, single, batched, singleCpu, batchedCpu) = MethodMeasurement.Measure(method, problemBase(models), queries, options.LatencyQueries, options.BatchSize, cancellationToken);
+            var (scores, pre, preCpu, single, batched, singleCpu, batchedCpu) = MethodMeasurement.Measure(method, problemBase(models), queries, options.LatencyQueries, options.BatchSize, cancellationToken);
             var sourceLds = sourcePlan is null ? null : SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sourcePlan, sourceTruth!.Primary);
             var predicted = Lds.Predict(scores.Scores, q, n, plan.Subsets);
             var lds = Reported(Lds.Correlate(predicted, truth.Primary, plan.Count, q), held);
@@ -276,7 +276,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
                 $"; chosen from {tuned.Count} configurations of {spec} by LDS on {validation!.Length} validation queries ({tuned.Max(t => t.Lds):F3}), reported on the other {q - validation.Length}"));
             results.Add(new MethodResult(label, description, lds, ldsMean, looSummary, topK,
                 pre, Percentiles.Of(single, 50), Percentiles.Of(single, 99), Percentiles.Of(batched, 50), Percentiles.Of(batched, 99),
-                options.BatchSize, method.StateBytes, predicted, sourceLds, tuned, singleCpu, batchedCpu));
+                options.BatchSize, method.StateBytes, predicted, sourceLds, tuned, singleCpu, batchedCpu, preCpu));
         }
 
         var ceiling = truth.NoiseCeiling() is { } c ? Reported(c, held) : null;
