@@ -74,7 +74,7 @@ internal static class EvalReport
         if (o.SourceTruth is { } st)
         {
             md.Append(inv, $"Source level: {opt.Sources} sources (half of each source's examples share a class, the rest random), {st.Plan.Count} subsets of round(α·{opt.Sources}) sources, each model retrained on all their examples; a method predicts the sum of its published source scores (`ScoreSources`).");
-            if (st.NoiseCeiling() is { } sc)
+            if (o.SourceCeiling is { } sc)
             {
                 md.Append(inv, $" Source-level noise ceiling: **{sc.Mean:F3}** ± {sc.Ci95:F3}.");
             }
@@ -113,7 +113,7 @@ internal static class EvalReport
 
         if (o.ValidationQueries is { } validation)
         {
-            md.Append(inv, $"\nHeld-out validation queries. Tuned methods (`(tuned)`): every configuration of the spec's grid was precomputed and scored on {validation.Length} validation queries (seeded, `--tune-fraction`); the one with the best validation LDS is shown. **Every LDS in this table, the noise ceiling's included, is over the other {q - validation.Length} queries only** (validation queries are blank in `lds-per-query.csv`). All grid points: `tuning.csv`.\n");
+            md.Append(inv, $"\nHeld-out validation queries. Tuned methods (`(tuned)`): every configuration of the spec's grid was precomputed and scored on {validation.Length} validation queries (seeded, `--tune-fraction`); the one with the best validation LDS is shown. **Every LDS in this table, source level and both noise ceilings included, is over the other {q - validation.Length} queries only** (validation queries are blank in `lds-per-query.csv`, which also holds the per-query source-level LDS). All grid points: `tuning.csv`.\n");
         }
 
         md.Append(inv, $"\nSingle-query latency: {opt.LatencyQueries} calls with one query each after one warm-up call. Batched: all {q} queries in calls of {opt.BatchSize}, call time divided by queries per call. CPU: the process's CPU time over the precompute, and over each latency loop divided by its queries (every thread, GC included; less distorted than wall clock on a loaded machine).\n\n");
@@ -192,13 +192,20 @@ internal static class EvalReport
 
         File.WriteAllText(Path.Combine(dir, "ground-truth.csv"), gt.ToString());
         var pq = new StringBuilder();
-        pq.Append("test_id,").AppendJoin(',', o.Methods.Select(r => r.Spec.Replace(',', ';'))).Append('\n');
+        var sourced = o.Methods.Where(r => r.SourceLds is not null).ToList();
+        pq.Append("test_id,").AppendJoin(',', o.Methods.Select(r => r.Spec.Replace(',', ';')))
+            .AppendJoin(string.Empty, sourced.Select(r => $",{r.Spec.Replace(',', ';')} (source level)")).Append('\n');
         for (int k = 0; k < q; k++)
         {
             pq.Append(o.Data.TestIds[k].ToString(inv));
             foreach (var r in o.Methods)
             {
                 pq.Append(',').Append(double.IsNaN(r.Lds.PerQuery[k]) ? string.Empty : r.Lds.PerQuery[k].ToString("F6", inv));
+            }
+
+            foreach (var r in sourced)
+            {
+                pq.Append(',').Append(double.IsNaN(r.SourceLds!.PerQuery[k]) ? string.Empty : r.SourceLds.PerQuery[k].ToString("F6", inv));
             }
 
             pq.Append('\n');

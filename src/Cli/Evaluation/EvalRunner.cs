@@ -60,7 +60,8 @@ internal sealed record EvalOutcome(
     IReadOnlyList<MethodResult> Methods,
     int[] SourceIds,
     LdsGroundTruth? SourceTruth,
-    int[]? ValidationQueries = null);
+    int[]? ValidationQueries = null,
+    MetricSummary? SourceCeiling = null);
 
 /// <summary>Runs a benchmark setting end to end: ground truth (cached), then every method's quality and cost.</summary>
 internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel train, CreateMethod createMethod)
@@ -228,7 +229,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         var queries = new QueryBatch(data.TestX, data.TestY, data.InputWidth);
 
         // Tuning is honest: grid points are compared on validation queries only, and every method's LDS is then reported
-        // on the other queries (the validation ones are left out of every reported LDS, the ceiling's too).
+        // on the other queries (the validation ones are left out of every reported LDS, source level and ceilings included).
         bool tuning = options.HoldOutAlways || specs.Any(s => Grid(s.Options).Count > 1);
         int[]? validation = null;
         if (tuning)
@@ -260,7 +261,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
 
             var method = createMethod(name, chosen);
             var (scores, pre, preCpu, single, batched, singleCpu, batchedCpu) = MethodMeasurement.Measure(method, problemBase(models), queries, options.LatencyQueries, options.BatchSize, cancellationToken);
-            var sourceLds = sourcePlan is null ? null : SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sourcePlan, sourceTruth!.Primary);
+            var sourceLds = sourcePlan is null ? null : Reported(SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sourcePlan, sourceTruth!.Primary), held);
             var predicted = Lds.Predict(scores.Scores, q, n, plan.Subsets);
             var lds = Reported(Lds.Correlate(predicted, truth.Primary, plan.Count, q), held);
             var ldsMean = options.SeedsPerSubset > 1 ? Reported(Lds.Correlate(predicted, target, plan.Count, q), held) : null;
@@ -281,7 +282,8 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
 
         var ceiling = truth.NoiseCeiling() is { } c ? Reported(c, held) : null;
         return new EvalOutcome(options, data, cache.SettingHash, canonical, plan, truth, ceiling, accuracy,
-            cache.Misses, cache.Hits, retrainSeconds, loo, results, sourceIds, sourceTruth, validation);
+            cache.Misses, cache.Hits, retrainSeconds, loo, results, sourceIds, sourceTruth, validation,
+            sourceTruth?.NoiseCeiling() is { } sc ? Reported(sc, held) : null);
     }
 
     /// <summary>
