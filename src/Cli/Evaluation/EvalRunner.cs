@@ -261,7 +261,10 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
 
             var method = createMethod(name, chosen);
             var (scores, pre, preCpu, single, batched, singleCpu, batchedCpu) = MethodMeasurement.Measure(method, problemBase(models), queries, options.LatencyQueries, options.BatchSize, cancellationToken);
-            var sourceLds = sourcePlan is null ? null : Reported(SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sourcePlan, sourceTruth!.Primary), held);
+            var sourceScores = sourcePlan is null ? null : method.ScoreSources(queries, cancellationToken);
+            var sourceLds = sourceScores is null ? null : Reported(SourceLds.Compute(sourceScores, q, sourcePlan!, sourceTruth!.Primary), held);
+            // Non-finite scores make their queries' LDS undefined (skipped); say so in the row rather than abort the run.
+            long nonFinite = NonFinite(scores.Scores), nonFiniteSources = sourceScores is null ? 0 : NonFinite(sourceScores);
             var predicted = Lds.Predict(scores.Scores, q, n, plan.Subsets);
             var lds = Reported(Lds.Correlate(predicted, truth.Primary, plan.Count, q), held);
             var ldsMean = options.SeedsPerSubset > 1 ? Reported(Lds.Correlate(predicted, target, plan.Count, q), held) : null;
@@ -274,7 +277,9 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
 
             var label = tuned is null ? spec : $"{Spec(name, chosen)} (tuned)";
             var description = method.Describe() + (tuned is null ? string.Empty : string.Create(CultureInfo.InvariantCulture,
-                $"; chosen from {tuned.Count} configurations of {spec} by LDS on {validation!.Length} validation queries ({tuned.Max(t => t.Lds):F3}), reported on the other {q - validation.Length}"));
+                $"; chosen from {tuned.Count} configurations of {spec} by LDS on {validation!.Length} validation queries ({tuned.Max(t => t.Lds):F3}), reported on the other {q - validation.Length}"))
+                + (nonFinite + nonFiniteSources == 0 ? string.Empty : string.Create(CultureInfo.InvariantCulture,
+                    $"; NON-FINITE SCORES: {nonFinite} of {scores.Scores.Length} example scores, {nonFiniteSources} of {sourceScores?.Length ?? 0} source scores (their queries are skipped)"));
             results.Add(new MethodResult(label, description, lds, ldsMean, looSummary, topK,
                 pre, Percentiles.Of(single, 50), Percentiles.Of(single, 99), Percentiles.Of(batched, 50), Percentiles.Of(batched, 99),
                 options.BatchSize, method.StateBytes, predicted, sourceLds, tuned, singleCpu, batchedCpu, preCpu));
@@ -328,6 +333,17 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         }
 
         return (best!, all);
+    }
+
+    private static long NonFinite(ReadOnlySpan<float> values)
+    {
+        long count = 0;
+        foreach (var v in values)
+        {
+            count += float.IsFinite(v) ? 0 : 1;
+        }
+
+        return count;
     }
 
     // The summary over the reported queries only: validation queries become NaN (and are not counted as skipped).
