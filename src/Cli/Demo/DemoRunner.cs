@@ -60,34 +60,38 @@ internal static class DemoRunner
                 AnsiConsole.MarkupLine($"Web console: [bold link]{console.WebUrl}[/] (live attributions, source ledger, alerts, SQL); Arrow Flight: {console.FlightUrl}");
             }
 
-            var simulator = host.Services.GetRequiredService<SimulatorWorker>();
-            var scorer = host.Services.GetRequiredService<ScorerWorker>();
-            var log = host.Services.GetRequiredService<IEventLog>();
-            var producer = host.Services.GetRequiredService<IEventProducer>();
-            var alerts = host.Services.GetRequiredService<DemoAlertSink>();
-
-            var step = run.Manifest.Metrics.Steps;
-            var simulated = Math.Min(settings.Simulate, run.Manifest.Recipe.Data.TrainIds.Length);
-            await WaitForProbesAsync(simulator, scorer, runId, step, simulated, cancellationToken);
-
-            var queries = BuildQueries(run, settings, runId, step);
-            var results = await ReplayAsync(log, producer, scorer, alerts, run, queries, settings.Rate, cancellationToken);
-            await ShowPoisonHandlingAsync(log, producer, scorer, runId, step, cancellationToken);
-            var arrowPath = Path.Combine(outDir, "attributions.arrow");
-            WriteArrow(arrowPath, results.Values.OrderBy(r => r.QueryId, StringComparer.Ordinal).ToList());
-            Explain(run, queries, results, alerts, arrowPath, total.Elapsed, settings);
-            if (console is not null)
+            // A console whose background service fails (e.g. its ledger topic is missing) ends the demo: exit 2 with why.
+            return await DemoConsole.GuardAsync(console?.Failed, async token =>
             {
-                var where = settings.Stay ? $"--url {console.WebUrl.ToString().TrimEnd('/')}" : $"--db {Path.GetRelativePath(Environment.CurrentDirectory, Path.Combine(outDir, "attributions.duckdb"))}";
-                AnsiConsole.MarkupLine($"SQL over this run: [bold]./pipeline query {Markup.Escape(where)} \"SELECT source_name, sum(score) FROM attribution_sources GROUP BY ALL ORDER BY 2 DESC\"[/]");
-                if (settings.Stay)
-                {
-                    AnsiConsole.MarkupLine($"The console stays at [bold]{console.WebUrl}[/]; Ctrl+C ends the demo.");
-                    await Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
-                }
-            }
+                var simulator = host.Services.GetRequiredService<SimulatorWorker>();
+                var scorer = host.Services.GetRequiredService<ScorerWorker>();
+                var log = host.Services.GetRequiredService<IEventLog>();
+                var producer = host.Services.GetRequiredService<IEventProducer>();
+                var alerts = host.Services.GetRequiredService<DemoAlertSink>();
 
-            return results.Count == queries.Count ? 0 : 1;
+                var step = run.Manifest.Metrics.Steps;
+                var simulated = Math.Min(settings.Simulate, run.Manifest.Recipe.Data.TrainIds.Length);
+                await WaitForProbesAsync(simulator, scorer, runId, step, simulated, token);
+
+                var queries = BuildQueries(run, settings, runId, step);
+                var results = await ReplayAsync(log, producer, scorer, alerts, run, queries, settings.Rate, token);
+                await ShowPoisonHandlingAsync(log, producer, scorer, runId, step, token);
+                var arrowPath = Path.Combine(outDir, "attributions.arrow");
+                WriteArrow(arrowPath, results.Values.OrderBy(r => r.QueryId, StringComparer.Ordinal).ToList());
+                Explain(run, queries, results, alerts, arrowPath, total.Elapsed, settings);
+                if (console is not null)
+                {
+                    var where = settings.Stay ? $"--url {console.WebUrl.ToString().TrimEnd('/')}" : $"--db {Path.GetRelativePath(Environment.CurrentDirectory, Path.Combine(outDir, "attributions.duckdb"))}";
+                    AnsiConsole.MarkupLine($"SQL over this run: [bold]./pipeline query {Markup.Escape(where)} \"SELECT source_name, sum(score) FROM attribution_sources GROUP BY ALL ORDER BY 2 DESC\"[/]");
+                    if (settings.Stay)
+                    {
+                        AnsiConsole.MarkupLine($"The console stays at [bold]{console.WebUrl}[/]; Ctrl+C ends the demo.");
+                        await Task.Delay(Timeout.Infinite, token).ContinueWith(_ => { }, TaskScheduler.Default);
+                    }
+                }
+
+                return results.Count == queries.Count ? 0 : 1;
+            }, Console.Error, cancellationToken);
         }
         finally
         {
