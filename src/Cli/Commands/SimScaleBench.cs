@@ -19,8 +19,9 @@ namespace Attribution.Cli.Commands;
 /// (<c>@maxN</c>) the full precompute would run for hours, so a fixed seeded slice of <c>--slice</c> training examples is
 /// timed instead and the row says so (never extrapolated silently): forward-only builds its simulator on the whole
 /// N-example problem (mini-batch sequence drawn from all N, step size / operator built as in Precompute: timed as the
-/// fixed part) and simulates and compresses the slice's examples; any other method precomputes on the slice's examples
-/// alone with the models trained on all N. The projected full-N time is printed beside the measured one.
+/// fixed part) and simulates and compresses the slice's examples; any other method precomputes on two nested seeded
+/// slices (S and 2S examples) with the models trained on all N, whose difference separates its per-example cost from its
+/// fixed part. The projected full-N time (fixed + N x per-example) is printed as such beside what was measured.
 /// </summary>
 internal static class SimScaleBench
 {
@@ -89,7 +90,7 @@ internal static class SimScaleBench
         Console.WriteLine($"simscale: FashionMNIST MLP 784-128-64-10, sizes {string.Join(", ", sizes)}, models trained {epochs} epoch(s), seed {seed}, OpenBLAS native {Blas.IsNative}, {Environment.ProcessorCount} cores");
         Console.WriteLine("| N | method | timed | precompute (s) | CPU (s) | examples/s | CPU ms per example |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
-        var times = specs.ToDictionary(s => s.Text, _ => new List<(int N, double Seconds, bool Projected)>());
+        var times = specs.ToDictionary(s => s.Text, _ => new List<(int N, double Seconds, double CpuSeconds, bool Projected)>());
         var permutation = new Rng(seed).Permutation(pool.Count);
         foreach (int n in sizes)
         {
@@ -118,7 +119,7 @@ internal static class SimScaleBench
                 if (n <= spec.MaxN || rows.Length == n)
                 {
                     var (seconds, cpuSeconds) = Timed(() => method.Precompute(problem, ct));
-                    times[spec.Text].Add((n, seconds, false));
+                    times[spec.Text].Add((n, seconds, cpuSeconds, false));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"| {n} | {spec.Text} | all {n} | {seconds:F2} | {cpuSeconds:F1} | {n / seconds:F0} | {1000 * cpuSeconds / n:F2} |"));
                     continue;
@@ -132,35 +133,39 @@ internal static class SimScaleBench
                     var responses = new ResponseSet(problem.Layout, rows.Length, forwardOnly.Options.Rank, forwardOnly.Options.Seed);
                     var (sliceSeconds, sliceCpu) = Timed(() => simulator!.Simulate([.. rows.Select(r => new[] { r })], (u, r) => responses.Set(u, r), ct));
                     double projected = fixedSeconds + sliceSeconds * n / rows.Length, projectedCpu = fixedCpu + sliceCpu * n / rows.Length;
-                    times[spec.Text].Add((n, projected, true));
+                    times[spec.Text].Add((n, projected, projectedCpu, true));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"| {n} | {spec.Text} | fixed part on all {n} ({fixedSeconds:F1} s, {fixedCpu:F1} CPU-s) + slice of {rows.Length} examples ({sliceSeconds:F1} s, {sliceCpu:F1} CPU-s); sources not simulated | projected {projected:F0} | projected {projectedCpu:F0} | {rows.Length / sliceSeconds:F0} (slice) | {1000 * sliceCpu / rows.Length:F2} (slice) |"));
                 }
                 else
                 {
-                    var sub = new AttributionProblem(problem.Layout, problem.Theta, Gather(problem.TrainInputs, rows, problem.InputWidth),
-                        [.. rows.Select(r => problem.TrainLabels[r])], [.. rows.Select(r => problem.SourceIds[r])], problem.SourceCount, problem.WeightDecay, [.. problem.Checkpoints])
-                    {
-                        TrainingLearningRate = problem.TrainingLearningRate,
-                    };
-                    var (sliceSeconds, sliceCpu) = Timed(() => method.Precompute(sub, ct));
-                    double projected = sliceSeconds * n / rows.Length, projectedCpu = sliceCpu * n / rows.Length;
-                    times[spec.Text].Add((n, projected, true));
+                    // Two nested seeded slices (S and 2S examples, models trained on all N) separate the per-example cost
+                    // from the fixed part (TRAK's per-model k x k factorisation): projected = fixed + N x per-example.
+                    int[] twice = n > 2 * slice ? [.. new Rng(seed ^ (ulong)n).Permutation(n).Take(2 * slice).Order()] : [.. Enumerable.Range(0, n)];
+                    var (smallSeconds, smallCpu) = Timed(() => method.Precompute(Sub(problem, rows), ct));
+                    method = MethodFactory.Create(spec.Name, new Dictionary<string, string>(spec.Options, StringComparer.OrdinalIgnoreCase));
+                    GC.Collect();
+                    var (largeSeconds, largeCpu) = Timed(() => method.Precompute(Sub(problem, twice), ct));
+                    int extra = twice.Length - rows.Length;
+                    double perSecond = Math.Max(largeSeconds - smallSeconds, 0) / extra, perCpu = Math.Max(largeCpu - smallCpu, 0) / extra;
+                    double fixedSeconds = Math.Max(smallSeconds - rows.Length * perSecond, 0), fixedCpu = Math.Max(smallCpu - rows.Length * perCpu, 0);
+                    double projected = fixedSeconds + n * perSecond, projectedCpu = fixedCpu + n * perCpu;
+                    times[spec.Text].Add((n, projected, projectedCpu, true));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {n} | {spec.Text} | whole precompute on a slice of {rows.Length} examples (models trained on all {n}): {sliceSeconds:F1} s, {sliceCpu:F1} CPU-s; projected x{n / (double)rows.Length:G3} (upper bound: the per-model k x k factorisation counted once per slice) | projected {projected:F0} | projected {projectedCpu:F0} | {rows.Length / sliceSeconds:F0} (slice) | {1000 * sliceCpu / rows.Length:F2} (slice) |"));
+                        $"| {n} | {spec.Text} | whole precompute on seeded slices of {rows.Length} and {twice.Length} examples (models trained on all {n}): {smallSeconds:F1} s / {smallCpu:F1} CPU-s and {largeSeconds:F1} s / {largeCpu:F1} CPU-s, so fixed {fixedCpu:F1} CPU-s + {1000 * perCpu:F2} CPU-ms per example | projected {projected:F0} | projected {projectedCpu:F0} | {(perSecond > 0 ? 1 / perSecond : double.PositiveInfinity):F0} (slices) | {1000 * perCpu:F2} (slices) |"));
                 }
             }
         }
 
         Console.WriteLine();
-        Console.WriteLine("| method | slope of log time vs log N, measured sizes | slope incl. projected sizes | sizes (p = projected from a slice) |");
+        Console.WriteLine("| method | slope of log wall / log CPU vs log N, measured sizes | the same incl. projected sizes | sizes (p = projected from a slice) |");
         Console.WriteLine("|---|---|---|---|");
         foreach (var spec in specs)
         {
             var points = times[spec.Text];
             var measured = points.Where(p => !p.Projected).ToList();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {spec.Text} | {(measured.Count < 2 ? "(needs 2 sizes)" : Slope(measured).ToString("F2", CultureInfo.InvariantCulture))} | {(points.Count < 2 ? "(needs 2 sizes)" : Slope(points).ToString("F2", CultureInfo.InvariantCulture))} | {string.Join(", ", points.Select(p => p.Projected ? $"{p.N}p" : $"{p.N}"))} |"));
+                $"| {spec.Text} | {Slopes(measured)} | {Slopes(points)} | {string.Join(", ", points.Select(p => p.Projected ? $"{p.N}p" : $"{p.N}"))} |"));
         }
 
         return 0;
@@ -173,6 +178,13 @@ internal static class SimScaleBench
         action();
         return (wall.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
     }
+
+    private static AttributionProblem Sub(AttributionProblem problem, int[] rows) =>
+        new(problem.Layout, problem.Theta, Gather(problem.TrainInputs, rows, problem.InputWidth), [.. rows.Select(r => problem.TrainLabels[r])],
+            [.. rows.Select(r => problem.SourceIds[r])], problem.SourceCount, problem.WeightDecay, [.. problem.Checkpoints])
+        {
+            TrainingLearningRate = problem.TrainingLearningRate,
+        };
 
     private static float[] Gather(float[] inputs, int[] rows, int width)
     {
@@ -222,10 +234,15 @@ internal static class SimScaleBench
         return new Spec(text, parts[0].Trim(), options, models, maxN);
     }
 
-    private static double Slope(List<(int N, double Seconds, bool Projected)> points)
+    private static string Slopes(List<(int N, double Seconds, double CpuSeconds, bool Projected)> points) => points.Count < 2
+        ? "(needs 2 sizes)"
+        : string.Create(CultureInfo.InvariantCulture, $"{Slope(points, p => p.Seconds):F2} / {Slope(points, p => p.CpuSeconds):F2}");
+
+    // Least-squares slope of log(time) against log(N).
+    private static double Slope(List<(int N, double Seconds, double CpuSeconds, bool Projected)> points, Func<(int N, double Seconds, double CpuSeconds, bool Projected), double> time)
     {
         var x = points.Select(p => Math.Log(p.N)).ToArray();
-        var y = points.Select(p => Math.Log(p.Seconds)).ToArray();
+        var y = points.Select(p => Math.Log(time(p))).ToArray();
         double mx = x.Average(), my = y.Average();
         double sxy = x.Zip(y, (a, b) => (a - mx) * (b - my)).Sum(), sxx = x.Sum(a => (a - mx) * (a - mx));
         return sxy / sxx;
