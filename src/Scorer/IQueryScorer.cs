@@ -19,8 +19,9 @@ public sealed record QueryScores(int Count, float[] Examples, float[] Sources)
 /// <summary>
 /// What the Scorer's pipeline needs from a live model: check a query against it, score a batch of queries against
 /// every example and source, and rank a query's examples. The attribution maths stays behind this interface:
-/// <see cref="AttributionModelScorer"/> (the image classifier's forward-only readout from probes) and
-/// a language model's scorer (text queries through an attribution method), given to <see cref="ProbeIndex.Serve"/>.
+/// <see cref="AttributionModelScorer"/> (the image classifier's forward-only readout from probes)
+/// and <see cref="LanguageModelScorer"/> (a language model's text queries through the forward-only method imported from
+/// its probe set), both built by <see cref="ProbeIndex"/>.
 /// </summary>
 public interface IQueryScorer
 {

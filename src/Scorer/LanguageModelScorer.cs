@@ -1,4 +1,5 @@
 using Attribution.Attribution;
+using Attribution.Attribution.Methods;
 using Attribution.Contracts;
 using Attribution.Engine.Data;
 using Attribution.Engine.Models;
@@ -6,12 +7,13 @@ using Attribution.Engine.Models;
 namespace Attribution.Scorer;
 
 /// <summary>
-/// A language model's text queries scored through an <see cref="IAttributionMethod"/> precomputed on its training
-/// documents: the same method object <c>./pipeline eval</c> and the benchmarks score with. A query becomes a
-/// <see cref="CompletionQuery"/> (<see cref="QueryValidator.ValidateText"/>), a batch becomes one
-/// <see cref="QueryBatch.Completions"/> readout; the output explained is <see cref="CompletionQuery.OutputFunction"/>.
-/// Scores per document and per source are the method's <see cref="ScoreMatrix"/> (a source's score is the sum over its
-/// documents unless the method simulates sources whole). Methods keep work buffers,
+/// A language model's text queries scored through an <see cref="IAttributionMethod"/> on its training documents (built
+/// by <see cref="ProbeIndex"/> from the probe set: the same method class and state <c>./pipeline attribute</c>,
+/// <c>eval</c> and the benchmarks score with). A query becomes a <see cref="CompletionQuery"/>
+/// (<see cref="QueryValidator.ValidateText"/>), a batch becomes one <see cref="QueryBatch.Completions"/> readout; the
+/// output explained is <see cref="CompletionQuery.OutputFunction"/>. Document scores are the method's
+/// <see cref="IAttributionMethod.Score"/>, source scores its <see cref="IAttributionMethod.ScoreSources"/> (for
+/// forward-only: each source simulated as one unit, as on the MLP path). Methods keep work buffers,
 /// so readouts are serialised. The method's scores are compared as they are: <see cref="ExampleNorms"/> is 1 for every
 /// document (no per-document normalisation for the example-lead alert rule).
 /// </summary>
@@ -108,17 +110,19 @@ public sealed class LanguageModelScorer : IQueryScorer
         var completions = queries.Select(q => QueryValidator.ValidateText(q, Tokenizer, Config.VocabSize, Config.Context)).ToArray();
         var batch = QueryBatch.Completions(completions, Config.Context);
         ScoreMatrix scores;
+        float[] sources;
         lock (_gate)
         {
-            scores = _method.Score(batch);
+            // Forward-only reads documents and whole-simulated sources from one set of query factors.
+            (scores, sources) = _method is ForwardOnlyMethod fo ? fo.ScoreAll(batch) : (_method.Score(batch), _method.ScoreSources(batch));
         }
 
-        if (scores.ExampleCount != ExampleIds.Count || scores.SourceCount != SourceIds.Count)
+        if (scores.ExampleCount != ExampleIds.Count || sources.Length != (long)queries.Count * SourceIds.Count)
         {
-            throw new InvalidOperationException($"the method scored {scores.ExampleCount} documents and {scores.SourceCount} sources; this scorer serves {ExampleIds.Count} and {SourceIds.Count}.");
+            throw new InvalidOperationException($"the method scored {scores.ExampleCount} documents and {sources.Length / Math.Max(1, queries.Count)} sources; this scorer serves {ExampleIds.Count} and {SourceIds.Count}.");
         }
 
-        return new QueryScores(queries.Count, scores.Scores, scores.SourceScores);
+        return new QueryScores(queries.Count, scores.Scores, sources);
     }
 
     /// <inheritdoc />

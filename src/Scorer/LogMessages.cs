@@ -9,8 +9,8 @@ internal static partial class LogMessages
     [LoggerMessage(7001, LogLevel.Information, "Scorer index: probe set {Version} is live ({Examples} examples, {Sources} sources, {Format}) after {Seconds:F2} s")]
     public static partial void ModelSwapped(this ILogger logger, string version, int examples, int sources, string format, double seconds);
 
-    [LoggerMessage(7009, LogLevel.Information, "Scorer index: serving {Version} ({Examples} examples, {Sources} sources, method {Method}) built from its run")]
-    public static partial void ScorerServed(this ILogger logger, string version, int examples, int sources, string method);
+    [LoggerMessage(7009, LogLevel.Warning, "Scorer index: the source names of corpus '{Corpus}' are not known here ({Error}); attributions name sources by id")]
+    public static partial void SourceNamesUnknown(this ILogger logger, string corpus, string error);
 
     [LoggerMessage(7002, LogLevel.Warning, "Scorer index: probe set {Version} cannot be used: {Error}")]
     public static partial void ModelRejected(this ILogger logger, string version, string error);

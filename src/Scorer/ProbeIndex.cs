@@ -1,5 +1,7 @@
+using Attribution.Attribution;
 using Attribution.Attribution.Probes;
 using Attribution.Contracts;
+using Attribution.Engine.Data;
 using Attribution.Engine.IO;
 using Attribution.Transport;
 using Microsoft.Extensions.Logging;
@@ -10,8 +12,11 @@ namespace Attribution.Scorer;
 /// <summary>
 /// The Scorer's index: follows the compacted probes topic from the beginning with a standalone reader, groups probes
 /// by (run, step), and when a set holds all the example and source probes its headers announce and its checkpoint
-/// reference (the CheckpointPublished copy the Simulator puts on the probes topic), loads θ (checksum verified) and swaps the new <see cref="AttributionModel"/> in
-/// atomically. Scoring always uses <see cref="Current"/>, one consistent set.
+/// reference (the CheckpointPublished copy the Simulator puts on the probes topic), loads θ (checksum verified) and
+/// swaps the new scorer in atomically: an MLP set becomes an <see cref="AttributionModel"/>; a language model's set is
+/// imported into the forward-only method object (<see cref="IProbeSetMethod.ImportState"/>, the one <c>attribute</c>
+/// and <c>eval</c> score with) and served by a <see cref="LanguageModelScorer"/>. Scoring always uses
+/// <see cref="Scorer"/>, one consistent set.
 /// </summary>
 public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 {
@@ -44,27 +49,11 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     /// <summary>Span index references dead-lettered (unreadable, changed, oversized, malformed).</summary>
     public int SpanIndexesRejected { get; private set; }
 
-    /// <summary>The live model, or null before the first complete probe set.</summary>
+    /// <summary>The live image-classifier model, or null before the first complete MLP probe set (or while a language model is live).</summary>
     public AttributionModel? Current => _current;
 
-    /// <summary>
-    /// What queries are scored with: the live probe set's readout, or the scorer given to <see cref="Serve"/> (the last
-    /// one to go live wins); null before either.
-    /// </summary>
+    /// <summary>What queries are scored with: the live probe set's scorer (an MLP's or a language model's); null before the first.</summary>
     public IQueryScorer? Scorer => _scorer;
-
-    /// <summary>
-    /// Serves <paramref name="scorer"/>: a model whose attribution state was built outside the probes topic (a language
-    /// model's method precomputed from its run). Queries are scored with it until
-    /// the next probe set goes live.
-    /// </summary>
-    public void Serve(IQueryScorer scorer)
-    {
-        ArgumentNullException.ThrowIfNull(scorer);
-        _scorer = scorer;
-        _logger.ScorerServed(scorer.Version, scorer.ExampleIds.Count, scorer.SourceIds.Count, scorer.Method);
-        _ready.TrySetResult();
-    }
 
     /// <summary>Waits for a live scorer (<see cref="Scorer"/>).</summary>
     public async Task<IQueryScorer> WaitScorerAsync(CancellationToken cancellationToken)
@@ -83,9 +72,6 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     /// <summary>The last problem with a probe set (null when none).</summary>
     public string? LastError { get; private set; }
 
-    /// <summary>Raised (on the follower thread) when a model goes live.</summary>
-    public event Action<AttributionModel>? Swapped;
-
     /// <summary>Starts following the probes topic (idempotent).</summary>
     public void Start()
     {
@@ -93,14 +79,6 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         {
             _follower ??= Task.Factory.StartNew(Follow, TaskCreationOptions.LongRunning);
         }
-    }
-
-    /// <summary>Waits for a live model.</summary>
-    public async Task<AttributionModel> WaitAsync(CancellationToken cancellationToken)
-    {
-        Start();
-        await _ready.Task.WaitAsync(cancellationToken);
-        return _current!;
     }
 
     private void Follow()
@@ -161,7 +139,10 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         try
         {
             probe = EventCodecs.Probes.Decode(record.Value);
-            _ = ProbeCodec.FormatOf(probe);
+            if (!IsLanguageModel(probe.Architecture))
+            {
+                _ = ProbeCodec.FormatOf(probe);
+            }
         }
         catch (Exception e) when (e is EventContractException or ProbeFormatException)
         {
@@ -222,10 +203,12 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
         _pending.Remove(key);
         _built.Add(key);
-        Build(key.RunId, key.Step, checkpoint, set);
+        Build(key.RunId, key.Step, checkpoint, set, token);
     }
 
-    private void Build(string runId, long step, CheckpointPublished checkpoint, PendingSet set)
+    private static bool IsLanguageModel(string architecture) => architecture.StartsWith("gpt:", StringComparison.Ordinal);
+
+    private void Build(string runId, long step, CheckpointPublished checkpoint, PendingSet set, CancellationToken token)
     {
         var version = $"{runId}@{step}";
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -233,6 +216,18 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         {
             var examples = set.Examples.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
             var sources = set.Sources.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
+            if (IsLanguageModel(examples[0].Architecture))
+            {
+                var lm = BuildLanguageModel(version, checkpoint, examples, sources, token);
+                _current = null;
+                _scorer = lm;
+                Swaps++;
+                LastError = null;
+                _logger.ModelSwapped(version, lm.ExampleIds.Count, lm.SourceIds.Count, $"{lm.Method} over {examples[0].Architecture}, {examples[0].Tensors.Count} tensors at rank {examples[0].Rank}", watch.Elapsed.TotalSeconds);
+                _ready.TrySetResult();
+                return;
+            }
+
             var exampleFormat = ProbeCodec.FormatOf(examples[0]);
             var sourceFormat = sources.Length > 0 ? ProbeCodec.FormatOf(sources[0]) : new ProbeFormat(exampleFormat.Widths, 0, ProbePrecision.Float32);
             if (examples.Any(p => !ProbeCodec.FormatOf(p).SameAs(exampleFormat)) || sources.Any(p => !ProbeCodec.FormatOf(p).SameAs(sourceFormat))
@@ -250,12 +245,101 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             LastError = null;
             _logger.ModelSwapped(version, model.ExampleIds.Length, model.SourceIds.Length, exampleFormat.ToString(), watch.Elapsed.TotalSeconds);
             _ready.TrySetResult();
-            Swapped?.Invoke(model);
         }
-        catch (Exception e) when (e is ProbeFormatException or CheckpointException or ArgumentException)
+        catch (Exception e) when (e is ProbeFormatException or CheckpointException or ArgumentException or EventContractException)
         {
             LastError = $"probe set {version}: {e.Message}";
             _logger.ModelRejected(version, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// A language model's probe set as a served method: θ from the checkpoint store, the units' factors imported into
+    /// forward-only (<see cref="IProbeSetMethod.ImportState"/>), each document's source from the run's training
+    /// batches (a probe names its unit, not the unit's source), the tokenizer the recipe names, and the sources' names
+    /// from the corpus the recipe names when it is installed here (their ids otherwise).
+    /// </summary>
+    private LanguageModelScorer BuildLanguageModel(string version, CheckpointPublished checkpoint, InfluenceProbe[] examples, InfluenceProbe[] sources, CancellationToken token)
+    {
+        var first = examples[0];
+        var exampleLayout = new UnitLayout(first.Architecture, first.Rank, first.Tensors, first.Precision);
+        var sourceLayout = sources.Length > 0 ? new UnitLayout(sources[0].Architecture, sources[0].Rank, sources[0].Tensors, sources[0].Precision) : exampleLayout;
+        if (examples.Any(p => !ProbeCodec.IsIn(p, exampleLayout)) || sources.Any(p => !ProbeCodec.IsIn(p, sourceLayout)) || sourceLayout.Architecture != exampleLayout.Architecture)
+        {
+            throw new ProbeFormatException("the set mixes probe layouts; re-run the Simulator for this checkpoint with one configuration.");
+        }
+
+        var recipe = checkpoint.Recipe ?? throw new ArgumentException("its checkpoint event carries no recipe (tokenizer, corpus); re-publish the run with the current Ingest.");
+        if (recipe.Architecture != first.Architecture)
+        {
+            throw new ArgumentException($"the probes are of {first.Architecture} but the checkpoint is {recipe.Architecture}.");
+        }
+
+        var tokenizer = recipe.Tokenizer is { Length: > 0 } name && Tokenizers.Names.Contains(name) ? Tokenizers.Create(name)
+            : throw new ArgumentException($"the checkpoint's recipe names tokenizer '{recipe.Tokenizer}'; known: {string.Join(", ", Tokenizers.Names)}.");
+        var config = CheckpointStore.ParseGpt(first.Architecture);
+        var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, first.Architecture);
+        var sourceOf = ReadSourcesAsync(checkpoint.RunId, checkpoint.Step, token).GetAwaiter().GetResult();
+        long[] sourceIds = [.. sources.Select(p => p.SubjectId)];
+        var sourceIndex = sourceIds.Select((id, i) => (id, i)).ToDictionary(p => p.id, p => p.i);
+        var exampleSources = new int[examples.Length];
+        for (int i = 0; i < examples.Length; i++)
+        {
+            long id = examples[i].SubjectId;
+            if (!sourceOf.TryGetValue(id, out var source) || !sourceIndex.TryGetValue(source, out exampleSources[i]))
+            {
+                throw new ArgumentException($"document {id} has {(sourceOf.ContainsKey(id) ? $"source {sourceOf[id]}, which has no source probe in the set" : $"no TrainingBatch on '{Topics.Batches}' for run {checkpoint.RunId} up to step {checkpoint.Step}")}; re-publish the run (Ingest) and its probes (Simulator).");
+            }
+        }
+
+        var method = (IProbeSetMethod)MethodFactory.Create("forward-only", new Dictionary<string, string>());
+        method.ImportState(new ServedModel(() => CheckpointStore.Create(first.Architecture), theta, exampleSources, sourceIds.Length), new ProbeSetState
+        {
+            Architecture = first.Architecture,
+            ExampleTensors = exampleLayout.Tensors,
+            Examples = [.. examples.Select(p => p.Factors)],
+            SourceTensors = sourceLayout.Tensors,
+            Sources = [.. sources.Select(p => p.Factors)],
+        });
+        return new LanguageModelScorer(version, method, config, tokenizer, [.. examples.Select(p => p.SubjectId)], exampleSources, sourceIds, SourceNames(recipe.Dataset, sourceIds));
+    }
+
+    /// <summary>The source of every document the run trained on up to <paramref name="step"/>, from its training batches.</summary>
+    private async Task<Dictionary<long, long>> ReadSourcesAsync(string runId, long step, CancellationToken token)
+    {
+        var sourceOf = new Dictionary<long, long>();
+        foreach (var r in await TopicReader.ReadToEndAsync(_log, Topics.Batches, token))
+        {
+            if (r.KeyString != runId || r.Value.Length == 0)
+            {
+                continue;
+            }
+
+            var batch = EventCodecs.TrainingBatches.Decode(r.Value);
+            if (batch.RunId == runId && batch.Step <= step)
+            {
+                for (int i = 0; i < batch.ExampleIds.Count; i++)
+                {
+                    sourceOf.TryAdd(batch.ExampleIds[i], batch.SourceIds[i]);
+                }
+            }
+        }
+
+        return sourceOf;
+    }
+
+    /// <summary>The corpus's source names when it is installed here (names are display data: their ids stand in otherwise).</summary>
+    private IReadOnlyList<string> SourceNames(string corpus, long[] sourceIds)
+    {
+        try
+        {
+            var all = TextCorpus.Load(corpus).Sources;
+            return [.. sourceIds.Select(id => id >= 0 && id < all.Count ? all[(int)id].Name : $"source {id}")];
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or DataFormatException or UnauthorizedAccessException)
+        {
+            _logger.SourceNamesUnknown(corpus, e.Message);
+            return [.. sourceIds.Select(id => $"source {id}")];
         }
     }
 

@@ -73,11 +73,11 @@ public static class QueryValidator
     /// <summary>
     /// The language-model query <paramref name="query"/> carries, as the model reads it: its tokenizer must be
     /// <paramref name="tokenizer"/> (the model's), the completion must have at least one token and at most
-    /// <paramref name="context"/>, and every id must be in the model's vocabulary of <paramref name="vocabSize"/>. The
-    /// prompt gets the tokenizer's document start first (<see cref="CompletionQuery.FromText"/>); a prompt longer than
-    /// the context loses its oldest tokens when scored (<see cref="CompletionQuery.Rows"/>).
+    /// <paramref name="context"/>, prompt and completion together must fit the context (the prompt gets the tokenizer's
+    /// document start first, which the context holds besides), and every id must be in the model's vocabulary of
+    /// <paramref name="vocabSize"/>.
     /// </summary>
-    /// <exception cref="QueryRejectedException">Features instead of text, no or another tokenizer, an empty or too long completion, an id outside the vocabulary.</exception>
+    /// <exception cref="QueryRejectedException">Features instead of text, no or another tokenizer, an empty or too long completion, a prompt too long for the context, an id outside the vocabulary.</exception>
     public static CompletionQuery ValidateText(ModelQuery query, ITokenizer tokenizer, int vocabSize, int context)
     {
         ArgumentNullException.ThrowIfNull(query);
@@ -127,7 +127,14 @@ public static class QueryValidator
 
         if (completion.Completion.Length > context)
         {
-            throw new QueryRejectedException($"query '{id}' has a completion of {completion.Completion.Length} tokens; this model's context is {context} tokens. Send a shorter completion (the prompt may be longer: its oldest tokens are dropped).");
+            throw new QueryRejectedException($"query '{id}' has a completion of {completion.Completion.Length} tokens; this model's context is {context} tokens. Send a shorter completion.");
+        }
+
+        // The model reads the document start, the prompt and the completion but the last token in one window: the
+        // query is attributed as sent or not at all (cutting the prompt would explain an output nobody asked about).
+        if (completion.Prompt.Length + completion.Completion.Length > context + 1)
+        {
+            throw new QueryRejectedException($"query '{id}': its prompt ({completion.Prompt.Length - 1} tokens) and completion ({completion.Completion.Length}) do not fit this model's context of {context} tokens (prompt + completion ≤ {context}); send a shorter prompt (keep its last {context - completion.Completion.Length} tokens).");
         }
 
         foreach (var t in completion.Completion)

@@ -127,28 +127,26 @@ public sealed class SimulatorWorker : EventConsumerWorker
             await Spans.PublishAsync(record, checkpoint, cancellationToken);
         }
 
-        var (recipe, widths, theta) = LoadCheckpoint(checkpoint);
-        var (exampleIds, sourceOf, payloadInputs) = await ReadTrainingSetAsync(checkpoint, cancellationToken);
+        var (recipe, theta) = LoadCheckpoint(checkpoint);
+        bool languageModel = recipe.Architecture.StartsWith("gpt:", StringComparison.Ordinal);
+        var training = await ReadTrainingSetAsync(checkpoint, languageModel, cancellationToken);
+        var exampleIds = training.ExampleIds;
         if (exampleIds.Length == 0)
         {
             throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: no TrainingBatch events with step <= {checkpoint.Step} for this run on '{Topics.Batches}'; Ingest publishes them before the checkpoint.");
         }
 
-        var layout = new MlpLayout(widths);
-        var (inputs, labels) = Inputs(checkpoint, exampleIds, payloadInputs, layout);
-        var sourceIds = exampleIds.Select(e => sourceOf[e]).Distinct().Order().ToArray();
+        var sourceIds = exampleIds.Select(e => training.SourceOf[e]).Distinct().Order().ToArray();
         var sourceIndex = sourceIds.Select((s, i) => (s, i)).ToDictionary(p => p.s, p => p.i);
-        var problem = new AttributionProblem(layout, theta, inputs, labels, [.. exampleIds.Select(e => sourceIndex[sourceOf[e]])], sourceIds.Length, (float)recipe.WeightDecay)
-        {
-            TrainingLearningRate = (float)recipe.LearningRate,
-        };
+        int[] exampleSources = [.. exampleIds.Select(e => sourceIndex[training.SourceOf[e]])];
+        var plan = languageModel
+            ? LanguageModelPlan(checkpoint, recipe, theta, training, exampleSources, sourceIds.Length)
+            : MlpPlan(checkpoint, recipe, theta, training, exampleSources, sourceIds.Length);
 
         // The probe set carries its checkpoint reference on the compacted probes topic, so a Scorer rebuilding its index
         // finds θ even where the checkpoints topic no longer retains the event (the embedded log trims committed records).
         await _producer.ProduceAsync(Topics.Probes, EventMessage.Create(InfluenceProbe.CheckpointKey(checkpoint.RunId, checkpoint.Step), record.Value, ArrowEvents.Headers<CheckpointPublished>()), cancellationToken);
-        var exampleFormat = new ProbeFormat(layout.Widths, _options.Rank, ProbeFormat.ParsePrecision(_options.Precision)!.Value);
-        var sourceFormat = new ProbeFormat(layout.Widths, 0, ProbePrecision.Float32);
-        var (doneExamples, doneSources) = await ReadDoneAsync(checkpoint, exampleFormat, sourceFormat, exampleIds.Length, sourceIds.Length, cancellationToken);
+        var (doneExamples, doneSources) = await ReadDoneAsync(checkpoint, plan.ExampleLayout, plan.SourceLayout, exampleIds.Length, sourceIds.Length, cancellationToken);
         Logger.SimulationPlanned(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, doneExamples.Count, doneSources.Count, _share.ToString());
 
         // With several instances this one simulates only its share of the units (the others' shares are theirs).
@@ -160,14 +158,14 @@ public sealed class SimulatorWorker : EventConsumerWorker
         long publishedBefore = ProbesPublished;
         if (exampleUnits.Length + sourceUnits.Length > 0)
         {
-            var simulator = new ForwardOnlySimulator(problem, _options.ToForwardOnly(), cancellationToken);
-            Logger.SimulatorReady(checkpoint.RunId, checkpoint.Step, simulator.StepSize, exampleFormat.ToString(), EventCodecs.Probes.Encode(ProbeCodec.ToProbe(exampleFormat, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, 0, 0, 0, new float[exampleFormat.FloatsPerUnit])).Length);
-            var sketch = exampleFormat.CreateSketch(_options.Seed);
-            await SimulateAsync(simulator, checkpoint, exampleFormat, sketch, ProbeSubject.Example, exampleUnits, u => [u], u => exampleIds[u],
+            var simulation = plan.Start(cancellationToken);
+            Logger.SimulatorReady(checkpoint.RunId, checkpoint.Step, simulation.StepSize, plan.ExampleLayout.ToString(), EventCodecs.Probes.Encode(ProbeCodec.ToProbe(plan.ExampleLayout, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, 0, 0, 0, new float[plan.ExampleLayout.FloatsPerUnit])).Length);
+            await SimulateAsync(simulation, checkpoint, plan.ExampleLayout, ProbeSubject.Example, exampleUnits, u => [u], u => exampleIds[u],
                 exampleIds.Length, sourceIds.Length, cancellationToken);
-            // A source is simulated as one unit of all its examples: the definition ForwardOnlyMethod uses offline.
-            var members = ForwardOnlyMethod.SourceUnits(problem);
-            await SimulateAsync(simulator, checkpoint, sourceFormat, [], ProbeSubject.Source, sourceUnits, s => members[s], s => sourceIds[s],
+            // A source is simulated as one unit of all its examples (documents): the definition ForwardOnlyMethod and
+            // ModelForwardOnlyMethod use offline (SourceResponse.Simulated), for the MLP and the GPT alike.
+            var members = ForwardOnlyMethod.SourceUnits(plan.Problem);
+            await SimulateAsync(simulation, checkpoint, plan.SourceLayout, ProbeSubject.Source, sourceUnits, s => members[s], s => sourceIds[s],
                 exampleIds.Length, sourceIds.Length, cancellationToken);
         }
 
@@ -175,7 +173,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
         if (_share.Instances > 1)
         {
             // Only this instance's share is known to be there: the set is complete when the topic holds every unit.
-            var (allExamples, allSources) = await ReadDoneAsync(checkpoint, exampleFormat, sourceFormat, exampleIds.Length, sourceIds.Length, cancellationToken);
+            var (allExamples, allSources) = await ReadDoneAsync(checkpoint, plan.ExampleLayout, plan.SourceLayout, exampleIds.Length, sourceIds.Length, cancellationToken);
             whole = allExamples.Count == exampleIds.Length && allSources.Count == sourceIds.Length;
         }
 
@@ -208,22 +206,16 @@ public sealed class SimulatorWorker : EventConsumerWorker
         waiter.TrySetResult(done);
     }
 
-    private async Task SimulateAsync(ForwardOnlySimulator simulator, CheckpointPublished checkpoint, ProbeFormat format, float[] sketch, ProbeSubject subject,
+    private async Task SimulateAsync(IUnitSimulation simulation, CheckpointPublished checkpoint, UnitLayout layout, ProbeSubject subject,
         int[] units, Func<int, int[]> members, Func<int, long> subjectId, int setExamples, int setSources, CancellationToken ct)
     {
-        var compressed = new float[format.FloatsPerUnit];
         for (int start = 0; start < units.Length; start += _options.UnitsPerBlock)
         {
             var block = units[start..Math.Min(units.Length, start + _options.UnitsPerBlock)];
             var acks = new List<Task<EventPosition>>(block.Length);
-            simulator.Simulate([.. block.Select(members)], (u, response) =>
+            simulation.Simulate(subject, [.. block.Select(members)], (u, floats) =>
             {
-                if (format.Rank > 0)
-                {
-                    format.Compress(response, sketch, compressed);
-                }
-
-                var probe = ProbeCodec.ToProbe(format, checkpoint.RunId, checkpoint.Step, subject, subjectId(block[u]), setExamples, setSources, format.Rank > 0 ? compressed : response);
+                var probe = ProbeCodec.ToProbe(layout, checkpoint.RunId, checkpoint.Step, subject, subjectId(block[u]), setExamples, setSources, floats);
                 acks.Add(_producer.ProduceAsync(Topics.Probes, EventMessage.Create(probe.Key,
                     EventCodecs.Probes.Encode(probe), ArrowEvents.Headers<InfluenceProbe>()), ct));
             }, ct);
@@ -234,15 +226,9 @@ public sealed class SimulatorWorker : EventConsumerWorker
         }
     }
 
-    /// <summary>
-    /// The recipe, widths and θ of a checkpoint, from the event alone: its architecture and recipe columns and the
-    /// checkpoint store (URI + sha256). Anything missing or unusable rejects the checkpoint (dead letter) saying what.
-    /// </summary>
-    private static (CheckpointRecipe Recipe, int[] Widths, float[] Theta) LoadCheckpoint(CheckpointPublished checkpoint)
+    /// <summary>An MLP checkpoint: the stacked simulation (<see cref="ForwardOnlySimulator"/>), examples compressed to <see cref="ProbeFormat"/>, sources in full.</summary>
+    private SimulationPlan MlpPlan(CheckpointPublished checkpoint, CheckpointRecipe recipe, float[] theta, TrainingSet training, int[] exampleSources, int sourceCount)
     {
-        var where = $"checkpoint {checkpoint.RunId} step {checkpoint.Step}";
-        var recipe = checkpoint.Recipe ?? throw new CheckpointRejectedException(
-            $"{where}: the event carries no architecture and recipe (columns architecture, learning_rate, weight_decay, batch_size, seed, dataset; schema version 1 had none); re-publish the run with the current Ingest, which reads them from run.json.");
         int[] widths;
         try
         {
@@ -250,14 +236,67 @@ public sealed class SimulatorWorker : EventConsumerWorker
         }
         catch (ProbeFormatException e)
         {
-            throw new CheckpointRejectedException(recipe.Architecture.StartsWith("gpt:", StringComparison.Ordinal)
-                ? $"{where}: architecture '{recipe.Architecture}' is a language model; the Simulator simulates MLPs until forward-only attribution on the transformer is wired into it. The checkpoint is kept here on the dead-letter topic: re-publish it (Ingest) once the Simulator simulates GPTs."
-                : $"{where}: {e.Message}", e);
+            throw new CheckpointRejectedException($"checkpoint {checkpoint.RunId} step {checkpoint.Step}: {e.Message}", e);
         }
 
+        var layout = new MlpLayout(widths);
+        var (inputs, labels) = Inputs(checkpoint, training.ExampleIds, training.Payload, layout);
+        var problem = new AttributionProblem(layout, theta, inputs, labels, exampleSources, sourceCount, (float)recipe.WeightDecay)
+        {
+            TrainingLearningRate = (float)recipe.LearningRate,
+        };
+        var exampleFormat = new ProbeFormat(layout.Widths, _options.Rank, ProbeFormat.ParsePrecision(_options.Precision)!.Value);
+        var sourceFormat = new ProbeFormat(layout.Widths, 0, ProbePrecision.Float32);
+        return new SimulationPlan(problem, exampleFormat.Unit, sourceFormat.Unit, ct => new MlpSimulation(new ForwardOnlySimulator(problem, _options.ToForwardOnly(), ct), exampleFormat, _options.Seed));
+    }
+
+    /// <summary>
+    /// A language model's checkpoint: one unit per training document (its token ids from the batches), sources as whole
+    /// units, simulated through <see cref="ModelSimulator"/> and laid out as <see cref="ModelForwardOnlyMethod"/> stores
+    /// them (<see cref="ModelProbeSimulator"/>). The step size is 1 / (h_max + λ): the recipe's learning rate is the
+    /// optimiser's (AdamW), not a plain gradient step, so it does not cap it (as offline).
+    /// </summary>
+    private SimulationPlan LanguageModelPlan(CheckpointPublished checkpoint, CheckpointRecipe recipe, float[] theta, TrainingSet training, int[] exampleSources, int sourceCount)
+    {
+        var where = $"checkpoint {checkpoint.RunId} step {checkpoint.Step}";
+        var config = CheckpointStore.ParseGpt(recipe.Architecture);
+        var documents = new int[training.ExampleIds.Length][];
+        for (int i = 0; i < documents.Length; i++)
+        {
+            long id = training.ExampleIds[i];
+            if (!training.Documents.TryGetValue(id, out var tokens))
+            {
+                throw new CheckpointRejectedException($"{where}: document {id} has no token ids in a TrainingBatch on '{Topics.Batches}' ({training.Documents.Count} of {documents.Length} documents have); Ingest attaches them (corpus '{recipe.Dataset}'); a trainer publishing its own batches must set TrainingBatch.Documents.");
+            }
+
+            if (tokens.Length < 2 || tokens.Any(t => (uint)t >= (uint)config.VocabSize))
+            {
+                throw new CheckpointRejectedException($"{where}: document {id} has {tokens.Length} tokens{(tokens.Length < 2 ? "; a training document needs the document start and at least one token" : $" with an id outside the model's vocabulary of {config.VocabSize} (first: {tokens.First(t => (uint)t >= (uint)config.VocabSize)})")}; re-publish the run with the tokenizer it was trained with ('{recipe.Tokenizer}').");
+            }
+
+            documents[i] = tokens;
+        }
+
+        var problem = AttributionProblem.ForGpt(config, theta, documents, exampleSources, sourceCount, (float)recipe.WeightDecay);
+        var precision = ProbeFormat.ParsePrecision(_options.Precision)!.Value;
+        var options = _options.ToForwardOnly();
+        // The layout is known before simulating (finished probes are recognised by it).
+        var layout = ModelProbeSimulator.LayoutOf(problem, options.Rank, precision);
+        return new SimulationPlan(problem, layout, layout, ct => new LanguageModelSimulation(new ModelProbeSimulator(problem, options, precision, ct)));
+    }
+
+    /// <summary>
+    /// The recipe and θ of a checkpoint, from the event alone: its architecture and recipe columns and the checkpoint
+    /// store (URI + sha256). Anything missing or unusable rejects the checkpoint (dead letter) saying what.
+    /// </summary>
+    private static (CheckpointRecipe Recipe, float[] Theta) LoadCheckpoint(CheckpointPublished checkpoint)
+    {
+        var where = $"checkpoint {checkpoint.RunId} step {checkpoint.Step}";
+        var recipe = checkpoint.Recipe ?? throw new CheckpointRejectedException(
+            $"{where}: the event carries no architecture and recipe (columns architecture, learning_rate, weight_decay, batch_size, seed, dataset; schema version 1 had none); re-publish the run with the current Ingest, which reads them from run.json.");
         try
         {
-            return (recipe, widths, CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, recipe.Architecture));
+            return (recipe, CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, recipe.Architecture));
         }
         catch (CheckpointException e)
         {
@@ -265,10 +304,17 @@ public sealed class SimulatorWorker : EventConsumerWorker
         }
     }
 
-    private async Task<(long[] ExampleIds, Dictionary<long, long> SourceOf, Dictionary<long, (float[] X, int Y)> Payload)> ReadTrainingSetAsync(CheckpointPublished checkpoint, CancellationToken ct)
+    /// <summary>
+    /// The run's training units up to the checkpoint: an MLP's examples by id; a language model's documents in training
+    /// order (as the batches list them, i.e. run.json's order), the order the offline method indexes its rows in, so the
+    /// simulation draws the same mini-batches here as in <c>attribute</c> and <c>eval</c>.
+    /// </summary>
+    private async Task<TrainingSet> ReadTrainingSetAsync(CheckpointPublished checkpoint, bool trainingOrder, CancellationToken ct)
     {
+        var order = new List<long>();
         var sourceOf = new Dictionary<long, long>();
         var payload = new Dictionary<long, (float[], int)>();
+        var documents = new Dictionary<long, int[]>();
         foreach (var r in await TopicReader.ReadToEndAsync(_log, Topics.Batches, ct))
         {
             if (r.KeyString != checkpoint.RunId)
@@ -285,7 +331,10 @@ public sealed class SimulatorWorker : EventConsumerWorker
             for (int i = 0; i < batch.ExampleIds.Count; i++)
             {
                 // An example trained more than once keeps its first source (re-published batches are harmless).
-                sourceOf.TryAdd(batch.ExampleIds[i], batch.SourceIds[i]);
+                if (sourceOf.TryAdd(batch.ExampleIds[i], batch.SourceIds[i]))
+                {
+                    order.Add(batch.ExampleIds[i]);
+                }
             }
 
             if (batch.Payload is { } bytes)
@@ -296,15 +345,23 @@ public sealed class SimulatorWorker : EventConsumerWorker
                     payload.TryAdd(batch.ExampleIds[i], (x[(i * d)..((i + 1) * d)], y[i]));
                 }
             }
+
+            if (batch.Documents is { } docs)
+            {
+                for (int i = 0; i < batch.ExampleIds.Count; i++)
+                {
+                    documents.TryAdd(batch.ExampleIds[i], docs[i]);
+                }
+            }
         }
 
-        var ids = sourceOf.Keys.Order().ToArray();
+        var ids = trainingOrder ? [.. order] : sourceOf.Keys.Order().ToArray();
         if (_options.MaxExamples > 0 && ids.Length > _options.MaxExamples)
         {
             ids = ids[.._options.MaxExamples];
         }
 
-        return (ids, sourceOf, payload);
+        return new TrainingSet(ids, sourceOf, payload, documents);
     }
 
     /// <summary>The inputs and labels of <paramref name="ids"/>, all from the batches' payloads (the service reads no data set of its own).</summary>
@@ -334,7 +391,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
         return (x, y);
     }
 
-    private async Task<(HashSet<long> Examples, HashSet<long> Sources)> ReadDoneAsync(CheckpointPublished checkpoint, ProbeFormat exampleFormat, ProbeFormat sourceFormat,
+    private async Task<(HashSet<long> Examples, HashSet<long> Sources)> ReadDoneAsync(CheckpointPublished checkpoint, UnitLayout exampleLayout, UnitLayout sourceLayout,
         long setExamples, long setSources, CancellationToken ct)
     {
         var examples = new HashSet<long>();
@@ -352,17 +409,60 @@ public sealed class SimulatorWorker : EventConsumerWorker
                 var probe = EventCodecs.Probes.Decode(r.Value);
                 // Only a probe of the same format and set is finished work; anything else is redone (and overwritten).
                 if (probe.SetExamples == setExamples && probe.SetSources == setSources
-                    && ProbeCodec.FormatOf(probe).SameAs(probe.Subject == ProbeSubject.Example ? exampleFormat : sourceFormat))
+                    && ProbeCodec.IsIn(probe, probe.Subject == ProbeSubject.Example ? exampleLayout : sourceLayout))
                 {
                     (probe.Subject == ProbeSubject.Example ? examples : sources).Add(probe.SubjectId);
                 }
             }
-            catch (Exception ex) when (ex is EventContractException or ProbeFormatException)
+            catch (EventContractException)
             {
                 // A malformed probe counts as not done: it is simulated again and replaced.
             }
         }
 
         return (examples, sources);
+    }
+
+    private sealed record TrainingSet(long[] ExampleIds, Dictionary<long, long> SourceOf, Dictionary<long, (float[] X, int Y)> Payload, Dictionary<long, int[]> Documents);
+
+    /// <summary>A checkpoint's problem, its probes' layouts and how to start simulating (deferred: the step size costs a power iteration).</summary>
+    private sealed record SimulationPlan(AttributionProblem Problem, UnitLayout ExampleLayout, UnitLayout SourceLayout, Func<CancellationToken, IUnitSimulation> Start);
+
+    /// <summary>Simulates units of one subject and hands each unit's probe floats to a sink.</summary>
+    private interface IUnitSimulation
+    {
+        float StepSize { get; }
+
+        void Simulate(ProbeSubject subject, IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct);
+    }
+
+    private sealed class MlpSimulation(ForwardOnlySimulator simulator, ProbeFormat exampleFormat, ulong seed) : IUnitSimulation
+    {
+        private readonly float[] _sketch = exampleFormat.CreateSketch(seed);
+        private readonly float[] _compressed = new float[exampleFormat.FloatsPerUnit];
+
+        public float StepSize => simulator.StepSize;
+
+        // Examples travel compressed (rank-r factors); sources in full, as simulated.
+        public void Simulate(ProbeSubject subject, IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct) =>
+            simulator.Simulate(units, (u, response) =>
+            {
+                if (subject == ProbeSubject.Example && exampleFormat.Rank > 0)
+                {
+                    exampleFormat.Compress(response, _sketch, _compressed);
+                    sink(u, _compressed);
+                }
+                else
+                {
+                    sink(u, response);
+                }
+            }, ct);
+    }
+
+    private sealed class LanguageModelSimulation(ModelProbeSimulator simulator) : IUnitSimulation
+    {
+        public float StepSize => simulator.StepSize;
+
+        public void Simulate(ProbeSubject subject, IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct) => simulator.Simulate(units, sink, ct);
     }
 }

@@ -6,7 +6,8 @@ namespace Attribution.Integration.Tests;
 
 /// <summary>
 /// <c>./pipeline demo --model gpt</c> as a user runs it, in a small configuration: a GPT trained on two fortune packs,
-/// TRAK served in the Scorer, text queries through the embedded log, poison dead-lettered, attributions in Arrow.
+/// published by Ingest, forward-only probes from the Simulator served by the Scorer, text queries through the embedded
+/// log, poison dead-lettered, attributions in Arrow.
 /// </summary>
 public sealed class GptDemoProcessTests(ITestOutputHelper output)
 {
@@ -26,7 +27,8 @@ public sealed class GptDemoProcessTests(ITestOutputHelper output)
             Assert.True(run.ExitCode == 0, $"demo exited {run.ExitCode}:\n{run.Output}");
             Assert.Contains("Attributed 3 of 3 text queries", text, StringComparison.Ordinal);
             Assert.Contains("model's completion", text, StringComparison.Ordinal);
-            foreach (var poison in new[] { "poison-tokenizer", "poison-empty", "poison-vocab", "poison-image" })
+            Assert.Contains("Probe set complete", text, StringComparison.Ordinal);
+            foreach (var poison in new[] { "poison-tokenizer", "poison-empty", "poison-vocab", "poison-context", "poison-image" })
             {
                 Assert.Contains(poison, text, StringComparison.Ordinal);
             }
@@ -37,7 +39,7 @@ public sealed class GptDemoProcessTests(ITestOutputHelper output)
             {
                 // The event is readable without the run: what it explains, each document's source, each source's name.
                 Assert.Equal(CompletionQuery.OutputFunction, r.OutputFunction);
-                Assert.Equal("trak", r.Method);
+                Assert.Equal("forward-only", r.Method);
                 Assert.Equal(["fortunes/pets", "fortunes/tao"], r.SourceNames!.Order(StringComparer.Ordinal));
                 Assert.Equal(r.ExampleIds.Count, r.ExampleSourceIds!.Count);
                 Assert.All(r.ExampleSourceIds, s => Assert.Contains(s, r.SourceIds));
@@ -46,7 +48,7 @@ public sealed class GptDemoProcessTests(ITestOutputHelper output)
 
             // A second run reuses the trained model.
             var again = await CliProcess.RunAsync(CliProcess.Dll,
-                ["demo", "--model", "gpt", "--corpus", "fortunes/tao,fortunes/pets", "--steps", "150", "--queries", "1", "--method", "grad-dot",
+                ["demo", "--model", "gpt", "--corpus", "fortunes/tao,fortunes/pets", "--steps", "150", "--queries", "1",
                  "--run-dir", Path.Combine(root, "run"), "--out", Path.Combine(root, "out")],
                 TimeSpan.FromSeconds(300));
             Assert.True(again.ExitCode == 0, $"second demo exited {again.ExitCode}:\n{again.Output}");
@@ -60,9 +62,9 @@ public sealed class GptDemoProcessTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData(new[] { "demo", "--model", "gpt", "--epochs", "2" }, "--epochs does not apply to --model gpt")]
-    [InlineData(new[] { "demo", "--model", "gpt", "--kafka", "127.0.0.1:1" }, "--kafka is not available with --model gpt yet")]
     [InlineData(new[] { "demo", "--corpus", "fortunes" }, "--corpus does not apply to --model mlp")]
-    [InlineData(new[] { "demo", "--model", "gpt", "--method", "stride" }, "--method must be one of trak, grad-dot, forward-only, bm25, repsim for --model gpt")]
+    [InlineData(new[] { "demo", "--model", "gpt", "--method", "trak" }, "--method must be one of forward-only for --model gpt (got 'trak'): the demo serves what the Simulator publishes as probes")]
+    [InlineData(new[] { "demo", "--model", "gpt", "--horizon", "5" }, "--horizon does not apply to --model gpt")]
     public async Task GptDemoOptionsItCannotHonour_ExitWithCode2(string[] args, string expected)
     {
         var run = await CliProcess.RunAsync(CliProcess.Dll, args, TimeSpan.FromSeconds(60));

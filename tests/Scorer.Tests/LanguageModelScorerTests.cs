@@ -75,4 +75,25 @@ public sealed class LanguageModelScorerTests
         Assert.Contains("context is 24 tokens", Assert.Throws<QueryRejectedException>(() => scorer.Validate(ModelQuery.FromText("q", "v", "bytes", "", new string('x', 25), default))).Message, StringComparison.Ordinal);
         scorer.Validate(ModelQuery.FromText("q", "v", "bytes", "", new string('x', 24), default));
     }
+
+    [Fact]
+    public void Forward_only_is_served_with_its_simulated_source_scores_not_sums_of_its_documents()
+    {
+        // Sources are defined once: each simulated as one unit (as on the MLP path), so the served source score is the
+        // method's ScoreSources, which differs from the sum over the source's documents.
+        var model = new GptModel(new Gpt(Config, seed: 3));
+        var theta = new float[model.ParameterCount];
+        model.CopyTo(theta);
+        var framed = Documents.Select(d => ByteTokenizer.Instance.EncodeDocument(System.Text.Encoding.UTF8.GetBytes(d))).ToArray();
+        var problem = AttributionProblem.ForGpt(Config, theta, framed, DocumentSources, sourceCount: 3);
+        var method = MethodFactory.Create("forward-only", new Dictionary<string, string> { ["horizon"] = "2", ["eta"] = "0.01", ["batch"] = "2", ["rank"] = "2" });
+        method.Precompute(problem);
+        var scorer = new LanguageModelScorer("gpt-run@300", method, Config, ByteTokenizer.Instance, DocumentIds, DocumentSources, [70, 71, 72], ["fortunes/a", "fortunes/b", "devil"]);
+        var scores = scorer.Score([ModelQuery.FromText("q1", "v", "bytes", "the ", "cat sat", default)]);
+        var batch = QueryBatch.Completions([CompletionQuery.FromText(ByteTokenizer.Instance, "the ", "cat sat")], Config.Context);
+        var expected = method.Score(batch);
+        Assert.Equal(expected.Scores, scores.Examples);
+        Assert.Equal(method.ScoreSources(batch), scores.Sources);
+        Assert.NotEqual(expected.SourceScores, scores.Sources);
+    }
 }

@@ -47,12 +47,18 @@ public sealed class TextQueryValidationTests
     }
 
     [Fact]
-    public void A_completion_longer_than_the_context_is_rejected_but_a_long_prompt_is_not()
+    public void A_completion_longer_than_the_context_or_a_prompt_the_context_cannot_hold_beside_it_is_rejected()
     {
         Assert.Contains("completion of 9 tokens; this model's context is 8 tokens", Reject(ModelQuery.FromText("a", "v", "bytes", "", "123456789", T0)), StringComparison.Ordinal);
-        var longPrompt = QueryValidator.ValidateText(ModelQuery.FromText("a", "v", "bytes", new string('p', 50), "12345678", T0), ByteTokenizer.Instance, Vocab, Context);
-        Assert.Equal(8, longPrompt.Completion.Length);
-        Assert.Equal(8, longPrompt.Rows(Context).Inputs.Length); // the prompt keeps only what the context holds
+        // The context holds the document start, the prompt and the completion but its last token: 3 + 5 fit in 8 …
+        var fits = QueryValidator.ValidateText(ModelQuery.FromText("a", "v", "bytes", "ppp", "12345", T0), ByteTokenizer.Instance, Vocab, Context);
+        Assert.Equal(8, fits.Rows(Context).Inputs.Length);
+        Assert.Equal([ByteTokenizer.Bos, 112, 112, 112], fits.Prompt);
+        // … one more prompt token does not: the query is dead-lettered rather than attributed with a cut prompt.
+        var tooLong = Reject(ModelQuery.FromText("a", "v", "bytes", "pppp", "12345", T0));
+        Assert.Contains("prompt (4 tokens) and completion (5) do not fit this model's context of 8 tokens", tooLong, StringComparison.Ordinal);
+        Assert.Contains("send a shorter prompt (keep its last 3 tokens)", tooLong, StringComparison.Ordinal);
+        Assert.Contains("do not fit this model's context", Reject(ModelQuery.FromTokens("a", "v", "bytes", [.. Enumerable.Repeat(112L, 50)], [33], T0)), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -60,8 +60,7 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
         StepSize = simulator.StepSize;
         TopEigenvalue = simulator.TopEigenvalue;
         int n = problem.Count, m = problem.SourceCount, p = problem.ParameterCount;
-        // The linear layers' offsets and shapes, from the model's own factors of one row.
-        var layers = problem.CreateModel().PerExampleGradients(ModelSimulator.Select(problem.Training, n > 0 ? [0] : []), ModelOutput.Loss).Layers;
+        var layers = LinearLayers(problem);
         var examples = new LayerResponses(p, layers, n, _options.Rank, _options.Seed);
         var sources = new LayerResponses(p, layers, m, _options.Rank, _options.Seed);
         var members = new List<int>[m];
@@ -168,6 +167,13 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
 
             return set;
         }
+    }
+
+    /// <summary>The model's linear layers (offsets and shapes) a probe covers, from the model's own factors of one training row.</summary>
+    public static IReadOnlyList<LinearFactors> LinearLayers(AttributionProblem problem)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        return problem.CreateModel().PerExampleGradients(ModelSimulator.Select(problem.Training, problem.Count > 0 ? [0] : []), ModelOutput.Loss).Layers;
     }
 
     /// <inheritdoc />

@@ -16,6 +16,20 @@ public sealed class ProbeFormatException : Exception
     public ProbeFormatException(string message, Exception inner) : base(message, inner) { }
 }
 
+/// <summary>How one unit of any model travels: the model's architecture, the requested rank, the tensors and the element type.</summary>
+/// <param name="Architecture">The model's architecture string (<c>IModel.Architecture</c>).</param>
+/// <param name="Rank">The requested rank (0 = full).</param>
+/// <param name="Tensors">The unit's tensors in order (names, shapes, per-tensor ranks).</param>
+/// <param name="Element">Element type on the wire.</param>
+public sealed record UnitLayout(string Architecture, int Rank, IReadOnlyList<ProbeTensor> Tensors, ProbePrecision Element)
+{
+    /// <summary>Floats per unit.</summary>
+    public long FloatsPerUnit => Tensors.Sum(t => t.FactorCount);
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Architecture} rank {Rank}, {Tensors.Count} tensors, {FloatsPerUnit} {(Element == ProbePrecision.Float16 ? "f16" : "f32")} values";
+}
+
 /// <summary>
 /// Maps one unit's floats in a <see cref="ProbeFormat"/> to an <see cref="InfluenceProbe"/> (typed tensors and
 /// factors) and back. The event contract already checked the wire (shapes, ranks and factor counts agree, values are
@@ -33,11 +47,18 @@ public static class ProbeCodec
     public static InfluenceProbe ToProbe(ProbeFormat format, string runId, long step, ProbeSubject subject, long subjectId, long setExamples, long setSources, ReadOnlySpan<float> floats)
     {
         ArgumentNullException.ThrowIfNull(format);
+        return ToProbe(new UnitLayout(format.Architecture, format.Rank, format.Tensors, format.Element), runId, step, subject, subjectId, setExamples, setSources, floats);
+    }
+
+    /// <summary>The probe of one unit of any model laid out as <paramref name="layout"/> says (see the overload for the checks).</summary>
+    public static InfluenceProbe ToProbe(UnitLayout layout, string runId, long step, ProbeSubject subject, long subjectId, long setExamples, long setSources, ReadOnlySpan<float> floats)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
         ArgumentOutOfRangeException.ThrowIfNegative(setExamples);
         ArgumentOutOfRangeException.ThrowIfNegative(setSources);
-        if (floats.Length != format.FloatsPerUnit)
+        if (floats.Length != layout.FloatsPerUnit)
         {
-            throw new ArgumentException($"{floats.Length} floats given; format {format} needs {format.FloatsPerUnit}.", nameof(floats));
+            throw new ArgumentException($"{floats.Length} floats given; layout {layout} needs {layout.FloatsPerUnit}.", nameof(floats));
         }
 
         for (int i = 0; i < floats.Length; i++)
@@ -47,13 +68,21 @@ public static class ProbeCodec
                 throw new ArgumentException($"unit float {i} is {floats[i]}; a probe must be finite (did the simulation diverge? lower Simulator:Epsilon or the step size).", nameof(floats));
             }
 
-            if (format.Element == ProbePrecision.Float16 && Math.Abs(floats[i]) > (float)Half.MaxValue)
+            if (layout.Element == ProbePrecision.Float16 && Math.Abs(floats[i]) > (float)Half.MaxValue)
             {
                 throw new ArgumentException($"unit float {i} is {floats[i]}, beyond float16's range (±65504); use the f32 probe precision.", nameof(floats));
             }
         }
 
-        return new InfluenceProbe(runId, step, subject, subjectId, format.Architecture, format.Rank, setExamples, setSources, format.Tensors, format.Element, floats.ToArray());
+        return new InfluenceProbe(runId, step, subject, subjectId, layout.Architecture, layout.Rank, setExamples, setSources, layout.Tensors, layout.Element, floats.ToArray());
+    }
+
+    /// <summary>Whether <paramref name="probe"/> was written in <paramref name="layout"/> (architecture, rank, tensors, element type).</summary>
+    public static bool IsIn(InfluenceProbe probe, UnitLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(probe);
+        ArgumentNullException.ThrowIfNull(layout);
+        return probe.Architecture == layout.Architecture && probe.Rank == layout.Rank && probe.Precision == layout.Element && probe.Tensors.SequenceEqual(layout.Tensors);
     }
 
     /// <summary>

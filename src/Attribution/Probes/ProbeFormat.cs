@@ -74,6 +74,9 @@ public sealed class ProbeFormat
     /// <summary>The probe's tensors in the model's tensor order: each layer's weight (at its rank) then its bias (full).</summary>
     public IReadOnlyList<ProbeTensor> Tensors { get; }
 
+    /// <summary>This format as a <see cref="UnitLayout"/> (what a probe carries).</summary>
+    public UnitLayout Unit => new(Architecture, Rank, Tensors, Element);
+
     /// <summary>The layout of the flat (uncompressed) response.</summary>
     public MlpLayout Layout { get; }
 

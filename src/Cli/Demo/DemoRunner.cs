@@ -116,7 +116,7 @@ internal static class DemoRunner
     /// out of reach) is one line on the console and exit code 2 (1 when it may pass: a timeout); the full exception goes
     /// to demo.log.
     /// </summary>
-    private static async Task<int?> ProvisionKafkaAsync(string bootstrap, bool console, string outDir, CancellationToken cancellationToken)
+    internal static async Task<int?> ProvisionKafkaAsync(string bootstrap, bool console, string outDir, CancellationToken cancellationToken)
     {
         using var serilog = new Serilog.LoggerConfiguration().MinimumLevel.Information()
             .WriteTo.Sink(new PlainFileSink(Path.Combine(outDir, "demo.log"))).CreateLogger();

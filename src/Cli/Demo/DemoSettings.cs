@@ -9,10 +9,7 @@ internal sealed record DemoSettings
     public string Model { get; init; } = "mlp";
     public string Corpus { get; init; } = GptCorpus;
     public int Steps { get; init; } = 400;
-    public string Method { get; init; } = "trak";
-
-    /// <summary>The method's options: TRAK with a sparse projection to 512 dimensions (fast enough for the demo's budget).</summary>
-    public IReadOnlyDictionary<string, string> MethodOptions => Method == "trak" ? new Dictionary<string, string> { ["k"] = "512", ["projector"] = "sjlt", ["damping"] = "3" } : new Dictionary<string, string>();
+    public string Method { get; init; } = "forward-only";
 
     public string? KafkaBootstrap { get; init; }
     public int Queries { get; init; } = 300;
@@ -35,8 +32,8 @@ internal sealed record DemoSettings
     public int ConsolePort { get; init; } = 8090;
     public bool Stay { get; init; }
 
-    /// <summary>Methods the GPT demo can serve from its run (every one is built for a GPT and needs nothing the demo does not keep).</summary>
-    public static IReadOnlyList<string> GptDemoMethods { get; } = ["trak", "grad-dot", "forward-only", "bm25", "repsim"];
+    /// <summary>Methods the GPT demo serves through the pipeline: those whose state travels as probes (<c>IProbeSetMethod</c>).</summary>
+    public static IReadOnlyList<string> GptDemoMethods { get; } = ["forward-only"];
 
     public string? Validate()
     {
@@ -45,7 +42,7 @@ internal sealed record DemoSettings
             return Queries is < 1 or > 200 ? $"--queries must be 1..200 for --model gpt (got {Queries})."
                 : Steps < 1 ? $"--steps must be >= 1 (got {Steps})."
                 : GptDemoMethods.Contains(Method) ? null
-                : $"--method must be one of {string.Join(", ", GptDemoMethods)} for --model gpt (got '{Method}'; tracin needs training checkpoints the GPT demo does not keep, stride is not built for a GPT yet, if takes seconds per query).";
+                : $"--method must be one of {string.Join(", ", GptDemoMethods)} for --model gpt (got '{Method}'): the demo serves what the Simulator publishes as probes; other methods on the GPT run with ./pipeline attribute or eval.";
         }
 
         if (Queries < 1 || LeakedQueries < 0 || LeakedQueries > LeakedExamples)

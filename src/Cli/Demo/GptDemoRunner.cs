@@ -1,13 +1,14 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Attribution.Attribution;
 using Attribution.Cli.Commands;
 using Attribution.Cli.Evaluation;
 using Attribution.Contracts;
 using Attribution.Engine.Data;
 using Attribution.Engine.Models;
+using Attribution.Ingest;
 using Attribution.Scorer;
+using Attribution.Simulator;
 using Attribution.Transport;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -21,28 +22,47 @@ namespace Attribution.Cli.Demo;
 
 /// <summary>
 /// <c>./pipeline demo --model gpt</c>: language-model traffic through the pipeline in one process. Trains (or reuses)
-/// a tiny byte-level GPT on Debian text sources, precomputes an attribution method over its training documents (the
-/// same <see cref="MethodFactory"/> object <c>./pipeline eval</c> uses), serves it in the Scorer
-/// (<see cref="ProbeIndex.Serve"/>) over the embedded event log, and sends text queries: a prompt cut from a held-out
-/// document and the model's own greedy completion. Each attribution is shown as it arrives: the prompt, the completion,
-/// the top training documents as text with their sources and scores, and the sources' shares. Poison queries land in
-/// the dead-letter topic; every attribution is written to an Arrow file.
+/// a tiny byte-level GPT on Debian text sources, then runs the three services over the embedded event log (or a Kafka
+/// cluster): <b>Ingest</b> publishes the run (its documents' token ids in the batches, the checkpoint by reference),
+/// the <b>Simulator</b> publishes forward-only probes (one per training document, one per source simulated as one
+/// unit), and the <b>Scorer</b> imports them into the forward-only method object (<c>attribute</c> and <c>eval</c>
+/// score with the same class and state) and attributes text queries: a prompt cut from a held-out document and the
+/// model's own greedy completion. Each attribution is shown as it arrives: the prompt, the completion, the top training
+/// documents as text with their sources and scores, and the sources' scores. Poison queries land in the dead-letter
+/// topic; every attribution is written to an Arrow file.
 /// </summary>
 internal static class GptDemoRunner
 {
     private const int PromptBytes = 28;
     private const int CompletionTokens = 24;
 
+    /// <summary>The Simulator's forward-only settings for the demo: the language-model LDS configuration (docs/benchmarks/language-models.md).</summary>
+    internal const int Horizon = 10;
+
+    /// <summary>Mini-batch rows per simulated step (with <see cref="Horizon"/>).</summary>
+    internal const int SimulationBatch = 8;
+
     public static async Task<int> RunAsync(DemoSettings settings, CancellationToken cancellationToken)
     {
+        if (settings.Validate() is { } error)
+        {
+            AnsiConsole.MarkupLine($"[red]{Markup.Escape(error)}[/]");
+            return 2;
+        }
+
         AnsiConsole.Write(new Rule("[bold]Training-data attribution on live language-model traffic[/]").LeftJustified());
         var total = Stopwatch.StartNew();
         var outDir = Path.GetFullPath(settings.OutputDirectory);
         Directory.CreateDirectory(outDir);
-        using var factory = CliLogging.CreateFactory();
-        if (EnsureTrained(settings, factory.CreateLogger("demo")) is { } failed)
+        if (settings.KafkaBootstrap is { } bootstrap && await DemoRunner.ProvisionKafkaAsync(bootstrap, console: false, outDir, cancellationToken) is { } failed)
         {
             return failed;
+        }
+
+        using var factory = CliLogging.CreateFactory();
+        if (EnsureTrained(settings, factory.CreateLogger("demo")) is { } untrained)
+        {
+            return untrained;
         }
 
         var run = LanguageModelRun.Load(settings.RunDirectory);
@@ -51,16 +71,8 @@ internal static class GptDemoRunner
         var training = run.TrainDocuments.Select(i => run.Corpus.Documents[i]).ToArray();
         AnsiConsole.MarkupLine($"Model: GPT {Markup.Escape(run.Config.ToString()!)}, {model.ParameterCount:N0} parameters, trained on {training.Length:N0} documents from {run.Corpus.Sources.Count} sources ({Markup.Escape(run.Corpus.Spec)}).");
 
-        var precompute = Stopwatch.StartNew();
-        var method = MethodFactory.Create(settings.Method, settings.MethodOptions);
-        var problem = run.Problem();
-        AnsiConsole.Status().Start($"Precomputing {Markup.Escape(method.Describe())} over {problem.Count:N0} documents…", _ => method.Precompute(problem, cancellationToken));
-        AnsiConsole.MarkupLine($"Method [bold]{Markup.Escape(method.Describe())}[/] precomputed in {precompute.Elapsed.TotalSeconds:F1} s ({method.StateBytes / 1e6:F1} MB of state).");
-
-        var version = $"demo-gpt@{settings.Steps}";
-        var scorer = new LanguageModelScorer(version, method, run.Config, run.Tokenizer,
-            [.. training.Select(d => d.Id)], [.. training.Select(d => d.SourceId)],
-            [.. run.Corpus.Sources.Select(s => (long)s.Id)], [.. run.Corpus.Sources.Select(s => s.Name)]);
+        var runId = $"demo-gpt-{DateTime.UtcNow:yyyyMMddHHmmss}";
+        var version = $"{runId}@{settings.Steps}";
         var held = new GptDemoRun(model, [.. run.ValidationDocuments.Select(i => run.Corpus.Documents[i])], training);
         var queries = BuildQueries(held, settings, version);
         if (queries.Count == 0)
@@ -69,16 +81,18 @@ internal static class GptDemoRunner
             return 1;
         }
 
-        using var host = BuildHost(outDir);
-        host.Services.GetRequiredService<ProbeIndex>().Serve(scorer);
+        using var host = BuildHost(settings, runId, outDir);
         await host.StartAsync(cancellationToken);
         try
         {
+            var simulator = host.Services.GetRequiredService<SimulatorWorker>();
             var worker = host.Services.GetRequiredService<ScorerWorker>();
             var log = host.Services.GetRequiredService<IEventLog>();
             var producer = host.Services.GetRequiredService<IEventProducer>();
+            var scorer = await WaitForProbesAsync(simulator, worker, runId, settings.Steps, training.Length, cancellationToken);
+            AnsiConsole.MarkupLine($"Scorer serves [bold]{Markup.Escape(scorer.Method)}[/] from the probe set of {Markup.Escape(scorer.Version)}: {scorer.ExampleIds.Count:N0} documents, {scorer.SourceIds.Count} sources.");
             var results = await ReplayAsync(log, producer, worker, held, queries, cancellationToken);
-            var poisoned = await ShowPoisonHandlingAsync(log, producer, worker, version, cancellationToken);
+            var poisoned = await ShowPoisonHandlingAsync(log, producer, worker, version, run.Config.Context, cancellationToken);
             var arrowPath = Path.Combine(outDir, "attributions.arrow");
             var tmp = arrowPath + ".tmp";
             await File.WriteAllBytesAsync(tmp, EventCodecs.Attributions.EncodeBatch([.. results.OrderBy(r => r.QueryId, StringComparer.Ordinal)]), cancellationToken);
@@ -92,6 +106,46 @@ internal static class GptDemoRunner
             using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await host.StopAsync(stop.Token);
         }
+    }
+
+    /// <summary>Shows the Simulator's progress until the probe set is complete, then waits for the Scorer to serve it.</summary>
+    private static async Task<IQueryScorer> WaitForProbesAsync(SimulatorWorker simulator, ScorerWorker worker, string runId, long step, int documents, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var complete = simulator.WhenProbeSetCompleteAsync(runId, step);
+        IQueryScorer? live = null;
+        await AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+            .StartAsync(async ctx =>
+            {
+                var task = ctx.AddTask($"Simulator: forward-only probes for {documents:N0} documents + every source", maxValue: documents);
+                while (!complete.IsCompleted)
+                {
+                    task.Value = Math.Min(documents, simulator.ProbesPublished);
+                    await Task.WhenAny(complete, Task.Delay(250, cancellationToken));
+                }
+
+                await complete; // a failed simulation surfaces here
+                task.Value = documents;
+                var index = ctx.AddTask("Scorer: importing the probe set into forward-only", maxValue: 1);
+                using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                limit.CancelAfter(TimeSpan.FromMinutes(5));
+                while ((live = worker.Index.Scorer) is null || live.Version != $"{runId}@{step}")
+                {
+                    if (worker.Index.LastError is { } indexError && indexError.Contains(runId, StringComparison.Ordinal))
+                    {
+                        throw new InvalidOperationException($"the Scorer rejected the probe set: {indexError}");
+                    }
+
+                    await Task.Delay(100, limit.Token);
+                }
+
+                index.Value = 1;
+            });
+        var done = await complete;
+        AnsiConsole.MarkupLine($"Probe set complete: [bold]{done.ExampleProbes:N0}[/] document probes and [bold]{done.SourceProbes}[/] source probes for run {Markup.Escape(runId)} at step {step} ({clock.Elapsed.TotalSeconds:F1} s).");
+        return live!;
     }
 
     /// <summary>The trained run in <see cref="DemoSettings.RunDirectory"/>: reused when its recipe matches, trained otherwise. Null when ready.</summary>
@@ -151,14 +205,24 @@ internal static class GptDemoRunner
         return queries;
     }
 
-    private static IHost BuildHost(string outDir)
+    private static IHost BuildHost(DemoSettings settings, string runId, string outDir)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        var runId = $"demo-gpt-{DateTime.UtcNow:yyyyMMddHHmmss}";
+        var kafka = settings.KafkaBootstrap is not null;
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
-            ["Transport:Kind"] = "embedded",
+            ["Transport:Kind"] = kafka ? "kafka" : "embedded",
+            ["Transport:Kafka:BootstrapServers"] = settings.KafkaBootstrap,
+            ["Transport:Kafka:ClientId"] = "pipeline-demo-gpt",
+            ["Transport:Kafka:FetchWaitMaxMs"] = kafka ? "10" : null,
+            ["Ingest:RunDirectory"] = settings.RunDirectory,
+            ["Ingest:RunId"] = runId,
+            ["Ingest:Mode"] = "once",
+            ["Simulator:GroupId"] = $"simulator-{runId}",
+            ["Simulator:Horizon"] = Horizon.ToString(CultureInfo.InvariantCulture),
+            ["Simulator:BatchSize"] = SimulationBatch.ToString(CultureInfo.InvariantCulture),
             ["Scorer:GroupId"] = $"scorer-{runId}",
+            ["Scorer:RunId"] = runId,
             ["Scorer:MaxBatch"] = "8",
         });
         var serilog = new Serilog.LoggerConfiguration()
@@ -169,6 +233,8 @@ internal static class GptDemoRunner
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new SerilogLoggerProvider(serilog, dispose: true));
         builder.Services.AddEventLog(builder.Configuration);
+        builder.Services.AddIngest(builder.Configuration);
+        builder.Services.AddSimulator(builder.Configuration);
         builder.Services.AddScorer(builder.Configuration);
         return builder.Build();
     }
@@ -251,7 +317,7 @@ internal static class GptDemoRunner
     }
 
     /// <summary>Malformed text queries a buggy client might send; each must land in the dead-letter topic with its error.</summary>
-    private static async Task<bool> ShowPoisonHandlingAsync(IEventLog log, IEventProducer producer, ScorerWorker worker, string version, CancellationToken cancellationToken)
+    private static async Task<bool> ShowPoisonHandlingAsync(IEventLog log, IEventProducer producer, ScorerWorker worker, string version, int context, CancellationToken cancellationToken)
     {
         var now = DateTimeOffset.UtcNow;
         var poison = new (string Key, byte[] Value)[]
@@ -259,6 +325,7 @@ internal static class GptDemoRunner
             ("poison-tokenizer", EventCodecs.Queries.Encode(ModelQuery.FromText("poison-tokenizer", version, "llama3", "The answer is", " 42", now))),
             ("poison-empty", EventCodecs.Queries.Encode(ModelQuery.FromText("poison-empty", version, ByteTokenizer.TokenizerName, "The answer is", "", now))),
             ("poison-vocab", EventCodecs.Queries.Encode(ModelQuery.FromTokens("poison-vocab", version, ByteTokenizer.TokenizerName, [72, 105], [33, 50_000], now))),
+            ("poison-context", EventCodecs.Queries.Encode(ModelQuery.FromText("poison-context", version, ByteTokenizer.TokenizerName, new string('a', context + 8), " b", now))),
             ("poison-image", EventCodecs.Queries.Encode(new ModelQuery("poison-image", version, new float[784], null, now))),
         };
         var rejectedBefore = worker.Metrics.QueriesRejected;

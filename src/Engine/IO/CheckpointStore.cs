@@ -38,8 +38,62 @@ public static class CheckpointStore
             return new Mlp(new MlpLayout(widths));
         }
 
-        throw new CheckpointException($"architecture '{architecture}' is not one this engine loads from a checkpoint (known: mlp:<widths joined by '-'>).");
+        if (architecture.StartsWith("gpt:", StringComparison.Ordinal))
+        {
+            return new GptModel(new Gpt(ParseGpt(architecture), seed: 0));
+        }
+
+        throw new CheckpointException($"architecture '{architecture}' is not one this engine loads from a checkpoint (known: mlp:<widths joined by '-'>, gpt:vocab=..,context=..,d=..,heads=..,layers=..,mlp=..,tied=0|1).");
     }
+
+    /// <summary>
+    /// The transformer shape of a <c>gpt:</c> architecture string as <see cref="GptModel.Architecture"/> writes it
+    /// (<c>gpt:vocab=V,context=T,d=C,heads=H,layers=L,mlp=M,tied=0|1</c>; the LayerNorm epsilon is GPT-2's 1e-5).
+    /// </summary>
+    public static GptConfig ParseGpt(string architecture)
+    {
+        ArgumentNullException.ThrowIfNull(architecture);
+        const string Form = "gpt:vocab=V,context=T,d=C,heads=H,layers=L,mlp=M,tied=0|1";
+        if (!architecture.StartsWith("gpt:", StringComparison.Ordinal))
+        {
+            throw new CheckpointException($"architecture '{Cut(architecture)}' is not a GPT ({Form}).");
+        }
+
+        var fields = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var part in architecture[4..].Split(','))
+        {
+            var kv = part.Split('=');
+            if (kv.Length != 2 || !int.TryParse(kv[1], NumberStyles.None, CultureInfo.InvariantCulture, out int v) || !fields.TryAdd(kv[0], v))
+            {
+                throw new CheckpointException($"architecture '{Cut(architecture)}': '{Cut(part)}' is not a name=integer field (once each); write {Form}.");
+            }
+        }
+
+        int Get(string name) => fields.TryGetValue(name, out var v) ? v : throw new CheckpointException($"architecture '{Cut(architecture)}' has no '{name}'; write {Form}.");
+        var config = new GptConfig(Get("vocab"), Get("context"), Get("d"), Get("heads"), Get("layers"), Get("tied") switch
+        {
+            0 => false,
+            1 => true,
+            _ => throw new CheckpointException($"architecture '{Cut(architecture)}': tied must be 0 or 1."),
+        }, Get("mlp"));
+        if (fields.Count != 7)
+        {
+            throw new CheckpointException($"architecture '{Cut(architecture)}' has fields beyond {Form}.");
+        }
+
+        try
+        {
+            config.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new CheckpointException($"architecture '{Cut(architecture)}': {e.Message}", e);
+        }
+
+        return config;
+    }
+
+    private static string Cut(string s) => s.Length <= 120 ? s : s[..120] + "…";
 
     /// <summary>Reads the file behind a <c>file://</c> URI and checks it against its <c>sha256:</c> checksum.</summary>
     public static byte[] ReadVerified(string uri, string checksum)
@@ -78,7 +132,15 @@ public static class CheckpointStore
         var bytes = ReadVerified(uri, checksum);
         try
         {
-            Safetensors.LoadInto(Safetensors.Parse(bytes, uri), model.Parameters, uri);
+            if (model is GptModel gpt)
+            {
+                // The Hugging Face GPT-2 layout (Conv1D weights stored [in, out]): the transformer's own reader.
+                GptCheckpoint.LoadInto(gpt.Gpt, Safetensors.Parse(bytes, uri), uri);
+            }
+            else
+            {
+                Safetensors.LoadInto(Safetensors.Parse(bytes, uri), model.Parameters, uri);
+            }
         }
         catch (SafetensorsException e)
         {

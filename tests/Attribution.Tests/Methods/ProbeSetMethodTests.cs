@@ -1,5 +1,7 @@
 using Attribution.Attribution;
 using Attribution.Attribution.Methods;
+using Attribution.Attribution.Probes;
+using Attribution.Contracts;
 using Attribution.Engine.Models;
 using Attribution.Tests.LanguageModels;
 
@@ -41,6 +43,39 @@ public sealed class ProbeSetMethodTests
         {
             Assert.Equal(state.Examples[u], again.Examples[u]);
         }
+    }
+
+    [Fact]
+    public void The_simulators_gpt_probes_of_any_share_of_units_are_the_methods_exported_blocks()
+    {
+        // What the Simulator publishes (ModelProbeSimulator, per unit, any subset: a scale-out share or the units not yet
+        // on the topic) equals what the offline method exports, so a Scorer importing the probes scores like 'attribute'.
+        var (problem, _, _) = GptGradientMethodTests.Build();
+        var method = (IProbeSetMethod)MethodFactory.Create("forward-only", Settings);
+        method.Precompute(problem);
+        var state = method.ExportState();
+        var options = ((ForwardOnlyMethod)method).Options;
+        var simulator = new ModelProbeSimulator(problem, options, ProbePrecision.Float32);
+        Assert.Equal(state.ExampleTensors, simulator.Layout.Tensors);
+        Assert.Equal(state.SourceTensors, simulator.Layout.Tensors);
+        Assert.Equal(simulator.Layout.Tensors, ModelProbeSimulator.LayoutOf(problem, options.Rank, ProbePrecision.Float32).Tensors);
+        int[] share = [4, 1];
+        var got = new Dictionary<int, float[]>();
+        simulator.Simulate([.. share.Select(u => new[] { u })], (i, floats) => got[share[i]] = (float[])floats.Clone());
+        foreach (var u in share)
+        {
+            Assert.Equal(state.Examples[u], got[u], new FloatTolerance(1e-5f));
+        }
+
+        var sources = ForwardOnlyMethod.SourceUnits(problem);
+        simulator.Simulate([sources[2]], (_, floats) => Assert.Equal(state.Sources[2], floats, new FloatTolerance(1e-5f)));
+    }
+
+    private sealed class FloatTolerance(float relative) : IEqualityComparer<float>
+    {
+        public bool Equals(float x, float y) => Math.Abs(x - y) <= relative * Math.Max(1f, Math.Max(Math.Abs(x), Math.Abs(y)));
+
+        public int GetHashCode(float obj) => 0;
     }
 
     [Fact]

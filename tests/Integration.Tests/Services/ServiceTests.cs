@@ -358,7 +358,7 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
 
     [Theory]
     [InlineData("no-recipe", "the event carries no architecture and recipe")]
-    [InlineData("gpt", "is a language model; the Simulator simulates MLPs until forward-only attribution on the transformer is wired into it")]
+    [InlineData("gpt", "does not hold a model of architecture gpt:vocab=65,context=64")]
     [InlineData("no-inputs", "40 of 40 examples (first: 0) have no inputs in a TrainingBatch payload on 'batches'")]
     [InlineData("wrong-architecture", "does not hold a model of architecture mlp:784-32-10")]
     public async Task CheckpointTheSimulatorCannotSimulate_IsDeadLetteredSayingWhatIsMissing(string variant, string expected)
@@ -395,45 +395,99 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
     }
 
     [Fact]
-    public async Task LanguageModelRun_IsIngestedAsDocuments_AndItsCheckpointIsDeadLetteredUntilTheSimulatorSimulatesGpts()
+    public async Task LanguageModelRun_FlowsThroughIngestSimulatorAndScorer_AndATextQueryGetsWhatTheOfflineMethodGives()
     {
-        // A run as './pipeline train --model gpt' writes it (untrained weights: only the plumbing is under test).
+        // A run as './pipeline train --model gpt' writes it (untrained weights: the plumbing and the maths are under
+        // test, not the model's quality); documents of two sources listed interleaved, as training order may be.
         var dir = Path.Combine(fixture.Root, "gpt-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         var config = new GptConfig(VocabSize: ByteTokenizer.Size, Context: 16, DModel: 8, Heads: 2, Layers: 1);
-        GptCheckpoint.Save(dir, new Gpt(config, seed: 3));
-        var corpus = TextCorpus.Load("fortunes/tao");
-        long[] train = [.. corpus.Documents.Take(12).Select(d => d.Id)];
+        var gpt = new Gpt(config, seed: 3);
+        GptCheckpoint.Save(dir, gpt);
+        var corpus = TextCorpus.Load("fortunes/tao,fortunes/pets");
+        var picked = corpus.Documents.Where(d => d.SourceId == 0).Take(6).Zip(corpus.Documents.Where(d => d.SourceId == 1).Take(6)).SelectMany(p => new[] { p.First, p.Second }).ToArray();
+        long[] train = [.. picked.Select(d => d.Id)];
+        var recipe = new GptRecipe { Config = config, Corpus = corpus.Spec, Steps = 5 };
         await File.WriteAllTextAsync(Path.Combine(dir, RunDirectory.ManifestFile), System.Text.Json.JsonSerializer.Serialize(new
         {
-            recipe = new GptRecipe { Config = config, Corpus = corpus.Spec, Steps = 5 },
+            recipe,
             data = new { corpus = corpus.Spec, tokenizer = "bytes", trainDocumentIds = train },
             checkpoint = GptCheckpoint.WeightsFile,
         }, new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase }));
+        static SimulatorOptions Simulation(SimulatorOptions o)
+        {
+            Pipeline.FastSimulation(o);
+            o.Horizon = 3;
+            o.BatchSize = 4;
+            o.Rank = 2;
+            o.UnitsPerBlock = 5;
+            return o;
+        }
 
         await using var log = Pipeline.NewLog();
         using var host = Pipeline.Build(log, s =>
         {
             s.AddIngest(o => { o.RunDirectory = dir; o.RunId = "lm"; });
-            s.AddSimulator(o => Pipeline.FastSimulation(o));
+            s.AddSimulator(o => Simulation(o));
+            s.AddScorer(o => { o.RunId = "lm"; o.TopK = 5; });
         });
         await host.StartAsync();
         var sim = host.Services.GetRequiredService<SimulatorWorker>();
-        await Pipeline.Until(() => sim.DeadLetteredCount, c => c >= 1, "the GPT checkpoint dead-lettered");
+        var scorer = host.Services.GetRequiredService<ScorerWorker>();
+        var producer = host.Services.GetRequiredService<IEventProducer>();
+        var served = await Pipeline.Until(() => scorer.Index.Scorer, x => x is not null, "the Scorer serving the GPT probe set", 120);
+        var query = ModelQuery.FromText("lm-q1", "lm@5", "bytes", "The way", " is", DateTimeOffset.UtcNow);
+        await producer.ProduceQueryAsync(query);
+        // Poison: a prompt the context cannot hold, an unknown tokenizer.
+        await producer.ProduceQueryAsync(ModelQuery.FromText("lm-long", "lm@5", "bytes", new string('x', 40), " y", DateTimeOffset.UtcNow));
+        await producer.ProduceQueryAsync(ModelQuery.FromText("lm-tok", "lm@5", "llama3", "The way", " is", DateTimeOffset.UtcNow));
+        await Pipeline.Until(() => Pipeline.Count(log, Topics.Attributions) + Pipeline.Count(log, Topics.DeadLetter), c => c >= 3, "one attribution and two dead letters", 60);
         await host.StopAsync();
 
-        // The dead letter holds the checkpoint event as Ingest published it (the embedded log trims committed checkpoints).
-        var dead = Assert.Single(Pipeline.ReadAll(log, Topics.DeadLetter));
-        var checkpoint = EventCodecs.Checkpoints.Decode(dead.Value);
-        Assert.StartsWith("gpt:vocab=259,context=16,d=8,heads=2,layers=1", checkpoint.Recipe!.Architecture, StringComparison.Ordinal);
-        Assert.Equal(("fortunes/tao", "bytes"), (checkpoint.Recipe.Dataset, checkpoint.Recipe.Tokenizer));
+        // Ingest: documents with their token ids and sources; Simulator: one probe per document and per source, typed.
         var batch = EventCodecs.TrainingBatches.Decode(Assert.Single(Pipeline.ReadAll(log, Topics.Batches)).Value);
         Assert.Equal(train, batch.ExampleIds);
-        Assert.Equal(corpus.Documents.Take(12).Select(d => (long)d.SourceId), batch.SourceIds);
-        Assert.Equal(ByteTokenizer.Instance.EncodeDocument(corpus.Documents[5].Bytes), batch.Documents![5]);
-        Assert.Contains("checkpoint lm step 5: architecture 'gpt:vocab=259", dead.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)!, StringComparison.Ordinal);
-        Assert.Contains("is a language model", dead.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)!, StringComparison.Ordinal);
-        Assert.Equal(0, sim.ProbesPublished);
+        Assert.Equal(ByteTokenizer.Instance.EncodeDocument(picked[5].Bytes), batch.Documents![5]);
+        Assert.Equal(0, sim.DeadLetteredCount);
+        var probes = Pipeline.ReadAll(log, Topics.Probes).Where(r => r.GetHeaderString(EventHeaders.EventType) == EventTypes.InfluenceProbe).Select(r => EventCodecs.Probes.Decode(r.Value)).ToList();
+        Assert.Equal(12, probes.Count(p => p.Subject == ProbeSubject.Example));
+        Assert.Equal([0L, 1], probes.Where(p => p.Subject == ProbeSubject.Source).Select(p => p.SubjectId).Order());
+        Assert.All(probes, p => Assert.StartsWith("gpt:vocab=259,context=16,d=8", p.Architecture, StringComparison.Ordinal));
+        Assert.Contains(probes[0].Tensors, t => t.Name.Contains("attn", StringComparison.Ordinal) && t.Rank == 2);
+        Assert.Equal("lm@5", served!.Version);
+        Assert.Equal("forward-only", served.Method);
+
+        // The reference: the offline method (what 'attribute' and 'eval' run) on the same run, documents in training order.
+        var theta = new float[new GptModel(gpt).ParameterCount];
+        new GptModel(gpt).CopyTo(theta);
+        var problem = AttributionProblem.ForGpt(config, theta, [.. picked.Select(d => ByteTokenizer.Instance.EncodeDocument(d.Bytes))], [.. picked.Select(d => d.SourceId)], 2, (float)recipe.WeightDecay);
+        var method = new ForwardOnlyMethod(Simulation(new SimulatorOptions()).ToForwardOnly());
+        method.Precompute(problem);
+        var completion = QueryValidator.ValidateText(query, ByteTokenizer.Instance, config.VocabSize, config.Context);
+        var (expected, expectedSources) = method.ScoreAll(QueryBatch.Completions([completion], config.Context));
+
+        var result = EventCodecs.Attributions.Decode(Assert.Single(Pipeline.ReadAll(log, Topics.Attributions)).Value);
+        Assert.Equal(CompletionQuery.OutputFunction, result.OutputFunction);
+        var top = ScoreMatrix.TopK(expected.Row(0), 5);
+        double scale = expected.Scores.Max(v => Math.Abs(v));
+        Assert.True(scale > 0);
+        Assert.Equal(top.Select(t => train[t.Example]), result.ExampleIds);
+        for (int i = 0; i < top.Length; i++)
+        {
+            Assert.Equal(top[i].Score, result.Scores[i], 1e-4 * scale);
+            Assert.Equal(picked[top[i].Example].SourceId, result.ExampleSourceIds![i]);
+        }
+
+        Assert.Equal([0L, 1], result.SourceIds);
+        Assert.Equal(["fortunes/pets", "fortunes/tao"], result.SourceNames);
+        double sourceScale = expectedSources.Max(v => Math.Abs(v));
+        Assert.True(sourceScale > 0);
+        Assert.Equal(expectedSources[0], result.SourceScores[0], 1e-4 * sourceScale);
+        Assert.Equal(expectedSources[1], result.SourceScores[1], 1e-4 * sourceScale);
+
+        var dead = Pipeline.ReadAll(log, Topics.DeadLetter).ToDictionary(r => r.KeyString, r => r.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)!);
+        Assert.Contains("do not fit this model's context of 16 tokens", dead["lm-long"], StringComparison.Ordinal);
+        Assert.Contains("unknown tokenizer 'llama3'", dead["lm-tok"], StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,0 +1,68 @@
+using Attribution.Attribution.Kernels;
+using Attribution.Attribution.Methods;
+using Attribution.Contracts;
+
+namespace Attribution.Attribution.Probes;
+
+/// <summary>
+/// Forward-only probes of any model other than the MLP (a GPT: documents as units), unit by unit, for the Simulator:
+/// the simulation is <see cref="ModelSimulator"/> (what <see cref="ModelForwardOnlyMethod.Precompute"/> runs) and a
+/// unit's floats are <see cref="LayerResponses"/>' factors of its response (what
+/// <see cref="ModelForwardOnlyMethod.ExportState"/> writes), with the same rank and sketch seed. A probe set simulated
+/// here and imported into a <see cref="ModelForwardOnlyMethod"/> therefore scores as the method precomputed offline.
+/// Examples and sources share one layout (the method stores both at the options' rank). Pure compute.
+/// </summary>
+public sealed class ModelProbeSimulator
+{
+    private readonly ModelSimulator _simulator;
+    private readonly LayerResponses _unit;
+    private readonly Lock _gate = new();
+
+    /// <summary>Resolves the step size and the linear layers; <paramref name="element"/> is the probes' element type.</summary>
+    public ModelProbeSimulator(AttributionProblem problem, ForwardOnlyOptions options, ProbePrecision element, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        ArgumentNullException.ThrowIfNull(options);
+        if (problem.HasMlpLayout)
+        {
+            throw new ArgumentException("an MLP problem is simulated by ForwardOnlySimulator (stacked, probes in ProbeFormat); this class serves the other models.", nameof(problem));
+        }
+
+        _unit = new LayerResponses(problem.ParameterCount, ModelForwardOnlyMethod.LinearLayers(problem), 1, options.Rank, options.Seed);
+        Layout = new UnitLayout(problem.Architecture, options.Rank, _unit.Tensors(problem.CreateModel().Tensors), element);
+        _simulator = new ModelSimulator(problem, options, cancellationToken);
+    }
+
+    /// <summary>The layout this class gives <paramref name="problem"/>'s units at <paramref name="rank"/>, without simulating.</summary>
+    public static UnitLayout LayoutOf(AttributionProblem problem, int rank, ProbePrecision element)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        var unit = new LayerResponses(problem.ParameterCount, ModelForwardOnlyMethod.LinearLayers(problem), 0, rank);
+        return new UnitLayout(problem.Architecture, rank, unit.Tensors(problem.CreateModel().Tensors), element);
+    }
+
+    /// <summary>The step size η the simulation uses.</summary>
+    public float StepSize => _simulator.StepSize;
+
+    /// <summary>Every unit's layout (examples and sources alike).</summary>
+    public UnitLayout Layout { get; }
+
+    /// <summary>
+    /// Simulates <paramref name="units"/> (training-row sets) and hands each unit's probe floats to
+    /// <paramref name="sink"/> (the buffer is reused: copy what you keep).
+    /// </summary>
+    public void Simulate(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        var floats = new float[Layout.FloatsPerUnit];
+        _simulator.Simulate(units, (u, response) =>
+        {
+            lock (_gate)
+            {
+                _unit.Set(0, response);
+                _unit.GetFactors(0, floats);
+                sink(u, floats);
+            }
+        }, cancellationToken);
+    }
+}
