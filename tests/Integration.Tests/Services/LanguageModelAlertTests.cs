@@ -4,6 +4,7 @@ using Attribution.Attribution;
 using Attribution.Contracts;
 using Attribution.Engine.Data;
 using Attribution.Engine.Models;
+using Attribution.Ingest;
 using Attribution.Integration.Tests.Kafka;
 using Attribution.Scorer;
 using Attribution.Simulator;
@@ -17,8 +18,8 @@ namespace Attribution.Integration.Tests.Services;
 
 /// <summary>
 /// A language-model run end to end for contamination: a trainer's batches (documents as token ids) and checkpoint on
-/// the embedded log; the Simulator builds and publishes the run's exact-span index; the Scorer loads it and serves the
-/// model's attribution method; a query that copies a training document raises a calibrated alert that reaches a
+/// the embedded log; the Simulator builds and publishes the run's exact-span index and its forward-only probes; the
+/// Scorer loads both and serves the probes; a query that copies a training document raises a calibrated alert that reaches a
 /// MassTransit consumer over RabbitMQ (a private node, infra/rabbitmq.sh) with its evidence, and a clean query does not.
 /// </summary>
 public sealed class LanguageModelAlertTests : IAsyncLifetime
@@ -76,9 +77,8 @@ public sealed class LanguageModelAlertTests : IAsyncLifetime
     {
         await using var log = Pipeline.NewLog();
         var framed = Documents.Select(d => ByteTokenizer.Instance.EncodeDocument(System.Text.Encoding.UTF8.GetBytes(d))).ToArray();
-        var model = new GptModel(new Gpt(Config, seed: 5));
-        var theta = new float[model.ParameterCount];
-        model.CopyTo(theta);
+        var gpt = new Gpt(Config, seed: 5);
+        var model = new GptModel(gpt);
 
         // What a trainer publishes: two batches of documents, then the checkpoint (a language model: it names its tokenizer).
         var producer = log.CreateProducer();
@@ -89,10 +89,11 @@ public sealed class LanguageModelAlertTests : IAsyncLifetime
 
         await producer.ProduceAsync(Topics.Batches, ArrowEvents.Message(RunId, new TrainingBatch(RunId, 0, DocumentIds[..2], [.. DocumentSources[..2].Select(s => SourceIds[s])], Documents: framed[..2])));
         await producer.ProduceAsync(Topics.Batches, ArrowEvents.Message(RunId, new TrainingBatch(RunId, 1, DocumentIds[2..], [.. DocumentSources[2..].Select(s => SourceIds[s])], Documents: framed[2..])));
-        var checkpointFile = Path.Combine(_dir, "model.safetensors");
-        await File.WriteAllBytesAsync(checkpointFile, [0]);
-        await producer.ProduceAsync(Topics.Checkpoints, ArrowEvents.Message(RunId, new CheckpointPublished(RunId, Step, new Uri(checkpointFile).AbsoluteUri, "sha256:00", theta.Length,
-            new CheckpointRecipe("gpt:test", 0.01, 0, 2, 1, "test-corpus", ByteTokenizer.Instance.Name))));
+        GptCheckpoint.Save(_dir, gpt);
+        var checkpointFile = Path.Combine(_dir, GptCheckpoint.WeightsFile);
+        var (checksum, parameters) = RunScanner.Describe(checkpointFile);
+        await producer.ProduceAsync(Topics.Checkpoints, ArrowEvents.Message(RunId, new CheckpointPublished(RunId, Step, new Uri(checkpointFile).AbsoluteUri, checksum, parameters,
+            new CheckpointRecipe(model.Architecture, 0.01, 0, 2, 1, "test-corpus", ByteTokenizer.Instance.Name))));
 
         var monitorBuilder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         monitorBuilder.Services.AddAlertBus(KafkaPipelineFixture.RabbitBus(), x => x.AddConsumer<LmAlertMonitor>());
@@ -117,9 +118,8 @@ public sealed class LanguageModelAlertTests : IAsyncLifetime
         // The Simulator publishes the span index; the Scorer loads it under the checkpoint's version.
         var index = scorerWorker.Index;
         await Pipeline.Until(() => index.Spans.For($"{RunId}@{Step}"), s => s is not null, "the span index loaded by the Scorer", 120);
-        var method = MethodFactory.Create("grad-dot");
-        method.Precompute(AttributionProblem.ForGpt(Config, theta, framed, DocumentSources, sourceCount: 2));
-        index.Serve(new LanguageModelScorer($"{RunId}@{Step}", method, Config, ByteTokenizer.Instance, DocumentIds, DocumentSources, SourceIds, ["eval-suite", "web"]));
+        // The Simulator simulates the checkpoint's documents (forward-only probes); the Scorer serves them.
+        await index.WaitScorerAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(180));
 
         // The leaked benchmark item, asked as a prompt with its answer as the completion; and a query about nothing trained on.
         await producer.ProduceQueryAsync(ModelQuery.FromText("leak-1", $"{RunId}@{Step}", "bytes", "Q: what is the boiling point of water at sea level?", " A: 100 C", DateTimeOffset.UtcNow));
