@@ -54,7 +54,7 @@ public sealed class StrideMethod : IAttributionMethod
             _ => "",
         };
         return string.Create(CultureInfo.InvariantCulture,
-            $"STRIDE (K = {_options.Subsets}, d = {_options.Degree}, rank {s.Rank}, layer {(s.Layer < 0 ? "last hidden" : s.Layer)}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {s.Measure.ToString().ToLowerInvariant()}, {rule}, dense {_options.Dense}{combine})");
+            $"STRIDE (K = {_options.Subsets}, d = {_options.Degree}, rank {s.Rank}, layer {(_operators is { } op ? op.Layer.ToString(CultureInfo.InvariantCulture) : s.Layer < 0 ? "default" : s.Layer.ToString(CultureInfo.InvariantCulture))}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {(_operators?.MeasuredOutput ?? s.Measure)?.ToString().ToLowerInvariant() ?? "default"}, {rule}, dense {_options.Dense}{combine})");
     }
 
     /// <inheritdoc />
@@ -64,7 +64,7 @@ public sealed class StrideMethod : IAttributionMethod
         var model = HiddenModel(problem);
         var clock = Stopwatch.StartNew();
         var design = SubsetDesign.Create(problem.Count, _options.Subsets, _options.Degree, _options.DesignSeed);
-        var operators = SteeringTrainer.Train(model, problem.TrainInputs, problem.TrainLabels, design, _options.Steering, cancellationToken);
+        var operators = SteeringTrainer.Train(model, problem.Training, design, _options.Steering, cancellationToken);
         TrainingSeconds = clock.Elapsed.TotalSeconds;
         _partner?.Precompute(problem, cancellationToken);
         _problem = problem;
@@ -101,7 +101,7 @@ public sealed class StrideMethod : IAttributionMethod
         ArgumentNullException.ThrowIfNull(queries);
         var problem = _problem ?? throw NotReady();
         var y = new float[(long)queries.Count * _options.Subsets];
-        Operators.Measure(HiddenModel(problem), queries.Inputs, queries.Labels, queries.Count, y);
+        Operators.Measure(HiddenModel(problem), queries.Batch, y);
         return y;
     }
 
@@ -207,7 +207,7 @@ public sealed class StrideMethod : IAttributionMethod
     }
 
     private static IHiddenStateModel HiddenModel(AttributionProblem problem) => problem.CreateModel() as IHiddenStateModel
-        ?? throw new NotSupportedException($"stride needs a classifier that exposes a hidden activation (IHiddenStateModel: the MLP); {problem.Architecture} does not yet.");
+        ?? throw new NotSupportedException($"stride needs a model that exposes a hidden activation (IHiddenStateModel: the MLP, the GPT); {problem.Architecture} does not.");
 
     private static InvalidOperationException NotReady() => new("stride: call Precompute before scoring.");
 }
