@@ -31,10 +31,25 @@ public sealed class LayerResponses
     /// <c>r (out + in) &lt; out · in</c>.
     /// </summary>
     public LayerResponses(int parameterCount, IReadOnlyList<LinearFactors> layers, int units, int rank, ulong seed = 17)
+        : this(parameterCount, layers, units, RanksFor(layers, rank), seed)
+    {
+    }
+
+    /// <summary>
+    /// Storage with an explicit rank per layer (0 = full), e.g. the ranks a probe set was written at
+    /// (<see cref="LayersOf"/>); the sketch for <see cref="Set"/> is sized for the largest rank.
+    /// </summary>
+    public LayerResponses(int parameterCount, IReadOnlyList<LinearFactors> layers, int units, IReadOnlyList<int> ranks, ulong seed = 17)
     {
         ArgumentNullException.ThrowIfNull(layers);
+        ArgumentNullException.ThrowIfNull(ranks);
         ArgumentOutOfRangeException.ThrowIfNegative(units);
-        ArgumentOutOfRangeException.ThrowIfNegative(rank);
+        if (ranks.Count != layers.Count || ranks.Any(r => r < 0))
+        {
+            throw new ArgumentException($"{ranks.Count} ranks for {layers.Count} layers; give one non-negative rank per layer.", nameof(ranks));
+        }
+
+        int rank = ranks.Count == 0 ? 0 : ranks.Max();
         ParameterCount = parameterCount;
         Units = units;
         _layers = [.. layers];
@@ -53,12 +68,12 @@ public sealed class LayerResponses
                 throw new ArgumentException($"layer {l} [{o}, {i}] at offset {layer.WeightOffset} (bias {layer.BiasOffset}) lies outside {parameterCount} parameters.", nameof(layers));
             }
 
-            bool low = rank > 0 && (long)rank * (o + i) < (long)o * i;
-            _ranks[l] = low ? rank : 0;
-            if (low)
+            int lr = ranks[l];
+            _ranks[l] = lr;
+            if (lr > 0)
             {
-                _ut[l] = new float[(long)units * rank * o];
-                _vt[l] = new float[(long)units * rank * i];
+                _ut[l] = new float[(long)units * lr * o];
+                _vt[l] = new float[(long)units * lr * i];
                 maxIn = Math.Max(maxIn, i);
             }
             else
@@ -72,6 +87,14 @@ public sealed class LayerResponses
         _sketch = rank + 8;
         _omega = new float[maxIn * _sketch];
         new Rng(seed).FillNormal(_omega);
+    }
+
+    /// <summary>The rank each layer is stored at for a requested <paramref name="rank"/>: low rank only where <c>r (out + in) &lt; out · in</c>.</summary>
+    public static int[] RanksFor(IReadOnlyList<LinearFactors> layers, int rank)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        ArgumentOutOfRangeException.ThrowIfNegative(rank);
+        return [.. layers.Select(l => rank > 0 && (long)rank * (l.Out + l.In) < (long)l.Out * l.In ? rank : 0)];
     }
 
     /// <summary>Parameters p of the model.</summary>
@@ -140,6 +163,159 @@ public sealed class LayerResponses
             if (_bias[l] is { } bias)
             {
                 response.Slice(layer.BiasOffset, o).CopyTo(bias.AsSpan(unit * o, o));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The tensors of one unit's factors (<see cref="GetFactors"/>), named after the model's tensors
+    /// (<paramref name="modelTensors"/>, <see cref="IModel.Tensors"/>): per linear layer its weight [out, in] at the
+    /// layer's rank, then its bias [out] (full) when it has one.
+    /// </summary>
+    public IReadOnlyList<Contracts.ProbeTensor> Tensors(IReadOnlyList<(string Name, int[] Shape, int Offset)> modelTensors)
+    {
+        ArgumentNullException.ThrowIfNull(modelTensors);
+        var names = new Dictionary<int, string>();
+        foreach (var (name, _, offset) in modelTensors)
+        {
+            names.TryAdd(offset, name);
+        }
+
+        string Name(int offset) => names.TryGetValue(offset, out var n) ? n
+            : throw new ArgumentException($"no model tensor starts at offset {offset}; the layers are not this model's.", nameof(modelTensors));
+        var tensors = new List<Contracts.ProbeTensor>(2 * _layers.Length);
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var layer = _layers[l];
+            tensors.Add(new Contracts.ProbeTensor(Name(layer.WeightOffset), layer.Out, layer.In, _ranks[l]));
+            if (layer.BiasOffset >= 0)
+            {
+                tensors.Add(new Contracts.ProbeTensor(Name(layer.BiasOffset), layer.Out, 1, 0));
+            }
+        }
+
+        return tensors;
+    }
+
+    /// <summary>
+    /// The layers a unit tensor list describes (<see cref="Tensors"/>'s inverse), located in the model by name: each
+    /// weight [out, in] followed by its bias [out] when the next tensor is a column of <c>out</c> values. Throws
+    /// <see cref="ArgumentException"/> when a name is not the model's or a size differs.
+    /// </summary>
+    public static (LinearFactors[] Layers, int[] Ranks) LayersOf(IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<(string Name, int[] Shape, int Offset)> modelTensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        ArgumentNullException.ThrowIfNull(modelTensors);
+        var byName = new Dictionary<string, (int Count, int Offset)>(StringComparer.Ordinal);
+        foreach (var (name, shape, offset) in modelTensors)
+        {
+            byName.TryAdd(name, (shape.Aggregate(1, (a, b) => a * b), offset));
+        }
+
+        (int Count, int Offset) Find(Contracts.ProbeTensor t) => byName.TryGetValue(t.Name, out var m) && m.Count == (long)t.Rows * t.Cols ? m
+            : throw new ArgumentException($"tensor '{t.Name}' [{t.Rows}x{t.Cols}] is not a tensor of this model (names and sizes: {string.Join(", ", byName.Take(6).Select(p => $"{p.Key} {p.Value.Count}"))}…).");
+        var layers = new List<LinearFactors>();
+        var ranks = new List<int>();
+        for (int k = 0; k < tensors.Count; k++)
+        {
+            var w = tensors[k];
+            int weight = Find(w).Offset, bias = -1;
+            if (k + 1 < tensors.Count && tensors[k + 1] is { Cols: 1, Rank: 0 } b && b.Rows == w.Rows && (w.Cols != 1 || b.Name.EndsWith("bias", StringComparison.Ordinal)))
+            {
+                bias = Find(b).Offset;
+                k++;
+            }
+
+            layers.Add(new LinearFactors(weight, bias, w.Cols, w.Rows, [], []));
+            ranks.Add(w.Rank);
+        }
+
+        return ([.. layers], [.. ranks]);
+    }
+
+    /// <summary>
+    /// Stores a unit from already-factorised floats (no SVD), laid out as <see cref="Tensors"/> says: per layer the full
+    /// weight [out, in] when its rank is 0, else U [out, r] then Vt [r, in]; then the bias [out].
+    /// </summary>
+    public void SetFactors(int unit, ReadOnlySpan<float> factors)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
+        if (factors.Length != FloatsPerUnit)
+        {
+            throw new ArgumentException($"factors have {factors.Length} values; this set stores {FloatsPerUnit} per unit.", nameof(factors));
+        }
+
+        int at = 0;
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            int o = _layers[l].Out, i = _layers[l].In, r = _ranks[l];
+            if (r == 0)
+            {
+                factors.Slice(at, o * i).CopyTo(_full[l].AsSpan(unit * o * i, o * i));
+                at += o * i;
+            }
+            else
+            {
+                var u = factors.Slice(at, o * r);
+                var ut = _ut[l].AsSpan(unit * r * o, r * o);
+                for (int a = 0; a < o; a++)
+                {
+                    for (int b = 0; b < r; b++)
+                    {
+                        ut[b * o + a] = u[a * r + b];
+                    }
+                }
+
+                factors.Slice(at + o * r, r * i).CopyTo(_vt[l].AsSpan(unit * r * i, r * i));
+                at += r * (o + i);
+            }
+
+            if (_bias[l] is { } bias)
+            {
+                factors.Slice(at, o).CopyTo(bias.AsSpan(unit * o, o));
+                at += o;
+            }
+        }
+    }
+
+    /// <summary>The inverse of <see cref="SetFactors"/>: a unit's stored floats in the probe layout.</summary>
+    public void GetFactors(int unit, Span<float> factors)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
+        if (factors.Length != FloatsPerUnit)
+        {
+            throw new ArgumentException($"factors hold {factors.Length} values; this set stores {FloatsPerUnit} per unit.", nameof(factors));
+        }
+
+        int at = 0;
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            int o = _layers[l].Out, i = _layers[l].In, r = _ranks[l];
+            if (r == 0)
+            {
+                _full[l].AsSpan(unit * o * i, o * i).CopyTo(factors.Slice(at, o * i));
+                at += o * i;
+            }
+            else
+            {
+                var u = factors.Slice(at, o * r);
+                var ut = _ut[l].AsSpan(unit * r * o, r * o);
+                for (int a = 0; a < o; a++)
+                {
+                    for (int b = 0; b < r; b++)
+                    {
+                        u[a * r + b] = ut[b * o + a];
+                    }
+                }
+
+                _vt[l].AsSpan(unit * r * i, r * i).CopyTo(factors.Slice(at + o * r, r * i));
+                at += r * (o + i);
+            }
+
+            if (_bias[l] is { } bias)
+            {
+                bias.AsSpan(unit * o, o).CopyTo(factors.Slice(at, o));
+                at += o;
             }
         }
     }

@@ -12,7 +12,7 @@ namespace Attribution.Attribution.Methods;
 /// derivative of each query's margin along every response, <c>s(q, b) = g_qᵀ r_b</c> (positive = helpful), from the
 /// model's forward-mode gradient factors of the queries, or by the two-forward-pass finite difference.
 /// </summary>
-public sealed class ForwardOnlyMethod : IAttributionMethod
+public sealed class ForwardOnlyMethod : IProbeSetMethod
 {
     private readonly ForwardOnlyOptions _options;
     private Served? _problem;
@@ -199,6 +199,104 @@ public sealed class ForwardOnlyMethod : IAttributionMethod
         }
 
         return [.. members.Select(m => m.ToArray())];
+    }
+
+    /// <inheritdoc />
+    public ProbeSetState ExportState()
+    {
+        if (_generic is not null)
+        {
+            return _generic.ExportState();
+        }
+
+        var problem = _problem ?? throw NotReady();
+        var names = new Mlp(problem.Layout).Tensors;
+        return new ProbeSetState
+        {
+            Architecture = "mlp:" + string.Join('-', problem.Layout.Widths),
+            ExampleTensors = Tensors(ExampleResponses, names),
+            Examples = Blocks(ExampleResponses),
+            SourceTensors = Tensors(SourceResponses, names),
+            Sources = Blocks(SourceResponses),
+        };
+
+        static Contracts.ProbeTensor[] Tensors(ResponseSet set, IReadOnlyList<(string Name, int[] Shape, int Offset)> names) =>
+        [
+            .. Enumerable.Range(0, set.Layout.LayerCount).SelectMany(l => new[]
+            {
+                new Contracts.ProbeTensor(names[2 * l].Name, set.Layout.Out(l), set.Layout.In(l), set.Ranks[l]),
+                new Contracts.ProbeTensor(names[(2 * l) + 1].Name, set.Layout.Out(l), 1, 0),
+            }),
+        ];
+
+        static float[][] Blocks(ResponseSet set)
+        {
+            var blocks = new float[set.Units][];
+            for (int u = 0; u < blocks.Length; u++)
+            {
+                set.GetFactors(u, blocks[u] = new float[set.FloatsPerUnit]);
+            }
+
+            return blocks;
+        }
+    }
+
+    /// <inheritdoc />
+    public void ImportState(ServedModel model, ProbeSetState state)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(state);
+        _generic = null;
+        if (!state.Architecture.StartsWith("mlp:", StringComparison.Ordinal))
+        {
+            _generic = new ModelForwardOnlyMethod(_options);
+            _generic.ImportState(model, state);
+            return;
+        }
+
+        state.Validate();
+        MlpLayout layout;
+        try
+        {
+            layout = new MlpLayout(Probes.ProbeCodec.ParseMlp(state.Architecture));
+        }
+        catch (Probes.ProbeFormatException e)
+        {
+            throw new ArgumentException(e.Message, nameof(state), e);
+        }
+
+        if (model.Theta.Length != layout.ParameterCount || state.Examples.Count != model.ExampleSources.Length || state.Sources.Count != model.SourceCount
+            || state.Shared.Count != 0 || model.ExampleSources.Any(s => (uint)s >= (uint)model.SourceCount))
+        {
+            throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units ({state.Shared.Count} shared tensors; it has none) does not fit θ of {model.Theta.Length} values ({layout.ParameterCount} for {state.Architecture}), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
+        }
+
+        var examples = Load(layout, state.ExampleTensors, state.Examples, _options.Seed);
+        var sources = Load(layout, state.SourceTensors, state.Sources, _options.Seed);
+        _problem = new Served(layout, model.Theta, examples.Units, model.ExampleSources, sources.Units);
+        _examples = examples;
+        _sources = sources;
+        _models.Clear();
+        InputBasis = null;
+        ShareBasis();
+
+        static ResponseSet Load(MlpLayout layout, IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks, ulong seed)
+        {
+            int rank = tensors.Count == 0 ? 0 : tensors.Max(t => t.Rank);
+            var set = new ResponseSet(layout, blocks.Count, rank, seed);
+            var expected = Enumerable.Range(0, layout.LayerCount).SelectMany(l => new[] { (layout.Out(l), layout.In(l), set.Ranks[l]), (layout.Out(l), 1, 0) });
+            if (!tensors.Select(t => (t.Rows, t.Cols, t.Rank)).SequenceEqual(expected))
+            {
+                throw new ArgumentException($"the units' tensors [{string.Join(", ", tensors.Select(t => $"{t.Name} {t.Rows}x{t.Cols} r{t.Rank}"))}] are not those of {string.Join('-', layout.Widths)} at rank {rank}.", nameof(tensors));
+            }
+
+            for (int u = 0; u < blocks.Count; u++)
+            {
+                set.SetFactors(u, blocks[u]);
+            }
+
+            return set;
+        }
     }
 
     /// <summary>Dimension of the input layer's shared basis and the energy it kept, when <see cref="ForwardOnlyOptions.InputBasisEnergy"/> is on.</summary>

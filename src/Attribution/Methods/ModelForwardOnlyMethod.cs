@@ -14,10 +14,12 @@ namespace Attribution.Attribution.Methods;
 /// log-likelihood) contracted with every unit's factors, <c>s(q, u) = ∂f_q(θ* + t r_u)/∂t</c> (positive = helpful);
 /// or, as the reference, two forward passes per unit (<see cref="ForwardReadout.FiniteDifference"/>).
 /// </summary>
-public sealed class ModelForwardOnlyMethod : IAttributionMethod
+public sealed class ModelForwardOnlyMethod : IProbeSetMethod
 {
     private readonly ForwardOnlyOptions _options;
-    private AttributionProblem? _problem;
+    private AttributionProblem? _problem; // set by Precompute (null after ImportState)
+    private ServedModel? _served; // what scoring reads: set by Precompute or ImportState
+    private string? _architecture;
     private LayerResponses? _examples;
     private LayerResponses? _sources;
 
@@ -53,7 +55,7 @@ public sealed class ModelForwardOnlyMethod : IAttributionMethod
 
     /// <inheritdoc />
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Name} (model-generic, {_problem?.Architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))} over the linear layers, sources={_options.Sources}, readout={_options.Readout}");
+        $"{Name} (model-generic, {_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))} over the linear layers, sources={_options.Sources}, readout={_options.Readout}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
@@ -101,8 +103,76 @@ public sealed class ModelForwardOnlyMethod : IAttributionMethod
         }
 
         _problem = problem;
+        _served = ServedModel.Of(problem);
+        _architecture = problem.Architecture;
         _examples = examples;
         _sources = sources;
+    }
+
+    /// <inheritdoc />
+    public ProbeSetState ExportState()
+    {
+        var examples = ExampleResponses;
+        var sources = SourceResponses;
+        var tensors = _served!.CreateModel().Tensors;
+        return new ProbeSetState
+        {
+            Architecture = _architecture!,
+            ExampleTensors = examples.Tensors(tensors),
+            Examples = Blocks(examples),
+            SourceTensors = sources.Tensors(tensors),
+            Sources = Blocks(sources),
+        };
+
+        static float[][] Blocks(LayerResponses set)
+        {
+            var blocks = new float[set.Units][];
+            for (int u = 0; u < blocks.Length; u++)
+            {
+                set.GetFactors(u, blocks[u] = new float[set.FloatsPerUnit]);
+            }
+
+            return blocks;
+        }
+    }
+
+    /// <inheritdoc />
+    public void ImportState(ServedModel model, ProbeSetState state)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(state);
+        state.Validate();
+        var probe = model.CreateModel();
+        if (probe.Architecture != state.Architecture)
+        {
+            throw new ArgumentException($"the state is of {state.Architecture}; the served model is {probe.Architecture}.", nameof(state));
+        }
+
+        if (model.Theta.Length != probe.ParameterCount || state.Examples.Count != model.ExampleSources.Length || state.Sources.Count != model.SourceCount
+            || state.Shared.Count != 0 || model.ExampleSources.Any(s => (uint)s >= (uint)model.SourceCount))
+        {
+            throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units ({state.Shared.Count} shared tensors; it has none) does not fit a served model with θ of {model.Theta.Length} values ({probe.ParameterCount} expected), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
+        }
+
+        _examples = Load(state.ExampleTensors, state.Examples);
+        _sources = Load(state.SourceTensors, state.Sources);
+        _problem = null;
+        _served = model;
+        _architecture = state.Architecture;
+        StepSize = 0;
+        TopEigenvalue = 0;
+
+        LayerResponses Load(IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks)
+        {
+            var (layers, ranks) = LayerResponses.LayersOf(tensors, probe.Tensors);
+            var set = new LayerResponses(probe.ParameterCount, layers, blocks.Count, ranks, _options.Seed);
+            for (int u = 0; u < blocks.Count; u++)
+            {
+                set.SetFactors(u, blocks[u]);
+            }
+
+            return set;
+        }
     }
 
     /// <inheritdoc />
@@ -112,10 +182,10 @@ public sealed class ModelForwardOnlyMethod : IAttributionMethod
     public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        var problem = _problem ?? throw NotReady();
-        problem.CheckQueries(queries);
+        var served = _served ?? throw NotReady();
+        _problem?.CheckQueries(queries);
         var sources = new float[(long)queries.Count * SourceResponses.Units];
-        Read(problem, queries, _options.Readout == ForwardReadout.Jacobian ? Factors(problem, queries) : null, SourceResponses, sources, cancellationToken);
+        Read(served, queries, _options.Readout == ForwardReadout.Jacobian ? Factors(served, queries) : null, SourceResponses, sources, cancellationToken);
         return sources;
     }
 
@@ -123,20 +193,27 @@ public sealed class ModelForwardOnlyMethod : IAttributionMethod
     public (ScoreMatrix Examples, float[] Sources) ScoreAll(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        var problem = _problem ?? throw NotReady();
-        problem.CheckQueries(queries);
-        var factors = _options.Readout == ForwardReadout.Jacobian ? Factors(problem, queries) : null;
+        var served = _served ?? throw NotReady();
+        _problem?.CheckQueries(queries);
+        var factors = _options.Readout == ForwardReadout.Jacobian ? Factors(served, queries) : null;
         var examples = new float[(long)queries.Count * ExampleResponses.Units];
         var sources = new float[(long)queries.Count * SourceResponses.Units];
-        Read(problem, queries, factors, ExampleResponses, examples, cancellationToken);
-        Read(problem, queries, factors, SourceResponses, sources, cancellationToken);
-        return (new ScoreMatrix(examples, queries.Count, problem.Count, problem.SourceIds, problem.SourceCount), sources);
+        Read(served, queries, factors, ExampleResponses, examples, cancellationToken);
+        Read(served, queries, factors, SourceResponses, sources, cancellationToken);
+        return (new ScoreMatrix(examples, queries.Count, served.ExampleSources.Length, served.ExampleSources, served.SourceCount), sources);
     }
 
-    private static GradientFactors? Factors(AttributionProblem problem, QueryBatch queries) =>
-        queries.Count == 0 ? null : problem.CreateModel().PerExampleGradients(queries.Batch, queries.Output);
+    private static GradientFactors? Factors(ServedModel served, QueryBatch queries) =>
+        queries.Count == 0 ? null : Model(served).PerExampleGradients(queries.Batch, queries.Output);
 
-    private void Read(AttributionProblem problem, QueryBatch queries, GradientFactors? factors, LayerResponses set, float[] scores, CancellationToken cancellationToken)
+    private static IModel Model(ServedModel served)
+    {
+        var model = served.CreateModel();
+        model.LoadFrom(served.Theta);
+        return model;
+    }
+
+    private void Read(ServedModel served, QueryBatch queries, GradientFactors? factors, LayerResponses set, float[] scores, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         if (queries.Count == 0)
@@ -152,8 +229,8 @@ public sealed class ModelForwardOnlyMethod : IAttributionMethod
 
         // Reference readout: [f_q(θ* + ε r_u) − f_q(θ* − ε r_u)] / (2ε) per unit, forward passes only.
         float eps = _options.ReadoutEpsilon ?? _options.Epsilon;
-        var model = problem.CreateModel();
-        int p = problem.ParameterCount, q = queries.Count;
+        var model = Model(served);
+        int p = model.ParameterCount, q = queries.Count;
         var r = new float[p];
         var theta = new float[p];
         var plus = new float[q];
@@ -162,10 +239,10 @@ public sealed class ModelForwardOnlyMethod : IAttributionMethod
         {
             cancellationToken.ThrowIfCancellationRequested();
             set.Get(u, r);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(r, eps, problem.Theta, theta);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(r, eps, served.Theta, theta);
             model.LoadFrom(theta);
             model.Outputs(queries.Batch, queries.Output, plus);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(r, -eps, problem.Theta, theta);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(r, -eps, served.Theta, theta);
             model.LoadFrom(theta);
             model.Outputs(queries.Batch, queries.Output, minus);
             for (int j = 0; j < q; j++)

@@ -1,0 +1,178 @@
+using Attribution.Attribution.Contamination;
+using Attribution.Attribution.Spans;
+using Attribution.Engine;
+
+namespace Attribution.Tests.Contamination;
+
+public sealed class ContaminationPolicyTests
+{
+    private static readonly long[] Ids = [100, 101, 102, 103, 104];
+    private static readonly int[] Sources = [0, 0, 1, 1, 2];
+
+    [Fact]
+    public void SpanEvidence_TakesTheLongestMatch_ATieGoesToTheRarerOne()
+    {
+        var docsA = new[] { new SpanDocument(0, 100, 0), new SpanDocument(1, 101, 0) };
+        var docsB = new[] { new SpanDocument(3, 103, 1) };
+        var matches = new[]
+        {
+            new SpanMatch(0, 9, 5, docsA, false),
+            new SpanMatch(4, 12, 2, docsA, false),
+            new SpanMatch(20, 12, 1, docsB, false),
+        };
+        var e = SpanEvidence.From(matches, 40);
+        Assert.Equal((20, 12, 1), (e.QueryStart, e.Length, e.Count));
+        Assert.Equal(103, e.Documents.Single().Id);
+        Assert.Equal(0.3, e.Coverage, 12);
+        Assert.Equal(1.0, e.Rarity);
+        Assert.Equal((0, 0.0, 0.0), (SpanEvidence.From([], 40).Length, SpanEvidence.From([], 40).Coverage, SpanEvidence.From([], 40).Rarity));
+        Assert.Throws<ArgumentOutOfRangeException>(() => SpanEvidence.From(matches, 30));
+    }
+
+    [Fact]
+    public void AttributionEvidence_SharesAreOfThePositiveInfluence_AndFlagsByDocumentOrSource()
+    {
+        float[] scores = [6, 2, -4, 2, 0];
+        var byDoc = AttributionEvidence.From(scores, Ids, Sources, flaggedDocuments: new HashSet<long> { 101, 102 });
+        Assert.Equal(0.6, byDoc.TopShare, 12);           // 6 / (6 + 2 + 2)
+        Assert.Equal(0.2, byDoc.FlaggedShare, 12);       // 101 carries 2 of 10; 102 is negative
+        Assert.Equal([101L], byDoc.FlaggedDocumentIds);
+        Assert.Equal((100L, 0), (byDoc.TopDocumentId, byDoc.TopSourceId));
+        // mean 1.2, population sd sqrt(((4.8)^2 + 0.8^2 + 5.2^2 + 0.8^2 + 1.2^2) / 5) = sqrt(10.56)
+        Assert.Equal(4.8 / Math.Sqrt(10.56), byDoc.TopZ, 9);
+
+        var bySource = AttributionEvidence.From(scores, Ids, Sources, flaggedSources: new HashSet<int> { 1 });
+        Assert.Equal(0.2, bySource.FlaggedShare, 12);    // doc 103 (source 1) carries 2; doc 102 is negative
+        Assert.Equal([103L], bySource.FlaggedDocumentIds);
+
+        var flat = AttributionEvidence.From([1, 1, 1, 1, 1], Ids, Sources);
+        Assert.Equal((0.2, 0.0, 0.0), (flat.TopShare, flat.TopZ, flat.FlaggedShare));
+        Assert.Throws<ArgumentException>(() => AttributionEvidence.From([1, float.NaN, 0, 0, 0], Ids, Sources));
+        Assert.Throws<ArgumentException>(() => AttributionEvidence.From([1, 2], Ids, Sources));
+    }
+
+    [Fact]
+    public void Policy_ScoresTheLogisticOfTheWeightedFeatures_AndAlertsStrictlyAboveTheThreshold()
+    {
+        var options = new ContaminationPolicyOptions { Weights = [2, 0, 0, 0, 0, 1], Bias = -1, Threshold = 0.5 };
+        var policy = new ContaminationPolicy(options);
+        var span = new SpanEvidence(20, 0, 10, 1, [new SpanDocument(0, 100, 0)]);
+        var attribution = new AttributionEvidence(0.5, 3, 0.5, 100, 0, [100]);
+        var a = policy.Assess(span, attribution);
+        Assert.Equal(1 / (1 + Math.Exp(-(-1 + (2 * 0.5) + 0.5))), a.Score, 12);
+        Assert.True(a.Alert);
+        Assert.Equal([100L], a.DocumentIds);
+        Assert.Equal([0], a.SourceIds);
+
+        // z = -1 + 2 * 0.25 + 0.5 = 0 exactly: score 0.5 is not above 0.5.
+        var atThreshold = policy.Assess(span with { Length = 5 }, attribution);
+        Assert.Equal(0.5, atThreshold.Score, 12);
+        Assert.False(atThreshold.Alert);
+    }
+
+    [Fact]
+    public void Options_RejectWeightsTheChosenEvidenceDoesNotRead_AndOutOfRangeValues()
+    {
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span }));
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Weights = [1, 2] }));
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Threshold = 1.5 }));
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Weights = [double.NaN, 0, 0, 0, 0, 0] }));
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { MaxEvidenceDocuments = 0 }));
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = 0 }));
+        _ = new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span, Weights = [1, 1, 1, 0, 0, 0] });
+    }
+
+    [Fact]
+    public void Assess_CapsTheEvidenceDocuments()
+    {
+        var docs = Enumerable.Range(0, 10).Select(i => new SpanDocument(i, 100 + i, i % 2)).ToArray();
+        var policy = new ContaminationPolicy(new ContaminationPolicyOptions { MaxEvidenceDocuments = 3 });
+        var a = policy.Assess(new SpanEvidence(8, 0, 8, 10, docs), new AttributionEvidence(0.1, 1, 0.5, 100, 0, [105, 106, 107, 108]));
+        Assert.Equal([100L, 101, 102], a.Span.Documents.Select(d => d.Id));
+        Assert.Equal([105L, 106, 107], a.Attribution.FlaggedDocumentIds);
+        Assert.Equal([100L, 101, 102, 105, 106, 107], a.DocumentIds);
+    }
+
+    [Theory]
+    [InlineData(0.0, 99.0)]   // no clean query may alert: the threshold is the largest clean score
+    [InlineData(0.01, 98.0)]  // one of 100 may: the second largest
+    [InlineData(0.05, 94.0)]
+    public void Threshold_LetsAtMostTheTargetShareOfCleanScoresAbove(double rate, double expected)
+    {
+        var clean = Enumerable.Range(0, 100).Select(i => (double)i).Reverse().ToArray();
+        double t = ContaminationCalibration.ThresholdForFalseAlertRate(clean, rate);
+        Assert.Equal(expected, t);
+        Assert.True(clean.Count(s => s > t) <= (int)Math.Floor(rate * 100));
+        Assert.Throws<ArgumentException>(() => ContaminationCalibration.ThresholdForFalseAlertRate([], 0.01));
+        Assert.Throws<ArgumentException>(() => ContaminationCalibration.ThresholdForFalseAlertRate(clean, 1));
+    }
+
+    [Fact]
+    public void Fit_LearnsTheInformativeFeature_AndHoldsTheFalseAlertRateOnFreshCleanQueries()
+    {
+        // Leaked queries have long rare spans; clean ones short common spans; attribution is noise for both.
+        var rng = new Rng(3);
+        (List<(SpanEvidence, AttributionEvidence)> Evidence, List<bool> Labels) Draw(int leaked, int clean)
+        {
+            var evidence = new List<(SpanEvidence, AttributionEvidence)>();
+            var labels = new List<bool>();
+            for (int i = 0; i < leaked + clean; i++)
+            {
+                bool isLeak = i < leaked;
+                int length = isLeak ? 24 + rng.NextInt(16) : rng.NextInt(14);
+                int count = isLeak ? 1 + rng.NextInt(2) : 1 + rng.NextInt(40);
+                var noise = new AttributionEvidence(rng.NextSingle(), (rng.NextSingle() * 4) - 2, rng.NextSingle(), 0, 0, []);
+                evidence.Add((new SpanEvidence(40, 0, length, length == 0 ? 0 : count, []), noise));
+                labels.Add(isLeak);
+            }
+
+            return (evidence, labels);
+        }
+
+        var (calibration, calibrationLabels) = Draw(100, 400);
+        var options = ContaminationCalibration.Fit(calibration, calibrationLabels, ContaminationEvidenceKind.Combined, 0.01);
+        Assert.True(options.Weights[0] > 0, $"span coverage weight {options.Weights[0]} should be positive");
+        var policy = new ContaminationPolicy(options);
+        var calScores = calibration.Select(e => policy.Score(e.Item1, e.Item2)).ToArray();
+        Assert.True(AlertMetrics.AlertRate(calScores, calibrationLabels, options.Threshold, ofLeaked: false) <= 0.01);
+
+        var (test, testLabels) = Draw(100, 2000);
+        var scores = test.Select(e => policy.Score(e.Item1, e.Item2)).ToArray();
+        Assert.True(AlertMetrics.Auroc(scores, testLabels) > 0.99);
+        Assert.True(AlertMetrics.AlertRate(scores, testLabels, options.Threshold, ofLeaked: true) > 0.95);
+        Assert.True(AlertMetrics.AlertRate(scores, testLabels, options.Threshold, ofLeaked: false) < 0.03);
+
+        var spanOnly = ContaminationCalibration.Fit(calibration, calibrationLabels, ContaminationEvidenceKind.Span, 0.01);
+        Assert.Equal([0.0, 0.0, 0.0], spanOnly.Weights.Skip(3));
+        Assert.Throws<ArgumentException>(() => ContaminationCalibration.Fit(calibration, [.. calibrationLabels.Select(_ => false)], ContaminationEvidenceKind.Span, 0.01));
+    }
+
+    [Fact]
+    public void Fit_GivesAConstantFeatureNoWeight_AndStaysFiniteOnSeparableData()
+    {
+        var evidence = new List<(SpanEvidence, AttributionEvidence)>();
+        var labels = new List<bool>();
+        for (int i = 0; i < 40; i++)
+        {
+            bool leak = i % 2 == 0;
+            evidence.Add((new SpanEvidence(10, 0, leak ? 10 : 0, leak ? 1 : 0, []), AttributionEvidence.None));
+            labels.Add(leak);
+        }
+
+        var o = ContaminationCalibration.Fit(evidence, labels, ContaminationEvidenceKind.Combined, 0);
+        Assert.All(o.Weights, w => Assert.True(double.IsFinite(w)));
+        Assert.Equal([0.0, 0.0, 0.0], o.Weights.Skip(3));
+        var policy = new ContaminationPolicy(o);
+        Assert.True(policy.Score(evidence[0].Item1, evidence[0].Item2) > policy.Score(evidence[1].Item1, evidence[1].Item2));
+    }
+
+    [Fact]
+    public void Auroc_IsTheRankProbability_WithTiesCountingHalf()
+    {
+        Assert.Equal(1.0, AlertMetrics.Auroc([0.9, 0.8, 0.1, 0.2], [true, true, false, false]));
+        Assert.Equal(0.0, AlertMetrics.Auroc([0.1, 0.2, 0.9, 0.8], [true, true, false, false]));
+        Assert.Equal(0.5, AlertMetrics.Auroc([0.5, 0.5, 0.5, 0.5], [true, false, true, false]));
+        Assert.Equal(0.75, AlertMetrics.Auroc([0.9, 0.3, 0.5, 0.1], [true, true, false, false]));
+        Assert.True(double.IsNaN(AlertMetrics.Auroc([0.9, 0.3], [true, true])));
+    }
+}
