@@ -235,6 +235,37 @@ public sealed class GptSteeringTests
         Assert.Contains("measure=loss", e.Message);
     }
 
+    // Protects serving: the operators and the design travel as a probe-set state (IProbeSetMethod); a fresh method with
+    // the same options imports it with no training data and scores exactly as the trained one; a state that does not fit
+    // the method's options is refused with what differs, and a combination is not exported.
+    [Fact]
+    public void Stride_state_round_trips_and_scores_identically()
+    {
+        var problem = Problem(20, 31);
+        var settings = new Dictionary<string, string> { ["k"] = "12", ["d"] = "3", ["rank"] = "3", ["steps"] = "20", ["linearity"] = "0" };
+        var method = (StrideMethod)MethodFactory.Create("stride", settings);
+        method.Precompute(problem);
+        var state = method.ExportState();
+        Assert.Equal(20, state.Examples.Count);
+        Assert.Equal(["stride.basis", "stride.matrices", "stride.readout"], state.Shared.Select(t => t.Layout.Name));
+        Assert.Equal([1f, 1f], state.Shared[2].Values); // block 1 (the default layer), loss measurement
+
+        var served = (StrideMethod)MethodFactory.Create("stride", settings);
+        served.ImportState(ServedModel.Of(problem), state);
+        var queries = QueryBatch.Completions([new CompletionQuery([15, 2, 3], [4, 5]), new CompletionQuery([15], [7, 8, 9])], Config.Context);
+        var a = method.Score(queries);
+        var b = served.Score(queries);
+        Assert.Equal(a.Scores, b.Scores);
+        Assert.Equal(a.SourceScores, b.SourceScores);
+
+        var otherDegree = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string>(settings) { ["d"] = "2" });
+        Assert.Contains("1 x 2", Assert.Throws<ArgumentException>(() => otherDegree.ImportState(ServedModel.Of(problem), state)).Message);
+        var otherSeed = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string>(settings) { ["design-seed"] = "9" });
+        Assert.Contains("design-seed", Assert.Throws<ArgumentException>(() => otherSeed.ImportState(ServedModel.Of(problem), state)).Message);
+        var combined = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string>(settings) { ["combine"] = "sum" });
+        Assert.Throws<ArgumentException>(() => combined.ImportState(ServedModel.Of(problem), state));
+    }
+
     private static double LogSoftmax(float[] z, int y)
     {
         double max = z.Max(), sum = 0;
