@@ -23,6 +23,14 @@ var opt = Args.Parse(args);
 Console.WriteLine($"# pipeline bench: {opt}; {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Trim()}");
 
 var data = FashionMnist.Load();
+if (opt.ReadoutProfile.Length > 0 && opt.ProbeCache is { } cached && File.Exists(cached))
+{
+    var (cachedTheta, cachedSet) = ReadoutProfile.Load(cached);
+    Console.WriteLine($"# probe set and θ from {cached}");
+    ReadoutProfile.Run(ReadoutProfile.Build(cachedSet, cachedTheta), data.Test.Select([.. Enumerable.Range(0, 10_000)], TrainingRecipe.DefaultMlp([0], [0]).Data.Normalization).Inputs, opt.ReadoutProfile, opt.Queries);
+    return;
+}
+
 var root = Path.Combine(Path.GetTempPath(), "pipeline-bench-" + Guid.NewGuid().ToString("N"));
 var runDir = Path.Combine(root, Bench.RunId);
 var watch = Stopwatch.StartNew();
@@ -39,6 +47,18 @@ var probeSet = opt.Horizon > 0
 var queries = data.Test.Select([.. Enumerable.Range(0, 10_000)], recipe.Data.Normalization).Inputs;
 Console.WriteLine($"# probe set: {opt.Examples} example probes ({probeSet.ExampleBytes / 1e6:F1} MB) + {opt.Sources} source probes ({probeSet.SourceBytes / 1e6:F1} MB), " +
     (opt.Horizon > 0 ? $"simulated (two-trajectory, K = {opt.Horizon}) in {watch.Elapsed.TotalSeconds:F1} s" : "synthetic floats"));
+
+if (opt.ReadoutProfile.Length > 0)
+{
+    if (opt.ProbeCache is { } cache)
+    {
+        ReadoutProfile.Save(cache, trained.Model.ToFlat(), probeSet);
+    }
+
+    ReadoutProfile.Run(ReadoutProfile.Build(probeSet, trained.Model.ToFlat()), queries, opt.ReadoutProfile, opt.Queries);
+    Directory.Delete(root, recursive: true);
+    return;
+}
 
 Console.WriteLine();
 Console.WriteLine("| transport | Scorers | saturation q/s | bare Score q/s, same batch | pipeline adds | p50 / p99 ms at saturation (window) | mean batch | q/s at half | mean batch at half | p50 / p99 ms at half | of which to scored, p50 / p99 ms |");
@@ -101,6 +121,12 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     /// <summary>Also run the downstream console on the same log and time each query to its Arrow Flight (DoGet) delivery.</summary>
     public bool Flight { get; init; }
 
+    /// <summary>Batch sizes for the readout profile (--readout-profile 1,4,8,16,64): the readout alone, no pipeline.</summary>
+    public int[] ReadoutProfile { get; init; } = [];
+
+    /// <summary>With --readout-profile: θ and the probe set are read from this file when it exists, else saved to it.</summary>
+    public string? ProbeCache { get; init; }
+
     public static Args Parse(string[] args)
     {
         var a = new Args(1000, 10, 2000, 5000, 1, 256, 64, ["embedded", "kafka"], [1, 2], 10, 20, 1, 2, 5);
@@ -128,7 +154,9 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--variants" => a with { Variants = [.. v.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(Variant.Parse)] },
                 "--rounds" => a with { Rounds = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--flight" => a with { Flight = v == "1" },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console)"),
+                "--readout-profile" => a with { ReadoutProfile = [.. v.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))] },
+                "--probe-cache" => a with { ProbeCache = v },
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache FILE (with --readout-profile: reuse the simulated set)"),
             };
         }
 

@@ -18,7 +18,7 @@ public static class MethodFactory
     /// Creates a method. Options per method:
     /// every method: models (independently trained models averaged over, default 1: TRAK ensembles with one shared
     /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models);
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample;
+    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed;
     /// tracin: weights (one per training checkpoint, separated by '/' on a command line, e.g. weights=0.5/1/2, or by commas); grad-dot: none;
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
@@ -94,6 +94,12 @@ public static class MethodFactory
         Refuse(o, "readout-eps", o.Has("readout") ? o.Choice("readout", "jacobian", "jacobian", "fd") != "fd" : d.Readout != ForwardReadout.FiniteDifference,
             "it applies to readout=fd only");
         Refuse(o, "basis", o.Has("rank") && o.Int("rank", d.Rank) == 0 && o.Float("basis", 0f) > 0, "the shared input basis needs low-rank responses (rank > 0)");
+        bool spectral = o.Has("propagation") ? o.Choice("propagation", "trajectory", "trajectory", "spectral") == "spectral" : d.Propagation == ForwardPropagation.Spectral;
+        foreach (var key in new[] { "operator-rank", "operator-sample", "operator-segments", "operator-complement" })
+        {
+            Refuse(o, key, !spectral, "it configures the spectral propagator; add propagation=spectral");
+        }
+
         return new ForwardOnlyOptions
         {
             TwoTrajectory = twoTrajectory,
@@ -114,6 +120,8 @@ public static class MethodFactory
                 : d.Propagation,
             OperatorRank = o.Int("operator-rank", d.OperatorRank),
             OperatorSample = o.Int("operator-sample", d.OperatorSample),
+            OperatorSegments = o.Int("operator-segments", d.OperatorSegments),
+            OperatorComplementProbes = o.Int("operator-complement", d.OperatorComplementProbes),
             Sources = o.Has("sources")
                 ? o.Choice("sources", "simulated", "simulated", "sum") == "sum" ? SourceResponse.SumOfExamples : SourceResponse.Simulated
                 : d.Sources,

@@ -688,3 +688,82 @@ public sealed record ContaminationAlert(string QueryId, IReadOnlyList<long> Sour
         return result;
     }
 }
+
+/// <summary>
+/// The exact-span index of a checkpoint's training documents is available by reference (like the checkpoint itself: an
+/// index is megabytes, more than an event should carry). Put on the compacted probes topic under
+/// <see cref="KeyFor"/> by the Simulator; the Scorer loads it (checksum verified) for the checkpoint's text queries.
+/// </summary>
+/// <param name="RunId">Training run id.</param>
+/// <param name="Step">The checkpoint step whose training set (documents trained at steps &lt;= Step) is indexed.</param>
+/// <param name="Uri">Where the index file is (e.g. file:///.../spans/run-400.spans), in the span index format.</param>
+/// <param name="Checksum">Content checksum, "sha256:&lt;hex&gt;".</param>
+/// <param name="Documents">Documents indexed.</param>
+/// <param name="Tokens">Tokens indexed.</param>
+/// <param name="Bytes">Size of the index file.</param>
+/// <param name="Tokenizer">The tokenizer the documents' token ids come from: a query's ids are matched only under the same one.</param>
+public sealed record SpanIndexPublished(string RunId, long Step, string Uri, string Checksum, int Documents, long Tokens, long Bytes, string Tokenizer)
+    : IArrowEvent<SpanIndexPublished>
+{
+    /// <inheritdoc/>
+    public static string EventType => EventTypes.SpanIndexPublished;
+
+    /// <inheritdoc/>
+    public static int SchemaVersion => 1;
+
+    /// <summary>The probes-topic key of a run's span index at a step: "&lt;run&gt;/&lt;step&gt;/spans".</summary>
+    public static string KeyFor(string runId, long step) => $"{runId}/{step}/spans";
+
+    /// <inheritdoc/>
+    public static Schema Schema { get; } = Columns.Schema(EventType, SchemaVersion,
+        Required("run_id", StringType.Default),
+        Required("step", Int64Type.Default),
+        Required("uri", StringType.Default),
+        Required("checksum", StringType.Default),
+        Required("documents", Int32Type.Default),
+        Required("tokens", Int64Type.Default),
+        Required("bytes", Int64Type.Default),
+        Required("tokenizer", StringType.Default));
+
+    /// <inheritdoc/>
+    public static RecordBatch ToArrow(IReadOnlyList<SpanIndexPublished> events)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        return new RecordBatch(Schema,
+        [
+            ArrowArrays.Utf8(Map(events, e => e.RunId)),
+            ArrowArrays.Int64(Map(events, e => e.Step)),
+            ArrowArrays.Utf8(Map(events, e => e.Uri)),
+            ArrowArrays.Utf8(Map(events, e => e.Checksum)),
+            ArrowArrays.Int32(Map(events, e => e.Documents)),
+            ArrowArrays.Int64(Map(events, e => e.Tokens)),
+            ArrowArrays.Int64(Map(events, e => e.Bytes)),
+            ArrowArrays.Utf8(Map(events, e => e.Tokenizer)),
+        ], events.Count);
+    }
+
+    /// <inheritdoc/>
+    public static IReadOnlyList<SpanIndexPublished> FromArrow(RecordBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var b = new EventBatch(batch, EventType);
+        var runId = b.Utf8("run_id");
+        var step = b.Primitive<long>("step", Int64Type.Default);
+        var uri = b.Utf8("uri");
+        var checksum = b.Utf8("checksum");
+        var documents = b.Primitive<int>("documents", Int32Type.Default);
+        var tokens = b.Primitive<long>("tokens", Int64Type.Default);
+        var bytes = b.Primitive<long>("bytes", Int64Type.Default);
+        var tokenizer = b.Utf8("tokenizer");
+        var result = new SpanIndexPublished[b.Length];
+        for (var i = 0; i < result.Length; i++)
+        {
+            Check(uri.Required(i).Length > 0, EventType, "uri", i, "uri is empty");
+            Check(checksum.Required(i).StartsWith("sha256:", StringComparison.Ordinal), EventType, "checksum", i, $"checksum '{checksum.Required(i)}' is not 'sha256:<hex>'");
+            Check(documents[i] >= 0 && tokens[i] >= 0 && bytes[i] > 0, EventType, "documents", i, $"counts must be non-negative and the size positive (documents {documents[i]}, tokens {tokens[i]}, bytes {bytes[i]})");
+            Check(tokenizer.Required(i).Length > 0, EventType, "tokenizer", i, "tokenizer is empty");
+            result[i] = new SpanIndexPublished(runId.Required(i), step[i], uri.Required(i), checksum.Required(i), documents[i], tokens[i], bytes[i], tokenizer.Required(i));
+        }
+        return result;
+    }
+}

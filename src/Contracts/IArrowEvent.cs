@@ -158,4 +158,6 @@ public static class EventCodecs
     public static IEventCodec<AttributionResult> Attributions => EventCodec<AttributionResult>.Instance;
     /// <summary>Contamination alerts.</summary>
     public static IEventCodec<ContaminationAlert> Alerts => EventCodec<ContaminationAlert>.Instance;
+    /// <summary>Exact-span index announcements.</summary>
+    public static IEventCodec<SpanIndexPublished> SpanIndexes => EventCodec<SpanIndexPublished>.Instance;
 }

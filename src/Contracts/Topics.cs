@@ -9,7 +9,7 @@ public static class Topics
     /// <summary><see cref="TrainingBatch"/> events, keyed by run id.</summary>
     public const string Batches = "batches";
 
-    /// <summary><see cref="InfluenceProbe"/> events, compacted, keyed by <see cref="InfluenceProbe.Key"/> ("&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;", ".../source/&lt;id&gt;"); "&lt;run&gt;/&lt;step&gt;/checkpoint" holds the set's <see cref="CheckpointPublished"/>.</summary>
+    /// <summary><see cref="InfluenceProbe"/> events, compacted, keyed by <see cref="InfluenceProbe.Key"/> ("&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;", ".../source/&lt;id&gt;"); "&lt;run&gt;/&lt;step&gt;/checkpoint" holds the set's <see cref="CheckpointPublished"/>, "&lt;run&gt;/&lt;step&gt;/spans" a language model's <see cref="SpanIndexPublished"/>.</summary>
     public const string Probes = "probes";
 
     /// <summary><see cref="ModelQuery"/> events, keyed by query id.</summary>
@@ -59,4 +59,6 @@ public static class EventTypes
     public const string Attribution = "attribution";
     /// <summary><see cref="Contracts.ContaminationAlert"/>.</summary>
     public const string ContaminationAlert = "contamination-alert";
+    /// <summary><see cref="Contracts.SpanIndexPublished"/>.</summary>
+    public const string SpanIndexPublished = "span-index-published";
 }

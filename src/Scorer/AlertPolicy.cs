@@ -1,49 +1,104 @@
+using Attribution.Attribution.Contamination;
+using Attribution.Attribution.Spans;
+using Attribution.Contracts;
+using Attribution.Engine.Data;
 using Attribution.Transport.Messages;
 
 namespace Attribution.Scorer;
 
-/// <summary>A contamination verdict for one query: which rule fired, its value and threshold, and the flagged ids behind it.</summary>
-public sealed record ContaminationVerdict(AlertRule Rule, double Score, double Threshold, IReadOnlyList<long> FlaggedSourceIds, IReadOnlyList<long> FlaggedExampleIds);
+/// <summary>A contamination verdict for one query: which rule fired, its value and threshold, the flagged ids behind it, and (for <see cref="AlertRule.Calibrated"/>) its evidence.</summary>
+public sealed record ContaminationVerdict(AlertRule Rule, double Score, double Threshold, IReadOnlyList<long> FlaggedSourceIds, IReadOnlyList<long> FlaggedExampleIds, AlertEvidence? Evidence = null);
+
+/// <summary>A text query's stage-one evidence with what the alert needs to show it: the query's tokens and the tokenizer that decodes them.</summary>
+/// <param name="Evidence">The longest span shared with the training corpus.</param>
+/// <param name="QueryTokens">The tokens the spans were searched in (prompt then completion).</param>
+/// <param name="Tokenizer">The model's tokenizer.</param>
+public sealed record QuerySpans(SpanEvidence Evidence, int[] QueryTokens, ITokenizer Tokenizer);
 
 /// <summary>
-/// The contamination policy (pure: no I/O). A query is flagged when the flagged sources carry at least
-/// <c>AlertThreshold</c> of its positive source attribution (<see cref="AlertRule.SourceShare"/>), or else when the
-/// training example its answer aligns with most specifically, by relative influence, is a flagged one and leads the
-/// runner-up by <c>ExampleLeadRatio</c> (<see cref="AlertRule.ExampleLead"/>).
+/// The contamination policy (pure: no I/O). Rules, first match wins: <see cref="AlertRule.Calibrated"/>, the two-stage
+/// policy (<see cref="ContaminationPolicy"/>: span evidence from the training corpus's exact-span index, when the query
+/// is text and the model has one, and attribution evidence from the query's relative influence per example, combined into
+/// one calibrated score against the configured threshold; the alert carries both as <see cref="AlertEvidence"/>); then
+/// <see cref="AlertRule.SourceShare"/>, the flagged sources carrying at least <c>AlertThreshold</c> of the positive
+/// source attribution; then <see cref="AlertRule.ExampleLead"/>, the example the answer aligns with most specifically
+/// being a flagged one that leads the runner-up by <c>ExampleLeadRatio</c>.
 /// </summary>
 public sealed class AlertPolicy
 {
     private readonly HashSet<long> _sources;
     private readonly HashSet<long> _examples;
+    private readonly HashSet<int> _sourcesInt;
     private readonly double _shareThreshold;
     private readonly double _leadRatio;
 
-    /// <summary>Creates the policy.</summary>
-    public AlertPolicy(IEnumerable<long> flaggedSources, IEnumerable<long> flaggedExamples, double shareThreshold, double leadRatio)
+    /// <summary>Creates the policy; <paramref name="calibrated"/> null uses the two-stage policy's stated defaults.</summary>
+    public AlertPolicy(IEnumerable<long> flaggedSources, IEnumerable<long> flaggedExamples, double shareThreshold, double leadRatio, ContaminationPolicyOptions? calibrated = null)
     {
         _sources = [.. flaggedSources];
         _examples = [.. flaggedExamples];
+        _sourcesInt = [.. _sources.Where(s => s is >= int.MinValue and <= int.MaxValue).Select(s => (int)s)];
         _shareThreshold = shareThreshold;
         _leadRatio = leadRatio;
+        Calibrated = new ContaminationPolicy(calibrated ?? new ContaminationPolicyOptions());
     }
 
-    /// <summary>The policy of <paramref name="options"/> (FlaggedSources, FlaggedExamples, AlertThreshold, ExampleLeadRatio).</summary>
+    /// <summary>The policy of <paramref name="options"/> (FlaggedSources, FlaggedExamples, AlertThreshold, ExampleLeadRatio, Contamination).</summary>
     public static AlertPolicy From(ScorerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new AlertPolicy(options.FlaggedSources, options.FlaggedExamples, options.AlertThreshold, options.ExampleLeadRatio);
+        return new AlertPolicy(options.FlaggedSources, options.FlaggedExamples, options.AlertThreshold, options.ExampleLeadRatio, options.Contamination.ToPolicyOptions());
     }
 
-    /// <summary>Whether anything is flagged (when not, no query can be flagged and evaluation is skipped).</summary>
-    public bool Enabled => _sources.Count > 0 || _examples.Count > 0;
+    /// <summary>The two-stage policy (weights, bias, threshold).</summary>
+    public ContaminationPolicy Calibrated { get; }
+
+    /// <summary>This policy with the two-stage policy's options replaced (e.g. a threshold calibrated on clean queries).</summary>
+    public AlertPolicy With(ContaminationPolicyOptions calibrated) => new(_sources, _examples, _shareThreshold, _leadRatio, calibrated);
 
     /// <summary>
-    /// The verdict for one query from its source scores (aligned with <paramref name="sourceIds"/>) and example scores
-    /// and response norms (aligned with <paramref name="exampleIds"/>); null when no rule fires.
+    /// The two-stage policy's assessment of one query: attribution evidence over the examples' relative influence
+    /// (score ÷ response norm; examples of a flagged source, flagged examples and the span's documents count as flagged)
+    /// and the span evidence when there is one.
+    /// </summary>
+    public ContaminationAssessment Assess(ReadOnlySpan<float> exampleScores, ReadOnlySpan<float> exampleNorms, IReadOnlyList<long> exampleIds,
+        IReadOnlyList<long>? exampleSourceIds, SpanEvidence? span)
+    {
+        ArgumentNullException.ThrowIfNull(exampleIds);
+        span ??= SpanEvidence.None(1);
+        var relative = new float[exampleScores.Length];
+        for (int i = 0; i < relative.Length; i++)
+        {
+            relative[i] = exampleNorms[i] > 0 ? exampleScores[i] / exampleNorms[i] : 0;
+        }
+
+        var sources = new int[relative.Length];
+        for (int i = 0; i < sources.Length; i++)
+        {
+            sources[i] = exampleSourceIds is null ? -1 : (int)Math.Clamp(exampleSourceIds[i], -1, int.MaxValue);
+        }
+
+        IReadOnlySet<long> flagged = span.Documents.Count == 0 ? _examples : [.. _examples, .. ContaminationPolicy.SpanDocuments(span)];
+        var attribution = AttributionEvidence.From(relative, exampleIds, sources, flagged, exampleSourceIds is null ? null : _sourcesInt, Calibrated.Options.MaxEvidenceDocuments);
+        return Calibrated.Assess(span, attribution);
+    }
+
+    /// <summary>
+    /// The verdict for one query from its source scores (aligned with <paramref name="sourceIds"/>), example scores
+    /// and response norms (aligned with <paramref name="exampleIds"/>), the examples' sources when known, and a text
+    /// query's spans; null when no rule fires.
     /// </summary>
     public ContaminationVerdict? Evaluate(ReadOnlySpan<float> sourceScores, IReadOnlyList<long> sourceIds,
-        ReadOnlySpan<float> exampleScores, ReadOnlySpan<float> exampleNorms, IReadOnlyList<long> exampleIds)
+        ReadOnlySpan<float> exampleScores, ReadOnlySpan<float> exampleNorms, IReadOnlyList<long> exampleIds,
+        IReadOnlyList<long>? exampleSourceIds = null, QuerySpans? spans = null)
     {
+        var assessment = Assess(exampleScores, exampleNorms, exampleIds, exampleSourceIds, spans?.Evidence);
+        if (assessment.Alert)
+        {
+            return new ContaminationVerdict(AlertRule.Calibrated, assessment.Score, assessment.Threshold,
+                [.. assessment.SourceIds.Select(s => (long)s).Where(_sources.Contains)], [.. assessment.DocumentIds.Where(_examples.Contains)], EvidenceOf(assessment, spans, exampleIds, exampleSourceIds));
+        }
+
         var contributors = new List<long>();
         var share = FlaggedShare(sourceScores, sourceIds, _sources, contributors);
         if (share >= _shareThreshold && contributors.Count > 0)
@@ -51,12 +106,47 @@ public sealed class AlertPolicy
             return new ContaminationVerdict(AlertRule.SourceShare, share, _shareThreshold, contributors, []);
         }
 
-        if (ExampleLead(exampleScores, exampleNorms, exampleIds, _examples) is { } lead && lead.Lead >= _leadRatio)
+        if (_leadRatio > 0 && ExampleLead(exampleScores, exampleNorms, exampleIds, _examples) is { } lead && lead.Lead >= _leadRatio)
         {
             return new ContaminationVerdict(AlertRule.ExampleLead, lead.Lead, _leadRatio, [], [lead.ExampleId]);
         }
 
         return null;
+    }
+
+    /// <summary>An assessment as the alert's evidence: the span as text and tokens, the documents with their sources, the shares.</summary>
+    internal static AlertEvidence EvidenceOf(ContaminationAssessment assessment, QuerySpans? spans, IReadOnlyList<long> exampleIds, IReadOnlyList<long>? exampleSourceIds)
+    {
+        var span = assessment.Span;
+        int[] tokens = spans is { } s && span.Length > 0 ? s.QueryTokens[span.QueryStart..(span.QueryStart + span.Length)] : [];
+        var documents = assessment.DocumentIds;
+        var sourceOf = new Dictionary<long, long>();
+        foreach (var d in span.Documents)
+        {
+            sourceOf.TryAdd(d.Id, d.SourceId);
+        }
+
+        if (exampleSourceIds is not null && documents.Any(d => !sourceOf.ContainsKey(d)))
+        {
+            for (int i = 0; i < exampleIds.Count; i++)
+            {
+                sourceOf.TryAdd(exampleIds[i], exampleSourceIds[i]);
+            }
+        }
+
+        return new AlertEvidence
+        {
+            MatchedSpan = tokens.Length > 0 ? spans!.Tokenizer.Decode(tokens) : "",
+            MatchedTokenIds = tokens,
+            SpanStart = span.QueryStart,
+            SpanLength = span.Length,
+            SpanCount = span.Count,
+            DocumentIds = documents,
+            DocumentSourceIds = [.. documents.Select(d => sourceOf.GetValueOrDefault(d, -1))],
+            AttributionShare = assessment.Attribution.FlaggedShare,
+            TopDocumentId = assessment.Attribution.TopDocumentId,
+            TopDocumentShare = assessment.Attribution.TopShare,
+        };
     }
 
     /// <summary>
@@ -122,5 +212,16 @@ public sealed class AlertPolicy
         }
 
         return total > 0 ? hit / total : 0;
+    }
+}
+
+/// <summary>The span stage of a language model's queries: the query's tokens looked up in its training corpus's span index.</summary>
+public sealed class SpanLookup(LanguageModelScorer scorer, SpanIndex index, SpanQueryOptions options)
+{
+    /// <summary>The longest span <paramref name="query"/> shares with the training corpus, with what its alert shows.</summary>
+    public QuerySpans Find(ModelQuery query)
+    {
+        var tokens = scorer.SpanTokens(query);
+        return new QuerySpans(SpanEvidence.From(index.Find(tokens, options), Math.Max(1, tokens.Length)), tokens, scorer.Tokenizer);
     }
 }

@@ -63,5 +63,6 @@ internal sealed class AttributionPublisher(IEventProducer producer, IBus? bus, S
         Score = verdict.Score,
         Threshold = verdict.Threshold,
         Timestamp = now,
+        Evidence = verdict.Evidence,
     };
 }

@@ -91,6 +91,16 @@ public sealed class LanguageModelScorer : IQueryScorer
     /// <inheritdoc />
     public void Validate(ModelQuery query) => QueryValidator.ValidateText(query, Tokenizer, Config.VocabSize, Config.Context);
 
+    /// <summary>
+    /// The tokens of <paramref name="query"/> that the span stage searches the training corpus for: the prompt (without
+    /// the document-start token the readout frames it with) followed by the completion.
+    /// </summary>
+    public int[] SpanTokens(ModelQuery query)
+    {
+        var completion = QueryValidator.ValidateText(query, Tokenizer, Config.VocabSize, Config.Context);
+        return [.. completion.Prompt.AsSpan(1), .. completion.Completion];
+    }
+
     /// <inheritdoc />
     public QueryScores Score(IReadOnlyList<ModelQuery> queries)
     {

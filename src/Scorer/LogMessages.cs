@@ -32,4 +32,10 @@ internal static partial class LogMessages
 
     [LoggerMessage(7007, LogLevel.Error, "Scorer index follower stopped")]
     public static partial void IndexFailed(this ILogger logger, Exception error);
+
+    [LoggerMessage(7010, LogLevel.Information, "Scorer index: span index of {Version} loaded ({Documents} documents, {Tokens} tokens) in {Seconds:F2} s")]
+    public static partial void SpanIndexLoaded(this ILogger logger, string version, int documents, long tokens, double seconds);
+
+    [LoggerMessage(7011, LogLevel.Warning, "Scorer index: span index {Record} dead-lettered: {Error}")]
+    public static partial void SpanIndexRejected(this ILogger logger, string record, string error);
 }

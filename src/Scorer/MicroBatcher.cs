@@ -4,12 +4,15 @@ using System.Threading.Channels;
 namespace Attribution.Scorer;
 
 /// <summary>
-/// Micro-batching: items queue in a bounded channel; a batch is what arrived within <c>window</c> of its first item, at
-/// most <c>maxBatch</c> items (a full batch goes at once). Several readers may form batches concurrently.
+/// Micro-batching: items queue in a bounded channel; a batch is what arrived within <c>window</c> of its first item's
+/// arrival, at most <c>maxBatch</c> items (a full batch goes at once). The window counts from when the first item was
+/// queued, not from when a reader took it: items that queued while the previous batch was scored have already waited
+/// longer than the window, so their batch goes as soon as the queue is drained instead of waiting a window more.
+/// Several readers may form batches concurrently.
 /// </summary>
 internal sealed class MicroBatcher<T>
 {
-    private readonly Channel<T> _queue;
+    private readonly Channel<(T Item, long Queued)> _queue;
     private readonly int _maxBatch;
     private readonly TimeSpan _window;
 
@@ -19,11 +22,11 @@ internal sealed class MicroBatcher<T>
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _maxBatch = maxBatch;
         _window = window;
-        _queue = Channel.CreateBounded<T>(new BoundedChannelOptions(capacity) { SingleReader = singleReader });
+        _queue = Channel.CreateBounded<(T, long)>(new BoundedChannelOptions(capacity) { SingleReader = singleReader });
     }
 
     /// <summary>Queues an item, waiting while the queue is full (back-pressure to the lanes).</summary>
-    public ValueTask EnqueueAsync(T item, CancellationToken cancellationToken) => _queue.Writer.WriteAsync(item, cancellationToken);
+    public ValueTask EnqueueAsync(T item, CancellationToken cancellationToken) => _queue.Writer.WriteAsync((item, Stopwatch.GetTimestamp()), cancellationToken);
 
     /// <summary>No more items: readers finish the queued ones, then <see cref="NextBatchAsync"/> returns null.</summary>
     public void Complete() => _queue.Writer.TryComplete();
@@ -34,7 +37,7 @@ internal sealed class MicroBatcher<T>
         var left = new List<T>();
         while (_queue.Reader.TryRead(out var item))
         {
-            left.Add(item);
+            left.Add(item.Item);
         }
 
         return left;
@@ -42,7 +45,7 @@ internal sealed class MicroBatcher<T>
 
     /// <summary>
     /// Waits for the next batch: at least one item, then more until the batch is full or the window since the first
-    /// item ended. Null once the batcher is completed and drained.
+    /// item was queued ended. Null once the batcher is completed and drained.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="stop"/> was cancelled.</exception>
     public async Task<List<T>?> NextBatchAsync(CancellationToken stop)
@@ -51,13 +54,20 @@ internal sealed class MicroBatcher<T>
         while (await reader.WaitToReadAsync(stop).ConfigureAwait(false))
         {
             var batch = new List<T>(_maxBatch);
-            var started = Stopwatch.GetTimestamp();
+            long started = 0;
             while (batch.Count < _maxBatch)
             {
                 if (reader.TryRead(out var item))
                 {
-                    batch.Add(item);
+                    started = batch.Count == 0 ? item.Queued : started;
+                    batch.Add(item.Item);
                     continue;
+                }
+
+                if (batch.Count == 0)
+                {
+                    // Another reader took what this one was woken for.
+                    break;
                 }
 
                 var left = _window - Stopwatch.GetElapsedTime(started);

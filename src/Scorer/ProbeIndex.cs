@@ -18,6 +18,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     private readonly IEventLog _log;
     private readonly ScorerOptions _options;
     private readonly ILogger _logger;
+    private readonly DeadLetterPublisher? _deadLetters;
     private readonly Dictionary<(string, long), PendingSet> _pending = [];
     private readonly HashSet<(string, long)> _built = [];
     private readonly Dictionary<(string, long), CheckpointPublished> _checkpoints = [];
@@ -27,14 +28,21 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     private volatile AttributionModel? _current;
     private volatile IQueryScorer? _scorer;
 
-    /// <summary>Creates the index (call <see cref="Start"/>).</summary>
-    public ProbeIndex(IEventLog log, IOptions<ScorerOptions> options, ILogger<ProbeIndex> logger)
+    /// <summary>Creates the index (call <see cref="Start"/>); a span index it cannot use is dead-lettered through <paramref name="producer"/>.</summary>
+    public ProbeIndex(IEventLog log, IOptions<ScorerOptions> options, ILogger<ProbeIndex> logger, IEventProducer? producer = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _log = log;
         _options = options.Value;
         _logger = logger;
+        _deadLetters = producer is null ? null : new DeadLetterPublisher(producer, Topics.DeadLetter);
     }
+
+    /// <summary>The exact-span indexes published on the probes topic (<see cref="SpanIndexPublished"/>), by model version.</summary>
+    public SpanIndexCatalog Spans { get; } = new();
+
+    /// <summary>Span index references dead-lettered (unreadable, changed, oversized, malformed).</summary>
+    public int SpanIndexesRejected { get; private set; }
 
     /// <summary>The live model, or null before the first complete probe set.</summary>
     public AttributionModel? Current => _current;
@@ -127,6 +135,12 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             return;
         }
 
+        if (record.GetHeaderString(EventHeaders.EventType) == EventTypes.SpanIndexPublished)
+        {
+            AddSpanIndex(record, token);
+            return;
+        }
+
         if (record.GetHeaderString(EventHeaders.EventType) == EventTypes.CheckpointPublished)
         {
             try
@@ -169,6 +183,32 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         var units = probe.Subject == ProbeSubject.Example ? set.Examples : set.Sources;
         units[probe.SubjectId] = probe;
         TryBuild(key, token);
+    }
+
+    /// <summary>Loads a published span index; one that cannot be used is dead-lettered (the Scorer serves on without spans).</summary>
+    private void AddSpanIndex(EventRecord record, CancellationToken token)
+    {
+        SpanIndexPublished reference;
+        try
+        {
+            reference = EventCodecs.SpanIndexes.Decode(record.Value);
+            if (_options.RunId is { } run && reference.RunId != run)
+            {
+                return;
+            }
+
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var loaded = SpanIndexCatalog.Load(reference, _options.Contamination.MaxSpanIndexBytes);
+            Spans.Add(loaded);
+            _logger.SpanIndexLoaded(loaded.Version, loaded.Index.DocumentCount, loaded.Index.TokenCount, watch.Elapsed.TotalSeconds);
+        }
+        catch (Exception e) when (e is EventContractException or SpanIndexLoadException)
+        {
+            SpanIndexesRejected++;
+            LastError = e.Message;
+            _logger.SpanIndexRejected(record.ToString(), e.Message);
+            _deadLetters?.PublishAsync(record, e, "scorer-index", token).GetAwaiter().GetResult();
+        }
     }
 
     /// <summary>Builds a set once all its probes and its checkpoint reference (any order: different partitions) are in.</summary>

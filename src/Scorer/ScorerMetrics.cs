@@ -7,14 +7,21 @@ namespace Attribution.Scorer;
 /// System.Diagnostics.Metrics instruments of the meter <see cref="MeterName"/> (exported by OpenTelemetry):
 /// <c>pipeline.scorer.queries</c>, <c>.latency</c> (ms histogram), <c>.batches</c>, <c>.batch_size</c> (histogram of
 /// queries per readout), <c>.alerts</c>, <c>.dead_letters</c>, <c>.duplicates</c>, <c>.consumer_lag</c> (queries not yet
-/// handled, per queries partition; see <see cref="ObserveLag"/>).
+/// handled, per queries partition; see <see cref="ObserveLag"/>). Every measurement carries the tag
+/// <c>scorer.instance</c> = <see cref="Instance"/>: exporters listen by meter name across the whole process, so two
+/// Scorers in one process (a test run, the bench's two hosts) would otherwise report one series under the same name, each
+/// collection overwriting the other's value.
 /// </summary>
 public sealed class ScorerMetrics : IDisposable
 {
     /// <summary>The meter of the Scorer's instruments.</summary>
     public const string MeterName = "Attribution.Scorer";
 
+    /// <summary>The tag that tells this instance's measurements from another Scorer's in the same process.</summary>
+    public const string InstanceTag = "scorer.instance";
+
     private readonly Meter _meter = new(MeterName);
+    private readonly KeyValuePair<string, object?> _instance;
     private readonly Histogram<double> _latency;
     private readonly Histogram<int> _batchSize;
     private Func<IReadOnlyDictionary<Transport.TopicPartition, long>> _lag = () => new Dictionary<Transport.TopicPartition, long>();
@@ -36,22 +43,29 @@ public sealed class ScorerMetrics : IDisposable
     /// <summary>Creates the counters and their instruments.</summary>
     public ScorerMetrics()
     {
+        Instance = Guid.NewGuid().ToString("N")[..12];
+        _instance = new(InstanceTag, Instance);
         _latency = _meter.CreateHistogram<double>("pipeline.scorer.latency", "ms", "Query appended to the log -> its attribution acknowledged",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] });
-        _meter.CreateObservableCounter("pipeline.scorer.queries", () => QueriesScored, "{query}", "Attributions published");
-        _meter.CreateObservableCounter("pipeline.scorer.batches", () => Batches, "{batch}", "Batched readouts run");
+        _meter.CreateObservableCounter("pipeline.scorer.queries", () => Tagged(QueriesScored), "{query}", "Attributions published");
+        _meter.CreateObservableCounter("pipeline.scorer.batches", () => Tagged(Batches), "{batch}", "Batched readouts run");
         _batchSize = _meter.CreateHistogram<int>("pipeline.scorer.batch_size", "{query}", "Queries per batched readout",
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
         _meter.CreateObservableGauge("pipeline.scorer.consumer_lag", () => _lag().Select(kv => new Measurement<long>(kv.Value,
-            new KeyValuePair<string, object?>("topic", kv.Key.Topic), new KeyValuePair<string, object?>("partition", kv.Key.Partition))),
+            new KeyValuePair<string, object?>("topic", kv.Key.Topic), new KeyValuePair<string, object?>("partition", kv.Key.Partition), _instance)),
             "{query}", "Queries appended to a queries partition that this Scorer has not finished (lag of its consumer group member)");
-        _meter.CreateObservableCounter("pipeline.scorer.alerts", () => AlertsRaised, "{alert}", "Contamination alerts raised");
-        _meter.CreateObservableCounter("pipeline.scorer.dead_letters", () => QueriesRejected, "{query}", "Poison queries dead-lettered");
-        _meter.CreateObservableCounter("pipeline.scorer.duplicates", () => DuplicatesSkipped, "{query}", "Queries skipped as already attributed");
+        _meter.CreateObservableCounter("pipeline.scorer.alerts", () => Tagged(AlertsRaised), "{alert}", "Contamination alerts raised");
+        _meter.CreateObservableCounter("pipeline.scorer.dead_letters", () => Tagged(QueriesRejected), "{query}", "Poison queries dead-lettered");
+        _meter.CreateObservableCounter("pipeline.scorer.duplicates", () => Tagged(DuplicatesSkipped), "{query}", "Queries skipped as already attributed");
     }
+
+    /// <summary>This instance's id, the value of its <see cref="InstanceTag"/> tag (12 hex digits, new per instance).</summary>
+    public string Instance { get; }
 
     /// <inheritdoc/>
     public void Dispose() => _meter.Dispose();
+
+    private Measurement<long> Tagged(long value) => new(value, _instance);
 
     /// <summary>This instance's meter (tests listen to it alone).</summary>
     internal Meter Meter => _meter;
@@ -116,7 +130,7 @@ public sealed class ScorerMetrics : IDisposable
     internal void Scored(long latencyMicros)
     {
         Interlocked.Increment(ref _scored);
-        _latency.Record(latencyMicros / 1000.0);
+        _latency.Record(latencyMicros / 1000.0, _instance);
         lock (_lock)
         {
             _latencies[_recorded++ % Reservoir] = latencyMicros;
@@ -134,7 +148,7 @@ public sealed class ScorerMetrics : IDisposable
     internal void Batch() => Interlocked.Increment(ref _batches);
 
     /// <summary>A batch of <paramref name="size"/> queries went to the readout (the batch-size histogram).</summary>
-    internal void BatchScored(int size) => _batchSize.Record(size);
+    internal void BatchScored(int size) => _batchSize.Record(size, _instance);
 
     /// <summary>Where the consumer lag gauge reads from (the Scorer's consume loop: <c>EventConsumerWorker.PartitionLag</c>).</summary>
     internal void ObserveLag(Func<IReadOnlyDictionary<Transport.TopicPartition, long>> lag) => _lag = lag;

@@ -62,9 +62,12 @@ public sealed class ScorerOptions
     /// Alert when the training example with the highest <em>relative</em> influence on the query (score ÷ ‖response‖:
     /// how specifically the answer is aligned with that example's own update, whatever its size) is flagged and leads
     /// the runner-up by at least this factor (≥ 1). Raw scores favour examples with large responses (hard, high-loss
-    /// ones) for every query; relative influence puts a near-duplicate of the query first.
+    /// ones) for every query; relative influence puts a near-duplicate of the query first. 0 turns the rule off.
     /// </summary>
     public double ExampleLeadRatio { get; set; } = 1.05;
+
+    /// <summary>The two-stage contamination policy (section <c>Scorer:Contamination</c>).</summary>
+    public ContaminationSettings Contamination { get; set; } = new();
 
     /// <summary>
     /// Energy kept when the input layer's example factors are put in a shared basis at load (0 = off): fewer bytes and
@@ -101,11 +104,11 @@ public sealed class ScorerOptions
         : DedupWindow < CommitEvery + MaxInFlight ? $"Scorer:DedupWindow ({DedupWindow}) must be at least CommitEvery + MaxInFlight ({CommitEvery + MaxInFlight}) to cover the uncommitted span."
         : QueryPartitions is < 1 or > 1024 ? $"Scorer:QueryPartitions must be 1..1024, got {QueryPartitions}."
         : !(AlertThreshold is > 0 and <= 1) ? $"Scorer:AlertThreshold must be in (0, 1], got {AlertThreshold}."
-        : !(ExampleLeadRatio is >= 1 and <= 100) ? $"Scorer:ExampleLeadRatio must be in [1, 100], got {ExampleLeadRatio}."
+        : !(ExampleLeadRatio is 0 or (>= 1 and <= 100)) ? $"Scorer:ExampleLeadRatio must be 0 (rule off) or in [1, 100], got {ExampleLeadRatio}."
         : !(InputBasisEnergy is >= 0 and <= 1) ? $"Scorer:InputBasisEnergy must be 0 (off) or in (0, 1], got {InputBasisEnergy}."
         : BlasThreads is < 0 or > 256 ? $"Scorer:BlasThreads must be 0 (library default) .. 256, got {BlasThreads}."
         : ConcurrentBatches is < 1 or > 16 ? $"Scorer:ConcurrentBatches must be 1..16, got {ConcurrentBatches}."
-        : null;
+        : Contamination.Validate();
 }
 
 internal sealed class ScorerOptionsValidator : IValidateOptions<ScorerOptions>

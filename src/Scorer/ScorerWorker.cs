@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Attribution.Attribution.Spans;
 using Attribution.Contracts;
 using Attribution.Transport;
 using MassTransit;
@@ -27,7 +28,7 @@ public sealed class ScorerWorker : EventConsumerWorker
     private readonly ScorerOptions _options;
     private readonly MicroBatcher<PendingQuery> _batcher;
     private readonly BatchScorer _scoring;
-    private readonly AlertPolicy _alerts;
+    private volatile AlertPolicy _alerts;
     private readonly AttributionPublisher _publisher;
     private readonly CancellationTokenSource _batcherStop = new();
     private AttributionDeduplicator? _dedup;
@@ -64,6 +65,12 @@ public sealed class ScorerWorker : EventConsumerWorker
 
     /// <summary>Counters and latency histogram.</summary>
     public ScorerMetrics Metrics { get; }
+
+    /// <summary>The contamination policy alerts are raised with.</summary>
+    public AlertPolicy Alerts => _alerts;
+
+    /// <summary>Replaces the contamination policy (e.g. with a threshold calibrated on clean queries); batches scored after this use it.</summary>
+    public void UseAlertPolicy(AlertPolicy policy) => _alerts = policy ?? throw new ArgumentNullException(nameof(policy));
 
     /// <summary>The index (live model, readiness).</summary>
     public ProbeIndex Index { get; }
@@ -218,34 +225,41 @@ public sealed class ScorerWorker : EventConsumerWorker
         }
     }
 
+    /// <summary>The span stage for <paramref name="scorer"/>: a language model with a loaded span index of its version and tokenizer, else null.</summary>
+    private SpanLookup? SpansOf(IQueryScorer scorer) =>
+        scorer is LanguageModelScorer lm && Index.Spans.For(lm.Version) is { } loaded && loaded.Tokenizer == lm.Tokenizer.Name
+            ? new SpanLookup(lm, loaded.Index, new SpanQueryOptions(_options.Contamination.SpanMinLength, _options.Contamination.MaxEvidenceDocuments))
+            : null;
+
     private async Task PublishAsync(IQueryScorer scorer, List<PendingQuery> work, ScoredBatch scored, EventMessage[] messages, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
-        var spans = work.Select(ScorerTracing.Start).ToArray();
+        var traces = work.Select(ScorerTracing.Start).ToArray();
         try
         {
             // A query's alert goes out before its attribution: once the attribution exists a redelivered query is
             // skipped as a duplicate, so an alert published after it would be lost by a crash in between. This order
             // makes alerts at-least-once (a crash after the alert repeats it; consumers key on the query id).
-            if (_alerts.Enabled)
+            var policy = _alerts;
+            var alerts = new List<Task>();
+            var spans = SpansOf(scorer);
+            for (int q = 0; q < work.Count; q++)
             {
-                var alerts = new List<Task>();
-                for (int q = 0; q < work.Count; q++)
+                var querySpans = spans is { } s ? s.Find(work[q].Query) : null;
+                if (policy.Evaluate(scored.Scores.SourceRow(q).Span, scorer.SourceIds, scored.Scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds,
+                    scorer.ExampleSourceIds, querySpans) is { } verdict)
                 {
-                    if (_alerts.Evaluate(scored.Scores.SourceRow(q).Span, scorer.SourceIds, scored.Scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds) is { } verdict)
-                    {
-                        var result = scored.Results[q];
-                        alerts.Add(ScorerTracing.InSpan(spans[q], () => _publisher.AlertAsync(result, verdict, ct)));
-                    }
+                    var result = scored.Results[q];
+                    alerts.Add(ScorerTracing.InSpan(traces[q], () => _publisher.AlertAsync(result, verdict, ct)));
                 }
-
-                await Task.WhenAll(alerts);
             }
+
+            await Task.WhenAll(alerts);
 
             var sends = new Task<EventPosition>[work.Count];
             for (int q = 0; q < work.Count; q++)
             {
-                sends[q] = _publisher.ProduceAsync(TraceContext.Attach(messages[q], spans[q]), ct);
+                sends[q] = _publisher.ProduceAsync(TraceContext.Attach(messages[q], traces[q]), ct);
             }
 
             for (int q = 0; q < work.Count; q++)
@@ -275,9 +289,9 @@ public sealed class ScorerWorker : EventConsumerWorker
         }
         finally
         {
-            foreach (var span in spans)
+            foreach (var trace in traces)
             {
-                span?.Dispose();
+                trace?.Dispose();
             }
 
             Metrics.Published(Stopwatch.GetElapsedTime(started));

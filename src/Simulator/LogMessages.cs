@@ -19,4 +19,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(6005, LogLevel.Warning, "Probe-set-complete message for run {RunId} step {Step} could not be published on the alert bus")]
     public static partial void ControlPublishFailed(this ILogger logger, Exception error, string runId, long step);
+
+    [LoggerMessage(6006, LogLevel.Information, "Run {RunId} step {Step}: span index of {Documents} documents ({Tokens} tokens, {Bytes} bytes) published at {Uri}")]
+    public static partial void SpanIndexPublished(this ILogger logger, string runId, long step, int documents, long tokens, long bytes, string uri);
 }

@@ -74,6 +74,9 @@ public sealed class SimulatorOptions
     /// </summary>
     public string EffectiveGroupId => Instances > 1 ? $"{GroupId}-{Instance}-of-{Instances}" : GroupId;
 
+    /// <summary>The exact-span index built for language-model checkpoints (section <c>Simulator:Spans</c>).</summary>
+    public SpanIndexOptions Spans { get; set; } = new();
+
     /// <summary>The forward-only options these settings describe.</summary>
     public ForwardOnlyOptions ToForwardOnly() => new()
     {
@@ -114,6 +117,11 @@ public sealed class SimulatorOptions
         if (Instances is < 1 or > 1024 || Instance < 0 || Instance >= Instances)
         {
             return $"Simulator:Instances must be 1..1024 (got {Instances}) and Simulator:Instance 0..Instances-1 (got {Instance}).";
+        }
+
+        if (Spans.Validate() is { } spans)
+        {
+            return spans;
         }
 
         try

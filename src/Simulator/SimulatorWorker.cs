@@ -75,7 +75,11 @@ public sealed class SimulatorWorker : EventConsumerWorker
         _options = options.Value;
         _bus = bus;
         _share = new UnitPartition(_options.Instance, _options.Instances);
+        Spans = new SpanIndexPublisher(log, producer, _options.Spans, _options.EffectiveGroupId, logger);
     }
+
+    /// <summary>Builds and publishes a language-model checkpoint's exact-span index (instance 0 of a shared set).</summary>
+    public SpanIndexPublisher Spans { get; }
 
     /// <summary>Raised (on the worker thread) after each published block, for progress displays.</summary>
     public event Action<ProbeProgress>? Progress;
@@ -118,6 +122,11 @@ public sealed class SimulatorWorker : EventConsumerWorker
     {
         var watch = Stopwatch.StartNew();
         var checkpoint = EventCodecs.Checkpoints.Decode(record.Value);
+        if (_options.Instance == 0)
+        {
+            await Spans.PublishAsync(record, checkpoint, cancellationToken);
+        }
+
         var (recipe, widths, theta) = LoadCheckpoint(checkpoint);
         var (exampleIds, sourceOf, payloadInputs) = await ReadTrainingSetAsync(checkpoint, cancellationToken);
         if (exampleIds.Length == 0)

@@ -25,6 +25,14 @@ public class ContractGoldenTests
     }
 
     [Fact]
+    public void SpanIndexPublished_SchemaTypeNameAndKey_AreFrozen()
+    {
+        Assert.Equal("event-type=span-index-published | schema-version=1 :: run_id: utf8 not null, step: int64 not null, uri: utf8 not null, checksum: utf8 not null, documents: int32 not null, tokens: int64 not null, bytes: int64 not null, tokenizer: utf8 not null", Render(SpanIndexPublished.Schema));
+        Assert.Equal("span-index-published", EventTypes.SpanIndexPublished);
+        Assert.Equal("run-1/300/spans", SpanIndexPublished.KeyFor("run-1", 300));
+    }
+
+    [Fact]
     public void SchemaMessageBytes_AreFrozen()
     {
         // The exact schema message bytes (length + FNV-1a hash) of each event; catches changes the text rendering cannot see.

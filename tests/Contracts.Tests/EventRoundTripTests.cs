@@ -74,6 +74,15 @@ public class EventRoundTripTests
         AssertSame(alert, EventCodecs.Alerts.Decode(EventCodecs.Alerts.Encode(alert)));
     }
 
+    [Fact]
+    public void SpanIndexReferences_RoundTrip_AndAReferenceWithoutASha256IsRejected()
+    {
+        var reference = new SpanIndexPublished("run-1", 300, "file:///runs/r/span-index/run-1-300.spans", "sha256:ab12", 35_789, 3_917_551, 32_100_000, "gpt2");
+        Assert.Equal(reference, EventCodecs.SpanIndexes.Decode(EventCodecs.SpanIndexes.Encode(reference)));
+        var e = Assert.Throws<EventContractException>(() => EventCodecs.SpanIndexes.Decode(EventCodecs.SpanIndexes.Encode(reference with { Checksum = "md5:ab12" })));
+        Assert.Contains("sha256", e.Message, StringComparison.Ordinal);
+    }
+
     private static byte[] Fixture(string name) => File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Fixtures", name));
 
     [Fact]

@@ -78,11 +78,9 @@ public sealed class AlertPolicyTests
     }
 
     [Fact]
-    public void A_policy_with_nothing_flagged_is_disabled_and_never_fires()
+    public void A_policy_with_nothing_flagged_and_no_span_never_fires()
     {
         var policy = AlertPolicy.From(new ScorerOptions());
-        Assert.False(policy.Enabled);
         Assert.Null(policy.Evaluate([5f, 0f, 0f], Sources, [9f, 0f, 0f, 0f], UnitNorms, Ids));
-        Assert.True(new AlertPolicy([], [1], 0.5, 1.05).Enabled);
     }
 }

@@ -68,6 +68,49 @@ public static class ContaminationCalibration
     }
 
     /// <summary>
+    /// Cross-fitting: for each fold, <see cref="Fit"/> on the queries of the other folds, then the score and threshold of
+    /// the fold's own queries under that fit; so no query's score or threshold was chosen with its own label.
+    /// </summary>
+    /// <returns>Each query's out-of-fold score and the threshold it is compared with (an alert when above).</returns>
+    /// <exception cref="ArgumentException">Mismatched lengths, fewer than two folds, or a training part without both classes.</exception>
+    public static (double[] Scores, double[] Thresholds) CrossFit(IReadOnlyList<(SpanEvidence Span, AttributionEvidence Attribution)> evidence,
+        IReadOnlyList<bool> leaked, IReadOnlyList<int> folds, ContaminationEvidenceKind kind, double falseAlertRate, double l2 = 1e-2)
+    {
+        ArgumentNullException.ThrowIfNull(evidence);
+        ArgumentNullException.ThrowIfNull(leaked);
+        ArgumentNullException.ThrowIfNull(folds);
+        if (leaked.Count != evidence.Count || folds.Count != evidence.Count)
+        {
+            throw new ArgumentException($"{evidence.Count} queries need as many labels and folds; got {leaked.Count} and {folds.Count}.", nameof(folds));
+        }
+
+        var distinct = folds.Distinct().Order().ToArray();
+        if (distinct.Length < 2)
+        {
+            throw new ArgumentException("Cross-fitting needs at least two folds.", nameof(folds));
+        }
+
+        var scores = new double[evidence.Count];
+        var thresholds = new double[evidence.Count];
+        foreach (int fold in distinct)
+        {
+            var train = Enumerable.Range(0, evidence.Count).Where(i => folds[i] != fold).ToArray();
+            var options = Fit([.. train.Select(i => evidence[i])], [.. train.Select(i => leaked[i])], kind, falseAlertRate, l2);
+            var policy = new ContaminationPolicy(options);
+            for (int i = 0; i < evidence.Count; i++)
+            {
+                if (folds[i] == fold)
+                {
+                    scores[i] = policy.Score(evidence[i].Span, evidence[i].Attribution);
+                    thresholds[i] = options.Threshold;
+                }
+            }
+        }
+
+        return (scores, thresholds);
+    }
+
+    /// <summary>
     /// L2-regularised logistic regression on the features <paramref name="kind"/> reads (the others get weight 0):
     /// standardised to mean 0 and deviation 1 on these rows, Newton's method, then mapped back to raw-feature weights.
     /// A feature constant on the rows gets weight 0.

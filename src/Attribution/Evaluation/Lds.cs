@@ -59,7 +59,11 @@ public static class Lds
         return Correlate(predicted, actual, subsets.Count, scores.QueryCount);
     }
 
-    /// <summary>Per-query Spearman across the m rows of two [m, q] matrices, summarised over queries.</summary>
+    /// <summary>
+    /// Per-query Spearman across the m rows of two [m, q] matrices, summarised over queries. A query with a non-finite
+    /// prediction (a method that returned NaN or ∞ scores for it) has no rank order: it counts as skipped, so one
+    /// broken query neither aborts a benchmark run nor enters the mean (callers report how many scores were non-finite).
+    /// </summary>
     public static MetricSummary Correlate(double[] predicted, double[] actual, int subsetCount, int queryCount)
     {
         ArgumentNullException.ThrowIfNull(predicted);
@@ -80,7 +84,7 @@ public static class Lds
                 y[j] = actual[(j * queryCount) + q];
             }
 
-            perQuery[q] = Correlation.Spearman(x, y);
+            perQuery[q] = Array.TrueForAll(x, double.IsFinite) ? Correlation.Spearman(x, y) : double.NaN;
         }
 
         return MetricSummary.FromPerQuery(perQuery);

@@ -355,8 +355,10 @@ public sealed class LayerResponses
     /// <summary>
     /// Batched readout: <c>scores[q, u] = Σ_l Σ_rows δ_row · (ΔW_{l,u} a_row + Δb_{l,u})</c>, the directional derivative
     /// of each query's output along every unit's stored response, from the queries' per-example gradient factors (the
-    /// layer inputs a and output sensitivities δ of every position). Per layer and block of units it is two GEMMs
-    /// (<c>A Vtᵀ</c>, <c>D U</c> for low-rank layers; <c>A ΔWᵀ</c> for full ones) and a row-wise product.
+    /// layer inputs a and output sensitivities δ of every position). Per layer it forms each query's layer gradient
+    /// <c>G_q = Σ_rows δ aᵀ</c> once and reads full layers with one GEMM over all units (<c>⟨G_q, ΔW_u⟩</c>) and low-rank ones
+    /// as <c>Σ_b (Uᵀ G_q)_b · Vt_b</c>; a low-rank layer wider than a query's positions reads through the positions
+    /// instead (<c>A Vtᵀ</c>, <c>D U</c>, a row-wise product), whichever costs fewer flops.
     /// </summary>
     public void JacobianScores(GradientFactors queries, Span<float> scores)
     {
@@ -390,35 +392,60 @@ public sealed class LayerResponses
             int o = mine.Out, i = mine.In, r = _ranks[l];
             var a = theirs.Activations.AsSpan(0, rows * i);
             var d = theirs.Deltas.AsSpan(0, rows * o);
-            int width = r > 0 ? r : o;
-            int block = (int)Math.Clamp(4_000_000L / Math.Max(1L, (long)rows * width), 1, Math.Max(1, Units));
-            var left = new float[(long)rows * block * width];
-            var right = r > 0 ? new float[left.Length] : null;
-            for (int start = 0; start < Units; start += block)
+            // Per query and unit, contracting through the query's layer gradient G_q = Σ_rows δ aᵀ ([out, in], one GEMM per
+            // query, shared by all units) costs out·in (full) or r·out·in (low-rank) flops; through the positions, rpe·r·(out +
+            // in). The cheaper one is taken (G_q for full layers always; for low-rank ones when out·in < rpe·(out + in)).
+            if (r == 0 || (long)o * i < (long)rpe * (o + i))
             {
-                int count = Math.Min(block, Units - start), cols = count * width;
-                if (r > 0)
+                var g = new float[(long)q * o * i];
+                for (int j = 0; j < q; j++)
                 {
-                    // left[row, (u, b)] = a_row · Vt_u[b], right[row, (u, b)] = δ_row · U_u[:, b].
-                    Blas.Gemm(false, true, rows, cols, i, 1f, a, _vt[l].AsSpan(start * r * i, cols * i), 0f, left.AsSpan(0, rows * cols));
-                    Blas.Gemm(false, true, rows, cols, o, 1f, d, _ut[l].AsSpan(start * r * o, cols * o), 0f, right.AsSpan(0, rows * cols));
+                    Blas.Gemm(true, false, o, i, rpe, 1f, d.Slice(j * rpe * o, rpe * o), a.Slice(j * rpe * i, rpe * i), 0f, g.AsSpan(j * o * i, o * i));
+                }
+
+                if (r == 0)
+                {
+                    // scores[q, u] += ⟨G_q, ΔW_u⟩: one GEMM over all units.
+                    Blas.Gemm(false, true, q, Units, o * i, 1f, g, _full[l].AsSpan(0, Units * o * i), 1f, scores[..(q * Units)]);
                 }
                 else
                 {
-                    // left[row, (u, o)] = (ΔW_u a_row)_o; paired with δ_row below.
-                    Blas.Gemm(false, true, rows, cols, i, 1f, a, _full[l].AsSpan(start * o * i, cols * i), 0f, left.AsSpan(0, rows * cols));
-                }
-
-                for (int row = 0; row < rows; row++)
-                {
-                    var dst = scores.Slice((row / rpe) * Units + start, count);
-                    var lrow = left.AsSpan(row * cols, cols);
-                    for (int u = 0; u < count; u++)
+                    // ⟨G_q, U Vt⟩ = Σ_b (Uᵀ G_q)[b] · Vt[b]: T = Uᵀ_units G_q ([units·r, in]) per query, then a dot per unit.
+                    int block = (int)Math.Clamp(4_000_000L / Math.Max(1L, (long)r * i), 1, Math.Max(1, Units));
+                    var t = new float[(long)block * r * i];
+                    for (int start = 0; start < Units; start += block)
                     {
-                        var x = lrow.Slice(u * width, width);
-                        dst[u] += r > 0
-                            ? TensorPrimitives.Dot(x, right.AsSpan(row * cols + u * width, width))
-                            : TensorPrimitives.Dot(x, d.Slice(row * o, o));
+                        int count = Math.Min(block, Units - start);
+                        for (int j = 0; j < q; j++)
+                        {
+                            Blas.Gemm(false, false, count * r, i, o, 1f, _ut[l].AsSpan(start * r * o, count * r * o), g.AsSpan(j * o * i, o * i), 0f, t.AsSpan(0, count * r * i));
+                            var dst = scores.Slice(j * Units + start, count);
+                            for (int u = 0; u < count; u++)
+                            {
+                                dst[u] += TensorPrimitives.Dot(t.AsSpan(u * r * i, r * i), _vt[l].AsSpan((start + u) * r * i, r * i));
+                            }
+                        }
+                    }
+                }
+            }
+            else
+            {
+                int block = (int)Math.Clamp(4_000_000L / Math.Max(1L, (long)rows * r), 1, Math.Max(1, Units));
+                var left = new float[(long)rows * block * r];
+                var right = new float[left.Length];
+                for (int start = 0; start < Units; start += block)
+                {
+                    int count = Math.Min(block, Units - start), cols = count * r;
+                    // left[row, (u, b)] = a_row · Vt_u[b], right[row, (u, b)] = δ_row · U_u[:, b].
+                    Blas.Gemm(false, true, rows, cols, i, 1f, a, _vt[l].AsSpan(start * r * i, cols * i), 0f, left.AsSpan(0, rows * cols));
+                    Blas.Gemm(false, true, rows, cols, o, 1f, d, _ut[l].AsSpan(start * r * o, cols * o), 0f, right.AsSpan(0, rows * cols));
+                    for (int row = 0; row < rows; row++)
+                    {
+                        var dst = scores.Slice((row / rpe) * Units + start, count);
+                        for (int u = 0; u < count; u++)
+                        {
+                            dst[u] += TensorPrimitives.Dot(left.AsSpan(row * cols + u * r, r), right.AsSpan(row * cols + u * r, r));
+                        }
                     }
                 }
             }

@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Attribution.Engine;
 using Attribution.Engine.Models;
 
@@ -9,7 +11,8 @@ namespace Attribution.Attribution.Kernels;
 /// Parameter responses of many units (training examples or sources), stored per layer either in full
 /// (<c>dW</c> [units, out, in]) or as rank-r factors of a truncated SVD (<c>Uᵀ</c> [units, r, out], <c>Vt</c> [units, r, in]),
 /// biases always in full. Query-time readout contracts the model's gradient factors of the queries with every unit's
-/// factors (<see cref="JacobianScores(GradientFactors, Span{float})"/>): a few large GEMMs per layer, no backward pass and no model maths of its own.
+/// factors (<see cref="JacobianScores(GradientFactors, Span{float})"/>): one fused pass over each low-rank layer's factors and a
+/// GEMM per full layer, no backward pass and no model maths of its own.
 /// </summary>
 public sealed class ResponseSet
 {
@@ -457,23 +460,10 @@ public sealed class ResponseSet
         }
 
         scores[..(q * Units)].Clear();
-        // Unit blocks bound the coefficient buffers to about 4M floats.
-        int maxR = Math.Max(1, _ranks.Max());
-        int block = (int)Math.Clamp(4_000_000L / ((long)maxR * q), 1, Units);
-        // Scratch from the shared pool: at a few queries per batch these buffers (up to ~16 MB) would otherwise be
-        // large-object allocations per batch, each pushing the collector towards a blocking gen-2 collection.
+        // Scratch from the shared pool (no large-object allocation per batch): tiles of at most 256K floats.
+        const int TileFloats = 262_144;
         var pool = ArrayPool<float>.Shared;
-        var tile = pool.Rent(q * block);
-        int coefficients = block * maxR * q;
-        var c = pool.Rent(coefficients);
-        var d = pool.Rent(coefficients);
-        int outerLength = 0;
-        for (int l = 0; l < layers; l++)
-        {
-            outerLength = _ranks[l] > 0 ? outerLength : Math.Max(outerLength, q * Layout.Out(l) * Layout.In(l));
-        }
-
-        var outer = outerLength > 0 ? pool.Rent(outerLength) : [];
+        var tile = pool.Rent(Math.Max(TileFloats, q * Layout.Widths.Max()));
         try
         {
             for (int l = 0; l < layers; l++)
@@ -481,54 +471,38 @@ public sealed class ResponseSet
                 int o = Layout.Out(l), i = Layout.In(l), r = _ranks[l];
                 var a = readout.Layers[l].Activations;
                 var gl = readout.Layers[l].Deltas;
-                var (fa, fi) = r > 0 ? FactorInput(l, a, q) : (a, i);
+                if (r > 0)
+                {
+                    var (fa, fi) = FactorInput(l, a, q);
+                    LowRankScores(_vt[l]!, _u[l]!, r, fi, o, fa, gl, q, scores);
+                }
+                else
+                {
+                    // g_q W_u a_q: T = a W_uᵀ [q, ub·out] for a block of units in one GEMM, then each unit's out values
+                    // dotted with g_q (no [q, out·in] outer products: those were 25 MB per batch of 64 for full sources).
+                    int fullBlock = (int)Math.Clamp(TileFloats / ((long)q * o), 1, Units);
+                    for (int u0 = 0; u0 < Units; u0 += fullBlock)
+                    {
+                        int ub = Math.Min(fullBlock, Units - u0);
+                        var t = tile.AsSpan(0, q * ub * o);
+                        Blas.Gemm(false, true, q, ub * o, i, 1f, a, _full[l].AsSpan(u0 * o * i, ub * o * i), 0f, t);
+                        for (int qq = 0; qq < q; qq++)
+                        {
+                            var g = gl.AsSpan(qq * o, o);
+                            for (int u = 0; u < ub; u++)
+                            {
+                                scores[qq * Units + u0 + u] += TensorPrimitives.Dot(t.Slice((qq * ub + u) * o, o), g);
+                            }
+                        }
+                    }
+                }
+
+                // Bias: g_q · Δb_u.
+                int block = (int)Math.Clamp(TileFloats / q, 1, Units);
                 for (int u0 = 0; u0 < Units; u0 += block)
                 {
                     int ub = Math.Min(block, Units - u0);
                     var t = tile.AsSpan(0, q * ub);
-                    if (r > 0)
-                    {
-                        // c[(u,b), q] = Vt_u[b] · a_q and d[(u,b), q] = U_u[:, b] · g_q, one GEMM each over every unit.
-                        var cs = c.AsSpan(0, ub * r * q);
-                        var ds = d.AsSpan(0, cs.Length);
-                        Blas.Gemm(false, true, ub * r, q, fi, 1f, _vt[l].AsSpan(u0 * r * fi, ub * r * fi), fa, 0f, cs);
-                        Blas.Gemm(false, true, ub * r, q, o, 1f, _u[l].AsSpan(u0 * o * r, ub * o * r), gl, 0f, ds);
-                        // Σ_b c[(u,b), q] d[(u,b), q]: rows of q contiguous values, multiplied and summed row by row
-                        // (vectorised over the queries), then scattered to the [query, unit] layout of the scores.
-                        var sums = t[..(ub * q)];
-                        for (int u = 0; u < ub; u++)
-                        {
-                            var dst = sums.Slice(u * q, q);
-                            TensorPrimitives.Multiply(cs.Slice(u * r * q, q), ds.Slice(u * r * q, q), dst);
-                            for (int b = 1; b < r; b++)
-                            {
-                                int row = ((u * r) + b) * q;
-                                TensorPrimitives.MultiplyAdd(cs.Slice(row, q), ds.Slice(row, q), dst, dst);
-                            }
-
-                            for (int qq = 0; qq < q; qq++)
-                            {
-                                scores[qq * Units + u0 + u] += dst[qq];
-                            }
-                        }
-                    }
-                    else
-                    {
-                        // g_q W_u a_q = ⟨W_u, g_q a_qᵀ⟩: outer products [q, out·in] against [ub, out·in].
-                        var os = outer.AsSpan(0, q * o * i);
-                        for (int qq = 0; qq < q; qq++)
-                        {
-                            for (int k = 0; k < o; k++)
-                            {
-                                TensorPrimitives.Multiply(a.AsSpan(qq * i, i), gl[qq * o + k], os.Slice((qq * o + k) * i, i));
-                            }
-                        }
-
-                        Blas.Gemm(false, true, q, ub, o * i, 1f, os, _full[l].AsSpan(u0 * o * i, ub * o * i), 0f, t);
-                        AddTile(scores, t, q, ub, u0);
-                    }
-
-                    // Bias: g_q · Δb_u.
                     Blas.Gemm(false, true, q, ub, o, 1f, gl, _bias[l].AsSpan(u0 * o, ub * o), 0f, t);
                     AddTile(scores, t, q, ub, u0);
                 }
@@ -537,13 +511,138 @@ public sealed class ResponseSet
         finally
         {
             pool.Return(tile);
-            pool.Return(c);
-            pool.Return(d);
-            if (outer.Length > 0)
+        }
+    }
+
+    /// <summary>
+    /// A low-rank layer's part of the scores, <c>scores[q, u] += Σ_b (Vt_u[b] · x_q)(Uᵀ_u[b] · y_q)</c>, in one pass that
+    /// reads each unit's factors once per batch: units in blocks that stay in the L2 cache while every group of four
+    /// queries is contracted with them (eight dot products per factor row pair, four accumulators each sharing one load
+    /// of the row). Nothing is written between the two contractions, so a small batch costs about one stream of the
+    /// factors, where two GEMMs with a few columns each packed and re-read them. A query's score does not depend on
+    /// which other queries share its batch (the same dot products in the same order whatever the batch).
+    /// </summary>
+    private void LowRankScores(float[] vt, float[] ut, int r, int fi, int o, float[] x, float[] y, int q, Span<float> scores)
+    {
+        // About 512 KB of factors per block: resident in L2 while the query groups pass over them.
+        int unitFloats = r * (fi + o);
+        int block = Math.Max(1, (128 * 1024) / unitFloats);
+        for (int u0 = 0; u0 < Units; u0 += block)
+        {
+            int ub = Math.Min(block, Units - u0);
+            for (int q0 = 0; q0 < q; q0 += 4)
             {
-                pool.Return(outer);
+                int nq = Math.Min(4, q - q0);
+                // Rows of a missing query in the last group repeat the group's last query; their sums are dropped.
+                int q1 = q0 + Math.Min(1, nq - 1), q2 = q0 + Math.Min(2, nq - 1), q3 = q0 + Math.Min(3, nq - 1);
+                ref float x0 = ref x[q0 * fi];
+                ref float x1 = ref x[q1 * fi];
+                ref float x2 = ref x[q2 * fi];
+                ref float x3 = ref x[q3 * fi];
+                ref float y0 = ref y[q0 * o];
+                ref float y1 = ref y[q1 * o];
+                ref float y2 = ref y[q2 * o];
+                ref float y3 = ref y[q3 * o];
+                for (int u = u0; u < u0 + ub; u++)
+                {
+                    if (nq == 1)
+                    {
+                        // A lone query: one dot per row, no repeated work.
+                        float s = 0;
+                        for (int b = 0; b < r; b++)
+                        {
+                            s += Dot1(ref vt[(u * r + b) * fi], ref x0, fi) * Dot1(ref ut[(u * r + b) * o], ref y0, o);
+                        }
+
+                        scores[q0 * Units + u] += s;
+                        continue;
+                    }
+
+                    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                    for (int b = 0; b < r; b++)
+                    {
+                        var (c0, c1, c2, c3) = Dot4(ref vt[(u * r + b) * fi], ref x0, ref x1, ref x2, ref x3, fi);
+                        var (d0, d1, d2, d3) = Dot4(ref ut[(u * r + b) * o], ref y0, ref y1, ref y2, ref y3, o);
+                        s0 += c0 * d0;
+                        s1 += c1 * d1;
+                        s2 += c2 * d2;
+                        s3 += c3 * d3;
+                    }
+
+                    scores[q0 * Units + u] += s0;
+                    if (nq > 1)
+                    {
+                        scores[(q0 + 1) * Units + u] += s1;
+                    }
+
+                    if (nq > 2)
+                    {
+                        scores[(q0 + 2) * Units + u] += s2;
+                    }
+
+                    if (nq > 3)
+                    {
+                        scores[(q0 + 3) * Units + u] += s3;
+                    }
+                }
             }
         }
+    }
+
+    /// <summary>One dot product of <paramref name="length"/> floats (two accumulators).</summary>
+    private static float Dot1(ref float row, ref float m0, int length)
+    {
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        int i = 0, w = Vector256<float>.Count;
+        for (; i <= length - (2 * w); i += 2 * w)
+        {
+            a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref row, (nuint)i), Vector256.LoadUnsafe(ref m0, (nuint)i), a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref row, (nuint)(i + w)), Vector256.LoadUnsafe(ref m0, (nuint)(i + w)), a1);
+        }
+
+        for (; i <= length - w; i += w)
+        {
+            a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref row, (nuint)i), Vector256.LoadUnsafe(ref m0, (nuint)i), a0);
+        }
+
+        float d = Vector256.Sum(a0 + a1);
+        for (; i < length; i++)
+        {
+            d += Unsafe.Add(ref row, i) * Unsafe.Add(ref m0, i);
+        }
+
+        return d;
+    }
+
+    /// <summary>Four dot products of one row with four others, all of <paramref name="length"/> floats; the row is loaded once.</summary>
+    private static (float, float, float, float) Dot4(ref float row, ref float m0, ref float m1, ref float m2, ref float m3, int length)
+    {
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        var a2 = Vector256<float>.Zero;
+        var a3 = Vector256<float>.Zero;
+        int i = 0;
+        for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
+        {
+            var v = Vector256.LoadUnsafe(ref row, (nuint)i);
+            a0 = Vector256.FusedMultiplyAdd(v, Vector256.LoadUnsafe(ref m0, (nuint)i), a0);
+            a1 = Vector256.FusedMultiplyAdd(v, Vector256.LoadUnsafe(ref m1, (nuint)i), a1);
+            a2 = Vector256.FusedMultiplyAdd(v, Vector256.LoadUnsafe(ref m2, (nuint)i), a2);
+            a3 = Vector256.FusedMultiplyAdd(v, Vector256.LoadUnsafe(ref m3, (nuint)i), a3);
+        }
+
+        float d0 = Vector256.Sum(a0), d1 = Vector256.Sum(a1), d2 = Vector256.Sum(a2), d3 = Vector256.Sum(a3);
+        for (; i < length; i++)
+        {
+            float v = Unsafe.Add(ref row, i);
+            d0 += v * Unsafe.Add(ref m0, i);
+            d1 += v * Unsafe.Add(ref m1, i);
+            d2 += v * Unsafe.Add(ref m2, i);
+            d3 += v * Unsafe.Add(ref m3, i);
+        }
+
+        return (d0, d1, d2, d3);
     }
 
     private void AddTile(Span<float> scores, ReadOnlySpan<float> tile, int q, int ub, int u0)

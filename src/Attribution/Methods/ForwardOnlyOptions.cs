@@ -102,6 +102,21 @@ public sealed record ForwardOnlyOptions
     /// </summary>
     public int OperatorSample { get; init; } = 1000;
 
+    /// <summary>
+    /// Spectral propagation only: segments the horizon is cut into. Each unit's loss gradient is taken once per segment,
+    /// at the midpoint of that segment on the shared unperturbed trajectory (one mini-batch run from θ*, shared by every
+    /// unit), and carried to step K by the operator; 1 takes it at θ* only. Costs one gradient and one projection onto
+    /// the operator per segment per unit.
+    /// </summary>
+    public int OperatorSegments { get; init; } = 1;
+
+    /// <summary>
+    /// Spectral propagation only: probes (training examples' loss gradients, the first ones of the operator sample) whose
+    /// Rayleigh quotient outside the operator's span sets the curvature assumed there
+    /// (<see cref="TrajectoryOperator.WithGradientComplement"/>); 0 assumes the weight decay alone.
+    /// </summary>
+    public int OperatorComplementProbes { get; init; }
+
     /// <summary>Query-time readout.</summary>
     public ForwardReadout Readout { get; init; } = ForwardReadout.Jacobian;
 
@@ -133,6 +148,9 @@ public sealed record ForwardOnlyOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(PowerIterations, 1, nameof(PowerIterations));
         ArgumentOutOfRangeException.ThrowIfLessThan(OperatorRank, 1, nameof(OperatorRank));
         ArgumentOutOfRangeException.ThrowIfNegative(OperatorSample, nameof(OperatorSample));
+        ArgumentOutOfRangeException.ThrowIfLessThan(OperatorSegments, 1, nameof(OperatorSegments));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(OperatorSegments, Horizon, nameof(OperatorSegments));
+        ArgumentOutOfRangeException.ThrowIfNegative(OperatorComplementProbes, nameof(OperatorComplementProbes));
         if (Propagation == ForwardPropagation.Spectral && !TwoTrajectory)
         {
             throw new ArgumentException("spectral propagation is the response linearised in ε: it has no single-trajectory variant (use two-trajectory forward-only).", nameof(Propagation));

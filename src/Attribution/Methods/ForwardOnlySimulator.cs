@@ -39,7 +39,20 @@ public sealed class ForwardOnlySimulator
             // The operator's Lanczos gives h_max too: no separate power iteration over the whole training set.
             int size = options.OperatorSample == 0 ? problem.Count : Math.Min(options.OperatorSample, problem.Count);
             var batch = rows[0] is null || size == problem.Count ? problem.Training : Rows(problem.Training, [.. rows.SelectMany(r => r!).Take(size)]);
-            Operator = TrajectoryOperator.Build(new TrainingObjective(problem, batch), problem.Theta, problem.WeightDecay, options.OperatorRank, options.Seed, cancellationToken);
+            var objective = new TrainingObjective(problem, batch);
+            Operator = TrajectoryOperator.Build(objective, problem.Theta, problem.WeightDecay, options.OperatorRank, options.Seed, cancellationToken);
+            if (options.OperatorComplementProbes > 0)
+            {
+                int probes = Math.Min(options.OperatorComplementProbes, batch.Count);
+                var model = problem.CreateModel();
+                var g = new float[(long)probes * problem.ParameterCount];
+                for (int i = 0; i < probes; i++)
+                {
+                    model.OutputGradient(Rows(batch, [i]), ModelOutput.Loss, default, g.AsSpan(i * problem.ParameterCount, problem.ParameterCount), default);
+                }
+
+                Operator = Operator.WithGradientComplement(objective, problem.Theta, g, probes, cancellationToken);
+            }
         }
 
         if (options.StepSize is { } eta)
@@ -61,10 +74,11 @@ public sealed class ForwardOnlySimulator
             }
         }
 
-        if (Operator is not null)
+        if (Operator is not null && options.OperatorSegments == 1)
         {
             _batchInputs = [];
             _batchLabels = [];
+            _segmentThetas = [problem.Theta];
             return;
         }
 
@@ -92,7 +106,48 @@ public sealed class ForwardOnlySimulator
             _batchInputs[k] = x;
             _batchLabels[k] = y;
         }
+
+        _segmentThetas = [];
+        if (Operator is not null)
+        {
+            // The shared unperturbed trajectory (one mini-batch run from θ*), read at each segment's midpoint.
+            var (_, mids) = Segments(options.Horizon, options.OperatorSegments);
+            var thetas = mids.Select(m => m == 0 ? problem.Theta : null!).ToArray();
+            Run([Array.Empty<int>()], [0f], cancellationToken, (step, state) =>
+            {
+                for (int j = 0; j < mids.Length; j++)
+                {
+                    if (mids[j] == step)
+                    {
+                        thetas[j] = new float[problem.ParameterCount];
+                        state.GetSlot(0, thetas[j]);
+                    }
+                }
+            });
+            _segmentThetas = thetas;
+        }
     }
+
+    // Segment boundaries b_0 = 0 < … < b_J = K and the trajectory step each segment's gradient is taken at (its
+    // midpoint; θ* itself when there is one segment).
+    private static (int[] Bounds, int[] Mids) Segments(int horizon, int segments)
+    {
+        var bounds = new int[segments + 1];
+        for (int j = 0; j <= segments; j++)
+        {
+            bounds[j] = (int)Math.Round((double)j * horizon / segments);
+        }
+
+        var mids = new int[segments];
+        for (int j = 0; j < segments; j++)
+        {
+            mids[j] = segments == 1 ? 0 : (bounds[j] + bounds[j + 1]) / 2;
+        }
+
+        return (bounds, mids);
+    }
+
+    private readonly float[][] _segmentThetas;
 
     // The shared mini-batch sequence as training-example indices per step (null = the whole training set).
     private static int[]?[] BatchRows(int n, ForwardOnlyOptions options)
@@ -239,36 +294,43 @@ public sealed class ForwardOnlySimulator
     private void Propagate(TrajectoryOperator op, IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken)
     {
         int p = op.ParameterCount;
-        var model = _problem.CreateModel();
+        var models = _segmentThetas.Select(theta => _problem.CreateModel(theta)).ToArray();
+        var (bounds, _) = Segments(_options.Horizon, _segmentThetas.Length);
         var training = _problem.Training;
-        int block = (int)Math.Clamp((1L << 25) / p, 1, _options.UnitsPerBlock);
+        int block = (int)Math.Clamp((1L << 24) / p, 1, _options.UnitsPerBlock);
         var gradients = new float[(long)block * p];
+        var responses = new float[(long)block * p];
         for (int start = 0; start < units.Count; start += block)
         {
             cancellationToken.ThrowIfCancellationRequested();
             int count = Math.Min(block, units.Count - start);
-            for (int u = 0; u < count; u++)
+            responses.AsSpan(0, count * p).Clear();
+            for (int j = 0; j < models.Length; j++)
             {
-                var unit = units[start + u];
-                var g = gradients.AsSpan(u * p, p);
-                if (unit.Length == 0)
+                for (int u = 0; u < count; u++)
                 {
-                    g.Clear();
-                    continue;
+                    var unit = units[start + u];
+                    var g = gradients.AsSpan(u * p, p);
+                    if (unit.Length == 0)
+                    {
+                        g.Clear();
+                        continue;
+                    }
+
+                    models[j].OutputGradient(Rows(training, unit), ModelOutput.Loss, default, g, default);
                 }
 
-                model.OutputGradient(Rows(training, unit), ModelOutput.Loss, default, g, default);
+                op.Accumulate(gradients, count, StepSize, bounds[j + 1] - bounds[j], _options.Horizon - bounds[j + 1], _options.Damping, responses);
             }
 
-            op.Apply(gradients, count, StepSize, _options.Horizon, _options.Damping);
             for (int u = 0; u < count; u++)
             {
-                sink(start + u, gradients.AsSpan(u * p, p).ToArray());
+                sink(start + u, responses.AsSpan(u * p, p).ToArray());
             }
         }
     }
 
-    private MlpStack Run(IReadOnlyList<int[]> members, float[] weights, CancellationToken cancellationToken)
+    private MlpStack Run(IReadOnlyList<int[]> members, float[] weights, CancellationToken cancellationToken, Action<int, MlpStack>? afterStep = null)
     {
         var layout = _problem.Layout;
         int slots = members.Count, d = _problem.InputWidth;
@@ -302,6 +364,7 @@ public sealed class ForwardOnlySimulator
             state.AddRegularisers(grad, wd, lambda, _problem.Theta);
 
             state.AddScaled(grad, -eta);
+            afterStep?.Invoke(k + 1, state);
         }
 
         return state;

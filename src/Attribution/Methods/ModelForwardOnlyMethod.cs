@@ -28,11 +28,6 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
     {
         _options = options ?? new ForwardOnlyOptions();
         _options.Validate();
-        if (_options.Propagation == ForwardPropagation.Spectral)
-        {
-            // The spectral operator (TrajectoryOperator) is wired into the MLP path only; never drop the option silently.
-            throw new ArgumentException("propagation=spectral is implemented for MLP problems only; this model (e.g. a GPT) simulates with propagation=trajectory. Remove the option or set propagation=trajectory.", nameof(options));
-        }
     }
 
     /// <inheritdoc />
@@ -55,7 +50,7 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
 
     /// <inheritdoc />
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Name} (model-generic, {_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))} over the linear layers, sources={_options.Sources}, readout={_options.Readout}");
+        $"{Name} (model-generic, {_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))} over the linear layers, sources={_options.Sources}, readout={_options.Readout}{(_options.Propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {_options.OperatorSample})" : "")}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)

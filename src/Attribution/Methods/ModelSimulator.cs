@@ -11,7 +11,10 @@ namespace Attribution.Attribution.Methods;
 /// <c>r = (θ⁺_K − θ⁻_K)/(2ε)</c> (two-trajectory) or <c>(θ⁺_K − θ̄_K)/ε</c> against one shared baseline. The objective
 /// is the problem's training objective (mean per-row loss plus weight decay) plus the proximal damping
 /// <c>λ/2 ‖θ − θ*‖²</c>; every gradient is the model's own <see cref="IModel.OutputGradient"/>. Units run one after the
-/// other (one model, no stacking): a unit costs 2K gradients of (batch + unit) rows.
+/// other (one model, no stacking): a unit costs 2K gradients of (batch + unit) rows. With
+/// <see cref="ForwardPropagation.Spectral"/> the same map is applied linearised at θ* through a
+/// <see cref="TrajectoryOperator"/> (Lanczos on the mini-batches' Hessian, once): a unit then costs one gradient, and a
+/// block of units two GEMMs.
 /// </summary>
 public sealed class ModelSimulator
 {
@@ -30,21 +33,6 @@ public sealed class ModelSimulator
         _problem = problem;
         _options = options;
         _model = problem.CreateModel();
-        if (options.StepSize is { } eta)
-        {
-            StepSize = eta;
-        }
-        else
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            TopEigenvalue = Math.Abs(new TrainingObjective(problem).TopEigenvalue(problem.Theta, options.PowerIterations, options.Seed));
-            StepSize = (float)(1.0 / (TopEigenvalue + options.Damping));
-            if (problem.TrainingLearningRate > 0 && problem.TrainingLearningRate < StepSize)
-            {
-                StepSize = problem.TrainingLearningRate;
-            }
-        }
-
         int n = problem.Count;
         int bs = options.BatchSize == 0 || options.BatchSize >= n ? n : options.BatchSize;
         var rng = new Rng(options.Seed ^ 0x9E3779B97F4A7C15UL);
@@ -71,7 +59,35 @@ public sealed class ModelSimulator
                 _batches[k][i] = perm[cursor++];
             }
         }
+
+        if (options.Propagation == ForwardPropagation.Spectral)
+        {
+            // As on the MLP (ForwardOnlySimulator): the operator's Hessian is the mean loss over the simulation's own
+            // mini-batches (the first OperatorSample rows of the sequence; all rows when 0 or when it covers them), and its
+            // Lanczos gives h_max too.
+            int size = options.OperatorSample == 0 ? n : Math.Min(options.OperatorSample, n);
+            var sample = bs == n || size == n ? problem.Training : Select(problem.Training, [.. _batches.SelectMany(b => b).Take(size)]);
+            Operator = TrajectoryOperator.Build(new TrainingObjective(problem, sample), problem.Theta, problem.WeightDecay, options.OperatorRank, options.Seed, cancellationToken);
+        }
+
+        if (options.StepSize is { } eta)
+        {
+            StepSize = eta;
+        }
+        else
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            TopEigenvalue = Operator?.TopEigenvalue ?? Math.Abs(new TrainingObjective(problem).TopEigenvalue(problem.Theta, options.PowerIterations, options.Seed));
+            StepSize = (float)(1.0 / (TopEigenvalue + options.Damping));
+            if (problem.TrainingLearningRate > 0 && problem.TrainingLearningRate < StepSize)
+            {
+                StepSize = problem.TrainingLearningRate;
+            }
+        }
     }
+
+    /// <summary>The spectral operator (propagation=spectral), else null.</summary>
+    public TrajectoryOperator? Operator { get; }
 
     /// <summary>The step size η used.</summary>
     public float StepSize { get; }
@@ -84,6 +100,12 @@ public sealed class ModelSimulator
     {
         ArgumentNullException.ThrowIfNull(units);
         ArgumentNullException.ThrowIfNull(sink);
+        if (Operator is { } op)
+        {
+            Propagate(op, units, sink, cancellationToken);
+            return;
+        }
+
         int p = _problem.ParameterCount;
         float eps = _options.Epsilon;
         if (!_options.TwoTrajectory && _baseline is null)
@@ -99,6 +121,38 @@ public sealed class ModelSimulator
             TensorPrimitives.Subtract(plus, other, response);
             TensorPrimitives.Multiply(response, 1f / ((_options.TwoTrajectory ? 2f : 1f) * eps), response);
             sink(u, response);
+        }
+    }
+
+    // Spectral path: every unit's summed loss gradient at θ* (one backward pass of its rows), then the operator's two
+    // GEMMs over a block of units at once; blocks are capped at ~32 M floats of gradients.
+    private void Propagate(TrajectoryOperator op, IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken)
+    {
+        int p = op.ParameterCount;
+        int block = (int)Math.Clamp((1L << 25) / p, 1, _options.UnitsPerBlock);
+        var gradients = new float[(long)Math.Min(block, Math.Max(1, units.Count)) * p];
+        _model.LoadFrom(_problem.Theta);
+        for (int start = 0; start < units.Count; start += block)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int count = Math.Min(block, units.Count - start);
+            for (int u = 0; u < count; u++)
+            {
+                var g = gradients.AsSpan(u * p, p);
+                if (units[start + u].Length == 0)
+                {
+                    g.Clear();
+                    continue;
+                }
+
+                _model.OutputGradient(Select(_problem.Training, units[start + u]), ModelOutput.Loss, default, g, default);
+            }
+
+            op.Apply(gradients, count, StepSize, _options.Horizon, _options.Damping);
+            for (int u = 0; u < count; u++)
+            {
+                sink(start + u, gradients.AsSpan(u * p, p).ToArray());
+            }
         }
     }
 

@@ -20,11 +20,12 @@ public sealed class TrajectoryOperator
 {
     private readonly float[] _vectors;
 
-    private TrajectoryOperator(float[] vectors, double[] eigenvalues, int parameterCount, double complement)
+    private TrajectoryOperator(float[] vectors, double[] eigenvalues, int parameterCount, double floor, double complement)
     {
         _vectors = vectors;
         Eigenvalues = eigenvalues;
         ParameterCount = parameterCount;
+        Floor = floor;
         Complement = complement;
     }
 
@@ -40,8 +41,14 @@ public sealed class TrajectoryOperator
     /// <summary>The Ritz vectors, [Rank, p] row-major (orthonormal), in the order of <see cref="Eigenvalues"/>.</summary>
     public ReadOnlySpan<float> Vectors => _vectors;
 
-    /// <summary>The eigenvalue assumed outside the Ritz vectors' span (the weight decay).</summary>
+    /// <summary>
+    /// The eigenvalue assumed outside the Ritz vectors' span: the weight decay, or the gradients' Rayleigh quotient there
+    /// (<see cref="WithGradientComplement"/>).
+    /// </summary>
     public double Complement { get; }
+
+    /// <summary>The smallest curvature a Ritz value is taken at (the weight decay; see <see cref="Apply"/>).</summary>
+    public double Floor { get; }
 
     /// <summary>The Ritz value of largest magnitude (|h_max| of the objective, for the step size).</summary>
     public double TopEigenvalue => Eigenvalues.Count == 0 ? Complement : Eigenvalues.Max(Math.Abs);
@@ -134,7 +141,45 @@ public sealed class TrajectoryOperator
 
         var ritz = new float[(long)m * p];
         Blas.Gemm(true, false, m, p, m, 1f, y, basis.AsSpan(0, m * p), 0f, ritz);
-        return new TrajectoryOperator(ritz, [.. order.Select(k => values[k])], p, weightDecay);
+        return new TrajectoryOperator(ritz, [.. order.Select(k => values[k])], p, weightDecay, weightDecay);
+    }
+
+    /// <summary>
+    /// The same operator with the curvature outside span(V) set to the Rayleigh quotient of the objective's Hessian along
+    /// the components of <paramref name="probes"/> ([count, p], e.g. training examples' loss gradients) outside span(V),
+    /// <c>Σ g⊥ᵀ H g⊥ / Σ ‖g⊥‖²</c> (at least the weight decay): the curvature the examples' gradients actually meet
+    /// there, instead of none. Costs one HVP per probe.
+    /// </summary>
+    public TrajectoryOperator WithGradientComplement(TrainingObjective objective, ReadOnlySpan<float> theta, ReadOnlySpan<float> probes, int count,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(objective);
+        int p = ParameterCount, r = Rank;
+        var rest = probes[..(count * p)].ToArray();
+        double total = TensorPrimitives.Dot<float>(rest, rest);
+        var coefficients = new float[count * r];
+        Blas.Gemm(false, true, count, r, p, 1f, rest, _vectors, 0f, coefficients);
+        Blas.Gemm(false, false, count, p, r, -1f, coefficients, _vectors, 1f, rest);
+        var v = new double[p];
+        var hv = new double[p];
+        double numerator = 0, denominator = 0;
+        for (int u = 0; u < count; u++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var row = rest.AsSpan(u * p, p);
+            for (int i = 0; i < p; i++)
+            {
+                v[i] = row[i];
+            }
+
+            objective.Hvp(theta, v, hv);
+            numerator += TensorPrimitives.Dot<double>(v, hv);
+            denominator += TensorPrimitives.Dot<double>(v, v);
+        }
+
+        // Probes (nearly) inside the span leave only rounding outside it, whose Rayleigh quotient means nothing.
+        double complement = denominator > 1e-8 * total ? Math.Max(numerator / denominator, Floor) : Floor;
+        return new TrajectoryOperator(_vectors, [.. Eigenvalues], p, Floor, complement);
     }
 
     /// <summary>
@@ -152,19 +197,38 @@ public sealed class TrajectoryOperator
     }
 
     /// <summary>
+    /// The part of φ contributed by one segment of the horizon: steps <c>[K − after − steps, K − after)</c> of K, i.e.
+    /// <c>(1 − ηa)^after · φ_steps(a)</c> (a gradient applied at those steps, then carried through the last
+    /// <paramref name="after"/> steps). Summed over segments that tile the horizon it is φ_K(a).
+    /// </summary>
+    public static double SegmentResponse(double a, double eta, int steps, int after) => Math.Pow(1 - eta * a, after) * Response(a, eta, steps);
+
+    /// <summary>
     /// Overwrites each of the <paramref name="count"/> rows of <paramref name="gradients"/> ([count, p], one unit's loss
     /// gradient per row) with its response <c>φ(A) g</c> for step size <paramref name="eta"/>, horizon
     /// <paramref name="horizon"/> and proximal damping <paramref name="damping"/>.
     /// </summary>
     public void Apply(Span<float> gradients, int count, double eta, int horizon, double damping)
     {
+        var response = new float[(long)count * ParameterCount];
+        Accumulate(gradients, count, eta, horizon, 0, damping, response);
+        response.CopyTo(gradients);
+    }
+
+    /// <summary>
+    /// Adds to <paramref name="responses"/> ([count, p]) the contribution of one horizon segment
+    /// (<see cref="SegmentResponse"/>) of the gradients <paramref name="gradients"/> ([count, p]): what a unit's loss
+    /// gradient taken at that segment (of the shared unperturbed trajectory) adds to its response.
+    /// </summary>
+    public void Accumulate(ReadOnlySpan<float> gradients, int count, double eta, int steps, int after, double damping, Span<float> responses)
+    {
         int p = ParameterCount, r = Rank;
-        if (gradients.Length < (long)count * p)
+        if (gradients.Length < (long)count * p || responses.Length < (long)count * p)
         {
-            throw new ArgumentException($"Apply: {gradients.Length} floats for {count} gradients of {p} parameters.", nameof(gradients));
+            throw new ArgumentException($"Apply: {gradients.Length} / {responses.Length} floats for {count} gradients of {p} parameters.", nameof(gradients));
         }
 
-        double outside = Response(Complement + damping, eta, horizon);
+        double outside = SegmentResponse(Complement + damping, eta, steps, after);
         var projections = new float[count * r];
         Blas.Gemm(false, true, count, r, p, 1f, gradients[..(count * p)], _vectors, 0f, projections);
         for (int k = 0; k < r; k++)
@@ -172,13 +236,14 @@ public sealed class TrajectoryOperator
             // Curvature below the weight decay (negative Ritz values, down to −4.6 on a FashionMNIST MLP, from ReLU kinks
             // in the finite differences and the sample's own saddle directions) is clamped to it: frozen, φ would grow it
             // by (1 + η|a|)^K (10⁴ there), which the trajectory's changing mini-batches never do; unclamped, LDS fell to 0.05.
-            float scale = (float)(Response(Math.Max(Eigenvalues[k], Complement) + damping, eta, horizon) - outside);
+            float scale = (float)(SegmentResponse(Math.Max(Eigenvalues[k], Floor) + damping, eta, steps, after) - outside);
             for (int u = 0; u < count; u++)
             {
                 projections[u * r + k] *= scale;
             }
         }
 
-        Blas.Gemm(false, false, count, p, r, 1f, projections, _vectors, (float)outside, gradients[..(count * p)]);
+        TensorPrimitives.MultiplyAdd(gradients[..(count * p)], (float)outside, responses[..(count * p)], responses[..(count * p)]);
+        Blas.Gemm(false, false, count, p, r, 1f, projections, _vectors, 1f, responses[..(count * p)]);
     }
 }

@@ -18,6 +18,9 @@ public static class SpanIndexFormat
     private const int HeaderBytes = 16;
     private static ReadOnlySpan<byte> Magic => "SPANIDX1"u8;
 
+    /// <summary>Bytes of the serialized index of <paramref name="documents"/> documents holding <paramref name="tokens"/> tokens in all.</summary>
+    public static long SizeOf(long documents, long tokens) => HeaderBytes + (8L * documents) + (4L * (documents + documents + 1 + (2 * (tokens + documents))));
+
     /// <summary>The bytes of <paramref name="index"/>.</summary>
     public static byte[] Write(SpanIndex index)
     {

@@ -12,13 +12,14 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var command = new Command("bench", "Benchmarks (not tests). 'bench mlp-epoch' times one MLP training epoch against PyTorch; 'bench gpt' the transformer; 'bench spans' the exact-span index; 'bench lm-methods' every attribution method on a GPT run; 'bench lm-lds' the language-model LDS table; 'bench simscale' attribution precompute cost against N.");
+        var command = new Command("bench", "Benchmarks (not tests). 'bench mlp-epoch' times one MLP training epoch against PyTorch; 'bench gpt' the transformer; 'bench spans' the exact-span index; 'bench lm-methods' every attribution method on a GPT run; 'bench lm-lds' the language-model LDS table; 'bench simscale' attribution precompute cost against N; 'bench contamination-stages' the per-query cost of the Scorer's contamination stages.");
         command.Subcommands.Add(CreateMlpEpoch());
         command.Subcommands.Add(GptBench.Create());
         command.Subcommands.Add(SpanBench.Create());
         command.Subcommands.Add(LmMethodsBench.Create());
         command.Subcommands.Add(LmLdsBench.Create());
         command.Subcommands.Add(SimScaleBench.Create());
+        command.Subcommands.Add(ContaminationStagesBench.Create());
         return command;
     }
 

@@ -61,6 +61,7 @@ internal static class EvalCommand
             command.Options.Add(o);
         }
 
+        command.Subcommands.Add(ContaminationEval.Create());
         command.SetAction((parseResult, cancellationToken) => Task.FromResult(Execute(parseResult, cancellationToken)));
         return command;
 

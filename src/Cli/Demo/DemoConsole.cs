@@ -13,6 +13,50 @@ namespace Attribution.Cli.Demo;
 /// </summary>
 internal static class DemoConsole
 {
+    /// <summary>
+    /// Runs the demo's <paramref name="body"/> while watching <paramref name="consoleFailed"/> (<see cref="RunningConsole.Failed"/>;
+    /// null without a console): when one of the console's background services fails, during the run or before its end,
+    /// the body is cancelled, one <c>error:</c> line naming the service and the fix goes to <paramref name="error"/>, and
+    /// the exit code is 2 (the demo cannot show what the console was to serve). Otherwise the body's exit code.
+    /// </summary>
+    public static async Task<int> GuardAsync(Task<ConsoleServiceFailure?>? consoleFailed, Func<CancellationToken, Task<int>> body, TextWriter error, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        ArgumentNullException.ThrowIfNull(error);
+        if (consoleFailed is null)
+        {
+            return await body(cancellationToken);
+        }
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var work = body(stop.Token);
+        int code = 0;
+        if (await Task.WhenAny(work, consoleFailed) == work || consoleFailed.Result is null)
+        {
+            code = await work;
+        }
+        else
+        {
+            await stop.CancelAsync();
+            try
+            {
+                await work;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                // The body stopped because the console failed: the failure is the outcome.
+            }
+        }
+
+        if (consoleFailed is { IsCompletedSuccessfully: true, Result: { } failure })
+        {
+            error.WriteLine($"error: {failure.Describe()}");
+            return 2;
+        }
+
+        return code;
+    }
+
     public static async Task<RunningConsole> StartAsync(DemoSettings settings, IHost demo, string runDirectory, string outDir, CancellationToken cancellationToken)
     {
         var store = Path.Combine(outDir, "attributions.duckdb");

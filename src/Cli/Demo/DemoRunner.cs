@@ -60,34 +60,43 @@ internal static class DemoRunner
                 AnsiConsole.MarkupLine($"Web console: [bold link]{console.WebUrl}[/] (live attributions, source ledger, alerts, SQL); Arrow Flight: {console.FlightUrl}");
             }
 
-            var simulator = host.Services.GetRequiredService<SimulatorWorker>();
-            var scorer = host.Services.GetRequiredService<ScorerWorker>();
-            var log = host.Services.GetRequiredService<IEventLog>();
-            var producer = host.Services.GetRequiredService<IEventProducer>();
-            var alerts = host.Services.GetRequiredService<DemoAlertSink>();
-
-            var step = run.Manifest.Metrics.Steps;
-            var simulated = Math.Min(settings.Simulate, run.Manifest.Recipe.Data.TrainIds.Length);
-            await WaitForProbesAsync(simulator, scorer, runId, step, simulated, cancellationToken);
-
-            var queries = BuildQueries(run, settings, runId, step);
-            var results = await ReplayAsync(log, producer, scorer, alerts, run, queries, settings.Rate, cancellationToken);
-            await ShowPoisonHandlingAsync(log, producer, scorer, runId, step, cancellationToken);
-            var arrowPath = Path.Combine(outDir, "attributions.arrow");
-            WriteArrow(arrowPath, results.Values.OrderBy(r => r.QueryId, StringComparer.Ordinal).ToList());
-            Explain(run, queries, results, alerts, arrowPath, total.Elapsed, settings);
-            if (console is not null)
+            // A console whose background service fails (e.g. its ledger topic is missing) ends the demo: exit 2 with why.
+            return await DemoConsole.GuardAsync(console?.Failed, async token =>
             {
-                var where = settings.Stay ? $"--url {console.WebUrl.ToString().TrimEnd('/')}" : $"--db {Path.GetRelativePath(Environment.CurrentDirectory, Path.Combine(outDir, "attributions.duckdb"))}";
-                AnsiConsole.MarkupLine($"SQL over this run: [bold]./pipeline query {Markup.Escape(where)} \"SELECT source_name, sum(score) FROM attribution_sources GROUP BY ALL ORDER BY 2 DESC\"[/]");
-                if (settings.Stay)
-                {
-                    AnsiConsole.MarkupLine($"The console stays at [bold]{console.WebUrl}[/]; Ctrl+C ends the demo.");
-                    await Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
-                }
-            }
+                var simulator = host.Services.GetRequiredService<SimulatorWorker>();
+                var scorer = host.Services.GetRequiredService<ScorerWorker>();
+                var log = host.Services.GetRequiredService<IEventLog>();
+                var producer = host.Services.GetRequiredService<IEventProducer>();
+                var alerts = host.Services.GetRequiredService<DemoAlertSink>();
 
-            return results.Count == queries.Count ? 0 : 1;
+                var step = run.Manifest.Metrics.Steps;
+                var simulated = Math.Min(settings.Simulate, run.Manifest.Recipe.Data.TrainIds.Length);
+                await WaitForProbesAsync(simulator, scorer, runId, step, simulated, token);
+
+                if (settings.CalibrationQueries > 0)
+                {
+                    CalibrateAlerts(run, settings, scorer, $"{runId}@{step}");
+                }
+
+                var queries = BuildQueries(run, settings, runId, step);
+                var results = await ReplayAsync(log, producer, scorer, alerts, run, queries, settings.Rate, token);
+                await ShowPoisonHandlingAsync(log, producer, scorer, runId, step, token);
+                var arrowPath = Path.Combine(outDir, "attributions.arrow");
+                WriteArrow(arrowPath, results.Values.OrderBy(r => r.QueryId, StringComparer.Ordinal).ToList());
+                Explain(run, queries, results, alerts, arrowPath, total.Elapsed, settings);
+                if (console is not null)
+                {
+                    var where = settings.Stay ? $"--url {console.WebUrl.ToString().TrimEnd('/')}" : $"--db {Path.GetRelativePath(Environment.CurrentDirectory, Path.Combine(outDir, "attributions.duckdb"))}";
+                    AnsiConsole.MarkupLine($"SQL over this run: [bold]./pipeline query {Markup.Escape(where)} \"SELECT source_name, sum(score) FROM attribution_sources GROUP BY ALL ORDER BY 2 DESC\"[/]");
+                    if (settings.Stay)
+                    {
+                        AnsiConsole.MarkupLine($"The console stays at [bold]{console.WebUrl}[/]; Ctrl+C ends the demo.");
+                        await Task.Delay(Timeout.Infinite, token).ContinueWith(_ => { }, TaskScheduler.Default);
+                    }
+                }
+
+                return results.Count == queries.Count ? 0 : 1;
+            }, Console.Error, cancellationToken);
         }
         finally
         {
@@ -152,6 +161,20 @@ internal static class DemoRunner
             ["Scorer:FlaggedSources:0"] = DemoRun.LeakedSourceId.ToString(CultureInfo.InvariantCulture),
             ["Scorer:AlertThreshold"] = settings.AlertThreshold.ToString(CultureInfo.InvariantCulture),
         });
+        if (settings.CalibrationQueries > 0)
+        {
+            // The image path of the two-stage policy: attribution evidence only, one feature (the flagged items' share of
+            // the query's positive relative influence); the threshold is calibrated on clean images before the replay.
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Scorer:ExampleLeadRatio"] = "0",
+                ["Scorer:Contamination:Evidence"] = "attribution",
+                ["Scorer:Contamination:Bias"] = "0",
+                ["Scorer:Contamination:Weights:0"] = "0", ["Scorer:Contamination:Weights:1"] = "0", ["Scorer:Contamination:Weights:2"] = "0",
+                ["Scorer:Contamination:Weights:3"] = "0", ["Scorer:Contamination:Weights:4"] = "0", ["Scorer:Contamination:Weights:5"] = "1",
+            });
+        }
+
         // The leaked benchmark's items are flagged one by one too, so an answer resting on a few of them is caught.
         builder.Configuration.AddInMemoryCollection(run.LeakedExampleIds.Select((id, i) =>
             new KeyValuePair<string, string?>($"Scorer:FlaggedExamples:{i}", id.ToString(CultureInfo.InvariantCulture))));
@@ -205,6 +228,17 @@ internal static class DemoRunner
             });
         var done = await complete;
         AnsiConsole.MarkupLine($"Probe set complete: [bold]{done.ExampleProbes:N0}[/] example probes and [bold]{done.SourceProbes}[/] source probes for run {Markup.Escape(runId)} at step {step}.");
+    }
+
+    /// <summary>The alert threshold for at most 1 % false alerts, chosen on clean test images that are not among the queries.</summary>
+    private static void CalibrateAlerts(DemoRun run, DemoSettings settings, ScorerWorker scorer, string version)
+    {
+        var ids = run.Manifest.Recipe.Data.TestIds.Skip(settings.Queries).Take(settings.CalibrationQueries).ToArray();
+        var images = run.Data.Test.Select(ids, run.Manifest.Recipe.Data.Normalization);
+        var clean = Enumerable.Range(0, images.Count).Select(i => new ModelQuery($"cal-{i:D5}", version, images.Inputs.AsSpan(i * images.Features, images.Features).ToArray(), null, DateTimeOffset.UtcNow)).ToList();
+        var (policy, scores) = AlertCalibration.Calibrate(scorer.Index.Scorer!, scorer.Alerts, clean, 0.01);
+        scorer.UseAlertPolicy(policy);
+        AnsiConsole.MarkupLine($"Alert threshold [bold]{policy.Calibrated.Options.Threshold:G4}[/] chosen on {clean.Count:N0} clean test images held out from the queries ({scores.Count(x => x > policy.Calibrated.Options.Threshold)} of them above it: at most 1 %).");
     }
 
     private sealed record DemoQuery(ModelQuery Query, int Label, long? LeakedExampleId);
@@ -403,7 +437,8 @@ internal static class DemoRunner
         var falseAlarms = byQuery.Keys.Count(id => byId.TryGetValue(id, out var q) && q.LeakedExampleId is null);
         AnsiConsole.MarkupLine($"Contamination alerts on the flagged benchmark '{Markup.Escape(run.SourceName(DemoRun.LeakedSourceId))}' ({settings.LeakedExamples:N0} of {settings.TrainSize:N0} training examples): " +
             $"[bold]{byQuery.Count}[/] alerts ({byQuery.Values.Count(a => a.Rule == AlertRule.SourceShare)} because the source carried at least {settings.AlertThreshold:P0} of the positive source attribution, " +
-            $"{byQuery.Values.Count(a => a.Rule == AlertRule.ExampleLead)} because the training example the answer aligns with most specifically, by relative influence, is a flagged one). " +
+            $"{byQuery.Values.Count(a => a.Rule == AlertRule.ExampleLead)} because the training example the answer aligns with most specifically, by relative influence, is a flagged one, " +
+            $"{byQuery.Values.Count(a => a.Rule == AlertRule.Calibrated)} by the calibrated two-stage score). " +
             $"[bold]{caught} of the {leakedQueries}[/] leaked items served as queries were caught ({ownCopy} pointing at the item's own training copy); [bold]{falseAlarms}[/] alerts on the {queries.Count - leakedQueries:N0} ordinary test images.");
         AnsiConsole.MarkupLine($"Wrote {results.Count:N0} attribution events to [bold]{Markup.Escape(arrowPath)}[/] (Arrow IPC stream; inspect it with ./pipeline arrow inspect {Markup.Escape(Path.GetRelativePath(Environment.CurrentDirectory, arrowPath))}).");
         AnsiConsole.MarkupLine($"[grey]Demo finished in {elapsed.TotalSeconds:F0} s; service logs in {Markup.Escape(Path.Combine(Path.GetDirectoryName(arrowPath)!, "demo.log"))}.[/]");

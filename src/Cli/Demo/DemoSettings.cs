@@ -25,6 +25,9 @@ internal sealed record DemoSettings
     public int Publishers { get; init; } = 10;
     public int LeakedExamples { get; init; } = 40;
     public double AlertThreshold { get; init; } = 0.5;
+
+    /// <summary>Clean test images (after the queries) the calibrated alert threshold is chosen on; 0 = the fixed rules.</summary>
+    public int CalibrationQueries { get; init; }
     public ulong Seed { get; init; }
     public string RunDirectory { get; init; } = Path.Combine("runs", "demo-mlp");
     public string OutputDirectory { get; init; } = Path.Combine("runs", "demo-output");
@@ -68,6 +71,11 @@ internal sealed record DemoSettings
         if (Stay && !Console)
         {
             return "--stay keeps the console open after the demo: it cannot be combined with --no-console.";
+        }
+
+        if (CalibrationQueries < 0 || Queries + CalibrationQueries > 2_000)
+        {
+            return $"--calibrate-alerts must be 0 or more, with --queries, at most the 2,000 test images the run keeps (got {CalibrationQueries} + {Queries}).";
         }
 
         if (Rate < 0)

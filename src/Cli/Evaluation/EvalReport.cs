@@ -74,7 +74,7 @@ internal static class EvalReport
         if (o.SourceTruth is { } st)
         {
             md.Append(inv, $"Source level: {opt.Sources} sources (half of each source's examples share a class, the rest random), {st.Plan.Count} subsets of round(α·{opt.Sources}) sources, each model retrained on all their examples; a method predicts the sum of its published source scores (`ScoreSources`).");
-            if (st.NoiseCeiling() is { } sc)
+            if (o.SourceCeiling is { } sc)
             {
                 md.Append(inv, $" Source-level noise ceiling: **{sc.Mean:F3}** ± {sc.Ci95:F3}.");
             }
@@ -93,8 +93,8 @@ internal static class EvalReport
             md.Append(" LDS vs seed mean |");
         }
 
-        md.Append(" precompute (s) | single query p50 / p99 (ms) | batched per query p50 / p99 (ms) | state (MiB) |\n");
-        md.Append("|---|---|---|---|---|---|").Append(o.SourceTruth is not null ? "---|" : string.Empty).Append(opt.SeedsPerSubset > 1 ? "---|" : string.Empty).Append("---|---|---|---|\n");
+        md.Append(" precompute (s) | precompute CPU (s) | single query p50 / p99 (ms) | batched per query p50 / p99 (ms) | CPU per query, single / batched (ms) | state (MiB) |\n");
+        md.Append("|---|---|---|---|---|---|").Append(o.SourceTruth is not null ? "---|" : string.Empty).Append(opt.SeedsPerSubset > 1 ? "---|" : string.Empty).Append("---|---|---|---|---|---|\n");
         foreach (var r in o.Methods)
         {
             md.Append(inv, $"| {r.Spec} | {r.Description.Replace("|", "/", StringComparison.Ordinal)} | **{r.Lds.Mean:F3}** | {r.Lds.Ci95:F3} | {r.Lds.Std:F3} | {r.Lds.Queries} ({r.Lds.Skipped}) |");
@@ -108,15 +108,15 @@ internal static class EvalReport
                 md.Append(inv, $" {r.LdsSeedMean?.Mean:F3} |");
             }
 
-            md.Append(inv, $" {r.PrecomputeSeconds:F2} | {r.SingleP50Ms:F2} / {r.SingleP99Ms:F2} | {r.BatchedP50Ms:F3} / {r.BatchedP99Ms:F3} (batch {r.BatchSize}) | {r.StateBytes / 1048576.0:F1} |\n");
+            md.Append(inv, $" {r.PrecomputeSeconds:F2} | {r.PrecomputeCpuSeconds:F1} | {r.SingleP50Ms:F2} / {r.SingleP99Ms:F2} | {r.BatchedP50Ms:F3} / {r.BatchedP99Ms:F3} (batch {r.BatchSize}) | {r.SingleCpuMs:F2} / {r.BatchedCpuMs:F3} | {r.StateBytes / 1048576.0:F1} |\n");
         }
 
         if (o.ValidationQueries is { } validation)
         {
-            md.Append(inv, $"\nHeld-out validation queries. Tuned methods (`(tuned)`): every configuration of the spec's grid was precomputed and scored on {validation.Length} validation queries (seeded, `--tune-fraction`); the one with the best validation LDS is shown. **Every LDS in this table, the noise ceiling's included, is over the other {q - validation.Length} queries only** (validation queries are blank in `lds-per-query.csv`). All grid points: `tuning.csv`.\n");
+            md.Append(inv, $"\nHeld-out validation queries. Tuned methods (`(tuned)`): every configuration of the spec's grid was precomputed and scored on {validation.Length} validation queries (seeded, `--tune-fraction`); the one with the best validation LDS is shown. **Every LDS in this table, source level and both noise ceilings included, is over the other {q - validation.Length} queries only** (validation queries are blank in `lds-per-query.csv`, which also holds the per-query source-level LDS). All grid points: `tuning.csv`.\n");
         }
 
-        md.Append(inv, $"\nSingle-query latency: {opt.LatencyQueries} calls with one query each after one warm-up call. Batched: all {q} queries in calls of {opt.BatchSize}, call time divided by queries per call.\n\n");
+        md.Append(inv, $"\nSingle-query latency: {opt.LatencyQueries} calls with one query each after one warm-up call. Batched: all {q} queries in calls of {opt.BatchSize}, call time divided by queries per call. CPU: the process's CPU time over the precompute, and over each latency loop divided by its queries (every thread, GC included; less distorted than wall clock on a loaded machine).\n\n");
         md.Append("![LDS per method](lds.svg)\n\n![Latency per method](latency.svg)\n\n");
 
         if (o.Loo is { } loo)
@@ -192,13 +192,20 @@ internal static class EvalReport
 
         File.WriteAllText(Path.Combine(dir, "ground-truth.csv"), gt.ToString());
         var pq = new StringBuilder();
-        pq.Append("test_id,").AppendJoin(',', o.Methods.Select(r => r.Spec.Replace(',', ';'))).Append('\n');
+        var sourced = o.Methods.Where(r => r.SourceLds is not null).ToList();
+        pq.Append("test_id,").AppendJoin(',', o.Methods.Select(r => r.Spec.Replace(',', ';')))
+            .AppendJoin(string.Empty, sourced.Select(r => $",{r.Spec.Replace(',', ';')} (source level)")).Append('\n');
         for (int k = 0; k < q; k++)
         {
             pq.Append(o.Data.TestIds[k].ToString(inv));
             foreach (var r in o.Methods)
             {
                 pq.Append(',').Append(double.IsNaN(r.Lds.PerQuery[k]) ? string.Empty : r.Lds.PerQuery[k].ToString("F6", inv));
+            }
+
+            foreach (var r in sourced)
+            {
+                pq.Append(',').Append(double.IsNaN(r.SourceLds!.PerQuery[k]) ? string.Empty : r.SourceLds.PerQuery[k].ToString("F6", inv));
             }
 
             pq.Append('\n');

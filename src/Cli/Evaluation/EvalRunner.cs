@@ -60,7 +60,8 @@ internal sealed record EvalOutcome(
     IReadOnlyList<MethodResult> Methods,
     int[] SourceIds,
     LdsGroundTruth? SourceTruth,
-    int[]? ValidationQueries = null);
+    int[]? ValidationQueries = null,
+    MetricSummary? SourceCeiling = null);
 
 /// <summary>Runs a benchmark setting end to end: ground truth (cached), then every method's quality and cost.</summary>
 internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel train, CreateMethod createMethod)
@@ -228,7 +229,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         var queries = new QueryBatch(data.TestX, data.TestY, data.InputWidth);
 
         // Tuning is honest: grid points are compared on validation queries only, and every method's LDS is then reported
-        // on the other queries (the validation ones are left out of every reported LDS, the ceiling's too).
+        // on the other queries (the validation ones are left out of every reported LDS, source level and ceilings included).
         bool tuning = options.HoldOutAlways || specs.Any(s => Grid(s.Options).Count > 1);
         int[]? validation = null;
         if (tuning)
@@ -259,8 +260,11 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
             }
 
             var method = createMethod(name, chosen);
-            var (scores, pre, single, batched) = MethodMeasurement.Measure(method, problemBase(models), queries, options.LatencyQueries, options.BatchSize, cancellationToken);
-            var sourceLds = sourcePlan is null ? null : SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sourcePlan, sourceTruth!.Primary);
+            var (scores, pre, preCpu, single, batched, singleCpu, batchedCpu) = MethodMeasurement.Measure(method, problemBase(models), queries, options.LatencyQueries, options.BatchSize, cancellationToken);
+            var sourceScores = sourcePlan is null ? null : method.ScoreSources(queries, cancellationToken);
+            var sourceLds = sourceScores is null ? null : Reported(SourceLds.Compute(sourceScores, q, sourcePlan!, sourceTruth!.Primary), held);
+            // Non-finite scores make their queries' LDS undefined (skipped); say so in the row rather than abort the run.
+            long nonFinite = NonFinite(scores.Scores), nonFiniteSources = sourceScores is null ? 0 : NonFinite(sourceScores);
             var predicted = Lds.Predict(scores.Scores, q, n, plan.Subsets);
             var lds = Reported(Lds.Correlate(predicted, truth.Primary, plan.Count, q), held);
             var ldsMean = options.SeedsPerSubset > 1 ? Reported(Lds.Correlate(predicted, target, plan.Count, q), held) : null;
@@ -273,15 +277,18 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
 
             var label = tuned is null ? spec : $"{Spec(name, chosen)} (tuned)";
             var description = method.Describe() + (tuned is null ? string.Empty : string.Create(CultureInfo.InvariantCulture,
-                $"; chosen from {tuned.Count} configurations of {spec} by LDS on {validation!.Length} validation queries ({tuned.Max(t => t.Lds):F3}), reported on the other {q - validation.Length}"));
+                $"; chosen from {tuned.Count} configurations of {spec} by LDS on {validation!.Length} validation queries ({tuned.Max(t => t.Lds):F3}), reported on the other {q - validation.Length}"))
+                + (nonFinite + nonFiniteSources == 0 ? string.Empty : string.Create(CultureInfo.InvariantCulture,
+                    $"; NON-FINITE SCORES: {nonFinite} of {scores.Scores.Length} example scores, {nonFiniteSources} of {sourceScores?.Length ?? 0} source scores (their queries are skipped)"));
             results.Add(new MethodResult(label, description, lds, ldsMean, looSummary, topK,
                 pre, Percentiles.Of(single, 50), Percentiles.Of(single, 99), Percentiles.Of(batched, 50), Percentiles.Of(batched, 99),
-                options.BatchSize, method.StateBytes, predicted, sourceLds, tuned));
+                options.BatchSize, method.StateBytes, predicted, sourceLds, tuned, singleCpu, batchedCpu, preCpu));
         }
 
         var ceiling = truth.NoiseCeiling() is { } c ? Reported(c, held) : null;
         return new EvalOutcome(options, data, cache.SettingHash, canonical, plan, truth, ceiling, accuracy,
-            cache.Misses, cache.Hits, retrainSeconds, loo, results, sourceIds, sourceTruth, validation);
+            cache.Misses, cache.Hits, retrainSeconds, loo, results, sourceIds, sourceTruth, validation,
+            sourceTruth?.NoiseCeiling() is { } sc ? Reported(sc, held) : null);
     }
 
     /// <summary>
@@ -326,6 +333,17 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         }
 
         return (best!, all);
+    }
+
+    private static long NonFinite(ReadOnlySpan<float> values)
+    {
+        long count = 0;
+        foreach (var v in values)
+        {
+            count += float.IsFinite(v) ? 0 : 1;
+        }
+
+        return count;
     }
 
     // The summary over the reported queries only: validation queries become NaN (and are not counted as skipped).

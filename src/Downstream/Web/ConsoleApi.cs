@@ -85,12 +85,13 @@ public static class ConsoleApi
                 seq = a.Seq,
                 queryId = a.Alert.QueryId,
                 model = a.Alert.ModelVersion,
-                rule = a.Alert.Rule == AlertRule.ExampleLead ? "example-lead" : "source-share",
+                rule = a.Alert.Rule switch { AlertRule.ExampleLead => "example-lead", AlertRule.Calibrated => "calibrated", _ => "source-share" },
                 score = a.Alert.Score,
                 threshold = a.Alert.Threshold,
                 flaggedIds = a.Alert.FlaggedSourceIds.Select(id => $"source:{id}").Concat(a.Alert.FlaggedExampleIds.Select(id => $"example:{id}")),
                 timestamp = a.Alert.Timestamp,
                 traceId = a.TraceId,
+                evidence = a.Alert.Evidence,
             }),
         }));
         app.MapGet("/api/health", async (ConsoleHealth health, AttributionFeed feed, AttributionStore store, LedgerPublisher ledger, CancellationToken token) =>

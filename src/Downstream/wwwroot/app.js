@@ -139,9 +139,13 @@ async function pollAlerts() {
   $('alert-count').textContent = `${r.total} raised`;
   for (const a of r.items.filter(a => a.seq > state.alertsAfter)) {
     state.alertsAfter = a.seq;
+    const e = a.evidence;
     const why = a.rule === 'example-lead'
       ? `its most specific training example is flagged (lead ${a.score.toFixed(2)} ≥ ${a.threshold})`
-      : `flagged sources carry ${(100 * a.score).toFixed(0)} % of the positive source mass (threshold ${(100 * a.threshold).toFixed(0)} %)`;
+      : a.rule === 'calibrated'
+        ? `calibrated score ${a.score.toFixed(3)} > ${a.threshold.toFixed(3)}` + (e && e.spanLength > 0 ? `; span "${e.matchedSpan}" (${e.spanLength} tokens, ${e.spanCount}× in training) in document ${e.documentIds[0]} (source ${e.documentSourceIds[0]})` : '')
+          + (e ? `; flagged share of influence ${(100 * e.attributionShare).toFixed(0)} %` : '')
+        : `flagged sources carry ${(100 * a.score).toFixed(0)} % of the positive source mass (threshold ${(100 * a.threshold).toFixed(0)} %)`;
     const card = el('div', { class: 'alert', 'data-alert': a.queryId },
       el('b', { text: a.queryId }), el('div', { class: 'why', text: `${a.rule}: ${why}` }),
       el('div', { class: 'why', text: 'flagged: ' + a.flaggedIds.join(', ') }));

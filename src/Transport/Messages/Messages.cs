@@ -32,6 +32,46 @@ public sealed record ContaminationAlertMessage
 
     /// <summary>When the alert was raised.</summary>
     public required DateTimeOffset Timestamp { get; init; }
+
+    /// <summary>What the alert rests on (<see cref="AlertRule.Calibrated"/>; null for the other rules).</summary>
+    public AlertEvidence? Evidence { get; init; }
+}
+
+/// <summary>
+/// The evidence of a <see cref="AlertRule.Calibrated"/> alert: the longest exact span the query shares with the training
+/// corpus (stage one) and the attribution evidence (stage two) that went into its calibrated score.
+/// </summary>
+public sealed record AlertEvidence
+{
+    /// <summary>The matched span as text (decoded with the model's tokenizer); empty when no span was found.</summary>
+    public string MatchedSpan { get; init; } = "";
+
+    /// <summary>The matched span's token ids.</summary>
+    public IReadOnlyList<int> MatchedTokenIds { get; init; } = [];
+
+    /// <summary>Position of the span in the query's tokens (prompt then completion).</summary>
+    public int SpanStart { get; init; }
+
+    /// <summary>Span length in tokens (0: none).</summary>
+    public int SpanLength { get; init; }
+
+    /// <summary>Occurrences of the span in the training corpus (1 = unique).</summary>
+    public int SpanCount { get; init; }
+
+    /// <summary>Training documents holding the span, then flagged documents by influence (distinct, capped).</summary>
+    public IReadOnlyList<long> DocumentIds { get; init; } = [];
+
+    /// <summary>Source of each of <see cref="DocumentIds"/> (−1 where the Scorer does not know it).</summary>
+    public IReadOnlyList<long> DocumentSourceIds { get; init; } = [];
+
+    /// <summary>Share of the query's positive influence on flagged documents (the span's documents and any flagged by configuration), 0..1.</summary>
+    public double AttributionShare { get; init; }
+
+    /// <summary>The most influential training document and its share of the positive influence.</summary>
+    public long TopDocumentId { get; init; } = -1;
+
+    /// <summary>The top document's share of the positive influence, 0..1.</summary>
+    public double TopDocumentShare { get; init; }
 }
 
 /// <summary>The contamination rule that raised a <see cref="ContaminationAlertMessage"/>. Values are a wire contract: only add.</summary>
@@ -42,6 +82,9 @@ public enum AlertRule
 
     /// <summary>The example with the highest relative influence (score ÷ ‖response‖) is flagged and leads the runner-up by the ratio (Score = the lead).</summary>
     ExampleLead = 1,
+
+    /// <summary>The two-stage policy: span and attribution evidence combined into one calibrated score (Score, 0..1) above its threshold; the alert carries its <see cref="ContaminationAlertMessage.Evidence"/>.</summary>
+    Calibrated = 2,
 }
 
 /// <summary>Control event: the Simulator finished publishing the probes of a run up to a training step.</summary>

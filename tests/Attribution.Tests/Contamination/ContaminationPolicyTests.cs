@@ -176,3 +176,46 @@ public sealed class ContaminationPolicyTests
         Assert.True(double.IsNaN(AlertMetrics.Auroc([0.9, 0.3], [true, true])));
     }
 }
+
+public sealed class ContaminationCrossFitTests
+{
+    [Fact]
+    public void CrossFit_NeverUsesAQuerysOwnLabel()
+    {
+        var rng = new Rng(11);
+        var evidence = new List<(SpanEvidence, AttributionEvidence)>();
+        var labels = new List<bool>();
+        for (int i = 0; i < 200; i++)
+        {
+            bool leak = i % 3 == 0; // both folds (i % 2) hold leaked and clean queries
+            int length = leak ? 10 + rng.NextInt(30) : rng.NextInt(20);
+            evidence.Add((new SpanEvidence(40, 0, length, length == 0 ? 0 : 1 + rng.NextInt(5), []), new AttributionEvidence(rng.NextSingle(), rng.NextSingle() * 3, rng.NextSingle(), 0, 0, [])));
+            labels.Add(leak);
+        }
+
+        var folds = Enumerable.Range(0, 200).Select(i => i % 2).ToArray();
+        var (scores, thresholds) = ContaminationCalibration.CrossFit(evidence, labels, folds, ContaminationEvidenceKind.Combined, 0.01);
+        // Flip the labels of fold 0: fold 0's own scores and thresholds do not move; fold 1's (fitted on fold 0) do.
+        var flipped = labels.Select((l, i) => folds[i] == 0 ? !l : l).ToArray();
+        var (scores2, thresholds2) = ContaminationCalibration.CrossFit(evidence, flipped, folds, ContaminationEvidenceKind.Combined, 0.01);
+        for (int i = 0; i < 200; i++)
+        {
+            if (folds[i] == 0)
+            {
+                Assert.Equal(scores[i], scores2[i]);
+                Assert.Equal(thresholds[i], thresholds2[i]);
+            }
+        }
+
+        Assert.Contains(Enumerable.Range(0, 200), i => folds[i] == 1 && scores[i] != scores2[i]);
+        // Each fold's threshold lets at most 1 % of the other fold's clean queries through.
+        for (int f = 0; f < 2; f++)
+        {
+            var other = Enumerable.Range(0, 200).Where(i => folds[i] != f).ToArray();
+            var options = ContaminationCalibration.Fit([.. other.Select(i => evidence[i])], [.. other.Select(i => labels[i])], ContaminationEvidenceKind.Combined, 0.01);
+            Assert.Equal(options.Threshold, thresholds[Array.IndexOf(folds, f)]);
+        }
+
+        Assert.Throws<ArgumentException>(() => ContaminationCalibration.CrossFit(evidence, labels, [.. folds.Select(_ => 0)], ContaminationEvidenceKind.Combined, 0.01));
+    }
+}

@@ -48,6 +48,24 @@ public class LdsTests
     }
 
     [Fact]
+    public void A_query_with_non_finite_scores_is_skipped_and_the_others_are_unchanged()
+    {
+        // Protects eval runs: a method returning NaN/∞ for one query used to abort the whole run ("ranks are undefined")
+        // after an hour of precompute; the query is now skipped and every other query keeps its exact LDS.
+        var w = Weights(3);
+        var plan = SubsetPlan.Draw(N, M, 0.5, seed: 9);
+        var truth = RetrainingHarness.RunLds(plan, Q, LinearRetrainer(w, 0));
+        var broken = (float[])w.Clone();
+        broken[(5 * N) + 3] = float.NaN;
+        broken[(9 * N) + 0] = float.PositiveInfinity;
+        var lds = Lds.Compute(Matrix(broken), plan.Subsets, truth.Primary);
+        Assert.Equal(2, lds.Skipped);
+        Assert.Equal(Q - 2, lds.Queries);
+        Assert.True(double.IsNaN(lds.PerQuery[5]) && double.IsNaN(lds.PerQuery[9]));
+        Assert.Equal(1.0, lds.Mean, 6);
+    }
+
+    [Fact]
     public void Lds_is_minus_one_when_scores_have_the_wrong_sign()
     {
         var w = Weights(2);

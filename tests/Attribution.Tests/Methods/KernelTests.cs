@@ -186,6 +186,47 @@ public sealed class KernelTests
     }
 
     [Fact]
+    public void Low_rank_readout_with_vector_width_rows_and_a_partial_query_group_equals_the_backward_dot_whatever_the_batch()
+    {
+        // Protects the fused low-rank readout (factor rows of 40 and 24 floats: whole 8-float vectors plus tails; 9
+        // queries: two groups of four and a lone one): every score is the per-example gradient's dot with the unit's
+        // response, and a query scores the same in a batch of 9 as alone.
+        var layout = new MlpLayout([40, 24, 6, 4]);
+        var theta = RandomTheta(layout, 8);
+        const int units = 10, queries = 9;
+        var set = new ResponseSet(layout, units, 3);
+        var rng = new Rng(21);
+        for (int u = 0; u < units; u++)
+        {
+            var r = new float[layout.ParameterCount];
+            rng.FillNormal(r, 0f, 0.3f);
+            set.Set(u, r);
+        }
+
+        Assert.Equal(new[] { 3, 3, 0 }, set.Ranks);
+        var (x, y) = RandomData(layout, queries, 40);
+        var batch = new float[queries * units];
+        set.JacobianScores(theta, x, y, batch);
+        var model = new Mlp(layout);
+        model.LoadFrom(theta);
+        var per = new float[queries * layout.ParameterCount];
+        model.PerExampleGradients(x, y, queries, ModelOutput.Margin).Dense(0, queries, per);
+        var ru = new float[layout.ParameterCount];
+        var alone = new float[units];
+        for (int q = 0; q < queries; q++)
+        {
+            set.JacobianScores(theta, x.AsSpan(q * 40, 40), y.AsSpan(q, 1), alone);
+            for (int u = 0; u < units; u++)
+            {
+                set.Get(u, ru);
+                double dot = System.Numerics.Tensors.TensorPrimitives.Dot(per.AsSpan(q * layout.ParameterCount, layout.ParameterCount), ru);
+                Assert.Equal(dot, batch[q * units + u], 1e-4 * (1 + Math.Abs(dot)));
+                Assert.Equal(batch[q * units + u], alone[u], 1e-5 * (1 + Math.Abs(dot)));
+            }
+        }
+    }
+
+    [Fact]
     public void Shared_input_basis_keeping_all_energy_leaves_scores_unchanged_and_a_smaller_one_keeps_what_it_reports()
     {
         var layout = new MlpLayout([40, 10, 6, 4]);

@@ -79,8 +79,11 @@ public sealed class MethodTests
     [InlineData(true, 0.05f, ForwardPropagation.Trajectory)]
     [InlineData(true, 0f, ForwardPropagation.Spectral)]
     [InlineData(true, 0.05f, ForwardPropagation.Spectral)]
-    public void Forward_only_matches_the_neumann_closed_form_on_linear_softmax(bool twoTrajectory, float lambda, ForwardPropagation propagation)
+    [InlineData(true, 0.05f, ForwardPropagation.Spectral, 4)]
+    public void Forward_only_matches_the_neumann_closed_form_on_linear_softmax(bool twoTrajectory, float lambda, ForwardPropagation propagation, int segments = 1)
     {
+        // With segments > 1 the gradients are re-taken along the shared unperturbed full-batch trajectory, which does not
+        // move from a converged θ* (damping pulls toward it): the segment maps must tile back into the same closed form.
         // The spectral propagator must reproduce the same closed form: at θ* (converged) the frozen-curvature map is exact.
         // A [5, 2] layout is L2-regularised logistic regression in softmax form; its Hessian is known in closed form.
         var layout = new MlpLayout([5, 2]);
@@ -126,7 +129,7 @@ public sealed class MethodTests
             var method = new ForwardOnlyMethod(new ForwardOnlyOptions
             {
                 Horizon = k, StepSize = eta, Epsilon = 1e-3f, Damping = lambda, BatchSize = 0, Rank = 0, TwoTrajectory = twoTrajectory,
-                Propagation = propagation,
+                Propagation = propagation, OperatorSegments = Math.Min(segments, k),
             });
             method.Precompute(problem);
             var scores = method.Score(queries).Scores;
@@ -174,6 +177,36 @@ public sealed class MethodTests
             // Float trajectories: the two-trajectory readout is O(ε²) accurate, the single-trajectory one O(ε).
             AssertClose(expected, scores, twoTrajectory ? 5e-3 : 5e-2);
         }
+    }
+
+    [Fact]
+    public void Spectral_segments_follow_the_trajectorys_drifting_gradients_away_from_a_minimum()
+    {
+        // Away from a minimum the trajectory moves, so each unit's gradient changes along it. Taking it at every step of
+        // the shared unperturbed trajectory (segments = K) must bring the spectral scores closer to the trajectory
+        // simulation than taking it at θ* only: this protects the drift correction (the segment thetas, their
+        // midpoints and the per-segment maps), not just its tiling.
+        var layout = new MlpLayout([5, 3]);
+        var problem = Problem(layout, 30, 11, weightDecay: 1e-2f);
+        var queries = Queries(layout, 4, 12);
+        int p = layout.ParameterCount;
+        float[] Scores(ForwardPropagation propagation, int segments)
+        {
+            var method = new ForwardOnlyMethod(new ForwardOnlyOptions
+            {
+                Horizon = 20, StepSize = 0.3f, Epsilon = 1e-3f, BatchSize = 0, Rank = 0, Propagation = propagation,
+                OperatorRank = p, OperatorSegments = segments, InputBasisEnergy = 0,
+            });
+            method.Precompute(problem);
+            return method.Score(queries).Scores;
+        }
+
+        var trajectory = Scores(ForwardPropagation.Trajectory, 1);
+        double Error(float[] s) => Math.Sqrt(s.Zip(trajectory, (a, b) => (double)(a - b) * (a - b)).Sum());
+        double frozen = Error(Scores(ForwardPropagation.Spectral, 1)), drift = Error(Scores(ForwardPropagation.Spectral, 20));
+        double norm = Math.Sqrt(trajectory.Sum(v => (double)v * v));
+        Assert.True(frozen > 0.05 * norm, $"θ* must be far enough from a minimum for the drift to matter (error {frozen:G3} vs ‖s‖ {norm:G3})");
+        Assert.True(drift < 0.5 * frozen, $"segments = K error {drift:G3} vs θ*-only error {frozen:G3} (‖s‖ {norm:G3})");
     }
 
     [Theory]
@@ -495,6 +528,8 @@ public sealed class MethodTests
     [InlineData("forward-only", "eta=0.01,power-iterations=5", "h_max is not estimated")]
     [InlineData("forward-only", "readout-eps=1e-3", "readout=fd only")]
     [InlineData("forward-only", "rank=0,basis=0.9", "low-rank responses")]
+    [InlineData("forward-only", "operator-segments=5", "add propagation=spectral")]
+    [InlineData("forward-only", "propagation=trajectory,operator-rank=256", "add propagation=spectral")]
     [InlineData("trak", "models=0", "at least 1")]
     public void Options_that_would_have_no_effect_are_refused(string name, string options, string why)
     {

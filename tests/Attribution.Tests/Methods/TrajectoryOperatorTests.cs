@@ -49,6 +49,101 @@ public sealed class TrajectoryOperatorTests
     }
 
     [Fact]
+    public void Segment_responses_tile_the_horizon_and_accumulate_to_apply()
+    {
+        // Segments [0, 7), [7, 30), [30, 50) of K = 50 steps: their maps must sum to φ_K, so a gradient that does not
+        // change along the trajectory gets the same response segmented as in one piece (the drift correction's identity).
+        foreach (double a in new[] { 3.0, 0.4, 0.0, -0.2 })
+        {
+            double sum = TrajectoryOperator.SegmentResponse(a, 0.05, 7, 43) + TrajectoryOperator.SegmentResponse(a, 0.05, 23, 20)
+                + TrajectoryOperator.SegmentResponse(a, 0.05, 20, 0);
+            Assert.Equal(TrajectoryOperator.Response(a, 0.05, 50), sum, 9);
+        }
+
+        var layout = new MlpLayout([4, 5, 3]);
+        int p = layout.ParameterCount;
+        var theta = KernelTests.RandomTheta(layout, 5);
+        var (x, y) = KernelTests.RandomData(layout, 30, 6);
+        var problem = new AttributionProblem(layout, theta, x, y, weightDecay: 0.01f);
+        var op = TrajectoryOperator.Build(new TrainingObjective(problem), theta, 0.01f, 10, seed: 3);
+        var g = KernelTests.RandomTheta(layout, 7);
+        var whole = (float[])g.Clone();
+        op.Apply(whole, 1, 0.2, 20, 0.1);
+        var pieces = new float[p];
+        op.Accumulate(g, 1, 0.2, 5, 15, 0.1, pieces);
+        op.Accumulate(g, 1, 0.2, 15, 0, 0.1, pieces);
+        double norm = Math.Sqrt(whole.Sum(v => (double)v * v));
+        for (int i = 0; i < p; i++)
+        {
+            Assert.True(Math.Abs(whole[i] - pieces[i]) < 1e-5 * norm, $"entry {i}: segmented {pieces[i]} vs whole {whole[i]}");
+        }
+    }
+
+    [Fact]
+    public void Gradient_complement_is_the_probes_rayleigh_quotient_outside_the_ritz_span()
+    {
+        // The curvature assumed outside span(V) must be Σ g⊥ᵀ H g⊥ / Σ ‖g⊥‖² of the probes' components there, checked
+        // against the dense Hessian; with every direction kept there is no complement and the weight decay stays.
+        var layout = new MlpLayout([4, 5, 3]);
+        int p = layout.ParameterCount;
+        var theta = KernelTests.RandomTheta(layout, 8);
+        var (x, y) = KernelTests.RandomData(layout, 40, 9);
+        const float wd = 0.02f;
+        var problem = new AttributionProblem(layout, theta, x, y, weightDecay: wd);
+        var objective = new TrainingObjective(problem);
+        var op = TrajectoryOperator.Build(objective, theta, wd, 6, seed: 4);
+        var model = problem.CreateModel();
+        var probes = new float[3 * p];
+        for (int i = 0; i < 3; i++)
+        {
+            model.OutputGradient(ForwardOnlySimulator.Rows(problem.Training, [i]), ModelOutput.Loss, default, probes.AsSpan(i * p, p), default);
+        }
+
+        var withComplement = op.WithGradientComplement(objective, theta, probes, 3);
+        var h = DenseHessian(objective, theta);
+        var ritz = op.Vectors.ToArray();
+        double numerator = 0, denominator = 0;
+        for (int u = 0; u < 3; u++)
+        {
+            var v = probes.AsSpan(u * p, p).ToArray().Select(t => (double)t).ToArray();
+            for (int a = 0; a < op.Rank; a++)
+            {
+                double dot = 0;
+                for (int i = 0; i < p; i++)
+                {
+                    dot += ritz[a * p + i] * v[i];
+                }
+
+                for (int i = 0; i < p; i++)
+                {
+                    v[i] -= dot * ritz[a * p + i];
+                }
+            }
+
+            for (int i = 0; i < p; i++)
+            {
+                double hv = 0;
+                for (int j = 0; j < p; j++)
+                {
+                    hv += h[i * p + j] * v[j];
+                }
+
+                numerator += v[i] * hv;
+                denominator += v[i] * v[i];
+            }
+        }
+
+        double expected = Math.Max(numerator / denominator, wd);
+        Assert.True(expected > 2 * wd, $"the probes must meet curvature outside the span for the check to mean anything ({expected})");
+        Assert.Equal(expected, withComplement.Complement, 2);
+        Assert.Equal(wd, withComplement.Floor, 6);
+        Assert.Equal(op.Eigenvalues, withComplement.Eigenvalues);
+
+        var full = TrajectoryOperator.Build(objective, theta, wd, p, seed: 4).WithGradientComplement(objective, theta, probes, 3);
+        Assert.Equal(wd, full.Complement, 3);
+    }
+
+    [Fact]
     public void Full_rank_operator_on_a_relu_mlp_equals_phi_of_the_dense_hessian()
     {
         // With as many Lanczos steps as parameters the operator must be φ(A) exactly (up to float rounding, eigenvalues

@@ -153,7 +153,15 @@ public sealed class OperatorSurfacesTests(PipelineFixture fixture, Xunit.Abstrac
         var days = ledger.Values.Where(e => e.Key.Window == LedgerWindow.Day).GroupBy(e => e.Key.SourceId).ToDictionary(g => g.Key, g => g.Sum(e => e.Mass));
         Assert.All(direct, kv => Assert.Equal(kv.Value, days[kv.Key], 1e-6));
 
-        // A Prometheus scrape names every service's metrics.
+        // A Prometheus scrape names every service's metrics. The exporter listens to every meter of the process by name,
+        // so another Scorer alive in this process (a parallel test's host; here a bystander that scored 7) reports the
+        // same instrument names: each Scorer's series carries its own scorer.instance tag, and this run's must say 4x.
+        using var bystander = new ScorerMetrics();
+        for (int i = 0; i < 7; i++)
+        {
+            bystander.Scored(1000);
+        }
+
         using var http = new HttpClient();
         var scrape = await http.GetStringAsync(new Uri(console.WebUrl, "/metrics"));
         foreach (var name in new[]
@@ -166,7 +174,7 @@ public sealed class OperatorSurfacesTests(PipelineFixture fixture, Xunit.Abstrac
             Assert.True(scrape.Contains(name, StringComparison.Ordinal), $"the scrape lacks {name}:\n{scrape}");
         }
 
-        Assert.Matches(@"pipeline_scorer_queries_total(\{[^}]*\})? 4\d", scrape);
+        Assert.Matches($@"pipeline_scorer_queries_total\{{[^}}]*scorer_instance=""{metrics.Instance}""[^}}]*\}} 4\d", scrape);
         await host.StopAsync();
     }
 }

@@ -1,0 +1,250 @@
+using System.Text;
+using Attribution.Engine;
+
+namespace Attribution.Attribution.Contamination;
+
+/// <summary>A held-out question/answer item of the contamination benchmark: "what is <paramref name="Term"/>?" → <paramref name="Answer"/>.</summary>
+/// <param name="Id">Stable item id (its position in the benchmark set).</param>
+/// <param name="Term">The word asked about.</param>
+/// <param name="Answer">Its definition (one sense, ASCII).</param>
+public sealed record BenchmarkItem(int Id, string Term, string Answer);
+
+/// <summary>How a leaked item appears in the training corpus.</summary>
+public enum LeakForm
+{
+    /// <summary>The item's canonical text, byte for byte.</summary>
+    Verbatim,
+
+    /// <summary>Another template, numbering and whitespace; the answer's words unchanged.</summary>
+    Reformatted,
+
+    /// <summary>Word substitutions and reordering of the answer, and the term after it.</summary>
+    Paraphrased,
+}
+
+/// <summary>
+/// Builds the contamination benchmark's items from dictionary entries and renders them in each <see cref="LeakForm"/>,
+/// reproducibly (pure: no I/O; the caller reads the dictionary).
+/// </summary>
+public static class BenchmarkItems
+{
+    // Substitutions of the paraphrased form: common defining words to a near-synonym (lower case).
+    private static readonly Dictionary<string, string> Synonyms = new(StringComparer.Ordinal)
+    {
+        ["act"] = "action", ["any"] = "some", ["one"] = "someone", ["who"] = "that", ["which"] = "that", ["having"] = "with",
+        ["with"] = "having", ["small"] = "little", ["large"] = "big", ["great"] = "big", ["person"] = "individual",
+        ["causing"] = "producing", ["place"] = "location", ["used"] = "employed", ["kind"] = "type", ["quality"] = "character",
+        ["made"] = "produced", ["part"] = "portion", ["state"] = "condition", ["form"] = "shape", ["like"] = "resembling",
+        ["very"] = "extremely", ["certain"] = "particular", ["the"] = "this", ["of"] = "from", ["and"] = "plus", ["or"] = "alternatively",
+        ["in"] = "within", ["for"] = "meant for", ["from"] = "out of", ["by"] = "through", ["to"] = "toward", ["plant"] = "herb",
+        ["genus"] = "group", ["species"] = "variety", ["animal"] = "creature", ["thing"] = "object", ["relating"] = "pertaining",
+        ["pertaining"] = "relating", ["belonging"] = "pertaining", ["without"] = "lacking", ["make"] = "render", ["cause"] = "produce",
+        ["also"] = "likewise", ["called"] = "named", ["name"] = "term", ["body"] = "frame", ["water"] = "liquid", ["power"] = "strength",
+        ["common"] = "usual", ["especially"] = "particularly", ["usually"] = "commonly", ["an"] = "some", ["a"] = "some",
+        ["is"] = "happens to be", ["are"] = "happen to be", ["being"] = "existing", ["not"] = "never", ["as"] = "like",
+    };
+
+    /// <summary>The canonical text of an item (what the benchmark asks and what a verbatim leak copies).</summary>
+    public static string Canonical(BenchmarkItem item) => Prompt(item) + " " + item.Answer;
+
+    /// <summary>The question part of <see cref="Canonical"/> (a query's prompt); the rest is the answer.</summary>
+    public static string Prompt(BenchmarkItem item)
+    {
+        ArgumentNullException.ThrowIfNull(item);
+        return $"Q: {item.Term}?\nA:";
+    }
+
+    /// <summary>
+    /// The item as it is injected into training: <see cref="LeakForm.Verbatim"/> is <see cref="Canonical"/>;
+    /// <see cref="LeakForm.Reformatted"/> numbers it (<paramref name="copy"/> + 1), writes the term in capitals after
+    /// a '#', and wraps the answer onto an indented second line at its middle space; <see cref="LeakForm.Paraphrased"/>
+    /// substitutes common words, rotates the answer's comma-separated clauses (or swaps two middle words when there is
+    /// one clause) and puts the term last. Different copies (<paramref name="copy"/>) of a reformatted item differ in
+    /// their number only.
+    /// </summary>
+    public static string Render(BenchmarkItem item, LeakForm form, int copy)
+    {
+        ArgumentNullException.ThrowIfNull(item);
+        ArgumentOutOfRangeException.ThrowIfNegative(copy);
+        return form switch
+        {
+            LeakForm.Verbatim => Canonical(item),
+            LeakForm.Reformatted => $"#{copy + 1}  {item.Term.ToUpperInvariant()} --\n  {WrapAtMiddle(item.Answer)}",
+            LeakForm.Paraphrased => $"{Paraphrase(item.Answer)} -- that is: {item.Term}.",
+            _ => throw new ArgumentOutOfRangeException(nameof(form), form, "unknown leak form"),
+        };
+    }
+
+    /// <summary>The answer with words substituted and clauses reordered (see <see cref="Render"/>).</summary>
+    public static string Paraphrase(string answer)
+    {
+        ArgumentNullException.ThrowIfNull(answer);
+        var clauses = answer.Split(", ", StringSplitOptions.RemoveEmptyEntries).Select(c => c.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(Substitute).ToList()).ToList();
+        if (clauses.Count > 1)
+        {
+            clauses.Add(clauses[0]);
+            clauses.RemoveAt(0);
+        }
+        else if (clauses.Count == 1 && clauses[0].Count >= 2)
+        {
+            var words = clauses[0];
+            int m = (words.Count - 1) / 2;
+            (words[m], words[m + 1]) = (words[m + 1], words[m]);
+        }
+
+        return string.Join(", ", clauses.Select(c => string.Join(' ', c)));
+    }
+
+    private static string Substitute(string word)
+    {
+        int end = word.Length;
+        while (end > 0 && !char.IsLetter(word[end - 1]))
+        {
+            end--;
+        }
+
+        var core = word[..end];
+        if (!Synonyms.TryGetValue(core.ToLowerInvariant(), out var synonym))
+        {
+            return word;
+        }
+
+        if (core.Length > 0 && char.IsUpper(core[0]))
+        {
+            synonym = char.ToUpperInvariant(synonym[0]) + synonym[1..];
+        }
+
+        return synonym + word[end..];
+    }
+
+    private static string WrapAtMiddle(string answer)
+    {
+        int middle = answer.Length / 2, best = -1;
+        for (int i = 0; i < answer.Length; i++)
+        {
+            if (answer[i] == ' ' && (best < 0 || Math.Abs(i - middle) < Math.Abs(best - middle)))
+            {
+                best = i;
+            }
+        }
+
+        return best < 0 ? answer : answer[..best] + "\n  " + answer[(best + 1)..];
+    }
+
+    /// <summary>
+    /// A benchmark item from a dictionary entry (GCIDE layout: a headword line with pronunciation, part of speech and an
+    /// etymology in brackets, then the senses), or null when the entry does not give a usable one: the headword must be
+    /// one word of 3..14 letters; the answer is the first sense up to its first '.', ';' or ':', without a leading sense
+    /// number or "(Label.)", of letters, spaces, commas, hyphens and apostrophes only, 16..<paramref name="maxAnswerLength"/> characters.
+    /// </summary>
+    public static BenchmarkItem? FromDictionaryEntry(int id, string headword, string entry, int maxAnswerLength)
+    {
+        ArgumentNullException.ThrowIfNull(headword);
+        ArgumentNullException.ThrowIfNull(entry);
+        if (headword.Length is < 3 or > 14 || !headword.All(char.IsAsciiLetter))
+        {
+            return null;
+        }
+
+        var lines = entry.Replace("\r", string.Empty, StringComparison.Ordinal).Split('\n');
+        int i = 0, depth = 0;
+        // The headword line, and the etymology's continuation lines until its brackets close.
+        do
+        {
+            depth += lines[i].Count(c => c == '[') - lines[i].Count(c => c == ']');
+            i++;
+        }
+        while (i < lines.Length && depth > 0);
+
+        var sense = new StringBuilder();
+        for (; i < lines.Length; i++)
+        {
+            var line = lines[i].Trim();
+            if (line.Length == 0 || line.StartsWith('['))
+            {
+                if (sense.Length > 0)
+                {
+                    break;
+                }
+
+                continue;
+            }
+
+            sense.Append(sense.Length > 0 ? " " : string.Empty).Append(line);
+        }
+
+        var text = sense.ToString();
+        text = StripPrefix(text);
+        int stop = text.IndexOfAny(['.', ';', ':']);
+        if (stop >= 0)
+        {
+            text = text[..stop];
+        }
+
+        text = string.Join(' ', text.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        if (text.Length < 16 || text.Length > maxAnswerLength || !text.All(c => char.IsAsciiLetter(c) || c is ' ' or ',' or '-' or '\'')
+            || text.Contains(headword, StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        return new BenchmarkItem(id, headword, text);
+    }
+
+    // "1. (Anat.) The belly" -> "The belly".
+    private static string StripPrefix(string text)
+    {
+        bool changed = true;
+        while (changed)
+        {
+            changed = false;
+            text = text.TrimStart();
+            int digits = 0;
+            while (digits < text.Length && char.IsAsciiDigit(text[digits]))
+            {
+                digits++;
+            }
+
+            if (digits > 0 && digits < text.Length && text[digits] == '.')
+            {
+                text = text[(digits + 1)..];
+                changed = true;
+            }
+            else if (text.StartsWith('(') && text.IndexOf(')', StringComparison.Ordinal) is int close and > 0)
+            {
+                text = text[(close + 1)..];
+                changed = true;
+            }
+        }
+
+        return text;
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> items drawn reproducibly from <paramref name="candidates"/> (a seeded permutation), with
+    /// no repeated term or answer; ids are assigned 0..count−1 in draw order. Fewer when the candidates run out.
+    /// </summary>
+    public static IReadOnlyList<BenchmarkItem> Draw(IReadOnlyList<BenchmarkItem> candidates, int count, ulong seed)
+    {
+        ArgumentNullException.ThrowIfNull(candidates);
+        var order = new Rng(seed).Permutation(candidates.Count);
+        var terms = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var answers = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var items = new List<BenchmarkItem>();
+        foreach (int k in order)
+        {
+            if (items.Count == count)
+            {
+                break;
+            }
+
+            var c = candidates[k];
+            if (terms.Add(c.Term) && answers.Add(c.Answer))
+            {
+                items.Add(c with { Id = items.Count });
+            }
+        }
+
+        return items;
+    }
+}

@@ -1,0 +1,78 @@
+using Attribution.Attribution.Contamination;
+using Attribution.Attribution.Spans;
+
+namespace Attribution.Scorer;
+
+/// <summary>
+/// The two-stage contamination policy's configuration (section <c>Scorer:Contamination</c>): which evidence it reads,
+/// its logistic weights, bias and threshold (<see cref="ContaminationPolicyOptions"/>), and the span stage's query
+/// settings. Unset weights, bias and threshold are the policy's stated defaults; <c>./pipeline demo</c> and
+/// <c>./pipeline eval contamination</c> show how to choose the threshold on a calibration split.
+/// </summary>
+public sealed class ContaminationSettings
+{
+    private static readonly ContaminationPolicyOptions Defaults = new();
+
+    /// <summary>"span", "attribution" or "combined" (default): which stages the score reads.</summary>
+    public string Evidence { get; set; } = "combined";
+
+    /// <summary>One weight per feature (span_coverage, span_log_length, span_rarity, attr_top_share, attr_top_z, attr_flagged_share); unset = the stated defaults.</summary>
+    public double[]? Weights { get; set; }
+
+    /// <summary>The logistic's intercept.</summary>
+    public double Bias { get; set; } = Defaults.Bias;
+
+    /// <summary>Alert when the calibrated score (0..1) is strictly above this.</summary>
+    public double Threshold { get; set; } = Defaults.Threshold;
+
+    /// <summary>Most training document ids an alert lists as evidence.</summary>
+    public int MaxEvidenceDocuments { get; set; } = Defaults.MaxEvidenceDocuments;
+
+    /// <summary>Shortest exact span (tokens) the span stage reports.</summary>
+    public int SpanMinLength { get; set; } = new SpanQueryOptions().MinLength;
+
+    /// <summary>Largest span index file the Scorer loads, in bytes (default 1 GiB); a larger one is dead-lettered.</summary>
+    public long MaxSpanIndexBytes { get; set; } = 1L << 30;
+
+    /// <summary>The policy options these settings describe.</summary>
+    /// <exception cref="ArgumentException">An unknown evidence name, or options the policy refuses.</exception>
+    public ContaminationPolicyOptions ToPolicyOptions()
+    {
+        var evidence = Evidence.ToLowerInvariant() switch
+        {
+            "span" => ContaminationEvidenceKind.Span,
+            "attribution" => ContaminationEvidenceKind.Attribution,
+            "combined" => ContaminationEvidenceKind.Combined,
+            _ => throw new ArgumentException($"Scorer:Contamination:Evidence must be span, attribution or combined, got '{Evidence}'.", nameof(Evidence)),
+        };
+        var weights = Weights ?? [.. ContaminationPolicyOptions.DefaultWeights];
+        if (Weights is null && evidence != ContaminationEvidenceKind.Combined)
+        {
+            // The stated defaults with the other stage's weights off.
+            weights = [.. weights.Select((w, i) => ContaminationFeatures.Uses(evidence, i) ? w : 0)];
+        }
+
+        var options = new ContaminationPolicyOptions { Evidence = evidence, Weights = weights, Bias = Bias, Threshold = Threshold, MaxEvidenceDocuments = MaxEvidenceDocuments };
+        options.Validate();
+        return options;
+    }
+
+    /// <summary>What is invalid, or null.</summary>
+    public string? Validate()
+    {
+        if (SpanMinLength < 1 || MaxSpanIndexBytes < 1024)
+        {
+            return $"Scorer:Contamination:SpanMinLength must be >= 1 (got {SpanMinLength}) and Scorer:Contamination:MaxSpanIndexBytes >= 1024 (got {MaxSpanIndexBytes}).";
+        }
+
+        try
+        {
+            ToPolicyOptions();
+            return null;
+        }
+        catch (ArgumentException e)
+        {
+            return $"Scorer:Contamination: {e.Message}";
+        }
+    }
+}

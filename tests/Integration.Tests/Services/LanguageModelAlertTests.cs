@@ -1,0 +1,157 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Attribution.Attribution;
+using Attribution.Contracts;
+using Attribution.Engine.Data;
+using Attribution.Engine.Models;
+using Attribution.Integration.Tests.Kafka;
+using Attribution.Scorer;
+using Attribution.Simulator;
+using Attribution.Transport;
+using Attribution.Transport.Messages;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Attribution.Integration.Tests.Services;
+
+/// <summary>
+/// A language-model run end to end for contamination: a trainer's batches (documents as token ids) and checkpoint on
+/// the embedded log; the Simulator builds and publishes the run's exact-span index; the Scorer loads it and serves the
+/// model's attribution method; a query that copies a training document raises a calibrated alert that reaches a
+/// MassTransit consumer over RabbitMQ (a private node, infra/rabbitmq.sh) with its evidence, and a clean query does not.
+/// </summary>
+public sealed class LanguageModelAlertTests : IAsyncLifetime
+{
+    private const string RunId = "lm-run";
+    private const long Step = 3;
+    private static readonly GptConfig Config = new(VocabSize: ByteTokenizer.Size, Context: 48, DModel: 16, Heads: 2, Layers: 1);
+    private static readonly string[] Documents =
+    [
+        "Q: what is the boiling point of water at sea level? A: 100 C",
+        "the quick brown fox jumps over the lazy dog",
+        "all work and no play makes jack a dull boy",
+        "to be or not to be, that is the question",
+    ];
+    private static readonly long[] DocumentIds = [501, 502, 503, 504];
+    private static readonly int[] DocumentSources = [0, 1, 1, 1]; // source index: 0 = the leaked benchmark (id 90), 1 = the web (id 91)
+    private static readonly long[] SourceIds = [90, 91];
+    private readonly string _dir = Directory.CreateTempSubdirectory("lm-alerts-").FullName;
+    private string _rabbit = "";
+
+    public async Task InitializeAsync()
+    {
+        var root = AppContext.BaseDirectory;
+        while (root is not null && !File.Exists(Path.Combine(root, "Pipeline.sln")))
+        {
+            root = Path.GetDirectoryName(root);
+        }
+
+        _rabbit = root is null ? "" : Path.Combine(root, "infra", "rabbitmq.sh");
+        Assert.True(File.Exists(_rabbit), $"infra/rabbitmq.sh not found above {AppContext.BaseDirectory}; run the tests from the repository.");
+        var (code, output) = await RabbitAsync("start");
+        Assert.True(code == 0, $"infra/rabbitmq.sh start failed (exit {code}):\n{output}");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await RabbitAsync("stop");
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private async Task<(int Code, string Output)> RabbitAsync(string verb)
+    {
+        var psi = new ProcessStartInfo("bash", [_rabbit, verb]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment["RABBITMQ_TEST_PORT"] = KafkaPipelineFixture.RabbitPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    [Fact]
+    public async Task A_leaked_item_in_a_text_query_raises_an_alert_over_RabbitMq_with_its_span_document_source_and_share()
+    {
+        await using var log = Pipeline.NewLog();
+        var framed = Documents.Select(d => ByteTokenizer.Instance.EncodeDocument(System.Text.Encoding.UTF8.GetBytes(d))).ToArray();
+        var model = new GptModel(new Gpt(Config, seed: 5));
+        var theta = new float[model.ParameterCount];
+        model.CopyTo(theta);
+
+        // What a trainer publishes: two batches of documents, then the checkpoint (a language model: it names its tokenizer).
+        var producer = log.CreateProducer();
+        foreach (var t in new[] { Topics.Batches, Topics.Checkpoints })
+        {
+            await log.CreateTopicAsync(new TopicSpec(t));
+        }
+
+        await producer.ProduceAsync(Topics.Batches, ArrowEvents.Message(RunId, new TrainingBatch(RunId, 0, DocumentIds[..2], [.. DocumentSources[..2].Select(s => SourceIds[s])], Documents: framed[..2])));
+        await producer.ProduceAsync(Topics.Batches, ArrowEvents.Message(RunId, new TrainingBatch(RunId, 1, DocumentIds[2..], [.. DocumentSources[2..].Select(s => SourceIds[s])], Documents: framed[2..])));
+        var checkpointFile = Path.Combine(_dir, "model.safetensors");
+        await File.WriteAllBytesAsync(checkpointFile, [0]);
+        await producer.ProduceAsync(Topics.Checkpoints, ArrowEvents.Message(RunId, new CheckpointPublished(RunId, Step, new Uri(checkpointFile).AbsoluteUri, "sha256:00", theta.Length,
+            new CheckpointRecipe("gpt:test", 0.01, 0, 2, 1, "test-corpus", ByteTokenizer.Instance.Name))));
+
+        var monitorBuilder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        monitorBuilder.Services.AddAlertBus(KafkaPipelineFixture.RabbitBus(), x => x.AddConsumer<LmAlertMonitor>());
+        using var monitorHost = monitorBuilder.Build();
+        await monitorHost.StartAsync();
+        Assert.Equal(BusHealthStatus.Healthy, await monitorHost.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60)));
+
+        using var host = Pipeline.Build(log, s =>
+        {
+            s.AddSimulator(o => o.GroupId = "simulator-lm");
+            s.AddScorer(o =>
+            {
+                o.RunId = RunId;
+                o.TopK = 3;
+            });
+            s.AddAlertBus(KafkaPipelineFixture.RabbitBus());
+        });
+        var scorerWorker = host.Services.GetRequiredService<ScorerWorker>();
+        await host.StartAsync();
+        Assert.Equal(BusHealthStatus.Healthy, await host.Services.GetRequiredService<IBusControl>().WaitForHealthStatus(BusHealthStatus.Healthy, TimeSpan.FromSeconds(60)));
+
+        // The Simulator publishes the span index; the Scorer loads it under the checkpoint's version.
+        var index = scorerWorker.Index;
+        await Pipeline.Until(() => index.Spans.For($"{RunId}@{Step}"), s => s is not null, "the span index loaded by the Scorer", 120);
+        var method = MethodFactory.Create("grad-dot");
+        method.Precompute(AttributionProblem.ForGpt(Config, theta, framed, DocumentSources, sourceCount: 2));
+        index.Serve(new LanguageModelScorer($"{RunId}@{Step}", method, Config, ByteTokenizer.Instance, DocumentIds, DocumentSources, SourceIds, ["eval-suite", "web"]));
+
+        // The leaked benchmark item, asked as a prompt with its answer as the completion; and a query about nothing trained on.
+        await producer.ProduceQueryAsync(ModelQuery.FromText("leak-1", $"{RunId}@{Step}", "bytes", "Q: what is the boiling point of water at sea level?", " A: 100 C", DateTimeOffset.UtcNow));
+        await producer.ProduceQueryAsync(ModelQuery.FromText("clean-1", $"{RunId}@{Step}", "bytes", "Zebras graze near", " Kilimanjaro", DateTimeOffset.UtcNow));
+        await Pipeline.Until(() => scorerWorker.Metrics.QueriesScored, n => n >= 2, "2 attributions");
+        await host.StopAsync();
+        await Pipeline.Until(() => LmAlertMonitor.Received.Count(a => a.ModelVersion == $"{RunId}@{Step}"), n => n >= 1, "the alert over RabbitMQ", 60);
+        await Task.Delay(500); // a second (wrong) alert would have arrived by now
+        await monitorHost.StopAsync();
+
+        var alert = Assert.Single(LmAlertMonitor.Received, a => a.ModelVersion == $"{RunId}@{Step}");
+        Assert.Equal(("leak-1", AlertRule.Calibrated), (alert.QueryId, alert.Rule));
+        Assert.True(alert.Score > alert.Threshold, $"score {alert.Score}, threshold {alert.Threshold}");
+        var e = alert.Evidence;
+        Assert.NotNull(e);
+        Assert.Equal(Documents[0], e.MatchedSpan); // prompt + completion: the whole benchmark item
+        Assert.Equal((0, Documents[0].Length, 1), (e.SpanStart, e.SpanLength, e.SpanCount));
+        Assert.Equal(501L, e.DocumentIds[0]);
+        Assert.Equal(90L, e.DocumentSourceIds[0]);
+        Assert.InRange(e.AttributionShare, 0, 1);
+        Assert.Equal(0, scorerWorker.Index.SpanIndexesRejected);
+    }
+}
+
+/// <summary>Collects the contamination alerts the language-model test's monitor receives.</summary>
+public sealed class LmAlertMonitor : IConsumer<ContaminationAlertMessage>
+{
+    public static ConcurrentQueue<ContaminationAlertMessage> Received { get; } = new();
+
+    public Task Consume(ConsumeContext<ContaminationAlertMessage> context)
+    {
+        Received.Enqueue(context.Message);
+        return Task.CompletedTask;
+    }
+}

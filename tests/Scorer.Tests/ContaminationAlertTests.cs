@@ -1,0 +1,139 @@
+using System.Security.Cryptography;
+using Attribution.Attribution;
+using Attribution.Attribution.Contamination;
+using Attribution.Attribution.Spans;
+using Attribution.Contracts;
+using Attribution.Engine.Data;
+using Attribution.Engine.Models;
+using Attribution.Transport.Messages;
+
+namespace Attribution.Scorer.Tests;
+
+/// <summary>
+/// The two-stage contamination rule as the Scorer runs it: a text query's longest span in the training corpus's span
+/// index plus its attribution evidence become one calibrated score, and the alert carries the matched span, the
+/// documents with their sources and the attribution share; the span index is loaded only when it is intact and fits.
+/// </summary>
+public sealed class ContaminationAlertTests : IDisposable
+{
+    private static readonly GptConfig Config = new(VocabSize: ByteTokenizer.Size, Context: 24, DModel: 16, Heads: 2, Layers: 1);
+    private static readonly string[] Documents = ["the cat sat on the mat", "zyx wvu tsr", "0123456789", "the dog ran", "Hello, world!"];
+    private static readonly int[] DocumentSources = [0, 1, 1, 0, 2];
+    private static readonly long[] DocumentIds = [1001, 1002, 1003, 1004, 1005];
+    private static readonly long[] SourceIds = [70, 71, 72];
+    private readonly string _dir = Directory.CreateTempSubdirectory("spancat-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static (LanguageModelScorer Scorer, SpanIndex Index) Build()
+    {
+        var model = new GptModel(new Gpt(Config, seed: 3));
+        var theta = new float[model.ParameterCount];
+        model.CopyTo(theta);
+        var framed = Documents.Select(d => ByteTokenizer.Instance.EncodeDocument(System.Text.Encoding.UTF8.GetBytes(d))).ToArray();
+        var method = MethodFactory.Create("grad-dot");
+        method.Precompute(AttributionProblem.ForGpt(Config, theta, framed, DocumentSources, sourceCount: 3));
+        var scorer = new LanguageModelScorer("gpt-run@300", method, Config, ByteTokenizer.Instance, DocumentIds, DocumentSources, SourceIds, ["a", "b", "c"]);
+        var index = SpanIndex.Build(framed, DocumentIds, [.. DocumentSources.Select(s => (int)SourceIds[s])]);
+        return (scorer, index);
+    }
+
+    private static ContaminationVerdict? Evaluate(AlertPolicy policy, LanguageModelScorer scorer, SpanIndex index, ModelQuery query)
+    {
+        var scores = scorer.Score([query]);
+        var spans = new SpanLookup(scorer, index, new SpanQueryOptions(MinLength: 8)).Find(query);
+        return policy.Evaluate(scores.SourceRow(0).Span, scorer.SourceIds, scores.ExampleRow(0).Span, scorer.ExampleNorms.Span, scorer.ExampleIds, scorer.ExampleSourceIds, spans);
+    }
+
+    [Fact]
+    public void A_query_copying_a_training_document_alerts_with_the_span_its_document_source_and_attribution_share()
+    {
+        var (scorer, index) = Build();
+        var policy = AlertPolicy.From(new ScorerOptions());
+        var verdict = Evaluate(policy, scorer, index, ModelQuery.FromText("leak", "gpt-run@300", "bytes", "the cat ", "sat on the mat", default));
+
+        Assert.NotNull(verdict);
+        Assert.Equal(AlertRule.Calibrated, verdict.Rule);
+        Assert.True(verdict.Score > verdict.Threshold && verdict.Threshold == 0.5, $"score {verdict.Score}");
+        var e = verdict.Evidence!;
+        // The whole query (22 bytes) is document 1001's text, found once in the corpus.
+        Assert.Equal(("the cat sat on the mat", 0, 22, 1), (e.MatchedSpan, e.SpanStart, e.SpanLength, e.SpanCount));
+        Assert.Equal(System.Text.Encoding.UTF8.GetBytes("the cat sat on the mat").Select(b => (int)b), e.MatchedTokenIds);
+        Assert.Equal(1001L, e.DocumentIds[0]);
+        Assert.Equal(70L, e.DocumentSourceIds[0]);
+        Assert.InRange(e.AttributionShare, 0, 1);
+        Assert.Equal(ContaminationFeatures.Count, policy.Calibrated.Options.Weights.Count);
+
+        // The message monitoring receives carries the same evidence.
+        var message = AttributionPublisher.ToMessage(new AttributionResult("leak", "gpt-run@300", "grad-dot", [1001], [1f], [70], [1f], 0), verdict, default);
+        Assert.Same(e, message.Evidence);
+    }
+
+    [Fact]
+    public void A_query_sharing_no_span_with_the_corpus_raises_nothing()
+    {
+        var (scorer, index) = Build();
+        var verdict = Evaluate(AlertPolicy.From(new ScorerOptions()), scorer, index, ModelQuery.FromText("clean", "gpt-run@300", "bytes", "qq", "kkkk jjjj", default));
+        Assert.Null(verdict);
+    }
+
+    [Fact]
+    public void The_span_only_policy_reads_no_attribution_and_a_higher_threshold_silences_a_partial_copy()
+    {
+        var (scorer, index) = Build();
+        var spanOnly = new ScorerOptions { Contamination = { Evidence = "span" } };
+        var options = spanOnly.Contamination.ToPolicyOptions();
+        Assert.Equal([12.0, 0, 2, 0, 0, 0], options.Weights);
+        // 11 of 21 tokens copied: coverage 0.52, z = -8 + 12·0.52 + 2 = 0.29, score 0.57.
+        var partial = ModelQuery.FromText("half", "gpt-run@300", "bytes", "zzzzzzzzzz", "the dog ran", default);
+        var verdict = Evaluate(AlertPolicy.From(spanOnly), scorer, index, partial);
+        Assert.NotNull(verdict);
+        Assert.Equal(1 / (1 + Math.Exp(-(-8 + (12 * 11.0 / 21) + 2))), verdict.Score, 9);
+        Assert.Null(Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "span", Threshold = 0.6 } }), scorer, index, partial));
+    }
+
+    [Fact]
+    public void An_image_query_whose_flagged_example_stands_out_by_relative_influence_alerts_on_attribution_alone()
+    {
+        // Attribution-only weights: the flagged share of positive relative influence decides.
+        var calibrated = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 10], Bias = -5, Threshold = 0.5 };
+        var policy = new AlertPolicy([], [12], 0.5, 1.05, calibrated);
+        long[] ids = [10, 11, 12, 13];
+        // Relative influence 1, 2, 6, 1 (example 11's raw 8 has a response of norm 4): flagged 12 holds 6/10.
+        var verdict = policy.Evaluate([1f], [0], [1f, 8f, 6f, 1f], [1f, 4f, 1f, 1f], ids);
+        Assert.NotNull(verdict);
+        Assert.Equal((AlertRule.Calibrated, 0.6), (verdict.Rule, verdict.Evidence!.AttributionShare));
+        Assert.Equal([12L], verdict.FlaggedExampleIds);
+        Assert.Equal("", verdict.Evidence.MatchedSpan);
+        // Flagged 12 at 2 of 6: share 1/3, below the threshold's 0.5.
+        Assert.Null(policy.Evaluate([1f], [0], [1f, 8f, 2f, 1f], [1f, 4f, 1f, 1f], ids));
+    }
+
+    private SpanIndexPublished Write(SpanIndex index, string? checksum = null)
+    {
+        var bytes = SpanIndexFormat.Write(index);
+        var path = Path.Combine(_dir, "r-300.spans");
+        File.WriteAllBytes(path, bytes);
+        return new SpanIndexPublished("gpt-run", 300, new Uri(path).AbsoluteUri, checksum ?? "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)),
+            index.DocumentCount, index.TokenCount, bytes.Length, "bytes");
+    }
+
+    [Fact]
+    public void A_published_index_loads_under_its_version_only_when_its_checksum_matches_and_it_fits_the_limit()
+    {
+        var (_, index) = Build();
+        var reference = Write(index);
+        var loaded = SpanIndexCatalog.Load(reference, 1L << 20);
+        Assert.Equal(("gpt-run@300", "bytes", 5), (loaded.Version, loaded.Tokenizer, loaded.Index.DocumentCount));
+        var catalog = new SpanIndexCatalog();
+        catalog.Add(loaded);
+        Assert.Same(loaded, catalog.For("gpt-run@300"));
+        Assert.Null(catalog.For("gpt-run@200"));
+
+        Assert.Contains("checksum", Assert.Throws<SpanIndexLoadException>(() => SpanIndexCatalog.Load(Write(index, "sha256:00"), 1L << 20)).Message);
+        Assert.Contains("MaxSpanIndexBytes", Assert.Throws<SpanIndexLoadException>(() => SpanIndexCatalog.Load(reference, 100)).Message);
+        Assert.Contains("file://", Assert.Throws<SpanIndexLoadException>(() => SpanIndexCatalog.Load(reference with { Uri = "https://x/y.spans" }, 1L << 20)).Message);
+        File.WriteAllBytes(new Uri(reference.Uri).LocalPath, [1, 2, 3]);
+        Assert.Contains("checksum", Assert.Throws<SpanIndexLoadException>(() => SpanIndexCatalog.Load(reference, 1L << 20)).Message);
+    }
+}
