@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Attribution.Engine;
 using Attribution.Engine.Models;
 
@@ -5,9 +6,10 @@ namespace Attribution.Attribution.Stride;
 
 /// <summary>
 /// Trained STRIDE steering operators in the logit form (shared/docs/stride.md §3): a shared basis B ∈ ℝ^{r×H} reading
-/// hidden layer <see cref="Layer"/> of the frozen classifier and one matrix a_k ∈ ℝ^{r×C} per subset, so that operator k
-/// steers the logits to <c>o + (B·h)ᵀ a_k</c>. A query's K measurements come from one forward pass (logits and the
-/// hidden activation) plus one [r × K·C] GEMM (§5).
+/// hidden layer <see cref="Layer"/> of the frozen model (a classifier's hidden layer; a transformer block's residual
+/// stream, per position) and one matrix a_k ∈ ℝ^{r×C} per subset (C = classes or vocabulary), so that operator k steers
+/// the logits to <c>o + (B·h)ᵀ a_k</c>. A query's K measurements come from one forward pass (logits and the hidden
+/// activation) plus one [r × K·C] GEMM per scored position (§5).
 /// </summary>
 public sealed class SteeringOperators
 {
@@ -72,46 +74,42 @@ public sealed class SteeringOperators
     internal ModelOutput Helpful => MeasuredOutput == ModelOutput.Margin ? ModelOutput.Margin : ModelOutput.LogLikelihood;
 
     /// <summary>
-    /// K measurements per query, [count, K] row-major: <c>y[q, k] = f(o + (B·h)ᵀa_k) − f(o)</c> where f is the margin of
-    /// the query's label (or its log-likelihood). Positive means operator k helps the query.
+    /// K measurements per query (one row of <paramref name="queries"/>), [Count, K] row-major: <c>y[q, k] = Σ_t f(o_t +
+    /// (B·h_t)ᵀa_k) − f(o_t)</c> over the query's scored positions t (a classifier's one example; a language model's
+    /// completion tokens), where f is the margin of the label (or the log-likelihood of the target). Positive means
+    /// operator k helps the query. One forward pass, no gradients.
     /// </summary>
-    public void Measure(IHiddenStateModel model, ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, int count, Span<float> measurements)
+    public void Measure(IHiddenStateModel model, in ModelBatch queries, Span<float> measurements)
     {
         ArgumentNullException.ThrowIfNull(model);
         CheckModel(model);
-        int c = Classes, kc = Subsets * Classes, inputWidth = count == 0 ? 0 : inputs.Length / count;
-        if (measurements.Length != (long)count * Subsets || labels.Length != count)
+        if (measurements.Length != (long)queries.Count * Subsets)
         {
-            throw new ArgumentException($"SteeringOperators.Measure: {count} queries need {count} labels and {(long)count * Subsets} measurements; got {labels.Length} and {measurements.Length}.");
+            throw new ArgumentException($"SteeringOperators.Measure: {queries.Count} queries need {(long)queries.Count * Subsets} measurements; got {measurements.Length}.");
         }
 
-        const int chunk = 128;
-        var logits = new float[chunk * c];
-        var hidden = new float[chunk * Width];
-        var u = new float[chunk * Rank];
-        var shifts = new float[chunk * kc];
+        measurements.Clear();
+        var rows = SteeringRows.Read(model, queries, Layer);
+        int c = Classes, kc = Subsets * Classes;
+        const int block = 64;
+        var u = new float[block * Rank];
+        var shifts = new float[(long)block * kc];
         var z = new float[c];
-        for (int start = 0; start < count; start += chunk)
+        for (int first = 0; first < rows.Count; first += block)
         {
-            int b = Math.Min(chunk, count - start);
-            model.LogitsAndHidden(inputs.Slice(start * inputWidth, b * inputWidth), b, Layer, logits.AsSpan(0, b * c), hidden.AsSpan(0, b * Width));
-            Blas.Gemm(false, true, b, Rank, Width, 1f, hidden, Basis, 0f, u);
+            int b = Math.Min(block, rows.Count - first);
+            Blas.Gemm(false, true, b, Rank, Width, 1f, rows.Hidden.AsSpan(first * Width, b * Width), Basis, 0f, u);
             Blas.Gemm(false, false, b, kc, Rank, 1f, u, Matrices, 0f, shifts);
             for (int i = 0; i < b; i++)
             {
-                var o = logits.AsSpan(i * c, c);
-                int y = labels[start + i];
+                int row = first + i, y = rows.Targets[row];
+                var o = rows.Logits.AsSpan(row * c, c);
                 float baseValue = MlpKernels.Output(Helpful, o, y, 1f, default);
-                var row = measurements.Slice((start + i) * Subsets, Subsets);
+                var destination = measurements.Slice(rows.Unit[row] * Subsets, Subsets);
                 for (int k = 0; k < Subsets; k++)
                 {
-                    var shift = shifts.AsSpan(i * kc + k * c, c);
-                    for (int t = 0; t < c; t++)
-                    {
-                        z[t] = o[t] + shift[t];
-                    }
-
-                    row[k] = MlpKernels.Output(Helpful, z, y, 1f, default) - baseValue;
+                    TensorPrimitives.Add(o, shifts.AsSpan((int)((long)i * kc + k * c), c), z);
+                    destination[k] += MlpKernels.Output(Helpful, z, y, 1f, default) - baseValue;
                 }
             }
         }

@@ -12,7 +12,10 @@ public sealed record SteeringOptions
     /// <summary>Rank r of the shared basis B (the paper: 16).</summary>
     public int Rank { get; init; } = 16;
 
-    /// <summary>Hidden layer the basis reads, 0-based in forward order; -1 = the last hidden layer (the spec's default for small classifiers).</summary>
+    /// <summary>
+    /// Hidden layer the basis reads, 0-based in forward order; -1 = the model's default (<see cref="IHiddenStateModel.DefaultHiddenLayer"/>:
+    /// a classifier's last hidden layer, the spec's default for small classifiers; a transformer's block at 0.6 of its depth).
+    /// </summary>
     public int Layer { get; init; } = -1;
 
     /// <summary>Full-batch Adam steps over all K subsets at once.</summary>
@@ -40,10 +43,12 @@ public sealed record SteeringOptions
     public int ReferenceSize { get; init; }
 
     /// <summary>
-    /// What a measurement is: <see cref="ModelOutput.Margin"/> (y = margin change, the product's query measurement) or
-    /// <see cref="ModelOutput.Loss"/> (y = loss decrease, the paper's §5 form). Positive means the operator helps.
+    /// What a measurement is: <see cref="ModelOutput.Margin"/> (y = margin change, the product's classifier query
+    /// measurement) or <see cref="ModelOutput.Loss"/> (y = loss decrease, the paper's §5 form; for a language model the
+    /// change of the completion's log-likelihood). Positive means the operator helps. Null = the model's own: margin for
+    /// a classifier, loss for a language model (which has no margin).
     /// </summary>
-    public ModelOutput Measure { get; init; } = ModelOutput.Margin;
+    public ModelOutput? Measure { get; init; }
 
     /// <summary>Seed of the basis initialisation, the reference draws, the linearity inputs and the sketches.</summary>
     public ulong Seed { get; init; } = 0x57E1;
@@ -61,7 +66,7 @@ public sealed record SteeringOptions
         Check(float.IsFinite(Ridge) && Ridge > 0, $"ridge must be positive; got {Ridge}.");
         Check(LinearityInputs >= 1, $"linearity-inputs must be at least 1; got {LinearityInputs}.");
         Check(ReferenceSize >= 0, $"reference must be ≥ 0; got {ReferenceSize}.");
-        Check(Measure is ModelOutput.Margin or ModelOutput.Loss, $"measure must be margin or loss; got {Measure}.");
+        Check(Measure is null or ModelOutput.Margin or ModelOutput.Loss, $"measure must be margin or loss; got {Measure}.");
     }
 
     private static void Check(bool ok, string message)

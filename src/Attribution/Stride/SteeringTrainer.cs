@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Attribution.Attribution.Kernels;
 using Attribution.Engine;
 using Attribution.Engine.Models;
@@ -20,38 +21,28 @@ namespace Attribution.Attribution.Stride;
 /// </summary>
 public static class SteeringTrainer
 {
-    /// <summary>Trains operators for <paramref name="design"/> over the training set (<paramref name="inputs"/> [n, d], <paramref name="labels"/> [n]).</summary>
-    public static SteeringOperators Train(IHiddenStateModel model, ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, SubsetDesign design,
+    /// <summary>
+    /// Trains operators for <paramref name="design"/> over the training set <paramref name="training"/> (one unit per row:
+    /// classifier examples, or a language model's documents whose target tokens are the scored positions).
+    /// </summary>
+    public static SteeringOperators Train(IHiddenStateModel model, in ModelBatch training, SubsetDesign design,
         SteeringOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(design);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        int n = labels.Length;
-        if (design.Examples != n)
-        {
-            throw new ArgumentException($"SteeringTrainer: the design covers {design.Examples} examples; the training set has {n}.");
-        }
-
-        int layer = options.Layer < 0 ? model.HiddenLayerCount - 1 : options.Layer;
-        if (layer >= model.HiddenLayerCount)
-        {
-            throw new ArgumentException($"SteeringTrainer: layer {options.Layer} does not exist; {model.Architecture} has hidden layers 0..{model.HiddenLayerCount - 1}.");
-        }
-
+        var (layer, measure) = Resolve(model, training, design, options);
         int width = model.HiddenWidth(layer), c = model.Classes, r = options.Rank, kk = design.Subsets;
-        var o = new float[(long)n * c];
-        var h = new float[(long)n * width];
-        model.LogitsAndHidden(inputs, n, layer, o, h);
+        var rows = SteeringRows.Read(model, training, layer);
 
         var rng = new Rng(options.Seed);
         var basis = new Parameter("stride.basis", r, width);
         var matrices = new Parameter("stride.matrices", r, kk * c);
         rng.FillNormal(basis.Data, 0f, 1f / MathF.Sqrt(width));
-        var operators = new SteeringOperators(layer, width, r, c, kk, options.Measure, basis.Data, matrices.Data);
+        var operators = new SteeringOperators(layer, width, r, c, kk, measure, basis.Data, matrices.Data);
         var optimizer = new AdamW([basis, matrices], weightDecay: 0f);
-        var state = new StepState(operators, design, o, h, labels.ToArray(), options);
+        var state = new StepState(operators, design, rows, options);
         for (int step = 0; step < options.Steps; step++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -68,69 +59,106 @@ public static class SteeringTrainer
     /// and <paramref name="gradMatrices"/> [r·K·C]. <paramref name="step"/> selects the step's reference draws and sketch.
     /// </summary>
     public static (double Fidelity, double Stability, double Linearity) LossesAndGradients(SteeringOperators operators, IHiddenStateModel model,
-        ReadOnlySpan<float> inputs, ReadOnlySpan<int> labels, SubsetDesign design, SteeringOptions options, float[] gradBasis, float[] gradMatrices, int step = 0)
+        in ModelBatch training, SubsetDesign design, SteeringOptions options, float[] gradBasis, float[] gradMatrices, int step = 0)
     {
         ArgumentNullException.ThrowIfNull(operators);
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(design);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(gradBasis);
         ArgumentNullException.ThrowIfNull(gradMatrices);
-        if (gradBasis.Length != operators.Basis.Length || gradMatrices.Length != operators.Matrices.Length || design.Subsets != operators.Subsets)
+        if (gradBasis.Length != operators.Basis.Length || gradMatrices.Length != operators.Matrices.Length || design.Subsets != operators.Subsets
+            || design.Examples != training.Count)
         {
-            throw new ArgumentException("SteeringTrainer.LossesAndGradients: gradient buffers or design do not match the operators.");
+            throw new ArgumentException("SteeringTrainer.LossesAndGradients: gradient buffers, design or training set do not match the operators.");
         }
 
-        int n = labels.Length;
-        var o = new float[(long)n * operators.Classes];
-        var h = new float[(long)n * operators.Width];
-        model.LogitsAndHidden(inputs, n, operators.Layer, o, h);
-        var state = new StepState(operators, design, o, h, labels.ToArray(), options);
+        var rows = SteeringRows.Read(model, training, operators.Layer);
+        var state = new StepState(operators, design, rows, options);
         return state.Gradients(step, new Rng(options.Seed ^ (ulong)step), gradBasis, gradMatrices);
     }
 
-    private sealed class StepState(SteeringOperators op, SubsetDesign design, float[] o, float[] h, int[] labels, SteeringOptions options)
+    // The layer and the measurement the options name, or the model's defaults; refuses what the model cannot honour.
+    private static (int Layer, ModelOutput Measure) Resolve(IHiddenStateModel model, in ModelBatch training, SubsetDesign design, SteeringOptions options)
     {
-        private readonly int _n = labels.Length;
-        private readonly float[] _u = new float[labels.Length * op.Rank];
+        if (design.Examples != training.Count)
+        {
+            throw new ArgumentException($"SteeringTrainer: the design covers {design.Examples} examples; the training set has {training.Count}.");
+        }
+
+        int layer = options.Layer < 0 ? model.DefaultHiddenLayer : options.Layer;
+        if (layer >= model.HiddenLayerCount)
+        {
+            throw new ArgumentException($"SteeringTrainer: layer {options.Layer} does not exist; {model.Architecture} has hidden layers 0..{model.HiddenLayerCount - 1}.");
+        }
+
+        bool sequences = training.Tokens is not null;
+        if (sequences && options.Measure == ModelOutput.Margin)
+        {
+            throw new ArgumentException($"SteeringTrainer: measure=margin is not defined for a language model ({model.Architecture}); use measure=loss (the change of the completion's log-likelihood).");
+        }
+
+        return (layer, options.Measure ?? (sequences ? ModelOutput.Loss : ModelOutput.Margin));
+    }
+
+    // Rows are scored positions (see SteeringRows); units (examples, documents) are what the design assigns to subsets.
+    private sealed class StepState(SteeringOperators op, SubsetDesign design, SteeringRows rows, SteeringOptions options)
+    {
+        private readonly int _n = rows.Units;
+        private readonly int _rows = rows.Count;
+        private readonly float[] o = rows.Logits;
+        private readonly float[] h = rows.Hidden;
+        private readonly int[] labels = rows.Targets;
+        private readonly float[] _u = new float[(long)rows.Count * op.Rank];
 
         // Fills the gradients of L at the current parameters and returns the three loss values.
         public (double, double, double) Gradients(int step, Rng rng, float[] gradBasis, float[] gradMatrices)
         {
-            int n = _n, r = op.Rank, c = op.Classes, kk = op.Subsets, kc = kk * c;
-            Blas.Gemm(false, true, n, r, op.Width, 1f, h, op.Basis, 0f, _u);
+            int nr = _rows, r = op.Rank, c = op.Classes, kk = op.Subsets;
+            Blas.Gemm(false, true, nr, r, op.Width, 1f, h, op.Basis, 0f, _u);
             Array.Clear(gradMatrices);
-            var gradU = new float[n * r];
+            var gradU = new float[(long)nr * r];
             var gate = new object();
             double fid = 0, stab = 0;
             ulong stepSeed = options.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(step + 1));
-            Parallel.For(0, kk, () => (new float[n * r], new double[2]), (k, _, local) =>
+            Parallel.For(0, kk, () => (new float[(long)nr * r], new double[2]), (k, _, local) =>
             {
                 var members = design.MembersOf(k);
                 var z = new float[c];
                 var g = new float[c];
-                float fidScale = 1f / (kk * Math.Max(members.Length, 1));
+                int memberRows = 0;
                 foreach (int i in members)
                 {
-                    Shift(i, k, z);
-                    local.Item2[0] += MlpKernels.Output(ModelOutput.Loss, z, labels[i], fidScale, g) * fidScale;
-                    Accumulate(i, k, g, gradMatrices, local.Item1);
+                    memberRows += rows.Start[i + 1] - rows.Start[i];
                 }
 
-                int refs = options.ReferenceSize > 0 ? options.ReferenceSize : Math.Max(members.Length, 1);
+                float fidScale = 1f / (kk * Math.Max(memberRows, 1));
+                foreach (int i in members)
+                {
+                    for (int row = rows.Start[i]; row < rows.Start[i + 1]; row++)
+                    {
+                        Shift(row, k, z);
+                        local.Item2[0] += MlpKernels.Output(ModelOutput.Loss, z, labels[row], fidScale, g) * fidScale;
+                        Accumulate(row, k, g, gradMatrices, local.Item1);
+                    }
+                }
+
+                int refs = options.ReferenceSize > 0 ? options.ReferenceSize : Math.Max(memberRows, 1);
                 var draw = new Rng(stepSeed ^ (0xD1B54A32D192ED03UL * (ulong)(k + 1)));
                 float stabScale = options.Stability / (kk * refs);
-                for (int t = 0; t < refs && options.Stability > 0 && members.Length < n; t++)
+                bool outside = memberRows < nr;
+                for (int t = 0; t < refs && options.Stability > 0 && outside; t++)
                 {
-                    int i = draw.NextInt(n);
-                    if (design.SubsetsOf(i).Contains(k))
+                    int row = draw.NextInt(nr);
+                    if (design.SubsetsOf(rows.Unit[row]).Contains(k))
                     {
                         t--;
                         continue;
                     }
 
-                    Shift(i, k, z);
-                    local.Item2[1] += Kl(o.AsSpan(i * c, c), z, stabScale, g) * stabScale;
-                    Accumulate(i, k, g, gradMatrices, local.Item1);
+                    Shift(row, k, z);
+                    local.Item2[1] += Kl(o.AsSpan(row * c, c), z, stabScale, g) * stabScale;
+                    Accumulate(row, k, g, gradMatrices, local.Item1);
                 }
 
                 return local;
@@ -140,15 +168,12 @@ public static class SteeringTrainer
                 {
                     fid += local.Item2[0];
                     stab += local.Item2[1];
-                    for (int t = 0; t < gradU.Length; t++)
-                    {
-                        gradU[t] += local.Item1[t];
-                    }
+                    TensorPrimitives.Add(gradU, local.Item1, gradU);
                 }
             });
 
             double lin = options.Linearity > 0 ? Linearity(rng, gradMatrices, gradU) : 0;
-            Blas.Gemm(true, false, r, op.Width, n, 1f, gradU, h, 0f, gradBasis);
+            Blas.Gemm(true, false, r, op.Width, nr, 1f, gradU, h, 0f, gradBasis);
             return (fid, options.Stability > 0 ? stab / options.Stability : 0, lin);
         }
 
@@ -210,13 +235,17 @@ public static class SteeringTrainer
             var g = new float[c];
             for (int s = 0; s < inputs; s++)
             {
+                // y_k = Σ over the unit's rows of the steered minus the frozen output (a classifier example has one row).
                 int i = rng.NextInt(_n);
-                var oi = o.AsSpan(i * c, c);
-                double baseValue = MlpKernels.Output(op.Helpful, oi, labels[i], 1f, default);
-                for (int k = 0; k < kk; k++)
+                Array.Clear(y);
+                for (int row = rows.Start[i]; row < rows.Start[i + 1]; row++)
                 {
-                    Shift(i, k, z);
-                    y[k] = MlpKernels.Output(op.Helpful, z, labels[i], 1f, default) - baseValue;
+                    double baseValue = MlpKernels.Output(op.Helpful, o.AsSpan(row * c, c), labels[row], 1f, default);
+                    for (int k = 0; k < kk; k++)
+                    {
+                        Shift(row, k, z);
+                        y[k] += MlpKernels.Output(op.Helpful, z, labels[row], 1f, default) - baseValue;
+                    }
                 }
 
                 Project(mt, gram, kk, q, y, res);
@@ -229,11 +258,14 @@ public static class SteeringTrainer
                 // ∂/∂y of ‖(I − P)y‖² is 2(I − P)ᵀ(I − P)y = 2(r − P r) (P is symmetric).
                 Project(mt, gram, kk, q, res, pres);
                 double scale = 2.0 * options.Linearity / ((double)kk * inputs);
-                for (int k = 0; k < kk; k++)
+                for (int row = rows.Start[i]; row < rows.Start[i + 1]; row++)
                 {
-                    Shift(i, k, z);
-                    MlpKernels.Output(op.Helpful, z, labels[i], (float)(scale * (res[k] - pres[k])), g);
-                    Accumulate(i, k, g, gradMatrices, gradU);
+                    for (int k = 0; k < kk; k++)
+                    {
+                        Shift(row, k, z);
+                        MlpKernels.Output(op.Helpful, z, labels[row], (float)(scale * (res[k] - pres[k])), g);
+                        Accumulate(row, k, g, gradMatrices, gradU);
+                    }
                 }
             }
 
@@ -265,39 +297,26 @@ public static class SteeringTrainer
             }
         }
 
-        // z = o_i + (B·h_i)ᵀ a_k.
-        private void Shift(int i, int k, Span<float> z)
+        // z = o_row + (B·h_row)ᵀ a_k.
+        private void Shift(int row, int k, Span<float> z)
         {
             int r = op.Rank, c = op.Classes, kc = op.Subsets * c;
-            o.AsSpan(i * c, c).CopyTo(z);
+            o.AsSpan(row * c, c).CopyTo(z);
             for (int j = 0; j < r; j++)
             {
-                float uij = _u[i * r + j];
-                var a = op.Matrices.AsSpan(j * kc + k * c, c);
-                for (int t = 0; t < c; t++)
-                {
-                    z[t] += uij * a[t];
-                }
+                TensorPrimitives.MultiplyAdd(op.Matrices.AsSpan(j * kc + k * c, c), _u[row * r + j], z, z);
             }
         }
 
-        // Back-propagates a logit gradient g of pair (i, k) into a_k and u_i.
-        private void Accumulate(int i, int k, ReadOnlySpan<float> g, float[] gradMatrices, float[] gradU)
+        // Back-propagates a logit gradient g of pair (row, k) into a_k and u_row.
+        private void Accumulate(int row, int k, ReadOnlySpan<float> g, float[] gradMatrices, float[] gradU)
         {
             int r = op.Rank, c = op.Classes, kc = op.Subsets * c;
             for (int j = 0; j < r; j++)
             {
-                float uij = _u[i * r + j];
-                var a = op.Matrices.AsSpan(j * kc + k * c, c);
                 var ga = gradMatrices.AsSpan(j * kc + k * c, c);
-                float dot = 0;
-                for (int t = 0; t < c; t++)
-                {
-                    ga[t] += uij * g[t];
-                    dot += g[t] * a[t];
-                }
-
-                gradU[i * r + j] += dot;
+                TensorPrimitives.MultiplyAdd(g, _u[row * r + j], ga, ga);
+                gradU[row * r + j] += TensorPrimitives.Dot(g, op.Matrices.AsSpan(j * kc + k * c, c));
             }
         }
 

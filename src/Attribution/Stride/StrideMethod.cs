@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Attribution.Contracts;
 using Attribution.Engine.Models;
 
 namespace Attribution.Attribution.Stride;
@@ -10,11 +11,12 @@ namespace Attribution.Attribution.Stride;
 /// query's K measurements; the Lasso turns them into per-example scores (plus a small dense tie-break); per-source scores
 /// are sums. Optionally combined with a partner method (forward-only) as a Lasso prior or a calibrated sum.
 /// </summary>
-public sealed class StrideMethod : IAttributionMethod
+public sealed class StrideMethod : IProbeSetMethod
 {
     private readonly StrideOptions _options;
     private readonly IAttributionMethod? _partner;
-    private AttributionProblem? _problem;
+    private ServedModel? _served;
+    private IHiddenStateModel? _model;
     private SubsetDesign? _design;
     private LassoRecovery? _recovery;
     private SteeringOperators? _operators;
@@ -54,7 +56,7 @@ public sealed class StrideMethod : IAttributionMethod
             _ => "",
         };
         return string.Create(CultureInfo.InvariantCulture,
-            $"STRIDE (K = {_options.Subsets}, d = {_options.Degree}, rank {s.Rank}, layer {(s.Layer < 0 ? "last hidden" : s.Layer)}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {s.Measure.ToString().ToLowerInvariant()}, {rule}, dense {_options.Dense}{combine})");
+            $"STRIDE (K = {_options.Subsets}, d = {_options.Degree}, rank {s.Rank}, layer {(_operators is { } op ? op.Layer.ToString(CultureInfo.InvariantCulture) : s.Layer < 0 ? "default" : s.Layer.ToString(CultureInfo.InvariantCulture))}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {(_operators?.MeasuredOutput ?? s.Measure)?.ToString().ToLowerInvariant() ?? "default"}, {rule}, dense {_options.Dense}{combine})");
     }
 
     /// <inheritdoc />
@@ -64,10 +66,11 @@ public sealed class StrideMethod : IAttributionMethod
         var model = HiddenModel(problem);
         var clock = Stopwatch.StartNew();
         var design = SubsetDesign.Create(problem.Count, _options.Subsets, _options.Degree, _options.DesignSeed);
-        var operators = SteeringTrainer.Train(model, problem.TrainInputs, problem.TrainLabels, design, _options.Steering, cancellationToken);
+        var operators = SteeringTrainer.Train(model, problem.Training, design, _options.Steering, cancellationToken);
         TrainingSeconds = clock.Elapsed.TotalSeconds;
         _partner?.Precompute(problem, cancellationToken);
-        _problem = problem;
+        _served = ServedModel.Of(problem);
+        _model = model;
         _design = design;
         _recovery = new LassoRecovery(design, _options.Lasso);
         _operators = operators;
@@ -77,10 +80,8 @@ public sealed class StrideMethod : IAttributionMethod
     public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        var problem = _problem ?? throw NotReady();
-        problem.CheckQueries(queries);
-
-        int q = queries.Count, n = problem.Count, kk = _options.Subsets;
+        var served = _served ?? throw NotReady();
+        int q = queries.Count, n = served.ExampleSources.Length, kk = _options.Subsets;
         var y = Measurements(queries);
         float[]? partner = _partner?.Score(queries, cancellationToken).Scores;
         var scores = new float[(long)q * n];
@@ -92,17 +93,113 @@ public sealed class StrideMethod : IAttributionMethod
             Recover(yi, p, row);
         });
 
-        return new ScoreMatrix(scores, q, n, problem.SourceIds, problem.SourceCount);
+        return new ScoreMatrix(scores, q, n, served.ExampleSources, served.SourceCount);
     }
 
-    /// <summary>The K measurements of every query, [q, K] (one batched forward pass, no gradients).</summary>
+    /// <summary>
+    /// The K measurements of every query, [q, K] (one batched forward pass, no gradients). Queries the model cannot read
+    /// (token rows for a classifier, float rows for a language model, a wrong width) are refused by the model.
+    /// </summary>
     public float[] Measurements(QueryBatch queries)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        var problem = _problem ?? throw NotReady();
+        var model = _model ?? throw NotReady();
         var y = new float[(long)queries.Count * _options.Subsets];
-        Operators.Measure(HiddenModel(problem), queries.Inputs, queries.Labels, queries.Count, y);
+        Operators.Measure(model, queries.Batch, y);
         return y;
+    }
+
+    /// <summary>
+    /// The state as named tensors: per example its d subset ids (<c>stride.subsets</c>, 1 × d, exact in float); no
+    /// per-source block (a source's score is the sum of its examples'); shared: the basis <c>stride.basis</c> [r, H], the
+    /// per-subset matrices <c>stride.matrices</c> [r, K·C] and <c>stride.readout</c> [1, 2] = (hidden layer, measurement:
+    /// 0 margin, 1 loss). A combination's partner state does not travel: combined STRIDE is not served.
+    /// </summary>
+    public ProbeSetState ExportState()
+    {
+        var served = _served ?? throw NotReady();
+        if (_partner is not null)
+        {
+            throw new NotSupportedException($"stride: combine={_options.Combine.ToString().ToLowerInvariant()} is not served from a probe set (the partner's state does not travel with the operators); serve stride alone or forward-only.");
+        }
+
+        var design = _design!;
+        var op = Operators;
+        var examples = new float[design.Examples][];
+        for (int i = 0; i < examples.Length; i++)
+        {
+            var ids = design.SubsetsOf(i);
+            examples[i] = new float[ids.Length];
+            for (int j = 0; j < ids.Length; j++)
+            {
+                examples[i][j] = ids[j];
+            }
+        }
+
+        return new ProbeSetState
+        {
+            Architecture = _model!.Architecture,
+            ExampleTensors = [new ProbeTensor(SubsetsTensor, 1, design.Degree, 0)],
+            Examples = examples,
+            SourceTensors = [],
+            Sources = [.. Enumerable.Range(0, served.SourceCount).Select(_ => Array.Empty<float>())],
+            Shared =
+            [
+                new StateTensor(new ProbeTensor(BasisTensor, op.Rank, op.Width, 0), op.Basis),
+                new StateTensor(new ProbeTensor(MatricesTensor, op.Rank, op.Subsets * op.Classes, 0), op.Matrices),
+                new StateTensor(new ProbeTensor(ReadoutTensor, 1, 2, 0), [op.Layer, op.MeasuredOutput == ModelOutput.Loss ? 1f : 0f]),
+            ],
+        };
+    }
+
+    /// <summary>
+    /// Ready to score from an exported state: the design is redrawn from this method's K, d and design seed and must
+    /// equal the shipped memberships; the operators' shapes must match this method's options and the served model.
+    /// </summary>
+    public void ImportState(ServedModel model, ProbeSetState state)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(state);
+        state.Validate();
+        if (_partner is not null)
+        {
+            throw new ArgumentException($"stride: combine={_options.Combine.ToString().ToLowerInvariant()} cannot be served from a probe set; configure stride without combine.");
+        }
+
+        var created = model.CreateModel();
+        created.LoadFrom(model.Theta);
+        var hidden = created as IHiddenStateModel ?? throw new ArgumentException($"stride: the served model {created.Architecture} exposes no hidden activation.");
+        int n = model.ExampleSources.Length, kk = _options.Subsets, d = _options.Degree;
+        Require(state.Architecture == hidden.Architecture, $"the state is for {state.Architecture}; the served model is {hidden.Architecture}");
+        Require(state.Examples.Count == n, $"the state has {state.Examples.Count} example blocks; the served model has {n} examples");
+        Require(state.ExampleTensors is [{ Name: SubsetsTensor, Rows: 1, Rank: 0 } t] && t.Cols == d, $"the example tensors must be [{SubsetsTensor} 1 x {d}] (d = {d})");
+        var basis = Shared(state, BasisTensor);
+        var matrices = Shared(state, MatricesTensor);
+        var readout = Shared(state, ReadoutTensor);
+        int layer = (int)readout.Values[0], rank = basis.Layout.Rows, classes = hidden.Classes;
+        Require(readout.Layout is { Rows: 1, Cols: 2 } && layer >= 0 && layer < hidden.HiddenLayerCount && readout.Values[1] is 0f or 1f,
+            $"{ReadoutTensor} must hold a hidden layer of {hidden.Architecture} (0..{hidden.HiddenLayerCount - 1}) and a measurement 0 or 1");
+        Require(rank == _options.Steering.Rank && basis.Layout.Cols == hidden.HiddenWidth(layer), $"{BasisTensor} is {rank} x {basis.Layout.Cols}; rank {_options.Steering.Rank} on layer {layer} needs {_options.Steering.Rank} x {hidden.HiddenWidth(layer)}");
+        Require(matrices.Layout.Rows == rank && matrices.Layout.Cols == (long)kk * classes, $"{MatricesTensor} is {matrices.Layout.Rows} x {matrices.Layout.Cols}; K = {kk} operators over {classes} classes need {rank} x {(long)kk * classes}");
+        var design = SubsetDesign.Create(n, kk, d, _options.DesignSeed);
+        for (int i = 0; i < n; i++)
+        {
+            var ids = design.SubsetsOf(i);
+            for (int j = 0; j < d; j++)
+            {
+                if (state.Examples[i][j] != ids[j])
+                {
+                    Require(false, $"example {i}'s subsets differ from the design K = {kk}, d = {d}, seed {_options.DesignSeed} (check design-seed)");
+                }
+            }
+        }
+
+        _operators = new SteeringOperators(layer, basis.Layout.Cols, rank, classes, kk, readout.Values[1] == 1f ? ModelOutput.Loss : ModelOutput.Margin,
+            (float[])basis.Values.Clone(), (float[])matrices.Values.Clone());
+        _design = design;
+        _recovery = new LassoRecovery(design, _options.Lasso);
+        _model = hidden;
+        _served = model;
     }
 
     /// <inheritdoc />
@@ -206,8 +303,25 @@ public sealed class StrideMethod : IAttributionMethod
         return Standardised(d);
     }
 
+    private const string SubsetsTensor = "stride.subsets";
+    private const string BasisTensor = "stride.basis";
+    private const string MatricesTensor = "stride.matrices";
+    private const string ReadoutTensor = "stride.readout";
+
+    private static StateTensor Shared(ProbeSetState state, string name) =>
+        state.Shared.SingleOrDefault(t => t.Layout.Name == name && t.Layout.Rank == 0)
+        ?? throw new ArgumentException($"stride: the state has no full-rank shared tensor '{name}'.");
+
+    private static void Require(bool ok, string message)
+    {
+        if (!ok)
+        {
+            throw new ArgumentException("stride: " + message + ".");
+        }
+    }
+
     private static IHiddenStateModel HiddenModel(AttributionProblem problem) => problem.CreateModel() as IHiddenStateModel
-        ?? throw new NotSupportedException($"stride needs a classifier that exposes a hidden activation (IHiddenStateModel: the MLP); {problem.Architecture} does not yet.");
+        ?? throw new NotSupportedException($"stride needs a model that exposes a hidden activation (IHiddenStateModel: the MLP, the GPT); {problem.Architecture} does not.");
 
     private static InvalidOperationException NotReady() => new("stride: call Precompute before scoring.");
 }

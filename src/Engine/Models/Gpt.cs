@@ -220,8 +220,31 @@ public sealed class Gpt
         return result;
     }
 
-    private Tensor FinalHidden(Graph graph, ReadOnlySpan<int> inputs, int batch, int seqLen, bool capture)
+    /// <summary>
+    /// One forward pass: logits [batch, seqLen, vocab] and the residual stream after block <paramref name="block"/>
+    /// [batch, seqLen, C] (what the next block reads; what STRIDE's steering operators read). Fresh arrays; no gradients.
+    /// </summary>
+    public (float[] Logits, float[] Hidden) LogitsAndHidden(ReadOnlySpan<int> inputs, int batch, int seqLen, int block)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(block);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(block, Config.Layers);
+        _graph.Reset();
+        _graph.RecordBackward = false;
+        _graph.ClearTangents();
+        var x = FinalHidden(_graph, inputs, batch, seqLen, false, block, out var tapped);
+        var logits = _graph.Linear(x, _graph.Param(_lmHead ?? _wte), null, null);
+        var result = ((float[])logits.Data.Clone(), (float[])tapped!.Data.Clone());
+        _graph.Reset();
+        return result;
+    }
+
+    private Tensor FinalHidden(Graph graph, ReadOnlySpan<int> inputs, int batch, int seqLen, bool capture) =>
+        FinalHidden(graph, inputs, batch, seqLen, capture, -1, out _);
+
+    // The final hidden states; when tap ≥ 0 also the residual stream after block tap.
+    private Tensor FinalHidden(Graph graph, ReadOnlySpan<int> inputs, int batch, int seqLen, bool capture, int tap, out Tensor? tapped)
+    {
+        tapped = null;
         ArgumentNullException.ThrowIfNull(graph);
         CheckBatch(inputs.Length, batch, seqLen, "inputs");
         int c = Config.DModel;
@@ -232,8 +255,9 @@ public sealed class Gpt
         var x = g.Add(tok, pos);
         var caps = capture ? Captures : null;
         int ci = 0;
-        foreach (var b in _blocks)
+        for (int l = 0; l < _blocks.Length; l++)
         {
+            var b = _blocks[l];
             var h = g.LayerNorm(x, g.Param(b.Ln1W), g.Param(b.Ln1B), eps);
             var qkv = g.Linear(h, g.Param(b.AttnW), g.Param(b.AttnB), caps?[ci++]);
             var a = g.CausalSelfAttention(qkv, Config.Heads);
@@ -241,6 +265,10 @@ public sealed class Gpt
             h = g.LayerNorm(x, g.Param(b.Ln2W), g.Param(b.Ln2B), eps);
             h = g.Gelu(g.Linear(h, g.Param(b.FcW), g.Param(b.FcB), caps?[ci++]));
             x = g.Add(x, g.Linear(h, g.Param(b.MlpProjW), g.Param(b.MlpProjB), caps?[ci++]));
+            if (l == tap)
+            {
+                tapped = x;
+            }
         }
 
         return g.LayerNorm(x, g.Param(_lnFWeight), g.Param(_lnFBias), eps);

@@ -11,9 +11,10 @@ namespace Attribution.Engine.Models;
 /// (<see cref="LossAndBackward"/>) is the mean over all target tokens, as the trainer uses it. A margin is not defined
 /// for a language model. Per-example gradient factors cover the linear layers (attention, MLP, head); embeddings and
 /// LayerNorms are outside them (<see cref="GradientFactors.Complete"/> is false), and with a tied head the head's factor
-/// holds only the head's share of the token embedding's gradient.
+/// holds only the head's share of the token embedding's gradient. As an <see cref="IHiddenStateModel"/> its hidden layers
+/// are the blocks' outputs (the residual stream, width C) and a row is one position (its logits predict the next token).
 /// </summary>
-public sealed class GptModel : IModel
+public sealed class GptModel : IHiddenStateModel
 {
     private readonly (string Name, int[] Shape, int Offset)[] _tensors;
     private readonly Dictionary<Parameter, int> _offsets = [];
@@ -259,6 +260,44 @@ public sealed class GptModel : IModel
 
             TensorPrimitives.Multiply(mean, 1f / length, mean);
         }
+    }
+
+    /// <inheritdoc />
+    public int HiddenLayerCount => Gpt.Config.Layers;
+
+    /// <inheritdoc />
+    public int DefaultHiddenLayer => Math.Max(0, (int)Math.Ceiling(0.6 * Gpt.Config.Layers) - 1);
+
+    /// <inheritdoc />
+    public int HiddenWidth(int layer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, HiddenLayerCount);
+        return Gpt.Config.DModel;
+    }
+
+    /// <inheritdoc />
+    public int Classes => Gpt.Config.VocabSize;
+
+    /// <inheritdoc />
+    public void LogitsAndHidden(in ModelBatch batch, int layer, Span<float> logits, Span<float> hidden)
+    {
+        Check(batch, batch.Count);
+        long rows = (long)batch.Count * batch.SequenceLength;
+        int width = HiddenWidth(layer);
+        if (logits.Length != rows * Classes || hidden.Length != rows * width)
+        {
+            throw new ArgumentException($"{rows} rows need {rows * Classes} logits and {rows * width} hidden values; got {logits.Length} and {hidden.Length}.");
+        }
+
+        if (batch.Count == 0)
+        {
+            return;
+        }
+
+        var (l, h) = Gpt.LogitsAndHidden(Tokens(batch), batch.Count, batch.SequenceLength, layer);
+        l.CopyTo(logits);
+        h.CopyTo(hidden);
     }
 
     private static float Sign(ModelOutput output) => output switch

@@ -152,6 +152,13 @@ public sealed class Mlp : IHiddenStateModel
     }
 
     /// <inheritdoc />
+    public int DefaultHiddenLayer => HiddenLayerCount - 1;
+
+    /// <inheritdoc />
+    public void LogitsAndHidden(in ModelBatch batch, int layer, Span<float> logits, Span<float> hidden) =>
+        LogitsAndHidden(InputsOf(batch), batch.Count, layer, logits, hidden);
+
+    /// <summary>Logits [batch, classes] and hidden layer <paramref name="layer"/>'s output [batch, width] of inputs [batch, in], one forward pass.</summary>
     public void LogitsAndHidden(ReadOnlySpan<float> inputs, int batch, int layer, Span<float> logits, Span<float> hidden)
     {
         int width = HiddenWidth(layer);

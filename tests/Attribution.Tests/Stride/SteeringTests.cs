@@ -39,7 +39,7 @@ public sealed class SteeringTests
         var model = (Mlp)problem.CreateModel();
         var op = RandomOperators(layer, 3, 5, 7);
         var y = new float[10 * 5];
-        op.Measure(model, problem.TrainInputs, problem.TrainLabels, 10, y);
+        op.Measure(model, problem.Training, y);
         int w = op.Width, c = 3;
         var logits = new float[10 * c];
         var hidden = new float[10 * w];
@@ -83,10 +83,10 @@ public sealed class SteeringTests
         var op = RandomOperators(1, 4, 12, 13);
         var gb = new float[op.Basis.Length];
         var gm = new float[op.Matrices.Length];
-        SteeringTrainer.LossesAndGradients(op, model, problem.TrainInputs, problem.TrainLabels, design, options, gb, gm, step: 2);
+        SteeringTrainer.LossesAndGradients(op, model, problem.Training, design, options, gb, gm, step: 2);
         double Objective()
         {
-            var (f, s, l) = SteeringTrainer.LossesAndGradients(op, model, problem.TrainInputs, problem.TrainLabels, design, options,
+            var (f, s, l) = SteeringTrainer.LossesAndGradients(op, model, problem.Training, design, options,
                 new float[gb.Length], new float[gm.Length], step: 2);
             return f + options.Stability * s + options.Linearity * l;
         }
@@ -124,9 +124,9 @@ public sealed class SteeringTests
         var model = (Mlp)problem.CreateModel();
         var design = SubsetDesign.Create(60, 30, 3, 9);
         var options = new SteeringOptions { Rank = 4, Steps = 150, Linearity = 0.1f, SketchSize = 8 };
-        var op = SteeringTrainer.Train(model, problem.TrainInputs, problem.TrainLabels, design, options);
+        var op = SteeringTrainer.Train(model, problem.Training, design, options);
         var y = new float[60 * 30];
-        op.Measure(model, problem.TrainInputs, problem.TrainLabels, 60, y);
+        op.Measure(model, problem.Training, y);
         int wins = 0;
         double gap = 0;
         for (int i = 0; i < 60; i++)
@@ -141,8 +141,8 @@ public sealed class SteeringTests
         Assert.True(wins >= 54, $"only {wins} of 60 examples gain more under their own subsets' operators");
         Assert.True(gap / 60 > 0.05, $"mean own-minus-other margin gain {gap / 60:G3}");
         var untrained = new SteeringOperators(op.Layer, op.Width, op.Rank, op.Classes, op.Subsets, op.MeasuredOutput, (float[])op.Basis.Clone(), new float[op.Matrices.Length]);
-        var before = SteeringTrainer.LossesAndGradients(untrained, model, problem.TrainInputs, problem.TrainLabels, design, options, new float[op.Basis.Length], new float[op.Matrices.Length]);
-        var after = SteeringTrainer.LossesAndGradients(op, model, problem.TrainInputs, problem.TrainLabels, design, options, new float[op.Basis.Length], new float[op.Matrices.Length]);
+        var before = SteeringTrainer.LossesAndGradients(untrained, model, problem.Training, design, options, new float[op.Basis.Length], new float[op.Matrices.Length]);
+        var after = SteeringTrainer.LossesAndGradients(op, model, problem.Training, design, options, new float[op.Basis.Length], new float[op.Matrices.Length]);
         Assert.True(after.Fidelity < before.Fidelity - 0.1, $"fidelity {before.Fidelity:G4} -> {after.Fidelity:G4}");
     }
 
