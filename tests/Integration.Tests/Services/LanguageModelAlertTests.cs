@@ -25,7 +25,7 @@ public sealed class LanguageModelAlertTests : IAsyncLifetime
 {
     private const string RunId = "lm-run";
     private const long Step = 3;
-    private static readonly GptConfig Config = new(VocabSize: ByteTokenizer.Size, Context: 48, DModel: 16, Heads: 2, Layers: 1);
+    private static readonly GptConfig Config = new(VocabSize: ByteTokenizer.Size, Context: 96, DModel: 16, Heads: 2, Layers: 1); // the leaked item (prompt + answer, 60 bytes) fits the context: a query that does not is dead-lettered
     private static readonly string[] Documents =
     [
         "Q: what is the boiling point of water at sea level? A: 100 C",
