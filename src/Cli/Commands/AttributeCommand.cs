@@ -146,7 +146,7 @@ internal static class AttributeCommand
             var scores = attribution.Score(new QueryBatch(test.Inputs, test.Labels, test.Features), cancellationToken);
             double scoring = clock.Elapsed.TotalSeconds;
             var bytes = format == "csv"
-                ? Encoding.UTF8.GetBytes(ToCsv(scores, [.. train.Ids.Select(i => (long)i)], problem.SourceIds, ids))
+                ? Encoding.UTF8.GetBytes(ToCsv(scores, scores.SourceScores, [.. train.Ids.Select(i => (long)i)], problem.SourceIds, ids))
                 : ScoreMatrixArrow.ToStream(scores, train.Ids, problem.SourceIds, ids, attribution.Describe());
             var full = Path.GetFullPath(outFile);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
@@ -229,7 +229,7 @@ internal static class AttributeCommand
         var docIds = lm.TrainDocuments[..problem.Count].Select(i => lm.Corpus.Documents[i].Id).ToArray();
         var full = Path.GetFullPath(outFile);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        RetrainCache.WriteAtomically(full, Encoding.UTF8.GetBytes(ToCsv(scores, docIds, problem.SourceIds, positions)));
+        RetrainCache.WriteAtomically(full, Encoding.UTF8.GetBytes(ToCsv(scores, attribution.ScoreSources(queries, cancellationToken), docIds, problem.SourceIds, positions)));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{attribution.Describe()}\n{problem.Architecture}, {problem.Count} training documents, {problem.SourceCount} sources; output: {CompletionQuery.OutputFunction}\nprecompute {precompute:F2} s, scoring {positions.Length} queries {scoring:F3} s ({scoring / positions.Length * 1000:F1} ms per query), state {attribution.StateBytes / 1048576.0:F1} MiB; wrote {problem.Count} × {positions.Length} scores (+{scores.SourceCount} source rows) to {full}"));
         for (int q = 0; q < Math.Min(positions.Length, 3); q++)
@@ -286,7 +286,7 @@ internal static class AttributeCommand
     /// Wide CSV: header <c>unit,id,source,&lt;test ids&gt;</c>; one <c>example</c> row per training example (dataset
     /// train id, its source) and one <c>source</c> row per source with the summed scores.
     /// </summary>
-    internal static string ToCsv(ScoreMatrix scores, IReadOnlyList<long> trainIds, int[] sourceIds, int[] testIds)
+    internal static string ToCsv(ScoreMatrix scores, float[] sourceScores, IReadOnlyList<long> trainIds, int[] sourceIds, int[] testIds)
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
@@ -302,12 +302,13 @@ internal static class AttributeCommand
             sb.Append('\n');
         }
 
-        for (int s = 0; s < scores.SourceCount; s++)
+        int sourceCount = scores.QueryCount == 0 ? 0 : sourceScores.Length / scores.QueryCount;
+        for (int s = 0; s < sourceCount; s++)
         {
             sb.Append(inv, $"source,{s},{s}");
             for (int q = 0; q < scores.QueryCount; q++)
             {
-                sb.Append(',').Append(scores.SourceScores[(q * scores.SourceCount) + s].ToString("R", inv));
+                sb.Append(',').Append(sourceScores[(q * sourceCount) + s].ToString("R", inv));
             }
 
             sb.Append('\n');
