@@ -74,6 +74,16 @@ public sealed class SimulatorOptions
     /// </summary>
     public string EffectiveGroupId => Instances > 1 ? $"{GroupId}-{Instance}-of-{Instances}" : GroupId;
 
+    /// <summary>
+    /// How responses are propagated (<see cref="ForwardOnlyOptions.Propagation"/>): <c>Trajectory</c> (default: the ±ε
+    /// runs of <see cref="Horizon"/> steps per block of units) or <c>Spectral</c> (the same map linearised at θ*: one
+    /// operator per checkpoint, then two GEMMs per block; 3.1x less CPU on the transformer, docs/benchmarks/language-models.md).
+    /// </summary>
+    public ForwardPropagation Propagation { get; set; } = Defaults.Propagation;
+
+    /// <summary>Lanczos steps of the spectral operator (with <see cref="Propagation"/> = Spectral).</summary>
+    public int OperatorRank { get; set; } = Defaults.OperatorRank;
+
     /// <summary>The exact-span index built for language-model checkpoints (section <c>Simulator:Spans</c>).</summary>
     public SpanIndexOptions Spans { get; set; } = new();
 
@@ -89,6 +99,8 @@ public sealed class SimulatorOptions
         TwoTrajectory = TwoTrajectory,
         UnitsPerBlock = UnitsPerBlock,
         Rank = Rank,
+        Propagation = Propagation,
+        OperatorRank = OperatorRank,
     };
 
     /// <summary>What is invalid, or null.</summary>

@@ -36,4 +36,19 @@ public sealed class SimulatorOptionsTests
     {
         Assert.Contains("'f8'", new SimulatorOptions { Precision = "f8" }.Validate(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Spectral_propagation_and_its_operator_rank_reach_the_forward_only_options_and_a_bad_combination_is_named()
+    {
+        var spectral = new SimulatorOptions { Propagation = Attribution.Methods.ForwardPropagation.Spectral, OperatorRank = 32 };
+        Assert.Null(spectral.Validate());
+        var fo = spectral.ToForwardOnly();
+        Assert.Equal((Attribution.Methods.ForwardPropagation.Spectral, 32), (fo.Propagation, fo.OperatorRank));
+        Assert.Equal(Attribution.Methods.ForwardPropagation.Trajectory, new SimulatorOptions().ToForwardOnly().Propagation);
+
+        var error = new SimulatorOptions { Propagation = Attribution.Methods.ForwardPropagation.Spectral, TwoTrajectory = false }.Validate();
+        Assert.NotNull(error);
+        Assert.StartsWith("Simulator:Propagation", error, StringComparison.Ordinal);
+        Assert.Contains("Simulator:OperatorRank", new SimulatorOptions { OperatorRank = 0 }.Validate(), StringComparison.Ordinal);
+    }
 }
