@@ -41,7 +41,7 @@ public sealed class ContaminationAlertTests : IDisposable
     private static ContaminationVerdict? Evaluate(AlertPolicy policy, LanguageModelScorer scorer, SpanIndex index, ModelQuery query)
     {
         var scores = scorer.Score([query]);
-        var spans = new SpanLookup(scorer, index, new SpanQueryOptions(MinLength: 8)).Find(query);
+        var spans = new SpanLookup(scorer, new CorpusMatcher(index, ByteTokenizer.Instance), new CorpusMatchOptions(MinTokens: 8)).Find(query);
         return policy.Evaluate(scores.SourceRow(0).Span, scorer.SourceIds, scores.ExampleRow(0).Span, scorer.ExampleNorms.Span, scorer.ExampleIds, scorer.ExampleSourceIds, spans);
     }
 
@@ -83,20 +83,28 @@ public sealed class ContaminationAlertTests : IDisposable
         var (scorer, index) = Build();
         var spanOnly = new ScorerOptions { Contamination = { Evidence = "span" } };
         var options = spanOnly.Contamination.ToPolicyOptions();
-        Assert.Equal([12.0, 0, 2, 0, 0, 0], options.Weights);
-        // 11 of 21 tokens copied: coverage 0.52, z = -8 + 12·0.52 + 2 = 0.29, score 0.57.
+        Assert.Equal([12.0, 0, 2, 0, 0, 0, 0, 12], options.Weights);
+        // 11 of 21 tokens copied (exact coverage 0.52, found once); the text is "zzzzzzzzzzthe dog ran" (prompt and
+        // completion joined as sent), whose normalised words dog and ran document 1004 holds: overlap by rarity
+        // 2 ln(6/2) over that plus ln(6/1) for the unknown first word (5 documents).
+        double held = 2 * Math.Log(3), overlap = held / (held + Math.Log(6));
         var partial = ModelQuery.FromText("half", "gpt-run@300", "bytes", "zzzzzzzzzz", "the dog ran", default);
         var verdict = Evaluate(AlertPolicy.From(spanOnly), scorer, index, partial);
         Assert.NotNull(verdict);
-        Assert.Equal(1 / (1 + Math.Exp(-(-8 + (12 * 11.0 / 21) + 2))), verdict.Score, 9);
-        Assert.Null(Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "span", Threshold = 0.6 } }), scorer, index, partial));
+        double z = -8 + (12 * 11.0 / 21) + 2 + (12 * overlap);
+        Assert.Equal(1 / (1 + Math.Exp(-z)), verdict.Score, 9);
+        Assert.Contains(1004L, verdict.Evidence!.DocumentIds);
+        Assert.Null(Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "span", Threshold = 0.9999 } }), scorer, index, partial));
+        // Exact spans alone ("exact") read no text feature: z = -8 + 12·0.52 + 2 = 0.29, score 0.57.
+        var exact = Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "exact" } }), scorer, index, partial);
+        Assert.Equal(1 / (1 + Math.Exp(-(-8 + (12 * 11.0 / 21) + 2))), exact!.Score, 9);
     }
 
     [Fact]
     public void An_image_query_whose_flagged_example_stands_out_by_relative_influence_alerts_on_attribution_alone()
     {
         // Attribution-only weights: the flagged share of positive relative influence decides.
-        var calibrated = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 10], Bias = -5, Threshold = 0.5 };
+        var calibrated = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 10, 0, 0], Bias = -5, Threshold = 0.5 };
         var policy = new AlertPolicy([], [12], 0.5, 1.05, calibrated);
         long[] ids = [10, 11, 12, 13];
         // Relative influence 1, 2, 6, 1 (example 11's raw 8 has a response of norm 4): flagged 12 holds 6/10.
@@ -125,6 +133,9 @@ public sealed class ContaminationAlertTests : IDisposable
         var reference = Write(index);
         var loaded = SpanIndexCatalog.Load(reference, 1L << 20);
         Assert.Equal(("gpt-run@300", "bytes", 5), (loaded.Version, loaded.Tokenizer, loaded.Index.DocumentCount));
+        // The normalised-text index is derived from the same documents ("0123456789" has no word).
+        Assert.Equal((5, 14L), (loaded.Matcher.Text.DocumentCount, loaded.Matcher.Text.WordCount));
+        Assert.Contains("tokenizer 'nope'", Assert.Throws<SpanIndexLoadException>(() => SpanIndexCatalog.Load(reference with { Tokenizer = "nope" }, 1L << 20)).Message);
         var catalog = new SpanIndexCatalog();
         catalog.Add(loaded);
         Assert.Same(loaded, catalog.For("gpt-run@300"));

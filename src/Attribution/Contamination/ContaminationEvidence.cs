@@ -3,7 +3,8 @@ using Attribution.Attribution.Spans;
 namespace Attribution.Attribution.Contamination;
 
 /// <summary>
-/// Stage-one evidence for one query: its longest exact span shared with the training corpus (<see cref="SpanIndex"/>).
+/// Stage-one evidence for one query: its longest exact span shared with the training corpus (<see cref="SpanIndex"/>),
+/// and what it shares with the corpus once layout is ignored (<see cref="Text"/>: normalised words, near-duplicate overlap).
 /// </summary>
 /// <param name="QueryLength">Tokens in the query the spans were searched in (at least 1).</param>
 /// <param name="QueryStart">Position of the longest span in the query (0 when there is none).</param>
@@ -40,6 +41,12 @@ public sealed record SpanEvidence(int QueryLength, int QueryStart, int Length, i
 
         return best is null ? None(queryLength) : new SpanEvidence(queryLength, best.QueryStart, best.Length, best.Count, best.Documents);
     }
+
+    /// <summary>The normalised-text match (<see cref="NormalizedTextIndex"/>); <see cref="TextMatch.None"/> when it was not searched.</summary>
+    public TextMatch Text { get; init; } = TextMatch.None;
+
+    /// <summary>Every training document stage one names: the exact span's, then the normalised-text match's, distinct.</summary>
+    public IReadOnlyList<SpanDocument> AllDocuments => [.. Documents.Concat(Text.Documents).DistinctBy(d => d.Id)];
 
     /// <summary>Share of the query the longest span covers, in [0, 1].</summary>
     public double Coverage => QueryLength > 0 ? Math.Min(1.0, (double)Length / QueryLength) : 0;

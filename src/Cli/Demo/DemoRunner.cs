@@ -172,6 +172,7 @@ internal static class DemoRunner
                 ["Scorer:Contamination:Bias"] = "0",
                 ["Scorer:Contamination:Weights:0"] = "0", ["Scorer:Contamination:Weights:1"] = "0", ["Scorer:Contamination:Weights:2"] = "0",
                 ["Scorer:Contamination:Weights:3"] = "0", ["Scorer:Contamination:Weights:4"] = "0", ["Scorer:Contamination:Weights:5"] = "1",
+                ["Scorer:Contamination:Weights:6"] = "0", ["Scorer:Contamination:Weights:7"] = "0",
             });
         }
 
