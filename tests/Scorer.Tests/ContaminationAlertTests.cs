@@ -81,9 +81,9 @@ public sealed class ContaminationAlertTests : IDisposable
     public void The_span_only_policy_reads_no_attribution_and_a_higher_threshold_silences_a_partial_copy()
     {
         var (scorer, index) = Build();
-        var spanOnly = new ScorerOptions { Contamination = { Evidence = "span" } };
-        var options = spanOnly.Contamination.ToPolicyOptions();
-        Assert.Equal([12.0, 0, 2, 0, 0, 0, 0, 12], options.Weights);
+        Assert.Equal([12.0, 0, 2, 0, 0, 0, 0, 0, 0], new ScorerOptions { Contamination = { Evidence = "span" } }.Contamination.ToPolicyOptions().Weights);
+        // Stage one with a calibrated weight on the normalised-text overlap.
+        var spanOnly = new ScorerOptions { Contamination = { Evidence = "span", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0] } };
         // 11 of 21 tokens copied (exact coverage 0.52, found once); the text is "zzzzzzzzzzthe dog ran" (prompt and
         // completion joined as sent), whose normalised words dog and ran document 1004 holds: overlap by rarity
         // 2 ln(6/2) over that plus ln(6/1) for the unknown first word (5 documents).
@@ -94,8 +94,9 @@ public sealed class ContaminationAlertTests : IDisposable
         double z = -8 + (12 * 11.0 / 21) + 2 + (12 * overlap);
         Assert.Equal(1 / (1 + Math.Exp(-z)), verdict.Score, 9);
         Assert.Contains(1004L, verdict.Evidence!.DocumentIds);
-        Assert.Null(Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "span", Threshold = 0.9999 } }), scorer, index, partial));
-        // Exact spans alone ("exact") read no text feature: z = -8 + 12·0.52 + 2 = 0.29, score 0.57.
+        Assert.Null(Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "span", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0], Threshold = 0.9999 } }), scorer, index, partial));
+        Assert.Contains("does not read it", Assert.Throws<ArgumentException>(() => new ScorerOptions { Contamination = { Evidence = "exact", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0] } }.Contamination.ToPolicyOptions()).Message);
+        // The stated rule (and exact spans alone) weigh no text feature: z = -8 + 12·0.52 + 2 = 0.29, score 0.57.
         var exact = Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "exact" } }), scorer, index, partial);
         Assert.Equal(1 / (1 + Math.Exp(-(-8 + (12 * 11.0 / 21) + 2))), exact!.Score, 9);
     }
@@ -104,7 +105,7 @@ public sealed class ContaminationAlertTests : IDisposable
     public void An_image_query_whose_flagged_example_stands_out_by_relative_influence_alerts_on_attribution_alone()
     {
         // Attribution-only weights: the flagged share of positive relative influence decides.
-        var calibrated = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 10, 0, 0], Bias = -5, Threshold = 0.5 };
+        var calibrated = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 10, 0, 0, 0], Bias = -5, Threshold = 0.5 };
         var policy = new AlertPolicy([], [12], 0.5, 1.05, calibrated);
         long[] ids = [10, 11, 12, 13];
         // Relative influence 1, 2, 6, 1 (example 11's raw 8 has a response of norm 4): flagged 12 holds 6/10.

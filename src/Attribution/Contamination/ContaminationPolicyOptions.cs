@@ -25,13 +25,14 @@ public enum ContaminationEvidenceKind
 /// span coverage (longest exact span ÷ query length), ln(1 + span length), span rarity (1 ÷ corpus count), the top
 /// document's share of positive influence, the top score's standing (signed ln(1 + |z|)), the flagged documents'
 /// share of positive influence, then the normalised-text match (<see cref="Spans.TextMatch"/>): the longest run of
-/// normalised words ÷ the query's words, and the rarity-weighted word overlap with the best document.
+/// normalised words ÷ the query's words, and the rarity-weighted word overlap with the best document; last how far the
+/// best flagged document leads the best unflagged one (<see cref="AttributionEvidence.FlaggedLead"/>).
 /// </summary>
 public static class ContaminationFeatures
 {
     /// <summary>Feature names, in weight order.</summary>
     public static IReadOnlyList<string> Names { get; } =
-        ["span_coverage", "span_log_length", "span_rarity", "attr_top_share", "attr_top_z", "attr_flagged_share", "text_coverage", "text_overlap"];
+        ["span_coverage", "span_log_length", "span_rarity", "attr_top_share", "attr_top_z", "attr_flagged_share", "text_coverage", "text_overlap", "attr_flagged_lead"];
 
     /// <summary>The stage each feature belongs to, aligned with <see cref="Names"/>.</summary>
     public static IReadOnlyList<ContaminationEvidenceKind> Kinds { get; } =
@@ -39,6 +40,7 @@ public static class ContaminationFeatures
         ContaminationEvidenceKind.Span, ContaminationEvidenceKind.Span, ContaminationEvidenceKind.Span,
         ContaminationEvidenceKind.Attribution, ContaminationEvidenceKind.Attribution, ContaminationEvidenceKind.Attribution,
         ContaminationEvidenceKind.Text, ContaminationEvidenceKind.Text,
+        ContaminationEvidenceKind.Attribution,
     ];
 
     /// <summary>Number of features.</summary>
@@ -54,6 +56,7 @@ public static class ContaminationFeatures
             span.Coverage, Math.Log(1 + span.Length), span.Rarity,
             attribution.TopShare, Math.Sign(attribution.TopZ) * Math.Log(1 + Math.Abs(attribution.TopZ)), attribution.FlaggedShare,
             span.Text.Coverage, span.Text.Overlap,
+            attribution.FlaggedLead,
         ];
     }
 
@@ -64,15 +67,15 @@ public static class ContaminationFeatures
 /// <summary>
 /// Configuration of the two-stage contamination policy: score = logistic(bias + Σ weight·feature) over
 /// <see cref="ContaminationFeatures"/>, an alert when the score exceeds <see cref="Threshold"/>. The defaults are a
-/// stated, uncalibrated rule (an alert when the longest exact span covers about half the query or more and is rare,
-/// when one training document holds two thirds or more of the query's words by rarity (text_overlap), or when flagged
-/// documents carry most of the influence); <see cref="ContaminationCalibration"/> fits the weights on a
+/// stated, uncalibrated rule (an alert when the longest exact span covers about half the query or more and is rare, or
+/// when flagged documents carry most of the influence; the normalised-text features weigh 0 until calibrated, since how
+/// much word overlap a clean query has depends on the corpus: short queries of common words overlap a lot); <see cref="ContaminationCalibration"/> fits the weights on a
 /// calibration split and picks the threshold for a target false-alert rate.
 /// </summary>
 public sealed record ContaminationPolicyOptions
 {
     /// <summary>The stated rule's weights (see <see cref="ContaminationFeatures.Names"/>).</summary>
-    public static IReadOnlyList<double> DefaultWeights { get; } = [12, 0, 2, 2, 0, 4, 0, 12];
+    public static IReadOnlyList<double> DefaultWeights { get; } = [12, 0, 2, 2, 0, 4, 0, 0, 0];
 
     /// <summary>Which stages the policy reads; weights of the other stage's features must be 0.</summary>
     public ContaminationEvidenceKind Evidence { get; init; } = ContaminationEvidenceKind.Combined;
