@@ -118,6 +118,38 @@ public sealed class ContaminationAlertTests : IDisposable
         Assert.Null(policy.Evaluate([1f], [0], [1f, 8f, 2f, 1f], [1f, 4f, 1f, 1f], ids));
     }
 
+    [Fact]
+    public void AlertCalibration_fits_attribution_weights_on_held_back_leaked_queries_and_the_threshold_on_clean_ones()
+    {
+        var (scorer, _) = Build();
+        // Documents 1001 and 1004 are the flagged (leaked) items; the policy starts from one feature, the flagged share.
+        var start = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 1, 0, 0, 0], Bias = 0 };
+        var policy = new AlertPolicy([], [1001, 1004], 0.5, 0, start);
+        var leaked = new List<ModelQuery>();
+        foreach (var (doc, cuts) in new[] { (Documents[0], new[] { 4, 8, 12, 16 }), (Documents[3], new[] { 3, 5, 7 }) })
+        {
+            leaked.AddRange(cuts.Select(c => ModelQuery.FromText($"leak-{leaked.Count}", "gpt-run@300", "bytes", doc[..c], doc[c..], default)));
+        }
+
+        var rng = new Engine.Rng(5);
+        var clean = Enumerable.Range(0, 39).Select(i =>
+        {
+            var text = new string([.. Enumerable.Range(0, 12 + rng.NextInt(8)).Select(_ => "abcdefghijklmnopqrstuvwxyz  "[rng.NextInt(28)])]);
+            return ModelQuery.FromText($"clean-{i}", "gpt-run@300", "bytes", text[..6], text[6..], default);
+        }).ToList();
+
+        var (fitted, cleanScores, leakedScores) = AlertCalibration.Fit(scorer, policy, clean, leaked, 0.05);
+        var o = fitted.Calibrated.Options;
+        Assert.Equal(ContaminationEvidenceKind.Attribution, o.Evidence);
+        Assert.All(Enumerable.Range(0, ContaminationFeatures.Count).Where(k => ContaminationFeatures.Kinds[k] != ContaminationEvidenceKind.Attribution), k => Assert.Equal(0, o.Weights[k]));
+        Assert.Contains(o.Weights, w => w != 0);
+        // Conformal threshold: k = ⌊0.05 · 40⌋ − 1 = 1 clean calibration score may lie above it.
+        Assert.True(cleanScores.Count(x => x > o.Threshold) <= 1, $"{cleanScores.Count(x => x > o.Threshold)} clean above {o.Threshold}");
+        Assert.Equal(ContaminationCalibration.ThresholdForFalseAlertRate(cleanScores, 0.05), o.Threshold, 12);
+        // Copies of the flagged documents score above the random strings on average under the fitted weights.
+        Assert.True(leakedScores.Average() > cleanScores.Average(), $"leaked {leakedScores.Average()} vs clean {cleanScores.Average()}");
+    }
+
     private SpanIndexPublished Write(SpanIndex index, string? checksum = null)
     {
         var bytes = SpanIndexFormat.Write(index);
