@@ -252,7 +252,7 @@ internal static class DemoRunner
         if (leaked.Count > 0)
         {
             (policy, scores, var leakedScores) = AlertCalibration.Fit(scorer.Index.Scorer!, scorer.Alerts, clean, leaked, 0.01);
-            AnsiConsole.MarkupLine($"Alert policy fitted on {leaked.Count} held-back leaked items (never served) and {clean.Count:N0} clean test images held out from the queries: weights [{string.Join(", ", policy.Calibrated.Options.Weights.Select(w => w.ToString("G3", CultureInfo.InvariantCulture)))}], bias {policy.Calibrated.Options.Bias:G3}; {leakedScores.Count(x => x > policy.Calibrated.Options.Threshold)} of the held-back leaked items above the threshold.");
+            AnsiConsole.MarkupLine($"Alert policy fitted on {leaked.Count} held-back leaked items (never served) and {clean.Count:N0} clean test images held out from the queries: weights ({string.Join(", ", policy.Calibrated.Options.Weights.Select(w => w.ToString("G3", CultureInfo.InvariantCulture)))}), bias {policy.Calibrated.Options.Bias:G3}; {leakedScores.Count(x => x > policy.Calibrated.Options.Threshold)} of the held-back leaked items above the threshold.");
         }
         else
         {
