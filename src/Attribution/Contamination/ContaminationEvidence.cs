@@ -68,8 +68,12 @@ public sealed record SpanEvidence(int QueryLength, int QueryStart, int Length, i
 /// <param name="FlaggedDocumentIds">Flagged documents with a positive score, strongest first (at most the cap given to <see cref="From"/>).</param>
 public sealed record AttributionEvidence(double TopShare, double TopZ, double FlaggedShare, long TopDocumentId, int TopSourceId, IReadOnlyList<long> FlaggedDocumentIds)
 {
-    /// <summary>Largest |<see cref="FlaggedLead"/>|.</summary>
-    public const double LeadCap = 5;
+    /// <summary>
+    /// Largest |<see cref="FlaggedLead"/>|: a lead of e (2.7x) or more counts as much as any, so the feature says
+    /// mainly whether a flagged document leads (the demo's old example-lead rule asked for 1.05x) and a clean query's
+    /// far-behind flagged documents do not dominate a linear fit.
+    /// </summary>
+    public const double LeadCap = 1;
 
     /// <summary>No attribution ran for the query (the span-only policy, or a method that failed).</summary>
     public static AttributionEvidence None { get; } = new(0, 0, 0, -1, -1, []);

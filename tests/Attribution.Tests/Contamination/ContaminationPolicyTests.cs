@@ -48,10 +48,11 @@ public sealed class ContaminationPolicyTests
         var flat = AttributionEvidence.From([1, 1, 1, 1, 1], Ids, Sources);
         Assert.Equal((0.2, 0.0, 0.0), (flat.TopShare, flat.TopZ, flat.FlaggedShare));
 
-        // The flagged lead: best flagged 2 (101) against best unflagged 6 (100): ln(1/3); nothing flagged, or only a
-        // negative flagged score: -cap; only flagged documents positive: +cap; none ran: 0.
-        Assert.Equal(Math.Log(2.0 / 6), byDoc.FlaggedLead, 12);
-        Assert.Equal(Math.Log(6.0 / 2), AttributionEvidence.From(scores, Ids, Sources, flaggedDocuments: new HashSet<long> { 100 }).FlaggedLead, 12);
+        // The flagged lead: best flagged 2 (101) against best unflagged 6 (100): ln(1/3), capped at -1; 3 (flagged 103)
+        // against 2: ln(1.5); nothing flagged, or only a negative flagged score: -cap; only flagged documents positive:
+        // +cap; none ran: 0.
+        Assert.Equal(-AttributionEvidence.LeadCap, byDoc.FlaggedLead, 12);
+        Assert.Equal(Math.Log(1.5), AttributionEvidence.From([1, 2, -4, 3, 0], Ids, Sources, flaggedDocuments: new HashSet<long> { 103 }).FlaggedLead, 12);
         Assert.Equal(-AttributionEvidence.LeadCap, flat.FlaggedLead);
         Assert.Equal(-AttributionEvidence.LeadCap, AttributionEvidence.From(scores, Ids, Sources, flaggedDocuments: new HashSet<long> { 102 }).FlaggedLead);
         Assert.Equal(AttributionEvidence.LeadCap, AttributionEvidence.From([-1, 3, -2, -1, 0], Ids, Sources, flaggedDocuments: new HashSet<long> { 101 }).FlaggedLead);
