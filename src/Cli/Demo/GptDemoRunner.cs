@@ -231,6 +231,7 @@ internal static class GptDemoRunner
             ["Scorer:GroupId"] = $"scorer-{runId}",
             ["Scorer:RunId"] = runId,
             ["Scorer:MaxBatch"] = "8",
+            ["Scorer:Normalize"] = global::Attribution.Attribution.RelativeInfluenceMethod.OptionValue, // readable: see Show
         });
         var serilog = new Serilog.LoggerConfiguration()
             .MinimumLevel.Information()
@@ -280,27 +281,29 @@ internal static class GptDemoRunner
         return results;
     }
 
-    /// <summary>One attribution, readable: the query's text, its top documents as text, the sources' shares.</summary>
+    /// <summary>
+    /// One attribution, readable: the query's text, its top documents as text with their relative influence (score ÷
+    /// ‖response‖: the Scorer serves <c>normalize=relative</c>, so documents with large updates do not top every query),
+    /// and each source's share of the positive relative influence (the event's source scores in that mode).
+    /// </summary>
     private static void Show(ModelQuery q, AttributionResult r, Dictionary<long, TextDocument> documents)
     {
         var names = r.SourceNames ?? [];
         var t = new Table().Border(TableBorder.Simple).HideHeaders().AddColumns("", "", "", "")
-            .Title($"[bold]{Markup.Escape(r.QueryId)}[/]  [grey]{Markup.Escape(r.Method)}, {r.LatencyMicros / 1000.0:F0} ms[/]");
+            .Title($"[bold]{Markup.Escape(r.QueryId)}[/]  [grey]{Markup.Escape(r.Method)} (relative influence), {r.LatencyMicros / 1000.0:F0} ms[/]");
         t.AddRow(new Markup("[grey]prompt[/]"), new Markup($"[bold]{Markup.Escape(q.Prompt ?? "")}[/]"), new Text(""), new Text(""));
         t.AddRow(new Markup("[grey]model's completion[/]"), new Markup($"[green]\"{Markup.Escape((q.Completion ?? "").Replace("\n", "⏎", StringComparison.Ordinal))}\"[/]"), new Text(""), new Text(""));
         for (int i = 0; i < Math.Min(3, r.ExampleIds.Count); i++)
         {
             var source = r.ExampleSourceIds is { } es ? SourceName(r, es[i]) : "?";
             var text = documents.TryGetValue(r.ExampleIds[i], out var d) ? Snippet(System.Text.Encoding.UTF8.GetString(d.Bytes)) : "(not in this corpus)";
-            t.AddRow(new Markup($"[grey]#{i + 1}[/]"), new Text(text), new Markup($"[blue]{Markup.Escape(source)}[/]"), new Text(r.Scores[i].ToString("E2", CultureInfo.InvariantCulture)));
+            t.AddRow(new Markup($"[grey]#{i + 1}[/]"), new Text(text), new Markup($"[blue]{Markup.Escape(source)}[/]"), new Text(r.Scores[i].ToString("G3", CultureInfo.InvariantCulture)));
         }
 
-        // Per source: its summed score and, when positive, its share of the positive attribution mass.
-        double positive = r.SourceScores.Sum(s => Math.Max(0, (double)s));
-        var perSource = Enumerable.Range(0, r.SourceIds.Count).OrderByDescending(i => r.SourceScores[i]).Take(5)
-            .Select(i => $"{(i < names.Count ? names[i] : r.SourceIds[i].ToString(CultureInfo.InvariantCulture))} {r.SourceScores[i].ToString("G3", CultureInfo.InvariantCulture)}"
-                + (r.SourceScores[i] > 0 ? $" ({r.SourceScores[i] / positive:P0})" : ""));
-        t.Caption($"per source (score, share of the positive mass): {Markup.Escape(string.Join(", ", perSource))}");
+        var perSource = Enumerable.Range(0, r.SourceIds.Count).Where(i => r.SourceScores[i] > 0).OrderByDescending(i => r.SourceScores[i]).Take(5)
+            .Select(i => $"{(i < names.Count ? names[i] : r.SourceIds[i].ToString(CultureInfo.InvariantCulture))} {r.SourceScores[i].ToString("P0", CultureInfo.InvariantCulture)}").ToArray();
+        t.Caption(perSource.Length == 0 ? "no training document raised this completion's likelihood"
+            : $"share of the positive influence by source: {Markup.Escape(string.Join(", ", perSource))}");
         AnsiConsole.Write(t);
     }
 

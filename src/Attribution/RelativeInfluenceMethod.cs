@@ -1,0 +1,207 @@
+using System.Globalization;
+using Attribution.Contracts;
+
+namespace Attribution.Attribution;
+
+/// <summary>
+/// A readout normalisation applied after any probe-set method's readout (<c>forward-only:normalize=relative</c>).
+/// Raw simulated influence <c>s(q, u) = ⟨∇f_q, r_u⟩</c> grows with the size of a unit's response ‖r_u‖, so a few
+/// documents with large updates (long, high-loss ones, e.g. ASCII art) top every query. Relative influence divides
+/// each unit's score by its response norm, <c>s(q, u) / ‖r_u‖</c> (RelatIF-style, Barshan et al. 2020, with the
+/// stored response in place of the inverse-Hessian gradient): how far the query's output moves per unit of the
+/// document's own update, so documents are ranked by how specifically the query aligns with them, whatever their size.
+/// The norms are read from the method's own state (the probe layout of <see cref="ProbeTensor"/>), so a Scorer that
+/// imported the state and an offline method that precomputed it divide by the same numbers.
+/// <para>
+/// Source scores become each source's <b>share of the positive relative influence</b> of its documents:
+/// <c>S_s(q) = Σ_{u∈s} max(0, rel(q, u)) / Σ_u max(0, rel(q, u))</c>, in [0, 1] and summing to 1 over the sources (all
+/// 0 when no document has positive influence). A user reads "62 % of what helped this completion came from
+/// fortunes/linux"; the inner method's own source units are not used in this mode.
+/// </para>
+/// </summary>
+public sealed class RelativeInfluenceMethod : IProbeSetMethod
+{
+    private readonly IProbeSetMethod _inner;
+    private float[] _norms = [];
+    private int[] _exampleSources = [];
+    private int _sourceCount;
+
+    /// <summary>Wraps <paramref name="inner"/> (not yet precomputed or imported).</summary>
+    public RelativeInfluenceMethod(IProbeSetMethod inner)
+    {
+        _inner = inner ?? throw new ArgumentNullException(nameof(inner));
+    }
+
+    /// <summary>The option value that selects this normalisation (<c>normalize=relative</c>).</summary>
+    public const string OptionValue = "relative";
+
+    /// <inheritdoc />
+    public string Name => _inner.Name;
+
+    /// <inheritdoc />
+    public long StateBytes => _inner.StateBytes + (((long)_norms.Length + _exampleSources.Length) * sizeof(float));
+
+    /// <summary>‖r_u‖ of every example unit (after Precompute or ImportState).</summary>
+    public IReadOnlyList<float> ResponseNorms => _norms;
+
+    /// <inheritdoc />
+    public string Describe() => _inner.Describe() + "; normalize=relative (score / ‖response‖; sources: share of the positive relative influence)";
+
+    /// <inheritdoc />
+    public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        _inner.Precompute(problem, cancellationToken);
+        Index(_inner.ExportState(), problem.SourceIds, problem.SourceCount);
+    }
+
+    /// <inheritdoc />
+    public ProbeSetState ExportState() => _inner.ExportState();
+
+    /// <inheritdoc />
+    public void ImportState(ServedModel model, ProbeSetState state)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(state);
+        _inner.ImportState(model, state);
+        Index(state, model.ExampleSources, model.SourceCount);
+    }
+
+    /// <inheritdoc />
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => ScoreAll(queries, cancellationToken).Examples;
+
+    /// <inheritdoc />
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => ScoreAll(queries, cancellationToken).Sources;
+
+    /// <summary>Relative influence of every example unit and every source's share, from one readout of the inner method.</summary>
+    public (ScoreMatrix Examples, float[] Sources) ScoreAll(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        if (_norms.Length == 0 && _exampleSources.Length == 0)
+        {
+            throw new InvalidOperationException("Call Precompute (or ImportState) before scoring.");
+        }
+
+        var raw = _inner.Score(queries, cancellationToken);
+        var scores = raw.Scores.ToArray();
+        Normalize(scores, queries.Count, _norms);
+        return (new ScoreMatrix(scores, queries.Count, _norms.Length, _exampleSources, _sourceCount),
+            PositiveShares(scores, queries.Count, _exampleSources, _sourceCount));
+    }
+
+    /// <summary>Divides every unit's column by its norm in place (a unit with a zero response scores 0).</summary>
+    public static void Normalize(Span<float> scores, int queries, ReadOnlySpan<float> norms)
+    {
+        int n = norms.Length;
+        if (scores.Length != (long)queries * n)
+        {
+            throw new ArgumentException($"scores hold {scores.Length} values; {queries} queries × {n} units need {(long)queries * n}.", nameof(scores));
+        }
+
+        for (int q = 0; q < queries; q++)
+        {
+            var row = scores.Slice(q * n, n);
+            for (int u = 0; u < n; u++)
+            {
+                row[u] = norms[u] > 0 ? row[u] / norms[u] : 0f;
+            }
+        }
+    }
+
+    /// <summary>Per query, each source's share of the positive scores of its units: [queries, sources], rows sum to 1 (or are all 0).</summary>
+    public static float[] PositiveShares(ReadOnlySpan<float> scores, int queries, ReadOnlySpan<int> sourceOf, int sources)
+    {
+        int n = sourceOf.Length;
+        var shares = new float[(long)queries * sources];
+        for (int q = 0; q < queries; q++)
+        {
+            var row = scores.Slice(q * n, n);
+            var dst = shares.AsSpan(q * sources, sources);
+            double total = 0;
+            var sums = new double[sources];
+            for (int u = 0; u < n; u++)
+            {
+                if (row[u] > 0)
+                {
+                    sums[sourceOf[u]] += row[u];
+                    total += row[u];
+                }
+            }
+
+            for (int s = 0; s < sources && total > 0; s++)
+            {
+                dst[s] = (float)(sums[s] / total);
+            }
+        }
+
+        return shares;
+    }
+
+    /// <summary>
+    /// ‖r‖ (Frobenius norm over every tensor) of each unit block laid out as <paramref name="tensors"/> say: a full
+    /// tensor's sum of squares, a rank-r one's <c>‖U Vt‖² = Σ_ab (UᵀU)_ab (Vt Vtᵀ)_ab</c> (r × r Gram products).
+    /// </summary>
+    public static float[] Norms(IReadOnlyList<ProbeTensor> tensors, IReadOnlyList<float[]> blocks)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        ArgumentNullException.ThrowIfNull(blocks);
+        var norms = new float[blocks.Count];
+        for (int u = 0; u < blocks.Count; u++)
+        {
+            var block = blocks[u].AsSpan();
+            double sum = 0;
+            long at = 0;
+            foreach (var t in tensors)
+            {
+                if (t.Rank == 0)
+                {
+                    var full = block.Slice((int)at, t.Rows * t.Cols);
+                    sum += System.Numerics.Tensors.TensorPrimitives.Dot(full, full);
+                }
+                else
+                {
+                    int r = t.Rank;
+                    var uf = block.Slice((int)at, t.Rows * r);
+                    var vt = block.Slice((int)at + (t.Rows * r), r * t.Cols);
+                    for (int a = 0; a < r; a++)
+                    {
+                        for (int b = 0; b < r; b++)
+                        {
+                            double uu = 0;
+                            for (int row = 0; row < t.Rows; row++)
+                            {
+                                uu += uf[(row * r) + a] * uf[(row * r) + b];
+                            }
+
+                            sum += uu * System.Numerics.Tensors.TensorPrimitives.Dot(vt.Slice(a * t.Cols, t.Cols), vt.Slice(b * t.Cols, t.Cols));
+                        }
+                    }
+                }
+
+                at += t.FactorCount;
+            }
+
+            if (at != block.Length)
+            {
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"unit {u} has {block.Length} floats; its tensors need {at}."), nameof(blocks));
+            }
+
+            norms[u] = (float)Math.Sqrt(Math.Max(0, sum));
+        }
+
+        return norms;
+    }
+
+    private void Index(ProbeSetState state, int[] exampleSources, int sourceCount)
+    {
+        state.Validate();
+        if (state.Shared.Count != 0)
+        {
+            throw new ArgumentException($"normalize=relative reads each unit's response from its own block; {_inner.Name}'s state has {state.Shared.Count} shared tensors, which it cannot normalise by.");
+        }
+
+        _norms = Norms(state.ExampleTensors, state.Examples);
+        _exampleSources = exampleSources;
+        _sourceCount = sourceCount;
+    }
+}
