@@ -185,6 +185,19 @@ public sealed class ScorerWorker : EventConsumerWorker
     /// </summary>
     private void Process(List<PendingQuery> batch, CancellationToken ct)
     {
+        long cpu = ThreadCpu.Nanoseconds();
+        try
+        {
+            ScoreAndPublish(batch, ct);
+        }
+        finally
+        {
+            Metrics.BatchCpu(ThreadCpu.Nanoseconds() - cpu);
+        }
+    }
+
+    private void ScoreAndPublish(List<PendingQuery> batch, CancellationToken ct)
+    {
         var started = Stopwatch.GetTimestamp();
         var scorer = Index.Scorer!;
         var admitted = new List<PendingQuery>(batch.Count);

@@ -38,7 +38,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         ArgumentNullException.ThrowIfNull(examples);
         ArgumentNullException.ThrowIfNull(sources);
         if (examples.Units != problem.Count || sources.Units != problem.SourceCount
-            || examples.Layout.ParameterCount != problem.Layout.ParameterCount || sources.Layout.ParameterCount != problem.Layout.ParameterCount)
+            || examples.ParameterCount != problem.Layout.ParameterCount || sources.ParameterCount != problem.Layout.ParameterCount)
         {
             throw new ArgumentException($"responses for {examples.Units} examples / {sources.Units} sources do not match a problem of {problem.Count} examples / {problem.SourceCount} sources and {problem.Layout.ParameterCount} parameters.");
         }
@@ -59,9 +59,9 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         ArgumentNullException.ThrowIfNull(theta);
         ArgumentNullException.ThrowIfNull(examples);
         ArgumentNullException.ThrowIfNull(sources);
-        if (theta.Length != layout.ParameterCount || examples.Layout.ParameterCount != layout.ParameterCount || sources.Layout.ParameterCount != layout.ParameterCount)
+        if (theta.Length != layout.ParameterCount || examples.ParameterCount != layout.ParameterCount || sources.ParameterCount != layout.ParameterCount)
         {
-            throw new ArgumentException($"θ ({theta.Length}) and the responses ({examples.Layout.ParameterCount}, {sources.Layout.ParameterCount}) must all have the {layout.ParameterCount} parameters of {string.Join('-', layout.Widths)}.");
+            throw new ArgumentException($"θ ({theta.Length}) and the responses ({examples.ParameterCount}, {sources.ParameterCount}) must all have the {layout.ParameterCount} parameters of {string.Join('-', layout.Widths)}.");
         }
 
         var method = new ForwardOnlyMethod(options) { _problem = new Served(layout, theta, examples.Units, null, sources.Units), _examples = examples, _sources = sources };
@@ -210,35 +210,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         }
 
         var problem = _problem ?? throw NotReady();
-        var names = new Mlp(problem.Layout).Tensors;
-        return new ProbeSetState
-        {
-            Architecture = "mlp:" + string.Join('-', problem.Layout.Widths),
-            ExampleTensors = Tensors(ExampleResponses, names),
-            Examples = Blocks(ExampleResponses),
-            SourceTensors = Tensors(SourceResponses, names),
-            Sources = Blocks(SourceResponses),
-        };
-
-        static Contracts.ProbeTensor[] Tensors(ResponseSet set, IReadOnlyList<(string Name, int[] Shape, int Offset)> names) =>
-        [
-            .. Enumerable.Range(0, set.Layout.LayerCount).SelectMany(l => new[]
-            {
-                new Contracts.ProbeTensor(names[2 * l].Name, set.Layout.Out(l), set.Layout.In(l), set.Ranks[l]),
-                new Contracts.ProbeTensor(names[(2 * l) + 1].Name, set.Layout.Out(l), 1, 0),
-            }),
-        ];
-
-        static float[][] Blocks(ResponseSet set)
-        {
-            var blocks = new float[set.Units][];
-            for (int u = 0; u < blocks.Length; u++)
-            {
-                set.GetFactors(u, blocks[u] = new float[set.FloatsPerUnit]);
-            }
-
-            return blocks;
-        }
+        return ForwardOnlyState.Export(new Mlp(problem.Layout), ExampleResponses, SourceResponses);
     }
 
     /// <inheritdoc />
@@ -283,16 +255,11 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         static ResponseSet Load(MlpLayout layout, IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks, ulong seed)
         {
             int rank = tensors.Count == 0 ? 0 : tensors.Max(t => t.Rank);
-            var set = new ResponseSet(layout, blocks.Count, rank, seed);
-            var expected = Enumerable.Range(0, layout.LayerCount).SelectMany(l => new[] { (layout.Out(l), layout.In(l), set.Ranks[l]), (layout.Out(l), 1, 0) });
-            if (!tensors.Select(t => (t.Rows, t.Cols, t.Rank)).SequenceEqual(expected))
+            var expected = ResponseSet.RanksFor(ResponseSet.LayersOf(layout), rank);
+            var set = ForwardOnlyState.Load(new Mlp(layout), tensors, blocks, seed);
+            if (!set.Ranks.SequenceEqual(expected) || set.Layers.Count != layout.LayerCount || set.Layers.Any(l => l.BiasOffset < 0))
             {
                 throw new ArgumentException($"the units' tensors [{string.Join(", ", tensors.Select(t => $"{t.Name} {t.Rows}x{t.Cols} r{t.Rank}"))}] are not those of {string.Join('-', layout.Widths)} at rank {rank}.", nameof(tensors));
-            }
-
-            for (int u = 0; u < blocks.Count; u++)
-            {
-                set.SetFactors(u, blocks[u]);
             }
 
             return set;
@@ -358,7 +325,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
             float eps = _options.ReadoutEpsilon ?? _options.Epsilon;
             foreach (var (set, scores) in sets)
             {
-                set.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, eps, scores);
+                ForwardOnlyReadout.FiniteDifference(new Mlp(problem.Layout), problem.Theta, queries, set, eps, scores, cancellationToken);
             }
         }
         else if (queries.Count > 0)

@@ -6,8 +6,9 @@ namespace Attribution.Attribution.Methods;
 
 /// <summary>
 /// Training-time half of forward-only attribution (docs/forward-only-attribution.md §3): for each unit (a set of training
-/// examples) run short gradient trajectories from θ* on one shared mini-batch sequence with the unit's loss up-weighted
-/// by ±ε, and return the response <c>r = (θ⁺_K − θ⁻_K)/(2ε)</c> (two-trajectory) or <c>(θ⁺_K − θ̄_K)/ε</c> against one
+/// examples) run short gradient trajectories from θ* on one shared mini-batch sequence with each of the unit's examples
+/// up-weighted by ±w = ±ε/|unit| (<see cref="UnitWeight"/>), and return the response <c>r = (θ⁺_K − θ⁻_K)/(2w)</c>
+/// (two-trajectory) or <c>(θ⁺_K − θ̄_K)/w</c> against one
 /// shared unperturbed baseline (single-trajectory). The simulated objective is the training objective (mean loss plus
 /// weight decay) plus the proximal damping <c>λ/2 ‖θ − θ*‖²</c>. Units are simulated in blocks, each block's parameter
 /// vectors stacked so the first layer of every trajectory is one GEMM per step. With
@@ -255,12 +256,13 @@ public sealed class ForwardOnlySimulator
             var weights = new List<float>();
             for (int u = 0; u < count; u++)
             {
+                float w = UnitWeight(eps, units[start + u].Length);
                 members.Add(units[start + u]);
-                weights.Add(eps);
+                weights.Add(w);
                 if (_options.TwoTrajectory)
                 {
                     members.Add(units[start + u]);
-                    weights.Add(-eps);
+                    weights.Add(-w);
                 }
             }
 
@@ -270,24 +272,34 @@ public sealed class ForwardOnlySimulator
             for (int u = 0; u < count; u++)
             {
                 var response = new float[p];
+                float w = UnitWeight(eps, units[start + u].Length);
                 if (_options.TwoTrajectory)
                 {
                     state.GetSlot(2 * u, plus);
                     state.GetSlot(2 * u + 1, other);
                     TensorPrimitives.Subtract(plus, other, response);
-                    TensorPrimitives.Multiply(response, 1f / (2f * eps), response);
+                    TensorPrimitives.Multiply(response, 1f / (2f * w), response);
                 }
                 else
                 {
                     state.GetSlot(u, plus);
                     TensorPrimitives.Subtract(plus, _baseline!, response);
-                    TensorPrimitives.Multiply(response, 1f / eps, response);
+                    TensorPrimitives.Multiply(response, 1f / w, response);
                 }
 
                 sink(start + u, response);
             }
         }
     }
+
+    /// <summary>
+    /// The extra loss weight of each of a unit's <paramref name="size"/> examples: ε/|unit|, so the unit as a whole is
+    /// perturbed by ε whatever its size (a single example by ε, as before). Weighting each example by ε instead made a
+    /// 500-example source a perturbation of 0.5 (half the mean loss): its −ε trajectory ascended the source's loss
+    /// with a net negative weight per example and diverged to NaN. The response is divided by this weight, so it is
+    /// the derivative with respect to a weight on each of the unit's examples, comparable to the sum of their responses.
+    /// </summary>
+    public static float UnitWeight(float epsilon, int size) => epsilon / Math.Max(size, 1);
 
     // Spectral path: each unit's summed loss gradient at θ* (one backward pass through the model), then the operator's
     // two GEMMs per block. Blocks are capped at ~32 M floats of gradients so wide models shrink the block.

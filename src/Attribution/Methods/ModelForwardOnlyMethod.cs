@@ -9,7 +9,7 @@ namespace Attribution.Attribution.Methods;
 /// stacked path, <see cref="ForwardOnlyMethod"/>, which hands non-MLP problems to this class). Precompute simulates
 /// every unit's response through the model (<see cref="ModelSimulator"/>) and every source's (simulated as one unit, or
 /// the sum of its units' responses) and keeps them as compact per-layer low-rank probes over the model's linear layers
-/// (<see cref="LayerResponses"/>). Scoring reads all units at once: the queries' per-position layer inputs and output
+/// (<see cref="ResponseSet"/>). Scoring reads all units at once: the queries' per-position layer inputs and output
 /// sensitivities (the model's <see cref="IModel.PerExampleGradients"/> of the query output, e.g. the completion
 /// log-likelihood) contracted with every unit's factors, <c>s(q, u) = ∂f_q(θ* + t r_u)/∂t</c> (positive = helpful);
 /// or, as the reference, two forward passes per unit (<see cref="ForwardReadout.FiniteDifference"/>).
@@ -20,8 +20,8 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
     private AttributionProblem? _problem; // set by Precompute (null after ImportState)
     private ServedModel? _served; // what scoring reads: set by Precompute or ImportState
     private string? _architecture;
-    private LayerResponses? _examples;
-    private LayerResponses? _sources;
+    private ResponseSet? _examples;
+    private ResponseSet? _sources;
 
     /// <summary>Creates the method; <paramref name="options"/> null uses the defaults.</summary>
     public ModelForwardOnlyMethod(ForwardOnlyOptions? options = null)
@@ -40,10 +40,10 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
     public double TopEigenvalue { get; private set; }
 
     /// <summary>Per-unit responses (after Precompute).</summary>
-    public LayerResponses ExampleResponses => _examples ?? throw NotReady();
+    public ResponseSet ExampleResponses => _examples ?? throw NotReady();
 
     /// <summary>Per-source responses (after Precompute).</summary>
-    public LayerResponses SourceResponses => _sources ?? throw NotReady();
+    public ResponseSet SourceResponses => _sources ?? throw NotReady();
 
     /// <inheritdoc />
     public long StateBytes => (_examples?.Bytes ?? 0) + (_sources?.Bytes ?? 0);
@@ -61,8 +61,8 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
         TopEigenvalue = simulator.TopEigenvalue;
         int n = problem.Count, m = problem.SourceCount, p = problem.ParameterCount;
         var layers = LinearLayers(problem);
-        var examples = new LayerResponses(p, layers, n, _options.Rank, _options.Seed);
-        var sources = new LayerResponses(p, layers, m, _options.Rank, _options.Seed);
+        var examples = new ResponseSet(p, layers, n, _options.Rank, _options.Seed);
+        var sources = new ResponseSet(p, layers, m, _options.Rank, _options.Seed);
         var members = new List<int>[m];
         for (int s = 0; s < m; s++)
         {
@@ -108,26 +108,7 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
     {
         var examples = ExampleResponses;
         var sources = SourceResponses;
-        var tensors = _served!.CreateModel().Tensors;
-        return new ProbeSetState
-        {
-            Architecture = _architecture!,
-            ExampleTensors = examples.Tensors(tensors),
-            Examples = Blocks(examples),
-            SourceTensors = sources.Tensors(tensors),
-            Sources = Blocks(sources),
-        };
-
-        static float[][] Blocks(LayerResponses set)
-        {
-            var blocks = new float[set.Units][];
-            for (int u = 0; u < blocks.Length; u++)
-            {
-                set.GetFactors(u, blocks[u] = new float[set.FloatsPerUnit]);
-            }
-
-            return blocks;
-        }
+        return ForwardOnlyState.Export(_served!.CreateModel(), examples, sources);
     }
 
     /// <inheritdoc />
@@ -148,25 +129,13 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
             throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units ({state.Shared.Count} shared tensors; it has none) does not fit a served model with θ of {model.Theta.Length} values ({probe.ParameterCount} expected), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
         }
 
-        _examples = Load(state.ExampleTensors, state.Examples);
-        _sources = Load(state.SourceTensors, state.Sources);
+        _examples = ForwardOnlyState.Load(probe, state.ExampleTensors, state.Examples, _options.Seed);
+        _sources = ForwardOnlyState.Load(probe, state.SourceTensors, state.Sources, _options.Seed);
         _problem = null;
         _served = model;
         _architecture = state.Architecture;
         StepSize = 0;
         TopEigenvalue = 0;
-
-        LayerResponses Load(IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks)
-        {
-            var (layers, ranks) = LayerResponses.LayersOf(tensors, probe.Tensors);
-            var set = new LayerResponses(probe.ParameterCount, layers, blocks.Count, ranks, _options.Seed);
-            for (int u = 0; u < blocks.Count; u++)
-            {
-                set.SetFactors(u, blocks[u]);
-            }
-
-            return set;
-        }
     }
 
     /// <summary>The model's linear layers (offsets and shapes) a probe covers, from the model's own factors of one training row.</summary>
@@ -214,7 +183,7 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
         return model;
     }
 
-    private void Read(ServedModel served, QueryBatch queries, GradientFactors? factors, LayerResponses set, float[] scores, CancellationToken cancellationToken)
+    private void Read(ServedModel served, QueryBatch queries, GradientFactors? factors, ResponseSet set, float[] scores, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         if (queries.Count == 0)
@@ -228,29 +197,7 @@ public sealed class ModelForwardOnlyMethod : IProbeSetMethod
             return;
         }
 
-        // Reference readout: [f_q(θ* + ε r_u) − f_q(θ* − ε r_u)] / (2ε) per unit, forward passes only.
-        float eps = _options.ReadoutEpsilon ?? _options.Epsilon;
-        var model = Model(served);
-        int p = model.ParameterCount, q = queries.Count;
-        var r = new float[p];
-        var theta = new float[p];
-        var plus = new float[q];
-        var minus = new float[q];
-        for (int u = 0; u < set.Units; u++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            set.Get(u, r);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(r, eps, served.Theta, theta);
-            model.LoadFrom(theta);
-            model.Outputs(queries.Batch, queries.Output, plus);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(r, -eps, served.Theta, theta);
-            model.LoadFrom(theta);
-            model.Outputs(queries.Batch, queries.Output, minus);
-            for (int j = 0; j < q; j++)
-            {
-                scores[(long)j * set.Units + u] = (plus[j] - minus[j]) / (2 * eps);
-            }
-        }
+        ForwardOnlyReadout.FiniteDifference(served.CreateModel(), served.Theta, queries, set, _options.ReadoutEpsilon ?? _options.Epsilon, scores, cancellationToken);
     }
 
     private static InvalidOperationException NotReady() => new("Call Precompute before scoring.");

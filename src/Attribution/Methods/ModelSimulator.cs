@@ -7,8 +7,9 @@ namespace Attribution.Attribution.Methods;
 /// <summary>
 /// Forward-only simulation through any <see cref="IModel"/> (the path for models other than the MLP, whose stacked
 /// simulation is <see cref="ForwardOnlySimulator"/>): for each unit (a set of training rows, e.g. documents) run K
-/// gradient steps from θ* on one shared mini-batch sequence with the unit's loss up-weighted by ±ε, and return
-/// <c>r = (θ⁺_K − θ⁻_K)/(2ε)</c> (two-trajectory) or <c>(θ⁺_K − θ̄_K)/ε</c> against one shared baseline. The objective
+/// gradient steps from θ* on one shared mini-batch sequence with each of the unit's rows up-weighted by ±w = ±ε/|unit|
+/// (<see cref="ForwardOnlySimulator.UnitWeight"/>), and return <c>r = (θ⁺_K − θ⁻_K)/(2w)</c> (two-trajectory) or
+/// <c>(θ⁺_K − θ̄_K)/w</c> against one shared baseline. The objective
 /// is the problem's training objective (mean per-row loss plus weight decay) plus the proximal damping
 /// <c>λ/2 ‖θ − θ*‖²</c>; every gradient is the model's own <see cref="IModel.OutputGradient"/>. Units run one after the
 /// other (one model, no stacking): a unit costs 2K gradients of (batch + unit) rows. With
@@ -115,11 +116,13 @@ public sealed class ModelSimulator
 
         for (int u = 0; u < units.Count; u++)
         {
-            var plus = Run(units[u], eps, cancellationToken);
-            var other = _options.TwoTrajectory ? Run(units[u], -eps, cancellationToken) : _baseline!;
+            // Total weight ε per unit, whatever its size (ForwardOnlySimulator.UnitWeight says why).
+            float w = ForwardOnlySimulator.UnitWeight(eps, units[u].Length);
+            var plus = Run(units[u], w, cancellationToken);
+            var other = _options.TwoTrajectory ? Run(units[u], -w, cancellationToken) : _baseline!;
             var response = new float[p];
             TensorPrimitives.Subtract(plus, other, response);
-            TensorPrimitives.Multiply(response, 1f / ((_options.TwoTrajectory ? 2f : 1f) * eps), response);
+            TensorPrimitives.Multiply(response, 1f / ((_options.TwoTrajectory ? 2f : 1f) * w), response);
             sink(u, response);
         }
     }
