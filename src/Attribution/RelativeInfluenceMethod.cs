@@ -1,5 +1,4 @@
-using System.Globalization;
-using Attribution.Contracts;
+using Attribution.Attribution.Methods;
 
 namespace Attribution.Attribution;
 
@@ -10,8 +9,8 @@ namespace Attribution.Attribution;
 /// each unit's score by its response norm, <c>s(q, u) / ‖r_u‖</c> (RelatIF-style, Barshan et al. 2020, with the
 /// stored response in place of the inverse-Hessian gradient): how far the query's output moves per unit of the
 /// document's own update, so documents are ranked by how specifically the query aligns with them, whatever their size.
-/// The norms are read from the method's own state (the probe layout of <see cref="ProbeTensor"/>), so a Scorer that
-/// imported the state and an offline method that precomputed it divide by the same numbers.
+/// The norms are read from the method's own state (<see cref="ForwardOnlyState.Load"/>, <see cref="Kernels.ResponseSet.Norm"/>),
+/// so a Scorer that imported the state and an offline method that precomputed it divide by the same numbers.
 /// <para>
 /// Source scores become each source's <b>share of the positive relative influence</b> of its documents:
 /// <c>S_s(q) = Σ_{u∈s} max(0, rel(q, u)) / Σ_u max(0, rel(q, u))</c>, in [0, 1] and summing to 1 over the sources (all
@@ -52,7 +51,7 @@ public sealed class RelativeInfluenceMethod : IProbeSetMethod
     {
         ArgumentNullException.ThrowIfNull(problem);
         _inner.Precompute(problem, cancellationToken);
-        Index(_inner.ExportState(), problem.SourceIds, problem.SourceCount);
+        Index(ServedModel.Of(problem), _inner.ExportState());
     }
 
     /// <inheritdoc />
@@ -64,7 +63,7 @@ public sealed class RelativeInfluenceMethod : IProbeSetMethod
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(state);
         _inner.ImportState(model, state);
-        Index(state, model.ExampleSources, model.SourceCount);
+        Index(model, state);
     }
 
     /// <inheritdoc />
@@ -137,62 +136,7 @@ public sealed class RelativeInfluenceMethod : IProbeSetMethod
         return shares;
     }
 
-    /// <summary>
-    /// ‖r‖ (Frobenius norm over every tensor) of each unit block laid out as <paramref name="tensors"/> say: a full
-    /// tensor's sum of squares, a rank-r one's <c>‖U Vt‖² = Σ_ab (UᵀU)_ab (Vt Vtᵀ)_ab</c> (r × r Gram products).
-    /// </summary>
-    public static float[] Norms(IReadOnlyList<ProbeTensor> tensors, IReadOnlyList<float[]> blocks)
-    {
-        ArgumentNullException.ThrowIfNull(tensors);
-        ArgumentNullException.ThrowIfNull(blocks);
-        var norms = new float[blocks.Count];
-        for (int u = 0; u < blocks.Count; u++)
-        {
-            var block = blocks[u].AsSpan();
-            double sum = 0;
-            long at = 0;
-            foreach (var t in tensors)
-            {
-                if (t.Rank == 0)
-                {
-                    var full = block.Slice((int)at, t.Rows * t.Cols);
-                    sum += System.Numerics.Tensors.TensorPrimitives.Dot(full, full);
-                }
-                else
-                {
-                    int r = t.Rank;
-                    var uf = block.Slice((int)at, t.Rows * r);
-                    var vt = block.Slice((int)at + (t.Rows * r), r * t.Cols);
-                    for (int a = 0; a < r; a++)
-                    {
-                        for (int b = 0; b < r; b++)
-                        {
-                            double uu = 0;
-                            for (int row = 0; row < t.Rows; row++)
-                            {
-                                uu += uf[(row * r) + a] * uf[(row * r) + b];
-                            }
-
-                            sum += uu * System.Numerics.Tensors.TensorPrimitives.Dot(vt.Slice(a * t.Cols, t.Cols), vt.Slice(b * t.Cols, t.Cols));
-                        }
-                    }
-                }
-
-                at += t.FactorCount;
-            }
-
-            if (at != block.Length)
-            {
-                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"unit {u} has {block.Length} floats; its tensors need {at}."), nameof(blocks));
-            }
-
-            norms[u] = (float)Math.Sqrt(Math.Max(0, sum));
-        }
-
-        return norms;
-    }
-
-    private void Index(ProbeSetState state, int[] exampleSources, int sourceCount)
+    private void Index(ServedModel model, ProbeSetState state)
     {
         state.Validate();
         if (state.Shared.Count != 0)
@@ -200,8 +144,15 @@ public sealed class RelativeInfluenceMethod : IProbeSetMethod
             throw new ArgumentException($"normalize=relative reads each unit's response from its own block; {_inner.Name}'s state has {state.Shared.Count} shared tensors, which it cannot normalise by.");
         }
 
-        _norms = Norms(state.ExampleTensors, state.Examples);
-        _exampleSources = exampleSources;
-        _sourceCount = sourceCount;
+        var examples = ForwardOnlyState.Load(model.CreateModel(), state.ExampleTensors, state.Examples, seed: 0);
+        var norms = new float[examples.Units];
+        for (int u = 0; u < norms.Length; u++)
+        {
+            norms[u] = examples.Norm(u);
+        }
+
+        _norms = norms;
+        _exampleSources = model.ExampleSources;
+        _sourceCount = model.SourceCount;
     }
 }

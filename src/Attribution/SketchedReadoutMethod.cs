@@ -99,7 +99,7 @@ public sealed class SketchedReadoutMethod : IProbeSetMethod
         state.Validate();
         var probe = model.CreateModel();
         int p = probe.ParameterCount;
-        var (layers, ranks) = LayerResponses.LayersOf(state.ExampleTensors, probe.Tensors);
+        var (layers, _) = ResponseSet.LayersOf(state.ExampleTensors, probe.Tensors);
         var keep = new bool[p];
         foreach (var l in layers)
         {
@@ -119,15 +119,13 @@ public sealed class SketchedReadoutMethod : IProbeSetMethod
 
         float[] Sketch(IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks)
         {
-            var (unitLayers, unitRanks) = LayerResponses.LayersOf(tensors, probe.Tensors);
-            var set = new LayerResponses(p, unitLayers, 1, unitRanks);
+            var set = ForwardOnlyState.Load(probe, tensors, blocks, _seed);
             var dense = new float[p];
             var sketches = new float[(long)blocks.Count * _dimension];
             for (int u = 0; u < blocks.Count; u++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                set.SetFactors(0, blocks[u]);
-                set.Get(0, dense);
+                set.Get(u, dense);
                 projection.Project(dense, 1, sketches.AsSpan(u * _dimension, _dimension));
             }
 

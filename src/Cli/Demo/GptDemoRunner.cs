@@ -36,6 +36,9 @@ internal static class GptDemoRunner
     private const int PromptBytes = 28;
     private const int CompletionTokens = 24;
 
+    /// <summary>Completions with fewer distinct non-space characters than this are a degenerate loop and not sent.</summary>
+    private const int MinDistinctCharacters = 4;
+
     /// <summary>
     /// The Simulator's forward-only settings for the demo: the best forward-only configuration of the language-model LDS
     /// table (spectral propagation, horizon 100: 0.650 vs 0.595 at horizon 10; docs/benchmarks/language-models.md). The
@@ -175,12 +178,16 @@ internal static class GptDemoRunner
         return rc == 0 ? null : 1;
     }
 
-    /// <summary>Prompts cut from held-out documents (whole words, ASCII), each completed greedily by the model itself.</summary>
+    /// <summary>
+    /// Prompts cut from held-out documents (whole words, ASCII), each completed greedily by the model itself; prompts
+    /// whose completion is empty or a degenerate loop are skipped (and counted on the console).
+    /// </summary>
     private static List<ModelQuery> BuildQueries(GptDemoRun run, DemoSettings settings, string version)
     {
         var rng = new Random(unchecked((int)settings.Seed) + 7);
         var candidates = run.Validation.Where(d => d.Bytes.Length >= 24 && d.Bytes.All(b => b is >= 32 and < 127 or (byte)'\n' or (byte)'\t')).OrderBy(_ => rng.Next()).ToList();
         var queries = new List<ModelQuery>();
+        int degenerate = 0;
         foreach (var d in candidates)
         {
             if (queries.Count == settings.Queries)
@@ -199,7 +206,18 @@ internal static class GptDemoRunner
                 continue; // the model ended the document right after the prompt: nothing to attribute
             }
 
+            if (completion.Where(c => !char.IsWhiteSpace(c)).Distinct().Count() < MinDistinctCharacters)
+            {
+                degenerate++;
+                continue; // " t t t t": the tiny model's degenerate loop explains nothing a reader can follow
+            }
+
             queries.Add(ModelQuery.FromText($"gpt-q-{queries.Count + 1:D3}", version, ByteTokenizer.TokenizerName, prompt, completion, DateTimeOffset.UtcNow));
+        }
+
+        if (degenerate > 0)
+        {
+            AnsiConsole.MarkupLine($"[grey]Skipped {degenerate} prompt(s) the model completes with a degenerate loop (fewer than {MinDistinctCharacters} distinct characters, e.g. \" t t t t\").[/]");
         }
 
         if (queries.Count < settings.Queries)
