@@ -36,7 +36,7 @@ internal static class GptDemoRunner
     private const int PromptBytes = 28;
     private const int CompletionTokens = 24;
 
-    /// <summary>Completions with fewer distinct non-space characters than this are a degenerate loop and not sent.</summary>
+    /// <summary>Completions with fewer distinct non-space characters than this are a degenerate loop, sent only when too few others.</summary>
     private const int MinDistinctCharacters = 4;
 
     /// <summary>
@@ -180,14 +180,15 @@ internal static class GptDemoRunner
 
     /// <summary>
     /// Prompts cut from held-out documents (whole words, ASCII), each completed greedily by the model itself; prompts
-    /// whose completion is empty or a degenerate loop are skipped (and counted on the console).
+    /// whose completion is empty are skipped, and those whose completion is a degenerate loop are sent only when too few
+    /// prompts give anything else (counted on the console).
     /// </summary>
     private static List<ModelQuery> BuildQueries(GptDemoRun run, DemoSettings settings, string version)
     {
         var rng = new Random(unchecked((int)settings.Seed) + 7);
         var candidates = run.Validation.Where(d => d.Bytes.Length >= 24 && d.Bytes.All(b => b is >= 32 and < 127 or (byte)'\n' or (byte)'\t')).OrderBy(_ => rng.Next()).ToList();
         var queries = new List<ModelQuery>();
-        int degenerate = 0;
+        var degenerate = new List<(string Prompt, string Completion)>();
         foreach (var d in candidates)
         {
             if (queries.Count == settings.Queries)
@@ -208,16 +209,22 @@ internal static class GptDemoRunner
 
             if (completion.Where(c => !char.IsWhiteSpace(c)).Distinct().Count() < MinDistinctCharacters)
             {
-                degenerate++;
-                continue; // " t t t t": the tiny model's degenerate loop explains nothing a reader can follow
+                degenerate.Add((prompt, completion));
+                continue; // " t t t t": the tiny model's loop explains little a reader can follow; kept in reserve
             }
 
             queries.Add(ModelQuery.FromText($"gpt-q-{queries.Count + 1:D3}", version, ByteTokenizer.TokenizerName, prompt, completion, DateTimeOffset.UtcNow));
         }
 
-        if (degenerate > 0)
+        int reserve = Math.Min(degenerate.Count, settings.Queries - queries.Count);
+        foreach (var (prompt, completion) in degenerate.Take(reserve))
         {
-            AnsiConsole.MarkupLine($"[grey]Skipped {degenerate} prompt(s) the model completes with a degenerate loop (fewer than {MinDistinctCharacters} distinct characters, e.g. \" t t t t\").[/]");
+            queries.Add(ModelQuery.FromText($"gpt-q-{queries.Count + 1:D3}", version, ByteTokenizer.TokenizerName, prompt, completion, DateTimeOffset.UtcNow));
+        }
+
+        if (degenerate.Count > 0)
+        {
+            AnsiConsole.MarkupLine($"[grey]{degenerate.Count} prompt(s) the model completes with a degenerate loop (fewer than {MinDistinctCharacters} distinct characters, e.g. \" t t t t\"): {reserve} sent, for want of others.[/]");
         }
 
         if (queries.Count < settings.Queries)
