@@ -38,6 +38,7 @@ internal static class LmLdsTable
     [
         "forward-only:propagation=spectral,horizon=100,batch=8,operator-rank=32,rank=0",
         "forward-only:propagation=spectral,horizon=100,batch=8,operator-rank=32,rank=0,normalize=relative",
+        "forward-only:propagation=spectral,horizon=100,batch=8,operator-rank=32,rank=0,sketch=4096",
         "trak:k=1024,damping=0.1", "trak:k=1024,damping=1", "trak:k=1024,damping=3", "trak:k=1024,damping=10",
         "trak:k=256,damping=3", "trak:k=4096,damping=3",
         "tracin", "grad-dot",
