@@ -22,8 +22,8 @@ public sealed class RelativeInfluenceTests
     public void Relative_scores_are_the_raw_readout_divided_by_each_documents_response_norm(int rank)
     {
         var (problem, queries, _) = GptGradientMethodTests.Build();
-        // The options MethodFactory builds from Spec(rank, …): the GPT path of forward-only, without the normalisation.
-        var raw = new ModelForwardOnlyMethod(new ForwardOnlyOptions { Horizon = 3, StepSize = 0.01f, BatchSize = 0, Rank = rank });
+        // The options MethodFactory builds from Spec(rank, …), without the normalisation.
+        var raw = new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = 3, StepSize = 0.01f, BatchSize = 0, Rank = rank });
         raw.Precompute(problem);
         var relative = (RelativeInfluenceMethod)MethodFactory.Create("forward-only", Spec(rank, "relative"));
         relative.Precompute(problem);

@@ -72,7 +72,7 @@ public sealed class SourceUnitTests
     public void A_500_example_unit_on_the_model_path_is_finite_and_the_sum_of_its_examples()
     {
         var problem = Problem(generic: true);
-        var simulator = new ModelSimulator(problem, Options);
+        var simulator = new ForwardOnlySimulator(problem, Options);
         var (unit, sum) = Responses((units, sink) => simulator.Simulate(units, sink), problem.ParameterCount);
         AssertFiniteAndCloseToSum(unit, sum);
     }
