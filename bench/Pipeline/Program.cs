@@ -170,7 +170,7 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     public (string Scorer, string Bench)? Pin { get; init; }
 
     /// <summary>Queries of the closed-loop warm-up before each row (--warm): joins, first fetches, JIT tiering.</summary>
-    public int Warm { get; init; } = 2000;
+    public int Warm { get; init; } = 8000;
 
     public static Args Parse(string[] args)
     {
@@ -204,7 +204,7 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--scorer-process" => a with { ScorerProcess = v == "1" },
                 "--warm" => a with { Warm = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--pin" => a with { Pin = v.Split('/') is [var sc, var bc] && sc.Length > 0 && bc.Length > 0 ? (sc, bc) : throw new ArgumentException($"--pin '{v}': give the Scorer's CPUs and the bench's, e.g. 0/1") },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache DIR (with --readout-profile: reuse the simulated set) --scorer-process 1 (kafka, 1 Scorer: the Scorer in a child process, its CPU time measured apart) --warm N (warm-up queries per row, default 2000) --pin S/B (with --scorer-process: Scorer process on CPUs S, bench process on CPUs B, taskset lists, e.g. 0/1)"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache DIR (with --readout-profile: reuse the simulated set) --scorer-process 1 (kafka, 1 Scorer: the Scorer in a child process, its CPU time measured apart) --warm N (warm-up queries per row, default 8000) --pin S/B (with --scorer-process: Scorer process on CPUs S, bench process on CPUs B, taskset lists, e.g. 0/1)"),
             };
         }
 

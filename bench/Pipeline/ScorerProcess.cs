@@ -150,6 +150,8 @@ internal sealed class ScorerProcess : IAsyncDisposable
                 }
             }
 
+            // The parent is gone or done: stop, but never outlive it for long (its mock brokers may be gone too).
+            _ = Task.Delay(TimeSpan.FromSeconds(20)).ContinueWith(_ => Environment.Exit(3), TaskScheduler.Default);
             await host.StopAsync();
         }
     }
