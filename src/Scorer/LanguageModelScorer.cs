@@ -114,7 +114,12 @@ public sealed class LanguageModelScorer : IQueryScorer
         lock (_gate)
         {
             // Forward-only reads documents and whole-simulated sources from one set of query factors.
-            (scores, sources) = _method is ForwardOnlyMethod fo ? fo.ScoreAll(batch) : (_method.Score(batch), _method.ScoreSources(batch));
+            (scores, sources) = _method switch
+            {
+                ForwardOnlyMethod fo => fo.ScoreAll(batch),
+                RelativeInfluenceMethod relative => relative.ScoreAll(batch),
+                _ => (_method.Score(batch), _method.ScoreSources(batch)),
+            };
         }
 
         if (scores.ExampleCount != ExampleIds.Count || sources.Length != (long)queries.Count * SourceIds.Count)

@@ -292,7 +292,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             }
         }
 
-        var method = (IProbeSetMethod)MethodFactory.Create("forward-only", new Dictionary<string, string>());
+        var method = (IProbeSetMethod)MethodFactory.Create("forward-only", new Dictionary<string, string> { ["normalize"] = _options.Normalize });
         method.ImportState(new ServedModel(() => CheckpointStore.Create(first.Architecture), theta, exampleSources, sourceIds.Length), new ProbeSetState
         {
             Architecture = first.Architecture,
