@@ -75,7 +75,6 @@ public class AttributionBenchmarks
         {
             var rng = new Rng(3);
             var examples = new ResponseSet(problem.Layout, N, method.StartsWith("forward-only-r8", StringComparison.Ordinal) ? 8 : 16);
-            var sources = new ResponseSet(problem.Layout, 10, 0);
             var r = new float[problem.Layout.ParameterCount];
             for (int u = 0; u < N; u++)
             {
@@ -83,13 +82,7 @@ public class AttributionBenchmarks
                 examples.Set(u, r);
             }
 
-            for (int s = 0; s < 10; s++)
-            {
-                rng.FillNormal(r, 0f, 1e-1f);
-                sources.Set(s, r);
-            }
-
-            m = ForwardOnlyMethod.FromResponses(problem, examples, sources, new ForwardOnlyOptions());
+            m = ForwardOnlyMethod.FromResponses(problem, examples, new ForwardOnlyOptions());
         }
         else
         {

@@ -55,7 +55,7 @@ if (opt.ReadoutProfile.Length > 0 && opt.ProbeCache is { } cached && Directory.E
 {
     var (cachedTheta, cachedSet) = ReadoutProfile.Load(cached);
     Console.WriteLine($"# probe set and θ from {cached}");
-    ReadoutProfile.Run(ReadoutProfile.Build(cachedSet, cachedTheta), data.Test.Select([.. Enumerable.Range(0, 10_000)], TrainingRecipe.DefaultMlp([0], [0]).Data.Normalization).Inputs, opt.ReadoutProfile, opt.Queries);
+    ReadoutProfile.Run(ReadoutProfile.Build(cachedSet, cachedTheta, opt.Sources), data.Test.Select([.. Enumerable.Range(0, 10_000)], TrainingRecipe.DefaultMlp([0], [0]).Data.Normalization).Inputs, opt.ReadoutProfile, opt.Queries);
     return 0;
 }
 
@@ -73,7 +73,7 @@ var probeSet = opt.Horizon > 0
     ? Bench.SimulatedProbeSet(recipe, trained.Model.ToFlat(), data, Path.Combine(runDir, manifest.Checkpoint), opt.Examples, opt.Sources, opt.Horizon)
     : Bench.SyntheticProbeSet(recipe.Model.Widths, Path.Combine(runDir, manifest.Checkpoint), opt.Examples, opt.Sources);
 var queries = data.Test.Select([.. Enumerable.Range(0, 10_000)], recipe.Data.Normalization).Inputs;
-Console.WriteLine($"# probe set: {opt.Examples} example probes ({probeSet.ExampleBytes / 1e6:F1} MB) + {opt.Sources} source probes ({probeSet.SourceBytes / 1e6:F1} MB), " +
+Console.WriteLine($"# probe set: {opt.Examples} example probes ({probeSet.ExampleBytes / 1e6:F1} MB) in {opt.Sources} sources (sums of their examples), " +
     (opt.Horizon > 0 ? $"simulated (two-trajectory, K = {opt.Horizon}) in {watch.Elapsed.TotalSeconds:F1} s" : "synthetic floats"));
 
 if (opt.ReadoutProfile.Length > 0)
@@ -83,7 +83,7 @@ if (opt.ReadoutProfile.Length > 0)
         ReadoutProfile.Save(cache, manifest, trained.Model.Parameters, probeSet);
     }
 
-    ReadoutProfile.Run(ReadoutProfile.Build(probeSet, trained.Model.ToFlat()), queries, opt.ReadoutProfile, opt.Queries);
+    ReadoutProfile.Run(ReadoutProfile.Build(probeSet, trained.Model.ToFlat(), opt.Sources), queries, opt.ReadoutProfile, opt.Queries);
     Directory.Delete(root, recursive: true);
     return 0;
 }
@@ -319,7 +319,8 @@ internal static class ThreadAccounting
     }
 }
 
-internal sealed record ProbeSet(List<EventMessage> Messages, long ExampleBytes, long SourceBytes);
+/// <summary>A probe set's messages (probes topic) and the training batch naming each example's source (batches topic).</summary>
+internal sealed record ProbeSet(List<EventMessage> Messages, EventMessage Batch, long ExampleBytes);
 
 /// <summary>Throughput and latency (produce call → attribution consumed); ScoredP50/P99: query record timestamp → scored, as the Scorer stamps it.</summary>
 internal sealed record Phase(double PerSecond, double P50, double P99, double ScoredP50, double ScoredP99);
@@ -333,17 +334,20 @@ internal static class Bench
     private const int Partitions = 4;
     // The mock cluster caps each partition's log (oldest message sets dropped), so ~40 MB of probes need many partitions.
     private const int ProbePartitions = 16;
-    private static readonly string[] Topics4 = [Topics.Probes, Topics.Queries, Topics.Attributions, Topics.DeadLetter];
+    private static readonly string[] Topics4 = [Topics.Probes, Topics.Batches, Topics.Queries, Topics.Attributions, Topics.DeadLetter];
+
+    /// <summary>The bench's source of example <paramref name="id"/>: round robin over <paramref name="sources"/>.</summary>
+    public static int SourceOf(long id, int sources) => (int)(id % sources);
 
     /// <summary>
-    /// A probe set in the Simulator's exact wire format (rank-16 f16 example probes, full f32 source probes, the
-    /// checkpoint reference), with synthetic floats: simulating thousands of units at 784-128-64-10 takes minutes and
+    /// A probe set in the Simulator's exact wire format (rank-16 f16 example probes, the checkpoint reference; a
+    /// source's score is the sum of its examples'), with synthetic floats: simulating thousands of units at 784-128-64-10 takes minutes and
     /// the Scorer's cost does not depend on the values.
     /// </summary>
     public static ProbeSet SyntheticProbeSet(int[] widths, string checkpointPath, int examples, int sources)
     {
         var rng = new Random(7);
-        return EncodeProbeSet(widths, checkpointPath, examples, sources, (_, _, floats) =>
+        return EncodeProbeSet(widths, checkpointPath, examples, sources, (_, floats) =>
         {
             for (int i = 0; i < floats.Length; i++)
             {
@@ -354,75 +358,45 @@ internal static class Bench
 
     /// <summary>
     /// A probe set as the Simulator would publish it for the trained model: the first <paramref name="examples"/>
-    /// training images simulated (two-trajectory, horizon <paramref name="horizon"/>), factorised at rank 16, sources by
-    /// seeded round robin summed in full. Real responses have the structure the Scorer's shared input basis exploits.
+    /// training images simulated (two-trajectory, horizon <paramref name="horizon"/>), factorised at rank 16, in sources
+    /// by round robin (<see cref="SourceOf"/>). Real responses have the structure the Scorer's shared input basis exploits.
     /// </summary>
     public static ProbeSet SimulatedProbeSet(TrainingRecipe recipe, float[] theta, FashionMnistData data, string checkpointPath, int examples, int sources, int horizon)
     {
         var layout = new Attribution.Engine.Models.MlpLayout(recipe.Model.Widths);
         var train = data.Train.Select([.. recipe.Data.TrainIds.Take(examples)], recipe.Data.Normalization);
-        var sourceOf = Enumerable.Range(0, examples).Select(i => i % sources).ToArray();
+        var sourceOf = Enumerable.Range(0, examples).Select(i => SourceOf(i, sources)).ToArray();
         var problem = new Attribution.Attribution.AttributionProblem(layout, theta, train.Inputs, train.Labels, sourceOf, sources, recipe.Optimizer.WeightDecay);
         var simulator = new Attribution.Attribution.Methods.ForwardOnlySimulator(problem, new Attribution.Attribution.Methods.ForwardOnlyOptions { Horizon = horizon });
         var factors = new Attribution.Attribution.Kernels.ResponseSet(layout, examples, 16);
-        var sums = new double[sources * layout.ParameterCount];
-        simulator.Simulate([.. Enumerable.Range(0, examples).Select(i => new[] { i })], (unit, response) =>
-        {
-            factors.Set(unit, response);
-            var dst = sums.AsSpan(sourceOf[unit] * layout.ParameterCount, layout.ParameterCount);
-            for (int j = 0; j < response.Length; j++)
-            {
-                dst[j] += response[j];
-            }
-        });
-        return EncodeProbeSet(recipe.Model.Widths, checkpointPath, examples, sources, (subject, id, floats) =>
-        {
-            if (subject == ProbeSubject.Example)
-            {
-                factors.GetFactors((int)id, floats);
-                return;
-            }
-
-            for (int j = 0; j < floats.Length; j++)
-            {
-                floats[j] = (float)sums[id * layout.ParameterCount + j];
-            }
-        });
+        simulator.Simulate([.. Enumerable.Range(0, examples).Select(i => new[] { i })], (unit, response) => factors.Set(unit, response));
+        return EncodeProbeSet(recipe.Model.Widths, checkpointPath, examples, sources, (id, floats) => factors.GetFactors((int)id, floats));
     }
 
-    private static ProbeSet EncodeProbeSet(int[] widths, string checkpointPath, int examples, int sources, Action<ProbeSubject, long, float[]> fill)
+    private static ProbeSet EncodeProbeSet(int[] widths, string checkpointPath, int examples, int sources, Action<long, float[]> fill)
     {
         var bytes = File.ReadAllBytes(checkpointPath);
         var exampleFormat = new ProbeFormat(widths, 16, ProbePrecision.Float16);
-        var sourceFormat = new ProbeFormat(widths, 0, ProbePrecision.Float32);
         var checkpoint = new CheckpointPublished(RunId, Step, new Uri(checkpointPath).AbsoluteUri, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)), exampleFormat.Layout.ParameterCount,
             new CheckpointRecipe(exampleFormat.Architecture, 0.05, 5e-4, 128, 0, "fashion-mnist"));
         var messages = new List<EventMessage>
         {
             EventMessage.Create(InfluenceProbe.CheckpointKey(RunId, Step), EventCodecs.Checkpoints.Encode(checkpoint), ArrowEvents.Headers<CheckpointPublished>()),
         };
-        long exampleBytes = 0, sourceBytes = 0;
-        foreach (var (subject, format, count) in new[] { (ProbeSubject.Example, exampleFormat, examples), (ProbeSubject.Source, sourceFormat, sources) })
+        long exampleBytes = 0;
+        var floats = new float[exampleFormat.FloatsPerUnit];
+        for (int id = 0; id < examples; id++)
         {
-            var floats = new float[format.FloatsPerUnit];
-            for (int id = 0; id < count; id++)
-            {
-                fill(subject, id, floats);
-                var probe = ProbeCodec.ToProbe(format, RunId, Step, subject, id, examples, sources, floats);
-                var value = EventCodecs.Probes.Encode(probe);
-                messages.Add(EventMessage.Create(probe.Key, value, ArrowEvents.Headers<InfluenceProbe>()));
-                if (subject == ProbeSubject.Example)
-                {
-                    exampleBytes += value.Length;
-                }
-                else
-                {
-                    sourceBytes += value.Length;
-                }
-            }
+            fill(id, floats);
+            var probe = ProbeCodec.ToProbe(exampleFormat, RunId, Step, ProbeSubject.Example, id, examples, 0, floats);
+            var value = EventCodecs.Probes.Encode(probe);
+            messages.Add(EventMessage.Create(probe.Key, value, ArrowEvents.Headers<InfluenceProbe>()));
+            exampleBytes += value.Length;
         }
 
-        return new ProbeSet(messages, exampleBytes, sourceBytes);
+        // The Scorer learns each example's source from the run's training batches, as in the pipeline.
+        var batch = new TrainingBatch(RunId, Step, [.. Enumerable.Range(0, examples).Select(i => (long)i)], [.. Enumerable.Range(0, examples).Select(i => (long)SourceOf(i, sources))]);
+        return new ProbeSet(messages, EventMessage.Create(RunId, EventCodecs.TrainingBatches.Encode(batch), ArrowEvents.Headers<TrainingBatch>()), exampleBytes);
     }
 
     /// <summary>The Kafka log the bench's clients (and a child Scorer process) use on the mock cluster.</summary>
@@ -508,6 +482,7 @@ internal static class Bench
         try
         {
             using var producer = log.CreateProducer();
+            await producer.ProduceAsync(Topics.Batches, probeSet.Batch);
             await Task.WhenAll(probeSet.Messages.Select(m => producer.ProduceAsync(Topics.Probes, m)));
             Func<Task<ScorerStats>> stats;
             AttributionModel model;
@@ -516,7 +491,7 @@ internal static class Bench
                 child = await ScorerProcess.StartAsync(cluster!.BootstrapServers, opt);
                 stats = child.StatsAsync;
                 // The bare reference: the model the child's ProbeIndex built, built here the same way from the same probes.
-                model = ReadoutProfile.Build(probeSet, theta);
+                model = ReadoutProfile.Build(probeSet, theta, opt.Sources);
             }
             else
             {

@@ -10,15 +10,15 @@ using Attribution.Scorer;
 /// <summary>
 /// The Scorer's readout alone (<c>--readout-profile 1,4,8,16,64</c>): <see cref="AttributionModel.Score"/> on batches of
 /// each size, timed in this thread's CPU time (so a loaded machine inflates it little), with the part of it spent in the
-/// queries' forward-mode gradient factors, the example readout and the source readout. The model is built from the
+/// queries' forward-mode gradient factors, the example readout and the per-source sums. The model is built from the
 /// probe set exactly as a Scorer's <c>ProbeIndex</c> builds it (decoded wire probes, default options).
 /// </summary>
 internal static class ReadoutProfile
 {
     public static void Run(AttributionModel model, float[] queries, int[] batches, int queriesPerSize)
     {
-        Console.WriteLine($"# readout profile: {model.ExampleIds.Length} examples ({model.Examples.Bytes / 1e6:F1} MB held, ranks [{string.Join(',', model.Examples.Ranks)}], input basis {(model.InputBasis is { } b ? $"{b.Dimension} dims, energy {b.EnergyKept:F4}" : "none")}) + {model.SourceIds.Length} sources ({model.Sources.Bytes / 1e6:F1} MB); thread CPU time; OPENBLAS_NUM_THREADS={Environment.GetEnvironmentVariable("OPENBLAS_NUM_THREADS") ?? "unset"}; load average {File.ReadAllText("/proc/loadavg").Trim()}");
-        Console.WriteLine("| batch | Score CPU ms per batch | CPU ms per query | of which: forward-mode factors | example readout | source readout | wall ms per batch |");
+        Console.WriteLine($"# readout profile: {model.ExampleIds.Length} examples ({model.Examples.Bytes / 1e6:F1} MB held, ranks [{string.Join(',', model.Examples.Ranks)}], input basis {(model.InputBasis is { } b ? $"{b.Dimension} dims, energy {b.EnergyKept:F4}" : "none")}) + {model.SourceIds.Length} sources (sums of their examples); thread CPU time; OPENBLAS_NUM_THREADS={Environment.GetEnvironmentVariable("OPENBLAS_NUM_THREADS") ?? "unset"}; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.WriteLine("| batch | Score CPU ms per batch | CPU ms per query | of which: forward-mode factors | example readout | source sums | wall ms per batch |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
         var mlp = new Mlp(model.Layout);
         mlp.LoadFrom(model.Theta);
@@ -28,7 +28,6 @@ internal static class ReadoutProfile
             var inputs = new float[batch * model.InputWidth];
             var labels = new int[batch];
             var exampleScores = new float[batch * model.Examples.Units];
-            var sourceScores = new float[batch * model.Sources.Units];
             void Fill(int r)
             {
                 int offset = (r * batch * 7) % (10_000 - batch);
@@ -54,7 +53,7 @@ internal static class ReadoutProfile
                 long t2 = ThreadCpuNs();
                 model.Examples.JacobianScores(readout, exampleScores);
                 long t3 = ThreadCpuNs();
-                model.Sources.JacobianScores(readout, sourceScores);
+                _ = new Attribution.Attribution.ScoreMatrix(exampleScores, batch, model.Examples.Units, model.ExampleSources, model.SourceIds.Length).SourceScores;
                 long t4 = ThreadCpuNs();
                 score += t1 - t0;
                 factors += t2 - t1;
@@ -70,15 +69,14 @@ internal static class ReadoutProfile
     }
 
     /// <summary>The model a Scorer's ProbeIndex would build from <paramref name="probeSet"/> (default Scorer options).</summary>
-    public static AttributionModel Build(ProbeSet probeSet, float[] theta) => Build(Probes(probeSet), theta);
+    public static AttributionModel Build(ProbeSet probeSet, float[] theta, int sources) => Build(Probes(probeSet), theta, sources);
 
     /// <summary>The model a Scorer's ProbeIndex would build from these probes (default Scorer options).</summary>
-    public static AttributionModel Build(IReadOnlyList<InfluenceProbe> probes, float[] theta)
+    public static AttributionModel Build(IReadOnlyList<InfluenceProbe> probes, float[] theta, int sources)
     {
         var examples = probes.Where(p => p.Subject == ProbeSubject.Example).OrderBy(p => p.SubjectId).ToArray();
-        var sources = probes.Where(p => p.Subject == ProbeSubject.Source).OrderBy(p => p.SubjectId).ToArray();
         return new AttributionModel(Bench.RunId, Bench.Step, theta, ProbeCodec.FormatOf(examples[0]), [.. examples.Select(p => p.SubjectId)], [.. examples.Select(p => p.Factors)],
-            ProbeCodec.FormatOf(sources[0]), [.. sources.Select(p => p.SubjectId)], [.. sources.Select(p => p.Factors)], new ScorerOptions().InputBasisEnergy);
+            [.. Enumerable.Range(0, sources).Select(s => (long)s)], [.. examples.Select(p => Bench.SourceOf(p.SubjectId, sources))], new ScorerOptions().InputBasisEnergy);
     }
 
     /// <summary>

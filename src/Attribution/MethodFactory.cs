@@ -18,7 +18,7 @@ public static class MethodFactory
     /// Creates a method. Options per method:
     /// every method: models (independently trained models averaged over, default 1: TRAK ensembles with one shared
     /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models);
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
+    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed;
     /// tracin: weights (one per training checkpoint, separated by '/' on a command line, e.g. weights=0.5/1/2, or by commas); grad-dot: none;
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
@@ -134,9 +134,6 @@ public static class MethodFactory
             OperatorSample = o.Int("operator-sample", d.OperatorSample),
             OperatorSegments = o.Int("operator-segments", d.OperatorSegments),
             OperatorComplementProbes = o.Int("operator-complement", d.OperatorComplementProbes),
-            Sources = o.Has("sources")
-                ? o.Choice("sources", "simulated", "simulated", "sum") == "sum" ? SourceResponse.SumOfExamples : SourceResponse.Simulated
-                : d.Sources,
         };
     }
 

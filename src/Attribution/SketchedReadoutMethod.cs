@@ -25,7 +25,6 @@ public sealed class SketchedReadoutMethod : IProbeSetMethod
     private ServedModel? _served;
     private bool[] _keep = [];
     private float[] _examples = [];
-    private float[] _sources = [];
 
     /// <summary>Wraps <paramref name="inner"/>; <paramref name="dimension"/> = k floats per unit.</summary>
     public SketchedReadoutMethod(IProbeSetMethod inner, int dimension, ulong seed)
@@ -40,7 +39,7 @@ public sealed class SketchedReadoutMethod : IProbeSetMethod
     public string Name => _inner.Name;
 
     /// <inheritdoc />
-    public long StateBytes => (_projection?.Bytes ?? 0) + (((long)_examples.Length + _sources.Length) * sizeof(float)) + _keep.Length;
+    public long StateBytes => (_projection?.Bytes ?? 0) + ((long)_examples.Length * sizeof(float)) + _keep.Length;
 
     /// <inheritdoc />
     public string Describe() => _inner.Describe() + string.Create(CultureInfo.InvariantCulture, $"; sketch={_dimension} (SJLT, {Nonzeros} nonzeros, seed {_seed})");
@@ -65,7 +64,7 @@ public sealed class SketchedReadoutMethod : IProbeSetMethod
         Build(model, state, CancellationToken.None);
     }
 
-    /// <inheritdoc />
+    /// <summary>Sketched scores of every example; a source's score is the sum of its examples' (<see cref="ScoreMatrix.SourceScores"/>).</summary>
     public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         var served = _served ?? throw new InvalidOperationException("Call Precompute (or ImportState) before scoring.");
@@ -73,8 +72,8 @@ public sealed class SketchedReadoutMethod : IProbeSetMethod
         return new ScoreMatrix(scores, queries.Count, served.ExampleSources.Length, served.ExampleSources, served.SourceCount);
     }
 
-    /// <inheritdoc />
-    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, _sources, cancellationToken);
+    /// <summary>The per-source sums of <see cref="Score"/>, as for every method.</summary>
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Score(queries, cancellationToken).SourceScores;
 
     private float[] Read(QueryBatch queries, float[] sketches, CancellationToken cancellationToken)
     {
@@ -112,7 +111,6 @@ public sealed class SketchedReadoutMethod : IProbeSetMethod
 
         var projection = new RandomProjection(TrakProjector.Sjlt, p, _dimension, Nonzeros, _seed);
         _examples = Sketch(state.ExampleTensors, state.Examples);
-        _sources = Sketch(state.SourceTensors, state.Sources);
         _keep = keep;
         _projection = projection;
         _served = model;

@@ -13,31 +13,36 @@ namespace Attribution.Scorer;
 public sealed record BatchScores(int[] Predicted, float[] ExampleScores, float[] SourceScores);
 
 /// <summary>
-/// One complete probe set ready to score: θ of its checkpoint, every example's response and every source's response,
-/// served by the same <see cref="ForwardOnlyMethod"/> that <c>./pipeline attribute</c> and <c>eval</c> score with
-/// (<see cref="ForwardOnlyMethod.FromResponses(MlpLayout, float[], ResponseSet, ResponseSet, ForwardOnlyOptions?)"/>).
+/// One complete probe set ready to score: θ of its checkpoint, every example's response and each example's source (a
+/// source's score is the sum of its examples' scores), served by the same <see cref="ForwardOnlyMethod"/> that
+/// <c>./pipeline attribute</c> and <c>eval</c> score with
+/// (<see cref="ForwardOnlyMethod.FromResponses(MlpLayout, float[], ResponseSet, int[], int, ForwardOnlyOptions?)"/>).
 /// Immutable once built; the index swaps whole models, so a batch always scores against one consistent set.
 /// </summary>
 public sealed class AttributionModel
 {
     private readonly ForwardOnlyMethod _method;
 
-    /// <summary>Builds the model from decoded probes (unit floats in <paramref name="exampleFormat"/> / <paramref name="sourceFormat"/>); <paramref name="inputBasisEnergy"/> &gt; 0 puts the input layer's example factors in a shared basis.</summary>
+    /// <summary>
+    /// Builds the model from decoded example probes (unit floats in <paramref name="exampleFormat"/>), the sources
+    /// scored (<paramref name="sourceIds"/>) and each example's index into them (<paramref name="exampleSources"/>);
+    /// <paramref name="inputBasisEnergy"/> &gt; 0 puts the input layer's example factors in a shared basis.
+    /// </summary>
     public AttributionModel(string runId, long step, float[] theta, ProbeFormat exampleFormat, long[] exampleIds, IReadOnlyList<float[]> exampleFloats,
-        ProbeFormat sourceFormat, long[] sourceIds, IReadOnlyList<float[]> sourceFloats, double inputBasisEnergy = 0)
+        long[] sourceIds, int[] exampleSources, double inputBasisEnergy = 0)
     {
         ArgumentNullException.ThrowIfNull(exampleFormat);
-        ArgumentNullException.ThrowIfNull(sourceFormat);
+        ArgumentNullException.ThrowIfNull(sourceIds);
         RunId = runId;
         Step = step;
         Layout = exampleFormat.Layout;
         Theta = theta;
         ExampleIds = exampleIds;
         SourceIds = sourceIds;
+        ExampleSources = exampleSources;
         ExampleFormat = exampleFormat;
         Examples = Load(exampleFormat, exampleFloats);
-        Sources = Load(sourceFormat, sourceFloats);
-        _method = ForwardOnlyMethod.FromResponses(Layout, theta, Examples, Sources, new ForwardOnlyOptions { InputBasisEnergy = inputBasisEnergy });
+        _method = ForwardOnlyMethod.FromResponses(Layout, theta, Examples, exampleSources, sourceIds.Length, new ForwardOnlyOptions { InputBasisEnergy = inputBasisEnergy });
         InputBasis = _method.InputBasis;
         ExampleNorms = new float[Examples.Units];
         for (int u = 0; u < ExampleNorms.Length; u++)
@@ -67,7 +72,10 @@ public sealed class AttributionModel
     /// <summary>Example id of each example unit.</summary>
     public long[] ExampleIds { get; }
 
-    /// <summary>Source id of each source unit.</summary>
+    /// <summary>Each example's index into <see cref="SourceIds"/>.</summary>
+    public int[] ExampleSources { get; }
+
+    /// <summary>Id of each source scored (a source's score sums its examples').</summary>
     public long[] SourceIds { get; }
 
     /// <summary>Format of the example probes.</summary>
@@ -79,15 +87,12 @@ public sealed class AttributionModel
     /// <summary>‖response‖ of every example unit: divides a score into a relative influence (see ScorerWorker's alerts).</summary>
     public float[] ExampleNorms { get; }
 
-    /// <summary>Source responses.</summary>
-    public ResponseSet Sources { get; }
-
     /// <summary>Input width.</summary>
     public int InputWidth => Layout.Widths[0];
 
     /// <summary>
     /// Scores <paramref name="count"/> queries (inputs [count, d]): predicted class by a forward pass, then the
-    /// forward-only readout of that class's margin along every example and source response.
+    /// forward-only readout of that class's margin along every example response, summed per source for the sources.
     /// </summary>
     public BatchScores Score(float[] inputs, int count)
     {

@@ -11,12 +11,13 @@ namespace Attribution.Scorer;
 
 /// <summary>
 /// The Scorer's index: follows the compacted probes topic from the beginning with a standalone reader, groups probes
-/// by (run, step), and when a set holds all the example and source probes its headers announce and its checkpoint
+/// by (run, step), and when a set holds all the example probes its headers announce and its checkpoint
 /// reference (the CheckpointPublished copy the Simulator puts on the probes topic), loads θ (checksum verified) and
 /// swaps the new scorer in atomically: an MLP set becomes an <see cref="AttributionModel"/>; a language model's set is
 /// imported into the forward-only method object (<see cref="IProbeSetMethod.ImportState"/>, the one <c>attribute</c>
-/// and <c>eval</c> score with) and served by a <see cref="LanguageModelScorer"/>. Scoring always uses
-/// <see cref="Scorer"/>, one consistent set.
+/// and <c>eval</c> score with) and served by a <see cref="LanguageModelScorer"/>. Each example's source comes from the
+/// run's training batches: a source's score is the sum of its examples' scores (no source is simulated). Scoring
+/// always uses <see cref="Scorer"/>, one consistent set.
 /// </summary>
 public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 {
@@ -155,14 +156,20 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             return;
         }
 
-        var key = (probe.RunId, probe.Step);
-        if (!_pending.TryGetValue(key, out var set) || set.SetExamples != probe.SetExamples || set.SetSources != probe.SetSources)
+        if (probe.Subject != ProbeSubject.Example)
         {
-            _pending[key] = set = new PendingSet(probe.SetExamples, probe.SetSources);
+            // Simulators before the source definition settled published simulated source units: a source's score is
+            // now the sum of its examples' scores, so those are not read.
+            return;
         }
 
-        var units = probe.Subject == ProbeSubject.Example ? set.Examples : set.Sources;
-        units[probe.SubjectId] = probe;
+        var key = (probe.RunId, probe.Step);
+        if (!_pending.TryGetValue(key, out var set) || set.SetExamples != probe.SetExamples)
+        {
+            _pending[key] = set = new PendingSet(probe.SetExamples);
+        }
+
+        set.Examples[probe.SubjectId] = probe;
         TryBuild(key, token);
     }
 
@@ -196,7 +203,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     private void TryBuild((string RunId, long Step) key, CancellationToken token)
     {
         if (_built.Contains(key) || !_pending.TryGetValue(key, out var set) || !_checkpoints.TryGetValue(key, out var checkpoint)
-            || set.Examples.Count != set.SetExamples || set.Sources.Count != set.SetSources)
+            || set.Examples.Count != set.SetExamples)
         {
             return;
         }
@@ -215,10 +222,10 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         try
         {
             var examples = set.Examples.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
-            var sources = set.Sources.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
+            var (sourceIds, exampleSources) = ExampleSources(checkpoint, examples, token);
             if (IsLanguageModel(examples[0].Architecture))
             {
-                var lm = BuildLanguageModel(version, checkpoint, examples, sources, token);
+                var lm = BuildLanguageModel(version, checkpoint, examples, sourceIds, exampleSources);
                 _current = null;
                 _scorer = lm;
                 Swaps++;
@@ -229,16 +236,14 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             }
 
             var exampleFormat = ProbeCodec.FormatOf(examples[0]);
-            var sourceFormat = sources.Length > 0 ? ProbeCodec.FormatOf(sources[0]) : new ProbeFormat(exampleFormat.Widths, 0, ProbePrecision.Float32);
-            if (examples.Any(p => !ProbeCodec.FormatOf(p).SameAs(exampleFormat)) || sources.Any(p => !ProbeCodec.FormatOf(p).SameAs(sourceFormat))
-                || sourceFormat.Architecture != exampleFormat.Architecture)
+            if (examples.Any(p => !ProbeCodec.FormatOf(p).SameAs(exampleFormat)))
             {
                 throw new ProbeFormatException("the set mixes probe formats; re-run the Simulator for this checkpoint with one configuration.");
             }
 
             var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, exampleFormat.Architecture);
             var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. examples.Select(p => p.Factors)],
-                sourceFormat, [.. sources.Select(p => p.SubjectId)], [.. sources.Select(p => p.Factors)], _options.InputBasisEnergy);
+                sourceIds, exampleSources, _options.InputBasisEnergy);
             _current = model;
             _scorer = new AttributionModelScorer(model);
             Swaps++;
@@ -255,16 +260,15 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// A language model's probe set as a served method: θ from the checkpoint store, the units' factors imported into
-    /// forward-only (<see cref="IProbeSetMethod.ImportState"/>), each document's source from the run's training
-    /// batches (a probe names its unit, not the unit's source), the tokenizer the recipe names, and the sources' names
-    /// from the corpus the recipe names when it is installed here (their ids otherwise).
+    /// forward-only (<see cref="IProbeSetMethod.ImportState"/>), each document's source (<see cref="ExampleSources"/>),
+    /// the tokenizer the recipe names, and the sources' names from the corpus the recipe names when it is installed
+    /// here (their ids otherwise).
     /// </summary>
-    private LanguageModelScorer BuildLanguageModel(string version, CheckpointPublished checkpoint, InfluenceProbe[] examples, InfluenceProbe[] sources, CancellationToken token)
+    private LanguageModelScorer BuildLanguageModel(string version, CheckpointPublished checkpoint, InfluenceProbe[] examples, long[] sourceIds, int[] exampleSources)
     {
         var first = examples[0];
         var exampleLayout = new UnitLayout(first.Architecture, first.Rank, first.Tensors, first.Precision);
-        var sourceLayout = sources.Length > 0 ? new UnitLayout(sources[0].Architecture, sources[0].Rank, sources[0].Tensors, sources[0].Precision) : exampleLayout;
-        if (examples.Any(p => !ProbeCodec.IsIn(p, exampleLayout)) || sources.Any(p => !ProbeCodec.IsIn(p, sourceLayout)) || sourceLayout.Architecture != exampleLayout.Architecture)
+        if (examples.Any(p => !ProbeCodec.IsIn(p, exampleLayout)))
         {
             throw new ProbeFormatException("the set mixes probe layouts; re-run the Simulator for this checkpoint with one configuration.");
         }
@@ -279,29 +283,34 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             : throw new ArgumentException($"the checkpoint's recipe names tokenizer '{recipe.Tokenizer}'; known: {string.Join(", ", Tokenizers.Names)}.");
         var config = CheckpointStore.ParseGpt(first.Architecture);
         var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, first.Architecture);
-        var sourceOf = ReadSourcesAsync(checkpoint.RunId, checkpoint.Step, token).GetAwaiter().GetResult();
-        long[] sourceIds = [.. sources.Select(p => p.SubjectId)];
-        var sourceIndex = sourceIds.Select((id, i) => (id, i)).ToDictionary(p => p.id, p => p.i);
-        var exampleSources = new int[examples.Length];
-        for (int i = 0; i < examples.Length; i++)
-        {
-            long id = examples[i].SubjectId;
-            if (!sourceOf.TryGetValue(id, out var source) || !sourceIndex.TryGetValue(source, out exampleSources[i]))
-            {
-                throw new ArgumentException($"document {id} has {(sourceOf.ContainsKey(id) ? $"source {sourceOf[id]}, which has no source probe in the set" : $"no TrainingBatch on '{Topics.Batches}' for run {checkpoint.RunId} up to step {checkpoint.Step}")}; re-publish the run (Ingest) and its probes (Simulator).");
-            }
-        }
-
         var method = (IProbeSetMethod)MethodFactory.Create("forward-only", new Dictionary<string, string> { ["normalize"] = _options.Normalize });
         method.ImportState(new ServedModel(() => CheckpointStore.Create(first.Architecture), theta, exampleSources, sourceIds.Length), new ProbeSetState
         {
             Architecture = first.Architecture,
             ExampleTensors = exampleLayout.Tensors,
             Examples = [.. examples.Select(p => p.Factors)],
-            SourceTensors = sourceLayout.Tensors,
-            Sources = [.. sources.Select(p => p.Factors)],
+            SourceTensors = [],
+            Sources = [],
         });
         return new LanguageModelScorer(version, method, config, tokenizer, [.. examples.Select(p => p.SubjectId)], exampleSources, sourceIds, SourceNames(recipe.Dataset, sourceIds));
+    }
+
+    /// <summary>
+    /// The sources a set's examples belong to (ascending ids, as the Simulator orders them) and each example's index
+    /// into them, from the run's training batches (a probe names its example, not the example's source).
+    /// </summary>
+    private (long[] SourceIds, int[] ExampleSources) ExampleSources(CheckpointPublished checkpoint, InfluenceProbe[] examples, CancellationToken token)
+    {
+        var sourceOf = ReadSourcesAsync(checkpoint.RunId, checkpoint.Step, token).GetAwaiter().GetResult();
+        var missing = examples.FirstOrDefault(p => !sourceOf.ContainsKey(p.SubjectId));
+        if (missing is not null)
+        {
+            throw new ArgumentException($"example {missing.SubjectId} has no TrainingBatch on '{Topics.Batches}' for run {checkpoint.RunId} up to step {checkpoint.Step} (its source is unknown); re-publish the run (Ingest) and its probes (Simulator).");
+        }
+
+        long[] sourceIds = [.. examples.Select(p => sourceOf[p.SubjectId]).Distinct().Order()];
+        var index = sourceIds.Select((id, i) => (id, i)).ToDictionary(p => p.id, p => p.i);
+        return (sourceIds, [.. examples.Select(p => index[sourceOf[p.SubjectId]])]);
     }
 
     /// <summary>The source of every document the run trained on up to <paramref name="step"/>, from its training batches.</summary>
@@ -357,14 +366,10 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
     }
 
-    private sealed class PendingSet(long setExamples, long setSources)
+    private sealed class PendingSet(long setExamples)
     {
         public long SetExamples { get; } = setExamples;
 
-        public long SetSources { get; } = setSources;
-
         public Dictionary<long, InfluenceProbe> Examples { get; } = [];
-
-        public Dictionary<long, InfluenceProbe> Sources { get; } = [];
     }
 }

@@ -5,8 +5,8 @@ namespace Attribution.Simulator;
 /// <summary>Every log line of the Simulator, with stable event ids (6xxx). No payloads are logged.</summary>
 internal static partial class LogMessages
 {
-    [LoggerMessage(6001, LogLevel.Information, "Run {RunId} step {Step}: {Examples} examples in {Sources} sources; {DoneExamples} example and {DoneSources} source probes already published; simulating the share of {Share}")]
-    public static partial void SimulationPlanned(this ILogger logger, string runId, long step, int examples, int sources, int doneExamples, int doneSources, string share);
+    [LoggerMessage(6001, LogLevel.Information, "Run {RunId} step {Step}: {Examples} examples in {Sources} sources; {DoneExamples} example probes already published; simulating the share of {Share}")]
+    public static partial void SimulationPlanned(this ILogger logger, string runId, long step, int examples, int sources, int doneExamples, string share);
 
     [LoggerMessage(6002, LogLevel.Information, "Run {RunId} step {Step}: step size {StepSize}, probe format {Format} ({Bytes} bytes per example probe)")]
     public static partial void SimulatorReady(this ILogger logger, string runId, long step, float stepSize, string format, int bytes);

@@ -20,18 +20,17 @@ public sealed class CheckpointRejectedException(string message, Exception? inner
 /// <param name="RunId">Run id.</param>
 /// <param name="Step">Checkpoint step.</param>
 /// <param name="ExampleProbes">Example probes in the set.</param>
-/// <param name="SourceProbes">Source probes in the set.</param>
 /// <param name="PublishedNow">Probes this instance published for it (the rest were there from an earlier run, or another instance's share).</param>
 /// <param name="SetComplete">
 /// Whether the whole set is on the probes topic: always with one instance; with several, true when this instance's
 /// re-read of the topic after publishing its share found every unit (the last instance to finish sees it).
 /// </param>
-public sealed record ProbeSetCompleted(string RunId, long Step, int ExampleProbes, int SourceProbes, long PublishedNow, bool SetComplete = true);
+public sealed record ProbeSetCompleted(string RunId, long Step, int ExampleProbes, long PublishedNow, bool SetComplete = true);
 
 /// <summary>Progress of a probe set: a block of probes was published and acknowledged.</summary>
 /// <param name="RunId">Run id.</param>
 /// <param name="Step">Checkpoint step.</param>
-/// <param name="Subject">Examples or sources.</param>
+/// <param name="Subject">The subject (examples: the only units published).</param>
 /// <param name="Done">Units of this subject published so far in this pass.</param>
 /// <param name="Total">Units of this subject to publish in this pass (those not already on the topic).</param>
 public sealed record ProbeProgress(string RunId, long Step, ProbeSubject Subject, int Done, int Total);
@@ -146,45 +145,38 @@ public sealed class SimulatorWorker : EventConsumerWorker
         // The probe set carries its checkpoint reference on the compacted probes topic, so a Scorer rebuilding its index
         // finds θ even where the checkpoints topic no longer retains the event (the embedded log trims committed records).
         await _producer.ProduceAsync(Topics.Probes, EventMessage.Create(InfluenceProbe.CheckpointKey(checkpoint.RunId, checkpoint.Step), record.Value, ArrowEvents.Headers<CheckpointPublished>()), cancellationToken);
-        var (doneExamples, doneSources) = await ReadDoneAsync(checkpoint, plan.ExampleLayout, plan.SourceLayout, exampleIds.Length, sourceIds.Length, cancellationToken);
-        Logger.SimulationPlanned(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, doneExamples.Count, doneSources.Count, _share.ToString());
+        var doneExamples = await ReadDoneAsync(checkpoint, plan.ExampleLayout, exampleIds.Length, cancellationToken);
+        Logger.SimulationPlanned(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, doneExamples.Count, _share.ToString());
 
         // With several instances this one simulates only its share of the units (the others' shares are theirs).
         var ownExamples = Enumerable.Range(0, exampleIds.Length).Where(i => _share.Owns(ProbeSubject.Example, exampleIds[i])).ToArray();
-        var ownSources = Enumerable.Range(0, sourceIds.Length).Where(s => _share.Owns(ProbeSubject.Source, sourceIds[s])).ToArray();
         var exampleUnits = ownExamples.Where(i => !doneExamples.Contains(exampleIds[i])).ToArray();
-        var sourceUnits = ownSources.Where(s => !doneSources.Contains(sourceIds[s])).ToArray();
-        Interlocked.Add(ref _skipped, ownExamples.Length - exampleUnits.Length + ownSources.Length - sourceUnits.Length);
+        Interlocked.Add(ref _skipped, ownExamples.Length - exampleUnits.Length);
         long publishedBefore = ProbesPublished;
-        if (exampleUnits.Length + sourceUnits.Length > 0)
+        if (exampleUnits.Length > 0)
         {
             var simulation = plan.Start(cancellationToken);
             Logger.SimulatorReady(checkpoint.RunId, checkpoint.Step, simulation.StepSize, plan.ExampleLayout.ToString(), EventCodecs.Probes.Encode(ProbeCodec.ToProbe(plan.ExampleLayout, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, 0, 0, 0, new float[plan.ExampleLayout.FloatsPerUnit])).Length);
-            await SimulateAsync(simulation, checkpoint, plan.ExampleLayout, ProbeSubject.Example, exampleUnits, u => [u], u => exampleIds[u],
-                exampleIds.Length, sourceIds.Length, cancellationToken);
-            // A source is simulated as one unit of all its examples (documents): the definition ForwardOnlyMethod uses
-            // offline (SourceResponse.Simulated), for the MLP and the GPT alike.
-            var members = ForwardOnlyMethod.SourceUnits(plan.Problem);
-            await SimulateAsync(simulation, checkpoint, plan.SourceLayout, ProbeSubject.Source, sourceUnits, s => members[s], s => sourceIds[s],
-                exampleIds.Length, sourceIds.Length, cancellationToken);
+            // Examples only: a source's score is the sum of its examples' scores (the Scorer sums them, as
+            // ForwardOnlyMethod does offline), so no source is simulated or published.
+            await SimulateAsync(simulation, checkpoint, plan.ExampleLayout, exampleUnits, u => exampleIds[u], exampleIds.Length, cancellationToken);
         }
 
         bool whole = true;
         if (_share.Instances > 1)
         {
             // Only this instance's share is known to be there: the set is complete when the topic holds every unit.
-            var (allExamples, allSources) = await ReadDoneAsync(checkpoint, plan.ExampleLayout, plan.SourceLayout, exampleIds.Length, sourceIds.Length, cancellationToken);
-            whole = allExamples.Count == exampleIds.Length && allSources.Count == sourceIds.Length;
+            whole = (await ReadDoneAsync(checkpoint, plan.ExampleLayout, exampleIds.Length, cancellationToken)).Count == exampleIds.Length;
         }
 
-        var done = new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, ProbesPublished - publishedBefore, whole);
+        var done = new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, ProbesPublished - publishedBefore, whole);
         Interlocked.Increment(ref _sets);
-        Logger.ProbeSetComplete(done.RunId, done.Step, exampleIds.Length + sourceIds.Length, done.PublishedNow, watch.Elapsed.TotalSeconds);
+        Logger.ProbeSetComplete(done.RunId, done.Step, exampleIds.Length, done.PublishedNow, watch.Elapsed.TotalSeconds);
         if (_bus is not null && whole)
         {
             try
             {
-                await _bus.Publish(new ProbeSetCompleteMessage { RunId = done.RunId, Step = done.Step, ProbeCount = exampleIds.Length + sourceIds.Length }, cancellationToken);
+                await _bus.Publish(new ProbeSetCompleteMessage { RunId = done.RunId, Step = done.Step, ProbeCount = exampleIds.Length }, cancellationToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -206,27 +198,27 @@ public sealed class SimulatorWorker : EventConsumerWorker
         waiter.TrySetResult(done);
     }
 
-    private async Task SimulateAsync(IUnitSimulation simulation, CheckpointPublished checkpoint, UnitLayout layout, ProbeSubject subject,
-        int[] units, Func<int, int[]> members, Func<int, long> subjectId, int setExamples, int setSources, CancellationToken ct)
+    private async Task SimulateAsync(IUnitSimulation simulation, CheckpointPublished checkpoint, UnitLayout layout,
+        int[] units, Func<int, long> subjectId, int setExamples, CancellationToken ct)
     {
         for (int start = 0; start < units.Length; start += _options.UnitsPerBlock)
         {
             var block = units[start..Math.Min(units.Length, start + _options.UnitsPerBlock)];
             var acks = new List<Task<EventPosition>>(block.Length);
-            simulation.Simulate(subject, [.. block.Select(members)], (u, floats) =>
+            simulation.Simulate([.. block.Select(u => new[] { u })], (u, floats) =>
             {
-                var probe = ProbeCodec.ToProbe(layout, checkpoint.RunId, checkpoint.Step, subject, subjectId(block[u]), setExamples, setSources, floats);
+                var probe = ProbeCodec.ToProbe(layout, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, subjectId(block[u]), setExamples, 0, floats);
                 acks.Add(_producer.ProduceAsync(Topics.Probes, EventMessage.Create(probe.Key,
                     EventCodecs.Probes.Encode(probe), ArrowEvents.Headers<InfluenceProbe>()), ct));
             }, ct);
             await Task.WhenAll(acks);
             Interlocked.Add(ref _published, acks.Count);
-            Logger.BlockPublished(checkpoint.RunId, checkpoint.Step, acks.Count, subject.ToString(), start + block.Length, units.Length);
-            Progress?.Invoke(new ProbeProgress(checkpoint.RunId, checkpoint.Step, subject, start + block.Length, units.Length));
+            Logger.BlockPublished(checkpoint.RunId, checkpoint.Step, acks.Count, nameof(ProbeSubject.Example), start + block.Length, units.Length);
+            Progress?.Invoke(new ProbeProgress(checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, start + block.Length, units.Length));
         }
     }
 
-    /// <summary>An MLP checkpoint: the stacked simulation (<see cref="ForwardOnlySimulator"/>), examples compressed to <see cref="ProbeFormat"/>, sources in full.</summary>
+    /// <summary>An MLP checkpoint: the stacked simulation (<see cref="ForwardOnlySimulator"/>), examples compressed to <see cref="ProbeFormat"/>.</summary>
     private SimulationPlan MlpPlan(CheckpointPublished checkpoint, CheckpointRecipe recipe, float[] theta, TrainingSet training, int[] exampleSources, int sourceCount)
     {
         int[] widths;
@@ -246,13 +238,12 @@ public sealed class SimulatorWorker : EventConsumerWorker
             TrainingLearningRate = (float)recipe.LearningRate,
         };
         var exampleFormat = new ProbeFormat(layout.Widths, _options.Rank, ProbeFormat.ParsePrecision(_options.Precision)!.Value);
-        var sourceFormat = new ProbeFormat(layout.Widths, 0, ProbePrecision.Float32);
-        return new SimulationPlan(problem, exampleFormat.Unit, sourceFormat.Unit, ct => new MlpSimulation(new ForwardOnlySimulator(problem, _options.ToForwardOnly(), ct), exampleFormat, _options.Seed));
+        return new SimulationPlan(problem, exampleFormat.Unit, ct => new MlpSimulation(new ForwardOnlySimulator(problem, _options.ToForwardOnly(), ct), exampleFormat, _options.Seed));
     }
 
     /// <summary>
-    /// A language model's checkpoint: one unit per training document (its token ids from the batches), sources as whole
-    /// units, simulated through <see cref="ForwardOnlySimulator"/> and laid out as <see cref="ForwardOnlyMethod"/> stores
+    /// A language model's checkpoint: one unit per training document (its token ids from the batches),
+    /// simulated through <see cref="ForwardOnlySimulator"/> and laid out as <see cref="ForwardOnlyMethod"/> stores
     /// them (<see cref="ModelProbeSimulator"/>). The step size is 1 / (h_max + λ): the recipe's learning rate is the
     /// optimiser's (AdamW), not a plain gradient step, so it does not cap it (as offline).
     /// </summary>
@@ -282,7 +273,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
         var options = _options.ToForwardOnly();
         // The layout is known before simulating (finished probes are recognised by it).
         var layout = ModelProbeSimulator.LayoutOf(problem, options.Rank, precision);
-        return new SimulationPlan(problem, layout, layout, ct => new LanguageModelSimulation(new ModelProbeSimulator(problem, options, precision, ct)));
+        return new SimulationPlan(problem, layout, ct => new LanguageModelSimulation(new ModelProbeSimulator(problem, options, precision, ct)));
     }
 
     /// <summary>
@@ -391,11 +382,9 @@ public sealed class SimulatorWorker : EventConsumerWorker
         return (x, y);
     }
 
-    private async Task<(HashSet<long> Examples, HashSet<long> Sources)> ReadDoneAsync(CheckpointPublished checkpoint, UnitLayout exampleLayout, UnitLayout sourceLayout,
-        long setExamples, long setSources, CancellationToken ct)
+    private async Task<HashSet<long>> ReadDoneAsync(CheckpointPublished checkpoint, UnitLayout exampleLayout, long setExamples, CancellationToken ct)
     {
         var examples = new HashSet<long>();
-        var sources = new HashSet<long>();
         var prefix = $"{checkpoint.RunId}/{checkpoint.Step}/";
         foreach (var r in await TopicReader.ReadToEndAsync(_log, Topics.Probes, ct))
         {
@@ -408,10 +397,9 @@ public sealed class SimulatorWorker : EventConsumerWorker
             {
                 var probe = EventCodecs.Probes.Decode(r.Value);
                 // Only a probe of the same format and set is finished work; anything else is redone (and overwritten).
-                if (probe.SetExamples == setExamples && probe.SetSources == setSources
-                    && ProbeCodec.IsIn(probe, probe.Subject == ProbeSubject.Example ? exampleLayout : sourceLayout))
+                if (probe.Subject == ProbeSubject.Example && probe.SetExamples == setExamples && probe.SetSources == 0 && ProbeCodec.IsIn(probe, exampleLayout))
                 {
-                    (probe.Subject == ProbeSubject.Example ? examples : sources).Add(probe.SubjectId);
+                    examples.Add(probe.SubjectId);
                 }
             }
             catch (EventContractException)
@@ -420,20 +408,20 @@ public sealed class SimulatorWorker : EventConsumerWorker
             }
         }
 
-        return (examples, sources);
+        return examples;
     }
 
     private sealed record TrainingSet(long[] ExampleIds, Dictionary<long, long> SourceOf, Dictionary<long, (float[] X, int Y)> Payload, Dictionary<long, int[]> Documents);
 
-    /// <summary>A checkpoint's problem, its probes' layouts and how to start simulating (deferred: the step size costs a power iteration).</summary>
-    private sealed record SimulationPlan(AttributionProblem Problem, UnitLayout ExampleLayout, UnitLayout SourceLayout, Func<CancellationToken, IUnitSimulation> Start);
+    /// <summary>A checkpoint's problem, its probes' layout and how to start simulating (deferred: the step size costs a power iteration).</summary>
+    private sealed record SimulationPlan(AttributionProblem Problem, UnitLayout ExampleLayout, Func<CancellationToken, IUnitSimulation> Start);
 
-    /// <summary>Simulates units of one subject and hands each unit's probe floats to a sink.</summary>
+    /// <summary>Simulates example units and hands each unit's probe floats to a sink.</summary>
     private interface IUnitSimulation
     {
         float StepSize { get; }
 
-        void Simulate(ProbeSubject subject, IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct);
+        void Simulate(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct);
     }
 
     private sealed class MlpSimulation(ForwardOnlySimulator simulator, ProbeFormat exampleFormat, ulong seed) : IUnitSimulation
@@ -443,11 +431,11 @@ public sealed class SimulatorWorker : EventConsumerWorker
 
         public float StepSize => simulator.StepSize;
 
-        // Examples travel compressed (rank-r factors); sources in full, as simulated.
-        public void Simulate(ProbeSubject subject, IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct) =>
+        // Examples travel compressed (rank-r factors) unless the rank is 0 (full).
+        public void Simulate(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct) =>
             simulator.Simulate(units, (u, response) =>
             {
-                if (subject == ProbeSubject.Example && exampleFormat.Rank > 0)
+                if (exampleFormat.Rank > 0)
                 {
                     exampleFormat.Compress(response, _sketch, _compressed);
                     sink(u, _compressed);
@@ -463,6 +451,6 @@ public sealed class SimulatorWorker : EventConsumerWorker
     {
         public float StepSize => simulator.StepSize;
 
-        public void Simulate(ProbeSubject subject, IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct) => simulator.Simulate(units, sink, ct);
+        public void Simulate(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct) => simulator.Simulate(units, sink, ct);
     }
 }

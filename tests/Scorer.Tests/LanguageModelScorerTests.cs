@@ -77,10 +77,10 @@ public sealed class LanguageModelScorerTests
     }
 
     [Fact]
-    public void Forward_only_is_served_with_its_simulated_source_scores_not_sums_of_its_documents()
+    public void Forward_only_is_served_with_source_scores_that_are_the_sums_of_its_documents()
     {
-        // Sources are defined once: each simulated as one unit (as on the MLP path), so the served source score is the
-        // method's ScoreSources, which differs from the sum over the source's documents.
+        // Sources are defined once (as on the MLP path and offline): a source's score is the sum of its documents'
+        // scores, which is what the method's ScoreSources returns.
         var model = new GptModel(new Gpt(Config, seed: 3));
         var theta = new float[model.ParameterCount];
         model.CopyTo(theta);
@@ -94,6 +94,16 @@ public sealed class LanguageModelScorerTests
         var expected = method.Score(batch);
         Assert.Equal(expected.Scores, scores.Examples);
         Assert.Equal(method.ScoreSources(batch), scores.Sources);
-        Assert.NotEqual(expected.SourceScores, scores.Sources);
+        Assert.Equal(expected.SourceScores, scores.Sources);
+        for (int s = 0; s < 3; s++)
+        {
+            float sum = 0;
+            for (int d = 0; d < DocumentSources.Length; d++)
+            {
+                sum += DocumentSources[d] == s ? expected.Scores[d] : 0f;
+            }
+
+            Assert.Equal(sum, scores.Sources[s], 1e-5f * Math.Max(1f, Math.Abs(sum)));
+        }
     }
 }

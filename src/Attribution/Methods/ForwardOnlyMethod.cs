@@ -25,7 +25,6 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     private string? _architecture;
     private int _inputWidth; // the float input width a served classifier takes (0: not checked)
     private ResponseSet? _examples;
-    private ResponseSet? _sources;
     private readonly ConcurrentBag<IModel> _models = [];
 
     /// <summary>Creates the method; <paramref name="options"/> null uses the defaults (two-trajectory).</summary>
@@ -37,56 +36,58 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
 
     /// <summary>
     /// Builds a ready-to-score method from responses simulated elsewhere (e.g. <c>attribute --probes</c> reading a probe
-    /// file). <paramref name="examples"/> has one unit per training example, <paramref name="sources"/> one per source.
+    /// file). <paramref name="examples"/> has one unit per training example.
     /// </summary>
-    public static ForwardOnlyMethod FromResponses(AttributionProblem problem, ResponseSet examples, ResponseSet sources, ForwardOnlyOptions? options = null)
+    public static ForwardOnlyMethod FromResponses(AttributionProblem problem, ResponseSet examples, ForwardOnlyOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(problem);
         ArgumentNullException.ThrowIfNull(examples);
-        ArgumentNullException.ThrowIfNull(sources);
-        if (examples.Units != problem.Count || sources.Units != problem.SourceCount
-            || examples.ParameterCount != problem.ParameterCount || sources.ParameterCount != problem.ParameterCount)
+        if (examples.Units != problem.Count || examples.ParameterCount != problem.ParameterCount)
         {
-            throw new ArgumentException($"responses for {examples.Units} examples / {sources.Units} sources do not match a problem of {problem.Count} examples / {problem.SourceCount} sources and {problem.ParameterCount} parameters.");
+            throw new ArgumentException($"responses for {examples.Units} examples of {examples.ParameterCount} parameters do not match a problem of {problem.Count} examples and {problem.ParameterCount} parameters.");
         }
 
         var method = new ForwardOnlyMethod(options);
-        method.Serve(problem, ServedModel.Of(problem), problem.Architecture, examples, sources);
+        method.Serve(problem, ServedModel.Of(problem), problem.Architecture, examples);
         return method;
     }
 
     /// <summary>
-    /// The serving form for an MLP: a method built from a probe set (the model's θ, every example's and every source's
-    /// response), with no training data. <see cref="ScoreAll"/> is the Scorer's scoring; the per-source sums of
-    /// <see cref="ScoreMatrix.SourceScores"/> are empty (the set does not say which source an example belongs to).
+    /// The serving form for an MLP: a method built from a probe set (the model's θ and every example's response), with
+    /// no training data. <paramref name="exampleSources"/> gives each example's source in [0, <paramref name="sourceCount"/>):
+    /// a source's score is the sum of its examples' scores (<see cref="ScoreMatrix.SourceScores"/>).
+    /// <see cref="ScoreAll"/> is the Scorer's scoring.
     /// </summary>
-    public static ForwardOnlyMethod FromResponses(MlpLayout layout, float[] theta, ResponseSet examples, ResponseSet sources, ForwardOnlyOptions? options = null)
+    public static ForwardOnlyMethod FromResponses(MlpLayout layout, float[] theta, ResponseSet examples, int[] exampleSources, int sourceCount, ForwardOnlyOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentNullException.ThrowIfNull(theta);
         ArgumentNullException.ThrowIfNull(examples);
-        ArgumentNullException.ThrowIfNull(sources);
-        if (theta.Length != layout.ParameterCount || examples.ParameterCount != layout.ParameterCount || sources.ParameterCount != layout.ParameterCount)
+        ArgumentNullException.ThrowIfNull(exampleSources);
+        if (theta.Length != layout.ParameterCount || examples.ParameterCount != layout.ParameterCount)
         {
-            throw new ArgumentException($"θ ({theta.Length}) and the responses ({examples.ParameterCount}, {sources.ParameterCount}) must all have the {layout.ParameterCount} parameters of {string.Join('-', layout.Widths)}.");
+            throw new ArgumentException($"θ ({theta.Length}) and the responses ({examples.ParameterCount}) must both have the {layout.ParameterCount} parameters of {string.Join('-', layout.Widths)}.");
+        }
+
+        if (exampleSources.Length != examples.Units || exampleSources.Any(s => (uint)s >= (uint)sourceCount))
+        {
+            throw new ArgumentException($"{exampleSources.Length} example sources for {examples.Units} examples; each must be in [0, {sourceCount}).", nameof(exampleSources));
         }
 
         var method = new ForwardOnlyMethod(options);
         var mlp = new Mlp(layout);
-        method.Serve(null, new ServedModel(() => new Mlp(layout), theta, [], sources.Units), mlp.Architecture, examples, sources, examples.Units);
+        method.Serve(null, new ServedModel(() => new Mlp(layout), theta, exampleSources, sourceCount), mlp.Architecture, examples);
         return method;
     }
 
     // Makes the method score from these sets (the input basis applied as the options say).
-    private void Serve(AttributionProblem? problem, ServedModel served, string architecture, ResponseSet examples, ResponseSet sources, int? exampleCount = null)
+    private void Serve(AttributionProblem? problem, ServedModel served, string architecture, ResponseSet examples)
     {
         _problem = problem;
         _served = served;
         _architecture = architecture;
         _inputWidth = examples.Layers.Count > 0 && architecture.StartsWith("mlp:", StringComparison.Ordinal) ? examples.Layers[0].In : 0;
         _examples = examples;
-        _sources = sources;
-        _exampleCount = exampleCount ?? served.ExampleSources.Length;
         _models.Clear();
         InputBasis = null;
         if (_options.InputBasisEnergy > 0 && examples.Layers.Count > 0 && examples.Ranks[0] > 0 && examples.BasisDims[0] == 0 && _inputWidth > 0)
@@ -96,8 +97,6 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
             InputBasis = examples.BasisDims[0] > 0 ? basis : null;
         }
     }
-
-    private int _exampleCount;
 
     /// <inheritdoc />
     public string Name => _options.TwoTrajectory ? "forward-only" : "forward-only-single";
@@ -123,15 +122,12 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     /// <summary>Per-example (per-unit) responses (after Precompute or ImportState).</summary>
     public ResponseSet ExampleResponses => _examples ?? throw NotReady();
 
-    /// <summary>Per-source responses (after Precompute or ImportState).</summary>
-    public ResponseSet SourceResponses => _sources ?? throw NotReady();
-
     /// <inheritdoc />
-    public long StateBytes => (_examples?.Bytes ?? 0) + (_sources?.Bytes ?? 0);
+    public long StateBytes => _examples?.Bytes ?? 0;
 
     /// <inheritdoc />
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Name} ({_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, sources={_options.Sources}, readout={_options.Readout}{(_options.Propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {_options.OperatorSample}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
+        $"{Name} ({_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(_options.Propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {_options.OperatorSample}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
@@ -141,14 +137,8 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         var simulator = new ForwardOnlySimulator(problem, _options, cancellationToken);
         StepSize = simulator.StepSize;
         TopEigenvalue = simulator.TopEigenvalue;
-        int n = problem.Count, m = problem.SourceCount, p = problem.ParameterCount;
-        var layers = LinearLayers(problem);
-        var examples = new ResponseSet(p, layers, n, _options.Rank, _options.Seed);
-        // A source is one of few units: kept in full where the linear layers are the whole model (the MLP, as the
-        // Simulator publishes it); a language model's sources at the examples' rank (its full response would be p floats).
-        bool whole = layers.Sum(l => (long)l.Out * l.In + (l.BiasOffset >= 0 ? l.Out : 0)) == p;
-        var sources = new ResponseSet(p, layers, m, whole ? 0 : _options.Rank, _options.Seed);
-        var sums = _options.Sources == SourceResponse.SumOfExamples ? new double[(long)m * p] : null;
+        int n = problem.Count;
+        var examples = new ResponseSet(problem.ParameterCount, LinearLayers(problem), n, _options.Rank, _options.Seed);
         var norms = new float[n];
         var units = new int[n][];
         for (int i = 0; i < n; i++)
@@ -160,35 +150,9 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         {
             norms[unit] = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(response, response));
             examples.Set(unit, response);
-            if (sums is not null)
-            {
-                var dst = sums.AsSpan(problem.SourceIds[unit] * p, p);
-                for (int j = 0; j < p; j++)
-                {
-                    dst[j] += response[j];
-                }
-            }
         }, cancellationToken);
 
-        if (sums is null)
-        {
-            simulator.Simulate(SourceUnits(problem), (s, response) => sources.Set(s, response), cancellationToken);
-        }
-        else
-        {
-            var row = new float[p];
-            for (int s = 0; s < m; s++)
-            {
-                for (int j = 0; j < p; j++)
-                {
-                    row[j] = (float)sums[(long)s * p + j];
-                }
-
-                sources.Set(s, row);
-            }
-        }
-
-        Serve(problem, ServedModel.Of(problem), problem.Architecture, examples, sources);
+        Serve(problem, ServedModel.Of(problem), problem.Architecture, examples);
         ResponseNorms = norms;
         SimulationSeconds = watch.Elapsed.TotalSeconds;
     }
@@ -200,32 +164,11 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         return problem.CreateModel().PerExampleGradients(ForwardOnlySimulator.Rows(problem.Training, problem.Count > 0 ? [0] : []), ModelOutput.Loss).Layers;
     }
 
-    /// <summary>
-    /// The training-example indices of every source (unit s = the examples whose source is s, ascending): what a source
-    /// is when it is simulated as one unit, here and in the Simulator service.
-    /// </summary>
-    public static int[][] SourceUnits(AttributionProblem problem)
-    {
-        ArgumentNullException.ThrowIfNull(problem);
-        var members = new List<int>[problem.SourceCount];
-        for (int s = 0; s < members.Length; s++)
-        {
-            members[s] = [];
-        }
-
-        for (int i = 0; i < problem.Count; i++)
-        {
-            members[problem.SourceIds[i]].Add(i);
-        }
-
-        return [.. members.Select(m => m.ToArray())];
-    }
-
     /// <inheritdoc />
     public ProbeSetState ExportState()
     {
         var served = _served ?? throw NotReady();
-        return ForwardOnlyState.Export(served.CreateModel(), ExampleResponses, SourceResponses);
+        return ForwardOnlyState.Export(served.CreateModel(), ExampleResponses);
     }
 
     /// <inheritdoc />
@@ -240,15 +183,14 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
             throw new ArgumentException($"the state is of {state.Architecture}; the served model is {probe.Architecture}.", nameof(state));
         }
 
-        if (model.Theta.Length != probe.ParameterCount || state.Examples.Count != model.ExampleSources.Length || state.Sources.Count != model.SourceCount
+        if (model.Theta.Length != probe.ParameterCount || state.Examples.Count != model.ExampleSources.Length || state.Sources.Count != 0
             || state.Shared.Count != 0 || model.ExampleSources.Any(s => (uint)s >= (uint)model.SourceCount))
         {
-            throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units ({state.Shared.Count} shared tensors; it has none) does not fit a served model with θ of {model.Theta.Length} values ({probe.ParameterCount} expected), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
+            throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units ({state.Shared.Count} shared tensors; it has neither source units nor shared tensors: a source's score is the sum of its examples') does not fit a served model with θ of {model.Theta.Length} values ({probe.ParameterCount} expected), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
         }
 
         var examples = ForwardOnlyState.Load(probe, state.ExampleTensors, state.Examples, _options.Seed);
-        var sources = ForwardOnlyState.Load(probe, state.SourceTensors, state.Sources, _options.Seed);
-        Serve(null, model, state.Architecture, examples, sources);
+        Serve(null, model, state.Architecture, examples);
         StepSize = 0;
         TopEigenvalue = 0;
     }
@@ -256,23 +198,11 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     /// <summary>Dimension of the input layer's shared basis and the energy it kept, when <see cref="ForwardOnlyOptions.InputBasisEnergy"/> is on.</summary>
     public (int Dimension, double EnergyKept)? InputBasis { get; private set; }
 
-    /// <inheritdoc />
-    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, true, false, cancellationToken).Examples!;
-
-    /// <inheritdoc />
-    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, false, true, cancellationToken).Sources!;
-
     /// <summary>
-    /// Scores a batch against every example and every source ([queries, sources] row-major). The queries' forward pass
-    /// and gradient factors are computed once and shared by both sets. Safe to call from several threads at once.
+    /// Scores a batch against every example; <see cref="ScoreMatrix.SourceScores"/> (and so
+    /// <see cref="IAttributionMethod.ScoreSources"/>) sums them per source, the one definition of a source's score.
     /// </summary>
-    public (ScoreMatrix Examples, float[] Sources) ScoreAll(QueryBatch queries, CancellationToken cancellationToken = default)
-    {
-        var (examples, sources) = Read(queries, true, true, cancellationToken);
-        return (examples!, sources!);
-    }
-
-    private (ScoreMatrix? Examples, float[]? Sources) Read(QueryBatch queries, bool withExamples, bool withSources, CancellationToken cancellationToken)
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
         var served = _served ?? throw NotReady();
@@ -283,38 +213,32 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        var sets = new List<(ResponseSet Set, float[] Scores)>();
-        var examples = withExamples ? new float[(long)queries.Count * ExampleResponses.Units] : null;
-        var sources = withSources ? new float[(long)queries.Count * SourceResponses.Units] : null;
-        if (examples is not null)
-        {
-            sets.Add((ExampleResponses, examples));
-        }
-
-        if (sources is not null)
-        {
-            sets.Add((SourceResponses, sources));
-        }
-
+        var set = ExampleResponses;
+        var scores = new float[(long)queries.Count * set.Units];
         if (_options.Readout == ForwardReadout.FiniteDifference)
         {
             float eps = _options.ReadoutEpsilon ?? _options.Epsilon;
-            foreach (var (set, scores) in sets)
-            {
-                ForwardOnlyReadout.FiniteDifference(served.CreateModel(), served.Theta, queries, set, eps, scores, cancellationToken);
-            }
+            ForwardOnlyReadout.FiniteDifference(served.CreateModel(), served.Theta, queries, set, eps, scores, cancellationToken);
         }
         else if (queries.Count > 0)
         {
-            var readout = Readout(queries);
-            foreach (var (set, scores) in sets)
-            {
-                set.JacobianScores(readout, scores);
-            }
+            set.JacobianScores(Readout(queries), scores);
         }
 
-        var sourceIds = served.ExampleSources.Length == _exampleCount ? served.ExampleSources : null;
-        return (examples is null ? null : new ScoreMatrix(examples, queries.Count, _exampleCount, sourceIds, served.SourceCount), sources);
+        return new ScoreMatrix(scores, queries.Count, set.Units, served.ExampleSources, served.SourceCount);
+    }
+
+    /// <summary>The per-source sums of <see cref="Score"/> ([queries, sources] row-major), as for every method.</summary>
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Score(queries, cancellationToken).SourceScores;
+
+    /// <summary>
+    /// Scores a batch against every example and every source ([queries, sources] row-major: the per-source sums of
+    /// the example scores) in one readout. Safe to call from several threads at once.
+    /// </summary>
+    public (ScoreMatrix Examples, float[] Sources) ScoreAll(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        var examples = Score(queries, cancellationToken);
+        return (examples, examples.SourceScores);
     }
 
     /// <summary>The class an MLP predicts for each input (the label whose margin a served query attributes).</summary>

@@ -13,19 +13,6 @@ public enum ForwardReadout
     FiniteDifference,
 }
 
-/// <summary>What a source's response is.</summary>
-public enum SourceResponse
-{
-    /// <summary>
-    /// The source simulated as one unit: all its examples up-weighted together in one pair of trajectories, each by
-    /// ε/|source| (the unit perturbed by ε in total), the response divided back to a per-example weight.
-    /// </summary>
-    Simulated,
-
-    /// <summary>The sum of its examples' simulated responses (first-order equal to <see cref="Simulated"/>).</summary>
-    SumOfExamples,
-}
-
 /// <summary>How the simulation carries a unit's up-weighting through the K steps.</summary>
 public enum ForwardPropagation
 {
@@ -54,7 +41,7 @@ public sealed record ForwardOnlyOptions
 
     /// <summary>
     /// Perturbation weight ε added to a unit's loss (absolute, weight units), shared by its examples: ε/|unit| each
-    /// (<see cref="ForwardOnlySimulator.UnitWeight"/>), so a single example gets ε and a 500-example source ε in total.
+    /// (<see cref="ForwardOnlySimulator.UnitWeight"/>); the units simulated are single examples, each perturbed by ε.
     /// </summary>
     public float Epsilon { get; init; } = 1e-3f;
 
@@ -92,9 +79,6 @@ public sealed record ForwardOnlyOptions
     /// the default, kept the scores of a real FashionMNIST MLP at Pearson 0.9947 vs 0.9950 without it, at 46% of the bytes).
     /// </summary>
     public double InputBasisEnergy { get; init; } = 0.99;
-
-    /// <summary>What a source's response is (measured by the source-level LDS, docs/benchmarks/attribution-eval.md).</summary>
-    public SourceResponse Sources { get; init; } = SourceResponse.Simulated;
 
     /// <summary>How responses are propagated (<see cref="ForwardPropagation"/>).</summary>
     public ForwardPropagation Propagation { get; init; } = ForwardPropagation.Trajectory;

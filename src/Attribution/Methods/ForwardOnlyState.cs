@@ -4,25 +4,27 @@ using Attribution.Engine.Models;
 namespace Attribution.Attribution.Methods;
 
 /// <summary>
-/// Forward-only's probe-set state for any model: the example and source <see cref="ResponseSet"/>s as named tensor
+/// Forward-only's probe-set state for any model: the example <see cref="ResponseSet"/> as named tensor
 /// blocks (<see cref="ResponseSet.Tensors"/> named after the model's tensors, one <see cref="ResponseSet.GetFactors"/>
 /// block per unit) and back.
 /// </summary>
 public static class ForwardOnlyState
 {
-    /// <summary>The state of <paramref name="examples"/> and <paramref name="sources"/>, responses of <paramref name="model"/>'s parameters.</summary>
-    public static ProbeSetState Export(IModel model, ResponseSet examples, ResponseSet sources)
+    /// <summary>
+    /// The state of <paramref name="examples"/>, responses of <paramref name="model"/>'s parameters. It has no source
+    /// units: a source's score is the sum of its examples' scores.
+    /// </summary>
+    public static ProbeSetState Export(IModel model, ResponseSet examples)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(examples);
-        ArgumentNullException.ThrowIfNull(sources);
         return new ProbeSetState
         {
             Architecture = model.Architecture,
             ExampleTensors = examples.Tensors(model.Tensors),
             Examples = Blocks(examples),
-            SourceTensors = sources.Tensors(model.Tensors),
-            Sources = Blocks(sources),
+            SourceTensors = [],
+            Sources = [],
         };
     }
 

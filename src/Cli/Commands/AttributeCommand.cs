@@ -123,9 +123,9 @@ internal static class AttributeCommand
                         throw new ArgumentException($"--probes {probesPath} was not simulated for this run: {why}. Point --probes at a new file (it will be simulated) or at this run's own.");
                     }
 
-                    if (!stored.ExampleIds.SequenceEqual(train.Ids.Select(i => (long)i)) || !stored.SourceIds.SequenceEqual(Enumerable.Range(0, problem.SourceCount).Select(s => (long)s)))
+                    if (!stored.ExampleIds.SequenceEqual(train.Ids.Select(i => (long)i)) || stored.SourceIds.Length > 0)
                     {
-                        throw new ArgumentException($"--probes {probesPath} holds units {Ids(stored.ExampleIds)} / sources {Ids(stored.SourceIds)}, not this run's training examples in order; point --probes at a new file.");
+                        throw new ArgumentException($"--probes {probesPath} holds units {Ids(stored.ExampleIds)} / sources {Ids(stored.SourceIds)}, not this run's training examples in order (and no source units: a source's score is the sum of its examples'); point --probes at a new file.");
                     }
 
                     served.ImportState(ServedModel.Of(problem), stored.State);
@@ -144,8 +144,7 @@ internal static class AttributeCommand
                     {
                         using (var file = File.Create(temp))
                         {
-                            ProbeSetFile.Write(file, identity, new DirectoryInfo(runDir).Name, manifest.Metrics.Steps, [.. train.Ids.Select(i => (long)i)],
-                                [.. Enumerable.Range(0, problem.SourceCount).Select(s => (long)s)], state);
+                            ProbeSetFile.Write(file, identity, new DirectoryInfo(runDir).Name, manifest.Metrics.Steps, [.. train.Ids.Select(i => (long)i)], [], state);
                         }
 
                         File.Move(temp, probesPath, overwrite: true);

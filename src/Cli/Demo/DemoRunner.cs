@@ -229,7 +229,7 @@ internal static class DemoRunner
                 index.Value = 1;
             });
         var done = await complete;
-        AnsiConsole.MarkupLine($"Probe set complete: [bold]{done.ExampleProbes:N0}[/] example probes and [bold]{done.SourceProbes}[/] source probes for run {Markup.Escape(runId)} at step {step}.");
+        AnsiConsole.MarkupLine($"Probe set complete: [bold]{done.ExampleProbes:N0}[/] example probes (a source scores the sum of its examples) for run {Markup.Escape(runId)} at step {step}.");
     }
 
     /// <summary>

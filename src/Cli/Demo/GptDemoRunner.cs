@@ -152,7 +152,7 @@ internal static class GptDemoRunner
                 index.Value = 1;
             });
         var done = await complete;
-        AnsiConsole.MarkupLine($"Probe set complete: [bold]{done.ExampleProbes:N0}[/] document probes and [bold]{done.SourceProbes}[/] source probes for run {Markup.Escape(runId)} at step {step} ({clock.Elapsed.TotalSeconds:F1} s).");
+        AnsiConsole.MarkupLine($"Probe set complete: [bold]{done.ExampleProbes:N0}[/] document probes (a source scores the sum of its documents) for run {Markup.Escape(runId)} at step {step} ({clock.Elapsed.TotalSeconds:F1} s).");
         return live!;
     }
 

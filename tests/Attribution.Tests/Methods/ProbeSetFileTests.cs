@@ -34,7 +34,7 @@ public sealed class ProbeSetFileTests
     private static byte[] Write(ProbeSetIdentity identity, ProbeSetState state, int examples)
     {
         using var output = new MemoryStream();
-        ProbeSetFile.Write(output, identity, "run-a", 42, ExampleIds(examples), [0, 1, 2], state);
+        ProbeSetFile.Write(output, identity, "run-a", 42, ExampleIds(examples), [], state);
         return output.ToArray();
     }
 
@@ -49,7 +49,7 @@ public sealed class ProbeSetFileTests
         Assert.Null(stored.Identity.Difference(identity));
         Assert.Equal(("run-a", 42L), (stored.RunId, stored.Step));
         Assert.Equal(ExampleIds(problem.Count), stored.ExampleIds);
-        Assert.Equal([0L, 1, 2], stored.SourceIds);
+        Assert.Empty(stored.SourceIds); // forward-only has no source units: a source scores the sum of its examples
         Assert.Equal(state.ExampleTensors, stored.State.ExampleTensors);
         Assert.Equal(state.SourceTensors, stored.State.SourceTensors);
         for (int u = 0; u < state.Examples.Count; u++)
@@ -82,19 +82,17 @@ public sealed class ProbeSetFileTests
         Assert.Equal(identity.ThetaSha256, contents.Schema.Metadata[ProbeSetFile.ThetaKey]);
         Assert.Equal(identity.DataSha256, contents.Schema.Metadata[ProbeSetFile.DataKey]);
         Assert.Equal(64, contents.Schema.Metadata[ProbeSetFile.FactorsKey].Length);
-        // 73 rows in record batches of at most 64 (a reader never needs the whole file as one batch).
-        Assert.Equal([64, 9], contents.Batches.Select(b => b.Length));
+        // 70 rows (examples only) in record batches of at most 64 (a reader never needs the whole file as one batch).
+        Assert.Equal([64, 6], contents.Batches.Select(b => b.Length));
 
         // Each row is the probe the Simulator would publish for that unit (keys as on the probes topic).
         var rows = ArrowEventFile.Read<InfluenceProbe>(bytes).Events;
         Assert.Equal("run-a/42/example/1000", rows[0].Key);
         Assert.Equal("run-a/42/example/1483", rows[69].Key);
-        Assert.Equal("run-a/42/source/2", rows[72].Key);
-        Assert.All(rows, r => Assert.Equal(("mlp:6-5-3", 70L, 3L, ProbePrecision.Float32), (r.Architecture, r.SetExamples, r.SetSources, r.Precision)));
+        Assert.Equal(70, rows.Count);
+        Assert.All(rows, r => Assert.Equal(("mlp:6-5-3", 70L, 0L, ProbePrecision.Float32), (r.Architecture, r.SetExamples, r.SetSources, r.Precision)));
         Assert.Equal(new ProbeFormat([6, 5, 3], 2, ProbePrecision.Float32).Tensors, rows[0].Tensors);
-        Assert.Equal(new ProbeFormat([6, 5, 3], 0, ProbePrecision.Float32).Tensors, rows[72].Tensors);
         Assert.Equal(2, rows[0].Rank);
-        Assert.Equal(0, rows[72].Rank);
     }
 
     [Fact]
@@ -104,10 +102,10 @@ public sealed class ProbeSetFileTests
         var state = method.ExportState();
         var bytes = Write(identity, state, problem.Count);
 
-        // One factor changed (the value of the last source's last float, a mantissa bit): the checksum says so.
+        // One factor changed (the value of the last example's last float, a mantissa bit): the checksum says so.
         var flipped = (byte[])bytes.Clone();
-        Assert.NotEqual(0f, state.Sources[^1][^1]);
-        var last = BitConverter.GetBytes(state.Sources[^1][^1]);
+        Assert.NotEqual(0f, state.Examples[^1][^1]);
+        var last = BitConverter.GetBytes(state.Examples[^1][^1]);
         int at = bytes.AsSpan().LastIndexOf(last);
         Assert.True(at > 0);
         flipped[at] ^= 0x01;

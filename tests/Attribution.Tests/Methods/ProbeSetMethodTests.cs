@@ -26,7 +26,7 @@ public sealed class ProbeSetMethodTests
 
         Assert.Equal(problem.Architecture, state.Architecture);
         Assert.Equal(problem.Count, state.Examples.Count);
-        Assert.Equal(problem.SourceCount, state.Sources.Count);
+        Assert.Empty(state.Sources); // a source scores the sum of its examples: no source units
         Assert.Empty(state.Shared);
         // Named after the model's own tensors: attention and MLP projections with their biases, some at rank 2.
         var names = problem.CreateModel().Tensors.Select(t => t.Name).ToHashSet();
@@ -57,7 +57,8 @@ public sealed class ProbeSetMethodTests
         var options = ((ForwardOnlyMethod)method).Options;
         var simulator = new ModelProbeSimulator(problem, options, ProbePrecision.Float32);
         Assert.Equal(state.ExampleTensors, simulator.Layout.Tensors);
-        Assert.Equal(state.SourceTensors, simulator.Layout.Tensors);
+        Assert.Empty(state.SourceTensors); // sources score the sum of their examples: none is simulated
+        Assert.Empty(state.Sources);
         Assert.Equal(simulator.Layout.Tensors, ModelProbeSimulator.LayoutOf(problem, options.Rank, ProbePrecision.Float32).Tensors);
         int[] share = [4, 1];
         var got = new Dictionary<int, float[]>();
@@ -66,9 +67,6 @@ public sealed class ProbeSetMethodTests
         {
             Assert.Equal(state.Examples[u], got[u], new FloatTolerance(1e-5f));
         }
-
-        var sources = ForwardOnlyMethod.SourceUnits(problem);
-        simulator.Simulate([sources[2]], (_, floats) => Assert.Equal(state.Sources[2], floats, new FloatTolerance(1e-5f)));
     }
 
     private sealed class FloatTolerance(float relative) : IEqualityComparer<float>
@@ -93,7 +91,7 @@ public sealed class ProbeSetMethodTests
         Assert.Equal("mlp:6-5-3", state.Architecture);
         Assert.Equal(["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"], state.ExampleTensors.Select(t => t.Name));
         Assert.Equal(2, state.ExampleTensors[0].Rank); // 2·(5+6) < 5·6: low rank
-        Assert.Equal(0, state.SourceTensors[0].Rank); // sources are stored in full
+        Assert.Empty(state.SourceTensors); // no source units: a source scores the sum of its examples
 
         var served = (IProbeSetMethod)MethodFactory.Create("forward-only", Settings);
         served.ImportState(ServedModel.Of(problem), state);

@@ -73,16 +73,14 @@ public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutp
         var twice = units.GroupBy(r => r.KeyString).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
         Assert.True(twice.Count == 0, $"units published more than once: {string.Join(", ", twice)}");
         Assert.Equal(
-            Enumerable.Range(0, examples).Select(i => InfluenceProbe.KeyOf(runId, step, ProbeSubject.Example, i))
-                .Concat(Enumerable.Range(0, sources).Select(s => InfluenceProbe.KeyOf(runId, step, ProbeSubject.Source, s))).Order(StringComparer.Ordinal),
+            Enumerable.Range(0, examples).Select(i => InfluenceProbe.KeyOf(runId, step, ProbeSubject.Example, i)).Order(StringComparer.Ordinal),
             units.Select(r => r.KeyString).Order(StringComparer.Ordinal));
         // Each instance published exactly its share, and the shares split the set.
-        Assert.Equal(examples + sources, shares.Sum(s => s.PublishedNow));
-        Assert.All(shares, s => Assert.InRange(s.PublishedNow, 1, examples + sources - 1));
+        Assert.Equal(examples, shares.Sum(s => s.PublishedNow));
+        Assert.All(shares, s => Assert.InRange(s.PublishedNow, 1, examples - 1));
         foreach (var (share, instance) in shares.Select((s, i) => (s, i)))
         {
-            long owned = Enumerable.Range(0, examples).Count(i => UnitPartition.Owner(ProbeSubject.Example, i, 2) == instance)
-                + Enumerable.Range(0, sources).Count(s => UnitPartition.Owner(ProbeSubject.Source, s, 2) == instance);
+            long owned = Enumerable.Range(0, examples).Count(i => UnitPartition.Owner(ProbeSubject.Example, i, 2) == instance);
             Assert.Equal(owned, share.PublishedNow);
         }
 
@@ -102,6 +100,6 @@ public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutp
         Assert.Equal(examples, model.ExampleIds.Length);
         Assert.Equal(sources, model.SourceIds.Length);
         await scorer.StopAsync();
-        output.WriteLine($"instance 0 published {shares[0].PublishedNow}, instance 1 {shares[1].PublishedNow} of {examples + sources} units; complete seen by {string.Join(", ", shares.Select((s, i) => s.SetComplete ? $"instance {i}" : null).Where(x => x is not null))}");
+        output.WriteLine($"instance 0 published {shares[0].PublishedNow}, instance 1 {shares[1].PublishedNow} of {examples} units; complete seen by {string.Join(", ", shares.Select((s, i) => s.SetComplete ? $"instance {i}" : null).Where(x => x is not null))}");
     }
 }
