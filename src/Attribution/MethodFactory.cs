@@ -86,6 +86,69 @@ public static class MethodFactory
         return models > 1 && key != "trak" ? new EnsembleMethod(models, create) : create();
     }
 
+    /// <summary>Methods the services serve (their state travels as a probe set, <see cref="IProbeSetMethod"/>).</summary>
+    public static IReadOnlyList<string> ServedNames { get; } = ["forward-only", "stride"];
+
+    /// <summary>
+    /// The method a deployment serves, from its setting (<c>Simulator:Method</c>, <c>Scorer:Method</c>): <c>forward-only</c>
+    /// (no options: its simulation knobs are the Simulator's own settings) or <c>stride[:options]</c> without
+    /// <c>combine</c> (a combination's partner state does not travel with the operators).
+    /// </summary>
+    /// <exception cref="MethodOptionException">Another method, an option it cannot honour, or an invalid option (says which).</exception>
+    public static IProbeSetMethod CreateServed(string spec)
+    {
+        var (name, options) = ParseSpec(spec ?? throw new ArgumentNullException(nameof(spec)));
+        name = name.ToLowerInvariant();
+        if (!ServedNames.Contains(name))
+        {
+            throw new MethodOptionException($"method '{name}' is not served from probes; the services serve {string.Join(" or ", ServedNames)} (other methods run with ./pipeline attribute or eval).");
+        }
+
+        if (name == "forward-only" && options.Count > 0)
+        {
+            throw new MethodOptionException($"forward-only takes no options here ({string.Join(", ", options.Keys)}): the Simulator's own settings (Simulator:Horizon, Rank, Propagation, ...) configure it.");
+        }
+
+        if (options.TryGetValue("combine", out var combine) && !combine.Equals("none", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new MethodOptionException($"stride:combine={combine} is not served: the partner's state does not travel with the operators; serve stride alone.");
+        }
+
+        try
+        {
+            return (IProbeSetMethod)Create(name, options);
+        }
+        catch (ArgumentException e)
+        {
+            throw new MethodOptionException($"method '{spec}': {e.Message}");
+        }
+    }
+
+    /// <summary>Parses <c>name[:key=value,key=value]</c>, a method as typed on a command line or in a setting (keys case-insensitive).</summary>
+    /// <exception cref="MethodOptionException">A part is not key=value.</exception>
+    public static (string Name, Dictionary<string, string> Options) ParseSpec(string spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        int colon = spec.IndexOf(':', StringComparison.Ordinal);
+        var name = (colon < 0 ? spec : spec[..colon]).Trim();
+        var dict = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        if (colon >= 0)
+        {
+            foreach (var part in spec[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                int eq = part.IndexOf('=', StringComparison.Ordinal);
+                if (eq <= 0)
+                {
+                    throw new MethodOptionException($"method option '{part}' in '{spec}' is not key=value; write e.g. trak:models=10,k=8192 (lists inside a value use '/', e.g. tracin:weights=0.5/1).");
+                }
+
+                dict[part[..eq].Trim()] = part[(eq + 1)..].Trim();
+            }
+        }
+
+        return (name, dict);
+    }
+
     // Every fallback is the options type's own default: one default per setting.
     private static ForwardOnlyOptions ForwardOnly(Options o, bool twoTrajectory)
     {

@@ -12,8 +12,8 @@ namespace Attribution.Scorer;
 /// <c>eval</c> and the benchmarks score with). A query becomes a <see cref="CompletionQuery"/>
 /// (<see cref="QueryValidator.ValidateText"/>), a batch becomes one <see cref="QueryBatch.Completions"/> readout; the
 /// output explained is <see cref="CompletionQuery.OutputFunction"/>. Document scores are the method's
-/// <see cref="IAttributionMethod.Score"/>, source scores its <see cref="IAttributionMethod.ScoreSources"/> (for
-/// forward-only: each source simulated as one unit, as on the MLP path). Methods keep work buffers,
+/// <see cref="IAttributionMethod.Score"/>, source scores forward-only's each source simulated as one unit (as on the
+/// MLP path) and STRIDE's sums of its documents' scores. Methods keep work buffers,
 /// so readouts are serialised. The method's scores are compared as they are: <see cref="ExampleNorms"/> is 1 for every
 /// document (no per-document normalisation for the example-lead alert rule).
 /// </summary>
@@ -113,8 +113,17 @@ public sealed class LanguageModelScorer : IQueryScorer
         float[] sources;
         lock (_gate)
         {
-            // Forward-only reads documents and whole-simulated sources from one set of query factors.
-            (scores, sources) = _method is ForwardOnlyMethod fo ? fo.ScoreAll(batch) : (_method.Score(batch), _method.ScoreSources(batch));
+            // Forward-only reads documents and whole-simulated sources from one set of query factors; the other served
+            // method (STRIDE) keeps no per-source state: its source scores are its Score's (the documents' sums), one readout.
+            if (_method is ForwardOnlyMethod fo)
+            {
+                (scores, sources) = fo.ScoreAll(batch);
+            }
+            else
+            {
+                scores = _method.Score(batch);
+                sources = scores.SourceScores;
+            }
         }
 
         if (scores.ExampleCount != ExampleIds.Count || sources.Length != (long)queries.Count * SourceIds.Count)

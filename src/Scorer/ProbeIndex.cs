@@ -3,6 +3,7 @@ using Attribution.Attribution.Probes;
 using Attribution.Contracts;
 using Attribution.Engine.Data;
 using Attribution.Engine.IO;
+using Attribution.Engine.Models;
 using Attribution.Transport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -139,7 +140,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         try
         {
             probe = EventCodecs.Probes.Decode(record.Value);
-            if (!IsLanguageModel(probe.Architecture))
+            if (!IsLanguageModel(probe.Architecture) && probe.SetShared == 0)
             {
                 _ = ProbeCodec.FormatOf(probe);
             }
@@ -156,12 +157,12 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         }
 
         var key = (probe.RunId, probe.Step);
-        if (!_pending.TryGetValue(key, out var set) || set.SetExamples != probe.SetExamples || set.SetSources != probe.SetSources)
+        if (!_pending.TryGetValue(key, out var set) || set.SetExamples != probe.SetExamples || set.SetSources != probe.SetSources || set.SetShared != probe.SetShared)
         {
-            _pending[key] = set = new PendingSet(probe.SetExamples, probe.SetSources);
+            _pending[key] = set = new PendingSet(probe.SetExamples, probe.SetSources, probe.SetShared);
         }
 
-        var units = probe.Subject == ProbeSubject.Example ? set.Examples : set.Sources;
+        var units = probe.Subject switch { ProbeSubject.Example => set.Examples, ProbeSubject.Source => set.Sources, _ => set.Shared };
         units[probe.SubjectId] = probe;
         TryBuild(key, token);
     }
@@ -196,7 +197,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     private void TryBuild((string RunId, long Step) key, CancellationToken token)
     {
         if (_built.Contains(key) || !_pending.TryGetValue(key, out var set) || !_checkpoints.TryGetValue(key, out var checkpoint)
-            || set.Examples.Count != set.SetExamples || set.Sources.Count != set.SetSources)
+            || set.Examples.Count != set.SetExamples || set.Sources.Count != set.SetSources || set.Shared.Count != set.SetShared)
         {
             return;
         }
@@ -216,14 +217,27 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         {
             var examples = set.Examples.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
             var sources = set.Sources.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
+            var shared = SharedChunks.Join([.. set.Shared.OrderBy(p => p.Key).Select(p => (p.Value.Tensors, p.Value.Factors))]);
             if (IsLanguageModel(examples[0].Architecture))
             {
-                var lm = BuildLanguageModel(version, checkpoint, examples, sources, token);
+                var lm = BuildLanguageModel(version, checkpoint, examples, sources, shared, token);
                 _current = null;
                 _scorer = lm;
                 Swaps++;
                 LastError = null;
                 _logger.ModelSwapped(version, lm.ExampleIds.Count, lm.SourceIds.Count, $"{lm.Method} over {examples[0].Architecture}, {examples[0].Tensors.Count} tensors at rank {examples[0].Rank}", watch.Elapsed.TotalSeconds);
+                _ready.TrySetResult();
+                return;
+            }
+
+            if (set.SetShared > 0 || _options.Method != "forward-only")
+            {
+                var served = BuildImageMethod(version, checkpoint, examples, sources, shared, token);
+                _current = null;
+                _scorer = served;
+                Swaps++;
+                LastError = null;
+                _logger.ModelSwapped(version, served.ExampleIds.Count, served.SourceIds.Count, $"{served.Method} over {examples[0].Architecture}, {shared.Count} shared tensors", watch.Elapsed.TotalSeconds);
                 _ready.TrySetResult();
                 return;
             }
@@ -259,16 +273,9 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     /// batches (a probe names its unit, not the unit's source), the tokenizer the recipe names, and the sources' names
     /// from the corpus the recipe names when it is installed here (their ids otherwise).
     /// </summary>
-    private LanguageModelScorer BuildLanguageModel(string version, CheckpointPublished checkpoint, InfluenceProbe[] examples, InfluenceProbe[] sources, CancellationToken token)
+    private LanguageModelScorer BuildLanguageModel(string version, CheckpointPublished checkpoint, InfluenceProbe[] examples, InfluenceProbe[] sources, IReadOnlyList<StateTensor> shared, CancellationToken token)
     {
         var first = examples[0];
-        var exampleLayout = new UnitLayout(first.Architecture, first.Rank, first.Tensors, first.Precision);
-        var sourceLayout = sources.Length > 0 ? new UnitLayout(sources[0].Architecture, sources[0].Rank, sources[0].Tensors, sources[0].Precision) : exampleLayout;
-        if (examples.Any(p => !ProbeCodec.IsIn(p, exampleLayout)) || sources.Any(p => !ProbeCodec.IsIn(p, sourceLayout)) || sourceLayout.Architecture != exampleLayout.Architecture)
-        {
-            throw new ProbeFormatException("the set mixes probe layouts; re-run the Simulator for this checkpoint with one configuration.");
-        }
-
         var recipe = checkpoint.Recipe ?? throw new ArgumentException("its checkpoint event carries no recipe (tokenizer, corpus); re-publish the run with the current Ingest.");
         if (recipe.Architecture != first.Architecture)
         {
@@ -279,8 +286,65 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             : throw new ArgumentException($"the checkpoint's recipe names tokenizer '{recipe.Tokenizer}'; known: {string.Join(", ", Tokenizers.Names)}.");
         var config = CheckpointStore.ParseGpt(first.Architecture);
         var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, first.Architecture);
-        var sourceOf = ReadSourcesAsync(checkpoint.RunId, checkpoint.Step, token).GetAwaiter().GetResult();
         long[] sourceIds = [.. sources.Select(p => p.SubjectId)];
+        var exampleSources = ExampleSources(checkpoint, examples, sourceIds, token);
+        var method = Import(first.Architecture, theta, examples, sources, shared, exampleSources);
+        return new LanguageModelScorer(version, method, config, tokenizer, [.. examples.Select(p => p.SubjectId)], exampleSources, sourceIds, SourceNames(recipe.Dataset, sourceIds));
+    }
+
+    /// <summary>
+    /// An image classifier's probe set of a method other than the forward-only readout (<c>Scorer:Method</c>, e.g.
+    /// STRIDE) as a served method: θ from the checkpoint store, the state imported into the method object
+    /// (<see cref="IProbeSetMethod.ImportState"/>), each example's source from the run's training batches.
+    /// </summary>
+    private ImageMethodScorer BuildImageMethod(string version, CheckpointPublished checkpoint, InfluenceProbe[] examples, InfluenceProbe[] sources, IReadOnlyList<StateTensor> shared, CancellationToken token)
+    {
+        var first = examples[0];
+        var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, first.Architecture);
+        long[] sourceIds = [.. sources.Select(p => p.SubjectId)];
+        var exampleSources = ExampleSources(checkpoint, examples, sourceIds, token);
+        var method = Import(first.Architecture, theta, examples, sources, shared, exampleSources);
+        var model = CheckpointStore.Create(first.Architecture) as Mlp ?? throw new ArgumentException($"{first.Architecture} is not an image classifier (mlp:<widths>).");
+        model.LoadFrom(theta);
+        return new ImageMethodScorer(version, method, model, [.. examples.Select(p => p.SubjectId)], exampleSources, sourceIds);
+    }
+
+    /// <summary>
+    /// The served method (<c>Scorer:Method</c>) rebuilt from a set's probes: every example (and source) probe in one
+    /// layout, shared tensors joined from their chunks. A set of another method is refused saying which to serve.
+    /// </summary>
+    private IProbeSetMethod Import(string architecture, float[] theta, InfluenceProbe[] examples, InfluenceProbe[] sources, IReadOnlyList<StateTensor> shared, int[] exampleSources)
+    {
+        var first = examples[0];
+        var exampleLayout = new UnitLayout(first.Architecture, first.Rank, first.Tensors, first.Precision);
+        var sourceLayout = sources.Length > 0 ? new UnitLayout(sources[0].Architecture, sources[0].Rank, sources[0].Tensors, sources[0].Precision) : exampleLayout;
+        if (examples.Any(p => !ProbeCodec.IsIn(p, exampleLayout)) || sources.Any(p => !ProbeCodec.IsIn(p, sourceLayout)) || sourceLayout.Architecture != exampleLayout.Architecture)
+        {
+            throw new ProbeFormatException("the set mixes probe layouts; re-run the Simulator for this checkpoint with one configuration.");
+        }
+
+        var method = MethodFactory.CreateServed(_options.Method);
+        if ((shared.Count > 0) == (method.Name == "forward-only"))
+        {
+            throw new ArgumentException($"the set {(shared.Count > 0 ? "carries a method's shared state (e.g. STRIDE operators)" : "holds forward-only probes")} but Scorer:Method is '{_options.Method}'; serve the method the Simulator publishes (Simulator:Method).");
+        }
+
+        method.ImportState(new ServedModel(() => CheckpointStore.Create(architecture), theta, exampleSources, sources.Length), new ProbeSetState
+        {
+            Architecture = architecture,
+            ExampleTensors = exampleLayout.Tensors,
+            Examples = [.. examples.Select(p => p.Factors)],
+            SourceTensors = sourceLayout.Tensors,
+            Sources = [.. sources.Select(p => p.Factors)],
+            Shared = shared,
+        });
+        return method;
+    }
+
+    /// <summary>Each example unit's source index into <paramref name="sourceIds"/>, from the run's training batches (a probe names its unit, not the unit's source).</summary>
+    private int[] ExampleSources(CheckpointPublished checkpoint, InfluenceProbe[] examples, long[] sourceIds, CancellationToken token)
+    {
+        var sourceOf = ReadSourcesAsync(checkpoint.RunId, checkpoint.Step, token).GetAwaiter().GetResult();
         var sourceIndex = sourceIds.Select((id, i) => (id, i)).ToDictionary(p => p.id, p => p.i);
         var exampleSources = new int[examples.Length];
         for (int i = 0; i < examples.Length; i++)
@@ -288,20 +352,11 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             long id = examples[i].SubjectId;
             if (!sourceOf.TryGetValue(id, out var source) || !sourceIndex.TryGetValue(source, out exampleSources[i]))
             {
-                throw new ArgumentException($"document {id} has {(sourceOf.ContainsKey(id) ? $"source {sourceOf[id]}, which has no source probe in the set" : $"no TrainingBatch on '{Topics.Batches}' for run {checkpoint.RunId} up to step {checkpoint.Step}")}; re-publish the run (Ingest) and its probes (Simulator).");
+                throw new ArgumentException($"example {id} has {(sourceOf.ContainsKey(id) ? $"source {sourceOf[id]}, which has no source probe in the set" : $"no TrainingBatch on '{Topics.Batches}' for run {checkpoint.RunId} up to step {checkpoint.Step}")}; re-publish the run (Ingest) and its probes (Simulator).");
             }
         }
 
-        var method = (IProbeSetMethod)MethodFactory.Create("forward-only", new Dictionary<string, string>());
-        method.ImportState(new ServedModel(() => CheckpointStore.Create(first.Architecture), theta, exampleSources, sourceIds.Length), new ProbeSetState
-        {
-            Architecture = first.Architecture,
-            ExampleTensors = exampleLayout.Tensors,
-            Examples = [.. examples.Select(p => p.Factors)],
-            SourceTensors = sourceLayout.Tensors,
-            Sources = [.. sources.Select(p => p.Factors)],
-        });
-        return new LanguageModelScorer(version, method, config, tokenizer, [.. examples.Select(p => p.SubjectId)], exampleSources, sourceIds, SourceNames(recipe.Dataset, sourceIds));
+        return exampleSources;
     }
 
     /// <summary>The source of every document the run trained on up to <paramref name="step"/>, from its training batches.</summary>
@@ -357,11 +412,15 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
     }
 
-    private sealed class PendingSet(long setExamples, long setSources)
+    private sealed class PendingSet(long setExamples, long setSources, long setShared)
     {
         public long SetExamples { get; } = setExamples;
 
         public long SetSources { get; } = setSources;
+
+        public long SetShared { get; } = setShared;
+
+        public Dictionary<long, InfluenceProbe> Shared { get; } = [];
 
         public Dictionary<long, InfluenceProbe> Examples { get; } = [];
 
