@@ -26,7 +26,7 @@ public static class MethodFactory
     /// repsim (language models): no options.
     /// stride: k, d, design-seed, rank, layer, steps, lr, stability, linearity, sketch, ridge, linearity-inputs, reference,
     /// measure (margin|loss), seed, lambda (fixed|cv), lambda-fraction, folds, nonnegative (on|off), dense,
-    /// combine (none|prior|sum: with forward-only at its defaults but horizon fo-horizon), fo-horizon, combine-weight, prior-floor.
+    /// combine (none|prior|sum: with forward-only, configured by fo-&lt;its option&gt;, e.g. fo-horizon=100,fo-propagation=spectral,fo-rank=0), combine-weight, prior-floor.
     /// An option that would have no effect in the chosen configuration is refused (<see cref="MethodOptionException"/>).
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
@@ -209,14 +209,18 @@ public static class MethodFactory
     private static StrideMethod StrideOf(Options o)
     {
         var options = Stride(o);
-        bool horizon = o.Has("fo-horizon");
-        if (horizon && options.Combine == StrideCombination.None)
+        // fo-<key> is forward-only's option <key> for the combination's partner (e.g. fo-horizon=100,fo-propagation=spectral).
+        var given = o.Prefixed("fo-");
+        var partner = new Options(given);
+        if (options.Combine == StrideCombination.None)
         {
-            throw new ArgumentException("Option 'fo-horizon' sets the forward-only partner of a combination; add combine=prior or combine=sum, or drop it.");
+            return partner.IsEmpty ? new(options)
+                : throw new ArgumentException($"Option(s) {string.Join(", ", given.Keys.Select(k => "fo-" + k))} set the forward-only partner of a combination; add combine=prior or combine=sum, or drop them.");
         }
 
-        return new(options, options.Combine == StrideCombination.None ? null
-            : new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = o.Int("fo-horizon", new ForwardOnlyOptions().Horizon) }));
+        var forward = ForwardOnly(partner, twoTrajectory: true);
+        partner.ThrowIfUnused("stride's forward-only partner (fo-<key>)");
+        return new(options, new ForwardOnlyMethod(forward));
     }
 
     private static StrideOptions Stride(Options o)
@@ -323,6 +327,21 @@ public static class MethodFactory
 
             var v = _values[key].ToLowerInvariant();
             return valid.Contains(v) ? v : throw Bad(key, "one of " + string.Join("|", valid));
+        }
+
+        public bool IsEmpty => _values.Count == 0;
+
+        /// <summary>The options named <paramref name="prefix"/>&lt;key&gt;, as &lt;key&gt; (they count as known here).</summary>
+        public Dictionary<string, string> Prefixed(string prefix)
+        {
+            var result = new Dictionary<string, string>();
+            foreach (var key in _values.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal) && k.Length > prefix.Length))
+            {
+                _known.Add(key);
+                result[key[prefix.Length..]] = _values[key];
+            }
+
+            return result;
         }
 
         public void ThrowIfUnused(string method)
