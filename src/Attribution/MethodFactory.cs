@@ -26,7 +26,7 @@ public static class MethodFactory
     /// repsim (language models): no options.
     /// stride: k, d, design-seed, rank, layer, steps, lr, stability, linearity, sketch, ridge, linearity-inputs, reference,
     /// measure (margin|loss), seed, lambda (fixed|cv), lambda-fraction, folds, nonnegative (on|off), dense,
-    /// combine (none|prior|sum: with forward-only, configured by fo-&lt;its option&gt;, e.g. fo-horizon=100,fo-propagation=spectral,fo-rank=0), combine-weight, prior-floor.
+    /// combine (none|prior|sum|residual: with forward-only, configured by fo-&lt;its option&gt;, e.g. fo-horizon=100,fo-propagation=spectral,fo-rank=0), combine-weight, prior-floor.
     /// An option that would have no effect in the chosen configuration is refused (<see cref="MethodOptionException"/>).
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
@@ -256,10 +256,11 @@ public static class MethodFactory
                 Nonnegative = o.Has("nonnegative") ? o.Choice("nonnegative", "off", "on", "off") == "on" : l.Nonnegative,
             },
             Dense = o.Has("dense") ? o.Float("dense", 0f) : d.Dense,
-            Combine = o.Choice("combine", "none", "none", "prior", "sum") switch
+            Combine = o.Choice("combine", "none", "none", "prior", "sum", "residual") switch
             {
                 "prior" => StrideCombination.Prior,
                 "sum" => StrideCombination.Sum,
+                "residual" => StrideCombination.Residual,
                 _ => d.Combine,
             },
             CombineWeight = o.Has("combine-weight") ? o.Float("combine-weight", 0f) : d.CombineWeight,
