@@ -193,16 +193,19 @@ public class ForwardOnlyCompression
             }
         });
         Console.WriteLine($"// simulated {units} units K=50 in {watch.Elapsed.TotalSeconds:F1} s (incl. 4 SVDs per unit)");
+        var model = new Mlp(layout);
+        model.LoadFrom(problem.Theta);
+        var readout = model.ForwardModeGradients(test.Inputs, test.Labels, test.Count, ModelOutput.Margin);
         var full = new float[test.Count * units];
-        sets[0].JacobianScores(problem.Theta, test.Inputs, test.Labels, full);
+        sets[0].JacobianScores(readout, full);
         var fd = new float[test.Count * units];
-        sets[0].FiniteDifferenceScores(problem.Theta, test.Inputs, test.Labels, 1e-3f, fd);
+        ForwardOnlyReadout.FiniteDifference(new Mlp(layout), problem.Theta, new QueryBatch(test.Inputs, test.Labels, layout.Widths[0]), sets[0], 1e-3f, fd);
         Console.WriteLine($"// FD readout (eps_r=1e-3) vs Jacobian readout, mean per-query Pearson: {MeanPearson(full, fd, test.Count, units):F4}");
         double last = 0;
         for (int i = 1; i < ranks.Length; i++)
         {
             var low = new float[test.Count * units];
-            sets[i].JacobianScores(problem.Theta, test.Inputs, test.Labels, low);
+            sets[i].JacobianScores(readout, low);
             last = MeanPearson(full, low, test.Count, units);
             Console.WriteLine($"// rank {ranks[i]}: {sets[i].FloatsPerUnit * 4} bytes/example (full {sets[0].FloatsPerUnit * 4}), mean per-query Pearson vs full {last:F4}");
         }
@@ -221,7 +224,7 @@ public class ForwardOnlyCompression
 
             var (k, kept) = copy.ShareInputBasis(0, energy);
             var scores = new float[test.Count * units];
-            copy.JacobianScores(problem.Theta, test.Inputs, test.Labels, scores);
+            copy.JacobianScores(readout, scores);
             Console.WriteLine($"// rank 8, input basis energy {energy}: k = {k} (kept {kept:F5}), {copy.Bytes / units} bytes/example, mean per-query Pearson vs full {MeanPearson(full, scores, test.Count, units):F4}");
         }
 

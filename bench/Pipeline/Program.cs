@@ -19,16 +19,44 @@ using Microsoft.Extensions.Logging;
 // End-to-end Scorer benchmark: queries produced → Scorer instance(s) in one consumer group → attributions consumed, on
 // the embedded log and over librdkafka's mock Kafka cluster (3 brokers, loopback TCP), against the bare compute of
 // AttributionModel.Score on the same batch sizes. Usage in docs/benchmarks/pipeline.md.
-var opt = Args.Parse(args);
+if (args.Length > 0 && args[0] == ScorerProcess.Flag)
+{
+    await ScorerProcess.ServeAsync(args[1..]);
+    return 0;
+}
+
+Args opt;
+try
+{
+    opt = Args.Parse(args);
+}
+catch (Exception e) when (e is ArgumentException or FormatException)
+{
+    Console.Error.WriteLine($"pipeline bench: {e.Message}");
+    return 2;
+}
+
 Console.WriteLine($"# pipeline bench: {opt}; {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Trim()}");
 
+if (opt.Pin is { } pinned)
+{
+    // Every thread of this process now, and (inherited) every thread it starts later: load generator, reader, brokers.
+    using var taskset = Process.Start(new ProcessStartInfo("taskset", ["-a", "-p", "-c", pinned.Bench, Environment.ProcessId.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardOutput = true })!;
+    await taskset.WaitForExitAsync();
+    if (taskset.ExitCode != 0)
+    {
+        Console.Error.WriteLine($"pipeline bench: taskset could not pin this process to CPUs {pinned.Bench} (exit {taskset.ExitCode}).");
+        return 2;
+    }
+}
+
 var data = FashionMnist.Load();
-if (opt.ReadoutProfile.Length > 0 && opt.ProbeCache is { } cached && File.Exists(cached))
+if (opt.ReadoutProfile.Length > 0 && opt.ProbeCache is { } cached && Directory.Exists(cached))
 {
     var (cachedTheta, cachedSet) = ReadoutProfile.Load(cached);
     Console.WriteLine($"# probe set and θ from {cached}");
     ReadoutProfile.Run(ReadoutProfile.Build(cachedSet, cachedTheta), data.Test.Select([.. Enumerable.Range(0, 10_000)], TrainingRecipe.DefaultMlp([0], [0]).Data.Normalization).Inputs, opt.ReadoutProfile, opt.Queries);
-    return;
+    return 0;
 }
 
 var root = Path.Combine(Path.GetTempPath(), "pipeline-bench-" + Guid.NewGuid().ToString("N"));
@@ -52,12 +80,12 @@ if (opt.ReadoutProfile.Length > 0)
 {
     if (opt.ProbeCache is { } cache)
     {
-        ReadoutProfile.Save(cache, trained.Model.ToFlat(), probeSet);
+        ReadoutProfile.Save(cache, manifest, trained.Model.Parameters, probeSet);
     }
 
     ReadoutProfile.Run(ReadoutProfile.Build(probeSet, trained.Model.ToFlat()), queries, opt.ReadoutProfile, opt.Queries);
     Directory.Delete(root, recursive: true);
-    return;
+    return 0;
 }
 
 Console.WriteLine();
@@ -77,7 +105,7 @@ try
             {
                 foreach (var scorers in opt.Scorers)
                 {
-                    var r = await Bench.RunAsync(transport, scorers, o, probeSet, queries);
+                    var r = await Bench.RunAsync(transport, scorers, o, probeSet, trained.Model.ToFlat(), queries);
                     model ??= r.Model;
                     batchSizes.Add(r.MeanBatch);
                     batchSizes.Add(r.MeanBatchHalf);
@@ -104,6 +132,8 @@ finally
     Directory.Delete(root, recursive: true);
 }
 
+return 0;
+
 internal sealed record Args(int Examples, int Sources, int Queries, int Train, int Epochs, int Window, int MaxBatch, string[] Transports, int[] Scorers, double HalfSeconds, int Horizon, int Concurrent, int LingerMs, int FetchWaitMs)
 {
     /// <summary>The Scorer's micro-batch window (Scorer:BatchWindowMs).</summary>
@@ -124,8 +154,23 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     /// <summary>Batch sizes for the readout profile (--readout-profile 1,4,8,16,64): the readout alone, no pipeline.</summary>
     public int[] ReadoutProfile { get; init; } = [];
 
-    /// <summary>With --readout-profile: θ and the probe set are read from this file when it exists, else saved to it.</summary>
+    /// <summary>With --readout-profile: θ and the probe set are read from this directory when it exists, else saved to it (run directory + probes.arrow).</summary>
     public string? ProbeCache { get; init; }
+
+    /// <summary>
+    /// The Scorer in a child process (--scorer-process 1; Kafka, one Scorer): its CPU time (every thread of it) is then
+    /// measured apart from the load generator, the attribution reader and the mock brokers, which stay in this process.
+    /// </summary>
+    public bool ScorerProcess { get; init; }
+
+    /// <summary>
+    /// With --scorer-process: the CPUs (taskset lists) of the Scorer process and of the bench process (load generator,
+    /// reader, mock brokers), e.g. --pin 0/1, so neither preempts the other; null = both float over every core.
+    /// </summary>
+    public (string Scorer, string Bench)? Pin { get; init; }
+
+    /// <summary>Queries of the closed-loop warm-up before each row (--warm): joins, first fetches, JIT tiering.</summary>
+    public int Warm { get; init; } = 8000;
 
     public static Args Parse(string[] args)
     {
@@ -156,15 +201,28 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--flight" => a with { Flight = v == "1" },
                 "--readout-profile" => a with { ReadoutProfile = [.. v.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))] },
                 "--probe-cache" => a with { ProbeCache = v },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache FILE (with --readout-profile: reuse the simulated set)"),
+                "--scorer-process" => a with { ScorerProcess = v == "1" },
+                "--warm" => a with { Warm = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--pin" => a with { Pin = v.Split('/') is [var sc, var bc] && sc.Length > 0 && bc.Length > 0 ? (sc, bc) : throw new ArgumentException($"--pin '{v}': give the Scorer's CPUs and the bench's, e.g. 0/1") },
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache DIR (with --readout-profile: reuse the simulated set) --scorer-process 1 (kafka, 1 Scorer: the Scorer in a child process, its CPU time measured apart) --warm N (warm-up queries per row, default 8000) --pin S/B (with --scorer-process: Scorer process on CPUs S, bench process on CPUs B, taskset lists, e.g. 0/1)"),
             };
+        }
+
+        if (a.Pin is not null && !a.ScorerProcess)
+        {
+            throw new ArgumentException("--pin separates the Scorer process from the bench process: give --scorer-process 1 too.");
+        }
+
+        if (a.ScorerProcess && (a.Transports is not ["kafka"] || a.Scorers is not [1] || a.Flight))
+        {
+            throw new ArgumentException("--scorer-process 1 runs one Scorer in a child process over the mock Kafka cluster (a process boundary needs a network transport): give --transports kafka --scorers 1, without --flight.");
         }
 
         return a;
     }
 
     public override string ToString() =>
-        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, BatchWindowMs {BatchWindowMs}, Kafka linger.ms {LingerMs}, fetch.wait.max.ms {FetchWaitMs}, socket.nagle.disable {NagleOff}, half-rate phase {HalfSeconds} s{(Flight ? ", with the console's Arrow Flight feed" : "")}" +
+        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, BatchWindowMs {BatchWindowMs}, Kafka linger.ms {LingerMs}, fetch.wait.max.ms {FetchWaitMs}, socket.nagle.disable {NagleOff}, half-rate phase {HalfSeconds} s, {Warm} warm-up queries{(Flight ? ", with the console's Arrow Flight feed" : "")}{(ScorerProcess ? ", the Scorer in a child process" : "")}{(Pin is { } pin ? $" on CPUs {pin.Scorer}, the bench on CPUs {pin.Bench}" : "")}" +
         (Variants.Length > 1 || Rounds > 1 ? $"; variants {string.Join(" | ", Variants.Select(v => v.ToString()))}, {Rounds} round(s)" : "");
 }
 
@@ -212,10 +270,14 @@ internal sealed record Variant(string Name, (string Key, string Value)[] Setting
 /// </summary>
 internal static class ThreadAccounting
 {
-    public static Dictionary<string, (double CpuSeconds, double WaitSeconds)> Snapshot()
+    /// <summary>The group of the runtime's JIT tiering thread (".NET Tiered Compilation Worker", cut to 15 characters).</summary>
+    public const string Jit = ".NET Tiered Com";
+
+    /// <summary>The threads of this process, or of process <paramref name="pid"/>.</summary>
+    public static Dictionary<string, (double CpuSeconds, double WaitSeconds)> Snapshot(int? pid = null)
     {
         var groups = new Dictionary<string, (double, double)>(StringComparer.Ordinal);
-        foreach (var dir in Directory.EnumerateDirectories("/proc/self/task"))
+        foreach (var dir in Directory.EnumerateDirectories(pid is { } p ? $"/proc/{p}/task" : "/proc/self/task"))
         {
             try
             {
@@ -363,7 +425,57 @@ internal static class Bench
         return new ProbeSet(messages, exampleBytes, sourceBytes);
     }
 
-    public static async Task<RunResult> RunAsync(string transport, int scorers, Args opt, ProbeSet probeSet, float[] queries)
+    /// <summary>The Kafka log the bench's clients (and a child Scorer process) use on the mock cluster.</summary>
+    public static KafkaEventLog KafkaLog(string bootstrapServers, Args opt) => new(new KafkaOptions
+    {
+        BootstrapServers = bootstrapServers,
+        ClientId = "pipeline-bench",
+        FetchWaitMaxMs = opt.FetchWaitMs,
+        LingerMs = opt.LingerMs,
+        AdminTimeoutMs = 5000,
+        DefaultReplicationFactor = 3,
+        NoDelay = opt.NagleOff,
+    });
+
+    /// <summary>A started Scorer host on <paramref name="log"/>, configured as every Scorer of the bench is.</summary>
+    public static async Task<IHost> StartScorerAsync(IEventLog log, Args opt)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddLogging(b => b.AddSimpleConsole().SetMinimumLevel(Environment.GetEnvironmentVariable("BENCH_LOG") == "1" ? LogLevel.Debug : LogLevel.Warning));
+        builder.Services.AddEventLog(_ => { });
+        builder.Services.AddSingleton(log);
+        builder.Services.AddScorer(o =>
+        {
+            o.GroupId = "bench-scorer";
+            o.RunId = RunId;
+            o.TopK = 10;
+            o.QueryPartitions = Partitions;
+            o.MaxBatch = opt.MaxBatch;
+            o.MaxInFlight = 2 * opt.MaxBatch;
+            o.ConcurrentBatches = opt.Concurrent;
+            o.BatchWindowMs = opt.BatchWindowMs;
+        });
+        var host = builder.Build();
+        await host.StartAsync();
+        return host;
+    }
+
+    /// <summary>Waits (up to 3 minutes) until every Scorer built its model from the probes topic.</summary>
+    public static async Task WaitLoadedAsync(IReadOnlyList<ScorerWorker> workers)
+    {
+        var loaded = Stopwatch.StartNew();
+        while (workers.Any(w => w.Index.Current is null))
+        {
+            if (loaded.Elapsed > TimeSpan.FromMinutes(3))
+            {
+                throw new TimeoutException("the Scorers did not load the probe set within 3 minutes: " + string.Join("; ", workers.Select(w => w.Index.LastError)));
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
+    public static async Task<RunResult> RunAsync(string transport, int scorers, Args opt, ProbeSet probeSet, float[] theta, float[] queries)
     {
         MockKafkaCluster? cluster = null;
         IEventLog log;
@@ -376,16 +488,7 @@ internal static class Bench
                 cluster.CreateTopic(t, t == Topics.Probes ? ProbePartitions : Partitions, 3);
             }
 
-            log = new KafkaEventLog(new KafkaOptions
-            {
-                BootstrapServers = cluster.BootstrapServers,
-                ClientId = "pipeline-bench",
-                FetchWaitMaxMs = opt.FetchWaitMs,
-                LingerMs = opt.LingerMs,
-                AdminTimeoutMs = 5000,
-                DefaultReplicationFactor = 3,
-                NoDelay = opt.NagleOff,
-            });
+            log = KafkaLog(cluster.BootstrapServers, opt);
         }
         else if (transport == "embedded")
         {
@@ -401,86 +504,104 @@ internal static class Bench
         }
 
         var hosts = new List<IHost>();
+        ScorerProcess? child = null;
         try
         {
             using var producer = log.CreateProducer();
             await Task.WhenAll(probeSet.Messages.Select(m => producer.ProduceAsync(Topics.Probes, m)));
-            for (int s = 0; s < scorers; s++)
+            Func<Task<ScorerStats>> stats;
+            AttributionModel model;
+            if (opt.ScorerProcess)
             {
-                var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-                builder.Services.AddLogging(b => b.AddSimpleConsole().SetMinimumLevel(Environment.GetEnvironmentVariable("BENCH_LOG") == "1" ? LogLevel.Debug : LogLevel.Warning));
-                builder.Services.AddEventLog(_ => { });
-                builder.Services.AddSingleton(log);
-                builder.Services.AddScorer(o =>
-                {
-                    o.GroupId = "bench-scorer";
-                    o.RunId = RunId;
-                    o.TopK = 10;
-                    o.QueryPartitions = Partitions;
-                    o.MaxBatch = opt.MaxBatch;
-                    o.MaxInFlight = 2 * opt.MaxBatch;
-                    o.ConcurrentBatches = opt.Concurrent;
-                    o.BatchWindowMs = opt.BatchWindowMs;
-                });
-                var host = builder.Build();
-                hosts.Add(host);
-                await host.StartAsync();
+                child = await ScorerProcess.StartAsync(cluster!.BootstrapServers, opt);
+                stats = child.StatsAsync;
+                // The bare reference: the model the child's ProbeIndex built, built here the same way from the same probes.
+                model = ReadoutProfile.Build(probeSet, theta);
             }
-
-            var workers = hosts.Select(h => h.Services.GetRequiredService<ScorerWorker>()).ToList();
-            var loaded = Stopwatch.StartNew();
-            while (workers.Any(w => w.Index.Current is null))
+            else
             {
-                if (loaded.Elapsed > TimeSpan.FromMinutes(3))
+                for (int s = 0; s < scorers; s++)
                 {
-                    throw new TimeoutException("the Scorers did not load the probe set within 3 minutes: " + string.Join("; ", workers.Select(w => w.Index.LastError)));
+                    hosts.Add(await StartScorerAsync(log, opt));
                 }
 
-                await Task.Delay(20);
+                var workers = hosts.Select(h => h.Services.GetRequiredService<ScorerWorker>()).ToList();
+                await WaitLoadedAsync(workers);
+                stats = () => Task.FromResult(ScorerStats.Of(workers));
+                model = workers[0].Index.Current!;
             }
 
             using var collector = new Collector(log);
             await using var flight = opt.Flight ? await FlightCollector.StartAsync(log, collector) : null;
-            await ClosedLoopAsync(producer, collector, queries, "warm", 2 * opt.Window, opt.Window); // joins, first fetches, JIT
-            long batches0 = workers.Sum(w => w.Metrics.Batches), scored0 = workers.Sum(w => w.Metrics.QueriesScored);
-            var compute0 = workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds);
+            await ClosedLoopAsync(producer, collector, queries, "warm", opt.Warm, opt.Window); // joins, first fetches, JIT tiering
+            var sat0 = await stats();
             var allocated0 = GC.GetTotalAllocatedBytes();
             var satCpu0 = Process.GetCurrentProcess().TotalProcessorTime;
-            var readout0 = workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds);
             var satThreads0 = ThreadAccounting.Snapshot();
+            var childThreads0 = child?.Threads();
+            double childCpu0 = child?.CpuSeconds() ?? 0;
             var satWall0 = Stopwatch.GetTimestamp();
             var saturation = await ClosedLoopAsync(producer, collector, queries, "sat", opt.Queries, opt.Window);
-            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation, threads (cores used / cores waiting for a CPU): {ThreadAccounting.Describe(satThreads0, ThreadAccounting.Snapshot(), Stopwatch.GetElapsedTime(satWall0).TotalSeconds)} -->");
-            double meanBatch = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored0) / (workers.Sum(w => w.Metrics.Batches) - batches0);
-            double satCpuMsPerQuery = (Process.GetCurrentProcess().TotalProcessorTime - satCpu0).TotalMilliseconds / opt.Queries;
-            double satReadoutMsPerQuery = (workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout0) / (workers.Sum(w => w.Metrics.QueriesScored) - scored0);
-            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation: process CPU {(Process.GetCurrentProcess().TotalProcessorTime - satCpu0).TotalSeconds / (opt.Queries / saturation.PerSecond):F2} cores, {(GC.GetTotalAllocatedBytes() - allocated0) / 1024.0 / opt.Queries:F0} KiB allocated per query (whole process); {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms compute per batch ({(workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout0) / (workers.Sum(w => w.Metrics.Batches) - batches0):F2} ms readout), compute busy {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute0) / 1000 / (opt.Queries / saturation.PerSecond) / scorers:P0} of the time -->");
-            long batches1 = workers.Sum(w => w.Metrics.Batches), scored1 = workers.Sum(w => w.Metrics.QueriesScored);
-            var compute1 = workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds);
-            var publish1 = workers.Sum(w => w.Metrics.PublishTime.TotalMilliseconds);
-            var readout1 = workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds);
+            double satSeconds = Stopwatch.GetElapsedTime(satWall0).TotalSeconds;
+            var sat1 = await stats();
+            double processCpuMs = (Process.GetCurrentProcess().TotalProcessorTime - satCpu0).TotalMilliseconds;
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation, threads{(child is null ? "" : " of the bench process (load generator, reader, mock brokers)")} (cores used / cores waiting for a CPU): {ThreadAccounting.Describe(satThreads0, ThreadAccounting.Snapshot(), satSeconds)} -->");
+            double childCpuMs = 0, childJitMs = 0;
+            if (child is not null)
+            {
+                childCpuMs = 1000 * (child.CpuSeconds() - childCpu0);
+                var childThreads1 = child.Threads();
+                childJitMs = 1000 * (childThreads1.GetValueOrDefault(ThreadAccounting.Jit).CpuSeconds - childThreads0!.GetValueOrDefault(ThreadAccounting.Jit).CpuSeconds);
+                Console.WriteLine($"<!-- {transport}, at saturation, threads of the Scorer process (cores used / cores waiting for a CPU): {ThreadAccounting.Describe(childThreads0!, childThreads1, satSeconds)}; allocated {(sat1 - sat0).Allocated / 1024.0 / opt.Queries:F1} KiB per query, GC {(sat1 - sat0).Gen0} gen0 / {(sat1 - sat0).Gen2} gen2 -->");
+            }
+
+            var satDelta = sat1 - sat0;
+            double meanBatch = (double)satDelta.Scored / satDelta.Batches;
+            double satCpuMsPerQuery = (processCpuMs + childCpuMs) / opt.Queries;
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at saturation: CPU {(processCpuMs + childCpuMs) / 1000 / satSeconds:F2} cores{(child is null ? "" : $" (bench process {processCpuMs / 1000 / satSeconds:F2}, Scorer process {childCpuMs / 1000 / satSeconds:F2})")}, {(GC.GetTotalAllocatedBytes() - allocated0) / 1024.0 / opt.Queries:F0} KiB allocated per query ({(child is null ? "whole process" : "bench process")}); {satDelta.ComputeMs / satDelta.Batches:F2} ms compute per batch ({satDelta.ReadoutMs / satDelta.Batches:F2} ms readout), compute busy {satDelta.ComputeMs / 1000 / satSeconds / scorers:P0} of the time -->");
+            var half0 = await stats();
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            double childHalf0 = child?.CpuSeconds() ?? 0;
             var (gc0, gc2, pause0) = (GC.CollectionCount(0), GC.CollectionCount(2), GC.GetTotalPauseDuration());
             var wall0 = Stopwatch.GetTimestamp();
             var threads0 = ThreadAccounting.Snapshot();
+            var childHalfThreads0 = child?.Threads();
             var half = await OpenLoopAsync(producer, collector, queries, "half", saturation.PerSecond / 2, opt.HalfSeconds);
-            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half, threads (cores used / cores waiting for a CPU): {ThreadAccounting.Describe(threads0, ThreadAccounting.Snapshot(), Stopwatch.GetElapsedTime(wall0).TotalSeconds)} -->");
+            double halfSeconds = Stopwatch.GetElapsedTime(wall0).TotalSeconds;
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half, threads{(child is null ? "" : " of the bench process")} (cores used / cores waiting for a CPU): {ThreadAccounting.Describe(threads0, ThreadAccounting.Snapshot(), halfSeconds)} -->");
+            if (child is not null)
+            {
+                Console.WriteLine($"<!-- {transport}, at half, threads of the Scorer process: {ThreadAccounting.Describe(childHalfThreads0!, child.Threads(), halfSeconds)} -->");
+            }
+
             if (flight is not null)
             {
                 Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half: {await flight.SummariseAsync("half-", collector.Count("half-"))} -->");
             }
 
-            long batchesHalf = workers.Sum(w => w.Metrics.Batches) - batches1;
-            double meanBatchHalf = (double)(workers.Sum(w => w.Metrics.QueriesScored) - scored1) / batchesHalf;
-            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half: process CPU {(Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds / Stopwatch.GetElapsedTime(wall0).TotalSeconds:F2} cores, GC {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2, paused {(GC.GetTotalPauseDuration() - pause0).TotalMilliseconds:F0} ms; {(workers.Sum(w => w.Metrics.ComputeTime.TotalMilliseconds) - compute1) / batchesHalf:F2} ms compute ({(workers.Sum(w => w.Metrics.ReadoutTime.TotalMilliseconds) - readout1) / batchesHalf:F2} readout) and {(workers.Sum(w => w.Metrics.PublishTime.TotalMilliseconds) - publish1) / batchesHalf:F2} ms publish per batch -->");
+            var halfDelta = await stats() - half0;
+            double meanBatchHalf = (double)halfDelta.Scored / halfDelta.Batches;
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half: CPU {((Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds + (child?.CpuSeconds() ?? 0) - childHalf0) / halfSeconds:F2} cores, GC {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2, paused {(GC.GetTotalPauseDuration() - pause0).TotalMilliseconds:F0} ms ({(child is null ? "whole process" : "bench process")}); {halfDelta.ComputeMs / halfDelta.Batches:F2} ms compute ({halfDelta.ReadoutMs / halfDelta.Batches:F2} readout) and {halfDelta.PublishMs / halfDelta.Batches:F2} ms publish per batch -->");
             // Bare compute right after, in the same process and conditions, on the batch size the Scorers formed.
-            var model = workers[0].Index.Current!;
             var (bare, _, bareCpuMs) = Bare(model, queries, Math.Max(1, (int)Math.Round(meanBatch)), opt.Queries, opt.Concurrent);
-            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), CPU time per query at saturation: whole process {satCpuMsPerQuery:F2} ms (load generator, reader, brokers and clients included; of which the Scorer's readout {satReadoutMsPerQuery:F2} ms wall) vs bare {bareCpuMs:F2} ms at the same batch: +{100 * (satCpuMsPerQuery / bareCpuMs - 1):F0} % -->");
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), CPU time per query at saturation: {(child is null ? "whole process" : "both processes")} {satCpuMsPerQuery:F2} ms (load generator, reader, brokers and clients included; of which the Scorer's readout {satDelta.ReadoutMs / satDelta.Scored:F2} ms wall) vs bare {bareCpuMs:F2} ms at the same batch: +{100 * (satCpuMsPerQuery / bareCpuMs - 1):F0} % -->");
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), batcher thread CPU per query at saturation (validate, readout, top-k, encode, issue produces): {satDelta.BatchCpuMs / satDelta.Scored:F3} ms vs bare readout {bareCpuMs:F3} ms at the same batch ({100 * (satDelta.BatchCpuMs / satDelta.Scored / bareCpuMs - 1):F1} %) -->");
+            if (child is not null)
+            {
+                double scorerMs = childCpuMs / opt.Queries;
+                double jitMs = childJitMs / opt.Queries;
+                Console.WriteLine($"<!-- {transport}, CPU per query by component at saturation: Scorer process {scorerMs:F3} ms vs bare readout {bareCpuMs:F3} ms (Scorer's own overhead {scorerMs - bareCpuMs:F3} ms = {100 * (scorerMs / bareCpuMs - 1):F1} % of the bare compute; without its JIT tiering thread, a start-up cost, {scorerMs - jitMs - bareCpuMs:F3} ms = {100 * ((scorerMs - jitMs) / bareCpuMs - 1):F1} %); bench process (load generator, reader, 3 mock brokers) {processCpuMs / opt.Queries:F3} ms -->");
+            }
+
             return new RunResult(saturation, half, meanBatch, meanBatchHalf, bare, model);
         }
         finally
         {
+            if (child is not null)
+            {
+                await child.DisposeAsync();
+            }
+
             foreach (var h in hosts)
             {
                 await h.StopAsync();
@@ -552,10 +673,13 @@ internal static class Bench
     /// </summary>
     public static (double PerSecond, double MsPerBatch, double CpuMsPerQuery) Bare(AttributionModel model, float[] queries, int batch, int count, int threads = 1)
     {
-        void Run(int n)
+        // Thread CPU time of the scoring threads themselves (not the process's: its idle brokers, JIT and GC threads).
+        long Run(int n)
         {
+            long cpu = 0;
             Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
             {
+                long cpu0 = ReadoutProfile.ThreadCpuNs();
                 var inputs = new float[batch * 784];
                 for (int done = 0; done < n / threads; done += batch)
                 {
@@ -563,17 +687,18 @@ internal static class Bench
                     Array.Copy(queries, offset * 784, inputs, 0, inputs.Length);
                     model.Score(inputs, batch);
                 }
+
+                Interlocked.Add(ref cpu, ReadoutProfile.ThreadCpuNs() - cpu0);
             });
+            return cpu;
         }
 
-        Run(Math.Min(count, 4 * batch * threads)); // warm
-        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+        Run(Math.Max(512, 4 * batch * threads)); // warm: JIT tiering of the readout's methods
         var watch = Stopwatch.StartNew();
-        Run(count);
-        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
+        long cpuNs = Run(count);
         int batches = threads * ((count / threads) + batch - 1) / batch;
         // CPU time is what the contention on a shared machine inflates least: a descheduled thread uses none.
-        return (batches * batch / watch.Elapsed.TotalSeconds, threads * watch.Elapsed.TotalMilliseconds / batches, cpu.TotalMilliseconds / (batches * batch));
+        return (batches * batch / watch.Elapsed.TotalSeconds, threads * watch.Elapsed.TotalMilliseconds / batches, cpuNs / 1e6 / (batches * batch));
     }
 
     /// <summary>Reads attributions (standalone reader from the start) and times each query from produce call to consume.</summary>

@@ -2,9 +2,10 @@ using System.Diagnostics;
 using System.Globalization;
 using Attribution.Attribution.Probes;
 using Attribution.Contracts;
+using Attribution.Engine;
 using Attribution.Engine.Models;
+using Attribution.Engine.Training;
 using Attribution.Scorer;
-using Attribution.Transport;
 
 /// <summary>
 /// The Scorer's readout alone (<c>--readout-profile 1,4,8,16,64</c>): <see cref="AttributionModel.Score"/> on batches of
@@ -69,60 +70,41 @@ internal static class ReadoutProfile
     }
 
     /// <summary>The model a Scorer's ProbeIndex would build from <paramref name="probeSet"/> (default Scorer options).</summary>
-    public static AttributionModel Build(ProbeSet probeSet, float[] theta)
+    public static AttributionModel Build(ProbeSet probeSet, float[] theta) => Build(Probes(probeSet), theta);
+
+    /// <summary>The model a Scorer's ProbeIndex would build from these probes (default Scorer options).</summary>
+    public static AttributionModel Build(IReadOnlyList<InfluenceProbe> probes, float[] theta)
     {
-        var checkpointKey = System.Text.Encoding.UTF8.GetBytes(InfluenceProbe.CheckpointKey(Bench.RunId, Bench.Step));
-        var probes = probeSet.Messages.Where(m => !m.Key.AsSpan().SequenceEqual(checkpointKey)).Select(m => EventCodecs.Probes.Decode(m.Value)).ToList();
         var examples = probes.Where(p => p.Subject == ProbeSubject.Example).OrderBy(p => p.SubjectId).ToArray();
         var sources = probes.Where(p => p.Subject == ProbeSubject.Source).OrderBy(p => p.SubjectId).ToArray();
         return new AttributionModel(Bench.RunId, Bench.Step, theta, ProbeCodec.FormatOf(examples[0]), [.. examples.Select(p => p.SubjectId)], [.. examples.Select(p => p.Factors)],
             ProbeCodec.FormatOf(sources[0]), [.. sources.Select(p => p.SubjectId)], [.. sources.Select(p => p.Factors)], new ScorerOptions().InputBasisEnergy);
     }
 
-    /// <summary>Saves θ and the probe messages (a bench cache: simulating the set takes minutes).</summary>
-    public static void Save(string path, float[] theta, ProbeSet probeSet)
+    /// <summary>
+    /// Saves the bench's run (θ as the run directory's safetensors, <see cref="RunDirectory"/>) and its probes as an
+    /// Arrow IPC file of the probe wire schema (<c>probes.arrow</c>) under <paramref name="directory"/>: a bench cache,
+    /// since simulating the set takes minutes.
+    /// </summary>
+    public static void Save(string directory, RunManifest manifest, IReadOnlyList<Parameter> parameters, ProbeSet probeSet)
     {
-        using var w = new BinaryWriter(File.Create(path));
-        w.Write(theta.Length);
-        foreach (var v in theta)
-        {
-            w.Write(v);
-        }
-
-        w.Write(probeSet.ExampleBytes);
-        w.Write(probeSet.SourceBytes);
-        w.Write(probeSet.Messages.Count);
-        foreach (var m in probeSet.Messages)
-        {
-            w.Write(m.Key.Length);
-            w.Write(m.Key);
-            w.Write(m.Value.Length);
-            w.Write(m.Value);
-        }
+        RunDirectory.Save(directory, manifest, parameters);
+        using var file = File.Create(Path.Combine(directory, ProbesFile));
+        ArrowEventFile.Write(file, Probes(probeSet).Chunk(64));
     }
 
-    /// <summary>The inverse of <see cref="Save"/>, for the profile only (no headers; the checkpoint's file is gone).</summary>
-    public static (float[] Theta, ProbeSet ProbeSet) Load(string path)
+    /// <summary>The inverse of <see cref="Save"/>.</summary>
+    public static (float[] Theta, IReadOnlyList<InfluenceProbe> Probes) Load(string directory) =>
+        (RunDirectory.LoadMlp(directory).Model.ToFlat(), ArrowEventFile.Read<InfluenceProbe>(File.ReadAllBytes(Path.Combine(directory, ProbesFile))).Events);
+
+    private const string ProbesFile = "probes.arrow";
+
+    private static List<InfluenceProbe> Probes(ProbeSet probeSet)
     {
-        using var r = new BinaryReader(File.OpenRead(path));
-        var theta = new float[r.ReadInt32()];
-        for (int i = 0; i < theta.Length; i++)
-        {
-            theta[i] = r.ReadSingle();
-        }
-
-        long exampleBytes = r.ReadInt64(), sourceBytes = r.ReadInt64();
-        int count = r.ReadInt32();
-        var messages = new List<EventMessage>(count);
-        for (int i = 0; i < count; i++)
-        {
-            var key = r.ReadBytes(r.ReadInt32());
-            var value = r.ReadBytes(r.ReadInt32());
-            messages.Add(new EventMessage(key, value));
-        }
-
-        return (theta, new ProbeSet(messages, exampleBytes, sourceBytes));
+        var checkpointKey = System.Text.Encoding.UTF8.GetBytes(InfluenceProbe.CheckpointKey(Bench.RunId, Bench.Step));
+        return [.. probeSet.Messages.Where(m => !m.Key.AsSpan().SequenceEqual(checkpointKey)).Select(m => EventCodecs.Probes.Decode(m.Value))];
     }
 
-    private static long ThreadCpuNs() => long.Parse(File.ReadAllText("/proc/thread-self/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);
+    /// <summary>This thread's CPU time so far in nanoseconds (/proc/thread-self/schedstat).</summary>
+    public static long ThreadCpuNs() => long.Parse(File.ReadAllText("/proc/thread-self/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);
 }

@@ -210,22 +210,28 @@ if (fs.existsSync(csDir)) {
     }
   }
 }
-// A probe as an Arrow user reads it, through apache-arrow's table API (float16 decoded to numbers): each row's
-// tensors and factor values, for NodeInteropTests.ProbeFactorsReadThroughArrowJsTables_AreTheValuesWritten.
-if (fs.existsSync(path.join(csDir, 'probes.arrow'))) {
-  const table = A.tableFromIPC(fs.readFileSync(path.join(csDir, 'probes.arrow')));
+// Probes as an Arrow user reads them, through apache-arrow's table API (float16 decoded to numbers): each row's
+// tensors and factor values, for NodeInteropTests.ProbeFactorsReadThroughArrowJsTables_AreTheValuesWritten (probes.arrow,
+// one event stream) and ProbeSetFileReadThroughArrowJsTables_IsTheSetWritten (probe_set.arrow, an Arrow IPC file of the
+// same schema with the set's metadata, several record batches).
+for (const name of ['probes', 'probe_set']) {
+  if (!fs.existsSync(path.join(csDir, name + '.arrow'))) continue;
+  const table = A.tableFromIPC(fs.readFileSync(path.join(csDir, name + '.arrow')));
   const rows = [];
   for (let i = 0; i < table.numRows; i++) {
     const f16 = table.getChild('factors_f16').get(i), f32 = table.getChild('factors_f32').get(i);
     rows.push({
+      key: `${table.getChild('run_id').get(i)}/${table.getChild('step').get(i)}/${table.getChild('subject').get(i) === 1 ? 'example' : 'source'}/${table.getChild('subject_id').get(i)}`,
       architecture: table.getChild('architecture').get(i),
+      rank: table.getChild('rank').get(i),
       tensors: [...table.getChild('tensor_names').get(i)].map((name, t) => ({
         name, rows: table.getChild('tensor_rows').get(i).get(t), cols: table.getChild('tensor_cols').get(i).get(t), rank: table.getChild('tensor_ranks').get(i).get(t),
       })),
       factors: [...(f16 ?? f32)].map(Number),
     });
   }
-  fs.writeFileSync(path.join(csDir, 'probes.js.table.json'), JSON.stringify(rows));
+  const out = name === 'probes' ? rows : { metadata: Object.fromEntries(table.schema.metadata), batches: table.batches.length, rows };
+  fs.writeFileSync(path.join(csDir, name + '.js.table.json'), JSON.stringify(out));
 }
 writeQueries(jsDir, 'query_dictionary', [SINGLE], 'stream');
 writeQueries(jsDir, 'queries_batches', SEVERAL, 'stream');

@@ -185,6 +185,19 @@ public sealed class ScorerWorker : EventConsumerWorker
     /// </summary>
     private void Process(List<PendingQuery> batch, CancellationToken ct)
     {
+        long cpu = ThreadCpu.Nanoseconds();
+        try
+        {
+            ScoreAndPublish(batch, ct);
+        }
+        finally
+        {
+            Metrics.BatchCpu(ThreadCpu.Nanoseconds() - cpu);
+        }
+    }
+
+    private void ScoreAndPublish(List<PendingQuery> batch, CancellationToken ct)
+    {
         var started = Stopwatch.GetTimestamp();
         var scorer = Index.Scorer!;
         var admitted = new List<PendingQuery>(batch.Count);
@@ -212,9 +225,10 @@ public sealed class ScorerWorker : EventConsumerWorker
         {
             var scored = _scoring.Score(scorer, [.. work.Select(p => p.Query)], [.. work.Select(p => p.Record.Timestamp)], DateTimeOffset.UtcNow);
             Metrics.BatchScored(work.Count);
-            var messages = scored.Results.Select(AttributionPublisher.Encode).ToArray();
             Metrics.Computed(Stopwatch.GetElapsedTime(started));
-            _ = PublishAsync(scorer, work, scored, messages, ct);
+            // Encoding, the alert policy and issuing the produces run on the pool, off the batcher's thread, which goes
+            // straight on to the next batch's readout (the critical path at saturation).
+            _ = Task.Run(() => PublishAsync(scorer, work, scored, ct), CancellationToken.None);
         }
         catch (Exception e)
         {
@@ -231,12 +245,13 @@ public sealed class ScorerWorker : EventConsumerWorker
             ? new SpanLookup(lm, loaded.Index, new SpanQueryOptions(_options.Contamination.SpanMinLength, _options.Contamination.MaxEvidenceDocuments))
             : null;
 
-    private async Task PublishAsync(IQueryScorer scorer, List<PendingQuery> work, ScoredBatch scored, EventMessage[] messages, CancellationToken ct)
+    private async Task PublishAsync(IQueryScorer scorer, List<PendingQuery> work, ScoredBatch scored, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
         var traces = work.Select(ScorerTracing.Start).ToArray();
         try
         {
+            var messages = scored.Results.Select(AttributionPublisher.Encode).ToArray();
             // A query's alert goes out before its attribution: once the attribution exists a redelivered query is
             // skipped as a duplicate, so an alert published after it would be lost by a crash in between. This order
             // makes alerts at-least-once (a crash after the alert repeats it; consumers key on the query id).

@@ -168,8 +168,8 @@ public sealed class SimulatorWorker : EventConsumerWorker
             Logger.SimulatorReady(checkpoint.RunId, checkpoint.Step, simulation.StepSize, plan.ExampleLayout.ToString(), EventCodecs.Probes.Encode(ProbeCodec.ToProbe(plan.ExampleLayout, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, 0, 0, 0, new float[plan.ExampleLayout.FloatsPerUnit])).Length);
             await SimulateAsync(simulation, checkpoint, plan.ExampleLayout, ProbeSubject.Example, exampleUnits, u => [u], u => exampleIds[u],
                 exampleIds.Length, sourceIds.Length, cancellationToken);
-            // A source is simulated as one unit of all its examples (documents): the definition ForwardOnlyMethod and
-            // ModelForwardOnlyMethod use offline (SourceResponse.Simulated), for the MLP and the GPT alike.
+            // A source is simulated as one unit of all its examples (documents): the definition ForwardOnlyMethod uses
+            // offline (SourceResponse.Simulated), for the MLP and the GPT alike.
             var members = ForwardOnlyMethod.SourceUnits(plan.Problem);
             await SimulateAsync(simulation, checkpoint, plan.SourceLayout, ProbeSubject.Source, sourceUnits, s => members[s], s => sourceIds[s],
                 exampleIds.Length, sourceIds.Length, cancellationToken);
@@ -353,7 +353,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
 
     /// <summary>
     /// A language model's checkpoint: one unit per training document (its token ids from the batches), sources as whole
-    /// units, simulated through <see cref="ModelSimulator"/> and laid out as <see cref="ModelForwardOnlyMethod"/> stores
+    /// units, simulated through <see cref="ForwardOnlySimulator"/> and laid out as <see cref="ForwardOnlyMethod"/> stores
     /// them (<see cref="ModelProbeSimulator"/>). The step size is 1 / (h_max + λ): the recipe's learning rate is the
     /// optimiser's (AdamW), not a plain gradient step, so it does not cap it (as offline).
     /// </summary>

@@ -21,6 +21,9 @@ public sealed class NodeInteropFixture : IDisposable
             File.WriteAllBytes(Path.Combine(cs, name + ".arrow"), bytes);
             Expected[name] = expected;
         }
+        var (setBytes, setExpected) = InteropEvents.ProbeSetFile();
+        File.WriteAllBytes(Path.Combine(cs, "probe_set.arrow"), setBytes);
+        Expected["probe_set"] = setExpected;
         var nodeDir = Path.Combine(RepoRoot.Path, "infra", "node");
         if (!Directory.Exists(Path.Combine(nodeDir, "node_modules", "apache-arrow")))
         {
@@ -74,7 +77,7 @@ public sealed class NodeInteropTests(NodeInteropFixture fixture) : IClassFixture
     public void EveryEventWeWrite_IsReadByArrowJs_WithEveryValue()
     {
         RequireNode();
-        Assert.Equal(7, fixture.Expected.Count);
+        Assert.Equal(8, fixture.Expected.Count);
         foreach (var (name, expected) in fixture.Expected)
         {
             var error = Path.Combine(Dir("cs"), name + ".js.error");
@@ -96,6 +99,28 @@ public sealed class NodeInteropTests(NodeInteropFixture fixture) : IClassFixture
         Assert.Equal(low.Factors, rows[0]!["factors"]!.AsArray().Select(v => (float)(double)v!));
         Assert.Equal(2.0, (double)rows[0]!["factors"]![2]!); // U[2, 0] of layers.0.weight
         Assert.Equal(1e30f, (float)(double)rows[1]!["factors"]![3]!);
+    }
+
+    [Fact]
+    public void ProbeSetFileReadThroughArrowJsTables_IsTheSetWritten()
+    {
+        // A probe-set file (attribute --probes) is an Arrow IPC file of the probe wire schema: apache-arrow reads its
+        // set metadata, its record batches, each row's key, tensors and every factor value.
+        RequireNode();
+        var file = JsonNode.Parse(File.ReadAllText(Path.Combine(Dir("cs"), "probe_set.js.table.json")))!;
+        var set = InteropEvents.ProbeSetRows();
+        Assert.Equal("forward-only;horizon=3", (string?)file["metadata"]!["probe-set-method"]);
+        Assert.Equal("influence-probe", (string?)file["metadata"]!["event-type"]);
+        Assert.Equal(2, (int)file["batches"]!);
+        var rows = file["rows"]!.AsArray();
+        Assert.Equal(set.Length, rows.Count);
+        for (var i = 0; i < set.Length; i++)
+        {
+            Assert.Equal(set[i].Key, (string?)rows[i]!["key"]);
+            Assert.Equal(set[i].Rank, (int)rows[i]!["rank"]!);
+            Assert.Equal(set[i].Tensors, rows[i]!["tensors"]!.AsArray().Select(t => new ProbeTensor((string)t!["name"]!, (int)t["rows"]!, (int)t["cols"]!, (int)t["rank"]!)));
+            Assert.Equal(set[i].Factors, rows[i]!["factors"]!.AsArray().Select(v => (float)(double)v!));
+        }
     }
 
     [Theory]
@@ -198,6 +223,54 @@ internal static class InteropEvents
         };
     }
 
+    private static JsonObject DumpProbes(IReadOnlyList<InfluenceProbe> probes) => Dump(probes,
+        ("run_id", p => p.RunId), ("step", p => L(p.Step)), ("subject", p => (int)p.Subject), ("subject_id", p => L(p.SubjectId)),
+        ("architecture", p => p.Architecture), ("rank", p => p.Rank), ("set_examples", p => L(p.SetExamples)), ("set_sources", p => L(p.SetSources)),
+        ("tensor_names", p => new JsonArray(p.Tensors.Select(t => (JsonNode)t.Name).ToArray())), ("tensor_rows", p => new JsonArray(p.Tensors.Select(t => (JsonNode)t.Rows).ToArray())),
+        ("tensor_cols", p => new JsonArray(p.Tensors.Select(t => (JsonNode)t.Cols).ToArray())), ("tensor_ranks", p => new JsonArray(p.Tensors.Select(t => (JsonNode)t.Rank).ToArray())),
+        ("factors_f32", p => p.Precision == ProbePrecision.Float32 ? Floats(p.Factors) : null),
+        ("factors_f16", p => p.Precision == ProbePrecision.Float16 ? new JsonArray(p.Factors.Select(x => (JsonNode)F16(x)).ToArray()) : null),
+        ("set_shared", p => p.SetShared == 0 ? null : L(p.SetShared)));
+
+    /// <summary>A probe set as <c>attribute --probes</c> lays it out: 3 example rows (rank 1 weight + bias) then 2 full-rank source rows, float32.</summary>
+    public static InfluenceProbe[] ProbeSetRows()
+    {
+        ProbeTensor[] low = [new("layers.0.weight", 3, 2, 1), new("layers.0.bias", 3, 1, 0)];
+        ProbeTensor[] full = [new("layers.0.weight", 3, 2, 0), new("layers.0.bias", 3, 1, 0)];
+        InfluenceProbe Row(ProbeSubject subject, long id, ProbeTensor[] tensors, float scale) =>
+            new("run-ü", 12, subject, id, "mlp:2-3", 1, 3, 2, tensors, ProbePrecision.Float32,
+                [.. Enumerable.Range(0, (int)tensors.Sum(t => t.FactorCount)).Select(i => scale * (i - 3.5f) / 7f)]);
+        return [Row(ProbeSubject.Example, 40, low, 1f), Row(ProbeSubject.Example, 7, low, -2f), Row(ProbeSubject.Example, long.MaxValue, low, 1e-30f),
+            Row(ProbeSubject.Source, 0, full, 3f), Row(ProbeSubject.Source, 1, full, float.Epsilon)];
+    }
+
+    /// <summary>
+    /// <see cref="ProbeSetRows"/> as an Arrow IPC file (<see cref="ArrowEventFile"/>, two record batches, the probe-set
+    /// metadata keys <c>attribute --probes</c> writes), and the canonical dump apache-arrow must produce for it.
+    /// </summary>
+    public static (byte[] Bytes, JsonObject Expected) ProbeSetFile()
+    {
+        var rows = ProbeSetRows();
+        var metadata = new Dictionary<string, string>
+        {
+            ["probe-set-method"] = "forward-only;horizon=3",
+            ["probe-set-theta-sha256"] = new string('a', 64),
+            ["probe-set-data-sha256"] = new string('b', 64),
+            ["probe-set-factors-sha256"] = new string('c', 64),
+        };
+        using var output = new MemoryStream();
+        ArrowEventFile.Write(output, [rows[..2], rows[2..]], metadata);
+        var expected = DumpProbes(rows[..2]);
+        expected["batches"]!.AsArray().Add(DumpProbes(rows[2..])["batches"]![0]!.DeepClone());
+        var meta = expected["schema"]!["metadata"]!.AsObject();
+        foreach (var (key, value) in metadata)
+        {
+            meta[key] = value;
+        }
+
+        return (output.ToArray(), expected);
+    }
+
     public static IEnumerable<(string Name, byte[] Bytes, JsonObject Expected)> All()
     {
         var t0 = EventRoundTripTests.T0;
@@ -220,14 +293,7 @@ internal static class InteropEvents
             Tensors = [new("layers.0.weight", 2, 2, 0)], Factors = [1f, float.Epsilon, -0f, 1e30f] },
             // A shared-state chunk (STRIDE operators): subject 3 and the set's chunk count in the optional set_shared column.
             EventRoundTripTests.Probe(ProbePrecision.Float32, id: 1) with { Subject = ProbeSubject.Shared, Rank = 0, Tensors = [new("stride.matrices", 1, 3, 0)], Factors = [0.5f, -2f, 3f], SetShared = 2 }];
-        yield return ("probes", EventCodecs.Probes.EncodeBatch(probes), Dump(probes,
-            ("run_id", p => p.RunId), ("step", p => L(p.Step)), ("subject", p => (int)p.Subject), ("subject_id", p => L(p.SubjectId)),
-            ("architecture", p => p.Architecture), ("rank", p => p.Rank), ("set_examples", p => L(p.SetExamples)), ("set_sources", p => L(p.SetSources)),
-            ("tensor_names", p => new JsonArray(p.Tensors.Select(t => (JsonNode)t.Name).ToArray())), ("tensor_rows", p => Ints(p.Tensors.Select(t => t.Rows))),
-            ("tensor_cols", p => Ints(p.Tensors.Select(t => t.Cols))), ("tensor_ranks", p => Ints(p.Tensors.Select(t => t.Rank))),
-            ("factors_f32", p => p.Precision == ProbePrecision.Float32 ? Floats(p.Factors) : null),
-            ("factors_f16", p => p.Precision == ProbePrecision.Float16 ? new JsonArray(p.Factors.Select(x => (JsonNode)F16(x)).ToArray()) : null),
-            ("set_shared", p => p.SetShared == 0 ? null : L(p.SetShared))));
+        yield return ("probes", EventCodecs.Probes.EncodeBatch(probes), DumpProbes(probes));
         ModelQuery[] queries = [new("q-1", "run-1@300", [0f, -0f, float.NaN, float.Epsilon, 1e30f], null, t0), new("q-2", "gpt@7", null, [101, 2023, 102], t0.AddDays(-20000)),
             ModelQuery.FromText("q-3", "gpt@7", "gpt2", "The answer is", " 42, ü€😀", t0), ModelQuery.FromTokens("q-4", "gpt@7", "bytes", [], [256, 0, long.MaxValue], t0)];
         static JsonNode Micros(ModelQuery q) => L(Columns.ToMicros(q.Timestamp));

@@ -8,51 +8,86 @@ using Attribution.Engine.Models;
 namespace Attribution.Attribution.Kernels;
 
 /// <summary>
-/// Parameter responses of many units (training examples or sources), stored per layer either in full
-/// (<c>dW</c> [units, out, in]) or as rank-r factors of a truncated SVD (<c>Uᵀ</c> [units, r, out], <c>Vt</c> [units, r, in]),
-/// biases always in full. Query-time readout contracts the model's gradient factors of the queries with every unit's
-/// factors (<see cref="JacobianScores(GradientFactors, Span{float})"/>): one fused pass over each low-rank layer's factors and a
-/// GEMM per full layer, no backward pass and no model maths of its own.
+/// Parameter responses of many units (training examples, documents or sources) over any model's linear layers (the
+/// layers of its <see cref="GradientFactors"/>: the MLP's every layer, a GPT's attention, MLP and head projections),
+/// stored per layer either in full (<c>ΔW</c> [units, out, in]) or as rank-r factors of a truncated SVD
+/// (<c>Uᵀ</c> [units, r, out], <c>Vt</c> [units, r, in]), biases in full. Parameters outside the linear layers
+/// (a GPT's embeddings and LayerNorms) are not stored: a probe is the response restricted to the linear layers, as the
+/// gradient methods' per-example gradients are. Query-time readout contracts the model's gradient factors of the
+/// queries (one row per example for a classifier, one per position for a language model) with every unit's factors
+/// (<see cref="JacobianScores"/>): no backward pass and no model maths of its own. The one response store of every
+/// model (forward-only's examples and sources, the Simulator's probes, the Scorer's index).
 /// </summary>
 public sealed class ResponseSet
 {
+    private readonly LinearFactors[] _layers;
+    private readonly int[] _ranks;
     private readonly float[]?[] _full;
     private readonly float[]?[] _u;
     private readonly float[]?[] _vt;
-    private readonly float[][] _bias;
+    private readonly float[]?[] _bias;
     private readonly float[] _omegaCache;
     private readonly int _sketch;
-    private readonly int[] _ranks;
     private readonly float[]?[] _basis;
     private readonly int[] _basisDims;
 
-    /// <summary>Allocates storage for <paramref name="units"/> responses; <paramref name="rank"/> 0 stores every layer in full.</summary>
+    /// <summary>Storage for <paramref name="units"/> responses of an MLP; <paramref name="rank"/> 0 stores every layer in full.</summary>
     public ResponseSet(MlpLayout layout, int units, int rank, ulong seed = 17)
+        : this(layout?.ParameterCount ?? throw new ArgumentNullException(nameof(layout)), LayersOf(layout), units, rank, seed)
     {
-        ArgumentNullException.ThrowIfNull(layout);
+    }
+
+    /// <summary>
+    /// Storage for <paramref name="units"/> responses of a model with <paramref name="parameterCount"/> parameters whose
+    /// linear layers are <paramref name="layers"/> (offsets and shapes; their factor rows are not read).
+    /// <paramref name="rank"/> 0 stores every layer in full; a layer is stored low-rank only when
+    /// <c>r (out + in) &lt; out · in</c> (<see cref="RanksFor"/>).
+    /// </summary>
+    public ResponseSet(int parameterCount, IReadOnlyList<LinearFactors> layers, int units, int rank, ulong seed = 17)
+        : this(parameterCount, layers, units, RanksFor(layers, rank), seed)
+    {
+    }
+
+    /// <summary>
+    /// Storage with an explicit rank per layer (0 = full), e.g. the ranks a probe set was written at
+    /// (<see cref="LayersOf(IReadOnlyList{Contracts.ProbeTensor}, IReadOnlyList{ValueTuple{string, int[], int}})"/>);
+    /// the sketch for <see cref="Set"/> is sized for the largest rank.
+    /// </summary>
+    public ResponseSet(int parameterCount, IReadOnlyList<LinearFactors> layers, int units, IReadOnlyList<int> ranks, ulong seed = 17)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        ArgumentNullException.ThrowIfNull(ranks);
         ArgumentOutOfRangeException.ThrowIfNegative(units);
-        ArgumentOutOfRangeException.ThrowIfNegative(rank);
-        Layout = layout;
-        Units = units;
-        int layers = layout.LayerCount;
-        _full = new float[]?[layers];
-        _u = new float[]?[layers];
-        _vt = new float[]?[layers];
-        _bias = new float[layers][];
-        _ranks = new int[layers];
-        _basis = new float[]?[layers];
-        _basisDims = new int[layers];
-        int maxIn = 0;
-        for (int l = 0; l < layers; l++)
+        if (ranks.Count != layers.Count || ranks.Any(r => r < 0))
         {
-            int o = layout.Out(l), i = layout.In(l);
-            // Low rank only pays when r (o + i) < o·i.
-            bool low = rank > 0 && (long)rank * (o + i) < (long)o * i;
-            _ranks[l] = low ? rank : 0;
-            if (low)
+            throw new ArgumentException($"{ranks.Count} ranks for {layers.Count} layers; give one non-negative rank per layer.", nameof(ranks));
+        }
+
+        ParameterCount = parameterCount;
+        Units = units;
+        _layers = [.. layers];
+        int count = _layers.Length, maxIn = 0;
+        _ranks = new int[count];
+        _full = new float[]?[count];
+        _u = new float[]?[count];
+        _vt = new float[]?[count];
+        _bias = new float[]?[count];
+        _basis = new float[]?[count];
+        _basisDims = new int[count];
+        for (int l = 0; l < count; l++)
+        {
+            var layer = _layers[l];
+            int o = layer.Out, i = layer.In;
+            if (layer.WeightOffset < 0 || (long)layer.WeightOffset + (long)o * i > parameterCount || (layer.BiasOffset >= 0 && layer.BiasOffset + o > parameterCount))
             {
-                _u[l] = new float[(long)units * o * rank];
-                _vt[l] = new float[(long)units * rank * i];
+                throw new ArgumentException($"layer {l} [{o}, {i}] at offset {layer.WeightOffset} (bias {layer.BiasOffset}) lies outside {parameterCount} parameters.", nameof(layers));
+            }
+
+            int r = _ranks[l] = ranks[l];
+            if (r > 0)
+            {
+                _u[l] = new float[(long)units * o * r];
+                _vt[l] = new float[(long)units * r * i];
                 maxIn = Math.Max(maxIn, i);
             }
             else
@@ -60,16 +95,31 @@ public sealed class ResponseSet
                 _full[l] = new float[(long)units * o * i];
             }
 
-            _bias[l] = new float[units * o];
+            _bias[l] = layer.BiasOffset >= 0 ? new float[(long)units * o] : null;
         }
 
-        _sketch = rank + 8;
+        _sketch = (count == 0 ? 0 : _ranks.Max()) + 8;
         _omegaCache = new float[maxIn * _sketch];
         new Rng(seed).FillNormal(_omegaCache);
     }
 
-    /// <summary>The layout.</summary>
-    public MlpLayout Layout { get; }
+    /// <summary>An MLP's linear layers (every layer: weight and bias offsets and shapes), as its gradient factors name them.</summary>
+    public static LinearFactors[] LayersOf(MlpLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        return [.. Enumerable.Range(0, layout.LayerCount).Select(l => new LinearFactors(layout.WeightOffset(l), layout.BiasOffset(l), layout.In(l), layout.Out(l), [], []))];
+    }
+
+    /// <summary>The rank each layer is stored at for a requested <paramref name="rank"/>: low rank only where <c>r (out + in) &lt; out · in</c>.</summary>
+    public static int[] RanksFor(IReadOnlyList<LinearFactors> layers, int rank)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        ArgumentOutOfRangeException.ThrowIfNegative(rank);
+        return [.. layers.Select(l => rank > 0 && (long)rank * (l.Out + l.In) < (long)l.Out * l.In ? rank : 0)];
+    }
+
+    /// <summary>Parameters p of the model.</summary>
+    public int ParameterCount { get; }
 
     /// <summary>Number of units.</summary>
     public int Units { get; }
@@ -77,16 +127,19 @@ public sealed class ResponseSet
     /// <summary>Rank per layer (0 = stored in full).</summary>
     public IReadOnlyList<int> Ranks => _ranks;
 
-    /// <summary>Floats stored per unit.</summary>
+    /// <summary>The layers (offsets and shapes).</summary>
+    public IReadOnlyList<LinearFactors> Layers => _layers;
+
+    /// <summary>Floats stored per unit (in the probe layout: Vᵀ at the layer's input width, whatever the basis).</summary>
     public long FloatsPerUnit
     {
         get
         {
             long total = 0;
-            for (int l = 0; l < Layout.LayerCount; l++)
+            for (int l = 0; l < _layers.Length; l++)
             {
-                int o = Layout.Out(l), i = Layout.In(l);
-                total += (Ranks[l] > 0 ? (long)Ranks[l] * (o + i) : (long)o * i) + o;
+                int o = _layers[l].Out, i = _layers[l].In, r = _ranks[l];
+                total += (r > 0 ? (long)r * (o + i) : (long)o * i) + (_bias[l] is null ? 0 : o);
             }
 
             return total;
@@ -99,11 +152,11 @@ public sealed class ResponseSet
         get
         {
             long total = 0;
-            for (int l = 0; l < Layout.LayerCount; l++)
+            for (int l = 0; l < _layers.Length; l++)
             {
-                int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
+                int o = _layers[l].Out, i = _layers[l].In, r = _ranks[l];
                 int k = _basis[l] is null ? i : _basisDims[l];
-                total += ((r > 0 ? (long)r * (o + k) : (long)o * i) + o) * Units + (_basis[l] is null ? 0 : (long)k * i);
+                total += ((r > 0 ? (long)r * (o + k) : (long)o * i) + (_bias[l] is null ? 0 : o)) * Units + (_basis[l] is null ? 0 : (long)k * i);
             }
 
             return total * sizeof(float);
@@ -112,7 +165,6 @@ public sealed class ResponseSet
 
     /// <summary>Per layer, the dimension of the shared input basis the Vᵀ factors are stored in (0 = none).</summary>
     public IReadOnlyList<int> BasisDims => _basisDims;
-
     /// <summary>
     /// Re-expresses one low-rank layer's Vᵀ factors of every unit in a basis shared by all units: the top eigenvectors
     /// B [k, in] of Σ_u Vt_uᵀ diag(‖U_u[:, b]‖²) Vt_u, with k the smallest dimension that keeps
@@ -125,13 +177,13 @@ public sealed class ResponseSet
     /// </summary>
     public (int Dimension, double EnergyKept) ShareInputBasis(int layer, double energy)
     {
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)layer, (uint)Layout.LayerCount, nameof(layer));
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)layer, (uint)_layers.Length, nameof(layer));
         if (energy is <= 0 or > 1)
         {
             throw new ArgumentOutOfRangeException(nameof(energy), energy, "energy must be in (0, 1].");
         }
 
-        int o = Layout.Out(layer), i = Layout.In(layer), r = _ranks[layer];
+        int o = _layers[layer].Out, i = _layers[layer].In, r = _ranks[layer];
         if (r == 0 || _basis[layer] is not null)
         {
             throw new InvalidOperationException($"layer {layer} is {(r == 0 ? "stored in full" : "already in a shared basis")}; only low-rank layers can share an input basis.");
@@ -201,19 +253,19 @@ public sealed class ResponseSet
     {
         if (_basis[layer] is not { } b)
         {
-            return (a, Layout.In(layer));
+            return (a, _layers[layer].In);
         }
 
         int k = _basisDims[layer];
         var projected = new float[q * k];
-        Blas.Gemm(false, true, q, k, Layout.In(layer), 1f, a, b, 0f, projected);
+        Blas.Gemm(false, true, q, k, _layers[layer].In, 1f, a, b, 0f, projected);
         return (projected, k);
     }
 
     /// <summary>A unit's Vᵀ [r, in] of a layer, reconstructed from the shared basis when there is one.</summary>
     private void CopyVt(int layer, int unit, Span<float> destination)
     {
-        int i = Layout.In(layer), r = _ranks[layer];
+        int i = _layers[layer].In, r = _ranks[layer];
         if (_basis[layer] is not { } b)
         {
             _vt[layer].AsSpan(unit * r * i, r * i).CopyTo(destination);
@@ -232,19 +284,20 @@ public sealed class ResponseSet
         }
     }
 
-    /// <summary>Stores a flat response for a unit, factorising the low-rank layers.</summary>
+    /// <summary>Stores a unit's flat response (p floats), factorising the low-rank layers; other parameters are dropped.</summary>
     public void Set(int unit, ReadOnlySpan<float> response)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
-        if (response.Length != Layout.ParameterCount)
+        if (response.Length != ParameterCount)
         {
-            throw new ArgumentException($"response has {response.Length} values; the layout needs {Layout.ParameterCount}.", nameof(response));
+            throw new ArgumentException($"response has {response.Length} values; the model has {ParameterCount}.", nameof(response));
         }
 
-        for (int l = 0; l < Layout.LayerCount; l++)
+        for (int l = 0; l < _layers.Length; l++)
         {
-            int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
-            var w = Layout.Weight(response, l);
+            var layer = _layers[l];
+            int o = layer.Out, i = layer.In, r = _ranks[l];
+            var w = response.Slice(layer.WeightOffset, o * i);
             if (r == 0)
             {
                 w.CopyTo(_full[l].AsSpan(unit * o * i, o * i));
@@ -255,37 +308,111 @@ public sealed class ResponseSet
                 var u = new float[o * r];
                 LowRank.Factorize(w, o, i, r, _omegaCache, _sketch, u, _vt[l].AsSpan(unit * r * i, r * i));
                 // Stored transposed, Uᵀ [r, out], so the readout adds contiguous rows.
-                var ut = _u[l].AsSpan(unit * o * r, o * r);
-                for (int a = 0; a < o; a++)
-                {
-                    for (int b = 0; b < r; b++)
-                    {
-                        ut[b * o + a] = u[a * r + b];
-                    }
-                }
+                Transpose(u, _u[l].AsSpan(unit * o * r, o * r), o, r);
             }
 
-            Layout.Bias(response, l).CopyTo(_bias[l].AsSpan(unit * o, o));
+            if (_bias[l] is { } bias)
+            {
+                response.Slice(layer.BiasOffset, o).CopyTo(bias.AsSpan(unit * o, o));
+            }
+        }
+    }
+
+    // U [out, r] → Uᵀ [r, out] (and back with the shapes swapped).
+    private static void Transpose(ReadOnlySpan<float> source, Span<float> destination, int rows, int cols)
+    {
+        for (int a = 0; a < rows; a++)
+        {
+            for (int b = 0; b < cols; b++)
+            {
+                destination[b * rows + a] = source[a * cols + b];
+            }
         }
     }
 
     /// <summary>
-    /// Stores a unit from already-factorised floats, with no SVD: per layer, the full weight [out, in] when that layer's
-    /// rank is 0, else U [out, r] followed by Vᵀ [r, in]; then the bias [out]. This is the layout probes travel in
-    /// (<c>Probes.ProbeFormat</c>), so a Scorer loads a probe set without re-factorising every response.
+    /// The tensors of one unit's factors (<see cref="GetFactors"/>), named after the model's tensors
+    /// (<paramref name="modelTensors"/>, <see cref="IModel.Tensors"/>): per linear layer its weight [out, in] at the
+    /// layer's rank, then its bias [out] (full) when it has one.
+    /// </summary>
+    public IReadOnlyList<Contracts.ProbeTensor> Tensors(IReadOnlyList<(string Name, int[] Shape, int Offset)> modelTensors)
+    {
+        ArgumentNullException.ThrowIfNull(modelTensors);
+        var names = new Dictionary<int, string>();
+        foreach (var (name, _, offset) in modelTensors)
+        {
+            names.TryAdd(offset, name);
+        }
+
+        string Name(int offset) => names.TryGetValue(offset, out var n) ? n
+            : throw new ArgumentException($"no model tensor starts at offset {offset}; the layers are not this model's.", nameof(modelTensors));
+        var tensors = new List<Contracts.ProbeTensor>(2 * _layers.Length);
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var layer = _layers[l];
+            tensors.Add(new Contracts.ProbeTensor(Name(layer.WeightOffset), layer.Out, layer.In, _ranks[l]));
+            if (layer.BiasOffset >= 0)
+            {
+                tensors.Add(new Contracts.ProbeTensor(Name(layer.BiasOffset), layer.Out, 1, 0));
+            }
+        }
+
+        return tensors;
+    }
+
+    /// <summary>
+    /// The layers a unit tensor list describes (<see cref="Tensors"/>'s inverse), located in the model by name: each
+    /// weight [out, in] followed by its bias [out] when the next tensor is a column of <c>out</c> values. Throws
+    /// <see cref="ArgumentException"/> when a name is not the model's or a size differs.
+    /// </summary>
+    public static (LinearFactors[] Layers, int[] Ranks) LayersOf(IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<(string Name, int[] Shape, int Offset)> modelTensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        ArgumentNullException.ThrowIfNull(modelTensors);
+        var byName = new Dictionary<string, (int Count, int Offset)>(StringComparer.Ordinal);
+        foreach (var (name, shape, offset) in modelTensors)
+        {
+            byName.TryAdd(name, (shape.Aggregate(1, (a, b) => a * b), offset));
+        }
+
+        (int Count, int Offset) Find(Contracts.ProbeTensor t) => byName.TryGetValue(t.Name, out var m) && m.Count == (long)t.Rows * t.Cols ? m
+            : throw new ArgumentException($"tensor '{t.Name}' [{t.Rows}x{t.Cols}] is not a tensor of this model (names and sizes: {string.Join(", ", byName.Take(6).Select(p => $"{p.Key} {p.Value.Count}"))}…).");
+        var layers = new List<LinearFactors>();
+        var ranks = new List<int>();
+        for (int k = 0; k < tensors.Count; k++)
+        {
+            var w = tensors[k];
+            int weight = Find(w).Offset, bias = -1;
+            if (k + 1 < tensors.Count && tensors[k + 1] is { Cols: 1, Rank: 0 } b && b.Rows == w.Rows && (w.Cols != 1 || b.Name.EndsWith("bias", StringComparison.Ordinal)))
+            {
+                bias = Find(b).Offset;
+                k++;
+            }
+
+            layers.Add(new LinearFactors(weight, bias, w.Cols, w.Rows, [], []));
+            ranks.Add(w.Rank);
+        }
+
+        return ([.. layers], [.. ranks]);
+    }
+
+    /// <summary>
+    /// Stores a unit from already-factorised floats (no SVD), laid out as <see cref="Tensors"/> says: per layer the full
+    /// weight [out, in] when its rank is 0, else U [out, r] then Vᵀ [r, in]; then the bias [out] when the layer has one.
+    /// This is the layout probes travel in, so a Scorer loads a probe set without re-factorising every response.
     /// </summary>
     public void SetFactors(int unit, ReadOnlySpan<float> factors)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
         if (factors.Length != FloatsPerUnit)
         {
-            throw new ArgumentException($"factors have {factors.Length} values; ranks [{string.Join(',', _ranks)}] of {string.Join('-', Layout.Widths)} need {FloatsPerUnit}.", nameof(factors));
+            throw new ArgumentException($"factors have {factors.Length} values; ranks [{string.Join(',', _ranks)}] of these layers need {FloatsPerUnit}.", nameof(factors));
         }
 
         int at = 0;
-        for (int l = 0; l < Layout.LayerCount; l++)
+        for (int l = 0; l < _layers.Length; l++)
         {
-            int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
+            int o = _layers[l].Out, i = _layers[l].In, r = _ranks[l];
             if (r == 0)
             {
                 factors.Slice(at, o * i).CopyTo(_full[l].AsSpan(unit * o * i, o * i));
@@ -294,22 +421,16 @@ public sealed class ResponseSet
             else
             {
                 ThrowIfShared(l);
-                var u = factors.Slice(at, o * r);
-                var ut = _u[l].AsSpan(unit * o * r, o * r);
-                for (int a = 0; a < o; a++)
-                {
-                    for (int b = 0; b < r; b++)
-                    {
-                        ut[b * o + a] = u[a * r + b];
-                    }
-                }
-
+                Transpose(factors.Slice(at, o * r), _u[l].AsSpan(unit * o * r, o * r), o, r);
                 factors.Slice(at + o * r, r * i).CopyTo(_vt[l].AsSpan(unit * r * i, r * i));
                 at += r * (o + i);
             }
 
-            factors.Slice(at, o).CopyTo(_bias[l].AsSpan(unit * o, o));
-            at += o;
+            if (_bias[l] is { } bias)
+            {
+                factors.Slice(at, o).CopyTo(bias.AsSpan(unit * o, o));
+                at += o;
+            }
         }
     }
 
@@ -323,9 +444,9 @@ public sealed class ResponseSet
         }
 
         int at = 0;
-        for (int l = 0; l < Layout.LayerCount; l++)
+        for (int l = 0; l < _layers.Length; l++)
         {
-            int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
+            int o = _layers[l].Out, i = _layers[l].In, r = _ranks[l];
             if (r == 0)
             {
                 _full[l].AsSpan(unit * o * i, o * i).CopyTo(factors.Slice(at, o * i));
@@ -333,22 +454,16 @@ public sealed class ResponseSet
             }
             else
             {
-                var u = factors.Slice(at, o * r);
-                var ut = _u[l].AsSpan(unit * o * r, o * r);
-                for (int a = 0; a < o; a++)
-                {
-                    for (int b = 0; b < r; b++)
-                    {
-                        u[a * r + b] = ut[b * o + a];
-                    }
-                }
-
+                Transpose(_u[l].AsSpan(unit * o * r, o * r), factors.Slice(at, o * r), r, o);
                 CopyVt(l, unit, factors.Slice(at + o * r, r * i));
                 at += r * (o + i);
             }
 
-            _bias[l].AsSpan(unit * o, o).CopyTo(factors.Slice(at, o));
-            at += o;
+            if (_bias[l] is { } bias)
+            {
+                bias.AsSpan(unit * o, o).CopyTo(factors.Slice(at, o));
+                at += o;
+            }
         }
     }
 
@@ -362,9 +477,9 @@ public sealed class ResponseSet
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
         double sum = 0;
-        for (int l = 0; l < Layout.LayerCount; l++)
+        for (int l = 0; l < _layers.Length; l++)
         {
-            int o = Layout.Out(l), i = Layout.In(l), r = _ranks[l];
+            int o = _layers[l].Out, i = _layers[l].In, r = _ranks[l];
             if (r == 0)
             {
                 var w = _full[l].AsSpan(unit * o * i, o * i);
@@ -384,21 +499,31 @@ public sealed class ResponseSet
                 }
             }
 
-            var bias = _bias[l].AsSpan(unit * o, o);
-            sum += TensorPrimitives.Dot(bias, bias);
+            if (_bias[l] is { } stored)
+            {
+                var bias = stored.AsSpan(unit * o, o);
+                sum += TensorPrimitives.Dot(bias, bias);
+            }
         }
 
         return (float)Math.Sqrt(sum);
     }
 
-    /// <summary>Reconstructs a unit's (possibly compressed) response as a flat vector.</summary>
+    /// <summary>A unit's stored response as a flat vector (zero outside the linear layers).</summary>
     public void Get(int unit, Span<float> response)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
-        for (int l = 0; l < Layout.LayerCount; l++)
+        if (response.Length != ParameterCount)
         {
-            int o = Layout.Out(l), i = Layout.In(l), r = Ranks[l];
-            var w = Layout.Weight(response, l);
+            throw new ArgumentException($"response has {response.Length} values; the model has {ParameterCount}.", nameof(response));
+        }
+
+        response.Clear();
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var layer = _layers[l];
+            int o = layer.Out, i = layer.In, r = _ranks[l];
+            var w = response.Slice(layer.WeightOffset, o * i);
             if (r == 0)
             {
                 _full[l].AsSpan(unit * o * i, o * i).CopyTo(w);
@@ -407,110 +532,211 @@ public sealed class ResponseSet
             {
                 var vt = new float[r * i];
                 CopyVt(l, unit, vt);
+                // W = U Vt = (Uᵀ)ᵀ Vt.
                 Blas.Gemm(true, false, o, i, r, 1f, _u[l].AsSpan(unit * o * r, o * r), vt, 0f, w);
             }
 
-            _bias[l].AsSpan(unit * o, o).CopyTo(Layout.Bias(response, l));
+            if (_bias[l] is { } bias)
+            {
+                bias.AsSpan(unit * o, o).CopyTo(response.Slice(layer.BiasOffset, o));
+            }
         }
     }
 
     /// <summary>
-    /// Forward-only readout: <c>scores[q, u] = ∂f_q(θ + t·r_u)/∂t</c> at t = 0 for every query q and unit u, summed per
-    /// layer. The output's JVP along a response is linear in it: <c>Σ_l g_l · (ΔW_l a_l + Δb_l)</c>, where <c>a_l</c> is
-    /// the layer's input at θ and <c>g_l = ∂f/∂z_l</c> the output's sensitivity to the layer's pre-activation: the model's
-    /// per-example gradient factors of the queries (<see cref="Mlp.ForwardModeGradients"/> obtains them in forward mode).
-    /// Per unit only its stored factors are touched once: <c>(Uᵀ g_l) · (Vt a_l)</c> for low-rank layers,
-    /// <c>g_l W a_l</c> for full ones, so a query costs about one read of the response set. The factors are computed
-    /// once per batch and shared by every response set scoring the same queries (e.g. a probe set's examples and its
-    /// sources).
+    /// Forward-only readout: <c>scores[q, u] = ∂f_q(θ + t·r_u)/∂t</c> at t = 0 for every query q and unit u, the
+    /// directional derivative of each query's output along every unit's stored response, summed per layer and over the
+    /// query's rows (positions): <c>Σ_l Σ_rows δ_row · (ΔW_{l,u} a_row + Δb_{l,u})</c>, where <c>a</c> is the layer's input
+    /// at θ and <c>δ = ∂f/∂z</c> the output's sensitivity to the layer's pre-activation (the model's gradient factors of
+    /// the queries, e.g. <see cref="Mlp.ForwardModeGradients"/> in forward mode). One row per query (a classifier):
+    /// per unit only its stored factors are touched once, <c>(Uᵀ δ) · (Vt a)</c> fused for low-rank layers
+    /// (<see cref="LowRankScores"/>), <c>δ W a</c> in GEMM tiles for full ones, so a query costs about one read of the
+    /// set. Several rows per query (a language model's positions): each query's layer gradient <c>G_q = Σ_rows δ aᵀ</c>
+    /// is formed once where that is cheaper (every full layer: one GEMM over all units, <c>⟨G_q, ΔW_u⟩</c>), else the
+    /// rows are read through the factors (<c>A Vtᵀ</c>, <c>D U</c>, a row-wise product). The factors are computed once
+    /// per batch and shared by every set scoring the same queries (a probe set's examples and its sources).
     /// </summary>
-    public void JacobianScores(GradientFactors readout, Span<float> scores)
+    public void JacobianScores(GradientFactors queries, Span<float> scores)
     {
-        ArgumentNullException.ThrowIfNull(readout);
-        Read(readout, scores);
-    }
-
-    /// <summary>
-    /// <see cref="JacobianScores(GradientFactors, Span{float})"/> for queries x [q, in] and the labels whose margins are
-    /// attributed, at parameters θ (the model's forward-mode factors computed here, for one set).
-    /// </summary>
-    public void JacobianScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, Span<float> scores)
-    {
-        var model = new Mlp(Layout);
-        model.LoadFrom(theta);
-        Read(model.ForwardModeGradients(x, labels, labels.Length, ModelOutput.Margin), scores);
-    }
-
-    private void Read(GradientFactors readout, Span<float> scores)
-    {
-        if (readout.ParameterCount != Layout.ParameterCount || readout.Layers.Count != Layout.LayerCount || readout.RowsPerExample != 1)
+        ArgumentNullException.ThrowIfNull(queries);
+        if (queries.ParameterCount != ParameterCount || queries.Layers.Count != _layers.Length)
         {
-            throw new ArgumentException($"JacobianScores: the queries' gradient factors ({readout.Layers.Count} layers, {readout.ParameterCount} parameters, {readout.RowsPerExample} rows per example) are not of this set's MLP {string.Join('-', Layout.Widths)}.", nameof(readout));
+            throw new ArgumentException($"JacobianScores: the queries' factors ({queries.Layers.Count} layers, {queries.ParameterCount} parameters) are not of this set's model ({_layers.Length} layers, {ParameterCount} parameters).", nameof(queries));
         }
 
-        int q = readout.Rows, layers = Layout.LayerCount;
+        int q = queries.Rows, rpe = queries.RowsPerExample, rows = q * rpe;
         if (scores.Length < (long)q * Units)
         {
             throw new ArgumentException($"JacobianScores: scores hold {scores.Length} values; {q} queries × {Units} units need {(long)q * Units}.", nameof(scores));
         }
 
-        if (q == 0 || Units == 0)
+        scores[..(q * Units)].Clear();
+        if (q == 0 || Units == 0 || _layers.Length == 0)
         {
             return;
         }
 
-        scores[..(q * Units)].Clear();
         // Scratch from the shared pool (no large-object allocation per batch): tiles of at most 256K floats.
         const int TileFloats = 262_144;
         var pool = ArrayPool<float>.Shared;
-        var tile = pool.Rent(Math.Max(TileFloats, q * Layout.Widths.Max()));
+        var tile = pool.Rent(Math.Max(TileFloats, q * _layers.Max(l => l.Out)));
         try
         {
-            for (int l = 0; l < layers; l++)
+            for (int l = 0; l < _layers.Length; l++)
             {
-                int o = Layout.Out(l), i = Layout.In(l), r = _ranks[l];
-                var a = readout.Layers[l].Activations;
-                var gl = readout.Layers[l].Deltas;
-                if (r > 0)
+                var mine = _layers[l];
+                var theirs = queries.Layers[l];
+                if (theirs.In != mine.In || theirs.Out != mine.Out || theirs.WeightOffset != mine.WeightOffset || theirs.BiasOffset != mine.BiasOffset)
+                {
+                    throw new ArgumentException($"JacobianScores: query layer {l} [{theirs.Out}, {theirs.In}] at {theirs.WeightOffset} does not match [{mine.Out}, {mine.In}] at {mine.WeightOffset}.", nameof(queries));
+                }
+
+                int o = mine.Out, i = mine.In, r = _ranks[l];
+                var a = theirs.Activations;
+                var d = theirs.Deltas;
+                if (rpe == 1 && r > 0)
                 {
                     var (fa, fi) = FactorInput(l, a, q);
-                    LowRankScores(_vt[l]!, _u[l]!, r, fi, o, fa, gl, q, scores);
+                    LowRankScores(_vt[l]!, _u[l]!, r, fi, o, fa, d, q, scores);
+                }
+                else if (rpe == 1)
+                {
+                    FullRowScores(l, a, d, q, tile, scores);
+                }
+                else if (r == 0 || (long)o * i < (long)rpe * (o + i))
+                {
+                    GradientScores(l, a, d, q, rpe, scores);
                 }
                 else
                 {
-                    // g_q W_u a_q: T = a W_uᵀ [q, ub·out] for a block of units in one GEMM, then each unit's out values
-                    // dotted with g_q (no [q, out·in] outer products: those were 25 MB per batch of 64 for full sources).
-                    int fullBlock = (int)Math.Clamp(TileFloats / ((long)q * o), 1, Units);
-                    for (int u0 = 0; u0 < Units; u0 += fullBlock)
-                    {
-                        int ub = Math.Min(fullBlock, Units - u0);
-                        var t = tile.AsSpan(0, q * ub * o);
-                        Blas.Gemm(false, true, q, ub * o, i, 1f, a, _full[l].AsSpan(u0 * o * i, ub * o * i), 0f, t);
-                        for (int qq = 0; qq < q; qq++)
-                        {
-                            var g = gl.AsSpan(qq * o, o);
-                            for (int u = 0; u < ub; u++)
-                            {
-                                scores[qq * Units + u0 + u] += TensorPrimitives.Dot(t.Slice((qq * ub + u) * o, o), g);
-                            }
-                        }
-                    }
+                    var (fa, fi) = FactorInput(l, a, rows);
+                    PositionScores(l, fa, fi, d, rows, rpe, scores);
                 }
 
-                // Bias: g_q · Δb_u.
-                int block = (int)Math.Clamp(TileFloats / q, 1, Units);
-                for (int u0 = 0; u0 < Units; u0 += block)
+                if (_bias[l] is { } bias)
                 {
-                    int ub = Math.Min(block, Units - u0);
-                    var t = tile.AsSpan(0, q * ub);
-                    Blas.Gemm(false, true, q, ub, o, 1f, gl, _bias[l].AsSpan(u0 * o, ub * o), 0f, t);
-                    AddTile(scores, t, q, ub, u0);
+                    BiasScores(bias, o, d, q, rpe, tile, scores);
                 }
             }
         }
         finally
         {
             pool.Return(tile);
+        }
+    }
+
+    // A full layer, one row per query: T = a W_uᵀ [q, ub·out] for a block of units in one GEMM, then each unit's out
+    // values dotted with δ_q (no [q, out·in] outer products: those were 25 MB per batch of 64 for full sources).
+    private void FullRowScores(int l, float[] a, float[] d, int q, float[] tile, Span<float> scores)
+    {
+        int o = _layers[l].Out, i = _layers[l].In;
+        int fullBlock = (int)Math.Clamp(262_144 / ((long)q * o), 1, Units);
+        for (int u0 = 0; u0 < Units; u0 += fullBlock)
+        {
+            int ub = Math.Min(fullBlock, Units - u0);
+            var t = tile.AsSpan(0, q * ub * o);
+            Blas.Gemm(false, true, q, ub * o, i, 1f, a, _full[l].AsSpan(u0 * o * i, ub * o * i), 0f, t);
+            for (int qq = 0; qq < q; qq++)
+            {
+                var g = d.AsSpan(qq * o, o);
+                for (int u = 0; u < ub; u++)
+                {
+                    scores[qq * Units + u0 + u] += TensorPrimitives.Dot(t.Slice((qq * ub + u) * o, o), g);
+                }
+            }
+        }
+    }
+
+    // Several rows per query, through each query's layer gradient G_q = Σ_rows δ aᵀ ([out, in], one GEMM per query,
+    // shared by all units): out·in flops per unit (full) or r·out·in (low rank), against rpe·r·(out + in) through the
+    // positions; taken for every full layer and for low-rank ones when out·in < rpe·(out + in).
+    private void GradientScores(int l, float[] a, float[] d, int q, int rpe, Span<float> scores)
+    {
+        int o = _layers[l].Out, i = _layers[l].In, r = _ranks[l];
+        var g = new float[(long)q * o * i];
+        for (int j = 0; j < q; j++)
+        {
+            Blas.Gemm(true, false, o, i, rpe, 1f, d.AsSpan(j * rpe * o, rpe * o), a.AsSpan(j * rpe * i, rpe * i), 0f, g.AsSpan(j * o * i, o * i));
+        }
+
+        if (r == 0)
+        {
+            // scores[q, u] += ⟨G_q, ΔW_u⟩: one GEMM over all units.
+            Blas.Gemm(false, true, q, Units, o * i, 1f, g, _full[l].AsSpan(0, Units * o * i), 1f, scores[..(q * Units)]);
+            return;
+        }
+
+        // ⟨G_q, U Vt⟩ = Σ_b (Uᵀ G_q)[b] · Vt[b]: T = Uᵀ_units G_q ([units·r, in]) per query, then a dot per unit.
+        var vt = new float[r * i];
+        int block = (int)Math.Clamp(4_000_000L / Math.Max(1L, (long)r * i), 1, Math.Max(1, Units));
+        var t = new float[(long)block * r * i];
+        for (int start = 0; start < Units; start += block)
+        {
+            int count = Math.Min(block, Units - start);
+            for (int j = 0; j < q; j++)
+            {
+                Blas.Gemm(false, false, count * r, i, o, 1f, _u[l].AsSpan(start * r * o, count * r * o), g.AsSpan(j * o * i, o * i), 0f, t.AsSpan(0, count * r * i));
+                var dst = scores.Slice(j * Units + start, count);
+                for (int u = 0; u < count; u++)
+                {
+                    ReadOnlySpan<float> v = _vt[l].AsSpan((start + u) * r * i, r * i);
+                    if (_basis[l] is not null)
+                    {
+                        CopyVt(l, start + u, vt);
+                        v = vt;
+                    }
+
+                    dst[u] += TensorPrimitives.Dot(t.AsSpan(u * r * i, r * i), v);
+                }
+            }
+        }
+    }
+
+    // A low-rank layer read through the rows: left[row, (u, b)] = a_row · Vt_u[b], right[row, (u, b)] = δ_row · U_u[:, b],
+    // a row-wise product summed into the row's query (a in the shared input basis when the layer has one).
+    private void PositionScores(int l, float[] a, int fi, float[] d, int rows, int rpe, Span<float> scores)
+    {
+        int o = _layers[l].Out, r = _ranks[l];
+        int block = (int)Math.Clamp(4_000_000L / Math.Max(1L, (long)rows * r), 1, Math.Max(1, Units));
+        var left = new float[(long)rows * block * r];
+        var right = new float[left.Length];
+        for (int start = 0; start < Units; start += block)
+        {
+            int count = Math.Min(block, Units - start), cols = count * r;
+            Blas.Gemm(false, true, rows, cols, fi, 1f, a, _vt[l].AsSpan(start * r * fi, cols * fi), 0f, left.AsSpan(0, rows * cols));
+            Blas.Gemm(false, true, rows, cols, o, 1f, d, _u[l].AsSpan(start * r * o, cols * o), 0f, right.AsSpan(0, rows * cols));
+            for (int row = 0; row < rows; row++)
+            {
+                var dst = scores.Slice((row / rpe) * Units + start, count);
+                for (int u = 0; u < count; u++)
+                {
+                    dst[u] += TensorPrimitives.Dot(left.AsSpan(row * cols + u * r, r), right.AsSpan(row * cols + u * r, r));
+                }
+            }
+        }
+    }
+
+    // Bias: Σ_rows δ_row · Δb_u = (Σ_rows δ_row) · Δb_u, one GEMM per tile of units.
+    private void BiasScores(float[] bias, int o, float[] d, int q, int rpe, float[] tile, Span<float> scores)
+    {
+        var dsum = d;
+        if (rpe > 1)
+        {
+            dsum = new float[q * o];
+            for (int row = 0; row < q * rpe; row++)
+            {
+                var s = dsum.AsSpan((row / rpe) * o, o);
+                TensorPrimitives.Add(s, d.AsSpan(row * o, o), s);
+            }
+        }
+
+        int block = (int)Math.Clamp(262_144 / q, 1, Units);
+        for (int u0 = 0; u0 < Units; u0 += block)
+        {
+            int ub = Math.Min(block, Units - u0);
+            var t = tile.AsSpan(0, q * ub);
+            Blas.Gemm(false, true, q, ub, o, 1f, dsum, bias.AsSpan(u0 * o, ub * o), 0f, t);
+            AddTile(scores, t, q, ub, u0);
         }
     }
 
@@ -651,34 +877,6 @@ public sealed class ResponseSet
         {
             var dst = scores.Slice(qq * Units + u0, ub);
             TensorPrimitives.Add(dst, tile.Slice(qq * ub, ub), dst);
-        }
-    }
-
-    /// <summary>
-    /// Exact two-forward-pass readout: <c>[f_q(θ + ε r_u) − f_q(θ − ε r_u)] / (2ε)</c> for every query and unit.
-    /// Reference for the JVP readout (they agree to O(ε²)); costs two full forward passes per unit.
-    /// </summary>
-    public void FiniteDifferenceScores(ReadOnlySpan<float> theta, ReadOnlySpan<float> x, ReadOnlySpan<int> labels, float epsilon, Span<float> scores)
-    {
-        int q = labels.Length, p = Layout.ParameterCount;
-        var r = new float[p];
-        var shifted = new float[p];
-        var fp = new float[q];
-        var fm = new float[q];
-        var model = new Mlp(Layout);
-        for (int u = 0; u < Units; u++)
-        {
-            Get(u, r);
-            TensorPrimitives.MultiplyAdd(r, epsilon, theta, shifted);
-            model.LoadFrom(shifted);
-            model.Margins(x, labels, q, fp);
-            TensorPrimitives.MultiplyAdd(r, -epsilon, theta, shifted);
-            model.LoadFrom(shifted);
-            model.Margins(x, labels, q, fm);
-            for (int qq = 0; qq < q; qq++)
-            {
-                scores[qq * Units + u] = (float)(((double)fp[qq] - fm[qq]) / (2.0 * epsilon));
-            }
         }
     }
 }

@@ -6,20 +6,27 @@ using Attribution.Engine.Models;
 namespace Attribution.Attribution.Methods;
 
 /// <summary>
-/// Forward-only simulated influence (Ma &amp; Nyarko 2025; docs/forward-only-attribution.md). Precompute simulates each
-/// training example's response <c>r_b ≈ −H_λ⁻¹[I − (I − ηH_λ)^K] ∇ℓ_b</c> (compressed per layer by truncated SVD) and
-/// every source's response <c>r_S = Σ_{b∈S} r_b</c> in full precision. Scoring is forward-only: the directional
-/// derivative of each query's margin along every response, <c>s(q, b) = g_qᵀ r_b</c> (positive = helpful), from the
-/// model's forward-mode gradient factors of the queries, or by the two-forward-pass finite difference.
+/// Forward-only simulated influence (Ma &amp; Nyarko 2025; docs/forward-only-attribution.md) for any model (the MLP, a
+/// GPT with documents as units). Precompute simulates each training unit's response
+/// <c>r_b ≈ −H_λ⁻¹[I − (I − ηH_λ)^K] ∇ℓ_b</c> (<see cref="ForwardOnlySimulator"/>) and every source's (simulated as
+/// one unit, or the sum of its units' responses), and keeps them as per-layer factors over the model's linear layers
+/// (<see cref="ResponseSet"/>: examples at the options' rank, sources in full when the linear layers are the whole
+/// model). Scoring is forward-only: the directional derivative of each query's output along every response,
+/// <c>s(q, b) = ∂f_q(θ* + t r_b)/∂t</c> (positive = helpful), from the model's forward-mode gradient factors of the
+/// queries (<see cref="IModel.ForwardModeGradients"/>), or by the two-forward-pass finite difference
+/// (<see cref="ForwardOnlyReadout"/>). The same object scores in attribute, eval and the Scorer (built from a probe set
+/// by <see cref="ImportState"/>).
 /// </summary>
 public sealed class ForwardOnlyMethod : IProbeSetMethod
 {
     private readonly ForwardOnlyOptions _options;
-    private Served? _problem;
+    private AttributionProblem? _problem; // set by Precompute (null when served from responses or a probe set)
+    private ServedModel? _served; // what scoring reads
+    private string? _architecture;
+    private int _inputWidth; // the float input width a served classifier takes (0: not checked)
     private ResponseSet? _examples;
     private ResponseSet? _sources;
-    private readonly ConcurrentBag<Mlp> _models = [];
-    private ModelForwardOnlyMethod? _generic;
+    private readonly ConcurrentBag<IModel> _models = [];
 
     /// <summary>Creates the method; <paramref name="options"/> null uses the defaults (two-trajectory).</summary>
     public ForwardOnlyMethod(ForwardOnlyOptions? options = null)
@@ -29,8 +36,8 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     }
 
     /// <summary>
-    /// Builds a ready-to-score method from responses simulated elsewhere (e.g. the Scorer service rebuilding its index
-    /// from probes). <paramref name="examples"/> has one unit per training example, <paramref name="sources"/> one per source.
+    /// Builds a ready-to-score method from responses simulated elsewhere (e.g. <c>attribute --probes</c> reading a probe
+    /// file). <paramref name="examples"/> has one unit per training example, <paramref name="sources"/> one per source.
     /// </summary>
     public static ForwardOnlyMethod FromResponses(AttributionProblem problem, ResponseSet examples, ResponseSet sources, ForwardOnlyOptions? options = null)
     {
@@ -38,19 +45,19 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         ArgumentNullException.ThrowIfNull(examples);
         ArgumentNullException.ThrowIfNull(sources);
         if (examples.Units != problem.Count || sources.Units != problem.SourceCount
-            || examples.Layout.ParameterCount != problem.Layout.ParameterCount || sources.Layout.ParameterCount != problem.Layout.ParameterCount)
+            || examples.ParameterCount != problem.ParameterCount || sources.ParameterCount != problem.ParameterCount)
         {
-            throw new ArgumentException($"responses for {examples.Units} examples / {sources.Units} sources do not match a problem of {problem.Count} examples / {problem.SourceCount} sources and {problem.Layout.ParameterCount} parameters.");
+            throw new ArgumentException($"responses for {examples.Units} examples / {sources.Units} sources do not match a problem of {problem.Count} examples / {problem.SourceCount} sources and {problem.ParameterCount} parameters.");
         }
 
-        var method = new ForwardOnlyMethod(options) { _problem = Served.Of(problem), _examples = examples, _sources = sources };
-        method.ShareBasis();
+        var method = new ForwardOnlyMethod(options);
+        method.Serve(problem, ServedModel.Of(problem), problem.Architecture, examples, sources);
         return method;
     }
 
     /// <summary>
-    /// The serving form: a method built from a probe set (the model's θ, every example's and every source's response),
-    /// with no training data. <see cref="ScoreAll"/> is the Scorer's scoring; the per-source sums of
+    /// The serving form for an MLP: a method built from a probe set (the model's θ, every example's and every source's
+    /// response), with no training data. <see cref="ScoreAll"/> is the Scorer's scoring; the per-source sums of
     /// <see cref="ScoreMatrix.SourceScores"/> are empty (the set does not say which source an example belongs to).
     /// </summary>
     public static ForwardOnlyMethod FromResponses(MlpLayout layout, float[] theta, ResponseSet examples, ResponseSet sources, ForwardOnlyOptions? options = null)
@@ -59,23 +66,38 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         ArgumentNullException.ThrowIfNull(theta);
         ArgumentNullException.ThrowIfNull(examples);
         ArgumentNullException.ThrowIfNull(sources);
-        if (theta.Length != layout.ParameterCount || examples.Layout.ParameterCount != layout.ParameterCount || sources.Layout.ParameterCount != layout.ParameterCount)
+        if (theta.Length != layout.ParameterCount || examples.ParameterCount != layout.ParameterCount || sources.ParameterCount != layout.ParameterCount)
         {
-            throw new ArgumentException($"θ ({theta.Length}) and the responses ({examples.Layout.ParameterCount}, {sources.Layout.ParameterCount}) must all have the {layout.ParameterCount} parameters of {string.Join('-', layout.Widths)}.");
+            throw new ArgumentException($"θ ({theta.Length}) and the responses ({examples.ParameterCount}, {sources.ParameterCount}) must all have the {layout.ParameterCount} parameters of {string.Join('-', layout.Widths)}.");
         }
 
-        var method = new ForwardOnlyMethod(options) { _problem = new Served(layout, theta, examples.Units, null, sources.Units), _examples = examples, _sources = sources };
-        method.ShareBasis();
+        var method = new ForwardOnlyMethod(options);
+        var mlp = new Mlp(layout);
+        method.Serve(null, new ServedModel(() => new Mlp(layout), theta, [], sources.Units), mlp.Architecture, examples, sources, examples.Units);
         return method;
     }
 
-    // What scoring needs of the problem: the model at θ*, and the example→source map when there is one.
-    private sealed record Served(MlpLayout Layout, float[] Theta, int Count, int[]? SourceIds, int SourceCount)
+    // Makes the method score from these sets (the input basis applied as the options say).
+    private void Serve(AttributionProblem? problem, ServedModel served, string architecture, ResponseSet examples, ResponseSet sources, int? exampleCount = null)
     {
-        public static Served Of(AttributionProblem problem) => new(problem.Layout, problem.Theta, problem.Count, problem.SourceIds, problem.SourceCount);
-
-        public int InputWidth => Layout.Widths[0];
+        _problem = problem;
+        _served = served;
+        _architecture = architecture;
+        _inputWidth = examples.Layers.Count > 0 && architecture.StartsWith("mlp:", StringComparison.Ordinal) ? examples.Layers[0].In : 0;
+        _examples = examples;
+        _sources = sources;
+        _exampleCount = exampleCount ?? served.ExampleSources.Length;
+        _models.Clear();
+        InputBasis = null;
+        if (_options.InputBasisEnergy > 0 && examples.Layers.Count > 0 && examples.Ranks[0] > 0 && examples.BasisDims[0] == 0 && _inputWidth > 0)
+        {
+            // The classifier's input layer (784-wide for FashionMNIST) whose responses live in the span of the training inputs.
+            var basis = examples.ShareInputBasis(0, _options.InputBasisEnergy);
+            InputBasis = examples.BasisDims[0] > 0 ? basis : null;
+        }
     }
+
+    private int _exampleCount;
 
     /// <inheritdoc />
     public string Name => _options.TwoTrajectory ? "forward-only" : "forward-only-single";
@@ -86,75 +108,69 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     /// <summary>Step size used by the simulation (after Precompute).</summary>
     public float StepSize { get; private set; }
 
-    /// <summary>|h_max| estimated by power iteration (0 when the step size was given).</summary>
+    /// <summary>|h_max| estimated by power iteration or the operator's Lanczos (0 when the step size was given).</summary>
     public double TopEigenvalue { get; private set; }
 
     /// <summary>Seconds spent simulating in the last Precompute.</summary>
     public double SimulationSeconds { get; private set; }
 
     /// <summary>
-    /// ‖r_b‖ per training example from the last Precompute (before compression). Negative curvature along a trajectory
+    /// ‖r_b‖ per training unit from the last Precompute (before compression). Negative curvature along a trajectory
     /// makes responses grow geometrically (spec §6): outliers here flag units whose horizon or damping is unsafe.
     /// </summary>
     public float[] ResponseNorms { get; private set; } = [];
 
-    /// <summary>The model-generic path (<see cref="ModelForwardOnlyMethod"/>) when the last problem was not an MLP, else null.</summary>
-    public ModelForwardOnlyMethod? ModelPath => _generic;
-
-    /// <summary>Per-example responses (after Precompute).</summary>
+    /// <summary>Per-example (per-unit) responses (after Precompute or ImportState).</summary>
     public ResponseSet ExampleResponses => _examples ?? throw NotReady();
 
-    /// <summary>Per-source responses (after Precompute).</summary>
+    /// <summary>Per-source responses (after Precompute or ImportState).</summary>
     public ResponseSet SourceResponses => _sources ?? throw NotReady();
 
     /// <inheritdoc />
-    public long StateBytes => _generic?.StateBytes ?? (_examples?.Bytes ?? 0) + (_sources?.Bytes ?? 0);
+    public long StateBytes => (_examples?.Bytes ?? 0) + (_sources?.Bytes ?? 0);
 
     /// <inheritdoc />
-    public string Describe() => _generic?.Describe() ?? string.Create(CultureInfo.InvariantCulture,
-        $"{Name}: K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(_options.Propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {_options.OperatorSample}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
+    public string Describe() => string.Create(CultureInfo.InvariantCulture,
+        $"{Name} ({_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, sources={_options.Sources}, readout={_options.Readout}{(_options.Propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {_options.OperatorSample}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(problem);
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        _generic = null;
-        if (!problem.HasMlpLayout)
-        {
-            // Any other model (a GPT): simulation and probes through IModel.
-            _generic = new ModelForwardOnlyMethod(_options);
-            _generic.Precompute(problem, cancellationToken);
-            (StepSize, TopEigenvalue, SimulationSeconds) = (_generic.StepSize, _generic.TopEigenvalue, watch.Elapsed.TotalSeconds);
-            return;
-        }
-
         var simulator = new ForwardOnlySimulator(problem, _options, cancellationToken);
         StepSize = simulator.StepSize;
         TopEigenvalue = simulator.TopEigenvalue;
-        int n = problem.Count, m = problem.SourceCount, p = problem.Layout.ParameterCount;
-        var examples = new ResponseSet(problem.Layout, n, _options.Rank, _options.Seed);
-        var sourceSums = new double[(long)m * p];
+        int n = problem.Count, m = problem.SourceCount, p = problem.ParameterCount;
+        var layers = LinearLayers(problem);
+        var examples = new ResponseSet(p, layers, n, _options.Rank, _options.Seed);
+        // A source is one of few units: kept in full where the linear layers are the whole model (the MLP, as the
+        // Simulator publishes it); a language model's sources at the examples' rank (its full response would be p floats).
+        bool whole = layers.Sum(l => (long)l.Out * l.In + (l.BiasOffset >= 0 ? l.Out : 0)) == p;
+        var sources = new ResponseSet(p, layers, m, whole ? 0 : _options.Rank, _options.Seed);
+        var sums = _options.Sources == SourceResponse.SumOfExamples ? new double[(long)m * p] : null;
+        var norms = new float[n];
         var units = new int[n][];
         for (int i = 0; i < n; i++)
         {
             units[i] = [i];
         }
 
-        var norms = new float[n];
         simulator.Simulate(units, (unit, response) =>
         {
             norms[unit] = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(response, response));
             examples.Set(unit, response);
-            var dst = sourceSums.AsSpan(problem.SourceIds[unit] * p, p);
-            for (int j = 0; j < p; j++)
+            if (sums is not null)
             {
-                dst[j] += response[j];
+                var dst = sums.AsSpan(problem.SourceIds[unit] * p, p);
+                for (int j = 0; j < p; j++)
+                {
+                    dst[j] += response[j];
+                }
             }
         }, cancellationToken);
 
-        var sources = new ResponseSet(problem.Layout, m, 0);
-        if (_options.Sources == SourceResponse.Simulated)
+        if (sums is null)
         {
             simulator.Simulate(SourceUnits(problem), (s, response) => sources.Set(s, response), cancellationToken);
         }
@@ -165,19 +181,23 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
             {
                 for (int j = 0; j < p; j++)
                 {
-                    row[j] = (float)sourceSums[(long)s * p + j];
+                    row[j] = (float)sums[(long)s * p + j];
                 }
 
                 sources.Set(s, row);
             }
         }
 
-        _problem = Served.Of(problem);
-        _examples = examples;
-        _sources = sources;
-        ShareBasis();
+        Serve(problem, ServedModel.Of(problem), problem.Architecture, examples, sources);
         ResponseNorms = norms;
         SimulationSeconds = watch.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>The model's linear layers (offsets and shapes) a response set covers, from the model's own factors of one training row.</summary>
+    public static IReadOnlyList<LinearFactors> LinearLayers(AttributionProblem problem)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        return problem.CreateModel().PerExampleGradients(ForwardOnlySimulator.Rows(problem.Training, problem.Count > 0 ? [0] : []), ModelOutput.Loss).Layers;
     }
 
     /// <summary>
@@ -204,41 +224,8 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     /// <inheritdoc />
     public ProbeSetState ExportState()
     {
-        if (_generic is not null)
-        {
-            return _generic.ExportState();
-        }
-
-        var problem = _problem ?? throw NotReady();
-        var names = new Mlp(problem.Layout).Tensors;
-        return new ProbeSetState
-        {
-            Architecture = "mlp:" + string.Join('-', problem.Layout.Widths),
-            ExampleTensors = Tensors(ExampleResponses, names),
-            Examples = Blocks(ExampleResponses),
-            SourceTensors = Tensors(SourceResponses, names),
-            Sources = Blocks(SourceResponses),
-        };
-
-        static Contracts.ProbeTensor[] Tensors(ResponseSet set, IReadOnlyList<(string Name, int[] Shape, int Offset)> names) =>
-        [
-            .. Enumerable.Range(0, set.Layout.LayerCount).SelectMany(l => new[]
-            {
-                new Contracts.ProbeTensor(names[2 * l].Name, set.Layout.Out(l), set.Layout.In(l), set.Ranks[l]),
-                new Contracts.ProbeTensor(names[(2 * l) + 1].Name, set.Layout.Out(l), 1, 0),
-            }),
-        ];
-
-        static float[][] Blocks(ResponseSet set)
-        {
-            var blocks = new float[set.Units][];
-            for (int u = 0; u < blocks.Length; u++)
-            {
-                set.GetFactors(u, blocks[u] = new float[set.FloatsPerUnit]);
-            }
-
-            return blocks;
-        }
+        var served = _served ?? throw NotReady();
+        return ForwardOnlyState.Export(served.CreateModel(), ExampleResponses, SourceResponses);
     }
 
     /// <inheritdoc />
@@ -246,78 +233,34 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(state);
-        _generic = null;
-        if (!state.Architecture.StartsWith("mlp:", StringComparison.Ordinal))
-        {
-            _generic = new ModelForwardOnlyMethod(_options);
-            _generic.ImportState(model, state);
-            return;
-        }
-
         state.Validate();
-        MlpLayout layout;
-        try
+        var probe = model.CreateModel();
+        if (probe.Architecture != state.Architecture)
         {
-            layout = new MlpLayout(Probes.ProbeCodec.ParseMlp(state.Architecture));
-        }
-        catch (Probes.ProbeFormatException e)
-        {
-            throw new ArgumentException(e.Message, nameof(state), e);
+            throw new ArgumentException($"the state is of {state.Architecture}; the served model is {probe.Architecture}.", nameof(state));
         }
 
-        if (model.Theta.Length != layout.ParameterCount || state.Examples.Count != model.ExampleSources.Length || state.Sources.Count != model.SourceCount
+        if (model.Theta.Length != probe.ParameterCount || state.Examples.Count != model.ExampleSources.Length || state.Sources.Count != model.SourceCount
             || state.Shared.Count != 0 || model.ExampleSources.Any(s => (uint)s >= (uint)model.SourceCount))
         {
-            throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units ({state.Shared.Count} shared tensors; it has none) does not fit θ of {model.Theta.Length} values ({layout.ParameterCount} for {state.Architecture}), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
+            throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units ({state.Shared.Count} shared tensors; it has none) does not fit a served model with θ of {model.Theta.Length} values ({probe.ParameterCount} expected), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
         }
 
-        var examples = Load(layout, state.ExampleTensors, state.Examples, _options.Seed);
-        var sources = Load(layout, state.SourceTensors, state.Sources, _options.Seed);
-        _problem = new Served(layout, model.Theta, examples.Units, model.ExampleSources, sources.Units);
-        _examples = examples;
-        _sources = sources;
-        _models.Clear();
-        InputBasis = null;
-        ShareBasis();
-
-        static ResponseSet Load(MlpLayout layout, IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks, ulong seed)
-        {
-            int rank = tensors.Count == 0 ? 0 : tensors.Max(t => t.Rank);
-            var set = new ResponseSet(layout, blocks.Count, rank, seed);
-            var expected = Enumerable.Range(0, layout.LayerCount).SelectMany(l => new[] { (layout.Out(l), layout.In(l), set.Ranks[l]), (layout.Out(l), 1, 0) });
-            if (!tensors.Select(t => (t.Rows, t.Cols, t.Rank)).SequenceEqual(expected))
-            {
-                throw new ArgumentException($"the units' tensors [{string.Join(", ", tensors.Select(t => $"{t.Name} {t.Rows}x{t.Cols} r{t.Rank}"))}] are not those of {string.Join('-', layout.Widths)} at rank {rank}.", nameof(tensors));
-            }
-
-            for (int u = 0; u < blocks.Count; u++)
-            {
-                set.SetFactors(u, blocks[u]);
-            }
-
-            return set;
-        }
+        var examples = ForwardOnlyState.Load(probe, state.ExampleTensors, state.Examples, _options.Seed);
+        var sources = ForwardOnlyState.Load(probe, state.SourceTensors, state.Sources, _options.Seed);
+        Serve(null, model, state.Architecture, examples, sources);
+        StepSize = 0;
+        TopEigenvalue = 0;
     }
 
     /// <summary>Dimension of the input layer's shared basis and the energy it kept, when <see cref="ForwardOnlyOptions.InputBasisEnergy"/> is on.</summary>
     public (int Dimension, double EnergyKept)? InputBasis { get; private set; }
 
-    private void ShareBasis()
-    {
-        if (_options.InputBasisEnergy > 0 && _examples is { } examples && examples.Ranks[0] > 0 && examples.BasisDims[0] == 0)
-        {
-            var basis = examples.ShareInputBasis(0, _options.InputBasisEnergy);
-            InputBasis = examples.BasisDims[0] > 0 ? basis : null;
-        }
-    }
+    /// <inheritdoc />
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, true, false, cancellationToken).Examples!;
 
     /// <inheritdoc />
-    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) =>
-        _generic?.Score(queries, cancellationToken) ?? Read(queries, true, false, cancellationToken).Examples!;
-
-    /// <inheritdoc />
-    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) =>
-        _generic?.ScoreSources(queries, cancellationToken) ?? Read(queries, false, true, cancellationToken).Sources!;
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, false, true, cancellationToken).Sources!;
 
     /// <summary>
     /// Scores a batch against every example and every source ([queries, sources] row-major). The queries' forward pass
@@ -325,11 +268,6 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     /// </summary>
     public (ScoreMatrix Examples, float[] Sources) ScoreAll(QueryBatch queries, CancellationToken cancellationToken = default)
     {
-        if (_generic is not null)
-        {
-            return _generic.ScoreAll(queries, cancellationToken);
-        }
-
         var (examples, sources) = Read(queries, true, true, cancellationToken);
         return (examples!, sources!);
     }
@@ -337,8 +275,13 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     private (ScoreMatrix? Examples, float[]? Sources) Read(QueryBatch queries, bool withExamples, bool withSources, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        var problem = _problem ?? throw NotReady();
-        CheckWidth(problem.InputWidth, queries);
+        var served = _served ?? throw NotReady();
+        _problem?.CheckQueries(queries);
+        if (_inputWidth > 0 && queries.InputWidth != _inputWidth)
+        {
+            throw new ArgumentException($"queries have width {queries.InputWidth}; the model takes {_inputWidth}.", nameof(queries));
+        }
+
         cancellationToken.ThrowIfCancellationRequested();
         var sets = new List<(ResponseSet Set, float[] Scores)>();
         var examples = withExamples ? new float[(long)queries.Count * ExampleResponses.Units] : null;
@@ -358,7 +301,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
             float eps = _options.ReadoutEpsilon ?? _options.Epsilon;
             foreach (var (set, scores) in sets)
             {
-                set.FiniteDifferenceScores(problem.Theta, queries.Inputs, queries.Labels, eps, scores);
+                ForwardOnlyReadout.FiniteDifference(served.CreateModel(), served.Theta, queries, set, eps, scores, cancellationToken);
             }
         }
         else if (queries.Count > 0)
@@ -370,18 +313,20 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
             }
         }
 
-        return (examples is null ? null : new ScoreMatrix(examples, queries.Count, problem.Count, problem.SourceIds, problem.SourceCount), sources);
+        var sourceIds = served.ExampleSources.Length == _exampleCount ? served.ExampleSources : null;
+        return (examples is null ? null : new ScoreMatrix(examples, queries.Count, _exampleCount, sourceIds, served.SourceCount), sources);
     }
 
-    /// <summary>The class the model predicts for each input (the label whose margin a served query attributes).</summary>
+    /// <summary>The class an MLP predicts for each input (the label whose margin a served query attributes).</summary>
     public int[] Predict(float[] inputs, int count)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         var model = Rent();
         try
         {
+            var mlp = model as Mlp ?? throw new InvalidOperationException($"Predict takes a classifier (an MLP); this method serves {_architecture}.");
             var classes = new int[count];
-            model.Predict(inputs, count, classes);
+            mlp.Predict(inputs, count, classes);
             return classes;
         }
         finally
@@ -390,13 +335,14 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         }
     }
 
-    // The queries' margin gradient factors at θ*, in forward mode (the readout never runs a backward pass).
+    // The queries' output gradient factors at θ*, in forward mode where the model has it (the readout never runs a
+    // backward pass on an MLP).
     private GradientFactors Readout(QueryBatch queries)
     {
         var model = Rent();
         try
         {
-            return model.ForwardModeGradients(queries.Inputs, queries.Labels, queries.Count, ModelOutput.Margin);
+            return model.ForwardModeGradients(queries.Batch, queries.Output);
         }
         finally
         {
@@ -405,25 +351,17 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     }
 
     // Models hold work buffers: one per concurrent caller, reused.
-    private Mlp Rent()
+    private IModel Rent()
     {
         if (_models.TryTake(out var model))
         {
             return model;
         }
 
-        var problem = _problem ?? throw NotReady();
-        model = new Mlp(problem.Layout);
-        model.LoadFrom(problem.Theta);
+        var served = _served ?? throw NotReady();
+        model = served.CreateModel();
+        model.LoadFrom(served.Theta);
         return model;
-    }
-
-    private static void CheckWidth(int inputWidth, QueryBatch queries)
-    {
-        if (queries.InputWidth != inputWidth)
-        {
-            throw new ArgumentException($"queries have width {queries.InputWidth}; the model takes {inputWidth}.", nameof(queries));
-        }
     }
 
     private static InvalidOperationException NotReady() => new("Call Precompute before scoring.");

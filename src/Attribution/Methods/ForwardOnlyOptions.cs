@@ -16,7 +16,10 @@ public enum ForwardReadout
 /// <summary>What a source's response is.</summary>
 public enum SourceResponse
 {
-    /// <summary>The source simulated as one unit: all its examples up-weighted together in one pair of trajectories.</summary>
+    /// <summary>
+    /// The source simulated as one unit: all its examples up-weighted together in one pair of trajectories, each by
+    /// ε/|source| (the unit perturbed by ε in total), the response divided back to a per-example weight.
+    /// </summary>
     Simulated,
 
     /// <summary>The sum of its examples' simulated responses (first-order equal to <see cref="Simulated"/>).</summary>
@@ -49,7 +52,10 @@ public sealed record ForwardOnlyOptions
     /// <summary>Horizon K (gradient steps per trajectory).</summary>
     public int Horizon { get; init; } = 50;
 
-    /// <summary>Perturbation weight ε added to the unit's loss (absolute, weight units).</summary>
+    /// <summary>
+    /// Perturbation weight ε added to a unit's loss (absolute, weight units), shared by its examples: ε/|unit| each
+    /// (<see cref="ForwardOnlySimulator.UnitWeight"/>), so a single example gets ε and a 500-example source ε in total.
+    /// </summary>
     public float Epsilon { get; init; } = 1e-3f;
 
     /// <summary>

@@ -5,19 +5,22 @@ using Attribution.Engine.Models;
 namespace Attribution.Attribution.Methods;
 
 /// <summary>
-/// Training-time half of forward-only attribution (docs/forward-only-attribution.md §3): for each unit (a set of training
-/// examples) run short gradient trajectories from θ* on one shared mini-batch sequence with the unit's loss up-weighted
-/// by ±ε, and return the response <c>r = (θ⁺_K − θ⁻_K)/(2ε)</c> (two-trajectory) or <c>(θ⁺_K − θ̄_K)/ε</c> against one
-/// shared unperturbed baseline (single-trajectory). The simulated objective is the training objective (mean loss plus
-/// weight decay) plus the proximal damping <c>λ/2 ‖θ − θ*‖²</c>. Units are simulated in blocks, each block's parameter
-/// vectors stacked so the first layer of every trajectory is one GEMM per step. With
-/// <see cref="ForwardPropagation.Spectral"/> the same map is applied linearised, through a <see cref="TrajectoryOperator"/>
-/// built once per checkpoint: one gradient per unit plus two GEMMs per block.
+/// Training-time half of forward-only attribution (docs/forward-only-attribution.md §3), for any model: for each unit
+/// (a set of training rows: examples, documents, a source) run short gradient trajectories from θ* on one shared
+/// mini-batch sequence with each of the unit's rows up-weighted by ±w = ±ε/|unit| (<see cref="UnitWeight"/>), and
+/// return the response <c>r = (θ⁺_K − θ⁻_K)/(2w)</c> (two-trajectory) or <c>(θ⁺_K − θ̄_K)/w</c> against one shared
+/// unperturbed baseline (single-trajectory). The simulated objective is the training objective (mean loss plus weight
+/// decay) plus the proximal damping <c>λ/2 ‖θ − θ*‖²</c>; every gradient is the model's. An MLP's units run in blocks
+/// whose parameter vectors are stacked (<see cref="MlpStack"/>: the first layer of every trajectory is one GEMM per
+/// step); any other model's run one after the other through <see cref="IModel.OutputGradient"/> (2K gradients of batch
+/// + unit rows per unit). With <see cref="ForwardPropagation.Spectral"/> the same map is applied linearised, through a
+/// <see cref="TrajectoryOperator"/> built once per checkpoint: one gradient per unit plus two GEMMs per block.
 /// </summary>
 public sealed class ForwardOnlySimulator
 {
     private readonly AttributionProblem _problem;
     private readonly ForwardOnlyOptions _options;
+    private readonly int[]?[] _rows;
     private readonly float[][] _batchInputs;
     private readonly int[][] _batchLabels;
     private float[]? _baseline;
@@ -33,7 +36,7 @@ public sealed class ForwardOnlySimulator
         options.Validate();
         _problem = problem;
         _options = options;
-        var rows = BatchRows(problem.Count, options);
+        var rows = _rows = BatchRows(problem.Count, options);
         if (options.Propagation == ForwardPropagation.Spectral)
         {
             // The operator's Lanczos gives h_max too: no separate power iteration over the whole training set.
@@ -82,10 +85,9 @@ public sealed class ForwardOnlySimulator
             return;
         }
 
-        int d = problem.InputWidth;
-        _batchInputs = new float[options.Horizon][];
-        _batchLabels = new int[options.Horizon][];
-        for (int k = 0; k < options.Horizon; k++)
+        _batchInputs = new float[problem.HasMlpLayout ? options.Horizon : 0][];
+        _batchLabels = new int[_batchInputs.Length][];
+        for (int k = 0; k < _batchInputs.Length; k++)
         {
             if (rows[k] is null)
             {
@@ -94,6 +96,7 @@ public sealed class ForwardOnlySimulator
                 continue;
             }
 
+            int d = problem.InputWidth;
             var x = new float[rows[k]!.Length * d];
             var y = new int[rows[k]!.Length];
             for (int i = 0; i < y.Length; i++)
@@ -113,14 +116,13 @@ public sealed class ForwardOnlySimulator
             // The shared unperturbed trajectory (one mini-batch run from θ*), read at each segment's midpoint.
             var (_, mids) = Segments(options.Horizon, options.OperatorSegments);
             var thetas = mids.Select(m => m == 0 ? problem.Theta : null!).ToArray();
-            Run([Array.Empty<int>()], [0f], cancellationToken, (step, state) =>
+            Baseline(cancellationToken, (step, theta) =>
             {
                 for (int j = 0; j < mids.Length; j++)
                 {
                     if (mids[j] == step)
                     {
-                        thetas[j] = new float[problem.ParameterCount];
-                        state.GetSlot(0, thetas[j]);
+                        thetas[j] = theta.ToArray();
                     }
                 }
             });
@@ -234,15 +236,19 @@ public sealed class ForwardOnlySimulator
             return;
         }
 
-        var layout = _problem.Layout;
-        int p = layout.ParameterCount;
         if (!_options.TwoTrajectory && _baseline is null)
         {
-            var b = Run([Array.Empty<int>()], [0f], cancellationToken);
-            _baseline = new float[p];
-            b.GetSlot(0, _baseline);
+            _baseline = Baseline(cancellationToken);
         }
 
+        if (!_problem.HasMlpLayout)
+        {
+            SimulateEach(units, sink, cancellationToken);
+            return;
+        }
+
+        var layout = _problem.Layout;
+        int p = layout.ParameterCount;
         float eps = _options.Epsilon;
         // Keep the stacked first-layer activations (slots · width · batch floats) under ~32 M floats, so full-batch
         // simulation of large n shrinks the block instead of allocating gigabytes.
@@ -255,12 +261,13 @@ public sealed class ForwardOnlySimulator
             var weights = new List<float>();
             for (int u = 0; u < count; u++)
             {
+                float w = UnitWeight(eps, units[start + u].Length);
                 members.Add(units[start + u]);
-                weights.Add(eps);
+                weights.Add(w);
                 if (_options.TwoTrajectory)
                 {
                     members.Add(units[start + u]);
-                    weights.Add(-eps);
+                    weights.Add(-w);
                 }
             }
 
@@ -270,24 +277,34 @@ public sealed class ForwardOnlySimulator
             for (int u = 0; u < count; u++)
             {
                 var response = new float[p];
+                float w = UnitWeight(eps, units[start + u].Length);
                 if (_options.TwoTrajectory)
                 {
                     state.GetSlot(2 * u, plus);
                     state.GetSlot(2 * u + 1, other);
                     TensorPrimitives.Subtract(plus, other, response);
-                    TensorPrimitives.Multiply(response, 1f / (2f * eps), response);
+                    TensorPrimitives.Multiply(response, 1f / (2f * w), response);
                 }
                 else
                 {
                     state.GetSlot(u, plus);
                     TensorPrimitives.Subtract(plus, _baseline!, response);
-                    TensorPrimitives.Multiply(response, 1f / eps, response);
+                    TensorPrimitives.Multiply(response, 1f / w, response);
                 }
 
                 sink(start + u, response);
             }
         }
     }
+
+    /// <summary>
+    /// The extra loss weight of each of a unit's <paramref name="size"/> examples: ε/|unit|, so the unit as a whole is
+    /// perturbed by ε whatever its size (a single example by ε, as before). Weighting each example by ε instead made a
+    /// 500-example source a perturbation of 0.5 (half the mean loss): its −ε trajectory ascended the source's loss
+    /// with a net negative weight per example and diverged to NaN. The response is divided by this weight, so it is
+    /// the derivative with respect to a weight on each of the unit's examples, comparable to the sum of their responses.
+    /// </summary>
+    public static float UnitWeight(float epsilon, int size) => epsilon / Math.Max(size, 1);
 
     // Spectral path: each unit's summed loss gradient at θ* (one backward pass through the model), then the operator's
     // two GEMMs per block. Blocks are capped at ~32 M floats of gradients so wide models shrink the block.
@@ -328,6 +345,71 @@ public sealed class ForwardOnlySimulator
                 sink(start + u, responses.AsSpan(u * p, p).ToArray());
             }
         }
+    }
+
+    // Any model but the MLP: each unit's trajectories one after the other through the model's own gradient.
+    private void SimulateEach(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken)
+    {
+        int p = _problem.ParameterCount;
+        var model = _problem.CreateModel();
+        for (int u = 0; u < units.Count; u++)
+        {
+            float w = UnitWeight(_options.Epsilon, units[u].Length);
+            var plus = Run(model, units[u], w, cancellationToken);
+            var other = _options.TwoTrajectory ? Run(model, units[u], -w, cancellationToken) : _baseline!;
+            var response = new float[p];
+            TensorPrimitives.Subtract(plus, other, response);
+            TensorPrimitives.Multiply(response, 1f / ((_options.TwoTrajectory ? 2f : 1f) * w), response);
+            sink(u, response);
+        }
+    }
+
+    // The shared unperturbed trajectory (no unit); afterStep sees θ after every step.
+    private float[] Baseline(CancellationToken cancellationToken, Action<int, ReadOnlySpan<float>>? afterStep = null)
+    {
+        if (!_problem.HasMlpLayout)
+        {
+            return Run(_problem.CreateModel(), [], 0f, cancellationToken, afterStep);
+        }
+
+        var theta = new float[_problem.ParameterCount];
+        var state = Run([Array.Empty<int>()], [0f], cancellationToken, afterStep is null ? null : (step, stack) =>
+        {
+            stack.GetSlot(0, theta);
+            afterStep(step, theta);
+        });
+        state.GetSlot(0, theta);
+        return theta;
+    }
+
+    // One trajectory of any model: K steps on the shared mini-batches (rows weighted 1/|batch|) plus the unit's rows
+    // weighted by weight each, the regularisers, θ −= η ∇.
+    private float[] Run(IModel model, int[] unit, float weight, CancellationToken cancellationToken, Action<int, ReadOnlySpan<float>>? afterStep = null)
+    {
+        int p = _problem.ParameterCount, n = _problem.Count;
+        var theta = (float[])_problem.Theta.Clone();
+        var grad = new float[p];
+        float wd = _problem.WeightDecay, lambda = _options.Damping, eta = StepSize;
+        for (int k = 0; k < _options.Horizon; k++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int[] batch = _rows[k] ?? [.. Enumerable.Range(0, n)];
+            int[] rows = weight == 0f ? batch : [.. batch, .. unit];
+            var weights = new float[rows.Length];
+            Array.Fill(weights, 1f / batch.Length, 0, batch.Length);
+            Array.Fill(weights, weight, batch.Length, rows.Length - batch.Length);
+            model.LoadFrom(theta);
+            model.OutputGradient(Rows(_problem.Training, rows), ModelOutput.Loss, weights, grad, default);
+            for (int j = 0; j < p; j++)
+            {
+                grad[j] += wd * theta[j] + lambda * (theta[j] - _problem.Theta[j]);
+            }
+
+            TensorPrimitives.MultiplyAdd(grad, -eta, theta, theta);
+            afterStep?.Invoke(k + 1, theta);
+        }
+
+        return theta;
     }
 
     private MlpStack Run(IReadOnlyList<int[]> members, float[] weights, CancellationToken cancellationToken, Action<int, MlpStack>? afterStep = null)

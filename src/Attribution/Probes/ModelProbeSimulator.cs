@@ -6,16 +6,16 @@ namespace Attribution.Attribution.Probes;
 
 /// <summary>
 /// Forward-only probes of any model other than the MLP (a GPT: documents as units), unit by unit, for the Simulator:
-/// the simulation is <see cref="ModelSimulator"/> (what <see cref="ModelForwardOnlyMethod.Precompute"/> runs) and a
-/// unit's floats are <see cref="LayerResponses"/>' factors of its response (what
-/// <see cref="ModelForwardOnlyMethod.ExportState"/> writes), with the same rank and sketch seed. A probe set simulated
-/// here and imported into a <see cref="ModelForwardOnlyMethod"/> therefore scores as the method precomputed offline.
+/// the simulation is <see cref="ForwardOnlySimulator"/> (what <see cref="ForwardOnlyMethod.Precompute"/> runs) and a
+/// unit's floats are <see cref="ResponseSet"/>' factors of its response (what
+/// <see cref="ForwardOnlyMethod.ExportState"/> writes), with the same rank and sketch seed. A probe set simulated
+/// here and imported into a <see cref="ForwardOnlyMethod"/> therefore scores as the method precomputed offline.
 /// Examples and sources share one layout (the method stores both at the options' rank). Pure compute.
 /// </summary>
 public sealed class ModelProbeSimulator
 {
-    private readonly ModelSimulator _simulator;
-    private readonly LayerResponses _unit;
+    private readonly ForwardOnlySimulator _simulator;
+    private readonly ResponseSet _unit;
     private readonly Lock _gate = new();
 
     /// <summary>Resolves the step size and the linear layers; <paramref name="element"/> is the probes' element type.</summary>
@@ -28,16 +28,16 @@ public sealed class ModelProbeSimulator
             throw new ArgumentException("an MLP problem is simulated by ForwardOnlySimulator (stacked, probes in ProbeFormat); this class serves the other models.", nameof(problem));
         }
 
-        _unit = new LayerResponses(problem.ParameterCount, ModelForwardOnlyMethod.LinearLayers(problem), 1, options.Rank, options.Seed);
+        _unit = new ResponseSet(problem.ParameterCount, ForwardOnlyMethod.LinearLayers(problem), 1, options.Rank, options.Seed);
         Layout = new UnitLayout(problem.Architecture, options.Rank, _unit.Tensors(problem.CreateModel().Tensors), element);
-        _simulator = new ModelSimulator(problem, options, cancellationToken);
+        _simulator = new ForwardOnlySimulator(problem, options, cancellationToken);
     }
 
     /// <summary>The layout this class gives <paramref name="problem"/>'s units at <paramref name="rank"/>, without simulating.</summary>
     public static UnitLayout LayoutOf(AttributionProblem problem, int rank, ProbePrecision element)
     {
         ArgumentNullException.ThrowIfNull(problem);
-        var unit = new LayerResponses(problem.ParameterCount, ModelForwardOnlyMethod.LinearLayers(problem), 0, rank);
+        var unit = new ResponseSet(problem.ParameterCount, ForwardOnlyMethod.LinearLayers(problem), 0, rank);
         return new UnitLayout(problem.Architecture, rank, unit.Tensors(problem.CreateModel().Tensors), element);
     }
 

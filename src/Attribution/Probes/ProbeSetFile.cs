@@ -1,9 +1,6 @@
-using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using System.Text.Json;
-using Attribution.Attribution.Kernels;
-using Attribution.Engine.Models;
+using Attribution.Contracts;
 
 namespace Attribution.Attribution.Probes;
 
@@ -19,8 +16,8 @@ public sealed record ProbeSetIdentity
     /// <summary>SHA-256 of the training inputs, labels and source ids the simulation used.</summary>
     public required string DataSha256 { get; init; }
 
-    /// <summary>Model widths.</summary>
-    public required int[] Widths { get; init; }
+    /// <summary>The model's architecture string (<c>IModel.Architecture</c>, e.g. <c>mlp:784-128-64-10</c>).</summary>
+    public required string Architecture { get; init; }
 
     /// <summary>Computes the identity of <paramref name="problem"/> under <paramref name="method"/>.</summary>
     public static ProbeSetIdentity Of(AttributionProblem problem, string method)
@@ -35,7 +32,7 @@ public sealed record ProbeSetIdentity
             Method = method,
             ThetaSha256 = Convert.ToHexStringLower(SHA256.HashData(MemoryMarshal.AsBytes(problem.Theta.AsSpan()))),
             DataSha256 = Convert.ToHexStringLower(data.GetHashAndReset()),
-            Widths = [.. problem.Layout.Widths],
+            Architecture = problem.Architecture,
         };
     }
 
@@ -43,9 +40,9 @@ public sealed record ProbeSetIdentity
     public string? Difference(ProbeSetIdentity other)
     {
         ArgumentNullException.ThrowIfNull(other);
-        if (!Widths.SequenceEqual(other.Widths))
+        if (Architecture != other.Architecture)
         {
-            return $"the model is {string.Join('-', other.Widths)}, the probes were simulated for {string.Join('-', Widths)}";
+            return $"the model is {other.Architecture}, the probes were simulated for {Architecture}";
         }
 
         if (ThetaSha256 != other.ThetaSha256)
@@ -62,119 +59,140 @@ public sealed record ProbeSetIdentity
     }
 }
 
+/// <summary>A probe set read from a file: what it was simulated from, the run and step it names, its units' ids and state.</summary>
+/// <param name="Identity">What the set was simulated from (the file's <c>probe-set-*</c> metadata).</param>
+/// <param name="RunId">The run id every row carries.</param>
+/// <param name="Step">The checkpoint step every row carries.</param>
+/// <param name="ExampleIds">The example units' ids (<c>subject_id</c> of the example rows), in file order.</param>
+/// <param name="SourceIds">The source units' ids, in file order.</param>
+/// <param name="State">The units' tensors and factors, in the same order.</param>
+public sealed record StoredProbeSet(ProbeSetIdentity Identity, string RunId, long Step, long[] ExampleIds, long[] SourceIds, ProbeSetState State);
+
 /// <summary>
-/// A forward-only probe set in one file, so a run's simulation (minutes) is paid once and re-read by later
-/// <c>attribute</c> calls. Layout: <c>"TDAPSET1"</c> | i32 header length | header JSON (identity, rank, unit counts,
-/// floats per unit) | zero padding to 4 | example units' floats | source units' floats (f32 little-endian, the
-/// <see cref="ResponseSet.GetFactors"/> layout) | SHA-256 of everything before it. Pure compute: bytes in, bytes out.
+/// A probe set in one file, so a run's simulation (minutes) is paid once and re-read by later <c>attribute</c> calls:
+/// an Arrow IPC file (<see cref="ArrowEventFile"/>) of the <see cref="InfluenceProbe"/> wire schema itself, one row
+/// per unit exactly as the Simulator publishes it (example rows in unit order, then source rows; keys
+/// <c>&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;</c> and <c>…/source/&lt;id&gt;</c>), with the set's identity
+/// and a checksum of its factors as schema metadata (<see cref="MethodKey"/>, <see cref="ThetaKey"/>,
+/// <see cref="DataKey"/>, <see cref="FactorsKey"/>). Any Arrow library reads it as a table. Pure compute: a stream
+/// or bytes in, no file system.
 /// </summary>
 public static class ProbeSetFile
 {
-    private static readonly byte[] Magic = "TDAPSET1"u8.ToArray();
+    /// <summary>Metadata key: the method and options the set was simulated with (<see cref="ProbeSetIdentity.Method"/>).</summary>
+    public const string MethodKey = "probe-set-method";
 
-    private sealed record Header(ProbeSetIdentity Identity, int ExampleRank, int SourceRank, int Examples, int Sources, long ExampleFloats, long SourceFloats);
+    /// <summary>Metadata key: SHA-256 (hex) of the trained parameters θ, float32 little-endian.</summary>
+    public const string ThetaKey = "probe-set-theta-sha256";
 
-    /// <summary>Encodes the two response sets with their identity.</summary>
-    public static byte[] Encode(ProbeSetIdentity identity, int exampleRank, ResponseSet examples, int sourceRank, ResponseSet sources)
+    /// <summary>Metadata key: SHA-256 (hex) of the training inputs, labels and source ids the simulation used.</summary>
+    public const string DataKey = "probe-set-data-sha256";
+
+    /// <summary>Metadata key: SHA-256 (hex) of every row's factors as float32 little-endian, rows in file order.</summary>
+    public const string FactorsKey = "probe-set-factors-sha256";
+
+    /// <summary>Rows per record batch (a few MB at MLP sizes; a reader never needs more than one batch at a time).</summary>
+    public const int RowsPerBatch = 64;
+
+    /// <summary>
+    /// Writes <paramref name="state"/> (per-unit tensors only: a state with shared tensors has no row of this schema
+    /// to hold them) as float32 probes of run <paramref name="runId"/>, step <paramref name="step"/>.
+    /// </summary>
+    public static void Write(Stream output, ProbeSetIdentity identity, string runId, long step, IReadOnlyList<long> exampleIds, IReadOnlyList<long> sourceIds, ProbeSetState state)
     {
-        ArgumentNullException.ThrowIfNull(examples);
-        ArgumentNullException.ThrowIfNull(sources);
-        var header = JsonSerializer.SerializeToUtf8Bytes(new Header(identity, exampleRank, sourceRank, examples.Units, sources.Units, examples.FloatsPerUnit, sources.FloatsPerUnit));
-        int start = Align4(Magic.Length + 4 + header.Length);
-        long floats = examples.Units * examples.FloatsPerUnit + sources.Units * sources.FloatsPerUnit;
-        if (start + floats * 4 + 32 > Array.MaxLength)
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(identity);
+        ArgumentNullException.ThrowIfNull(exampleIds);
+        ArgumentNullException.ThrowIfNull(sourceIds);
+        ArgumentNullException.ThrowIfNull(state);
+        state.Validate();
+        if (state.Shared.Count > 0)
         {
-            throw new ArgumentException($"a probe set of {floats * 4L:N0} bytes is larger than one file of this format holds (2 GB); lower the rank.");
+            throw new ArgumentException($"the state has {state.Shared.Count} shared tensors ({state.Shared[0].Layout.Name}, …); a probe-set file holds per-unit probes only.", nameof(state));
         }
 
-        var bytes = new byte[start + floats * 4 + 32];
-        Magic.CopyTo(bytes, 0);
-        BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(Magic.Length), header.Length);
-        header.CopyTo(bytes, Magic.Length + 4);
-        var body = MemoryMarshal.Cast<byte, float>(bytes.AsSpan(start, (int)(floats * 4)));
-        int at = 0;
-        foreach (var set in new[] { examples, sources })
+        if (exampleIds.Count != state.Examples.Count || sourceIds.Count != state.Sources.Count)
         {
-            int per = (int)set.FloatsPerUnit;
-            for (int u = 0; u < set.Units; u++)
-            {
-                set.GetFactors(u, body.Slice(at, per));
-                at += per;
-            }
+            throw new ArgumentException($"{exampleIds.Count} example and {sourceIds.Count} source ids for {state.Examples.Count} example and {state.Sources.Count} source units.");
         }
 
-        SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32), bytes.AsSpan(bytes.Length - 32));
-        return bytes;
+        // The rows share the state's float arrays (no copy); written a batch at a time.
+        var rows = state.Examples.Select((f, u) => Row(ProbeSubject.Example, exampleIds[u], state.ExampleTensors, f))
+            .Concat(state.Sources.Select((f, u) => Row(ProbeSubject.Source, sourceIds[u], state.SourceTensors, f)));
+        var metadata = new Dictionary<string, string>
+        {
+            [MethodKey] = identity.Method,
+            [ThetaKey] = identity.ThetaSha256,
+            [DataKey] = identity.DataSha256,
+            [FactorsKey] = FactorsSha256(state.Examples.Concat(state.Sources)),
+        };
+        ArrowEventFile.Write(output, rows.Chunk(RowsPerBatch), metadata);
+
+        InfluenceProbe Row(ProbeSubject subject, long id, IReadOnlyList<ProbeTensor> tensors, float[] factors) =>
+            new(runId, step, subject, id, state.Architecture, tensors.Count == 0 ? 0 : tensors.Max(t => t.Rank), state.Examples.Count, state.Sources.Count, tensors, ProbePrecision.Float32, factors);
     }
 
-    /// <summary>Decodes a probe set; <paramref name="source"/> names the file in errors.</summary>
-    /// <exception cref="ProbeFormatException">Truncated, corrupt, or inconsistent with its own header.</exception>
-    public static (ProbeSetIdentity Identity, ResponseSet Examples, ResponseSet Sources) Decode(ReadOnlySpan<byte> bytes, string source)
+    /// <summary>Reads a probe-set file; <paramref name="source"/> names it in errors.</summary>
+    /// <exception cref="ProbeFormatException">Not a probe-set file, truncated, corrupt, or not one consistent set.</exception>
+    public static StoredProbeSet Read(ReadOnlyMemory<byte> bytes, string source)
     {
-        if (bytes.Length < Magic.Length + 4 + 32 || !bytes[..Magic.Length].SequenceEqual(Magic))
-        {
-            throw new ProbeFormatException($"{source} is not a probe set file (no TDAPSET1 header); write one with './pipeline attribute --probes {source}'.");
-        }
-
-        Span<byte> digest = stackalloc byte[32];
-        SHA256.HashData(bytes[..^32], digest);
-        if (!digest.SequenceEqual(bytes[^32..]))
-        {
-            throw new ProbeFormatException($"{source} is truncated or corrupt (checksum mismatch); delete it and let 'attribute --probes' simulate again.");
-        }
-
-        int headerLength = BinaryPrimitives.ReadInt32LittleEndian(bytes[Magic.Length..]);
-        if (headerLength <= 0 || Magic.Length + 4L + headerLength > bytes.Length - 32)
-        {
-            throw new ProbeFormatException($"{source}: header length {headerLength} does not fit the file.");
-        }
-
-        Header header;
+        ArrowEventFileContents<InfluenceProbe> contents;
         try
         {
-            header = JsonSerializer.Deserialize<Header>(bytes.Slice(Magic.Length + 4, headerLength))
-                ?? throw new ProbeFormatException($"{source}: empty header.");
+            contents = ArrowEventFile.Read<InfluenceProbe>(bytes);
         }
-        catch (JsonException e)
+        catch (EventContractException e)
         {
-            throw new ProbeFormatException($"{source}: header is not valid JSON ({e.Message}).");
-        }
-
-        var layout = new MlpLayout(header.Identity.Widths);
-        var examples = new ResponseSet(layout, header.Examples, header.ExampleRank);
-        var sources = new ResponseSet(layout, header.Sources, header.SourceRank);
-        if (examples.FloatsPerUnit != header.ExampleFloats || sources.FloatsPerUnit != header.SourceFloats)
-        {
-            throw new ProbeFormatException($"{source}: {header.ExampleFloats}/{header.SourceFloats} floats per unit in the header, but rank {header.ExampleRank}/{header.SourceRank} of {string.Join('-', header.Identity.Widths)} stores {examples.FloatsPerUnit}/{sources.FloatsPerUnit}.");
+            throw new ProbeFormatException($"{source} is truncated or corrupt, or not a probe-set file ({e.Message}); delete it and let 'attribute --probes' simulate again.", e);
         }
 
-        int start = Align4(Magic.Length + 4 + headerLength);
-        long floats = header.Examples * header.ExampleFloats + header.Sources * header.SourceFloats;
-        if (start + floats * 4 + 32 != bytes.Length)
+        string Meta(string key) => contents.Metadata.TryGetValue(key, out var v) && v.Length > 0 ? v
+            : throw new ProbeFormatException($"{source} has no '{key}' schema metadata: it is a file of probes, not a probe set written by 'attribute --probes'; point --probes at a new file to simulate one.");
+        var probes = contents.Events;
+        var examples = probes.Where(p => p.Subject == ProbeSubject.Example).ToArray();
+        var sources = probes.Where(p => p.Subject == ProbeSubject.Source).ToArray();
+        if (examples.Length == 0 || !probes.Take(examples.Length).All(p => p.Subject == ProbeSubject.Example))
         {
-            throw new ProbeFormatException($"{source}: {bytes.Length} bytes, but its header describes {start + floats * 4 + 32}.");
+            throw new ProbeFormatException($"{source}: {examples.Length} example rows; a probe-set file holds its example rows first, then its source rows.");
         }
 
-        var body = MemoryMarshal.Cast<byte, float>(bytes.Slice(start, (int)(floats * 4)));
-        int at = 0;
-        foreach (var set in new[] { examples, sources })
+        var first = examples[0];
+        var set = $"{first.RunId}/{first.Step}";
+        foreach (var (p, row) in probes.Select((p, i) => (p, i)))
         {
-            int per = (int)set.FloatsPerUnit;
-            for (int u = 0; u < set.Units; u++)
+            var model = p.Subject == ProbeSubject.Example ? first : sources[0];
+            if (p.RunId != first.RunId || p.Step != first.Step || p.Architecture != first.Architecture || p.SetExamples != examples.Length || p.SetSources != sources.Length
+                || p.Rank != model.Rank || !p.Tensors.SequenceEqual(model.Tensors))
             {
-                var unit = body.Slice(at, per);
-                if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(unit))
-                {
-                    throw new ProbeFormatException($"{source}: unit {u} of the {(set == examples ? "example" : "source")} probes holds a non-finite value.");
-                }
-
-                set.SetFactors(u, unit);
-                at += per;
+                throw new ProbeFormatException($"{source}: row {row} ({p.Key}, {p.Architecture} rank {p.Rank}, set of {p.SetExamples}/{p.SetSources}) is not of the set {set} ({first.Architecture}, {examples.Length} example and {sources.Length} source rows, each subject with one tensor layout).");
             }
         }
 
-        return (header.Identity, examples, sources);
+        if (FactorsSha256(probes.Select(p => p.Factors)) != Meta(FactorsKey))
+        {
+            throw new ProbeFormatException($"{source} is truncated or corrupt (its factors do not match their checksum); delete it and let 'attribute --probes' simulate again.");
+        }
+
+        var identity = new ProbeSetIdentity { Method = Meta(MethodKey), ThetaSha256 = Meta(ThetaKey), DataSha256 = Meta(DataKey), Architecture = first.Architecture };
+        var state = new ProbeSetState
+        {
+            Architecture = first.Architecture,
+            ExampleTensors = first.Tensors,
+            Examples = [.. examples.Select(p => p.Factors)],
+            SourceTensors = sources.Length > 0 ? sources[0].Tensors : [],
+            Sources = [.. sources.Select(p => p.Factors)],
+        };
+        return new StoredProbeSet(identity, first.RunId, first.Step, [.. examples.Select(p => p.SubjectId)], [.. sources.Select(p => p.SubjectId)], state);
     }
 
-    private static int Align4(int n) => (n + 3) & ~3;
+    private static string FactorsSha256(IEnumerable<float[]> rows)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var row in rows)
+        {
+            hash.AppendData(MemoryMarshal.AsBytes(row.AsSpan()));
+        }
+
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
 }

@@ -113,15 +113,22 @@ internal static class AttributeCommand
             {
                 var identity = ProbeSetIdentity.Of(problem, name.Trim().ToLowerInvariant() + string.Concat(options.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $";{kv.Key.Trim().ToLowerInvariant()}={kv.Value.Trim()}")));
                 var probesPath = Path.GetFullPath(probesFile);
+                // One serving path: the method scores from the probe set's state exactly as the Scorer imports it.
+                var served = new ForwardOnlyMethod(forward.Options);
                 if (File.Exists(probesPath))
                 {
-                    var (stored, examples, sources) = ProbeSetFile.Decode(File.ReadAllBytes(probesPath), probesPath);
-                    if (stored.Difference(identity) is { } why)
+                    var stored = ProbeSetFile.Read(File.ReadAllBytes(probesPath), probesPath);
+                    if (stored.Identity.Difference(identity) is { } why)
                     {
                         throw new ArgumentException($"--probes {probesPath} was not simulated for this run: {why}. Point --probes at a new file (it will be simulated) or at this run's own.");
                     }
 
-                    attribution = ForwardOnlyMethod.FromResponses(problem, examples, sources, forward.Options);
+                    if (!stored.ExampleIds.SequenceEqual(train.Ids.Select(i => (long)i)) || !stored.SourceIds.SequenceEqual(Enumerable.Range(0, problem.SourceCount).Select(s => (long)s)))
+                    {
+                        throw new ArgumentException($"--probes {probesPath} holds units {Ids(stored.ExampleIds)} / sources {Ids(stored.SourceIds)}, not this run's training examples in order; point --probes at a new file.");
+                    }
+
+                    served.ImportState(ServedModel.Of(problem), stored.State);
                     probeNote = $" (probes read from {probesPath})";
                 }
                 else
@@ -130,11 +137,29 @@ internal static class AttributeCommand
                     // basis) is applied after loading, the same way on this run and on every later one.
                     var simulation = new ForwardOnlyMethod(forward.Options with { InputBasisEnergy = 0 });
                     simulation.Precompute(problem, cancellationToken);
+                    var state = simulation.ExportState();
                     Directory.CreateDirectory(Path.GetDirectoryName(probesPath)!);
-                    RetrainCache.WriteAtomically(probesPath, ProbeSetFile.Encode(identity, forward.Options.Rank, simulation.ExampleResponses, 0, simulation.SourceResponses));
-                    attribution = ForwardOnlyMethod.FromResponses(problem, simulation.ExampleResponses, simulation.SourceResponses, forward.Options);
+                    var temp = $"{probesPath}.{Environment.ProcessId}.tmp";
+                    try
+                    {
+                        using (var file = File.Create(temp))
+                        {
+                            ProbeSetFile.Write(file, identity, new DirectoryInfo(runDir).Name, manifest.Metrics.Steps, [.. train.Ids.Select(i => (long)i)],
+                                [.. Enumerable.Range(0, problem.SourceCount).Select(s => (long)s)], state);
+                        }
+
+                        File.Move(temp, probesPath, overwrite: true);
+                    }
+                    finally
+                    {
+                        File.Delete(temp);
+                    }
+
+                    served.ImportState(ServedModel.Of(problem), state);
                     probeNote = $" (probes simulated and written to {probesPath})";
                 }
+
+                attribution = served;
             }
             else
             {
@@ -166,6 +191,8 @@ internal static class AttributeCommand
             return 1;
         }
     }
+
+    private static string Ids(long[] ids) => ids.Length <= 4 ? $"[{string.Join(", ", ids)}]" : $"[{ids[0]}, {ids[1]}, …, {ids[^1]}] ({ids.Length})";
 
     /// <summary>
     /// The models an ensemble needs: the run's own, then members 1..M−1 trained from the run's recipe with seeds

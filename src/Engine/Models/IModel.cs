@@ -147,4 +147,10 @@ public interface IModel
     /// every linear layer); see <see cref="GradientFactors"/> for which parameters the factors cover.
     /// </summary>
     GradientFactors PerExampleGradients(in ModelBatch batch, ModelOutput output);
+
+    /// <summary>
+    /// The same factors as <see cref="PerExampleGradients"/>, obtained in forward mode where the model has it (the MLP:
+    /// no backward pass; what a query readout asks for); by default the reverse-mode ones.
+    /// </summary>
+    GradientFactors ForwardModeGradients(in ModelBatch batch, ModelOutput output) => PerExampleGradients(batch, output);
 }

@@ -576,6 +576,9 @@ public sealed class Mlp : IHiddenStateModel
     GradientFactors IModel.PerExampleGradients(in ModelBatch batch, ModelOutput output) =>
         PerExampleGradients(InputsOf(batch), batch.Labels, batch.Count, output);
 
+    GradientFactors IModel.ForwardModeGradients(in ModelBatch batch, ModelOutput output) =>
+        ForwardModeGradients(InputsOf(batch), batch.Labels, batch.Count, output);
+
     private static float[] InputsOf(in ModelBatch batch) =>
         batch.Inputs ?? throw new ArgumentException("an MLP takes a classification batch (float inputs and labels), not token sequences.", nameof(batch));
 

@@ -70,9 +70,9 @@ public sealed class GptForwardOnlyTests
         // eigenvalues the operator clamps by design): the trajectory's response and the operator's φ(A) g agree to first
         // order in ηK·h. A wrong horizon, sign or unit gradient in the spectral path is off by a factor, not 2 %.
         var (problem, queries, _) = GptGradientMethodTests.Build();
-        var trajectory = new ModelForwardOnlyMethod(Options(3, 1e-1f, 0) with { StepSize = 1e-4f });
+        var trajectory = new ForwardOnlyMethod(Options(3, 1e-1f, 0) with { StepSize = 1e-4f });
         trajectory.Precompute(problem);
-        var spectral = new ModelForwardOnlyMethod(Options(3, 1e-1f, 0) with { StepSize = 1e-4f, Propagation = ForwardPropagation.Spectral, OperatorRank = 16 });
+        var spectral = new ForwardOnlyMethod(Options(3, 1e-1f, 0) with { StepSize = 1e-4f, Propagation = ForwardPropagation.Spectral, OperatorRank = 16 });
         spectral.Precompute(problem);
         Assert.NotNull(spectral.Describe());
         Assert.Contains("propagation=spectral", spectral.Describe(), StringComparison.Ordinal);
@@ -97,7 +97,7 @@ public sealed class GptForwardOnlyTests
     public void Batched_readout_equals_the_models_jvp_along_each_stored_response_and_the_finite_difference(int rank)
     {
         var (problem, queries, _) = GptGradientMethodTests.Build();
-        var method = new ModelForwardOnlyMethod(Options(3, 1e-2f, rank));
+        var method = new ForwardOnlyMethod(Options(3, 1e-2f, rank));
         method.Precompute(problem);
         if (rank > 0)
         {
@@ -122,7 +122,7 @@ public sealed class GptForwardOnlyTests
         }
 
         Assert.True(scale > 1e-5, "readouts are not all ~0");
-        var fd = new ModelForwardOnlyMethod(Options(3, 1e-2f, rank, readout: ForwardReadout.FiniteDifference));
+        var fd = new ForwardOnlyMethod(Options(3, 1e-2f, rank, readout: ForwardReadout.FiniteDifference));
         fd.Precompute(problem);
         var (fdScores, fdSources) = fd.ScoreAll(queries);
         for (int i = 0; i < scores.Scores.Length; i++)
@@ -140,10 +140,10 @@ public sealed class GptForwardOnlyTests
     public void Sources_are_the_sums_of_their_documents()
     {
         var (problem, queries, _) = GptGradientMethodTests.Build();
-        var summed = new ModelForwardOnlyMethod(Options(3, 1e-2f, 0, SourceResponse.SumOfExamples));
+        var summed = new ForwardOnlyMethod(Options(3, 1e-2f, 0, SourceResponse.SumOfExamples));
         summed.Precompute(problem);
         var (examples, sources) = summed.ScoreAll(queries);
-        var simulated = new ModelForwardOnlyMethod(Options(3, 1e-2f, 0));
+        var simulated = new ForwardOnlyMethod(Options(3, 1e-2f, 0));
         simulated.Precompute(problem);
         var simulatedSources = simulated.ScoreSources(queries);
         double scale = examples.Scores.Max(v => Math.Abs(v));

@@ -19,6 +19,14 @@ public sealed class KernelTests
         return theta;
     }
 
+    // The queries' margin gradient factors at θ in forward mode (what forward-only's readout contracts a set with).
+    private static GradientFactors Readout(MlpLayout layout, float[] theta, float[] x, int[] y)
+    {
+        var model = new Mlp(layout);
+        model.LoadFrom(theta);
+        return model.ForwardModeGradients(x, y, y.Length, ModelOutput.Margin);
+    }
+
     internal static (float[] X, int[] Y) RandomData(MlpLayout layout, int rows, ulong seed)
     {
         var rng = new Rng(seed);
@@ -134,7 +142,7 @@ public sealed class KernelTests
         foreach (var set in new[] { low, full })
         {
             var own = new float[6 * set.Units];
-            set.JacobianScores(theta, x, y, own);
+            set.JacobianScores(Readout(layout, theta, x, y), own);
             var shared = new float[6 * set.Units];
             set.JacobianScores(readout, shared);
             Assert.Equal(own, shared);
@@ -142,7 +150,7 @@ public sealed class KernelTests
 
         var other = new ResponseSet(new MlpLayout([12, 8, 4]), 2, 0);
         var error = Assert.Throws<ArgumentException>(() => other.JacobianScores(readout, new float[12]));
-        Assert.Contains("not of this set's MLP 12-8-4", error.Message, StringComparison.Ordinal);
+        Assert.Contains("are not of this set's model", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -165,9 +173,9 @@ public sealed class KernelTests
 
         var (x, y) = RandomData(layout, queries, 10);
         var fd = new float[queries * units];
-        set.FiniteDifferenceScores(theta, x, y, 1e-4f, fd);
+        Attribution.Methods.ForwardOnlyReadout.FiniteDifference(new Mlp(layout), theta, new Attribution.QueryBatch(x, y, layout.Widths[0]), set, 1e-4f, fd);
         var jac = new float[queries * units];
-        set.JacobianScores(theta, x, y, jac);
+        set.JacobianScores(Readout(layout, theta, x, y), jac);
         var model = new Mlp(layout);
         model.LoadFrom(theta);
         var per = new float[queries * layout.ParameterCount];

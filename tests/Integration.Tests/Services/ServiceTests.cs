@@ -88,7 +88,9 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
             }
 
             var sources = new float[PipelineFixture.SourceCount];
-            sourceResponses.JacobianScores(problem.Theta, x, [predicted], sources);
+            var readout = new Mlp(model.Layout);
+            readout.LoadFrom(problem.Theta);
+            sourceResponses.JacobianScores(readout.ForwardModeGradients(x, [predicted], 1, ModelOutput.Margin), sources);
             for (int s = 0; s < sources.Length; s++)
             {
                 Assert.Equal(sources[s], result.SourceScores[s], 1e-4f * Math.Max(1f, Math.Abs(sources[s])));
