@@ -18,7 +18,7 @@ public static class MethodFactory
     /// Creates a method. Options per method:
     /// every method: models (independently trained models averaged over, default 1: TRAK ensembles with one shared
     /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models);
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
+    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), sources (simulated|sum), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed;
     /// tracin: weights (one per training checkpoint, separated by '/' on a command line, e.g. weights=0.5/1/2, or by commas); grad-dot: none;
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
@@ -45,7 +45,19 @@ public static class MethodFactory
         {
             case "forward-only" or "forward-only-single":
                 var forward = ForwardOnly(o, key == "forward-only");
-                create = () => new ForwardOnlyMethod(forward);
+                bool relative = o.Choice("normalize", "none", "none", RelativeInfluenceMethod.OptionValue) == RelativeInfluenceMethod.OptionValue;
+                int sketch = o.Int("sketch", 0);
+                if (sketch < 0)
+                {
+                    throw new MethodOptionException($"Option 'sketch' = {sketch} must be 0 (the full readout) or the sketch size k.");
+                }
+
+                create = () =>
+                {
+                    IProbeSetMethod method = new ForwardOnlyMethod(forward);
+                    method = sketch > 0 ? new SketchedReadoutMethod(method, sketch, forward.Seed) : method;
+                    return relative ? new RelativeInfluenceMethod(method) : method;
+                };
                 break;
             case "trak":
                 var trak = Trak(o, models);

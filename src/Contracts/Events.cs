@@ -556,7 +556,10 @@ public sealed record ModelQuery(string QueryId, string ModelVersion, IReadOnlyLi
 /// <param name="ExampleIds">Top-k training example (document) ids, best first.</param>
 /// <param name="Scores">Score of each top-k example, same length as <paramref name="ExampleIds"/>.</param>
 /// <param name="SourceIds">Data source ids.</param>
-/// <param name="SourceScores">Summed score per source, same length as <paramref name="SourceIds"/>.</param>
+/// <param name="SourceScores">Score per source, same length as <paramref name="SourceIds"/>, as <paramref name="Method"/> defines it: the method's
+/// source scores (forward-only: each source simulated as one unit; others: the sum of its examples' scores), or, when the
+/// Scorer serves <c>Scorer:Normalize=relative</c>, the source's share of the positive relative influence of its
+/// documents (Σ max(0, score ÷ ‖response‖) over its documents ÷ the same over all; in [0, 1], summing to 1, or all 0).</param>
 /// <param name="LatencyMicros">Query arrival to result, in microseconds.</param>
 public sealed record AttributionResult(string QueryId, string ModelVersion, string Method, IReadOnlyList<long> ExampleIds, IReadOnlyList<float> Scores,
     IReadOnlyList<long> SourceIds, IReadOnlyList<float> SourceScores, long LatencyMicros)

@@ -21,10 +21,40 @@ public static class AlertCalibration
         ArgumentNullException.ThrowIfNull(scorer);
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(clean);
-        var evidence = new List<(SpanEvidence Span, AttributionEvidence Attribution)>(clean.Count);
-        for (int start = 0; start < clean.Count; start += batch)
+        var evidence = Evidence(scorer, policy, clean, batch);
+        var options = ContaminationCalibration.Calibrate(policy.Calibrated.Options, evidence, falseAlertRate);
+        var calibrated = policy.With(options);
+        return (calibrated, [.. evidence.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))]);
+    }
+
+    /// <summary>
+    /// <paramref name="policy"/> with its weights fitted (<see cref="ContaminationCalibration.Fit"/>, the evidence its
+    /// options read) on a calibration split of <paramref name="leaked"/> queries (copies of flagged training items that
+    /// are not among the queries the policy is then judged on) and <paramref name="clean"/> ones, and its threshold set
+    /// for <paramref name="falseAlertRate"/> on the clean ones; with the calibration queries' scores under it.
+    /// </summary>
+    public static (AlertPolicy Policy, double[] CleanScores, double[] LeakedScores) Fit(IQueryScorer scorer, AlertPolicy policy, IReadOnlyList<ModelQuery> clean,
+        IReadOnlyList<ModelQuery> leaked, double falseAlertRate, int batch = 64)
+    {
+        ArgumentNullException.ThrowIfNull(scorer);
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(clean);
+        ArgumentNullException.ThrowIfNull(leaked);
+        var cleanEvidence = Evidence(scorer, policy, clean, batch);
+        var leakedEvidence = Evidence(scorer, policy, leaked, batch);
+        var fitted = ContaminationCalibration.Fit([.. cleanEvidence, .. leakedEvidence], [.. cleanEvidence.Select(_ => false), .. leakedEvidence.Select(_ => true)],
+            policy.Calibrated.Options.Evidence, falseAlertRate) with { MaxEvidenceDocuments = policy.Calibrated.Options.MaxEvidenceDocuments };
+        var calibrated = policy.With(fitted);
+        return (calibrated, [.. cleanEvidence.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))], [.. leakedEvidence.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))]);
+    }
+
+    // Each query's evidence as the Scorer assesses it (attribution only: no span stage).
+    private static List<(SpanEvidence Span, AttributionEvidence Attribution)> Evidence(IQueryScorer scorer, AlertPolicy policy, IReadOnlyList<ModelQuery> queries, int batch)
+    {
+        var evidence = new List<(SpanEvidence Span, AttributionEvidence Attribution)>(queries.Count);
+        for (int start = 0; start < queries.Count; start += batch)
         {
-            var part = clean.Skip(start).Take(batch).ToArray();
+            var part = queries.Skip(start).Take(batch).ToArray();
             var scores = scorer.Score(part);
             for (int q = 0; q < part.Length; q++)
             {
@@ -33,8 +63,6 @@ public static class AlertCalibration
             }
         }
 
-        var options = ContaminationCalibration.Calibrate(policy.Calibrated.Options, evidence, falseAlertRate);
-        var calibrated = policy.With(options);
-        return (calibrated, [.. evidence.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))]);
+        return evidence;
     }
 }

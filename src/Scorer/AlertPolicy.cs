@@ -1,5 +1,4 @@
 using Attribution.Attribution.Contamination;
-using Attribution.Attribution.Spans;
 using Attribution.Contracts;
 using Attribution.Engine.Data;
 using Attribution.Transport.Messages;
@@ -78,7 +77,7 @@ public sealed class AlertPolicy
             sources[i] = exampleSourceIds is null ? -1 : (int)Math.Clamp(exampleSourceIds[i], -1, int.MaxValue);
         }
 
-        IReadOnlySet<long> flagged = span.Documents.Count == 0 ? _examples : [.. _examples, .. ContaminationPolicy.SpanDocuments(span)];
+        IReadOnlySet<long> flagged = span.AllDocuments.Count == 0 ? _examples : [.. _examples, .. ContaminationPolicy.SpanDocuments(span)];
         var attribution = AttributionEvidence.From(relative, exampleIds, sources, flagged, exampleSourceIds is null ? null : _sourcesInt, Calibrated.Options.MaxEvidenceDocuments);
         return Calibrated.Assess(span, attribution);
     }
@@ -215,13 +214,16 @@ public sealed class AlertPolicy
     }
 }
 
-/// <summary>The span stage of a language model's queries: the query's tokens looked up in its training corpus's span index.</summary>
-public sealed class SpanLookup(LanguageModelScorer scorer, SpanIndex index, SpanQueryOptions options)
+/// <summary>
+/// The span stage of a language model's queries: the query's tokens looked up in its training corpus's span index and
+/// its normalised-text index (<see cref="CorpusMatcher"/>).
+/// </summary>
+public sealed class SpanLookup(LanguageModelScorer scorer, CorpusMatcher matcher, CorpusMatchOptions options)
 {
-    /// <summary>The longest span <paramref name="query"/> shares with the training corpus, with what its alert shows.</summary>
+    /// <summary>What <paramref name="query"/> shares with the training corpus (longest exact span, normalised-text match), with what its alert shows.</summary>
     public QuerySpans Find(ModelQuery query)
     {
         var tokens = scorer.SpanTokens(query);
-        return new QuerySpans(SpanEvidence.From(index.Find(tokens, options), Math.Max(1, tokens.Length)), tokens, scorer.Tokenizer);
+        return new QuerySpans(matcher.Find(tokens, options), tokens, scorer.Tokenizer);
     }
 }

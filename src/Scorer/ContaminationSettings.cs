@@ -1,5 +1,4 @@
 using Attribution.Attribution.Contamination;
-using Attribution.Attribution.Spans;
 
 namespace Attribution.Scorer;
 
@@ -13,10 +12,13 @@ public sealed class ContaminationSettings
 {
     private static readonly ContaminationPolicyOptions Defaults = new();
 
-    /// <summary>"span", "attribution" or "combined" (default): which stages the score reads.</summary>
+    /// <summary>
+    /// "span" (stage one: exact spans and the normalised-text match), "exact" (exact spans only), "attribution" or
+    /// "combined" (default): which evidence the score reads.
+    /// </summary>
     public string Evidence { get; set; } = "combined";
 
-    /// <summary>One weight per feature (span_coverage, span_log_length, span_rarity, attr_top_share, attr_top_z, attr_flagged_share); unset = the stated defaults.</summary>
+    /// <summary>One weight per feature (span_coverage, span_log_length, span_rarity, attr_top_share, attr_top_z, attr_flagged_share, text_coverage, text_overlap); unset = the stated defaults.</summary>
     public double[]? Weights { get; set; }
 
     /// <summary>The logistic's intercept.</summary>
@@ -29,10 +31,16 @@ public sealed class ContaminationSettings
     public int MaxEvidenceDocuments { get; set; } = Defaults.MaxEvidenceDocuments;
 
     /// <summary>Shortest exact span (tokens) the span stage reports.</summary>
-    public int SpanMinLength { get; set; } = new SpanQueryOptions().MinLength;
+    public int SpanMinLength { get; set; } = new CorpusMatchOptions().MinTokens;
+
+    /// <summary>Shortest run of normalised words (case, punctuation, numbering ignored) the span stage reports.</summary>
+    public int SpanMinWords { get; set; } = new CorpusMatchOptions().MinWords;
 
     /// <summary>Largest span index file the Scorer loads, in bytes (default 1 GiB); a larger one is dead-lettered.</summary>
     public long MaxSpanIndexBytes { get; set; } = 1L << 30;
+
+    /// <summary>The span stage's query settings.</summary>
+    public CorpusMatchOptions MatchOptions() => new(SpanMinLength, SpanMinWords, MaxEvidenceDocuments);
 
     /// <summary>The policy options these settings describe.</summary>
     /// <exception cref="ArgumentException">An unknown evidence name, or options the policy refuses.</exception>
@@ -40,10 +48,11 @@ public sealed class ContaminationSettings
     {
         var evidence = Evidence.ToLowerInvariant() switch
         {
-            "span" => ContaminationEvidenceKind.Span,
+            "span" => ContaminationEvidenceKind.StageOne,
+            "exact" => ContaminationEvidenceKind.Span,
             "attribution" => ContaminationEvidenceKind.Attribution,
             "combined" => ContaminationEvidenceKind.Combined,
-            _ => throw new ArgumentException($"Scorer:Contamination:Evidence must be span, attribution or combined, got '{Evidence}'.", nameof(Evidence)),
+            _ => throw new ArgumentException($"Scorer:Contamination:Evidence must be span, exact, attribution or combined, got '{Evidence}'.", nameof(Evidence)),
         };
         var weights = Weights ?? [.. ContaminationPolicyOptions.DefaultWeights];
         if (Weights is null && evidence != ContaminationEvidenceKind.Combined)
@@ -60,9 +69,9 @@ public sealed class ContaminationSettings
     /// <summary>What is invalid, or null.</summary>
     public string? Validate()
     {
-        if (SpanMinLength < 1 || MaxSpanIndexBytes < 1024)
+        if (SpanMinLength < 1 || SpanMinWords < 1 || MaxSpanIndexBytes < 1024)
         {
-            return $"Scorer:Contamination:SpanMinLength must be >= 1 (got {SpanMinLength}) and Scorer:Contamination:MaxSpanIndexBytes >= 1024 (got {MaxSpanIndexBytes}).";
+            return $"Scorer:Contamination:SpanMinLength and SpanMinWords must be >= 1 (got {SpanMinLength} and {SpanMinWords}) and Scorer:Contamination:MaxSpanIndexBytes >= 1024 (got {MaxSpanIndexBytes}).";
         }
 
         try

@@ -115,15 +115,12 @@ public sealed class LanguageModelScorer : IQueryScorer
         {
             // Forward-only reads documents and whole-simulated sources from one set of query factors; the other served
             // method (STRIDE) keeps no per-source state: its source scores are its Score's (the documents' sums), one readout.
-            if (_method is ForwardOnlyMethod fo)
+            (scores, sources) = _method switch
             {
-                (scores, sources) = fo.ScoreAll(batch);
-            }
-            else
-            {
-                scores = _method.Score(batch);
-                sources = scores.SourceScores;
-            }
+                ForwardOnlyMethod fo => fo.ScoreAll(batch),
+                RelativeInfluenceMethod relative => relative.ScoreAll(batch),
+                _ => Both(_method.Score(batch)),
+            };
         }
 
         if (scores.ExampleCount != ExampleIds.Count || sources.Length != (long)queries.Count * SourceIds.Count)
@@ -133,6 +130,8 @@ public sealed class LanguageModelScorer : IQueryScorer
 
         return new QueryScores(queries.Count, scores.Scores, sources);
     }
+
+    private static (ScoreMatrix, float[]) Both(ScoreMatrix scores) => (scores, scores.SourceScores);
 
     /// <inheritdoc />
     public (int Example, float Score)[] TopK(QueryScores scores, int q, int k)

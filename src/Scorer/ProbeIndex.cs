@@ -329,6 +329,16 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             throw new ArgumentException($"the set {(shared.Count > 0 ? "carries a method's shared state (e.g. STRIDE operators)" : "holds forward-only probes")} but Scorer:Method is '{_options.Method}'; serve the method the Simulator publishes (Simulator:Method).");
         }
 
+        if (method.Name == "forward-only")
+        {
+            // Forward-only as configured for serving (Scorer:Normalize: raw or relative influence).
+            method = (IProbeSetMethod)MethodFactory.Create("forward-only", new Dictionary<string, string> { ["normalize"] = _options.Normalize });
+        }
+        else if (_options.Normalize != "none")
+        {
+            throw new ArgumentException($"Scorer:Normalize = {_options.Normalize} applies to forward-only; Scorer:Method is '{_options.Method}': set Normalize to none.");
+        }
+
         method.ImportState(new ServedModel(() => CheckpointStore.Create(architecture), theta, exampleSources, sources.Length), new ProbeSetState
         {
             Architecture = architecture,

@@ -78,6 +78,13 @@ public sealed class ScorerOptions
     public double InputBasisEnergy { get; set; } = new Attribution.Methods.ForwardOnlyOptions().InputBasisEnergy;
 
     /// <summary>
+    /// Language-model runs: the readout normalisation of the served forward-only method (<c>none</c>: raw simulated
+    /// influence, sources simulated as units; <c>relative</c>: score ÷ ‖response‖ per document and each source's share of
+    /// the positive relative influence, <see cref="Attribution.RelativeInfluenceMethod"/>; docs/benchmarks/language-models.md).
+    /// </summary>
+    public string Normalize { get; set; } = "none";
+
+    /// <summary>
     /// OpenBLAS threads for the process, set when the Scorer starts (0 = leave the library's default). One thread
     /// sustained more queries per second and a lower tail latency on 2 cores (docs/benchmarks/pipeline.md): the other
     /// core serves the transport instead of a BLAS thread spinning between small GEMMs. Scale out with more Scorers in
@@ -114,6 +121,7 @@ public sealed class ScorerOptions
         : !(AlertThreshold is > 0 and <= 1) ? $"Scorer:AlertThreshold must be in (0, 1], got {AlertThreshold}."
         : !(ExampleLeadRatio is 0 or (>= 1 and <= 100)) ? $"Scorer:ExampleLeadRatio must be 0 (rule off) or in [1, 100], got {ExampleLeadRatio}."
         : !(InputBasisEnergy is >= 0 and <= 1) ? $"Scorer:InputBasisEnergy must be 0 (off) or in (0, 1], got {InputBasisEnergy}."
+        : Normalize is not ("none" or Attribution.RelativeInfluenceMethod.OptionValue) ? $"Scorer:Normalize must be none or {Attribution.RelativeInfluenceMethod.OptionValue}, got '{Normalize}'."
         : BlasThreads is < 0 or > 256 ? $"Scorer:BlasThreads must be 0 (library default) .. 256, got {BlasThreads}."
         : ConcurrentBatches is < 1 or > 16 ? $"Scorer:ConcurrentBatches must be 1..16, got {ConcurrentBatches}."
         : Contamination.Validate());

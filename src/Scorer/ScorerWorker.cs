@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Attribution.Attribution.Spans;
 using Attribution.Contracts;
 using Attribution.Transport;
 using MassTransit;
@@ -242,7 +241,7 @@ public sealed class ScorerWorker : EventConsumerWorker
     /// <summary>The span stage for <paramref name="scorer"/>: a language model with a loaded span index of its version and tokenizer, else null.</summary>
     private SpanLookup? SpansOf(IQueryScorer scorer) =>
         scorer is LanguageModelScorer lm && Index.Spans.For(lm.Version) is { } loaded && loaded.Tokenizer == lm.Tokenizer.Name
-            ? new SpanLookup(lm, loaded.Index, new SpanQueryOptions(_options.Contamination.SpanMinLength, _options.Contamination.MaxEvidenceDocuments))
+            ? new SpanLookup(lm, loaded.Matcher, _options.Contamination.MatchOptions())
             : null;
 
     private async Task PublishAsync(IQueryScorer scorer, List<PendingQuery> work, ScoredBatch scored, CancellationToken ct)

@@ -1,18 +1,29 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
+using Attribution.Attribution.Contamination;
 using Attribution.Attribution.Spans;
 using Attribution.Contracts;
+using Attribution.Engine.Data;
 
 namespace Attribution.Scorer;
 
 /// <summary>A published span index that the Scorer cannot use (missing, changed, oversized, malformed); dead-lettered with this message.</summary>
 public sealed class SpanIndexLoadException(string message, Exception? inner = null) : Exception(message, inner);
 
-/// <summary>A loaded exact-span index: the model version it belongs to and the tokenizer its token ids come from.</summary>
+/// <summary>
+/// A loaded exact-span index, as the contamination policy's stage one (<see cref="CorpusMatcher"/>: the exact spans and
+/// the normalised-text index derived from the same documents), with the model version it belongs to.
+/// </summary>
 /// <param name="Version">"run@step" of the checkpoint whose training set it indexes.</param>
-/// <param name="Index">The index.</param>
-/// <param name="Tokenizer">Tokenizer name: a query is matched only when its model reads the same one.</param>
-public sealed record LoadedSpanIndex(string Version, SpanIndex Index, string Tokenizer);
+/// <param name="Matcher">The index and its normalised-text index.</param>
+public sealed record LoadedSpanIndex(string Version, CorpusMatcher Matcher)
+{
+    /// <summary>The exact-span index.</summary>
+    public SpanIndex Index => Matcher.Index;
+
+    /// <summary>Tokenizer name: a query is matched only when its model reads the same one.</summary>
+    public string Tokenizer => Matcher.Tokenizer.Name;
+}
 
 /// <summary>
 /// The span indexes the Scorer has loaded, by model version (the live model's version picks its index). Loading reads
@@ -87,11 +98,15 @@ public sealed class SpanIndexCatalog
                 throw new SpanIndexLoadException($"{where}: the file holds {index.DocumentCount} documents and {index.TokenCount} tokens; its reference says {reference.Documents} and {reference.Tokens}.");
             }
 
-            return new LoadedSpanIndex($"{reference.RunId}@{reference.Step}", index, reference.Tokenizer);
+            return new LoadedSpanIndex($"{reference.RunId}@{reference.Step}", new CorpusMatcher(index, Tokenizers.Create(reference.Tokenizer)));
         }
         catch (SpanIndexFormatException e)
         {
             throw new SpanIndexLoadException($"{where}: {path} is not a valid span index: {e.Message}", e);
+        }
+        catch (ArgumentException e)
+        {
+            throw new SpanIndexLoadException($"{where}: its documents cannot be read as text of the tokenizer '{reference.Tokenizer}' ({e.Message}); re-publish the checkpoint with the tokenizer its recipe names.", e);
         }
     }
 }

@@ -44,6 +44,9 @@ public sealed class GptDemoProcessTests(ITestOutputHelper output)
                 Assert.Equal(r.ExampleIds.Count, r.ExampleSourceIds!.Count);
                 Assert.All(r.ExampleSourceIds, s => Assert.Contains(s, r.SourceIds));
                 Assert.True(r.ExampleIds.Count >= 3);
+                // The demo's Scorer serves normalize=relative: source scores are shares of the positive relative influence.
+                Assert.All(r.SourceScores, s => Assert.InRange(s, 0f, 1f));
+                Assert.True(r.SourceScores.All(s => s == 0) || Math.Abs(r.SourceScores.Sum() - 1) < 1e-4, string.Join(", ", r.SourceScores));
             }
 
             // A second run reuses the trained model.

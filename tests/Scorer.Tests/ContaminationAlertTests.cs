@@ -41,7 +41,7 @@ public sealed class ContaminationAlertTests : IDisposable
     private static ContaminationVerdict? Evaluate(AlertPolicy policy, LanguageModelScorer scorer, SpanIndex index, ModelQuery query)
     {
         var scores = scorer.Score([query]);
-        var spans = new SpanLookup(scorer, index, new SpanQueryOptions(MinLength: 8)).Find(query);
+        var spans = new SpanLookup(scorer, new CorpusMatcher(index, ByteTokenizer.Instance), new CorpusMatchOptions(MinTokens: 8)).Find(query);
         return policy.Evaluate(scores.SourceRow(0).Span, scorer.SourceIds, scores.ExampleRow(0).Span, scorer.ExampleNorms.Span, scorer.ExampleIds, scorer.ExampleSourceIds, spans);
     }
 
@@ -81,22 +81,31 @@ public sealed class ContaminationAlertTests : IDisposable
     public void The_span_only_policy_reads_no_attribution_and_a_higher_threshold_silences_a_partial_copy()
     {
         var (scorer, index) = Build();
-        var spanOnly = new ScorerOptions { Contamination = { Evidence = "span" } };
-        var options = spanOnly.Contamination.ToPolicyOptions();
-        Assert.Equal([12.0, 0, 2, 0, 0, 0], options.Weights);
-        // 11 of 21 tokens copied: coverage 0.52, z = -8 + 12·0.52 + 2 = 0.29, score 0.57.
+        Assert.Equal([12.0, 0, 2, 0, 0, 0, 0, 0, 0], new ScorerOptions { Contamination = { Evidence = "span" } }.Contamination.ToPolicyOptions().Weights);
+        // Stage one with a calibrated weight on the normalised-text overlap.
+        var spanOnly = new ScorerOptions { Contamination = { Evidence = "span", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0] } };
+        // 11 of 21 tokens copied (exact coverage 0.52, found once); the text is "zzzzzzzzzzthe dog ran" (prompt and
+        // completion joined as sent), whose normalised words dog and ran document 1004 holds: overlap by rarity
+        // 2 ln(6/2) over that plus ln(6/1) for the unknown first word (5 documents).
+        double held = 2 * Math.Log(3), overlap = held / (held + Math.Log(6));
         var partial = ModelQuery.FromText("half", "gpt-run@300", "bytes", "zzzzzzzzzz", "the dog ran", default);
         var verdict = Evaluate(AlertPolicy.From(spanOnly), scorer, index, partial);
         Assert.NotNull(verdict);
-        Assert.Equal(1 / (1 + Math.Exp(-(-8 + (12 * 11.0 / 21) + 2))), verdict.Score, 9);
-        Assert.Null(Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "span", Threshold = 0.6 } }), scorer, index, partial));
+        double z = -8 + (12 * 11.0 / 21) + 2 + (12 * overlap);
+        Assert.Equal(1 / (1 + Math.Exp(-z)), verdict.Score, 9);
+        Assert.Contains(1004L, verdict.Evidence!.DocumentIds);
+        Assert.Null(Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "span", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0], Threshold = 0.9999 } }), scorer, index, partial));
+        Assert.Contains("does not read it", Assert.Throws<ArgumentException>(() => new ScorerOptions { Contamination = { Evidence = "exact", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0] } }.Contamination.ToPolicyOptions()).Message);
+        // The stated rule (and exact spans alone) weigh no text feature: z = -8 + 12·0.52 + 2 = 0.29, score 0.57.
+        var exact = Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "exact" } }), scorer, index, partial);
+        Assert.Equal(1 / (1 + Math.Exp(-(-8 + (12 * 11.0 / 21) + 2))), exact!.Score, 9);
     }
 
     [Fact]
     public void An_image_query_whose_flagged_example_stands_out_by_relative_influence_alerts_on_attribution_alone()
     {
         // Attribution-only weights: the flagged share of positive relative influence decides.
-        var calibrated = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 10], Bias = -5, Threshold = 0.5 };
+        var calibrated = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 10, 0, 0, 0], Bias = -5, Threshold = 0.5 };
         var policy = new AlertPolicy([], [12], 0.5, 1.05, calibrated);
         long[] ids = [10, 11, 12, 13];
         // Relative influence 1, 2, 6, 1 (example 11's raw 8 has a response of norm 4): flagged 12 holds 6/10.
@@ -107,6 +116,38 @@ public sealed class ContaminationAlertTests : IDisposable
         Assert.Equal("", verdict.Evidence.MatchedSpan);
         // Flagged 12 at 2 of 6: share 1/3, below the threshold's 0.5.
         Assert.Null(policy.Evaluate([1f], [0], [1f, 8f, 2f, 1f], [1f, 4f, 1f, 1f], ids));
+    }
+
+    [Fact]
+    public void AlertCalibration_fits_attribution_weights_on_held_back_leaked_queries_and_the_threshold_on_clean_ones()
+    {
+        var (scorer, _) = Build();
+        // Documents 1001 and 1004 are the flagged (leaked) items; the policy starts from one feature, the flagged share.
+        var start = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 1, 0, 0, 0], Bias = 0 };
+        var policy = new AlertPolicy([], [1001, 1004], 0.5, 0, start);
+        var leaked = new List<ModelQuery>();
+        foreach (var (doc, cuts) in new[] { (Documents[0], new[] { 4, 8, 12, 16 }), (Documents[3], new[] { 3, 5, 7 }) })
+        {
+            leaked.AddRange(cuts.Select(c => ModelQuery.FromText($"leak-{leaked.Count}", "gpt-run@300", "bytes", doc[..c], doc[c..], default)));
+        }
+
+        var rng = new Engine.Rng(5);
+        var clean = Enumerable.Range(0, 39).Select(i =>
+        {
+            var text = new string([.. Enumerable.Range(0, 12 + rng.NextInt(8)).Select(_ => "abcdefghijklmnopqrstuvwxyz  "[rng.NextInt(28)])]);
+            return ModelQuery.FromText($"clean-{i}", "gpt-run@300", "bytes", text[..6], text[6..], default);
+        }).ToList();
+
+        var (fitted, cleanScores, leakedScores) = AlertCalibration.Fit(scorer, policy, clean, leaked, 0.05);
+        var o = fitted.Calibrated.Options;
+        Assert.Equal(ContaminationEvidenceKind.Attribution, o.Evidence);
+        Assert.All(Enumerable.Range(0, ContaminationFeatures.Count).Where(k => ContaminationFeatures.Kinds[k] != ContaminationEvidenceKind.Attribution), k => Assert.Equal(0, o.Weights[k]));
+        Assert.Contains(o.Weights, w => w != 0);
+        // Conformal threshold: k = ⌊0.05 · 40⌋ − 1 = 1 clean calibration score may lie above it.
+        Assert.True(cleanScores.Count(x => x > o.Threshold) <= 1, $"{cleanScores.Count(x => x > o.Threshold)} clean above {o.Threshold}");
+        Assert.Equal(ContaminationCalibration.ThresholdForFalseAlertRate(cleanScores, 0.05), o.Threshold, 12);
+        // Copies of the flagged documents score above the random strings on average under the fitted weights.
+        Assert.True(leakedScores.Average() > cleanScores.Average(), $"leaked {leakedScores.Average()} vs clean {cleanScores.Average()}");
     }
 
     private SpanIndexPublished Write(SpanIndex index, string? checksum = null)
@@ -125,6 +166,9 @@ public sealed class ContaminationAlertTests : IDisposable
         var reference = Write(index);
         var loaded = SpanIndexCatalog.Load(reference, 1L << 20);
         Assert.Equal(("gpt-run@300", "bytes", 5), (loaded.Version, loaded.Tokenizer, loaded.Index.DocumentCount));
+        // The normalised-text index is derived from the same documents ("0123456789" has no word).
+        Assert.Equal((5, 14L), (loaded.Matcher.Text.DocumentCount, loaded.Matcher.Text.WordCount));
+        Assert.Contains("tokenizer 'nope'", Assert.Throws<SpanIndexLoadException>(() => SpanIndexCatalog.Load(reference with { Tokenizer = "nope" }, 1L << 20)).Message);
         var catalog = new SpanIndexCatalog();
         catalog.Add(loaded);
         Assert.Same(loaded, catalog.For("gpt-run@300"));

@@ -9,8 +9,11 @@ namespace Attribution.Attribution.Contamination;
 public static class ContaminationCalibration
 {
     /// <summary>
-    /// The threshold at which at most ⌊<paramref name="falseAlertRate"/> · n⌋ of the <paramref name="cleanScores"/>
-    /// lie strictly above it: the (k+1)-th largest clean score, k = ⌊rate · n⌋ (ties only lower the count).
+    /// The threshold that holds the false-alert rate on NEW clean queries at most <paramref name="falseAlertRate"/>
+    /// (split-conformal: a new clean query exchangeable with the n calibration ones scores strictly above the (k+1)-th
+    /// largest calibration score with probability at most (k+1)/(n+1)): the (k+1)-th largest clean score with
+    /// k = ⌊rate · (n+1)⌋ − 1, so at most k calibration scores lie above it (ties only lower the count). When
+    /// rate · (n+1) &lt; 1 no k meets the bound and the threshold is the largest clean score (too few clean queries).
     /// </summary>
     /// <exception cref="ArgumentException">No clean scores, a non-finite score, or a rate outside [0, 1).</exception>
     public static double ThresholdForFalseAlertRate(IReadOnlyList<double> cleanScores, double falseAlertRate)
@@ -32,8 +35,8 @@ public static class ContaminationCalibration
         }
 
         var sorted = cleanScores.OrderDescending().ToArray();
-        int k = (int)Math.Floor(falseAlertRate * sorted.Length + 1e-9);
-        return sorted[Math.Min(k, sorted.Length - 1)];
+        int k = (int)Math.Floor((falseAlertRate * (sorted.Length + 1)) + 1e-9) - 1;
+        return sorted[Math.Clamp(k, 0, sorted.Length - 1)];
     }
 
     /// <summary><paramref name="options"/> with the threshold for <paramref name="falseAlertRate"/> on the clean calibration queries' evidence.</summary>

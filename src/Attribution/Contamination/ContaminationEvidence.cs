@@ -3,7 +3,8 @@ using Attribution.Attribution.Spans;
 namespace Attribution.Attribution.Contamination;
 
 /// <summary>
-/// Stage-one evidence for one query: its longest exact span shared with the training corpus (<see cref="SpanIndex"/>).
+/// Stage-one evidence for one query: its longest exact span shared with the training corpus (<see cref="SpanIndex"/>),
+/// and what it shares with the corpus once layout is ignored (<see cref="Text"/>: normalised words, near-duplicate overlap).
 /// </summary>
 /// <param name="QueryLength">Tokens in the query the spans were searched in (at least 1).</param>
 /// <param name="QueryStart">Position of the longest span in the query (0 when there is none).</param>
@@ -41,6 +42,12 @@ public sealed record SpanEvidence(int QueryLength, int QueryStart, int Length, i
         return best is null ? None(queryLength) : new SpanEvidence(queryLength, best.QueryStart, best.Length, best.Count, best.Documents);
     }
 
+    /// <summary>The normalised-text match (<see cref="NormalizedTextIndex"/>); <see cref="TextMatch.None"/> when it was not searched.</summary>
+    public TextMatch Text { get; init; } = TextMatch.None;
+
+    /// <summary>Every training document stage one names: the exact span's, then the normalised-text match's, distinct.</summary>
+    public IReadOnlyList<SpanDocument> AllDocuments => [.. Documents.Concat(Text.Documents).DistinctBy(d => d.Id)];
+
     /// <summary>Share of the query the longest span covers, in [0, 1].</summary>
     public double Coverage => QueryLength > 0 ? Math.Min(1.0, (double)Length / QueryLength) : 0;
 
@@ -61,8 +68,22 @@ public sealed record SpanEvidence(int QueryLength, int QueryStart, int Length, i
 /// <param name="FlaggedDocumentIds">Flagged documents with a positive score, strongest first (at most the cap given to <see cref="From"/>).</param>
 public sealed record AttributionEvidence(double TopShare, double TopZ, double FlaggedShare, long TopDocumentId, int TopSourceId, IReadOnlyList<long> FlaggedDocumentIds)
 {
+    /// <summary>
+    /// Largest |<see cref="FlaggedLead"/>|: a lead of e (2.7x) or more counts as much as any, so the feature says
+    /// mainly whether a flagged document leads (the demo's old example-lead rule asked for 1.05x) and a clean query's
+    /// far-behind flagged documents do not dominate a linear fit.
+    /// </summary>
+    public const double LeadCap = 1;
+
     /// <summary>No attribution ran for the query (the span-only policy, or a method that failed).</summary>
     public static AttributionEvidence None { get; } = new(0, 0, 0, -1, -1, []);
+
+    /// <summary>
+    /// How far the best flagged document leads the best unflagged one: ln(best flagged score ÷ best unflagged score),
+    /// clamped to ±<see cref="LeadCap"/>; −cap when no flagged document scores above 0, +cap when only flagged ones do
+    /// (0 when no attribution ran). A query copying a flagged training item puts its own copy first.
+    /// </summary>
+    public double FlaggedLead { get; init; }
 
     /// <summary>
     /// The evidence of one query's scores. A document is flagged when its id is in <paramref name="flaggedDocuments"/>
@@ -92,7 +113,7 @@ public sealed record AttributionEvidence(double TopShare, double TopZ, double Fl
         }
 
         int top = 0;
-        double sum = 0, positive = 0, flagged = 0;
+        double sum = 0, positive = 0, flagged = 0, bestFlagged = double.NegativeInfinity, bestOther = double.NegativeInfinity;
         var hits = new List<(long Id, float Score)>();
         for (int i = 0; i < scores.Length; i++)
         {
@@ -108,10 +129,20 @@ public sealed record AttributionEvidence(double TopShare, double TopZ, double Fl
                 top = i;
             }
 
+            bool isFlagged = (flaggedDocuments?.Contains(documentIds[i]) ?? false) || (flaggedSources?.Contains(sourceIds[i]) ?? false);
+            if (isFlagged)
+            {
+                bestFlagged = Math.Max(bestFlagged, s);
+            }
+            else
+            {
+                bestOther = Math.Max(bestOther, s);
+            }
+
             if (s > 0)
             {
                 positive += s;
-                if ((flaggedDocuments?.Contains(documentIds[i]) ?? false) || (flaggedSources?.Contains(sourceIds[i]) ?? false))
+                if (isFlagged)
                 {
                     flagged += s;
                     hits.Add((documentIds[i], s));
@@ -130,6 +161,7 @@ public sealed record AttributionEvidence(double TopShare, double TopZ, double Fl
         double z = sd > 0 ? (scores[top] - mean) / sd : 0;
         double topShare = positive > 0 && scores[top] > 0 ? scores[top] / positive : 0;
         var ids = hits.OrderByDescending(h => h.Score).ThenBy(h => h.Id).Take(maxFlagged).Select(h => h.Id).ToArray();
-        return new AttributionEvidence(topShare, z, positive > 0 ? flagged / positive : 0, documentIds[top], sourceIds[top], ids);
+        double lead = !(bestFlagged > 0) ? -LeadCap : !(bestOther > 0) ? LeadCap : Math.Clamp(Math.Log(bestFlagged / bestOther), -LeadCap, LeadCap);
+        return new AttributionEvidence(topShare, z, positive > 0 ? flagged / positive : 0, documentIds[top], sourceIds[top], ids) { FlaggedLead = lead };
     }
 }

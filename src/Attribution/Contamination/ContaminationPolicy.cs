@@ -14,11 +14,11 @@ namespace Attribution.Attribution.Contamination;
 /// <param name="Attribution">Stage-two evidence.</param>
 public sealed record ContaminationAssessment(double Score, double Threshold, bool Alert, SpanEvidence Span, AttributionEvidence Attribution)
 {
-    /// <summary>Training document ids the alert names: the span's documents, then the flagged documents by influence, distinct.</summary>
-    public IReadOnlyList<long> DocumentIds => [.. Span.Documents.Select(d => d.Id).Concat(Attribution.FlaggedDocumentIds).Distinct()];
+    /// <summary>Training document ids the alert names: stage one's documents (exact span, then normalised text), then the flagged documents by influence, distinct.</summary>
+    public IReadOnlyList<long> DocumentIds => [.. Span.AllDocuments.Select(d => d.Id).Concat(Attribution.FlaggedDocumentIds).Distinct()];
 
-    /// <summary>Sources of the span's documents, distinct, ascending.</summary>
-    public IReadOnlyList<int> SourceIds => [.. Span.Documents.Select(d => d.SourceId).Distinct().Order()];
+    /// <summary>Sources of stage one's documents, distinct, ascending.</summary>
+    public IReadOnlyList<int> SourceIds => [.. Span.AllDocuments.Select(d => d.SourceId).Distinct().Order()];
 }
 
 /// <summary>
@@ -72,17 +72,18 @@ public sealed class ContaminationPolicy
         double score = Score(span, attribution);
         int cap = Options.MaxEvidenceDocuments;
         var shownSpan = span.Documents.Count > cap ? span with { Documents = [.. span.Documents.Take(cap)] } : span;
+        shownSpan = span.Text.Documents.Count > cap ? shownSpan with { Text = span.Text with { Documents = [.. span.Text.Documents.Take(cap)] } } : shownSpan;
         var shownAttribution = attribution.FlaggedDocumentIds.Count > cap ? attribution with { FlaggedDocumentIds = [.. attribution.FlaggedDocumentIds.Take(cap)] } : attribution;
         return new ContaminationAssessment(score, Options.Threshold, score > Options.Threshold, shownSpan, shownAttribution);
     }
 
     /// <summary>
-    /// The span stage's documents as the flagged set for the attribution stage: what the two-stage design hands from
-    /// stage one to stage two when monitoring has flagged nothing itself.
+    /// The span stage's documents (exact span and normalised-text match) as the flagged set for the attribution stage:
+    /// what the two-stage design hands from stage one to stage two when monitoring has flagged nothing itself.
     /// </summary>
     public static IReadOnlySet<long> SpanDocuments(SpanEvidence span)
     {
         ArgumentNullException.ThrowIfNull(span);
-        return span.Documents.Select(d => d.Id).ToHashSet();
+        return span.AllDocuments.Select(d => d.Id).ToHashSet();
     }
 }

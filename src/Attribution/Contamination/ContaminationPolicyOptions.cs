@@ -4,32 +4,43 @@ namespace Attribution.Attribution.Contamination;
 [Flags]
 public enum ContaminationEvidenceKind
 {
-    /// <summary>Stage one only: exact spans shared with the training corpus.</summary>
+    /// <summary>Exact spans of token ids shared with the training corpus (stage one).</summary>
     Span = 1,
 
     /// <summary>Stage two only: attribution scores over the training documents.</summary>
     Attribution = 2,
 
+    /// <summary>The normalised-text match with the training corpus: runs of normalised words, rarity-weighted word overlap (stage one).</summary>
+    Text = 4,
+
+    /// <summary>All of stage one: exact spans and the normalised-text match.</summary>
+    StageOne = Span | Text,
+
     /// <summary>Both stages, combined into one score.</summary>
-    Combined = Span | Attribution,
+    Combined = Span | Text | Attribution,
 }
 
 /// <summary>
 /// The features a contamination score combines, in the order of <see cref="ContaminationPolicyOptions.Weights"/>:
-/// span coverage (longest span ÷ query length), ln(1 + span length), span rarity (1 ÷ corpus count), the top
-/// document's share of positive influence, the top score's standing (signed ln(1 + |z|)) and the flagged documents'
-/// share of positive influence.
+/// span coverage (longest exact span ÷ query length), ln(1 + span length), span rarity (1 ÷ corpus count), the top
+/// document's share of positive influence, the top score's standing (signed ln(1 + |z|)), the flagged documents'
+/// share of positive influence, then the normalised-text match (<see cref="Spans.TextMatch"/>): the longest run of
+/// normalised words ÷ the query's words, and the rarity-weighted word overlap with the best document; last how far the
+/// best flagged document leads the best unflagged one (<see cref="AttributionEvidence.FlaggedLead"/>).
 /// </summary>
 public static class ContaminationFeatures
 {
     /// <summary>Feature names, in weight order.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["span_coverage", "span_log_length", "span_rarity", "attr_top_share", "attr_top_z", "attr_flagged_share"];
+    public static IReadOnlyList<string> Names { get; } =
+        ["span_coverage", "span_log_length", "span_rarity", "attr_top_share", "attr_top_z", "attr_flagged_share", "text_coverage", "text_overlap", "attr_flagged_lead"];
 
     /// <summary>The stage each feature belongs to, aligned with <see cref="Names"/>.</summary>
     public static IReadOnlyList<ContaminationEvidenceKind> Kinds { get; } =
     [
         ContaminationEvidenceKind.Span, ContaminationEvidenceKind.Span, ContaminationEvidenceKind.Span,
         ContaminationEvidenceKind.Attribution, ContaminationEvidenceKind.Attribution, ContaminationEvidenceKind.Attribution,
+        ContaminationEvidenceKind.Text, ContaminationEvidenceKind.Text,
+        ContaminationEvidenceKind.Attribution,
     ];
 
     /// <summary>Number of features.</summary>
@@ -44,6 +55,8 @@ public static class ContaminationFeatures
         [
             span.Coverage, Math.Log(1 + span.Length), span.Rarity,
             attribution.TopShare, Math.Sign(attribution.TopZ) * Math.Log(1 + Math.Abs(attribution.TopZ)), attribution.FlaggedShare,
+            span.Text.Coverage, span.Text.Overlap,
+            attribution.FlaggedLead,
         ];
     }
 
@@ -55,13 +68,14 @@ public static class ContaminationFeatures
 /// Configuration of the two-stage contamination policy: score = logistic(bias + Σ weight·feature) over
 /// <see cref="ContaminationFeatures"/>, an alert when the score exceeds <see cref="Threshold"/>. The defaults are a
 /// stated, uncalibrated rule (an alert when the longest exact span covers about half the query or more and is rare, or
-/// when flagged documents carry most of the influence); <see cref="ContaminationCalibration"/> fits the weights on a
+/// when flagged documents carry most of the influence; the normalised-text features weigh 0 until calibrated, since how
+/// much word overlap a clean query has depends on the corpus: short queries of common words overlap a lot); <see cref="ContaminationCalibration"/> fits the weights on a
 /// calibration split and picks the threshold for a target false-alert rate.
 /// </summary>
 public sealed record ContaminationPolicyOptions
 {
     /// <summary>The stated rule's weights (see <see cref="ContaminationFeatures.Names"/>).</summary>
-    public static IReadOnlyList<double> DefaultWeights { get; } = [12, 0, 2, 2, 0, 4];
+    public static IReadOnlyList<double> DefaultWeights { get; } = [12, 0, 2, 2, 0, 4, 0, 0, 0];
 
     /// <summary>Which stages the policy reads; weights of the other stage's features must be 0.</summary>
     public ContaminationEvidenceKind Evidence { get; init; } = ContaminationEvidenceKind.Combined;
@@ -81,9 +95,9 @@ public sealed record ContaminationPolicyOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the field and the fix when a value cannot be used.</summary>
     public void Validate()
     {
-        if (Evidence is not (ContaminationEvidenceKind.Span or ContaminationEvidenceKind.Attribution or ContaminationEvidenceKind.Combined))
+        if (Evidence == 0 || (Evidence & ~ContaminationEvidenceKind.Combined) != 0)
         {
-            throw new ArgumentException($"ContaminationPolicyOptions.Evidence is {Evidence}; use Span, Attribution or Combined.", nameof(Evidence));
+            throw new ArgumentException($"ContaminationPolicyOptions.Evidence is {Evidence}; use Span, Text, Attribution or a combination (StageOne, Combined).", nameof(Evidence));
         }
 
         if (Weights is null || Weights.Count != ContaminationFeatures.Count)

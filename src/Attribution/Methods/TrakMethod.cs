@@ -51,9 +51,7 @@ public sealed class TrakMethod : IAttributionMethod
 {
     private readonly TrakOptions _options;
     private AttributionProblem? _problem;
-    private float[]? _projection;
-    private int[]? _buckets;
-    private float[]? _signs;
+    private RandomProjection? _projection;
     private readonly List<(float[] Theta, float[] PhiTilde, float[] LinvT, float[] Q)> _models = [];
 
     /// <summary>Creates TRAK with the given options.</summary>
@@ -72,8 +70,7 @@ public sealed class TrakMethod : IAttributionMethod
     public double Ridge { get; private set; }
 
     /// <inheritdoc />
-    public long StateBytes => ((_projection?.LongLength ?? 0) + (_buckets?.LongLength ?? 0) + (_signs?.LongLength ?? 0)
-        + _models.Sum(m => (long)m.PhiTilde.Length + m.LinvT.Length + m.Q.Length)) * sizeof(float);
+    public long StateBytes => (_projection?.Bytes ?? 0) + (_models.Sum(m => (long)m.PhiTilde.Length + m.LinvT.Length + m.Q.Length) * sizeof(float));
 
     /// <inheritdoc />
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
@@ -84,7 +81,7 @@ public sealed class TrakMethod : IAttributionMethod
     {
         ArgumentNullException.ThrowIfNull(problem);
         int p = problem.ParameterCount, k = _options.ProjectionDim, n = problem.Count;
-        BuildProjection(p, k);
+        _projection = new RandomProjection(_options.Projector, p, k, _options.SjltNonzeros, _options.Seed);
         _models.Clear();
         if (_options.Models > problem.Checkpoints.Count)
         {
@@ -96,7 +93,7 @@ public sealed class TrakMethod : IAttributionMethod
         {
             cancellationToken.ThrowIfCancellationRequested();
             var train = problem.CreateModel(theta).PerExampleGradients(problem.Training, problem.Measurement);
-            var phi = Project(train, cancellationToken);
+            var phi = _projection.Project(train, cancellationToken);
             var kernel = new float[k * k];
             Blas.Gemm(true, false, k, k, n, 1f, phi, phi, 0f, kernel);
             var kd = new double[k * k];
@@ -182,7 +179,7 @@ public sealed class TrakMethod : IAttributionMethod
         {
             cancellationToken.ThrowIfCancellationRequested();
             var g = problem.CreateModel(theta).PerExampleGradients(queries.Batch, queries.Output);
-            var phiQ = Project(g, cancellationToken);
+            var phiQ = _projection!.Project(g, cancellationToken);
             Blas.Gemm(false, false, nq, k, k, 1f, phiQ, linvT, 0f, psi);
             Blas.Gemm(false, true, nq, n, k, 1f, psi, phiTilde, 0f, part);
             for (int r = 0; r < nq; r++)
@@ -196,73 +193,5 @@ public sealed class TrakMethod : IAttributionMethod
 
         TensorPrimitives.Multiply(scores, 1f / Math.Max(1, _models.Count), scores);
         return new ScoreMatrix(scores, nq, n, problem.SourceIds, problem.SourceCount);
-    }
-
-    private void BuildProjection(int p, int k)
-    {
-        var rng = new Rng(_options.Seed);
-        if (_options.Projector == TrakProjector.Gaussian)
-        {
-            if (_projection is null || _projection.LongLength != (long)p * k)
-            {
-                _projection = new float[(long)p * k];
-                rng.FillNormal(_projection, 0f, 1f / MathF.Sqrt(k));
-            }
-
-            return;
-        }
-
-        int s = _options.SjltNonzeros;
-        _buckets = new int[p * s];
-        _signs = new float[p * s];
-        float scale = 1f / MathF.Sqrt(s);
-        for (int i = 0; i < p * s; i++)
-        {
-            _buckets[i] = rng.NextInt(k);
-            _signs[i] = (rng.NextUInt64() & 1) == 0 ? scale : -scale;
-        }
-    }
-
-    // Φ = G P for the rows of a factored gradient set, materialising dense gradients in chunks.
-    private float[] Project(GradientFactors g, CancellationToken cancellationToken)
-    {
-        int p = g.ParameterCount, k = _options.ProjectionDim, rows = g.Rows;
-        var phi = new float[(long)rows * k];
-        const int chunk = 128;
-        var dense = new float[(long)Math.Min(chunk, Math.Max(rows, 1)) * p];
-        for (int start = 0; start < rows; start += chunk)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            int count = Math.Min(chunk, rows - start);
-            g.Dense(start, count, dense);
-            if (_options.Projector == TrakProjector.Gaussian)
-            {
-                Blas.Gemm(false, false, count, k, p, 1f, dense, _projection, 0f, phi.AsSpan(start * k, count * k));
-            }
-            else
-            {
-                int s = _options.SjltNonzeros;
-                for (int i = 0; i < count; i++)
-                {
-                    var row = dense.AsSpan(i * p, p);
-                    var dst = phi.AsSpan((start + i) * k, k);
-                    for (int j = 0; j < p; j++)
-                    {
-                        float v = row[j];
-                        if (v == 0f)
-                        {
-                            continue;
-                        }
-
-                        for (int t = 0; t < s; t++)
-                        {
-                            dst[_buckets![j * s + t]] += _signs![j * s + t] * v;
-                        }
-                    }
-                }
-            }
-        }
-
-        return phi;
     }
 }

@@ -68,6 +68,21 @@ public sealed class SpanIndex
     /// <summary>Bytes held by the index's arrays.</summary>
     public long MemoryBytes => (4L * (_text.Length + _suffixes.Length + _starts.Length + _sources.Length)) + (8L * _ids.Length);
 
+    /// <summary>The token ids of document <paramref name="index"/> (its position in the list the index was built from).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is not a document's position.</exception>
+    public ReadOnlySpan<int> DocumentTokens(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, _ids.Length);
+        return _text.AsSpan(_starts[index], _starts[index + 1] - _starts[index] - 1);
+    }
+
+    /// <summary>The caller's id of document <paramref name="index"/>.</summary>
+    public long DocumentId(int index) => _ids[index];
+
+    /// <summary>The source of document <paramref name="index"/>.</summary>
+    public int DocumentSource(int index) => _sources[index];
+
     /// <summary>Builds the index.</summary>
     /// <param name="documents">Token ids of each document (non-negative).</param>
     /// <param name="ids">Stable id of each document (distinct).</param>

@@ -35,6 +35,7 @@ internal static class ContaminationEval
         var epochs = new Option<int>("--epochs") { Description = "Training epochs per run.", DefaultValueFactory = _ => 3 };
         var lr = new Option<float>("--lr") { Description = "AdamW peak learning rate (warm-up 20 steps, cosine to 0).", DefaultValueFactory = _ => 3e-3f };
         var minSpan = new Option<int>("--min-span") { Description = "Shortest span reported by the span stage (tokens).", DefaultValueFactory = _ => 10 };
+        var minWords = new Option<int>("--min-words") { Description = "Shortest run of normalised words reported by the span stage.", DefaultValueFactory = _ => 3 };
         var dedup = new Option<int>("--dedup-span") { Description = "Drop a drawn item whose canonical text shares a span this long with the clean training corpus.", DefaultValueFactory = _ => 24 };
         var methods = new Option<string>("--methods") { Description = "Semicolon-separated attribution method specs (name:key=value,...).", DefaultValueFactory = _ => DefaultMethods };
         var falseAlerts = new Option<double>("--false-alert-rate") { Description = "Target false-alert rate the thresholds are calibrated for.", DefaultValueFactory = _ => 0.01 };
@@ -43,7 +44,7 @@ internal static class ContaminationEval
         var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/contamination" };
         var cache = new Option<string>("--cache") { Description = "Trained-model cache folder.", DefaultValueFactory = _ => ".cache/contamination" };
         var command = new Command("contamination", "Contamination benchmark: inject held-out Q/A items (verbatim, reformatted, paraphrased) at rates x multiplicities into GPT training, then recall at a calibrated false-alert rate and AUROC for span, attribution and combined evidence.");
-        foreach (var o in new Option[] { corpus, dictionary, train, clean, rates, multiplicities, dModel, layers, heads, context, epochs, lr, minSpan, dedup, methods, falseAlerts, folds, seed, output, cache })
+        foreach (var o in new Option[] { corpus, dictionary, train, clean, rates, multiplicities, dModel, layers, heads, context, epochs, lr, minSpan, minWords, dedup, methods, falseAlerts, folds, seed, output, cache })
         {
             command.Options.Add(o);
         }
@@ -71,13 +72,13 @@ internal static class ContaminationEval
 
                 options = new ContaminationOptions(parse.GetValue(corpus)!, parse.GetValue(dictionary)!, config, recipe, parse.GetValue(train), parse.GetValue(clean),
                     ParseList(parse.GetValue(rates)!, "--rates", double.Parse), ParseList(parse.GetValue(multiplicities)!, "--multiplicities", int.Parse),
-                    parse.GetValue(minSpan), parse.GetValue(dedup), specs, parse.GetValue(falseAlerts), parse.GetValue(folds), parse.GetValue(seed), parse.GetValue(cache)!);
+                    parse.GetValue(minSpan), parse.GetValue(minWords), parse.GetValue(dedup), specs, parse.GetValue(falseAlerts), parse.GetValue(folds), parse.GetValue(seed), parse.GetValue(cache)!);
                 Require(options.TrainDocuments >= 100, "--train must be at least 100.");
                 Require(options.CleanItems >= 20, "--clean must be at least 20 (the false-alert threshold needs clean calibration queries).");
                 Require(options.Rates.Count > 0 && options.Multiplicities.Count > 0, "--rates and --multiplicities need at least one value each.");
                 Require(options.Rates.All(r => r is > 0 and < 1), "--rates must lie strictly between 0 and 1.");
                 Require(options.Multiplicities.All(m => m >= 1), "--multiplicities must be at least 1.");
-                Require(options.MinSpan >= 1 && options.DedupSpan >= 1, "--min-span and --dedup-span must be at least 1.");
+                Require(options.MinSpan >= 1 && options.MinWords >= 1 && options.DedupSpan >= 1, "--min-span, --min-words and --dedup-span must be at least 1.");
                 Require(options.FalseAlertRate is >= 0 and < 1, "--false-alert-rate must lie in [0, 1).");
                 Require(options.Folds >= 2, "--folds must be at least 2.");
                 Require(File.Exists(options.Dictionary), $"--dictionary {options.Dictionary} does not exist; install dict-gcide (apt-get install dict-gcide) or name another dictd .index file.");

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Attribution.Attribution;
+using Attribution.Attribution.Contamination;
 using Attribution.Attribution.Spans;
 using Attribution.Cli.Evaluation;
 using Attribution.Contracts;
@@ -12,8 +13,8 @@ namespace Attribution.Cli.Commands;
 
 /// <summary>
 /// <c>./pipeline bench contamination-stages</c>: the per-query CPU cost of each stage of the Scorer's contamination path
-/// on a GPT run, with the Scorer's own objects: the span lookup (the query's tokens in the training documents' exact-span
-/// index), the attribution readout (<see cref="LanguageModelScorer.Score"/>, one query per call, as a batch of one) and the
+/// on a GPT run, with the Scorer's own objects: the span stage (the query's tokens in the training documents' exact-span
+/// index and their normalised words in its <see cref="NormalizedTextIndex"/>), the attribution readout (<see cref="LanguageModelScorer.Score"/>, one query per call, as a batch of one) and the
 /// two-stage policy (<see cref="AlertPolicy.Evaluate"/>). Queries: half copy a training document (prompt and completion
 /// cut from it: a verbatim leak), half are the run's held-out documents. Process CPU time per query of each stage,
 /// each stage run over all queries until it used a second of CPU, after one untimed pass.
@@ -63,12 +64,15 @@ internal static class ContaminationStagesBench
             clock.Restart();
             var index = SpanIndex.Build(framed, [.. training.Select(d => d.Id)], [.. training.Select(d => d.SourceId)]);
             double build = clock.Elapsed.TotalSeconds;
+            clock.Restart();
+            var matcher = new CorpusMatcher(index, lm.Tokenizer);
+            double textBuild = clock.Elapsed.TotalSeconds;
             var version = "bench@0";
             var scorer = new LanguageModelScorer(version, method, lm.Config, lm.Tokenizer, [.. training.Select(d => d.Id)], [.. training.Select(d => d.SourceId)],
                 [.. lm.Corpus.Sources.Select(s => (long)s.Id)], [.. lm.Corpus.Sources.Select(s => s.Name)]);
             var scorerOptions = new ScorerOptions();
             var policy = AlertPolicy.From(scorerOptions);
-            var spans = new SpanLookup(scorer, index, new SpanQueryOptions(scorerOptions.Contamination.SpanMinLength, scorerOptions.Contamination.MaxEvidenceDocuments));
+            var spans = new SpanLookup(scorer, matcher, scorerOptions.Contamination.MatchOptions());
 
             var queries = Queries(lm, training, framed, count, version);
             var found = queries.Select(q => spans.Find(q.Query)).ToArray(); // also the warm-up
@@ -77,6 +81,8 @@ internal static class ContaminationStagesBench
                 scorer.ExampleIds, scorer.ExampleSourceIds, found[i])).ToArray();
             int alerts = verdicts.Count(v => v is not null), leakedAlerts = verdicts.Where((v, i) => v is not null && queries[i].Leaked).Count();
             // Each stage over all queries, repeated until it has used at least a second of CPU (the process clock ticks in 10 ms).
+            var exactOptions = new SpanQueryOptions(scorerOptions.Contamination.SpanMinLength, scorerOptions.Contamination.MaxEvidenceDocuments);
+            double exact = PerQuery(queries.Count, () => { foreach (var q in queries) { _ = index.Find(scorer.SpanTokens(q.Query), exactOptions); } });
             double span = PerQuery(queries.Count, () => { foreach (var q in queries) { _ = spans.Find(q.Query); } });
             double attribution = PerQuery(queries.Count, () => { foreach (var q in queries) { _ = scorer.Score([q.Query]); } });
             double decide = PerQuery(queries.Count, () =>
@@ -89,16 +95,23 @@ internal static class ContaminationStagesBench
 
             int n = queries.Count;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"contamination-stages: {problem.Architecture}, {training.Length} training documents ({index.TokenCount} tokens; span index built in {build:F2} s, {index.MemoryBytes / 1048576.0:F1} MiB), method {method.Describe()} (precompute {precompute:F1} s), {n} queries ({n / 2} copied from training documents), one thread"));
+                $"contamination-stages: {problem.Architecture}, {training.Length} training documents ({index.TokenCount} tokens; span index built in {build:F2} s, {index.MemoryBytes / 1048576.0:F1} MiB; normalised-text index of {matcher.Text.WordCount} words built in {textBuild:F2} s), method {method.Describe()} (precompute {precompute:F1} s), {n} queries ({n / 2} copied from training documents), one thread"));
             Console.WriteLine("| stage | CPU ms per query | share |");
             Console.WriteLine("|---|---:|---:|");
             double total = span + attribution + decide;
-            foreach (var (stage, ms) in new[] { ("span lookup (tokens + SpanIndex.Find)", span), ("attribution readout (LanguageModelScorer.Score)", attribution), ("policy (AlertPolicy.Evaluate)", decide) })
+            foreach (var (stage, ms) in new[] { ("span stage (SpanLookup.Find: exact spans + normalised text)", span), ("attribution readout (LanguageModelScorer.Score)", attribution), ("policy (AlertPolicy.Evaluate)", decide) })
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {stage} | {ms:F3} | {ms / total:P1} |"));
             }
 
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"of the span stage, exact spans alone (tokens + SpanIndex.Find): {exact:F3} CPU ms per query"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"alerts with the default policy: {alerts} ({leakedAlerts} on the {n / 2} copied queries)"));
+            // The same stated rule without the normalised-text features (what it was before they existed).
+            var exactPolicyOptions = policy.Calibrated.Options with { Weights = [.. policy.Calibrated.Options.Weights.Select((w, k) => ContaminationFeatures.Kinds[k] == ContaminationEvidenceKind.Text ? 0 : w)] };
+            var exactVerdicts = queries.Select((q, i) => policy.With(exactPolicyOptions).Evaluate(scores[i].SourceRow(0).Span, scorer.SourceIds, scores[i].ExampleRow(0).Span, scorer.ExampleNorms.Span,
+                scorer.ExampleIds, scorer.ExampleSourceIds, found[i])).ToArray();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"alerts with the default policy's text weights set to 0: {exactVerdicts.Count(v => v is not null)} ({exactVerdicts.Where((v, i) => v is not null && queries[i].Leaked).Count()} on the copied queries)"));
             return 0;
         }
         catch (Exception e) when (e is ArgumentException or IOException or InvalidOperationException)
@@ -119,7 +132,7 @@ internal static class ContaminationStagesBench
             int split = Math.Max(2, tokens.Length / 3), take = Math.Min(tokens.Length - split, lm.Config.Context / 4);
             if (take >= 1)
             {
-                list.Add((ModelQuery.FromTokens($"copy-{d}", version, lm.Tokenizer.Name, [.. tokens[1..split].Select(t => (long)t)], [.. tokens[split..(split + take)].Select(t => (long)t)], default), true));
+                list.Add((Fitted($"copy-{d}", version, lm, tokens[1..split], tokens[split..(split + take)]), true));
             }
         }
 
@@ -128,7 +141,7 @@ internal static class ContaminationStagesBench
             try
             {
                 var q = lm.Query(v);
-                list.Add((ModelQuery.FromTokens($"held-{v}", version, lm.Tokenizer.Name, [.. q.Prompt[1..].Select(t => (long)t)], [.. q.Completion.Select(t => (long)t)], default), false));
+                list.Add((Fitted($"held-{v}", version, lm, q.Prompt[1..], q.Completion), false));
             }
             catch (ArgumentException)
             {
@@ -137,6 +150,15 @@ internal static class ContaminationStagesBench
         }
 
         return list;
+    }
+
+    // A query of these prompt and completion tokens, the prompt cut to its last tokens so that both fit the context
+    // (what the Scorer asks a client to send; a longer one is refused).
+    private static ModelQuery Fitted(string id, string version, LanguageModelRun lm, int[] prompt, int[] completion)
+    {
+        int keep = Math.Max(0, lm.Config.Context - completion.Length);
+        var kept = prompt.Length > keep ? prompt[(prompt.Length - keep)..] : prompt;
+        return ModelQuery.FromTokens(id, version, lm.Tokenizer.Name, [.. kept.Select(t => (long)t)], [.. completion.Select(t => (long)t)], default);
     }
 
     // CPU milliseconds per query of `pass` (one pass over `n` queries), repeated until it used a second of process CPU

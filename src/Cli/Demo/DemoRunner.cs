@@ -165,8 +165,9 @@ internal static class DemoRunner
         });
         if (settings.CalibrationQueries > 0)
         {
-            // The image path of the two-stage policy: attribution evidence only, one feature (the flagged items' share of
-            // the query's positive relative influence); the threshold is calibrated on clean images before the replay.
+            // The image path of the two-stage policy: attribution evidence only; until the calibration before the replay
+            // fits the weights (held-back leaked items vs clean images), one feature: the flagged items' share of the
+            // query's positive relative influence.
             builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
             {
                 ["Scorer:ExampleLeadRatio"] = "0",
@@ -174,6 +175,7 @@ internal static class DemoRunner
                 ["Scorer:Contamination:Bias"] = "0",
                 ["Scorer:Contamination:Weights:0"] = "0", ["Scorer:Contamination:Weights:1"] = "0", ["Scorer:Contamination:Weights:2"] = "0",
                 ["Scorer:Contamination:Weights:3"] = "0", ["Scorer:Contamination:Weights:4"] = "0", ["Scorer:Contamination:Weights:5"] = "1",
+                ["Scorer:Contamination:Weights:6"] = "0", ["Scorer:Contamination:Weights:7"] = "0", ["Scorer:Contamination:Weights:8"] = "0",
             });
         }
 
@@ -237,15 +239,35 @@ internal static class DemoRunner
         AnsiConsole.MarkupLine($"Probe set complete: [bold]{done.ExampleProbes:N0}[/] example probes and [bold]{done.SourceProbes}[/] source probes for run {Markup.Escape(runId)} at step {step}.");
     }
 
-    /// <summary>The alert threshold for at most 1 % false alerts, chosen on clean test images that are not among the queries.</summary>
+    /// <summary>
+    /// The alert policy fitted on a calibration split, never on the queries: clean test images that are not among the
+    /// queries, and the leaked benchmark items that are not served as queries (the leaked source holds more items than the
+    /// demo replays); the weights of the attribution evidence by logistic fit, the threshold for at most 1 % false alerts
+    /// on the clean ones. Without held-back leaked items only the threshold is calibrated.
+    /// </summary>
     private static void CalibrateAlerts(DemoRun run, DemoSettings settings, ScorerWorker scorer, string version)
     {
+        var norm = run.Manifest.Recipe.Data.Normalization;
         var ids = run.Manifest.Recipe.Data.TestIds.Skip(settings.Queries).Take(settings.CalibrationQueries).ToArray();
-        var images = run.Data.Test.Select(ids, run.Manifest.Recipe.Data.Normalization);
+        var images = run.Data.Test.Select(ids, norm);
         var clean = Enumerable.Range(0, images.Count).Select(i => new ModelQuery($"cal-{i:D5}", version, images.Inputs.AsSpan(i * images.Features, images.Features).ToArray(), null, DateTimeOffset.UtcNow)).ToList();
-        var (policy, scores) = AlertCalibration.Calibrate(scorer.Index.Scorer!, scorer.Alerts, clean, 0.01);
+        var heldBack = run.LeakedExampleIds.Skip(settings.LeakedQueries).Select(id => (int)id).ToArray();
+        var leakedImages = run.Data.Train.Select(heldBack, norm);
+        var leaked = Enumerable.Range(0, leakedImages.Count).Select(i => new ModelQuery($"cal-leak-{i:D3}", version, leakedImages.Inputs.AsSpan(i * leakedImages.Features, leakedImages.Features).ToArray(), null, DateTimeOffset.UtcNow)).ToList();
+        AlertPolicy policy;
+        double[] scores;
+        if (leaked.Count > 0)
+        {
+            (policy, scores, var leakedScores) = AlertCalibration.Fit(scorer.Index.Scorer!, scorer.Alerts, clean, leaked, 0.01);
+            AnsiConsole.MarkupLine($"Alert policy fitted on {leaked.Count} held-back leaked items (never served) and {clean.Count:N0} clean test images held out from the queries: weights ({string.Join(", ", policy.Calibrated.Options.Weights.Select(w => w.ToString("G3", CultureInfo.InvariantCulture)))}), bias {policy.Calibrated.Options.Bias:G3}; {leakedScores.Count(x => x > policy.Calibrated.Options.Threshold)} of the held-back leaked items above the threshold.");
+        }
+        else
+        {
+            (policy, scores) = AlertCalibration.Calibrate(scorer.Index.Scorer!, scorer.Alerts, clean, 0.01);
+        }
+
         scorer.UseAlertPolicy(policy);
-        AnsiConsole.MarkupLine($"Alert threshold [bold]{policy.Calibrated.Options.Threshold:G4}[/] chosen on {clean.Count:N0} clean test images held out from the queries ({scores.Count(x => x > policy.Calibrated.Options.Threshold)} of them above it: at most 1 %).");
+        AnsiConsole.MarkupLine($"Alert threshold [bold]{policy.Calibrated.Options.Threshold:G4}[/] chosen on {clean.Count:N0} clean test images held out from the queries ({scores.Count(x => x > policy.Calibrated.Options.Threshold)} of them above it: a new clean query alerts with probability at most 1 %).");
     }
 
     private sealed record DemoQuery(ModelQuery Query, int Label, long? LeakedExampleId);

@@ -21,6 +21,7 @@ internal sealed record ContaminationOptions(
     IReadOnlyList<double> Rates,
     IReadOnlyList<int> Multiplicities,
     int MinSpan,
+    int MinWords,
     int DedupSpan,
     IReadOnlyList<string> Methods,
     double FalseAlertRate,
@@ -161,12 +162,12 @@ internal sealed class ContaminationRunner(ContaminationOptions options)
                 var (theta, fromCache) = Train(docs, ids, run, rate, multiplicity, cancellationToken);
                 trained += fromCache ? 0 : 1;
                 cached += fromCache ? 1 : 0;
-                var index = SpanIndex.Build(docs, ids, sources);
-                var spanOptions = new SpanQueryOptions(options.MinSpan, 64);
+                var matcher = new CorpusMatcher(SpanIndex.Build(docs, ids, sources), tokenizer);
+                var matchOptions = new CorpusMatchOptions(options.MinSpan, options.MinWords, 64);
                 var runQueries = leaked.Select(l => (Form: (LeakForm?)l.Form, l.Item)).Concat(clean.Select(c => (Form: (LeakForm?)null, Item: c))).ToArray();
                 var tokens = runQueries.Select(q => Frame(tokenizer, BenchmarkItems.Canonical(q.Item))).ToArray();
                 var clock = Stopwatch.StartNew();
-                var spans = tokens.Select(t => SpanEvidence.From(index.Find(t, spanOptions), t.Length)).ToArray();
+                var spans = tokens.Select(t => matcher.Find(t, matchOptions)).ToArray();
                 spanMs += clock.Elapsed.TotalMilliseconds;
                 spanQueries += tokens.Length;
                 var completions = runQueries.Select((q, i) => new CompletionQuery(tokens[i][..(Encoding.UTF8.GetByteCount(BenchmarkItems.Prompt(q.Item)) + 1)],

@@ -5,7 +5,7 @@ using Attribution.Attribution.Contamination;
 namespace Attribution.Cli.Evaluation;
 
 /// <summary>One evidence configuration's cross-fitted scores: span alone, one method alone, or span + one method.</summary>
-internal sealed record ContaminationColumn(string Name, double[] Scores, double[] Thresholds)
+internal sealed record ContaminationColumn(string Name, double[] Scores, double[] Thresholds, ContaminationPolicyOptions Deployed)
 {
     public bool Alert(int query) => Scores[query] > Thresholds[query];
 }
@@ -27,10 +27,11 @@ internal static class ContaminationTable
         {
             var evidence = q.Select(x => (x.Span, method < 0 ? AttributionEvidence.None : x.Attribution[method])).ToArray();
             var (scores, thresholds) = ContaminationCalibration.CrossFit(evidence, leaked, folds, kind, options.FalseAlertRate);
-            columns.Add(new ContaminationColumn(name, scores, thresholds));
+            columns.Add(new ContaminationColumn(name, scores, thresholds, ContaminationCalibration.Fit(evidence, leaked, kind, options.FalseAlertRate)));
         }
 
-        Add("span", ContaminationEvidenceKind.Span, -1);
+        Add("exact span", ContaminationEvidenceKind.Span, -1);
+        Add("span + text", ContaminationEvidenceKind.StageOne, -1);
         for (int m = 0; m < options.Methods.Count; m++)
         {
             Add(options.Methods[m], ContaminationEvidenceKind.Attribution, m);
@@ -38,7 +39,8 @@ internal static class ContaminationTable
 
         for (int m = 0; m < options.Methods.Count; m++)
         {
-            Add("span + " + options.Methods[m], ContaminationEvidenceKind.Combined, m);
+            Add("exact span + " + options.Methods[m], ContaminationEvidenceKind.Span | ContaminationEvidenceKind.Attribution, m);
+            Add("span + text + " + options.Methods[m], ContaminationEvidenceKind.Combined, m);
         }
 
         return columns;
@@ -109,6 +111,14 @@ internal static class ContaminationTable
         Cells(md, data, options, columns, (c, sel) => Recall(data, c, sel).ToString("P0", inv));
         md.Append("\n## AUROC (cell's leaked items vs the same runs' clean items)\n\n");
         Cells(md, data, options, columns, (c, sel) => Auroc(data, c, sel).ToString("F3", inv));
+        md.Append("\n## Policies fitted on all queries (what a Scorer would be configured with: Scorer:Contamination Weights, Bias, Threshold)\n\n");
+        md.Append("| evidence | kind | ").Append(string.Join(" | ", ContaminationFeatures.Names)).Append(" | bias | threshold |\n|---|---|").Append(string.Concat(ContaminationFeatures.Names.Select(_ => "---|"))).Append("---|---|\n");
+        foreach (var c in columns)
+        {
+            md.Append(inv, $"| {c.Name} | {c.Deployed.Evidence} | ").Append(string.Join(" | ", c.Deployed.Weights.Select(w => w.ToString("G4", inv))))
+                .Append(inv, $" | {c.Deployed.Bias:G4} | {c.Deployed.Threshold:G6} |\n");
+        }
+
         md.Append("\n## Cost per run and method\n\n| run | method | precompute s wall | precompute s CPU | score ms/query wall | score CPU ms/query |\n|---|---|---|---|---|---|\n");
         foreach (var k in data.Costs)
         {

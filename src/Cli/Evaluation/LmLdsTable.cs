@@ -29,14 +29,16 @@ internal sealed record LmMethodResult(
 /// fine-tuned model θ*, the pool documents as units with their sources, and the queries as prompt + completion rows;
 /// each method's quality (document- and source-level LDS) and cost (precompute, latency, state, allocation) are measured
 /// in the same run. The harness key <c>models=K</c> gives a method K full-pool fine-tunes (seeds 0..K−1 after the
-/// reference one) as its checkpoints; TracIn always gets the reference fine-tune's epoch checkpoints.
+/// reference one) as its checkpoints; the reference fine-tune's epoch checkpoints are θ*'s training checkpoints (TracIn).
 /// </summary>
 internal static class LmLdsTable
 {
     /// <summary>Every method on the transformer; TRAK over a grid of projection sizes and dampings (the best is marked in the report).</summary>
     internal static readonly string[] DefaultMethods =
     [
-        "forward-only:horizon=10,batch=8",
+        "forward-only:propagation=spectral,horizon=100,batch=8,operator-rank=32,rank=0",
+        "forward-only:propagation=spectral,horizon=100,batch=8,operator-rank=32,rank=0,normalize=relative",
+        "forward-only:propagation=spectral,horizon=100,batch=8,operator-rank=32,rank=0,sketch=4096",
         "trak:k=1024,damping=0.1", "trak:k=1024,damping=1", "trak:k=1024,damping=3", "trak:k=1024,damping=10",
         "trak:k=256,damping=3", "trak:k=4096,damping=3",
         "tracin", "grad-dot",
@@ -100,16 +102,8 @@ internal static class LmLdsTable
             cancellationToken.ThrowIfCancellationRequested();
             var (name, opts) = EvalRunner.ParseSpec(spec);
             int models = opts.TryGetValue("models", out var mv) && int.TryParse(mv, NumberStyles.Integer, CultureInfo.InvariantCulture, out int k) && k >= 1 ? k : 1;
-            var checkpoints = name.Equals("tracin", StringComparison.OrdinalIgnoreCase)
-                ? truth.FullCheckpoints
-                : [truth.FullTheta, .. Enumerable.Range(1, models - 1).Select(s => extra.TryGetValue(s, out var t) ? t : extra[s] = runner.FineTuneFull(truth, (int)(options.Seed & 0x7FFF_FFFF) + s, cancellationToken))];
-            var config = options.Config;
-            var problem = new AttributionProblem(() => new GptModel(new Gpt(config, seed: 0)), truth.FullTheta,
-                AttributionProblem.Documents(data.PoolDocuments, config.Context), data.PoolSourceIds, data.SourcesPresent.Length,
-                options.FineTuneRecipe.WeightDecay, checkpoints)
-            {
-                TrainingLearningRate = options.FineTuneRecipe.LearningRate,
-            };
+            float[][] members = [truth.FullTheta, .. Enumerable.Range(1, models - 1).Select(s => extra.TryGetValue(s, out var t) ? t : extra[s] = runner.FineTuneFull(truth, (int)(options.Seed & 0x7FFF_FFFF) + s, cancellationToken))];
+            var problem = Problem(options, data, truth, members);
             var method = MethodFactory.Create(name, WithoutHarnessKeys(opts));
             Console.WriteLine($"  scoring {spec}");
             ScoreMatrix scores;
@@ -138,6 +132,23 @@ internal static class LmLdsTable
         }
 
         return results;
+    }
+
+    /// <summary>
+    /// What every method sees: θ* = the reference full-pool fine-tune, the pool documents as units with their sources,
+    /// <paramref name="models"/> as the ensemble members (the first is θ*), and the reference fine-tune's epoch
+    /// checkpoints as θ*'s training checkpoints (what TracIn sums over; the other members saved none).
+    /// </summary>
+    internal static AttributionProblem Problem(LmLdsOptions options, LmLdsData data, LmLdsTruth truth, IReadOnlyList<float[]> models)
+    {
+        var config = options.Config;
+        return new AttributionProblem(() => new GptModel(new Gpt(config, seed: 0)), truth.FullTheta,
+            AttributionProblem.Documents(data.PoolDocuments, config.Context), data.PoolSourceIds, data.SourcesPresent.Length,
+            options.FineTuneRecipe.WeightDecay, models)
+        {
+            TrainingLearningRate = options.FineTuneRecipe.LearningRate,
+            TrainingCheckpoints = [truth.FullCheckpoints],
+        };
     }
 
     /// <summary>One console line per method.</summary>

@@ -459,15 +459,15 @@ public sealed class Mlp : IHiddenStateModel
         }
     }
 
+    // The forward pass, then the tangent along direction layer by layer into _d.
     private void ForwardTangent(ReadOnlySpan<float> inputs, int batch, ReadOnlySpan<float> direction)
     {
-        Ensure(batch);
-        ReadOnlySpan<float> h = inputs;
+        Forward(inputs, batch);
         int last = Layout.LayerCount - 1;
         for (int l = 0; l <= last; l++)
         {
             int fin = Layout.In(l), fout = Layout.Out(l);
-            var z = _h[l].AsSpan(0, batch * fout);
+            ReadOnlySpan<float> h = l == 0 ? inputs : _h[l - 1].AsSpan(0, batch * fin);
             var dz = _d[l].AsSpan(0, batch * fout);
             // dz = h·Vᵀ + dh·Wᵀ + vb, where dh (the incoming tangent) is zero for the input layer.
             Gemm(false, true, batch, fout, fin, h, Layout.Weight(direction, l), 0f, dz);
@@ -477,14 +477,10 @@ public sealed class Mlp : IHiddenStateModel
             }
 
             MlpKernels.AddBiasActivate(dz, Layout.Bias(direction, l), batch, relu: false);
-            Gemm(false, true, batch, fout, fin, h, _weights[l].Data, 0f, z);
-            MlpKernels.AddBiasActivate(z, _biases[l].Data, batch, relu: l < last);
             if (l < last)
             {
-                MlpKernels.ReluBackward(dz, z);
+                MlpKernels.ReluBackward(dz, _h[l].AsSpan(0, batch * fout));
             }
-
-            h = z;
         }
     }
 

@@ -47,6 +47,16 @@ public sealed class ContaminationPolicyTests
 
         var flat = AttributionEvidence.From([1, 1, 1, 1, 1], Ids, Sources);
         Assert.Equal((0.2, 0.0, 0.0), (flat.TopShare, flat.TopZ, flat.FlaggedShare));
+
+        // The flagged lead: best flagged 2 (101) against best unflagged 6 (100): ln(1/3), capped at -1; 3 (flagged 103)
+        // against 2: ln(1.5); nothing flagged, or only a negative flagged score: -cap; only flagged documents positive:
+        // +cap; none ran: 0.
+        Assert.Equal(-AttributionEvidence.LeadCap, byDoc.FlaggedLead, 12);
+        Assert.Equal(Math.Log(1.5), AttributionEvidence.From([1, 2, -4, 3, 0], Ids, Sources, flaggedDocuments: new HashSet<long> { 103 }).FlaggedLead, 12);
+        Assert.Equal(-AttributionEvidence.LeadCap, flat.FlaggedLead);
+        Assert.Equal(-AttributionEvidence.LeadCap, AttributionEvidence.From(scores, Ids, Sources, flaggedDocuments: new HashSet<long> { 102 }).FlaggedLead);
+        Assert.Equal(AttributionEvidence.LeadCap, AttributionEvidence.From([-1, 3, -2, -1, 0], Ids, Sources, flaggedDocuments: new HashSet<long> { 101 }).FlaggedLead);
+        Assert.Equal(0, AttributionEvidence.None.FlaggedLead);
         Assert.Throws<ArgumentException>(() => AttributionEvidence.From([1, float.NaN, 0, 0, 0], Ids, Sources));
         Assert.Throws<ArgumentException>(() => AttributionEvidence.From([1, 2], Ids, Sources));
     }
@@ -54,7 +64,7 @@ public sealed class ContaminationPolicyTests
     [Fact]
     public void Policy_ScoresTheLogisticOfTheWeightedFeatures_AndAlertsStrictlyAboveTheThreshold()
     {
-        var options = new ContaminationPolicyOptions { Weights = [2, 0, 0, 0, 0, 1], Bias = -1, Threshold = 0.5 };
+        var options = new ContaminationPolicyOptions { Weights = [2, 0, 0, 0, 0, 1, 0, 0, 0], Bias = -1, Threshold = 0.5 };
         var policy = new ContaminationPolicy(options);
         var span = new SpanEvidence(20, 0, 10, 1, [new SpanDocument(0, 100, 0)]);
         var attribution = new AttributionEvidence(0.5, 3, 0.5, 100, 0, [100]);
@@ -76,10 +86,14 @@ public sealed class ContaminationPolicyTests
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span }));
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Weights = [1, 2] }));
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Threshold = 1.5 }));
-        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Weights = [double.NaN, 0, 0, 0, 0, 0] }));
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Weights = [double.NaN, 0, 0, 0, 0, 0, 0, 0, 0] }));
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { MaxEvidenceDocuments = 0 }));
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = 0 }));
-        _ = new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span, Weights = [1, 1, 1, 0, 0, 0] });
+        _ = new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span, Weights = [1, 1, 1, 0, 0, 0, 0, 0, 0] });
+        // Exact spans alone may not weigh the normalised-text features; stage one (StageOne) may.
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span, Weights = [1, 1, 1, 0, 0, 0, 1, 0, 0] }));
+        _ = new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.StageOne, Weights = [1, 1, 1, 0, 0, 0, 1, 1, 0] });
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = (ContaminationEvidenceKind)8 }));
     }
 
     [Fact]
@@ -95,14 +109,17 @@ public sealed class ContaminationPolicyTests
 
     [Theory]
     [InlineData(0.0, 99.0)]   // no clean query may alert: the threshold is the largest clean score
-    [InlineData(0.01, 98.0)]  // one of 100 may: the second largest
-    [InlineData(0.05, 94.0)]
-    public void Threshold_LetsAtMostTheTargetShareOfCleanScoresAbove(double rate, double expected)
+    [InlineData(0.01, 99.0)]  // k = ⌊0.01 · 101⌋ − 1 = 0: a new clean query tops the largest of 100 with probability 1/101
+    [InlineData(0.02, 98.0)]  // k = ⌊2.02⌋ − 1 = 1: the second largest
+    [InlineData(0.05, 95.0)]  // k = ⌊5.05⌋ − 1 = 4
+    public void Threshold_HoldsTheFalseAlertRateOnNewCleanQueries_Conformally(double rate, double expected)
     {
         var clean = Enumerable.Range(0, 100).Select(i => (double)i).Reverse().ToArray();
         double t = ContaminationCalibration.ThresholdForFalseAlertRate(clean, rate);
         Assert.Equal(expected, t);
-        Assert.True(clean.Count(s => s > t) <= (int)Math.Floor(rate * 100));
+        // The guarantee: a new clean score, exchangeable with these 100, lands above t with probability (above + 1) / 101 <= rate (or none may when rate = 0).
+        int above = clean.Count(s => s > t);
+        Assert.True(rate == 0 ? above == 0 : (above + 1) / 101.0 <= rate + 1e-12, $"{above} above {t}");
         Assert.Throws<ArgumentException>(() => ContaminationCalibration.ThresholdForFalseAlertRate([], 0.01));
         Assert.Throws<ArgumentException>(() => ContaminationCalibration.ThresholdForFalseAlertRate(clean, 1));
     }
@@ -143,7 +160,7 @@ public sealed class ContaminationPolicyTests
         Assert.True(AlertMetrics.AlertRate(scores, testLabels, options.Threshold, ofLeaked: false) < 0.03);
 
         var spanOnly = ContaminationCalibration.Fit(calibration, calibrationLabels, ContaminationEvidenceKind.Span, 0.01);
-        Assert.Equal([0.0, 0.0, 0.0], spanOnly.Weights.Skip(3));
+        Assert.Equal([0.0, 0.0, 0.0, 0.0, 0.0, 0.0], spanOnly.Weights.Skip(3));
         Assert.Throws<ArgumentException>(() => ContaminationCalibration.Fit(calibration, [.. calibrationLabels.Select(_ => false)], ContaminationEvidenceKind.Span, 0.01));
     }
 
@@ -161,7 +178,7 @@ public sealed class ContaminationPolicyTests
 
         var o = ContaminationCalibration.Fit(evidence, labels, ContaminationEvidenceKind.Combined, 0);
         Assert.All(o.Weights, w => Assert.True(double.IsFinite(w)));
-        Assert.Equal([0.0, 0.0, 0.0], o.Weights.Skip(3));
+        Assert.Equal([0.0, 0.0, 0.0, 0.0, 0.0, 0.0], o.Weights.Skip(3));
         var policy = new ContaminationPolicy(o);
         Assert.True(policy.Score(evidence[0].Item1, evidence[0].Item2) > policy.Score(evidence[1].Item1, evidence[1].Item2));
     }

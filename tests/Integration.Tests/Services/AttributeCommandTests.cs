@@ -174,4 +174,32 @@ public sealed class AttributeCommandTests(PipelineFixture fixture) : IClassFixtu
         Assert.True(unweighted.ExitCode == 0, unweighted.Output);
         Assert.Equal(await File.ReadAllLinesAsync(Path.Combine(dir, "tracin.csv")), await File.ReadAllLinesAsync(Path.Combine(dir, "w.csv")));
     }
+
+    [Fact]
+    public async Task Attribute_on_a_gpt_run_writes_the_methods_own_source_scores_in_the_source_rows()
+    {
+        // With normalize=relative a source's score is its share of the positive relative influence (shares sum to 1 per
+        // query), not the sum of its documents' rows: the CSV's source rows must be the method's ScoreSources.
+        var dir = Dir("gpt");
+        var run = Path.Combine(dir, "run");
+        var train = await CliProcess.RunAsync(CliProcess.Dll, ["train", "--model", "gpt", "--corpus", "fortunes/tao,fortunes/pets", "--steps", "150", "--out", run], TimeSpan.FromSeconds(300));
+        Assert.True(train.ExitCode == 0, train.Output);
+        var csv = Path.Combine(dir, "gpt.csv");
+        var result = await Attribute("--run", run, "--method", "forward-only:horizon=3,batch=4,rank=2,normalize=relative", "--test-ids", Path.Combine(dir, "ids.txt"),
+            "--train-limit", "12", "--out", csv);
+        Assert.True(result.ExitCode == 0, result.Output);
+        var rows = (await File.ReadAllLinesAsync(csv)).Skip(1).Select(l => l.Split(',')).ToArray();
+        var examples = rows.Where(r => r[0] == "example").ToArray();
+        var sources = rows.Where(r => r[0] == "source").ToArray();
+        Assert.Equal(12, examples.Length);
+        Assert.NotEmpty(sources);
+        static double Value(string[] row, int column) => double.Parse(row[column], System.Globalization.CultureInfo.InvariantCulture);
+        for (int column = 3; column < rows[0].Length; column++)
+        {
+            Assert.All(sources, r => Assert.InRange(Value(r, column), 0, 1));
+            Assert.Equal(1, sources.Sum(r => Value(r, column)), 1e-4);
+            var documentSum = sources.Select(r => examples.Where(e => e[2] == r[2]).Sum(e => Value(e, column))).ToArray();
+            Assert.NotEqual(documentSum, sources.Select(r => Value(r, column)).ToArray());
+        }
+    }
 }

@@ -3,7 +3,7 @@ namespace Attribution.Integration.Tests.Services;
 /// <summary>
 /// <c>pipeline bench lm-lds</c> as a user runs it, at a tiny size (two fortune files, a width-8 GPT, 3 subsets × 2
 /// seeds): the ground truth is trained once and read back from the cache, the report holds the noise ceiling and a row
-/// per method, and a mistyped method is refused before any training.
+/// per method (TracIn over the fine-tune's epoch checkpoints included), and a mistyped method is refused before any training.
 /// </summary>
 public sealed class LmLdsBenchTests
 {
@@ -21,7 +21,7 @@ public sealed class LmLdsBenchTests
         var root = Path.Combine(Path.GetTempPath(), "lm-lds-test-" + Guid.NewGuid().ToString("N")[..8]);
         try
         {
-            var first = await CliProcess.RunAsync(CliProcess.Dll, Args(root, "bm25:ngram=3", "grad-dot", "repsim"), TimeSpan.FromSeconds(300));
+            var first = await CliProcess.RunAsync(CliProcess.Dll, Args(root, "bm25:ngram=3", "grad-dot", "repsim", "tracin"), TimeSpan.FromSeconds(300));
             Assert.True(first.ExitCode == 0, first.Output);
             // base + full-pool model + its 1 epoch checkpoint + 3 subsets × 2 seeds.
             Assert.Contains("ground truth: 9 models trained, 0 from cache", first.Output, StringComparison.Ordinal);
@@ -30,6 +30,9 @@ public sealed class LmLdsBenchTests
             Assert.Contains("| `bm25:ngram=3` |", report, StringComparison.Ordinal);
             Assert.Contains("| `grad-dot` |", report, StringComparison.Ordinal);
             Assert.Contains("| `repsim` |", report, StringComparison.Ordinal);
+            // TracIn is handed the reference fine-tune's epoch checkpoints (it was refused when the harness passed them as models).
+            Assert.Contains("| `tracin` | tracin: 1 checkpoints", report, StringComparison.Ordinal);
+            Assert.DoesNotContain("Not run:", report, StringComparison.Ordinal);
             var truth = await File.ReadAllLinesAsync(Path.Combine(root, "report", "ground-truth.csv"));
             Assert.Equal(1 + (2 * 3 * 4), truth.Length);
 

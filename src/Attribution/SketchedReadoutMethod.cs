@@ -1,0 +1,135 @@
+using System.Globalization;
+using Attribution.Attribution.Kernels;
+using Attribution.Attribution.Methods;
+using Attribution.Engine;
+
+namespace Attribution.Attribution;
+
+/// <summary>
+/// Forward-only's readout over a compressed form of the responses (<c>forward-only:sketch=k</c>): every unit's stored
+/// response r_u (over the model's linear layers) is sketched once with a shared sparse Johnson–Lindenstrauss projection
+/// P (SJLT, 4 nonzeros per coordinate: <see cref="RandomProjection"/>, k floats per unit), and a query's gradient is
+/// sketched once per query, so <c>s(q, u) ≈ ⟨P ∇f_q, P r_u⟩</c> costs k multiply-adds per unit instead of the full
+/// readout's Σ out·in per layer. The inner product is preserved in expectation with relative error about
+/// ‖∇f_q‖‖r_u‖/√k. The inner method's state is what the probes carry (ExportState passes it through); the sketch is
+/// derived from it, so an imported method sketches exactly what the offline one did. <see cref="IAttributionMethod.StateBytes"/>
+/// counts what scoring reads: the sketches and the projection.
+/// </summary>
+public sealed class SketchedReadoutMethod : IProbeSetMethod
+{
+    private const int Nonzeros = 4;
+    private readonly IProbeSetMethod _inner;
+    private readonly int _dimension;
+    private readonly ulong _seed;
+    private RandomProjection? _projection;
+    private ServedModel? _served;
+    private bool[] _keep = [];
+    private float[] _examples = [];
+    private float[] _sources = [];
+
+    /// <summary>Wraps <paramref name="inner"/>; <paramref name="dimension"/> = k floats per unit.</summary>
+    public SketchedReadoutMethod(IProbeSetMethod inner, int dimension, ulong seed)
+    {
+        _inner = inner ?? throw new ArgumentNullException(nameof(inner));
+        ArgumentOutOfRangeException.ThrowIfLessThan(dimension, 1);
+        _dimension = dimension;
+        _seed = seed;
+    }
+
+    /// <inheritdoc />
+    public string Name => _inner.Name;
+
+    /// <inheritdoc />
+    public long StateBytes => (_projection?.Bytes ?? 0) + (((long)_examples.Length + _sources.Length) * sizeof(float)) + _keep.Length;
+
+    /// <inheritdoc />
+    public string Describe() => _inner.Describe() + string.Create(CultureInfo.InvariantCulture, $"; sketch={_dimension} (SJLT, {Nonzeros} nonzeros, seed {_seed})");
+
+    /// <inheritdoc />
+    public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        _inner.Precompute(problem, cancellationToken);
+        Build(ServedModel.Of(problem), _inner.ExportState(), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ProbeSetState ExportState() => _inner.ExportState();
+
+    /// <inheritdoc />
+    public void ImportState(ServedModel model, ProbeSetState state)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(state);
+        _inner.ImportState(model, state);
+        Build(model, state, CancellationToken.None);
+    }
+
+    /// <inheritdoc />
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
+    {
+        var served = _served ?? throw new InvalidOperationException("Call Precompute (or ImportState) before scoring.");
+        var scores = Read(queries, _examples, cancellationToken);
+        return new ScoreMatrix(scores, queries.Count, served.ExampleSources.Length, served.ExampleSources, served.SourceCount);
+    }
+
+    /// <inheritdoc />
+    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Read(queries, _sources, cancellationToken);
+
+    private float[] Read(QueryBatch queries, float[] sketches, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        var served = _served ?? throw new InvalidOperationException("Call Precompute (or ImportState) before scoring.");
+        int k = _dimension, units = sketches.Length / k, q = queries.Count;
+        var scores = new float[(long)q * units];
+        if (q == 0 || units == 0)
+        {
+            return scores;
+        }
+
+        var model = served.CreateModel();
+        model.LoadFrom(served.Theta);
+        var phi = _projection!.Project(model.PerExampleGradients(queries.Batch, queries.Output), cancellationToken, _keep);
+        Blas.Gemm(false, true, q, units, k, 1f, phi, sketches, 0f, scores);
+        return scores;
+    }
+
+    private void Build(ServedModel model, ProbeSetState state, CancellationToken cancellationToken)
+    {
+        state.Validate();
+        var probe = model.CreateModel();
+        int p = probe.ParameterCount;
+        var (layers, _) = ResponseSet.LayersOf(state.ExampleTensors, probe.Tensors);
+        var keep = new bool[p];
+        foreach (var l in layers)
+        {
+            keep.AsSpan(l.WeightOffset, l.Out * l.In).Fill(true);
+            if (l.BiasOffset >= 0)
+            {
+                keep.AsSpan(l.BiasOffset, l.Out).Fill(true);
+            }
+        }
+
+        var projection = new RandomProjection(TrakProjector.Sjlt, p, _dimension, Nonzeros, _seed);
+        _examples = Sketch(state.ExampleTensors, state.Examples);
+        _sources = Sketch(state.SourceTensors, state.Sources);
+        _keep = keep;
+        _projection = projection;
+        _served = model;
+
+        float[] Sketch(IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks)
+        {
+            var set = ForwardOnlyState.Load(probe, tensors, blocks, _seed);
+            var dense = new float[p];
+            var sketches = new float[(long)blocks.Count * _dimension];
+            for (int u = 0; u < blocks.Count; u++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                set.Get(u, dense);
+                projection.Project(dense, 1, sketches.AsSpan(u * _dimension, _dimension));
+            }
+
+            return sketches;
+        }
+    }
+}
