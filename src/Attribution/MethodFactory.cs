@@ -26,7 +26,7 @@ public static class MethodFactory
     /// repsim (language models): no options.
     /// stride: k, d, design-seed, rank, layer, steps, lr, stability, linearity, sketch, ridge, linearity-inputs, reference,
     /// measure (margin|loss), seed, lambda (fixed|cv), lambda-fraction, folds, nonnegative (on|off), dense,
-    /// combine (none|prior|sum: with forward-only at its defaults but horizon fo-horizon), fo-horizon, combine-weight, prior-floor.
+    /// combine (none|prior|sum|residual: with forward-only, configured by fo-&lt;its option&gt;, e.g. fo-horizon=100,fo-propagation=spectral,fo-rank=0), combine-weight, prior-floor.
     /// An option that would have no effect in the chosen configuration is refused (<see cref="MethodOptionException"/>).
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
@@ -98,6 +98,69 @@ public static class MethodFactory
         return models > 1 && key != "trak" ? new EnsembleMethod(models, create) : create();
     }
 
+    /// <summary>Methods the services serve (their state travels as a probe set, <see cref="IProbeSetMethod"/>).</summary>
+    public static IReadOnlyList<string> ServedNames { get; } = ["forward-only", "stride"];
+
+    /// <summary>
+    /// The method a deployment serves, from its setting (<c>Simulator:Method</c>, <c>Scorer:Method</c>): <c>forward-only</c>
+    /// (no options: its simulation knobs are the Simulator's own settings) or <c>stride[:options]</c> without
+    /// <c>combine</c> (a combination's partner state does not travel with the operators).
+    /// </summary>
+    /// <exception cref="MethodOptionException">Another method, an option it cannot honour, or an invalid option (says which).</exception>
+    public static IProbeSetMethod CreateServed(string spec)
+    {
+        var (name, options) = ParseSpec(spec ?? throw new ArgumentNullException(nameof(spec)));
+        name = name.ToLowerInvariant();
+        if (!ServedNames.Contains(name))
+        {
+            throw new MethodOptionException($"method '{name}' is not served from probes; the services serve {string.Join(" or ", ServedNames)} (other methods run with ./pipeline attribute or eval).");
+        }
+
+        if (name == "forward-only" && options.Count > 0)
+        {
+            throw new MethodOptionException($"forward-only takes no options here ({string.Join(", ", options.Keys)}): the Simulator's own settings (Simulator:Horizon, Rank, Propagation, ...) configure it.");
+        }
+
+        if (options.TryGetValue("combine", out var combine) && !combine.Equals("none", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new MethodOptionException($"stride:combine={combine} is not served: the partner's state does not travel with the operators; serve stride alone.");
+        }
+
+        try
+        {
+            return (IProbeSetMethod)Create(name, options);
+        }
+        catch (ArgumentException e)
+        {
+            throw new MethodOptionException($"method '{spec}': {e.Message}");
+        }
+    }
+
+    /// <summary>Parses <c>name[:key=value,key=value]</c>, a method as typed on a command line or in a setting (keys case-insensitive).</summary>
+    /// <exception cref="MethodOptionException">A part is not key=value.</exception>
+    public static (string Name, Dictionary<string, string> Options) ParseSpec(string spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        int colon = spec.IndexOf(':', StringComparison.Ordinal);
+        var name = (colon < 0 ? spec : spec[..colon]).Trim();
+        var dict = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        if (colon >= 0)
+        {
+            foreach (var part in spec[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                int eq = part.IndexOf('=', StringComparison.Ordinal);
+                if (eq <= 0)
+                {
+                    throw new MethodOptionException($"method option '{part}' in '{spec}' is not key=value; write e.g. trak:models=10,k=8192 (lists inside a value use '/', e.g. tracin:weights=0.5/1).");
+                }
+
+                dict[part[..eq].Trim()] = part[(eq + 1)..].Trim();
+            }
+        }
+
+        return (name, dict);
+    }
+
     // Every fallback is the options type's own default: one default per setting.
     private static ForwardOnlyOptions ForwardOnly(Options o, bool twoTrajectory)
     {
@@ -155,14 +218,18 @@ public static class MethodFactory
     private static StrideMethod StrideOf(Options o)
     {
         var options = Stride(o);
-        bool horizon = o.Has("fo-horizon");
-        if (horizon && options.Combine == StrideCombination.None)
+        // fo-<key> is forward-only's option <key> for the combination's partner (e.g. fo-horizon=100,fo-propagation=spectral).
+        var given = o.Prefixed("fo-");
+        var partner = new Options(given);
+        if (options.Combine == StrideCombination.None)
         {
-            throw new ArgumentException("Option 'fo-horizon' sets the forward-only partner of a combination; add combine=prior or combine=sum, or drop it.");
+            return partner.IsEmpty ? new(options)
+                : throw new ArgumentException($"Option(s) {string.Join(", ", given.Keys.Select(k => "fo-" + k))} set the forward-only partner of a combination; add combine=prior or combine=sum, or drop them.");
         }
 
-        return new(options, options.Combine == StrideCombination.None ? null
-            : new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = o.Int("fo-horizon", new ForwardOnlyOptions().Horizon) }));
+        var forward = ForwardOnly(partner, twoTrajectory: true);
+        partner.ThrowIfUnused("stride's forward-only partner (fo-<key>)");
+        return new(options, new ForwardOnlyMethod(forward));
     }
 
     private static StrideOptions Stride(Options o)
@@ -198,10 +265,11 @@ public static class MethodFactory
                 Nonnegative = o.Has("nonnegative") ? o.Choice("nonnegative", "off", "on", "off") == "on" : l.Nonnegative,
             },
             Dense = o.Has("dense") ? o.Float("dense", 0f) : d.Dense,
-            Combine = o.Choice("combine", "none", "none", "prior", "sum") switch
+            Combine = o.Choice("combine", "none", "none", "prior", "sum", "residual") switch
             {
                 "prior" => StrideCombination.Prior,
                 "sum" => StrideCombination.Sum,
+                "residual" => StrideCombination.Residual,
                 _ => d.Combine,
             },
             CombineWeight = o.Has("combine-weight") ? o.Float("combine-weight", 0f) : d.CombineWeight,
@@ -269,6 +337,21 @@ public static class MethodFactory
 
             var v = _values[key].ToLowerInvariant();
             return valid.Contains(v) ? v : throw Bad(key, "one of " + string.Join("|", valid));
+        }
+
+        public bool IsEmpty => _values.Count == 0;
+
+        /// <summary>The options named <paramref name="prefix"/>&lt;key&gt;, as &lt;key&gt; (they count as known here).</summary>
+        public Dictionary<string, string> Prefixed(string prefix)
+        {
+            var result = new Dictionary<string, string>();
+            foreach (var key in _values.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal) && k.Length > prefix.Length))
+            {
+                _known.Add(key);
+                result[key[prefix.Length..]] = _values[key];
+            }
+
+            return result;
         }
 
         public void ThrowIfUnused(string method)

@@ -215,6 +215,13 @@ public enum ProbeSubject
     Example = 1,
     /// <summary>A whole data source (all its examples).</summary>
     Source = 2,
+    /// <summary>
+    /// A chunk of the method's state shared by every unit (e.g. STRIDE's operator tensors); the subject id is the chunk
+    /// index 0..<see cref="InfluenceProbe.SetShared"/>−1. Consecutive tensor pieces with the same name, in chunk order,
+    /// concatenate row-wise into one shared tensor (large tensors are split so each record stays under a broker's
+    /// message limit).
+    /// </summary>
+    Shared = 3,
 }
 
 /// <summary>Element type of a probe's factors: which of the two factor columns carries them. Wire values are frozen.</summary>
@@ -263,12 +270,18 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
     /// <summary>Largest tensor dimension (rows or columns) accepted.</summary>
     public const int MaxDimension = 1 << 24;
 
-    /// <summary>Topic key: "&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;" or "&lt;run&gt;/&lt;step&gt;/source/&lt;id&gt;" (sets of different checkpoints never overwrite each other).</summary>
+    /// <summary>
+    /// Shared-state chunks in this (run, step) probe set (<see cref="ProbeSubject.Shared"/> probes; 0 = none, as for
+    /// forward-only). Optional column <c>set_shared</c> (null = 0), so sets written before it read as having none.
+    /// </summary>
+    public long SetShared { get; init; }
+
+    /// <summary>Topic key: "&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;", ".../source/&lt;id&gt;" or ".../shared/&lt;chunk&gt;" (sets of different checkpoints never overwrite each other).</summary>
     public string Key => KeyOf(RunId, Step, Subject, SubjectId);
 
     /// <summary>The probe key of a unit: "&lt;run&gt;/&lt;step&gt;/example/&lt;id&gt;" or "&lt;run&gt;/&lt;step&gt;/source/&lt;id&gt;".</summary>
     public static string KeyOf(string runId, long step, ProbeSubject subject, long id) =>
-        $"{runId}/{step}/{(subject == ProbeSubject.Example ? "example" : "source")}/{id}";
+        $"{runId}/{step}/{subject switch { ProbeSubject.Example => "example", ProbeSubject.Source => "source", _ => "shared" }}/{id}";
 
     /// <summary>Key of the probe set's checkpoint reference (a <see cref="CheckpointPublished"/> copy) on the probes topic: "&lt;run&gt;/&lt;step&gt;/checkpoint".</summary>
     public static string CheckpointKey(string runId, long step) => $"{runId}/{step}/checkpoint";
@@ -294,7 +307,8 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
         Required("tensor_cols", Int32List),
         Required("tensor_ranks", Int32List),
         Optional("factors_f32", Float32List),
-        Optional("factors_f16", Float16List));
+        Optional("factors_f16", Float16List),
+        Optional("set_shared", Int64Type.Default));
 
     /// <inheritdoc/>
     public static RecordBatch ToArrow(IReadOnlyList<InfluenceProbe> events)
@@ -316,6 +330,7 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
             ArrowArrays.List(Int32List, Map(events, e => (IReadOnlyList<int>?)e.Tensors.Select(t => t.Rank).ToArray())),
             ArrowArrays.List(Float32List, Map(events, e => e.Precision == ProbePrecision.Float32 ? (IReadOnlyList<float>?)e.Factors : null)),
             ArrowArrays.List(Float16List, Map(events, e => e.Precision == ProbePrecision.Float16 ? (IReadOnlyList<Half>?)ToHalf(e.Factors) : null)),
+            ArrowArrays.NullableInt64(Map(events, e => e.SetShared == 0 ? (long?)null : e.SetShared)),
         ], events.Count);
     }
 
@@ -338,11 +353,15 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
         var ranks = b.List<int>("tensor_ranks", Int32Type.Default);
         var f32 = b.OptionalList<float>("factors_f32", FloatType.Default);
         var f16 = b.OptionalList<Half>("factors_f16", HalfFloatType.Default);
+        var setShared = b.OptionalPrimitive<long>("set_shared", Int64Type.Default);
         var result = new InfluenceProbe[b.Length];
         for (var i = 0; i < result.Length; i++)
         {
             var s = subject[i];
-            Check(s is (int)ProbeSubject.Example or (int)ProbeSubject.Source, EventType, "subject", i, $"subject {s} is not 1 (example) or 2 (source)");
+            Check(s is (int)ProbeSubject.Example or (int)ProbeSubject.Source or (int)ProbeSubject.Shared, EventType, "subject", i, $"subject {s} is not 1 (example), 2 (source) or 3 (shared)");
+            var shared = setShared is null || setShared.IsNull(i) ? 0 : setShared.Value(i);
+            Check(shared >= 0, EventType, "set_shared", i, $"set_shared {shared} must be >= 0");
+            Check(s != (int)ProbeSubject.Shared || (subjectId[i] >= 0 && subjectId[i] < shared), EventType, "subject_id", i, $"shared chunk {subjectId[i]} is outside 0..set_shared-1 (set_shared {shared})");
             Check(rank[i] >= 0, EventType, "rank", i, $"rank {rank[i]} is negative");
             Check(setExamples[i] >= 0 && setSources[i] >= 0, EventType, "set_examples", i, $"set sizes {setExamples[i]}/{setSources[i]} must be >= 0");
             var arch = architecture.Required(i);
@@ -390,7 +409,7 @@ public sealed record InfluenceProbe(string RunId, long Step, ProbeSubject Subjec
                 tensors[t] = new ProbeTensor(tensorNames[t], r[t], c[t], k[t]);
             }
             result[i] = new InfluenceProbe(runId.Required(i), step[i], (ProbeSubject)s, subjectId[i], arch, rank[i], setExamples[i], setSources[i], tensors,
-                has32 ? ProbePrecision.Float32 : ProbePrecision.Float16, factors);
+                has32 ? ProbePrecision.Float32 : ProbePrecision.Float16, factors) { SetShared = shared };
         }
         return result;
     }

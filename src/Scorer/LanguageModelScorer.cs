@@ -12,8 +12,8 @@ namespace Attribution.Scorer;
 /// <c>eval</c> and the benchmarks score with). A query becomes a <see cref="CompletionQuery"/>
 /// (<see cref="QueryValidator.ValidateText"/>), a batch becomes one <see cref="QueryBatch.Completions"/> readout; the
 /// output explained is <see cref="CompletionQuery.OutputFunction"/>. Document scores are the method's
-/// <see cref="IAttributionMethod.Score"/>, source scores its <see cref="IAttributionMethod.ScoreSources"/> (for
-/// forward-only: each source simulated as one unit, as on the MLP path). Methods keep work buffers,
+/// <see cref="IAttributionMethod.Score"/>, source scores forward-only's each source simulated as one unit (as on the
+/// MLP path) and STRIDE's sums of its documents' scores. Methods keep work buffers,
 /// so readouts are serialised. The method's scores are compared as they are: <see cref="ExampleNorms"/> is 1 for every
 /// document (no per-document normalisation for the example-lead alert rule).
 /// </summary>
@@ -113,12 +113,13 @@ public sealed class LanguageModelScorer : IQueryScorer
         float[] sources;
         lock (_gate)
         {
-            // Forward-only reads documents and whole-simulated sources from one set of query factors.
+            // Forward-only reads documents and whole-simulated sources from one set of query factors; the other served
+            // method (STRIDE) keeps no per-source state: its source scores are its Score's (the documents' sums), one readout.
             (scores, sources) = _method switch
             {
                 ForwardOnlyMethod fo => fo.ScoreAll(batch),
                 RelativeInfluenceMethod relative => relative.ScoreAll(batch),
-                _ => (_method.Score(batch), _method.ScoreSources(batch)),
+                _ => Both(_method.Score(batch)),
             };
         }
 
@@ -129,6 +130,8 @@ public sealed class LanguageModelScorer : IQueryScorer
 
         return new QueryScores(queries.Count, scores.Scores, sources);
     }
+
+    private static (ScoreMatrix, float[]) Both(ScoreMatrix scores) => (scores, scores.SourceScores);
 
     /// <inheritdoc />
     public (int Example, float Score)[] TopK(QueryScores scores, int q, int k)

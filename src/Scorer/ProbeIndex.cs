@@ -3,6 +3,7 @@ using Attribution.Attribution.Probes;
 using Attribution.Contracts;
 using Attribution.Engine.Data;
 using Attribution.Engine.IO;
+using Attribution.Engine.Models;
 using Attribution.Transport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -11,13 +12,13 @@ namespace Attribution.Scorer;
 
 /// <summary>
 /// The Scorer's index: follows the compacted probes topic from the beginning with a standalone reader, groups probes
-/// by (run, step), and when a set holds all the example probes its headers announce and its checkpoint
+/// by (run, step), and when a set holds all the probes its headers announce (forward-only: examples only; a source's
+/// score is the sum of its examples', each example's source read from the run's batches) and its checkpoint
 /// reference (the CheckpointPublished copy the Simulator puts on the probes topic), loads θ (checksum verified) and
 /// swaps the new scorer in atomically: an MLP set becomes an <see cref="AttributionModel"/>; a language model's set is
 /// imported into the forward-only method object (<see cref="IProbeSetMethod.ImportState"/>, the one <c>attribute</c>
-/// and <c>eval</c> score with) and served by a <see cref="LanguageModelScorer"/>. Each example's source comes from the
-/// run's training batches: a source's score is the sum of its examples' scores (no source is simulated). Scoring
-/// always uses <see cref="Scorer"/>, one consistent set.
+/// and <c>eval</c> score with) and served by a <see cref="LanguageModelScorer"/>. Scoring always uses
+/// <see cref="Scorer"/>, one consistent set.
 /// </summary>
 public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 {
@@ -140,7 +141,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         try
         {
             probe = EventCodecs.Probes.Decode(record.Value);
-            if (!IsLanguageModel(probe.Architecture))
+            if (!IsLanguageModel(probe.Architecture) && probe.SetShared == 0)
             {
                 _ = ProbeCodec.FormatOf(probe);
             }
@@ -156,20 +157,14 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             return;
         }
 
-        if (probe.Subject != ProbeSubject.Example)
-        {
-            // Simulators before the source definition settled published simulated source units: a source's score is
-            // now the sum of its examples' scores, so those are not read.
-            return;
-        }
-
         var key = (probe.RunId, probe.Step);
-        if (!_pending.TryGetValue(key, out var set) || set.SetExamples != probe.SetExamples)
+        if (!_pending.TryGetValue(key, out var set) || set.SetExamples != probe.SetExamples || set.SetSources != probe.SetSources || set.SetShared != probe.SetShared)
         {
-            _pending[key] = set = new PendingSet(probe.SetExamples);
+            _pending[key] = set = new PendingSet(probe.SetExamples, probe.SetSources, probe.SetShared);
         }
 
-        set.Examples[probe.SubjectId] = probe;
+        var units = probe.Subject switch { ProbeSubject.Example => set.Examples, ProbeSubject.Source => set.Sources, _ => set.Shared };
+        units[probe.SubjectId] = probe;
         TryBuild(key, token);
     }
 
@@ -203,7 +198,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     private void TryBuild((string RunId, long Step) key, CancellationToken token)
     {
         if (_built.Contains(key) || !_pending.TryGetValue(key, out var set) || !_checkpoints.TryGetValue(key, out var checkpoint)
-            || set.Examples.Count != set.SetExamples)
+            || set.Examples.Count != set.SetExamples || set.Sources.Count != set.SetSources || set.Shared.Count != set.SetShared)
         {
             return;
         }
@@ -222,15 +217,28 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         try
         {
             var examples = set.Examples.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
-            var (sourceIds, exampleSources) = ExampleSources(checkpoint, examples, token);
+            var sources = set.Sources.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
+            var shared = SharedChunks.Join([.. set.Shared.OrderBy(p => p.Key).Select(p => (p.Value.Tensors, p.Value.Factors))]);
             if (IsLanguageModel(examples[0].Architecture))
             {
-                var lm = BuildLanguageModel(version, checkpoint, examples, sourceIds, exampleSources);
+                var lm = BuildLanguageModel(version, checkpoint, examples, sources, shared, token);
                 _current = null;
                 _scorer = lm;
                 Swaps++;
                 LastError = null;
                 _logger.ModelSwapped(version, lm.ExampleIds.Count, lm.SourceIds.Count, $"{lm.Method} over {examples[0].Architecture}, {examples[0].Tensors.Count} tensors at rank {examples[0].Rank}", watch.Elapsed.TotalSeconds);
+                _ready.TrySetResult();
+                return;
+            }
+
+            if (set.SetShared > 0 || _options.Method != "forward-only")
+            {
+                var served = BuildImageMethod(version, checkpoint, examples, sources, shared, token);
+                _current = null;
+                _scorer = served;
+                Swaps++;
+                LastError = null;
+                _logger.ModelSwapped(version, served.ExampleIds.Count, served.SourceIds.Count, $"{served.Method} over {examples[0].Architecture}, {shared.Count} shared tensors", watch.Elapsed.TotalSeconds);
                 _ready.TrySetResult();
                 return;
             }
@@ -242,6 +250,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             }
 
             var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, exampleFormat.Architecture);
+            var (sourceIds, exampleSources) = ExampleSources(checkpoint, examples, sources, token);
             var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. examples.Select(p => p.Factors)],
                 sourceIds, exampleSources, _options.InputBasisEnergy);
             _current = model;
@@ -260,19 +269,13 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// A language model's probe set as a served method: θ from the checkpoint store, the units' factors imported into
-    /// forward-only (<see cref="IProbeSetMethod.ImportState"/>), each document's source (<see cref="ExampleSources"/>),
-    /// the tokenizer the recipe names, and the sources' names from the corpus the recipe names when it is installed
-    /// here (their ids otherwise).
+    /// forward-only (<see cref="IProbeSetMethod.ImportState"/>), each document's source from the run's training
+    /// batches (a probe names its unit, not the unit's source), the tokenizer the recipe names, and the sources' names
+    /// from the corpus the recipe names when it is installed here (their ids otherwise).
     /// </summary>
-    private LanguageModelScorer BuildLanguageModel(string version, CheckpointPublished checkpoint, InfluenceProbe[] examples, long[] sourceIds, int[] exampleSources)
+    private LanguageModelScorer BuildLanguageModel(string version, CheckpointPublished checkpoint, InfluenceProbe[] examples, InfluenceProbe[] sources, IReadOnlyList<StateTensor> shared, CancellationToken token)
     {
         var first = examples[0];
-        var exampleLayout = new UnitLayout(first.Architecture, first.Rank, first.Tensors, first.Precision);
-        if (examples.Any(p => !ProbeCodec.IsIn(p, exampleLayout)))
-        {
-            throw new ProbeFormatException("the set mixes probe layouts; re-run the Simulator for this checkpoint with one configuration.");
-        }
-
         var recipe = checkpoint.Recipe ?? throw new ArgumentException("its checkpoint event carries no recipe (tokenizer, corpus); re-publish the run with the current Ingest.");
         if (recipe.Architecture != first.Architecture)
         {
@@ -283,34 +286,95 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             : throw new ArgumentException($"the checkpoint's recipe names tokenizer '{recipe.Tokenizer}'; known: {string.Join(", ", Tokenizers.Names)}.");
         var config = CheckpointStore.ParseGpt(first.Architecture);
         var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, first.Architecture);
-        var method = (IProbeSetMethod)MethodFactory.Create("forward-only", new Dictionary<string, string> { ["normalize"] = _options.Normalize });
-        method.ImportState(new ServedModel(() => CheckpointStore.Create(first.Architecture), theta, exampleSources, sourceIds.Length), new ProbeSetState
-        {
-            Architecture = first.Architecture,
-            ExampleTensors = exampleLayout.Tensors,
-            Examples = [.. examples.Select(p => p.Factors)],
-            SourceTensors = [],
-            Sources = [],
-        });
+        var (sourceIds, exampleSources) = ExampleSources(checkpoint, examples, sources, token);
+        var method = Import(first.Architecture, theta, examples, sources, shared, sourceIds.Length, exampleSources);
         return new LanguageModelScorer(version, method, config, tokenizer, [.. examples.Select(p => p.SubjectId)], exampleSources, sourceIds, SourceNames(recipe.Dataset, sourceIds));
     }
 
     /// <summary>
-    /// The sources a set's examples belong to (ascending ids, as the Simulator orders them) and each example's index
-    /// into them, from the run's training batches (a probe names its example, not the example's source).
+    /// An image classifier's probe set of a method other than the forward-only readout (<c>Scorer:Method</c>, e.g.
+    /// STRIDE) as a served method: θ from the checkpoint store, the state imported into the method object
+    /// (<see cref="IProbeSetMethod.ImportState"/>), each example's source from the run's training batches.
     /// </summary>
-    private (long[] SourceIds, int[] ExampleSources) ExampleSources(CheckpointPublished checkpoint, InfluenceProbe[] examples, CancellationToken token)
+    private ImageMethodScorer BuildImageMethod(string version, CheckpointPublished checkpoint, InfluenceProbe[] examples, InfluenceProbe[] sources, IReadOnlyList<StateTensor> shared, CancellationToken token)
     {
-        var sourceOf = ReadSourcesAsync(checkpoint.RunId, checkpoint.Step, token).GetAwaiter().GetResult();
-        var missing = examples.FirstOrDefault(p => !sourceOf.ContainsKey(p.SubjectId));
-        if (missing is not null)
+        var first = examples[0];
+        var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, first.Architecture);
+        var (sourceIds, exampleSources) = ExampleSources(checkpoint, examples, sources, token);
+        var method = Import(first.Architecture, theta, examples, sources, shared, sourceIds.Length, exampleSources);
+        var model = CheckpointStore.Create(first.Architecture) as Mlp ?? throw new ArgumentException($"{first.Architecture} is not an image classifier (mlp:<widths>).");
+        model.LoadFrom(theta);
+        return new ImageMethodScorer(version, method, model, [.. examples.Select(p => p.SubjectId)], exampleSources, sourceIds);
+    }
+
+    /// <summary>
+    /// The served method (<c>Scorer:Method</c>) rebuilt from a set's probes: every example (and source) probe in one
+    /// layout, shared tensors joined from their chunks. A set of another method is refused saying which to serve.
+    /// </summary>
+    private IProbeSetMethod Import(string architecture, float[] theta, InfluenceProbe[] examples, InfluenceProbe[] sources, IReadOnlyList<StateTensor> shared, int sourceCount, int[] exampleSources)
+    {
+        var first = examples[0];
+        var exampleLayout = new UnitLayout(first.Architecture, first.Rank, first.Tensors, first.Precision);
+        var sourceLayout = sources.Length > 0 ? new UnitLayout(sources[0].Architecture, sources[0].Rank, sources[0].Tensors, sources[0].Precision) : exampleLayout;
+        if (examples.Any(p => !ProbeCodec.IsIn(p, exampleLayout)) || sources.Any(p => !ProbeCodec.IsIn(p, sourceLayout)) || sourceLayout.Architecture != exampleLayout.Architecture)
         {
-            throw new ArgumentException($"example {missing.SubjectId} has no TrainingBatch on '{Topics.Batches}' for run {checkpoint.RunId} up to step {checkpoint.Step} (its source is unknown); re-publish the run (Ingest) and its probes (Simulator).");
+            throw new ProbeFormatException("the set mixes probe layouts; re-run the Simulator for this checkpoint with one configuration.");
         }
 
-        long[] sourceIds = [.. examples.Select(p => sourceOf[p.SubjectId]).Distinct().Order()];
-        var index = sourceIds.Select((id, i) => (id, i)).ToDictionary(p => p.id, p => p.i);
-        return (sourceIds, [.. examples.Select(p => index[sourceOf[p.SubjectId]])]);
+        var method = MethodFactory.CreateServed(_options.Method);
+        if ((shared.Count > 0) == (method.Name == "forward-only"))
+        {
+            throw new ArgumentException($"the set {(shared.Count > 0 ? "carries a method's shared state (e.g. STRIDE operators)" : "holds forward-only probes")} but Scorer:Method is '{_options.Method}'; serve the method the Simulator publishes (Simulator:Method).");
+        }
+
+        if (method.Name == "forward-only")
+        {
+            // Forward-only as configured for serving (Scorer:Normalize: raw or relative influence). A source's score is
+            // the sum of its examples': source probes of older Simulators (simulated source units) are not read.
+            method = (IProbeSetMethod)MethodFactory.Create("forward-only", new Dictionary<string, string> { ["normalize"] = _options.Normalize });
+            sources = [];
+        }
+        else if (_options.Normalize != "none")
+        {
+            throw new ArgumentException($"Scorer:Normalize = {_options.Normalize} applies to forward-only; Scorer:Method is '{_options.Method}': set Normalize to none.");
+        }
+
+        method.ImportState(new ServedModel(() => CheckpointStore.Create(architecture), theta, exampleSources, sourceCount), new ProbeSetState
+        {
+            Architecture = architecture,
+            ExampleTensors = exampleLayout.Tensors,
+            Examples = [.. examples.Select(p => p.Factors)],
+            SourceTensors = sourceLayout.Tensors,
+            Sources = [.. sources.Select(p => p.Factors)],
+            Shared = shared,
+        });
+        return method;
+    }
+
+    /// <summary>
+    /// The sources a set scores and each example's index into them, the source of each example from the run's training
+    /// batches (a probe names its unit, not the unit's source). The sources are the set's source probes where a method
+    /// publishes them (STRIDE, older forward-only sets), else the examples' sources ascending (forward-only: a source's
+    /// score is the sum of its examples', no source is simulated).
+    /// </summary>
+    private (long[] SourceIds, int[] ExampleSources) ExampleSources(CheckpointPublished checkpoint, InfluenceProbe[] examples, InfluenceProbe[] sources, CancellationToken token)
+    {
+        var sourceOf = ReadSourcesAsync(checkpoint.RunId, checkpoint.Step, token).GetAwaiter().GetResult();
+        long[] sourceIds = sources.Length > 0
+            ? [.. sources.Select(p => p.SubjectId)]
+            : [.. examples.Where(p => sourceOf.ContainsKey(p.SubjectId)).Select(p => sourceOf[p.SubjectId]).Distinct().Order()];
+        var sourceIndex = sourceIds.Select((id, i) => (id, i)).ToDictionary(p => p.id, p => p.i);
+        var exampleSources = new int[examples.Length];
+        for (int i = 0; i < examples.Length; i++)
+        {
+            long id = examples[i].SubjectId;
+            if (!sourceOf.TryGetValue(id, out var source) || !sourceIndex.TryGetValue(source, out exampleSources[i]))
+            {
+                throw new ArgumentException($"example {id} has {(sourceOf.ContainsKey(id) ? $"source {sourceOf[id]}, which has no source probe in the set" : $"no TrainingBatch on '{Topics.Batches}' for run {checkpoint.RunId} up to step {checkpoint.Step}")}; re-publish the run (Ingest) and its probes (Simulator).");
+            }
+        }
+
+        return (sourceIds, exampleSources);
     }
 
     /// <summary>The source of every document the run trained on up to <paramref name="step"/>, from its training batches.</summary>
@@ -366,10 +430,18 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
     }
 
-    private sealed class PendingSet(long setExamples)
+    private sealed class PendingSet(long setExamples, long setSources, long setShared)
     {
         public long SetExamples { get; } = setExamples;
 
+        public long SetSources { get; } = setSources;
+
+        public long SetShared { get; } = setShared;
+
+        public Dictionary<long, InfluenceProbe> Shared { get; } = [];
+
         public Dictionary<long, InfluenceProbe> Examples { get; } = [];
+
+        public Dictionary<long, InfluenceProbe> Sources { get; } = [];
     }
 }

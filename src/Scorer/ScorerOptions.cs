@@ -1,3 +1,4 @@
+using Attribution.Attribution;
 using Attribution.Contracts;
 using Attribution.Transport;
 using Microsoft.Extensions.Options;
@@ -99,8 +100,15 @@ public sealed class ScorerOptions
     /// </summary>
     public int ConcurrentBatches { get; set; } = 1;
 
+    /// <summary>
+    /// The method served from the probe sets (<see cref="MethodFactory.CreateServed"/>): <c>forward-only</c> (default) or
+    /// <c>stride[:options]</c>, the same spec as <c>Simulator:Method</c> (a set of another method is rejected saying so).
+    /// </summary>
+    public string Method { get; set; } = "forward-only";
+
     /// <summary>What is invalid, or null.</summary>
-    public string? Validate() =>
+    public string? Validate() => MethodError() ??
+        (
         string.IsNullOrWhiteSpace(GroupId) ? "Scorer:GroupId must not be empty (default 'scorer')."
         : RunId is { Length: 0 } ? "Scorer:RunId must not be empty (leave it unset to follow the newest run)."
         : TopK is < 1 or > 10_000 ? $"Scorer:TopK must be 1..10000, got {TopK}."
@@ -116,7 +124,20 @@ public sealed class ScorerOptions
         : Normalize is not ("none" or Attribution.RelativeInfluenceMethod.OptionValue) ? $"Scorer:Normalize must be none or {Attribution.RelativeInfluenceMethod.OptionValue}, got '{Normalize}'."
         : BlasThreads is < 0 or > 256 ? $"Scorer:BlasThreads must be 0 (library default) .. 256, got {BlasThreads}."
         : ConcurrentBatches is < 1 or > 16 ? $"Scorer:ConcurrentBatches must be 1..16, got {ConcurrentBatches}."
-        : Contamination.Validate();
+        : Contamination.Validate());
+
+    private string? MethodError()
+    {
+        try
+        {
+            _ = MethodFactory.CreateServed(Method);
+            return null;
+        }
+        catch (MethodOptionException e)
+        {
+            return $"Scorer:Method: {e.Message}";
+        }
+    }
 }
 
 internal sealed class ScorerOptionsValidator : IValidateOptions<ScorerOptions>

@@ -1,3 +1,4 @@
+using Attribution.Attribution;
 using Attribution.Attribution.Methods;
 using Attribution.Attribution.Probes;
 using Attribution.Contracts;
@@ -84,6 +85,17 @@ public sealed class SimulatorOptions
     /// <summary>Lanczos steps of the spectral operator (with <see cref="Propagation"/> = Spectral).</summary>
     public int OperatorRank { get; set; } = Defaults.OperatorRank;
 
+    /// <summary>
+    /// The method whose probe set is published (<see cref="MethodFactory.CreateServed"/>): <c>forward-only</c> (default:
+    /// one simulated probe per unit, the settings above) or <c>stride[:k=..,d=..,...]</c> (the subset design and
+    /// steering operators trained on the checkpoint: per example its subset ids, the operators as shared chunks). The
+    /// Scorer must serve the same method (<c>Scorer:Method</c>).
+    /// </summary>
+    public string Method { get; set; } = "forward-only";
+
+    /// <summary>Values per shared-state chunk (<see cref="SharedChunks"/>; default 131,072 = 512 KiB in f32, under Kafka's 1 MB message limit).</summary>
+    public int SharedChunkFloats { get; set; } = SharedChunks.DefaultMaxFloats;
+
     /// <summary>The exact-span index built for language-model checkpoints (section <c>Simulator:Spans</c>).</summary>
     public SpanIndexOptions Spans { get; set; } = new();
 
@@ -129,6 +141,23 @@ public sealed class SimulatorOptions
         if (Instances is < 1 or > 1024 || Instance < 0 || Instance >= Instances)
         {
             return $"Simulator:Instances must be 1..1024 (got {Instances}) and Simulator:Instance 0..Instances-1 (got {Instance}).";
+        }
+
+        try
+        {
+            if (MethodFactory.CreateServed(Method) is not ForwardOnlyMethod && Instances > 1)
+            {
+                return $"Simulator:Method '{Method}' trains its whole state at once: it cannot be shared by Simulator:Instances = {Instances}; use 1.";
+            }
+        }
+        catch (MethodOptionException e)
+        {
+            return $"Simulator:Method: {e.Message}";
+        }
+
+        if (SharedChunkFloats is < 1024 or > 1 << 24)
+        {
+            return $"Simulator:SharedChunkFloats must be 1024..16777216, got {SharedChunkFloats}.";
         }
 
         if (Spans.Validate() is { } spans)

@@ -20,17 +20,18 @@ public sealed class CheckpointRejectedException(string message, Exception? inner
 /// <param name="RunId">Run id.</param>
 /// <param name="Step">Checkpoint step.</param>
 /// <param name="ExampleProbes">Example probes in the set.</param>
+/// <param name="SourceProbes">Source probes in the set (0 for forward-only: a source's score is the sum of its examples').</param>
 /// <param name="PublishedNow">Probes this instance published for it (the rest were there from an earlier run, or another instance's share).</param>
 /// <param name="SetComplete">
 /// Whether the whole set is on the probes topic: always with one instance; with several, true when this instance's
 /// re-read of the topic after publishing its share found every unit (the last instance to finish sees it).
 /// </param>
-public sealed record ProbeSetCompleted(string RunId, long Step, int ExampleProbes, long PublishedNow, bool SetComplete = true);
+public sealed record ProbeSetCompleted(string RunId, long Step, int ExampleProbes, int SourceProbes, long PublishedNow, bool SetComplete = true);
 
 /// <summary>Progress of a probe set: a block of probes was published and acknowledged.</summary>
 /// <param name="RunId">Run id.</param>
 /// <param name="Step">Checkpoint step.</param>
-/// <param name="Subject">The subject (examples: the only units published).</param>
+/// <param name="Subject">The subject of the units published.</param>
 /// <param name="Done">Units of this subject published so far in this pass.</param>
 /// <param name="Total">Units of this subject to publish in this pass (those not already on the topic).</param>
 public sealed record ProbeProgress(string RunId, long Step, ProbeSubject Subject, int Done, int Total);
@@ -141,6 +142,12 @@ public sealed class SimulatorWorker : EventConsumerWorker
         var plan = languageModel
             ? LanguageModelPlan(checkpoint, recipe, theta, training, exampleSources, sourceIds.Length)
             : MlpPlan(checkpoint, recipe, theta, training, exampleSources, sourceIds.Length);
+        if (MethodFactory.CreateServed(_options.Method) is var served && served is not ForwardOnlyMethod)
+        {
+            await FinishAsync(await PublishStateAsync(served, record, checkpoint, plan.Problem, exampleIds, sourceIds, cancellationToken), watch, cancellationToken);
+            return;
+        }
+
 
         // The probe set carries its checkpoint reference on the compacted probes topic, so a Scorer rebuilding its index
         // finds θ even where the checkpoints topic no longer retains the event (the embedded log trims committed records).
@@ -169,14 +176,19 @@ public sealed class SimulatorWorker : EventConsumerWorker
             whole = (await ReadDoneAsync(checkpoint, plan.ExampleLayout, exampleIds.Length, cancellationToken)).Count == exampleIds.Length;
         }
 
-        var done = new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, ProbesPublished - publishedBefore, whole);
+        await FinishAsync(new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, 0, ProbesPublished - publishedBefore, whole), watch, cancellationToken);
+    }
+
+    /// <summary>Announces a finished probe set (log, bus when whole, <see cref="Completed"/>, waiters).</summary>
+    private async Task FinishAsync(ProbeSetCompleted done, Stopwatch watch, CancellationToken cancellationToken)
+    {
         Interlocked.Increment(ref _sets);
-        Logger.ProbeSetComplete(done.RunId, done.Step, exampleIds.Length, done.PublishedNow, watch.Elapsed.TotalSeconds);
-        if (_bus is not null && whole)
+        Logger.ProbeSetComplete(done.RunId, done.Step, done.ExampleProbes + done.SourceProbes, done.PublishedNow, watch.Elapsed.TotalSeconds);
+        if (_bus is not null && done.SetComplete)
         {
             try
             {
-                await _bus.Publish(new ProbeSetCompleteMessage { RunId = done.RunId, Step = done.Step, ProbeCount = exampleIds.Length }, cancellationToken);
+                await _bus.Publish(new ProbeSetCompleteMessage { RunId = done.RunId, Step = done.Step, ProbeCount = done.ExampleProbes + done.SourceProbes }, cancellationToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -196,6 +208,96 @@ public sealed class SimulatorWorker : EventConsumerWorker
         }
 
         waiter.TrySetResult(done);
+    }
+
+    /// <summary>
+    /// A method whose state is computed for the whole checkpoint at once (STRIDE): precomputed on the checkpoint's
+    /// problem (what <c>attribute</c> and <c>eval</c> run), exported (<see cref="IProbeSetMethod.ExportState"/>) and
+    /// published as one probe per example and per source plus the shared tensors in chunks
+    /// (<see cref="SharedChunks"/>), every probe carrying the chunk count (<see cref="InfluenceProbe.SetShared"/>).
+    /// Skipped when the topic already holds the complete set (a restart after publishing).
+    /// </summary>
+    private async Task<ProbeSetCompleted> PublishStateAsync(IProbeSetMethod method, EventRecord record, CheckpointPublished checkpoint, AttributionProblem problem,
+        long[] exampleIds, long[] sourceIds, CancellationToken ct)
+    {
+        await _producer.ProduceAsync(Topics.Probes, EventMessage.Create(InfluenceProbe.CheckpointKey(checkpoint.RunId, checkpoint.Step), record.Value, ArrowEvents.Headers<CheckpointPublished>()), ct);
+        if (await HasStateSetAsync(checkpoint, exampleIds.Length, sourceIds.Length, ct))
+        {
+            Interlocked.Add(ref _skipped, exampleIds.Length + sourceIds.Length);
+            return new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, 0);
+        }
+
+        method.Precompute(problem, ct);
+        var state = method.ExportState();
+        var chunks = SharedChunks.Split(state.Shared, _options.SharedChunkFloats);
+        var acks = new List<Task<EventPosition>>();
+        long before = ProbesPublished;
+        async Task Publish(UnitLayout layout, ProbeSubject subject, long id, float[] floats)
+        {
+            var probe = ProbeCodec.ToProbe(layout, checkpoint.RunId, checkpoint.Step, subject, id, exampleIds.Length, sourceIds.Length, floats) with { SetShared = chunks.Count };
+            acks.Add(_producer.ProduceAsync(Topics.Probes, EventMessage.Create(probe.Key, EventCodecs.Probes.Encode(probe), ArrowEvents.Headers<InfluenceProbe>()), ct));
+            if (acks.Count >= _options.UnitsPerBlock)
+            {
+                await Task.WhenAll(acks);
+                Interlocked.Add(ref _published, acks.Count);
+                acks.Clear();
+                Progress?.Invoke(new ProbeProgress(checkpoint.RunId, checkpoint.Step, subject, (int)(ProbesPublished - before), exampleIds.Length + sourceIds.Length + chunks.Count));
+            }
+        }
+
+        // Subset ids are exact in f32 (not in f16 beyond 2,048); shared tensors travel in f32 so the Scorer scores as offline.
+        var exampleLayout = new UnitLayout(state.Architecture, 0, state.ExampleTensors, ProbePrecision.Float32);
+        var sourceLayout = new UnitLayout(state.Architecture, 0, state.SourceTensors, ProbePrecision.Float32);
+        for (int i = 0; i < exampleIds.Length; i++)
+        {
+            await Publish(exampleLayout, ProbeSubject.Example, exampleIds[i], state.Examples[i]);
+        }
+
+        for (int s = 0; s < sourceIds.Length; s++)
+        {
+            await Publish(sourceLayout, ProbeSubject.Source, sourceIds[s], state.Sources[s]);
+        }
+
+        for (int c = 0; c < chunks.Count; c++)
+        {
+            await Publish(new UnitLayout(state.Architecture, 0, chunks[c].Tensors, ProbePrecision.Float32), ProbeSubject.Shared, c, chunks[c].Values);
+        }
+
+        await Task.WhenAll(acks);
+        Interlocked.Add(ref _published, acks.Count);
+        Logger.BlockPublished(checkpoint.RunId, checkpoint.Step, (int)(ProbesPublished - before), method.Name, (int)(ProbesPublished - before), exampleIds.Length + sourceIds.Length + chunks.Count);
+        return new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, ProbesPublished - before);
+    }
+
+    /// <summary>Whether the probes topic holds a complete shared-state set (every example, source and chunk) for this checkpoint.</summary>
+    private async Task<bool> HasStateSetAsync(CheckpointPublished checkpoint, long setExamples, long setSources, CancellationToken ct)
+    {
+        var seen = new Dictionary<ProbeSubject, HashSet<long>> { [ProbeSubject.Example] = [], [ProbeSubject.Source] = [], [ProbeSubject.Shared] = [] };
+        long chunks = -1;
+        var prefix = $"{checkpoint.RunId}/{checkpoint.Step}/";
+        foreach (var r in await TopicReader.ReadToEndAsync(_log, Topics.Probes, ct))
+        {
+            if (r.Value.Length == 0 || !r.KeyString.StartsWith(prefix, StringComparison.Ordinal) || r.GetHeaderString(EventHeaders.EventType) != EventTypes.InfluenceProbe)
+            {
+                continue;
+            }
+
+            try
+            {
+                var probe = EventCodecs.Probes.Decode(r.Value);
+                if (probe.SetShared > 0 && probe.SetExamples == setExamples && probe.SetSources == setSources && (chunks < 0 || chunks == probe.SetShared))
+                {
+                    chunks = probe.SetShared;
+                    seen[probe.Subject].Add(probe.SubjectId);
+                }
+            }
+            catch (EventContractException)
+            {
+                // A malformed probe: the set is published again.
+            }
+        }
+
+        return chunks > 0 && seen[ProbeSubject.Example].Count == setExamples && seen[ProbeSubject.Source].Count == setSources && seen[ProbeSubject.Shared].Count == chunks;
     }
 
     private async Task SimulateAsync(IUnitSimulation simulation, CheckpointPublished checkpoint, UnitLayout layout,

@@ -229,7 +229,8 @@ internal static class InteropEvents
         ("tensor_names", p => new JsonArray(p.Tensors.Select(t => (JsonNode)t.Name).ToArray())), ("tensor_rows", p => new JsonArray(p.Tensors.Select(t => (JsonNode)t.Rows).ToArray())),
         ("tensor_cols", p => new JsonArray(p.Tensors.Select(t => (JsonNode)t.Cols).ToArray())), ("tensor_ranks", p => new JsonArray(p.Tensors.Select(t => (JsonNode)t.Rank).ToArray())),
         ("factors_f32", p => p.Precision == ProbePrecision.Float32 ? Floats(p.Factors) : null),
-        ("factors_f16", p => p.Precision == ProbePrecision.Float16 ? new JsonArray(p.Factors.Select(x => (JsonNode)F16(x)).ToArray()) : null));
+        ("factors_f16", p => p.Precision == ProbePrecision.Float16 ? new JsonArray(p.Factors.Select(x => (JsonNode)F16(x)).ToArray()) : null),
+        ("set_shared", p => p.SetShared == 0 ? null : L(p.SetShared)));
 
     /// <summary>A probe set as <c>attribute --probes</c> lays it out: 3 example rows (rank 1 weight + bias) then 2 full-rank source rows, float32.</summary>
     public static InfluenceProbe[] ProbeSetRows()
@@ -289,7 +290,9 @@ internal static class InteropEvents
             ("batch_size", c => c.Recipe?.BatchSize), ("seed", c => c.Recipe is { } r ? L(unchecked((long)r.Seed)) : null), ("dataset", c => c.Recipe?.Dataset), ("tokenizer", c => c.Recipe?.Tokenizer)));
         // A low-rank float16 probe and a full float32 one: apache-arrow must read the tensor names, shapes, ranks and every factor value.
         InfluenceProbe[] probes = [EventRoundTripTests.Probe(ProbePrecision.Float16), EventRoundTripTests.Probe(ProbePrecision.Float32, id: -1) with { Subject = ProbeSubject.Example, Rank = 0,
-            Tensors = [new("layers.0.weight", 2, 2, 0)], Factors = [1f, float.Epsilon, -0f, 1e30f] }];
+            Tensors = [new("layers.0.weight", 2, 2, 0)], Factors = [1f, float.Epsilon, -0f, 1e30f] },
+            // A shared-state chunk (STRIDE operators): subject 3 and the set's chunk count in the optional set_shared column.
+            EventRoundTripTests.Probe(ProbePrecision.Float32, id: 1) with { Subject = ProbeSubject.Shared, Rank = 0, Tensors = [new("stride.matrices", 1, 3, 0)], Factors = [0.5f, -2f, 3f], SetShared = 2 }];
         yield return ("probes", EventCodecs.Probes.EncodeBatch(probes), DumpProbes(probes));
         ModelQuery[] queries = [new("q-1", "run-1@300", [0f, -0f, float.NaN, float.Epsilon, 1e30f], null, t0), new("q-2", "gpt@7", null, [101, 2023, 102], t0.AddDays(-20000)),
             ModelQuery.FromText("q-3", "gpt@7", "gpt2", "The answer is", " 42, ü€😀", t0), ModelQuery.FromTokens("q-4", "gpt@7", "bytes", [], [256, 0, long.MaxValue], t0)];

@@ -53,6 +53,7 @@ public sealed class StrideMethod : IProbeSetMethod
         {
             StrideCombination.Prior => $", + {_partner!.Describe()} as Lasso prior (floor {_options.PriorFloor.ToString(CultureInfo.InvariantCulture)})",
             StrideCombination.Sum => $", + {_partner!.Describe()} calibrated sum (weight {_options.CombineWeight.ToString(CultureInfo.InvariantCulture)})",
+            StrideCombination.Residual => $", + {_partner!.Describe()} as prior mean, STRIDE recovering the residual",
             _ => "",
         };
         return string.Create(CultureInfo.InvariantCulture,
@@ -112,7 +113,8 @@ public sealed class StrideMethod : IProbeSetMethod
     /// <summary>
     /// The state as named tensors: per example its d subset ids (<c>stride.subsets</c>, 1 × d, exact in float); no
     /// per-source block (a source's score is the sum of its examples'); shared: the basis <c>stride.basis</c> [r, H], the
-    /// per-subset matrices <c>stride.matrices</c> [r, K·C] and <c>stride.readout</c> [1, 2] = (hidden layer, measurement:
+    /// per-subset matrices <c>stride.matrices</c> [r·K, C] (the operators' [r, K·C] in the same memory order, rows of
+    /// one class width so the Simulator's chunks split between rows even for a large vocabulary) and <c>stride.readout</c> [1, 2] = (hidden layer, measurement:
     /// 0 margin, 1 loss). A combination's partner state does not travel: combined STRIDE is not served.
     /// </summary>
     public ProbeSetState ExportState()
@@ -146,15 +148,16 @@ public sealed class StrideMethod : IProbeSetMethod
             Shared =
             [
                 new StateTensor(new ProbeTensor(BasisTensor, op.Rank, op.Width, 0), op.Basis),
-                new StateTensor(new ProbeTensor(MatricesTensor, op.Rank, op.Subsets * op.Classes, 0), op.Matrices),
+                new StateTensor(new ProbeTensor(MatricesTensor, op.Rank * op.Subsets, op.Classes, 0), op.Matrices),
                 new StateTensor(new ProbeTensor(ReadoutTensor, 1, 2, 0), [op.Layer, op.MeasuredOutput == ModelOutput.Loss ? 1f : 0f]),
             ],
         };
     }
 
     /// <summary>
-    /// Ready to score from an exported state: the design is redrawn from this method's K, d and design seed and must
-    /// equal the shipped memberships; the operators' shapes must match this method's options and the served model.
+    /// Ready to score from an exported state: the design is the shipped memberships (d distinct ids in 0..K−1 per
+    /// example, examples in the served model's order, which may differ from the exporter's); the operators' shapes must
+    /// match this method's options and the served model.
     /// </summary>
     public void ImportState(ServedModel model, ProbeSetState state)
     {
@@ -180,18 +183,27 @@ public sealed class StrideMethod : IProbeSetMethod
         Require(readout.Layout is { Rows: 1, Cols: 2 } && layer >= 0 && layer < hidden.HiddenLayerCount && readout.Values[1] is 0f or 1f,
             $"{ReadoutTensor} must hold a hidden layer of {hidden.Architecture} (0..{hidden.HiddenLayerCount - 1}) and a measurement 0 or 1");
         Require(rank == _options.Steering.Rank && basis.Layout.Cols == hidden.HiddenWidth(layer), $"{BasisTensor} is {rank} x {basis.Layout.Cols}; rank {_options.Steering.Rank} on layer {layer} needs {_options.Steering.Rank} x {hidden.HiddenWidth(layer)}");
-        Require(matrices.Layout.Rows == rank && matrices.Layout.Cols == (long)kk * classes, $"{MatricesTensor} is {matrices.Layout.Rows} x {matrices.Layout.Cols}; K = {kk} operators over {classes} classes need {rank} x {(long)kk * classes}");
-        var design = SubsetDesign.Create(n, kk, d, _options.DesignSeed);
+        Require(matrices.Layout.Rows == (long)rank * kk && matrices.Layout.Cols == classes, $"{MatricesTensor} is {matrices.Layout.Rows} x {matrices.Layout.Cols}; K = {kk} operators of rank {rank} over {classes} classes need {(long)rank * kk} x {classes}");
+        // The design is the one shipped (the examples may come in any order, e.g. by id in the Scorer).
+        var memberships = new int[(long)n * d];
         for (int i = 0; i < n; i++)
         {
-            var ids = design.SubsetsOf(i);
             for (int j = 0; j < d; j++)
             {
-                if (state.Examples[i][j] != ids[j])
-                {
-                    Require(false, $"example {i}'s subsets differ from the design K = {kk}, d = {d}, seed {_options.DesignSeed} (check design-seed)");
-                }
+                float id = state.Examples[i][j];
+                Require(id == MathF.Round(id) && id >= 0 && id < kk, $"example {i}'s subset id {id} is not an integer in 0..{kk - 1} (K = {kk})");
+                memberships[(i * d) + j] = (int)id;
             }
+        }
+
+        SubsetDesign design;
+        try
+        {
+            design = SubsetDesign.FromMemberships(kk, d, _options.DesignSeed, memberships);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException("stride: " + e.Message, e);
         }
 
         _operators = new SteeringOperators(layer, basis.Layout.Cols, rank, classes, kk, readout.Values[1] == 1f ? ModelOutput.Loss : ModelOutput.Margin,
@@ -224,6 +236,12 @@ public sealed class StrideMethod : IProbeSetMethod
             {
                 omega[j] = 1.0 / (_options.PriorFloor + (max > 0 ? Math.Abs(partner[j]) / max : 0));
             }
+        }
+
+        double alpha = 0;
+        if (_options.Combine == StrideCombination.Residual)
+        {
+            (alpha, y) = Residual(y, partner);
         }
 
         var w = _recovery!.Recover(y, omega).Weights;
@@ -264,8 +282,46 @@ public sealed class StrideMethod : IProbeSetMethod
 
         for (int j = 0; j < n; j++)
         {
-            row[j] = (float)w[j];
+            row[j] = (float)(w[j] + (alpha * (partner.IsEmpty ? 0 : partner[j])));
         }
+    }
+
+    // The partner's scores s in measurement units: α = max(0, cov(M·s, y) / var(M·s)) over the K subsets, and y − α·M·s.
+    private (double Alpha, float[] Residual) Residual(ReadOnlySpan<float> y, ReadOnlySpan<float> partner)
+    {
+        var design = _design!;
+        var s = new double[partner.Length];
+        for (int j = 0; j < s.Length; j++)
+        {
+            s[j] = partner[j];
+        }
+
+        var m = new double[y.Length];
+        design.Multiply(s, m);
+        double my = 0, mm = 0;
+        for (int k = 0; k < y.Length; k++)
+        {
+            my += y[k];
+            mm += m[k];
+        }
+
+        my /= y.Length;
+        mm /= y.Length;
+        double cov = 0, var = 0;
+        for (int k = 0; k < y.Length; k++)
+        {
+            cov += (m[k] - mm) * (y[k] - my);
+            var += (m[k] - mm) * (m[k] - mm);
+        }
+
+        double alpha = var > 0 ? Math.Max(0, cov / var) : 0;
+        var r = new float[y.Length];
+        for (int k = 0; k < r.Length; k++)
+        {
+            r[k] = (float)(y[k] - (alpha * m[k]));
+        }
+
+        return (alpha, r);
     }
 
     private static double[] Standardised(ReadOnlySpan<double> v)

@@ -17,6 +17,14 @@ public enum StrideCombination
     /// examples) and added, the partner's with weight <see cref="StrideOptions.CombineWeight"/>.
     /// </summary>
     Sum,
+
+    /// <summary>
+    /// The partner's scores as the prior mean, STRIDE's measurements as the correction: the partner's scores s are put
+    /// in measurement units by the least-squares scale α = max(0, cov(M·s, y) / var(M·s)) fitted to the query's own K
+    /// measurements y (no ground truth), then the Lasso (and the dense tie-break) recovers the residual y − α·M·s;
+    /// the scores are α·s plus that correction.
+    /// </summary>
+    Residual,
 }
 
 /// <summary>All of STRIDE's settings: the subset design, the operators, the recovery and the optional combination.</summary>

@@ -114,6 +114,42 @@ public sealed class SubsetDesign
         return new SubsetDesign(examples, subsets, degree, seed, Draw(examples, subsets, degree, rng));
     }
 
+    /// <summary>
+    /// A design given as every example's <paramref name="degree"/> subset ids (<paramref name="exampleSubsets"/>, n·d
+    /// values, example-major), e.g. shipped in a probe set: the examples may come in any order. Throws when an id is
+    /// outside 0..K−1 or repeated within an example.
+    /// </summary>
+    public static SubsetDesign FromMemberships(int subsets, int degree, ulong seed, int[] exampleSubsets)
+    {
+        ArgumentNullException.ThrowIfNull(exampleSubsets);
+        if (subsets < 1 || degree < 1 || degree > subsets || exampleSubsets.Length == 0 || exampleSubsets.Length % degree != 0)
+        {
+            throw new ArgumentException($"SubsetDesign: {exampleSubsets.Length} memberships for K = {subsets}, d = {degree}; need a positive multiple of d with 1 ≤ d ≤ K.");
+        }
+
+        var mark = new bool[subsets];
+        for (int i = 0; i < exampleSubsets.Length / degree; i++)
+        {
+            var ids = exampleSubsets.AsSpan(i * degree, degree);
+            foreach (int k in ids)
+            {
+                if ((uint)k >= (uint)subsets || mark[k])
+                {
+                    throw new ArgumentException($"SubsetDesign: example {i}'s subsets [{string.Join(", ", ids.ToArray())}] must be {degree} distinct ids in 0..{subsets - 1}.");
+                }
+
+                mark[k] = true;
+            }
+
+            foreach (int k in ids)
+            {
+                mark[k] = false;
+            }
+        }
+
+        return new SubsetDesign(exampleSubsets.Length / degree, subsets, degree, seed, exampleSubsets);
+    }
+
     private static int[] Draw(int examples, int subsets, int degree, Rng rng)
     {
         long slots = (long)examples * degree;

@@ -13,7 +13,7 @@ internal static class DemoCommand
         model.AcceptOnlyFromAmong("mlp", "gpt");
         var corpus = new Option<string>("--corpus") { Description = "Text sources the GPT is trained on (gpt; see ./pipeline train --help).", DefaultValueFactory = _ => DemoSettings.GptCorpus };
         var steps = new Option<int>("--steps") { Description = "GPT training steps (gpt).", DefaultValueFactory = _ => defaults.Steps };
-        var method = new Option<string>("--method") { Description = "Attribution method served for the GPT (gpt): forward-only, the method whose state travels from the Simulator to the Scorer as probes (IProbeSetMethod).", DefaultValueFactory = _ => defaults.Method };
+        var method = new Option<string>("--method") { Description = "Attribution method served through the pipeline: forward-only, or stride[:key=value,...] (STRIDE: the Simulator trains the steering operators on the checkpoint and publishes them as probes, the Scorer serves them; gpt: plain 'stride' is the language-model LDS configuration).", DefaultValueFactory = _ => defaults.Method };
         var kafka = new Option<string?>("--kafka") { Description = "Kafka bootstrap servers (host:port,...); default: the embedded in-process event log." };
         var queries = new Option<int>("--queries") { Description = "Test images replayed as live queries (mlp; default 300), or text queries sent (gpt; default 8)." };
         var rate = new Option<double>("--rate") { Description = "Queries per second replayed (0 = as fast as possible, to see saturation throughput).", DefaultValueFactory = _ => defaults.Rate };
@@ -43,7 +43,13 @@ internal static class DemoCommand
             // Options of the other model's demo cannot be honoured: say so (exit 2) rather than ignore them.
             var notHonoured = gpt
                 ? new Option[] { rate, leaked, trainSize, epochs, simulate, horizon, threshold, consolePort, stay, calibrate }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false })
-                : new Option[] { corpus, steps, method }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false });
+                : new Option[] { corpus, steps }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false });
+            if (notHonoured is null && parse.GetResult(horizon) is { Implicit: false } && !parse.GetValue(method)!.StartsWith("forward-only", StringComparison.Ordinal))
+            {
+                await Console.Error.WriteLineAsync($"--horizon configures forward-only's simulation; it does not apply to --method {parse.GetValue(method)}.");
+                return 2;
+            }
+
             if (notHonoured is not null)
             {
                 await Console.Error.WriteLineAsync($"{notHonoured.Name} does not apply to --model {parse.GetValue(model)}.");

@@ -71,7 +71,7 @@ internal static class DemoRunner
 
                 var step = run.Manifest.Metrics.Steps;
                 var simulated = Math.Min(settings.Simulate, run.Manifest.Recipe.Data.TrainIds.Length);
-                await WaitForProbesAsync(simulator, scorer, runId, step, simulated, token);
+                await WaitForProbesAsync(simulator, scorer, settings.Method, runId, step, simulated, token);
 
                 if (settings.CalibrationQueries > 0)
                 {
@@ -155,6 +155,8 @@ internal static class DemoRunner
             ["Ingest:Mode"] = "once",
             ["Simulator:MaxExamples"] = settings.Simulate.ToString(CultureInfo.InvariantCulture),
             ["Simulator:Horizon"] = settings.Horizon.ToString(CultureInfo.InvariantCulture),
+            ["Simulator:Method"] = settings.ServedMethod,
+            ["Scorer:Method"] = settings.ServedMethod,
             ["Simulator:GroupId"] = $"simulator-{runId}",
             ["Scorer:GroupId"] = $"scorer-{runId}",
             ["Scorer:RunId"] = runId,
@@ -203,7 +205,7 @@ internal static class DemoRunner
         return builder.Build();
     }
 
-    private static async Task WaitForProbesAsync(SimulatorWorker simulator, ScorerWorker scorer, string runId, long step, int examples, CancellationToken cancellationToken)
+    private static async Task WaitForProbesAsync(SimulatorWorker simulator, ScorerWorker scorer, string method, string runId, long step, int examples, CancellationToken cancellationToken)
     {
         var complete = simulator.WhenProbeSetCompleteAsync(runId, step);
         await AnsiConsole.Progress()
@@ -211,7 +213,7 @@ internal static class DemoRunner
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
             .StartAsync(async ctx =>
             {
-                var task = ctx.AddTask($"Simulator: forward-only probes for {examples:N0} examples + every source", maxValue: examples);
+                var task = ctx.AddTask($"Simulator: {Markup.Escape(method)} probes for {examples:N0} examples + every source", maxValue: examples);
                 while (!complete.IsCompleted)
                 {
                     task.Value = Math.Min(examples, simulator.ProbesPublished);
@@ -221,8 +223,13 @@ internal static class DemoRunner
                 task.Value = examples;
                 var index = ctx.AddTask("Scorer: loading the probe index", maxValue: 1);
                 await scorer.Index.Ready.WaitAsync(TimeSpan.FromMinutes(5), cancellationToken);
-                while (scorer.Index.Current is not { } model || model.RunId != runId)
+                while (scorer.Index.Scorer is not { } model || model.Version != $"{runId}@{step}")
                 {
+                    if (scorer.Index.LastError is { } indexError && indexError.Contains(runId, StringComparison.Ordinal))
+                    {
+                        throw new InvalidOperationException($"the Scorer rejected the probe set: {indexError}");
+                    }
+
                     await Task.Delay(100, cancellationToken);
                 }
 

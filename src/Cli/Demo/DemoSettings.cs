@@ -1,3 +1,5 @@
+using Attribution.Attribution;
+
 namespace Attribution.Cli.Demo;
 
 /// <summary>What <c>./pipeline demo</c> runs; every field has a command-line option.</summary>
@@ -32,17 +34,27 @@ internal sealed record DemoSettings
     public int ConsolePort { get; init; } = 8090;
     public bool Stay { get; init; }
 
-    /// <summary>Methods the GPT demo serves through the pipeline: those whose state travels as probes (<c>IProbeSetMethod</c>).</summary>
-    public static IReadOnlyList<string> GptDemoMethods { get; } = ["forward-only"];
+    /// <summary>STRIDE on the GPT demo when <c>--method stride</c> is given without options: the language-model LDS configuration (docs/benchmarks/stride.md).</summary>
+    public const string GptStride = "stride:k=512,d=8,steps=100,reference=32,linearity=0";
+
+    /// <summary>The method spec the services are configured with (<c>Simulator:Method</c>, <c>Scorer:Method</c>).</summary>
+    public string ServedMethod => Model == "gpt" && Method == "stride" ? GptStride : Method;
 
     public string? Validate()
     {
+        try
+        {
+            _ = MethodFactory.CreateServed(ServedMethod);
+        }
+        catch (MethodOptionException e)
+        {
+            return $"--method: {e.Message}";
+        }
+
         if (Model == "gpt")
         {
             return Queries is < 1 or > 200 ? $"--queries must be 1..200 for --model gpt (got {Queries})."
-                : Steps < 1 ? $"--steps must be >= 1 (got {Steps})."
-                : GptDemoMethods.Contains(Method) ? null
-                : $"--method must be one of {string.Join(", ", GptDemoMethods)} for --model gpt (got '{Method}'): the demo serves what the Simulator publishes as probes; other methods on the GPT run with ./pipeline attribute or eval.";
+                : Steps < 1 ? $"--steps must be >= 1 (got {Steps})." : null;
         }
 
         if (Queries < 1 || LeakedQueries < 0 || LeakedQueries > LeakedExamples)

@@ -25,8 +25,8 @@ namespace Attribution.Cli.Demo;
 /// a tiny byte-level GPT on Debian text sources, then runs the three services over the embedded event log (or a Kafka
 /// cluster): <b>Ingest</b> publishes the run (its documents' token ids in the batches, the checkpoint by reference),
 /// the <b>Simulator</b> publishes forward-only probes (one per training document, one per source simulated as one
-/// unit), and the <b>Scorer</b> imports them into the forward-only method object (<c>attribute</c> and <c>eval</c>
-/// score with the same class and state) and attributes text queries: a prompt cut from a held-out document and the
+/// unit; with <c>--method stride</c> STRIDE's subset ids and operator tensors instead), and the <b>Scorer</b> imports
+/// them into the method object (<c>attribute</c> and <c>eval</c> score with the same class and state) and attributes text queries: a prompt cut from a held-out document and the
 /// model's own greedy completion. Each attribution is shown as it arrives: the prompt, the completion, the top training
 /// documents as text with their sources and scores, and the sources' scores. Poison queries land in the dead-letter
 /// topic; every attribution is written to an Arrow file.
@@ -97,7 +97,7 @@ internal static class GptDemoRunner
             var worker = host.Services.GetRequiredService<ScorerWorker>();
             var log = host.Services.GetRequiredService<IEventLog>();
             var producer = host.Services.GetRequiredService<IEventProducer>();
-            var scorer = await WaitForProbesAsync(simulator, worker, runId, settings.Steps, training.Length, cancellationToken);
+            var scorer = await WaitForProbesAsync(simulator, worker, settings.Method, runId, settings.Steps, training.Length, cancellationToken);
             AnsiConsole.MarkupLine($"Scorer serves [bold]{Markup.Escape(scorer.Method)}[/] from the probe set of {Markup.Escape(scorer.Version)}: {scorer.ExampleIds.Count:N0} documents, {scorer.SourceIds.Count} sources.");
             var results = await ReplayAsync(log, producer, worker, held, queries, cancellationToken);
             var poisoned = await ShowPoisonHandlingAsync(log, producer, worker, version, run.Config.Context, cancellationToken);
@@ -117,7 +117,7 @@ internal static class GptDemoRunner
     }
 
     /// <summary>Shows the Simulator's progress until the probe set is complete, then waits for the Scorer to serve it.</summary>
-    private static async Task<IQueryScorer> WaitForProbesAsync(SimulatorWorker simulator, ScorerWorker worker, string runId, long step, int documents, CancellationToken cancellationToken)
+    private static async Task<IQueryScorer> WaitForProbesAsync(SimulatorWorker simulator, ScorerWorker worker, string method, string runId, long step, int documents, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         var complete = simulator.WhenProbeSetCompleteAsync(runId, step);
@@ -127,7 +127,7 @@ internal static class GptDemoRunner
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
             .StartAsync(async ctx =>
             {
-                var task = ctx.AddTask($"Simulator: forward-only probes for {documents:N0} documents + every source", maxValue: documents);
+                var task = ctx.AddTask($"Simulator: {Markup.Escape(method)} probes for {documents:N0} documents + every source", maxValue: documents);
                 while (!complete.IsCompleted)
                 {
                     task.Value = Math.Min(documents, simulator.ProbesPublished);
@@ -136,7 +136,7 @@ internal static class GptDemoRunner
 
                 await complete; // a failed simulation surfaces here
                 task.Value = documents;
-                var index = ctx.AddTask("Scorer: importing the probe set into forward-only", maxValue: 1);
+                var index = ctx.AddTask($"Scorer: importing the probe set into {Markup.Escape(method)}", maxValue: 1);
                 using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 limit.CancelAfter(TimeSpan.FromMinutes(5));
                 while ((live = worker.Index.Scorer) is null || live.Version != $"{runId}@{step}")
@@ -253,6 +253,8 @@ internal static class GptDemoRunner
             ["Simulator:Propagation"] = "Spectral", // 3.1x less CPU than the trajectory on the transformer, LDS not lower (language-models.md)
             ["Simulator:OperatorRank"] = "32",
             ["Simulator:BatchSize"] = SimulationBatch.ToString(CultureInfo.InvariantCulture),
+            ["Simulator:Method"] = settings.ServedMethod,
+            ["Scorer:Method"] = settings.ServedMethod,
             ["Scorer:GroupId"] = $"scorer-{runId}",
             ["Scorer:RunId"] = runId,
             ["Scorer:MaxBatch"] = "8",

@@ -67,27 +67,7 @@ internal sealed record EvalOutcome(
 internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel train, CreateMethod createMethod)
 {
     /// <summary>Parses <c>name[:key=value,key=value]</c>.</summary>
-    public static (string Name, Dictionary<string, string> Options) ParseSpec(string spec)
-    {
-        int colon = spec.IndexOf(':', StringComparison.Ordinal);
-        var name = (colon < 0 ? spec : spec[..colon]).Trim();
-        var dict = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-        if (colon >= 0)
-        {
-            foreach (var part in spec[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            {
-                int eq = part.IndexOf('=', StringComparison.Ordinal);
-                if (eq <= 0)
-                {
-                    throw new MethodOptionException($"method option '{part}' in '{spec}' is not key=value; write e.g. trak:models=10,k=8192 (lists inside a value use '/', e.g. tracin:weights=0.5/1).");
-                }
-
-                dict[part[..eq].Trim()] = part[(eq + 1)..].Trim();
-            }
-        }
-
-        return (name, dict);
-    }
+    public static (string Name, Dictionary<string, string> Options) ParseSpec(string spec) => MethodFactory.ParseSpec(spec);
 
     /// <summary>
     /// Creates a method, turning any invalid option (including a value the method's options reject) into a

@@ -260,8 +260,16 @@ public sealed class GptSteeringTests
 
         var otherDegree = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string>(settings) { ["d"] = "2" });
         Assert.Contains("1 x 2", Assert.Throws<ArgumentException>(() => otherDegree.ImportState(ServedModel.Of(problem), state)).Message);
+        // The design travels with the state: another design seed serves the shipped design; a broken membership is refused.
         var otherSeed = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string>(settings) { ["design-seed"] = "9" });
-        Assert.Contains("design-seed", Assert.Throws<ArgumentException>(() => otherSeed.ImportState(ServedModel.Of(problem), state)).Message);
+        otherSeed.ImportState(ServedModel.Of(problem), state);
+        Assert.Equal(a.Scores, otherSeed.Score(queries).Scores);
+        var broken = new ProbeSetState
+        {
+            Architecture = state.Architecture, ExampleTensors = state.ExampleTensors, SourceTensors = state.SourceTensors, Sources = state.Sources, Shared = state.Shared,
+            Examples = [.. state.Examples.Select((e, i) => i == 1 ? [e[0], e[0], .. e[2..]] : e)],
+        };
+        Assert.Contains("distinct ids", Assert.Throws<ArgumentException>(() => otherSeed.ImportState(ServedModel.Of(problem), broken)).Message);
         var combined = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string>(settings) { ["combine"] = "sum" });
         Assert.Throws<ArgumentException>(() => combined.ImportState(ServedModel.Of(problem), state));
     }

@@ -205,5 +205,16 @@ public sealed class SteeringTests
         var combined = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "sum", ["combine-weight"] = "0.5", ["fo-horizon"] = "7" });
         Assert.Contains("calibrated sum (weight 0.5)", combined.Describe());
         Assert.Contains("K=7", combined.Describe());
+        // Any forward-only option reaches the partner as fo-<key>; an unknown one is named, never ignored.
+        var spectral = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "prior", ["fo-propagation"] = "spectral", ["fo-horizon"] = "100" });
+        Assert.Contains("spectral", spectral.Describe(), StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("K=100", spectral.Describe());
+        e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "sum", ["fo-bogus"] = "1" }));
+        Assert.Contains("bogus", e.Message);
+        // Served methods: forward-only without options, or stride without a combination.
+        Assert.IsType<StrideMethod>(MethodFactory.CreateServed("stride:k=40,d=4"));
+        Assert.Contains("not served", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("stride:combine=sum")).Message);
+        Assert.Contains("Simulator:Horizon", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("forward-only:horizon=5")).Message);
+        Assert.Contains("not served from probes", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("trak")).Message);
     }
 }
