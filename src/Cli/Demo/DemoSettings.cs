@@ -10,7 +10,7 @@ internal sealed record DemoSettings
 
     public string Model { get; init; } = "mlp";
     public string Corpus { get; init; } = GptCorpus;
-    public int Steps { get; init; } = 400;
+    public int Steps { get; init; } = 2000;
     public string Method { get; init; } = "forward-only";
 
     public string? KafkaBootstrap { get; init; }
