@@ -104,11 +104,7 @@ public sealed class AttributionModelScorer(AttributionModel model) : IQueryScore
     {
         ArgumentNullException.ThrowIfNull(queries);
         int d = InputWidth, n = queries.Count;
-        var x = new float[(long)n * d];
-        for (int q = 0; q < n; q++)
-        {
-            CopyFeatures(queries[q].Features ?? throw new ArgumentException($"query '{queries[q].QueryId}' has no features", nameof(queries)), x.AsSpan(q * d, d));
-        }
+        var x = PackFeatures(queries, d);
 
         var scores = Model.Score(x, n);
         return new QueryScores(n, scores.ExampleScores, scores.SourceScores);
@@ -121,28 +117,37 @@ public sealed class AttributionModelScorer(AttributionModel model) : IQueryScore
         return ScoreMatrix.TopK(scores.ExampleRow(q).Span, k);
     }
 
-    private static void CopyFeatures(IReadOnlyList<float> features, Span<float> destination)
+    /// <summary>The queries' features as one row-major [queries, width] block; a query without features or of another width is refused, named.</summary>
+    internal static float[] PackFeatures(IReadOnlyList<ModelQuery> queries, int width)
     {
-        if (features.Count != destination.Length)
+        var x = new float[(long)queries.Count * width];
+        for (int q = 0; q < queries.Count; q++)
         {
-            throw new ArgumentException($"{features.Count} features for a model of width {destination.Length}", nameof(features));
+            var features = queries[q].Features ?? throw new ArgumentException($"query '{queries[q].QueryId}' has no features", nameof(queries));
+            if (features.Count != width)
+            {
+                throw new ArgumentException($"query '{queries[q].QueryId}' has {features.Count} features for a model of width {width}", nameof(queries));
+            }
+
+            var destination = x.AsSpan(q * width, width);
+            switch (features)
+            {
+                case float[] array:
+                    array.CopyTo(destination);
+                    break;
+                case ArraySegment<float> segment:
+                    segment.AsSpan().CopyTo(destination);
+                    break;
+                default:
+                    for (int j = 0; j < width; j++)
+                    {
+                        destination[j] = features[j];
+                    }
+
+                    break;
+            }
         }
 
-        switch (features)
-        {
-            case float[] array:
-                array.CopyTo(destination);
-                break;
-            case ArraySegment<float> segment:
-                segment.AsSpan().CopyTo(destination);
-                break;
-            default:
-                for (int j = 0; j < destination.Length; j++)
-                {
-                    destination[j] = features[j];
-                }
-
-                break;
-        }
+        return x;
     }
 }

@@ -81,20 +81,7 @@ public sealed class ImageMethodScorer : IQueryScorer
     {
         ArgumentNullException.ThrowIfNull(queries);
         int d = InputWidth, n = queries.Count;
-        var x = new float[(long)n * d];
-        for (int q = 0; q < n; q++)
-        {
-            var features = queries[q].Features ?? throw new ArgumentException($"query '{queries[q].QueryId}' has no features", nameof(queries));
-            if (features.Count != d)
-            {
-                throw new ArgumentException($"query '{queries[q].QueryId}' has {features.Count} features for a model of width {d}", nameof(queries));
-            }
-
-            for (int j = 0; j < d; j++)
-            {
-                x[(q * d) + j] = features[j];
-            }
-        }
+        var x = AttributionModelScorer.PackFeatures(queries, d);
 
         ScoreMatrix scores;
         lock (_gate)
