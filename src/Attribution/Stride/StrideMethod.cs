@@ -9,7 +9,8 @@ namespace Attribution.Attribution.Stride;
 /// STRIDE (shared/docs/stride.md) as an attribution method. Precompute: draw the K-subset design, run the frozen model
 /// once over the training set, train the steering operators. Score: one forward pass per query batch gives every
 /// query's K measurements; the Lasso turns them into per-example scores (plus a small dense tie-break); per-source scores
-/// are sums. Optionally combined with a partner method (forward-only) as a Lasso prior or a calibrated sum.
+/// are sums. Optionally a partner method (forward-only) enters the recovery as a Lasso prior or a prior mean (the blend
+/// of the two methods' scores is <see cref="BlendMethod"/>).
 /// </summary>
 public sealed class StrideMethod : IProbeSetMethod
 {
@@ -52,7 +53,6 @@ public sealed class StrideMethod : IProbeSetMethod
         string combine = _options.Combine switch
         {
             StrideCombination.Prior => $", + {_partner!.Describe()} as Lasso prior (floor {_options.PriorFloor.ToString(CultureInfo.InvariantCulture)})",
-            StrideCombination.Sum => $", + {_partner!.Describe()} calibrated sum (weight {_options.CombineWeight.ToString(CultureInfo.InvariantCulture)})",
             StrideCombination.Residual => $", + {_partner!.Describe()} as prior mean, STRIDE recovering the residual",
             _ => "",
         };
@@ -217,7 +217,7 @@ public sealed class StrideMethod : IProbeSetMethod
     /// <inheritdoc />
     public long StateBytes => (_operators?.Bytes ?? 0) + 8L * (_design?.Examples ?? 0) * _options.Degree + (_partner?.StateBytes ?? 0);
 
-    // One query: Lasso (with the partner's prior when asked), dense tie-break, calibrated sum when asked.
+    // One query: Lasso (with the partner's prior or on the residual after the partner's fit, when asked), dense tie-break.
     private void Recover(ReadOnlySpan<float> y, ReadOnlySpan<float> partner, Span<float> row)
     {
         var design = _design!;
@@ -268,18 +268,6 @@ public sealed class StrideMethod : IProbeSetMethod
             }
         }
 
-        if (_options.Combine == StrideCombination.Sum)
-        {
-            var a = Standardised(w);
-            var b = Standardised(partner);
-            for (int j = 0; j < n; j++)
-            {
-                row[j] = (float)(a[j] + _options.CombineWeight * b[j]);
-            }
-
-            return;
-        }
-
         for (int j = 0; j < n; j++)
         {
             row[j] = (float)(w[j] + (alpha * (partner.IsEmpty ? 0 : partner[j])));
@@ -322,41 +310,6 @@ public sealed class StrideMethod : IProbeSetMethod
         }
 
         return (alpha, r);
-    }
-
-    private static double[] Standardised(ReadOnlySpan<double> v)
-    {
-        double mean = 0, sq = 0;
-        foreach (double x in v)
-        {
-            mean += x;
-        }
-
-        mean /= Math.Max(v.Length, 1);
-        foreach (double x in v)
-        {
-            sq += (x - mean) * (x - mean);
-        }
-
-        double sd = Math.Sqrt(sq / Math.Max(v.Length, 1));
-        var r = new double[v.Length];
-        for (int j = 0; j < v.Length; j++)
-        {
-            r[j] = sd > 0 ? (v[j] - mean) / sd : 0;
-        }
-
-        return r;
-    }
-
-    private static double[] Standardised(ReadOnlySpan<float> v)
-    {
-        var d = new double[v.Length];
-        for (int j = 0; j < v.Length; j++)
-        {
-            d[j] = v[j];
-        }
-
-        return Standardised(d);
     }
 
     private const string SubsetsTensor = "stride.subsets";

@@ -1,6 +1,9 @@
 namespace Attribution.Attribution.Stride;
 
-/// <summary>How STRIDE's scores are combined with a second method's (forward-only) scores.</summary>
+/// <summary>
+/// How STRIDE's recovery uses a second method's (forward-only) scores. (The blend of the two methods' standardised scores is
+/// <see cref="BlendMethod"/>, <c>stride:combine=blend</c>.)
+/// </summary>
 public enum StrideCombination
 {
     /// <summary>STRIDE alone.</summary>
@@ -11,12 +14,6 @@ public enum StrideCombination
     /// so examples the partner finds influential are cheaper to select; the dense tie-break stays STRIDE's own.
     /// </summary>
     Prior,
-
-    /// <summary>
-    /// A calibrated sum: each method's per-query scores are standardised (zero mean, unit variance over the training
-    /// examples) and added, the partner's with weight <see cref="StrideOptions.CombineWeight"/>.
-    /// </summary>
-    Sum,
 
     /// <summary>
     /// The partner's scores as the prior mean, STRIDE's measurements as the correction: the partner's scores s are put
@@ -52,11 +49,8 @@ public sealed record StrideOptions
     /// </summary>
     public double Dense { get; init; } = 0.05;
 
-    /// <summary>Combination with forward-only (needs forward-only's precompute too).</summary>
+    /// <summary>Forward-only inside the recovery (needs forward-only's precompute too).</summary>
     public StrideCombination Combine { get; init; } = StrideCombination.None;
-
-    /// <summary>Weight of the partner's standardised scores in <see cref="StrideCombination.Sum"/>.</summary>
-    public double CombineWeight { get; init; } = 1.0;
 
     /// <summary>Floor of the prior's relative partner score in <see cref="StrideCombination.Prior"/> (bounds ω_i ≤ 1/floor).</summary>
     public double PriorFloor { get; init; } = 0.1;
@@ -69,9 +63,9 @@ public sealed record StrideOptions
             throw new ArgumentException($"StrideOptions: need K ≥ 2 and 1 ≤ d ≤ K; got K = {Subsets}, d = {Degree}.");
         }
 
-        if (!(Dense >= 0) || double.IsInfinity(Dense) || !(CombineWeight >= 0) || double.IsInfinity(CombineWeight) || !(PriorFloor > 0) || double.IsInfinity(PriorFloor))
+        if (!(Dense >= 0) || double.IsInfinity(Dense) || !(PriorFloor > 0) || double.IsInfinity(PriorFloor))
         {
-            throw new ArgumentException($"StrideOptions: dense ({Dense}) and combine-weight ({CombineWeight}) must be finite and ≥ 0, prior-floor ({PriorFloor}) finite and > 0.");
+            throw new ArgumentException($"StrideOptions: dense ({Dense}) must be finite and ≥ 0, prior-floor ({PriorFloor}) finite and > 0.");
         }
 
         Steering.Validate();

@@ -202,18 +202,26 @@ public sealed class SteeringTests
         Assert.Contains("d = 20", e.Message);
         e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["fo-horizon"] = "10" }));
         Assert.Contains("fo-horizon", e.Message);
-        var combined = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "sum", ["combine-weight"] = "0.5", ["fo-horizon"] = "7" });
-        Assert.Contains("calibrated sum (weight 0.5)", combined.Describe());
+        var combined = (BlendMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "blend", ["combine-weight"] = "0.5", ["fo-horizon"] = "7" });
+        Assert.Contains("weight 0.5", combined.Describe());
         Assert.Contains("K=7", combined.Describe());
+        Assert.Equal("stride+forward-only", combined.Name);
+        Assert.True(double.IsNaN(((BlendMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "blend" })).Weight));
+        e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "blend", ["combine-weight"] = "1.5" }));
+        Assert.Contains("[0, 1]", e.Message);
+        e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "prior", ["combine-weight"] = "0.5" }));
+        Assert.Contains("combine=blend", e.Message);
         // Any forward-only option reaches the partner as fo-<key>; an unknown one is named, never ignored.
         var spectral = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "prior", ["fo-propagation"] = "spectral", ["fo-horizon"] = "100" });
         Assert.Contains("spectral", spectral.Describe(), StringComparison.OrdinalIgnoreCase);
         Assert.Contains("K=100", spectral.Describe());
-        e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "sum", ["fo-bogus"] = "1" }));
+        e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "blend", ["fo-bogus"] = "1" }));
         Assert.Contains("bogus", e.Message);
-        // Served methods: forward-only without options, or stride without a combination.
+        // Served methods: forward-only without options, stride alone, or the blend at a fixed weight.
         Assert.IsType<StrideMethod>(MethodFactory.CreateServed("stride:k=40,d=4"));
-        Assert.Contains("not served", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("stride:combine=sum")).Message);
+        Assert.Contains("not served", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("stride:combine=prior")).Message);
+        Assert.Contains("fixed weight", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("stride:combine=blend")).Message);
+        Assert.IsType<BlendMethod>(MethodFactory.CreateServed("stride:k=40,d=4,combine=blend,combine-weight=0.3"));
         Assert.Contains("Simulator:Horizon", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("forward-only:horizon=5")).Message);
         Assert.Contains("not served from probes", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("trak")).Message);
     }
