@@ -26,6 +26,7 @@ public static class MethodFactory
     /// repsim (language models): no options.
     /// stride: k, d, design-seed, rank, layer, steps, lr, stability, linearity, sketch, ridge, linearity-inputs, reference,
     /// measure (margin|loss), seed, lambda (fixed|cv), lambda-fraction, folds, nonnegative (on|off), dense,
+    /// operators (steered|finetune: the diagnostic <see cref="SubsetFineTunes"/>), finetune-steps, finetune-lr,
     /// combine (none|prior|residual|blend: with forward-only, configured by fo-&lt;its option&gt;, e.g. fo-horizon=100,fo-propagation=spectral,fo-rank=0;
     /// blend = <see cref="BlendMethod"/>), combine-weight (blend only: forward-only's share 0..1, or auto = chosen on the
     /// problem's calibration queries, the default), prior-floor.
@@ -287,6 +288,9 @@ public static class MethodFactory
                 Nonnegative = o.Has("nonnegative") ? o.Choice("nonnegative", "off", "on", "off") == "on" : l.Nonnegative,
             },
             Dense = o.Has("dense") ? o.Float("dense", 0f) : d.Dense,
+            Measurements = o.Choice("operators", "steered", "steered", "finetune") == "finetune" ? StrideMeasurements.FineTune : d.Measurements,
+            FineTuneSteps = o.Int("finetune-steps", d.FineTuneSteps),
+            FineTuneLearningRate = o.Float("finetune-lr", d.FineTuneLearningRate),
             Combine = o.Choice("combine", "none", "none", "prior", "residual", "blend") switch
             {
                 "prior" => StrideCombination.Prior,

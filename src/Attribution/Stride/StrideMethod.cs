@@ -21,6 +21,7 @@ public sealed class StrideMethod : IProbeSetMethod
     private SubsetDesign? _design;
     private LassoRecovery? _recovery;
     private SteeringOperators? _operators;
+    private SubsetFineTunes? _fineTunes;
 
     /// <summary>A method with <paramref name="options"/>; <paramref name="partner"/> is required exactly when the options combine.</summary>
     public StrideMethod(StrideOptions? options = null, IAttributionMethod? partner = null)
@@ -56,8 +57,11 @@ public sealed class StrideMethod : IProbeSetMethod
             StrideCombination.Residual => $", + {_partner!.Describe()} as prior mean, STRIDE recovering the residual",
             _ => "",
         };
+        string measured = _options.Measurements == StrideMeasurements.FineTune
+            ? string.Create(CultureInfo.InvariantCulture, $"measurements from fine-tunes on every subset ({_options.FineTuneSteps} steps, lr {(_fineTunes?.LearningRate ?? _options.FineTuneLearningRate)}; diagnostic), ")
+            : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"STRIDE (K = {_options.Subsets}, d = {_options.Degree}, rank {s.Rank}, layer {(_operators is { } op ? op.Layer.ToString(CultureInfo.InvariantCulture) : s.Layer < 0 ? "default" : s.Layer.ToString(CultureInfo.InvariantCulture))}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {(_operators?.MeasuredOutput ?? s.Measure)?.ToString().ToLowerInvariant() ?? "default"}, {rule}, dense {_options.Dense}{combine})");
+            $"STRIDE ({measured}K = {_options.Subsets}, d = {_options.Degree}, rank {s.Rank}, layer {(_operators is { } op ? op.Layer.ToString(CultureInfo.InvariantCulture) : s.Layer < 0 ? "default" : s.Layer.ToString(CultureInfo.InvariantCulture))}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {(_operators?.MeasuredOutput ?? s.Measure)?.ToString().ToLowerInvariant() ?? "default"}, {rule}, dense {_options.Dense}{combine})");
     }
 
     /// <inheritdoc />
@@ -67,7 +71,17 @@ public sealed class StrideMethod : IProbeSetMethod
         var model = HiddenModel(problem);
         var clock = Stopwatch.StartNew();
         var design = SubsetDesign.Create(problem.Count, _options.Subsets, _options.Degree, _options.DesignSeed);
-        var operators = SteeringTrainer.Train(model, problem.Training, design, _options.Steering, cancellationToken);
+        SteeringOperators? operators = null;
+        if (_options.Measurements == StrideMeasurements.FineTune)
+        {
+            float lr = _options.FineTuneLearningRate > 0 ? _options.FineTuneLearningRate : problem.TrainingLearningRate > 0 ? problem.TrainingLearningRate : 0.05f;
+            _fineTunes = SubsetFineTunes.Train(problem.CreateModel(), problem.Training, design, _options.FineTuneSteps, lr, cancellationToken);
+        }
+        else
+        {
+            operators = SteeringTrainer.Train(model, problem.Training, design, _options.Steering, cancellationToken);
+        }
+
         TrainingSeconds = clock.Elapsed.TotalSeconds;
         _partner?.Precompute(problem, cancellationToken);
         _served = ServedModel.Of(problem);
@@ -106,7 +120,15 @@ public sealed class StrideMethod : IProbeSetMethod
         ArgumentNullException.ThrowIfNull(queries);
         var model = _model ?? throw NotReady();
         var y = new float[(long)queries.Count * _options.Subsets];
-        Operators.Measure(model, queries.Batch, y);
+        if (_fineTunes is { } fineTunes)
+        {
+            fineTunes.Measure(model, queries.Batch, queries.Output, y);
+        }
+        else
+        {
+            Operators.Measure(model, queries.Batch, y);
+        }
+
         return y;
     }
 
@@ -123,6 +145,11 @@ public sealed class StrideMethod : IProbeSetMethod
         if (_partner is not null)
         {
             throw new NotSupportedException($"stride: combine={_options.Combine.ToString().ToLowerInvariant()} is not served from a probe set (the partner's state does not travel with the operators); serve stride alone or forward-only.");
+        }
+
+        if (_fineTunes is not null)
+        {
+            throw new NotSupportedException("stride: operators=finetune is a diagnostic (K fine-tuned parameter changes); it is not served.");
         }
 
         var design = _design!;
@@ -164,9 +191,11 @@ public sealed class StrideMethod : IProbeSetMethod
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(state);
         state.Validate();
-        if (_partner is not null)
+        if (_partner is not null || _options.Measurements == StrideMeasurements.FineTune)
         {
-            throw new ArgumentException($"stride: combine={_options.Combine.ToString().ToLowerInvariant()} cannot be served from a probe set; configure stride without combine.");
+            throw new ArgumentException(_partner is not null
+                ? $"stride: combine={_options.Combine.ToString().ToLowerInvariant()} cannot be served from a probe set; configure stride without combine."
+                : "stride: operators=finetune is a diagnostic and is not served; configure stride without it.");
         }
 
         var created = model.CreateModel();
@@ -215,7 +244,7 @@ public sealed class StrideMethod : IProbeSetMethod
     }
 
     /// <inheritdoc />
-    public long StateBytes => (_operators?.Bytes ?? 0) + 8L * (_design?.Examples ?? 0) * _options.Degree + (_partner?.StateBytes ?? 0);
+    public long StateBytes => (_operators?.Bytes ?? 0) + (_fineTunes?.Bytes ?? 0) + 8L * (_design?.Examples ?? 0) * _options.Degree + (_partner?.StateBytes ?? 0);
 
     // One query: Lasso (with the partner's prior or on the residual after the partner's fit, when asked), dense tie-break.
     private void Recover(ReadOnlySpan<float> y, ReadOnlySpan<float> partner, Span<float> row)

@@ -24,6 +24,19 @@ public enum StrideCombination
     Residual,
 }
 
+/// <summary>Where STRIDE's K measurements per query come from.</summary>
+public enum StrideMeasurements
+{
+    /// <summary>The steering operators (the method).</summary>
+    Operators,
+
+    /// <summary>
+    /// Diagnostic: each subset's model actually trained further on the subset (<see cref="SubsetFineTunes"/>), the exact
+    /// counterpart of what the operators imitate; not served (K copies of the parameter change).
+    /// </summary>
+    FineTune,
+}
+
 /// <summary>All of STRIDE's settings: the subset design, the operators, the recovery and the optional combination.</summary>
 public sealed record StrideOptions
 {
@@ -52,6 +65,15 @@ public sealed record StrideOptions
     /// <summary>Forward-only inside the recovery (needs forward-only's precompute too).</summary>
     public StrideCombination Combine { get; init; } = StrideCombination.None;
 
+    /// <summary>Where the measurements come from (the operators; or, as a diagnostic, actual fine-tunes on every subset).</summary>
+    public StrideMeasurements Measurements { get; init; } = StrideMeasurements.Operators;
+
+    /// <summary>Full-batch gradient steps of each subset's fine-tune (<see cref="StrideMeasurements.FineTune"/>).</summary>
+    public int FineTuneSteps { get; init; } = 5;
+
+    /// <summary>Learning rate of the fine-tunes; 0 = the problem's training learning rate (0.05 when unknown).</summary>
+    public float FineTuneLearningRate { get; init; }
+
     /// <summary>Floor of the prior's relative partner score in <see cref="StrideCombination.Prior"/> (bounds ω_i ≤ 1/floor).</summary>
     public double PriorFloor { get; init; } = 0.1;
 
@@ -66,6 +88,11 @@ public sealed record StrideOptions
         if (!(Dense >= 0) || double.IsInfinity(Dense) || !(PriorFloor > 0) || double.IsInfinity(PriorFloor))
         {
             throw new ArgumentException($"StrideOptions: dense ({Dense}) must be finite and ≥ 0, prior-floor ({PriorFloor}) finite and > 0.");
+        }
+
+        if (FineTuneSteps < 1 || !(FineTuneLearningRate >= 0) || float.IsInfinity(FineTuneLearningRate))
+        {
+            throw new ArgumentException($"StrideOptions: finetune-steps ({FineTuneSteps}) must be ≥ 1 and finetune-lr ({FineTuneLearningRate}) finite and ≥ 0.");
         }
 
         Steering.Validate();
