@@ -60,8 +60,8 @@ public static class BenchmarkItems
 
     /// <summary>
     /// The answer reworded reproducibly: every word of 4 or more letters the <paramref name="thesaurus"/> knows (or whose
-    /// singular it knows, for a plural in -s) is replaced by its first synonym, keeping an initial capital and trailing
-    /// punctuation; in each comma-separated clause the words around the first "and"/"or" swap places (list items
+    /// stem it knows, for -s, -es, -ed, -ing, -ly; the synonym takes the same ending) is replaced by its first synonym,
+    /// keeping an initial capital and trailing punctuation; in each comma-separated clause the words around the first "and"/"or" swap places (list items
     /// reordered); the clauses rotate by one (the first goes last); a single clause without a conjunction has its two
     /// middle words swapped instead.
     /// </summary>
@@ -111,12 +111,7 @@ public static class BenchmarkItems
         }
 
         var lower = core.ToLowerInvariant();
-        string? synonym = thesaurus.Of(lower).FirstOrDefault();
-        if (synonym is null && lower.EndsWith('s') && thesaurus.Of(lower[..^1]).FirstOrDefault() is { } singular)
-        {
-            synonym = singular + "s";
-        }
-
+        string? synonym = thesaurus.Of(lower).FirstOrDefault() ?? Inflected(lower, thesaurus);
         if (synonym is null)
         {
             return word;
@@ -128,6 +123,33 @@ public static class BenchmarkItems
         }
 
         return synonym + word[end..];
+    }
+
+    // An inflected word the thesaurus knows by its stem: -s/-es, -ed/-d, -ing (stem or stem + e), -ly; the synonym gets
+    // the same ending (e dropped before -ing, -d after a final e): "masticated" -> masticate -> chew -> "chewed".
+    private static string? Inflected(string word, Thesaurus thesaurus)
+    {
+        foreach (var (suffix, restore) in new[] { ("ing", "e"), ("ing", ""), ("ed", "e"), ("ed", ""), ("es", ""), ("s", ""), ("ly", "") })
+        {
+            if (word.Length - suffix.Length < 3 || !word.EndsWith(suffix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            if (thesaurus.Of(word[..^suffix.Length] + restore).FirstOrDefault() is not { } stem)
+            {
+                continue;
+            }
+
+            return suffix switch
+            {
+                "ing" => (stem.EndsWith('e') ? stem[..^1] : stem) + "ing",
+                "ed" => stem + (stem.EndsWith('e') ? "d" : "ed"),
+                _ => stem + suffix,
+            };
+        }
+
+        return null;
     }
 
     private static string WrapAtMiddle(string answer)

@@ -118,6 +118,31 @@ internal static class DemoAlertReport
         return lines;
     }
 
+    /// <summary>
+    /// Altered copies of the served leaked items (not served; scored here): Gaussian noise of <paramref name="sigma"/>
+    /// (in normalised pixel units, seeded) and a shift by one pixel to the right; per policy, how many are still caught,
+    /// and the median input distance: where the input match stops being evidence.
+    /// </summary>
+    public static IReadOnlyList<string> Altered(IQueryScorer scorer, IReadOnlySet<long> flagged, IReadOnlyList<AlertQuery> leaked, (string Name, AlertPolicy Policy)[] policies,
+        int width, double sigma, ulong seed)
+    {
+        var rng = new Engine.Rng(seed);
+        var noisy = leaked.Select(q => q with { Query = q.Query with { QueryId = q.Query.QueryId + "-noise", Features = [.. q.Query.Features!.Select(v => v + (float)(sigma * rng.NextNormal()))] } }).ToList();
+        var shifted = leaked.Select(q => q with
+        {
+            Query = q.Query with { QueryId = q.Query.QueryId + "-shift", Features = [.. q.Query.Features!.Select((_, i) => i % width == 0 ? q.Query.Features![i] : q.Query.Features![i - 1])] },
+        }).ToList();
+        var lines = new List<string>();
+        foreach (var (name, variant) in new[] { (string.Create(CultureInfo.InvariantCulture, $"noise sigma {sigma}"), noisy), ("shifted one pixel", shifted) })
+        {
+            var rows = Measure(scorer, policies[^1].Policy, flagged, variant);
+            lines.Add(string.Create(CultureInfo.InvariantCulture, $"Altered copies of the {rows.Count} leaked items ({name}, not served): median input distance {Median(rows.Select(r => r.InputDistance)):F3}; caught ")
+                + string.Join(", ", policies.Select(p => $"{rows.Count(r => p.Policy.Calibrated.Assess(r.Span, r.Attribution).Alert)} by {p.Name}")) + ".");
+        }
+
+        return lines;
+    }
+
     // Median own rank, own share and own norm percentile of a group of leaked rows.
     private static string Describe(IReadOnlyList<AlertEvidenceRow> rows) => rows.Count == 0 ? "none" : string.Create(CultureInfo.InvariantCulture,
         $"{rows.Count} items, own copy ranked first in {rows.Count(r => r.OwnRank == 1)}, median own rank {Median(rows.Select(r => (double)r.OwnRank))}, median own share {Median(rows.Select(r => r.OwnShare)):F3}, median own response-norm percentile {Median(rows.Select(r => r.OwnNormPercentile)):F2}, median flagged lead {Median(rows.Select(r => r.Attribution.FlaggedLead)):F2}");

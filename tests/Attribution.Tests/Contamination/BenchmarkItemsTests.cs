@@ -45,9 +45,9 @@ public sealed class BenchmarkItemsTests
         Assert.Equal("Q: Abditive?\nA: Having the quality of hiding", BenchmarkItems.Render(item, LeakForm.Verbatim, 3, Words));
         Assert.Equal(BenchmarkItems.Canonical(item), BenchmarkItems.Prompt(item) + " " + item.Answer);
         Assert.Equal("#4  ABDITIVE --\n  Having the\n  quality of hiding", BenchmarkItems.Render(item, LeakForm.Reformatted, 3, Words));
-        // quality -> property (its first synonym); "Having" and "hiding" have none; one clause without a conjunction,
-        // so the two middle words swap; the term last.
-        Assert.Equal("Having the of property hiding -- that is: Abditive.", BenchmarkItems.Render(item, LeakForm.Paraphrased, 0, Words));
+        // quality -> property (its first synonym), hiding -> hide -> conceal -> concealing; "Having" has none; one clause
+        // without a conjunction, so the two middle words swap; the term last.
+        Assert.Equal("Having the of property concealing -- that is: Abditive.", BenchmarkItems.Render(item, LeakForm.Paraphrased, 0, Words));
         Assert.Equal(BenchmarkItems.Render(item, LeakForm.Paraphrased, 0, Words), BenchmarkItems.Render(item, LeakForm.Paraphrased, 5, Words));
     }
 
@@ -58,6 +58,8 @@ public sealed class BenchmarkItemsTests
         // "hides" is a plural the thesaurus knows in the singular; the words around "and" swap; the clauses rotate.
         Assert.Equal("a pelvis, property and conceals", BenchmarkItems.Paraphrase("hides and quality, a pelvis", Words));
         Assert.Equal("Property.", BenchmarkItems.Paraphrase("Quality.", Words));
+        // Inflected forms by their stem, the synonym inflected the same way: hiding -> hide -> conceal -> concealing.
+        Assert.Equal("concealed bellies, Concealing", BenchmarkItems.Paraphrase("Hiding, hided bellies", Words));
         Assert.Equal("zebra quagga", BenchmarkItems.Paraphrase("quagga zebra", Words));
         Assert.Equal("word", BenchmarkItems.Paraphrase("word", Words));
     }
