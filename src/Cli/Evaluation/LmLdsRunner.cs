@@ -27,7 +27,9 @@ internal sealed record LmLdsOptions(
     string CacheRoot,
     IReadOnlyList<string> Methods,
     int LatencyQueries,
-    int QueryBatch)
+    int QueryBatch,
+    int ScaleDocuments = 0,
+    int EnergyDocuments = 0)
 {
     /// <summary>The setting text (recipe, data selection, queries, output function) the ground-truth cache is keyed on.</summary>
     public string Canonical(TextCorpus corpus, LmBenchmarkSplit split)
