@@ -28,6 +28,7 @@ internal sealed record LmLdsOptions(
     IReadOnlyList<string> Methods,
     int LatencyQueries,
     int QueryBatch,
+    double CalibrationFraction = 0,
     int ScaleDocuments = 0,
     int EnergyDocuments = 0)
 {
