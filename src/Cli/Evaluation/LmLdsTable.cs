@@ -55,6 +55,7 @@ internal static class LmLdsTable
         "forward-only:propagation=spectral,horizon=100,batch=8,operator-rank=32,rank=0",
         "forward-only:propagation=spectral,horizon=100,batch=8,operator-rank=32,rank=0,normalize=relative",
         "forward-only:propagation=spectral,horizon=100,batch=8,operator-rank=32,rank=0,sketch=4096",
+        "forward-only:propagation=spectral,horizon=100,batch=8,operator-rank=32,rank=0,compress=128",
         "trak:k=1024,damping=0.1", "trak:k=1024,damping=1", "trak:k=1024,damping=3", "trak:k=1024,damping=10",
         "trak:k=256,damping=3", "trak:k=4096,damping=3",
         "tracin", "grad-dot",
