@@ -110,6 +110,11 @@ public sealed class ForwardOnlySimulator
             _batchLabels[k] = y;
         }
 
+        if (options.Propagation == ForwardPropagation.Tangent && !problem.HasMlpLayout)
+        {
+            throw new ArgumentException($"propagation=tangent needs an MLP (its Hessian-vector products are the MLP's R-operator); this model is {problem.Architecture}: use propagation=trajectory or spectral.", nameof(options));
+        }
+
         _segmentThetas = [];
         if (Operator is not null)
         {
@@ -236,6 +241,12 @@ public sealed class ForwardOnlySimulator
             return;
         }
 
+        if (_options.Propagation == ForwardPropagation.Tangent)
+        {
+            PropagateTangent(units, sink, cancellationToken);
+            return;
+        }
+
         if (!_options.TwoTrajectory && _baseline is null)
         {
             _baseline = Baseline(cancellationToken);
@@ -343,6 +354,90 @@ public sealed class ForwardOnlySimulator
             for (int u = 0; u < count; u++)
             {
                 sink(start + u, responses.AsSpan(u * p, p).ToArray());
+            }
+        }
+    }
+
+    // Tangent path (MLP): the unperturbed run's mini-batch curvature at every step, prepared once and kept for all blocks.
+    private MlpCurvature[]? _curvatures;
+
+    // Tangent path: the block's responses R (one slot per unit) start at 0 and follow the linearised trajectory,
+    // R ← R − η((wd + λ) R + H_k R + G_k), H_k the Hessian of step k's mini-batch loss at θ̄_k (the shared unperturbed
+    // run) and G_k each unit's summed loss gradient there: the two-trajectory response (θ⁺_K − θ⁻_K)/(2w) as w → 0.
+    private void PropagateTangent(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken)
+    {
+        var layout = _problem.Layout;
+        int p = layout.ParameterCount, d = _problem.InputWidth, horizon = _options.Horizon;
+        if (_curvatures is null)
+        {
+            var curvatures = new MlpCurvature[horizon];
+            float shared = 1f / _batchLabels[0].Length;
+            curvatures[0] = new MlpCurvature(layout, _problem.Theta, _batchInputs[0], _batchLabels[0], shared);
+            Baseline(cancellationToken, (step, theta) =>
+            {
+                if (step < horizon)
+                {
+                    curvatures[step] = new MlpCurvature(layout, theta, _batchInputs[step], _batchLabels[step], 1f / _batchLabels[step].Length);
+                }
+            });
+            _curvatures = curvatures;
+        }
+
+        float eta = StepSize, shrink = -eta * (_problem.WeightDecay + _options.Damping);
+        var response = new float[p];
+        for (int start = 0; start < units.Count; start += _options.UnitsPerBlock)
+        {
+            int count = Math.Min(_options.UnitsPerBlock, units.Count - start);
+            int rows = 0;
+            for (int u = 0; u < count; u++)
+            {
+                rows += units[start + u].Length;
+            }
+
+            var x = new float[rows * d];
+            var y = new int[rows];
+            var slotOfRow = new int[rows];
+            for (int u = 0, j = 0; u < count; u++)
+            {
+                foreach (int idx in units[start + u])
+                {
+                    _problem.TrainInputs.AsSpan(idx * d, d).CopyTo(x.AsSpan(j * d, d));
+                    y[j] = _problem.TrainLabels[idx];
+                    slotOfRow[j++] = u;
+                }
+            }
+
+            var r = new MlpStack(layout, count);
+            var hr = new MlpStack(layout, count);
+            var g = new MlpStack(layout, count);
+            for (int k = 0; k < horizon; k++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                for (int l = 0; l < layout.LayerCount; l++)
+                {
+                    Array.Clear(g.W[l]);
+                    Array.Clear(g.B[l]);
+                }
+
+                _curvatures[k].AddRowGradients(x, y, slotOfRow, 1f, g);
+                if (k > 0)
+                {
+                    _curvatures[k].Multiply(r, hr);
+                    if (shrink != 0f)
+                    {
+                        r.AddScaled(r, shrink);
+                    }
+
+                    r.AddScaled(hr, -eta);
+                }
+
+                r.AddScaled(g, -eta);
+            }
+
+            for (int u = 0; u < count; u++)
+            {
+                r.GetSlot(u, response);
+                sink(start + u, (float[])response.Clone());
             }
         }
     }
