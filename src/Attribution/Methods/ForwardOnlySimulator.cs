@@ -407,31 +407,31 @@ public sealed class ForwardOnlySimulator
                 }
             }
 
+            // r: the block's responses; step: (H_k r + G_k), then r ← (1 − η(wd + λ)) r − η step.
             var r = new MlpStack(layout, count);
-            var hr = new MlpStack(layout, count);
-            var g = new MlpStack(layout, count);
+            var step = new MlpStack(layout, count);
             for (int k = 0; k < horizon; k++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                if (k == 0)
+                {
+                    for (int l = 0; l < layout.LayerCount; l++)
+                    {
+                        Array.Clear(step.W[l]);
+                        Array.Clear(step.B[l]);
+                    }
+                }
+                else
+                {
+                    _curvatures[k].Multiply(r, step);
+                }
+
+                _curvatures[k].AddRowGradients(x, y, slotOfRow, 1f, step);
                 for (int l = 0; l < layout.LayerCount; l++)
                 {
-                    Array.Clear(g.W[l]);
-                    Array.Clear(g.B[l]);
+                    Decay(r.W[l], step.W[l], 1f + shrink, -eta);
+                    Decay(r.B[l], step.B[l], 1f + shrink, -eta);
                 }
-
-                _curvatures[k].AddRowGradients(x, y, slotOfRow, 1f, g);
-                if (k > 0)
-                {
-                    _curvatures[k].Multiply(r, hr);
-                    if (shrink != 0f)
-                    {
-                        r.AddScaled(r, shrink);
-                    }
-
-                    r.AddScaled(hr, -eta);
-                }
-
-                r.AddScaled(g, -eta);
             }
 
             for (int u = 0; u < count; u++)
@@ -440,6 +440,17 @@ public sealed class ForwardOnlySimulator
                 sink(start + u, (float[])response.Clone());
             }
         }
+    }
+
+    // r ← keep·r + rate·step.
+    private static void Decay(float[] r, float[] step, float keep, float rate)
+    {
+        if (keep != 1f)
+        {
+            TensorPrimitives.Multiply(r, keep, r);
+        }
+
+        TensorPrimitives.MultiplyAdd(step, rate, r, r);
     }
 
     // Any model but the MLP: each unit's trajectories one after the other through the model's own gradient.

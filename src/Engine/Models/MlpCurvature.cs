@@ -84,27 +84,29 @@ public sealed class MlpCurvature
             return;
         }
 
-        // Forward tangents ż_l (rows (slot, n)); ȧ_l = mask_l ⊙ ż_l for hidden layers.
-        var tangents = new float[layers][]; // tangents[l] = ȧ of layer l's input for l ≥ 1, [slots·nb, in_l]
-        var t0 = new float[(long)slots * h1 * nb];
+        // Work buffers (one set per thread, reused: a block of 100 slots needs ~25 MB per call, 50 calls per block).
+        // Buffer 0: layer-0 products in [slots·h1, nb] order; 1 + l: the tangent ż_l (ȧ_l once masked), rows
+        // (slot, n); 1 + layers: ė at the output; 2 + layers and 3 + layers: ė of the hidden layers, alternating.
+        var t0 = Scratch(0, (long)slots * h1 * nb);
         Blas.Gemm(false, true, slots * h1, nb, d, 1f, direction.W[0], _x, 0f, t0); // [slots·h1, nb]
-        var zdot = new float[(long)slots * nb * h1];
+        var zdot = Scratch(1, (long)slots * nb * h1);
         for (int s = 0; s < slots; s++)
         {
-            Transpose(t0.AsSpan(s * h1 * nb, h1 * nb), h1, nb, zdot.AsSpan(s * nb * h1, nb * h1));
+            Transpose(t0.Slice(s * h1 * nb, h1 * nb), h1, nb, zdot.Slice(s * nb * h1, nb * h1));
         }
 
         AddBiasAndMask(zdot, slots, h1, direction.B[0], layers > 1 ? _acts[1] : null);
+        var tangents = new float[layers][]; // tangents[l] = ȧ of layer l's input for l ≥ 1 (a scratch buffer)
         for (int l = 1; l < layers; l++)
         {
-            tangents[l] = zdot;
+            tangents[l] = _scratch![l];
             int inW = _layout.In(l), outW = _layout.Out(l);
-            var next = new float[(long)slots * nb * outW];
+            var next = Scratch(1 + l, (long)slots * nb * outW);
             Blas.Gemm(false, true, slots * nb, outW, inW, 1f, zdot, _w[l], 0f, next); // W_l ȧ
             for (int s = 0; s < slots; s++)
             {
                 // + V_l a_{l−1} (the base activations, shared)
-                Blas.Gemm(false, true, nb, outW, inW, 1f, _acts[l], direction.W[l].AsSpan(s * outW * inW, outW * inW), 1f, next.AsSpan(s * nb * outW, nb * outW));
+                Blas.Gemm(false, true, nb, outW, inW, 1f, _acts[l], direction.W[l].AsSpan(s * outW * inW, outW * inW), 1f, next.Slice(s * nb * outW, nb * outW));
             }
 
             AddBiasAndMask(next, slots, outW, direction.B[l], l < layers - 1 ? _acts[l + 1] : null);
@@ -113,14 +115,14 @@ public sealed class MlpCurvature
 
         // Output: ė = weight · (diag(p) − p pᵀ) ż per row.
         int classes = _layout.Widths[^1];
-        var edot = new float[zdot.Length];
+        var edot = Scratch(1 + layers, zdot.Length);
         for (int s = 0; s < slots; s++)
         {
             for (int n = 0; n < nb; n++)
             {
                 var p = _probs.AsSpan(n * classes, classes);
-                var zr = zdot.AsSpan((s * nb + n) * classes, classes);
-                var er = edot.AsSpan((s * nb + n) * classes, classes);
+                var zr = zdot.Slice((s * nb + n) * classes, classes);
+                var er = edot.Slice((s * nb + n) * classes, classes);
                 float dot = TensorPrimitives.Dot(p, zr);
                 TensorPrimitives.Multiply(p, zr, er);
                 TensorPrimitives.MultiplyAdd(p, -dot, er, er);
@@ -133,21 +135,21 @@ public sealed class MlpCurvature
         {
             int inW = _layout.In(l), outW = _layout.Out(l);
             var a = _acts[l];
-            var adot = tangents[l];
+            var adot = tangents[l].AsSpan(0, slots * nb * inW);
             for (int s = 0; s < slots; s++)
             {
                 var gw = product.W[l].AsSpan(s * outW * inW, outW * inW);
-                var es = edot.AsSpan(s * nb * outW, nb * outW);
+                var es = edot.Slice(s * nb * outW, nb * outW);
                 Blas.Gemm(true, false, outW, inW, nb, 1f, es, a, 0f, gw);
-                Blas.Gemm(true, false, outW, inW, nb, 1f, _errors[l], adot.AsSpan(s * nb * inW, nb * inW), 1f, gw);
+                Blas.Gemm(true, false, outW, inW, nb, 1f, _errors[l], adot.Slice(s * nb * inW, nb * inW), 1f, gw);
                 ColumnSums(es, nb, outW, product.B[l].AsSpan(s * outW, outW));
             }
 
-            var prev = new float[(long)slots * nb * inW];
+            var prev = Scratch(2 + layers + (l % 2), (long)slots * nb * inW);
             Blas.Gemm(false, false, slots * nb, inW, outW, 1f, edot, _w[l], 0f, prev);
             for (int s = 0; s < slots; s++)
             {
-                Blas.Gemm(false, false, nb, inW, outW, 1f, _errors[l], direction.W[l].AsSpan(s * outW * inW, outW * inW), 1f, prev.AsSpan(s * nb * inW, nb * inW));
+                Blas.Gemm(false, false, nb, inW, outW, 1f, _errors[l], direction.W[l].AsSpan(s * outW * inW, outW * inW), 1f, prev.Slice(s * nb * inW, nb * inW));
             }
 
             Mask(prev, slots, inW, a);
@@ -155,15 +157,36 @@ public sealed class MlpCurvature
         }
 
         // First layer (ȧ of the input is 0): ∂(H v)/∂W_0 = ė_0 xᵀ for every slot in one GEMM.
-        var e0 = new float[(long)slots * h1 * nb];
+        var e0 = Scratch(0, (long)slots * h1 * nb);
         for (int s = 0; s < slots; s++)
         {
-            var es = edot.AsSpan(s * nb * h1, nb * h1);
-            Transpose(es, nb, h1, e0.AsSpan(s * h1 * nb, h1 * nb));
+            var es = edot.Slice(s * nb * h1, nb * h1);
+            Transpose(es, nb, h1, e0.Slice(s * h1 * nb, h1 * nb));
             ColumnSums(es, nb, h1, product.B[0].AsSpan(s * h1, h1));
         }
 
         Blas.Gemm(false, false, slots * h1, d, nb, 1f, e0, _x, 0f, product.W[0]);
+    }
+
+    [ThreadStatic]
+    private static float[][]? _scratch;
+
+    // This thread's work buffer number index, at least length floats (grown, never shrunk).
+    private static Span<float> Scratch(int index, long length)
+    {
+        var scratch = _scratch ??= new float[8][];
+        if (index >= scratch.Length)
+        {
+            Array.Resize(ref scratch, index + 1);
+            _scratch = scratch;
+        }
+
+        if (scratch[index] is null || scratch[index].Length < length)
+        {
+            scratch[index] = GC.AllocateUninitializedArray<float>(checked((int)length));
+        }
+
+        return scratch[index].AsSpan(0, (int)length);
     }
 
     /// <summary>
@@ -267,14 +290,14 @@ public sealed class MlpCurvature
     }
 
     // Adds each slot's bias tangent to its rows and, for a hidden layer, zeroes entries whose base activation is 0.
-    private void AddBiasAndMask(float[] t, int slots, int width, float[] bias, float[]? activation)
+    private void AddBiasAndMask(Span<float> t, int slots, int width, float[] bias, float[]? activation)
     {
         for (int s = 0; s < slots; s++)
         {
             var bs = bias.AsSpan(s * width, width);
             for (int n = 0; n < _nb; n++)
             {
-                var row = t.AsSpan((s * _nb + n) * width, width);
+                var row = t.Slice((s * _nb + n) * width, width);
                 TensorPrimitives.Add(row, bs, row);
             }
         }
@@ -286,12 +309,12 @@ public sealed class MlpCurvature
     }
 
     // t[s, n, i] = 0 where the base activation a[n, i] is 0 (ReLU off).
-    private void Mask(float[] t, int slots, int width, float[] activation)
+    private void Mask(Span<float> t, int slots, int width, float[] activation)
     {
         int block = _nb * width;
         for (int s = 0; s < slots; s++)
         {
-            var ts = t.AsSpan(s * block, block);
+            var ts = t.Slice(s * block, block);
             for (int i = 0; i < block; i++)
             {
                 if (activation[i] <= 0f)
