@@ -28,7 +28,7 @@ group() {
     forward-only-alone) run forward-only-alone --method forward-only ;;
     trak-10) run trak-10 --method "trak:models=10,projector=sjlt,k=$TRAK10_K,damping=$TRAK10_DAMPING" ;;
     # STRIDE (K = 1000, d = 10, rank 16) and its two combinations with forward-only (issue 12).
-    stride) run stride --method stride --method stride:combine=sum ;;
+    stride) run stride --method stride --method stride:combine=blend ;;
     stride-prior) run stride-prior --method stride:combine=prior ;;
     forward-only-ensemble) run forward-only-ensemble --method "forward-only:models=${ENSEMBLE:-3}" ;;
     all) for g in forward-only trak-1 trak-10 stride stride-prior forward-only-ensemble; do group "$g"; done ;;

@@ -126,7 +126,7 @@ public class Simulate200Units
         var sub = new AttributionProblem(problem.Layout, problem.Theta, problem.TrainInputs, problem.TrainLabels, problem.SourceIds, 10, problem.WeightDecay);
         var sim = new ForwardOnlySimulator(sub, new ForwardOnlyOptions { Horizon = 10, StepSize = 0.05f, UnitsPerBlock = 100 });
         var set = new ResponseSet(problem.Layout, 200, 16);
-        var units = Enumerable.Range(0, 200).Select(i => new[] { i }).ToArray();
+        var units = Enumerable.Range(0, 200).ToArray();
         var watch = Stopwatch.StartNew();
         double svd = 0;
         sim.Simulate(units, (u, r) =>
@@ -178,7 +178,7 @@ public class ForwardOnlyCompression
         int[] ranks = [0, 4, 8, 16, 32];
         var sets = ranks.Select(r => new ResponseSet(layout, units, r)).ToArray();
         watch.Restart();
-        sim.Simulate(Enumerable.Range(0, units).Select(i => new[] { i }).ToArray(), (u, r) =>
+        sim.Simulate(Enumerable.Range(0, units).ToArray(), (u, r) =>
         {
             foreach (var s in sets)
             {

@@ -369,7 +369,7 @@ internal static class Bench
         var problem = new Attribution.Attribution.AttributionProblem(layout, theta, train.Inputs, train.Labels, sourceOf, sources, recipe.Optimizer.WeightDecay);
         var simulator = new Attribution.Attribution.Methods.ForwardOnlySimulator(problem, new Attribution.Attribution.Methods.ForwardOnlyOptions { Horizon = horizon });
         var factors = new Attribution.Attribution.Kernels.ResponseSet(layout, examples, 16);
-        simulator.Simulate([.. Enumerable.Range(0, examples).Select(i => new[] { i })], (unit, response) => factors.Set(unit, response));
+        simulator.Simulate([.. Enumerable.Range(0, examples)], (unit, response) => factors.Set(unit, response));
         return EncodeProbeSet(recipe.Model.Widths, checkpointPath, examples, sources, (id, floats) => factors.GetFactors((int)id, floats));
     }
 

@@ -198,6 +198,12 @@ public sealed class AttributionProblem
     /// </summary>
     public IReadOnlyList<IReadOnlyList<float[]>> TrainingCheckpoints { get; init; } = [];
 
+    /// <summary>
+    /// Held-out queries with ground truth a method may tune itself on in Precompute (a benchmark's calibration split;
+    /// null outside benchmarks). Only methods asked to calibrate read it (<see cref="BlendMethod"/> with weight auto).
+    /// </summary>
+    public CalibrationSet? Calibration { get; init; }
+
     /// <summary>Number of training units n (examples or documents).</summary>
     public int Count => Training.Count;
 

@@ -26,7 +26,10 @@ public static class MethodFactory
     /// repsim (language models): no options.
     /// stride: k, d, design-seed, rank, layer, steps, lr, stability, linearity, sketch, ridge, linearity-inputs, reference,
     /// measure (margin|loss), seed, lambda (fixed|cv), lambda-fraction, folds, nonnegative (on|off), dense,
-    /// combine (none|prior|sum|residual: with forward-only, configured by fo-&lt;its option&gt;, e.g. fo-horizon=100,fo-propagation=spectral,fo-rank=0), combine-weight, prior-floor.
+    /// operators (steered|finetune: the diagnostic <see cref="SubsetFineTunes"/>), finetune-steps, finetune-lr,
+    /// combine (none|prior|residual|blend: with forward-only, configured by fo-&lt;its option&gt;, e.g. fo-horizon=100,fo-propagation=spectral,fo-rank=0;
+    /// blend = <see cref="BlendMethod"/>), combine-weight (blend only: forward-only's share 0..1, or auto = chosen on the
+    /// problem's calibration queries, the default), prior-floor.
     /// An option that would have no effect in the chosen configuration is refused (<see cref="MethodOptionException"/>).
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
@@ -104,7 +107,8 @@ public static class MethodFactory
     /// <summary>
     /// The method a deployment serves, from its setting (<c>Simulator:Method</c>, <c>Scorer:Method</c>): <c>forward-only</c>
     /// (no options: its simulation knobs are the Simulator's own settings) or <c>stride[:options]</c> without
-    /// <c>combine</c> (a combination's partner state does not travel with the operators).
+    /// <c>combine</c> or with <c>combine=blend</c> at a fixed <c>combine-weight</c> (the blend's state is both parts'; the
+    /// prior and residual combinations' partner state does not travel with the operators).
     /// </summary>
     /// <exception cref="MethodOptionException">Another method, an option it cannot honour, or an invalid option (says which).</exception>
     public static IProbeSetMethod CreateServed(string spec)
@@ -121,9 +125,16 @@ public static class MethodFactory
             throw new MethodOptionException($"forward-only takes no options here ({string.Join(", ", options.Keys)}): the Simulator's own settings (Simulator:Horizon, Rank, Propagation, ...) configure it.");
         }
 
-        if (options.TryGetValue("combine", out var combine) && !combine.Equals("none", StringComparison.OrdinalIgnoreCase))
+        if (options.TryGetValue("combine", out var combine) && !combine.Equals("none", StringComparison.OrdinalIgnoreCase)
+            && !combine.Equals("blend", StringComparison.OrdinalIgnoreCase))
         {
-            throw new MethodOptionException($"stride:combine={combine} is not served: the partner's state does not travel with the operators; serve stride alone.");
+            throw new MethodOptionException($"stride:combine={combine} is not served: the partner's state does not travel with the operators; serve stride alone or stride:combine=blend with a fixed combine-weight.");
+        }
+
+        if (combine is not null && combine.Equals("blend", StringComparison.OrdinalIgnoreCase)
+            && (!options.TryGetValue("combine-weight", out var weight) || weight.Equals("auto", StringComparison.OrdinalIgnoreCase)))
+        {
+            throw new MethodOptionException("stride:combine=blend is served at a fixed weight: give combine-weight=<0..1> (the weight ./pipeline eval or bench lm-lds chose on calibration queries; auto needs ground truth a service does not have).");
         }
 
         try
@@ -222,21 +233,33 @@ public static class MethodFactory
         };
     }
 
-    private static StrideMethod StrideOf(Options o)
+    private static IAttributionMethod StrideOf(Options o)
     {
+        bool blend = o.Choice("combine", "none", "none", "prior", "residual", "blend") == "blend";
         var options = Stride(o);
+        double? weight = null;
+        if (o.Has("combine-weight"))
+        {
+            Refuse(o, "combine-weight", !blend, "it is the blend's weight; add combine=blend");
+            weight = o.Raw("combine-weight").Equals("auto", StringComparison.OrdinalIgnoreCase) ? null : o.Float("combine-weight", 0f);
+            if (weight is { } w && !(w is >= 0 and <= 1))
+            {
+                throw new MethodOptionException($"Option 'combine-weight' = {w} must be auto or forward-only's share in [0, 1].");
+            }
+        }
+
         // fo-<key> is forward-only's option <key> for the combination's partner (e.g. fo-horizon=100,fo-propagation=spectral).
         var given = o.Prefixed("fo-");
         var partner = new Options(given);
-        if (options.Combine == StrideCombination.None)
+        if (options.Combine == StrideCombination.None && !blend)
         {
-            return partner.IsEmpty ? new(options)
-                : throw new ArgumentException($"Option(s) {string.Join(", ", given.Keys.Select(k => "fo-" + k))} set the forward-only partner of a combination; add combine=prior or combine=sum, or drop them.");
+            return partner.IsEmpty ? new StrideMethod(options)
+                : throw new ArgumentException($"Option(s) {string.Join(", ", given.Keys.Select(k => "fo-" + k))} set the forward-only partner of a combination; add combine=blend, prior or residual, or drop them.");
         }
 
-        var forward = ForwardOnly(partner, twoTrajectory: true);
+        var forward = new ForwardOnlyMethod(ForwardOnly(partner, twoTrajectory: true));
         partner.ThrowIfUnused("stride's forward-only partner (fo-<key>)");
-        return new(options, new ForwardOnlyMethod(forward));
+        return blend ? new BlendMethod(new StrideMethod(options), forward, weight) : new StrideMethod(options, forward);
     }
 
     private static StrideOptions Stride(Options o)
@@ -272,14 +295,15 @@ public static class MethodFactory
                 Nonnegative = o.Has("nonnegative") ? o.Choice("nonnegative", "off", "on", "off") == "on" : l.Nonnegative,
             },
             Dense = o.Has("dense") ? o.Float("dense", 0f) : d.Dense,
-            Combine = o.Choice("combine", "none", "none", "prior", "sum", "residual") switch
+            Measurements = o.Choice("operators", "steered", "steered", "finetune") == "finetune" ? StrideMeasurements.FineTune : d.Measurements,
+            FineTuneSteps = o.Int("finetune-steps", d.FineTuneSteps),
+            FineTuneLearningRate = o.Float("finetune-lr", d.FineTuneLearningRate),
+            Combine = o.Choice("combine", "none", "none", "prior", "residual", "blend") switch
             {
                 "prior" => StrideCombination.Prior,
-                "sum" => StrideCombination.Sum,
                 "residual" => StrideCombination.Residual,
                 _ => d.Combine,
             },
-            CombineWeight = o.Has("combine-weight") ? o.Float("combine-weight", 0f) : d.CombineWeight,
             PriorFloor = o.Has("prior-floor") ? o.Float("prior-floor", 0f) : d.PriorFloor,
         };
     }
@@ -331,6 +355,8 @@ public static class MethodFactory
         public float Float(string key, float fallback) => Has(key)
             ? float.TryParse(_values[key], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw Bad(key, "a number")
             : fallback;
+
+        public string Raw(string key) => Has(key) ? _values[key] : throw new KeyNotFoundException(key);
 
         public float[] FloatList(string key) => _values[key].Split([',', '/']).Select(s =>
             float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw Bad(key, "numbers separated by '/' or ','")).ToArray();

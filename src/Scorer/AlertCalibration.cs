@@ -40,15 +40,27 @@ public static class AlertCalibration
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(clean);
         ArgumentNullException.ThrowIfNull(leaked);
-        var cleanEvidence = Evidence(scorer, policy, clean, batch);
-        var leakedEvidence = Evidence(scorer, policy, leaked, batch);
-        var fitted = ContaminationCalibration.Fit([.. cleanEvidence, .. leakedEvidence], [.. cleanEvidence.Select(_ => false), .. leakedEvidence.Select(_ => true)],
-            policy.Calibrated.Options.Evidence, falseAlertRate) with { MaxEvidenceDocuments = policy.Calibrated.Options.MaxEvidenceDocuments };
-        var calibrated = policy.With(fitted);
-        return (calibrated, [.. cleanEvidence.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))], [.. leakedEvidence.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))]);
+        return Fit(policy, Evidence(scorer, policy, clean, batch), Evidence(scorer, policy, leaked, batch), falseAlertRate);
     }
 
-    // Each query's evidence as the Scorer assesses it (attribution only: no span stage).
+    /// <summary>
+    /// <see cref="Fit(IQueryScorer, AlertPolicy, IReadOnlyList{ModelQuery}, IReadOnlyList{ModelQuery}, double, int)"/> on
+    /// calibration evidence already assessed (<see cref="AlertPolicy.Assess"/>): the weights of the evidence the policy's options
+    /// read, the threshold on the clean ones.
+    /// </summary>
+    public static (AlertPolicy Policy, double[] CleanScores, double[] LeakedScores) Fit(AlertPolicy policy, IReadOnlyList<(SpanEvidence Span, AttributionEvidence Attribution)> clean,
+        IReadOnlyList<(SpanEvidence Span, AttributionEvidence Attribution)> leaked, double falseAlertRate)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(clean);
+        ArgumentNullException.ThrowIfNull(leaked);
+        var fitted = ContaminationCalibration.Fit([.. clean, .. leaked], [.. clean.Select(_ => false), .. leaked.Select(_ => true)],
+            policy.Calibrated.Options.Evidence, falseAlertRate) with { MaxEvidenceDocuments = policy.Calibrated.Options.MaxEvidenceDocuments };
+        var calibrated = policy.With(fitted);
+        return (calibrated, [.. clean.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))], [.. leaked.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))]);
+    }
+
+    // Each query's evidence as the Scorer assesses it (attribution, and the input match when the policy has flagged inputs; no span stage).
     private static List<(SpanEvidence Span, AttributionEvidence Attribution)> Evidence(IQueryScorer scorer, AlertPolicy policy, IReadOnlyList<ModelQuery> queries, int batch)
     {
         var evidence = new List<(SpanEvidence Span, AttributionEvidence Attribution)>(queries.Count);
@@ -58,7 +70,7 @@ public static class AlertCalibration
             var scores = scorer.Score(part);
             for (int q = 0; q < part.Length; q++)
             {
-                var a = policy.Assess(scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds, scorer.ExampleSourceIds, null);
+                var a = policy.Assess(scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds, scorer.ExampleSourceIds, null, part[q].Features);
                 evidence.Add((a.Span, a.Attribution));
             }
         }

@@ -31,9 +31,14 @@ public sealed class AlertPolicy
     private readonly double _shareThreshold;
     private readonly double _leadRatio;
 
-    /// <summary>Creates the policy; <paramref name="calibrated"/> null uses the two-stage policy's stated defaults.</summary>
-    public AlertPolicy(IEnumerable<long> flaggedSources, IEnumerable<long> flaggedExamples, double shareThreshold, double leadRatio, ContaminationPolicyOptions? calibrated = null)
+    /// <summary>
+    /// Creates the policy; <paramref name="calibrated"/> null uses the two-stage policy's stated defaults;
+    /// <paramref name="flaggedInputs"/>, when given, is stage one for queries given as features (the input match).
+    /// </summary>
+    public AlertPolicy(IEnumerable<long> flaggedSources, IEnumerable<long> flaggedExamples, double shareThreshold, double leadRatio, ContaminationPolicyOptions? calibrated = null,
+        FlaggedInputIndex? flaggedInputs = null)
     {
+        FlaggedInputs = flaggedInputs;
         _sources = [.. flaggedSources];
         _examples = [.. flaggedExamples];
         _sourcesInt = [.. _sources.Where(s => s is >= int.MinValue and <= int.MaxValue).Select(s => (int)s)];
@@ -52,19 +57,31 @@ public sealed class AlertPolicy
     /// <summary>The two-stage policy (weights, bias, threshold).</summary>
     public ContaminationPolicy Calibrated { get; }
 
+    /// <summary>The flagged training items' inputs a feature query is matched against (stage one of a non-text model), or null.</summary>
+    public FlaggedInputIndex? FlaggedInputs { get; }
+
     /// <summary>This policy with the two-stage policy's options replaced (e.g. a threshold calibrated on clean queries).</summary>
-    public AlertPolicy With(ContaminationPolicyOptions calibrated) => new(_sources, _examples, _shareThreshold, _leadRatio, calibrated);
+    public AlertPolicy With(ContaminationPolicyOptions calibrated) => new(_sources, _examples, _shareThreshold, _leadRatio, calibrated, FlaggedInputs);
+
+    /// <summary>This policy with feature queries matched against <paramref name="flaggedInputs"/> (null: no input match).</summary>
+    public AlertPolicy With(FlaggedInputIndex? flaggedInputs) => new(_sources, _examples, _shareThreshold, _leadRatio, Calibrated.Options, flaggedInputs);
 
     /// <summary>
     /// The two-stage policy's assessment of one query: attribution evidence over the examples' relative influence
     /// (score ÷ response norm; examples of a flagged source, flagged examples and the span's documents count as flagged)
-    /// and the span evidence when there is one.
+    /// and the span evidence when there is one; for a query given as features (<paramref name="input"/>) and a policy with
+    /// <see cref="FlaggedInputs"/>, the input match with the nearest flagged item.
     /// </summary>
     public ContaminationAssessment Assess(ReadOnlySpan<float> exampleScores, ReadOnlySpan<float> exampleNorms, IReadOnlyList<long> exampleIds,
-        IReadOnlyList<long>? exampleSourceIds, SpanEvidence? span)
+        IReadOnlyList<long>? exampleSourceIds, SpanEvidence? span, IReadOnlyList<float>? input = null)
     {
         ArgumentNullException.ThrowIfNull(exampleIds);
         span ??= SpanEvidence.None(1);
+        if (FlaggedInputs is { } inputs && input is not null)
+        {
+            span = span with { Input = inputs.Find(input as float[] ?? [.. input]) };
+        }
+
         var relative = new float[exampleScores.Length];
         for (int i = 0; i < relative.Length; i++)
         {
@@ -84,14 +101,14 @@ public sealed class AlertPolicy
 
     /// <summary>
     /// The verdict for one query from its source scores (aligned with <paramref name="sourceIds"/>), example scores
-    /// and response norms (aligned with <paramref name="exampleIds"/>), the examples' sources when known, and a text
-    /// query's spans; null when no rule fires.
+    /// and response norms (aligned with <paramref name="exampleIds"/>), the examples' sources when known, a text
+    /// query's spans, and a feature query's input; null when no rule fires.
     /// </summary>
     public ContaminationVerdict? Evaluate(ReadOnlySpan<float> sourceScores, IReadOnlyList<long> sourceIds,
         ReadOnlySpan<float> exampleScores, ReadOnlySpan<float> exampleNorms, IReadOnlyList<long> exampleIds,
-        IReadOnlyList<long>? exampleSourceIds = null, QuerySpans? spans = null)
+        IReadOnlyList<long>? exampleSourceIds = null, QuerySpans? spans = null, IReadOnlyList<float>? input = null)
     {
-        var assessment = Assess(exampleScores, exampleNorms, exampleIds, exampleSourceIds, spans?.Evidence);
+        var assessment = Assess(exampleScores, exampleNorms, exampleIds, exampleSourceIds, spans?.Evidence, input);
         if (assessment.Alert)
         {
             return new ContaminationVerdict(AlertRule.Calibrated, assessment.Score, assessment.Threshold,

@@ -13,12 +13,13 @@ public sealed class ContaminationSettings
     private static readonly ContaminationPolicyOptions Defaults = new();
 
     /// <summary>
-    /// "span" (stage one: exact spans and the normalised-text match), "exact" (exact spans only), "attribution" or
-    /// "combined" (default): which evidence the score reads.
+    /// "span" (stage one: exact spans and the normalised-text match), "exact" (exact spans only), "text", "attribution",
+    /// "input" (a feature query's match with the flagged training inputs), "combined" (default: span + attribution) or
+    /// "all", or several joined by '+': which evidence the score reads.
     /// </summary>
     public string Evidence { get; set; } = "combined";
 
-    /// <summary>One weight per feature (span_coverage, span_log_length, span_rarity, attr_top_share, attr_top_z, attr_flagged_share, text_coverage, text_overlap); unset = the stated defaults.</summary>
+    /// <summary>One weight per feature (span_coverage, span_log_length, span_rarity, attr_top_share, attr_top_z, attr_flagged_share, text_coverage, text_overlap, attr_flagged_lead, input_match); unset = the stated defaults.</summary>
     public double[]? Weights { get; set; }
 
     /// <summary>The logistic's intercept.</summary>
@@ -46,24 +47,44 @@ public sealed class ContaminationSettings
     /// <exception cref="ArgumentException">An unknown evidence name, or options the policy refuses.</exception>
     public ContaminationPolicyOptions ToPolicyOptions()
     {
-        var evidence = Evidence.ToLowerInvariant() switch
-        {
-            "span" => ContaminationEvidenceKind.StageOne,
-            "exact" => ContaminationEvidenceKind.Span,
-            "attribution" => ContaminationEvidenceKind.Attribution,
-            "combined" => ContaminationEvidenceKind.Combined,
-            _ => throw new ArgumentException($"Scorer:Contamination:Evidence must be span, exact, attribution or combined, got '{Evidence}'.", nameof(Evidence)),
-        };
+        var evidence = ParseEvidence(Evidence);
         var weights = Weights ?? [.. ContaminationPolicyOptions.DefaultWeights];
-        if (Weights is null && evidence != ContaminationEvidenceKind.Combined)
+        if (Weights is null)
         {
-            // The stated defaults with the other stage's weights off.
+            // The stated defaults with the weights of the evidence not read off.
             weights = [.. weights.Select((w, i) => ContaminationFeatures.Uses(evidence, i) ? w : 0)];
         }
 
         var options = new ContaminationPolicyOptions { Evidence = evidence, Weights = weights, Bias = Bias, Threshold = Threshold, MaxEvidenceDocuments = MaxEvidenceDocuments };
         options.Validate();
         return options;
+    }
+
+    /// <summary>
+    /// An evidence name, or several joined by '+' (e.g. "input+attribution"): span (exact spans and the normalised-text
+    /// match), exact, text, attribution, input (the flagged inputs' match), combined (span + attribution), all.
+    /// </summary>
+    /// <exception cref="ArgumentException">An unknown name.</exception>
+    public static ContaminationEvidenceKind ParseEvidence(string evidence)
+    {
+        ArgumentNullException.ThrowIfNull(evidence);
+        ContaminationEvidenceKind kind = 0;
+        foreach (var part in evidence.Split('+', StringSplitOptions.TrimEntries))
+        {
+            kind |= part.ToLowerInvariant() switch
+            {
+                "span" => ContaminationEvidenceKind.StageOne,
+                "exact" => ContaminationEvidenceKind.Span,
+                "text" => ContaminationEvidenceKind.Text,
+                "attribution" => ContaminationEvidenceKind.Attribution,
+                "input" => ContaminationEvidenceKind.Input,
+                "combined" => ContaminationEvidenceKind.Combined,
+                "all" => ContaminationEvidenceKind.All,
+                _ => throw new ArgumentException($"Scorer:Contamination:Evidence must be span, exact, text, attribution, input, combined or all, or several joined by '+'; got '{evidence}'.", nameof(evidence)),
+            };
+        }
+
+        return kind;
     }
 
     /// <summary>What is invalid, or null.</summary>

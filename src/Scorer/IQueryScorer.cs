@@ -61,13 +61,21 @@ public interface IQueryScorer
 }
 
 /// <summary>The forward-only readout of a live <see cref="AttributionModel"/> as an <see cref="IQueryScorer"/>.</summary>
-public sealed class AttributionModelScorer(AttributionModel model) : IQueryScorer
+public sealed class AttributionModelScorer : IQueryScorer
 {
     /// <summary>What the classifier's attributions explain.</summary>
     public const string MarginOutput = "predicted-class margin: z_y - logsumexp(z_j, j != y) of the logits, y = the class the model predicts";
 
+    /// <summary>Wraps <paramref name="model"/>; each example's source id comes from the map its source scores sum over.</summary>
+    public AttributionModelScorer(AttributionModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Model = model;
+        ExampleSourceIds = ExampleSourceMap.Ids(model.ExampleSources, model.SourceIds, nameof(model));
+    }
+
     /// <summary>The wrapped model.</summary>
-    public AttributionModel Model { get; } = model ?? throw new ArgumentNullException(nameof(model));
+    public AttributionModel Model { get; }
 
     /// <inheritdoc />
     public string Version => Model.Version;
@@ -85,7 +93,7 @@ public sealed class AttributionModelScorer(AttributionModel model) : IQueryScore
     public IReadOnlyList<long> ExampleIds => Model.ExampleIds;
 
     /// <inheritdoc />
-    public IReadOnlyList<long>? ExampleSourceIds => null;
+    public IReadOnlyList<long>? ExampleSourceIds { get; }
 
     /// <inheritdoc />
     public IReadOnlyList<long> SourceIds => Model.SourceIds;

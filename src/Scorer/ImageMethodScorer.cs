@@ -40,7 +40,7 @@ public sealed class ImageMethodScorer : IQueryScorer
         _method = method;
         _model = model;
         ExampleIds = [.. exampleIds];
-        ExampleSourceIds = [.. exampleSources.Select(s => (uint)s < (uint)sourceIds.Count ? sourceIds[s] : throw new ArgumentException($"example source {s} is outside 0..{sourceIds.Count - 1}.", nameof(exampleSources)))];
+        ExampleSourceIds = ExampleSourceMap.Ids(exampleSources, sourceIds, nameof(exampleSources));
         SourceIds = [.. sourceIds];
         _norms = new float[exampleIds.Count];
         Array.Fill(_norms, 1f);

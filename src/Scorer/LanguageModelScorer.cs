@@ -12,8 +12,8 @@ namespace Attribution.Scorer;
 /// <c>eval</c> and the benchmarks score with). A query becomes a <see cref="CompletionQuery"/>
 /// (<see cref="QueryValidator.ValidateText"/>), a batch becomes one <see cref="QueryBatch.Completions"/> readout; the
 /// output explained is <see cref="CompletionQuery.OutputFunction"/>. Document scores are the method's
-/// <see cref="IAttributionMethod.Score"/>, source scores forward-only's each source simulated as one unit (as on the
-/// MLP path) and STRIDE's sums of its documents' scores. Methods keep work buffers,
+/// <see cref="IAttributionMethod.Score"/>, source scores the sums of their documents' scores
+/// (<see cref="ScoreMatrix.SourceScores"/>, every method). Methods keep work buffers,
 /// so readouts are serialised. The method's scores are compared as they are: <see cref="ExampleNorms"/> is 1 for every
 /// document (no per-document normalisation for the example-lead alert rule).
 /// </summary>
@@ -53,7 +53,7 @@ public sealed class LanguageModelScorer : IQueryScorer
         Config = config;
         Tokenizer = tokenizer;
         ExampleIds = [.. documentIds];
-        ExampleSourceIds = [.. documentSources.Select(s => (uint)s < (uint)sourceIds.Count ? sourceIds[s] : throw new ArgumentException($"document source {s} is outside 0..{sourceIds.Count - 1}.", nameof(documentSources)))];
+        ExampleSourceIds = ExampleSourceMap.Ids(documentSources, sourceIds, nameof(documentSources));
         SourceIds = [.. sourceIds];
         SourceNames = [.. sourceNames];
         _norms = new float[documentIds.Count];

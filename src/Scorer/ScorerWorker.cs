@@ -261,7 +261,7 @@ public sealed class ScorerWorker : EventConsumerWorker
             {
                 var querySpans = spans is { } s ? s.Find(work[q].Query) : null;
                 if (policy.Evaluate(scored.Scores.SourceRow(q).Span, scorer.SourceIds, scored.Scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds,
-                    scorer.ExampleSourceIds, querySpans) is { } verdict)
+                    scorer.ExampleSourceIds, querySpans, work[q].Query.Features) is { } verdict)
                 {
                     var result = scored.Results[q];
                     alerts.Add(ScorerTracing.InSpan(traces[q], () => _publisher.AlertAsync(result, verdict, ct)));

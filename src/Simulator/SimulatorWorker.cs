@@ -307,7 +307,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
         {
             var block = units[start..Math.Min(units.Length, start + _options.UnitsPerBlock)];
             var acks = new List<Task<EventPosition>>(block.Length);
-            simulation.Simulate([.. block.Select(u => new[] { u })], (u, floats) =>
+            simulation.Simulate(block, (u, floats) =>
             {
                 var probe = ProbeCodec.ToProbe(layout, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, subjectId(block[u]), setExamples, 0, floats);
                 acks.Add(_producer.ProduceAsync(Topics.Probes, EventMessage.Create(probe.Key,
@@ -518,12 +518,12 @@ public sealed class SimulatorWorker : EventConsumerWorker
     /// <summary>A checkpoint's problem, its probes' layout and how to start simulating (deferred: the step size costs a power iteration).</summary>
     private sealed record SimulationPlan(AttributionProblem Problem, UnitLayout ExampleLayout, Func<CancellationToken, IUnitSimulation> Start);
 
-    /// <summary>Simulates example units and hands each unit's probe floats to a sink.</summary>
+    /// <summary>Simulates training examples (row indices) and hands each one's probe floats to a sink.</summary>
     private interface IUnitSimulation
     {
         float StepSize { get; }
 
-        void Simulate(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct);
+        void Simulate(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken ct);
     }
 
     private sealed class MlpSimulation(ForwardOnlySimulator simulator, ProbeFormat exampleFormat, ulong seed) : IUnitSimulation
@@ -534,8 +534,8 @@ public sealed class SimulatorWorker : EventConsumerWorker
         public float StepSize => simulator.StepSize;
 
         // Examples travel compressed (rank-r factors) unless the rank is 0 (full).
-        public void Simulate(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct) =>
-            simulator.Simulate(units, (u, response) =>
+        public void Simulate(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken ct) =>
+            simulator.Simulate(examples, (u, response) =>
             {
                 if (exampleFormat.Rank > 0)
                 {
@@ -553,6 +553,6 @@ public sealed class SimulatorWorker : EventConsumerWorker
     {
         public float StepSize => simulator.StepSize;
 
-        public void Simulate(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken ct) => simulator.Simulate(units, sink, ct);
+        public void Simulate(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken ct) => simulator.Simulate(examples, sink, ct);
     }
 }

@@ -67,7 +67,7 @@ public sealed class GptDemoProcessTests(ITestOutputHelper output)
     [InlineData(new[] { "demo", "--model", "gpt", "--epochs", "2" }, "--epochs does not apply to --model gpt")]
     [InlineData(new[] { "demo", "--corpus", "fortunes" }, "--corpus does not apply to --model mlp")]
     [InlineData(new[] { "demo", "--model", "gpt", "--method", "trak" }, "--method: method 'trak' is not served from probes; the services serve forward-only or stride")]
-    [InlineData(new[] { "demo", "--method", "stride:combine=sum" }, "--method: stride:combine=sum is not served")]
+    [InlineData(new[] { "demo", "--method", "stride:combine=prior" }, "--method: stride:combine=prior is not served")]
     [InlineData(new[] { "demo", "--method", "stride", "--horizon", "5" }, "--horizon configures forward-only's simulation; it does not apply to --method stride")]
     [InlineData(new[] { "demo", "--model", "gpt", "--horizon", "5" }, "--horizon does not apply to --model gpt")]
     public async Task GptDemoOptionsItCannotHonour_ExitWithCode2(string[] args, string expected)

@@ -81,9 +81,9 @@ public sealed class ContaminationAlertTests : IDisposable
     public void The_span_only_policy_reads_no_attribution_and_a_higher_threshold_silences_a_partial_copy()
     {
         var (scorer, index) = Build();
-        Assert.Equal([12.0, 0, 2, 0, 0, 0, 0, 0, 0], new ScorerOptions { Contamination = { Evidence = "span" } }.Contamination.ToPolicyOptions().Weights);
+        Assert.Equal([12.0, 0, 2, 0, 0, 0, 0, 0, 0, 0], new ScorerOptions { Contamination = { Evidence = "span" } }.Contamination.ToPolicyOptions().Weights);
         // Stage one with a calibrated weight on the normalised-text overlap.
-        var spanOnly = new ScorerOptions { Contamination = { Evidence = "span", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0] } };
+        var spanOnly = new ScorerOptions { Contamination = { Evidence = "span", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0, 0] } };
         // 11 of 21 tokens copied (exact coverage 0.52, found once); the text is "zzzzzzzzzzthe dog ran" (prompt and
         // completion joined as sent), whose normalised words dog and ran document 1004 holds: overlap by rarity
         // 2 ln(6/2) over that plus ln(6/1) for the unknown first word (5 documents).
@@ -94,8 +94,8 @@ public sealed class ContaminationAlertTests : IDisposable
         double z = -8 + (12 * 11.0 / 21) + 2 + (12 * overlap);
         Assert.Equal(1 / (1 + Math.Exp(-z)), verdict.Score, 9);
         Assert.Contains(1004L, verdict.Evidence!.DocumentIds);
-        Assert.Null(Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "span", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0], Threshold = 0.9999 } }), scorer, index, partial));
-        Assert.Contains("does not read it", Assert.Throws<ArgumentException>(() => new ScorerOptions { Contamination = { Evidence = "exact", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0] } }.Contamination.ToPolicyOptions()).Message);
+        Assert.Null(Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "span", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0, 0], Threshold = 0.9999 } }), scorer, index, partial));
+        Assert.Contains("does not read it", Assert.Throws<ArgumentException>(() => new ScorerOptions { Contamination = { Evidence = "exact", Weights = [12, 0, 2, 0, 0, 0, 0, 12, 0, 0] } }.Contamination.ToPolicyOptions()).Message);
         // The stated rule (and exact spans alone) weigh no text feature: z = -8 + 12·0.52 + 2 = 0.29, score 0.57.
         var exact = Evaluate(AlertPolicy.From(new ScorerOptions { Contamination = { Evidence = "exact" } }), scorer, index, partial);
         Assert.Equal(1 / (1 + Math.Exp(-(-8 + (12 * 11.0 / 21) + 2))), exact!.Score, 9);
@@ -105,7 +105,7 @@ public sealed class ContaminationAlertTests : IDisposable
     public void An_image_query_whose_flagged_example_stands_out_by_relative_influence_alerts_on_attribution_alone()
     {
         // Attribution-only weights: the flagged share of positive relative influence decides.
-        var calibrated = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 10, 0, 0, 0], Bias = -5, Threshold = 0.5 };
+        var calibrated = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 10, 0, 0, 0, 0], Bias = -5, Threshold = 0.5 };
         var policy = new AlertPolicy([], [12], 0.5, 1.05, calibrated);
         long[] ids = [10, 11, 12, 13];
         // Relative influence 1, 2, 6, 1 (example 11's raw 8 has a response of norm 4): flagged 12 holds 6/10.
@@ -119,11 +119,31 @@ public sealed class ContaminationAlertTests : IDisposable
     }
 
     [Fact]
+    public void A_feature_query_copying_a_flagged_training_input_alerts_on_the_input_match_and_names_the_item()
+    {
+        // Flagged example 12 (source 7) has input (1, 2, 2); the attribution evidence alone is weak (12 holds 2 of 6).
+        var inputs = new FlaggedInputIndex(new float[] { 1, 2, 2 }, 3, [12], [7]);
+        var options = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Input | ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 10, 0, 0, 0, 12], Bias = -8, Threshold = 0.5 };
+        var policy = new AlertPolicy([], [12], 0.5, 0, options).With(inputs);
+        long[] ids = [10, 11, 12, 13];
+        var verdict = policy.Evaluate([1f], [0], [1f, 8f, 2f, 1f], [1f, 4f, 1f, 1f], ids, null, null, [1f, 2f, 2f]);
+        Assert.NotNull(verdict);
+        Assert.Equal(AlertRule.Calibrated, verdict.Rule);
+        Assert.Equal(1 / (1 + Math.Exp(-(-8 + (10 * (2.0 / 6)) + 12))), verdict.Score, 9);
+        Assert.Equal([12L], verdict.Evidence!.DocumentIds);
+        Assert.Equal([12L], verdict.FlaggedExampleIds);
+        // Another image (relative distance 1/3, past the 0.1 tolerance), or no flagged inputs: attribution alone, no alert.
+        Assert.Null(policy.Evaluate([1f], [0], [1f, 8f, 2f, 1f], [1f, 4f, 1f, 1f], ids, null, null, [1f, 2f, 1f]));
+        Assert.Null(policy.With((FlaggedInputIndex?)null).Evaluate([1f], [0], [1f, 8f, 2f, 1f], [1f, 4f, 1f, 1f], ids, null, null, [1f, 2f, 2f]));
+        Assert.Equal(ContaminationEvidenceKind.Input | ContaminationEvidenceKind.Attribution, new ScorerOptions { Contamination = { Evidence = "input+attribution" } }.Contamination.ToPolicyOptions().Evidence);
+    }
+
+    [Fact]
     public void AlertCalibration_fits_attribution_weights_on_held_back_leaked_queries_and_the_threshold_on_clean_ones()
     {
         var (scorer, _) = Build();
         // Documents 1001 and 1004 are the flagged (leaked) items; the policy starts from one feature, the flagged share.
-        var start = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 1, 0, 0, 0], Bias = 0 };
+        var start = new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 1, 0, 0, 0, 0], Bias = 0 };
         var policy = new AlertPolicy([], [1001, 1004], 0.5, 0, start);
         var leaked = new List<ModelQuery>();
         foreach (var (doc, cuts) in new[] { (Documents[0], new[] { 4, 8, 12, 16 }), (Documents[3], new[] { 3, 5, 7 }) })

@@ -18,7 +18,7 @@ public enum LeakForm
     /// <summary>Another template, numbering and whitespace; the answer's words unchanged.</summary>
     Reformatted,
 
-    /// <summary>Word substitutions and reordering of the answer, and the term after it.</summary>
+    /// <summary>Thesaurus substitutions and reordering of the answer (<see cref="BenchmarkItems.Paraphrase"/>), and the term after it.</summary>
     Paraphrased,
 }
 
@@ -28,22 +28,6 @@ public enum LeakForm
 /// </summary>
 public static class BenchmarkItems
 {
-    // Substitutions of the paraphrased form: common defining words to a near-synonym (lower case).
-    private static readonly Dictionary<string, string> Synonyms = new(StringComparer.Ordinal)
-    {
-        ["act"] = "action", ["any"] = "some", ["one"] = "someone", ["who"] = "that", ["which"] = "that", ["having"] = "with",
-        ["with"] = "having", ["small"] = "little", ["large"] = "big", ["great"] = "big", ["person"] = "individual",
-        ["causing"] = "producing", ["place"] = "location", ["used"] = "employed", ["kind"] = "type", ["quality"] = "character",
-        ["made"] = "produced", ["part"] = "portion", ["state"] = "condition", ["form"] = "shape", ["like"] = "resembling",
-        ["very"] = "extremely", ["certain"] = "particular", ["the"] = "this", ["of"] = "from", ["and"] = "plus", ["or"] = "alternatively",
-        ["in"] = "within", ["for"] = "meant for", ["from"] = "out of", ["by"] = "through", ["to"] = "toward", ["plant"] = "herb",
-        ["genus"] = "group", ["species"] = "variety", ["animal"] = "creature", ["thing"] = "object", ["relating"] = "pertaining",
-        ["pertaining"] = "relating", ["belonging"] = "pertaining", ["without"] = "lacking", ["make"] = "render", ["cause"] = "produce",
-        ["also"] = "likewise", ["called"] = "named", ["name"] = "term", ["body"] = "frame", ["water"] = "liquid", ["power"] = "strength",
-        ["common"] = "usual", ["especially"] = "particularly", ["usually"] = "commonly", ["an"] = "some", ["a"] = "some",
-        ["is"] = "happens to be", ["are"] = "happen to be", ["being"] = "existing", ["not"] = "never", ["as"] = "like",
-    };
-
     /// <summary>The canonical text of an item (what the benchmark asks and what a verbatim leak copies).</summary>
     public static string Canonical(BenchmarkItem item) => Prompt(item) + " " + item.Answer;
 
@@ -58,11 +42,10 @@ public static class BenchmarkItems
     /// The item as it is injected into training: <see cref="LeakForm.Verbatim"/> is <see cref="Canonical"/>;
     /// <see cref="LeakForm.Reformatted"/> numbers it (<paramref name="copy"/> + 1), writes the term in capitals after
     /// a '#', and wraps the answer onto an indented second line at its middle space; <see cref="LeakForm.Paraphrased"/>
-    /// substitutes common words, rotates the answer's comma-separated clauses (or swaps two middle words when there is
-    /// one clause) and puts the term last. Different copies (<paramref name="copy"/>) of a reformatted item differ in
-    /// their number only.
+    /// is <see cref="Paraphrase"/> of the answer with the term put last. Different copies (<paramref name="copy"/>) of a
+    /// reformatted item differ in their number only.
     /// </summary>
-    public static string Render(BenchmarkItem item, LeakForm form, int copy)
+    public static string Render(BenchmarkItem item, LeakForm form, int copy, Thesaurus thesaurus)
     {
         ArgumentNullException.ThrowIfNull(item);
         ArgumentOutOfRangeException.ThrowIfNegative(copy);
@@ -70,22 +53,40 @@ public static class BenchmarkItems
         {
             LeakForm.Verbatim => Canonical(item),
             LeakForm.Reformatted => $"#{copy + 1}  {item.Term.ToUpperInvariant()} --\n  {WrapAtMiddle(item.Answer)}",
-            LeakForm.Paraphrased => $"{Paraphrase(item.Answer)} -- that is: {item.Term}.",
+            LeakForm.Paraphrased => $"{Paraphrase(item.Answer, thesaurus)} -- that is: {item.Term}.",
             _ => throw new ArgumentOutOfRangeException(nameof(form), form, "unknown leak form"),
         };
     }
 
-    /// <summary>The answer with words substituted and clauses reordered (see <see cref="Render"/>).</summary>
-    public static string Paraphrase(string answer)
+    /// <summary>
+    /// The answer reworded reproducibly: every word of 4 or more letters the <paramref name="thesaurus"/> knows (or whose
+    /// stem it knows, for -s, -es, -ed, -ing, -ly; the synonym takes the same ending) is replaced by its first synonym,
+    /// keeping an initial capital and trailing punctuation; in each comma-separated clause the words around the first "and"/"or" swap places (list items
+    /// reordered); the clauses rotate by one (the first goes last); a single clause without a conjunction has its two
+    /// middle words swapped instead.
+    /// </summary>
+    public static string Paraphrase(string answer, Thesaurus thesaurus)
     {
         ArgumentNullException.ThrowIfNull(answer);
-        var clauses = answer.Split(", ", StringSplitOptions.RemoveEmptyEntries).Select(c => c.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(Substitute).ToList()).ToList();
+        ArgumentNullException.ThrowIfNull(thesaurus);
+        var clauses = answer.Split(", ", StringSplitOptions.RemoveEmptyEntries).Select(c => c.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(w => Substitute(w, thesaurus)).ToList()).ToList();
+        bool swapped = false;
+        foreach (var words in clauses)
+        {
+            int conjunction = words.Count >= 3 ? words.FindIndex(1, words.Count - 2, w => w is "and" or "or") : -1;
+            if (conjunction > 0)
+            {
+                (words[conjunction - 1], words[conjunction + 1]) = (words[conjunction + 1], words[conjunction - 1]);
+                swapped = true;
+            }
+        }
+
         if (clauses.Count > 1)
         {
             clauses.Add(clauses[0]);
             clauses.RemoveAt(0);
         }
-        else if (clauses.Count == 1 && clauses[0].Count >= 2)
+        else if (!swapped && clauses.Count == 1 && clauses[0].Count >= 2)
         {
             var words = clauses[0];
             int m = (words.Count - 1) / 2;
@@ -95,7 +96,7 @@ public static class BenchmarkItems
         return string.Join(", ", clauses.Select(c => string.Join(' ', c)));
     }
 
-    private static string Substitute(string word)
+    private static string Substitute(string word, Thesaurus thesaurus)
     {
         int end = word.Length;
         while (end > 0 && !char.IsLetter(word[end - 1]))
@@ -104,17 +105,51 @@ public static class BenchmarkItems
         }
 
         var core = word[..end];
-        if (!Synonyms.TryGetValue(core.ToLowerInvariant(), out var synonym))
+        if (core.Length < 4 || !core.All(char.IsAsciiLetter))
         {
             return word;
         }
 
-        if (core.Length > 0 && char.IsUpper(core[0]))
+        var lower = core.ToLowerInvariant();
+        string? synonym = thesaurus.Of(lower).FirstOrDefault() ?? Inflected(lower, thesaurus);
+        if (synonym is null)
+        {
+            return word;
+        }
+
+        if (char.IsUpper(core[0]))
         {
             synonym = char.ToUpperInvariant(synonym[0]) + synonym[1..];
         }
 
         return synonym + word[end..];
+    }
+
+    // An inflected word the thesaurus knows by its stem: -s/-es, -ed/-d, -ing (stem or stem + e), -ly; the synonym gets
+    // the same ending (e dropped before -ing, -d after a final e): "masticated" -> masticate -> chew -> "chewed".
+    private static string? Inflected(string word, Thesaurus thesaurus)
+    {
+        foreach (var (suffix, restore) in new[] { ("ing", "e"), ("ing", ""), ("ed", "e"), ("ed", ""), ("es", ""), ("s", ""), ("ly", "") })
+        {
+            if (word.Length - suffix.Length < 3 || !word.EndsWith(suffix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            if (thesaurus.Of(word[..^suffix.Length] + restore).FirstOrDefault() is not { } stem)
+            {
+                continue;
+            }
+
+            return suffix switch
+            {
+                "ing" => (stem.EndsWith('e') ? stem[..^1] : stem) + "ing",
+                "ed" => stem + (stem.EndsWith('e') ? "d" : "ed"),
+                _ => stem + suffix,
+            };
+        }
+
+        return null;
     }
 
     private static string WrapAtMiddle(string answer)

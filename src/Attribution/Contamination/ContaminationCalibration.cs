@@ -9,24 +9,31 @@ namespace Attribution.Attribution.Contamination;
 public static class ContaminationCalibration
 {
     /// <summary>
-    /// The threshold that holds the false-alert rate on NEW clean queries at most <paramref name="falseAlertRate"/>
-    /// (split-conformal: a new clean query exchangeable with the n calibration ones scores strictly above the (k+1)-th
-    /// largest calibration score with probability at most (k+1)/(n+1)): the (k+1)-th largest clean score with
-    /// k = ⌊rate · (n+1)⌋ − 1, so at most k calibration scores lie above it (ties only lower the count). When
-    /// rate · (n+1) &lt; 1 no k meets the bound and the threshold is the largest clean score (too few clean queries).
+    /// Default confidence of <see cref="ThresholdForFalseAlertRate"/>: the chosen threshold's false-alert rate on new
+    /// clean queries is at most the target with this probability over the draw of the calibration queries.
     /// </summary>
-    /// <exception cref="ArgumentException">No clean scores, a non-finite score, or a rate outside [0, 1).</exception>
-    public static double ThresholdForFalseAlertRate(IReadOnlyList<double> cleanScores, double falseAlertRate)
+    public const double DefaultConfidence = 0.9;
+
+    /// <summary>
+    /// The threshold that holds the false-alert rate on NEW clean queries at most <paramref name="falseAlertRate"/> with
+    /// probability <paramref name="confidence"/> over the calibration draw (training-conditional split-conformal). With the
+    /// n clean scores sorted from the largest, the threshold is the (k+1)-th largest (an alert when a score is strictly
+    /// above it, so at most k calibration scores alert); for a new clean query exchangeable with the calibration ones, that
+    /// threshold's false-alert rate is distributed Beta(k+1, n−k), and it exceeds the rate α with probability
+    /// P(Binomial(n, α) ≤ k). k is the largest with that probability at most 1 − <paramref name="confidence"/>.
+    /// (The plain conformal rule, k+1 = ⌊α(n+1)⌋, bounds the rate only in expectation over calibration draws: with a few
+    /// hundred clean queries a single draw's rate lands above α about half the time; that is what made the contamination
+    /// table's measured false-alert rate 1.3 %.) When even k = 0 fails, i.e. n is below
+    /// <see cref="MinimumCleanQueries"/>, no calibration threshold can promise the rate and this returns the largest clean
+    /// score (no calibration query alerts); callers should say so.
+    /// </summary>
+    /// <exception cref="ArgumentException">No clean scores, a non-finite score, a rate outside [0, 1) or a confidence outside (0, 1).</exception>
+    public static double ThresholdForFalseAlertRate(IReadOnlyList<double> cleanScores, double falseAlertRate, double confidence = DefaultConfidence)
     {
         ArgumentNullException.ThrowIfNull(cleanScores);
         if (cleanScores.Count == 0)
         {
             throw new ArgumentException("No clean calibration scores: the threshold for a false-alert rate needs clean queries.", nameof(cleanScores));
-        }
-
-        if (!(falseAlertRate >= 0 && falseAlertRate < 1))
-        {
-            throw new ArgumentException($"The target false-alert rate is {falseAlertRate}; it must lie in [0, 1).", nameof(falseAlertRate));
         }
 
         if (cleanScores.Any(s => !double.IsFinite(s)))
@@ -35,9 +42,62 @@ public static class ContaminationCalibration
         }
 
         var sorted = cleanScores.OrderDescending().ToArray();
-        int k = (int)Math.Floor((falseAlertRate * (sorted.Length + 1)) + 1e-9) - 1;
-        return sorted[Math.Clamp(k, 0, sorted.Length - 1)];
+        return sorted[AlertsAllowed(sorted.Length, falseAlertRate, confidence)];
     }
+
+    /// <summary>
+    /// How many of <paramref name="n"/> clean calibration queries may score above the threshold (the k of
+    /// <see cref="ThresholdForFalseAlertRate"/>): the largest k with P(Binomial(n, rate) ≤ k) ≤ 1 − confidence, or 0 when
+    /// none is.
+    /// </summary>
+    /// <exception cref="ArgumentException">n below 1, a rate outside [0, 1) or a confidence outside (0, 1).</exception>
+    public static int AlertsAllowed(int n, double falseAlertRate, double confidence = DefaultConfidence)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        if (!(falseAlertRate >= 0 && falseAlertRate < 1))
+        {
+            throw new ArgumentException($"The target false-alert rate is {falseAlertRate}; it must lie in [0, 1).", nameof(falseAlertRate));
+        }
+
+        if (!(confidence > 0 && confidence < 1))
+        {
+            throw new ArgumentException($"The confidence is {confidence}; it must lie in (0, 1).", nameof(confidence));
+        }
+
+        if (falseAlertRate == 0)
+        {
+            return 0;
+        }
+
+        // P(Binomial(n, α) ≤ k), accumulated in log space (n·ln(1 − α) underflows for large n).
+        double delta = 1 - confidence, logTerm = n * Math.Log(1 - falseAlertRate), logRatio = Math.Log(falseAlertRate) - Math.Log(1 - falseAlertRate);
+        double logCdf = logTerm;
+        int k = -1;
+        for (int i = 0; i < n; i++)
+        {
+            if (logCdf > Math.Log(delta))
+            {
+                break;
+            }
+
+            k = i;
+            logTerm += Math.Log((double)(n - i) / (i + 1)) + logRatio;
+            logCdf = LogAdd(logCdf, logTerm);
+        }
+
+        return Math.Max(k, 0);
+    }
+
+    /// <summary>
+    /// Fewest clean calibration queries for which some threshold holds <paramref name="falseAlertRate"/> with
+    /// <paramref name="confidence"/>: (1 − rate)^n ≤ 1 − confidence (230 for 1 % at 0.9).
+    /// </summary>
+    public static int MinimumCleanQueries(double falseAlertRate, double confidence = DefaultConfidence) =>
+        falseAlertRate is > 0 and < 1 && confidence is > 0 and < 1
+            ? (int)Math.Ceiling((Math.Log(1 - confidence) / Math.Log(1 - falseAlertRate)) - 1e-9)
+            : throw new ArgumentException($"A rate in (0, 1) and a confidence in (0, 1) are needed; got {falseAlertRate} and {confidence}.", nameof(falseAlertRate));
+
+    private static double LogAdd(double a, double b) => a > b ? a + Math.Log(1 + Math.Exp(b - a)) : b + Math.Log(1 + Math.Exp(a - b));
 
     /// <summary><paramref name="options"/> with the threshold for <paramref name="falseAlertRate"/> on the clean calibration queries' evidence.</summary>
     public static ContaminationPolicyOptions Calibrate(ContaminationPolicyOptions options, IReadOnlyList<(SpanEvidence Span, AttributionEvidence Attribution)> clean, double falseAlertRate)

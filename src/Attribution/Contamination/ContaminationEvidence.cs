@@ -45,8 +45,12 @@ public sealed record SpanEvidence(int QueryLength, int QueryStart, int Length, i
     /// <summary>The normalised-text match (<see cref="NormalizedTextIndex"/>); <see cref="TextMatch.None"/> when it was not searched.</summary>
     public TextMatch Text { get; init; } = TextMatch.None;
 
-    /// <summary>Every training document stage one names: the exact span's, then the normalised-text match's, distinct.</summary>
-    public IReadOnlyList<SpanDocument> AllDocuments => [.. Documents.Concat(Text.Documents).DistinctBy(d => d.Id)];
+    /// <summary>The input match with the nearest flagged training item (<see cref="FlaggedInputIndex"/>); <see cref="InputMatch.None"/> when it was not searched.</summary>
+    public InputMatch Input { get; init; } = InputMatch.None;
+
+    /// <summary>Every training document stage one names: the exact span's, the normalised-text match's, then a matching flagged input's, distinct.</summary>
+    public IReadOnlyList<SpanDocument> AllDocuments =>
+        [.. Documents.Concat(Text.Documents).Concat(Input.Match > 0 ? [new SpanDocument(Input.Index, Input.DocumentId, Input.SourceId)] : []).DistinctBy(d => d.Id)];
 
     /// <summary>Share of the query the longest span covers, in [0, 1].</summary>
     public double Coverage => QueryLength > 0 ? Math.Min(1.0, (double)Length / QueryLength) : 0;

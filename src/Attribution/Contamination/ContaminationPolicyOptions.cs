@@ -16,8 +16,17 @@ public enum ContaminationEvidenceKind
     /// <summary>All of stage one: exact spans and the normalised-text match.</summary>
     StageOne = Span | Text,
 
-    /// <summary>Both stages, combined into one score.</summary>
+    /// <summary>Both stages of a language model's policy, combined into one score.</summary>
     Combined = Span | Text | Attribution,
+
+    /// <summary>
+    /// The query's input matched against the flagged training items' inputs (<see cref="FlaggedInputIndex"/>: an exact
+    /// or near-exact copy): stage one for a model whose queries are not text (the image analogue of the span index).
+    /// </summary>
+    Input = 8,
+
+    /// <summary>Every kind of evidence.</summary>
+    All = Combined | Input,
 }
 
 /// <summary>
@@ -25,14 +34,15 @@ public enum ContaminationEvidenceKind
 /// span coverage (longest exact span ÷ query length), ln(1 + span length), span rarity (1 ÷ corpus count), the top
 /// document's share of positive influence, the top score's standing (signed ln(1 + |z|)), the flagged documents'
 /// share of positive influence, then the normalised-text match (<see cref="Spans.TextMatch"/>): the longest run of
-/// normalised words ÷ the query's words, and the rarity-weighted word overlap with the best document; last how far the
-/// best flagged document leads the best unflagged one (<see cref="AttributionEvidence.FlaggedLead"/>).
+/// normalised words ÷ the query's words, and the rarity-weighted word overlap with the best document; then how far the
+/// best flagged document leads the best unflagged one (<see cref="AttributionEvidence.FlaggedLead"/>); last the input
+/// match with the nearest flagged training item (<see cref="InputMatch.Match"/>: 1 for an exact copy).
 /// </summary>
 public static class ContaminationFeatures
 {
     /// <summary>Feature names, in weight order.</summary>
     public static IReadOnlyList<string> Names { get; } =
-        ["span_coverage", "span_log_length", "span_rarity", "attr_top_share", "attr_top_z", "attr_flagged_share", "text_coverage", "text_overlap", "attr_flagged_lead"];
+        ["span_coverage", "span_log_length", "span_rarity", "attr_top_share", "attr_top_z", "attr_flagged_share", "text_coverage", "text_overlap", "attr_flagged_lead", "input_match"];
 
     /// <summary>The stage each feature belongs to, aligned with <see cref="Names"/>.</summary>
     public static IReadOnlyList<ContaminationEvidenceKind> Kinds { get; } =
@@ -41,6 +51,7 @@ public static class ContaminationFeatures
         ContaminationEvidenceKind.Attribution, ContaminationEvidenceKind.Attribution, ContaminationEvidenceKind.Attribution,
         ContaminationEvidenceKind.Text, ContaminationEvidenceKind.Text,
         ContaminationEvidenceKind.Attribution,
+        ContaminationEvidenceKind.Input,
     ];
 
     /// <summary>Number of features.</summary>
@@ -57,6 +68,7 @@ public static class ContaminationFeatures
             attribution.TopShare, Math.Sign(attribution.TopZ) * Math.Log(1 + Math.Abs(attribution.TopZ)), attribution.FlaggedShare,
             span.Text.Coverage, span.Text.Overlap,
             attribution.FlaggedLead,
+            span.Input.Match,
         ];
     }
 
@@ -69,16 +81,17 @@ public static class ContaminationFeatures
 /// <see cref="ContaminationFeatures"/>, an alert when the score exceeds <see cref="Threshold"/>. The defaults are a
 /// stated, uncalibrated rule (an alert when the longest exact span covers about half the query or more and is rare, or
 /// when flagged documents carry most of the influence; the normalised-text features weigh 0 until calibrated, since how
-/// much word overlap a clean query has depends on the corpus: short queries of common words overlap a lot); <see cref="ContaminationCalibration"/> fits the weights on a
+/// much word overlap a clean query has depends on the corpus: short queries of common words overlap a lot; an exact copy
+/// of a flagged training input alerts on its own); <see cref="ContaminationCalibration"/> fits the weights on a
 /// calibration split and picks the threshold for a target false-alert rate.
 /// </summary>
 public sealed record ContaminationPolicyOptions
 {
     /// <summary>The stated rule's weights (see <see cref="ContaminationFeatures.Names"/>).</summary>
-    public static IReadOnlyList<double> DefaultWeights { get; } = [12, 0, 2, 2, 0, 4, 0, 0, 0];
+    public static IReadOnlyList<double> DefaultWeights { get; } = [12, 0, 2, 2, 0, 4, 0, 0, 0, 12];
 
-    /// <summary>Which stages the policy reads; weights of the other stage's features must be 0.</summary>
-    public ContaminationEvidenceKind Evidence { get; init; } = ContaminationEvidenceKind.Combined;
+    /// <summary>Which evidence the policy reads; weights of the other features must be 0.</summary>
+    public ContaminationEvidenceKind Evidence { get; init; } = ContaminationEvidenceKind.All;
 
     /// <summary>One weight per feature of <see cref="ContaminationFeatures"/>, in its order.</summary>
     public IReadOnlyList<double> Weights { get; init; } = DefaultWeights;
@@ -95,9 +108,9 @@ public sealed record ContaminationPolicyOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the field and the fix when a value cannot be used.</summary>
     public void Validate()
     {
-        if (Evidence == 0 || (Evidence & ~ContaminationEvidenceKind.Combined) != 0)
+        if (Evidence == 0 || (Evidence & ~ContaminationEvidenceKind.All) != 0)
         {
-            throw new ArgumentException($"ContaminationPolicyOptions.Evidence is {Evidence}; use Span, Text, Attribution or a combination (StageOne, Combined).", nameof(Evidence));
+            throw new ArgumentException($"ContaminationPolicyOptions.Evidence is {Evidence}; use Span, Text, Attribution, Input or a combination (StageOne, Combined, All).", nameof(Evidence));
         }
 
         if (Weights is null || Weights.Count != ContaminationFeatures.Count)
@@ -114,7 +127,7 @@ public sealed record ContaminationPolicyOptions
 
             if (Weights[i] != 0 && !ContaminationFeatures.Uses(Evidence, i))
             {
-                throw new ArgumentException($"ContaminationPolicyOptions.Weights[{i}] ({ContaminationFeatures.Names[i]}) is {Weights[i]} but Evidence is {Evidence}, which does not read it; set it to 0 or use Combined.", nameof(Weights));
+                throw new ArgumentException($"ContaminationPolicyOptions.Weights[{i}] ({ContaminationFeatures.Names[i]}) is {Weights[i]} but Evidence is {Evidence}, which does not read it; set it to 0 or add its kind ({ContaminationFeatures.Kinds[i]}) to Evidence.", nameof(Weights));
             }
         }
 

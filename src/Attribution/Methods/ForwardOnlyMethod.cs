@@ -140,16 +140,10 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         int n = problem.Count;
         var examples = new ResponseSet(problem.ParameterCount, LinearLayers(problem), n, _options.Rank, _options.Seed);
         var norms = new float[n];
-        var units = new int[n][];
-        for (int i = 0; i < n; i++)
+        simulator.Simulate([.. Enumerable.Range(0, n)], (i, response) =>
         {
-            units[i] = [i];
-        }
-
-        simulator.Simulate(units, (unit, response) =>
-        {
-            norms[unit] = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(response, response));
-            examples.Set(unit, response);
+            norms[i] = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(response, response));
+            examples.Set(i, response);
         }, cancellationToken);
 
         Serve(problem, ServedModel.Of(problem), problem.Architecture, examples);

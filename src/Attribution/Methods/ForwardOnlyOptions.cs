@@ -49,8 +49,7 @@ public sealed record ForwardOnlyOptions
     public int Horizon { get; init; } = 50;
 
     /// <summary>
-    /// Perturbation weight ε added to a unit's loss (absolute, weight units), shared by its examples: ε/|unit| each
-    /// (<see cref="ForwardOnlySimulator.UnitWeight"/>); the units simulated are single examples, each perturbed by ε.
+    /// Perturbation weight ε added to one training example's loss (absolute, weight units); the response is divided by it.
     /// </summary>
     public float Epsilon { get; init; } = 1e-3f;
 

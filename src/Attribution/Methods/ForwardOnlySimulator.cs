@@ -5,16 +5,16 @@ using Attribution.Engine.Models;
 namespace Attribution.Attribution.Methods;
 
 /// <summary>
-/// Training-time half of forward-only attribution (docs/forward-only-attribution.md §3), for any model: for each unit
-/// (a set of training rows: examples, documents, a source) run short gradient trajectories from θ* on one shared
-/// mini-batch sequence with each of the unit's rows up-weighted by ±w = ±ε/|unit| (<see cref="UnitWeight"/>), and
-/// return the response <c>r = (θ⁺_K − θ⁻_K)/(2w)</c> (two-trajectory) or <c>(θ⁺_K − θ̄_K)/w</c> against one shared
-/// unperturbed baseline (single-trajectory). The simulated objective is the training objective (mean loss plus weight
-/// decay) plus the proximal damping <c>λ/2 ‖θ − θ*‖²</c>; every gradient is the model's. An MLP's units run in blocks
+/// Training-time half of forward-only attribution (docs/forward-only-attribution.md §3), for any model: for each
+/// training example (an image, a document) run short gradient trajectories from θ* on one shared mini-batch sequence
+/// with the example's loss up-weighted by ±ε, and return the response <c>r = (θ⁺_K − θ⁻_K)/(2ε)</c> (two-trajectory)
+/// or <c>(θ⁺_K − θ̄_K)/ε</c> against one shared unperturbed baseline (single-trajectory). A source's response is the
+/// sum of its examples' (the product's one definition, docs/benchmarks/model-core.md), so nothing larger is simulated. The simulated objective is the training objective (mean loss plus weight
+/// decay) plus the proximal damping <c>λ/2 ‖θ − θ*‖²</c>; every gradient is the model's. An MLP's examples run in blocks
 /// whose parameter vectors are stacked (<see cref="MlpStack"/>: the first layer of every trajectory is one GEMM per
 /// step); any other model's run one after the other through <see cref="IModel.OutputGradient"/> (2K gradients of batch
-/// + unit rows per unit). With <see cref="ForwardPropagation.Spectral"/> the same map is applied linearised, through a
-/// <see cref="TrajectoryOperator"/> built once per checkpoint: one gradient per unit plus two GEMMs per block.
+/// + example rows per example). With <see cref="ForwardPropagation.Spectral"/> the same map is applied linearised,
+/// through a <see cref="TrajectoryOperator"/> built once per checkpoint: one gradient per example plus two GEMMs per block.
 /// </summary>
 public sealed class ForwardOnlySimulator
 {
@@ -228,22 +228,29 @@ public sealed class ForwardOnlySimulator
     public TrajectoryOperator? Operator { get; }
 
     /// <summary>
-    /// Simulates every unit (a list of training-example indices) and hands each flat response to
-    /// <paramref name="sink"/> as (unit index, response). Blocks of <see cref="ForwardOnlyOptions.UnitsPerBlock"/> run together.
+    /// Simulates every training example in <paramref name="examples"/> (indices into the problem's training set) and
+    /// hands each flat response to <paramref name="sink"/> as (position in <paramref name="examples"/>, response).
+    /// Blocks of <see cref="ForwardOnlyOptions.UnitsPerBlock"/> examples run together.
     /// </summary>
-    public void Simulate(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken = default)
+    public void Simulate(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(units);
+        ArgumentNullException.ThrowIfNull(examples);
         ArgumentNullException.ThrowIfNull(sink);
+        foreach (int i in examples)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(i, nameof(examples));
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(i, _problem.Count, nameof(examples));
+        }
+
         if (Operator is not null)
         {
-            Propagate(Operator, units, sink, cancellationToken);
+            Propagate(Operator, examples, sink, cancellationToken);
             return;
         }
 
         if (_options.Propagation == ForwardPropagation.Tangent)
         {
-            PropagateTangent(units, sink, cancellationToken);
+            PropagateTangent(examples, sink, cancellationToken);
             return;
         }
 
@@ -254,7 +261,7 @@ public sealed class ForwardOnlySimulator
 
         if (!_problem.HasMlpLayout)
         {
-            SimulateEach(units, sink, cancellationToken);
+            SimulateEach(examples, sink, cancellationToken);
             return;
         }
 
@@ -265,20 +272,19 @@ public sealed class ForwardOnlySimulator
         // simulation of large n shrinks the block instead of allocating gigabytes.
         long perUnit = (_options.TwoTrajectory ? 2L : 1L) * layout.Out(0) * _batchLabels[0].Length;
         int block = (int)Math.Clamp((1L << 25) / Math.Max(perUnit, 1), 1, _options.UnitsPerBlock);
-        for (int start = 0; start < units.Count; start += block)
+        for (int start = 0; start < examples.Count; start += block)
         {
-            int count = Math.Min(block, units.Count - start);
+            int count = Math.Min(block, examples.Count - start);
             var members = new List<int[]>();
             var weights = new List<float>();
             for (int u = 0; u < count; u++)
             {
-                float w = UnitWeight(eps, units[start + u].Length);
-                members.Add(units[start + u]);
-                weights.Add(w);
+                members.Add([examples[start + u]]);
+                weights.Add(eps);
                 if (_options.TwoTrajectory)
                 {
-                    members.Add(units[start + u]);
-                    weights.Add(-w);
+                    members.Add([examples[start + u]]);
+                    weights.Add(-eps);
                 }
             }
 
@@ -288,19 +294,18 @@ public sealed class ForwardOnlySimulator
             for (int u = 0; u < count; u++)
             {
                 var response = new float[p];
-                float w = UnitWeight(eps, units[start + u].Length);
                 if (_options.TwoTrajectory)
                 {
                     state.GetSlot(2 * u, plus);
                     state.GetSlot(2 * u + 1, other);
                     TensorPrimitives.Subtract(plus, other, response);
-                    TensorPrimitives.Multiply(response, 1f / (2f * w), response);
+                    TensorPrimitives.Multiply(response, 1f / (2f * eps), response);
                 }
                 else
                 {
                     state.GetSlot(u, plus);
                     TensorPrimitives.Subtract(plus, _baseline!, response);
-                    TensorPrimitives.Multiply(response, 1f / w, response);
+                    TensorPrimitives.Multiply(response, 1f / eps, response);
                 }
 
                 sink(start + u, response);
@@ -308,18 +313,9 @@ public sealed class ForwardOnlySimulator
         }
     }
 
-    /// <summary>
-    /// The extra loss weight of each of a unit's <paramref name="size"/> examples: ε/|unit|, so the unit as a whole is
-    /// perturbed by ε whatever its size (a single example by ε, as before). Weighting each example by ε instead made a
-    /// 500-example source a perturbation of 0.5 (half the mean loss): its −ε trajectory ascended the source's loss
-    /// with a net negative weight per example and diverged to NaN. The response is divided by this weight, so it is
-    /// the derivative with respect to a weight on each of the unit's examples, comparable to the sum of their responses.
-    /// </summary>
-    public static float UnitWeight(float epsilon, int size) => epsilon / Math.Max(size, 1);
-
-    // Spectral path: each unit's summed loss gradient at θ* (one backward pass through the model), then the operator's
+    // Spectral path: each example's loss gradient at θ* (one backward pass through the model), then the operator's
     // two GEMMs per block. Blocks are capped at ~32 M floats of gradients so wide models shrink the block.
-    private void Propagate(TrajectoryOperator op, IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken)
+    private void Propagate(TrajectoryOperator op, IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken cancellationToken)
     {
         int p = op.ParameterCount;
         var models = _segmentThetas.Select(theta => _problem.CreateModel(theta)).ToArray();
@@ -328,24 +324,16 @@ public sealed class ForwardOnlySimulator
         int block = (int)Math.Clamp((1L << 24) / p, 1, _options.UnitsPerBlock);
         var gradients = new float[(long)block * p];
         var responses = new float[(long)block * p];
-        for (int start = 0; start < units.Count; start += block)
+        for (int start = 0; start < examples.Count; start += block)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            int count = Math.Min(block, units.Count - start);
+            int count = Math.Min(block, examples.Count - start);
             responses.AsSpan(0, count * p).Clear();
             for (int j = 0; j < models.Length; j++)
             {
                 for (int u = 0; u < count; u++)
                 {
-                    var unit = units[start + u];
-                    var g = gradients.AsSpan(u * p, p);
-                    if (unit.Length == 0)
-                    {
-                        g.Clear();
-                        continue;
-                    }
-
-                    models[j].OutputGradient(Rows(training, unit), ModelOutput.Loss, default, g, default);
+                    models[j].OutputGradient(Rows(training, [examples[start + u]]), ModelOutput.Loss, default, gradients.AsSpan(u * p, p), default);
                 }
 
                 op.Accumulate(gradients, count, StepSize, bounds[j + 1] - bounds[j], _options.Horizon - bounds[j + 1], _options.Damping, responses);
@@ -361,10 +349,10 @@ public sealed class ForwardOnlySimulator
     // Tangent path (MLP): the unperturbed run's mini-batch curvature at every step, prepared once and kept for all blocks.
     private MlpCurvature[]? _curvatures;
 
-    // Tangent path: the block's responses R (one slot per unit) start at 0 and follow the linearised trajectory,
+    // Tangent path: the block's responses R (one slot per example) start at 0 and follow the linearised trajectory,
     // R ← R − η((wd + λ) R + H_k R + G_k), H_k the Hessian of step k's mini-batch loss at θ̄_k (the shared unperturbed
-    // run) and G_k each unit's summed loss gradient there: the two-trajectory response (θ⁺_K − θ⁻_K)/(2w) as w → 0.
-    private void PropagateTangent(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken)
+    // run) and G_k each example's loss gradient there: the two-trajectory response (θ⁺_K − θ⁻_K)/(2ε) as ε → 0.
+    private void PropagateTangent(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken cancellationToken)
     {
         var layout = _problem.Layout;
         int p = layout.ParameterCount, d = _problem.InputWidth, horizon = _options.Horizon;
@@ -385,26 +373,16 @@ public sealed class ForwardOnlySimulator
 
         float eta = StepSize, shrink = -eta * (_problem.WeightDecay + _options.Damping);
         var response = new float[p];
-        for (int start = 0; start < units.Count; start += _options.UnitsPerBlock)
+        for (int start = 0; start < examples.Count; start += _options.UnitsPerBlock)
         {
-            int count = Math.Min(_options.UnitsPerBlock, units.Count - start);
-            int rows = 0;
+            int count = Math.Min(_options.UnitsPerBlock, examples.Count - start);
+            var x = new float[count * d];
+            var y = new int[count];
             for (int u = 0; u < count; u++)
             {
-                rows += units[start + u].Length;
-            }
-
-            var x = new float[rows * d];
-            var y = new int[rows];
-            var slotOfRow = new int[rows];
-            for (int u = 0, j = 0; u < count; u++)
-            {
-                foreach (int idx in units[start + u])
-                {
-                    _problem.TrainInputs.AsSpan(idx * d, d).CopyTo(x.AsSpan(j * d, d));
-                    y[j] = _problem.TrainLabels[idx];
-                    slotOfRow[j++] = u;
-                }
+                int idx = examples[start + u];
+                _problem.TrainInputs.AsSpan(idx * d, d).CopyTo(x.AsSpan(u * d, d));
+                y[u] = _problem.TrainLabels[idx];
             }
 
             // r: the block's responses; step: (H_k r + G_k), then r ← (1 − η(wd + λ)) r − η step.
@@ -426,7 +404,7 @@ public sealed class ForwardOnlySimulator
                     _curvatures[k].Multiply(r, step);
                 }
 
-                _curvatures[k].AddRowGradients(x, y, slotOfRow, 1f, step);
+                _curvatures[k].AddRowGradients(x, y, 1f, step);
                 for (int l = 0; l < layout.LayerCount; l++)
                 {
                     Decay(r.W[l], step.W[l], 1f + shrink, -eta);
@@ -453,16 +431,16 @@ public sealed class ForwardOnlySimulator
         TensorPrimitives.MultiplyAdd(step, rate, r, r);
     }
 
-    // Any model but the MLP: each unit's trajectories one after the other through the model's own gradient.
-    private void SimulateEach(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken)
+    // Any model but the MLP: each example's trajectories one after the other through the model's own gradient.
+    private void SimulateEach(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken cancellationToken)
     {
         int p = _problem.ParameterCount;
         var model = _problem.CreateModel();
-        for (int u = 0; u < units.Count; u++)
+        for (int u = 0; u < examples.Count; u++)
         {
-            float w = UnitWeight(_options.Epsilon, units[u].Length);
-            var plus = Run(model, units[u], w, cancellationToken);
-            var other = _options.TwoTrajectory ? Run(model, units[u], -w, cancellationToken) : _baseline!;
+            float w = _options.Epsilon;
+            var plus = Run(model, [examples[u]], w, cancellationToken);
+            var other = _options.TwoTrajectory ? Run(model, [examples[u]], -w, cancellationToken) : _baseline!;
             var response = new float[p];
             TensorPrimitives.Subtract(plus, other, response);
             TensorPrimitives.Multiply(response, 1f / ((_options.TwoTrajectory ? 2f : 1f) * w), response);
@@ -470,7 +448,7 @@ public sealed class ForwardOnlySimulator
         }
     }
 
-    // The shared unperturbed trajectory (no unit); afterStep sees θ after every step.
+    // The shared unperturbed trajectory (no example up-weighted); afterStep sees θ after every step.
     private float[] Baseline(CancellationToken cancellationToken, Action<int, ReadOnlySpan<float>>? afterStep = null)
     {
         if (!_problem.HasMlpLayout)
@@ -488,9 +466,9 @@ public sealed class ForwardOnlySimulator
         return theta;
     }
 
-    // One trajectory of any model: K steps on the shared mini-batches (rows weighted 1/|batch|) plus the unit's rows
-    // weighted by weight each, the regularisers, θ −= η ∇.
-    private float[] Run(IModel model, int[] unit, float weight, CancellationToken cancellationToken, Action<int, ReadOnlySpan<float>>? afterStep = null)
+    // One trajectory of any model: K steps on the shared mini-batches (rows weighted 1/|batch|) plus the up-weighted
+    // rows (one example, none for the baseline) weighted by weight each, the regularisers, θ −= η ∇.
+    private float[] Run(IModel model, int[] extra, float weight, CancellationToken cancellationToken, Action<int, ReadOnlySpan<float>>? afterStep = null)
     {
         int p = _problem.ParameterCount, n = _problem.Count;
         var theta = (float[])_problem.Theta.Clone();
@@ -500,7 +478,7 @@ public sealed class ForwardOnlySimulator
         {
             cancellationToken.ThrowIfCancellationRequested();
             int[] batch = _rows[k] ?? [.. Enumerable.Range(0, n)];
-            int[] rows = weight == 0f ? batch : [.. batch, .. unit];
+            int[] rows = weight == 0f ? batch : [.. batch, .. extra];
             var weights = new float[rows.Length];
             Array.Fill(weights, 1f / batch.Length, 0, batch.Length);
             Array.Fill(weights, weight, batch.Length, rows.Length - batch.Length);

@@ -48,14 +48,14 @@ public sealed class ModelProbeSimulator
     public UnitLayout Layout { get; }
 
     /// <summary>
-    /// Simulates <paramref name="units"/> (training-row sets) and hands each unit's probe floats to
-    /// <paramref name="sink"/> (the buffer is reused: copy what you keep).
+    /// Simulates the training examples <paramref name="examples"/> (row indices) and hands each one's probe floats to
+    /// <paramref name="sink"/> as (position in <paramref name="examples"/>, floats); the buffer is reused: copy what you keep.
     /// </summary>
-    public void Simulate(IReadOnlyList<int[]> units, Action<int, float[]> sink, CancellationToken cancellationToken = default)
+    public void Simulate(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(sink);
         var floats = new float[Layout.FloatsPerUnit];
-        _simulator.Simulate(units, (u, response) =>
+        _simulator.Simulate(examples, (u, response) =>
         {
             lock (_gate)
             {

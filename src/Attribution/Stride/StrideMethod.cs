@@ -9,7 +9,8 @@ namespace Attribution.Attribution.Stride;
 /// STRIDE (shared/docs/stride.md) as an attribution method. Precompute: draw the K-subset design, run the frozen model
 /// once over the training set, train the steering operators. Score: one forward pass per query batch gives every
 /// query's K measurements; the Lasso turns them into per-example scores (plus a small dense tie-break); per-source scores
-/// are sums. Optionally combined with a partner method (forward-only) as a Lasso prior or a calibrated sum.
+/// are sums. Optionally a partner method (forward-only) enters the recovery as a Lasso prior or a prior mean (the blend
+/// of the two methods' scores is <see cref="BlendMethod"/>).
 /// </summary>
 public sealed class StrideMethod : IProbeSetMethod
 {
@@ -20,6 +21,7 @@ public sealed class StrideMethod : IProbeSetMethod
     private SubsetDesign? _design;
     private LassoRecovery? _recovery;
     private SteeringOperators? _operators;
+    private SubsetFineTunes? _fineTunes;
 
     /// <summary>A method with <paramref name="options"/>; <paramref name="partner"/> is required exactly when the options combine.</summary>
     public StrideMethod(StrideOptions? options = null, IAttributionMethod? partner = null)
@@ -52,12 +54,14 @@ public sealed class StrideMethod : IProbeSetMethod
         string combine = _options.Combine switch
         {
             StrideCombination.Prior => $", + {_partner!.Describe()} as Lasso prior (floor {_options.PriorFloor.ToString(CultureInfo.InvariantCulture)})",
-            StrideCombination.Sum => $", + {_partner!.Describe()} calibrated sum (weight {_options.CombineWeight.ToString(CultureInfo.InvariantCulture)})",
             StrideCombination.Residual => $", + {_partner!.Describe()} as prior mean, STRIDE recovering the residual",
             _ => "",
         };
+        string measured = _options.Measurements == StrideMeasurements.FineTune
+            ? string.Create(CultureInfo.InvariantCulture, $"measurements from fine-tunes on every subset ({_options.FineTuneSteps} steps, lr {(_fineTunes?.LearningRate ?? _options.FineTuneLearningRate)}; diagnostic), ")
+            : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"STRIDE (K = {_options.Subsets}, d = {_options.Degree}, rank {s.Rank}, layer {(_operators is { } op ? op.Layer.ToString(CultureInfo.InvariantCulture) : s.Layer < 0 ? "default" : s.Layer.ToString(CultureInfo.InvariantCulture))}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {(_operators?.MeasuredOutput ?? s.Measure)?.ToString().ToLowerInvariant() ?? "default"}, {rule}, dense {_options.Dense}{combine})");
+            $"STRIDE ({measured}K = {_options.Subsets}, d = {_options.Degree}, rank {s.Rank}, layer {(_operators is { } op ? op.Layer.ToString(CultureInfo.InvariantCulture) : s.Layer < 0 ? "default" : s.Layer.ToString(CultureInfo.InvariantCulture))}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {(_operators?.MeasuredOutput ?? s.Measure)?.ToString().ToLowerInvariant() ?? "default"}, {rule}, dense {_options.Dense}{combine})");
     }
 
     /// <inheritdoc />
@@ -67,7 +71,17 @@ public sealed class StrideMethod : IProbeSetMethod
         var model = HiddenModel(problem);
         var clock = Stopwatch.StartNew();
         var design = SubsetDesign.Create(problem.Count, _options.Subsets, _options.Degree, _options.DesignSeed);
-        var operators = SteeringTrainer.Train(model, problem.Training, design, _options.Steering, cancellationToken);
+        SteeringOperators? operators = null;
+        if (_options.Measurements == StrideMeasurements.FineTune)
+        {
+            float lr = _options.FineTuneLearningRate > 0 ? _options.FineTuneLearningRate : problem.TrainingLearningRate > 0 ? problem.TrainingLearningRate : 0.05f;
+            _fineTunes = SubsetFineTunes.Train(problem.CreateModel(), problem.Training, design, _options.FineTuneSteps, lr, cancellationToken);
+        }
+        else
+        {
+            operators = SteeringTrainer.Train(model, problem.Training, design, _options.Steering, cancellationToken);
+        }
+
         TrainingSeconds = clock.Elapsed.TotalSeconds;
         _partner?.Precompute(problem, cancellationToken);
         _served = ServedModel.Of(problem);
@@ -106,7 +120,15 @@ public sealed class StrideMethod : IProbeSetMethod
         ArgumentNullException.ThrowIfNull(queries);
         var model = _model ?? throw NotReady();
         var y = new float[(long)queries.Count * _options.Subsets];
-        Operators.Measure(model, queries.Batch, y);
+        if (_fineTunes is { } fineTunes)
+        {
+            fineTunes.Measure(model, queries.Batch, queries.Output, y);
+        }
+        else
+        {
+            Operators.Measure(model, queries.Batch, y);
+        }
+
         return y;
     }
 
@@ -123,6 +145,11 @@ public sealed class StrideMethod : IProbeSetMethod
         if (_partner is not null)
         {
             throw new NotSupportedException($"stride: combine={_options.Combine.ToString().ToLowerInvariant()} is not served from a probe set (the partner's state does not travel with the operators); serve stride alone or forward-only.");
+        }
+
+        if (_fineTunes is not null)
+        {
+            throw new NotSupportedException("stride: operators=finetune is a diagnostic (K fine-tuned parameter changes); it is not served.");
         }
 
         var design = _design!;
@@ -164,9 +191,11 @@ public sealed class StrideMethod : IProbeSetMethod
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(state);
         state.Validate();
-        if (_partner is not null)
+        if (_partner is not null || _options.Measurements == StrideMeasurements.FineTune)
         {
-            throw new ArgumentException($"stride: combine={_options.Combine.ToString().ToLowerInvariant()} cannot be served from a probe set; configure stride without combine.");
+            throw new ArgumentException(_partner is not null
+                ? $"stride: combine={_options.Combine.ToString().ToLowerInvariant()} cannot be served from a probe set; configure stride without combine."
+                : "stride: operators=finetune is a diagnostic and is not served; configure stride without it.");
         }
 
         var created = model.CreateModel();
@@ -215,9 +244,9 @@ public sealed class StrideMethod : IProbeSetMethod
     }
 
     /// <inheritdoc />
-    public long StateBytes => (_operators?.Bytes ?? 0) + 8L * (_design?.Examples ?? 0) * _options.Degree + (_partner?.StateBytes ?? 0);
+    public long StateBytes => (_operators?.Bytes ?? 0) + (_fineTunes?.Bytes ?? 0) + 8L * (_design?.Examples ?? 0) * _options.Degree + (_partner?.StateBytes ?? 0);
 
-    // One query: Lasso (with the partner's prior when asked), dense tie-break, calibrated sum when asked.
+    // One query: Lasso (with the partner's prior or on the residual after the partner's fit, when asked), dense tie-break.
     private void Recover(ReadOnlySpan<float> y, ReadOnlySpan<float> partner, Span<float> row)
     {
         var design = _design!;
@@ -268,18 +297,6 @@ public sealed class StrideMethod : IProbeSetMethod
             }
         }
 
-        if (_options.Combine == StrideCombination.Sum)
-        {
-            var a = Standardised(w);
-            var b = Standardised(partner);
-            for (int j = 0; j < n; j++)
-            {
-                row[j] = (float)(a[j] + _options.CombineWeight * b[j]);
-            }
-
-            return;
-        }
-
         for (int j = 0; j < n; j++)
         {
             row[j] = (float)(w[j] + (alpha * (partner.IsEmpty ? 0 : partner[j])));
@@ -322,41 +339,6 @@ public sealed class StrideMethod : IProbeSetMethod
         }
 
         return (alpha, r);
-    }
-
-    private static double[] Standardised(ReadOnlySpan<double> v)
-    {
-        double mean = 0, sq = 0;
-        foreach (double x in v)
-        {
-            mean += x;
-        }
-
-        mean /= Math.Max(v.Length, 1);
-        foreach (double x in v)
-        {
-            sq += (x - mean) * (x - mean);
-        }
-
-        double sd = Math.Sqrt(sq / Math.Max(v.Length, 1));
-        var r = new double[v.Length];
-        for (int j = 0; j < v.Length; j++)
-        {
-            r[j] = sd > 0 ? (v[j] - mean) / sd : 0;
-        }
-
-        return r;
-    }
-
-    private static double[] Standardised(ReadOnlySpan<float> v)
-    {
-        var d = new double[v.Length];
-        for (int j = 0; j < v.Length; j++)
-        {
-            d[j] = v[j];
-        }
-
-        return Standardised(d);
     }
 
     private const string SubsetsTensor = "stride.subsets";

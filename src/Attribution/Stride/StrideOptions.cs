@@ -1,6 +1,9 @@
 namespace Attribution.Attribution.Stride;
 
-/// <summary>How STRIDE's scores are combined with a second method's (forward-only) scores.</summary>
+/// <summary>
+/// How STRIDE's recovery uses a second method's (forward-only) scores. (The blend of the two methods' standardised scores is
+/// <see cref="BlendMethod"/>, <c>stride:combine=blend</c>.)
+/// </summary>
 public enum StrideCombination
 {
     /// <summary>STRIDE alone.</summary>
@@ -13,18 +16,25 @@ public enum StrideCombination
     Prior,
 
     /// <summary>
-    /// A calibrated sum: each method's per-query scores are standardised (zero mean, unit variance over the training
-    /// examples) and added, the partner's with weight <see cref="StrideOptions.CombineWeight"/>.
-    /// </summary>
-    Sum,
-
-    /// <summary>
     /// The partner's scores as the prior mean, STRIDE's measurements as the correction: the partner's scores s are put
     /// in measurement units by the least-squares scale α = max(0, cov(M·s, y) / var(M·s)) fitted to the query's own K
     /// measurements y (no ground truth), then the Lasso (and the dense tie-break) recovers the residual y − α·M·s;
     /// the scores are α·s plus that correction.
     /// </summary>
     Residual,
+}
+
+/// <summary>Where STRIDE's K measurements per query come from.</summary>
+public enum StrideMeasurements
+{
+    /// <summary>The steering operators (the method).</summary>
+    Operators,
+
+    /// <summary>
+    /// Diagnostic: each subset's model actually trained further on the subset (<see cref="SubsetFineTunes"/>), the exact
+    /// counterpart of what the operators imitate; not served (K copies of the parameter change).
+    /// </summary>
+    FineTune,
 }
 
 /// <summary>All of STRIDE's settings: the subset design, the operators, the recovery and the optional combination.</summary>
@@ -52,11 +62,17 @@ public sealed record StrideOptions
     /// </summary>
     public double Dense { get; init; } = 0.05;
 
-    /// <summary>Combination with forward-only (needs forward-only's precompute too).</summary>
+    /// <summary>Forward-only inside the recovery (needs forward-only's precompute too).</summary>
     public StrideCombination Combine { get; init; } = StrideCombination.None;
 
-    /// <summary>Weight of the partner's standardised scores in <see cref="StrideCombination.Sum"/>.</summary>
-    public double CombineWeight { get; init; } = 1.0;
+    /// <summary>Where the measurements come from (the operators; or, as a diagnostic, actual fine-tunes on every subset).</summary>
+    public StrideMeasurements Measurements { get; init; } = StrideMeasurements.Operators;
+
+    /// <summary>Full-batch gradient steps of each subset's fine-tune (<see cref="StrideMeasurements.FineTune"/>).</summary>
+    public int FineTuneSteps { get; init; } = 5;
+
+    /// <summary>Learning rate of the fine-tunes; 0 = the problem's training learning rate (0.05 when unknown).</summary>
+    public float FineTuneLearningRate { get; init; }
 
     /// <summary>Floor of the prior's relative partner score in <see cref="StrideCombination.Prior"/> (bounds ω_i ≤ 1/floor).</summary>
     public double PriorFloor { get; init; } = 0.1;
@@ -69,9 +85,14 @@ public sealed record StrideOptions
             throw new ArgumentException($"StrideOptions: need K ≥ 2 and 1 ≤ d ≤ K; got K = {Subsets}, d = {Degree}.");
         }
 
-        if (!(Dense >= 0) || double.IsInfinity(Dense) || !(CombineWeight >= 0) || double.IsInfinity(CombineWeight) || !(PriorFloor > 0) || double.IsInfinity(PriorFloor))
+        if (!(Dense >= 0) || double.IsInfinity(Dense) || !(PriorFloor > 0) || double.IsInfinity(PriorFloor))
         {
-            throw new ArgumentException($"StrideOptions: dense ({Dense}) and combine-weight ({CombineWeight}) must be finite and ≥ 0, prior-floor ({PriorFloor}) finite and > 0.");
+            throw new ArgumentException($"StrideOptions: dense ({Dense}) must be finite and ≥ 0, prior-floor ({PriorFloor}) finite and > 0.");
+        }
+
+        if (FineTuneSteps < 1 || !(FineTuneLearningRate >= 0) || float.IsInfinity(FineTuneLearningRate))
+        {
+            throw new ArgumentException($"StrideOptions: finetune-steps ({FineTuneSteps}) must be ≥ 1 and finetune-lr ({FineTuneLearningRate}) finite and ≥ 0.");
         }
 
         Steering.Validate();

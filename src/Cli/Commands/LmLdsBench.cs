@@ -42,10 +42,11 @@ internal static class LmLdsBench
         var batch = new Option<int>("--query-batch") { Description = "Queries per call for the batched latency.", DefaultValueFactory = _ => 25 };
         var cache = new Option<string>("--cache") { Description = "Ground-truth cache folder.", DefaultValueFactory = _ => ".cache/lm-lds" };
         var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/lm-lds" };
+        var calibrationFraction = new Option<double>("--calibration-fraction") { Description = "Fraction of the queries (seeded by --seed) held out as calibration queries: a method that tunes itself on ground truth (stride:combine=blend, combine-weight=auto) chooses on them, and every method's LDS is reported on the other queries only. 0 = off.", DefaultValueFactory = _ => 0.0 };
         var truthOnly = new Option<bool>("--truth-only") { Description = "Build (or read) the ground truth and print the noise ceiling; score no method." };
 
         var command = new Command("lm-lds", "Language-model LDS: fine-tune a shared base GPT on random document subsets (two seeds each), then every method's document- and source-level LDS with the noise ceiling, latency and memory.");
-        foreach (var o in new Option[] { corpus, tokenizer, dModel, layers, heads, context, minTokens, baseDocs, pool, queries, subsets, sourceSubsets, alpha, seeds, baseEpochs, epochs, lr, seed, methods, latency, batch, cache, output, truthOnly })
+        foreach (var o in new Option[] { corpus, tokenizer, dModel, layers, heads, context, minTokens, baseDocs, pool, queries, subsets, sourceSubsets, alpha, seeds, baseEpochs, epochs, lr, seed, methods, latency, batch, cache, output, calibrationFraction, truthOnly })
         {
             command.Options.Add(o);
         }
@@ -65,6 +66,7 @@ internal static class LmLdsBench
                 Require(parse.GetValue(subsets) >= 2, "--subsets must be at least 2.");
                 Require(parse.GetValue(seeds) >= 1, "--seeds-per-subset must be at least 1.");
                 Require(parse.GetValue(latency) >= 1 && parse.GetValue(batch) >= 1, "--latency-queries and --query-batch must be at least 1.");
+                Require(parse.GetValue(calibrationFraction) is >= 0 and < 1, "--calibration-fraction must lie in [0, 1).");
                 var fineTune = new DocumentTrainingRecipe { Epochs = parse.GetValue(epochs), LearningRate = parse.GetValue(lr), BatchSize = 16 };
                 var baseRecipe = new DocumentTrainingRecipe { Epochs = parse.GetValue(baseEpochs), LearningRate = 3e-3f, BatchSize = 16, WarmupSteps = 20 };
                 fineTune.Validate();
@@ -74,7 +76,7 @@ internal static class LmLdsBench
                 var options = new LmLdsOptions(parse.GetValue(corpus)!, tok.Name, config, parse.GetValue(minTokens), parse.GetValue(baseDocs),
                     parse.GetValue(pool), parse.GetValue(queries), baseRecipe, fineTune, parse.GetValue(subsets), parse.GetValue(alpha),
                     parse.GetValue(seeds), parse.GetValue(sourceSubsets), parse.GetValue(seed), parse.GetValue(cache)!, specs,
-                    parse.GetValue(latency), parse.GetValue(batch));
+                    parse.GetValue(latency), parse.GetValue(batch), parse.GetValue(calibrationFraction));
                 bool onlyTruth = parse.GetValue(truthOnly);
                 if (!onlyTruth)
                 {

@@ -131,7 +131,7 @@ internal static class SimScaleBench
                     ForwardOnlySimulator? simulator = null;
                     var (fixedSeconds, fixedCpu) = Timed(() => simulator = new ForwardOnlySimulator(problem, forwardOnly.Options, ct));
                     var responses = new ResponseSet(problem.Layout, rows.Length, forwardOnly.Options.Rank, forwardOnly.Options.Seed);
-                    var (sliceSeconds, sliceCpu) = Timed(() => simulator!.Simulate([.. rows.Select(r => new[] { r })], (u, r) => responses.Set(u, r), ct));
+                    var (sliceSeconds, sliceCpu) = Timed(() => simulator!.Simulate(rows, (u, r) => responses.Set(u, r), ct));
                     double projected = fixedSeconds + sliceSeconds * n / rows.Length, projectedCpu = fixedCpu + sliceCpu * n / rows.Length;
                     times[spec.Text].Add((n, projected, projectedCpu, true));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Attribution.Attribution.Contamination;
 using Attribution.Contracts;
 using Attribution.Downstream;
 using Attribution.Downstream.Web;
@@ -73,13 +74,28 @@ internal static class DemoRunner
                 var simulated = Math.Min(settings.Simulate, run.Manifest.Recipe.Data.TrainIds.Length);
                 await WaitForProbesAsync(simulator, scorer, settings.Method, runId, step, simulated, token);
 
-                if (settings.CalibrationQueries > 0)
-                {
-                    CalibrateAlerts(run, settings, scorer, $"{runId}@{step}");
-                }
-
+                var flagged = run.LeakedExampleIds.ToHashSet();
+                var policies = settings.CalibrationQueries > 0 ? CalibrateAlerts(run, settings, scorer, $"{runId}@{step}", flagged) : null;
                 var queries = BuildQueries(run, settings, runId, step);
                 var results = await ReplayAsync(log, producer, scorer, alerts, run, queries, settings.Rate, token);
+                if (policies is not null)
+                {
+                    // The served queries assessed again offline, under every fitted policy: which evidence catches which item.
+                    var rows = DemoAlertReport.Measure(scorer.Index.Scorer!, scorer.Alerts, flagged, [.. queries.Select(q => new AlertQuery(q.Query, q.LeakedExampleId, "served"))]);
+                    var evidencePath = Path.Combine(outDir, "alert-evidence.tsv");
+                    foreach (var line in DemoAlertReport.Summarize(rows, policies, evidencePath))
+                    {
+                        AnsiConsole.MarkupLine(Markup.Escape(line));
+                    }
+
+                    foreach (var line in DemoAlertReport.Altered(scorer.Index.Scorer!, flagged, [.. rows.Where(r => r.Leaked).Select(r => r.Query)], policies, 28, 0.05, settings.Seed + 13))
+                    {
+                        AnsiConsole.MarkupLine(Markup.Escape(line));
+                    }
+
+                    AnsiConsole.MarkupLine($"Per-query evidence: {Markup.Escape(evidencePath)}.");
+                }
+
                 await ShowPoisonHandlingAsync(log, producer, scorer, runId, step, token);
                 var arrowPath = Path.Combine(outDir, "attributions.arrow");
                 WriteArrow(arrowPath, results.Values.OrderBy(r => r.QueryId, StringComparer.Ordinal).ToList());
@@ -160,23 +176,25 @@ internal static class DemoRunner
             ["Simulator:GroupId"] = $"simulator-{runId}",
             ["Scorer:GroupId"] = $"scorer-{runId}",
             ["Scorer:RunId"] = runId,
-            ["Scorer:FlaggedSources:0"] = DemoRun.LeakedSourceId.ToString(CultureInfo.InvariantCulture),
             ["Scorer:AlertThreshold"] = settings.AlertThreshold.ToString(CultureInfo.InvariantCulture),
         });
-        if (settings.CalibrationQueries > 0)
+        if (settings.CalibrationQueries == 0)
         {
-            // The image path of the two-stage policy: attribution evidence only; until the calibration before the replay
-            // fits the weights (held-back leaked items vs clean images), one feature: the flagged items' share of the
-            // query's positive relative influence.
+            builder.Configuration.AddInMemoryCollection([new("Scorer:FlaggedSources:0", DemoRun.LeakedSourceId.ToString(CultureInfo.InvariantCulture))]);
+        }
+        else
+        {
+            // The source-share rule (a fixed 50 %) stays off: the calibrated policy is the one rule whose threshold comes
+            // from the calibration split (beside it, the source share raised 4 false alerts on 300 clean images, stop 21).
+            // The image path of the two-stage policy: attribution evidence and the input match with the flagged items'
+            // images; until the calibration before the replay fits the weights (held-back leaked items vs clean images),
+            // one feature: the flagged items' share of the query's positive relative influence.
             builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
             {
                 ["Scorer:ExampleLeadRatio"] = "0",
-                ["Scorer:Contamination:Evidence"] = "attribution",
+                ["Scorer:Contamination:Evidence"] = "input+attribution",
                 ["Scorer:Contamination:Bias"] = "0",
-                ["Scorer:Contamination:Weights:0"] = "0", ["Scorer:Contamination:Weights:1"] = "0", ["Scorer:Contamination:Weights:2"] = "0",
-                ["Scorer:Contamination:Weights:3"] = "0", ["Scorer:Contamination:Weights:4"] = "0", ["Scorer:Contamination:Weights:5"] = "1",
-                ["Scorer:Contamination:Weights:6"] = "0", ["Scorer:Contamination:Weights:7"] = "0", ["Scorer:Contamination:Weights:8"] = "0",
-            });
+            }.Concat(ContaminationFeatures.Names.Select((name, k) => new KeyValuePair<string, string?>($"Scorer:Contamination:Weights:{k}", name == "attr_flagged_share" ? "1" : "0"))));
         }
 
         // The leaked benchmark's items are flagged one by one too, so an answer resting on a few of them is caught.
@@ -242,32 +260,64 @@ internal static class DemoRunner
     /// <summary>
     /// The alert policy fitted on a calibration split, never on the queries: clean test images that are not among the
     /// queries, and the leaked benchmark items that are not served as queries (the leaked source holds more items than the
-    /// demo replays); the weights of the attribution evidence by logistic fit, the threshold for at most 1 % false alerts
-    /// on the clean ones. Without held-back leaked items only the threshold is calibrated.
+    /// demo replays); the weights by logistic fit, the threshold for at most 1 % false alerts on the clean ones
+    /// (<see cref="ContaminationCalibration.ThresholdForFalseAlertRate"/>). Two policies are fitted on the same evidence:
+    /// attribution evidence alone, and attribution with the input match against the flagged items' images (the image
+    /// analogue of the span index: a copy of a flagged training image); the second is served. Without held-back leaked
+    /// items only the threshold is calibrated. Returns the policies to compare on the served queries.
     /// </summary>
-    private static void CalibrateAlerts(DemoRun run, DemoSettings settings, ScorerWorker scorer, string version)
+    private static (string Name, AlertPolicy Policy)[] CalibrateAlerts(DemoRun run, DemoSettings settings, ScorerWorker scorer, string version, HashSet<long> flagged)
     {
         var norm = run.Manifest.Recipe.Data.Normalization;
         var ids = run.Manifest.Recipe.Data.TestIds.Skip(settings.Queries).Take(settings.CalibrationQueries).ToArray();
         var images = run.Data.Test.Select(ids, norm);
-        var clean = Enumerable.Range(0, images.Count).Select(i => new ModelQuery($"cal-{i:D5}", version, images.Inputs.AsSpan(i * images.Features, images.Features).ToArray(), null, DateTimeOffset.UtcNow)).ToList();
+        var clean = Enumerable.Range(0, images.Count).Select(i => new AlertQuery(new ModelQuery($"cal-{i:D5}", version, images.Inputs.AsSpan(i * images.Features, images.Features).ToArray(), null, DateTimeOffset.UtcNow), null, "calibration")).ToList();
         var heldBack = run.LeakedExampleIds.Skip(settings.LeakedQueries).Select(id => (int)id).ToArray();
         var leakedImages = run.Data.Train.Select(heldBack, norm);
-        var leaked = Enumerable.Range(0, leakedImages.Count).Select(i => new ModelQuery($"cal-leak-{i:D3}", version, leakedImages.Inputs.AsSpan(i * leakedImages.Features, leakedImages.Features).ToArray(), null, DateTimeOffset.UtcNow)).ToList();
-        AlertPolicy policy;
+        var leaked = Enumerable.Range(0, leakedImages.Count).Select(i => new AlertQuery(new ModelQuery($"cal-leak-{i:D3}", version, leakedImages.Inputs.AsSpan(i * leakedImages.Features, leakedImages.Features).ToArray(), null, DateTimeOffset.UtcNow), heldBack[i], "calibration")).ToList();
+
+        // The flagged training items' images (every item of the flagged source): what monitoring flagged, matched per query.
+        var flaggedIds = flagged.Order().ToArray();
+        var flaggedImages = run.Data.Train.Select([.. flaggedIds.Select(id => (int)id)], norm);
+        var withInputs = scorer.Alerts.With(new FlaggedInputIndex(flaggedImages.Inputs, flaggedImages.Features, flaggedIds, [.. flaggedIds.Select(_ => (int)DemoRun.LeakedSourceId)]));
+        var model = scorer.Index.Scorer!;
+        var cleanRows = DemoAlertReport.Measure(model, withInputs, flagged, clean);
+        var cleanEvidence = cleanRows.Select(r => (r.Span, r.Attribution)).ToList();
+        var attributionOnly = withInputs.With(withInputs.Calibrated.Options with
+        {
+            Evidence = ContaminationEvidenceKind.Attribution,
+            Weights = [.. withInputs.Calibrated.Options.Weights.Select((w, k) => ContaminationFeatures.Uses(ContaminationEvidenceKind.Attribution, k) ? w : 0)],
+        });
+        var rate = 0.01;
+        (string, AlertPolicy)[] policies;
         double[] scores;
         if (leaked.Count > 0)
         {
-            (policy, scores, var leakedScores) = AlertCalibration.Fit(scorer.Index.Scorer!, scorer.Alerts, clean, leaked, 0.01);
-            AnsiConsole.MarkupLine($"Alert policy fitted on {leaked.Count} held-back leaked items (never served) and {clean.Count:N0} clean test images held out from the queries: weights ({string.Join(", ", policy.Calibrated.Options.Weights.Select(w => w.ToString("G3", CultureInfo.InvariantCulture)))}), bias {policy.Calibrated.Options.Bias:G3}; {leakedScores.Count(x => x > policy.Calibrated.Options.Threshold)} of the held-back leaked items above the threshold.");
+            var leakedEvidence = DemoAlertReport.Measure(model, withInputs, flagged, leaked).Select(r => (r.Span, r.Attribution)).ToList();
+            var (before, _, beforeLeaked) = AlertCalibration.Fit(attributionOnly, cleanEvidence, leakedEvidence, rate);
+            (var after, scores, var afterLeaked) = AlertCalibration.Fit(withInputs, cleanEvidence, leakedEvidence, rate);
+            foreach (var (name, p, l) in new[] { ("attribution only", before, beforeLeaked), ("attribution + input match", after, afterLeaked) })
+            {
+                AnsiConsole.MarkupLine($"Alert policy ({name}) fitted on {leaked.Count} held-back leaked items (never served) and {clean.Count:N0} clean test images held out from the queries: weights ({string.Join(", ", p.Calibrated.Options.Weights.Select(w => w.ToString("G3", CultureInfo.InvariantCulture)))}), bias {p.Calibrated.Options.Bias:G3}; {l.Count(x => x > p.Calibrated.Options.Threshold)} of the held-back leaked items above the threshold.");
+            }
+
+            policies = [("attribution only", before), ("attribution + input match (served)", after)];
         }
         else
         {
-            (policy, scores) = AlertCalibration.Calibrate(scorer.Index.Scorer!, scorer.Alerts, clean, 0.01);
+            var calibrated = withInputs.With(ContaminationCalibration.Calibrate(withInputs.Calibrated.Options, cleanEvidence, rate));
+            scores = [.. cleanEvidence.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))];
+            policies = [("stated weights, calibrated threshold (served)", calibrated)];
         }
 
-        scorer.UseAlertPolicy(policy);
-        AnsiConsole.MarkupLine($"Alert threshold [bold]{policy.Calibrated.Options.Threshold:G4}[/] chosen on {clean.Count:N0} clean test images held out from the queries ({scores.Count(x => x > policy.Calibrated.Options.Threshold)} of them above it: a new clean query alerts with probability at most 1 %).");
+        var served = policies[^1].Item2;
+        scorer.UseAlertPolicy(served);
+        var enough = ContaminationCalibration.MinimumCleanQueries(rate);
+        AnsiConsole.MarkupLine($"Alert threshold [bold]{served.Calibrated.Options.Threshold:G4}[/] chosen on {clean.Count:N0} clean test images held out from the queries ({scores.Count(x => x > served.Calibrated.Options.Threshold)} of them above it): " +
+            (clean.Count >= enough
+                ? $"a new clean query alerts with probability at most 1 %, with confidence {ContaminationCalibration.DefaultConfidence:P0} over the calibration draw."
+                : $"[yellow]fewer than the {enough} clean images a 1 % bound with confidence {ContaminationCalibration.DefaultConfidence:P0} needs: the threshold is the largest clean score and the bound does not hold[/]."));
+        return policies;
     }
 
     private sealed record DemoQuery(ModelQuery Query, int Label, long? LeakedExampleId);

@@ -82,18 +82,24 @@ internal sealed class ContaminationRunner(ContaminationOptions options)
         log($"training corpus: {baseDocs.Length} documents of {corpus.Spec} ({corpus.Sources.Count} sources), byte tokens, at most {maxFramed} per document");
 
         // Items: every form of every item must fit the context; drawn reproducibly, deduplicated against the clean corpus.
+        var entries = DictdDatabase.Read(options.Dictionary).Select(e => (Headword: e.Key, Entry: Encoding.UTF8.GetString(e.Bytes))).ToList();
+        var thesaurus = Thesaurus.FromDictionary(entries);
         var candidates = new List<BenchmarkItem>();
-        foreach (var (key, bytes) in DictdDatabase.Read(options.Dictionary))
+        foreach (var (key, text) in entries)
         {
-            if (BenchmarkItems.FromDictionaryEntry(candidates.Count, key, Encoding.UTF8.GetString(bytes), 60) is { } item
-                && Enum.GetValues<LeakForm>().All(f => Encoding.UTF8.GetByteCount(BenchmarkItems.Render(item, f, 99)) + 2 <= maxFramed))
+            if (BenchmarkItems.FromDictionaryEntry(candidates.Count, key, text, 60) is { } item
+                && Enum.GetValues<LeakForm>().All(f => Encoding.UTF8.GetByteCount(BenchmarkItems.Render(item, f, 99, thesaurus)) + 2 <= maxFramed))
             {
                 candidates.Add(item);
             }
         }
 
+        // Every run asks its own clean items (none recurs across runs), so the clean queries are independent draws:
+        // the threshold's false-alert bound is about exchangeable queries, and a clean item repeated in every run would
+        // count its one verdict six times.
+        int runs = options.Rates.Count * options.Multiplicities.Count;
         int leakedNeeded = options.Rates.Sum(r => options.ItemsPerForm(r)) * options.Multiplicities.Count * 3;
-        int needed = options.CleanItems + leakedNeeded;
+        int needed = (options.CleanItems * runs) + leakedNeeded;
         var cleanIndex = SpanIndex.Build(baseDocs, baseIds, baseSources);
         var dedupOptions = new SpanQueryOptions(options.DedupSpan, 1);
         var drawn = BenchmarkItems.Draw(candidates, Math.Min(candidates.Count, needed * 2), options.Seed ^ 0x17E5);
@@ -117,16 +123,20 @@ internal sealed class ContaminationRunner(ContaminationOptions options)
 
         if (items.Count < needed)
         {
-            throw new ArgumentException($"{options.Dictionary} gave {items.Count} usable items after deduplication; {needed} are needed (--clean {options.CleanItems} + {leakedNeeded} leaked); lower --clean or --train.");
+            throw new ArgumentException($"{options.Dictionary} gave {items.Count} usable items after deduplication; {needed} are needed (--clean {options.CleanItems} x {runs} runs + {leakedNeeded} leaked); lower --clean or --train.");
         }
 
-        log($"items: {candidates.Count} usable dictionary entries, {drawn.Count} drawn, {dropped} dropped as sharing a span of >= {options.DedupSpan} tokens with the clean training corpus; {options.CleanItems} clean + {leakedNeeded} leaked");
-        var clean = items.Take(options.CleanItems).ToArray();
-        int next = options.CleanItems;
+        log($"items: {candidates.Count} usable dictionary entries, {drawn.Count} drawn, {dropped} dropped as sharing a span of >= {options.DedupSpan} tokens with the clean training corpus; {options.CleanItems} clean per run x {runs} runs + {leakedNeeded} leaked");
+        int next = 0;
+        var lines = new List<string>();
+        var changed = items.Select(i => (Before: Words(i.Answer), After: Words(BenchmarkItems.Paraphrase(i.Answer, thesaurus)))).ToArray();
+        lines.Add(string.Create(CultureInfo.InvariantCulture,
+            $"paraphrases: thesaurus of {thesaurus.Count} words (the dictionary's Syn: lists); {changed.Sum(c => c.Before.Except(c.After).Count()) / (double)Math.Max(1, changed.Sum(c => c.Before.Count)):P0} of the answers' distinct words replaced; e.g. ")
+            + string.Join("; ", items.Take(3).Select(i => $"\"{i.Answer}\" -> \"{BenchmarkItems.Paraphrase(i.Answer, thesaurus)}\"")));
+        log(lines[^1]);
 
         var queries = new List<ContaminationQuery>();
         var costs = new List<ContaminationMethodCost>();
-        var lines = new List<string>();
         int trained = 0, cached = 0;
         double spanMs = 0;
         int spanQueries = 0;
@@ -137,6 +147,8 @@ internal sealed class ContaminationRunner(ContaminationOptions options)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 int perForm = options.ItemsPerForm(rate);
+                var clean = items.Skip(next).Take(options.CleanItems).ToArray();
+                next += options.CleanItems;
                 var leaked = new List<(LeakForm Form, BenchmarkItem Item)>();
                 foreach (var form in Enum.GetValues<LeakForm>())
                 {
@@ -153,7 +165,7 @@ internal sealed class ContaminationRunner(ContaminationOptions options)
                 {
                     for (int copy = 0; copy < multiplicity; copy++)
                     {
-                        docs.Add(Frame(tokenizer, BenchmarkItems.Render(item, form, copy)));
+                        docs.Add(Frame(tokenizer, BenchmarkItems.Render(item, form, copy, thesaurus)));
                         ids.Add((1L << 40) + (item.Id * 1000L) + copy);
                         sources.Add(injectedSource);
                     }
@@ -248,6 +260,8 @@ internal sealed class ContaminationRunner(ContaminationOptions options)
         });
         return (theta, cache.Hits > 0);
     }
+
+    private static HashSet<string> Words(string text) => [.. text.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries).Select(w => w.Trim('.').ToLowerInvariant())];
 
     private static int[] Frame(ITokenizer tokenizer, string text) => tokenizer.EncodeDocument(Encoding.UTF8.GetBytes(text));
 }

@@ -79,8 +79,8 @@ internal static class ContaminationTable
         md.Append(inv, $"- Training corpus: {options.TrainDocuments} documents of `{options.Corpus}` (8..{options.Config.Context + 1} tokens), the same in every run, plus the injected copies\n");
         md.Append(inv, $"- Items: question/answer pairs from `{options.Dictionary}` (\"Q: term?\\nA: definition\"); {data.Candidates} usable entries; {data.Deduplicated} drawn items dropped for sharing a span of >= {options.DedupSpan} tokens with the clean corpus\n");
         md.Append(inv, $"- Injection: per run one rate x multiplicity; rate = distinct leaked items per form / training documents ({string.Join(", ", options.Rates.Select(r => $"{r:P1} = {options.ItemsPerForm(r)} items"))} per form), each inserted `multiplicity` times in each of the 3 forms (disjoint items per form and run)\n");
-        md.Append(inv, $"- Queries per run: every leaked item and {options.CleanItems} clean items (never injected), asked in the canonical form; span evidence: longest span of >= {options.MinSpan} tokens; attribution evidence per method with the span's documents flagged\n");
-        md.Append(inv, $"- Policies: per column a logistic score fitted by {options.Folds}-fold cross-fitting over items (each query scored by a policy fitted, and thresholded at {options.FalseAlertRate:P0} false alerts, on the other folds' queries of all runs: never on itself)\n\n");
+        md.Append(inv, $"- Queries per run: every leaked item and {options.CleanItems} clean items (never injected; each run its own, so no clean item recurs), asked in the canonical form; span evidence: longest span of >= {options.MinSpan} tokens; attribution evidence per method with the span's documents flagged\n");
+        md.Append(inv, $"- Policies: per column a logistic score fitted by {options.Folds}-fold cross-fitting over items (each query scored by a policy fitted, and thresholded for at most {options.FalseAlertRate:P0} false alerts with confidence {ContaminationCalibration.DefaultConfidence:P0} over the calibration draw, on the other folds' queries of all runs: never on itself)\n\n");
         foreach (var line in data.RunLines)
         {
             md.Append("- ").Append(line).Append('\n');
@@ -117,6 +117,18 @@ internal static class ContaminationTable
         {
             md.Append(inv, $"| {c.Name} | {c.Deployed.Evidence} | ").Append(string.Join(" | ", c.Deployed.Weights.Select(w => w.ToString("G4", inv))))
                 .Append(inv, $" | {c.Deployed.Bias:G4} | {c.Deployed.Threshold:G6} |\n");
+        }
+
+        md.Append("\n## Clean queries that alert, with their evidence (stage-one columns)\n\n");
+        md.Append("| column | run | item | exact span (tokens, corpus count) | text coverage | text overlap | document | score | threshold |\n|---|---|---|---|---|---|---|---|---|\n");
+        foreach (var c in columns.Where(c => ContaminationFeatures.Uses(c.Deployed.Evidence, ContaminationFeatures.Names.ToList().IndexOf("text_overlap"))))
+        {
+            foreach (int i in Enumerable.Range(0, data.Queries.Count).Where(i => !data.Queries[i].Leaked && c.Alert(i)))
+            {
+                var x = data.Queries[i];
+                var doc = x.Span.AllDocuments.FirstOrDefault();
+                md.Append(inv, $"| {c.Name} | {x.Run} | {x.Item.Term}: {x.Item.Answer} | {x.Span.Length}, {x.Span.Count} | {x.Span.Text.Coverage:F2} | {x.Span.Text.Overlap:F2} | {(doc is null ? "-" : $"{doc.Id} (source {doc.SourceId})")} | {c.Scores[i]:G4} | {c.Thresholds[i]:G4} |\n");
+            }
         }
 
         md.Append("\n## Cost per run and method\n\n| run | method | precompute s wall | precompute s CPU | score ms/query wall | score CPU ms/query |\n|---|---|---|---|---|---|\n");

@@ -111,9 +111,20 @@ internal static class EvalReport
             md.Append(inv, $" {r.PrecomputeSeconds:F2} | {r.PrecomputeCpuSeconds:F1} | {r.SingleP50Ms:F2} / {r.SingleP99Ms:F2} | {r.BatchedP50Ms:F3} / {r.BatchedP99Ms:F3} (batch {r.BatchSize}) | {r.SingleCpuMs:F2} / {r.BatchedCpuMs:F3} | {r.StateBytes / 1048576.0:F1} |\n");
         }
 
+        if (o.Methods.Count > 1)
+        {
+            var first = o.Methods[0];
+            md.Append(inv, $"\nPaired differences against the first row (`{first.Spec}`), per query over the same reported queries: mean ± standard error (± 95 % interval).\n\n| method | LDS − first row | SE | ± 95 % |\n|---|---|---|---|\n");
+            foreach (var r in o.Methods.Skip(1))
+            {
+                var d = global::Attribution.Attribution.Evaluation.MetricSummary.FromPerQuery([.. r.Lds.PerQuery.Zip(first.Lds.PerQuery, (a, b) => a - b)]);
+                md.Append(inv, $"| {r.Spec} | {d.Mean:+0.000;-0.000} | {d.Std / Math.Sqrt(d.Queries):F3} | {d.Ci95:F3} |\n");
+            }
+        }
+
         if (o.ValidationQueries is { } validation)
         {
-            md.Append(inv, $"\nHeld-out validation queries. Tuned methods (`(tuned)`): every configuration of the spec's grid was precomputed and scored on {validation.Length} validation queries (seeded, `--tune-fraction`); the one with the best validation LDS is shown. **Every LDS in this table, source level and both noise ceilings included, is over the other {q - validation.Length} queries only** (validation queries are blank in `lds-per-query.csv`, which also holds the per-query source-level LDS). All grid points: `tuning.csv`.\n");
+            md.Append(inv, $"\nHeld-out validation queries. Tuned methods (`(tuned)`): every configuration of the spec's grid was precomputed and scored on {validation.Length} validation queries (seeded, `--tune-fraction`); the one with the best validation LDS is shown. A blend with weight auto (`stride:combine=blend`) chooses its weight on the same validation queries (its configuration says which). **Every LDS in this table, source level and both noise ceilings included, is over the other {q - validation.Length} queries only** (validation queries are blank in `lds-per-query.csv`, which also holds the per-query source-level LDS). All grid points: `tuning.csv`.\n");
         }
 
         md.Append(inv, $"\nSingle-query latency: {opt.LatencyQueries} calls with one query each after one warm-up call. Batched: all {q} queries in calls of {opt.BatchSize}, call time divided by queries per call. CPU: the process's CPU time over the precompute, and over each latency loop divided by its queries (every thread, GC included; less distorted than wall clock on a loaded machine).\n\n");

@@ -128,11 +128,13 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         int n = data.TrainY.Length, q = data.TestY.Length;
         // Parse every spec and build every method (every grid point) before the long retraining, so a typo fails in a second.
         var specs = options.Methods.Select(ParseSpec).ToList();
+        bool calibrates = false;
         foreach (var (name, opts) in specs)
         {
             foreach (var combo in Grid(opts))
             {
-                _ = CreateChecked(createMethod, name, combo);
+                // A blend with weight auto chooses its weight on the validation queries (the problem's calibration set).
+                calibrates |= CreateChecked(createMethod, name, combo) is BlendMethod { Weight: double.NaN };
             }
         }
 
@@ -200,17 +202,19 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         }
 
         double retrainSeconds = clock.Elapsed.TotalSeconds;
+        CalibrationSet? calibration = null;
         var problemBase = (Func<int, AttributionProblem>)(models => new AttributionProblem(layout, thetas[0], data.TrainX, data.TrainY, sourceIds,
             Math.Max(1, options.Sources), weightDecay: RecipeValue("wd="), checkpoints: thetas.Take(models).ToArray())
         {
             TrainingLearningRate = RecipeValue("lr="),
             TrainingCheckpoints = trainingCheckpoints.Take(models).ToArray(),
+            Calibration = calibration,
         });
         var queries = new QueryBatch(data.TestX, data.TestY, data.InputWidth);
 
         // Tuning is honest: grid points are compared on validation queries only, and every method's LDS is then reported
         // on the other queries (the validation ones are left out of every reported LDS, source level and ceilings included).
-        bool tuning = options.HoldOutAlways || specs.Any(s => Grid(s.Options).Count > 1);
+        bool tuning = options.HoldOutAlways || calibrates || specs.Any(s => Grid(s.Options).Count > 1);
         int[]? validation = null;
         if (tuning)
         {
@@ -221,6 +225,9 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
             }
 
             validation = [.. new Rng(options.Seed ^ 0x600).Permutation(q).AsSpan(0, v).ToArray().Order()];
+            var (validationQueries, actual) = Validation(queries, validation, plan, truth.Primary, data.InputWidth);
+            calibration = new CalibrationSet(validationQueries, scores => Lds.Correlate(Lds.Predict(scores.Scores, v, n, plan.Subsets), actual, plan.Count, v).Mean,
+                string.Create(CultureInfo.InvariantCulture, $"LDS on the {v} validation queries"));
         }
 
         var held = validation?.ToHashSet() ?? [];
@@ -279,21 +286,8 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         AttributionProblem problem, QueryBatch queries, int[] validation, SubsetPlan plan, double[] truth, IProgress<RetrainProgress>? progress, string spec,
         CancellationToken cancellationToken)
     {
-        int q = queries.Count, v = validation.Length, f = problem.InputWidth;
-        var x = new float[v * f];
-        var y = new int[v];
-        var actual = new double[plan.Count * v];
-        for (int k = 0; k < v; k++)
-        {
-            queries.Inputs.AsSpan(validation[k] * f, f).CopyTo(x.AsSpan(k * f, f));
-            y[k] = queries.Labels[validation[k]];
-            for (int j = 0; j < plan.Count; j++)
-            {
-                actual[(j * v) + k] = truth[(j * q) + validation[k]];
-            }
-        }
-
-        var held = new QueryBatch(x, y, f);
+        int v = validation.Length;
+        var (held, actual) = Validation(queries, validation, plan, truth, problem.InputWidth);
         var all = new List<(string Config, double Lds)>();
         Dictionary<string, string>? best = null;
         double bestLds = double.NegativeInfinity;
@@ -315,6 +309,26 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         return (best!, all);
     }
 
+    // The validation queries as a batch and their ground truth [subset, validation query].
+    private static (QueryBatch Held, double[] Actual) Validation(QueryBatch queries, int[] validation, SubsetPlan plan, double[] truth, int f)
+    {
+        int q = queries.Count, v = validation.Length;
+        var x = new float[v * f];
+        var y = new int[v];
+        var actual = new double[plan.Count * v];
+        for (int k = 0; k < v; k++)
+        {
+            queries.Inputs.AsSpan(validation[k] * f, f).CopyTo(x.AsSpan(k * f, f));
+            y[k] = queries.Labels[validation[k]];
+            for (int j = 0; j < plan.Count; j++)
+            {
+                actual[(j * v) + k] = truth[(j * q) + validation[k]];
+            }
+        }
+
+        return (new QueryBatch(x, y, f), actual);
+    }
+
     private static long NonFinite(ReadOnlySpan<float> values)
     {
         long count = 0;
@@ -327,7 +341,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
     }
 
     // The summary over the reported queries only: validation queries become NaN (and are not counted as skipped).
-    private static MetricSummary Reported(MetricSummary summary, HashSet<int> validation)
+    internal static MetricSummary Reported(MetricSummary summary, HashSet<int> validation)
     {
         if (validation.Count == 0)
         {

@@ -27,7 +27,8 @@ internal sealed record LmLdsOptions(
     string CacheRoot,
     IReadOnlyList<string> Methods,
     int LatencyQueries,
-    int QueryBatch)
+    int QueryBatch,
+    double CalibrationFraction = 0)
 {
     /// <summary>The setting text (recipe, data selection, queries, output function) the ground-truth cache is keyed on.</summary>
     public string Canonical(TextCorpus corpus, LmBenchmarkSplit split)

@@ -97,13 +97,16 @@ internal static class LmLdsTable
         var target = truth.Examples.Replicates.Count > 1 ? truth.Examples.Mean() : truth.Examples.Primary;
         var sourceTarget = truth.Sources is { } st ? (st.Replicates.Count > 1 ? st.Mean() : st.Primary) : null;
         int n = data.PoolDocuments.Length, q = data.Queries.Length;
+        var held = CalibrationQueries(options, q);
+        var calibration = Calibration(options, data, truth, target, held);
+        var skip = held.ToHashSet();
         foreach (var spec in options.Methods)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var (name, opts) = EvalRunner.ParseSpec(spec);
             int models = opts.TryGetValue("models", out var mv) && int.TryParse(mv, NumberStyles.Integer, CultureInfo.InvariantCulture, out int k) && k >= 1 ? k : 1;
             float[][] members = [truth.FullTheta, .. Enumerable.Range(1, models - 1).Select(s => extra.TryGetValue(s, out var t) ? t : extra[s] = runner.FineTuneFull(truth, (int)(options.Seed & 0x7FFF_FFFF) + s, cancellationToken))];
-            var problem = Problem(options, data, truth, members);
+            var problem = Problem(options, data, truth, members, calibration);
             var method = MethodFactory.Create(name, WithoutHarnessKeys(opts));
             Console.WriteLine($"  scoring {spec}");
             ScoreMatrix scores;
@@ -122,10 +125,11 @@ internal static class LmLdsTable
             }
 
             var predicted = Lds.Predict(scores.Scores, q, n, truth.Plan.Subsets);
-            var lds = Lds.Correlate(predicted, target, truth.Plan.Count, q);
-            var seed0 = Lds.Correlate(predicted, truth.Examples.Primary, truth.Plan.Count, q);
+            // With a calibration split every LDS is over the other queries only (calibration queries count as neither).
+            var lds = EvalRunner.Reported(Lds.Correlate(predicted, target, truth.Plan.Count, q), skip);
+            var seed0 = EvalRunner.Reported(Lds.Correlate(predicted, truth.Examples.Primary, truth.Plan.Count, q), skip);
             MetricSummary? sourceLds = truth.SourcePlan is { } sp && sourceTarget is not null
-                ? SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sp, sourceTarget)
+                ? EvalRunner.Reported(SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sp, sourceTarget), skip)
                 : null;
             results.Add(new LmMethodResult(spec, method.Describe() + (models > 1 ? $"; {models} models" : string.Empty), lds, seed0, sourceLds, pre,
                 Percentiles.Of(single, 50), batched, batched * 1000 / n, method.StateBytes, allocated, null, preCpu, batchedCpu));
@@ -134,12 +138,52 @@ internal static class LmLdsTable
         return results;
     }
 
+    /// <summary>The calibration queries (sorted; empty when <see cref="LmLdsOptions.CalibrationFraction"/> is 0), drawn from the seed.</summary>
+    internal static int[] CalibrationQueries(LmLdsOptions options, int queryCount)
+    {
+        int v = (int)Math.Round(options.CalibrationFraction * queryCount);
+        if (options.CalibrationFraction <= 0)
+        {
+            return [];
+        }
+
+        if (v < 2 || queryCount - v < 2)
+        {
+            throw new ArgumentException($"--calibration-fraction {options.CalibrationFraction} of {queryCount} queries gives {v} calibration and {queryCount - v} reported queries; each needs at least 2.");
+        }
+
+        return [.. new global::Attribution.Engine.Rng(options.Seed ^ 0x600).Permutation(queryCount).AsSpan(0, v).ToArray().Order()];
+    }
+
+    // The calibration queries with the LDS objective on them (against the same target as the table), or null.
+    private static CalibrationSet? Calibration(LmLdsOptions options, LmLdsData data, LmLdsTruth truth, double[] target, int[] held)
+    {
+        if (held.Length == 0)
+        {
+            return null;
+        }
+
+        int v = held.Length, q = data.Queries.Length, n = data.PoolDocuments.Length, m = truth.Plan.Count;
+        var actual = new double[m * v];
+        for (int j = 0; j < m; j++)
+        {
+            for (int k = 0; k < v; k++)
+            {
+                actual[(j * v) + k] = target[(j * q) + held[k]];
+            }
+        }
+
+        return new CalibrationSet(QueryBatch.Completions([.. held.Select(i => data.Queries[i])], options.Config.Context),
+            scores => Lds.Correlate(Lds.Predict(scores.Scores, v, n, truth.Plan.Subsets), actual, m, v).Mean,
+            string.Create(CultureInfo.InvariantCulture, $"LDS on the {v} calibration queries"));
+    }
+
     /// <summary>
     /// What every method sees: θ* = the reference full-pool fine-tune, the pool documents as units with their sources,
     /// <paramref name="models"/> as the ensemble members (the first is θ*), and the reference fine-tune's epoch
     /// checkpoints as θ*'s training checkpoints (what TracIn sums over; the other members saved none).
     /// </summary>
-    internal static AttributionProblem Problem(LmLdsOptions options, LmLdsData data, LmLdsTruth truth, IReadOnlyList<float[]> models)
+    internal static AttributionProblem Problem(LmLdsOptions options, LmLdsData data, LmLdsTruth truth, IReadOnlyList<float[]> models, CalibrationSet? calibration = null)
     {
         var config = options.Config;
         return new AttributionProblem(() => new GptModel(new Gpt(config, seed: 0)), truth.FullTheta,
@@ -148,6 +192,7 @@ internal static class LmLdsTable
         {
             TrainingLearningRate = options.FineTuneRecipe.LearningRate,
             TrainingCheckpoints = [truth.FullCheckpoints],
+            Calibration = calibration,
         };
     }
 
@@ -246,6 +291,22 @@ internal static class LmLdsTable
         foreach (var r in rows.Where(r => r.Error is null))
         {
             md.Append(inv, $"| `{r.Spec}` | {r.Description} | {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3} | {r.LdsSeed0.Mean:F3} ± {r.LdsSeed0.Ci95:F3} | {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")} | {r.PrecomputeSeconds:F2} | {r.SingleP50Ms:F2} | {r.BatchedMsPerQuery:F3} | {r.MicrosecondsPerDocument:F3} | {r.StateBytes / 1048576.0:F2} | {r.AllocatedBytesPerQuery / 1048576.0:F2} | {r.PrecomputeCpuSeconds:F2} | {r.BatchedCpuMsPerQuery:F3} | {r.BatchedCpuMsPerQuery * 1000 / data.PoolDocuments.Length:F3} |\n");
+        }
+
+        if (CalibrationQueries(o, data.Queries.Length) is { Length: > 0 } held)
+        {
+            md.Append(inv, $"\n**Calibration split** (`--calibration-fraction {o.CalibrationFraction}`): queries {string.Join(' ', held)} were given to the methods as calibration queries (a blend with weight auto chooses its weight on them); every LDS in the table is over the other {data.Queries.Length - held.Length} queries only (the noise ceiling above is over all queries).\n");
+        }
+
+        var ok = rows.Where(r => r.Error is null).ToArray();
+        if (ok.Length > 1)
+        {
+            md.Append(inv, $"\nPaired differences against the first row (`{ok[0].Spec}`), per query over the same reported queries (2-seed-mean LDS): mean ± standard error (± 95 % interval).\n\n| method | LDS − first row | SE | ± 95 % |\n|---|---|---|---|\n");
+            foreach (var r in ok.Skip(1))
+            {
+                var d = MetricSummary.FromPerQuery([.. r.Lds.PerQuery.Zip(ok[0].Lds.PerQuery, (a, b) => a - b)]);
+                md.Append(inv, $"| `{r.Spec}` | {d.Mean:+0.000;-0.000} | {d.Std / Math.Sqrt(d.Queries):F3} | {d.Ci95:F3} |\n");
+            }
         }
 
         md.Append("\n± = 95% interval over queries (1.96·std/√queries). Skipped queries (constant predictions): ");

@@ -190,19 +190,18 @@ public sealed class MlpCurvature
     }
 
     /// <summary>
-    /// Adds <c>weight·∇ℓ_j(θ)</c> (the loss gradient of row j of <paramref name="inputs"/>) to slot
-    /// <paramref name="slotOfRow"/>[j] of <paramref name="gradient"/>, for every row (a slot may take several rows).
+    /// Adds <c>weight·∇ℓ_j(θ)</c>, the loss gradient of row j of <paramref name="inputs"/>, to slot j of
+    /// <paramref name="gradient"/> for every row.
     /// </summary>
-    public void AddRowGradients(float[] inputs, int[] labels, int[] slotOfRow, float weight, MlpStack gradient)
+    public void AddRowGradients(float[] inputs, int[] labels, float weight, MlpStack gradient)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(labels);
-        ArgumentNullException.ThrowIfNull(slotOfRow);
         ArgumentNullException.ThrowIfNull(gradient);
         int rows = labels.Length, d = _layout.Widths[0], layers = _layout.LayerCount, classes = _layout.Widths[^1];
-        if (inputs.Length < rows * d || slotOfRow.Length != rows || slotOfRow.Any(s => (uint)s >= (uint)gradient.Slots))
+        if (inputs.Length < rows * d || rows != gradient.Slots)
         {
-            throw new ArgumentException($"AddRowGradients: {rows} rows of width {d} ({inputs.Length} values), {slotOfRow.Length} slot indices, {gradient.Slots} slots.");
+            throw new ArgumentException($"AddRowGradients: {rows} rows of width {d} ({inputs.Length} values) for {gradient.Slots} slots (one row per slot).");
         }
 
         var acts = new float[layers][];
@@ -217,7 +216,7 @@ public sealed class MlpCurvature
         Backward(dz, rows, acts, errors);
         for (int n = 0; n < rows; n++)
         {
-            int s = slotOfRow[n];
+            int s = n;
             for (int l = 0; l < layers; l++)
             {
                 int inW = _layout.In(l), outW = _layout.Out(l);

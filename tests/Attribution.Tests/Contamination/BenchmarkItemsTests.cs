@@ -20,24 +20,48 @@ public sealed class BenchmarkItemsTests
         Assert.Null(BenchmarkItems.FromDictionaryEntry(1, "Hiding", Abditive, 60));         // the answer names the term
     }
 
+    // GCIDE layout: a WordNet "Syn:" list continued on an indented line, a Webster "Syn. -" list with a cross-reference.
+    private static readonly Thesaurus Words = Thesaurus.FromDictionary(
+    [
+        ("Quality", "Quality \\Qual\"i*ty\\, n.\n   1. The condition of being of such and such a sort.\n   [1913 Webster]\n\n   Syn: property, attribute,\n        nature\n        [WordNet 1.5]"),
+        ("Hide", "Hide \\Hide\\, v. t.\n   To conceal.\n   [1913 Webster]\n\n   Syn: Syn. - To conceal; secrete; cover. See {Conceal}.\n        [1913 Webster]"),
+        ("Belly", "Belly \\Bel\"ly\\, n.\n   The abdomen.\n   Syn: abdomen, stomach, big belly, OK\n        [WordNet 1.5]"),
+    ]);
+
+    [Fact]
+    public void Thesaurus_ReadsSynListsWithContinuationLines_SingleWordsOnly_AndReverseLinks()
+    {
+        Assert.Equal(["property", "attribute", "nature"], Words.Of("Quality"));
+        Assert.Equal(["conceal", "secrete", "cover"], Words.Of("hide"));   // "To" and "Syn. -" dropped, "See {Conceal}" not a synonym
+        Assert.Equal(["abdomen", "stomach"], Words.Of("belly"));            // "big belly" (two words) and "OK" (two letters) dropped
+        Assert.Equal(["belly"], Words.Of("stomach"));                       // not a headword: the entries that list it
+        Assert.Empty(Words.Of("pelvis"));
+    }
+
     [Fact]
     public void Render_GivesTheThreeFormsAsDocumented()
     {
         var item = new BenchmarkItem(0, "Abditive", "Having the quality of hiding");
-        Assert.Equal("Q: Abditive?\nA: Having the quality of hiding", BenchmarkItems.Render(item, LeakForm.Verbatim, 3));
+        Assert.Equal("Q: Abditive?\nA: Having the quality of hiding", BenchmarkItems.Render(item, LeakForm.Verbatim, 3, Words));
         Assert.Equal(BenchmarkItems.Canonical(item), BenchmarkItems.Prompt(item) + " " + item.Answer);
-        Assert.Equal("#4  ABDITIVE --\n  Having the\n  quality of hiding", BenchmarkItems.Render(item, LeakForm.Reformatted, 3));
-        // Having->With, the->this, quality->character, of->from; one clause, so the two middle words swap; term last.
-        Assert.Equal("With this from character hiding -- that is: Abditive.", BenchmarkItems.Render(item, LeakForm.Paraphrased, 0));
-        Assert.Equal(BenchmarkItems.Render(item, LeakForm.Paraphrased, 0), BenchmarkItems.Render(item, LeakForm.Paraphrased, 5));
+        Assert.Equal("#4  ABDITIVE --\n  Having the\n  quality of hiding", BenchmarkItems.Render(item, LeakForm.Reformatted, 3, Words));
+        // quality -> property (its first synonym), hiding -> hide -> conceal -> concealing; "Having" has none; one clause
+        // without a conjunction, so the two middle words swap; the term last.
+        Assert.Equal("Having the of property concealing -- that is: Abditive.", BenchmarkItems.Render(item, LeakForm.Paraphrased, 0, Words));
+        Assert.Equal(BenchmarkItems.Render(item, LeakForm.Paraphrased, 0, Words), BenchmarkItems.Render(item, LeakForm.Paraphrased, 5, Words));
     }
 
     [Fact]
-    public void Paraphrase_RotatesClauses_AndKeepsCapitalsAndPunctuation()
+    public void Paraphrase_SubstitutesFromTheThesaurus_SwapsConjuncts_RotatesClauses_KeepsCapitalsAndPunctuation()
     {
-        Assert.Equal("plus pelvis, This belly", BenchmarkItems.Paraphrase("The belly, and pelvis"));
-        Assert.Equal("zebra quagga", BenchmarkItems.Paraphrase("quagga zebra"));
-        Assert.Equal("word", BenchmarkItems.Paraphrase("word"));
+        Assert.Equal("and pelvis, The abdomen", BenchmarkItems.Paraphrase("The belly, and pelvis", Words));
+        // "hides" is a plural the thesaurus knows in the singular; the words around "and" swap; the clauses rotate.
+        Assert.Equal("a pelvis, property and conceals", BenchmarkItems.Paraphrase("hides and quality, a pelvis", Words));
+        Assert.Equal("Property.", BenchmarkItems.Paraphrase("Quality.", Words));
+        // Inflected forms by their stem, the synonym inflected the same way: hiding -> hide -> conceal -> concealing.
+        Assert.Equal("concealed bellies, Concealing", BenchmarkItems.Paraphrase("Hiding, hided bellies", Words));
+        Assert.Equal("zebra quagga", BenchmarkItems.Paraphrase("quagga zebra", Words));
+        Assert.Equal("word", BenchmarkItems.Paraphrase("word", Words));
     }
 
     [Fact]

@@ -73,6 +73,25 @@ public sealed class MethodTests
         Assert.Equal(0.1 * Math.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(dense, dense)), fo.ResponseNorms[4], 1e-3);
     }
 
+    [Fact]
+    public void The_simulator_keys_responses_by_position_and_rejects_an_example_outside_the_training_set()
+    {
+        // The simulator takes training-example indices (a source is the sum of its examples'): any subset in any order,
+        // answered by position, each index simulated alone (the same response wherever it appears in the list).
+        var layout = new MlpLayout([6, 8, 3]);
+        var problem = Problem(layout, 20, 5, weightDecay: 1e-3f);
+        var simulator = new ForwardOnlySimulator(problem, new ForwardOnlyOptions { Horizon = 5, StepSize = 0.1f, BatchSize = 10, UnitsPerBlock = 2 });
+        var got = new float[3][];
+        simulator.Simulate([7, 2, 7], (i, r) => got[i] = r);
+        var alone = new float[1][];
+        simulator.Simulate([2], (i, r) => alone[i] = r);
+        Assert.Equal(got[0], got[2]);
+        Assert.Equal(alone[0], got[1]);
+        Assert.NotEqual(got[0], got[1]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => simulator.Simulate([3, 20], (_, _) => { }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => simulator.Simulate([-1], (_, _) => { }));
+    }
+
     [Theory]
     [InlineData(true, 0f, ForwardPropagation.Trajectory)]
     [InlineData(false, 0f, ForwardPropagation.Trajectory)]

@@ -62,7 +62,7 @@ public sealed class ProbeSetMethodTests
         Assert.Equal(simulator.Layout.Tensors, ModelProbeSimulator.LayoutOf(problem, options.Rank, ProbePrecision.Float32).Tensors);
         int[] share = [4, 1];
         var got = new Dictionary<int, float[]>();
-        simulator.Simulate([.. share.Select(u => new[] { u })], (i, floats) => got[share[i]] = (float[])floats.Clone());
+        simulator.Simulate(share, (i, floats) => got[share[i]] = (float[])floats.Clone());
         foreach (var u in share)
         {
             Assert.Equal(state.Examples[u], got[u], new FloatTolerance(1e-5f));

@@ -66,25 +66,29 @@ public sealed class TangentPropagationTests
         var (bx, by) = KernelTests.RandomData(layout, 4, 6);
         var curvature = new MlpCurvature(layout, theta, bx, by, 0.25f);
         var (x, y) = KernelTests.RandomData(layout, 5, 7);
-        int[] slotOfRow = [1, 0, 1, 1, 0]; // slot 0: rows 1, 4; slot 1: rows 0, 2, 3
-        var gradient = new MlpStack(layout, 2);
-        curvature.AddRowGradients(x, y, slotOfRow, 0.7f, gradient);
+        var gradient = new MlpStack(layout, 5);
+        var before = KernelTests.RandomTheta(layout, 8);
+        for (int s = 0; s < 5; s++)
+        {
+            gradient.SetSlot(s, before); // added to, not overwritten
+        }
+
+        curvature.AddRowGradients(x, y, 0.7f, gradient);
         var model = new Mlp(layout);
         model.LoadFrom(theta);
         var actual = new float[layout.ParameterCount];
-        for (int s = 0; s < 2; s++)
+        for (int s = 0; s < 5; s++)
         {
-            int[] rows = [.. Enumerable.Range(0, 5).Where(r => slotOfRow[r] == s)];
-            float[] xs = [.. rows.SelectMany(r => x.Skip(r * 6).Take(6))];
-            int[] ys = [.. rows.Select(r => y[r])];
             var expected = new float[layout.ParameterCount];
-            model.OutputGradient(xs, ys, ys.Length, ModelOutput.Loss, [.. Enumerable.Repeat(0.7f, ys.Length)], expected, default);
+            model.OutputGradient(x.AsSpan(s * 6, 6), y.AsSpan(s, 1), 1, ModelOutput.Loss, [0.7f], expected, default);
             gradient.GetSlot(s, actual);
             for (int j = 0; j < actual.Length; j++)
             {
-                Assert.Equal(expected[j], actual[j], 1e-5);
+                Assert.Equal(before[j] + expected[j], actual[j], 1e-5);
             }
         }
+
+        Assert.Throws<ArgumentException>(() => curvature.AddRowGradients(x, y, 1f, new MlpStack(layout, 4)));
     }
 
     // 60 examples, mini-batches of 10, K = 20, weight decay and proximal damping; a ReLU MLP and softmax regression.
@@ -109,14 +113,14 @@ public sealed class TangentPropagationTests
         var problem = Problem(widths);
         var trajectory = new ForwardOnlyOptions { StepSize = 0.1f, BatchSize = 10, Horizon = 20, Damping = 0.05f, UnitsPerBlock = block, Epsilon = epsilon };
         var tangent = trajectory with { Propagation = ForwardPropagation.Tangent };
-        // Units: single examples plus one three-example unit (a source-like unit: the sum of its rows' gradients).
-        List<int[]> units = [.. Enumerable.Range(0, 20).Select(i => new[] { i }), [30, 31, 45]];
-        var expected = new float[units.Count][];
-        var actual = new float[units.Count][];
+        // Examples in an order that is not the training order, some in the same shared mini-batches.
+        int[] units = [.. Enumerable.Range(0, 20), 45, 31, 30];
+        var expected = new float[units.Length][];
+        var actual = new float[units.Length][];
         new ForwardOnlySimulator(problem, trajectory).Simulate(units, (u, r) => expected[u] = r);
         new ForwardOnlySimulator(problem, tangent).Simulate(units, (u, r) => actual[u] = r);
         double worst = 0;
-        for (int u = 0; u < units.Count; u++)
+        for (int u = 0; u < units.Length; u++)
         {
             Assert.True(Norm(expected[u]) > 1e-2, $"unit {u}: degenerate response");
             worst = Math.Max(worst, RelativeError(actual[u], expected[u]));

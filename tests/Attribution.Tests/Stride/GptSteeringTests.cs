@@ -270,7 +270,7 @@ public sealed class GptSteeringTests
             Examples = [.. state.Examples.Select((e, i) => i == 1 ? [e[0], e[0], .. e[2..]] : e)],
         };
         Assert.Contains("distinct ids", Assert.Throws<ArgumentException>(() => otherSeed.ImportState(ServedModel.Of(problem), broken)).Message);
-        var combined = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string>(settings) { ["combine"] = "sum" });
+        var combined = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string>(settings) { ["combine"] = "prior" });
         Assert.Throws<ArgumentException>(() => combined.ImportState(ServedModel.Of(problem), state));
     }
 

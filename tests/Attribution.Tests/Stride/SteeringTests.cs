@@ -202,19 +202,76 @@ public sealed class SteeringTests
         Assert.Contains("d = 20", e.Message);
         e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["fo-horizon"] = "10" }));
         Assert.Contains("fo-horizon", e.Message);
-        var combined = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "sum", ["combine-weight"] = "0.5", ["fo-horizon"] = "7" });
-        Assert.Contains("calibrated sum (weight 0.5)", combined.Describe());
+        var combined = (BlendMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "blend", ["combine-weight"] = "0.5", ["fo-horizon"] = "7" });
+        Assert.Contains("weight 0.5", combined.Describe());
         Assert.Contains("K=7", combined.Describe());
+        Assert.Equal("stride+forward-only", combined.Name);
+        Assert.True(double.IsNaN(((BlendMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "blend" })).Weight));
+        e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "blend", ["combine-weight"] = "1.5" }));
+        Assert.Contains("[0, 1]", e.Message);
+        e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "prior", ["combine-weight"] = "0.5" }));
+        Assert.Contains("combine=blend", e.Message);
         // Any forward-only option reaches the partner as fo-<key>; an unknown one is named, never ignored.
         var spectral = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "prior", ["fo-propagation"] = "spectral", ["fo-horizon"] = "100" });
         Assert.Contains("spectral", spectral.Describe(), StringComparison.OrdinalIgnoreCase);
         Assert.Contains("K=100", spectral.Describe());
-        e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "sum", ["fo-bogus"] = "1" }));
+        e = Assert.ThrowsAny<ArgumentException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "blend", ["fo-bogus"] = "1" }));
         Assert.Contains("bogus", e.Message);
-        // Served methods: forward-only without options, or stride without a combination.
+        // Served methods: forward-only without options, stride alone, or the blend at a fixed weight.
         Assert.IsType<StrideMethod>(MethodFactory.CreateServed("stride:k=40,d=4"));
-        Assert.Contains("not served", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("stride:combine=sum")).Message);
+        Assert.Contains("not served", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("stride:combine=prior")).Message);
+        Assert.Contains("fixed weight", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("stride:combine=blend")).Message);
+        Assert.IsType<BlendMethod>(MethodFactory.CreateServed("stride:k=40,d=4,combine=blend,combine-weight=0.3"));
         Assert.Contains("Simulator:Horizon", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("forward-only:horizon=5")).Message);
         Assert.Contains("not served from probes", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("trak")).Message);
+    }
+
+    // Protects the diagnostic's exact measurements: subset k's model is θ* after `steps` plain gradient steps on the mean
+    // loss of the subset's members (done here by hand with the model's own LossAndBackward), and the measurement is the
+    // query's margin under it minus under θ*; StrideMethod with operators=finetune scores from exactly these.
+    [Fact]
+    public void Fine_tune_measurements_are_output_changes_after_training_on_the_subset()
+    {
+        var problem = Problem(12, 5);
+        var design = SubsetDesign.Create(12, 6, 2, 11);
+        var model = problem.CreateModel();
+        var tunes = SubsetFineTunes.Train(model, problem.Training, design, 3, 0.1f);
+        var (x, y) = KernelTests.RandomData(Layout, 4, 55);
+        var queries = new QueryBatch(x, y, 6);
+        var measured = new float[4 * 6];
+        tunes.Measure(problem.CreateModel(), queries.Batch, ModelOutput.Margin, measured);
+        var baseline = new float[4];
+        problem.CreateModel().Outputs(queries.Batch, ModelOutput.Margin, baseline);
+        for (int k = 0; k < 6; k++)
+        {
+            var m = problem.CreateModel();
+            var theta = (float[])problem.Theta.Clone();
+            var grad = new float[theta.Length];
+            var rows = global::Attribution.Attribution.Methods.ForwardOnlySimulator.Rows(problem.Training, design.MembersOf(k));
+            for (int s = 0; s < 3; s++)
+            {
+                m.LossAndBackward(rows);
+                m.CopyGradientTo(grad);
+                for (int j = 0; j < theta.Length; j++)
+                {
+                    theta[j] -= 0.1f * grad[j];
+                }
+
+                m.LoadFrom(theta);
+            }
+
+            var after = new float[4];
+            m.Outputs(queries.Batch, ModelOutput.Margin, after);
+            for (int q = 0; q < 4; q++)
+            {
+                Assert.Equal(after[q] - baseline[q], measured[(q * 6) + k], 4);
+            }
+        }
+
+        Assert.Contains(measured, v => Math.Abs(v) > 1e-4);
+        var method = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["k"] = "6", ["d"] = "2", ["design-seed"] = "11", ["operators"] = "finetune", ["finetune-steps"] = "3", ["finetune-lr"] = "0.1" });
+        method.Precompute(problem);
+        Assert.Equal(measured, method.Measurements(queries));
+        Assert.Contains("diagnostic", Assert.Throws<NotSupportedException>(() => method.ExportState()).Message);
     }
 }

@@ -78,6 +78,8 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
             var direct = method.Score(new QueryBatch(x, [predicted], 784));
             var top = direct.TopK(0, 5);
             Assert.Equal(top.Select(t => (long)t.Example), result.ExampleIds);
+            // Each top example names its source, the one its score is summed into (source ids are 0..3 here).
+            Assert.Equal(top.Select(t => (long)sourceOf[t.Example]), result.ExampleSourceIds!);
             for (int k = 0; k < 5; k++)
             {
                 Assert.Equal(top[k].Score, result.Scores[k], 1e-4f * Math.Max(1f, Math.Abs(top[k].Score)));
