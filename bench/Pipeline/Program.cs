@@ -59,6 +59,7 @@ if (opt.ReadoutProfile.Length > 0 && opt.ProbeCache is { } cached && Directory.E
     return 0;
 }
 
+PoolSampler.Start();
 var root = Path.Combine(Path.GetTempPath(), "pipeline-bench-" + Guid.NewGuid().ToString("N"));
 var runDir = Path.Combine(root, Bench.RunId);
 var watch = Stopwatch.StartNew();
@@ -172,6 +173,12 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     /// <summary>Queries of the closed-loop warm-up before each row (--warm): joins, first fetches, JIT tiering.</summary>
     public int Warm { get; init; } = 8000;
 
+    /// <summary>
+    /// The open-loop phase's rate in q/s (--rate); 0 = half the row's measured saturation (the goal's definition). A
+    /// fixed rate offers every variant the same load, so batching policies compare at equal arrivals.
+    /// </summary>
+    public double Rate { get; init; }
+
     public static Args Parse(string[] args)
     {
         var a = new Args(1000, 10, 2000, 5000, 1, 256, 64, ["embedded", "kafka"], [1, 2], 10, 20, 1, 2, 5);
@@ -203,8 +210,9 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--probe-cache" => a with { ProbeCache = v },
                 "--scorer-process" => a with { ScorerProcess = v == "1" },
                 "--warm" => a with { Warm = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--rate" => a with { Rate = double.Parse(v, CultureInfo.InvariantCulture) },
                 "--pin" => a with { Pin = v.Split('/') is [var sc, var bc] && sc.Length > 0 && bc.Length > 0 ? (sc, bc) : throw new ArgumentException($"--pin '{v}': give the Scorer's CPUs and the bench's, e.g. 0/1") },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache DIR (with --readout-profile: reuse the simulated set) --scorer-process 1 (kafka, 1 Scorer: the Scorer in a child process, its CPU time measured apart) --warm N (warm-up queries per row, default 8000) --pin S/B (with --scorer-process: Scorer process on CPUs S, bench process on CPUs B, taskset lists, e.g. 0/1)"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache DIR (with --readout-profile: reuse the simulated set) --scorer-process 1 (kafka, 1 Scorer: the Scorer in a child process, its CPU time measured apart) --warm N (warm-up queries per row, default 8000) --rate Q (open-loop phase at Q q/s instead of half the saturation) --pin S/B (with --scorer-process: Scorer process on CPUs S, bench process on CPUs B, taskset lists, e.g. 0/1)"),
             };
         }
 
@@ -222,7 +230,7 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     }
 
     public override string ToString() =>
-        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, BatchWindowMs {BatchWindowMs}, Kafka linger.ms {LingerMs}, fetch.wait.max.ms {FetchWaitMs}, socket.nagle.disable {NagleOff}, half-rate phase {HalfSeconds} s, {Warm} warm-up queries{(Flight ? ", with the console's Arrow Flight feed" : "")}{(ScorerProcess ? ", the Scorer in a child process" : "")}{(Pin is { } pin ? $" on CPUs {pin.Scorer}, the bench on CPUs {pin.Bench}" : "")}" +
+        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, BatchWindowMs {BatchWindowMs}, Kafka linger.ms {LingerMs}, fetch.wait.max.ms {FetchWaitMs}, socket.nagle.disable {NagleOff}, {(Rate > 0 ? $"open-loop phase at {Rate} q/s" : "half-rate phase")} {HalfSeconds} s, {Warm} warm-up queries{(Flight ? ", with the console's Arrow Flight feed" : "")}{(ScorerProcess ? ", the Scorer in a child process" : "")}{(Pin is { } pin ? $" on CPUs {pin.Scorer}, the bench on CPUs {pin.Bench}" : "")}" +
         (Variants.Length > 1 || Rounds > 1 ? $"; variants {string.Join(" | ", Variants.Select(v => v.ToString()))}, {Rounds} round(s)" : "");
 }
 
@@ -323,7 +331,11 @@ internal static class ThreadAccounting
 internal sealed record ProbeSet(List<EventMessage> Messages, EventMessage Batch, long ExampleBytes);
 
 /// <summary>Throughput and latency (produce call → attribution consumed); ScoredP50/P99: query record timestamp → scored, as the Scorer stamps it.</summary>
-internal sealed record Phase(double PerSecond, double P50, double P99, double ScoredP50, double ScoredP99);
+internal sealed record Phase(double PerSecond, double P50, double P99, double ScoredP50, double ScoredP99)
+{
+    /// <summary>Where the slowest 1 % of the phase's queries spent their time (before vs after the Scorer scored them).</summary>
+    public string Tail { get; init; } = "";
+}
 
 internal sealed record RunResult(Phase Saturation, Phase Half, double MeanBatch, double MeanBatchHalf, double BarePerSecond, AttributionModel Model);
 
@@ -541,7 +553,7 @@ internal static class Bench
             var wall0 = Stopwatch.GetTimestamp();
             var threads0 = ThreadAccounting.Snapshot();
             var childHalfThreads0 = child?.Threads();
-            var half = await OpenLoopAsync(producer, collector, queries, "half", saturation.PerSecond / 2, opt.HalfSeconds);
+            var half = await OpenLoopAsync(producer, collector, queries, "half", opt.Rate > 0 ? opt.Rate : saturation.PerSecond / 2, opt.HalfSeconds);
             double halfSeconds = Stopwatch.GetElapsedTime(wall0).TotalSeconds;
             Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half, threads{(child is null ? "" : " of the bench process")} (cores used / cores waiting for a CPU): {ThreadAccounting.Describe(threads0, ThreadAccounting.Snapshot(), halfSeconds)} -->");
             if (child is not null)
@@ -556,7 +568,8 @@ internal static class Bench
 
             var halfDelta = await stats() - half0;
             double meanBatchHalf = (double)halfDelta.Scored / halfDelta.Batches;
-            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half: CPU {((Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds + (child?.CpuSeconds() ?? 0) - childHalf0) / halfSeconds:F2} cores, GC {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2, paused {(GC.GetTotalPauseDuration() - pause0).TotalMilliseconds:F0} ms ({(child is null ? "whole process" : "bench process")}); {halfDelta.ComputeMs / halfDelta.Batches:F2} ms compute ({halfDelta.ReadoutMs / halfDelta.Batches:F2} readout) and {halfDelta.PublishMs / halfDelta.Batches:F2} ms publish per batch -->");
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half, the Scorer's {(child is null ? "(whole) process" : "process")}: {halfDelta.Describe(collector.Count("half-"))}; the slowest 1 % of queries: {half.Tail} -->");
+            Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), at half: CPU {((Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds + (child?.CpuSeconds() ?? 0) - childHalf0) / halfSeconds:F2} cores, GC {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2, paused {(GC.GetTotalPauseDuration() - pause0).TotalMilliseconds:F0} ms ({(child is null ? "whole process" : "bench process")}); {halfDelta.ComputeMs / halfDelta.Batches:F2} ms compute ({halfDelta.ReadoutMs / halfDelta.Batches:F2} readout) and {halfDelta.PublishMs / halfDelta.Batches:F2} ms publish per batch; batcher busy {halfDelta.ComputeMs / 1000 / halfSeconds / scorers:P0} of the time -->");
             // Bare compute right after, in the same process and conditions, on the batch size the Scorers formed.
             var (bare, _, bareCpuMs) = Bare(model, queries, Math.Max(1, (int)Math.Round(meanBatch)), opt.Queries, opt.Concurrent);
             Console.WriteLine($"<!-- {transport}, {scorers} Scorer(s), CPU time per query at saturation: {(child is null ? "whole process" : "both processes")} {satCpuMsPerQuery:F2} ms (load generator, reader, brokers and clients included; of which the Scorer's readout {satDelta.ReadoutMs / satDelta.Scored:F2} ms wall) vs bare {bareCpuMs:F2} ms at the same batch: +{100 * (satCpuMsPerQuery / bareCpuMs - 1):F0} % -->");
@@ -718,7 +731,13 @@ internal static class Bench
             }
 
             var sc = _scoredMs.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(p => p.Value).Order().ToArray();
-            return new Phase(count / elapsed.TotalSeconds, l[(int)(0.50 * (l.Length - 1))], l[(int)(0.99 * (l.Length - 1))], sc[(int)(0.50 * (sc.Length - 1))], sc[(int)(0.99 * (sc.Length - 1))]);
+            // The slowest 1 %: how much of their latency came before scoring (produce, consume, lanes, batcher queue,
+            // readout) and how much after (publish, acks, the reader's fetch).
+            double p99 = l[(int)(0.99 * (l.Length - 1))];
+            var tail = _latencyMs.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal) && p.Value >= p99).Select(p => (Total: p.Value, Scored: _scoredMs.GetValueOrDefault(p.Key))).ToArray();
+            string split = string.Create(CultureInfo.InvariantCulture,
+                $"{tail.Length} queries >= p99 {p99:F1} ms: mean {tail.Average(t => t.Total):F1} ms = {tail.Average(t => t.Scored):F1} ms to scored + {tail.Average(t => t.Total - t.Scored):F1} ms after");
+            return new Phase(count / elapsed.TotalSeconds, l[(int)(0.50 * (l.Length - 1))], p99, sc[(int)(0.50 * (sc.Length - 1))], sc[(int)(0.99 * (sc.Length - 1))]) { Tail = split };
         }
 
         private void Run()

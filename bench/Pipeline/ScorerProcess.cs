@@ -18,11 +18,29 @@ internal sealed record ScorerStats(long Batches, long Scored, double ComputeMs, 
     /// <summary>Gen-2 collections of that process.</summary>
     public int Gen2 { get; init; } = GC.CollectionCount(2);
 
+    /// <summary>Gen-1 collections of that process.</summary>
+    public int Gen1 { get; init; }
+
+    /// <summary>Time that process's threads were paused by the GC, ms.</summary>
+    public double PauseMs { get; init; }
+
+    /// <summary>Time queries waited for the batcher (queue + window), summed, ms (<see cref="ScorerMetrics.QueueWaitTime"/>).</summary>
+    public double QueueWaitMs { get; init; }
+
+    /// <summary>That process's <see cref="PoolSampler"/> window since the previous read.</summary>
+    public PoolWindow Pool { get; init; } = new(0, 0, 0, 0, 0, 0);
+
     public static ScorerStats Of(IEnumerable<ScorerWorker> workers)
     {
         var w = workers.ToList();
         return new ScorerStats(w.Sum(x => x.Metrics.Batches), w.Sum(x => x.Metrics.QueriesScored), w.Sum(x => x.Metrics.ComputeTime.TotalMilliseconds),
-            w.Sum(x => x.Metrics.ReadoutTime.TotalMilliseconds), w.Sum(x => x.Metrics.PublishTime.TotalMilliseconds), w.Sum(x => x.Metrics.BatchCpuTime.TotalMilliseconds));
+            w.Sum(x => x.Metrics.ReadoutTime.TotalMilliseconds), w.Sum(x => x.Metrics.PublishTime.TotalMilliseconds), w.Sum(x => x.Metrics.BatchCpuTime.TotalMilliseconds))
+        {
+            Gen1 = GC.CollectionCount(1),
+            PauseMs = GC.GetTotalPauseDuration().TotalMilliseconds,
+            QueueWaitMs = w.Sum(x => x.Metrics.QueueWaitTime.TotalMilliseconds),
+            Pool = PoolSampler.TakeWindow(),
+        };
     }
 
     public static ScorerStats operator -(ScorerStats a, ScorerStats b) =>
@@ -30,8 +48,88 @@ internal sealed record ScorerStats(long Batches, long Scored, double ComputeMs, 
         {
             Allocated = a.Allocated - b.Allocated,
             Gen0 = a.Gen0 - b.Gen0,
+            Gen1 = a.Gen1 - b.Gen1,
             Gen2 = a.Gen2 - b.Gen2,
+            PauseMs = a.PauseMs - b.PauseMs,
+            QueueWaitMs = a.QueueWaitMs - b.QueueWaitMs,
+            Pool = a.Pool, // a window already: what happened since b was read
         };
+
+    /// <summary>One line on the GC, the thread pool and the batcher's queue over a phase of <paramref name="queries"/> queries.</summary>
+    public string Describe(int queries) => string.Create(CultureInfo.InvariantCulture,
+        $"allocated {Allocated / 1024.0 / Math.Max(1, Scored):F1} KiB per query scored, GC {Gen0} gen0 / {Gen1} gen1 / {Gen2} gen2 (a gen-N collection counts in every lower generation too), paused {PauseMs:F1} ms in all; " +
+        $"waited for the batcher (queue + window) {QueueWaitMs / Math.Max(1, Scored):F2} ms per query; {Pool.Describe()} ({queries} queries)");
+}
+
+/// <summary>What <see cref="PoolSampler"/> saw over a window.</summary>
+/// <param name="Samples">Samples taken (one per ~2 ms).</param>
+/// <param name="PendingSum">Sum of <see cref="ThreadPool.PendingWorkItemCount"/> over the samples.</param>
+/// <param name="PendingMax">The largest sample.</param>
+/// <param name="LateMsSum">Sum over samples of how late the sampler's 2 ms sleep woke.</param>
+/// <param name="LateMaxMs">The latest wake-up.</param>
+/// <param name="LateOver5">Wake-ups more than 5 ms late.</param>
+internal sealed record PoolWindow(long Samples, long PendingSum, long PendingMax, double LateMsSum, double LateMaxMs, long LateOver5)
+{
+    public string Describe() => string.Create(CultureInfo.InvariantCulture,
+        $"thread pool queue mean {(double)PendingSum / Math.Max(1, Samples):F2} / max {PendingMax} work items; a 2 ms sleeper woke {LateMsSum / Math.Max(1, Samples):F2} ms late on average, max {LateMaxMs:F1} ms, {LateOver5} times > 5 ms of {Samples}");
+}
+
+/// <summary>
+/// A thread of its own that wakes every 2 ms and records the thread pool's queue length
+/// (<see cref="ThreadPool.PendingWorkItemCount"/>: starvation shows as a queue that does not drain) and how late it woke
+/// (the run-queue delay any thread of this process sees: CPU contention, measured from inside).
+/// </summary>
+internal static class PoolSampler
+{
+    private static readonly Lock Gate = new();
+    private static Thread? _thread;
+    private static long _samples, _pendingSum, _pendingMax, _lateOver5;
+    private static double _lateMsSum, _lateMaxMs;
+
+    public static void Start()
+    {
+        lock (Gate)
+        {
+            if (_thread is not null)
+            {
+                return;
+            }
+
+            _thread = new Thread(Run) { IsBackground = true, Name = "pool-sampler" };
+            _thread.Start();
+        }
+    }
+
+    /// <summary>The window since the previous call (counters reset).</summary>
+    public static PoolWindow TakeWindow()
+    {
+        lock (Gate)
+        {
+            var w = new PoolWindow(_samples, _pendingSum, _pendingMax, _lateMsSum, _lateMaxMs, _lateOver5);
+            (_samples, _pendingSum, _pendingMax, _lateOver5, _lateMsSum, _lateMaxMs) = (0, 0, 0, 0, 0, 0);
+            return w;
+        }
+    }
+
+    private static void Run()
+    {
+        while (true)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            Thread.Sleep(2);
+            double late = Math.Max(0, Stopwatch.GetElapsedTime(t0).TotalMilliseconds - 2);
+            long pending = ThreadPool.PendingWorkItemCount;
+            lock (Gate)
+            {
+                _samples++;
+                _pendingSum += pending;
+                _pendingMax = Math.Max(_pendingMax, pending);
+                _lateMsSum += late;
+                _lateMaxMs = Math.Max(_lateMaxMs, late);
+                _lateOver5 += late > 5 ? 1 : 0;
+            }
+        }
+    }
 }
 
 /// <summary>
@@ -139,6 +237,7 @@ internal sealed class ScorerProcess : IAsyncDisposable
             using var host = await Bench.StartScorerAsync(log, opt);
             var worker = host.Services.GetRequiredService<ScorerWorker>();
             await Bench.WaitLoadedAsync([worker]);
+            PoolSampler.Start();
             await output.WriteLineAsync("ready");
             await output.FlushAsync();
             while (await Console.In.ReadLineAsync() is { } command && command != "stop")

@@ -20,4 +20,7 @@ internal sealed class PendingQuery(EventRecord record, ModelQuery query, int hom
     public int Home { get; } = home;
 
     public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>When the query was handed to the batcher (<see cref="System.Diagnostics.Stopwatch"/> timestamp): its wait for a readout starts here.</summary>
+    public long Enqueued { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
 }

@@ -40,6 +40,7 @@ public sealed class ScorerMetrics : IDisposable
     private long _readoutTicks;
     private long _publishTicks;
     private long _batchCpuNanoseconds;
+    private long _queueWaitTicks;
 
     /// <summary>Creates the counters and their instruments.</summary>
     public ScorerMetrics()
@@ -107,6 +108,13 @@ public sealed class ScorerMetrics : IDisposable
     /// </summary>
     public TimeSpan BatchCpuTime => TimeSpan.FromTicks(Interlocked.Read(ref _batchCpuNanoseconds) / 100);
 
+    /// <summary>
+    /// Time queries waited between being handed to the batcher and their batch's processing (queue behind earlier
+    /// batches plus the batch window), summed over queries: with <see cref="ComputeTime"/> and
+    /// <see cref="PublishTime"/> it splits a query's time in the Scorer into waiting and work.
+    /// </summary>
+    public TimeSpan QueueWaitTime => TimeSpan.FromTicks(Interlocked.Read(ref _queueWaitTicks));
+
     /// <summary>Mean queries per batch.</summary>
     public double MeanBatchSize => Batches == 0 ? 0 : (double)QueriesScored / Batches;
 
@@ -164,6 +172,8 @@ public sealed class ScorerMetrics : IDisposable
     public IReadOnlyDictionary<Transport.TopicPartition, long> ConsumerLag => _lag();
 
     internal void Computed(TimeSpan elapsed) => Interlocked.Add(ref _computeTicks, elapsed.Ticks);
+
+    internal void QueueWait(TimeSpan elapsed) => Interlocked.Add(ref _queueWaitTicks, elapsed.Ticks);
 
     internal void ReadOut(TimeSpan elapsed) => Interlocked.Add(ref _readoutTicks, elapsed.Ticks);
 

@@ -202,6 +202,7 @@ public sealed class ScorerWorker : EventConsumerWorker
         var admitted = new List<PendingQuery>(batch.Count);
         foreach (var p in batch)
         {
+            Metrics.QueueWait(Stopwatch.GetElapsedTime(p.Enqueued, started));
             try
             {
                 // The live model may have changed (width, tokenizer) between validation and scoring.

@@ -10,7 +10,7 @@ namespace Attribution.Attribution.Probes;
 /// unit's floats are <see cref="ResponseSet"/>' factors of its response (what
 /// <see cref="ForwardOnlyMethod.ExportState"/> writes), with the same rank and sketch seed. A probe set simulated
 /// here and imported into a <see cref="ForwardOnlyMethod"/> therefore scores as the method precomputed offline.
-/// Examples and sources share one layout (the method stores both at the options' rank). Pure compute.
+/// Every example has one layout (the options' rank); a source's score is the sum of its examples'. Pure compute.
 /// </summary>
 public sealed class ModelProbeSimulator
 {
@@ -44,7 +44,7 @@ public sealed class ModelProbeSimulator
     /// <summary>The step size η the simulation uses.</summary>
     public float StepSize => _simulator.StepSize;
 
-    /// <summary>Every unit's layout (examples and sources alike).</summary>
+    /// <summary>Every example's probe layout.</summary>
     public UnitLayout Layout { get; }
 
     /// <summary>
