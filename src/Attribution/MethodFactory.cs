@@ -18,7 +18,7 @@ public static class MethodFactory
     /// Creates a method. Options per method:
     /// every method: models (independently trained models averaged over, default 1: TRAK ensembles with one shared
     /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models);
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), compress (k: readout over k coefficients of a fitted basis of the responses, <see cref="CompressedReadoutMethod"/>; 0 = off), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
+    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), compress (k: readout over k coefficients of a fitted basis of the responses, <see cref="CompressedReadoutMethod"/>; 0 = off), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral|tangent), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, compress (k': a fitted basis of the whitened features; 0 = off);
     /// tracin: weights (one per training checkpoint, separated by '/' on a command line, e.g. weights=0.5/1/2, or by commas); grad-dot: none;
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
@@ -187,7 +187,16 @@ public static class MethodFactory
         Refuse(o, "readout-eps", o.Has("readout") ? o.Choice("readout", "jacobian", "jacobian", "fd") != "fd" : d.Readout != ForwardReadout.FiniteDifference,
             "it applies to readout=fd only");
         Refuse(o, "basis", o.Has("rank") && o.Int("rank", d.Rank) == 0 && o.Float("basis", 0f) > 0, "the shared input basis needs low-rank responses (rank > 0)");
-        bool spectral = o.Has("propagation") ? o.Choice("propagation", "trajectory", "trajectory", "spectral") == "spectral" : d.Propagation == ForwardPropagation.Spectral;
+        var propagation = o.Has("propagation")
+            ? o.Choice("propagation", "trajectory", "trajectory", "spectral", "tangent") switch
+            {
+                "spectral" => ForwardPropagation.Spectral,
+                "tangent" => ForwardPropagation.Tangent,
+                _ => ForwardPropagation.Trajectory,
+            }
+            : d.Propagation;
+        bool spectral = propagation == ForwardPropagation.Spectral;
+        Refuse(o, "eps", propagation == ForwardPropagation.Tangent, "propagation=tangent is the trajectory's ε → 0 limit (no ε is used)");
         foreach (var key in new[] { "operator-rank", "operator-sample", "operator-segments", "operator-complement" })
         {
             Refuse(o, key, !spectral, "it configures the spectral propagator; add propagation=spectral");
@@ -208,9 +217,7 @@ public static class MethodFactory
             Readout = o.Choice("readout", "jacobian", "jacobian", "fd") == "fd" ? ForwardReadout.FiniteDifference : ForwardReadout.Jacobian,
             ReadoutEpsilon = o.Has("readout-eps") ? o.Float("readout-eps", 0f) : d.ReadoutEpsilon,
             InputBasisEnergy = o.Has("basis") ? o.Float("basis", 0f) : d.InputBasisEnergy,
-            Propagation = o.Has("propagation")
-                ? o.Choice("propagation", "trajectory", "trajectory", "spectral") == "spectral" ? ForwardPropagation.Spectral : ForwardPropagation.Trajectory
-                : d.Propagation,
+            Propagation = propagation,
             OperatorRank = o.Int("operator-rank", d.OperatorRank),
             OperatorSample = o.Int("operator-sample", d.OperatorSample),
             OperatorSegments = o.Int("operator-segments", d.OperatorSegments),

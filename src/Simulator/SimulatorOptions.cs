@@ -78,7 +78,9 @@ public sealed class SimulatorOptions
     /// <summary>
     /// How responses are propagated (<see cref="ForwardOnlyOptions.Propagation"/>): <c>Trajectory</c> (default: the ±ε
     /// runs of <see cref="Horizon"/> steps per block of units) or <c>Spectral</c> (the same map linearised at θ*: one
-    /// operator per checkpoint, then two GEMMs per block; 3.1x less CPU on the transformer, docs/benchmarks/language-models.md).
+    /// operator per checkpoint, then two GEMMs per block; 3.1x less CPU on the transformer, docs/benchmarks/language-models.md)
+    /// or <c>Tangent</c> (MLP checkpoints only: the trajectory's exact ε → 0 response, one tangent per unit instead of two
+    /// ±ε runs, about 2x less CPU; a transformer checkpoint is refused with that message).
     /// </summary>
     public ForwardPropagation Propagation { get; set; } = Defaults.Propagation;
 

@@ -28,6 +28,15 @@ public enum ForwardPropagation
     /// block of units. ε and the single/two-trajectory choice do not apply.
     /// </summary>
     Spectral,
+
+    /// <summary>
+    /// The trajectory's exact first-order response (the ε → 0 limit of the two-trajectory difference), MLP only: one
+    /// unperturbed run on the shared mini-batches, then every unit of a block carried along it together,
+    /// <c>r ← r − η((H_k + wd + λ) r + ∇ℓ_unit(θ̄_k))</c>, with H_k r the exact Hessian-vector products of step k's
+    /// mini-batch at θ̄_k for all the block's units at once (<see cref="Engine.Models.MlpCurvature"/>). Costs about one
+    /// gradient step per unit and step instead of two; ε and the single/two-trajectory choice do not apply.
+    /// </summary>
+    Tangent,
 }
 
 /// <summary>
@@ -140,9 +149,9 @@ public sealed record ForwardOnlyOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(OperatorSegments, 1, nameof(OperatorSegments));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(OperatorSegments, Horizon, nameof(OperatorSegments));
         ArgumentOutOfRangeException.ThrowIfNegative(OperatorComplementProbes, nameof(OperatorComplementProbes));
-        if (Propagation == ForwardPropagation.Spectral && !TwoTrajectory)
+        if (Propagation != ForwardPropagation.Trajectory && !TwoTrajectory)
         {
-            throw new ArgumentException("spectral propagation is the response linearised in ε: it has no single-trajectory variant (use two-trajectory forward-only).", nameof(Propagation));
+            throw new ArgumentException($"{Propagation.ToString().ToLowerInvariant()} propagation is the response linearised in ε: it has no single-trajectory variant (use two-trajectory forward-only).", nameof(Propagation));
         }
     }
 }

@@ -110,6 +110,11 @@ public sealed class ForwardOnlySimulator
             _batchLabels[k] = y;
         }
 
+        if (options.Propagation == ForwardPropagation.Tangent && !problem.HasMlpLayout)
+        {
+            throw new ArgumentException($"propagation=tangent needs an MLP (its Hessian-vector products are the MLP's R-operator); this model is {problem.Architecture}: use propagation=trajectory or spectral.", nameof(options));
+        }
+
         _segmentThetas = [];
         if (Operator is not null)
         {
@@ -243,6 +248,12 @@ public sealed class ForwardOnlySimulator
             return;
         }
 
+        if (_options.Propagation == ForwardPropagation.Tangent)
+        {
+            PropagateTangent(examples, sink, cancellationToken);
+            return;
+        }
+
         if (!_options.TwoTrajectory && _baseline is null)
         {
             _baseline = Baseline(cancellationToken);
@@ -333,6 +344,91 @@ public sealed class ForwardOnlySimulator
                 sink(start + u, responses.AsSpan(u * p, p).ToArray());
             }
         }
+    }
+
+    // Tangent path (MLP): the unperturbed run's mini-batch curvature at every step, prepared once and kept for all blocks.
+    private MlpCurvature[]? _curvatures;
+
+    // Tangent path: the block's responses R (one slot per example) start at 0 and follow the linearised trajectory,
+    // R ← R − η((wd + λ) R + H_k R + G_k), H_k the Hessian of step k's mini-batch loss at θ̄_k (the shared unperturbed
+    // run) and G_k each example's loss gradient there: the two-trajectory response (θ⁺_K − θ⁻_K)/(2ε) as ε → 0.
+    private void PropagateTangent(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken cancellationToken)
+    {
+        var layout = _problem.Layout;
+        int p = layout.ParameterCount, d = _problem.InputWidth, horizon = _options.Horizon;
+        if (_curvatures is null)
+        {
+            var curvatures = new MlpCurvature[horizon];
+            float shared = 1f / _batchLabels[0].Length;
+            curvatures[0] = new MlpCurvature(layout, _problem.Theta, _batchInputs[0], _batchLabels[0], shared);
+            Baseline(cancellationToken, (step, theta) =>
+            {
+                if (step < horizon)
+                {
+                    curvatures[step] = new MlpCurvature(layout, theta, _batchInputs[step], _batchLabels[step], 1f / _batchLabels[step].Length);
+                }
+            });
+            _curvatures = curvatures;
+        }
+
+        float eta = StepSize, shrink = -eta * (_problem.WeightDecay + _options.Damping);
+        var response = new float[p];
+        for (int start = 0; start < examples.Count; start += _options.UnitsPerBlock)
+        {
+            int count = Math.Min(_options.UnitsPerBlock, examples.Count - start);
+            var x = new float[count * d];
+            var y = new int[count];
+            for (int u = 0; u < count; u++)
+            {
+                int idx = examples[start + u];
+                _problem.TrainInputs.AsSpan(idx * d, d).CopyTo(x.AsSpan(u * d, d));
+                y[u] = _problem.TrainLabels[idx];
+            }
+
+            // r: the block's responses; step: (H_k r + G_k), then r ← (1 − η(wd + λ)) r − η step.
+            var r = new MlpStack(layout, count);
+            var step = new MlpStack(layout, count);
+            for (int k = 0; k < horizon; k++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (k == 0)
+                {
+                    for (int l = 0; l < layout.LayerCount; l++)
+                    {
+                        Array.Clear(step.W[l]);
+                        Array.Clear(step.B[l]);
+                    }
+                }
+                else
+                {
+                    _curvatures[k].Multiply(r, step);
+                }
+
+                _curvatures[k].AddRowGradients(x, y, 1f, step);
+                for (int l = 0; l < layout.LayerCount; l++)
+                {
+                    Decay(r.W[l], step.W[l], 1f + shrink, -eta);
+                    Decay(r.B[l], step.B[l], 1f + shrink, -eta);
+                }
+            }
+
+            for (int u = 0; u < count; u++)
+            {
+                r.GetSlot(u, response);
+                sink(start + u, (float[])response.Clone());
+            }
+        }
+    }
+
+    // r ← keep·r + rate·step.
+    private static void Decay(float[] r, float[] step, float keep, float rate)
+    {
+        if (keep != 1f)
+        {
+            TensorPrimitives.Multiply(r, keep, r);
+        }
+
+        TensorPrimitives.MultiplyAdd(step, rate, r, r);
     }
 
     // Any model but the MLP: each example's trajectories one after the other through the model's own gradient.

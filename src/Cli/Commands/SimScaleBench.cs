@@ -27,7 +27,7 @@ internal static class SimScaleBench
 {
     private static readonly string[] DefaultMethods =
     [
-        "forward-only:propagation=spectral", "forward-only@3000", "trak:models=1", "trak:models=10@3000",
+        "forward-only:propagation=spectral", "forward-only:propagation=tangent@3000", "forward-only@3000", "trak:models=1", "trak:models=10@3000",
     ];
 
     public static Command Create()
@@ -35,13 +35,13 @@ internal static class SimScaleBench
         var sizes = new Option<string>("--sizes") { Description = "Training-set sizes N, comma separated.", DefaultValueFactory = _ => "1000,3000,10000,60000" };
         var methods = new Option<string[]>("--method")
         {
-            Description = "Method spec name[:key=value,...][@maxN], repeatable (models=M gives TRAK M models); above @maxN a seeded slice of --slice examples is timed instead (printed as such). Default: spectral forward-only, forward-only@3000, trak:models=1, trak:models=10@3000.",
+            Description = "Method spec name[:key=value,...][@maxN], repeatable (models=M gives TRAK M models); above @maxN a seeded slice of --slice examples is timed instead (printed as such). Default: spectral forward-only, forward-only:propagation=tangent@3000, forward-only@3000, trak:models=1, trak:models=10@3000.",
             AllowMultipleArgumentsPerToken = true,
         };
         var epochs = new Option<int>("--epochs") { Description = "Epochs of each trained model (cost does not depend on how well it is trained).", DefaultValueFactory = _ => 2 };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the data draw and the models.", DefaultValueFactory = _ => 13UL };
         var slice = new Option<int>("--slice") { Description = "Training examples timed (a seeded slice) when N is above a method's @maxN.", DefaultValueFactory = _ => 500 };
-        var command = new Command("simscale", "Precompute time and examples/s of forward-only (trajectory vs spectral) and TRAK-1/TRAK-M against N on FashionMNIST, same run, with the log-log slope.");
+        var command = new Command("simscale", "Precompute time and examples/s of forward-only (trajectory, tangent, spectral) and TRAK-1/TRAK-M against N on FashionMNIST, same run, with the log-log slope.");
         foreach (var o in new Option[] { sizes, methods, epochs, seed, slice })
         {
             command.Options.Add(o);
