@@ -93,6 +93,11 @@ internal static class DemoRunner
                         AnsiConsole.MarkupLine(Markup.Escape(line));
                     }
 
+                    if (scorer.Alerts.FlaggedInputs is { } inputIndex)
+                    {
+                        AnsiConsole.MarkupLine(Markup.Escape(DemoAlertReport.InputMatchCost(inputIndex, [.. rows.Select(r => r.Query)])));
+                    }
+
                     AnsiConsole.MarkupLine($"Per-query evidence: {Markup.Escape(evidencePath)}.");
                 }
 
