@@ -745,10 +745,8 @@ public sealed class ResponseSet
     /// reads each unit's factors once per batch: units in blocks that stay in the L2 cache while every group of four
     /// queries is contracted with them (eight dot products per factor row pair, four accumulators each sharing one load
     /// of the row). Nothing is written between the two contractions, so a small batch costs about one stream of the
-    /// factors, where two GEMMs with a few columns each packed and re-read them. A group of 1-3 queries (a small batch,
-    /// or a batch's last group) reads four factor rows at a time against each of its queries (4-12 accumulators, no
-    /// query computed twice). A query's score does not depend on which other queries share its batch (every dot is
-    /// summed the same way: one vector accumulator, then the scalar tail, in the same row order).
+    /// factors, where two GEMMs with a few columns each packed and re-read them. A query's score does not depend on
+    /// which other queries share its batch (the same dot products in the same order whatever the batch).
     /// </summary>
     private void LowRankScores(float[] vt, float[] ut, int r, int fi, int o, float[] x, float[] y, int q, Span<float> scores)
     {
@@ -826,45 +824,6 @@ public sealed class ResponseSet
 
                         scores[q0 * Units + u] += p0;
                         scores[(q0 + 1) * Units + u] += p1;
-                        continue;
-                    }
-
-                    if (nq == 3)
-                    {
-                        // Three queries: four factor rows at a time against all three (twelve accumulators), where a
-                        // group of four would compute the last query twice.
-                        float p0 = 0, p1 = 0, p2 = 0;
-                        int b = 0;
-                        for (; b <= r - 4; b += 4)
-                        {
-                            var c = Dot4Rows3(ref vt[(u * r + b) * fi], fi, ref x0, ref x1, ref x2, fi);
-                            var d = Dot4Rows3(ref ut[(u * r + b) * o], o, ref y0, ref y1, ref y2, o);
-                            p0 += c.R0Q0 * d.R0Q0;
-                            p1 += c.R0Q1 * d.R0Q1;
-                            p2 += c.R0Q2 * d.R0Q2;
-                            p0 += c.R1Q0 * d.R1Q0;
-                            p1 += c.R1Q1 * d.R1Q1;
-                            p2 += c.R1Q2 * d.R1Q2;
-                            p0 += c.R2Q0 * d.R2Q0;
-                            p1 += c.R2Q1 * d.R2Q1;
-                            p2 += c.R2Q2 * d.R2Q2;
-                            p0 += c.R3Q0 * d.R3Q0;
-                            p1 += c.R3Q1 * d.R3Q1;
-                            p2 += c.R3Q2 * d.R3Q2;
-                        }
-
-                        for (; b < r; b++)
-                        {
-                            ref float v = ref vt[(u * r + b) * fi];
-                            ref float w = ref ut[(u * r + b) * o];
-                            p0 += Dot1(ref v, ref x0, fi) * Dot1(ref w, ref y0, o);
-                            p1 += Dot1(ref v, ref x1, fi) * Dot1(ref w, ref y1, o);
-                            p2 += Dot1(ref v, ref x2, fi) * Dot1(ref w, ref y2, o);
-                        }
-
-                        scores[q0 * Units + u] += p0;
-                        scores[(q0 + 1) * Units + u] += p1;
-                        scores[(q0 + 2) * Units + u] += p2;
                         continue;
                     }
 
@@ -1006,67 +965,6 @@ public sealed class ResponseSet
         }
 
         return new Dots4x2(d00, d01, d10, d11, d20, d21, d30, d31);
-    }
-
-    /// <summary>The twelve dots of four rows with three vectors (<see cref="Dot4Rows3"/>).</summary>
-    private readonly record struct Dots4x3(float R0Q0, float R0Q1, float R0Q2, float R1Q0, float R1Q1, float R1Q2, float R2Q0, float R2Q1, float R2Q2, float R3Q0, float R3Q1, float R3Q2);
-
-    /// <summary>
-    /// Four rows (<paramref name="stride"/> floats apart) dotted with three vectors, each row and vector loaded once per
-    /// step; each dot summed exactly as <see cref="Dot1"/> and <see cref="Dot4"/> sum theirs.
-    /// </summary>
-    private static Dots4x3 Dot4Rows3(ref float row0, int stride, ref float m0, ref float m1, ref float m2, int length)
-    {
-        ref float row1 = ref Unsafe.Add(ref row0, stride);
-        ref float row2 = ref Unsafe.Add(ref row1, stride);
-        ref float row3 = ref Unsafe.Add(ref row2, stride);
-        Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default;
-        Vector256<float> a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
-        int i = 0;
-        for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
-        {
-            var v0 = Vector256.LoadUnsafe(ref m0, (nuint)i);
-            var v1 = Vector256.LoadUnsafe(ref m1, (nuint)i);
-            var v2 = Vector256.LoadUnsafe(ref m2, (nuint)i);
-            var w = Vector256.LoadUnsafe(ref row0, (nuint)i);
-            a00 = Vector256.FusedMultiplyAdd(w, v0, a00);
-            a01 = Vector256.FusedMultiplyAdd(w, v1, a01);
-            a02 = Vector256.FusedMultiplyAdd(w, v2, a02);
-            w = Vector256.LoadUnsafe(ref row1, (nuint)i);
-            a10 = Vector256.FusedMultiplyAdd(w, v0, a10);
-            a11 = Vector256.FusedMultiplyAdd(w, v1, a11);
-            a12 = Vector256.FusedMultiplyAdd(w, v2, a12);
-            w = Vector256.LoadUnsafe(ref row2, (nuint)i);
-            a20 = Vector256.FusedMultiplyAdd(w, v0, a20);
-            a21 = Vector256.FusedMultiplyAdd(w, v1, a21);
-            a22 = Vector256.FusedMultiplyAdd(w, v2, a22);
-            w = Vector256.LoadUnsafe(ref row3, (nuint)i);
-            a30 = Vector256.FusedMultiplyAdd(w, v0, a30);
-            a31 = Vector256.FusedMultiplyAdd(w, v1, a31);
-            a32 = Vector256.FusedMultiplyAdd(w, v2, a32);
-        }
-
-        float d00 = Vector256.Sum(a00), d01 = Vector256.Sum(a01), d02 = Vector256.Sum(a02), d10 = Vector256.Sum(a10), d11 = Vector256.Sum(a11), d12 = Vector256.Sum(a12);
-        float d20 = Vector256.Sum(a20), d21 = Vector256.Sum(a21), d22 = Vector256.Sum(a22), d30 = Vector256.Sum(a30), d31 = Vector256.Sum(a31), d32 = Vector256.Sum(a32);
-        for (; i < length; i++)
-        {
-            float v0 = Unsafe.Add(ref m0, i), v1 = Unsafe.Add(ref m1, i), v2 = Unsafe.Add(ref m2, i);
-            float w0 = Unsafe.Add(ref row0, i), w1 = Unsafe.Add(ref row1, i), w2 = Unsafe.Add(ref row2, i), w3 = Unsafe.Add(ref row3, i);
-            d00 += w0 * v0;
-            d01 += w0 * v1;
-            d02 += w0 * v2;
-            d10 += w1 * v0;
-            d11 += w1 * v1;
-            d12 += w1 * v2;
-            d20 += w2 * v0;
-            d21 += w2 * v1;
-            d22 += w2 * v2;
-            d30 += w3 * v0;
-            d31 += w3 * v1;
-            d32 += w3 * v2;
-        }
-
-        return new Dots4x3(d00, d01, d02, d10, d11, d12, d20, d21, d22, d30, d31, d32);
     }
 
     /// <summary>Four dot products of one row with four others, all of <paramref name="length"/> floats; the row is loaded once.</summary>
