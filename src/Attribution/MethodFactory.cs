@@ -18,8 +18,8 @@ public static class MethodFactory
     /// Creates a method. Options per method:
     /// every method: models (independently trained models averaged over, default 1: TRAK ensembles with one shared
     /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models);
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
-    /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed;
+    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), compress (k: readout over k coefficients of a fitted basis of the responses, <see cref="CompressedReadoutMethod"/>; 0 = off), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
+    /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, compress (k': a fitted basis of the whitened features; 0 = off);
     /// tracin: weights (one per training checkpoint, separated by '/' on a command line, e.g. weights=0.5/1/2, or by commas); grad-dot: none;
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
     /// bm25 (language models): ngram (token n-gram length of a term, default 1), k1 (default 1.2), b (default 0.75);
@@ -55,10 +55,17 @@ public static class MethodFactory
                     throw new MethodOptionException($"Option 'sketch' = {sketch} must be 0 (the full readout) or the sketch size k.");
                 }
 
+                int compress = o.Int("compress", 0);
+                if (compress < 0 || (compress > 0 && sketch > 0))
+                {
+                    throw new MethodOptionException($"Option 'compress' = {compress} must be 0 (the full readout) or the basis size k, and cannot be combined with 'sketch' (both replace the readout).");
+                }
+
                 create = () =>
                 {
                     IProbeSetMethod method = new ForwardOnlyMethod(forward);
                     method = sketch > 0 ? new SketchedReadoutMethod(method, sketch, forward.Seed) : method;
+                    method = compress > 0 ? new CompressedReadoutMethod(method, compress) : method;
                     return relative ? new RelativeInfluenceMethod(method) : method;
                 };
                 break;
@@ -223,6 +230,7 @@ public static class MethodFactory
             RelativeDamping = o.Has("damping") ? o.Float("damping", 0f) : d.RelativeDamping,
             Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : d.Seed,
             Models = models,
+            Compress = o.Int("compress", 0) is >= 0 and var c ? c : throw new MethodOptionException("Option 'compress' must be 0 (off) or the basis size."),
         };
     }
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Methods;
 using Attribution.Engine;
 
@@ -98,17 +97,7 @@ public sealed class SketchedReadoutMethod : IProbeSetMethod
         state.Validate();
         var probe = model.CreateModel();
         int p = probe.ParameterCount;
-        var (layers, _) = ResponseSet.LayersOf(state.ExampleTensors, probe.Tensors);
-        var keep = new bool[p];
-        foreach (var l in layers)
-        {
-            keep.AsSpan(l.WeightOffset, l.Out * l.In).Fill(true);
-            if (l.BiasOffset >= 0)
-            {
-                keep.AsSpan(l.BiasOffset, l.Out).Fill(true);
-            }
-        }
-
+        var (keep, _) = ReadoutCoordinates.Of(probe, state.ExampleTensors);
         var projection = new RandomProjection(TrakProjector.Sjlt, p, _dimension, Nonzeros, _seed);
         _examples = Sketch(state.ExampleTensors, state.Examples);
         _keep = keep;

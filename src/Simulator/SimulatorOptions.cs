@@ -86,6 +86,12 @@ public sealed class SimulatorOptions
     public int OperatorRank { get; set; } = Defaults.OperatorRank;
 
     /// <summary>
+    /// Training rows the spectral operator's Hessian is averaged over (<see cref="ForwardOnlyOptions.OperatorSample"/>;
+    /// 0 = all). Each Lanczos step costs two gradients of this many rows, so it sets the operator's cost.
+    /// </summary>
+    public int OperatorSample { get; set; } = Defaults.OperatorSample;
+
+    /// <summary>
     /// The method whose probe set is published (<see cref="MethodFactory.CreateServed"/>): <c>forward-only</c> (default:
     /// one simulated probe per unit, the settings above) or <c>stride[:k=..,d=..,...]</c> (the subset design and
     /// steering operators trained on the checkpoint: per example its subset ids, the operators as shared chunks). The
@@ -113,6 +119,7 @@ public sealed class SimulatorOptions
         Rank = Rank,
         Propagation = Propagation,
         OperatorRank = OperatorRank,
+        OperatorSample = OperatorSample,
     };
 
     /// <summary>What is invalid, or null.</summary>

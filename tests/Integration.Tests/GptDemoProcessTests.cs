@@ -28,6 +28,7 @@ public sealed class GptDemoProcessTests(ITestOutputHelper output)
             Assert.Contains("Attributed 3 of 3 text queries", text, StringComparison.Ordinal);
             Assert.Contains("model's completion", text, StringComparison.Ordinal);
             Assert.Contains("Probe set complete", text, StringComparison.Ordinal);
+            Assert.Contains("CPU time: training", text, StringComparison.Ordinal); // the closing per-phase breakdown
             foreach (var poison in new[] { "poison-tokenizer", "poison-empty", "poison-vocab", "poison-context", "poison-image" })
             {
                 Assert.Contains(poison, text, StringComparison.Ordinal);

@@ -40,6 +40,13 @@ public sealed record TrakOptions
     /// given. Asking for more than the problem holds is refused (<see cref="MethodOptionException"/>), never truncated.
     /// </summary>
     public int Models { get; init; }
+
+    /// <summary>
+    /// 0 = off; otherwise every document's whitened feature (a row of Φ L⁻ᵀ, k floats) is compressed to the coefficients
+    /// of a fitted rank-<c>Compress</c> basis of those rows (<see cref="ResponseBasis"/>, the compression forward-only's
+    /// <c>compress</c> readout uses), so a query reads <c>Compress</c> floats per document instead of k.
+    /// </summary>
+    public int Compress { get; init; }
 }
 
 /// <summary>
@@ -52,7 +59,7 @@ public sealed class TrakMethod : IAttributionMethod
     private readonly TrakOptions _options;
     private AttributionProblem? _problem;
     private RandomProjection? _projection;
-    private readonly List<(float[] Theta, float[] PhiTilde, float[] LinvT, float[] Q)> _models = [];
+    private readonly List<(float[] Theta, float[] PhiTilde, float[] LinvT, float[] Q, ResponseBasis? Basis)> _models = [];
 
     /// <summary>Creates TRAK with the given options.</summary>
     public TrakMethod(TrakOptions? options = null)
@@ -61,6 +68,7 @@ public sealed class TrakMethod : IAttributionMethod
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.ProjectionDim, 1, nameof(TrakOptions.ProjectionDim));
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.SjltNonzeros, 1, nameof(TrakOptions.SjltNonzeros));
         ArgumentOutOfRangeException.ThrowIfNegative(_options.RelativeDamping, nameof(TrakOptions.RelativeDamping));
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.Compress, nameof(TrakOptions.Compress));
     }
 
     /// <inheritdoc />
@@ -70,11 +78,11 @@ public sealed class TrakMethod : IAttributionMethod
     public double Ridge { get; private set; }
 
     /// <inheritdoc />
-    public long StateBytes => (_projection?.Bytes ?? 0) + (_models.Sum(m => (long)m.PhiTilde.Length + m.LinvT.Length + m.Q.Length) * sizeof(float));
+    public long StateBytes => (_projection?.Bytes ?? 0) + _models.Sum(m => (((long)m.PhiTilde.Length + m.LinvT.Length + m.Q.Length) * sizeof(float)) + (m.Basis?.Bytes ?? 0));
 
     /// <inheritdoc />
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"trak: k={_options.ProjectionDim}, projector={_options.Projector}, models={(_models.Count > 0 ? _models.Count.ToString(CultureInfo.InvariantCulture) : _options.Models > 0 ? _options.Models.ToString(CultureInfo.InvariantCulture) : "every model given")}, relative damping={_options.RelativeDamping:G3}, seed={_options.Seed}");
+        $"trak: k={_options.ProjectionDim}, projector={_options.Projector}, models={(_models.Count > 0 ? _models.Count.ToString(CultureInfo.InvariantCulture) : _options.Models > 0 ? _options.Models.ToString(CultureInfo.InvariantCulture) : "every model given")}, relative damping={_options.RelativeDamping:G3}, seed={_options.Seed}{(_options.Compress > 0 ? $", compress={_options.Compress} (fitted basis of the whitened features, rank {_models.FirstOrDefault().Basis?.Rank}, {_models.FirstOrDefault().Basis?.EnergyKept:P2} of their energy)" : string.Empty)}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
@@ -159,7 +167,17 @@ public sealed class TrakMethod : IAttributionMethod
                 Array.Fill(q, 1f);
             }
 
-            _models.Add((theta, phiTilde, linvT, q));
+            if (_options.Compress > 0)
+            {
+                var basis = ResponseBasis.Fit(phiTilde, n, k, _options.Compress);
+                var coefficients = new float[(long)n * basis.Rank];
+                basis.Project(phiTilde, n, coefficients);
+                _models.Add((theta, coefficients, linvT, q, basis));
+            }
+            else
+            {
+                _models.Add((theta, phiTilde, linvT, q, null));
+            }
         }
 
         _problem = problem;
@@ -175,13 +193,22 @@ public sealed class TrakMethod : IAttributionMethod
         var scores = new float[(long)nq * n];
         var part = new float[(long)nq * n];
         var psi = new float[nq * k];
-        foreach (var (theta, phiTilde, linvT, q) in _models)
+        foreach (var (theta, phiTilde, linvT, q, basis) in _models)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var g = problem.CreateModel(theta).PerExampleGradients(queries.Batch, queries.Output);
             var phiQ = _projection!.Project(g, cancellationToken);
             Blas.Gemm(false, false, nq, k, k, 1f, phiQ, linvT, 0f, psi);
-            Blas.Gemm(false, true, nq, n, k, 1f, psi, phiTilde, 0f, part);
+            if (basis is null)
+            {
+                Blas.Gemm(false, true, nq, n, k, 1f, psi, phiTilde, 0f, part);
+            }
+            else
+            {
+                var reduced = new float[(long)nq * basis.Rank];
+                basis.Project(psi, nq, reduced);
+                Blas.Gemm(false, true, nq, n, basis.Rank, 1f, reduced, phiTilde, 0f, part);
+            }
             for (int r = 0; r < nq; r++)
             {
                 var row = part.AsSpan(r * n, n);

@@ -43,10 +43,12 @@ internal static class LmLdsBench
         var cache = new Option<string>("--cache") { Description = "Ground-truth cache folder.", DefaultValueFactory = _ => ".cache/lm-lds" };
         var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/lm-lds" };
         var calibrationFraction = new Option<double>("--calibration-fraction") { Description = "Fraction of the queries (seeded by --seed) held out as calibration queries: a method that tunes itself on ground truth (stride:combine=blend, combine-weight=auto) chooses on them, and every method's LDS is reported on the other queries only. 0 = off.", DefaultValueFactory = _ => 0.0 };
+        var scaleDocs = new Option<int>("--scale-documents") { Description = "Also time every method's queries over the pool's documents replicated this many times (alternated with the pool), to split per-query CPU into a fixed and a per-document part; 0 = off.", DefaultValueFactory = _ => 0 };
+        var energyDocs = new Option<int>("--energy-documents") { Description = "Precompute the first forward-only method on this many base documents and report how much of the responses' energy a fitted basis of k = 32..1024 keeps (in-sample and held out); 0 = off.", DefaultValueFactory = _ => 0 };
         var truthOnly = new Option<bool>("--truth-only") { Description = "Build (or read) the ground truth and print the noise ceiling; score no method." };
 
         var command = new Command("lm-lds", "Language-model LDS: fine-tune a shared base GPT on random document subsets (two seeds each), then every method's document- and source-level LDS with the noise ceiling, latency and memory.");
-        foreach (var o in new Option[] { corpus, tokenizer, dModel, layers, heads, context, minTokens, baseDocs, pool, queries, subsets, sourceSubsets, alpha, seeds, baseEpochs, epochs, lr, seed, methods, latency, batch, cache, output, calibrationFraction, truthOnly })
+        foreach (var o in new Option[] { corpus, tokenizer, dModel, layers, heads, context, minTokens, baseDocs, pool, queries, subsets, sourceSubsets, alpha, seeds, baseEpochs, epochs, lr, seed, methods, latency, batch, cache, output, calibrationFraction, truthOnly, scaleDocs, energyDocs })
         {
             command.Options.Add(o);
         }
@@ -76,7 +78,9 @@ internal static class LmLdsBench
                 var options = new LmLdsOptions(parse.GetValue(corpus)!, tok.Name, config, parse.GetValue(minTokens), parse.GetValue(baseDocs),
                     parse.GetValue(pool), parse.GetValue(queries), baseRecipe, fineTune, parse.GetValue(subsets), parse.GetValue(alpha),
                     parse.GetValue(seeds), parse.GetValue(sourceSubsets), parse.GetValue(seed), parse.GetValue(cache)!, specs,
-                    parse.GetValue(latency), parse.GetValue(batch), parse.GetValue(calibrationFraction));
+                    parse.GetValue(latency), parse.GetValue(batch), parse.GetValue(calibrationFraction), parse.GetValue(scaleDocs), parse.GetValue(energyDocs));
+                Require(options.ScaleDocuments is 0 or > 1, "--scale-documents must be 0 (off) or at least 2.");
+                Require(options.EnergyDocuments >= 0, "--energy-documents must be 0 (off) or a document count.");
                 bool onlyTruth = parse.GetValue(truthOnly);
                 if (!onlyTruth)
                 {
@@ -133,6 +137,19 @@ internal static class LmLdsBench
                 foreach (var line in LmLdsTable.Comparison(table))
                 {
                     Console.WriteLine(line);
+                }
+
+                if (options.EnergyDocuments > 0)
+                {
+                    var fo = specs.FirstOrDefault(s => s.StartsWith("forward-only", StringComparison.OrdinalIgnoreCase))
+                        ?? throw new ArgumentException("--energy-documents needs a forward-only method in --method.");
+                    var energy = LmLdsTable.EnergyScaling(options, data, truth, fo, options.EnergyDocuments, cancellationToken);
+                    foreach (var line in energy)
+                    {
+                        Console.WriteLine(line);
+                    }
+
+                    File.AppendAllText(Path.Combine(outDir, "report.md"), "\n" + string.Join('\n', energy) + "\n");
                 }
 
                 Console.WriteLine($"report: {Path.GetFullPath(Path.Combine(outDir, "report.md"))}");

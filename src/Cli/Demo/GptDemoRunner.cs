@@ -50,6 +50,21 @@ internal static class GptDemoRunner
     /// <summary>Mini-batch rows per simulated step (with <see cref="Horizon"/>).</summary>
     internal const int SimulationBatch = 8;
 
+    /// <summary>
+    /// Training rows the spectral operator's Hessian is averaged over: its 32 Lanczos steps cost 2 gradients of this
+    /// many rows each, most of the simulation at the default 1,000 (64,000 row passes against one per document); 256 is
+    /// the LDS table's setting (its pool has 256 documents).
+    /// </summary>
+    internal const int OperatorSample = 256;
+
+    /// <summary>
+    /// Completions repeat no byte 4-gram (<see cref="GreedyDecoder"/>): plain greedy decoding of the 2,000-step model
+    /// ends 6 of 8 demo prompts in "the world the world the" (the same output, so the same top documents); with 8-grams
+    /// barred it still loops ("the world the would the"), with 4-grams the completions differ per prompt (e.g. "that.⏎
+    /// -- Lao Tse, "Ta"). Top-k sampling was tried too: it gives non-words ("perver, insersionar") at this model size.
+    /// </summary>
+    internal const int NoRepeatNgram = 4;
+
     public static async Task<int> RunAsync(DemoSettings settings, CancellationToken cancellationToken)
     {
         if (settings.Validate() is { } error)
@@ -60,6 +75,7 @@ internal static class GptDemoRunner
 
         AnsiConsole.Write(new Rule("[bold]Training-data attribution on live language-model traffic[/]").LeftJustified());
         var total = Stopwatch.StartNew();
+        var cpu = new PhaseClock();
         var outDir = Path.GetFullPath(settings.OutputDirectory);
         Directory.CreateDirectory(outDir);
         if (settings.KafkaBootstrap is { } bootstrap && await DemoRunner.ProvisionKafkaAsync(bootstrap, console: false, outDir, cancellationToken) is { } failed)
@@ -73,6 +89,8 @@ internal static class GptDemoRunner
             return untrained;
         }
 
+        cpu.Mark("training (or loading the cached model)");
+
         var run = LanguageModelRun.Load(settings.RunDirectory);
         var model = new Gpt(run.Config, seed: 0);
         new GptModel(model).LoadFrom(run.Theta);
@@ -83,6 +101,7 @@ internal static class GptDemoRunner
         var version = $"{runId}@{settings.Steps}";
         var held = new GptDemoRun(model, [.. run.ValidationDocuments.Select(i => run.Corpus.Documents[i])], training);
         var queries = BuildQueries(held, settings, version);
+        cpu.Mark("completions (greedy decoding)");
         if (queries.Count == 0)
         {
             AnsiConsole.MarkupLine("[red]No held-out document gives a prompt the model completes (it ends every prompt at once); train longer (--steps) or on more text (--corpus).[/]");
@@ -98,15 +117,17 @@ internal static class GptDemoRunner
             var log = host.Services.GetRequiredService<IEventLog>();
             var producer = host.Services.GetRequiredService<IEventProducer>();
             var scorer = await WaitForProbesAsync(simulator, worker, settings.Method, runId, settings.Steps, training.Length, cancellationToken);
+            cpu.Mark("simulation (probes) and the Scorer's import");
             AnsiConsole.MarkupLine($"Scorer serves [bold]{Markup.Escape(scorer.Method)}[/] from the probe set of {Markup.Escape(scorer.Version)}: {scorer.ExampleIds.Count:N0} documents, {scorer.SourceIds.Count} sources.");
             var results = await ReplayAsync(log, producer, worker, held, queries, cancellationToken);
             var poisoned = await ShowPoisonHandlingAsync(log, producer, worker, version, run.Config.Context, cancellationToken);
+            cpu.Mark("scoring the queries and the poison records");
             var arrowPath = Path.Combine(outDir, "attributions.arrow");
             var tmp = arrowPath + ".tmp";
             await File.WriteAllBytesAsync(tmp, EventCodecs.Attributions.EncodeBatch([.. results.OrderBy(r => r.QueryId, StringComparer.Ordinal)]), cancellationToken);
             File.Move(tmp, arrowPath, overwrite: true);
             AnsiConsole.MarkupLine($"Wrote {results.Count} attribution events to [bold]{Markup.Escape(Path.GetRelativePath(Environment.CurrentDirectory, arrowPath))}[/] (./pipeline arrow inspect reads it); service logs in {Markup.Escape(Path.Combine(outDir, "demo.log"))}.");
-            AnsiConsole.MarkupLine($"[grey]Demo finished in {total.Elapsed.TotalSeconds:F0} s.[/]");
+            AnsiConsole.MarkupLine($"[grey]Demo finished in {total.Elapsed.TotalSeconds:F0} s. {Markup.Escape(cpu.Summary())}[/]");
             return results.Count == queries.Count && poisoned ? 0 : 1;
         }
         finally
@@ -201,7 +222,7 @@ internal static class GptDemoRunner
             var cut = text.LastIndexOf(' ', limit);
             var prompt = text[..(cut > 4 ? cut : limit)];
             int[] promptIds = [ByteTokenizer.Bos, .. ByteTokenizer.Instance.Encode(prompt)];
-            var completion = ByteTokenizer.Instance.Decode(GreedyDecoder.Complete(run.Model, promptIds, CompletionTokens, [ByteTokenizer.Eos, ByteTokenizer.Bos, ByteTokenizer.Pad]));
+            var completion = ByteTokenizer.Instance.Decode(GreedyDecoder.Complete(run.Model, promptIds, CompletionTokens, [ByteTokenizer.Eos, ByteTokenizer.Bos, ByteTokenizer.Pad], NoRepeatNgram));
             if (completion.Length == 0)
             {
                 continue; // the model ended the document right after the prompt: nothing to attribute
@@ -252,6 +273,7 @@ internal static class GptDemoRunner
             ["Simulator:Horizon"] = Horizon.ToString(CultureInfo.InvariantCulture),
             ["Simulator:Propagation"] = "Spectral", // 3.1x less CPU than the trajectory on the transformer, LDS not lower (language-models.md)
             ["Simulator:OperatorRank"] = "32",
+            ["Simulator:OperatorSample"] = OperatorSample.ToString(CultureInfo.InvariantCulture),
             ["Simulator:BatchSize"] = SimulationBatch.ToString(CultureInfo.InvariantCulture),
             ["Simulator:Method"] = settings.ServedMethod,
             ["Scorer:Method"] = settings.ServedMethod,
@@ -378,4 +400,32 @@ internal static class GptDemoRunner
 
     /// <summary>What the queries and the display need: the model (greedy completions), held-out and training documents.</summary>
     private sealed record GptDemoRun(Gpt Model, TextDocument[] Validation, TextDocument[] Training);
+}
+
+/// <summary>The process's CPU time per demo phase (all threads: the hosted services run on the pool), for the closing line.</summary>
+internal sealed class PhaseClock
+{
+    private readonly Process _process = Process.GetCurrentProcess();
+    private readonly List<(string Phase, double Seconds)> _phases = [];
+    private TimeSpan _last;
+
+    public PhaseClock() => _last = Now();
+
+    /// <summary>Ends the current phase under <paramref name="phase"/>.</summary>
+    public void Mark(string phase)
+    {
+        var now = Now();
+        _phases.Add((phase, (now - _last).TotalSeconds));
+        _last = now;
+    }
+
+    /// <summary>"CPU time: phase 1.2 s, …, total 3.4 s".</summary>
+    public string Summary() => "CPU time: " + string.Join(", ", _phases.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Phase} {p.Seconds:F1} s")))
+        + string.Create(CultureInfo.InvariantCulture, $", total {_phases.Sum(p => p.Seconds):F1} s.");
+
+    private TimeSpan Now()
+    {
+        _process.Refresh();
+        return _process.TotalProcessorTime;
+    }
 }

@@ -28,7 +28,9 @@ internal sealed record LmLdsOptions(
     IReadOnlyList<string> Methods,
     int LatencyQueries,
     int QueryBatch,
-    double CalibrationFraction = 0)
+    double CalibrationFraction = 0,
+    int ScaleDocuments = 0,
+    int EnergyDocuments = 0)
 {
     /// <summary>The setting text (recipe, data selection, queries, output function) the ground-truth cache is keyed on.</summary>
     public string Canonical(TextCorpus corpus, LmBenchmarkSplit split)

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Attribution.Attribution;
 using Attribution.Attribution.Evaluation;
+using Attribution.Attribution.Kernels;
 using Attribution.Engine.Models;
 
 namespace Attribution.Cli.Evaluation;
@@ -22,7 +23,22 @@ internal sealed record LmMethodResult(
     double AllocatedBytesPerQuery,
     string? Error = null,
     double PrecomputeCpuSeconds = double.NaN,
-    double BatchedCpuMsPerQuery = double.NaN);
+    double BatchedCpuMsPerQuery = double.NaN,
+    LmCostScaling? Scaling = null);
+
+/// <summary>
+/// A method's per-query CPU time at the pool's n documents and at <see cref="LargeDocuments"/> (the same documents
+/// replicated), measured alternately in one run: the slope is the per-document cost, the intercept the fixed per-query
+/// cost (the query's forward/backward pass and its projection).
+/// </summary>
+internal sealed record LmCostScaling(int SmallDocuments, int LargeDocuments, double SmallCpuMsPerQuery, double LargeCpuMsPerQuery)
+{
+    /// <summary>CPU µs per query per additional document.</summary>
+    public double PerDocumentCpuUs => (LargeCpuMsPerQuery - SmallCpuMsPerQuery) * 1000 / (LargeDocuments - SmallDocuments);
+
+    /// <summary>CPU ms per query that does not grow with the documents (extrapolated to n = 0).</summary>
+    public double FixedCpuMs => SmallCpuMsPerQuery - (PerDocumentCpuUs * SmallDocuments / 1000);
+}
 
 /// <summary>
 /// Scores every method on the language-model LDS ground truth (<see cref="LmLdsRunner"/>): the methods see the full-pool
@@ -93,6 +109,7 @@ internal static class LmLdsTable
     {
         var results = new List<LmMethodResult>();
         var extra = new Dictionary<int, float[]>();
+        var simulated = new Dictionary<string, ProbeSetState>(StringComparer.Ordinal);
         var queries = QueryBatch.Completions(data.Queries, options.Config.Context);
         var target = truth.Examples.Replicates.Count > 1 ? truth.Examples.Mean() : truth.Examples.Primary;
         var sourceTarget = truth.Sources is { } st ? (st.Replicates.Count > 1 ? st.Mean() : st.Primary) : null;
@@ -114,7 +131,15 @@ internal static class LmLdsTable
             double[] single;
             try
             {
-                (scores, pre, single, batched, allocated, preCpu, batchedCpu) = Measure(method, problem, data.Queries, options, cancellationToken);
+                // Rows that differ only in the readout (compress, sketch, normalize) import the probe set the first one
+                // simulated, as the Scorer would: their precompute columns are the import (basis fit, sketch).
+                string key = ProbeSetKey(name, opts, models);
+                var reuse = method is IProbeSetMethod && simulated.TryGetValue(key, out var stored) ? stored : null;
+                (scores, pre, single, batched, allocated, preCpu, batchedCpu) = Measure(method, problem, data.Queries, options, reuse, cancellationToken);
+                if (method is IProbeSetMethod probeSet && reuse is null)
+                {
+                    simulated[key] = probeSet.ExportState();
+                }
             }
             catch (Exception e) when (e is NotSupportedException or ArgumentException or InvalidOperationException)
             {
@@ -131,8 +156,11 @@ internal static class LmLdsTable
             MetricSummary? sourceLds = truth.SourcePlan is { } sp && sourceTarget is not null
                 ? EvalRunner.Reported(SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sp, sourceTarget), skip)
                 : null;
+            var scaling = options.ScaleDocuments > 1
+                ? MeasureScaling(method, Scaled(name, opts, method, problem, options, data, truth, members, cancellationToken), data.Queries, options, cancellationToken)
+                : null;
             results.Add(new LmMethodResult(spec, method.Describe() + (models > 1 ? $"; {models} models" : string.Empty), lds, seed0, sourceLds, pre,
-                Percentiles.Of(single, 50), batched, batched * 1000 / n, method.StateBytes, allocated, null, preCpu, batchedCpu));
+                Percentiles.Of(single, 50), batched, batched * 1000 / n, method.StateBytes, allocated, null, preCpu, batchedCpu, scaling));
         }
 
         return results;
@@ -196,20 +224,152 @@ internal static class LmLdsTable
         };
     }
 
+    /// <summary>
+    /// The method built again over the pool's documents replicated <see cref="LmLdsOptions.ScaleDocuments"/> times: a
+    /// probe-set method imports its exported state with every unit block repeated (no new simulation: the readout over
+    /// more documents is what is timed), any other method precomputes on the replicated documents.
+    /// </summary>
+    private static IAttributionMethod Scaled(string name, Dictionary<string, string> opts, IAttributionMethod method, AttributionProblem problem,
+        LmLdsOptions options, LmLdsData data, LmLdsTruth truth, IReadOnlyList<float[]> members, CancellationToken cancellationToken)
+    {
+        int factor = options.ScaleDocuments;
+        var scaled = MethodFactory.Create(name, WithoutHarnessKeys(opts));
+        int[] sources = [.. Enumerable.Repeat(problem.SourceIds, factor).SelectMany(s => s)];
+        if (method is IProbeSetMethod probe && scaled is IProbeSetMethod target)
+        {
+            var state = probe.ExportState();
+            target.ImportState(ServedModel.Of(problem) with { ExampleSources = sources }, new ProbeSetState
+            {
+                Architecture = state.Architecture,
+                ExampleTensors = state.ExampleTensors,
+                Examples = [.. Enumerable.Repeat(state.Examples, factor).SelectMany(b => b)],
+                SourceTensors = state.SourceTensors,
+                Sources = state.Sources,
+                Shared = state.Shared,
+            });
+            return scaled;
+        }
+
+        var replicated = data with
+        {
+            PoolDocuments = [.. Enumerable.Repeat(data.PoolDocuments, factor).SelectMany(d => d)],
+            PoolSourceIds = [.. Enumerable.Repeat(data.PoolSourceIds, factor).SelectMany(s => s)],
+        };
+        scaled.Precompute(Problem(options, replicated, truth, members), cancellationToken);
+        return scaled;
+    }
+
+    // Alternates the two methods over three passes of every query (batches of --query-batch), process CPU time.
+    private static LmCostScaling MeasureScaling(IAttributionMethod small, IAttributionMethod large, CompletionQuery[] queries, LmLdsOptions options, CancellationToken cancellationToken)
+    {
+        var process = Process.GetCurrentProcess();
+        int context = options.Config.Context;
+        var batches = Enumerable.Range(0, (queries.Length + options.QueryBatch - 1) / options.QueryBatch)
+            .Select(b => QueryBatch.Completions(queries[(b * options.QueryBatch)..Math.Min(queries.Length, (b + 1) * options.QueryBatch)], context)).ToArray();
+        large.Score(batches[0], cancellationToken);
+        double smallMs = 0, largeMs = 0;
+        const int passes = 3;
+        for (int pass = 0; pass < passes; pass++)
+        {
+            smallMs += Time(small);
+            largeMs += Time(large);
+        }
+
+        int n = small.Score(batches[0], cancellationToken).ExampleCount, nl = large.Score(batches[0], cancellationToken).ExampleCount;
+        return new LmCostScaling(n, nl, smallMs / passes / queries.Length, largeMs / passes / queries.Length);
+
+        double Time(IAttributionMethod method)
+        {
+            process.Refresh();
+            var cpu = process.TotalProcessorTime;
+            foreach (var batch in batches)
+            {
+                method.Score(batch, cancellationToken);
+            }
+
+            process.Refresh();
+            return (process.TotalProcessorTime - cpu).TotalMilliseconds;
+        }
+    }
+
+    /// <summary>
+    /// How much of the responses' energy a fitted basis of k directions keeps as the corpus grows: forward-only (the
+    /// spec without its readout option) is precomputed on the first <paramref name="documents"/> base documents under
+    /// θ*, and for each k the share kept by a basis fitted on all of them (in-sample) and by one fitted on the first
+    /// half, read on the second half (documents the basis never saw) is reported. One line per k.
+    /// </summary>
+    public static IReadOnlyList<string> EnergyScaling(LmLdsOptions options, LmLdsData data, LmLdsTruth truth, string spec, int documents, CancellationToken cancellationToken)
+    {
+        var (name, opts) = EvalRunner.ParseSpec(spec);
+        var plain = WithoutHarnessKeys(opts);
+        plain.Remove("compress");
+        plain.Remove("sketch");
+        plain.Remove("normalize");
+        int count = Math.Min(documents, data.BaseDocuments.Length);
+        var corpus = data with { PoolDocuments = data.BaseDocuments[..count], PoolSourceIds = new int[count] };
+        var problem = Problem(options, corpus, truth, [truth.FullTheta]);
+        var method = (IProbeSetMethod)MethodFactory.Create(name, plain);
+        method.Precompute(problem, cancellationToken);
+        var (rows, columns) = CompressedReadoutMethod.ResponseRows(problem.CreateModel(), method.ExportState());
+        int[] ks = [32, 64, 128, 256, 512, 1024];
+        var all = ResponseBasis.Fit(rows, count, columns, 1); // its spectrum: the in-sample energy at every k
+        int half = count / 2, rest = count - half;
+        var lines = new List<string>
+        {
+            string.Create(CultureInfo.InvariantCulture, $"energy of forward-only's responses kept by a fitted basis of k directions, {count} documents (base documents under θ*, {columns} covered coordinates, `{name}:{string.Join(',', plain.Select(kv => $"{kv.Key}={kv.Value}"))}`):"),
+        };
+        var heldRows = rows.AsSpan(half * columns, rest * columns);
+        double heldTotal = 0;
+        foreach (var v in heldRows)
+        {
+            heldTotal += (double)v * v;
+        }
+
+        // The basis rows come largest direction first and Cholesky QR keeps nested spans, so the first k coefficients
+        // of one fit are the rank-k basis's: one fit serves every k.
+        var basis = ResponseBasis.Fit(rows.AsSpan(0, half * columns), half, columns, ks.Max());
+        var c = new float[(long)rest * basis.Rank];
+        basis.Project(heldRows, rest, c);
+        foreach (int k in ks)
+        {
+            double kept = 0;
+            for (int u = 0; u < rest; u++)
+            {
+                foreach (var v in c.AsSpan(u * basis.Rank, Math.Min(k, basis.Rank)))
+                {
+                    kept += (double)v * v;
+                }
+            }
+
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"  k = {k,4}: in-sample {all.EnergyKeptAt(k):P1} (fitted on {count}); held out {kept / heldTotal:P1} (fitted on {half}, rank {Math.Min(k, basis.Rank)}, read on the other {rest})"));
+        }
+
+        return lines;
+    }
+
     /// <summary>One console line per method.</summary>
     public static string Line(LmMethodResult r) => r.Error is { } error ? $"{r.Spec,-28} not run: {error}" : string.Create(CultureInfo.InvariantCulture,
-        $"{r.Spec,-28} LDS {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3}  source {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")}  precompute {r.PrecomputeSeconds:F1} s  single p50 {r.SingleP50Ms:F2} ms  batched {r.BatchedMsPerQuery:F3} ms/query ({r.MicrosecondsPerDocument:F2} µs/doc)  state {r.StateBytes / 1048576.0:F2} MiB  CPU: precompute {r.PrecomputeCpuSeconds:F1} s, batched {r.BatchedCpuMsPerQuery:F3} ms/query");
+        $"{r.Spec,-28} LDS {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3}  source {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")}  precompute {r.PrecomputeSeconds:F1} s  single p50 {r.SingleP50Ms:F2} ms  batched {r.BatchedMsPerQuery:F3} ms/query ({r.MicrosecondsPerDocument:F2} µs/doc)  state {r.StateBytes / 1048576.0:F2} MiB  CPU: precompute {r.PrecomputeCpuSeconds:F1} s, batched {r.BatchedCpuMsPerQuery:F3} ms/query{(r.Scaling is { } sc ? $"; n {sc.SmallDocuments} -> {sc.LargeDocuments}: {sc.SmallCpuMsPerQuery:F3} -> {sc.LargeCpuMsPerQuery:F3} ms/query, fixed {sc.FixedCpuMs:F3} ms + {sc.PerDocumentCpuUs:F3} µs/document" : string.Empty)}");
 
     // Wall times at a shared machine's load mostly measure waiting for a core; the process CPU time (one BLAS thread) is
     // the steadier measure of the work, so both are kept.
     private static (ScoreMatrix Scores, double Precompute, double[] SingleMs, double BatchedMsPerQuery, double AllocatedPerQuery, double PrecomputeCpu, double BatchedCpuMsPerQuery) Measure(
-        IAttributionMethod method, AttributionProblem problem, CompletionQuery[] queries, LmLdsOptions options, CancellationToken cancellationToken)
+        IAttributionMethod method, AttributionProblem problem, CompletionQuery[] queries, LmLdsOptions options, ProbeSetState? simulated, CancellationToken cancellationToken)
     {
         int context = options.Config.Context;
         var process = Process.GetCurrentProcess();
         var cpu0 = process.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
-        method.Precompute(problem, cancellationToken);
+        if (simulated is not null)
+        {
+            ((IProbeSetMethod)method).ImportState(ServedModel.Of(problem), simulated);
+        }
+        else
+        {
+            method.Precompute(problem, cancellationToken);
+        }
+
         double pre = clock.Elapsed.TotalSeconds;
         process.Refresh();
         double preCpu = (process.TotalProcessorTime - cpu0).TotalSeconds;
@@ -286,11 +446,11 @@ internal static class LmLdsTable
             md.Append(".\n\n");
         }
 
-        md.Append("| method | configuration | LDS (2-seed mean) | LDS (seed 0) | source LDS | precompute s | single p50 ms | batched ms/query | µs/document | state MiB | allocated MiB/query | precompute CPU s | batched CPU ms/query | CPU µs/document |\n");
-        md.Append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.Append("| method | configuration | LDS (2-seed mean) | LDS (seed 0) | source LDS | precompute s | single p50 ms | batched ms/query | µs/document | state MiB | allocated MiB/query | precompute CPU s | batched CPU ms/query | CPU µs/document | fixed CPU ms/query | CPU µs per added document |\n");
+        md.Append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         foreach (var r in rows.Where(r => r.Error is null))
         {
-            md.Append(inv, $"| `{r.Spec}` | {r.Description} | {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3} | {r.LdsSeed0.Mean:F3} ± {r.LdsSeed0.Ci95:F3} | {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")} | {r.PrecomputeSeconds:F2} | {r.SingleP50Ms:F2} | {r.BatchedMsPerQuery:F3} | {r.MicrosecondsPerDocument:F3} | {r.StateBytes / 1048576.0:F2} | {r.AllocatedBytesPerQuery / 1048576.0:F2} | {r.PrecomputeCpuSeconds:F2} | {r.BatchedCpuMsPerQuery:F3} | {r.BatchedCpuMsPerQuery * 1000 / data.PoolDocuments.Length:F3} |\n");
+            md.Append(inv, $"| `{r.Spec}` | {r.Description} | {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3} | {r.LdsSeed0.Mean:F3} ± {r.LdsSeed0.Ci95:F3} | {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")} | {r.PrecomputeSeconds:F2} | {r.SingleP50Ms:F2} | {r.BatchedMsPerQuery:F3} | {r.MicrosecondsPerDocument:F3} | {r.StateBytes / 1048576.0:F2} | {r.AllocatedBytesPerQuery / 1048576.0:F2} | {r.PrecomputeCpuSeconds:F2} | {r.BatchedCpuMsPerQuery:F3} | {r.BatchedCpuMsPerQuery * 1000 / data.PoolDocuments.Length:F3} | {(r.Scaling is { } sc ? sc.FixedCpuMs.ToString("F3", inv) : "-")} | {(r.Scaling is { } sd ? sd.PerDocumentCpuUs.ToString("F3", inv) : "-")} |\n");
         }
 
         if (CalibrationQueries(o, data.Queries.Length) is { Length: > 0 } held)
@@ -311,6 +471,11 @@ internal static class LmLdsTable
 
         md.Append("\n± = 95% interval over queries (1.96·std/√queries). Skipped queries (constant predictions): ");
         md.Append(string.Join(", ", rows.Where(r => r.Error is null).Select(r => $"{r.Spec} {r.Lds.Skipped}"))).Append(".\n");
+        if (rows.FirstOrDefault(r => r.Scaling is not null)?.Scaling is { } scale)
+        {
+            md.Append(inv, $"Fixed and per-document CPU: each method timed at n = {scale.SmallDocuments} and at n = {scale.LargeDocuments} (the pool's documents replicated; probe-set methods import their state replicated, others precompute on the replicated documents), alternated, 3 passes of every query; per added document = slope, fixed = intercept.\n");
+        }
+
         md.Append('\n');
         foreach (var line in Comparison(rows))
         {
@@ -339,6 +504,13 @@ internal static class LmLdsTable
         File.WriteAllText(Path.Combine(outDir, "ground-truth.csv"), csv.ToString());
         File.WriteAllLines(Path.Combine(outDir, "subsets.txt"), truth.Plan.Subsets.Select((s, j) => $"{string.Join(' ', truth.Plan.Seeds[j])}: {string.Join(' ', s.Select(i => data.Corpus.Documents[data.Split.Pool[i]].Id))}"));
     }
+
+    private static readonly string[] ReadoutKeys = ["compress", "sketch", "normalize"];
+
+    private static string ProbeSetKey(string name, Dictionary<string, string> opts, int models) =>
+        name.ToLowerInvariant() + ":" + models.ToString(CultureInfo.InvariantCulture) + ":" + string.Join(',', opts
+            .Where(kv => !ReadoutKeys.Contains(kv.Key.ToLowerInvariant()) && !kv.Key.Equals("models", StringComparison.OrdinalIgnoreCase))
+            .OrderBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase).Select(kv => $"{kv.Key.ToLowerInvariant()}={kv.Value}"));
 
     private static Dictionary<string, string> WithoutHarnessKeys(Dictionary<string, string> opts) =>
         opts.Where(kv => !kv.Key.Equals("models", StringComparison.OrdinalIgnoreCase)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.OrdinalIgnoreCase);

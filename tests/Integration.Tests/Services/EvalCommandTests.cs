@@ -35,6 +35,20 @@ public sealed class EvalCommandTests : IDisposable
         Assert.Equal(4, perQuery.Skip(1).Count(l => l.Split(',').Skip(1).All(string.IsNullOrEmpty)));
     }
 
+    // Protects the blend's honesty: weight auto needs no grid to turn the validation split on; the weight is chosen on the
+    // validation queries (the row says on how many and lists every weight's LDS) and the LDS is reported on the others,
+    // with the paired difference against the first row.
+    [Fact]
+    public async Task A_blend_with_weight_auto_is_calibrated_on_validation_queries_only()
+    {
+        var run = await Eval("blend", "grad-dot", "stride:k=20,d=2,rank=2,steps=5,combine=blend,fo-horizon=2");
+        Assert.True(run.ExitCode == 0, run.Output);
+        var report = await File.ReadAllTextAsync(Path.Combine(_root, "blend", "report.md"));
+        Assert.Contains("chosen on LDS on the 4 validation queries (objective 0: ", report, StringComparison.Ordinal);
+        Assert.Contains("over the other 4 queries only", report, StringComparison.Ordinal);
+        Assert.Contains("Paired differences against the first row (`grad-dot`)", report, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("trak:models=0", "must be at least 1")]
     [InlineData("trak:k=16,models=2|3", "the ensemble size is not tuned")]
