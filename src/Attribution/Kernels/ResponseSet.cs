@@ -773,14 +773,57 @@ public sealed class ResponseSet
                 {
                     if (nq == 1)
                     {
-                        // A lone query: one dot per row, no repeated work.
+                        // A lone query: four factor rows at a time against it (four independent accumulators, where
+                        // one row at a time waited on its own accumulator's latency), no repeated work.
                         float s = 0;
-                        for (int b = 0; b < r; b++)
+                        int b = 0;
+                        for (; b <= r - 4; b += 4)
+                        {
+                            var (c0, c1, c2, c3) = Dot4Rows(ref vt[(u * r + b) * fi], fi, ref x0, fi);
+                            var (d0, d1, d2, d3) = Dot4Rows(ref ut[(u * r + b) * o], o, ref y0, o);
+                            s += c0 * d0;
+                            s += c1 * d1;
+                            s += c2 * d2;
+                            s += c3 * d3;
+                        }
+
+                        for (; b < r; b++)
                         {
                             s += Dot1(ref vt[(u * r + b) * fi], ref x0, fi) * Dot1(ref ut[(u * r + b) * o], ref y0, o);
                         }
 
                         scores[q0 * Units + u] += s;
+                        continue;
+                    }
+
+                    if (nq == 2)
+                    {
+                        // Two queries: four factor rows at a time against both (eight accumulators), where a group of
+                        // four would compute the pair twice.
+                        float p0 = 0, p1 = 0;
+                        int b = 0;
+                        for (; b <= r - 4; b += 4)
+                        {
+                            var c = Dot4Rows2(ref vt[(u * r + b) * fi], fi, ref x0, ref x1, fi);
+                            var d = Dot4Rows2(ref ut[(u * r + b) * o], o, ref y0, ref y1, o);
+                            p0 += c.R0Q0 * d.R0Q0;
+                            p1 += c.R0Q1 * d.R0Q1;
+                            p0 += c.R1Q0 * d.R1Q0;
+                            p1 += c.R1Q1 * d.R1Q1;
+                            p0 += c.R2Q0 * d.R2Q0;
+                            p1 += c.R2Q1 * d.R2Q1;
+                            p0 += c.R3Q0 * d.R3Q0;
+                            p1 += c.R3Q1 * d.R3Q1;
+                        }
+
+                        for (; b < r; b++)
+                        {
+                            p0 += Dot1(ref vt[(u * r + b) * fi], ref x0, fi) * Dot1(ref ut[(u * r + b) * o], ref y0, o);
+                            p1 += Dot1(ref vt[(u * r + b) * fi], ref x1, fi) * Dot1(ref ut[(u * r + b) * o], ref y1, o);
+                        }
+
+                        scores[q0 * Units + u] += p0;
+                        scores[(q0 + 1) * Units + u] += p1;
                         continue;
                     }
 
@@ -815,30 +858,113 @@ public sealed class ResponseSet
         }
     }
 
-    /// <summary>One dot product of <paramref name="length"/> floats (two accumulators).</summary>
+    /// <summary>
+    /// One dot product of <paramref name="length"/> floats, summed exactly as each of <see cref="Dot4"/>'s (one vector
+    /// accumulator, then the scalar tail), so a query scores the same alone as in a group.
+    /// </summary>
     private static float Dot1(ref float row, ref float m0, int length)
     {
         var a0 = Vector256<float>.Zero;
-        var a1 = Vector256<float>.Zero;
-        int i = 0, w = Vector256<float>.Count;
-        for (; i <= length - (2 * w); i += 2 * w)
-        {
-            a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref row, (nuint)i), Vector256.LoadUnsafe(ref m0, (nuint)i), a0);
-            a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref row, (nuint)(i + w)), Vector256.LoadUnsafe(ref m0, (nuint)(i + w)), a1);
-        }
-
-        for (; i <= length - w; i += w)
+        int i = 0;
+        for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
         {
             a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref row, (nuint)i), Vector256.LoadUnsafe(ref m0, (nuint)i), a0);
         }
 
-        float d = Vector256.Sum(a0 + a1);
+        float d = Vector256.Sum(a0);
         for (; i < length; i++)
         {
             d += Unsafe.Add(ref row, i) * Unsafe.Add(ref m0, i);
         }
 
         return d;
+    }
+
+    /// <summary>
+    /// Four rows (<paramref name="stride"/> floats apart) dotted with one vector <paramref name="m"/>, the vector loaded
+    /// once; each dot summed exactly as <see cref="Dot1"/> and <see cref="Dot4"/> sum theirs.
+    /// </summary>
+    private static (float, float, float, float) Dot4Rows(ref float row0, int stride, ref float m, int length)
+    {
+        ref float row1 = ref Unsafe.Add(ref row0, stride);
+        ref float row2 = ref Unsafe.Add(ref row1, stride);
+        ref float row3 = ref Unsafe.Add(ref row2, stride);
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        var a2 = Vector256<float>.Zero;
+        var a3 = Vector256<float>.Zero;
+        int i = 0;
+        for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
+        {
+            var v = Vector256.LoadUnsafe(ref m, (nuint)i);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref row0, (nuint)i), v, a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref row1, (nuint)i), v, a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref row2, (nuint)i), v, a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref row3, (nuint)i), v, a3);
+        }
+
+        float d0 = Vector256.Sum(a0), d1 = Vector256.Sum(a1), d2 = Vector256.Sum(a2), d3 = Vector256.Sum(a3);
+        for (; i < length; i++)
+        {
+            float v = Unsafe.Add(ref m, i);
+            d0 += Unsafe.Add(ref row0, i) * v;
+            d1 += Unsafe.Add(ref row1, i) * v;
+            d2 += Unsafe.Add(ref row2, i) * v;
+            d3 += Unsafe.Add(ref row3, i) * v;
+        }
+
+        return (d0, d1, d2, d3);
+    }
+
+    /// <summary>The eight dots of four rows with two vectors (<see cref="Dot4Rows2"/>).</summary>
+    private readonly record struct Dots4x2(float R0Q0, float R0Q1, float R1Q0, float R1Q1, float R2Q0, float R2Q1, float R3Q0, float R3Q1);
+
+    /// <summary>
+    /// Four rows (<paramref name="stride"/> floats apart) dotted with two vectors, each row and vector loaded once per
+    /// step; each dot summed exactly as <see cref="Dot1"/> and <see cref="Dot4"/> sum theirs.
+    /// </summary>
+    private static Dots4x2 Dot4Rows2(ref float row0, int stride, ref float m0, ref float m1, int length)
+    {
+        ref float row1 = ref Unsafe.Add(ref row0, stride);
+        ref float row2 = ref Unsafe.Add(ref row1, stride);
+        ref float row3 = ref Unsafe.Add(ref row2, stride);
+        Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
+        int i = 0;
+        for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
+        {
+            var v0 = Vector256.LoadUnsafe(ref m0, (nuint)i);
+            var v1 = Vector256.LoadUnsafe(ref m1, (nuint)i);
+            var w = Vector256.LoadUnsafe(ref row0, (nuint)i);
+            a00 = Vector256.FusedMultiplyAdd(w, v0, a00);
+            a01 = Vector256.FusedMultiplyAdd(w, v1, a01);
+            w = Vector256.LoadUnsafe(ref row1, (nuint)i);
+            a10 = Vector256.FusedMultiplyAdd(w, v0, a10);
+            a11 = Vector256.FusedMultiplyAdd(w, v1, a11);
+            w = Vector256.LoadUnsafe(ref row2, (nuint)i);
+            a20 = Vector256.FusedMultiplyAdd(w, v0, a20);
+            a21 = Vector256.FusedMultiplyAdd(w, v1, a21);
+            w = Vector256.LoadUnsafe(ref row3, (nuint)i);
+            a30 = Vector256.FusedMultiplyAdd(w, v0, a30);
+            a31 = Vector256.FusedMultiplyAdd(w, v1, a31);
+        }
+
+        float d00 = Vector256.Sum(a00), d01 = Vector256.Sum(a01), d10 = Vector256.Sum(a10), d11 = Vector256.Sum(a11);
+        float d20 = Vector256.Sum(a20), d21 = Vector256.Sum(a21), d30 = Vector256.Sum(a30), d31 = Vector256.Sum(a31);
+        for (; i < length; i++)
+        {
+            float v0 = Unsafe.Add(ref m0, i), v1 = Unsafe.Add(ref m1, i);
+            float w0 = Unsafe.Add(ref row0, i), w1 = Unsafe.Add(ref row1, i), w2 = Unsafe.Add(ref row2, i), w3 = Unsafe.Add(ref row3, i);
+            d00 += w0 * v0;
+            d01 += w0 * v1;
+            d10 += w1 * v0;
+            d11 += w1 * v1;
+            d20 += w2 * v0;
+            d21 += w2 * v1;
+            d30 += w3 * v0;
+            d31 += w3 * v1;
+        }
+
+        return new Dots4x2(d00, d01, d10, d11, d20, d21, d30, d31);
     }
 
     /// <summary>Four dot products of one row with four others, all of <paramref name="length"/> floats; the row is loaded once.</summary>

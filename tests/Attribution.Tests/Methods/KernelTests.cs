@@ -235,6 +235,59 @@ public sealed class KernelTests
     }
 
     [Fact]
+    public void Batches_of_one_to_five_score_each_query_as_a_batch_of_32_does_and_as_the_backward_dot()
+    {
+        // Protects the small-batch low-rank readout (a lone query read four factor rows at a time, rank 6: one group
+        // of four rows and two left over; rows of 43 floats: whole vectors plus a tail of 3): every query of a batch
+        // of 1-5 scores what it scores in a batch of 32 (up to the BLAS-computed full layer and biases, whose kernels
+        // may differ with the batch size) and what the dense per-example gradient's dot with the response gives.
+        var layout = new MlpLayout([43, 24, 6, 4]);
+        var theta = RandomTheta(layout, 31);
+        const int units = 17, queries = 32;
+        var set = new ResponseSet(layout, units, 6);
+        var rng = new Rng(32);
+        for (int u = 0; u < units; u++)
+        {
+            var r = new float[layout.ParameterCount];
+            rng.FillNormal(r, 0f, 0.3f);
+            set.Set(u, r);
+        }
+
+        Assert.Equal(new[] { 6, 0, 0 }, set.Ranks);
+        var (x, y) = RandomData(layout, queries, 33);
+        var large = new float[queries * units];
+        set.JacobianScores(theta, x, y, large);
+        var model = new Mlp(layout);
+        model.LoadFrom(theta);
+        var per = new float[queries * layout.ParameterCount];
+        model.PerExampleGradients(x, y, queries, ModelOutput.Margin).Dense(0, queries, per);
+        var ru = new float[layout.ParameterCount];
+        for (int q = 0; q < queries; q++)
+        {
+            for (int u = 0; u < units; u++)
+            {
+                set.Get(u, ru);
+                double dot = System.Numerics.Tensors.TensorPrimitives.Dot(per.AsSpan(q * layout.ParameterCount, layout.ParameterCount), ru);
+                Assert.Equal(dot, large[q * units + u], 1e-4 * (1 + Math.Abs(dot)));
+            }
+        }
+
+        for (int batch = 1; batch <= 5; batch++)
+        {
+            for (int q0 = 0; q0 + batch <= queries; q0 += batch)
+            {
+                var small = new float[batch * units];
+                set.JacobianScores(theta, x.AsSpan(q0 * 43, batch * 43), y.AsSpan(q0, batch), small);
+                for (int j = 0; j < small.Length; j++)
+                {
+                    float expected = large[q0 * units + j];
+                    Assert.Equal(expected, small[j], 1e-6 * (1 + Math.Abs(expected)));
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Shared_input_basis_keeping_all_energy_leaves_scores_unchanged_and_a_smaller_one_keeps_what_it_reports()
     {
         var layout = new MlpLayout([40, 10, 6, 4]);
