@@ -17,9 +17,8 @@ namespace Attribution.Attribution;
 /// it, so an imported method scores exactly as the offline one. <see cref="IAttributionMethod.StateBytes"/> counts what
 /// scoring reads: the basis, the coefficients and the covered coordinates.
 /// </summary>
-public sealed class CompressedReadoutMethod : IProbeSetMethod
+public sealed class CompressedReadoutMethod : ProbeSetReadout
 {
-    private readonly IProbeSetMethod _inner;
     private readonly int _dimension;
     private ResponseBasis? _basis;
     private ServedModel? _served;
@@ -28,48 +27,25 @@ public sealed class CompressedReadoutMethod : IProbeSetMethod
 
     /// <summary>Wraps <paramref name="inner"/>; <paramref name="dimension"/> = k coefficients per unit (at most).</summary>
     public CompressedReadoutMethod(IProbeSetMethod inner, int dimension)
+        : base(inner)
     {
-        _inner = inner ?? throw new ArgumentNullException(nameof(inner));
         ArgumentOutOfRangeException.ThrowIfLessThan(dimension, 1);
         _dimension = dimension;
     }
-
-    /// <inheritdoc />
-    public string Name => _inner.Name;
 
     /// <summary>The fitted basis (after Precompute or ImportState): its rank and the energy it keeps.</summary>
     public ResponseBasis Basis => _basis ?? throw new InvalidOperationException("Call Precompute (or ImportState) first.");
 
     /// <inheritdoc />
-    public long StateBytes => (_basis?.Bytes ?? 0) + (((long)_coefficients.Length + _covered.Length) * sizeof(float));
+    public override long StateBytes => (_basis?.Bytes ?? 0) + (((long)_coefficients.Length + _covered.Length) * sizeof(float));
 
     /// <inheritdoc />
-    public string Describe() => _inner.Describe() + (_basis is { } b
+    public override string Describe() => Inner.Describe() + (_basis is { } b
         ? string.Create(CultureInfo.InvariantCulture, $"; compress={_dimension} (fitted basis, rank {b.Rank}, {b.EnergyKept:P2} of the responses' energy)")
         : string.Create(CultureInfo.InvariantCulture, $"; compress={_dimension} (fitted basis)"));
 
-    /// <inheritdoc />
-    public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(problem);
-        _inner.Precompute(problem, cancellationToken);
-        Build(ServedModel.Of(problem), _inner.ExportState(), cancellationToken);
-    }
-
-    /// <inheritdoc />
-    public ProbeSetState ExportState() => _inner.ExportState();
-
-    /// <inheritdoc />
-    public void ImportState(ServedModel model, ProbeSetState state)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(state);
-        _inner.ImportState(model, state);
-        Build(model, state, CancellationToken.None);
-    }
-
     /// <summary>Compressed scores of every example; a source's score is the sum of its examples' (<see cref="ScoreMatrix.SourceScores"/>).</summary>
-    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
+    public override ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
         var served = _served ?? throw new InvalidOperationException("Call Precompute (or ImportState) before scoring.");
@@ -104,9 +80,6 @@ public sealed class CompressedReadoutMethod : IProbeSetMethod
         return new ScoreMatrix(scores, q, units, served.ExampleSources, served.SourceCount);
     }
 
-    /// <summary>The per-source sums of <see cref="Score"/>, as for every method.</summary>
-    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Score(queries, cancellationToken).SourceScores;
-
     /// <summary>Every example unit's stored response over the covered coordinates (the linear layers' weights and biases): rows [units, columns].</summary>
     public static (float[] Rows, int Columns) ResponseRows(IModel probe, ProbeSetState state)
     {
@@ -138,7 +111,7 @@ public sealed class CompressedReadoutMethod : IProbeSetMethod
         return (rows, covered);
     }
 
-    private void Build(ServedModel model, ProbeSetState state, CancellationToken cancellationToken)
+    protected override void Build(ServedModel model, ProbeSetState state, CancellationToken cancellationToken)
     {
         state.Validate();
         var probe = model.CreateModel();

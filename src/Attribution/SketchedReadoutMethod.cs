@@ -14,10 +14,9 @@ namespace Attribution.Attribution;
 /// derived from it, so an imported method sketches exactly what the offline one did. <see cref="IAttributionMethod.StateBytes"/>
 /// counts what scoring reads: the sketches and the projection.
 /// </summary>
-public sealed class SketchedReadoutMethod : IProbeSetMethod
+public sealed class SketchedReadoutMethod : ProbeSetReadout
 {
     private const int Nonzeros = 4;
-    private readonly IProbeSetMethod _inner;
     private readonly int _dimension;
     private readonly ulong _seed;
     private RandomProjection? _projection;
@@ -27,52 +26,26 @@ public sealed class SketchedReadoutMethod : IProbeSetMethod
 
     /// <summary>Wraps <paramref name="inner"/>; <paramref name="dimension"/> = k floats per unit.</summary>
     public SketchedReadoutMethod(IProbeSetMethod inner, int dimension, ulong seed)
+        : base(inner)
     {
-        _inner = inner ?? throw new ArgumentNullException(nameof(inner));
         ArgumentOutOfRangeException.ThrowIfLessThan(dimension, 1);
         _dimension = dimension;
         _seed = seed;
     }
 
     /// <inheritdoc />
-    public string Name => _inner.Name;
+    public override long StateBytes => (_projection?.Bytes ?? 0) + ((long)_examples.Length * sizeof(float)) + _keep.Length;
 
     /// <inheritdoc />
-    public long StateBytes => (_projection?.Bytes ?? 0) + ((long)_examples.Length * sizeof(float)) + _keep.Length;
-
-    /// <inheritdoc />
-    public string Describe() => _inner.Describe() + string.Create(CultureInfo.InvariantCulture, $"; sketch={_dimension} (SJLT, {Nonzeros} nonzeros, seed {_seed})");
-
-    /// <inheritdoc />
-    public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(problem);
-        _inner.Precompute(problem, cancellationToken);
-        Build(ServedModel.Of(problem), _inner.ExportState(), cancellationToken);
-    }
-
-    /// <inheritdoc />
-    public ProbeSetState ExportState() => _inner.ExportState();
-
-    /// <inheritdoc />
-    public void ImportState(ServedModel model, ProbeSetState state)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(state);
-        _inner.ImportState(model, state);
-        Build(model, state, CancellationToken.None);
-    }
+    public override string Describe() => Inner.Describe() + string.Create(CultureInfo.InvariantCulture, $"; sketch={_dimension} (SJLT, {Nonzeros} nonzeros, seed {_seed})");
 
     /// <summary>Sketched scores of every example; a source's score is the sum of its examples' (<see cref="ScoreMatrix.SourceScores"/>).</summary>
-    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
+    public override ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         var served = _served ?? throw new InvalidOperationException("Call Precompute (or ImportState) before scoring.");
         var scores = Read(queries, _examples, cancellationToken);
         return new ScoreMatrix(scores, queries.Count, served.ExampleSources.Length, served.ExampleSources, served.SourceCount);
     }
-
-    /// <summary>The per-source sums of <see cref="Score"/>, as for every method.</summary>
-    public float[] ScoreSources(QueryBatch queries, CancellationToken cancellationToken = default) => Score(queries, cancellationToken).SourceScores;
 
     private float[] Read(QueryBatch queries, float[] sketches, CancellationToken cancellationToken)
     {
@@ -92,7 +65,7 @@ public sealed class SketchedReadoutMethod : IProbeSetMethod
         return scores;
     }
 
-    private void Build(ServedModel model, ProbeSetState state, CancellationToken cancellationToken)
+    protected override void Build(ServedModel model, ProbeSetState state, CancellationToken cancellationToken)
     {
         state.Validate();
         var probe = model.CreateModel();
