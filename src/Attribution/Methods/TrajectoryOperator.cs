@@ -18,6 +18,9 @@ namespace Attribution.Attribution.Methods;
 /// </summary>
 public sealed class TrajectoryOperator
 {
+    /// <summary><c>hv = H v</c> for the objective's Hessian H (loss curvature plus weight decay).</summary>
+    public delegate void HessianProduct(ReadOnlySpan<double> v, Span<double> hv);
+
     private readonly float[] _vectors;
 
     private TrajectoryOperator(float[] vectors, double[] eigenvalues, int parameterCount, double floor, double complement)
@@ -61,8 +64,21 @@ public sealed class TrajectoryOperator
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(objective);
+        var at = theta.ToArray();
+        return Build((v, hv) => objective.Hvp(at, v, hv), at.Length, weightDecay, rank, seed, cancellationToken);
+    }
+
+    /// <summary>
+    /// The same Lanczos on any Hessian-vector product of the objective (loss curvature plus weight decay) on
+    /// <paramref name="parameterCount"/> parameters, e.g. the exact R-operator products of an MLP
+    /// (<see cref="Engine.Models.MlpCurvature"/>) instead of finite differences of gradients.
+    /// </summary>
+    public static TrajectoryOperator Build(HessianProduct hvp, int parameterCount, float weightDecay, int rank, ulong seed,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(hvp);
         ArgumentOutOfRangeException.ThrowIfLessThan(rank, 1);
-        int p = theta.Length;
+        int p = parameterCount;
         rank = Math.Min(rank, p);
         var basis = new float[(long)rank * p];
         var alpha = new List<double>();
@@ -84,7 +100,7 @@ public sealed class TrajectoryOperator
                 q[i] = qj[i];
             }
 
-            objective.Hvp(theta, q, w);
+            hvp(q, w);
             double a = TensorPrimitives.Dot<double>(q, w);
             alpha.Add(a);
             first = Math.Max(first, Math.Abs(a));
