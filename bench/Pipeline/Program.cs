@@ -690,6 +690,10 @@ internal static class Bench
         private readonly ConcurrentDictionary<string, long> _started = new();
         private readonly ConcurrentDictionary<string, double> _latencyMs = new();
         private readonly ConcurrentDictionary<string, double> _scoredMs = new();
+        // Wall clock (UTC) of each query's produce call, and of its attribution's record timestamp (set by the Scorer's
+        // producer when it issued the produce) and consumption: the time after scoring split at the produce call.
+        private readonly ConcurrentDictionary<string, DateTime> _startedUtc = new();
+        private readonly ConcurrentDictionary<string, (DateTime Issued, DateTime Consumed)> _deliveredUtc = new();
         private readonly CancellationTokenSource _stop = new();
         private readonly Thread _thread;
         private readonly IEventConsumer _consumer;
@@ -708,7 +712,11 @@ internal static class Bench
 
         public void Begin(string tag, int count, Action? onResult) => _state = new State(tag + "-", count, onResult);
 
-        public void Started(string id) => _started[id] = Stopwatch.GetTimestamp();
+        public void Started(string id)
+        {
+            _startedUtc[id] = DateTime.UtcNow;
+            _started[id] = Stopwatch.GetTimestamp();
+        }
 
         /// <summary>When the query was produced (Stopwatch timestamp), if it was.</summary>
         public bool TryGetStart(string id, out long start) => _started.TryGetValue(id, out start);
@@ -731,8 +739,29 @@ internal static class Bench
             double p99 = l[(int)(0.99 * (l.Length - 1))];
             var tail = _latencyMs.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal) && p.Value >= p99).Select(p => (Total: p.Value, Scored: _scoredMs.GetValueOrDefault(p.Key))).ToArray();
             string split = string.Create(CultureInfo.InvariantCulture,
-                $"{tail.Length} queries >= p99 {p99:F1} ms: mean {tail.Average(t => t.Total):F1} ms = {tail.Average(t => t.Scored):F1} ms to scored + {tail.Average(t => t.Total - t.Scored):F1} ms after");
+                $"{tail.Length} queries >= p99 {p99:F1} ms: mean {tail.Average(t => t.Total):F1} ms = {tail.Average(t => t.Scored):F1} ms to scored + {tail.Average(t => t.Total - t.Scored):F1} ms after") +
+                "; after scoring, " + AfterScoring(prefix, p99);
             return new Phase(count / elapsed.TotalSeconds, l[(int)(0.50 * (l.Length - 1))], p99, sc[(int)(0.50 * (sc.Length - 1))], sc[(int)(0.99 * (sc.Length - 1))]) { Tail = split };
+        }
+
+        /// <summary>
+        /// The time after scoring split at the Scorer's produce call (the attribution record's timestamp, ms resolution):
+        /// scored → produce issued (the publish task's wait for a pool thread, encoding, the alert policy) and produce
+        /// issued → consumed here (linger, the brokers, acks=all replication, this reader's fetch and wake-up); means
+        /// over the slowest 1 % (latency >= <paramref name="p99"/>) and over all of the phase's queries.
+        /// </summary>
+        private string AfterScoring(string prefix, double p99)
+        {
+            var parts = _latencyMs.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal) && _deliveredUtc.ContainsKey(p.Key) && _startedUtc.ContainsKey(p.Key)).Select(p =>
+            {
+                var (issued, consumed) = _deliveredUtc[p.Key];
+                double scoredAt = _scoredMs.GetValueOrDefault(p.Key);
+                double issuedAt = (issued - _startedUtc[p.Key]).TotalMilliseconds;
+                return (Total: p.Value, ToIssue: issuedAt - scoredAt, ToConsume: (consumed - issued).TotalMilliseconds);
+            }).ToArray();
+            var slow = parts.Where(p => p.Total >= p99).ToArray();
+            return slow.Length == 0 ? "no split" : string.Create(CultureInfo.InvariantCulture,
+                $"scored -> produce issued {slow.Average(p => p.ToIssue):F1} ms (all queries {parts.Average(p => p.ToIssue):F1}) + produce issued -> consumed {slow.Average(p => p.ToConsume):F1} ms (all {parts.Average(p => p.ToConsume):F1}; max {slow.Max(p => p.ToConsume):F1})");
         }
 
         private void Run()
@@ -755,6 +784,7 @@ internal static class Bench
                 }
 
                 long now = Stopwatch.GetTimestamp();
+                var consumedUtc = DateTime.UtcNow;
                 var id = System.Text.Encoding.UTF8.GetString(r.Key);
                 if (!_started.TryGetValue(id, out var start))
                 {
@@ -768,6 +798,7 @@ internal static class Bench
                 }
 
                 _scoredMs[id] = EventCodecs.Attributions.Decode(r.Value).LatencyMicros / 1000.0;
+                _deliveredUtc[id] = (r.Timestamp.UtcDateTime, consumedUtc);
 
                 var s = _state;
                 if (s is not null && id.StartsWith(s.Prefix, StringComparison.Ordinal))
