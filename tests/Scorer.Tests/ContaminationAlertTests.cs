@@ -160,13 +160,13 @@ public sealed class ContaminationAlertTests : IDisposable
     {
         var scorer = ImageScorer();
         var items = FlaggedItems.Measure(scorer, new FlaggedInputIndex([.. ImageInputs[1], .. ImageInputs[3]], 4, [101, 103], [70, 80]));
-        // Self-influence evidence only: score = logistic(40 · self_match − 38), an alert above 0.5 = a match above 0.95.
-        var selfOnly = new ScorerOptions { FlaggedExamples = [101, 103], ExampleLeadRatio = 0, Contamination = { Evidence = "self", Weights = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40], Bias = -38 } };
+        // Self-influence evidence only: score = logistic(40 · self_match − 30), an alert above 0.5 = a match above 0.75 (within 3·10⁻⁵).
+        var selfOnly = new ScorerOptions { FlaggedExamples = [101, 103], ExampleLeadRatio = 0, Contamination = { Evidence = "self", Weights = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40], Bias = -30 } };
         var policy = AlertPolicy.From(selfOnly);
         var verdict = EvaluateImage(policy, scorer, ImageInputs[3], items);
         Assert.NotNull(verdict);
         Assert.Equal(AlertRule.Calibrated, verdict.Rule);
-        Assert.Equal(1 / (1 + Math.Exp(-2)), verdict.Score, 5);
+        Assert.Equal(1 / (1 + Math.Exp(-10)), verdict.Score, 9);
         Assert.Contains(103L, verdict.FlaggedExampleIds);
         // The same query's evidence: s(q,103) = s(103,103), so its ratio and match are 1.
         var scores = scorer.Score([new ModelQuery("q", "run@3", ImageInputs[3], null, DateTimeOffset.UnixEpoch)]);
@@ -174,7 +174,7 @@ public sealed class ContaminationAlertTests : IDisposable
         Assert.Equal(1, a.Attribution.SelfMatch, 5);
         // Another image scores the flagged items away from their self-influence: no alert; without the items no evidence at all.
         var other = policy.Assess(scorer.Score([new ModelQuery("o", "run@3", ImageInputs[0], null, DateTimeOffset.UnixEpoch)]).ExampleRow(0).Span, scorer.ExampleNorms.Span, scorer.ExampleIds, scorer.ExampleSourceIds, null, ImageInputs[0], items);
-        Assert.True(other.Attribution.SelfMatch < 0.95, $"self match {other.Attribution.SelfMatch}");
+        Assert.True(other.Attribution.SelfMatch < 0.75, $"self match {other.Attribution.SelfMatch}");
         Assert.Null(EvaluateImage(policy, scorer, ImageInputs[0], items));
         Assert.Null(EvaluateImage(policy, scorer, ImageInputs[3], null));
         // Items read on a scorer of another size are refused, not misaligned.

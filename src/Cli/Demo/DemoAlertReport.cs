@@ -138,7 +138,7 @@ internal static class DemoAlertReport
         ("attr_flagged_lead", r => r.Attribution.FlaggedLead),
         ("−rank of the best flagged example", r => -r.FlaggedRank),
         ("−input distance to the nearest flagged item", r => -r.InputDistance),
-        ("attr_self_match (max over flagged of 1 − |1 − s(q,i)/s(i,i)|)", r => r.Attribution.SelfMatch),
+        ("attr_self_match (−log10 min over flagged |1 − s(q,i)/s(i,i)|, ÷ 6)", r => r.Attribution.SelfMatch),
         ("max over flagged of s(q,i)/s(i,i)", r => r.Attribution.SelfRatio),
         ("min(max s(q,i)/s(i,i), 1)", r => Math.Min(r.Attribution.SelfRatio, 1)),
         ("RelatIF lead ln(best flagged ÷ best unflagged s(q,j)/√s(j,j))", r => r.RelatifLead),

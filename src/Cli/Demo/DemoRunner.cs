@@ -271,10 +271,12 @@ internal static class DemoRunner
     /// The alert policy fitted on a calibration split, never on the queries: clean test images that are not among the
     /// queries, and the leaked benchmark items that are not served as queries (the leaked source holds more items than the
     /// demo replays); the weights by logistic fit, the threshold for at most 1 % false alerts on the clean ones
-    /// (<see cref="ContaminationCalibration.ThresholdForFalseAlertRate"/>). Two policies are fitted on the same evidence:
-    /// attribution evidence alone, and attribution with the input match against the flagged items' images (the image
-    /// analogue of the span index: a copy of a flagged training image); the second is served. Without held-back leaked
-    /// items only the threshold is calibrated. Returns the policies to compare on the served queries.
+    /// (<see cref="ContaminationCalibration.ThresholdForFalseAlertRate"/>). Four policies are fitted on the same evidence:
+    /// attribution evidence alone, attribution with the self-influence match (the query's score on a flagged item against
+    /// the item's own), attribution with the input match against the flagged items' images (the image analogue of the
+    /// span index: a copy of a flagged training image), and all three; the last is served. The flagged items are the
+    /// Scorer's own (<see cref="ProbeIndex.Flagged"/>, from Scorer:FlaggedExamples). Without held-back leaked items only
+    /// the threshold is calibrated. Returns the policies to compare on the served queries.
     /// </summary>
     private static (string Name, AlertPolicy Policy)[] CalibrateAlerts(DemoRun run, DemoSettings settings, ScorerWorker scorer, string version, HashSet<long> flagged)
     {
@@ -308,6 +310,7 @@ internal static class DemoRunner
             foreach (var (name, evidence) in new[]
             {
                 ("attribution only", ContaminationEvidenceKind.Attribution),
+                ("self-influence only", ContaminationEvidenceKind.SelfInfluence),
                 ("attribution + self-influence", ContaminationEvidenceKind.Attribution | ContaminationEvidenceKind.SelfInfluence),
                 ("attribution + input match", ContaminationEvidenceKind.Attribution | ContaminationEvidenceKind.Input),
                 ("attribution + self-influence + input match (served)", ContaminationEvidenceKind.Attribution | ContaminationEvidenceKind.SelfInfluence | ContaminationEvidenceKind.Input),

@@ -221,9 +221,12 @@ public sealed class ContaminationPolicyTests
         // Self-influences 2 and 8 for the flagged items (item 2 unknown): a query scoring them 2 and 4 copies item 1.
         var copy = AttributionEvidence.From([2f, 1f, 4f], ids, sources, flagged, selfInfluence: [2f, float.NaN, 8f]);
         Assert.Equal((1.0, 1.0), (copy.SelfRatio, copy.SelfMatch));
-        // Scores 1.5x both self-influences: the ratio says 1.5, the match 1 − 0.5.
+        // Scores 1.5x both self-influences: the ratio says 1.5, the match −log10(0.5) ÷ 6; within 1 %: 1/3; off by 2x: 0.
         var above = AttributionEvidence.From([3f, 1f, 12f], ids, sources, flagged, selfInfluence: [2f, float.NaN, 8f]);
-        Assert.Equal((1.5, 0.5), (above.SelfRatio, above.SelfMatch));
+        Assert.Equal(1.5, above.SelfRatio);
+        Assert.Equal(-Math.Log10(0.5) / 6, above.SelfMatch, 12);
+        Assert.Equal(1.0 / 3, AttributionEvidence.From([1.01f, 1f, 4f], ids, sources, flagged, selfInfluence: [1f, float.NaN, 1f]).SelfMatch, 4);
+        Assert.Equal(0.0, AttributionEvidence.From([4f, 1f, 16f], ids, sources, flagged, selfInfluence: [2f, float.NaN, 8f]).SelfMatch);
         // A negative self-influence (training on the item lowered the margin it is asked about) divides alike.
         var negative = AttributionEvidence.From([-2f, 1f, 4f], ids, sources, flagged, selfInfluence: [-2f, float.NaN, 0f]);
         Assert.Equal((1.0, 1.0), (negative.SelfRatio, negative.SelfMatch));

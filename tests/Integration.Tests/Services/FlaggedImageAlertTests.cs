@@ -23,14 +23,14 @@ public sealed class FlaggedImageAlertTests(PipelineFixture fixture) : IClassFixt
         {
             s.AddIngest(o => { o.RunDirectory = dir; o.RunId = "flagged-items"; });
             s.AddSimulator(o => Pipeline.FastSimulation(o));
-            // Self-influence evidence only: logistic(40 · self_match − 38) > 0.5 when the match is above 0.95.
+            // Self-influence evidence only: logistic(40 · self_match − 30) > 0.5 when the match is above 0.75 (the ratio within 3·10⁻⁵ of 1).
             s.AddScorer(o =>
             {
                 o.FlaggedExamples = [7, 42];
                 o.ExampleLeadRatio = 0;
                 o.Contamination.Evidence = "self";
                 o.Contamination.Weights = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40];
-                o.Contamination.Bias = -38;
+                o.Contamination.Bias = -30;
             });
         });
         await host.StartAsync();
