@@ -226,7 +226,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
                 _scorer = lm;
                 Swaps++;
                 LastError = null;
-                _logger.ModelSwapped(version, lm.ExampleIds.Count, lm.SourceIds.Count, $"{lm.Method} over {examples[0].Architecture}, {examples[0].Tensors.Count} tensors at rank {examples[0].Rank}", watch.Elapsed.TotalSeconds);
+                _logger.ModelSwapped(version, lm.ExampleIds.Count, lm.SourceIds.Count, $"{lm.MethodDescription} over {examples[0].Architecture}, {examples[0].Tensors.Count} tensors at rank {examples[0].Rank}", watch.Elapsed.TotalSeconds);
                 _ready.TrySetResult();
                 return;
             }
@@ -329,9 +329,16 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
         if (method.Name == "forward-only")
         {
-            // Forward-only as configured for serving (Scorer:Normalize: raw or relative influence). A source's score is
-            // the sum of its examples': source probes of older Simulators (simulated source units) are not read.
-            method = (IProbeSetMethod)MethodFactory.Create("forward-only", new Dictionary<string, string> { ["normalize"] = _options.Normalize });
+            // Forward-only as configured for serving (Scorer:Normalize: raw or relative influence; Scorer:Compress: the
+            // readout over a basis fitted here from the set). A source's score is the sum of its examples': source
+            // probes of older Simulators (simulated source units) are not read.
+            var readout = new Dictionary<string, string> { ["normalize"] = _options.Normalize };
+            if (_options.Compress > 0)
+            {
+                readout["compress"] = _options.Compress.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            method = (IProbeSetMethod)MethodFactory.Create("forward-only", readout);
             sources = [];
         }
         else if (_options.Normalize != "none")
