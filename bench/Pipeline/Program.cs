@@ -2,12 +2,12 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
-using Attribution.Attribution.Probes;
 using Attribution.Contracts;
 using Attribution.Engine.Data;
 using Attribution.Engine.Training;
 using Attribution.MockKafka;
 using Attribution.Scorer;
+using Attribution.Simulator;
 using Attribution.Transport;
 using Attribution.Transport.Embedded;
 using Attribution.Transport.Kafka;
@@ -70,12 +70,10 @@ RunDirectory.Save(runDir, manifest, trained.Model.Parameters);
 Console.WriteLine($"# trained {string.Join('-', recipe.Model.Widths)} on {opt.Train} FashionMNIST images, {opt.Epochs} epoch(s), in {watch.Elapsed.TotalSeconds:F1} s");
 
 watch.Restart();
-var probeSet = opt.Horizon > 0
-    ? Bench.SimulatedProbeSet(recipe, trained.Model.ToFlat(), data, Path.Combine(runDir, manifest.Checkpoint), opt.Examples, opt.Sources, opt.Horizon)
-    : Bench.SyntheticProbeSet(recipe.Model.Widths, Path.Combine(runDir, manifest.Checkpoint), opt.Examples, opt.Sources);
+var probeSet = await Bench.SimulatedProbeSetAsync(recipe, Path.Combine(runDir, manifest.Checkpoint), data, opt.Examples, opt.Sources, opt.Horizon);
 var queries = data.Test.Select([.. Enumerable.Range(0, 10_000)], recipe.Data.Normalization).Inputs;
 Console.WriteLine($"# probe set: {opt.Examples} example probes ({probeSet.ExampleBytes / 1e6:F1} MB) in {opt.Sources} sources (sums of their examples), " +
-    (opt.Horizon > 0 ? $"simulated (two-trajectory, K = {opt.Horizon}) in {watch.Elapsed.TotalSeconds:F1} s" : "synthetic floats"));
+    $"simulated by the Simulator service (its defaults, K = {opt.Horizon}) in {watch.Elapsed.TotalSeconds:F1} s");
 
 if (opt.ReadoutProfile.Length > 0)
 {
@@ -212,8 +210,13 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--warm" => a with { Warm = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--rate" => a with { Rate = double.Parse(v, CultureInfo.InvariantCulture) },
                 "--pin" => a with { Pin = v.Split('/') is [var sc, var bc] && sc.Length > 0 && bc.Length > 0 ? (sc, bc) : throw new ArgumentException($"--pin '{v}': give the Scorer's CPUs and the bench's, e.g. 0/1") },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (0 = synthetic probe floats) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache DIR (with --readout-profile: reuse the simulated set) --scorer-process 1 (kafka, 1 Scorer: the Scorer in a child process, its CPU time measured apart) --warm N (warm-up queries per row, default 8000) --rate Q (open-loop phase at Q q/s instead of half the saturation) --pin S/B (with --scorer-process: Scorer process on CPUs S, bench process on CPUs B, taskset lists, e.g. 0/1)"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (the Simulator's K, >= 1) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache DIR (with --readout-profile: reuse the simulated set) --scorer-process 1 (kafka, 1 Scorer: the Scorer in a child process, its CPU time measured apart) --warm N (warm-up queries per row, default 8000) --rate Q (open-loop phase at Q q/s instead of half the saturation) --pin S/B (with --scorer-process: Scorer process on CPUs S, bench process on CPUs B, taskset lists, e.g. 0/1)"),
             };
+        }
+
+        if (a.Horizon < 1)
+        {
+            throw new ArgumentException($"--horizon {a.Horizon}: the probe set is simulated by the Simulator service with K >= 1 steps (synthetic floats are gone: the bench measures what the service serves).");
         }
 
         if (a.Pin is not null && !a.ScorerProcess)
@@ -230,7 +233,7 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     }
 
     public override string ToString() =>
-        $"{Examples} example + {Sources} source probes ({(Horizon > 0 ? $"simulated, K = {Horizon}" : "synthetic")}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, BatchWindowMs {BatchWindowMs}, Kafka linger.ms {LingerMs}, fetch.wait.max.ms {FetchWaitMs}, socket.nagle.disable {NagleOff}, {(Rate > 0 ? $"open-loop phase at {Rate} q/s" : "half-rate phase")} {HalfSeconds} s, {Warm} warm-up queries{(Flight ? ", with the console's Arrow Flight feed" : "")}{(ScorerProcess ? ", the Scorer in a child process" : "")}{(Pin is { } pin ? $" on CPUs {pin.Scorer}, the bench on CPUs {pin.Bench}" : "")}" +
+        $"{Examples} example + {Sources} source probes (the Simulator's, K = {Horizon}), {Queries} queries per phase, window {Window}, MaxBatch {MaxBatch}, ConcurrentBatches {Concurrent}, BatchWindowMs {BatchWindowMs}, Kafka linger.ms {LingerMs}, fetch.wait.max.ms {FetchWaitMs}, socket.nagle.disable {NagleOff}, {(Rate > 0 ? $"open-loop phase at {Rate} q/s" : "half-rate phase")} {HalfSeconds} s, {Warm} warm-up queries{(Flight ? ", with the console's Arrow Flight feed" : "")}{(ScorerProcess ? ", the Scorer in a child process" : "")}{(Pin is { } pin ? $" on CPUs {pin.Scorer}, the bench on CPUs {pin.Bench}" : "")}" +
         (Variants.Length > 1 || Rounds > 1 ? $"; variants {string.Join(" | ", Variants.Select(v => v.ToString()))}, {Rounds} round(s)" : "");
 }
 
@@ -352,62 +355,54 @@ internal static class Bench
     public static int SourceOf(long id, int sources) => (int)(id % sources);
 
     /// <summary>
-    /// A probe set in the Simulator's exact wire format (rank-16 f16 example probes, the checkpoint reference; a
-    /// source's score is the sum of its examples'), with synthetic floats: simulating thousands of units at 784-128-64-10 takes minutes and
-    /// the Scorer's cost does not depend on the values.
+    /// The probe set the Simulator service publishes for the trained model: the bench stands in for Ingest (the
+    /// checkpoint event with its architecture and recipe, training batches with the first <paramref name="examples"/>
+    /// images as payload, sources by <see cref="SourceOf"/>) and runs <see cref="SimulatorWorker"/> itself on an embedded
+    /// log with its defaults (rank, precision, propagation, sketch seed; only the horizon K is the bench's), then takes
+    /// every record it wrote to the probes topic. What the Scorers load is therefore what the service serves.
     /// </summary>
-    public static ProbeSet SyntheticProbeSet(int[] widths, string checkpointPath, int examples, int sources)
-    {
-        var rng = new Random(7);
-        return EncodeProbeSet(widths, checkpointPath, examples, sources, (_, floats) =>
-        {
-            for (int i = 0; i < floats.Length; i++)
-            {
-                floats[i] = (float)((rng.NextDouble() - 0.5) * 0.02);
-            }
-        });
-    }
-
-    /// <summary>
-    /// A probe set as the Simulator would publish it for the trained model: the first <paramref name="examples"/>
-    /// training images simulated (two-trajectory, horizon <paramref name="horizon"/>), factorised at rank 16, in sources
-    /// by round robin (<see cref="SourceOf"/>). Real responses have the structure the Scorer's shared input basis exploits.
-    /// </summary>
-    public static ProbeSet SimulatedProbeSet(TrainingRecipe recipe, float[] theta, FashionMnistData data, string checkpointPath, int examples, int sources, int horizon)
-    {
-        var layout = new Attribution.Engine.Models.MlpLayout(recipe.Model.Widths);
-        var train = data.Train.Select([.. recipe.Data.TrainIds.Take(examples)], recipe.Data.Normalization);
-        var sourceOf = Enumerable.Range(0, examples).Select(i => SourceOf(i, sources)).ToArray();
-        var problem = new Attribution.Attribution.AttributionProblem(layout, theta, train.Inputs, train.Labels, sourceOf, sources, recipe.Optimizer.WeightDecay);
-        var simulator = new Attribution.Attribution.Methods.ForwardOnlySimulator(problem, new Attribution.Attribution.Methods.ForwardOnlyOptions { Horizon = horizon });
-        var factors = new Attribution.Attribution.Kernels.ResponseSet(layout, examples, 16);
-        simulator.Simulate([.. Enumerable.Range(0, examples)], (unit, response) => factors.Set(unit, response));
-        return EncodeProbeSet(recipe.Model.Widths, checkpointPath, examples, sources, (id, floats) => factors.GetFactors((int)id, floats));
-    }
-
-    private static ProbeSet EncodeProbeSet(int[] widths, string checkpointPath, int examples, int sources, Action<long, float[]> fill)
+    public static async Task<ProbeSet> SimulatedProbeSetAsync(TrainingRecipe recipe, string checkpointPath, FashionMnistData data, int examples, int sources, int horizon)
     {
         var bytes = File.ReadAllBytes(checkpointPath);
-        var exampleFormat = new ProbeFormat(widths, 16, ProbePrecision.Float16);
-        var checkpoint = new CheckpointPublished(RunId, Step, new Uri(checkpointPath).AbsoluteUri, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)), exampleFormat.Layout.ParameterCount,
-            new CheckpointRecipe(exampleFormat.Architecture, 0.05, 5e-4, 128, 0, "fashion-mnist"));
-        var messages = new List<EventMessage>
+        var layout = new Attribution.Engine.Models.MlpLayout(recipe.Model.Widths);
+        // As Ingest describes an MLP run's checkpoint (RunData.CheckpointRecipe).
+        var checkpoint = new CheckpointPublished(RunId, Step, new Uri(checkpointPath).AbsoluteUri, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)), layout.ParameterCount,
+            new CheckpointRecipe("mlp:" + string.Join('-', recipe.Model.Widths), recipe.Optimizer.LearningRate, recipe.Optimizer.WeightDecay, recipe.BatchSize, recipe.Seed, recipe.Data.Name));
+        var ids = recipe.Data.TrainIds.Take(examples).Select(i => (long)i).ToArray();
+        var train = data.Train.Select([.. ids.Select(i => (int)i)], recipe.Data.Normalization);
+        var sourceIds = ids.Select(i => (long)SourceOf(i, sources)).ToArray();
+        await using var log = new EmbeddedEventLog(new EmbeddedOptions { DefaultPartitions = Partitions });
+        using (var producer = log.CreateProducer())
         {
-            EventMessage.Create(InfluenceProbe.CheckpointKey(RunId, Step), EventCodecs.Checkpoints.Encode(checkpoint), ArrowEvents.Headers<CheckpointPublished>()),
-        };
-        long exampleBytes = 0;
-        var floats = new float[exampleFormat.FloatsPerUnit];
-        for (int id = 0; id < examples; id++)
-        {
-            fill(id, floats);
-            var probe = ProbeCodec.ToProbe(exampleFormat, RunId, Step, ProbeSubject.Example, id, examples, 0, floats);
-            var value = EventCodecs.Probes.Encode(probe);
-            messages.Add(EventMessage.Create(probe.Key, value, ArrowEvents.Headers<InfluenceProbe>()));
-            exampleBytes += value.Length;
+            const int perBatch = 100;
+            int features = recipe.Model.Widths[0];
+            for (int start = 0; start < ids.Length; start += perBatch)
+            {
+                int n = Math.Min(perBatch, ids.Length - start);
+                var payload = BatchPayload.Encode(train.Inputs.AsSpan(start * features, n * features), train.Labels.AsSpan(start, n), features);
+                await producer.ProduceAsync(Topics.Batches, EventMessage.Create(RunId, EventCodecs.TrainingBatches.Encode(new TrainingBatch(RunId, Step, ids[start..(start + n)], sourceIds[start..(start + n)]) { Payload = payload }), ArrowEvents.Headers<TrainingBatch>()));
+            }
+
+            await producer.ProduceAsync(Topics.Checkpoints, EventMessage.Create(RunId, EventCodecs.Checkpoints.Encode(checkpoint), ArrowEvents.Headers<CheckpointPublished>()));
         }
 
-        // The Scorer learns each example's source from the run's training batches, as in the pipeline.
-        var batch = new TrainingBatch(RunId, Step, [.. Enumerable.Range(0, examples).Select(i => (long)i)], [.. Enumerable.Range(0, examples).Select(i => (long)SourceOf(i, sources))]);
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddLogging(b => b.AddSimpleConsole().SetMinimumLevel(Environment.GetEnvironmentVariable("BENCH_LOG") == "1" ? LogLevel.Debug : LogLevel.Warning));
+        builder.Services.AddEventLog(_ => { });
+        builder.Services.AddSingleton<IEventLog>(log);
+        builder.Services.AddSimulator(o => o.Horizon = horizon);
+        using (var host = builder.Build())
+        {
+            await host.StartAsync();
+            await host.Services.GetRequiredService<SimulatorWorker>().WhenProbeSetCompleteAsync(RunId, Step).WaitAsync(TimeSpan.FromMinutes(30));
+            await host.StopAsync();
+        }
+
+        var records = await TopicReader.ReadToEndAsync(log, Topics.Probes, CancellationToken.None);
+        var messages = records.Select(r => new EventMessage(r.Key, r.Value, r.Headers)).ToList();
+        long exampleBytes = records.Where(r => r.GetHeaderString(EventHeaders.EventType) == EventTypes.InfluenceProbe).Sum(r => (long)r.Value.Length);
+        // The Scorer learns each example's source from the run's training batches, as in the pipeline (no payload: it reads none).
+        var batch = new TrainingBatch(RunId, Step, ids, sourceIds);
         return new ProbeSet(messages, EventMessage.Create(RunId, EventCodecs.TrainingBatches.Encode(batch), ArrowEvents.Headers<TrainingBatch>()), exampleBytes);
     }
 
@@ -695,6 +690,10 @@ internal static class Bench
         private readonly ConcurrentDictionary<string, long> _started = new();
         private readonly ConcurrentDictionary<string, double> _latencyMs = new();
         private readonly ConcurrentDictionary<string, double> _scoredMs = new();
+        // Wall clock (UTC) of each query's produce call, and of its attribution's record timestamp (set by the Scorer's
+        // producer when it issued the produce) and consumption: the time after scoring split at the produce call.
+        private readonly ConcurrentDictionary<string, DateTime> _startedUtc = new();
+        private readonly ConcurrentDictionary<string, (DateTime Issued, DateTime Consumed)> _deliveredUtc = new();
         private readonly CancellationTokenSource _stop = new();
         private readonly Thread _thread;
         private readonly IEventConsumer _consumer;
@@ -713,7 +712,11 @@ internal static class Bench
 
         public void Begin(string tag, int count, Action? onResult) => _state = new State(tag + "-", count, onResult);
 
-        public void Started(string id) => _started[id] = Stopwatch.GetTimestamp();
+        public void Started(string id)
+        {
+            _startedUtc[id] = DateTime.UtcNow;
+            _started[id] = Stopwatch.GetTimestamp();
+        }
 
         /// <summary>When the query was produced (Stopwatch timestamp), if it was.</summary>
         public bool TryGetStart(string id, out long start) => _started.TryGetValue(id, out start);
@@ -736,8 +739,29 @@ internal static class Bench
             double p99 = l[(int)(0.99 * (l.Length - 1))];
             var tail = _latencyMs.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal) && p.Value >= p99).Select(p => (Total: p.Value, Scored: _scoredMs.GetValueOrDefault(p.Key))).ToArray();
             string split = string.Create(CultureInfo.InvariantCulture,
-                $"{tail.Length} queries >= p99 {p99:F1} ms: mean {tail.Average(t => t.Total):F1} ms = {tail.Average(t => t.Scored):F1} ms to scored + {tail.Average(t => t.Total - t.Scored):F1} ms after");
+                $"{tail.Length} queries >= p99 {p99:F1} ms: mean {tail.Average(t => t.Total):F1} ms = {tail.Average(t => t.Scored):F1} ms to scored + {tail.Average(t => t.Total - t.Scored):F1} ms after") +
+                "; after scoring, " + AfterScoring(prefix, p99);
             return new Phase(count / elapsed.TotalSeconds, l[(int)(0.50 * (l.Length - 1))], p99, sc[(int)(0.50 * (sc.Length - 1))], sc[(int)(0.99 * (sc.Length - 1))]) { Tail = split };
+        }
+
+        /// <summary>
+        /// The time after scoring split at the Scorer's produce call (the attribution record's timestamp, ms resolution):
+        /// scored → produce issued (the publish task's wait for a pool thread, encoding, the alert policy) and produce
+        /// issued → consumed here (linger, the brokers, acks=all replication, this reader's fetch and wake-up); means
+        /// over the slowest 1 % (latency >= <paramref name="p99"/>) and over all of the phase's queries.
+        /// </summary>
+        private string AfterScoring(string prefix, double p99)
+        {
+            var parts = _latencyMs.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal) && _deliveredUtc.ContainsKey(p.Key) && _startedUtc.ContainsKey(p.Key)).Select(p =>
+            {
+                var (issued, consumed) = _deliveredUtc[p.Key];
+                double scoredAt = _scoredMs.GetValueOrDefault(p.Key);
+                double issuedAt = (issued - _startedUtc[p.Key]).TotalMilliseconds;
+                return (Total: p.Value, ToIssue: issuedAt - scoredAt, ToConsume: (consumed - issued).TotalMilliseconds);
+            }).ToArray();
+            var slow = parts.Where(p => p.Total >= p99).ToArray();
+            return slow.Length == 0 ? "no split" : string.Create(CultureInfo.InvariantCulture,
+                $"scored -> produce issued {slow.Average(p => p.ToIssue):F1} ms (all queries {parts.Average(p => p.ToIssue):F1}) + produce issued -> consumed {slow.Average(p => p.ToConsume):F1} ms (all {parts.Average(p => p.ToConsume):F1}; max {slow.Max(p => p.ToConsume):F1})");
         }
 
         private void Run()
@@ -760,6 +784,7 @@ internal static class Bench
                 }
 
                 long now = Stopwatch.GetTimestamp();
+                var consumedUtc = DateTime.UtcNow;
                 var id = System.Text.Encoding.UTF8.GetString(r.Key);
                 if (!_started.TryGetValue(id, out var start))
                 {
@@ -773,6 +798,7 @@ internal static class Bench
                 }
 
                 _scoredMs[id] = EventCodecs.Attributions.Decode(r.Value).LatencyMicros / 1000.0;
+                _deliveredUtc[id] = (r.Timestamp.UtcDateTime, consumedUtc);
 
                 var s = _state;
                 if (s is not null && id.StartsWith(s.Prefix, StringComparison.Ordinal))

@@ -18,10 +18,11 @@ internal static class ReadoutProfile
     public static void Run(AttributionModel model, float[] queries, int[] batches, int queriesPerSize)
     {
         Console.WriteLine($"# readout profile: {model.ExampleIds.Length} examples ({model.Examples.Bytes / 1e6:F1} MB held, ranks [{string.Join(',', model.Examples.Ranks)}], input basis {(model.InputBasis is { } b ? $"{b.Dimension} dims, energy {b.EnergyKept:F4}" : "none")}) + {model.SourceIds.Length} sources (sums of their examples); thread CPU time; OPENBLAS_NUM_THREADS={Environment.GetEnvironmentVariable("OPENBLAS_NUM_THREADS") ?? "unset"}; load average {File.ReadAllText("/proc/loadavg").Trim()}");
-        Console.WriteLine("| batch | Score CPU ms per batch | CPU ms per query | of which: forward-mode factors | example readout | source sums | wall ms per batch |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Console.WriteLine("| batch | Score CPU ms per batch | CPU ms per query | of which: prediction (forward pass) | forward-mode factors | example readout | source sums | top-k (k = 10) | wall ms per batch | in the readout, sgemm calls of its shapes: full layers | biases | input-basis projection |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         var mlp = new Mlp(model.Layout);
         mlp.LoadFrom(model.Theta);
+        Console.WriteLine($"# reading {model.Examples.Bytes / 1e6:F1} MB once (TensorPrimitives.Sum over an array of the set's size, thread CPU): {StreamMs(model.Examples.Bytes).ToString("F2", CultureInfo.InvariantCulture)} ms: the memory roof of one pass over the factors");
         foreach (int batch in batches)
         {
             int rounds = Math.Max(3, queriesPerSize / batch);
@@ -40,7 +41,8 @@ internal static class ReadoutProfile
                 model.Score(inputs, batch); // warm: JIT, pools
             }
 
-            double score = 0, factors = 0, examples = 0, sources = 0;
+            double score = 0, predict = 0, factors = 0, examples = 0, sources = 0, topk = 0;
+            var predicted = new int[batch];
             var wall = Stopwatch.StartNew();
             for (int r = 0; r < rounds; r++)
             {
@@ -55,6 +57,16 @@ internal static class ReadoutProfile
                 long t3 = ThreadCpuNs();
                 _ = new Attribution.Attribution.ScoreMatrix(exampleScores, batch, model.Examples.Units, model.ExampleSources, model.SourceIds.Length).SourceScores;
                 long t4 = ThreadCpuNs();
+                mlp.Predict(inputs, batch, predicted);
+                long t5 = ThreadCpuNs();
+                for (int q = 0; q < batch; q++)
+                {
+                    _ = model.TopK(scored, q, 10);
+                }
+
+                long t6 = ThreadCpuNs();
+                predict += t5 - t4;
+                topk += t6 - t5;
                 score += t1 - t0;
                 factors += t2 - t1;
                 examples += t3 - t2;
@@ -63,8 +75,80 @@ internal static class ReadoutProfile
 
             // The wall clock covers Score and the three parts again: about twice one Score.
             double ms = 1e-6 / rounds;
+            double wallMs = wall.Elapsed.TotalMilliseconds / rounds / 2;
+            var (full, bias, basis) = BlasShapes(model, batch, rounds);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {batch} | {score * ms:F2} | {score * ms / batch:F3} | {factors * ms:F2} | {examples * ms:F2} | {sources * ms:F2} | {wall.Elapsed.TotalMilliseconds / rounds / 2:F2} |"));
+                $"| {batch} | {score * ms:F2} | {score * ms / batch:F3} | {predict * ms:F2} | {factors * ms:F2} | {examples * ms:F2} | {sources * ms:F2} | {topk * ms:F2} | {wallMs:F2} | {full:F2} | {bias:F2} | {basis:F2} |"));
+        }
+    }
+
+    /// <summary>
+    /// The memory roof of a batch: thread CPU ms to read an array of the set's size once (<c>TensorPrimitives.Sum</c>,
+    /// the same streaming loads the readout issues, no other work), after one pass to page it in.
+    /// </summary>
+    public static double StreamMs(long bytes, int rounds = 20)
+    {
+        var floats = new float[bytes / sizeof(float)];
+        Array.Fill(floats, 1e-3f);
+        float sink = System.Numerics.Tensors.TensorPrimitives.Sum(floats);
+        long t0 = ThreadCpuNs();
+        for (int r = 0; r < rounds; r++)
+        {
+            sink += System.Numerics.Tensors.TensorPrimitives.Sum(floats);
+        }
+
+        long t1 = ThreadCpuNs();
+        GC.KeepAlive(sink);
+        return (t1 - t0) / 1e6 / rounds;
+    }
+
+    /// <summary>
+    /// The readout's BLAS calls at <paramref name="batch"/> queries, timed alone on arrays of their shapes (thread CPU
+    /// ms per batch): the full layers' [q, in] × [units·out, in]ᵀ, every layer's bias [q, out] × [units, out]ᵀ, and the
+    /// input layer's projection on its shared basis [q, in] × [k, in]ᵀ (what ResponseSet.JacobianScores issues).
+    /// </summary>
+    private static (double Full, double Bias, double Basis) BlasShapes(AttributionModel model, int batch, int rounds)
+    {
+        var set = model.Examples;
+        int units = set.Units;
+        double full = 0, bias = 0, basis = 0;
+        for (int l = 0; l < set.Layers.Count; l++)
+        {
+            int o = set.Layers[l].Out, i = set.Layers[l].In;
+            var a = Filled(batch * i);
+            var d = Filled(batch * o);
+            if (set.Ranks[l] == 0)
+            {
+                var w = Filled(units * o * i);
+                var t = new float[batch * units * o];
+                full += Time(() => Attribution.Engine.Blas.Gemm(false, true, batch, units * o, i, 1f, a, w, 0f, t), rounds);
+            }
+
+            var b = Filled(units * o);
+            var tb = new float[batch * units];
+            bias += Time(() => Attribution.Engine.Blas.Gemm(false, true, batch, units, o, 1f, d, b, 0f, tb), rounds);
+            if (set.BasisDims[l] is int k and > 0)
+            {
+                var basisRows = Filled(k * i);
+                var p = new float[batch * k];
+                basis += Time(() => Attribution.Engine.Blas.Gemm(false, true, batch, k, i, 1f, a, basisRows, 0f, p), rounds);
+            }
+        }
+
+        return (full, bias, basis);
+
+        static float[] Filled(int n) => [.. Enumerable.Range(0, n).Select(j => (j % 17) * 1e-3f)];
+
+        static double Time(Action call, int rounds)
+        {
+            call();
+            long t0 = ThreadCpuNs();
+            for (int r = 0; r < rounds; r++)
+            {
+                call();
+            }
+
+            return (ThreadCpuNs() - t0) / 1e6 / rounds;
         }
     }
 

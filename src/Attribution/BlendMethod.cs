@@ -1,22 +1,34 @@
 using System.Globalization;
-using Attribution.Contracts;
 
 namespace Attribution.Attribution;
 
-/// <summary>
-/// A convex blend of two methods' per-query standardised scores: for every query each part's scores are centred and
-/// scaled to unit variance over the training examples, and the blend is (1 − w)·z₁ + w·z₂ (w = the second part's share,
-/// 0 = the first alone, 1 = the second alone). With a weight given, that weight; with weight <c>auto</c>, Precompute
-/// chooses w from a grid that contains 0 and 1 by the objective of the problem's calibration queries
-/// (<see cref="AttributionProblem.Calibration"/>), so on those queries the blend is at least as good as the better part
-/// alone. Source scores are the sums of the examples' blended scores. The state travels as the two parts' probe sets side
-/// by side (tensor names prefixed <c>0/</c> and <c>1/</c>), so a deployment serves the blend at a fixed weight.
-/// </summary>
-public sealed class BlendMethod : IProbeSetMethod
+/// <summary>How <see cref="BlendMethod"/> puts each part's per-query scores on one scale before blending.</summary>
+public enum BlendScale
 {
-    private const string SourcesTensor = "blend.sources";
-    private readonly IProbeSetMethod _first;
-    private readonly IProbeSetMethod _second;
+    /// <summary>Centred and divided by the population standard deviation over the training examples (z-scores).</summary>
+    Standardise,
+
+    /// <summary>
+    /// Replaced by their ranks over the training examples (ties share their mean rank), then standardised: only each
+    /// part's ordering counts, so one part's few extreme scores cannot outweigh the other's whole ranking.
+    /// </summary>
+    Rank,
+}
+
+/// <summary>
+/// A convex blend of two methods' per-query standardised scores: for every query each part's scores are put on one
+/// scale over the training examples (<see cref="BlendScale"/>: z-scores by default, or standardised ranks), and the blend
+/// is (1 − w)·z₁ + w·z₂ (w = the second part's share, 0 = the first alone, 1 = the second alone). With a weight given,
+/// that weight; with weight <c>auto</c>, Precompute chooses w from a grid that contains 0 and 1 by the objective of the
+/// problem's calibration queries (<see cref="AttributionProblem.Calibration"/>), so on those queries the blend is at
+/// least as good as the better part alone. Source scores are the sums of the examples' blended scores. Any two methods
+/// blend (<c>blend:a=trak,b=forward-only,...</c> in <see cref="MethodFactory"/>); when both parts are probe-set methods
+/// the blend is one too (<see cref="ProbeSetBlendMethod"/>: served at a fixed weight).
+/// </summary>
+public class BlendMethod : IAttributionMethod
+{
+    private readonly IAttributionMethod _first;
+    private readonly IAttributionMethod _second;
     private readonly double? _weight;
     private readonly double[] _grid;
     private ServedModel? _served;
@@ -29,9 +41,9 @@ public sealed class BlendMethod : IProbeSetMethod
     /// <summary>
     /// A blend of <paramref name="first"/> and <paramref name="second"/>; <paramref name="weight"/> in [0, 1] is the second
     /// part's share (null = chosen in Precompute on the calibration queries, over <paramref name="grid"/>, default
-    /// <see cref="DefaultGrid"/>; the grid must hold 0 and 1).
+    /// <see cref="DefaultGrid"/>; the grid must hold 0 and 1); <paramref name="scale"/> puts the parts on one scale.
     /// </summary>
-    public BlendMethod(IProbeSetMethod first, IProbeSetMethod second, double? weight, IReadOnlyList<double>? grid = null)
+    public BlendMethod(IAttributionMethod first, IAttributionMethod second, double? weight, IReadOnlyList<double>? grid = null, BlendScale scale = BlendScale.Standardise)
     {
         ArgumentNullException.ThrowIfNull(first);
         ArgumentNullException.ThrowIfNull(second);
@@ -46,9 +58,21 @@ public sealed class BlendMethod : IProbeSetMethod
             throw new ArgumentException($"blend grid {string.Join(", ", _grid)} must lie in [0, 1] and hold 0 and 1 (each part alone).", nameof(grid));
         }
 
-        (_first, _second, _weight) = (first, second, weight);
+        (_first, _second, _weight, Scale) = (first, second, weight, scale);
         Weight = weight ?? double.NaN;
     }
+
+    /// <summary>How the parts' scores are put on one scale.</summary>
+    public BlendScale Scale { get; }
+
+    /// <summary>The first part (w = 0).</summary>
+    protected IAttributionMethod First => _first;
+
+    /// <summary>The second part (w = 1).</summary>
+    protected IAttributionMethod Second => _second;
+
+    /// <summary>The served model once precomputed or imported (null before).</summary>
+    protected ServedModel? Served { get => _served; set => _served = value; }
 
     /// <inheritdoc />
     public string Name => $"{_first.Name}+{_second.Name}";
@@ -69,7 +93,7 @@ public sealed class BlendMethod : IProbeSetMethod
         string weight = _weight is { } w ? string.Create(inv, $"weight {w:G4}")
             : _calibration.Count == 0 ? "weight auto (not calibrated yet)"
             : string.Create(inv, $"weight {Weight:G4} chosen on {_calibrationDescription} (objective {string.Join(", ", _calibration.Select(c => $"{c.Weight:G2}: {c.Objective:F3}"))})");
-        return $"blend of standardised scores, (1 − w)·[{_first.Describe()}] + w·[{_second.Describe()}], {weight}";
+        return $"blend of {(Scale == BlendScale.Rank ? "standardised ranks" : "standardised scores")}, (1 − w)·[{_first.Describe()}] + w·[{_second.Describe()}], {weight}";
     }
 
     /// <inheritdoc />
@@ -84,7 +108,7 @@ public sealed class BlendMethod : IProbeSetMethod
 
         _first.Precompute(problem, cancellationToken);
         _second.Precompute(problem, cancellationToken);
-        _served = ServedModel.Of(problem);
+        Served = ServedModel.Of(problem);
         if (_weight is null)
         {
             Calibrate(problem.Calibration!, cancellationToken);
@@ -95,16 +119,17 @@ public sealed class BlendMethod : IProbeSetMethod
     public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        var served = _served ?? throw NotReady();
+        var served = Served ?? throw NotReady();
         var (a, b) = (_first.Score(queries, cancellationToken), _second.Score(queries, cancellationToken));
-        return new ScoreMatrix(Blend(a, b, Weight), queries.Count, a.ExampleCount, served.ExampleSources, served.SourceCount);
+        return new ScoreMatrix(Blend(a, b, Weight, Scale), queries.Count, a.ExampleCount, served.ExampleSources, served.SourceCount);
     }
 
     /// <summary>
     /// Every query's blend (1 − w)·z(a) + w·z(b) of two score matrices over the same examples, z = per-query
-    /// standardisation over the examples (a constant row standardises to zeros).
+    /// standardisation over the examples (of the scores, or of their ranks with <see cref="BlendScale.Rank"/>; a constant
+    /// row standardises to zeros).
     /// </summary>
-    public static float[] Blend(ScoreMatrix a, ScoreMatrix b, double weight)
+    public static float[] Blend(ScoreMatrix a, ScoreMatrix b, double weight, BlendScale scale = BlendScale.Standardise)
     {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
@@ -117,10 +142,9 @@ public sealed class BlendMethod : IProbeSetMethod
         var result = new float[(long)a.QueryCount * n];
         for (int q = 0; q < a.QueryCount; q++)
         {
-            var (ma, sa) = Moments(a.Row(q));
-            var (mb, sb) = Moments(b.Row(q));
-            var ra = a.Row(q);
-            var rb = b.Row(q);
+            ReadOnlySpan<float> ra = scale == BlendScale.Rank ? Ranks(a.Row(q)) : a.Row(q);
+            ReadOnlySpan<float> rb = scale == BlendScale.Rank ? Ranks(b.Row(q)) : b.Row(q);
+            var ((ma, sa), (mb, sb)) = (Moments(ra), Moments(rb));
             var dst = result.AsSpan(q * n, n);
             for (int i = 0; i < n; i++)
             {
@@ -132,50 +156,6 @@ public sealed class BlendMethod : IProbeSetMethod
         return result;
     }
 
-    /// <summary>
-    /// The parts' states side by side: example (and source) blocks are the first part's floats then the second's, tensor
-    /// names prefixed <c>0/</c> and <c>1/</c>; shared tensors likewise, plus <c>blend.sources</c> [1, 2] saying which part
-    /// has source blocks. The weight is not in the state: it is the served spec's option.
-    /// </summary>
-    public ProbeSetState ExportState()
-    {
-        _ = _served ?? throw NotReady();
-        var (a, b) = (_first.ExportState(), _second.ExportState());
-        if (a.Architecture != b.Architecture || a.Examples.Count != b.Examples.Count)
-        {
-            throw new InvalidOperationException($"blend parts export different states ({a.Architecture}, {a.Examples.Count} examples vs {b.Architecture}, {b.Examples.Count}).");
-        }
-
-        int sources = Math.Max(a.Sources.Count, b.Sources.Count);
-        return new ProbeSetState
-        {
-            Architecture = a.Architecture,
-            ExampleTensors = [.. Prefixed(a.ExampleTensors, 0), .. Prefixed(b.ExampleTensors, 1)],
-            Examples = [.. a.Examples.Select((block, i) => (float[])[.. block, .. b.Examples[i]])],
-            SourceTensors = [.. Prefixed(a.SourceTensors, 0), .. Prefixed(b.SourceTensors, 1)],
-            Sources = [.. Enumerable.Range(0, sources).Select(s => (float[])[.. a.Sources.Count > 0 ? a.Sources[s] : [], .. b.Sources.Count > 0 ? b.Sources[s] : []])],
-            Shared =
-            [
-                .. a.Shared.Select(t => t with { Layout = Prefixed(t.Layout, 0) }),
-                .. b.Shared.Select(t => t with { Layout = Prefixed(t.Layout, 1) }),
-                new StateTensor(new ProbeTensor(SourcesTensor, 1, 2, 0), [a.Sources.Count > 0 ? 1f : 0f, b.Sources.Count > 0 ? 1f : 0f]),
-            ],
-        };
-    }
-
-    /// <inheritdoc />
-    public void ImportState(ServedModel model, ProbeSetState state)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(state);
-        state.Validate();
-        var flags = state.Shared.SingleOrDefault(t => t.Layout is { Name: SourcesTensor, Rows: 1, Cols: 2, Rank: 0 })
-            ?? throw new ArgumentException($"{Name}: the state has no '{SourcesTensor}' tensor; it is not a blend's state (serve the method the Simulator publishes).");
-        _first.ImportState(model, Part(state, 0, flags.Values[0] == 1f));
-        _second.ImportState(model, Part(state, 1, flags.Values[1] == 1f));
-        _served = model;
-    }
-
     // Chooses w on the calibration queries: both parts score them once, every grid weight is blended and judged.
     private void Calibrate(CalibrationSet calibration, CancellationToken cancellationToken)
     {
@@ -183,7 +163,7 @@ public sealed class BlendMethod : IProbeSetMethod
         var table = new List<(double Weight, double Objective)>();
         foreach (double w in _grid)
         {
-            var blended = new ScoreMatrix(Blend(a, b, w), a.QueryCount, a.ExampleCount, null, 0);
+            var blended = new ScoreMatrix(Blend(a, b, w, Scale), a.QueryCount, a.ExampleCount, null, 0);
             table.Add((w, calibration.Objective(blended)));
         }
 
@@ -196,40 +176,6 @@ public sealed class BlendMethod : IProbeSetMethod
 
         (_calibration, _calibrationDescription, Weight) = (table, calibration.Description, defined.MaxBy(t => t.Objective).Weight);
     }
-
-    private static ProbeSetState Part(ProbeSetState state, int part, bool hasSources)
-    {
-        var prefix = $"{part}/";
-        var (exampleTensors, exampleOffset) = Slice(state.ExampleTensors, prefix, "example");
-        var (sourceTensors, sourceOffset) = Slice(state.SourceTensors, prefix, "source");
-        long exampleFloats = ProbeSetState.FloatsPerUnit(exampleTensors), sourceFloats = ProbeSetState.FloatsPerUnit(sourceTensors);
-        return new ProbeSetState
-        {
-            Architecture = state.Architecture,
-            ExampleTensors = [.. exampleTensors.Select(t => t with { Name = t.Name[prefix.Length..] })],
-            Examples = [.. state.Examples.Select(b => b.AsSpan((int)exampleOffset, (int)exampleFloats).ToArray())],
-            SourceTensors = [.. sourceTensors.Select(t => t with { Name = t.Name[prefix.Length..] })],
-            Sources = hasSources ? [.. state.Sources.Select(b => b.AsSpan((int)sourceOffset, (int)sourceFloats).ToArray())] : [],
-            Shared = [.. state.Shared.Where(t => t.Layout.Name.StartsWith(prefix, StringComparison.Ordinal)).Select(t => t with { Layout = t.Layout with { Name = t.Layout.Name[prefix.Length..] } })],
-        };
-    }
-
-    // The tensors of one part (contiguous, in order) and the float offset of the first in a unit block.
-    private static (ProbeTensor[] Tensors, long Offset) Slice(IReadOnlyList<ProbeTensor> tensors, string prefix, string subject)
-    {
-        var mine = tensors.Select((t, i) => (t, i)).Where(p => p.t.Name.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
-        if (mine.Length > 0 && mine[^1].i - mine[0].i != mine.Length - 1)
-        {
-            throw new ArgumentException($"blend state: the {subject} tensors of part {prefix} are not contiguous.");
-        }
-
-        long offset = mine.Length == 0 ? 0 : ProbeSetState.FloatsPerUnit([.. tensors.Take(mine[0].i)]);
-        return ([.. mine.Select(p => p.t)], offset);
-    }
-
-    private static IEnumerable<ProbeTensor> Prefixed(IEnumerable<ProbeTensor> tensors, int part) => tensors.Select(t => Prefixed(t, part));
-
-    private static ProbeTensor Prefixed(ProbeTensor t, int part) => t with { Name = $"{part}/{t.Name}" };
 
     private static (double Mean, double Sd) Moments(ReadOnlySpan<float> v)
     {
@@ -248,5 +194,38 @@ public sealed class BlendMethod : IProbeSetMethod
         return (mean, Math.Sqrt(sq / Math.Max(v.Length, 1)));
     }
 
-    private InvalidOperationException NotReady() => new($"{Name}: call Precompute (or ImportState) before scoring.");
+    // Ranks 1..n of a row (ties share their mean rank), as floats.
+    private static float[] Ranks(ReadOnlySpan<float> v)
+    {
+        var order = new int[v.Length];
+        for (int i = 0; i < order.Length; i++)
+        {
+            order[i] = i;
+        }
+
+        var keys = v.ToArray();
+        Array.Sort((float[])keys.Clone(), order);
+        var ranks = new float[v.Length];
+        for (int start = 0; start < order.Length;)
+        {
+            int end = start + 1;
+            while (end < order.Length && keys[order[end]] == keys[order[start]])
+            {
+                end++;
+            }
+
+            float mean = (start + end + 1) / 2f; // ranks start + 1 .. end, averaged
+            for (int j = start; j < end; j++)
+            {
+                ranks[order[j]] = mean;
+            }
+
+            start = end;
+        }
+
+        return ranks;
+    }
+
+    /// <summary>The error for scoring (or exporting) before Precompute or ImportState.</summary>
+    protected InvalidOperationException NotReady() => new($"{Name}: call Precompute (or ImportState) before scoring.");
 }

@@ -121,6 +121,11 @@ public sealed class CompressedReadoutMethod : ProbeSetReadout
             throw new ArgumentException($"the probe set holds {n} example units but the served model names sources for {model.ExampleSources.Length}.");
         }
 
+        if (n > 0 && _dimension > n)
+        {
+            throw new ArgumentException($"compress={_dimension} asks for more basis directions than the probe set's {n} documents; use compress <= {n} (compress = {n} is already exact) or 0 for the full readout.");
+        }
+
         var (rows, covered) = Rows(probe, state, cancellationToken);
         int m = covered.Length;
         var basis = n == 0 ? null : ResponseBasis.Fit(rows, n, m, _dimension);

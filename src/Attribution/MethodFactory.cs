@@ -12,7 +12,7 @@ namespace Attribution.Attribution;
 public static class MethodFactory
 {
     /// <summary>Valid method names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["forward-only", "forward-only-single", "trak", "tracin", "grad-dot", "if", "stride", "bm25", "repsim"];
+    public static IReadOnlyList<string> Names { get; } = ["forward-only", "forward-only-single", "trak", "tracin", "grad-dot", "if", "stride", "bm25", "repsim", "blend"];
 
     /// <summary>
     /// Creates a method. Options per method:
@@ -29,7 +29,9 @@ public static class MethodFactory
     /// operators (steered|finetune: the diagnostic <see cref="SubsetFineTunes"/>), finetune-steps, finetune-lr,
     /// combine (none|prior|residual|blend: with forward-only, configured by fo-&lt;its option&gt;, e.g. fo-horizon=100,fo-propagation=spectral,fo-rank=0;
     /// blend = <see cref="BlendMethod"/>), combine-weight (blend only: forward-only's share 0..1, or auto = chosen on the
-    /// problem's calibration queries, the default), prior-floor.
+    /// problem's calibration queries, the default), combine-scale (blend only: z|rank, <see cref="BlendScale"/>), prior-floor.
+    /// blend (<see cref="BlendMethod"/>): a, b (the two parts' method names), a-&lt;key&gt; / b-&lt;key&gt; (their options), weight
+    /// (b's share 0..1 or auto, the default), scale (z|rank); e.g. blend:a=trak,a-k=1024,b=forward-only,b-horizon=10.
     /// An option that would have no effect in the chosen configuration is refused (<see cref="MethodOptionException"/>).
     /// </summary>
     public static IAttributionMethod Create(string name, IReadOnlyDictionary<string, string>? options = null)
@@ -95,12 +97,16 @@ public static class MethodFactory
                 var stride = StrideOf(o);
                 create = () => stride;
                 break;
+            case "blend":
+                var blend = BlendOf(o);
+                create = () => blend;
+                break;
             default:
                 throw new MethodOptionException($"Unknown attribution method '{name}'. Valid methods: {string.Join(", ", Names)}.");
         }
 
         o.ThrowIfUnused(name);
-        if (models > 1 && key is "stride" or "bm25" or "repsim")
+        if (models > 1 && key is "stride" or "bm25" or "repsim" or "blend")
         {
             throw new MethodOptionException($"models={models}: '{key}' is not ensembled over independently trained models; drop models.");
         }
@@ -245,16 +251,9 @@ public static class MethodFactory
     {
         bool blend = o.Choice("combine", "none", "none", "prior", "residual", "blend") == "blend";
         var options = Stride(o);
-        double? weight = null;
-        if (o.Has("combine-weight"))
-        {
-            Refuse(o, "combine-weight", !blend, "it is the blend's weight; add combine=blend");
-            weight = o.Raw("combine-weight").Equals("auto", StringComparison.OrdinalIgnoreCase) ? null : o.Float("combine-weight", 0f);
-            if (weight is { } w && !(w is >= 0 and <= 1))
-            {
-                throw new MethodOptionException($"Option 'combine-weight' = {w} must be auto or forward-only's share in [0, 1].");
-            }
-        }
+        Refuse(o, "combine-weight", !blend, "it is the blend's weight; add combine=blend");
+        Refuse(o, "combine-scale", !blend, "it is the blend's scale; add combine=blend");
+        var (weight, scale) = (BlendWeight(o, "combine-weight", "forward-only's"), BlendScaleOf(o, "combine-scale"));
 
         // fo-<key> is forward-only's option <key> for the combination's partner (e.g. fo-horizon=100,fo-propagation=spectral).
         var given = o.Prefixed("fo-");
@@ -267,8 +266,50 @@ public static class MethodFactory
 
         var forward = new ForwardOnlyMethod(ForwardOnly(partner, twoTrajectory: true));
         partner.ThrowIfUnused("stride's forward-only partner (fo-<key>)");
-        return blend ? new BlendMethod(new StrideMethod(options), forward, weight) : new StrideMethod(options, forward);
+        return blend ? new ProbeSetBlendMethod(new StrideMethod(options), forward, weight, scale: scale) : new StrideMethod(options, forward);
     }
+
+    // blend:a=<method>,b=<method>,a-<key>=..,b-<key>=..,weight=auto|w,scale=z|rank: any two methods; a probe-set blend
+    // (servable) when both parts are probe-set methods.
+    private static IAttributionMethod BlendOf(Options o)
+    {
+        var (weight, scale) = (BlendWeight(o, "weight", "b's"), BlendScaleOf(o, "scale"));
+        IAttributionMethod Part(string part)
+        {
+            if (!o.Has(part))
+            {
+                throw new MethodOptionException($"blend needs both parts: give a=<method> and b=<method> (e.g. blend:a=trak,b=forward-only), their options as a-<key>=value, b-<key>=value.");
+            }
+
+            var name = o.Raw(part);
+            if (name.Trim().Equals("blend", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new MethodOptionException("a blend's part cannot be a blend: blend two methods.");
+            }
+
+            return Create(name, o.Prefixed(part + "-"));
+        }
+
+        var (a, b) = (Part("a"), Part("b"));
+        return a is IProbeSetMethod pa && b is IProbeSetMethod pb
+            ? new ProbeSetBlendMethod(pa, pb, weight, scale: scale)
+            : new BlendMethod(a, b, weight, scale: scale);
+    }
+
+    // A blend's weight option: auto (null: chosen on calibration queries, the default) or the share in [0, 1].
+    private static double? BlendWeight(Options o, string key, string whose)
+    {
+        if (!o.Has(key) || o.Raw(key).Equals("auto", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        float w = o.Float(key, 0f);
+        return w is >= 0 and <= 1 ? w : throw new MethodOptionException($"Option '{key}' = {w} must be auto or {whose} share in [0, 1].");
+    }
+
+    private static BlendScale BlendScaleOf(Options o, string key) =>
+        o.Choice(key, "z", "z", "rank") == "rank" ? BlendScale.Rank : BlendScale.Standardise;
 
     private static StrideOptions Stride(Options o)
     {

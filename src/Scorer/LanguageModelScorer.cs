@@ -72,6 +72,9 @@ public sealed class LanguageModelScorer : IQueryScorer
     /// <inheritdoc />
     public string Method => _method.Name;
 
+    /// <summary>The served method as configured and loaded (<see cref="IAttributionMethod.Describe"/>: e.g. the compressed readout's basis size and the energy it keeps).</summary>
+    public string MethodDescription => _method.Describe();
+
     /// <inheritdoc />
     public string OutputFunction => CompletionQuery.OutputFunction;
 

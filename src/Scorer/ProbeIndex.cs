@@ -34,6 +34,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     private Task? _follower;
     private volatile AttributionModel? _current;
     private volatile IQueryScorer? _scorer;
+    private volatile FlaggedItems? _flagged;
 
     /// <summary>Creates the index (call <see cref="Start"/>); a span index it cannot use is dead-lettered through <paramref name="producer"/>.</summary>
     public ProbeIndex(IEventLog log, IOptions<ScorerOptions> options, ILogger<ProbeIndex> logger, IEventProducer? producer = null)
@@ -56,6 +57,13 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
     /// <summary>What queries are scored with: the live probe set's scorer (an MLP's or a language model's); null before the first.</summary>
     public IQueryScorer? Scorer => _scorer;
+
+    /// <summary>
+    /// The flagged training items of the live image model (<c>FlaggedExamples</c>, <c>FlaggedSources</c>: their inputs
+    /// from the run's batches and their self-influence under its readout), measured before the model goes live; null for
+    /// a language model or when nothing is flagged. Use it only when its <see cref="FlaggedItems.Version"/> is the scorer's.
+    /// </summary>
+    public FlaggedItems? Flagged => _flagged;
 
     /// <summary>Waits for a live scorer (<see cref="Scorer"/>).</summary>
     public async Task<IQueryScorer> WaitScorerAsync(CancellationToken cancellationToken)
@@ -222,11 +230,12 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             if (IsLanguageModel(examples[0].Architecture))
             {
                 var lm = BuildLanguageModel(version, checkpoint, examples, sources, shared, token);
+                _flagged = null;
                 _current = null;
                 _scorer = lm;
                 Swaps++;
                 LastError = null;
-                _logger.ModelSwapped(version, lm.ExampleIds.Count, lm.SourceIds.Count, $"{lm.Method} over {examples[0].Architecture}, {examples[0].Tensors.Count} tensors at rank {examples[0].Rank}", watch.Elapsed.TotalSeconds);
+                _logger.ModelSwapped(version, lm.ExampleIds.Count, lm.SourceIds.Count, $"{lm.MethodDescription} over {examples[0].Architecture}, {examples[0].Tensors.Count} tensors at rank {examples[0].Rank}", watch.Elapsed.TotalSeconds);
                 _ready.TrySetResult();
                 return;
             }
@@ -234,6 +243,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             if (set.SetShared > 0 || _options.Method != "forward-only")
             {
                 var served = BuildImageMethod(version, checkpoint, examples, sources, shared, token);
+                _flagged = MeasureFlagged(served, runId, step, token);
                 _current = null;
                 _scorer = served;
                 Swaps++;
@@ -253,8 +263,10 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             var (sourceIds, exampleSources) = ExampleSources(checkpoint, examples, sources, token);
             var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. examples.Select(p => p.Factors)],
                 sourceIds, exampleSources, _options.InputBasisEnergy);
+            var scorer = new AttributionModelScorer(model);
+            _flagged = MeasureFlagged(scorer, runId, step, token);
             _current = model;
-            _scorer = new AttributionModelScorer(model);
+            _scorer = scorer;
             Swaps++;
             LastError = null;
             _logger.ModelSwapped(version, model.ExampleIds.Length, model.SourceIds.Length, exampleFormat.ToString(), watch.Elapsed.TotalSeconds);
@@ -264,6 +276,29 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         {
             LastError = $"probe set {version}: {e.Message}";
             _logger.ModelRejected(version, e.Message);
+        }
+    }
+
+    /// <summary>The flagged items of an image model about to go live (<see cref="Flagged"/>); one that cannot be read is logged and left out.</summary>
+    private FlaggedItems? MeasureFlagged(IQueryScorer scorer, string runId, long step, CancellationToken token)
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            var inputs = FlaggedItems.ReadInputsAsync(_log, runId, step, _options.FlaggedExamples.ToHashSet(), _options.FlaggedSources.ToHashSet(),
+                _options.Contamination.MaxFlaggedInputs, token).GetAwaiter().GetResult();
+            var flagged = inputs is null ? null : FlaggedItems.Measure(scorer, inputs);
+            if (flagged is not null)
+            {
+                _logger.FlaggedItemsLoaded(scorer.Version, flagged.Inputs.Count, flagged.Measured, watch.Elapsed.TotalSeconds);
+            }
+
+            return flagged;
+        }
+        catch (Exception e) when (e is ArgumentException or EventContractException)
+        {
+            _logger.FlaggedItemsRejected(scorer.Version, e.Message);
+            return null;
         }
     }
 
@@ -329,9 +364,16 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
         if (method.Name == "forward-only")
         {
-            // Forward-only as configured for serving (Scorer:Normalize: raw or relative influence). A source's score is
-            // the sum of its examples': source probes of older Simulators (simulated source units) are not read.
-            method = (IProbeSetMethod)MethodFactory.Create("forward-only", new Dictionary<string, string> { ["normalize"] = _options.Normalize });
+            // Forward-only as configured for serving (Scorer:Normalize: raw or relative influence; Scorer:Compress: the
+            // readout over a basis fitted here from the set). A source's score is the sum of its examples': source
+            // probes of older Simulators (simulated source units) are not read.
+            var readout = new Dictionary<string, string> { ["normalize"] = _options.Normalize };
+            if (_options.Compress > 0)
+            {
+                readout["compress"] = _options.Compress.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            method = (IProbeSetMethod)MethodFactory.Create("forward-only", readout);
             sources = [];
         }
         else if (_options.Normalize != "none")

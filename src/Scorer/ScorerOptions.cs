@@ -85,6 +85,16 @@ public sealed class ScorerOptions
     public string Normalize { get; set; } = "none";
 
     /// <summary>
+    /// Forward-only: the readout over a fitted compression of the documents' responses (0 = off: the full readout; k ≥ 1:
+    /// <c>forward-only:compress=k</c>, <see cref="Attribution.CompressedReadoutMethod"/>, the method <c>./pipeline bench
+    /// lm-lds</c> measures). The basis is fitted here once per probe set when the set is loaded (a deterministic function
+    /// of the set's probes in key order and k, so every replica fits the same one), and each document keeps k floats; a
+    /// set of fewer than k documents is rejected saying so. Applies with <c>Normalize</c> (relative influence over the
+    /// compressed readout) but not to a method other than forward-only.
+    /// </summary>
+    public int Compress { get; set; }
+
+    /// <summary>
     /// OpenBLAS threads for the process, set when the Scorer starts (0 = leave the library's default). One thread
     /// sustained more queries per second and a lower tail latency on 2 cores (docs/benchmarks/pipeline.md): the other
     /// core serves the transport instead of a BLAS thread spinning between small GEMMs. Scale out with more Scorers in
@@ -122,6 +132,8 @@ public sealed class ScorerOptions
         : !(ExampleLeadRatio is 0 or (>= 1 and <= 100)) ? $"Scorer:ExampleLeadRatio must be 0 (rule off) or in [1, 100], got {ExampleLeadRatio}."
         : !(InputBasisEnergy is >= 0 and <= 1) ? $"Scorer:InputBasisEnergy must be 0 (off) or in (0, 1], got {InputBasisEnergy}."
         : Normalize is not ("none" or Attribution.RelativeInfluenceMethod.OptionValue) ? $"Scorer:Normalize must be none or {Attribution.RelativeInfluenceMethod.OptionValue}, got '{Normalize}'."
+        : Compress < 0 ? $"Scorer:Compress must be 0 (the full readout) or the basis size k >= 1 (floats kept per document), got {Compress}."
+        : Compress > 0 && !Method.Trim().Equals("forward-only", StringComparison.OrdinalIgnoreCase) ? $"Scorer:Compress = {Compress} applies to forward-only; Scorer:Method is '{Method}': set Compress to 0."
         : BlasThreads is < 0 or > 256 ? $"Scorer:BlasThreads must be 0 (library default) .. 256, got {BlasThreads}."
         : ConcurrentBatches is < 1 or > 16 ? $"Scorer:ConcurrentBatches must be 1..16, got {ConcurrentBatches}."
         : Contamination.Validate());

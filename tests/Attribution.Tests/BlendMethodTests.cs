@@ -36,6 +36,49 @@ public sealed class BlendMethodTests
         Assert.Equal(zb.Select(v => (float)v), BlendMethod.Blend(a, b, 1).Take(3), new Tolerance(1e-5f));
     }
 
+    // Protects the rank scale: each row is replaced by its ranks (ties share the mean rank) before standardising, so a
+    // part's extreme score counts as one rank step: here a = [1, 2, 1000] blends as ranks [1, 2, 3], and b's tie
+    // [5, 5, 9] as ranks [1.5, 1.5, 3].
+    [Fact]
+    public void Rank_scale_blends_standardised_ranks_with_ties_sharing_their_mean_rank()
+    {
+        var a = new ScoreMatrix([1, 2, 1000], 1, 3, null, 0);
+        var b = new ScoreMatrix([5, 5, 9], 1, 3, null, 0);
+        double s = Math.Sqrt(2.0 / 3), sb = Math.Sqrt(0.5);
+        double[] za = [-1 / s, 0, 1 / s], zb = [-0.5 / sb, -0.5 / sb, 1 / sb];
+        var blended = BlendMethod.Blend(a, b, 0.4, BlendScale.Rank);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal((0.6 * za[i]) + (0.4 * zb[i]), blended[i], 5);
+        }
+
+        // The z scale keeps magnitudes: a's 1000 dominates its row.
+        Assert.True(BlendMethod.Blend(a, b, 0, BlendScale.Standardise)[2] > 1.4);
+    }
+
+    // Protects the generic blend spec: blend:a=..,b=.. builds any two methods with their prefixed options; two probe-set
+    // parts give a servable ProbeSetBlendMethod, TRAK (no probe set) a plain BlendMethod; missing parts, a nested blend,
+    // a bad weight and an option the parts do not know are refused.
+    [Fact]
+    public void Blend_spec_builds_any_two_methods_and_refuses_what_it_cannot_honour()
+    {
+        var trak = MethodFactory.Create("blend", new Dictionary<string, string> { ["a"] = "trak", ["a-k"] = "64", ["b"] = "forward-only", ["b-horizon"] = "5", ["weight"] = "0.7", ["scale"] = "rank" });
+        var plain = Assert.IsType<BlendMethod>(trak);
+        Assert.Equal(0.7, plain.Weight, 6);
+        Assert.Equal(BlendScale.Rank, plain.Scale);
+        Assert.Contains("k=64", trak.Describe());
+        Assert.Contains("standardised ranks", trak.Describe());
+        var probeSet = MethodFactory.Create("blend", new Dictionary<string, string> { ["a"] = "stride", ["a-k"] = "12", ["b"] = "forward-only" });
+        Assert.True(double.IsNaN(Assert.IsType<ProbeSetBlendMethod>(probeSet).Weight));
+        Assert.Equal(BlendScale.Rank, ((BlendMethod)MethodFactory.Create("stride", new Dictionary<string, string> { ["combine"] = "blend", ["combine-scale"] = "rank" })).Scale);
+
+        Assert.Contains("a=<method>", Assert.Throws<MethodOptionException>(() => MethodFactory.Create("blend", new Dictionary<string, string> { ["b"] = "trak" })).Message);
+        Assert.Contains("cannot be a blend", Assert.Throws<MethodOptionException>(() => MethodFactory.Create("blend", new Dictionary<string, string> { ["a"] = "blend", ["b"] = "trak" })).Message);
+        Assert.Contains("share in [0, 1]", Assert.Throws<MethodOptionException>(() => MethodFactory.Create("blend", new Dictionary<string, string> { ["a"] = "trak", ["b"] = "trak", ["weight"] = "2" })).Message);
+        Assert.Contains("horizon", Assert.Throws<MethodOptionException>(() => MethodFactory.Create("blend", new Dictionary<string, string> { ["a"] = "trak", ["a-horizon"] = "5", ["b"] = "trak" })).Message);
+        Assert.Contains("combine=blend", Assert.Throws<MethodOptionException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["combine-scale"] = "rank" })).Message);
+    }
+
     // Protects the calibration: weight auto takes the grid weight with the best objective on the calibration queries
     // (here the objective peaks at w = 0.3), so it is never worse there than either part alone (w = 0, w = 1); without
     // calibration queries auto is refused, saying how to get them.
@@ -72,7 +115,7 @@ public sealed class BlendMethodTests
     {
         var spec = new Dictionary<string, string> { ["k"] = "12", ["d"] = "3", ["rank"] = "3", ["steps"] = "20", ["combine"] = "blend", ["combine-weight"] = "0.4", ["fo-horizon"] = "5" };
         var problem = Problem(20, 3);
-        var method = (BlendMethod)MethodFactory.Create("stride", spec);
+        var method = (ProbeSetBlendMethod)MethodFactory.Create("stride", spec);
         method.Precompute(problem);
         var state = method.ExportState();
         Assert.Contains(state.ExampleTensors, t => t.Name == "0/stride.subsets");
@@ -83,7 +126,7 @@ public sealed class BlendMethodTests
         var (x, y) = KernelTests.RandomData(Layout, 4, 77);
         var queries = new QueryBatch(x, y, 6);
         var expected = method.Score(queries);
-        var served = (BlendMethod)MethodFactory.CreateServed("stride:k=12,d=3,rank=3,steps=20,combine=blend,combine-weight=0.4,fo-horizon=5");
+        var served = (ProbeSetBlendMethod)MethodFactory.CreateServed("stride:k=12,d=3,rank=3,steps=20,combine=blend,combine-weight=0.4,fo-horizon=5");
         served.ImportState(ServedModel.Of(problem), state);
         var actual = served.Score(queries);
         Assert.Equal(expected.Scores, actual.Scores);

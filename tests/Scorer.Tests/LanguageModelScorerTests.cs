@@ -106,4 +106,15 @@ public sealed class LanguageModelScorerTests
             Assert.Equal(sum, scores.Sources[s], 1e-5f * Math.Max(1f, Math.Abs(sum)));
         }
     }
+
+    [Fact]
+    public void A_negative_compress_or_compress_with_another_method_than_forward_only_fails_validation_saying_why()
+    {
+        // The Scorer's options are validated at start (the service exits with the message); k > documents is only
+        // known at load and rejects that set (ServiceTests).
+        Assert.Null(new ScorerOptions { Compress = 128 }.Validate());
+        Assert.Null(new ScorerOptions { Compress = 128, Normalize = "relative" }.Validate());
+        Assert.Contains("Scorer:Compress must be 0 (the full readout) or the basis size k >= 1", new ScorerOptions { Compress = -1 }.Validate(), StringComparison.Ordinal);
+        Assert.Contains("Scorer:Compress = 8 applies to forward-only", new ScorerOptions { Compress = 8, Method = "stride" }.Validate(), StringComparison.Ordinal);
+    }
 }

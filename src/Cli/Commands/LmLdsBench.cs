@@ -43,12 +43,13 @@ internal static class LmLdsBench
         var cache = new Option<string>("--cache") { Description = "Ground-truth cache folder.", DefaultValueFactory = _ => ".cache/lm-lds" };
         var output = new Option<string>("--out") { Description = "Report folder.", DefaultValueFactory = _ => "reports/lm-lds" };
         var calibrationFraction = new Option<double>("--calibration-fraction") { Description = "Fraction of the queries (seeded by --seed) held out as calibration queries: a method that tunes itself on ground truth (stride:combine=blend, combine-weight=auto) chooses on them, and every method's LDS is reported on the other queries only. 0 = off.", DefaultValueFactory = _ => 0.0 };
-        var scaleDocs = new Option<int>("--scale-documents") { Description = "Also time every method's queries over the pool's documents replicated this many times (alternated with the pool), to split per-query CPU into a fixed and a per-document part; 0 = off.", DefaultValueFactory = _ => 0 };
+        var scaleDocs = new Option<string>("--scale-documents") { Description = "Also time every method's queries over the pool's documents replicated by each of these factors (comma-separated, e.g. 4,16: n = 256, 1,024, 4,096), every method at every n alternated in the same passes, to split per-query CPU into a fixed part (intercept) and a per-document part (slope, ± its standard error over the passes); empty = off.", DefaultValueFactory = _ => string.Empty };
+        var scalePasses = new Option<int>("--scale-passes") { Description = "Timed passes of every query per method and n for --scale-documents (the slope's standard error is over the passes).", DefaultValueFactory = _ => 5 };
         var energyDocs = new Option<int>("--energy-documents") { Description = "Precompute the first forward-only method on this many base documents and report how much of the responses' energy a fitted basis of k = 32..1024 keeps (in-sample and held out); 0 = off.", DefaultValueFactory = _ => 0 };
         var truthOnly = new Option<bool>("--truth-only") { Description = "Build (or read) the ground truth and print the noise ceiling; score no method." };
 
         var command = new Command("lm-lds", "Language-model LDS: fine-tune a shared base GPT on random document subsets (two seeds each), then every method's document- and source-level LDS with the noise ceiling, latency and memory.");
-        foreach (var o in new Option[] { corpus, tokenizer, dModel, layers, heads, context, minTokens, baseDocs, pool, queries, subsets, sourceSubsets, alpha, seeds, baseEpochs, epochs, lr, seed, methods, latency, batch, cache, output, calibrationFraction, truthOnly, scaleDocs, energyDocs })
+        foreach (var o in new Option[] { corpus, tokenizer, dModel, layers, heads, context, minTokens, baseDocs, pool, queries, subsets, sourceSubsets, alpha, seeds, baseEpochs, epochs, lr, seed, methods, latency, batch, cache, output, calibrationFraction, truthOnly, scaleDocs, scalePasses, energyDocs })
         {
             command.Options.Add(o);
         }
@@ -78,8 +79,9 @@ internal static class LmLdsBench
                 var options = new LmLdsOptions(parse.GetValue(corpus)!, tok.Name, config, parse.GetValue(minTokens), parse.GetValue(baseDocs),
                     parse.GetValue(pool), parse.GetValue(queries), baseRecipe, fineTune, parse.GetValue(subsets), parse.GetValue(alpha),
                     parse.GetValue(seeds), parse.GetValue(sourceSubsets), parse.GetValue(seed), parse.GetValue(cache)!, specs,
-                    parse.GetValue(latency), parse.GetValue(batch), parse.GetValue(calibrationFraction), parse.GetValue(scaleDocs), parse.GetValue(energyDocs));
-                Require(options.ScaleDocuments is 0 or > 1, "--scale-documents must be 0 (off) or at least 2.");
+                    parse.GetValue(latency), parse.GetValue(batch), parse.GetValue(calibrationFraction), ScaleFactors(parse.GetValue(scaleDocs)!), parse.GetValue(energyDocs), parse.GetValue(scalePasses));
+                Require(options.ScaleDocuments!.All(f => f >= 2) && options.ScaleDocuments!.Distinct().Count() == options.ScaleDocuments!.Count, "--scale-documents must list distinct replication factors of at least 2 (e.g. 4,16), or be empty (off).");
+                Require(options.ScalePasses >= 2, "--scale-passes must be at least 2 (the slope's standard error is over the passes).");
                 Require(options.EnergyDocuments >= 0, "--energy-documents must be 0 (off) or a document count.");
                 bool onlyTruth = parse.GetValue(truthOnly);
                 if (!onlyTruth)
@@ -162,6 +164,11 @@ internal static class LmLdsBench
             }
         }
     }
+
+    // "4,16" -> [4, 16]; empty -> none.
+    private static int[] ScaleFactors(string text) =>
+        [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out int f)
+            ? f : throw new ArgumentException($"--scale-documents: '{t}' is not a whole number; write the replication factors comma-separated, e.g. 4,16."))];
 
     private static void Require(bool condition, string message)
     {

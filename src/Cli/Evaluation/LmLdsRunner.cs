@@ -29,8 +29,9 @@ internal sealed record LmLdsOptions(
     int LatencyQueries,
     int QueryBatch,
     double CalibrationFraction = 0,
-    int ScaleDocuments = 0,
-    int EnergyDocuments = 0)
+    IReadOnlyList<int>? ScaleDocuments = null,
+    int EnergyDocuments = 0,
+    int ScalePasses = 5)
 {
     /// <summary>The setting text (recipe, data selection, queries, output function) the ground-truth cache is keyed on.</summary>
     public string Canonical(TextCorpus corpus, LmBenchmarkSplit split)

@@ -27,17 +27,46 @@ internal sealed record LmMethodResult(
     LmCostScaling? Scaling = null);
 
 /// <summary>
-/// A method's per-query CPU time at the pool's n documents and at <see cref="LargeDocuments"/> (the same documents
-/// replicated), measured alternately in one run: the slope is the per-document cost, the intercept the fixed per-query
-/// cost (the query's forward/backward pass and its projection).
+/// A method's per-query CPU time at the pool's n documents and at the same documents replicated (<see cref="Documents"/>,
+/// ascending), every method at every n alternated in the same passes: per pass, the least-squares line of CPU ms per
+/// query against n; its slope is the per-document cost, its intercept the fixed per-query cost (the query's
+/// forward/backward pass and its projection). Means over the passes, ± the standard error over the passes.
 /// </summary>
-internal sealed record LmCostScaling(int SmallDocuments, int LargeDocuments, double SmallCpuMsPerQuery, double LargeCpuMsPerQuery)
+internal sealed record LmCostScaling(int[] Documents, double[] CpuMsPerQuery, double PerDocumentCpuUs, double PerDocumentSe, double FixedCpuMs, double FixedSe, int Passes)
 {
-    /// <summary>CPU µs per query per additional document.</summary>
-    public double PerDocumentCpuUs => (LargeCpuMsPerQuery - SmallCpuMsPerQuery) * 1000 / (LargeDocuments - SmallDocuments);
+    /// <summary>The fit of per-pass timings <paramref name="msPerQuery"/>[pass][n index] at <paramref name="documents"/>.</summary>
+    public static LmCostScaling Fit(int[] documents, double[][] msPerQuery)
+    {
+        int points = documents.Length, passes = msPerQuery.Length;
+        double meanN = documents.Average(), sxx = documents.Sum(n => (n - meanN) * (n - meanN));
+        var slopes = new double[passes];
+        var intercepts = new double[passes];
+        for (int p = 0; p < passes; p++)
+        {
+            double meanY = msPerQuery[p].Average(), sxy = 0;
+            for (int i = 0; i < points; i++)
+            {
+                sxy += (documents[i] - meanN) * (msPerQuery[p][i] - meanY);
+            }
 
-    /// <summary>CPU ms per query that does not grow with the documents (extrapolated to n = 0).</summary>
-    public double FixedCpuMs => SmallCpuMsPerQuery - (PerDocumentCpuUs * SmallDocuments / 1000);
+            slopes[p] = sxy / sxx * 1000; // ms per document -> µs per document
+            intercepts[p] = meanY - (sxy / sxx * meanN);
+        }
+
+        static (double Mean, double Se) Summary(double[] v)
+        {
+            double mean = v.Average();
+            return (mean, v.Length > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Length - 1) / v.Length) : double.NaN);
+        }
+
+        var (slope, slopeSe) = Summary(slopes);
+        var (fixedMs, fixedSe) = Summary(intercepts);
+        return new LmCostScaling(documents, [.. Enumerable.Range(0, points).Select(i => msPerQuery.Average(r => r[i]))], slope, slopeSe, fixedMs, fixedSe, passes);
+    }
+
+    /// <summary>"256: 3.1, 1024: 3.4 ms/query; 0.52 ± 0.04 µs/document, fixed 3.0 ± 0.1 ms".</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"{string.Join(", ", Documents.Select((n, i) => $"n {n}: {CpuMsPerQuery[i]:F3}"))} CPU ms/query; {PerDocumentCpuUs:F4} ± {PerDocumentSe:F4} µs/document, fixed {FixedCpuMs:F3} ± {FixedSe:F3} ms");
 }
 
 /// <summary>
@@ -118,6 +147,7 @@ internal static class LmLdsTable
         var held = CalibrationQueries(options, q);
         var calibration = Calibration(options, data, truth, target, held);
         var skip = held.ToHashSet();
+        var scaled = new List<(int Row, IAttributionMethod[] AtEachN)>();
         foreach (var spec in options.Methods)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -157,11 +187,23 @@ internal static class LmLdsTable
             MetricSummary? sourceLds = truth.SourcePlan is { } sp && sourceTarget is not null
                 ? EvalRunner.Reported(SourceLds.Compute(method.ScoreSources(queries, cancellationToken), q, sp, sourceTarget), skip)
                 : null;
-            var scaling = options.ScaleDocuments > 1
-                ? MeasureScaling(method, Scaled(name, opts, method, problem, options, data, truth, members, cancellationToken), data.Queries, options, cancellationToken)
-                : null;
+            if (options.ScaleDocuments is { Count: > 0 } factors)
+            {
+                scaled.Add((results.Count, [method, .. factors.Order().Select(f => Scaled(name, opts, method, problem, f, options, data, truth, members, cancellationToken))]));
+            }
+
             results.Add(new LmMethodResult(spec, method.Describe() + (models > 1 ? $"; {models} models" : string.Empty), lds, seed0, sourceLds, pre,
-                Percentiles.Of(single, 50), batched, batched * 1000 / n, method.StateBytes, allocated, null, preCpu, batchedCpu, scaling));
+                Percentiles.Of(single, 50), batched, batched * 1000 / n, method.StateBytes, allocated, null, preCpu, batchedCpu));
+        }
+
+        if (scaled.Count > 0)
+        {
+            Console.WriteLine($"  timing {scaled.Count} methods at n = {string.Join(", ", scaled[0].AtEachN.Select(m => m.Score(QueryBatch.Completions(data.Queries[..1], options.Config.Context), cancellationToken).ExampleCount))} documents, {options.ScalePasses} alternated passes");
+            var fits = MeasureScaling(scaled.Select(s => s.AtEachN).ToArray(), data.Queries, options, cancellationToken);
+            for (int i = 0; i < scaled.Count; i++)
+            {
+                results[scaled[i].Row] = results[scaled[i].Row] with { Scaling = fits[i] };
+            }
         }
 
         return results;
@@ -226,14 +268,25 @@ internal static class LmLdsTable
     }
 
     /// <summary>
-    /// The method built again over the pool's documents replicated <see cref="LmLdsOptions.ScaleDocuments"/> times: a
-    /// probe-set method imports its exported state with every unit block repeated (no new simulation: the readout over
-    /// more documents is what is timed), any other method precomputes on the replicated documents.
+    /// The method built again over the pool's documents replicated <paramref name="factor"/> times: a probe-set method
+    /// imports its exported state with every unit block repeated (no new simulation: the readout over more documents is
+    /// what is timed; a readout fitted from the state, e.g. <c>compress</c>, is fitted again over the n·factor units, as a
+    /// Scorer would), any other method precomputes on the replicated documents.
     /// </summary>
-    private static IAttributionMethod Scaled(string name, Dictionary<string, string> opts, IAttributionMethod method, AttributionProblem problem,
+    private static IAttributionMethod Scaled(string name, Dictionary<string, string> opts, IAttributionMethod method, AttributionProblem problem, int factor,
         LmLdsOptions options, LmLdsData data, LmLdsTruth truth, IReadOnlyList<float[]> members, CancellationToken cancellationToken)
     {
-        int factor = options.ScaleDocuments;
+        var process = Process.GetCurrentProcess();
+        var cpu = process.TotalProcessorTime;
+        var scaled = BuildScaled(name, opts, method, problem, factor, options, data, truth, members, cancellationToken);
+        process.Refresh();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    x{factor} ({problem.Count * factor} documents): built (import or precompute) in {(process.TotalProcessorTime - cpu).TotalSeconds:F1} s CPU"));
+        return scaled;
+    }
+
+    private static IAttributionMethod BuildScaled(string name, Dictionary<string, string> opts, IAttributionMethod method, AttributionProblem problem, int factor,
+        LmLdsOptions options, LmLdsData data, LmLdsTruth truth, IReadOnlyList<float[]> members, CancellationToken cancellationToken)
+    {
         var scaled = MethodFactory.Create(name, WithoutHarnessKeys(opts));
         int[] sources = [.. Enumerable.Repeat(problem.SourceIds, factor).SelectMany(s => s)];
         if (method is IProbeSetMethod probe && scaled is IProbeSetMethod target)
@@ -260,24 +313,31 @@ internal static class LmLdsTable
         return scaled;
     }
 
-    // Alternates the two methods over three passes of every query (batches of --query-batch), process CPU time.
-    private static LmCostScaling MeasureScaling(IAttributionMethod small, IAttributionMethod large, CompletionQuery[] queries, LmLdsOptions options, CancellationToken cancellationToken)
+    // Every method at every n, alternated: each pass times one round of every query (batches of --query-batch) for every
+    // (method, n), the order rotated from pass to pass; process CPU time. One fit per method (LmCostScaling.Fit).
+    private static LmCostScaling[] MeasureScaling(IAttributionMethod[][] methods, CompletionQuery[] queries, LmLdsOptions options, CancellationToken cancellationToken)
     {
         var process = Process.GetCurrentProcess();
-        int context = options.Config.Context;
+        int context = options.Config.Context, passes = options.ScalePasses;
         var batches = Enumerable.Range(0, (queries.Length + options.QueryBatch - 1) / options.QueryBatch)
             .Select(b => QueryBatch.Completions(queries[(b * options.QueryBatch)..Math.Min(queries.Length, (b + 1) * options.QueryBatch)], context)).ToArray();
-        large.Score(batches[0], cancellationToken);
-        double smallMs = 0, largeMs = 0;
-        const int passes = 3;
-        for (int pass = 0; pass < passes; pass++)
+        var cells = methods.SelectMany((atN, m) => atN.Select((method, i) => (m, i, method))).ToArray();
+        foreach (var (_, _, method) in cells)
         {
-            smallMs += Time(small);
-            largeMs += Time(large);
+            method.Score(batches[0], cancellationToken); // warm-up: JIT, buffers
         }
 
-        int n = small.Score(batches[0], cancellationToken).ExampleCount, nl = large.Score(batches[0], cancellationToken).ExampleCount;
-        return new LmCostScaling(n, nl, smallMs / passes / queries.Length, largeMs / passes / queries.Length);
+        var ms = methods.Select(atN => Enumerable.Range(0, passes).Select(_ => new double[atN.Length]).ToArray()).ToArray();
+        for (int pass = 0; pass < passes; pass++)
+        {
+            for (int c = 0; c < cells.Length; c++)
+            {
+                var (m, i, method) = cells[(c + (pass * 7)) % cells.Length];
+                ms[m][pass][i] = Time(method) / queries.Length;
+            }
+        }
+
+        return [.. methods.Select((atN, m) => LmCostScaling.Fit([.. atN.Select(x => x.Score(batches[0], cancellationToken).ExampleCount)], ms[m]))];
 
         double Time(IAttributionMethod method)
         {
@@ -351,7 +411,7 @@ internal static class LmLdsTable
 
     /// <summary>One console line per method.</summary>
     public static string Line(LmMethodResult r) => r.Error is { } error ? $"{r.Spec,-28} not run: {error}" : string.Create(CultureInfo.InvariantCulture,
-        $"{r.Spec,-28} LDS {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3}  source {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")}  precompute {r.PrecomputeSeconds:F1} s  single p50 {r.SingleP50Ms:F2} ms  batched {r.BatchedMsPerQuery:F3} ms/query ({r.MicrosecondsPerDocument:F2} µs/doc)  state {r.StateBytes / 1048576.0:F2} MiB  CPU: precompute {r.PrecomputeCpuSeconds:F1} s, batched {r.BatchedCpuMsPerQuery:F3} ms/query{(r.Scaling is { } sc ? $"; n {sc.SmallDocuments} -> {sc.LargeDocuments}: {sc.SmallCpuMsPerQuery:F3} -> {sc.LargeCpuMsPerQuery:F3} ms/query, fixed {sc.FixedCpuMs:F3} ms + {sc.PerDocumentCpuUs:F3} µs/document" : string.Empty)}");
+        $"{r.Spec,-28} LDS {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3}  source {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")}  precompute {r.PrecomputeSeconds:F1} s  single p50 {r.SingleP50Ms:F2} ms  batched {r.BatchedMsPerQuery:F3} ms/query ({r.MicrosecondsPerDocument:F2} µs/doc)  state {r.StateBytes / 1048576.0:F2} MiB  CPU: precompute {r.PrecomputeCpuSeconds:F1} s, batched {r.BatchedCpuMsPerQuery:F3} ms/query{(r.Scaling is { } sc ? $"; {sc}" : string.Empty)}");
 
     // Wall times at a shared machine's load mostly measure waiting for a core; the process CPU time (one BLAS thread) is
     // the steadier measure of the work, so both are kept.
@@ -451,7 +511,7 @@ internal static class LmLdsTable
         md.Append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         foreach (var r in rows.Where(r => r.Error is null))
         {
-            md.Append(inv, $"| `{r.Spec}` | {r.Description} | {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3} | {r.LdsSeed0.Mean:F3} ± {r.LdsSeed0.Ci95:F3} | {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")} | {r.PrecomputeSeconds:F2} | {r.SingleP50Ms:F2} | {r.BatchedMsPerQuery:F3} | {r.MicrosecondsPerDocument:F3} | {r.StateBytes / 1048576.0:F2} | {r.AllocatedBytesPerQuery / 1048576.0:F2} | {r.PrecomputeCpuSeconds:F2} | {r.BatchedCpuMsPerQuery:F3} | {r.BatchedCpuMsPerQuery * 1000 / data.PoolDocuments.Length:F3} | {(r.Scaling is { } sc ? sc.FixedCpuMs.ToString("F3", inv) : "-")} | {(r.Scaling is { } sd ? sd.PerDocumentCpuUs.ToString("F3", inv) : "-")} |\n");
+            md.Append(inv, $"| `{r.Spec}` | {r.Description} | {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3} | {r.LdsSeed0.Mean:F3} ± {r.LdsSeed0.Ci95:F3} | {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")} | {r.PrecomputeSeconds:F2} | {r.SingleP50Ms:F2} | {r.BatchedMsPerQuery:F3} | {r.MicrosecondsPerDocument:F3} | {r.StateBytes / 1048576.0:F2} | {r.AllocatedBytesPerQuery / 1048576.0:F2} | {r.PrecomputeCpuSeconds:F2} | {r.BatchedCpuMsPerQuery:F3} | {r.BatchedCpuMsPerQuery * 1000 / data.PoolDocuments.Length:F3} | {(r.Scaling is { } sc ? $"{sc.FixedCpuMs.ToString("F3", inv)} ± {sc.FixedSe.ToString("F3", inv)}" : "-")} | {(r.Scaling is { } sd ? $"{sd.PerDocumentCpuUs.ToString("F4", inv)} ± {sd.PerDocumentSe.ToString("F4", inv)}" : "-")} |\n");
         }
 
         if (CalibrationQueries(o, data.Queries.Length) is { Length: > 0 } held)
@@ -474,7 +534,14 @@ internal static class LmLdsTable
         md.Append(string.Join(", ", rows.Where(r => r.Error is null).Select(r => $"{r.Spec} {r.Lds.Skipped}"))).Append(".\n");
         if (rows.FirstOrDefault(r => r.Scaling is not null)?.Scaling is { } scale)
         {
-            md.Append(inv, $"Fixed and per-document CPU: each method timed at n = {scale.SmallDocuments} and at n = {scale.LargeDocuments} (the pool's documents replicated; probe-set methods import their state replicated, others precompute on the replicated documents), alternated, 3 passes of every query; per added document = slope, fixed = intercept.\n");
+            md.Append(inv, $"Fixed and per-document CPU: every method timed at n = {string.Join(", ", scale.Documents)} (the pool's documents replicated; probe-set methods import their state replicated, a fitted readout fitted again over all n, others precompute on the replicated documents), every (method, n) alternated in each of {scale.Passes} passes of every query; per pass the least-squares line of CPU ms/query against n: per added document = slope, fixed = intercept (mean ± standard error over the passes).\n\n");
+            md.Append("| method | ").Append(string.Join(" | ", scale.Documents.Select(d => $"CPU ms/query at n = {d}"))).Append(" | CPU µs per document (slope ± SE) | fixed CPU ms/query (± SE) |\n|---|")
+                .Append(string.Concat(Enumerable.Repeat("---|", scale.Documents.Length + 2))).Append('\n');
+            foreach (var r in rows.Where(r => r.Scaling is not null))
+            {
+                var sc = r.Scaling!;
+                md.Append(inv, $"| `{r.Spec}` | {string.Join(" | ", sc.CpuMsPerQuery.Select(v => v.ToString("F3", inv)))} | {sc.PerDocumentCpuUs:F4} ± {sc.PerDocumentSe:F4} | {sc.FixedCpuMs:F3} ± {sc.FixedSe:F3} |\n");
+            }
         }
 
         md.Append('\n');

@@ -178,6 +178,21 @@ public sealed class CompressedReadoutTests
     }
 
     [Fact]
+    public void A_basis_larger_than_the_probe_set_is_refused_saying_how_many_documents_there_are()
+    {
+        // The Scorer builds the method from its settings before it knows the set's size: k > n must fail at the
+        // import (a rejected set, not a silently smaller basis), for the offline method alike (one code path).
+        var (problem, _, _) = GptGradientMethodTests.Build();
+        int n = problem.Count;
+        var offline = (CompressedReadoutMethod)MethodFactory.Create("forward-only", Spec("compress", n));
+        offline.Precompute(problem);
+        var tooLarge = (CompressedReadoutMethod)MethodFactory.Create("forward-only", Spec("compress", n + 1));
+        var e = Assert.Throws<ArgumentException>(() => tooLarge.ImportState(ServedModel.Of(problem), offline.ExportState()));
+        Assert.Contains($"compress={n + 1} asks for more basis directions than the probe set's {n} documents", e.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => MethodFactory.Create("forward-only", Spec("compress", n + 1)).Precompute(problem));
+    }
+
+    [Fact]
     public void Compress_with_sketch_or_a_negative_size_is_refused()
     {
         var both = Spec("compress", 4);

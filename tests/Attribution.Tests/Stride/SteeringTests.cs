@@ -221,7 +221,7 @@ public sealed class SteeringTests
         Assert.IsType<StrideMethod>(MethodFactory.CreateServed("stride:k=40,d=4"));
         Assert.Contains("not served", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("stride:combine=prior")).Message);
         Assert.Contains("fixed weight", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("stride:combine=blend")).Message);
-        Assert.IsType<BlendMethod>(MethodFactory.CreateServed("stride:k=40,d=4,combine=blend,combine-weight=0.3"));
+        Assert.IsType<ProbeSetBlendMethod>(MethodFactory.CreateServed("stride:k=40,d=4,combine=blend,combine-weight=0.3"));
         Assert.Contains("Simulator:Horizon", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("forward-only:horizon=5")).Message);
         Assert.Contains("not served from probes", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("trak")).Message);
     }

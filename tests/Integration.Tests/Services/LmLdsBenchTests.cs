@@ -40,7 +40,7 @@ public sealed class LmLdsBenchTests
             // LDS; it imports the first row's probe set), the fixed/per-document split and the energy report.
             const string fo = "forward-only:propagation=spectral,horizon=2,batch=4,operator-rank=2,rank=0";
             var second = await CliProcess.RunAsync(CliProcess.Dll,
-                [.. Args(root, "bm25:ngram=3", fo, fo + ",compress=16"), "--scale-documents", "2", "--energy-documents", "20"], TimeSpan.FromSeconds(300));
+                [.. Args(root, "bm25:ngram=3", fo, fo + ",compress=16"), "--scale-documents", "2,3", "--scale-passes", "2", "--energy-documents", "20"], TimeSpan.FromSeconds(300));
             Assert.True(second.ExitCode == 0, second.Output);
             Assert.Contains("ground truth: 0 models trained, 9 from cache", second.Output, StringComparison.Ordinal);
             Assert.Equal(truth, await File.ReadAllLinesAsync(Path.Combine(root, "report", "ground-truth.csv")));
@@ -49,7 +49,11 @@ public sealed class LmLdsBenchTests
             string Lds(string spec) => lines.First(l => l.StartsWith($"| `{spec}` |", StringComparison.Ordinal)).Split('|')[3].Trim();
             Assert.Equal(Lds(fo), Lds(fo + ",compress=16"));
             Assert.Contains("fixed CPU ms/query | CPU µs per added document |", lines.First(l => l.StartsWith("| method |", StringComparison.Ordinal)), StringComparison.Ordinal);
-            Assert.Contains(lines, l => l.StartsWith("Fixed and per-document CPU: each method timed at n = 16 and at n = 32", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith("Fixed and per-document CPU: every method timed at n = 16, 32, 48", StringComparison.Ordinal));
+            // One timing row per method, a CPU time at each n, the slope and the intercept with their standard errors.
+            var timing = lines.Where(l => l.StartsWith("| `", StringComparison.Ordinal) && l.Split('|').Length == 8).ToList();
+            Assert.Equal(3, timing.Count(l => l.Contains(" ± ", StringComparison.Ordinal)));
+            Assert.Contains("x3 (48 documents): built (import or precompute) in", second.Output, StringComparison.Ordinal);
             Assert.Contains(lines, l => l.Contains("k =   32: in-sample 100.0 % (fitted on 20); held out", StringComparison.Ordinal));
         }
         finally

@@ -398,11 +398,10 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         Assert.Equal(0, Pipeline.Count(log, Topics.Probes));
     }
 
-    [Fact]
-    public async Task LanguageModelRun_FlowsThroughIngestSimulatorAndScorer_AndATextQueryGetsWhatTheOfflineMethodGives()
+    // A run as './pipeline train --model gpt' writes it (untrained weights: the plumbing and the maths are under test,
+    // not the model's quality); 12 documents of two sources listed interleaved, as training order may be.
+    private async Task<(string Dir, GptConfig Config, Gpt Gpt, TextDocument[] Picked, long[] Train, GptRecipe Recipe)> WriteGptRun()
     {
-        // A run as './pipeline train --model gpt' writes it (untrained weights: the plumbing and the maths are under
-        // test, not the model's quality); documents of two sources listed interleaved, as training order may be.
         var dir = Path.Combine(fixture.Root, "gpt-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         var config = new GptConfig(VocabSize: ByteTokenizer.Size, Context: 16, DModel: 8, Heads: 2, Layers: 1);
@@ -418,22 +417,33 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
             data = new { corpus = corpus.Spec, tokenizer = "bytes", trainDocumentIds = train },
             checkpoint = GptCheckpoint.WeightsFile,
         }, new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase }));
-        static SimulatorOptions Simulation(SimulatorOptions o)
-        {
-            Pipeline.FastSimulation(o);
-            o.Horizon = 3;
-            o.BatchSize = 4;
-            o.Rank = 2;
-            o.UnitsPerBlock = 5;
-            return o;
-        }
+        return (dir, config, gpt, picked, train, recipe);
+    }
 
+    private static SimulatorOptions GptSimulation(SimulatorOptions o)
+    {
+        Pipeline.FastSimulation(o);
+        o.Horizon = 3;
+        o.BatchSize = 4;
+        o.Rank = 2;
+        o.UnitsPerBlock = 5;
+        return o;
+    }
+
+    // compress = 0: the full forward-only readout; 4: Scorer:Compress, the readout over a basis of 4 directions fitted
+    // from the set's 12 documents at load (below their rank, so the compressed scores differ from the full readout's).
+    [Theory]
+    [InlineData(0)]
+    [InlineData(4)]
+    public async Task LanguageModelRun_FlowsThroughIngestSimulatorAndScorer_AndATextQueryGetsWhatTheOfflineMethodGives(int compress)
+    {
+        var (dir, config, gpt, picked, train, recipe) = await WriteGptRun();
         await using var log = Pipeline.NewLog();
         using var host = Pipeline.Build(log, s =>
         {
             s.AddIngest(o => { o.RunDirectory = dir; o.RunId = "lm"; });
-            s.AddSimulator(o => Simulation(o));
-            s.AddScorer(o => { o.RunId = "lm"; o.TopK = 5; });
+            s.AddSimulator(o => GptSimulation(o));
+            s.AddScorer(o => { o.RunId = "lm"; o.TopK = 5; o.Compress = compress; });
         });
         await host.StartAsync();
         var sim = host.Services.GetRequiredService<SimulatorWorker>();
@@ -465,10 +475,19 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         var theta = new float[new GptModel(gpt).ParameterCount];
         new GptModel(gpt).CopyTo(theta);
         var problem = AttributionProblem.ForGpt(config, theta, [.. picked.Select(d => ByteTokenizer.Instance.EncodeDocument(d.Bytes))], [.. picked.Select(d => d.SourceId)], 2, (float)recipe.WeightDecay);
-        var method = new ForwardOnlyMethod(Simulation(new SimulatorOptions()).ToForwardOnly());
+        var forward = new ForwardOnlyMethod(GptSimulation(new SimulatorOptions()).ToForwardOnly());
+        IProbeSetMethod method = compress > 0 ? new CompressedReadoutMethod(forward, compress) : forward;
         method.Precompute(problem);
         var completion = QueryValidator.ValidateText(query, ByteTokenizer.Instance, config.VocabSize, config.Context);
-        var (expected, expectedSources) = method.ScoreAll(QueryBatch.Completions([completion], config.Context));
+        var batchOfOne = QueryBatch.Completions([completion], config.Context);
+        var (expected, expectedSources) = (method.Score(batchOfOne), method.ScoreSources(batchOfOne));
+        if (compress > 0)
+        {
+            // The compressed readout is its own method (a rank-4 basis of 12 responses), not the full readout.
+            var full = forward.Score(batchOfOne).Scores;
+            Assert.True(full.Zip(expected.Scores).Max(p => Math.Abs(p.First - p.Second)) > 1e-3 * full.Max(v => Math.Abs(v)));
+            Assert.Contains("compress=4 (fitted basis, rank 4", Assert.IsType<LanguageModelScorer>(served).MethodDescription, StringComparison.Ordinal);
+        }
 
         var result = EventCodecs.Attributions.Decode(Assert.Single(Pipeline.ReadAll(log, Topics.Attributions)).Value);
         Assert.Equal(CompletionQuery.OutputFunction, result.OutputFunction);
@@ -492,6 +511,25 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         var dead = Pipeline.ReadAll(log, Topics.DeadLetter).ToDictionary(r => r.KeyString, r => r.GetHeaderString(DeadLetterPublisher.ErrorMessageHeader)!);
         Assert.Contains("do not fit this model's context of 16 tokens", dead["lm-long"], StringComparison.Ordinal);
         Assert.Contains("unknown tokenizer 'llama3'", dead["lm-tok"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ScorerCompressingToMoreDirectionsThanTheSetHasDocuments_RejectsTheSetSayingHowManyItHas()
+    {
+        var (dir, _, _, _, _, _) = await WriteGptRun();
+        await using var log = Pipeline.NewLog();
+        using var host = Pipeline.Build(log, s =>
+        {
+            s.AddIngest(o => { o.RunDirectory = dir; o.RunId = "lm"; });
+            s.AddSimulator(o => GptSimulation(o));
+            s.AddScorer(o => { o.RunId = "lm"; o.Compress = 13; });
+        });
+        await host.StartAsync();
+        var scorer = host.Services.GetRequiredService<ScorerWorker>();
+        var error = await Pipeline.Until(() => scorer.Index.LastError, e => e is not null, "the Scorer rejecting the set", 120);
+        await host.StopAsync();
+        Assert.Contains("probe set lm@5: compress=13 asks for more basis directions than the probe set's 12 documents; use compress <= 12", error, StringComparison.Ordinal);
+        Assert.Null(scorer.Index.Scorer);
     }
 
     [Fact]
