@@ -11,8 +11,8 @@ namespace Attribution.Attribution.Methods;
 /// gradient g to the response <c>r = φ(A) g</c>, <c>φ(a) = −(1 − (1 − ηa)^K) / a</c> (<c>φ(0) = −ηK</c>), where
 /// <c>A = H + (wd + λ) I</c> is the Hessian of the simulated objective. The top <see cref="Rank"/> eigenpairs of the
 /// training objective's Hessian (mean loss over a sample of the simulation's mini-batches, plus weight decay) come from
-/// Lanczos with full re-orthogonalisation on finite-difference Hessian-vector products, all through <see cref="IModel"/>
-/// (so the same operator serves any model); outside their span the loss curvature is taken as 0, so the map there is
+/// Lanczos with full re-orthogonalisation on Hessian-vector products: finite differences of gradients through
+/// <see cref="IModel"/> (so the same operator serves any model), or exact ones (an MLP's R-operator); outside their span the loss curvature is taken as 0, so the map there is
 /// <c>φ(wd + λ)</c>, and Ritz values below the weight decay are clamped to it (no amplified negative curvature). Applying it to a block of m gradients is two GEMMs, <c>R = φ(c) G + (G Vᵀ) diag(φ(a_j) − φ(c)) V</c>:
 /// each unit costs one gradient plus 4·rank·p flops instead of 2K gradient steps.
 /// </summary>
