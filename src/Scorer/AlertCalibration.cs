@@ -16,12 +16,12 @@ public static class AlertCalibration
     /// and the clean queries' scores (for reporting). The queries are assessed on attribution evidence (no span stage).
     /// </summary>
     public static (AlertPolicy Policy, double[] CleanScores) Calibrate(IQueryScorer scorer, AlertPolicy policy, IReadOnlyList<ModelQuery> clean, double falseAlertRate,
-        int batch = 64)
+        int batch = 64, FlaggedItems? flagged = null)
     {
         ArgumentNullException.ThrowIfNull(scorer);
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(clean);
-        var evidence = Evidence(scorer, policy, clean, batch);
+        var evidence = Evidence(scorer, policy, clean, batch, flagged);
         var options = ContaminationCalibration.Calibrate(policy.Calibrated.Options, evidence, falseAlertRate);
         var calibrated = policy.With(options);
         return (calibrated, [.. evidence.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))]);
@@ -31,20 +31,21 @@ public static class AlertCalibration
     /// <paramref name="policy"/> with its weights fitted (<see cref="ContaminationCalibration.Fit"/>, the evidence its
     /// options read) on a calibration split of <paramref name="leaked"/> queries (copies of flagged training items that
     /// are not among the queries the policy is then judged on) and <paramref name="clean"/> ones, and its threshold set
-    /// for <paramref name="falseAlertRate"/> on the clean ones; with the calibration queries' scores under it.
+    /// for <paramref name="falseAlertRate"/> on the clean ones; with the calibration queries' scores under it. Feature
+    /// queries are assessed with the live model's <paramref name="flagged"/> items when given (input and self-influence match).
     /// </summary>
     public static (AlertPolicy Policy, double[] CleanScores, double[] LeakedScores) Fit(IQueryScorer scorer, AlertPolicy policy, IReadOnlyList<ModelQuery> clean,
-        IReadOnlyList<ModelQuery> leaked, double falseAlertRate, int batch = 64)
+        IReadOnlyList<ModelQuery> leaked, double falseAlertRate, int batch = 64, FlaggedItems? flagged = null)
     {
         ArgumentNullException.ThrowIfNull(scorer);
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(clean);
         ArgumentNullException.ThrowIfNull(leaked);
-        return Fit(policy, Evidence(scorer, policy, clean, batch), Evidence(scorer, policy, leaked, batch), falseAlertRate);
+        return Fit(policy, Evidence(scorer, policy, clean, batch, flagged), Evidence(scorer, policy, leaked, batch, flagged), falseAlertRate);
     }
 
     /// <summary>
-    /// <see cref="Fit(IQueryScorer, AlertPolicy, IReadOnlyList{ModelQuery}, IReadOnlyList{ModelQuery}, double, int)"/> on
+    /// <see cref="Fit(IQueryScorer, AlertPolicy, IReadOnlyList{ModelQuery}, IReadOnlyList{ModelQuery}, double, int, FlaggedItems)"/> on
     /// calibration evidence already assessed (<see cref="AlertPolicy.Assess"/>): the weights of the evidence the policy's options
     /// read, the threshold on the clean ones.
     /// </summary>
@@ -60,8 +61,9 @@ public static class AlertCalibration
         return (calibrated, [.. clean.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))], [.. leaked.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))]);
     }
 
-    // Each query's evidence as the Scorer assesses it (attribution, and the input match when the policy has flagged inputs; no span stage).
-    private static List<(SpanEvidence Span, AttributionEvidence Attribution)> Evidence(IQueryScorer scorer, AlertPolicy policy, IReadOnlyList<ModelQuery> queries, int batch)
+    // Each query's evidence as the Scorer assesses it (attribution, and the flagged items' input and self-influence match when given; no span stage).
+    private static List<(SpanEvidence Span, AttributionEvidence Attribution)> Evidence(IQueryScorer scorer, AlertPolicy policy, IReadOnlyList<ModelQuery> queries, int batch,
+        FlaggedItems? flagged)
     {
         var evidence = new List<(SpanEvidence Span, AttributionEvidence Attribution)>(queries.Count);
         for (int start = 0; start < queries.Count; start += batch)
@@ -70,7 +72,7 @@ public static class AlertCalibration
             var scores = scorer.Score(part);
             for (int q = 0; q < part.Length; q++)
             {
-                var a = policy.Assess(scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds, scorer.ExampleSourceIds, null, part[q].Features);
+                var a = policy.Assess(scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds, scorer.ExampleSourceIds, null, part[q].Features, flagged);
                 evidence.Add((a.Span, a.Attribution));
             }
         }

@@ -31,14 +31,9 @@ public sealed class AlertPolicy
     private readonly double _shareThreshold;
     private readonly double _leadRatio;
 
-    /// <summary>
-    /// Creates the policy; <paramref name="calibrated"/> null uses the two-stage policy's stated defaults;
-    /// <paramref name="flaggedInputs"/>, when given, is stage one for queries given as features (the input match).
-    /// </summary>
-    public AlertPolicy(IEnumerable<long> flaggedSources, IEnumerable<long> flaggedExamples, double shareThreshold, double leadRatio, ContaminationPolicyOptions? calibrated = null,
-        FlaggedInputIndex? flaggedInputs = null)
+    /// <summary>Creates the policy; <paramref name="calibrated"/> null uses the two-stage policy's stated defaults.</summary>
+    public AlertPolicy(IEnumerable<long> flaggedSources, IEnumerable<long> flaggedExamples, double shareThreshold, double leadRatio, ContaminationPolicyOptions? calibrated = null)
     {
-        FlaggedInputs = flaggedInputs;
         _sources = [.. flaggedSources];
         _examples = [.. flaggedExamples];
         _sourcesInt = [.. _sources.Where(s => s is >= int.MinValue and <= int.MaxValue).Select(s => (int)s)];
@@ -57,35 +52,47 @@ public sealed class AlertPolicy
     /// <summary>The two-stage policy (weights, bias, threshold).</summary>
     public ContaminationPolicy Calibrated { get; }
 
-    /// <summary>The flagged training items' inputs a feature query is matched against (stage one of a non-text model), or null.</summary>
-    public FlaggedInputIndex? FlaggedInputs { get; }
+    /// <summary>The flagged example ids (<c>FlaggedExamples</c>).</summary>
+    public IReadOnlySet<long> FlaggedExamples => _examples;
+
+    /// <summary>The flagged source ids (<c>FlaggedSources</c>).</summary>
+    public IReadOnlySet<long> FlaggedSources => _sources;
 
     /// <summary>This policy with the two-stage policy's options replaced (e.g. a threshold calibrated on clean queries).</summary>
-    public AlertPolicy With(ContaminationPolicyOptions calibrated) => new(_sources, _examples, _shareThreshold, _leadRatio, calibrated, FlaggedInputs);
-
-    /// <summary>This policy with feature queries matched against <paramref name="flaggedInputs"/> (null: no input match).</summary>
-    public AlertPolicy With(FlaggedInputIndex? flaggedInputs) => new(_sources, _examples, _shareThreshold, _leadRatio, Calibrated.Options, flaggedInputs);
+    public AlertPolicy With(ContaminationPolicyOptions calibrated) => new(_sources, _examples, _shareThreshold, _leadRatio, calibrated);
 
     /// <summary>
     /// The two-stage policy's assessment of one query: attribution evidence over the examples' relative influence
     /// (score ÷ response norm; examples of a flagged source, flagged examples and the span's documents count as flagged)
-    /// and the span evidence when there is one; for a query given as features (<paramref name="input"/>) and a policy with
-    /// <see cref="FlaggedInputs"/>, the input match with the nearest flagged item.
+    /// and the span evidence when there is one; for a query given as features (<paramref name="input"/>) and the live
+    /// model's <paramref name="flagged"/> items, the input match with the nearest flagged item and the self-influence
+    /// match (<see cref="AttributionEvidence.SelfMatch"/>).
     /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="flagged"/> was measured on a scorer with another number of examples.</exception>
     public ContaminationAssessment Assess(ReadOnlySpan<float> exampleScores, ReadOnlySpan<float> exampleNorms, IReadOnlyList<long> exampleIds,
-        IReadOnlyList<long>? exampleSourceIds, SpanEvidence? span, IReadOnlyList<float>? input = null)
+        IReadOnlyList<long>? exampleSourceIds, SpanEvidence? span, IReadOnlyList<float>? input = null, FlaggedItems? flagged = null)
     {
         ArgumentNullException.ThrowIfNull(exampleIds);
         span ??= SpanEvidence.None(1);
-        if (FlaggedInputs is { } inputs && input is not null)
+        if (flagged is not null && input is not null)
         {
-            span = span with { Input = inputs.Find(input as float[] ?? [.. input]) };
+            span = span with { Input = flagged.Inputs.Find(input as float[] ?? [.. input]) };
+        }
+
+        if (flagged is not null && flagged.SelfInfluence.Length != exampleScores.Length)
+        {
+            throw new ArgumentException($"The flagged items' self-influences were read for {flagged.SelfInfluence.Length} examples (model {flagged.Version}); the query was scored against {exampleScores.Length}.", nameof(flagged));
         }
 
         var relative = new float[exampleScores.Length];
+        var self = flagged is null ? [] : new float[exampleScores.Length];
         for (int i = 0; i < relative.Length; i++)
         {
             relative[i] = exampleNorms[i] > 0 ? exampleScores[i] / exampleNorms[i] : 0;
+            if (self.Length > 0)
+            {
+                self[i] = exampleNorms[i] > 0 ? flagged!.SelfInfluence[i] / exampleNorms[i] : float.NaN;
+            }
         }
 
         var sources = new int[relative.Length];
@@ -94,21 +101,21 @@ public sealed class AlertPolicy
             sources[i] = exampleSourceIds is null ? -1 : (int)Math.Clamp(exampleSourceIds[i], -1, int.MaxValue);
         }
 
-        IReadOnlySet<long> flagged = span.AllDocuments.Count == 0 ? _examples : [.. _examples, .. ContaminationPolicy.SpanDocuments(span)];
-        var attribution = AttributionEvidence.From(relative, exampleIds, sources, flagged, exampleSourceIds is null ? null : _sourcesInt, Calibrated.Options.MaxEvidenceDocuments);
+        IReadOnlySet<long> flaggedIds = span.AllDocuments.Count == 0 ? _examples : [.. _examples, .. ContaminationPolicy.SpanDocuments(span)];
+        var attribution = AttributionEvidence.From(relative, exampleIds, sources, flaggedIds, exampleSourceIds is null ? null : _sourcesInt, Calibrated.Options.MaxEvidenceDocuments, self);
         return Calibrated.Assess(span, attribution);
     }
 
     /// <summary>
     /// The verdict for one query from its source scores (aligned with <paramref name="sourceIds"/>), example scores
     /// and response norms (aligned with <paramref name="exampleIds"/>), the examples' sources when known, a text
-    /// query's spans, and a feature query's input; null when no rule fires.
+    /// query's spans, a feature query's input and the live model's flagged items; null when no rule fires.
     /// </summary>
     public ContaminationVerdict? Evaluate(ReadOnlySpan<float> sourceScores, IReadOnlyList<long> sourceIds,
         ReadOnlySpan<float> exampleScores, ReadOnlySpan<float> exampleNorms, IReadOnlyList<long> exampleIds,
-        IReadOnlyList<long>? exampleSourceIds = null, QuerySpans? spans = null, IReadOnlyList<float>? input = null)
+        IReadOnlyList<long>? exampleSourceIds = null, QuerySpans? spans = null, IReadOnlyList<float>? input = null, FlaggedItems? flagged = null)
     {
-        var assessment = Assess(exampleScores, exampleNorms, exampleIds, exampleSourceIds, spans?.Evidence, input);
+        var assessment = Assess(exampleScores, exampleNorms, exampleIds, exampleSourceIds, spans?.Evidence, input, flagged);
         if (assessment.Alert)
         {
             return new ContaminationVerdict(AlertRule.Calibrated, assessment.Score, assessment.Threshold,

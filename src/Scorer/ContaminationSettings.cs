@@ -14,12 +14,13 @@ public sealed class ContaminationSettings
 
     /// <summary>
     /// "span" (stage one: exact spans and the normalised-text match), "exact" (exact spans only), "text", "attribution",
-    /// "input" (a feature query's match with the flagged training inputs), "combined" (default: span + attribution) or
+    /// "input" (a feature query's match with the flagged training inputs), "self" (a feature query's score on a flagged
+    /// item against the item's self-influence), "combined" (default: span + attribution) or
     /// "all", or several joined by '+': which evidence the score reads.
     /// </summary>
     public string Evidence { get; set; } = "combined";
 
-    /// <summary>One weight per feature (span_coverage, span_log_length, span_rarity, attr_top_share, attr_top_z, attr_flagged_share, text_coverage, text_overlap, attr_flagged_lead, input_match); unset = the stated defaults.</summary>
+    /// <summary>One weight per feature (span_coverage, span_log_length, span_rarity, attr_top_share, attr_top_z, attr_flagged_share, text_coverage, text_overlap, attr_flagged_lead, input_match, attr_self_match); unset = the stated defaults.</summary>
     public double[]? Weights { get; set; }
 
     /// <summary>The logistic's intercept.</summary>
@@ -39,6 +40,13 @@ public sealed class ContaminationSettings
 
     /// <summary>Largest span index file the Scorer loads, in bytes (default 1 GiB); a larger one is dead-lettered.</summary>
     public long MaxSpanIndexBytes { get; set; } = 1L << 30;
+
+    /// <summary>
+    /// Most flagged training examples (<c>Scorer:FlaggedExamples</c> and the examples of <c>Scorer:FlaggedSources</c>)
+    /// whose inputs an image model's Scorer loads for the input match and the self-influence match (1..1,000,000; default
+    /// 10,000): each feature query is compared with every one.
+    /// </summary>
+    public int MaxFlaggedInputs { get; set; } = 10_000;
 
     /// <summary>The span stage's query settings.</summary>
     public CorpusMatchOptions MatchOptions() => new(SpanMinLength, SpanMinWords, MaxEvidenceDocuments);
@@ -62,7 +70,7 @@ public sealed class ContaminationSettings
 
     /// <summary>
     /// An evidence name, or several joined by '+' (e.g. "input+attribution"): span (exact spans and the normalised-text
-    /// match), exact, text, attribution, input (the flagged inputs' match), combined (span + attribution), all.
+    /// match), exact, text, attribution, input (the flagged inputs' match), self (the self-influence match), combined (span + attribution), all.
     /// </summary>
     /// <exception cref="ArgumentException">An unknown name.</exception>
     public static ContaminationEvidenceKind ParseEvidence(string evidence)
@@ -78,9 +86,10 @@ public sealed class ContaminationSettings
                 "text" => ContaminationEvidenceKind.Text,
                 "attribution" => ContaminationEvidenceKind.Attribution,
                 "input" => ContaminationEvidenceKind.Input,
+                "self" => ContaminationEvidenceKind.SelfInfluence,
                 "combined" => ContaminationEvidenceKind.Combined,
                 "all" => ContaminationEvidenceKind.All,
-                _ => throw new ArgumentException($"Scorer:Contamination:Evidence must be span, exact, text, attribution, input, combined or all, or several joined by '+'; got '{evidence}'.", nameof(evidence)),
+                _ => throw new ArgumentException($"Scorer:Contamination:Evidence must be span, exact, text, attribution, input, self, combined or all, or several joined by '+'; got '{evidence}'.", nameof(evidence)),
             };
         }
 
@@ -93,6 +102,11 @@ public sealed class ContaminationSettings
         if (SpanMinLength < 1 || SpanMinWords < 1 || MaxSpanIndexBytes < 1024)
         {
             return $"Scorer:Contamination:SpanMinLength and SpanMinWords must be >= 1 (got {SpanMinLength} and {SpanMinWords}) and Scorer:Contamination:MaxSpanIndexBytes >= 1024 (got {MaxSpanIndexBytes}).";
+        }
+
+        if (MaxFlaggedInputs is < 1 or > 1_000_000)
+        {
+            return $"Scorer:Contamination:MaxFlaggedInputs must be 1..1000000, got {MaxFlaggedInputs}.";
         }
 
         try

@@ -34,6 +34,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     private Task? _follower;
     private volatile AttributionModel? _current;
     private volatile IQueryScorer? _scorer;
+    private volatile FlaggedItems? _flagged;
 
     /// <summary>Creates the index (call <see cref="Start"/>); a span index it cannot use is dead-lettered through <paramref name="producer"/>.</summary>
     public ProbeIndex(IEventLog log, IOptions<ScorerOptions> options, ILogger<ProbeIndex> logger, IEventProducer? producer = null)
@@ -56,6 +57,13 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
 
     /// <summary>What queries are scored with: the live probe set's scorer (an MLP's or a language model's); null before the first.</summary>
     public IQueryScorer? Scorer => _scorer;
+
+    /// <summary>
+    /// The flagged training items of the live image model (<c>FlaggedExamples</c>, <c>FlaggedSources</c>: their inputs
+    /// from the run's batches and their self-influence under its readout), measured before the model goes live; null for
+    /// a language model or when nothing is flagged. Use it only when its <see cref="FlaggedItems.Version"/> is the scorer's.
+    /// </summary>
+    public FlaggedItems? Flagged => _flagged;
 
     /// <summary>Waits for a live scorer (<see cref="Scorer"/>).</summary>
     public async Task<IQueryScorer> WaitScorerAsync(CancellationToken cancellationToken)
@@ -222,6 +230,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             if (IsLanguageModel(examples[0].Architecture))
             {
                 var lm = BuildLanguageModel(version, checkpoint, examples, sources, shared, token);
+                _flagged = null;
                 _current = null;
                 _scorer = lm;
                 Swaps++;
@@ -234,6 +243,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             if (set.SetShared > 0 || _options.Method != "forward-only")
             {
                 var served = BuildImageMethod(version, checkpoint, examples, sources, shared, token);
+                _flagged = MeasureFlagged(served, runId, step, token);
                 _current = null;
                 _scorer = served;
                 Swaps++;
@@ -253,8 +263,10 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             var (sourceIds, exampleSources) = ExampleSources(checkpoint, examples, sources, token);
             var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. examples.Select(p => p.Factors)],
                 sourceIds, exampleSources, _options.InputBasisEnergy);
+            var scorer = new AttributionModelScorer(model);
+            _flagged = MeasureFlagged(scorer, runId, step, token);
             _current = model;
-            _scorer = new AttributionModelScorer(model);
+            _scorer = scorer;
             Swaps++;
             LastError = null;
             _logger.ModelSwapped(version, model.ExampleIds.Length, model.SourceIds.Length, exampleFormat.ToString(), watch.Elapsed.TotalSeconds);
@@ -264,6 +276,29 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         {
             LastError = $"probe set {version}: {e.Message}";
             _logger.ModelRejected(version, e.Message);
+        }
+    }
+
+    /// <summary>The flagged items of an image model about to go live (<see cref="Flagged"/>); one that cannot be read is logged and left out.</summary>
+    private FlaggedItems? MeasureFlagged(IQueryScorer scorer, string runId, long step, CancellationToken token)
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            var inputs = FlaggedItems.ReadInputsAsync(_log, runId, step, _options.FlaggedExamples.ToHashSet(), _options.FlaggedSources.ToHashSet(),
+                _options.Contamination.MaxFlaggedInputs, token).GetAwaiter().GetResult();
+            var flagged = inputs is null ? null : FlaggedItems.Measure(scorer, inputs);
+            if (flagged is not null)
+            {
+                _logger.FlaggedItemsLoaded(scorer.Version, flagged.Inputs.Count, flagged.Measured, watch.Elapsed.TotalSeconds);
+            }
+
+            return flagged;
+        }
+        catch (Exception e) when (e is ArgumentException or EventContractException)
+        {
+            _logger.FlaggedItemsRejected(scorer.Version, e.Message);
+            return null;
         }
     }
 

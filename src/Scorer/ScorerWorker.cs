@@ -258,11 +258,12 @@ public sealed class ScorerWorker : EventConsumerWorker
             var policy = _alerts;
             var alerts = new List<Task>();
             var spans = SpansOf(scorer);
+            var flagged = Index.Flagged is { } f && f.Version == scorer.Version ? f : null;
             for (int q = 0; q < work.Count; q++)
             {
                 var querySpans = spans is { } s ? s.Find(work[q].Query) : null;
                 if (policy.Evaluate(scored.Scores.SourceRow(q).Span, scorer.SourceIds, scored.Scores.ExampleRow(q).Span, scorer.ExampleNorms.Span, scorer.ExampleIds,
-                    scorer.ExampleSourceIds, querySpans, work[q].Query.Features) is { } verdict)
+                    scorer.ExampleSourceIds, querySpans, work[q].Query.Features, flagged) is { } verdict)
                 {
                     var result = scored.Results[q];
                     alerts.Add(ScorerTracing.InSpan(traces[q], () => _publisher.AlertAsync(result, verdict, ct)));

@@ -25,8 +25,15 @@ public enum ContaminationEvidenceKind
     /// </summary>
     Input = 8,
 
+    /// <summary>
+    /// Attribution against the flagged items' own self-influence (<see cref="AttributionEvidence.SelfMatch"/>: how close
+    /// the query's score on a flagged item comes to that item's score on itself): stage two for a query that may copy a
+    /// flagged training item, needing only the items' inputs once per probe set, not the query's nearness in input space.
+    /// </summary>
+    SelfInfluence = 16,
+
     /// <summary>Every kind of evidence.</summary>
-    All = Combined | Input,
+    All = Combined | Input | SelfInfluence,
 }
 
 /// <summary>
@@ -36,13 +43,15 @@ public enum ContaminationEvidenceKind
 /// share of positive influence, then the normalised-text match (<see cref="Spans.TextMatch"/>): the longest run of
 /// normalised words ÷ the query's words, and the rarity-weighted word overlap with the best document; then how far the
 /// best flagged document leads the best unflagged one (<see cref="AttributionEvidence.FlaggedLead"/>); last the input
-/// match with the nearest flagged training item (<see cref="InputMatch.Match"/>: 1 for an exact copy).
+/// match with the nearest flagged training item (<see cref="InputMatch.Match"/>: 1 for an exact copy); then the self-influence
+/// match with the flagged items (<see cref="AttributionEvidence.SelfMatch"/>: 1 when the query scores a flagged item as
+/// the item scores itself).
 /// </summary>
 public static class ContaminationFeatures
 {
     /// <summary>Feature names, in weight order.</summary>
     public static IReadOnlyList<string> Names { get; } =
-        ["span_coverage", "span_log_length", "span_rarity", "attr_top_share", "attr_top_z", "attr_flagged_share", "text_coverage", "text_overlap", "attr_flagged_lead", "input_match"];
+        ["span_coverage", "span_log_length", "span_rarity", "attr_top_share", "attr_top_z", "attr_flagged_share", "text_coverage", "text_overlap", "attr_flagged_lead", "input_match", "attr_self_match"];
 
     /// <summary>The stage each feature belongs to, aligned with <see cref="Names"/>.</summary>
     public static IReadOnlyList<ContaminationEvidenceKind> Kinds { get; } =
@@ -52,6 +61,7 @@ public static class ContaminationFeatures
         ContaminationEvidenceKind.Text, ContaminationEvidenceKind.Text,
         ContaminationEvidenceKind.Attribution,
         ContaminationEvidenceKind.Input,
+        ContaminationEvidenceKind.SelfInfluence,
     ];
 
     /// <summary>Number of features.</summary>
@@ -69,6 +79,7 @@ public static class ContaminationFeatures
             span.Text.Coverage, span.Text.Overlap,
             attribution.FlaggedLead,
             span.Input.Match,
+            attribution.SelfMatch,
         ];
     }
 
@@ -88,7 +99,7 @@ public static class ContaminationFeatures
 public sealed record ContaminationPolicyOptions
 {
     /// <summary>The stated rule's weights (see <see cref="ContaminationFeatures.Names"/>).</summary>
-    public static IReadOnlyList<double> DefaultWeights { get; } = [12, 0, 2, 2, 0, 4, 0, 0, 0, 12];
+    public static IReadOnlyList<double> DefaultWeights { get; } = [12, 0, 2, 2, 0, 4, 0, 0, 0, 12, 0];
 
     /// <summary>Which evidence the policy reads; weights of the other features must be 0.</summary>
     public ContaminationEvidenceKind Evidence { get; init; } = ContaminationEvidenceKind.All;
@@ -110,7 +121,7 @@ public sealed record ContaminationPolicyOptions
     {
         if (Evidence == 0 || (Evidence & ~ContaminationEvidenceKind.All) != 0)
         {
-            throw new ArgumentException($"ContaminationPolicyOptions.Evidence is {Evidence}; use Span, Text, Attribution, Input or a combination (StageOne, Combined, All).", nameof(Evidence));
+            throw new ArgumentException($"ContaminationPolicyOptions.Evidence is {Evidence}; use Span, Text, Attribution, Input, SelfInfluence or a combination (StageOne, Combined, All).", nameof(Evidence));
         }
 
         if (Weights is null || Weights.Count != ContaminationFeatures.Count)

@@ -94,6 +94,12 @@ public sealed class FlaggedInputIndex
     /// <summary>Relative distance at which <see cref="InputMatch.Match"/> reaches 0.</summary>
     public double Tolerance { get; }
 
+    /// <summary>The flagged items' training example ids, in index order.</summary>
+    public IReadOnlyList<long> Ids => _ids;
+
+    /// <summary>The input of flagged item <paramref name="item"/> (0 ≤ item &lt; <see cref="Count"/>).</summary>
+    public ReadOnlySpan<float> Input(int item) => _inputs.AsSpan(checked(item * Features), Features);
+
     /// <summary>The flagged item nearest <paramref name="query"/> (Euclidean, relative to the item's norm); <see cref="InputMatch.None"/> when the query has another width or a non-finite value.</summary>
     public InputMatch Find(ReadOnlySpan<float> query)
     {

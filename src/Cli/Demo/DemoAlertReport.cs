@@ -17,6 +17,12 @@ internal sealed record AlertQuery(ModelQuery Query, long? OwnId, string Split);
 /// </summary>
 internal sealed record AlertEvidenceRow(AlertQuery Query, SpanEvidence Span, AttributionEvidence Attribution, int OwnRank, double OwnShare, double OwnNormPercentile, int FlaggedRank)
 {
+    /// <summary>The own copy's s(q,i) ÷ s(i,i) (NaN for a clean query or an unknown self-influence).</summary>
+    public double OwnSelfRatio { get; init; } = double.NaN;
+
+    /// <summary>RelatIF-style lead: ln(best flagged ÷ best unflagged) of s(q,j) ÷ √s(j,j) over every example with a positive self-influence.</summary>
+    public double RelatifLead { get; init; } = double.NaN;
+
     public bool Leaked => Query.OwnId is not null;
     public double InputDistance => Span.Input.Distance;
 }
@@ -28,7 +34,32 @@ internal sealed record AlertEvidenceRow(AlertQuery Query, SpanEvidence Span, Att
 /// </summary>
 internal static class DemoAlertReport
 {
-    public static List<AlertEvidenceRow> Measure(IQueryScorer scorer, AlertPolicy policy, IReadOnlySet<long> flagged, IReadOnlyList<AlertQuery> queries, int batch = 64)
+    /// <summary>
+    /// Every probed example's self-influence s(j,j) under <paramref name="scorer"/>'s readout (its training image scored
+    /// as a query, read at its own column): for the RelatIF-style comparison only (the Scorer reads the flagged items'
+    /// alone, <see cref="FlaggedItems"/>).
+    /// </summary>
+    public static float[] AllSelfInfluence(IQueryScorer scorer, DemoRun run, int batch = 64)
+    {
+        var ids = scorer.ExampleIds;
+        var images = run.Data.Train.Select([.. ids.Select(id => (int)id)], run.Manifest.Recipe.Data.Normalization);
+        var self = new float[ids.Count];
+        for (int start = 0; start < ids.Count; start += batch)
+        {
+            int n = Math.Min(batch, ids.Count - start);
+            var part = Enumerable.Range(start, n).Select(j => new ModelQuery($"self-{ids[j]}", scorer.Version, images.Inputs.AsSpan(j * images.Features, images.Features).ToArray(), null, DateTimeOffset.UnixEpoch)).ToArray();
+            var scores = scorer.Score(part);
+            for (int q = 0; q < n; q++)
+            {
+                self[start + q] = scores.ExampleRow(q).Span[start + q];
+            }
+        }
+
+        return self;
+    }
+
+    public static List<AlertEvidenceRow> Measure(IQueryScorer scorer, AlertPolicy policy, IReadOnlySet<long> flagged, IReadOnlyList<AlertQuery> queries, FlaggedItems? items,
+        float[]? allSelf = null, int batch = 64)
     {
         var ids = scorer.ExampleIds;
         var norms = scorer.ExampleNorms.ToArray();
@@ -58,12 +89,40 @@ internal static class DemoAlertReport
                 int Rank(int c) => 1 + relative.Count(r => r > relative[c]);
                 int own = part[q].OwnId is { } o && column.TryGetValue(o, out var c) ? c : -1;
                 int bestFlagged = flaggedColumns.Length == 0 ? -1 : flaggedColumns.MaxBy(f => relative[f]);
-                var a = policy.Assess(row, norms, ids, scorer.ExampleSourceIds, null, part[q].Query.Features);
+                var a = policy.Assess(row, norms, ids, scorer.ExampleSourceIds, null, part[q].Query.Features, items);
+                double relatifLead = double.NaN;
+                if (allSelf is not null)
+                {
+                    double bestIn = double.NegativeInfinity, bestOut = double.NegativeInfinity;
+                    for (int j = 0; j < allSelf.Length; j++)
+                    {
+                        if (allSelf[j] > 0)
+                        {
+                            double r = row[j] / Math.Sqrt(allSelf[j]);
+                            if (flagged.Contains(ids[j]))
+                            {
+                                bestIn = Math.Max(bestIn, r);
+                            }
+                            else
+                            {
+                                bestOut = Math.Max(bestOut, r);
+                            }
+                        }
+                    }
+
+                    relatifLead = bestIn > 0 && bestOut > 0 ? Math.Log(bestIn / bestOut) : bestIn > 0 ? 5 : -5;
+                }
+
+                var selfOfOwn = own >= 0 && items is not null ? items.SelfInfluence[own] : float.NaN;
                 rows.Add(new AlertEvidenceRow(part[q], a.Span, a.Attribution,
                     own < 0 ? 0 : Rank(own),
                     own < 0 || positive <= 0 ? 0 : Math.Max(relative[own], 0) / positive,
                     own < 0 ? double.NaN : norms.Count(n => n < norms[own]) / (double)norms.Length,
-                    bestFlagged < 0 ? 0 : Rank(bestFlagged)));
+                    bestFlagged < 0 ? 0 : Rank(bestFlagged))
+                {
+                    OwnSelfRatio = selfOfOwn > 0 ? row[own] / selfOfOwn : double.NaN,
+                    RelatifLead = relatifLead,
+                });
             }
         }
 
@@ -79,6 +138,10 @@ internal static class DemoAlertReport
         ("attr_flagged_lead", r => r.Attribution.FlaggedLead),
         ("−rank of the best flagged example", r => -r.FlaggedRank),
         ("−input distance to the nearest flagged item", r => -r.InputDistance),
+        ("attr_self_match (−log10 min over flagged |1 − s(q,i)/s(i,i)|, ÷ 6)", r => r.Attribution.SelfMatch),
+        ("max over flagged of s(q,i)/s(i,i)", r => r.Attribution.SelfRatio),
+        ("min(max s(q,i)/s(i,i), 1)", r => Math.Min(r.Attribution.SelfRatio, 1)),
+        ("RelatIF lead ln(best flagged ÷ best unflagged s(q,j)/√s(j,j))", r => r.RelatifLead),
     ];
 
     /// <summary>Lines for the console, and the per-query table written to <paramref name="path"/>.</summary>
@@ -99,12 +162,12 @@ internal static class DemoAlertReport
                 + $"caught: {Describe(caught)}; missed: {Describe(missed)}.");
         }
 
-        var tsv = new StringBuilder("query\tsplit\town_id\town_rank\town_share\town_norm_percentile\tflagged_rank\ttop_share\ttop_z\tflagged_share\tflagged_lead\tinput_distance\tnearest_flagged_id");
+        var tsv = new StringBuilder("query\tsplit\town_id\town_rank\town_share\town_norm_percentile\tflagged_rank\ttop_share\ttop_z\tflagged_share\tflagged_lead\tinput_distance\tnearest_flagged_id\tself_ratio\tself_match\town_self_ratio\trelatif_lead");
         tsv.Append(string.Concat(policies.Select(p => $"\tscore[{p.Name}]\talert[{p.Name}]"))).Append('\n');
         foreach (var r in served)
         {
             tsv.Append(CultureInfo.InvariantCulture, $"{r.Query.Query.QueryId}\t{r.Query.Split}\t{r.Query.OwnId}\t{r.OwnRank}\t{r.OwnShare:G4}\t{r.OwnNormPercentile:G3}\t{r.FlaggedRank}\t");
-            tsv.Append(CultureInfo.InvariantCulture, $"{r.Attribution.TopShare:G4}\t{r.Attribution.TopZ:G4}\t{r.Attribution.FlaggedShare:G4}\t{r.Attribution.FlaggedLead:G4}\t{r.InputDistance:G4}\t{r.Span.Input.DocumentId}");
+            tsv.Append(CultureInfo.InvariantCulture, $"{r.Attribution.TopShare:G4}\t{r.Attribution.TopZ:G4}\t{r.Attribution.FlaggedShare:G4}\t{r.Attribution.FlaggedLead:G4}\t{r.InputDistance:G4}\t{r.Span.Input.DocumentId}\t{r.Attribution.SelfRatio:G4}\t{r.Attribution.SelfMatch:G4}\t{r.OwnSelfRatio:G4}\t{r.RelatifLead:G4}");
             foreach (var (_, policy) in policies)
             {
                 var a = policy.Calibrated.Assess(r.Span, r.Attribution);
@@ -151,7 +214,7 @@ internal static class DemoAlertReport
     /// and the median input distance: where the input match stops being evidence.
     /// </summary>
     public static IReadOnlyList<string> Altered(IQueryScorer scorer, IReadOnlySet<long> flagged, IReadOnlyList<AlertQuery> leaked, (string Name, AlertPolicy Policy)[] policies,
-        int width, double sigma, ulong seed)
+        int width, double sigma, ulong seed, FlaggedItems? items, float[]? allSelf)
     {
         var rng = new Engine.Rng(seed);
         var noisy = leaked.Select(q => q with { Query = q.Query with { QueryId = q.Query.QueryId + "-noise", Features = [.. q.Query.Features!.Select(v => v + (float)(sigma * rng.NextNormal()))] } }).ToList();
@@ -162,8 +225,8 @@ internal static class DemoAlertReport
         var lines = new List<string>();
         foreach (var (name, variant) in new[] { (string.Create(CultureInfo.InvariantCulture, $"noise sigma {sigma}"), noisy), ("shifted one pixel", shifted) })
         {
-            var rows = Measure(scorer, policies[^1].Policy, flagged, variant);
-            lines.Add(string.Create(CultureInfo.InvariantCulture, $"Altered copies of the {rows.Count} leaked items ({name}, not served): median input distance {Median(rows.Select(r => r.InputDistance)):F3}; caught ")
+            var rows = Measure(scorer, policies[^1].Policy, flagged, variant, items, allSelf);
+            lines.Add(string.Create(CultureInfo.InvariantCulture, $"Altered copies of the {rows.Count} leaked items ({name}, not served): median input distance {Median(rows.Select(r => r.InputDistance)):F3}, median own s(q,i)/s(i,i) {Median(rows.Select(r => r.OwnSelfRatio)):F3}, median self match {Median(rows.Select(r => r.Attribution.SelfMatch)):F3}; caught ")
                 + string.Join(", ", policies.Select(p => $"{rows.Count(r => p.Policy.Calibrated.Assess(r.Span, r.Attribution).Alert)} by {p.Name}")) + ".");
         }
 
@@ -172,7 +235,7 @@ internal static class DemoAlertReport
 
     // Median own rank, own share and own norm percentile of a group of leaked rows.
     private static string Describe(IReadOnlyList<AlertEvidenceRow> rows) => rows.Count == 0 ? "none" : string.Create(CultureInfo.InvariantCulture,
-        $"{rows.Count} items, own copy ranked first in {rows.Count(r => r.OwnRank == 1)}, median own rank {Median(rows.Select(r => (double)r.OwnRank))}, median own share {Median(rows.Select(r => r.OwnShare)):F3}, median own response-norm percentile {Median(rows.Select(r => r.OwnNormPercentile)):F2}, median flagged lead {Median(rows.Select(r => r.Attribution.FlaggedLead)):F2}");
+        $"{rows.Count} items, own copy ranked first in {rows.Count(r => r.OwnRank == 1)}, median own rank {Median(rows.Select(r => (double)r.OwnRank))}, median own share {Median(rows.Select(r => r.OwnShare)):F3}, median own response-norm percentile {Median(rows.Select(r => r.OwnNormPercentile)):F2}, median flagged lead {Median(rows.Select(r => r.Attribution.FlaggedLead)):F2}, median own s(q,i)/s(i,i) {Median(rows.Select(r => r.OwnSelfRatio)):F3}, median self match {Median(rows.Select(r => r.Attribution.SelfMatch)):F3}");
 
     private static double Median(IEnumerable<double> values)
     {

@@ -81,21 +81,24 @@ internal static class DemoRunner
                 if (policies is not null)
                 {
                     // The served queries assessed again offline, under every fitted policy: which evidence catches which item.
-                    var rows = DemoAlertReport.Measure(scorer.Index.Scorer!, scorer.Alerts, flagged, [.. queries.Select(q => new AlertQuery(q.Query, q.LeakedExampleId, "served"))]);
+                    var model = scorer.Index.Scorer!;
+                    var items = scorer.Index.Flagged;
+                    var allSelf = DemoAlertReport.AllSelfInfluence(model, run);
+                    var rows = DemoAlertReport.Measure(model, scorer.Alerts, flagged, [.. queries.Select(q => new AlertQuery(q.Query, q.LeakedExampleId, "served"))], items, allSelf);
                     var evidencePath = Path.Combine(outDir, "alert-evidence.tsv");
                     foreach (var line in DemoAlertReport.Summarize(rows, policies, evidencePath))
                     {
                         AnsiConsole.MarkupLine(Markup.Escape(line));
                     }
 
-                    foreach (var line in DemoAlertReport.Altered(scorer.Index.Scorer!, flagged, [.. rows.Where(r => r.Leaked).Select(r => r.Query)], policies, 28, 0.05, settings.Seed + 13))
+                    foreach (var line in DemoAlertReport.Altered(model, flagged, [.. rows.Where(r => r.Leaked).Select(r => r.Query)], policies, 28, 0.05, settings.Seed + 13, items, allSelf))
                     {
                         AnsiConsole.MarkupLine(Markup.Escape(line));
                     }
 
-                    if (scorer.Alerts.FlaggedInputs is { } inputIndex)
+                    if (items is not null)
                     {
-                        AnsiConsole.MarkupLine(Markup.Escape(DemoAlertReport.InputMatchCost(inputIndex, [.. rows.Select(r => r.Query)])));
+                        AnsiConsole.MarkupLine(Markup.Escape(DemoAlertReport.InputMatchCost(items.Inputs, [.. rows.Select(r => r.Query)])));
                     }
 
                     AnsiConsole.MarkupLine($"Per-query evidence: {Markup.Escape(evidencePath)}.");
@@ -191,13 +194,15 @@ internal static class DemoRunner
         {
             // The source-share rule (a fixed 50 %) stays off: the calibrated policy is the one rule whose threshold comes
             // from the calibration split (beside it, the source share raised 4 false alerts on 300 clean images, stop 21).
-            // The image path of the two-stage policy: attribution evidence and the input match with the flagged items'
-            // images; until the calibration before the replay fits the weights (held-back leaked items vs clean images),
-            // one feature: the flagged items' share of the query's positive relative influence.
+            // The image path of the two-stage policy: attribution evidence, the self-influence match and the input match
+            // with the flagged items (Scorer:FlaggedExamples below: the Scorer reads their images from the run's batches
+            // and their self-influence from its readout when the probe set loads); until the calibration before the replay
+            // fits the weights (held-back leaked items vs clean images), one feature: the flagged items' share of the
+            // query's positive relative influence.
             builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
             {
                 ["Scorer:ExampleLeadRatio"] = "0",
-                ["Scorer:Contamination:Evidence"] = "input+attribution",
+                ["Scorer:Contamination:Evidence"] = "input+attribution+self",
                 ["Scorer:Contamination:Bias"] = "0",
             }.Concat(ContaminationFeatures.Names.Select((name, k) => new KeyValuePair<string, string?>($"Scorer:Contamination:Weights:{k}", name == "attr_flagged_share" ? "1" : "0"))));
         }
@@ -266,10 +271,12 @@ internal static class DemoRunner
     /// The alert policy fitted on a calibration split, never on the queries: clean test images that are not among the
     /// queries, and the leaked benchmark items that are not served as queries (the leaked source holds more items than the
     /// demo replays); the weights by logistic fit, the threshold for at most 1 % false alerts on the clean ones
-    /// (<see cref="ContaminationCalibration.ThresholdForFalseAlertRate"/>). Two policies are fitted on the same evidence:
-    /// attribution evidence alone, and attribution with the input match against the flagged items' images (the image
-    /// analogue of the span index: a copy of a flagged training image); the second is served. Without held-back leaked
-    /// items only the threshold is calibrated. Returns the policies to compare on the served queries.
+    /// (<see cref="ContaminationCalibration.ThresholdForFalseAlertRate"/>). Four policies are fitted on the same evidence:
+    /// attribution evidence alone, attribution with the self-influence match (the query's score on a flagged item against
+    /// the item's own), attribution with the input match against the flagged items' images (the image analogue of the
+    /// span index: a copy of a flagged training image), and all three; the last is served. The flagged items are the
+    /// Scorer's own (<see cref="ProbeIndex.Flagged"/>, from Scorer:FlaggedExamples). Without held-back leaked items only
+    /// the threshold is calibrated. Returns the policies to compare on the served queries.
     /// </summary>
     private static (string Name, AlertPolicy Policy)[] CalibrateAlerts(DemoRun run, DemoSettings settings, ScorerWorker scorer, string version, HashSet<long> flagged)
     {
@@ -281,36 +288,45 @@ internal static class DemoRunner
         var leakedImages = run.Data.Train.Select(heldBack, norm);
         var leaked = Enumerable.Range(0, leakedImages.Count).Select(i => new AlertQuery(new ModelQuery($"cal-leak-{i:D3}", version, leakedImages.Inputs.AsSpan(i * leakedImages.Features, leakedImages.Features).ToArray(), null, DateTimeOffset.UtcNow), heldBack[i], "calibration")).ToList();
 
-        // The flagged training items' images (every item of the flagged source): what monitoring flagged, matched per query.
-        var flaggedIds = flagged.Order().ToArray();
-        var flaggedImages = run.Data.Train.Select([.. flaggedIds.Select(id => (int)id)], norm);
-        var withInputs = scorer.Alerts.With(new FlaggedInputIndex(flaggedImages.Inputs, flaggedImages.Features, flaggedIds, [.. flaggedIds.Select(_ => (int)DemoRun.LeakedSourceId)]));
+        // The flagged training items as the Scorer loaded them from configuration (Scorer:FlaggedExamples: their images
+        // from the run's batches, their self-influence from the live readout), matched per query.
         var model = scorer.Index.Scorer!;
-        var cleanRows = DemoAlertReport.Measure(model, withInputs, flagged, clean);
+        var items = scorer.Index.Flagged is { } f && f.Version == model.Version ? f : throw new InvalidOperationException($"the Scorer has no flagged items for {model.Version}; see demo.log (Scorer:FlaggedExamples).");
+        AnsiConsole.MarkupLine($"Flagged items loaded by the Scorer from Scorer:FlaggedExamples: {items.Inputs.Count} images, {items.Measured} with their self-influence.");
+        var cleanRows = DemoAlertReport.Measure(model, scorer.Alerts, flagged, clean, items);
         var cleanEvidence = cleanRows.Select(r => (r.Span, r.Attribution)).ToList();
-        var attributionOnly = withInputs.With(withInputs.Calibrated.Options with
+        AlertPolicy Reading(ContaminationEvidenceKind evidence) => scorer.Alerts.With(scorer.Alerts.Calibrated.Options with
         {
-            Evidence = ContaminationEvidenceKind.Attribution,
-            Weights = [.. withInputs.Calibrated.Options.Weights.Select((w, k) => ContaminationFeatures.Uses(ContaminationEvidenceKind.Attribution, k) ? w : 0)],
+            Evidence = evidence,
+            Weights = [.. scorer.Alerts.Calibrated.Options.Weights.Select((w, k) => ContaminationFeatures.Uses(evidence, k) ? w : 0)],
         });
         var rate = 0.01;
         (string, AlertPolicy)[] policies;
         double[] scores;
         if (leaked.Count > 0)
         {
-            var leakedEvidence = DemoAlertReport.Measure(model, withInputs, flagged, leaked).Select(r => (r.Span, r.Attribution)).ToList();
-            var (before, _, beforeLeaked) = AlertCalibration.Fit(attributionOnly, cleanEvidence, leakedEvidence, rate);
-            (var after, scores, var afterLeaked) = AlertCalibration.Fit(withInputs, cleanEvidence, leakedEvidence, rate);
-            foreach (var (name, p, l) in new[] { ("attribution only", before, beforeLeaked), ("attribution + input match", after, afterLeaked) })
+            var leakedEvidence = DemoAlertReport.Measure(model, scorer.Alerts, flagged, leaked, items).Select(r => (r.Span, r.Attribution)).ToList();
+            var fitted = new List<(string Name, AlertPolicy Policy)>();
+            foreach (var (name, evidence) in new[]
             {
-                AnsiConsole.MarkupLine($"Alert policy ({name}) fitted on {leaked.Count} held-back leaked items (never served) and {clean.Count:N0} clean test images held out from the queries: weights ({string.Join(", ", p.Calibrated.Options.Weights.Select(w => w.ToString("G3", CultureInfo.InvariantCulture)))}), bias {p.Calibrated.Options.Bias:G3}; {l.Count(x => x > p.Calibrated.Options.Threshold)} of the held-back leaked items above the threshold.");
+                ("attribution only", ContaminationEvidenceKind.Attribution),
+                ("self-influence only", ContaminationEvidenceKind.SelfInfluence),
+                ("attribution + self-influence", ContaminationEvidenceKind.Attribution | ContaminationEvidenceKind.SelfInfluence),
+                ("attribution + input match", ContaminationEvidenceKind.Attribution | ContaminationEvidenceKind.Input),
+                ("attribution + self-influence + input match (served)", ContaminationEvidenceKind.Attribution | ContaminationEvidenceKind.SelfInfluence | ContaminationEvidenceKind.Input),
+            })
+            {
+                var (p, _, l) = AlertCalibration.Fit(Reading(evidence), cleanEvidence, leakedEvidence, rate);
+                AnsiConsole.MarkupLine(Markup.Escape($"Alert policy ({name}) fitted on {leaked.Count} held-back leaked items (never served) and {clean.Count:N0} clean test images held out from the queries: weights ({string.Join(", ", p.Calibrated.Options.Weights.Select(w => w.ToString("G3", CultureInfo.InvariantCulture)))}), bias {p.Calibrated.Options.Bias.ToString("G3", CultureInfo.InvariantCulture)}, threshold {p.Calibrated.Options.Threshold.ToString("G4", CultureInfo.InvariantCulture)}; {l.Count(x => x > p.Calibrated.Options.Threshold)} of the held-back leaked items above the threshold."));
+                fitted.Add((name, p));
             }
 
-            policies = [("attribution only", before), ("attribution + input match (served)", after)];
+            policies = [.. fitted];
+            scores = [.. cleanEvidence.Select(e => policies[^1].Item2.Calibrated.Score(e.Span, e.Attribution))];
         }
         else
         {
-            var calibrated = withInputs.With(ContaminationCalibration.Calibrate(withInputs.Calibrated.Options, cleanEvidence, rate));
+            var calibrated = scorer.Alerts.With(ContaminationCalibration.Calibrate(scorer.Alerts.Calibrated.Options, cleanEvidence, rate));
             scores = [.. cleanEvidence.Select(e => calibrated.Calibrated.Score(e.Span, e.Attribution))];
             policies = [("stated weights, calibrated threshold (served)", calibrated)];
         }

@@ -64,7 +64,7 @@ public sealed class ContaminationPolicyTests
     [Fact]
     public void Policy_ScoresTheLogisticOfTheWeightedFeatures_AndAlertsStrictlyAboveTheThreshold()
     {
-        var options = new ContaminationPolicyOptions { Weights = [2, 0, 0, 0, 0, 1, 0, 0, 0, 0], Bias = -1, Threshold = 0.5 };
+        var options = new ContaminationPolicyOptions { Weights = [2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0], Bias = -1, Threshold = 0.5 };
         var policy = new ContaminationPolicy(options);
         var span = new SpanEvidence(20, 0, 10, 1, [new SpanDocument(0, 100, 0)]);
         var attribution = new AttributionEvidence(0.5, 3, 0.5, 100, 0, [100]);
@@ -86,13 +86,13 @@ public sealed class ContaminationPolicyTests
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span }));
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Weights = [1, 2] }));
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Threshold = 1.5 }));
-        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Weights = [double.NaN, 0, 0, 0, 0, 0, 0, 0, 0, 0] }));
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Weights = [double.NaN, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }));
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { MaxEvidenceDocuments = 0 }));
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = 0 }));
-        _ = new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span, Weights = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0] });
+        _ = new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span, Weights = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0] });
         // Exact spans alone may not weigh the normalised-text features; stage one (StageOne) may.
-        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span, Weights = [1, 1, 1, 0, 0, 0, 1, 0, 0, 0] }));
-        _ = new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.StageOne, Weights = [1, 1, 1, 0, 0, 0, 1, 1, 0, 0] });
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Span, Weights = [1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0] }));
+        _ = new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.StageOne, Weights = [1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0] });
         Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = (ContaminationEvidenceKind)8 }));
     }
 
@@ -208,8 +208,34 @@ public sealed class ContaminationPolicyTests
         Assert.True(AlertMetrics.AlertRate(scores, testLabels, options.Threshold, ofLeaked: false) < 0.03);
 
         var spanOnly = ContaminationCalibration.Fit(calibration, calibrationLabels, ContaminationEvidenceKind.Span, 0.01);
-        Assert.Equal([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], spanOnly.Weights.Skip(3));
+        Assert.Equal([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], spanOnly.Weights.Skip(3));
         Assert.Throws<ArgumentException>(() => ContaminationCalibration.Fit(calibration, [.. calibrationLabels.Select(_ => false)], ContaminationEvidenceKind.Span, 0.01));
+    }
+
+    [Fact]
+    public void SelfMatch_IsOneWhenTheQueryScoresAFlaggedItemAsTheItemScoresItself_AndFallsWithTheRatiosDistanceFromOne()
+    {
+        long[] ids = [1, 2, 3];
+        int[] sources = [0, 0, 0];
+        var flagged = new HashSet<long> { 1, 3 };
+        // Self-influences 2 and 8 for the flagged items (item 2 unknown): a query scoring them 2 and 4 copies item 1.
+        var copy = AttributionEvidence.From([2f, 1f, 4f], ids, sources, flagged, selfInfluence: [2f, float.NaN, 8f]);
+        Assert.Equal((1.0, 1.0), (copy.SelfRatio, copy.SelfMatch));
+        // Scores 1.5x both self-influences: the ratio says 1.5, the match −log10(0.5) ÷ 6; within 1 %: 1/3; off by 2x: 0.
+        var above = AttributionEvidence.From([3f, 1f, 12f], ids, sources, flagged, selfInfluence: [2f, float.NaN, 8f]);
+        Assert.Equal(1.5, above.SelfRatio);
+        Assert.Equal(-Math.Log10(0.5) / 6, above.SelfMatch, 12);
+        Assert.Equal(1.0 / 3, AttributionEvidence.From([1.01f, 1f, 4f], ids, sources, flagged, selfInfluence: [1f, float.NaN, 1f]).SelfMatch, 4);
+        Assert.Equal(0.0, AttributionEvidence.From([4f, 1f, 16f], ids, sources, flagged, selfInfluence: [2f, float.NaN, 8f]).SelfMatch);
+        // A negative self-influence (training on the item lowered the margin it is asked about) divides alike.
+        var negative = AttributionEvidence.From([-2f, 1f, 4f], ids, sources, flagged, selfInfluence: [-2f, float.NaN, 0f]);
+        Assert.Equal((1.0, 1.0), (negative.SelfRatio, negative.SelfMatch));
+        // Unflagged documents and zero self-influences are not read; without self-influences the features are 0.
+        var unread = AttributionEvidence.From([2f, 9f, 4f], ids, sources, flagged, selfInfluence: [float.NaN, 9f, 0f]);
+        Assert.Equal((0.0, 0.0), (unread.SelfRatio, unread.SelfMatch));
+        Assert.Equal(0.0, AttributionEvidence.From([2f, 1f, 4f], ids, sources, flagged).SelfMatch);
+        Assert.Equal(1.0, ContaminationFeatures.Of(SpanEvidence.None(1), copy)[^1]);
+        Assert.Throws<ArgumentException>(() => AttributionEvidence.From([2f, 1f, 4f], ids, sources, flagged, selfInfluence: [1f]));
     }
 
     [Fact]
@@ -226,7 +252,7 @@ public sealed class ContaminationPolicyTests
 
         var o = ContaminationCalibration.Fit(evidence, labels, ContaminationEvidenceKind.Combined, 0);
         Assert.All(o.Weights, w => Assert.True(double.IsFinite(w)));
-        Assert.Equal([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], o.Weights.Skip(3));
+        Assert.Equal([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], o.Weights.Skip(3));
         var policy = new ContaminationPolicy(o);
         Assert.True(policy.Score(evidence[0].Item1, evidence[0].Item2) > policy.Score(evidence[1].Item1, evidence[1].Item2));
     }

@@ -30,10 +30,10 @@ public sealed class FlaggedInputIndexTests
         Assert.Equal(1.0, ContaminationFeatures.Of(span, AttributionEvidence.None)[ContaminationFeatures.Names.ToList().IndexOf("input_match")]);
         Assert.Equal([501L], span.AllDocuments.Select(d => d.Id));
         Assert.Empty((SpanEvidence.None(1) with { Input = Index.Find([1, 1, 1, 1]) }).AllDocuments);
-        var policy = new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Input, Weights = [0, 0, 0, 0, 0, 0, 0, 0, 0, 12], Bias = -6 });
+        var policy = new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Input, Weights = [0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0], Bias = -6 });
         Assert.True(policy.Assess(span, AttributionEvidence.None).Alert);
         Assert.False(policy.Assess(SpanEvidence.None(1), AttributionEvidence.None).Alert);
-        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 0, 0, 0, 0, 12] }));
+        Assert.Throws<ArgumentException>(() => new ContaminationPolicy(new ContaminationPolicyOptions { Evidence = ContaminationEvidenceKind.Attribution, Weights = [0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0] }));
     }
 
     [Fact]
