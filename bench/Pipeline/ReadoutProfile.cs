@@ -22,6 +22,7 @@ internal static class ReadoutProfile
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         var mlp = new Mlp(model.Layout);
         mlp.LoadFrom(model.Theta);
+        Console.WriteLine($"# reading {model.Examples.Bytes / 1e6:F1} MB once (TensorPrimitives.Sum over an array of the set's size, thread CPU): {StreamMs(model.Examples.Bytes).ToString("F2", CultureInfo.InvariantCulture)} ms: the memory roof of one pass over the factors");
         foreach (int batch in batches)
         {
             int rounds = Math.Max(3, queriesPerSize / batch);
@@ -79,6 +80,26 @@ internal static class ReadoutProfile
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {batch} | {score * ms:F2} | {score * ms / batch:F3} | {predict * ms:F2} | {factors * ms:F2} | {examples * ms:F2} | {sources * ms:F2} | {topk * ms:F2} | {wallMs:F2} | {full:F2} | {bias:F2} | {basis:F2} |"));
         }
+    }
+
+    /// <summary>
+    /// The memory roof of a batch: thread CPU ms to read an array of the set's size once (<c>TensorPrimitives.Sum</c>,
+    /// the same streaming loads the readout issues, no other work), after one pass to page it in.
+    /// </summary>
+    public static double StreamMs(long bytes, int rounds = 20)
+    {
+        var floats = new float[bytes / sizeof(float)];
+        Array.Fill(floats, 1e-3f);
+        float sink = System.Numerics.Tensors.TensorPrimitives.Sum(floats);
+        long t0 = ThreadCpuNs();
+        for (int r = 0; r < rounds; r++)
+        {
+            sink += System.Numerics.Tensors.TensorPrimitives.Sum(floats);
+        }
+
+        long t1 = ThreadCpuNs();
+        GC.KeepAlive(sink);
+        return (t1 - t0) / 1e6 / rounds;
     }
 
     /// <summary>

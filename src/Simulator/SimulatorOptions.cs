@@ -89,7 +89,7 @@ public sealed class SimulatorOptions
 
     /// <summary>
     /// Training rows the spectral operator's Hessian is averaged over (<see cref="ForwardOnlyOptions.OperatorSample"/>;
-    /// 0 = all). Each Lanczos step costs two gradients of this many rows, so it sets the operator's cost.
+    /// 0 = the rows the horizon's mini-batches visit). Each Lanczos step costs two gradients of this many rows, so it sets the operator's cost.
     /// </summary>
     public int OperatorSample { get; set; } = Defaults.OperatorSample;
 

@@ -110,6 +110,9 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     /// <summary>|h_max| estimated by power iteration or the operator's Lanczos (0 when the step size was given).</summary>
     public double TopEigenvalue { get; private set; }
 
+    /// <summary>Training examples the spectral operator was fitted on in the last Precompute (0 without one).</summary>
+    public int OperatorSampleSize { get; private set; }
+
     /// <summary>Seconds spent simulating in the last Precompute.</summary>
     public double SimulationSeconds { get; private set; }
 
@@ -127,7 +130,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
 
     /// <inheritdoc />
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Name} ({_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(_options.Propagation == ForwardPropagation.Tangent ? ", propagation=tangent" : "")}{(_options.Propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {_options.OperatorSample}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
+        $"{Name} ({_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(_options.Propagation == ForwardPropagation.Tangent ? ", propagation=tangent" : "")}{(_options.Propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {(OperatorSampleSize > 0 ? OperatorSampleSize.ToString(CultureInfo.InvariantCulture) : _options.OperatorSample == 0 ? "visited" : _options.OperatorSample.ToString(CultureInfo.InvariantCulture))}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
@@ -137,6 +140,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         var simulator = new ForwardOnlySimulator(problem, _options, cancellationToken);
         StepSize = simulator.StepSize;
         TopEigenvalue = simulator.TopEigenvalue;
+        OperatorSampleSize = simulator.OperatorSampleSize;
         int n = problem.Count;
         var examples = new ResponseSet(problem.ParameterCount, LinearLayers(problem), n, _options.Rank, _options.Seed);
         var norms = new float[n];
@@ -187,6 +191,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         Serve(null, model, state.Architecture, examples);
         StepSize = 0;
         TopEigenvalue = 0;
+        OperatorSampleSize = 0;
     }
 
     /// <summary>Dimension of the input layer's shared basis and the energy it kept, when <see cref="ForwardOnlyOptions.InputBasisEnergy"/> is on.</summary>

@@ -40,7 +40,11 @@ public sealed class ForwardOnlySimulator
         if (options.Propagation == ForwardPropagation.Spectral)
         {
             // The operator's Lanczos gives h_max too: no separate power iteration over the whole training set.
-            int size = options.OperatorSample == 0 ? problem.Count : Math.Min(options.OperatorSample, problem.Count);
+            // Default: the examples the horizon's mini-batches visit (rows are drawn a permutation at a time, so the
+            // first K·b of the sequence; all of them when K·b ≥ n).
+            long visited = rows[0] is null ? problem.Count : (long)options.Horizon * rows[0]!.Length;
+            int size = (int)Math.Min(options.OperatorSample == 0 ? visited : options.OperatorSample, problem.Count);
+            OperatorSampleSize = size;
             var batch = rows[0] is null || size == problem.Count ? problem.Training : Rows(problem.Training, [.. rows.SelectMany(r => r!).Take(size)]);
             var objective = new TrainingObjective(problem, batch);
             Operator = TrajectoryOperator.Build(objective, problem.Theta, problem.WeightDecay, options.OperatorRank, options.Seed, cancellationToken);
@@ -223,6 +227,9 @@ public sealed class ForwardOnlySimulator
 
     /// <summary>|h_max| from power iteration or the spectral operator's Lanczos (0 when the step size was given).</summary>
     public double TopEigenvalue { get; }
+
+    /// <summary>Training examples the spectral operator's Hessian was averaged over (0 without one).</summary>
+    public int OperatorSampleSize { get; }
 
     /// <summary>The spectral propagator (null for <see cref="ForwardPropagation.Trajectory"/>).</summary>
     public TrajectoryOperator? Operator { get; }

@@ -19,6 +19,7 @@ internal static class BenchCommand
         command.Subcommands.Add(LmMethodsBench.Create());
         command.Subcommands.Add(LmLdsBench.Create());
         command.Subcommands.Add(SimScaleBench.Create());
+        command.Subcommands.Add(SimDiagBench.Create());
         command.Subcommands.Add(ContaminationStagesBench.Create());
         return command;
     }

@@ -198,6 +198,35 @@ public sealed class MethodTests
         }
     }
 
+    [Theory]
+    [InlineData(2, 10, 0, 20)] // default: the 2 x 10 examples the horizon visits
+    [InlineData(10, 10, 0, 60)] // the horizon covers the set: all of it
+    [InlineData(2, 10, 7, 7)] // an explicit sample
+    [InlineData(2, 10, 500, 60)] // a sample at least the set: all of it
+    [InlineData(2, 0, 0, 60)] // full batch: all of it
+    public void Spectral_operator_is_fitted_on_the_examples_the_horizon_visits_by_default(int horizon, int batch, int sample, int expected)
+    {
+        // A fixed 1,000-example sample of 5,000 over-weighted its own examples' curvature 5x, ignored the others' and
+        // halved η through its larger top Ritz value (LDS 0.265 vs 0.322 at 5,000/500/100): the default fits the
+        // operator on the K·b examples the simulated mini-batches visit, each one's curvature weighted as in that run.
+        var layout = new MlpLayout([5, 3]);
+        var problem = Problem(layout, 60, 21, weightDecay: 1e-2f);
+        var options = new ForwardOnlyOptions
+        {
+            Horizon = horizon, StepSize = 0.1f, BatchSize = batch, Rank = 0, Propagation = ForwardPropagation.Spectral, OperatorRank = 4,
+            OperatorSample = sample, InputBasisEnergy = 0,
+        };
+        var simulator = new ForwardOnlySimulator(problem, options);
+        Assert.Equal(expected, simulator.OperatorSampleSize);
+
+        // The operator is the one built on exactly those rows of the mini-batch sequence (same seed, same Lanczos start).
+        var reference = new ForwardOnlySimulator(problem, options with { OperatorSample = expected });
+        Assert.Equal(reference.Operator!.Eigenvalues, simulator.Operator!.Eigenvalues);
+        var method = new ForwardOnlyMethod(options);
+        method.Precompute(problem);
+        Assert.Contains($"sample {expected},", method.Describe(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Spectral_segments_follow_the_trajectorys_drifting_gradients_away_from_a_minimum()
     {
