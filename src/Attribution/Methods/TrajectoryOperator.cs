@@ -11,13 +11,16 @@ namespace Attribution.Attribution.Methods;
 /// gradient g to the response <c>r = φ(A) g</c>, <c>φ(a) = −(1 − (1 − ηa)^K) / a</c> (<c>φ(0) = −ηK</c>), where
 /// <c>A = H + (wd + λ) I</c> is the Hessian of the simulated objective. The top <see cref="Rank"/> eigenpairs of the
 /// training objective's Hessian (mean loss over a sample of the simulation's mini-batches, plus weight decay) come from
-/// Lanczos with full re-orthogonalisation on finite-difference Hessian-vector products, all through <see cref="IModel"/>
-/// (so the same operator serves any model); outside their span the loss curvature is taken as 0, so the map there is
+/// Lanczos with full re-orthogonalisation on Hessian-vector products: finite differences of gradients through
+/// <see cref="IModel"/> (so the same operator serves any model), or exact ones (an MLP's R-operator); outside their span the loss curvature is taken as 0, so the map there is
 /// <c>φ(wd + λ)</c>, and Ritz values below the weight decay are clamped to it (no amplified negative curvature). Applying it to a block of m gradients is two GEMMs, <c>R = φ(c) G + (G Vᵀ) diag(φ(a_j) − φ(c)) V</c>:
 /// each unit costs one gradient plus 4·rank·p flops instead of 2K gradient steps.
 /// </summary>
 public sealed class TrajectoryOperator
 {
+    /// <summary><c>hv = H v</c> for the objective's Hessian H (loss curvature plus weight decay).</summary>
+    public delegate void HessianProduct(ReadOnlySpan<double> v, Span<double> hv);
+
     private readonly float[] _vectors;
 
     private TrajectoryOperator(float[] vectors, double[] eigenvalues, int parameterCount, double floor, double complement)
@@ -61,8 +64,21 @@ public sealed class TrajectoryOperator
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(objective);
+        var at = theta.ToArray();
+        return Build((v, hv) => objective.Hvp(at, v, hv), at.Length, weightDecay, rank, seed, cancellationToken);
+    }
+
+    /// <summary>
+    /// The same Lanczos on any Hessian-vector product of the objective (loss curvature plus weight decay) on
+    /// <paramref name="parameterCount"/> parameters, e.g. the exact R-operator products of an MLP
+    /// (<see cref="Engine.Models.MlpCurvature"/>) instead of finite differences of gradients.
+    /// </summary>
+    public static TrajectoryOperator Build(HessianProduct hvp, int parameterCount, float weightDecay, int rank, ulong seed,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(hvp);
         ArgumentOutOfRangeException.ThrowIfLessThan(rank, 1);
-        int p = theta.Length;
+        int p = parameterCount;
         rank = Math.Min(rank, p);
         var basis = new float[(long)rank * p];
         var alpha = new List<double>();
@@ -84,7 +100,7 @@ public sealed class TrajectoryOperator
                 q[i] = qj[i];
             }
 
-            objective.Hvp(theta, q, w);
+            hvp(q, w);
             double a = TensorPrimitives.Dot<double>(q, w);
             alpha.Add(a);
             first = Math.Max(first, Math.Abs(a));

@@ -228,6 +228,34 @@ public sealed class MethodTests
     }
 
     [Fact]
+    public void Spectral_operator_of_an_mlp_uses_exact_hessian_products_equal_to_the_finite_difference_operator()
+    {
+        // The simulator builds an MLP's operator on the R-operator's exact Hessian-vector products (half the work of the
+        // central difference); at full rank on a ReLU MLP its Ritz values must equal the finite-difference operator's
+        // (the objective's own HVPs, mean loss plus weight decay), to the difference's O(h²) error.
+        var layout = new MlpLayout([4, 3, 2]);
+        var problem = Problem(layout, 25, 31, weightDecay: 1e-2f);
+        int p = layout.ParameterCount;
+        var options = new ForwardOnlyOptions
+        {
+            Horizon = 5, StepSize = 0.1f, BatchSize = 0, Rank = 0, Propagation = ForwardPropagation.Spectral, OperatorRank = p, InputBasisEnergy = 0,
+        };
+        var exact = new ForwardOnlySimulator(problem, options).Operator!;
+        var reference = TrajectoryOperator.Build(new TrainingObjective(problem), problem.Theta, problem.WeightDecay, p, options.Seed);
+        // Exact products stop on an invariant subspace (dead ReLUs give exactly flat, degenerate directions at the
+        // weight decay); the central difference's noise reaches them too. The top of the spectrum is what propagates.
+        Assert.InRange(exact.Rank, p / 2, p);
+        double scale = reference.Eigenvalues.Max(Math.Abs);
+        for (int k = 0; k < 6; k++)
+        {
+            Assert.True(Math.Abs(exact.Eigenvalues[k] - reference.Eigenvalues[k]) < 2e-3 * scale,
+                $"Ritz value {k}: exact {exact.Eigenvalues[k]:G6} vs finite difference {reference.Eigenvalues[k]:G6} (scale {scale:G3})");
+        }
+
+        Assert.True(scale > 10 * problem.WeightDecay, $"the loss curvature must dominate the weight decay for the test to mean anything ({scale:G3})");
+    }
+
+    [Fact]
     public void Spectral_segments_follow_the_trajectorys_drifting_gradients_away_from_a_minimum()
     {
         // Away from a minimum the trajectory moves, so each unit's gradient changes along it. Taking it at every step of
