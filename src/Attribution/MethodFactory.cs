@@ -17,7 +17,8 @@ public static class MethodFactory
     /// <summary>
     /// Creates a method. Options per method:
     /// every method: models (independently trained models averaged over, default 1: TRAK ensembles with one shared
-    /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models);
+    /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models; not bm25, repsim, blend,
+    /// nor a STRIDE combination: ensemble stride alone);
     /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), compress (k: readout over k coefficients of a fitted basis of the responses, <see cref="CompressedReadoutMethod"/>; 0 = off), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral|tangent), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, compress (k': a fitted basis of the whitened features; 0 = off);
     /// tracin: weights (one per training checkpoint, separated by '/' on a command line, e.g. weights=0.5/1/2, or by commas); grad-dot: none;
@@ -94,8 +95,11 @@ public static class MethodFactory
                 create = () => new RepresentationSimilarityMethod();
                 break;
             case "stride":
+                // An ensemble needs a fresh method per member (each trains operators on its own model); one model, one instance.
                 var stride = StrideOf(o);
-                create = () => stride;
+                Refuse(o, "combine", models > 1 && o.Choice("combine", "none", "none", "prior", "residual", "blend") != "none",
+                    "a combination is not ensembled; ensemble STRIDE alone (stride:models=m) and blend it with blend:a=stride,a-models=m,b=...");
+                create = models > 1 ? () => StrideOf(o) : () => stride;
                 break;
             case "blend":
                 var blend = BlendOf(o);
@@ -106,7 +110,7 @@ public static class MethodFactory
         }
 
         o.ThrowIfUnused(name);
-        if (models > 1 && key is "stride" or "bm25" or "repsim" or "blend")
+        if (models > 1 && key is "bm25" or "repsim" or "blend")
         {
             throw new MethodOptionException($"models={models}: '{key}' is not ensembled over independently trained models; drop models.");
         }
@@ -131,6 +135,11 @@ public static class MethodFactory
         if (!ServedNames.Contains(name))
         {
             throw new MethodOptionException($"method '{name}' is not served from probes; the services serve {string.Join(" or ", ServedNames)} (other methods run with ./pipeline attribute or eval).");
+        }
+
+        if (options.ContainsKey("models"))
+        {
+            throw new MethodOptionException($"models is not served: a deployment serves one model's probe set; drop models from '{spec}'.");
         }
 
         if (name == "forward-only" && options.Count > 0)

@@ -1,4 +1,5 @@
 using Attribution.Attribution;
+using Attribution.Attribution.Methods;
 using Attribution.Attribution.Stride;
 using Attribution.Engine.Models;
 using Attribution.Tests.Methods;
@@ -224,6 +225,11 @@ public sealed class SteeringTests
         Assert.IsType<ProbeSetBlendMethod>(MethodFactory.CreateServed("stride:k=40,d=4,combine=blend,combine-weight=0.3"));
         Assert.Contains("Simulator:Horizon", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("forward-only:horizon=5")).Message);
         Assert.Contains("not served from probes", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("trak")).Message);
+        // An ensemble of STRIDE (models=m) gets one fresh method per member; a combination is not ensembled, nor served.
+        var ensemble = Assert.IsType<EnsembleMethod>(MethodFactory.Create("stride", new Dictionary<string, string> { ["models"] = "3", ["k"] = "40", ["d"] = "4" }));
+        Assert.Equal(3, ensemble.Models);
+        Assert.Contains("blend:a=stride", Assert.Throws<MethodOptionException>(() => MethodFactory.Create("stride", new Dictionary<string, string> { ["models"] = "2", ["combine"] = "blend" })).Message);
+        Assert.Contains("models is not served", Assert.Throws<MethodOptionException>(() => MethodFactory.CreateServed("stride:models=2")).Message);
     }
 
     // Protects the diagnostic's exact measurements: subset k's model is θ* after `steps` plain gradient steps on the mean
