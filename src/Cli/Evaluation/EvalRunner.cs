@@ -85,11 +85,14 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         }
     }
 
-    /// <summary>The <c>models</c> option of a spec (independently trained models the method needs; default 1).</summary>
+    /// <summary>
+    /// The independently trained models a spec needs (default 1): its <c>models</c> option, or for a blend the larger of
+    /// its parts' (<c>a-models</c>, <c>b-models</c>), so <c>blend:a=stride,a-models=10,b=forward-only</c> gets ten.
+    /// </summary>
     public static int ModelsOf(IReadOnlyDictionary<string, string> options) =>
-        options.TryGetValue("models", out var m)
-            ? int.TryParse(m, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= 1 ? v : throw new MethodOptionException($"method option models={m} must be a positive integer.")
-            : 1;
+        new[] { "models", "a-models", "b-models" }.Max(key => options.TryGetValue(key, out var m)
+            ? int.TryParse(m, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= 1 ? v : throw new MethodOptionException($"method option {key}={m} must be a positive integer.")
+            : 1);
 
     /// <summary>
     /// Expands a spec's grid: a value written <c>a|b|c</c> is swept. Returns every combination (one, for a spec

@@ -152,7 +152,7 @@ internal static class LmLdsTable
         {
             cancellationToken.ThrowIfCancellationRequested();
             var (name, opts) = EvalRunner.ParseSpec(spec);
-            int models = opts.TryGetValue("models", out var mv) && int.TryParse(mv, NumberStyles.Integer, CultureInfo.InvariantCulture, out int k) && k >= 1 ? k : 1;
+            int models = EvalRunner.ModelsOf(opts);
             float[][] members = [truth.FullTheta, .. Enumerable.Range(1, models - 1).Select(s => extra.TryGetValue(s, out var t) ? t : extra[s] = runner.FineTuneFull(truth, (int)(options.Seed & 0x7FFF_FFFF) + s, cancellationToken))];
             var problem = Problem(options, data, truth, members, calibration);
             var method = MethodFactory.Create(name, WithoutHarnessKeys(opts));

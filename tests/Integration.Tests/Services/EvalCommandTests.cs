@@ -17,6 +17,24 @@ public sealed class EvalCommandTests : IDisposable
              "--cache", Path.Combine(_root, "cache"), "--out", Path.Combine(_root, outName), .. methods.SelectMany(m => new[] { "--method", m })],
             TimeSpan.FromSeconds(300));
 
+    // Protects a blend of ensembles: the run must train the models its parts need (a-models / b-models), or a STRIDE or
+    // TRAK ensemble inside a blend would meet a problem holding one model.
+    [Theory]
+    [InlineData("models=3", 3)]
+    [InlineData("a=stride,a-models=10,b=forward-only", 10)]
+    [InlineData("a=trak,a-models=2,b=forward-only,b-models=4", 4)]
+    [InlineData("a=trak,b=forward-only", 1)]
+    public void The_models_a_spec_needs_include_its_blend_parts(string options, int expected)
+    {
+        var (_, parsed) = global::Attribution.Cli.Evaluation.EvalRunner.ParseSpec("blend:" + options);
+        Assert.Equal(expected, global::Attribution.Cli.Evaluation.EvalRunner.ModelsOf(parsed));
+    }
+
+    [Fact]
+    public void A_part_model_count_that_is_not_a_positive_integer_is_refused_by_name() =>
+        Assert.Contains("a-models=0", Assert.Throws<global::Attribution.Attribution.MethodOptionException>(() =>
+            global::Attribution.Cli.Evaluation.EvalRunner.ModelsOf(new Dictionary<string, string> { ["a-models"] = "0" })).Message);
+
     [Fact]
     public async Task Grids_are_tuned_on_validation_queries_and_every_LDS_is_reported_on_the_others()
     {
