@@ -57,44 +57,61 @@ public sealed class DocumentRowsReadout : IDocumentReadout
     {
         ArgumentNullException.ThrowIfNull(queries);
         int q = queries.Count, n = Documents;
-        var scores = new float[(long)q * n];
-        if (q > 0 && n > 0)
+        if (q == 0 || n == 0 || _blocks.All(b => b.Width == 0))
         {
-            var vectors = queries.As<float[][]>(nameof(DocumentRowsReadout));
-            if (vectors.Length != _blocks.Length || vectors.Where((v, b) => v.Length < (long)q * _blocks[b].Width).Any())
-            {
-                throw new ArgumentException($"{vectors.Length} prepared query blocks for a readout of {_blocks.Length} blocks of widths {string.Join(", ", _blocks.Select(b => b.Width))} and {q} queries.", nameof(queries));
-            }
+            // Nothing to read (no rows, or rank-0 bases): zero scores.
+            return new ScoreMatrix(new float[(long)q * n], q, n, _sourceIds, _sourceCount);
+        }
 
-            if (_blocks.Length == 1 && _blocks[0].Weights is null)
-            {
-                if (_blocks[0].Width > 0)
-                {
-                    Blas.Gemm(false, true, q, n, _blocks[0].Width, 1f, vectors[0], _blocks[0].Rows, 0f, scores);
-                }
-            }
-            else
-            {
-                var part = new float[(long)q * n];
-                for (int b = 0; b < _blocks.Length; b++)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var block = _blocks[b];
-                    Blas.Gemm(false, true, q, n, block.Width, 1f, vectors[b], block.Rows, 0f, part);
-                    if (block.Weights is { } w)
-                    {
-                        for (int r = 0; r < q; r++)
-                        {
-                            var row = part.AsSpan(r * n, n);
-                            TensorPrimitives.Multiply(row, w, row);
-                        }
-                    }
+        var vectors = queries.As<float[][]>(nameof(DocumentRowsReadout));
+        if (vectors.Length != _blocks.Length || vectors.Where((v, b) => v.Length < (long)q * _blocks[b].Width).Any())
+        {
+            throw new ArgumentException($"{vectors.Length} prepared query blocks for a readout of {_blocks.Length} blocks of widths {string.Join(", ", _blocks.Select(b => b.Width))} and {q} queries.", nameof(queries));
+        }
 
-                    TensorPrimitives.Add(scores, part, scores);
+        // The first GEMM writes every score (β = 0), so the array is not zeroed first; unweighted blocks accumulate in
+        // place (β = 1); only a weighted block needs its own product before the weights. The mean over blocks is one
+        // pass, skipped for one block.
+        var scores = GC.AllocateUninitializedArray<float>(checked((int)((long)q * n)));
+        float[]? part = null;
+        for (int b = 0; b < _blocks.Length; b++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var block = _blocks[b];
+            if (block.Width == 0)
+            {
+                // A rank-0 block reads zero for every document.
+                if (b == 0)
+                {
+                    Array.Clear(scores);
                 }
 
-                TensorPrimitives.Multiply(scores, 1f / Math.Max(1, _blocks.Length), scores);
+                continue;
             }
+
+            if (block.Weights is not { } w)
+            {
+                Blas.Gemm(false, true, q, n, block.Width, 1f, vectors[b], block.Rows, b == 0 ? 0f : 1f, scores);
+                continue;
+            }
+
+            var into = b == 0 ? scores : part ??= GC.AllocateUninitializedArray<float>(scores.Length);
+            Blas.Gemm(false, true, q, n, block.Width, 1f, vectors[b], block.Rows, 0f, into);
+            for (int r = 0; r < q; r++)
+            {
+                var row = into.AsSpan(r * n, n);
+                TensorPrimitives.Multiply(row, w, row);
+            }
+
+            if (b > 0)
+            {
+                TensorPrimitives.Add(scores, into, scores);
+            }
+        }
+
+        if (_blocks.Length > 1)
+        {
+            TensorPrimitives.Multiply(scores, 1f / _blocks.Length, scores);
         }
 
         return new ScoreMatrix(scores, q, n, _sourceIds, _sourceCount);

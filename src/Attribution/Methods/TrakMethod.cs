@@ -181,7 +181,8 @@ public sealed class TrakMethod : IPreparedScoring
         }
 
         _problem = problem;
-        _readout = new DocumentRowsReadout([.. _models.Select(m => new DocumentRowsReadout.Block(m.PhiTilde, m.Basis?.Rank ?? k, m.Q))], n, problem.SourceIds, problem.SourceCount);
+        // A language model's Q is 1 for every document: no weights to multiply by.
+        _readout = new DocumentRowsReadout([.. _models.Select(m => new DocumentRowsReadout.Block(m.PhiTilde, m.Basis?.Rank ?? k, problem.Measurement == ModelOutput.Margin ? m.Q : null))], n, problem.SourceIds, problem.SourceCount);
     }
 
     /// <inheritdoc />
