@@ -228,6 +228,55 @@ public sealed class MethodTests
     }
 
     [Fact]
+    public void Spectral_operator_drops_the_ritz_directions_clamped_to_the_complement_exactly()
+    {
+        // Ritz values at or below the weight decay are clamped to it, which is the complement's curvature: their directions
+        // are mapped as the complement is, so Accumulate multiplies by the directions above it only (about half of 128 on
+        // a FashionMNIST MLP). The response must equal φ(c) g + Σ_k (φ(max(a_k, wd)) − φ(c)) (v_k·g) v_k over all k.
+        var layout = new MlpLayout([4, 6, 3]);
+        var problem = Problem(layout, 40, 33, weightDecay: 1e-2f);
+        int p = layout.ParameterCount;
+        var options = new ForwardOnlyOptions { Horizon = 10, StepSize = 0.2f, BatchSize = 0, Rank = 0, Propagation = ForwardPropagation.Spectral, OperatorRank = p, InputBasisEnergy = 0 };
+        var op = new ForwardOnlySimulator(problem, options).Operator!;
+        Assert.InRange(op.ActiveRank, 1, op.Rank - 1); // a ReLU MLP's Hessian has negative curvature here
+        var g = new float[2 * p];
+        new global::Attribution.Engine.Rng(5).FillNormal(g);
+        var got = (float[])g.Clone();
+        op.Apply(got, 2, 0.2, 10, 0.0);
+        double outside = TrajectoryOperator.Response(op.Complement, 0.2, 10);
+        for (int u = 0; u < 2; u++)
+        {
+            var expected = new double[p];
+            for (int i = 0; i < p; i++)
+            {
+                expected[i] = outside * g[u * p + i];
+            }
+
+            for (int k = 0; k < op.Rank; k++)
+            {
+                var v = op.Vectors.Slice(k * p, p);
+                double dot = 0;
+                for (int i = 0; i < p; i++)
+                {
+                    dot += v[i] * (double)g[u * p + i];
+                }
+
+                double scale = TrajectoryOperator.Response(Math.Max(op.Eigenvalues[k], op.Floor), 0.2, 10) - outside;
+                for (int i = 0; i < p; i++)
+                {
+                    expected[i] += scale * dot * v[i];
+                }
+            }
+
+            double norm = Math.Sqrt(expected.Sum(x => x * x));
+            for (int i = 0; i < p; i++)
+            {
+                Assert.Equal(expected[i], got[u * p + i], 1e-5 * norm);
+            }
+        }
+    }
+
+    [Fact]
     public void Spectral_operator_of_an_mlp_uses_exact_hessian_products_equal_to_the_finite_difference_operator()
     {
         // The simulator builds an MLP's operator on the R-operator's exact Hessian-vector products (half the work of the
