@@ -1,7 +1,6 @@
 using System.Globalization;
 using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Methods;
-using Attribution.Engine;
 using Attribution.Engine.Models;
 
 namespace Attribution.Attribution;
@@ -17,13 +16,14 @@ namespace Attribution.Attribution;
 /// it, so an imported method scores exactly as the offline one. <see cref="IAttributionMethod.StateBytes"/> counts what
 /// scoring reads: the basis, the coefficients and the covered coordinates.
 /// </summary>
-public sealed class CompressedReadoutMethod : ProbeSetReadout
+public sealed class CompressedReadoutMethod : ProbeSetReadout, IPreparedScoring
 {
     private readonly int _dimension;
     private ResponseBasis? _basis;
     private ServedModel? _served;
     private int[] _covered = [];
     private float[] _coefficients = [];
+    private DocumentRowsReadout? _readout;
 
     /// <summary>Wraps <paramref name="inner"/>; <paramref name="dimension"/> = k coefficients per unit (at most).</summary>
     public CompressedReadoutMethod(IProbeSetMethod inner, int dimension)
@@ -45,13 +45,16 @@ public sealed class CompressedReadoutMethod : ProbeSetReadout
         : string.Create(CultureInfo.InvariantCulture, $"; compress={_dimension} (fitted basis)"));
 
     /// <summary>Compressed scores of every example; a source's score is the sum of its examples' (<see cref="ScoreMatrix.SourceScores"/>).</summary>
-    public override ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
+    public override ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => Readout.Score(Prepare(queries, cancellationToken), cancellationToken);
+
+    /// <summary>The fixed part of a query: its gradient at θ* over the covered coordinates, projected on the basis (k·m).</summary>
+    public PreparedQueries Prepare(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
         var served = _served ?? throw new InvalidOperationException("Call Precompute (or ImportState) before scoring.");
         var basis = _basis!;
         int k = basis.Rank, units = served.ExampleSources.Length, q = queries.Count, m = _covered.Length;
-        var scores = new float[(long)q * units];
+        var phi = new float[(long)q * k];
         if (q > 0 && units > 0 && k > 0)
         {
             var model = served.CreateModel();
@@ -72,13 +75,17 @@ public sealed class CompressedReadoutMethod : ProbeSetReadout
                 }
             }
 
-            var phi = new float[(long)q * k];
             basis.Project(gathered, q, phi);
-            Blas.Gemm(false, true, q, units, k, 1f, phi, _coefficients, 0f, scores);
         }
 
-        return new ScoreMatrix(scores, q, units, served.ExampleSources, served.SourceCount);
+        return new PreparedQueries(q, new[] { phi });
     }
+
+    /// <summary>The per-document part: every document's k coefficients dotted with the query's (one GEMM).</summary>
+    public IDocumentReadout Readout => _readout ?? throw new InvalidOperationException("Call Precompute (or ImportState) before scoring.");
+
+    /// <inheritdoc />
+    public IDocumentReadout RepeatedReadout(int factor) => (_readout ?? throw new InvalidOperationException("Call Precompute (or ImportState) before scoring.")).Repeated(factor);
 
     /// <summary>Every example unit's stored response over the covered coordinates (the linear layers' weights and biases): rows [units, columns].</summary>
     public static (float[] Rows, int Columns) ResponseRows(IModel probe, ProbeSetState state)
@@ -135,5 +142,6 @@ public sealed class CompressedReadoutMethod : ProbeSetReadout
         _coefficients = coefficients;
         _covered = covered;
         _served = model;
+        _readout = new DocumentRowsReadout([new DocumentRowsReadout.Block(coefficients, basis?.Rank ?? 0, null)], n, model.ExampleSources, model.SourceCount);
     }
 }

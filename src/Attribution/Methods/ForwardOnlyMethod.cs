@@ -17,7 +17,7 @@ namespace Attribution.Attribution.Methods;
 /// (<see cref="ForwardOnlyReadout"/>). The same object scores in attribute, eval and the Scorer (built from a probe set
 /// by <see cref="ImportState"/>).
 /// </summary>
-public sealed class ForwardOnlyMethod : IProbeSetMethod
+public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
 {
     private readonly ForwardOnlyOptions _options;
     private AttributionProblem? _problem; // set by Precompute (null when served from responses or a probe set)
@@ -26,6 +26,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     private int _inputWidth; // the float input width a served classifier takes (0: not checked)
     private ResponseSet? _examples;
     private ForwardPropagation? _propagation; // what the last Precompute used (the options', or the model's default)
+    private ResponseSetReadout? _readout;
     private readonly ConcurrentBag<IModel> _models = [];
 
     /// <summary>Creates the method; <paramref name="options"/> null uses the defaults (two-trajectory).</summary>
@@ -89,6 +90,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         _architecture = architecture;
         _inputWidth = examples.Layers.Count > 0 && architecture.StartsWith("mlp:", StringComparison.Ordinal) ? examples.Layers[0].In : 0;
         _examples = examples;
+        _readout = new ResponseSetReadout(examples, served, _options.Readout == ForwardReadout.FiniteDifference ? _options.ReadoutEpsilon ?? _options.Epsilon : null);
         _models.Clear();
         InputBasis = null;
         if (_options.InputBasisEnergy > 0 && examples.Layers.Count > 0 && examples.Ranks[0] > 0 && examples.BasisDims[0] == 0 && _inputWidth > 0)
@@ -205,10 +207,16 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
     /// Scores a batch against every example; <see cref="ScoreMatrix.SourceScores"/> (and so
     /// <see cref="IAttributionMethod.ScoreSources"/>) sums them per source, the one definition of a source's score.
     /// </summary>
-    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => Readout.Score(Prepare(queries, cancellationToken), cancellationToken);
+
+    /// <summary>
+    /// The fixed part of a query: its output's gradient factors at θ* (forward mode where the model has it); with the
+    /// finite-difference readout the queries themselves (that readout runs the model per document).
+    /// </summary>
+    public PreparedQueries Prepare(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        var served = _served ?? throw NotReady();
+        _ = _served ?? throw NotReady();
         _problem?.CheckQueries(queries);
         if (_inputWidth > 0 && queries.InputWidth != _inputWidth)
         {
@@ -216,19 +224,30 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        var set = ExampleResponses;
-        var scores = new float[(long)queries.Count * set.Units];
-        if (_options.Readout == ForwardReadout.FiniteDifference)
-        {
-            float eps = _options.ReadoutEpsilon ?? _options.Epsilon;
-            ForwardOnlyReadout.FiniteDifference(served.CreateModel(), served.Theta, queries, set, eps, scores, cancellationToken);
-        }
-        else if (queries.Count > 0)
-        {
-            set.JacobianScores(Readout(queries), scores);
-        }
+        return _options.Readout == ForwardReadout.FiniteDifference ? new PreparedQueries(queries.Count, queries)
+            : new PreparedQueries(queries.Count, queries.Count > 0 ? QueryFactors(queries) : null);
+    }
 
-        return new ScoreMatrix(scores, queries.Count, set.Units, served.ExampleSources, served.SourceCount);
+    /// <summary>The per-document part: every stored response read against the prepared queries (<see cref="ResponseSetReadout"/>).</summary>
+    public IDocumentReadout Readout => _readout ?? throw NotReady();
+
+    /// <inheritdoc />
+    public IDocumentReadout RepeatedReadout(int factor)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(factor, 1);
+        var served = _served ?? throw NotReady();
+        var state = ExportState();
+        var copy = new ForwardOnlyMethod(_options);
+        copy.ImportState(served with { ExampleSources = [.. Enumerable.Repeat(served.ExampleSources, factor).SelectMany(s => s)] }, new ProbeSetState
+        {
+            Architecture = state.Architecture,
+            ExampleTensors = state.ExampleTensors,
+            Examples = [.. Enumerable.Repeat(state.Examples, factor).SelectMany(b => b)],
+            SourceTensors = state.SourceTensors,
+            Sources = state.Sources,
+            Shared = state.Shared,
+        });
+        return copy.Readout;
     }
 
     /// <summary>The per-source sums of <see cref="Score"/> ([queries, sources] row-major), as for every method.</summary>
@@ -264,7 +283,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod
 
     // The queries' output gradient factors at θ*, in forward mode where the model has it (the readout never runs a
     // backward pass on an MLP).
-    private GradientFactors Readout(QueryBatch queries)
+    private GradientFactors QueryFactors(QueryBatch queries)
     {
         var model = Rent();
         try

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Numerics.Tensors;
 using Attribution.Attribution.Kernels;
 using Attribution.Engine;
 
@@ -54,11 +53,12 @@ public sealed record TrakOptions
 /// Q_c = diag(1 − p_i), and <c>s(q, ·) = φ_q (Φᵀ Φ + λI)⁻¹ Φᵀ Q</c>, averaged over the models. The kernel is factorised
 /// by Cholesky in double; Φ is stored pre-multiplied by L⁻ᵀ so a query is one projection and two GEMMs per model.
 /// </summary>
-public sealed class TrakMethod : IAttributionMethod
+public sealed class TrakMethod : IPreparedScoring
 {
     private readonly TrakOptions _options;
     private AttributionProblem? _problem;
     private RandomProjection? _projection;
+    private DocumentRowsReadout? _readout;
     private readonly List<(float[] Theta, float[] PhiTilde, float[] LinvT, float[] Q, ResponseBasis? Basis)> _models = [];
 
     /// <summary>Creates TRAK with the given options.</summary>
@@ -181,44 +181,45 @@ public sealed class TrakMethod : IAttributionMethod
         }
 
         _problem = problem;
+        // A language model's Q is 1 for every document: no weights to multiply by.
+        _readout = new DocumentRowsReadout([.. _models.Select(m => new DocumentRowsReadout.Block(m.PhiTilde, m.Basis?.Rank ?? k, problem.Measurement == ModelOutput.Margin ? m.Q : null))], n, problem.SourceIds, problem.SourceCount);
     }
 
     /// <inheritdoc />
-    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
+    public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default) => Readout.Score(Prepare(queries, cancellationToken), cancellationToken);
+
+    /// <summary>The fixed part of a query: per model, its gradient projected (P ∇f_q) and whitened (· L⁻ᵀ), reduced to the basis coefficients with <c>compress</c>.</summary>
+    public PreparedQueries Prepare(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
         var problem = _problem ?? throw new InvalidOperationException("Call Precompute before scoring.");
         problem.CheckQueries(queries);
-        int n = problem.Count, k = _options.ProjectionDim, nq = queries.Count;
-        var scores = new float[(long)nq * n];
-        var part = new float[(long)nq * n];
-        var psi = new float[nq * k];
-        foreach (var (theta, phiTilde, linvT, q, basis) in _models)
+        int k = _options.ProjectionDim, nq = queries.Count;
+        var vectors = new float[_models.Count][];
+        for (int c = 0; c < _models.Count; c++)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            var (theta, _, linvT, _, basis) = _models[c];
             var g = problem.CreateModel(theta).PerExampleGradients(queries.Batch, queries.Output);
             var phiQ = _projection!.Project(g, cancellationToken);
+            var psi = new float[nq * k];
             Blas.Gemm(false, false, nq, k, k, 1f, phiQ, linvT, 0f, psi);
-            if (basis is null)
-            {
-                Blas.Gemm(false, true, nq, n, k, 1f, psi, phiTilde, 0f, part);
-            }
-            else
+            if (basis is not null)
             {
                 var reduced = new float[(long)nq * basis.Rank];
                 basis.Project(psi, nq, reduced);
-                Blas.Gemm(false, true, nq, n, basis.Rank, 1f, reduced, phiTilde, 0f, part);
-            }
-            for (int r = 0; r < nq; r++)
-            {
-                var row = part.AsSpan(r * n, n);
-                TensorPrimitives.Multiply(row, q, row);
+                psi = reduced;
             }
 
-            TensorPrimitives.Add(scores, part, scores);
+            vectors[c] = psi;
         }
 
-        TensorPrimitives.Multiply(scores, 1f / Math.Max(1, _models.Count), scores);
-        return new ScoreMatrix(scores, nq, n, problem.SourceIds, problem.SourceCount);
+        return new PreparedQueries(nq, vectors);
     }
+
+    /// <summary>The per-document part: every model's stored rows Φ L⁻ᵀ (or their basis coefficients) weighted by Q, averaged over the models.</summary>
+    public IDocumentReadout Readout => _readout ?? throw new InvalidOperationException("Call Precompute before scoring.");
+
+    /// <inheritdoc />
+    public IDocumentReadout RepeatedReadout(int factor) => (_readout ?? throw new InvalidOperationException("Call Precompute before scoring.")).Repeated(factor);
 }

@@ -46,10 +46,13 @@ internal static class LmLdsBench
         var scaleDocs = new Option<string>("--scale-documents") { Description = "Also time every method's queries over the pool's documents replicated by each of these factors (comma-separated, e.g. 4,16: n = 256, 1,024, 4,096), every method at every n alternated in the same passes, to split per-query CPU into a fixed part (intercept) and a per-document part (slope, ± its standard error over the passes); empty = off.", DefaultValueFactory = _ => string.Empty };
         var scalePasses = new Option<int>("--scale-passes") { Description = "Timed passes of every query per method and n for --scale-documents (the slope's standard error is over the passes).", DefaultValueFactory = _ => 5 };
         var energyDocs = new Option<int>("--energy-documents") { Description = "Precompute the first forward-only method on this many base documents and report how much of the responses' energy a fitted basis of k = 32..1024 keeps (in-sample and held out); 0 = off.", DefaultValueFactory = _ => 0 };
+        var readoutDocs = new Option<string>("--readout-documents") { Description = "Also time every method's per-document part apart from its fixed part: queries prepared once (gradient, projection), then only the method's own readout over the pool's documents repeated by each of these factors (comma-separated, e.g. 16,64,256: n up to 65,536), every (method, n, batch) alternated in --scale-passes passes; CPU µs per document = slope. Methods without a split (BM25, TracIn, ...) are not timed this way. Empty = off.", DefaultValueFactory = _ => string.Empty };
+        var readoutBatches = new Option<string>("--readout-batches") { Description = "Query batch sizes for --readout-documents (comma-separated).", DefaultValueFactory = _ => "1,32" };
+        var readoutMax = new Option<int>("--readout-max-mib") { Description = "--readout-documents skips an n whose repeated document state would exceed this many MiB (the full forward-only readout holds 33,440 floats per document).", DefaultValueFactory = _ => 2048 };
         var truthOnly = new Option<bool>("--truth-only") { Description = "Build (or read) the ground truth and print the noise ceiling; score no method." };
 
         var command = new Command("lm-lds", "Language-model LDS: fine-tune a shared base GPT on random document subsets (two seeds each), then every method's document- and source-level LDS with the noise ceiling, latency and memory.");
-        foreach (var o in new Option[] { corpus, tokenizer, dModel, layers, heads, context, minTokens, baseDocs, pool, queries, subsets, sourceSubsets, alpha, seeds, baseEpochs, epochs, lr, seed, methods, latency, batch, cache, output, calibrationFraction, truthOnly, scaleDocs, scalePasses, energyDocs })
+        foreach (var o in new Option[] { corpus, tokenizer, dModel, layers, heads, context, minTokens, baseDocs, pool, queries, subsets, sourceSubsets, alpha, seeds, baseEpochs, epochs, lr, seed, methods, latency, batch, cache, output, calibrationFraction, truthOnly, scaleDocs, scalePasses, energyDocs, readoutDocs, readoutBatches, readoutMax })
         {
             command.Options.Add(o);
         }
@@ -79,8 +82,12 @@ internal static class LmLdsBench
                 var options = new LmLdsOptions(parse.GetValue(corpus)!, tok.Name, config, parse.GetValue(minTokens), parse.GetValue(baseDocs),
                     parse.GetValue(pool), parse.GetValue(queries), baseRecipe, fineTune, parse.GetValue(subsets), parse.GetValue(alpha),
                     parse.GetValue(seeds), parse.GetValue(sourceSubsets), parse.GetValue(seed), parse.GetValue(cache)!, specs,
-                    parse.GetValue(latency), parse.GetValue(batch), parse.GetValue(calibrationFraction), ScaleFactors(parse.GetValue(scaleDocs)!), parse.GetValue(energyDocs), parse.GetValue(scalePasses));
+                    parse.GetValue(latency), parse.GetValue(batch), parse.GetValue(calibrationFraction), ScaleFactors(parse.GetValue(scaleDocs)!, "--scale-documents"), parse.GetValue(energyDocs), parse.GetValue(scalePasses),
+                    ScaleFactors(parse.GetValue(readoutDocs)!, "--readout-documents"), ScaleFactors(parse.GetValue(readoutBatches)!, "--readout-batches"), parse.GetValue(readoutMax));
                 Require(options.ScaleDocuments!.All(f => f >= 2) && options.ScaleDocuments!.Distinct().Count() == options.ScaleDocuments!.Count, "--scale-documents must list distinct replication factors of at least 2 (e.g. 4,16), or be empty (off).");
+                Require(options.ReadoutDocuments!.All(f => f >= 2) && options.ReadoutDocuments!.Distinct().Count() == options.ReadoutDocuments!.Count, "--readout-documents must list distinct repetition factors of at least 2 (e.g. 16,64,256), or be empty (off).");
+                Require(options.ReadoutBatches!.Count >= 1 && options.ReadoutBatches!.All(b => b >= 1), "--readout-batches must list query batch sizes of at least 1 (e.g. 1,32).");
+                Require(options.ReadoutMaxMiB >= 1, "--readout-max-mib must be at least 1.");
                 Require(options.ScalePasses >= 2, "--scale-passes must be at least 2 (the slope's standard error is over the passes).");
                 Require(options.EnergyDocuments >= 0, "--energy-documents must be 0 (off) or a document count.");
                 bool onlyTruth = parse.GetValue(truthOnly);
@@ -166,9 +173,9 @@ internal static class LmLdsBench
     }
 
     // "4,16" -> [4, 16]; empty -> none.
-    private static int[] ScaleFactors(string text) =>
+    private static int[] ScaleFactors(string text, string option) =>
         [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out int f)
-            ? f : throw new ArgumentException($"--scale-documents: '{t}' is not a whole number; write the replication factors comma-separated, e.g. 4,16."))];
+            ? f : throw new ArgumentException($"{option}: '{t}' is not a whole number; write them comma-separated, e.g. 4,16."))];
 
     private static void Require(bool condition, string message)
     {

@@ -31,7 +31,10 @@ internal sealed record LmLdsOptions(
     double CalibrationFraction = 0,
     IReadOnlyList<int>? ScaleDocuments = null,
     int EnergyDocuments = 0,
-    int ScalePasses = 5)
+    int ScalePasses = 5,
+    IReadOnlyList<int>? ReadoutDocuments = null,
+    IReadOnlyList<int>? ReadoutBatches = null,
+    int ReadoutMaxMiB = 2048)
 {
     /// <summary>The setting text (recipe, data selection, queries, output function) the ground-truth cache is keyed on.</summary>
     public string Canonical(TextCorpus corpus, LmBenchmarkSplit split)

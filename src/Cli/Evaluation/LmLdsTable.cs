@@ -24,7 +24,8 @@ internal sealed record LmMethodResult(
     string? Error = null,
     double PrecomputeCpuSeconds = double.NaN,
     double BatchedCpuMsPerQuery = double.NaN,
-    LmCostScaling? Scaling = null);
+    LmCostScaling? Scaling = null,
+    LmReadoutCost[]? ReadoutCosts = null);
 
 /// <summary>
 /// A method's per-query CPU time at the pool's n documents and at the same documents replicated (<see cref="Documents"/>,
@@ -148,6 +149,7 @@ internal static class LmLdsTable
         var calibration = Calibration(options, data, truth, target, held);
         var skip = held.ToHashSet();
         var scaled = new List<(int Row, IAttributionMethod[] AtEachN)>();
+        var split = new List<(int Row, IPreparedScoring Method)>();
         foreach (var spec in options.Methods)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -192,6 +194,11 @@ internal static class LmLdsTable
                 scaled.Add((results.Count, [method, .. factors.Order().Select(f => Scaled(name, opts, method, problem, f, options, data, truth, members, cancellationToken))]));
             }
 
+            if (options.ReadoutDocuments is { Count: > 0 } && method is IPreparedScoring prepared)
+            {
+                split.Add((results.Count, prepared));
+            }
+
             results.Add(new LmMethodResult(spec, method.Describe() + (models > 1 ? $"; {models} models" : string.Empty), lds, seed0, sourceLds, pre,
                 Percentiles.Of(single, 50), batched, batched * 1000 / n, method.StateBytes, allocated, null, preCpu, batchedCpu));
         }
@@ -203,6 +210,16 @@ internal static class LmLdsTable
             for (int i = 0; i < scaled.Count; i++)
             {
                 results[scaled[i].Row] = results[scaled[i].Row] with { Scaling = fits[i] };
+            }
+        }
+
+        if (split.Count > 0)
+        {
+            Console.WriteLine($"  timing the per-document part of {split.Count} methods apart from the fixed part, batches of {string.Join(", ", options.ReadoutBatches!)} queries, {options.ScalePasses} alternated passes");
+            var costs = LmLdsReadoutCost.Measure([.. split.Select(s => s.Method)], data.Queries, options, cancellationToken);
+            for (int i = 0; i < split.Count; i++)
+            {
+                results[split[i].Row] = results[split[i].Row] with { ReadoutCosts = costs[i] };
             }
         }
 
@@ -411,7 +428,7 @@ internal static class LmLdsTable
 
     /// <summary>One console line per method.</summary>
     public static string Line(LmMethodResult r) => r.Error is { } error ? $"{r.Spec,-28} not run: {error}" : string.Create(CultureInfo.InvariantCulture,
-        $"{r.Spec,-28} LDS {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3}  source {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")}  precompute {r.PrecomputeSeconds:F1} s  single p50 {r.SingleP50Ms:F2} ms  batched {r.BatchedMsPerQuery:F3} ms/query ({r.MicrosecondsPerDocument:F2} µs/doc)  state {r.StateBytes / 1048576.0:F2} MiB  CPU: precompute {r.PrecomputeCpuSeconds:F1} s, batched {r.BatchedCpuMsPerQuery:F3} ms/query{(r.Scaling is { } sc ? $"; {sc}" : string.Empty)}");
+        $"{r.Spec,-28} LDS {r.Lds.Mean:F3} ± {r.Lds.Ci95:F3}  source {(r.SourceLds is { } s ? $"{s.Mean:F3} ± {s.Ci95:F3}" : "-")}  precompute {r.PrecomputeSeconds:F1} s  single p50 {r.SingleP50Ms:F2} ms  batched {r.BatchedMsPerQuery:F3} ms/query ({r.MicrosecondsPerDocument:F2} µs/doc)  state {r.StateBytes / 1048576.0:F2} MiB  CPU: precompute {r.PrecomputeCpuSeconds:F1} s, batched {r.BatchedCpuMsPerQuery:F3} ms/query{(r.Scaling is { } sc ? $"; {sc}" : string.Empty)}{(r.ReadoutCosts is { } rc ? string.Concat(rc.Select(c => $"\n    per-document part, {c}")) : string.Empty)}");
 
     // Wall times at a shared machine's load mostly measure waiting for a core; the process CPU time (one BLAS thread) is
     // the steadier measure of the work, so both are kept.
@@ -541,6 +558,19 @@ internal static class LmLdsTable
             {
                 var sc = r.Scaling!;
                 md.Append(inv, $"| `{r.Spec}` | {string.Join(" | ", sc.CpuMsPerQuery.Select(v => v.ToString("F3", inv)))} | {sc.PerDocumentCpuUs:F4} ± {sc.PerDocumentSe:F4} | {sc.FixedCpuMs:F3} ± {sc.FixedSe:F3} |\n");
+            }
+        }
+
+        if (rows.Any(r => r.ReadoutCosts is not null))
+        {
+            md.Append(inv, $"\nPer-document part timed apart from the fixed part (`--readout-documents`): each method's queries prepared once (its fixed part: the query's gradient and projection), then only its own per-document readout (the code `Score` runs after `Prepare`) timed over the pool's documents repeated, at every n and batch size alternated in each of {o.ScalePasses} passes (process CPU time, ≥ {250} ms per cell); per pass the least-squares line of CPU ms per query against n: slope = CPU µs per document per query (mean ± SE over the passes). The fixed part (Prepare) is timed in the same passes.\n\n");
+            md.Append("| method | batch | documents n | readout CPU ms/query at each n | **CPU µs per document** (slope ± SE) | readout intercept ms/query | fixed part (Prepare) CPU ms/query |\n|---|---|---|---|---|---|---|\n");
+            foreach (var r in rows.Where(r => r.ReadoutCosts is not null))
+            {
+                foreach (var rc in r.ReadoutCosts!)
+                {
+                    md.Append(inv, $"| `{r.Spec}` | {rc.Batch} | {string.Join(", ", rc.Fit.Documents)}{(rc.Skipped.Length > 0 ? $" (not {string.Join(", ", rc.Skipped)}: memory cap)" : string.Empty)} | {string.Join(", ", rc.Fit.CpuMsPerQuery.Select(v => v.ToString("F4", inv)))} | {rc.Fit.PerDocumentCpuUs:F5} ± {rc.Fit.PerDocumentSe:F5} | {rc.Fit.FixedCpuMs:F4} ± {rc.Fit.FixedSe:F4} | {rc.PrepareCpuMsPerQuery:F3} ± {rc.PrepareSe:F3} |\n");
+                }
             }
         }
 

@@ -40,7 +40,8 @@ public sealed class LmLdsBenchTests
             // LDS; it imports the first row's probe set), the fixed/per-document split and the energy report.
             const string fo = "forward-only:propagation=spectral,horizon=2,batch=4,operator-rank=2,rank=0";
             var second = await CliProcess.RunAsync(CliProcess.Dll,
-                [.. Args(root, "bm25:ngram=3", fo, fo + ",compress=16"), "--scale-documents", "2,3", "--scale-passes", "2", "--energy-documents", "20"], TimeSpan.FromSeconds(300));
+                [.. Args(root, "bm25:ngram=3", fo, fo + ",compress=16"), "--scale-documents", "2,3", "--scale-passes", "2", "--energy-documents", "20",
+                    "--readout-documents", "4", "--readout-batches", "1,2"], TimeSpan.FromSeconds(300));
             Assert.True(second.ExitCode == 0, second.Output);
             Assert.Contains("ground truth: 0 models trained, 9 from cache", second.Output, StringComparison.Ordinal);
             Assert.Equal(truth, await File.ReadAllLinesAsync(Path.Combine(root, "report", "ground-truth.csv")));
@@ -55,6 +56,14 @@ public sealed class LmLdsBenchTests
             Assert.Equal(3, timing.Count(l => l.Contains(" ± ", StringComparison.Ordinal)));
             Assert.Contains("x3 (48 documents): built (import or precompute) in", second.Output, StringComparison.Ordinal);
             Assert.Contains(lines, l => l.Contains("k =   32: in-sample 100.0 % (fitted on 20); held out", StringComparison.Ordinal));
+            // The per-document part timed apart from the fixed part: one row per split method and batch size (BM25 has no
+            // split), at n = 16 and 64, with a slope ± SE and the fixed part's own time.
+            var readout = lines.Where(l => l.StartsWith("| `", StringComparison.Ordinal) && l.Split('|').Length == 9).ToList();
+            Assert.Equal(4, readout.Count);
+            Assert.All(readout, l => Assert.Contains("| 16, 64 |", l, StringComparison.Ordinal));
+            Assert.Equal(2, readout.Count(l => l.StartsWith($"| `{fo},compress=16` | ", StringComparison.Ordinal)));
+            Assert.DoesNotContain(readout, l => l.Contains("bm25", StringComparison.Ordinal));
+            Assert.Contains("per-document part, batch 2: fixed part (prepare)", second.Output, StringComparison.Ordinal);
         }
         finally
         {
