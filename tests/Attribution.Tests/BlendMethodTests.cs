@@ -141,6 +141,44 @@ public sealed class BlendMethodTests
         Assert.Contains("not a blend", Assert.Throws<ArgumentException>(() => served.ImportState(ServedModel.Of(problem), strideAlone.ExportState())).Message);
     }
 
+    // Protects a blend whose part is an ensemble (blend:a=stride,a-models=2,b=forward-only): the STRIDE part trains one set
+    // of operators per model and averages (what stride:models=2 alone scores), the forward-only part stays one model
+    // (θ* = the first), and the blend is their z-blend; given one model, the STRIDE part refuses, naming the count.
+    [Fact]
+    public void A_blend_part_ensembles_over_its_models_and_the_other_part_keeps_one()
+    {
+        var (x0, y0) = KernelTests.RandomData(Layout, 20, 103);
+        int[] sources = [.. Enumerable.Range(0, 20).Select(i => i % 4)];
+        float[] theta0 = KernelTests.RandomTheta(Layout, 3), theta1 = KernelTests.RandomTheta(Layout, 4);
+        var two = new AttributionProblem(Layout, theta0, x0, y0, sources, 4, checkpoints: [theta0, theta1]);
+        var stride = new Dictionary<string, string> { ["k"] = "12", ["d"] = "3", ["rank"] = "3", ["steps"] = "20" };
+        var blend = MethodFactory.Create("blend", new Dictionary<string, string>
+        {
+            ["a"] = "stride", ["a-k"] = "12", ["a-d"] = "3", ["a-rank"] = "3", ["a-steps"] = "20", ["a-models"] = "2",
+            ["b"] = "forward-only", ["b-horizon"] = "5", ["weight"] = "0.4",
+        });
+        Assert.IsType<BlendMethod>(blend); // an ensemble is not a probe set: eval-only, not served
+        Assert.Contains("averaged over 2 independently trained models", blend.Describe());
+        blend.Precompute(two);
+
+        var ensemble = MethodFactory.Create("stride", new Dictionary<string, string>(stride) { ["models"] = "2" });
+        ensemble.Precompute(two);
+        var single = MethodFactory.Create("stride", stride);
+        single.Precompute(two);
+        var forward = MethodFactory.Create("forward-only", new Dictionary<string, string> { ["horizon"] = "5" });
+        forward.Precompute(new AttributionProblem(Layout, theta0, x0, y0, sources, 4));
+        var (x, y) = KernelTests.RandomData(Layout, 4, 77);
+        var queries = new QueryBatch(x, y, 6);
+        var expected = BlendMethod.Blend(ensemble.Score(queries), forward.Score(queries), 0.4);
+        Assert.Equal(expected, blend.Score(queries).Scores, new Tolerance(1e-3f));
+        // Not one STRIDE model: the second model's operators move the blend.
+        var oneModel = BlendMethod.Blend(single.Score(queries), forward.Score(queries), 0.4);
+        Assert.True(expected.Zip(oneModel, (u, v) => Math.Abs(u - v)).Max() > 0.05);
+
+        var fresh = MethodFactory.Create("blend", new Dictionary<string, string> { ["a"] = "stride", ["a-k"] = "12", ["a-models"] = "2", ["b"] = "forward-only", ["weight"] = "0.4" });
+        Assert.Contains("needs 2 independently trained models but only 1", Assert.Throws<MethodOptionException>(() => fresh.Precompute(Problem(20, 3))).Message);
+    }
+
     private sealed class Tolerance(float eps) : IEqualityComparer<float>
     {
         public bool Equals(float a, float b) => Math.Abs(a - b) <= eps;

@@ -131,7 +131,7 @@ internal static class LmLdsTable
         foreach (var spec in specs)
         {
             var (name, opts) = EvalRunner.ParseSpec(spec);
-            _ = MethodFactory.Create(name, WithoutHarnessKeys(opts));
+            _ = MethodFactory.Create(name, opts);
         }
     }
 
@@ -157,7 +157,9 @@ internal static class LmLdsTable
             int models = EvalRunner.ModelsOf(opts);
             float[][] members = [truth.FullTheta, .. Enumerable.Range(1, models - 1).Select(s => extra.TryGetValue(s, out var t) ? t : extra[s] = runner.FineTuneFull(truth, (int)(options.Seed & 0x7FFF_FFFF) + s, cancellationToken))];
             var problem = Problem(options, data, truth, members, calibration);
-            var method = MethodFactory.Create(name, WithoutHarnessKeys(opts));
+            // models=K reaches the factory (TRAK ensembles internally, the others through EnsembleMethod) and the problem holds
+            // the K members: stripping it, as before stop 23, silently scored one model.
+            var method = MethodFactory.Create(name, opts);
             Console.WriteLine($"  scoring {spec}");
             ScoreMatrix scores;
             double pre, batched, allocated, preCpu, batchedCpu;
@@ -304,7 +306,7 @@ internal static class LmLdsTable
     private static IAttributionMethod BuildScaled(string name, Dictionary<string, string> opts, IAttributionMethod method, AttributionProblem problem, int factor,
         LmLdsOptions options, LmLdsData data, LmLdsTruth truth, IReadOnlyList<float[]> members, CancellationToken cancellationToken)
     {
-        var scaled = MethodFactory.Create(name, WithoutHarnessKeys(opts));
+        var scaled = MethodFactory.Create(name, opts);
         int[] sources = [.. Enumerable.Repeat(problem.SourceIds, factor).SelectMany(s => s)];
         if (method is IProbeSetMethod probe && scaled is IProbeSetMethod target)
         {

@@ -40,7 +40,7 @@ public sealed class LmLdsBenchTests
             // LDS; it imports the first row's probe set), the fixed/per-document split and the energy report.
             const string fo = "forward-only:propagation=spectral,horizon=2,batch=4,operator-rank=2,rank=0";
             var second = await CliProcess.RunAsync(CliProcess.Dll,
-                [.. Args(root, "bm25:ngram=3", fo, fo + ",compress=16"), "--scale-documents", "2,3", "--scale-passes", "2", "--energy-documents", "20",
+                [.. Args(root, "bm25:ngram=3", fo, fo + ",compress=16", "trak:k=8,damping=1,models=2"), "--scale-documents", "2,3", "--scale-passes", "2", "--energy-documents", "20",
                     "--readout-documents", "4", "--readout-batches", "1,2"], TimeSpan.FromSeconds(300));
             Assert.True(second.ExitCode == 0, second.Output);
             Assert.Contains("ground truth: 0 models trained, 9 from cache", second.Output, StringComparison.Ordinal);
@@ -53,13 +53,15 @@ public sealed class LmLdsBenchTests
             Assert.Contains(lines, l => l.StartsWith("Fixed and per-document CPU: every method timed at n = 16, 32, 48", StringComparison.Ordinal));
             // One timing row per method, a CPU time at each n, the slope and the intercept with their standard errors.
             var timing = lines.Where(l => l.StartsWith("| `", StringComparison.Ordinal) && l.Split('|').Length == 8).ToList();
-            Assert.Equal(3, timing.Count(l => l.Contains(" ± ", StringComparison.Ordinal)));
+            Assert.Equal(4, timing.Count(l => l.Contains(" ± ", StringComparison.Ordinal)));
             Assert.Contains("x3 (48 documents): built (import or precompute) in", second.Output, StringComparison.Ordinal);
             Assert.Contains(lines, l => l.Contains("k =   32: in-sample 100.0 % (fitted on 20); held out", StringComparison.Ordinal));
+            // models=2 reaches the method: TRAK ensembles the reference fine-tune and one more (it used to be stripped: one model).
+            Assert.Contains(lines, l => l.StartsWith("| `trak:k=8,damping=1,models=2` | trak: k=8, projector=Gaussian, models=2,", StringComparison.Ordinal));
             // The per-document part timed apart from the fixed part: one row per split method and batch size (BM25 has no
-            // split), at n = 16 and 64, with a slope ± SE and the fixed part's own time.
+            // split; TRAK does), at n = 16 and 64, with a slope ± SE and the fixed part's own time.
             var readout = lines.Where(l => l.StartsWith("| `", StringComparison.Ordinal) && l.Split('|').Length == 9).ToList();
-            Assert.Equal(4, readout.Count);
+            Assert.Equal(6, readout.Count);
             Assert.All(readout, l => Assert.Contains("| 16, 64 |", l, StringComparison.Ordinal));
             Assert.Equal(2, readout.Count(l => l.StartsWith($"| `{fo},compress=16` | ", StringComparison.Ordinal)));
             Assert.DoesNotContain(readout, l => l.Contains("bm25", StringComparison.Ordinal));
