@@ -202,16 +202,21 @@ public static class MethodFactory
         Refuse(o, "readout-eps", o.Has("readout") ? o.Choice("readout", "jacobian", "jacobian", "fd") != "fd" : d.Readout != ForwardReadout.FiniteDifference,
             "it applies to readout=fd only");
         Refuse(o, "basis", o.Has("rank") && o.Int("rank", d.Rank) == 0 && o.Float("basis", 0f) > 0, "the shared input basis needs low-rank responses (rank > 0)");
-        var propagation = o.Has("propagation")
+        ForwardPropagation? propagation = o.Has("propagation")
             ? o.Choice("propagation", "trajectory", "trajectory", "spectral", "tangent") switch
             {
                 "spectral" => ForwardPropagation.Spectral,
                 "tangent" => ForwardPropagation.Tangent,
                 _ => ForwardPropagation.Trajectory,
             }
-            : d.Propagation;
-        bool spectral = propagation == ForwardPropagation.Spectral;
+            : o.Has("eps") ? ForwardPropagation.Trajectory : d.Propagation;
+        // Unset: by model (spectral on an MLP, the trajectory elsewhere; ForwardOnlyOptions.PropagationFor), except that ε,
+        // which only the ±ε trajectories have, asks for them. Operator keys are then taken, and refused by the simulator on
+        // a model whose default is not spectral.
+        bool spectral = propagation == ForwardPropagation.Spectral || (propagation is null && twoTrajectory);
+        bool fdReadout = o.Has("readout") && o.Choice("readout", "jacobian", "jacobian", "fd") == "fd";
         Refuse(o, "eps", propagation == ForwardPropagation.Tangent, "propagation=tangent is the trajectory's ε → 0 limit (no ε is used)");
+        Refuse(o, "eps", propagation == ForwardPropagation.Spectral && !fdReadout, "propagation=spectral is linear in ε (no ε is used; readout=fd takes readout-eps)");
         foreach (var key in new[] { "operator-rank", "operator-sample", "operator-segments", "operator-complement" })
         {
             Refuse(o, key, !spectral, "it configures the spectral propagator; add propagation=spectral");

@@ -76,13 +76,14 @@ public sealed class SimulatorOptions
     public string EffectiveGroupId => Instances > 1 ? $"{GroupId}-{Instance}-of-{Instances}" : GroupId;
 
     /// <summary>
-    /// How responses are propagated (<see cref="ForwardOnlyOptions.Propagation"/>): <c>Trajectory</c> (default: the ±ε
-    /// runs of <see cref="Horizon"/> steps per block of units) or <c>Spectral</c> (the same map linearised at θ*: one
-    /// operator per checkpoint, then two GEMMs per block; 3.1x less CPU on the transformer, docs/benchmarks/language-models.md)
-    /// or <c>Tangent</c> (MLP checkpoints only: the trajectory's exact ε → 0 response, one tangent per unit instead of two
-    /// ±ε runs, about 2x less CPU; a transformer checkpoint is refused with that message).
+    /// How responses are propagated (<see cref="ForwardOnlyOptions.Propagation"/>): unset (default) chooses by checkpoint,
+    /// <c>Spectral</c> for an MLP and <c>Trajectory</c> for a transformer; <c>Trajectory</c> (the ±ε runs of
+    /// <see cref="Horizon"/> steps per block of units) or <c>Spectral</c> (the same map linearised at θ*: one operator per
+    /// checkpoint, then two GEMMs per block; 3.1x less CPU on the transformer, docs/benchmarks/language-models.md) or
+    /// <c>Tangent</c> (MLP checkpoints only: the trajectory's exact ε → 0 response, one tangent per unit instead of two ±ε
+    /// runs, about 2x less CPU; a transformer checkpoint is refused with that message) fix it.
     /// </summary>
-    public ForwardPropagation Propagation { get; set; } = Defaults.Propagation;
+    public ForwardPropagation? Propagation { get; set; } = Defaults.Propagation;
 
     /// <summary>Lanczos steps of the spectral operator (with <see cref="Propagation"/> = Spectral).</summary>
     public int OperatorRank { get; set; } = Defaults.OperatorRank;

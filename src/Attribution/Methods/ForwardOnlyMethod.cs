@@ -25,6 +25,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
     private string? _architecture;
     private int _inputWidth; // the float input width a served classifier takes (0: not checked)
     private ResponseSet? _examples;
+    private ForwardPropagation? _propagation; // what the last Precompute used (the options', or the model's default)
     private ResponseSetReadout? _readout;
     private readonly ConcurrentBag<IModel> _models = [];
 
@@ -131,8 +132,10 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
     public long StateBytes => _examples?.Bytes ?? 0;
 
     /// <inheritdoc />
-    public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Name} ({_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(_options.Propagation == ForwardPropagation.Tangent ? ", propagation=tangent" : "")}{(_options.Propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {(OperatorSampleSize > 0 ? OperatorSampleSize.ToString(CultureInfo.InvariantCulture) : _options.OperatorSample == 0 ? "visited" : _options.OperatorSample.ToString(CultureInfo.InvariantCulture))}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
+    public string Describe() => Describe(_propagation ?? _options.Propagation);
+
+    private string Describe(ForwardPropagation? propagation) => string.Create(CultureInfo.InvariantCulture,
+        $"{Name} ({_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(propagation == ForwardPropagation.Tangent ? ", propagation=tangent" : "")}{(propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {(OperatorSampleSize > 0 ? OperatorSampleSize.ToString(CultureInfo.InvariantCulture) : _options.OperatorSample == 0 ? "visited" : _options.OperatorSample.ToString(CultureInfo.InvariantCulture))}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
@@ -140,6 +143,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
         ArgumentNullException.ThrowIfNull(problem);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var simulator = new ForwardOnlySimulator(problem, _options, cancellationToken);
+        _propagation = simulator.Propagation;
         StepSize = simulator.StepSize;
         TopEigenvalue = simulator.TopEigenvalue;
         OperatorSampleSize = simulator.OperatorSampleSize;

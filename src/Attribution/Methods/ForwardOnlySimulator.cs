@@ -34,6 +34,13 @@ public sealed class ForwardOnlySimulator
         ArgumentNullException.ThrowIfNull(problem);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        var propagation = options.PropagationFor(problem.HasMlpLayout || problem.Architecture.StartsWith("mlp:", StringComparison.Ordinal));
+        if (options.Propagation is null && propagation != ForwardPropagation.Spectral && options.HasOperatorSettings)
+        {
+            throw new ArgumentException($"the operator settings configure the spectral propagator, which is not this model's default ({problem.Architecture} propagates by {propagation.ToString().ToLowerInvariant()}): add propagation=spectral or drop them.", nameof(options));
+        }
+
+        options = options with { Propagation = propagation };
         _problem = problem;
         _options = options;
         var rows = _rows = BatchRows(problem.Count, options);
@@ -259,6 +266,9 @@ public sealed class ForwardOnlySimulator
 
     /// <summary>Training examples the spectral operator's Hessian was averaged over (0 without one).</summary>
     public int OperatorSampleSize { get; }
+
+    /// <summary>The propagation used (the options', or the model's default when they leave it open).</summary>
+    public ForwardPropagation Propagation => _options.Propagation!.Value;
 
     /// <summary>The spectral propagator (null for <see cref="ForwardPropagation.Trajectory"/>).</summary>
     public TrajectoryOperator? Operator { get; }

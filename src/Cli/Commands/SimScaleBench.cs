@@ -27,7 +27,7 @@ internal static class SimScaleBench
 {
     private static readonly string[] DefaultMethods =
     [
-        "forward-only:propagation=spectral", "forward-only:propagation=tangent@3000", "forward-only@3000", "trak:models=1", "trak:models=10@3000",
+        "forward-only:propagation=spectral", "forward-only:propagation=tangent@3000", "forward-only:propagation=trajectory@3000", "trak:models=1", "trak:models=10@3000",
     ];
 
     public static Command Create()
@@ -35,7 +35,7 @@ internal static class SimScaleBench
         var sizes = new Option<string>("--sizes") { Description = "Training-set sizes N, comma separated.", DefaultValueFactory = _ => "1000,3000,10000,60000" };
         var methods = new Option<string[]>("--method")
         {
-            Description = "Method spec name[:key=value,...][@maxN], repeatable (models=M gives TRAK M models); above @maxN a seeded slice of --slice examples is timed instead (printed as such). Default: spectral forward-only, forward-only:propagation=tangent@3000, forward-only@3000, trak:models=1, trak:models=10@3000.",
+            Description = "Method spec name[:key=value,...][@maxN], repeatable (models=M gives TRAK M models); above @maxN a seeded slice of --slice examples is timed instead (printed as such). Default: spectral forward-only, forward-only:propagation=tangent@3000, forward-only:propagation=trajectory@3000, trak:models=1, trak:models=10@3000.",
             AllowMultipleArgumentsPerToken = true,
         };
         var epochs = new Option<int>("--epochs") { Description = "Epochs of each trained model (cost does not depend on how well it is trained).", DefaultValueFactory = _ => 2 };

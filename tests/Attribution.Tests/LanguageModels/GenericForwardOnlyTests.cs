@@ -25,7 +25,7 @@ public sealed class GenericForwardOnlyTests
         var q = new float[3 * 6];
         rng.FillNormal(q);
         var queries = new QueryBatch(q, [2, 0, 1], 6);
-        var options = new ForwardOnlyOptions { Horizon = 3, Epsilon = 1e-2f, StepSize = 0.05f, BatchSize = 4, Rank = 0, InputBasisEnergy = 0 };
+        var options = new ForwardOnlyOptions { Horizon = 3, Epsilon = 1e-2f, StepSize = 0.05f, BatchSize = 4, Rank = 0, InputBasisEnergy = 0, Propagation = ForwardPropagation.Trajectory };
         var stacked = new ForwardOnlyMethod(options);
         stacked.Precompute(new AttributionProblem(layout, theta, x, y, sources, weightDecay: 1e-3f));
         var generic = new ForwardOnlyMethod(options);

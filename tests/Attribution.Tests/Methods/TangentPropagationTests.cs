@@ -111,7 +111,7 @@ public sealed class TangentPropagationTests
     public void Tangent_responses_equal_the_two_trajectory_simulation_unit_by_unit(int[] widths, float epsilon, int block, double tolerance)
     {
         var problem = Problem(widths);
-        var trajectory = new ForwardOnlyOptions { StepSize = 0.1f, BatchSize = 10, Horizon = 20, Damping = 0.05f, UnitsPerBlock = block, Epsilon = epsilon };
+        var trajectory = new ForwardOnlyOptions { StepSize = 0.1f, BatchSize = 10, Horizon = 20, Damping = 0.05f, UnitsPerBlock = block, Epsilon = epsilon, Propagation = ForwardPropagation.Trajectory };
         var tangent = trajectory with { Propagation = ForwardPropagation.Tangent };
         // Examples in an order that is not the training order, some in the same shared mini-batches.
         int[] units = [.. Enumerable.Range(0, 20), 45, 31, 30];
