@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using Attribution.Contracts;
 using Attribution.Engine.Data;
 using Attribution.Engine.Models;
@@ -19,8 +18,11 @@ namespace Attribution.Integration.Tests.Services;
 /// A language-model run end to end for contamination: a trainer's batches (documents as token ids) and checkpoint on
 /// the embedded log; the Simulator builds and publishes the run's exact-span index and its forward-only probes; the
 /// Scorer loads both and serves the probes; a query that copies a training document raises a calibrated alert that reaches a
-/// MassTransit consumer over RabbitMQ (a private node, infra/rabbitmq.sh) with its evidence, and a clean query does not.
+/// MassTransit consumer over RabbitMQ with its evidence, and a clean query does not. The RabbitMQ node is the Kafka
+/// collection's (<see cref="KafkaPipelineFixture"/>): a class that started and stopped the same private node beside that
+/// collection stopped it under the collection's own alert test (a CI failure, stop 23), so this class joins it.
 /// </summary>
+[Collection(KafkaPipelineCollection.Name)]
 public sealed class LanguageModelAlertTests : IAsyncLifetime
 {
     private const string RunId = "lm-run";
@@ -37,38 +39,12 @@ public sealed class LanguageModelAlertTests : IAsyncLifetime
     private static readonly int[] DocumentSources = [0, 1, 1, 1]; // source index: 0 = the leaked benchmark (id 90), 1 = the web (id 91)
     private static readonly long[] SourceIds = [90, 91];
     private readonly string _dir = Directory.CreateTempSubdirectory("lm-alerts-").FullName;
-    private string _rabbit = "";
+    public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task InitializeAsync()
+    public Task DisposeAsync()
     {
-        var root = AppContext.BaseDirectory;
-        while (root is not null && !File.Exists(Path.Combine(root, "Pipeline.sln")))
-        {
-            root = Path.GetDirectoryName(root);
-        }
-
-        _rabbit = root is null ? "" : Path.Combine(root, "infra", "rabbitmq.sh");
-        Assert.True(File.Exists(_rabbit), $"infra/rabbitmq.sh not found above {AppContext.BaseDirectory}; run the tests from the repository.");
-        var (code, output) = await RabbitAsync("start");
-        Assert.True(code == 0, $"infra/rabbitmq.sh start failed (exit {code}):\n{output}");
-    }
-
-    public async Task DisposeAsync()
-    {
-        await RabbitAsync("stop");
         Directory.Delete(_dir, recursive: true);
-    }
-
-    private async Task<(int Code, string Output)> RabbitAsync(string verb)
-    {
-        var psi = new ProcessStartInfo("bash", [_rabbit, verb]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment["RABBITMQ_TEST_PORT"] = KafkaPipelineFixture.RabbitPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout + await stderr);
+        return Task.CompletedTask;
     }
 
     [Fact]
