@@ -34,6 +34,24 @@ public sealed class ProbeSetState
     /// <summary>Tensors shared by every unit (e.g. an operator's matrices); empty for forward-only.</summary>
     public IReadOnlyList<StateTensor> Shared { get; init; } = [];
 
+    /// <summary>
+    /// The same state with its example blocks repeated <paramref name="factor"/> times (blocks shared, not copied): a
+    /// probe set of factor·n examples for measuring cost against n without simulating more.
+    /// </summary>
+    public ProbeSetState WithExamplesRepeated(int factor)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(factor, 1);
+        return new ProbeSetState
+        {
+            Architecture = Architecture,
+            ExampleTensors = ExampleTensors,
+            Examples = [.. Enumerable.Repeat(Examples, factor).SelectMany(b => b)],
+            SourceTensors = SourceTensors,
+            Sources = Sources,
+            Shared = Shared,
+        };
+    }
+
     /// <summary>Floats in one unit block of <paramref name="tensors"/>.</summary>
     public static long FloatsPerUnit(IReadOnlyList<ProbeTensor> tensors)
     {

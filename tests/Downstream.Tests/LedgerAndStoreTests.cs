@@ -2,6 +2,7 @@ using Attribution.Contracts;
 using Attribution.Downstream.Ledger;
 using Attribution.Downstream.Store;
 using Attribution.Transport;
+using Attribution.Transport.Embedded;
 
 namespace Attribution.Downstream.Tests;
 
@@ -76,6 +77,58 @@ public sealed class LedgerAndStoreTests
 
         var total = store.Query("SELECT count(*) FROM attributions");
         Assert.Equal((long)events.Count, total.Rows[0][0]);
+    }
+
+    // Protects "when PublishChangedAsync returns, the topic holds every change made before the call": a call made while
+    // the timer's round is still waiting for its acknowledgements must wait for that round, not return at once because
+    // the round already took the changed cells (the race that made an operator-surfaces test read a ledger topic
+    // without the run's cells).
+    [Fact]
+    public async Task Publishing_waits_for_a_round_in_flight_so_its_cells_are_on_the_topic_when_it_returns()
+    {
+        await using var log = new EmbeddedEventLog(new EmbeddedOptions(), TimeProvider.System);
+        var ledger = new SourceLedger();
+        ledger.Add(SyntheticAttributions.Make(new Random(3), 0, "run@1"), Start);
+        using var producer = new GatedProducer();
+        using var publisher = new LedgerPublisher(log, producer, ledger, TrainingCatalog.Empty,
+            Microsoft.Extensions.Options.Options.Create(new DownstreamOptions()), Microsoft.Extensions.Logging.Abstractions.NullLogger<LedgerPublisher>.Instance);
+
+        var inFlight = publisher.PublishChangedAsync(CancellationToken.None); // takes every changed cell, waits for acks
+        await producer.Started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var second = publisher.PublishChangedAsync(CancellationToken.None);
+        await Task.Delay(200);
+        Assert.False(second.IsCompleted, "a publish call returned while the cells of the round in flight were not yet acknowledged");
+
+        producer.Release();
+        await Task.WhenAll(inFlight, second).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(publisher.Published > 0);
+        Assert.Equal(publisher.Published, producer.Acknowledged);
+    }
+
+    private sealed class GatedProducer : IEventProducer
+    {
+        private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private long _acknowledged;
+
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public long Acknowledged => Interlocked.Read(ref _acknowledged);
+
+        public void Release() => _gate.TrySetResult();
+
+        public async Task<EventPosition> ProduceAsync(string topic, EventMessage message, CancellationToken cancellationToken = default)
+        {
+            Started.TrySetResult();
+            await _gate.Task.WaitAsync(cancellationToken);
+            Interlocked.Increment(ref _acknowledged);
+            return default;
+        }
+
+        public Task FlushAsync(CancellationToken cancellationToken = default) => _gate.Task.WaitAsync(cancellationToken);
+
+        public void Dispose()
+        {
+        }
     }
 
     [Fact]

@@ -236,17 +236,8 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(factor, 1);
         var served = _served ?? throw NotReady();
-        var state = ExportState();
         var copy = new ForwardOnlyMethod(_options);
-        copy.ImportState(served with { ExampleSources = [.. Enumerable.Repeat(served.ExampleSources, factor).SelectMany(s => s)] }, new ProbeSetState
-        {
-            Architecture = state.Architecture,
-            ExampleTensors = state.ExampleTensors,
-            Examples = [.. Enumerable.Repeat(state.Examples, factor).SelectMany(b => b)],
-            SourceTensors = state.SourceTensors,
-            Sources = state.Sources,
-            Shared = state.Shared,
-        });
+        copy.ImportState(served with { ExampleSources = [.. Enumerable.Repeat(served.ExampleSources, factor).SelectMany(s => s)] }, ExportState().WithExamplesRepeated(factor));
         return copy.Readout;
     }
 

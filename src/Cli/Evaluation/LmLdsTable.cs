@@ -310,16 +310,7 @@ internal static class LmLdsTable
         int[] sources = [.. Enumerable.Repeat(problem.SourceIds, factor).SelectMany(s => s)];
         if (method is IProbeSetMethod probe && scaled is IProbeSetMethod target)
         {
-            var state = probe.ExportState();
-            target.ImportState(ServedModel.Of(problem) with { ExampleSources = sources }, new ProbeSetState
-            {
-                Architecture = state.Architecture,
-                ExampleTensors = state.ExampleTensors,
-                Examples = [.. Enumerable.Repeat(state.Examples, factor).SelectMany(b => b)],
-                SourceTensors = state.SourceTensors,
-                Sources = state.Sources,
-                Shared = state.Shared,
-            });
+            target.ImportState(ServedModel.Of(problem) with { ExampleSources = sources }, probe.ExportState().WithExamplesRepeated(factor));
             return scaled;
         }
 

@@ -14,6 +14,7 @@ public sealed class LedgerPublisher(IEventLog log, IEventProducer producer, Sour
     IOptions<DownstreamOptions> options, ILogger<LedgerPublisher> logger) : BackgroundService
 {
     private readonly DownstreamOptions _options = options.Value;
+    private readonly SemaphoreSlim _round = new(1, 1);
     private long _published;
 
     /// <summary>Ledger records published.</summary>
@@ -40,8 +41,33 @@ public sealed class LedgerPublisher(IEventLog log, IEventProducer producer, Sour
         }
     }
 
-    /// <summary>Publishes the cells changed since the last round and waits for their acknowledgements.</summary>
+    /// <summary>
+    /// Publishes the cells changed since the last round and waits for their acknowledgements. Rounds run one at a time:
+    /// a call made while the timer's round is in flight waits for it, so when it returns every change made before the
+    /// call is acknowledged on the topic (it used to return at once, finding nothing changed, while that round's records
+    /// were still in flight).
+    /// </summary>
     public async Task PublishChangedAsync(CancellationToken cancellationToken)
+    {
+        await _round.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await PublishRoundAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _round.Release();
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Dispose()
+    {
+        _round.Dispose();
+        base.Dispose();
+    }
+
+    private async Task PublishRoundAsync(CancellationToken cancellationToken)
     {
         var changed = ledger.TakeChanged();
         if (changed.Count == 0)
