@@ -148,13 +148,8 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
         TopEigenvalue = simulator.TopEigenvalue;
         OperatorSampleSize = simulator.OperatorSampleSize;
         int n = problem.Count;
-        var examples = new ResponseSet(problem.ParameterCount, LinearLayers(problem), n, _options.Rank, _options.Seed);
         var norms = new float[n];
-        simulator.Simulate([.. Enumerable.Range(0, n)], (i, response) =>
-        {
-            norms[i] = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(response, response));
-            examples.Set(i, response);
-        }, cancellationToken);
+        var examples = simulator.SimulateResponses([.. Enumerable.Range(0, n)], LinearLayers(problem), _options.Rank, _options.Seed, norms, cancellationToken);
 
         Serve(problem, ServedModel.Of(problem), problem.Architecture, examples);
         ResponseNorms = norms;
@@ -188,12 +183,12 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
         }
 
         if (model.Theta.Length != probe.ParameterCount || state.Examples.Count != model.ExampleSources.Length || state.Sources.Count != 0
-            || state.Shared.Count != 0 || model.ExampleSources.Any(s => (uint)s >= (uint)model.SourceCount))
+            || model.ExampleSources.Any(s => (uint)s >= (uint)model.SourceCount))
         {
-            throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units ({state.Shared.Count} shared tensors; it has neither source units nor shared tensors: a source's score is the sum of its examples') does not fit a served model with θ of {model.Theta.Length} values ({probe.ParameterCount} expected), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
+            throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units (it has no source units: a source's score is the sum of its examples') does not fit a served model with θ of {model.Theta.Length} values ({probe.ParameterCount} expected), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
         }
 
-        var examples = ForwardOnlyState.Load(probe, state.ExampleTensors, state.Examples, _options.Seed);
+        var examples = ForwardOnlyState.Load(probe, state.ExampleTensors, state.Examples, state.Shared, _options.Seed);
         Serve(null, model, state.Architecture, examples);
         StepSize = 0;
         TopEigenvalue = 0;
