@@ -30,7 +30,6 @@ public sealed class ResponseSet
     private readonly int _sketch;
     private readonly float[]?[] _basis;
     private readonly int[] _basisDims;
-    private readonly float[] _directions; // [m, p]: the shared directions D_j (empty when none)
     private readonly float[]?[] _directionWeights; // per layer [m·out, in]: D_j's weight block, packed for the readout
     private readonly float[]?[] _directionBiases; // per layer [m, out]
     private readonly float[] _coefficients; // [units, m]: c_u
@@ -70,10 +69,9 @@ public sealed class ResponseSet
     /// this way: the gradient's own factors (rank one per layer for one classifier example) scaled by φ(c), and m
     /// coefficients against the Ritz vectors V kept once.
     /// </summary>
-    public ResponseSet(int parameterCount, IReadOnlyList<LinearFactors> layers, int units, IReadOnlyList<int> ranks, float[] directions, int directionCount, ulong seed = 17)
+    public ResponseSet(int parameterCount, IReadOnlyList<LinearFactors> layers, int units, IReadOnlyList<int> ranks, ReadOnlySpan<float> directions, int directionCount, ulong seed = 17)
     {
         ArgumentNullException.ThrowIfNull(layers);
-        ArgumentNullException.ThrowIfNull(directions);
         ArgumentOutOfRangeException.ThrowIfNegative(directionCount);
         if (directions.Length != (long)directionCount * parameterCount)
         {
@@ -126,7 +124,6 @@ public sealed class ResponseSet
         _omegaCache = new float[maxIn * _sketch];
         new Rng(seed).FillNormal(_omegaCache);
         DirectionCount = directionCount;
-        _directions = directions;
         _coefficients = new float[(long)units * directionCount];
         _directionWeights = new float[]?[count];
         _directionBiases = new float[]?[count];
@@ -139,7 +136,7 @@ public sealed class ResponseSet
                 var w = _directionWeights[l] = new float[(long)directionCount * o * i];
                 for (int j = 0; j < directionCount; j++)
                 {
-                    directions.AsSpan(j * parameterCount + layer.WeightOffset, o * i).CopyTo(w.AsSpan(j * o * i, o * i));
+                    directions.Slice(j * parameterCount + layer.WeightOffset, o * i).CopyTo(w.AsSpan(j * o * i, o * i));
                 }
 
                 if (layer.BiasOffset >= 0)
@@ -147,7 +144,7 @@ public sealed class ResponseSet
                     var b = _directionBiases[l] = new float[directionCount * o];
                     for (int j = 0; j < directionCount; j++)
                     {
-                        directions.AsSpan(j * parameterCount + layer.BiasOffset, o).CopyTo(b.AsSpan(j * o, o));
+                        directions.Slice(j * parameterCount + layer.BiasOffset, o).CopyTo(b.AsSpan(j * o, o));
                     }
                 }
             }
@@ -160,8 +157,26 @@ public sealed class ResponseSet
     /// <summary>Number m of directions shared by every unit (0 = none).</summary>
     public int DirectionCount { get; }
 
-    /// <summary>The shared directions [m, p] (row-major; empty when none).</summary>
-    public ReadOnlySpan<float> Directions => _directions;
+    /// <summary>
+    /// The shared directions [m, p] (row-major; zero outside the linear layers), rebuilt from the per-layer copies the
+    /// readout keeps (the set holds the directions once).
+    /// </summary>
+    public float[] Directions()
+    {
+        var directions = new float[(long)DirectionCount * ParameterCount];
+        for (int l = 0; l < _layers.Length && DirectionCount > 0; l++)
+        {
+            var layer = _layers[l];
+            int o = layer.Out, i = layer.In;
+            for (int j = 0; j < DirectionCount; j++)
+            {
+                _directionWeights[l].AsSpan(j * o * i, o * i).CopyTo(directions.AsSpan(j * ParameterCount + layer.WeightOffset, o * i));
+                _directionBiases[l]?.AsSpan(j * o, o).CopyTo(directions.AsSpan(j * ParameterCount + layer.BiasOffset, o));
+            }
+        }
+
+        return directions;
+    }
 
     /// <summary>A unit's coefficients on the shared directions (m values).</summary>
     public ReadOnlySpan<float> Coefficients(int unit) => _coefficients.AsSpan(unit * DirectionCount, DirectionCount);
@@ -222,7 +237,7 @@ public sealed class ResponseSet
                 total += ((r > 0 ? (long)r * (o + k) : (long)o * i) + (_bias[l] is null ? 0 : o)) * Units + (_basis[l] is null ? 0 : (long)k * i);
             }
 
-            total += (long)DirectionCount * (Units + 2L * ParameterCount); // coefficients, the directions and their per-layer packed copies
+            total += (long)DirectionCount * (Units + ParameterCount); // coefficients and the directions (held once, per layer)
             return total * sizeof(float);
         }
     }

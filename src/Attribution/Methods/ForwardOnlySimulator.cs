@@ -407,7 +407,7 @@ public sealed class ForwardOnlySimulator
         var models = _segmentThetas.Select(theta => _problem.CreateModel(theta)).ToArray();
         var (bounds, _) = Segments(_options.Horizon, segments);
         var ranks = ResponseSet.RanksFor(layers, segments);
-        var set = new ResponseSet(p, layers, examples.Count, ranks, op.ActiveVectors.ToArray(), m, seed);
+        var set = new ResponseSet(p, layers, examples.Count, ranks, op.ActiveVectors, m, seed);
         var vectors = op.ActiveVectors;
         var training = _problem.Training;
         int block = (int)Math.Clamp((1L << 24) / p, 1, _options.UnitsPerBlock);

@@ -26,7 +26,7 @@ public static class ForwardOnlyState
             SourceTensors = [],
             Sources = [],
             Shared = examples.DirectionCount == 0 ? []
-                : [new StateTensor(new Contracts.ProbeTensor(ResponseSet.DirectionsTensor, examples.DirectionCount, examples.ParameterCount, 0), examples.Directions.ToArray())],
+                : [new StateTensor(new Contracts.ProbeTensor(ResponseSet.DirectionsTensor, examples.DirectionCount, examples.ParameterCount, 0), examples.Directions())],
         };
     }
 

@@ -501,7 +501,9 @@ public sealed class MethodTests
         var layout = new MlpLayout([20, 16, 8, 4]);
         var problem = Problem(layout, 30, 9, weightDecay: 1e-3f);
         var queries = Queries(layout, 6, 10);
-        var full = new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = 10, StepSize = 0.05f, Rank = 0, BatchSize = 10 });
+        // The trajectory's responses are dense and stored at the options' rank (spectral ones on an MLP are stored exactly
+        // as gradient factors plus Ritz coefficients, whatever the rank).
+        var full = new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = 10, StepSize = 0.05f, Rank = 0, BatchSize = 10, Propagation = ForwardPropagation.Trajectory });
         var low = new ForwardOnlyMethod(full.Options with { Rank = 4 });
         full.Precompute(problem);
         low.Precompute(problem);
