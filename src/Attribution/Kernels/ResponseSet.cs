@@ -151,31 +151,109 @@ public sealed class ResponseSet
         }
     }
 
-    /// <summary>Name of the per-unit tensor [m, 1] holding a unit's coefficients on the shared directions (<see cref="Tensors"/>), and of the shared tensor [m, p] of the directions themselves.</summary>
+    /// <summary>Name of the per-unit tensor [m, 1] holding a unit's coefficients on the shared directions (<see cref="Tensors"/>), and the prefix of the shared tensors of the directions themselves (<see cref="DirectionTensors"/>).</summary>
     public const string DirectionsTensor = "response.directions";
 
     /// <summary>Number m of directions shared by every unit (0 = none).</summary>
     public int DirectionCount { get; }
 
     /// <summary>
-    /// The shared directions [m, p] (row-major; zero outside the linear layers), rebuilt from the per-layer copies the
-    /// readout keeps (the set holds the directions once).
+    /// The shared directions as state tensors named after the model's tensors (<paramref name="modelTensors"/>): per
+    /// linear layer <c>response.directions/&lt;weight&gt;</c> [m·out, in] (direction j's weight block in rows
+    /// j·out…) and <c>response.directions/&lt;bias&gt;</c> [m, out]. Rows are a layer's input width, so they split into
+    /// probe-sized chunks (<see cref="Probes.SharedChunks"/>) as any shared state does. Empty when m = 0.
     /// </summary>
-    public float[] Directions()
+    public IReadOnlyList<StateTensor> DirectionTensors(IReadOnlyList<(string Name, int[] Shape, int Offset)> modelTensors)
     {
-        var directions = new float[(long)DirectionCount * ParameterCount];
-        for (int l = 0; l < _layers.Length && DirectionCount > 0; l++)
+        ArgumentNullException.ThrowIfNull(modelTensors);
+        var tensors = new List<StateTensor>();
+        if (DirectionCount == 0)
+        {
+            return tensors;
+        }
+
+        var names = NamesByOffset(modelTensors);
+        int m = DirectionCount;
+        for (int l = 0; l < _layers.Length; l++)
         {
             var layer = _layers[l];
-            int o = layer.Out, i = layer.In;
-            for (int j = 0; j < DirectionCount; j++)
+            tensors.Add(new StateTensor(new Contracts.ProbeTensor($"{DirectionsTensor}/{names(layer.WeightOffset)}", m * layer.Out, layer.In, 0), _directionWeights[l]!));
+            if (_directionBiases[l] is { } b)
             {
-                _directionWeights[l].AsSpan(j * o * i, o * i).CopyTo(directions.AsSpan(j * ParameterCount + layer.WeightOffset, o * i));
-                _directionBiases[l]?.AsSpan(j * o, o).CopyTo(directions.AsSpan(j * ParameterCount + layer.BiasOffset, o));
+                tensors.Add(new StateTensor(new Contracts.ProbeTensor($"{DirectionsTensor}/{names(layer.BiasOffset)}", m, layer.Out, 0), b));
             }
         }
 
+        return tensors;
+    }
+
+    /// <summary>
+    /// The flat directions [m, p] (zero outside <paramref name="layers"/>) from <see cref="DirectionTensors"/>; throws
+    /// <see cref="ArgumentException"/> naming what is missing, extra or mis-shaped.
+    /// </summary>
+    public static float[] DirectionsFrom(IReadOnlyList<StateTensor> shared, IReadOnlyList<LinearFactors> layers, int directionCount, int parameterCount,
+        IReadOnlyList<(string Name, int[] Shape, int Offset)> modelTensors)
+    {
+        ArgumentNullException.ThrowIfNull(shared);
+        ArgumentNullException.ThrowIfNull(layers);
+        var names = NamesByOffset(modelTensors);
+        int m = directionCount;
+        var byName = new Dictionary<string, StateTensor>(StringComparer.Ordinal);
+        foreach (var t in shared)
+        {
+            byName.TryAdd(t.Layout.Name, t); // a duplicate is left unused: refused below
+        }
+
+        var directions = new float[(long)m * parameterCount];
+        int used = 0;
+        void Take(int offset, int rows, int cols, int blockRows)
+        {
+            string name = $"{DirectionsTensor}/{names(offset)}";
+            if (!byName.TryGetValue(name, out var t) || t.Layout.Rows != rows || t.Layout.Cols != cols || t.Layout.Rank != 0 || t.Values.Length != (long)rows * cols)
+            {
+                throw new ArgumentException($"the shared directions need '{name}' [{rows}x{cols}] in full; the state has {(byName.TryGetValue(name, out var had) ? $"[{had.Layout.Rows}x{had.Layout.Cols}] rank {had.Layout.Rank}" : "none")}. Re-simulate the probe set with this build.");
+            }
+
+            int block = blockRows * cols;
+            for (int j = 0; j < m; j++)
+            {
+                t.Values.AsSpan(j * block, block).CopyTo(directions.AsSpan(j * parameterCount + offset, block));
+            }
+
+            used++;
+        }
+
+        if (m > 0)
+        {
+            foreach (var layer in layers)
+            {
+                Take(layer.WeightOffset, m * layer.Out, layer.In, layer.Out);
+                if (layer.BiasOffset >= 0)
+                {
+                    Take(layer.BiasOffset, m, layer.Out, 1);
+                }
+            }
+        }
+
+        if (used != shared.Count)
+        {
+            throw new ArgumentException($"a forward-only state carries only its shared directions ({used} tensors '{DirectionsTensor}/…' for {m} directions); it also has {string.Join(", ", shared.Select(t => t.Layout.Name).Where(n => !n.StartsWith(DirectionsTensor + "/", StringComparison.Ordinal)).DefaultIfEmpty("duplicates"))}. Re-simulate the probe set with this build.");
+        }
+
         return directions;
+    }
+
+    private static Func<int, string> NamesByOffset(IReadOnlyList<(string Name, int[] Shape, int Offset)> modelTensors)
+    {
+        ArgumentNullException.ThrowIfNull(modelTensors);
+        var names = new Dictionary<int, string>();
+        foreach (var (name, _, offset) in modelTensors)
+        {
+            names.TryAdd(offset, name);
+        }
+
+        return offset => names.TryGetValue(offset, out var n) ? n
+            : throw new ArgumentException($"no model tensor starts at offset {offset}; the layers are not this model's.", nameof(modelTensors));
     }
 
     /// <summary>A unit's coefficients on the shared directions (m values).</summary>

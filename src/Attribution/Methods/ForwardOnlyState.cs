@@ -25,15 +25,14 @@ public static class ForwardOnlyState
             Examples = Blocks(examples),
             SourceTensors = [],
             Sources = [],
-            Shared = examples.DirectionCount == 0 ? []
-                : [new StateTensor(new Contracts.ProbeTensor(ResponseSet.DirectionsTensor, examples.DirectionCount, examples.ParameterCount, 0), examples.Directions())],
+            Shared = examples.DirectionTensors(model.Tensors),
         };
     }
 
     /// <summary>
     /// A response set rebuilt from one subject's tensors and blocks (no SVD) and the state's shared tensors (the shared
-    /// directions, <see cref="ResponseSet.DirectionsTensor"/> [m, p], when the blocks carry coefficients on them, and
-    /// nothing else); throws <see cref="ArgumentException"/> when a tensor is not the model's.
+    /// directions, <see cref="ResponseSet.DirectionTensors"/>, when the blocks carry coefficients on them, and nothing
+    /// else); throws <see cref="ArgumentException"/> when a tensor is not the model's.
     /// </summary>
     public static ResponseSet Load(IModel model, IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks, IReadOnlyList<StateTensor> shared, ulong seed)
     {
@@ -42,14 +41,8 @@ public static class ForwardOnlyState
         ArgumentNullException.ThrowIfNull(shared);
         var (layers, ranks) = ResponseSet.LayersOf(tensors, model.Tensors);
         int m = ResponseSet.DirectionCountOf(tensors);
-        var directions = shared.Where(t => t.Layout.Name == ResponseSet.DirectionsTensor).ToArray();
-        if (shared.Count != directions.Length || directions.Length > 1 || (m > 0) != (directions.Length == 1)
-            || (m > 0 && directions[0].Layout is var d && (d.Rows != m || d.Cols != model.ParameterCount || d.Rank != 0)))
-        {
-            throw new ArgumentException($"a forward-only state's units carry coefficients on {m} shared directions, and its shared tensors must then be exactly '{ResponseSet.DirectionsTensor}' [{m}x{model.ParameterCount}] in full (none when m = 0); it has {(shared.Count == 0 ? "none" : string.Join(", ", shared.Select(t => $"'{t.Layout.Name}' [{t.Layout.Rows}x{t.Layout.Cols}] rank {t.Layout.Rank}")))}. Re-simulate the probe set with this build.");
-        }
-
-        var set = new ResponseSet(model.ParameterCount, layers, blocks.Count, ranks, m > 0 ? directions[0].Values : [], m, seed);
+        var directions = ResponseSet.DirectionsFrom(shared, layers, m, model.ParameterCount, model.Tensors);
+        var set = new ResponseSet(model.ParameterCount, layers, blocks.Count, ranks, directions, m, seed);
         for (int u = 0; u < blocks.Count; u++)
         {
             set.SetFactors(u, blocks[u]);

@@ -359,13 +359,13 @@ public sealed class MethodTests
         // The probe form: per-unit blocks (factors, then the coefficients) plus the directions as one shared tensor.
         var state = ForwardOnlyState.Export(model, set);
         Assert.Equal(ResponseSet.DirectionsTensor, state.ExampleTensors[^1].Name);
-        var shared = Assert.Single(state.Shared);
-        Assert.Equal((set.DirectionCount, p), (shared.Layout.Rows, shared.Layout.Cols));
+        Assert.Equal(2 * layout.LayerCount, state.Shared.Count); // per layer: the directions' weight blocks [m·out, in] and biases [m, out]
+        Assert.Equal((set.DirectionCount * 8, 6), (state.Shared[0].Layout.Rows, state.Shared[0].Layout.Cols));
         var loaded = ForwardOnlyState.Load(model, state.ExampleTensors, state.Examples, state.Shared, options.Seed);
         var again = new float[scores.Length];
         loaded.JacobianScores(model.ForwardModeGradients(queries.Batch, queries.Output), again);
         Assert.Equal(scores, again);
-        Assert.Contains("shared tensors must then be exactly", Assert.Throws<ArgumentException>(() => ForwardOnlyState.Load(model, state.ExampleTensors, state.Examples, [], options.Seed)).Message, StringComparison.Ordinal);
+        Assert.Contains("the shared directions need", Assert.Throws<ArgumentException>(() => ForwardOnlyState.Load(model, state.ExampleTensors, state.Examples, [], options.Seed)).Message, StringComparison.Ordinal);
     }
 
     [Fact]
