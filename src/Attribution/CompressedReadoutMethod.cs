@@ -101,7 +101,7 @@ public sealed class CompressedReadoutMethod : ProbeSetReadout, IPreparedScoring
     {
         var (_, covered) = ReadoutCoordinates.Of(probe, state.ExampleTensors);
         int m = covered.Length, n = state.Examples.Count;
-        var set = ForwardOnlyState.Load(probe, state.ExampleTensors, state.Examples, seed: 0);
+        var set = ForwardOnlyState.Load(probe, state.ExampleTensors, state.Examples, state.Shared, seed: 0);
         var rows = new float[(long)n * m];
         var dense = new float[probe.ParameterCount];
         for (int u = 0; u < n; u++)

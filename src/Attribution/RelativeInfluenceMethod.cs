@@ -144,7 +144,7 @@ public sealed class RelativeInfluenceMethod : IProbeSetMethod
             throw new ArgumentException($"normalize=relative reads each unit's response from its own block; {_inner.Name}'s state has {state.Shared.Count} shared tensors, which it cannot normalise by.");
         }
 
-        var examples = ForwardOnlyState.Load(model.CreateModel(), state.ExampleTensors, state.Examples, seed: 0);
+        var examples = ForwardOnlyState.Load(model.CreateModel(), state.ExampleTensors, state.Examples, state.Shared, seed: 0);
         var norms = new float[examples.Units];
         for (int u = 0; u < norms.Length; u++)
         {

@@ -79,7 +79,7 @@ public sealed class SketchedReadoutMethod : ProbeSetReadout
 
         float[] Sketch(IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks)
         {
-            var set = ForwardOnlyState.Load(probe, tensors, blocks, _seed);
+            var set = ForwardOnlyState.Load(probe, tensors, blocks, state.Shared, _seed);
             var dense = new float[p];
             var sketches = new float[(long)blocks.Count * _dimension];
             for (int u = 0; u < blocks.Count; u++)

@@ -30,6 +30,9 @@ public sealed class ResponseSet
     private readonly int _sketch;
     private readonly float[]?[] _basis;
     private readonly int[] _basisDims;
+    private readonly float[]?[] _directionWeights; // per layer [m·out, in]: D_j's weight block, packed for the readout
+    private readonly float[]?[] _directionBiases; // per layer [m, out]
+    private readonly float[] _coefficients; // [units, m]: c_u
 
     /// <summary>Storage for <paramref name="units"/> responses of an MLP; <paramref name="rank"/> 0 stores every layer in full.</summary>
     public ResponseSet(MlpLayout layout, int units, int rank, ulong seed = 17)
@@ -54,8 +57,27 @@ public sealed class ResponseSet
     /// the sketch for <see cref="Set"/> is sized for the largest rank.
     /// </summary>
     public ResponseSet(int parameterCount, IReadOnlyList<LinearFactors> layers, int units, IReadOnlyList<int> ranks, ulong seed = 17)
+        : this(parameterCount, layers, units, ranks, [], 0, seed)
+    {
+    }
+
+    /// <summary>
+    /// Storage with explicit ranks per layer plus <paramref name="directionCount"/> directions shared by every unit
+    /// (<paramref name="directions"/> [m, p], e.g. a spectral operator's Ritz vectors): unit u's response is its
+    /// per-layer factors plus <c>Σ_j c_uj D_j</c> (<see cref="DirectionsTensor"/>, the coefficients c_u stored last in
+    /// the unit's block). A forward-only response <c>φ(c) g + Σ_j (φ(a_j) − φ(c)) (V_j · g) V_j</c> is stored exactly
+    /// this way: the gradient's own factors (rank one per layer for one classifier example) scaled by φ(c), and m
+    /// coefficients against the Ritz vectors V kept once.
+    /// </summary>
+    public ResponseSet(int parameterCount, IReadOnlyList<LinearFactors> layers, int units, IReadOnlyList<int> ranks, ReadOnlySpan<float> directions, int directionCount, ulong seed = 17)
     {
         ArgumentNullException.ThrowIfNull(layers);
+        ArgumentOutOfRangeException.ThrowIfNegative(directionCount);
+        if (directions.Length != (long)directionCount * parameterCount)
+        {
+            throw new ArgumentException($"{directions.Length} direction values for {directionCount} directions of {parameterCount} parameters; give [{directionCount}, {parameterCount}].", nameof(directions));
+        }
+
         ArgumentNullException.ThrowIfNull(ranks);
         ArgumentOutOfRangeException.ThrowIfNegative(units);
         if (ranks.Count != layers.Count || ranks.Any(r => r < 0))
@@ -101,7 +123,141 @@ public sealed class ResponseSet
         _sketch = (count == 0 ? 0 : _ranks.Max()) + 8;
         _omegaCache = new float[maxIn * _sketch];
         new Rng(seed).FillNormal(_omegaCache);
+        DirectionCount = directionCount;
+        _coefficients = new float[(long)units * directionCount];
+        _directionWeights = new float[]?[count];
+        _directionBiases = new float[]?[count];
+        if (directionCount > 0)
+        {
+            for (int l = 0; l < count; l++)
+            {
+                var layer = _layers[l];
+                int o = layer.Out, i = layer.In;
+                var w = _directionWeights[l] = new float[(long)directionCount * o * i];
+                for (int j = 0; j < directionCount; j++)
+                {
+                    directions.Slice(j * parameterCount + layer.WeightOffset, o * i).CopyTo(w.AsSpan(j * o * i, o * i));
+                }
+
+                if (layer.BiasOffset >= 0)
+                {
+                    var b = _directionBiases[l] = new float[directionCount * o];
+                    for (int j = 0; j < directionCount; j++)
+                    {
+                        directions.Slice(j * parameterCount + layer.BiasOffset, o).CopyTo(b.AsSpan(j * o, o));
+                    }
+                }
+            }
+        }
     }
+
+    /// <summary>Name of the per-unit tensor [m, 1] holding a unit's coefficients on the shared directions (<see cref="Tensors"/>), and the prefix of the shared tensors of the directions themselves (<see cref="DirectionTensors"/>).</summary>
+    public const string DirectionsTensor = "response.directions";
+
+    /// <summary>Number m of directions shared by every unit (0 = none).</summary>
+    public int DirectionCount { get; }
+
+    /// <summary>
+    /// The shared directions as state tensors named after the model's tensors (<paramref name="modelTensors"/>): per
+    /// linear layer <c>response.directions/&lt;weight&gt;</c> [m·out, in] (direction j's weight block in rows
+    /// j·out…) and <c>response.directions/&lt;bias&gt;</c> [m, out]. Rows are a layer's input width, so they split into
+    /// probe-sized chunks (<see cref="Probes.SharedChunks"/>) as any shared state does. Empty when m = 0.
+    /// </summary>
+    public IReadOnlyList<StateTensor> DirectionTensors(IReadOnlyList<(string Name, int[] Shape, int Offset)> modelTensors)
+    {
+        ArgumentNullException.ThrowIfNull(modelTensors);
+        var tensors = new List<StateTensor>();
+        if (DirectionCount == 0)
+        {
+            return tensors;
+        }
+
+        var names = NamesByOffset(modelTensors);
+        int m = DirectionCount;
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var layer = _layers[l];
+            tensors.Add(new StateTensor(new Contracts.ProbeTensor($"{DirectionsTensor}/{names(layer.WeightOffset)}", m * layer.Out, layer.In, 0), _directionWeights[l]!));
+            if (_directionBiases[l] is { } b)
+            {
+                tensors.Add(new StateTensor(new Contracts.ProbeTensor($"{DirectionsTensor}/{names(layer.BiasOffset)}", m, layer.Out, 0), b));
+            }
+        }
+
+        return tensors;
+    }
+
+    /// <summary>
+    /// The flat directions [m, p] (zero outside <paramref name="layers"/>) from <see cref="DirectionTensors"/>; throws
+    /// <see cref="ArgumentException"/> naming what is missing, extra or mis-shaped.
+    /// </summary>
+    public static float[] DirectionsFrom(IReadOnlyList<StateTensor> shared, IReadOnlyList<LinearFactors> layers, int directionCount, int parameterCount,
+        IReadOnlyList<(string Name, int[] Shape, int Offset)> modelTensors)
+    {
+        ArgumentNullException.ThrowIfNull(shared);
+        ArgumentNullException.ThrowIfNull(layers);
+        var names = NamesByOffset(modelTensors);
+        int m = directionCount;
+        var byName = new Dictionary<string, StateTensor>(StringComparer.Ordinal);
+        foreach (var t in shared)
+        {
+            byName.TryAdd(t.Layout.Name, t); // a duplicate is left unused: refused below
+        }
+
+        var directions = new float[(long)m * parameterCount];
+        int used = 0;
+        void Take(int offset, int rows, int cols, int blockRows)
+        {
+            string name = $"{DirectionsTensor}/{names(offset)}";
+            if (!byName.TryGetValue(name, out var t) || t.Layout.Rows != rows || t.Layout.Cols != cols || t.Layout.Rank != 0 || t.Values.Length != (long)rows * cols)
+            {
+                throw new ArgumentException($"the shared directions need '{name}' [{rows}x{cols}] in full; the state has {(byName.TryGetValue(name, out var had) ? $"[{had.Layout.Rows}x{had.Layout.Cols}] rank {had.Layout.Rank}" : "none")}. Re-simulate the probe set with this build.");
+            }
+
+            int block = blockRows * cols;
+            for (int j = 0; j < m; j++)
+            {
+                t.Values.AsSpan(j * block, block).CopyTo(directions.AsSpan(j * parameterCount + offset, block));
+            }
+
+            used++;
+        }
+
+        if (m > 0)
+        {
+            foreach (var layer in layers)
+            {
+                Take(layer.WeightOffset, m * layer.Out, layer.In, layer.Out);
+                if (layer.BiasOffset >= 0)
+                {
+                    Take(layer.BiasOffset, m, layer.Out, 1);
+                }
+            }
+        }
+
+        if (used != shared.Count)
+        {
+            throw new ArgumentException($"a forward-only state carries only its shared directions ({used} tensors '{DirectionsTensor}/…' for {m} directions); it also has {string.Join(", ", shared.Select(t => t.Layout.Name).Where(n => !n.StartsWith(DirectionsTensor + "/", StringComparison.Ordinal)).DefaultIfEmpty("duplicates"))}. Re-simulate the probe set with this build.");
+        }
+
+        return directions;
+    }
+
+    private static Func<int, string> NamesByOffset(IReadOnlyList<(string Name, int[] Shape, int Offset)> modelTensors)
+    {
+        ArgumentNullException.ThrowIfNull(modelTensors);
+        var names = new Dictionary<int, string>();
+        foreach (var (name, _, offset) in modelTensors)
+        {
+            names.TryAdd(offset, name);
+        }
+
+        return offset => names.TryGetValue(offset, out var n) ? n
+            : throw new ArgumentException($"no model tensor starts at offset {offset}; the layers are not this model's.", nameof(modelTensors));
+    }
+
+    /// <summary>A unit's coefficients on the shared directions (m values).</summary>
+    public ReadOnlySpan<float> Coefficients(int unit) => _coefficients.AsSpan(unit * DirectionCount, DirectionCount);
 
     /// <summary>An MLP's linear layers (every layer: weight and bias offsets and shapes), as its gradient factors name them.</summary>
     public static LinearFactors[] LayersOf(MlpLayout layout)
@@ -142,7 +298,7 @@ public sealed class ResponseSet
                 total += (r > 0 ? (long)r * (o + i) : (long)o * i) + (_bias[l] is null ? 0 : o);
             }
 
-            return total;
+            return total + DirectionCount;
         }
     }
 
@@ -159,6 +315,7 @@ public sealed class ResponseSet
                 total += ((r > 0 ? (long)r * (o + k) : (long)o * i) + (_bias[l] is null ? 0 : o)) * Units + (_basis[l] is null ? 0 : (long)k * i);
             }
 
+            total += (long)DirectionCount * (Units + ParameterCount); // coefficients and the directions (held once, per layer)
             return total * sizeof(float);
         }
     }
@@ -293,6 +450,7 @@ public sealed class ResponseSet
             throw new ArgumentException($"response has {response.Length} values; the model has {ParameterCount}.", nameof(response));
         }
 
+        _coefficients.AsSpan(unit * DirectionCount, DirectionCount).Clear(); // a dense response is held by its factors alone
         for (int l = 0; l < _layers.Length; l++)
         {
             var layer = _layers[l];
@@ -357,6 +515,11 @@ public sealed class ResponseSet
             }
         }
 
+        if (DirectionCount > 0)
+        {
+            tensors.Add(new Contracts.ProbeTensor(DirectionsTensor, DirectionCount, 1, 0));
+        }
+
         return tensors;
     }
 
@@ -382,6 +545,16 @@ public sealed class ResponseSet
         for (int k = 0; k < tensors.Count; k++)
         {
             var w = tensors[k];
+            if (w.Name == DirectionsTensor)
+            {
+                if (k != tensors.Count - 1 || w.Cols != 1 || w.Rank != 0)
+                {
+                    throw new ArgumentException($"tensor '{DirectionsTensor}' [{w.Rows}x{w.Cols}] must be the last tensor of a unit, one column in full (the unit's coefficients on the shared directions).");
+                }
+
+                break; // the coefficients on the shared directions: DirectionCountOf
+            }
+
             int weight = Find(w).Offset, bias = -1;
             if (k + 1 < tensors.Count && tensors[k + 1] is { Cols: 1, Rank: 0 } b && b.Rows == w.Rows && (w.Cols != 1 || b.Name.EndsWith("bias", StringComparison.Ordinal)))
             {
@@ -394,6 +567,13 @@ public sealed class ResponseSet
         }
 
         return ([.. layers], [.. ranks]);
+    }
+
+    /// <summary>The number of shared directions a unit tensor list (<see cref="Tensors"/>) carries coefficients for (0 = none).</summary>
+    public static int DirectionCountOf(IReadOnlyList<Contracts.ProbeTensor> tensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        return tensors.Count > 0 && tensors[^1].Name == DirectionsTensor ? tensors[^1].Rows : 0;
     }
 
     /// <summary>
@@ -432,6 +612,8 @@ public sealed class ResponseSet
                 at += o;
             }
         }
+
+        factors.Slice(at, DirectionCount).CopyTo(_coefficients.AsSpan(unit * DirectionCount, DirectionCount));
     }
 
     /// <summary>The inverse of <see cref="SetFactors"/>: a unit's stored floats in the probe layout.</summary>
@@ -465,6 +647,8 @@ public sealed class ResponseSet
                 at += o;
             }
         }
+
+        _coefficients.AsSpan(unit * DirectionCount, DirectionCount).CopyTo(factors.Slice(at, DirectionCount));
     }
 
     /// <summary>
@@ -476,6 +660,14 @@ public sealed class ResponseSet
     public float Norm(int unit)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)unit, (uint)Units, nameof(unit));
+        if (DirectionCount > 0)
+        {
+            // Factors and shared directions are not orthogonal to each other: through the dense response.
+            var dense = new float[ParameterCount];
+            Get(unit, dense);
+            return TensorPrimitives.Norm(dense);
+        }
+
         double sum = 0;
         for (int l = 0; l < _layers.Length; l++)
         {
@@ -539,6 +731,17 @@ public sealed class ResponseSet
             if (_bias[l] is { } bias)
             {
                 bias.AsSpan(unit * o, o).CopyTo(response.Slice(layer.BiasOffset, o));
+            }
+
+            for (int j = 0; j < DirectionCount; j++)
+            {
+                float c = _coefficients[unit * DirectionCount + j];
+                TensorPrimitives.MultiplyAdd(_directionWeights[l].AsSpan(j * o * i, o * i), c, w, w);
+                if (_directionBiases[l] is { } db)
+                {
+                    var b = response.Slice(layer.BiasOffset, o);
+                    TensorPrimitives.MultiplyAdd(db.AsSpan(j * o, o), c, b, b);
+                }
             }
         }
     }
@@ -623,6 +826,57 @@ public sealed class ResponseSet
         {
             pool.Return(tile);
         }
+
+        if (DirectionCount > 0)
+        {
+            DirectionScores(queries, scores);
+        }
+    }
+
+    // The shared directions' part: each query's derivative along every direction, t[q, j] = ⟨∇f_q, D_j⟩ (once per batch,
+    // through the layers' packed directions: a [rows, in] × D_lᵀ [in, m·out], each out-chunk dotted with δ_row), then
+    // scores += t Cᵀ over all units in one GEMM (m flops per unit and query).
+    private void DirectionScores(GradientFactors queries, Span<float> scores)
+    {
+        int m = DirectionCount, q = queries.Rows, rpe = queries.RowsPerExample, rows = q * rpe;
+        var t = new float[q * m];
+        const int RowBlock = 128;
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var theirs = queries.Layers[l];
+            int o = _layers[l].Out, i = _layers[l].In;
+            var dw = _directionWeights[l]!;
+            var product = new float[(long)Math.Min(rows, RowBlock) * m * o];
+            for (int row0 = 0; row0 < rows; row0 += RowBlock)
+            {
+                int nr = Math.Min(RowBlock, rows - row0);
+                Blas.Gemm(false, true, nr, m * o, i, 1f, theirs.Activations.AsSpan(row0 * i, nr * i), dw, 0f, product.AsSpan(0, nr * m * o));
+                for (int row = 0; row < nr; row++)
+                {
+                    var delta = theirs.Deltas.AsSpan((row0 + row) * o, o);
+                    var dst = t.AsSpan(((row0 + row) / rpe) * m, m);
+                    for (int j = 0; j < m; j++)
+                    {
+                        dst[j] += TensorPrimitives.Dot(product.AsSpan((row * m + j) * o, o), delta);
+                    }
+                }
+            }
+
+            if (_directionBiases[l] is { } db)
+            {
+                for (int row = 0; row < rows; row++)
+                {
+                    var delta = theirs.Deltas.AsSpan(row * o, o);
+                    var dst = t.AsSpan((row / rpe) * m, m);
+                    for (int j = 0; j < m; j++)
+                    {
+                        dst[j] += TensorPrimitives.Dot(db.AsSpan(j * o, o), delta);
+                    }
+                }
+            }
+        }
+
+        Blas.Gemm(false, true, q, Units, m, 1f, t, _coefficients, 1f, scores[..(q * Units)]);
     }
 
     // A full layer, one row per query: T = a W_uᵀ [q, ub·out] for a block of units in one GEMM, then each unit's out

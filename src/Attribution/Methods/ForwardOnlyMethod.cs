@@ -135,7 +135,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
     public string Describe() => Describe(_propagation ?? _options.Propagation);
 
     private string Describe(ForwardPropagation? propagation) => string.Create(CultureInfo.InvariantCulture,
-        $"{Name} ({_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(propagation == ForwardPropagation.Tangent ? ", propagation=tangent" : "")}{(propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {(OperatorSampleSize > 0 ? OperatorSampleSize.ToString(CultureInfo.InvariantCulture) : _options.OperatorSample == 0 ? "visited" : _options.OperatorSample.ToString(CultureInfo.InvariantCulture))}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
+        $"{Name} ({_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_examples is { DirectionCount: > 0 } e ? $"exact (gradient factors + {e.DirectionCount} Ritz coefficients)" : _options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(propagation == ForwardPropagation.Tangent ? ", propagation=tangent" : "")}{(propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {(OperatorSampleSize > 0 ? OperatorSampleSize.ToString(CultureInfo.InvariantCulture) : _options.OperatorSample == 0 ? "visited" : _options.OperatorSample.ToString(CultureInfo.InvariantCulture))}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
@@ -148,13 +148,8 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
         TopEigenvalue = simulator.TopEigenvalue;
         OperatorSampleSize = simulator.OperatorSampleSize;
         int n = problem.Count;
-        var examples = new ResponseSet(problem.ParameterCount, LinearLayers(problem), n, _options.Rank, _options.Seed);
         var norms = new float[n];
-        simulator.Simulate([.. Enumerable.Range(0, n)], (i, response) =>
-        {
-            norms[i] = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.Dot(response, response));
-            examples.Set(i, response);
-        }, cancellationToken);
+        var examples = simulator.SimulateResponses([.. Enumerable.Range(0, n)], LinearLayers(problem), _options.Rank, _options.Seed, norms, cancellationToken);
 
         Serve(problem, ServedModel.Of(problem), problem.Architecture, examples);
         ResponseNorms = norms;
@@ -188,12 +183,12 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
         }
 
         if (model.Theta.Length != probe.ParameterCount || state.Examples.Count != model.ExampleSources.Length || state.Sources.Count != 0
-            || state.Shared.Count != 0 || model.ExampleSources.Any(s => (uint)s >= (uint)model.SourceCount))
+            || model.ExampleSources.Any(s => (uint)s >= (uint)model.SourceCount))
         {
-            throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units ({state.Shared.Count} shared tensors; it has neither source units nor shared tensors: a source's score is the sum of its examples') does not fit a served model with θ of {model.Theta.Length} values ({probe.ParameterCount} expected), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
+            throw new ArgumentException($"a {Name} state of {state.Examples.Count} example and {state.Sources.Count} source units (it has no source units: a source's score is the sum of its examples') does not fit a served model with θ of {model.Theta.Length} values ({probe.ParameterCount} expected), {model.ExampleSources.Length} examples and {model.SourceCount} sources.", nameof(state));
         }
 
-        var examples = ForwardOnlyState.Load(probe, state.ExampleTensors, state.Examples, _options.Seed);
+        var examples = ForwardOnlyState.Load(probe, state.ExampleTensors, state.Examples, state.Shared, _options.Seed);
         Serve(null, model, state.Architecture, examples);
         StepSize = 0;
         TopEigenvalue = 0;

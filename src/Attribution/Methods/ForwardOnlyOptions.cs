@@ -75,7 +75,7 @@ public sealed record ForwardOnlyOptions
     /// <summary>Units simulated at once (each takes 1 or 2 parameter vectors).</summary>
     public int UnitsPerBlock { get; init; } = 100;
 
-    /// <summary>Per-layer rank of the stored per-example responses (truncated SVD); 0 stores them in full.</summary>
+    /// <summary>Per-layer rank of the stored per-example responses (truncated SVD); 0 stores them in full. Not used by spectral propagation on an MLP, whose responses are stored exactly (gradient factors plus Ritz coefficients).</summary>
     public int Rank { get; init; } = 8;
 
     /// <summary>Power iterations for h_max when <see cref="StepSize"/> is null.</summary>

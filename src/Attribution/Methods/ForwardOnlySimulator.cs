@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Attribution.Attribution.Kernels;
 using Attribution.Engine;
 using Attribution.Engine.Models;
 
@@ -357,6 +358,171 @@ public sealed class ForwardOnlySimulator
                 sink(start + u, response);
             }
         }
+    }
+
+    /// <summary>
+    /// Simulates the training examples <paramref name="examples"/> into a response set over <paramref name="layers"/>
+    /// (unit u = examples[u]) and writes each response's norm to <paramref name="norms"/>. Spectral propagation on an
+    /// MLP stores every response exactly in the operator's own form (<see cref="PropagateFactored"/>: the per-example
+    /// gradient's rank-one factors per layer scaled by φ(c), plus its coefficients on the operator's active Ritz
+    /// vectors, kept once); any other propagation stores each simulated response as <paramref name="rank"/>-r factors
+    /// (<see cref="ResponseSet.Set"/>).
+    /// </summary>
+    public ResponseSet SimulateResponses(IReadOnlyList<int> examples, IReadOnlyList<LinearFactors> layers, int rank, ulong seed, Span<float> norms,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        ArgumentNullException.ThrowIfNull(layers);
+        if (norms.Length < examples.Count)
+        {
+            throw new ArgumentException($"{norms.Length} norms for {examples.Count} examples.", nameof(norms));
+        }
+
+        if (Operator is { } op && _problem.HasMlpLayout)
+        {
+            return PropagateFactored(op, examples, layers, seed, norms, cancellationToken);
+        }
+
+        var set = new ResponseSet(_problem.ParameterCount, layers, examples.Count, rank, seed);
+        var sink = new float[examples.Count];
+        Simulate(examples, (i, response) =>
+        {
+            sink[i] = MathF.Sqrt(TensorPrimitives.Dot(response, response));
+            set.Set(i, response);
+        }, cancellationToken);
+        sink.CopyTo(norms);
+        return set;
+    }
+
+    // Spectral path on an MLP, stored exactly: with J segments a response is Σ_s [φ_s(c) g_s + Σ_k β_sk (V_k · g_s) V_k]
+    // (SegmentScales), and each example's gradient g_s at segment s's θ is rank one per layer (δ aᵀ, bias δ). Per unit
+    // the set keeps, per layer, the J pairs (φ_s(c) δ_s, a_s) (rank J; full where that is smaller) and the m coefficients
+    // c_k = Σ_s β_sk (V_k · g_s) on the m active Ritz vectors V (stored once). Per block: one factored gradient pass per
+    // segment, the dense gradients formed from their factors, and one GEMM G Vᵀ (2·m·p flops per example): no
+    // back-projection and no factorisation. Readout: φ(c)⟨q, g⟩ through the factors plus c · (V q).
+    private ResponseSet PropagateFactored(TrajectoryOperator op, IReadOnlyList<int> examples, IReadOnlyList<LinearFactors> layers, ulong seed, Span<float> norms,
+        CancellationToken cancellationToken)
+    {
+        int p = op.ParameterCount, m = op.ActiveRank, segments = _segmentThetas.Length;
+        var models = _segmentThetas.Select(theta => _problem.CreateModel(theta)).ToArray();
+        var (bounds, _) = Segments(_options.Horizon, segments);
+        var ranks = ResponseSet.RanksFor(layers, segments);
+        var set = new ResponseSet(p, layers, examples.Count, ranks, op.ActiveVectors, m, seed);
+        var vectors = op.ActiveVectors;
+        var training = _problem.Training;
+        int block = (int)Math.Clamp((1L << 24) / p, 1, _options.UnitsPerBlock);
+        var gradients = new float[(long)block * p];
+        var sum = new float[(long)block * p]; // Σ_s φ_s(c) g_s (for the norms)
+        var projections = new float[block * m];
+        var coefficients = new float[block * m];
+        var along = new float[block * m]; // V · Σ_s φ_s(c) g_s
+        var unit = new float[set.FloatsPerUnit];
+        for (int start = 0; start < examples.Count; start += block)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int count = Math.Min(block, examples.Count - start);
+            var rows = new int[count];
+            for (int u = 0; u < count; u++)
+            {
+                rows[u] = examples[start + u];
+            }
+
+            var batch = Rows(training, rows);
+            Array.Clear(coefficients);
+            Array.Clear(along);
+            sum.AsSpan(0, count * p).Clear();
+            var factors = new GradientFactors[segments];
+            var outside = new float[segments];
+            for (int j = 0; j < segments; j++)
+            {
+                var (o, scales) = op.SegmentScales(StepSize, bounds[j + 1] - bounds[j], _options.Horizon - bounds[j + 1], _options.Damping);
+                outside[j] = (float)o;
+                var g = factors[j] = models[j].PerExampleGradients(batch, ModelOutput.Loss);
+                var dense = gradients.AsSpan(0, count * p);
+                dense.Clear();
+                foreach (var layer in g.Layers)
+                {
+                    for (int u = 0; u < count; u++)
+                    {
+                        var a = layer.Activations.AsSpan(u * layer.In, layer.In);
+                        var d = layer.Deltas.AsSpan(u * layer.Out, layer.Out);
+                        var w = dense.Slice(u * p + layer.WeightOffset, layer.Out * layer.In);
+                        for (int r = 0; r < layer.Out; r++)
+                        {
+                            TensorPrimitives.Multiply(a, d[r], w.Slice(r * layer.In, layer.In));
+                        }
+
+                        if (layer.BiasOffset >= 0)
+                        {
+                            d.CopyTo(dense.Slice(u * p + layer.BiasOffset, layer.Out));
+                        }
+                    }
+                }
+
+                if (m > 0)
+                {
+                    Blas.Gemm(false, true, count, m, p, 1f, dense, vectors, 0f, projections.AsSpan(0, count * m));
+                    for (int u = 0; u < count; u++)
+                    {
+                        for (int k = 0; k < m; k++)
+                        {
+                            float v = projections[u * m + k];
+                            coefficients[u * m + k] += scales[k] * v;
+                            along[u * m + k] += outside[j] * v;
+                        }
+                    }
+                }
+
+                TensorPrimitives.MultiplyAdd(dense, outside[j], sum.AsSpan(0, count * p), sum.AsSpan(0, count * p));
+            }
+
+            for (int u = 0; u < count; u++)
+            {
+                int at = 0;
+                for (int l = 0; l < layers.Count; l++)
+                {
+                    int o = layers[l].Out, i = layers[l].In, r = ranks[l];
+                    if (r == 0)
+                    {
+                        // Full: the layer of Σ_s φ_s(c) g_s.
+                        sum.AsSpan(u * p + layers[l].WeightOffset, o * i).CopyTo(unit.AsSpan(at, o * i));
+                        at += o * i;
+                    }
+                    else
+                    {
+                        // U [out, r] (column s = φ_s(c) δ_s), then Vᵀ [r, in] (row s = a_s).
+                        for (int j = 0; j < segments; j++)
+                        {
+                            var layer = factors[j].Layers[l];
+                            for (int row = 0; row < o; row++)
+                            {
+                                unit[at + row * r + j] = outside[j] * layer.Deltas[u * o + row];
+                            }
+
+                            layer.Activations.AsSpan(u * i, i).CopyTo(unit.AsSpan(at + o * r + j * i, i));
+                        }
+
+                        at += r * (o + i);
+                    }
+
+                    if (layers[l].BiasOffset >= 0)
+                    {
+                        sum.AsSpan(u * p + layers[l].BiasOffset, o).CopyTo(unit.AsSpan(at, o));
+                        at += o;
+                    }
+                }
+
+                coefficients.AsSpan(u * m, m).CopyTo(unit.AsSpan(at, m));
+                set.SetFactors(start + u, unit);
+                // ‖S + Σ c_k V_k‖² = ‖S‖² + 2 c · (V S) + ‖c‖² (V orthonormal), S = Σ_s φ_s(c) g_s.
+                var s = sum.AsSpan(u * p, p);
+                var c = coefficients.AsSpan(u * m, m);
+                double squared = TensorPrimitives.Dot(s, s) + 2.0 * TensorPrimitives.Dot(c, along.AsSpan(u * m, m)) + TensorPrimitives.Dot(c, c);
+                norms[start + u] = (float)Math.Sqrt(Math.Max(squared, 0));
+            }
+        }
+
+        return set;
     }
 
     // Spectral path: each example's loss gradient at θ* (one backward pass through the model), then the operator's

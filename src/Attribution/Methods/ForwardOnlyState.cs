@@ -25,16 +25,24 @@ public static class ForwardOnlyState
             Examples = Blocks(examples),
             SourceTensors = [],
             Sources = [],
+            Shared = examples.DirectionTensors(model.Tensors),
         };
     }
 
-    /// <summary>A response set rebuilt from one subject's tensors and blocks (no SVD); throws <see cref="ArgumentException"/> when a tensor is not the model's.</summary>
-    public static ResponseSet Load(IModel model, IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks, ulong seed)
+    /// <summary>
+    /// A response set rebuilt from one subject's tensors and blocks (no SVD) and the state's shared tensors (the shared
+    /// directions, <see cref="ResponseSet.DirectionTensors"/>, when the blocks carry coefficients on them, and nothing
+    /// else); throws <see cref="ArgumentException"/> when a tensor is not the model's.
+    /// </summary>
+    public static ResponseSet Load(IModel model, IReadOnlyList<Contracts.ProbeTensor> tensors, IReadOnlyList<float[]> blocks, IReadOnlyList<StateTensor> shared, ulong seed)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(blocks);
+        ArgumentNullException.ThrowIfNull(shared);
         var (layers, ranks) = ResponseSet.LayersOf(tensors, model.Tensors);
-        var set = new ResponseSet(model.ParameterCount, layers, blocks.Count, ranks, seed);
+        int m = ResponseSet.DirectionCountOf(tensors);
+        var directions = ResponseSet.DirectionsFrom(shared, layers, m, model.ParameterCount, model.Tensors);
+        var set = new ResponseSet(model.ParameterCount, layers, blocks.Count, ranks, directions, m, seed);
         for (int u = 0; u < blocks.Count; u++)
         {
             set.SetFactors(u, blocks[u]);

@@ -253,6 +253,29 @@ public sealed class TrajectoryOperator
         response.CopyTo(gradients);
     }
 
+    /// <summary>The Ritz vectors the map acts on (<see cref="ActiveRank"/> rows of <see cref="Vectors"/>, [ActiveRank, p]).</summary>
+    public ReadOnlySpan<float> ActiveVectors => _vectors.AsSpan(0, ActiveRank * ParameterCount);
+
+    /// <summary>
+    /// One horizon segment's map (<see cref="SegmentResponse"/>) in the operator's terms: a gradient g contributes
+    /// <c>outside · g + Σ_k scales[k] (V_k · g) V_k</c> over the <see cref="ActiveRank"/> directions, where outside is
+    /// the map on the complement and scales[k] the difference of direction k's map from it.
+    /// </summary>
+    public (double Outside, float[] Scales) SegmentScales(double eta, int steps, int after, double damping)
+    {
+        double outside = SegmentResponse(Complement + damping, eta, steps, after);
+        var scales = new float[ActiveRank];
+        for (int k = 0; k < scales.Length; k++)
+        {
+            // Curvature below the weight decay (negative Ritz values, down to −4.6 on a FashionMNIST MLP, from ReLU kinks
+            // in the finite differences and the sample's own saddle directions) is clamped to it: frozen, φ would grow it
+            // by (1 + η|a|)^K (10⁴ there), which the trajectory's changing mini-batches never do; unclamped, LDS fell to 0.05.
+            scales[k] = (float)(SegmentResponse(Math.Max(Eigenvalues[k], Floor) + damping, eta, steps, after) - outside);
+        }
+
+        return (outside, scales);
+    }
+
     /// <summary>
     /// Adds to <paramref name="responses"/> ([count, p]) the contribution of one horizon segment
     /// (<see cref="SegmentResponse"/>) of the gradients <paramref name="gradients"/> ([count, p]): what a unit's loss
@@ -266,19 +289,15 @@ public sealed class TrajectoryOperator
             throw new ArgumentException($"Apply: {gradients.Length} / {responses.Length} floats for {count} gradients of {p} parameters.", nameof(gradients));
         }
 
-        double outside = SegmentResponse(Complement + damping, eta, steps, after);
+        var (outside, scales) = SegmentScales(eta, steps, after, damping);
         var projections = new float[count * r];
-        var vectors = _vectors.AsSpan(0, r * p);
+        var vectors = ActiveVectors;
         Blas.Gemm(false, true, count, r, p, 1f, gradients[..(count * p)], vectors, 0f, projections);
         for (int k = 0; k < r; k++)
         {
-            // Curvature below the weight decay (negative Ritz values, down to −4.6 on a FashionMNIST MLP, from ReLU kinks
-            // in the finite differences and the sample's own saddle directions) is clamped to it: frozen, φ would grow it
-            // by (1 + η|a|)^K (10⁴ there), which the trajectory's changing mini-batches never do; unclamped, LDS fell to 0.05.
-            float scale = (float)(SegmentResponse(Math.Max(Eigenvalues[k], Floor) + damping, eta, steps, after) - outside);
             for (int u = 0; u < count; u++)
             {
-                projections[u * r + k] *= scale;
+                projections[u * r + k] *= scales[k];
             }
         }
 

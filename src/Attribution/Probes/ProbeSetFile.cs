@@ -95,8 +95,9 @@ public static class ProbeSetFile
     public const int RowsPerBatch = 64;
 
     /// <summary>
-    /// Writes <paramref name="state"/> (per-unit tensors only: a state with shared tensors has no row of this schema
-    /// to hold them) as float32 probes of run <paramref name="runId"/>, step <paramref name="step"/>.
+    /// Writes <paramref name="state"/> as float32 probes of run <paramref name="runId"/>, step <paramref name="step"/>:
+    /// the example rows, the source rows, then the shared tensors (forward-only's spectral directions) as
+    /// <see cref="ProbeSubject.Shared"/> chunk rows (<see cref="SharedChunks"/>), as the Simulator publishes them.
     /// </summary>
     public static void Write(Stream output, ProbeSetIdentity identity, string runId, long step, IReadOnlyList<long> exampleIds, IReadOnlyList<long> sourceIds, ProbeSetState state)
     {
@@ -106,10 +107,6 @@ public static class ProbeSetFile
         ArgumentNullException.ThrowIfNull(sourceIds);
         ArgumentNullException.ThrowIfNull(state);
         state.Validate();
-        if (state.Shared.Count > 0)
-        {
-            throw new ArgumentException($"the state has {state.Shared.Count} shared tensors ({state.Shared[0].Layout.Name}, …); a probe-set file holds per-unit probes only.", nameof(state));
-        }
 
         if (exampleIds.Count != state.Examples.Count || sourceIds.Count != state.Sources.Count)
         {
@@ -117,19 +114,25 @@ public static class ProbeSetFile
         }
 
         // The rows share the state's float arrays (no copy); written a batch at a time.
+        // Shared tensors (e.g. forward-only's spectral directions) follow as chunk rows, as the Simulator publishes them.
+        var chunks = SharedChunks.Split(state.Shared);
         var rows = state.Examples.Select((f, u) => Row(ProbeSubject.Example, exampleIds[u], state.ExampleTensors, f))
-            .Concat(state.Sources.Select((f, u) => Row(ProbeSubject.Source, sourceIds[u], state.SourceTensors, f)));
+            .Concat(state.Sources.Select((f, u) => Row(ProbeSubject.Source, sourceIds[u], state.SourceTensors, f)))
+            .Concat(chunks.Select((c, i) => Row(ProbeSubject.Shared, i, c.Tensors, c.Values)));
         var metadata = new Dictionary<string, string>
         {
             [MethodKey] = identity.Method,
             [ThetaKey] = identity.ThetaSha256,
             [DataKey] = identity.DataSha256,
-            [FactorsKey] = FactorsSha256(state.Examples.Concat(state.Sources)),
+            [FactorsKey] = FactorsSha256(state.Examples.Concat(state.Sources).Concat(chunks.Select(c => c.Values))),
         };
         ArrowEventFile.Write(output, rows.Chunk(RowsPerBatch), metadata);
 
         InfluenceProbe Row(ProbeSubject subject, long id, IReadOnlyList<ProbeTensor> tensors, float[] factors) =>
-            new(runId, step, subject, id, state.Architecture, tensors.Count == 0 ? 0 : tensors.Max(t => t.Rank), state.Examples.Count, state.Sources.Count, tensors, ProbePrecision.Float32, factors);
+            new(runId, step, subject, id, state.Architecture, subject == ProbeSubject.Shared || tensors.Count == 0 ? 0 : tensors.Max(t => t.Rank), state.Examples.Count, state.Sources.Count, tensors, ProbePrecision.Float32, factors)
+            {
+                SetShared = chunks.Count,
+            };
     }
 
     /// <summary>Reads a probe-set file; <paramref name="source"/> names it in errors.</summary>
@@ -151,20 +154,23 @@ public static class ProbeSetFile
         var probes = contents.Events;
         var examples = probes.Where(p => p.Subject == ProbeSubject.Example).ToArray();
         var sources = probes.Where(p => p.Subject == ProbeSubject.Source).ToArray();
-        if (examples.Length == 0 || !probes.Take(examples.Length).All(p => p.Subject == ProbeSubject.Example))
+        var shared = probes.Where(p => p.Subject == ProbeSubject.Shared).ToArray();
+        if (examples.Length == 0 || !probes.Take(examples.Length).All(p => p.Subject == ProbeSubject.Example)
+            || !probes.Skip(examples.Length + sources.Length).All(p => p.Subject == ProbeSubject.Shared))
         {
-            throw new ProbeFormatException($"{source}: {examples.Length} example rows; a probe-set file holds its example rows first, then its source rows.");
+            throw new ProbeFormatException($"{source}: {examples.Length} example rows; a probe-set file holds its example rows first, then its source rows, then its shared-state chunks.");
         }
 
         var first = examples[0];
         var set = $"{first.RunId}/{first.Step}";
         foreach (var (p, row) in probes.Select((p, i) => (p, i)))
         {
-            var model = p.Subject == ProbeSubject.Example ? first : sources[0];
+            var model = p.Subject == ProbeSubject.Example ? first : p.Subject == ProbeSubject.Source ? sources[0] : p;
             if (p.RunId != first.RunId || p.Step != first.Step || p.Architecture != first.Architecture || p.SetExamples != examples.Length || p.SetSources != sources.Length
-                || p.Rank != model.Rank || !p.Tensors.SequenceEqual(model.Tensors))
+                || p.SetShared != shared.Length || p.Rank != model.Rank || !p.Tensors.SequenceEqual(model.Tensors)
+                || (p.Subject == ProbeSubject.Shared && p.SubjectId != row - examples.Length - sources.Length))
             {
-                throw new ProbeFormatException($"{source}: row {row} ({p.Key}, {p.Architecture} rank {p.Rank}, set of {p.SetExamples}/{p.SetSources}) is not of the set {set} ({first.Architecture}, {examples.Length} example and {sources.Length} source rows, each subject with one tensor layout).");
+                throw new ProbeFormatException($"{source}: row {row} ({p.Key}, {p.Architecture} rank {p.Rank}, set of {p.SetExamples}/{p.SetSources}/{p.SetShared}) is not of the set {set} ({first.Architecture}, {examples.Length} example and {sources.Length} source rows, each subject with one tensor layout, then {shared.Length} shared chunks in order).");
             }
         }
 
@@ -181,6 +187,7 @@ public static class ProbeSetFile
             Examples = [.. examples.Select(p => p.Factors)],
             SourceTensors = sources.Length > 0 ? sources[0].Tensors : [],
             Sources = [.. sources.Select(p => p.Factors)],
+            Shared = SharedChunks.Join([.. shared.Select(p => (p.Tensors, p.Factors))]),
         };
         return new StoredProbeSet(identity, first.RunId, first.Step, [.. examples.Select(p => p.SubjectId)], [.. sources.Select(p => p.SubjectId)], state);
     }

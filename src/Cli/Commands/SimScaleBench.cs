@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Attribution.Attribution;
-using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Methods;
 using Attribution.Engine;
 using Attribution.Engine.Data;
@@ -130,8 +129,9 @@ internal static class SimScaleBench
                     // Fixed part on the whole problem, then the slice's examples simulated and compressed as Precompute does.
                     ForwardOnlySimulator? simulator = null;
                     var (fixedSeconds, fixedCpu) = Timed(() => simulator = new ForwardOnlySimulator(problem, forwardOnly.Options, ct));
-                    var responses = new ResponseSet(problem.Layout, rows.Length, forwardOnly.Options.Rank, forwardOnly.Options.Seed);
-                    var (sliceSeconds, sliceCpu) = Timed(() => simulator!.Simulate(rows, (u, r) => responses.Set(u, r), ct));
+                    var layers = ForwardOnlyMethod.LinearLayers(problem);
+                    var norms = new float[rows.Length];
+                    var (sliceSeconds, sliceCpu) = Timed(() => simulator!.SimulateResponses(rows, layers, forwardOnly.Options.Rank, forwardOnly.Options.Seed, norms, ct));
                     double projected = fixedSeconds + sliceSeconds * n / rows.Length, projectedCpu = fixedCpu + sliceCpu * n / rows.Length;
                     times[spec.Text].Add((n, projected, projectedCpu, true));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -303,6 +303,71 @@ public sealed class MethodTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void Spectral_responses_are_stored_exactly_as_scaled_gradient_factors_plus_ritz_coefficients(int segments)
+    {
+        // An MLP example's gradient is rank one per layer (δ aᵀ, bias δ): the spectral response φ(c) g + Σ_k β_k (V_k·g) V_k
+        // is stored as those factors scaled by φ(c) plus the m coefficients on the active Ritz vectors, kept once
+        // (J segments: rank J). It must equal the dense response of the operator's GEMMs (Accumulate) to 1e-5 relative,
+        // its norm too, and read out (JacobianScores) as the dense response's directional derivative does.
+        var layout = new MlpLayout([6, 8, 5, 3]);
+        var problem = Problem(layout, 30, 41, weightDecay: 1e-2f);
+        int p = layout.ParameterCount;
+        var options = new ForwardOnlyOptions
+        {
+            Horizon = 12, StepSize = 0.2f, BatchSize = 10, Rank = 2, Propagation = ForwardPropagation.Spectral, OperatorRank = 24, OperatorSegments = segments, InputBasisEnergy = 0,
+        };
+        var simulator = new ForwardOnlySimulator(problem, options);
+        Assert.InRange(simulator.Operator!.ActiveRank, 1, 24);
+        int[] examples = [4, 0, 17, 29, 4, 11];
+        var dense = new float[examples.Length][];
+        simulator.Simulate(examples, (i, r) => dense[i] = r);
+        var norms = new float[examples.Length];
+        var set = simulator.SimulateResponses(examples, ForwardOnlyMethod.LinearLayers(problem), options.Rank, options.Seed, norms);
+        Assert.Equal(simulator.Operator.ActiveRank, set.DirectionCount);
+        Assert.Equal(ResponseSet.RanksFor(set.Layers, segments), set.Ranks); // rank J per layer; full where that is smaller
+        var stored = new float[p];
+        for (int u = 0; u < examples.Length; u++)
+        {
+            set.Get(u, stored);
+            AssertClose(dense[u], stored, 1e-5);
+            double norm = Math.Sqrt(dense[u].Sum(v => (double)v * v));
+            Assert.Equal(norm, norms[u], 1e-4 * norm);
+            Assert.Equal(norm, set.Norm(u), 1e-4 * norm);
+        }
+
+        // Readout through the factors and the shared directions vs the dense responses: s(q, u) = ∇f_q · r_u.
+        var queries = Queries(layout, 5, 8);
+        var model = problem.CreateModel();
+        var scores = new float[queries.Count * examples.Length];
+        set.JacobianScores(model.ForwardModeGradients(queries.Batch, queries.Output), scores);
+        var expected = new float[scores.Length];
+        var gq = new float[p];
+        for (int q = 0; q < queries.Count; q++)
+        {
+            model.OutputGradient(ForwardOnlySimulator.Rows(queries.Batch, [q]), queries.Output, default, gq, default);
+            for (int u = 0; u < examples.Length; u++)
+            {
+                expected[q * examples.Length + u] = System.Numerics.Tensors.TensorPrimitives.Dot(gq, dense[u]);
+            }
+        }
+
+        AssertClose(expected, scores, 1e-4);
+
+        // The probe form: per-unit blocks (factors, then the coefficients) plus the directions as one shared tensor.
+        var state = ForwardOnlyState.Export(model, set);
+        Assert.Equal(ResponseSet.DirectionsTensor, state.ExampleTensors[^1].Name);
+        Assert.Equal(2 * layout.LayerCount, state.Shared.Count); // per layer: the directions' weight blocks [m·out, in] and biases [m, out]
+        Assert.Equal((set.DirectionCount * 8, 6), (state.Shared[0].Layout.Rows, state.Shared[0].Layout.Cols));
+        var loaded = ForwardOnlyState.Load(model, state.ExampleTensors, state.Examples, state.Shared, options.Seed);
+        var again = new float[scores.Length];
+        loaded.JacobianScores(model.ForwardModeGradients(queries.Batch, queries.Output), again);
+        Assert.Equal(scores, again);
+        Assert.Contains("the shared directions need", Assert.Throws<ArgumentException>(() => ForwardOnlyState.Load(model, state.ExampleTensors, state.Examples, [], options.Seed)).Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Spectral_operator_of_an_mlp_uses_exact_hessian_products_equal_to_the_finite_difference_operator()
     {
@@ -436,7 +501,9 @@ public sealed class MethodTests
         var layout = new MlpLayout([20, 16, 8, 4]);
         var problem = Problem(layout, 30, 9, weightDecay: 1e-3f);
         var queries = Queries(layout, 6, 10);
-        var full = new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = 10, StepSize = 0.05f, Rank = 0, BatchSize = 10 });
+        // The trajectory's responses are dense and stored at the options' rank (spectral ones on an MLP are stored exactly
+        // as gradient factors plus Ritz coefficients, whatever the rank).
+        var full = new ForwardOnlyMethod(new ForwardOnlyOptions { Horizon = 10, StepSize = 0.05f, Rank = 0, BatchSize = 10, Propagation = ForwardPropagation.Trajectory });
         var low = new ForwardOnlyMethod(full.Options with { Rank = 4 });
         full.Precompute(problem);
         low.Precompute(problem);

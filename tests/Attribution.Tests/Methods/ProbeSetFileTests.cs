@@ -67,6 +67,32 @@ public sealed class ProbeSetFileTests
     }
 
     [Fact]
+    public void A_spectral_set_travels_with_its_shared_directions_as_chunk_rows_and_scores_as_the_simulating_method()
+    {
+        // The MLP's default propagation stores each response as its gradient factors plus coefficients on Ritz vectors
+        // shared by every unit: the file carries the directions as shared-chunk rows after the example rows.
+        var settings = new Dictionary<string, string> { ["horizon"] = "3", ["eta"] = "0.01", ["batch"] = "0", ["basis"] = "0", ["propagation"] = "spectral", ["operator-rank"] = "16" };
+        var layout = new MlpLayout([6, 5, 3]);
+        var (x, y) = KernelTests.RandomData(layout, 40, 4);
+        var problem = new AttributionProblem(layout, KernelTests.RandomTheta(layout, 3), x, y, [.. Enumerable.Range(0, 40).Select(i => i % 3)], 3, weightDecay: 1e-2f);
+        var (qx, qy) = KernelTests.RandomData(layout, 4, 9);
+        var queries = new QueryBatch(qx, qy, 6);
+        var method = (ForwardOnlyMethod)MethodFactory.Create("forward-only", settings);
+        method.Precompute(problem);
+        var state = method.ExportState();
+        Assert.NotEmpty(state.Shared);
+        var identity = ProbeSetIdentity.Of(problem, "forward-only;propagation=spectral");
+        var stored = ProbeSetFile.Read(Write(identity, state, problem.Count), "set.arrow");
+        Assert.Equal(state.Shared.Select(t => t.Layout), stored.State.Shared.Select(t => t.Layout));
+        Assert.All(state.Shared.Zip(stored.State.Shared), t => Assert.Equal(t.First.Values, t.Second.Values));
+        var served = (ForwardOnlyMethod)MethodFactory.Create("forward-only", settings);
+        served.ImportState(ServedModel.Of(problem), stored.State);
+        var expected = method.Score(queries).Scores;
+        Assert.Contains(expected, v => v != 0f);
+        Assert.Equal(expected, served.Score(queries).Scores);
+    }
+
+    [Fact]
     public void The_file_is_the_probe_wire_schema_with_the_sets_identity_as_metadata_one_row_per_unit()
     {
         var (problem, _, method, identity) = Simulated();
@@ -119,12 +145,15 @@ public sealed class ProbeSetFileTests
         var stream = EventCodecs.Probes.EncodeBatch([probe]);
         Assert.Contains("no 'probe-set-factors-sha256' schema metadata", Assert.Throws<ProbeFormatException>(() => ProbeSetFile.Read(stream, "s.arrow")).Message, StringComparison.Ordinal);
 
-        // A state with shared tensors has no per-unit row to hold them.
+        // Shared tensors travel as chunk rows; a forward-only set whose shared tensors are not its directions is refused on import.
         var shared = new ProbeSetState
         {
             Architecture = state.Architecture, ExampleTensors = state.ExampleTensors, Examples = state.Examples, SourceTensors = state.SourceTensors, Sources = state.Sources,
             Shared = [new StateTensor(new ProbeTensor("operator", 2, 2, 0), [1f, 0f, 0f, 1f])],
         };
-        Assert.Contains("shared tensors", Assert.Throws<ArgumentException>(() => Write(identity, shared, problem.Count)).Message, StringComparison.Ordinal);
+        var read = ProbeSetFile.Read(Write(identity, shared, problem.Count), "shared.arrow").State;
+        Assert.Equal([1f, 0f, 0f, 1f], Assert.Single(read.Shared).Values);
+        var served = (ForwardOnlyMethod)MethodFactory.Create("forward-only", Settings);
+        Assert.Contains("carries only its shared directions", Assert.Throws<ArgumentException>(() => served.ImportState(ServedModel.Of(problem), read)).Message, StringComparison.Ordinal);
     }
 }
