@@ -100,7 +100,8 @@ internal static class GptBench
         using (var torch = new PeerProcess(python, peer, threads,
             ["serve", "--config", "gpt2-small", "--mode", "forward", "--batch", Invariant(batch), "--seq", Invariant(seq)]))
         {
-            Compare("GPT-2-small forward", () => big.Logits(ids, batch, seq), torch, rounds, forwards);
+            var logits = new float[batch * seq * small.VocabSize];
+            Compare("GPT-2-small forward", () => big.Logits(ids, batch, seq, logits), torch, rounds, forwards);
         }
 
         Console.WriteLine($"load average at the end {LoadAverage()}");

@@ -110,11 +110,17 @@ public sealed partial class Graph
         shape[^1] = outF;
         bool tangent = x.Tangent is not null || weight.Tangent is not null || (bias?.Tangent is not null);
         var y = NewTensor(shape, NeedsGrad(x, weight, bias), tangent);
-        Blas.Gemm(false, true, rows, outF, inF, 1f, x.Data, weight.Data, 0f, y.Data);
         if (bias is not null)
         {
-            AddRowBias(y.Data, bias.Data, rows, outF);
+            // The bias rows first, then the GEMM accumulates onto them (beta 1, as torch's addmm): one pass over y fewer
+            // than adding the bias afterwards.
+            for (int r = 0; r < rows; r++)
+            {
+                bias.Data.CopyTo(y.Data.AsSpan(r * outF, outF));
+            }
         }
+
+        Blas.Gemm(false, true, rows, outF, inF, 1f, x.Data, weight.Data, bias is null ? 0f : 1f, y.Data);
 
         if (y.Tangent is not null)
         {

@@ -225,7 +225,7 @@ public sealed partial class Graph
 
         if (y.Grad is not null)
         {
-            int[] saved = targets.ToArray();
+            int[] saved = RentCopy(targets);
             Record(() =>
             {
                 float scale = y.Grad[0] * inv;

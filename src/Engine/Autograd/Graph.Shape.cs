@@ -140,7 +140,7 @@ public sealed partial class Graph
 
         if (y.Grad is not null)
         {
-            int[] saved = ids.ToArray();
+            int[] saved = RentCopy(ids);
             Record(() =>
             {
                 for (int i = 0; i < saved.Length; i++)
