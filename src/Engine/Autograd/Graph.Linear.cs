@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Kernels = Attribution.Engine.Tensors.Kernels;
 using Tensor = Attribution.Engine.Tensors.Tensor;
 
 namespace Attribution.Engine.Autograd;
@@ -172,11 +173,7 @@ public sealed partial class Graph
 
                 if (bias?.Grad is not null)
                 {
-                    var gb = bias.Grad.AsSpan();
-                    for (int r = 0; r < rows; r++)
-                    {
-                        TensorPrimitives.Add(gb, y.Grad.AsSpan(r * outF, outF), gb);
-                    }
+                    Kernels.AddRows(y.Grad, rows, bias.Grad);
                 }
             });
         }
