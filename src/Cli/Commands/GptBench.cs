@@ -18,10 +18,10 @@ namespace Attribution.Cli.Commands;
 /// </summary>
 /// <remarks>
 /// The peer is one persistent process per measurement (driven over stdin/stdout), so both sides are warm and are timed in
-/// the same windows: after a warm-up that runs until ours' per-repetition time settles, short rounds alternate ours and
-/// PyTorch (the side going first swaps every round). The verdict is on the per-round ratios of CPU-time medians (on a
-/// shared machine the process CPU time is the steadier measure: waiting for a core is not counted): their median, a
-/// bootstrap 95 % interval of that median and the sign count (rounds where ours was faster).
+/// the same windows: after a warm-up (at least 3 s of ours' CPU, and until ours' per-repetition time settles), short
+/// rounds alternate ours and PyTorch (the side going first swaps every round). The verdict is on the per-round ratios of
+/// CPU-time medians (on a shared machine the process CPU time is the steadier measure: waiting for a core is not
+/// counted): their median, a bootstrap 95 % interval of that median and the sign count (rounds where ours was faster).
 /// </remarks>
 internal static class GptBench
 {
@@ -180,21 +180,26 @@ internal static class GptBench
         return t;
     }
 
-    private const int MaxWarmupRounds = 12;
-    private const double SettledWithin = 0.10;
+    private const int MaxWarmupRounds = 60;
+    private const double SettledWithin = 0.05;
+    private const double MinWarmupSeconds = 3.0;
 
     private static void Compare(string what, Action work, PeerProcess torch, int rounds, int reps)
     {
-        // Warm-up: alternating rounds until ours' CPU median of a round is within 10 % of the round before (tiered JIT
-        // and PGO settle in the first rounds; the peer warms its allocator and caches alongside), at least 3 rounds.
+        // Warm-up: alternating rounds for at least 3 s of ours' CPU time (tiered JIT: a method is instrumented for PGO
+        // after 30 calls and recompiled fully optimised after 30 more and a 100 ms delay; the forward's layer methods
+        // run 12 times a pass) and until ours' CPU median of a round is within 5 % of the round before; the peer warms
+        // its allocator and caches alongside.
         var warm = new List<string>();
-        double previous = double.NaN;
+        double previous = double.NaN, spent = 0;
         for (int w = 0; w < MaxWarmupRounds; w++)
         {
-            double m = Median(TimeOurs(work, reps).Cpu);
+            var o = TimeOurs(work, reps).Cpu;
+            double m = Median(o);
             double p = Median(torch.Run(reps).Cpu);
+            spent += o.Sum();
             warm.Add($"{m * 1e3:F1}/{p * 1e3:F1}");
-            bool settled = w >= 2 && Math.Abs(m - previous) <= SettledWithin * previous;
+            bool settled = spent >= MinWarmupSeconds && Math.Abs(m - previous) <= SettledWithin * previous;
             previous = m;
             if (settled)
             {
@@ -202,7 +207,7 @@ internal static class GptBench
             }
         }
 
-        Console.WriteLine($"  warm-up rounds (ours/PyTorch CPU ms per repetition): {string.Join(", ", warm)}");
+        Console.WriteLine($"  warm-up: {warm.Count} rounds, {spent:F1} s of ours' CPU (ours/PyTorch CPU ms per repetition: {string.Join(", ", warm)})");
 
         var ours = new Times([], []);
         var theirs = new Times([], []);
