@@ -40,8 +40,20 @@ internal static class GptBench
             command.Options.Add(o);
         }
 
-        command.SetAction(parse => Run(parse.GetValue(threads), parse.GetValue(rounds), parse.GetValue(steps), parse.GetValue(forwards),
-            parse.GetValue(batch), parse.GetValue(seq), parse.GetValue(python)!));
+        command.SetAction(parse =>
+        {
+            try
+            {
+                return Run(parse.GetValue(threads), parse.GetValue(rounds), parse.GetValue(steps), parse.GetValue(forwards),
+                    parse.GetValue(batch), parse.GetValue(seq), parse.GetValue(python)!);
+            }
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or JsonException or FileNotFoundException)
+            {
+                // The peer could not be started, died or answered something else than its JSON lines.
+                Console.Error.WriteLine($"bench gpt: {e.Message} (the peer needs python3 with torch: Debian python3-torch; pass --python PATH)");
+                return 1;
+            }
+        });
         return command;
     }
 
