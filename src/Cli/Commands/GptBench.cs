@@ -262,7 +262,7 @@ internal static class GptBench
     }
 
     // Percentile bootstrap interval of the median (fixed seed: the same ratios give the same interval).
-    private static (double Lo, double Hi) BootstrapMedian(List<double> xs, int resamples, ulong seed)
+    internal static (double Lo, double Hi) BootstrapMedian(List<double> xs, int resamples, ulong seed)
     {
         var rng = new Rng(seed);
         var medians = new double[resamples];
@@ -283,7 +283,7 @@ internal static class GptBench
     }
 
     // Two-sided exact sign test: P(|K - n/2| >= |k - n/2|) for K ~ Binomial(n, 1/2).
-    private static double SignTest(int k, int n)
+    internal static double SignTest(int k, int n)
     {
         double dev = Math.Abs(k - (n / 2.0)), p = 0;
         for (int i = 0; i <= n; i++)
@@ -413,7 +413,7 @@ internal static class GptBench
         throw new FileNotFoundException("bench/peers/gpt2_torch.py not found; run from the repository root.");
     }
 
-    private static double Median(List<double> xs)
+    internal static double Median(List<double> xs)
     {
         var s = xs.Order().ToArray();
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[(s.Length / 2) - 1] + s[s.Length / 2]) / 2;
