@@ -10,10 +10,12 @@ written with json/struct/numpy from the format spec (F32, F16, BF16, F64; intege
 usage:
   gpt2_torch.py logits DIR --tokens 1,2,3 [--expect FILE.json]
       loads DIR/config.json + DIR/model.safetensors, prints the logits of one sequence as JSON; with --expect compares
-      them with {"tokens": [...], "logits": [...]} written by `pipeline bench gpt-interop` and fails above 1e-4.
-  gpt2_torch.py bench --threads N --config demo|gpt2-small --batch B --seq T --reps R --mode train|forward
-      times training steps (AdamW, as GptTrainer) or forward passes; prints one JSON line with the per-rep wall-clock and
-      process CPU seconds.
+      them with {"tokens": [...], "logits": [...]} written by `pipeline bench gpt` and fails above 1e-4.
+  gpt2_torch.py serve --threads N --config demo|gpt2-small --batch B --seq T --mode train|forward
+      times training steps (AdamW, as GptTrainer) or forward passes in one persistent process (what `pipeline bench gpt`
+      uses, so both sides are warm and measured in alternating windows): builds the model, prints {"ready": ...}, then per
+      stdin line "run R" times R repetitions and prints one JSON line {"seconds": [...], "cpu_seconds": [...]} (per-rep
+      wall-clock and process CPU seconds); "quit" or end of input exits.
 """
 import argparse
 import json
@@ -234,39 +236,61 @@ CONFIGS = {
 }
 
 
-def cmd_bench(args):
-    torch.manual_seed(0)
-    cfg = dict(CONFIGS[args.config])
-    model = GPT2LMHeadModel(cfg)
-    model.init_gpt2(torch.Generator().manual_seed(0))
-    g = torch.Generator().manual_seed(1)
-    times, cpu = [], []
-    if args.mode == "forward":
-        model.eval()
-        ids = torch.randint(0, cfg["vocab_size"], (args.batch, args.seq), generator=g)
-        with torch.no_grad():
-            for rep in range(args.warmup + args.reps):
+class Workload:
+    """One repetition of the timed work: a training step (GptTrainer's: windows of seq+1 tokens, next-token
+    cross-entropy, AdamW(0.9, 0.999, eps 1e-8, wd 0.01)) or a forward pass (no grad), on GPT-2-initialised weights."""
+
+    def __init__(self, args):
+        torch.manual_seed(0)
+        self.cfg = dict(CONFIGS[args.config])
+        self.model = GPT2LMHeadModel(self.cfg)
+        self.model.init_gpt2(torch.Generator().manual_seed(0))
+        self.g = torch.Generator().manual_seed(1)
+        self.args = args
+        if args.mode == "forward":
+            self.model.eval()
+            self.ids = torch.randint(0, self.cfg["vocab_size"], (args.batch, args.seq), generator=self.g)
+        else:
+            self.opt = torch.optim.AdamW(self.model.parameters(), lr=3e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+
+    def run(self, reps):
+        """Wall-clock and process CPU seconds of each of reps repetitions."""
+        times, cpu = [], []
+        v = self.cfg["vocab_size"]
+        for _ in range(reps):
+            if self.args.mode == "forward":
                 t0, c0 = time.perf_counter(), time.process_time()
-                model(ids)
-                if rep >= args.warmup:
-                    times.append(time.perf_counter() - t0)
-                    cpu.append(time.process_time() - c0)
-    else:
-        # GptTrainer's step: windows of seq+1 tokens, next-token cross-entropy, AdamW(0.9, 0.999, eps 1e-8, wd 0.01).
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-        for rep in range(args.warmup + args.reps):
-            tokens = torch.randint(0, cfg["vocab_size"], (args.batch, args.seq + 1), generator=g)
-            t0, c0 = time.perf_counter(), time.process_time()
-            logits = model(tokens[:, :-1])
-            loss = F.cross_entropy(logits.reshape(-1, cfg["vocab_size"]), tokens[:, 1:].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if rep >= args.warmup:
-                times.append(time.perf_counter() - t0)
-                cpu.append(time.process_time() - c0)
-    print(json.dumps({"seconds": times, "cpu_seconds": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                      "parameters": sum(p.numel() for p in model.parameters())}))
+                with torch.no_grad():
+                    self.model(self.ids)
+            else:
+                tokens = torch.randint(0, v, (self.args.batch, self.args.seq + 1), generator=self.g)
+                t0, c0 = time.perf_counter(), time.process_time()
+                logits = self.model(tokens[:, :-1])
+                loss = F.cross_entropy(logits.reshape(-1, v), tokens[:, 1:].reshape(-1))
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        return times, cpu
+
+    def info(self):
+        return {"threads": torch.get_num_threads(), "torch": torch.__version__,
+                "parameters": sum(p.numel() for p in self.model.parameters())}
+
+
+def cmd_serve(args):
+    work = Workload(args)
+    print(json.dumps({"ready": True, **work.info()}), flush=True)
+    for line in sys.stdin:
+        parts = line.split()
+        if not parts or parts[0] == "quit":
+            break
+        if parts[0] != "run" or len(parts) != 2 or not parts[1].isdigit():
+            print(json.dumps({"error": f"unknown command {line.strip()!r}: expected 'run N' or 'quit'"}), flush=True)
+            continue
+        times, cpu = work.run(int(parts[1]))
+        print(json.dumps({"seconds": times, "cpu_seconds": cpu}), flush=True)
     return 0
 
 
@@ -277,17 +301,16 @@ def main():
     a.add_argument("dir")
     a.add_argument("--tokens", default="0")
     a.add_argument("--expect")
-    b = sub.add_parser("bench")
+    a.add_argument("--threads", type=int, default=1)
+    b = sub.add_parser("serve")
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--config", choices=sorted(CONFIGS), default="demo")
     b.add_argument("--mode", choices=["train", "forward"], default="train")
     b.add_argument("--batch", type=int, default=16)
     b.add_argument("--seq", type=int, default=64)
-    b.add_argument("--reps", type=int, default=20)
-    b.add_argument("--warmup", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(getattr(args, "threads", 1))
-    return cmd_logits(args) if args.cmd == "logits" else cmd_bench(args)
+    return cmd_logits(args) if args.cmd == "logits" else cmd_serve(args)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,21 @@ public class GptHiddenStatesTests
     }
 
     [Fact]
+    public void Logits_into_a_destination_are_the_graph_forwards_bits_and_a_wrong_length_is_refused()
+    {
+        var gpt = Model();
+        int[] inputs = [1, 4, 2, 9, 0, 7, 3, 3];
+        var graph = new Autograd.Graph(recordBackward: false);
+        var expected = gpt.Forward(graph, inputs, 2, 4).Data;
+        var destination = new float[2 * 4 * 11];
+        gpt.Logits(inputs, 2, 4, destination);
+        Assert.Equal(expected, destination);
+        Assert.Equal(expected, gpt.Logits(inputs, 2, 4));
+        var ex = Assert.Throws<ArgumentException>(() => gpt.Logits(inputs, 2, 4, new float[10]));
+        Assert.Contains("needs 88", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Mean_hidden_states_average_a_rows_positions_up_to_its_last_target_and_ignore_padding()
     {
         var gpt = Model();

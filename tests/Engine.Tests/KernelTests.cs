@@ -72,4 +72,31 @@ public class KernelTests
         var x = new float[8];
         Assert.Throws<ArgumentException>(() => Kernels.Gelu(x, x, new float[8]));
     }
+
+    [Fact]
+    public void AddToAndAddRows_GiveTensorPrimitivesBits_AndRefuseBadLengths()
+    {
+        var rng = new Rng(23);
+        for (int n = 0; n <= 40; n++)
+        {
+            var rows = new float[3 * n];
+            rng.FillNormal(rows);
+            var expected = new float[n];
+            rng.FillNormal(expected);
+            var actual = (float[])expected.Clone();
+            for (int r = 0; r < 3; r++)
+            {
+                System.Numerics.Tensors.TensorPrimitives.Add(expected, rows.AsSpan(r * n, n), expected);
+            }
+
+            Kernels.AddRows(rows, 3, actual);
+            Assert.Equal(expected, actual);
+            Kernels.AddTo(rows.AsSpan(0, n), actual);
+            System.Numerics.Tensors.TensorPrimitives.Add(expected, rows.AsSpan(0, n), expected);
+            Assert.Equal(expected, actual);
+        }
+
+        Assert.Throws<ArgumentException>(() => Kernels.AddTo(new float[3], new float[4]));
+        Assert.Throws<ArgumentException>(() => Kernels.AddRows(new float[7], 2, new float[4]));
+    }
 }

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Kernels = Attribution.Engine.Tensors.Kernels;
 using Tensor = Attribution.Engine.Tensors.Tensor;
 
 namespace Attribution.Engine.Autograd;
@@ -171,7 +172,7 @@ public sealed partial class Graph
                     var d = y.AsSpan(dst + (h * hd), hd);
                     if (accumulate)
                     {
-                        TensorPrimitives.Add(d, s, d);
+                        Kernels.AddTo(s, d);
                     }
                     else
                     {
@@ -197,7 +198,7 @@ public sealed partial class Graph
                     {
                         var from = (part == 0 ? dq : part == 1 ? dk : dv).AsSpan(src, hd);
                         var to = grad.AsSpan(dst + (part * c) + (h * hd), hd);
-                        TensorPrimitives.Add(to, from, to);
+                        Kernels.AddTo(from, to);
                     }
                 }
             }

@@ -194,7 +194,7 @@ public sealed partial class Graph
                         }
                         else
                         {
-                            TensorPrimitives.Add(ga, g, ga);
+                            Kernels.AddTo(g, ga);
                         }
                     }
 
@@ -206,7 +206,7 @@ public sealed partial class Graph
                         }
                         else
                         {
-                            TensorPrimitives.Add(b.Grad, g, b.Grad);
+                            Kernels.AddTo(g, b.Grad);
                         }
                     }
                 }

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Kernels = Attribution.Engine.Tensors.Kernels;
 using Tensor = Attribution.Engine.Tensors.Tensor;
 
 namespace Attribution.Engine.Autograd;
@@ -110,11 +111,17 @@ public sealed partial class Graph
         shape[^1] = outF;
         bool tangent = x.Tangent is not null || weight.Tangent is not null || (bias?.Tangent is not null);
         var y = NewTensor(shape, NeedsGrad(x, weight, bias), tangent);
-        Blas.Gemm(false, true, rows, outF, inF, 1f, x.Data, weight.Data, 0f, y.Data);
         if (bias is not null)
         {
-            AddRowBias(y.Data, bias.Data, rows, outF);
+            // The bias rows first, then the GEMM accumulates onto them (beta 1, as torch's addmm): one pass over y fewer
+            // than adding the bias afterwards.
+            for (int r = 0; r < rows; r++)
+            {
+                bias.Data.CopyTo(y.Data.AsSpan(r * outF, outF));
+            }
         }
+
+        Blas.Gemm(false, true, rows, outF, inF, 1f, x.Data, weight.Data, bias is null ? 0f : 1f, y.Data);
 
         if (y.Tangent is not null)
         {
@@ -166,11 +173,7 @@ public sealed partial class Graph
 
                 if (bias?.Grad is not null)
                 {
-                    var gb = bias.Grad.AsSpan();
-                    for (int r = 0; r < rows; r++)
-                    {
-                        TensorPrimitives.Add(gb, y.Grad.AsSpan(r * outF, outF), gb);
-                    }
+                    Kernels.AddRows(y.Grad, rows, bias.Grad);
                 }
             });
         }

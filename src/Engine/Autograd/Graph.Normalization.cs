@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Kernels = Attribution.Engine.Tensors.Kernels;
 using Tensor = Attribution.Engine.Tensors.Tensor;
 
 namespace Attribution.Engine.Autograd;
@@ -92,7 +93,7 @@ public sealed partial class Graph
 
                     if (bias.Grad is not null)
                     {
-                        TensorPrimitives.Add(bias.Grad, gy, bias.Grad);
+                        Kernels.AddTo(gy, bias.Grad);
                     }
 
                     if (dxhat is not null)
@@ -225,7 +226,7 @@ public sealed partial class Graph
 
         if (y.Grad is not null)
         {
-            int[] saved = targets.ToArray();
+            int[] saved = RentCopy(targets);
             Record(() =>
             {
                 float scale = y.Grad[0] * inv;

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Kernels = Attribution.Engine.Tensors.Kernels;
 using Tensor = Attribution.Engine.Tensors.Tensor;
 
 namespace Attribution.Engine.Autograd;
@@ -140,13 +141,13 @@ public sealed partial class Graph
 
         if (y.Grad is not null)
         {
-            int[] saved = ids.ToArray();
+            int[] saved = RentCopy(ids);
             Record(() =>
             {
                 for (int i = 0; i < saved.Length; i++)
                 {
                     var row = table.Grad!.AsSpan(saved[i] * c, c);
-                    TensorPrimitives.Add(row, y.Grad.AsSpan(i * c, c), row);
+                    Kernels.AddTo(y.Grad.AsSpan(i * c, c), row);
                 }
             });
         }

@@ -17,6 +17,8 @@ public sealed partial class Graph
 {
     private readonly Dictionary<int, Stack<float[]>> _pool = [];
     private readonly List<float[]> _rented = [];
+    private readonly Dictionary<int, Stack<int[]>> _intPool = [];
+    private readonly List<int[]> _rentedInts = [];
     private readonly List<Action> _tape = [];
     private readonly Dictionary<Parameter, float[]> _parameterTangents = new(ReferenceEqualityComparer.Instance);
 
@@ -147,6 +149,29 @@ public sealed partial class Graph
         }
 
         _rented.Clear();
+        for (int i = _rentedInts.Count - 1; i >= 0; i--)
+        {
+            var buffer = _rentedInts[i];
+            if (!_intPool.TryGetValue(buffer.Length, out var stack))
+            {
+                stack = new Stack<int[]>();
+                _intPool[buffer.Length] = stack;
+            }
+
+            stack.Push(buffer);
+        }
+
+        _rentedInts.Clear();
+    }
+
+    /// <summary>A pooled copy of <paramref name="values"/> (token ids, targets) that a backward closure keeps until
+    /// <see cref="Reset"/>.</summary>
+    private int[] RentCopy(ReadOnlySpan<int> values)
+    {
+        var buffer = _intPool.TryGetValue(values.Length, out var stack) && stack.Count > 0 ? stack.Pop() : new int[values.Length];
+        values.CopyTo(buffer);
+        _rentedInts.Add(buffer);
+        return buffer;
     }
 
     /// <summary>A pooled buffer of exactly <paramref name="length"/> floats, returned to the pool by <see cref="Reset"/>.</summary>

@@ -75,6 +75,7 @@ public sealed class Gpt
     public IReadOnlyList<LinearCapture> Captures => _captures ??= BuildCaptures();
 
     private LinearCapture[]? _captures;
+    private int[] _shiftInputs = [], _shiftTargets = [];
 
     /// <summary>The blocks' weights that hold a <c>Conv1D</c> in the Hugging Face layout (stored here transposed).</summary>
     public IEnumerable<Parameter> ProjectionWeights => _blocks.SelectMany(b => new[] { b.AttnW, b.ProjW, b.FcW, b.MlpProjW });
@@ -188,12 +189,33 @@ public sealed class Gpt
     /// <summary>Logits [batch, seqLen, vocab] for <paramref name="inputs"/> [batch, seqLen] (a fresh array).</summary>
     public float[] Logits(ReadOnlySpan<int> inputs, int batch, int seqLen)
     {
+        CheckBatch(inputs.Length, batch, seqLen, "inputs");
+        var result = GC.AllocateUninitializedArray<float>(batch * seqLen * Config.VocabSize);
+        Logits(inputs, batch, seqLen, result);
+        return result;
+    }
+
+    /// <summary>
+    /// Logits [batch, seqLen, vocab] for <paramref name="inputs"/> [batch, seqLen], written into
+    /// <paramref name="destination"/> (exactly batch·seqLen·vocab long): the head's product goes straight there, so a
+    /// caller that reuses the destination allocates nothing per call.
+    /// </summary>
+    public void Logits(ReadOnlySpan<int> inputs, int batch, int seqLen, Span<float> destination)
+    {
+        CheckBatch(inputs.Length, batch, seqLen, "inputs");
+        int rows = batch * seqLen, vocab = Config.VocabSize, c = Config.DModel;
+        if (destination.Length != (long)rows * vocab)
+        {
+            throw new ArgumentException($"Gpt.Logits: destination has {destination.Length} values, batch {batch} x seqLen {seqLen} x vocab {vocab} needs {(long)rows * vocab}.", nameof(destination));
+        }
+
         _graph.Reset();
         _graph.RecordBackward = false;
         _graph.ClearTangents();
-        var result = (float[])Forward(_graph, inputs, batch, seqLen, false).Data.Clone();
+        var x = FinalHidden(_graph, inputs, batch, seqLen, false);
+        // The head of Forward (graph.Linear without bias) is this one GEMM: the same call, the same bits.
+        Blas.Gemm(false, true, rows, vocab, c, 1f, x.Data, (_lmHead ?? _wte).Data, 0f, destination);
         _graph.Reset();
-        return result;
     }
 
     /// <summary>
@@ -300,8 +322,14 @@ public sealed class Gpt
         }
 
         int t = seqLen - 1;
-        var inputs = new int[batch * t];
-        var targets = new int[batch * t];
+        // Reused from call to call (the model is not thread-safe anyway): the graph copies what its backward keeps.
+        if (_shiftInputs.Length != batch * t)
+        {
+            _shiftInputs = new int[batch * t];
+            _shiftTargets = new int[batch * t];
+        }
+
+        var (inputs, targets) = (_shiftInputs, _shiftTargets);
         for (int b = 0; b < batch; b++)
         {
             tokens.Slice(b * seqLen, t).CopyTo(inputs.AsSpan(b * t, t));

@@ -2,7 +2,7 @@ namespace Attribution.Engine.Models;
 
 /// <summary>
 /// Greedy decoding: the model's own completion of a prompt, one most-likely token at a time (ties: the lowest id). Each
-/// step runs <see cref="Gpt.Logits"/> over the last <see cref="GptConfig.Context"/> tokens; no sampling, so the same
+/// step runs <see cref="Gpt.Logits(ReadOnlySpan{int}, int, int)"/> over the last <see cref="GptConfig.Context"/> tokens; no sampling, so the same
 /// model and prompt always give the same completion. Optionally no n-gram repeats: a token that would complete an
 /// n-gram already present in the prompt or the completion so far is skipped for the next most likely one (the usual
 /// guard against a small model's loops, "the server the server"; still deterministic).

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using Attribution.Engine.Training;
+using Kernels = Attribution.Engine.Tensors.Kernels;
 
 
 namespace Attribution.Engine.Models;
@@ -526,7 +527,7 @@ public sealed class Mlp : IHiddenStateModel
                 var gb = flat.IsEmpty ? _biases[l].Grad : Layout.Bias(flat, l);
                 Gemm(true, false, fout, fin, batch, dz, a, 0f, gw);
                 gb.Clear();
-                MlpKernels.AddRows(dz, batch, gb);
+                Kernels.AddRows(dz, batch, gb);
             }
             else
             {

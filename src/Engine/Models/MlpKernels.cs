@@ -72,21 +72,6 @@ public static class MlpKernels
         }
     }
 
-    /// <summary>Adds every row of <paramref name="m"/> ([rows, cols]) into <paramref name="sum"/> ([cols]).</summary>
-    public static void AddRows(ReadOnlySpan<float> m, int rows, Span<float> sum)
-    {
-        int cols = sum.Length;
-        if (m.Length < (long)rows * cols)
-        {
-            ThrowLength(nameof(m), m.Length, (long)rows * cols);
-        }
-
-        for (int r = 0; r < rows; r++)
-        {
-            TensorPrimitives.Add(sum, m.Slice(r * cols, cols), sum);
-        }
-    }
-
     /// <summary>
     /// Numerically stable log-sum-exp of a row, optionally skipping one column (<paramref name="skip"/> = -1 for none).
     /// Subtracts the maximum first, so large logits never overflow. Returns -∞ for an empty set.

@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace Attribution.Engine.Optim;
 
 /// <summary>
@@ -64,12 +66,37 @@ public sealed class AdamW : Optimizer
         float stepSize = (float)(learningRate / bc1);
         float invSqrtBc2 = (float)(1.0 / Math.Sqrt(bc2));
         float decay = 1f - learningRate * WeightDecay;
-        float b1 = Beta1, b2 = Beta2, eps = Epsilon;
-        for (int i = 0; i < theta.Length; i++)
+        float b1 = Beta1, b2 = Beta2, eps = Epsilon, c1 = 1f - b1, c2 = 1f - b2;
+        // Vectorized, then the scalar tail: the same operations in the same order per element (no fused multiply-add),
+        // so the same bits as the scalar loop.
+        int n = theta.Length, i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vb1 = new Vector<float>(b1);
+            var vb2 = new Vector<float>(b2);
+            var vc1 = new Vector<float>(c1);
+            var vc2 = new Vector<float>(c2);
+            var vDecay = new Vector<float>(decay);
+            var vStep = new Vector<float>(stepSize);
+            var vInv = new Vector<float>(invSqrtBc2);
+            var vEps = new Vector<float>(eps);
+            for (int w = Vector<float>.Count; i <= n - w; i += w)
+            {
+                var g = new Vector<float>(grad[i..]);
+                var mi = (vb1 * new Vector<float>(m[i..])) + (vc1 * g);
+                var vi = (vb2 * new Vector<float>(v[i..])) + (vc2 * g * g);
+                mi.CopyTo(m[i..]);
+                vi.CopyTo(v[i..]);
+                var t = (new Vector<float>(theta[i..]) * vDecay) - (vStep * mi / ((Vector.SquareRoot(vi) * vInv) + vEps));
+                t.CopyTo(theta[i..]);
+            }
+        }
+
+        for (; i < n; i++)
         {
             float g = grad[i];
-            float mi = b1 * m[i] + (1f - b1) * g;
-            float vi = b2 * v[i] + (1f - b2) * g * g;
+            float mi = (b1 * m[i]) + (c1 * g);
+            float vi = (b2 * v[i]) + (c2 * g * g);
             m[i] = mi;
             v[i] = vi;
             theta[i] = theta[i] * decay - stepSize * mi / (MathF.Sqrt(vi) * invSqrtBc2 + eps);

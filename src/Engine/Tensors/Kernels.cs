@@ -55,6 +55,51 @@ public static class Kernels
     }
 
     /// <summary>
+    /// <c>destination[i] += source[i]</c>: <see cref="TensorPrimitives.Add(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float})"/>'s
+    /// bits without its per-call dispatch, which dominates on the short rows (a head's 16 values, a 64-wide bias) that the
+    /// backward passes add one at a time.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AddTo(ReadOnlySpan<float> source, Span<float> destination)
+    {
+        CheckSameLength(nameof(AddTo), source.Length, destination.Length, destination.Length);
+        ref float ps = ref MemoryMarshal.GetReference(source);
+        ref float pd = ref MemoryMarshal.GetReference(destination);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= source.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                (Vector256.LoadUnsafe(ref pd, (nuint)i) + Vector256.LoadUnsafe(ref ps, (nuint)i)).StoreUnsafe(ref pd, (nuint)i);
+            }
+        }
+
+        for (; i < source.Length; i++)
+        {
+            Unsafe.Add(ref pd, i) += Unsafe.Add(ref ps, i);
+        }
+    }
+
+    /// <summary>
+    /// Column sums: <c>destination[j] += Σ_r rows[r·n + j]</c> for the <paramref name="count"/> rows of
+    /// <paramref name="rows"/> (n = destination's length), added row by row in order (a bias gradient: the same bits as one
+    /// <see cref="TensorPrimitives"/> add per row).
+    /// </summary>
+    public static void AddRows(ReadOnlySpan<float> rows, int count, Span<float> destination)
+    {
+        int n = destination.Length;
+        if (count < 0 || rows.Length < (long)count * n)
+        {
+            throw new ArgumentException($"AddRows: {count} rows of {n} need {(long)count * n} values, got {rows.Length}.");
+        }
+
+        for (int r = 0; r < count; r++)
+        {
+            AddTo(rows.Slice(r * n, n), destination);
+        }
+    }
+
+    /// <summary>
     /// GELU forward with the tanh approximation. <paramref name="tanhOut"/> receives
     /// <c>tanh(sqrt(2/pi) (x + 0.044715 x^3))</c>, which the backward and forward-mode steps reuse.
     /// </summary>
