@@ -698,9 +698,9 @@ public sealed class MethodTests
         var spec = new Dictionary<string, string> { ["checkpoints"] = "2", ["horizon"] = "4", ["eta"] = "0.1", ["batch"] = "10", ["rank"] = "0" };
         var averaged = Assert.IsType<EnsembleMethod>(MethodFactory.Create("forward-only", spec));
         averaged.Precompute(problem);
-        Assert.Contains("the last 2 training checkpoints of one model", averaged.Describe(), StringComparison.Ordinal);
+        Assert.Contains("2 training checkpoints of one model spread over its run", averaged.Describe(), StringComparison.Ordinal);
 
-        // The last two checkpoints: saved[1] and the model itself, each simulated and read out at that checkpoint.
+        // Two of three spread over the run: saved[1] and the model itself, each simulated and read out at that checkpoint.
         var options = new ForwardOnlyOptions { Horizon = 4, StepSize = 0.1f, BatchSize = 10, Rank = 0 };
         var members = saved[1..].Select(theta =>
         {
@@ -714,6 +714,15 @@ public sealed class MethodTests
         var e = Assert.Throws<MethodOptionException>(() => tooFew.Precompute(problem));
         Assert.Contains("checkpoints=4 needs 4 checkpoints saved along training but 3 were given", e.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData(10, 5, new[] { 1, 3, 5, 7, 9 })]
+    [InlineData(10, 10, new[] { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 })]
+    [InlineData(10, 3, new[] { 3, 6, 9 })]
+    [InlineData(10, 1, new[] { 9 })]
+    [InlineData(20, 2, new[] { 9, 19 })]
+    public void Training_checkpoints_are_spread_evenly_over_the_run_ending_at_the_last(int saved, int members, int[] expected) =>
+        Assert.Equal(expected, Enumerable.Range(0, members).Select(m => EnsembleMethod.SpreadCheckpoint(m, members, saved)));
 
     [Theory]
     [InlineData(1000, 100, 4.0, 40)]
