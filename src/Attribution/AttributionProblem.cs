@@ -233,6 +233,21 @@ public sealed class AttributionProblem
         };
     }
 
+    /// <summary>
+    /// The problem as seen from checkpoint <paramref name="checkpoint"/> saved along the first model's training:
+    /// θ* = <see cref="TrainingCheckpoints"/>[0][checkpoint]; same model kind, training set, sources and learning rate.
+    /// </summary>
+    public AttributionProblem AtTrainingCheckpoint(int checkpoint)
+    {
+        var saved = TrainingCheckpoints.Count > 0 ? TrainingCheckpoints[0] : [];
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)checkpoint, (uint)saved.Count, nameof(checkpoint));
+        return new AttributionProblem(_createModel, (saved[checkpoint], Training), SourceIds, SourceCount, WeightDecay, null)
+        {
+            _layout = _layout,
+            TrainingLearningRate = TrainingLearningRate,
+        };
+    }
+
     /// <summary>Throws unless <paramref name="queries"/> are rows this problem's model reads (same kind, width or context).</summary>
     public void CheckQueries(QueryBatch queries)
     {

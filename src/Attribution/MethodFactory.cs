@@ -19,7 +19,10 @@ public static class MethodFactory
     /// every method: models (independently trained models averaged over, default 1: TRAK ensembles with one shared
     /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models; not bm25, repsim, blend,
     /// nor a STRIDE combination: ensemble stride alone);
-    /// forward-only(-single): horizon, eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), compress (k: readout over k coefficients of a fitted basis of the responses, <see cref="CompressedReadoutMethod"/>; 0 = off), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral|tangent), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
+    /// forward-only(-single): horizon (steps K) or horizon-epochs (E: K = ⌈E·n/batch⌉; not both; default
+    /// <see cref="ForwardOnlyOptions.DefaultHorizonEpochs"/> epochs for the spectral propagation, 50 steps for the others),
+    /// checkpoints (J: J of the one model's training checkpoints, spread evenly over its run and ending at the model, each
+    /// simulated and read out at, scores averaged, like TracIn; J times the precompute, state and query time; not with models), eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), compress (k: readout over k coefficients of a fitted basis of the responses, <see cref="CompressedReadoutMethod"/>; 0 = off), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral|tangent), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, compress (k': a fitted basis of the whitened features; 0 = off);
     /// tracin: weights (one per training checkpoint, separated by '/' on a command line, e.g. weights=0.5/1/2, or by commas); grad-dot: none;
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
@@ -47,10 +50,17 @@ public static class MethodFactory
         }
 
         Func<IAttributionMethod> create;
+        int checkpoints = 1;
         switch (key)
         {
             case "forward-only" or "forward-only-single":
                 var forward = ForwardOnly(o, key == "forward-only");
+                checkpoints = o.Int("checkpoints", 1);
+                if (checkpoints < 1 || (checkpoints > 1 && models > 1))
+                {
+                    throw new MethodOptionException($"Option 'checkpoints' = {checkpoints} must be at least 1 (the training checkpoints of the one model whose simulations are averaged), and cannot be combined with models={models} (average over models or over one model's checkpoints).");
+                }
+
                 bool relative = o.Choice("normalize", "none", "none", RelativeInfluenceMethod.OptionValue) == RelativeInfluenceMethod.OptionValue;
                 int sketch = o.Int("sketch", 0);
                 if (sketch < 0)
@@ -115,7 +125,8 @@ public static class MethodFactory
             throw new MethodOptionException($"models={models}: '{key}' is not ensembled over independently trained models; drop models.");
         }
 
-        return models > 1 && key != "trak" ? new EnsembleMethod(models, create) : create();
+        return checkpoints > 1 ? new EnsembleMethod(checkpoints, create, EnsembleMembers.TrainingCheckpoints)
+            : models > 1 && key != "trak" ? new EnsembleMethod(models, create) : create();
     }
 
     /// <summary>Methods the services serve (their state travels as a probe set, <see cref="IProbeSetMethod"/>).</summary>
@@ -199,6 +210,11 @@ public static class MethodFactory
     {
         var d = new ForwardOnlyOptions();
         Refuse(o, "power-iterations", o.Has("eta"), "eta is given, so h_max is not estimated; drop one of them");
+        if (o.Has("horizon") && o.Has("horizon-epochs"))
+        {
+            throw new MethodOptionException("Options 'horizon' (steps) and 'horizon-epochs' both set the horizon: give one of them (horizon=K steps, or horizon-epochs=E for K = ceil(E·n/batch)).");
+        }
+
         Refuse(o, "readout-eps", o.Has("readout") ? o.Choice("readout", "jacobian", "jacobian", "fd") != "fd" : d.Readout != ForwardReadout.FiniteDifference,
             "it applies to readout=fd only");
         Refuse(o, "basis", o.Has("rank") && o.Int("rank", d.Rank) == 0 && o.Float("basis", 0f) > 0, "the shared input basis needs low-rank responses (rank > 0)");
@@ -225,7 +241,9 @@ public static class MethodFactory
         return new ForwardOnlyOptions
         {
             TwoTrajectory = twoTrajectory,
-            Horizon = o.Int("horizon", d.Horizon),
+            Horizon = o.Int("horizon", d.Horizon) is var k && (k >= 1 || !o.Has("horizon")) ? k
+                : throw new MethodOptionException($"Option 'horizon' = {k} must be at least 1 step (or give horizon-epochs)."),
+            HorizonEpochs = o.Has("horizon-epochs") ? o.Float("horizon-epochs", 0f) : d.HorizonEpochs,
             Epsilon = o.Float("eps", d.Epsilon),
             StepSize = o.Has("eta") ? o.Float("eta", 0f) : d.StepSize,
             Damping = o.Float("lambda", d.Damping),

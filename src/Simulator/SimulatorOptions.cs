@@ -20,8 +20,18 @@ public sealed class SimulatorOptions
     /// <summary>Consumer group on the checkpoints topic.</summary>
     public string GroupId { get; set; } = "simulator";
 
-    /// <summary>Horizon K (gradient steps per trajectory).</summary>
+    /// <summary>
+    /// Horizon K in gradient steps; 0 (default) takes it from <see cref="HorizonEpochs"/> and the checkpoint's training
+    /// set (<see cref="ForwardOnlyOptions.StepsFor"/>). Setting both is refused.
+    /// </summary>
     public int Horizon { get; set; } = Defaults.Horizon;
+
+    /// <summary>
+    /// Horizon in epochs of the shared mini-batches (K = ⌈E·n / batch⌉ for the n examples simulated); unset uses
+    /// <see cref="ForwardOnlyOptions.DefaultHorizonEpochs"/> for the spectral propagation (an MLP's default) and
+    /// <see cref="ForwardOnlyOptions.DefaultHorizonSteps"/> steps for the trajectory and tangent ones.
+    /// </summary>
+    public double? HorizonEpochs { get; set; } = Defaults.HorizonEpochs;
 
     /// <summary>Perturbation weight ε.</summary>
     public float Epsilon { get; set; } = Defaults.Epsilon;
@@ -112,6 +122,7 @@ public sealed class SimulatorOptions
     public ForwardOnlyOptions ToForwardOnly() => new()
     {
         Horizon = Horizon,
+        HorizonEpochs = HorizonEpochs,
         Epsilon = Epsilon,
         StepSize = StepSize,
         Damping = Damping,

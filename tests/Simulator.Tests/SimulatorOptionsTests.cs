@@ -32,6 +32,19 @@ public sealed class SimulatorOptionsTests
     }
 
     [Fact]
+    public void The_horizon_in_epochs_reaches_the_forward_only_options_and_giving_it_with_steps_is_refused()
+    {
+        var byEpochs = new SimulatorOptions { HorizonEpochs = 2.5 };
+        Assert.Null(byEpochs.Validate());
+        Assert.Equal((0, 2.5), (byEpochs.ToForwardOnly().Horizon, byEpochs.ToForwardOnly().HorizonEpochs));
+        var error = new SimulatorOptions { Horizon = 40, HorizonEpochs = 4 }.Validate();
+        Assert.NotNull(error);
+        Assert.StartsWith("Simulator:HorizonEpochs", error, StringComparison.Ordinal);
+        Assert.Contains("give one of them", error, StringComparison.Ordinal);
+        Assert.Contains("Simulator:HorizonEpochs", new SimulatorOptions { HorizonEpochs = 0 }.Validate(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void An_unknown_precision_is_refused()
     {
         Assert.Contains("'f8'", new SimulatorOptions { Precision = "f8" }.Validate(), StringComparison.Ordinal);

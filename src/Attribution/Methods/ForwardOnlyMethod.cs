@@ -135,7 +135,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
     public string Describe() => Describe(_propagation ?? _options.Propagation);
 
     private string Describe(ForwardPropagation? propagation) => string.Create(CultureInfo.InvariantCulture,
-        $"{Name} ({_architecture ?? "not precomputed"}): K={_options.Horizon}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_examples is { DirectionCount: > 0 } e ? $"exact (gradient factors + {e.DirectionCount} Ritz coefficients)" : _options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(propagation == ForwardPropagation.Tangent ? ", propagation=tangent" : "")}{(propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {(OperatorSampleSize > 0 ? OperatorSampleSize.ToString(CultureInfo.InvariantCulture) : _options.OperatorSample == 0 ? "visited" : _options.OperatorSample.ToString(CultureInfo.InvariantCulture))}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
+        $"{Name} ({_architecture ?? "not precomputed"}): K={HorizonText(propagation)}, eps={_options.Epsilon:G3}, eta={(StepSize > 0 ? StepSize.ToString("G4", CultureInfo.InvariantCulture) : "1/h_max")}, lambda={_options.Damping:G3}, batch={_options.BatchSize}, seed={_options.Seed}, rank={(_examples is { DirectionCount: > 0 } e ? $"exact (gradient factors + {e.DirectionCount} Ritz coefficients)" : _options.Rank == 0 ? "full" : _options.Rank.ToString(CultureInfo.InvariantCulture))}, readout={_options.Readout}{(propagation == ForwardPropagation.Tangent ? ", propagation=tangent" : "")}{(propagation == ForwardPropagation.Spectral ? $", propagation=spectral (operator rank {_options.OperatorRank}, sample {(OperatorSampleSize > 0 ? OperatorSampleSize.ToString(CultureInfo.InvariantCulture) : _options.OperatorSample == 0 ? "visited" : _options.OperatorSample.ToString(CultureInfo.InvariantCulture))}, segments {_options.OperatorSegments}, complement probes {_options.OperatorComplementProbes})" : "")}{(InputBasis is { } b ? $", input basis {b.Dimension} (energy {b.EnergyKept:F4})" : _options.InputBasisEnergy > 0 ? $", input basis energy {_options.InputBasisEnergy:G4}" : "")}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
@@ -145,6 +145,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
         var simulator = new ForwardOnlySimulator(problem, _options, cancellationToken);
         _propagation = simulator.Propagation;
         StepSize = simulator.StepSize;
+        Horizon = simulator.Horizon;
         TopEigenvalue = simulator.TopEigenvalue;
         OperatorSampleSize = simulator.OperatorSampleSize;
         int n = problem.Count;
@@ -155,6 +156,26 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
         ResponseNorms = norms;
         SimulationSeconds = watch.Elapsed.TotalSeconds;
     }
+
+    // The horizon as used (K steps, and the epochs they came from), or as configured before a Precompute.
+    private string HorizonText(ForwardPropagation? propagation)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        if (_options.Horizon > 0)
+        {
+            return _options.Horizon.ToString(inv);
+        }
+
+        string epochs = _options.HorizonEpochs is { } e ? e.ToString("G4", inv) + " epochs"
+            : propagation is null or ForwardPropagation.Spectral ? $"{ForwardOnlyOptions.DefaultHorizonEpochs.ToString("G4", inv)} epochs (default{(propagation is null ? " for spectral" : "")})"
+            : null!;
+        return Horizon > 0
+            ? epochs is null ? string.Create(inv, $"{Horizon} (default)") : string.Create(inv, $"{Horizon} ({epochs})")
+            : epochs ?? string.Create(inv, $"{ForwardOnlyOptions.DefaultHorizonSteps} (default)");
+    }
+
+    /// <summary>The horizon K in steps the last Precompute simulated (0 before one, and when served from a probe set).</summary>
+    public int Horizon { get; private set; }
 
     /// <summary>The model's linear layers (offsets and shapes) a response set covers, from the model's own factors of one training row.</summary>
     public static IReadOnlyList<LinearFactors> LinearLayers(AttributionProblem problem)
@@ -191,6 +212,7 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
         var examples = ForwardOnlyState.Load(probe, state.ExampleTensors, state.Examples, state.Shared, _options.Seed);
         Serve(null, model, state.Architecture, examples);
         StepSize = 0;
+        Horizon = 0;
         TopEigenvalue = 0;
         OperatorSampleSize = 0;
     }

@@ -41,7 +41,13 @@ public sealed class ForwardOnlySimulator
             throw new ArgumentException($"the operator settings configure the spectral propagator, which is not this model's default ({problem.Architecture} propagates by {propagation.ToString().ToLowerInvariant()}): add propagation=spectral or drop them.", nameof(options));
         }
 
-        options = options with { Propagation = propagation };
+        // The horizon in steps for this training set (an explicit K, or E epochs of the shared mini-batches).
+        options = options with { Propagation = propagation, Horizon = options.StepsFor(problem.Count, propagation), HorizonEpochs = null };
+        if (options.OperatorSegments > options.Horizon)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.OperatorSegments, $"operator-segments ({options.OperatorSegments}) cannot exceed the horizon's {options.Horizon} steps.");
+        }
+
         _problem = problem;
         _options = options;
         var rows = _rows = BatchRows(problem.Count, options);
@@ -258,6 +264,9 @@ public sealed class ForwardOnlySimulator
 
         return ModelBatch.Sequences(tokens, labels, indices.Length, length);
     }
+
+    /// <summary>The horizon K in steps used (explicit, or from the horizon in epochs and the training set's size).</summary>
+    public int Horizon => _options.Horizon;
 
     /// <summary>The step size η used.</summary>
     public float StepSize { get; }

@@ -80,10 +80,10 @@ internal static class AttributeCommand
             }
 
             var (manifest, model) = RunDirectory.LoadMlp(runDir);
-            bool tracin = name.Trim().Equals("tracin", StringComparison.OrdinalIgnoreCase);
+            bool tracin = EvalRunner.NeedsTrainingCheckpoints(name, options);
             if (tracin && manifest.TrainingCheckpoints.Count == 0)
             {
-                throw new MethodOptionException($"tracin sums over checkpoints saved during training, and {Path.Combine(runDir, RunDirectory.ManifestFile)} lists none: retrain with './pipeline train --save-every 2 --out {runDir} ...' (same options), or use --method grad-dot (the final model alone).");
+                throw new MethodOptionException($"{name} reads checkpoints saved during training, and {Path.Combine(runDir, RunDirectory.ManifestFile)} lists none: retrain with './pipeline train --save-every 2 --out {runDir} ...' (same options){(name.Trim().Equals("tracin", StringComparison.OrdinalIgnoreCase) ? ", or use --method grad-dot (the final model alone)" : ", or drop checkpoints")}.");
             }
 
             var recipe = manifest.Recipe;

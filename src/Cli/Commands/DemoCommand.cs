@@ -21,7 +21,8 @@ internal static class DemoCommand
         var trainSize = new Option<int>("--train-size") { Description = "FashionMNIST training images for the model.", DefaultValueFactory = _ => defaults.TrainSize };
         var epochs = new Option<int>("--epochs") { Description = "Training epochs.", DefaultValueFactory = _ => defaults.Epochs };
         var simulate = new Option<int>("--simulate") { Description = "Training examples the Simulator probes individually (every source is probed whole).", DefaultValueFactory = _ => defaults.Simulate };
-        var horizon = new Option<int>("--horizon") { Description = "Forward-only simulation horizon K (gradient steps).", DefaultValueFactory = _ => defaults.Horizon };
+        var horizon = new Option<int?>("--horizon") { Description = "Forward-only simulation horizon K in gradient steps (default: the Simulator's, 4 epochs of mini-batches of 100 over the simulated examples). Not with --horizon-epochs." };
+        var horizonEpochs = new Option<double?>("--horizon-epochs") { Description = "Forward-only simulation horizon in epochs of the shared mini-batches, K = ceil(E·n/batch) (Simulator:HorizonEpochs). Not with --horizon." };
         var threshold = new Option<double>("--alert-threshold") { Description = "Share of a query's positive source attribution on the flagged source that raises an alert (Scorer:AlertThreshold).", DefaultValueFactory = _ => defaults.AlertThreshold };
         var runDir = new Option<string>("--run-dir") { Description = "Where the trained model is cached.", DefaultValueFactory = _ => defaults.RunDirectory };
         var outDir = new Option<string>("--out") { Description = "Where attributions.arrow and demo.log are written.", DefaultValueFactory = _ => defaults.OutputDirectory };
@@ -32,7 +33,7 @@ internal static class DemoCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed for data subsets, training, sources and query order.", DefaultValueFactory = _ => defaults.Seed };
 
         var command = new Command("demo", "Run the whole product on one machine: train, ingest, simulate probes, attribute live queries, raise contamination alerts.");
-        foreach (var o in new Option[] { model, kafka, queries, rate, leaked, trainSize, epochs, simulate, horizon, threshold, runDir, outDir, seed, noConsole, consolePort, stay, corpus, steps, method, calibrate })
+        foreach (var o in new Option[] { model, kafka, queries, rate, leaked, trainSize, epochs, simulate, horizon, horizonEpochs, threshold, runDir, outDir, seed, noConsole, consolePort, stay, corpus, steps, method, calibrate })
         {
             command.Options.Add(o);
         }
@@ -42,11 +43,12 @@ internal static class DemoCommand
             bool gpt = parse.GetValue(model) == "gpt";
             // Options of the other model's demo cannot be honoured: say so (exit 2) rather than ignore them.
             var notHonoured = gpt
-                ? new Option[] { rate, leaked, trainSize, epochs, simulate, horizon, threshold, consolePort, stay, calibrate }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false })
+                ? new Option[] { rate, leaked, trainSize, epochs, simulate, horizon, horizonEpochs, threshold, consolePort, stay, calibrate }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false })
                 : new Option[] { corpus, steps }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false });
-            if (notHonoured is null && parse.GetResult(horizon) is { Implicit: false } && !parse.GetValue(method)!.StartsWith("forward-only", StringComparison.Ordinal))
+            var horizonGiven = new Option[] { horizon, horizonEpochs }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false });
+            if (notHonoured is null && horizonGiven is not null && !parse.GetValue(method)!.StartsWith("forward-only", StringComparison.Ordinal))
             {
-                await Console.Error.WriteLineAsync($"--horizon configures forward-only's simulation; it does not apply to --method {parse.GetValue(method)}.");
+                await Console.Error.WriteLineAsync($"{horizonGiven.Name} configures forward-only's simulation; it does not apply to --method {parse.GetValue(method)}.");
                 return 2;
             }
 
@@ -71,6 +73,7 @@ internal static class DemoCommand
                 Epochs = parse.GetValue(epochs),
                 Simulate = parse.GetValue(simulate),
                 Horizon = parse.GetValue(horizon),
+                HorizonEpochs = parse.GetValue(horizonEpochs),
                 AlertThreshold = parse.GetValue(threshold),
                 CalibrationQueries = parse.GetValue(calibrate),
                 RunDirectory = parse.GetResult(runDir) is { Implicit: false } || !gpt ? parse.GetValue(runDir)! : Path.Combine("runs", "demo-gpt"),

@@ -137,13 +137,14 @@ internal static class ServiceCommands
 
     private sealed class SimulateOptionsCli
     {
-        private readonly Option<int?> _horizon = new("--horizon") { Description = "Simulation horizon K in gradient steps (Simulator:Horizon, default 50)." };
+        private readonly Option<int?> _horizon = new("--horizon") { Description = "Simulation horizon K in gradient steps (Simulator:Horizon; default: 4 epochs of mini-batches for an MLP's spectral propagation, 50 steps for a transformer's trajectory). Not with --horizon-epochs." };
+        private readonly Option<double?> _horizonEpochs = new("--horizon-epochs") { Description = "Simulation horizon in epochs of the shared mini-batches, K = ceil(E·n/batch) (Simulator:HorizonEpochs). Not with --horizon." };
         private readonly Option<int?> _maxExamples = new("--max-examples") { Description = "Probe only the first N examples by id (Simulator:MaxExamples; every source is still probed whole)." };
         private readonly Option<string?> _precision = new("--precision") { Description = "Example probe precision: f16 (default) or f32 (Simulator:Precision)." };
 
         public SimulateOptionsCli(Command command)
         {
-            foreach (var o in new Option[] { _horizon, _maxExamples, _precision })
+            foreach (var o in new Option[] { _horizon, _horizonEpochs, _maxExamples, _precision })
             {
                 command.Options.Add(o);
             }
@@ -153,6 +154,7 @@ internal static class ServiceCommands
         {
             var d = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
             Put(d, "Simulator:Horizon", parse.GetValue(_horizon)?.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Put(d, "Simulator:HorizonEpochs", parse.GetValue(_horizonEpochs)?.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Put(d, "Simulator:MaxExamples", parse.GetValue(_maxExamples)?.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Put(d, "Simulator:Precision", parse.GetValue(_precision));
             return d;

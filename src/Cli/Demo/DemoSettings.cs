@@ -20,7 +20,11 @@ internal sealed record DemoSettings
     public int TrainSize { get; init; } = 5_000;
     public int Epochs { get; init; } = 8;
     public int Simulate { get; init; } = 1_000;
-    public int Horizon { get; init; } = 20;
+    /// <summary>Simulation horizon in steps; null (with <see cref="HorizonEpochs"/> null) is the Simulator's default (4 epochs).</summary>
+    public int? Horizon { get; init; }
+
+    /// <summary>Simulation horizon in epochs of the shared mini-batches (Simulator:HorizonEpochs); not with <see cref="Horizon"/>.</summary>
+    public double? HorizonEpochs { get; init; }
     public int Publishers { get; init; } = 10;
     public int LeakedExamples { get; init; } = 40;
     public double AlertThreshold { get; init; } = 0.5;
@@ -70,6 +74,12 @@ internal sealed record DemoSettings
         if (Simulate < 1 || Horizon < 1 || Publishers < 1 || LeakedExamples < 1 || LeakedExamples >= TrainSize / 2)
         {
             return "--simulate, --horizon and --publishers must be >= 1, and the leaked source must hold fewer than half of the training examples.";
+        }
+
+        if (HorizonEpochs is { } epochs && (Horizon is not null || !(epochs > 0) || !double.IsFinite(epochs)))
+        {
+            return Horizon is not null ? "--horizon (steps) and --horizon-epochs both set the horizon: give one of them."
+                : $"--horizon-epochs must be a positive number of epochs (got {epochs.ToString(System.Globalization.CultureInfo.InvariantCulture)}).";
         }
 
         if (ConsolePort is < 0 or > 65534)

@@ -95,6 +95,15 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
             : 1);
 
     /// <summary>
+    /// True when a spec reads checkpoints saved along training: tracin, and forward-only averaged over its model's
+    /// training checkpoints (<c>checkpoints</c> other than 1, in any of a grid's values).
+    /// </summary>
+    public static bool NeedsTrainingCheckpoints(string name, IReadOnlyDictionary<string, string> options) =>
+        name.Trim().Equals("tracin", StringComparison.OrdinalIgnoreCase)
+        || (name.Trim().StartsWith("forward-only", StringComparison.OrdinalIgnoreCase) && options.TryGetValue("checkpoints", out var j)
+            && j.Split('|', StringSplitOptions.TrimEntries).Any(v => v != "1"));
+
+    /// <summary>
     /// Expands a spec's grid: a value written <c>a|b|c</c> is swept. Returns every combination (one, for a spec
     /// without a grid), each as the options the method factory receives.
     /// </summary>
@@ -146,8 +155,8 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
         var measure = cache.Wrap((subset, seed, ct) => Margins(layout, train(subset, seed, ct)));
 
         int ensemble = Math.Max(1, specs.Max(s => ModelsOf(s.Options)));
-        bool tracin = specs.Any(s => s.Name.Trim().Equals("tracin", StringComparison.OrdinalIgnoreCase));
-        int tracinModels = tracin ? specs.Where(s => s.Name.Trim().Equals("tracin", StringComparison.OrdinalIgnoreCase)).Max(s => ModelsOf(s.Options)) : 0;
+        var needCheckpoints = specs.Where(s => NeedsTrainingCheckpoints(s.Name, s.Options)).ToList();
+        int tracinModels = needCheckpoints.Count > 0 ? needCheckpoints.Max(s => ModelsOf(s.Options)) : 0;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var fullSeeds = Enumerable.Range(0, ensemble).Select(k => (int)((options.Seed * 1000) + (ulong)k) & 0x7FFF_FFFF).ToArray();
         var allIds = RetrainingHarness.Complement(n, []);
@@ -158,7 +167,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
             progress?.Report(new RetrainProgress(thetas.Count, ensemble, "full-data models"));
         }
 
-        // TracIn's checkpoints along training of the first models (cached like the models; training is deterministic, so
+        // TracIn's (and forward-only:checkpoints=J's) checkpoints along training of the first models (cached like the models; training is deterministic, so
         // the last checkpoint is the cached full model).
         var trainingCheckpoints = new List<IReadOnlyList<float[]>>();
         for (int k = 0; k < tracinModels; k++)
@@ -171,7 +180,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
                 return [.. saved.SelectMany(c => c)];
             });
             trainingCheckpoints.Add([.. Enumerable.Range(0, flat.Length / p).Select(c => flat.AsSpan(c * p, p).ToArray())]);
-            progress?.Report(new RetrainProgress(k + 1, tracinModels, "training checkpoints (tracin)"));
+            progress?.Report(new RetrainProgress(k + 1, tracinModels, "training checkpoints (tracin, forward-only:checkpoints)"));
         }
 
         double accuracy = Accuracy(layout, thetas[0]);

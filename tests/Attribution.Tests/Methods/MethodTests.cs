@@ -751,6 +751,93 @@ public sealed class MethodTests
         Assert.Equal("forward-only", forward.Name);
     }
 
+    [Fact]
+    public void Forward_only_averaged_over_training_checkpoints_simulates_and_reads_out_at_each_of_the_last_ones()
+    {
+        var layout = new MlpLayout([6, 5, 3]);
+        var problem = Problem(layout, 30, 40);
+        var saved = new[] { KernelTests.RandomTheta(layout, 41), KernelTests.RandomTheta(layout, 42), problem.Theta };
+        problem = new AttributionProblem(layout, problem.Theta, problem.TrainInputs, problem.TrainLabels, problem.SourceIds, problem.SourceCount)
+        {
+            TrainingCheckpoints = [saved],
+        };
+        var queries = Queries(layout, 4, 43);
+        var spec = new Dictionary<string, string> { ["checkpoints"] = "2", ["horizon"] = "4", ["eta"] = "0.1", ["batch"] = "10", ["rank"] = "0" };
+        var averaged = Assert.IsType<EnsembleMethod>(MethodFactory.Create("forward-only", spec));
+        averaged.Precompute(problem);
+        Assert.Contains("2 training checkpoints of one model spread over its run", averaged.Describe(), StringComparison.Ordinal);
+
+        // Two of three spread over the run: saved[1] and the model itself, each simulated and read out at that checkpoint.
+        var options = new ForwardOnlyOptions { Horizon = 4, StepSize = 0.1f, BatchSize = 10, Rank = 0 };
+        var members = saved[1..].Select(theta =>
+        {
+            var m = new ForwardOnlyMethod(options);
+            m.Precompute(new AttributionProblem(layout, theta, problem.TrainInputs, problem.TrainLabels, problem.SourceIds, problem.SourceCount));
+            return m.Score(queries).Scores;
+        }).ToArray();
+        AssertClose(members[0].Zip(members[1], (a, b) => 0.5f * (a + b)).ToArray(), averaged.Score(queries).Scores, 1e-5);
+
+        var tooFew = MethodFactory.Create("forward-only", new Dictionary<string, string>(spec) { ["checkpoints"] = "4" });
+        var e = Assert.Throws<MethodOptionException>(() => tooFew.Precompute(problem));
+        Assert.Contains("checkpoints=4 needs 4 checkpoints saved along training but 3 were given", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(10, 5, new[] { 1, 3, 5, 7, 9 })]
+    [InlineData(10, 10, new[] { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 })]
+    [InlineData(10, 3, new[] { 3, 6, 9 })]
+    [InlineData(10, 1, new[] { 9 })]
+    [InlineData(20, 2, new[] { 9, 19 })]
+    public void Training_checkpoints_are_spread_evenly_over_the_run_ending_at_the_last(int saved, int members, int[] expected) =>
+        Assert.Equal(expected, Enumerable.Range(0, members).Select(m => EnsembleMethod.SpreadCheckpoint(m, members, saved)));
+
+    [Theory]
+    [InlineData(1000, 100, 4.0, 40)]
+    [InlineData(5000, 100, 4.0, 200)]
+    [InlineData(1050, 100, 1.0, 11)] // a partial last batch rounds up
+    [InlineData(40, 100, 4.0, 4)] // a batch above n is full batch: one step per epoch
+    [InlineData(1000, 0, 2.5, 3)]
+    public void The_horizon_in_epochs_is_that_many_passes_of_the_shared_mini_batches(int n, int batch, double epochs, int steps)
+    {
+        var options = new ForwardOnlyOptions { HorizonEpochs = epochs, BatchSize = batch };
+        Assert.Equal(steps, options.StepsFor(n, ForwardPropagation.Spectral));
+        Assert.Equal(steps, options.StepsFor(n, ForwardPropagation.Trajectory));
+        Assert.Equal(7, (options with { HorizonEpochs = null, Horizon = 7 }).StepsFor(n, ForwardPropagation.Spectral));
+    }
+
+    [Fact]
+    public void The_default_horizon_is_epochs_for_the_spectral_propagation_and_steps_for_the_others()
+    {
+        var d = new ForwardOnlyOptions();
+        Assert.Equal((int)Math.Ceiling(ForwardOnlyOptions.DefaultHorizonEpochs * 5000 / 100), d.StepsFor(5000, ForwardPropagation.Spectral));
+        Assert.Equal(ForwardOnlyOptions.DefaultHorizonSteps, d.StepsFor(5000, ForwardPropagation.Trajectory));
+        Assert.Equal(ForwardOnlyOptions.DefaultHorizonSteps, d.StepsFor(5000, ForwardPropagation.Tangent));
+
+        // The simulator resolves it against the problem's training set (30 examples, batches of 10: 3 steps an epoch).
+        var layout = new MlpLayout([4, 5, 3]);
+        var simulator = new ForwardOnlySimulator(Problem(layout, 30, 50), new ForwardOnlyOptions { BatchSize = 10, StepSize = 0.1f, OperatorRank = 4 });
+        Assert.Equal(ForwardPropagation.Spectral, simulator.Propagation);
+        Assert.Equal((int)Math.Ceiling(ForwardOnlyOptions.DefaultHorizonEpochs * 3), simulator.Horizon);
+        var method = new ForwardOnlyMethod(new ForwardOnlyOptions { HorizonEpochs = 2, BatchSize = 10, StepSize = 0.1f, OperatorRank = 4 });
+        method.Precompute(Problem(layout, 30, 50));
+        Assert.Equal(6, method.Horizon);
+        Assert.Contains("K=6 (2 epochs)", method.Describe(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("forward-only", "horizon=40,horizon-epochs=4", "give one of them")]
+    [InlineData("forward-only", "horizon=0", "at least 1 step")]
+    [InlineData("forward-only", "checkpoints=2,models=2", "cannot be combined with models=2")]
+    [InlineData("forward-only", "checkpoints=0", "must be at least 1")]
+    public void Horizon_and_checkpoint_options_that_cannot_be_honoured_are_refused(string name, string options, string why)
+    {
+        var opts = options.Split(',').Select(o => o.Split('=')).ToDictionary(kv => kv[0], kv => kv[1]);
+        var e = Assert.Throws<MethodOptionException>(() => MethodFactory.Create(name, opts));
+        Assert.Contains(why, e.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new ForwardOnlyOptions { Horizon = 40, HorizonEpochs = 4 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ForwardOnlyOptions { HorizonEpochs = -1 }.Validate());
+    }
+
     [Theory]
     [InlineData("trak", "sjlt-nonzeros=2", "projector=sjlt only")]
     [InlineData("if", "solver=exact,iterations=5", "exact solver does not iterate")]
