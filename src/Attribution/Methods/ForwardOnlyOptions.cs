@@ -152,7 +152,7 @@ public sealed record ForwardOnlyOptions
         Propagation ?? (mlp && TwoTrajectory ? ForwardPropagation.Spectral : ForwardPropagation.Trajectory);
 
     /// <summary>True when an option of the spectral propagator differs from its default (so a non-spectral run would drop it).</summary>
-    public bool HasOperatorSettings => OperatorRank != Defaults.OperatorRank || OperatorSample != Defaults.OperatorSample
+    public bool HasOperatorSettings => OperatorRank != Defaults.OperatorRank || OperatorSample != Defaults.OperatorSample || OperatorSampleCap != Defaults.OperatorSampleCap
         || OperatorSegments != Defaults.OperatorSegments || OperatorComplementProbes != Defaults.OperatorComplementProbes;
 
     private static readonly ForwardOnlyOptions Defaults = new();
@@ -166,8 +166,18 @@ public sealed record ForwardOnlyOptions
     /// mini-batches visit (K·batch, the whole set when they cover it): the curvature the simulated run meets, each
     /// example's own curvature weighted as in that run. A fixed sample smaller than the set over-weights its own examples'
     /// curvature and ignores the rest's (1,000 of 5,000: LDS 0.265 vs 0.322, docs/benchmarks/attribution-eval.md).
+    /// The visited examples are capped at <see cref="OperatorSampleCap"/>: the Lanczos' Hessian-vector products over all
+    /// of a large set are the precompute's fixed cost and grow with n once the horizon covers an epoch.
     /// </summary>
     public int OperatorSample { get; init; }
+
+    /// <summary>
+    /// The most visited examples the default operator sample (<see cref="OperatorSample"/> = 0) takes: the first ones
+    /// of the mini-batch sequence. 5,000 keeps the precompute per example below TRAK-1's at 10,000 and 60,000 examples
+    /// for −0.009 ± 0.004 LDS at 10,000 (docs/benchmarks/simulation-scale.md); an explicit <see cref="OperatorSample"/>
+    /// is not capped.
+    /// </summary>
+    public int OperatorSampleCap { get; init; } = 5000;
 
     /// <summary>
     /// Spectral propagation only: segments the horizon is cut into. Each unit's loss gradient is taken once per segment,
@@ -228,6 +238,7 @@ public sealed record ForwardOnlyOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(PowerIterations, 1, nameof(PowerIterations));
         ArgumentOutOfRangeException.ThrowIfLessThan(OperatorRank, 1, nameof(OperatorRank));
         ArgumentOutOfRangeException.ThrowIfNegative(OperatorSample, nameof(OperatorSample));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(OperatorSampleCap, nameof(OperatorSampleCap));
         ArgumentOutOfRangeException.ThrowIfLessThan(OperatorSegments, 1, nameof(OperatorSegments));
         if (Horizon > 0)
         {

@@ -55,9 +55,9 @@ public sealed class ForwardOnlySimulator
         {
             // The operator's Lanczos gives h_max too: no separate power iteration over the whole training set.
             // Default: the examples the horizon's mini-batches visit (rows are drawn a permutation at a time, so the
-            // first K·b of the sequence; all of them when K·b ≥ n).
+            // first K·b of the sequence; all of them when K·b ≥ n), at most OperatorSampleCap of them.
             long visited = rows[0] is null ? problem.Count : (long)options.Horizon * rows[0]!.Length;
-            int size = (int)Math.Min(options.OperatorSample == 0 ? visited : options.OperatorSample, problem.Count);
+            int size = (int)Math.Min(options.OperatorSample == 0 ? Math.Min(visited, options.OperatorSampleCap) : options.OperatorSample, problem.Count);
             OperatorSampleSize = size;
             var batch = rows[0] is null || size == problem.Count ? problem.Training : Rows(problem.Training, [.. rows.SelectMany(r => r!).Take(size)]);
             var objective = new TrainingObjective(problem, batch);

@@ -204,7 +204,10 @@ public sealed class MethodTests
     [InlineData(2, 10, 7, 7)] // an explicit sample
     [InlineData(2, 10, 500, 60)] // a sample at least the set: all of it
     [InlineData(2, 0, 0, 60)] // full batch: all of it
-    public void Spectral_operator_is_fitted_on_the_examples_the_horizon_visits_by_default(int horizon, int batch, int sample, int expected)
+    [InlineData(10, 10, 0, 25, 25)] // the visited examples capped (the default cap is 5,000)
+    [InlineData(2, 10, 0, 20, 25)] // under the cap: all the visited ones
+    [InlineData(2, 10, 40, 40, 25)] // an explicit sample is not capped
+    public void Spectral_operator_is_fitted_on_the_examples_the_horizon_visits_by_default(int horizon, int batch, int sample, int expected, int cap = 5000)
     {
         // A fixed 1,000-example sample of 5,000 over-weighted its own examples' curvature 5x, ignored the others' and
         // halved η through its larger top Ritz value (LDS 0.265 vs 0.322 at 5,000/500/100): the default fits the
@@ -214,7 +217,7 @@ public sealed class MethodTests
         var options = new ForwardOnlyOptions
         {
             Horizon = horizon, StepSize = 0.1f, BatchSize = batch, Rank = 0, Propagation = ForwardPropagation.Spectral, OperatorRank = 4,
-            OperatorSample = sample, InputBasisEnergy = 0,
+            OperatorSample = sample, OperatorSampleCap = cap, InputBasisEnergy = 0,
         };
         var simulator = new ForwardOnlySimulator(problem, options);
         Assert.Equal(expected, simulator.OperatorSampleSize);
