@@ -70,10 +70,11 @@ RunDirectory.Save(runDir, manifest, trained.Model.Parameters);
 Console.WriteLine($"# trained {string.Join('-', recipe.Model.Widths)} on {opt.Train} FashionMNIST images, {opt.Epochs} epoch(s), in {watch.Elapsed.TotalSeconds:F1} s");
 
 watch.Restart();
+var simulationCpu = Process.GetCurrentProcess().TotalProcessorTime;
 var probeSet = await Bench.SimulatedProbeSetAsync(recipe, Path.Combine(runDir, manifest.Checkpoint), data, opt.Examples, opt.Sources, opt.Horizon);
 var queries = data.Test.Select([.. Enumerable.Range(0, 10_000)], recipe.Data.Normalization).Inputs;
 Console.WriteLine($"# probe set: {opt.Examples} example probes ({probeSet.ExampleBytes / 1e6:F1} MB) in {opt.Sources} sources (sums of their examples), " +
-    $"simulated by the Simulator service (its defaults, K = {opt.Horizon}) in {watch.Elapsed.TotalSeconds:F1} s");
+    $"simulated by the Simulator service (its defaults, K = {opt.Horizon}) in {watch.Elapsed.TotalSeconds:F1} s, {(Process.GetCurrentProcess().TotalProcessorTime - simulationCpu).TotalSeconds:F1} CPU-s");
 
 if (opt.ReadoutProfile.Length > 0)
 {

@@ -159,6 +159,14 @@ internal static class ReadoutProfile
     public static AttributionModel Build(IReadOnlyList<InfluenceProbe> probes, float[] theta, int sources)
     {
         var examples = probes.Where(p => p.Subject == ProbeSubject.Example).OrderBy(p => p.SubjectId).ToArray();
+        var shared = probes.Where(p => p.Subject == ProbeSubject.Shared).OrderBy(p => p.SubjectId).ToArray();
+        if (shared.Length > 0)
+        {
+            // The exact spectral form (the MLP default): example factors + Ritz coefficients, the Ritz vectors joined from their chunks.
+            return AttributionModel.FromExact(Bench.RunId, Bench.Step, theta, examples, SharedChunks.Join([.. shared.Select(p => (p.Tensors, p.Factors))]),
+                [.. Enumerable.Range(0, sources).Select(s => (long)s)], [.. examples.Select(p => Bench.SourceOf(p.SubjectId, sources))], new ScorerOptions().InputBasisEnergy);
+        }
+
         return new AttributionModel(Bench.RunId, Bench.Step, theta, ProbeCodec.FormatOf(examples[0]), [.. examples.Select(p => p.SubjectId)], [.. examples.Select(p => p.Factors)],
             [.. Enumerable.Range(0, sources).Select(s => (long)s)], [.. examples.Select(p => Bench.SourceOf(p.SubjectId, sources))], new ScorerOptions().InputBasisEnergy);
     }

@@ -251,6 +251,7 @@ public static class MethodFactory
             Seed = o.Has("seed") ? (ulong)o.Int("seed", 0) : d.Seed,
             UnitsPerBlock = o.Int("block", d.UnitsPerBlock),
             Rank = o.Int("rank", d.Rank),
+            RankGiven = o.Has("rank"),
             PowerIterations = o.Int("power-iterations", d.PowerIterations),
             Readout = o.Choice("readout", "jacobian", "jacobian", "fd") == "fd" ? ForwardReadout.FiniteDifference : ForwardReadout.Jacobian,
             ReadoutEpsilon = o.Has("readout-eps") ? o.Float("readout-eps", 0f) : d.ReadoutEpsilon,

@@ -2,6 +2,7 @@ using Attribution.Attribution;
 using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Methods;
 using Attribution.Attribution.Probes;
+using Attribution.Engine.IO;
 using Attribution.Engine.Models;
 
 namespace Attribution.Scorer;
@@ -30,18 +31,31 @@ public sealed class AttributionModel
     /// </summary>
     public AttributionModel(string runId, long step, float[] theta, ProbeFormat exampleFormat, long[] exampleIds, IReadOnlyList<float[]> exampleFloats,
         long[] sourceIds, int[] exampleSources, double inputBasisEnergy = 0)
+        : this(runId, step, theta, (exampleFormat ?? throw new ArgumentNullException(nameof(exampleFormat))).Layout, exampleIds, Load(exampleFormat, exampleFloats),
+            sourceIds, exampleSources, inputBasisEnergy)
     {
-        ArgumentNullException.ThrowIfNull(exampleFormat);
+        ExampleFormat = exampleFormat;
+    }
+
+    /// <summary>
+    /// Builds the model from a response set already loaded (the exact spectral form: every example's gradient factors
+    /// and Ritz coefficients plus the shared directions, <see cref="ForwardOnlyState.Load"/>, as <c>eval</c> and
+    /// <c>attribute</c> hold it); the rest as the other constructor.
+    /// </summary>
+    public AttributionModel(string runId, long step, float[] theta, MlpLayout layout, long[] exampleIds, ResponseSet examples,
+        long[] sourceIds, int[] exampleSources, double inputBasisEnergy = 0)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(examples);
         ArgumentNullException.ThrowIfNull(sourceIds);
         RunId = runId;
         Step = step;
-        Layout = exampleFormat.Layout;
+        Layout = layout;
         Theta = theta;
         ExampleIds = exampleIds;
         SourceIds = sourceIds;
         ExampleSources = exampleSources;
-        ExampleFormat = exampleFormat;
-        Examples = Load(exampleFormat, exampleFloats);
+        Examples = examples;
         _method = ForwardOnlyMethod.FromResponses(Layout, theta, Examples, exampleSources, sourceIds.Length, new ForwardOnlyOptions { InputBasisEnergy = inputBasisEnergy });
         InputBasis = _method.InputBasis;
         ExampleNorms = new float[Examples.Units];
@@ -49,6 +63,29 @@ public sealed class AttributionModel
         {
             ExampleNorms[u] = Examples.Norm(u);
         }
+    }
+
+    /// <summary>
+    /// The model of an MLP's forward-only set in the exact spectral form (<see cref="ForwardOnlySimulator.SimulateResponses"/>):
+    /// the example probes (gradient factors and Ritz coefficients, one layout) and the shared directions joined from
+    /// their chunks, loaded by <see cref="ForwardOnlyState.Load"/>, the code <c>attribute</c> and <c>eval</c> read a
+    /// state with. Throws <see cref="ProbeFormatException"/> when the probes mix layouts, <see cref="ArgumentException"/>
+    /// when they are not an MLP's or the directions do not fit them.
+    /// </summary>
+    public static AttributionModel FromExact(string runId, long step, float[] theta, IReadOnlyList<Contracts.InfluenceProbe> examples, IReadOnlyList<StateTensor> shared,
+        long[] sourceIds, int[] exampleSources, double inputBasisEnergy = 0)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        var first = examples.Count > 0 ? examples[0] : throw new ArgumentException("a probe set needs at least one example probe.", nameof(examples));
+        var layout = new UnitLayout(first.Architecture, first.Rank, first.Tensors, first.Precision);
+        if (examples.Any(p => !ProbeCodec.IsIn(p, layout)))
+        {
+            throw new ProbeFormatException("the set mixes probe layouts; re-run the Simulator for this checkpoint with one configuration.");
+        }
+
+        var mlp = CheckpointStore.Create(first.Architecture) as Mlp ?? throw new ArgumentException($"{first.Architecture} is not an image classifier (mlp:<widths>).");
+        var responses = ForwardOnlyState.Load(mlp, first.Tensors, [.. examples.Select(p => p.Factors)], shared, new ForwardOnlyOptions().Seed);
+        return new AttributionModel(runId, step, theta, mlp.Layout, [.. examples.Select(p => p.SubjectId)], responses, sourceIds, exampleSources, inputBasisEnergy);
     }
 
     /// <summary>Run id.</summary>
@@ -78,8 +115,8 @@ public sealed class AttributionModel
     /// <summary>Id of each source scored (a source's score sums its examples').</summary>
     public long[] SourceIds { get; }
 
-    /// <summary>Format of the example probes.</summary>
-    public ProbeFormat ExampleFormat { get; }
+    /// <summary>Format of the example probes; null for the exact spectral form (gradient factors + Ritz coefficients, directions shared).</summary>
+    public ProbeFormat? ExampleFormat { get; }
 
     /// <summary>Example responses.</summary>
     public ResponseSet Examples { get; }

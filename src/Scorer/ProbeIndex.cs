@@ -1,4 +1,5 @@
 using Attribution.Attribution;
+using Attribution.Attribution.Kernels;
 using Attribution.Attribution.Probes;
 using Attribution.Contracts;
 using Attribution.Engine.Data;
@@ -240,6 +241,23 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
                 return;
             }
 
+            if (set.SetShared > 0 && _options.Method == "forward-only" && ResponseSet.DirectionCountOf(examples[0].Tensors) > 0)
+            {
+                // Spectral forward-only on an MLP in its exact form: every example's gradient factors and Ritz
+                // coefficients, the Ritz vectors once (shared chunks), loaded as eval and attribute hold them.
+                var exact = BuildExact(runId, step, checkpoint, examples, shared, token);
+                var exactScorer = new AttributionModelScorer(exact);
+                _flagged = MeasureFlagged(exactScorer, runId, step, token);
+                _current = exact;
+                _scorer = exactScorer;
+                Swaps++;
+                LastError = null;
+                _logger.ModelSwapped(version, exact.ExampleIds.Length, exact.SourceIds.Length,
+                    $"exact spectral responses over {examples[0].Architecture} ({exact.Examples.DirectionCount} shared directions in {set.SetShared} chunks)", watch.Elapsed.TotalSeconds);
+                _ready.TrySetResult();
+                return;
+            }
+
             if (set.SetShared > 0 || _options.Method != "forward-only")
             {
                 var served = BuildImageMethod(version, checkpoint, examples, sources, shared, token);
@@ -324,6 +342,14 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         var (sourceIds, exampleSources) = ExampleSources(checkpoint, examples, sources, token);
         var method = Import(first.Architecture, theta, examples, sources, shared, sourceIds.Length, exampleSources);
         return new LanguageModelScorer(version, method, config, tokenizer, [.. examples.Select(p => p.SubjectId)], exampleSources, sourceIds, SourceNames(recipe.Dataset, sourceIds));
+    }
+
+    /// <summary>An MLP's forward-only set in the exact spectral form: θ from the checkpoint store, each example's source from the run's batches (<see cref="AttributionModel.FromExact"/>).</summary>
+    private AttributionModel BuildExact(string runId, long step, CheckpointPublished checkpoint, InfluenceProbe[] examples, IReadOnlyList<StateTensor> shared, CancellationToken token)
+    {
+        var theta = CheckpointStore.LoadFlat(checkpoint.Uri, checkpoint.Checksum, examples[0].Architecture);
+        var (sourceIds, exampleSources) = ExampleSources(checkpoint, examples, [], token);
+        return AttributionModel.FromExact(runId, step, theta, examples, shared, sourceIds, exampleSources, _options.InputBasisEnergy);
     }
 
     /// <summary>

@@ -42,7 +42,11 @@ public sealed class SimulatorOptions
     /// <summary>Proximal damping λ.</summary>
     public float Damping { get; set; } = Defaults.Damping;
 
-    /// <summary>Per-layer rank of example probes (0 = full).</summary>
+    /// <summary>
+    /// Per-layer rank of example probes (0 = full) where responses are simulated densely (a language model; an MLP with
+    /// Propagation trajectory or tangent). An MLP's spectral probes (the default) are exact and have no rank: per example
+    /// the gradient factors plus Ritz coefficients, the Ritz vectors published once per checkpoint as shared chunks.
+    /// </summary>
     public int Rank { get; set; } = Defaults.Rank;
 
     /// <summary>Element type of example probes: "f16" (default, half the bytes) or "f32". Source probes are always full f32.</summary>
@@ -112,7 +116,7 @@ public sealed class SimulatorOptions
     /// </summary>
     public string Method { get; set; } = "forward-only";
 
-    /// <summary>Values per shared-state chunk (<see cref="SharedChunks"/>; default 131,072 = 512 KiB in f32, under Kafka's 1 MB message limit).</summary>
+    /// <summary>Values per shared-state chunk (<see cref="SharedChunks"/>: STRIDE's operators, an MLP's spectral Ritz vectors; default 131,072 = 512 KiB in f32, under Kafka's 1 MB message limit).</summary>
     public int SharedChunkFloats { get; set; } = SharedChunks.DefaultMaxFloats;
 
     /// <summary>The exact-span index built for language-model checkpoints (section <c>Simulator:Spans</c>).</summary>

@@ -152,28 +152,65 @@ public sealed class SimulatorWorker : EventConsumerWorker
         // The probe set carries its checkpoint reference on the compacted probes topic, so a Scorer rebuilding its index
         // finds θ even where the checkpoints topic no longer retains the event (the embedded log trims committed records).
         await _producer.ProduceAsync(Topics.Probes, EventMessage.Create(InfluenceProbe.CheckpointKey(checkpoint.RunId, checkpoint.Step), record.Value, ArrowEvents.Headers<CheckpointPublished>()), cancellationToken);
-        var doneExamples = await ReadDoneAsync(checkpoint, plan.ExampleLayout, exampleIds.Length, cancellationToken);
-        Logger.SimulationPlanned(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, doneExamples.Count, _share.ToString());
-
         // With several instances this one simulates only its share of the units (the others' shares are theirs).
         var ownExamples = Enumerable.Range(0, exampleIds.Length).Where(i => _share.Owns(ProbeSubject.Example, exampleIds[i])).ToArray();
-        var exampleUnits = ownExamples.Where(i => !doneExamples.Contains(exampleIds[i])).ToArray();
+        IUnitSimulation? simulation = null;
+        var layout = plan.ExampleLayout;
+        if (layout is null)
+        {
+            // The exact spectral form's layout (its Ritz coefficient count) is known after the operator: a set already
+            // complete on the topic is not simulated again; otherwise the operator is fitted, then finished units are skipped.
+            if (await HasStateSetAsync(checkpoint, exampleIds.Length, 0, cancellationToken))
+            {
+                Interlocked.Add(ref _skipped, ownExamples.Length);
+                await FinishAsync(new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, 0, 0), watch, cancellationToken);
+                return;
+            }
+
+            simulation = plan.Start(cancellationToken);
+            layout = simulation.Layout;
+        }
+
+        // Shared tensors (the exact spectral form's Ritz vectors) travel once per checkpoint, in chunks, from instance 0:
+        // every instance fits the same operator (same problem, seed and code), but only one copy is served.
+        var chunks = simulation is null ? [] : SharedChunks.Split(simulation.Shared, _options.SharedChunkFloats);
+        var done = await ReadDoneAsync(checkpoint, layout, exampleIds.Length, chunks.Count, cancellationToken);
+        Logger.SimulationPlanned(checkpoint.RunId, checkpoint.Step, exampleIds.Length, sourceIds.Length, done.Examples.Count, _share.ToString());
+        var exampleUnits = ownExamples.Where(i => !done.Examples.Contains(exampleIds[i])).ToArray();
         Interlocked.Add(ref _skipped, ownExamples.Length - exampleUnits.Length);
         long publishedBefore = ProbesPublished;
         if (exampleUnits.Length > 0)
         {
-            var simulation = plan.Start(cancellationToken);
-            Logger.SimulatorReady(checkpoint.RunId, checkpoint.Step, simulation.StepSize, plan.ExampleLayout.ToString(), EventCodecs.Probes.Encode(ProbeCodec.ToProbe(plan.ExampleLayout, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, 0, 0, 0, new float[plan.ExampleLayout.FloatsPerUnit])).Length);
+            simulation ??= plan.Start(cancellationToken);
+            Logger.SimulatorReady(checkpoint.RunId, checkpoint.Step, simulation.StepSize, layout.ToString(), EventCodecs.Probes.Encode(ProbeCodec.ToProbe(layout, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, 0, 0, 0, new float[layout.FloatsPerUnit])).Length);
             // Examples only: a source's score is the sum of its examples' scores (the Scorer sums them, as
             // ForwardOnlyMethod does offline), so no source is simulated or published.
-            await SimulateAsync(simulation, checkpoint, plan.ExampleLayout, exampleUnits, u => exampleIds[u], exampleIds.Length, cancellationToken);
+            await SimulateAsync(simulation, checkpoint, layout, exampleUnits, u => exampleIds[u], exampleIds.Length, chunks.Count, cancellationToken);
+        }
+
+        if (_share.Instance == 0 && chunks.Count > done.Shared.Count)
+        {
+            var acks = new List<Task<EventPosition>>();
+            for (int c = 0; c < chunks.Count; c++)
+            {
+                if (!done.Shared.Contains(c))
+                {
+                    var probe = ProbeCodec.ToProbe(new UnitLayout(layout.Architecture, 0, chunks[c].Tensors, ProbePrecision.Float32), checkpoint.RunId, checkpoint.Step,
+                        ProbeSubject.Shared, c, exampleIds.Length, 0, chunks[c].Values) with { SetShared = chunks.Count };
+                    acks.Add(_producer.ProduceAsync(Topics.Probes, EventMessage.Create(probe.Key, EventCodecs.Probes.Encode(probe), ArrowEvents.Headers<InfluenceProbe>()), cancellationToken));
+                }
+            }
+
+            await Task.WhenAll(acks);
+            Interlocked.Add(ref _published, acks.Count);
         }
 
         bool whole = true;
         if (_share.Instances > 1)
         {
             // Only this instance's share is known to be there: the set is complete when the topic holds every unit.
-            whole = (await ReadDoneAsync(checkpoint, plan.ExampleLayout, exampleIds.Length, cancellationToken)).Count == exampleIds.Length;
+            var now = await ReadDoneAsync(checkpoint, layout, exampleIds.Length, chunks.Count, cancellationToken);
+            whole = now.Examples.Count == exampleIds.Length && now.Shared.Count == chunks.Count;
         }
 
         await FinishAsync(new ProbeSetCompleted(checkpoint.RunId, checkpoint.Step, exampleIds.Length, 0, ProbesPublished - publishedBefore, whole), watch, cancellationToken);
@@ -301,7 +338,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
     }
 
     private async Task SimulateAsync(IUnitSimulation simulation, CheckpointPublished checkpoint, UnitLayout layout,
-        int[] units, Func<int, long> subjectId, int setExamples, CancellationToken ct)
+        int[] units, Func<int, long> subjectId, int setExamples, int setShared, CancellationToken ct)
     {
         for (int start = 0; start < units.Length; start += _options.UnitsPerBlock)
         {
@@ -309,7 +346,7 @@ public sealed class SimulatorWorker : EventConsumerWorker
             var acks = new List<Task<EventPosition>>(block.Length);
             simulation.Simulate(block, (u, floats) =>
             {
-                var probe = ProbeCodec.ToProbe(layout, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, subjectId(block[u]), setExamples, 0, floats);
+                var probe = ProbeCodec.ToProbe(layout, checkpoint.RunId, checkpoint.Step, ProbeSubject.Example, subjectId(block[u]), setExamples, 0, floats) with { SetShared = setShared };
                 acks.Add(_producer.ProduceAsync(Topics.Probes, EventMessage.Create(probe.Key,
                     EventCodecs.Probes.Encode(probe), ArrowEvents.Headers<InfluenceProbe>()), ct));
             }, ct);
@@ -340,7 +377,10 @@ public sealed class SimulatorWorker : EventConsumerWorker
             TrainingLearningRate = (float)recipe.LearningRate,
         };
         var exampleFormat = new ProbeFormat(layout.Widths, _options.Rank, ProbeFormat.ParsePrecision(_options.Precision)!.Value);
-        return new SimulationPlan(problem, exampleFormat.Unit, ct => new MlpSimulation(new ForwardOnlySimulator(problem, _options.ToForwardOnly(), ct), exampleFormat, _options.Seed));
+        var options = _options.ToForwardOnly();
+        // Spectral propagation (the MLP default) stores responses exactly, in a layout known after the operator (null here).
+        bool exact = options.PropagationFor(true) == ForwardPropagation.Spectral;
+        return new SimulationPlan(problem, exact ? null : exampleFormat.Unit, ct => new MlpSimulation(new ForwardOnlySimulator(problem, options, ct), problem, exampleFormat, options));
     }
 
     /// <summary>
@@ -484,9 +524,10 @@ public sealed class SimulatorWorker : EventConsumerWorker
         return (x, y);
     }
 
-    private async Task<HashSet<long>> ReadDoneAsync(CheckpointPublished checkpoint, UnitLayout exampleLayout, long setExamples, CancellationToken ct)
+    private async Task<(HashSet<long> Examples, HashSet<long> Shared)> ReadDoneAsync(CheckpointPublished checkpoint, UnitLayout exampleLayout, long setExamples, int setShared, CancellationToken ct)
     {
         var examples = new HashSet<long>();
+        var shared = new HashSet<long>();
         var prefix = $"{checkpoint.RunId}/{checkpoint.Step}/";
         foreach (var r in await TopicReader.ReadToEndAsync(_log, Topics.Probes, ct))
         {
@@ -499,9 +540,18 @@ public sealed class SimulatorWorker : EventConsumerWorker
             {
                 var probe = EventCodecs.Probes.Decode(r.Value);
                 // Only a probe of the same format and set is finished work; anything else is redone (and overwritten).
-                if (probe.Subject == ProbeSubject.Example && probe.SetExamples == setExamples && probe.SetSources == 0 && ProbeCodec.IsIn(probe, exampleLayout))
+                if (probe.SetExamples != setExamples || probe.SetSources != 0 || probe.SetShared != setShared)
+                {
+                    continue;
+                }
+
+                if (probe.Subject == ProbeSubject.Example && ProbeCodec.IsIn(probe, exampleLayout))
                 {
                     examples.Add(probe.SubjectId);
+                }
+                else if (probe.Subject == ProbeSubject.Shared && probe.Architecture == exampleLayout.Architecture)
+                {
+                    shared.Add(probe.SubjectId);
                 }
             }
             catch (EventContractException)
@@ -510,36 +560,96 @@ public sealed class SimulatorWorker : EventConsumerWorker
             }
         }
 
-        return examples;
+        return (examples, shared);
     }
 
     private sealed record TrainingSet(long[] ExampleIds, Dictionary<long, long> SourceOf, Dictionary<long, (float[] X, int Y)> Payload, Dictionary<long, int[]> Documents);
 
-    /// <summary>A checkpoint's problem, its probes' layout and how to start simulating (deferred: the step size costs a power iteration).</summary>
-    private sealed record SimulationPlan(AttributionProblem Problem, UnitLayout ExampleLayout, Func<CancellationToken, IUnitSimulation> Start);
+    /// <summary>
+    /// A checkpoint's problem, its probes' layout (null when known only once simulating: the exact spectral form's Ritz
+    /// coefficient count) and how to start simulating (deferred: the step size costs a power iteration).
+    /// </summary>
+    private sealed record SimulationPlan(AttributionProblem Problem, UnitLayout? ExampleLayout, Func<CancellationToken, IUnitSimulation> Start);
 
     /// <summary>Simulates training examples (row indices) and hands each one's probe floats to a sink.</summary>
     private interface IUnitSimulation
     {
         float StepSize { get; }
 
+        /// <summary>Every unit's probe layout.</summary>
+        UnitLayout Layout { get; }
+
+        /// <summary>Tensors every unit shares (published once per checkpoint, in chunks); empty when none.</summary>
+        IReadOnlyList<StateTensor> Shared { get; }
+
         void Simulate(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken ct);
     }
 
-    private sealed class MlpSimulation(ForwardOnlySimulator simulator, ProbeFormat exampleFormat, ulong seed) : IUnitSimulation
+    /// <summary>
+    /// An MLP's units. Spectral propagation: each example exactly as <see cref="ForwardOnlyMethod.Precompute"/> stores it
+    /// (<see cref="ForwardOnlySimulator.SimulateResponses"/>: gradient factors scaled by φ(c) plus coefficients on the
+    /// operator's Ritz vectors, which are <see cref="Shared"/>). Any other propagation: the dense response compressed to
+    /// <see cref="ProbeFormat"/> (rank-r factors, or full at rank 0).
+    /// </summary>
+    private sealed class MlpSimulation : IUnitSimulation
     {
-        private readonly float[] _sketch = exampleFormat.CreateSketch(seed);
-        private readonly float[] _compressed = new float[exampleFormat.FloatsPerUnit];
+        private readonly ForwardOnlySimulator _simulator;
+        private readonly ProbeFormat _format;
+        private readonly ForwardOnlyOptions _options;
+        private readonly IReadOnlyList<LinearFactors>? _layers; // the exact form's layers (null: ProbeFormat)
+        private readonly float[] _sketch = [];
+        private readonly float[] _compressed = [];
 
-        public float StepSize => simulator.StepSize;
-
-        // Examples travel compressed (rank-r factors) unless the rank is 0 (full).
-        public void Simulate(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken ct) =>
-            simulator.Simulate(examples, (u, response) =>
+        public MlpSimulation(ForwardOnlySimulator simulator, AttributionProblem problem, ProbeFormat format, ForwardOnlyOptions options)
+        {
+            _simulator = simulator;
+            _format = format;
+            _options = options;
+            if (simulator.Operator is not null)
             {
-                if (exampleFormat.Rank > 0)
+                _layers = ForwardOnlyMethod.LinearLayers(problem);
+                var empty = simulator.SimulateResponses([], _layers, options.Rank, options.Seed, []);
+                var tensors = problem.CreateModel().Tensors;
+                var unit = empty.Tensors(tensors);
+                Layout = new UnitLayout(problem.Architecture, unit.Max(t => t.Rank), unit, format.Element);
+                Shared = empty.DirectionTensors(tensors);
+            }
+            else
+            {
+                Layout = format.Unit;
+                Shared = [];
+                _sketch = format.CreateSketch(options.Seed);
+                _compressed = new float[format.FloatsPerUnit];
+            }
+        }
+
+        public float StepSize => _simulator.StepSize;
+
+        public UnitLayout Layout { get; }
+
+        public IReadOnlyList<StateTensor> Shared { get; }
+
+        public void Simulate(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken ct)
+        {
+            if (_layers is not null)
+            {
+                var set = _simulator.SimulateResponses(examples, _layers, _options.Rank, _options.Seed, new float[examples.Count], ct);
+                var floats = new float[set.FloatsPerUnit];
+                for (int u = 0; u < examples.Count; u++)
                 {
-                    exampleFormat.Compress(response, _sketch, _compressed);
+                    set.GetFactors(u, floats);
+                    sink(u, floats);
+                }
+
+                return;
+            }
+
+            // Examples travel compressed (rank-r factors) unless the rank is 0 (full).
+            _simulator.Simulate(examples, (u, response) =>
+            {
+                if (_format.Rank > 0)
+                {
+                    _format.Compress(response, _sketch, _compressed);
                     sink(u, _compressed);
                 }
                 else
@@ -547,11 +657,16 @@ public sealed class SimulatorWorker : EventConsumerWorker
                     sink(u, response);
                 }
             }, ct);
+        }
     }
 
     private sealed class LanguageModelSimulation(ModelProbeSimulator simulator) : IUnitSimulation
     {
         public float StepSize => simulator.StepSize;
+
+        public UnitLayout Layout => simulator.Layout;
+
+        public IReadOnlyList<StateTensor> Shared => [];
 
         public void Simulate(IReadOnlyList<int> examples, Action<int, float[]> sink, CancellationToken ct) => simulator.Simulate(examples, sink, ct);
     }

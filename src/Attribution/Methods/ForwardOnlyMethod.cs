@@ -141,6 +141,11 @@ public sealed class ForwardOnlyMethod : IProbeSetMethod, IPreparedScoring
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(problem);
+        if (_options.RankGiven && problem.HasMlpLayout && _options.PropagationFor(true) == ForwardPropagation.Spectral)
+        {
+            throw new MethodOptionException($"forward-only: rank={_options.Rank} has no effect with spectral propagation on an MLP ({problem.Architecture}): its responses are stored exactly (gradient factors plus Ritz coefficients), not truncated to a rank. Drop rank=, or store rank-r factors of the simulated responses with propagation=trajectory or propagation=tangent.");
+        }
+
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var simulator = new ForwardOnlySimulator(problem, _options, cancellationToken);
         _propagation = simulator.Propagation;

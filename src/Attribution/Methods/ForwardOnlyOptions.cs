@@ -123,6 +123,12 @@ public sealed record ForwardOnlyOptions
     /// <summary>Per-layer rank of the stored per-example responses (truncated SVD); 0 stores them in full. Not used by spectral propagation on an MLP, whose responses are stored exactly (gradient factors plus Ritz coefficients).</summary>
     public int Rank { get; init; } = 8;
 
+    /// <summary>
+    /// Whether <see cref="Rank"/> was asked for (the method option <c>rank=</c>): spectral propagation on an MLP stores
+    /// responses exactly and has no rank, so <see cref="ForwardOnlyMethod.Precompute"/> refuses it there rather than ignore it.
+    /// </summary>
+    public bool RankGiven { get; init; }
+
     /// <summary>Power iterations for h_max when <see cref="StepSize"/> is null.</summary>
     public int PowerIterations { get; init; } = 20;
 

@@ -1,3 +1,6 @@
+using Attribution.Attribution;
+using Attribution.Attribution.Kernels;
+using Attribution.Attribution.Methods;
 using Attribution.Contracts;
 using Attribution.Engine.Training;
 using Attribution.Ingest;
@@ -72,16 +75,24 @@ public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutp
         var units = probes.Where(r => !r.KeyString.EndsWith("/checkpoint", StringComparison.Ordinal)).ToList();
         var twice = units.GroupBy(r => r.KeyString).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
         Assert.True(twice.Count == 0, $"units published more than once: {string.Join(", ", twice)}");
+        // Spectral forward-only (the MLP default) travels exactly: every example's factors and Ritz coefficients, plus the
+        // Ritz vectors once, in shared chunks that instance 0 publishes; every probe carries the chunk count.
+        var decoded = units.Select(r => EventCodecs.Probes.Decode(r.Value)).ToList();
+        int chunks = (int)decoded[0].SetShared;
+        Assert.True(chunks > 0, "the exact spectral set carries its Ritz vectors as shared chunks");
+        Assert.All(decoded, p => Assert.Equal(chunks, p.SetShared));
+        Assert.All(decoded.Where(p => p.Subject == ProbeSubject.Example), p => Assert.Equal(ResponseSet.DirectionsTensor, p.Tensors[^1].Name));
         Assert.Equal(
-            Enumerable.Range(0, examples).Select(i => InfluenceProbe.KeyOf(runId, step, ProbeSubject.Example, i)).Order(StringComparer.Ordinal),
+            Enumerable.Range(0, examples).Select(i => InfluenceProbe.KeyOf(runId, step, ProbeSubject.Example, i))
+                .Concat(Enumerable.Range(0, chunks).Select(c => InfluenceProbe.KeyOf(runId, step, ProbeSubject.Shared, c))).Order(StringComparer.Ordinal),
             units.Select(r => r.KeyString).Order(StringComparer.Ordinal));
-        // Each instance published exactly its share, and the shares split the set.
-        Assert.Equal(examples, shares.Sum(s => s.PublishedNow));
-        Assert.All(shares, s => Assert.InRange(s.PublishedNow, 1, examples - 1));
+        // Each instance published exactly its share (instance 0 also the shared chunks), and the shares split the set.
+        Assert.Equal(examples + chunks, shares.Sum(s => s.PublishedNow));
         foreach (var (share, instance) in shares.Select((s, i) => (s, i)))
         {
             long owned = Enumerable.Range(0, examples).Count(i => UnitPartition.Owner(ProbeSubject.Example, i, 2) == instance);
-            Assert.Equal(owned, share.PublishedNow);
+            Assert.InRange(owned, 1, examples - 1);
+            Assert.Equal(owned + (instance == 0 ? chunks : 0), share.PublishedNow);
         }
 
         // The last to finish saw the whole set on the topic.
@@ -100,6 +111,26 @@ public sealed class SimulatorScaleOutTests(KafkaPipelineFixture kafka, ITestOutp
         Assert.Equal(examples, model.ExampleIds.Length);
         Assert.Equal(sources, model.SourceIds.Length);
         await scorer.StopAsync();
+
+        // Served = computed in one process: instance 1's coefficients are on instance 0's Ritz vectors, so the operator
+        // both fitted must be the same; the example scores of a few queries match forward-only precomputed directly.
+        var ids = Enumerable.Range(0, examples).ToArray();
+        var train = kafka.Data.Train.Select(ids, recipe.Data.Normalization);
+        var sourceOf = ids.Select(i => (int)RunScanner.SeededSource(i, 1, sources)).ToArray();
+        var problem = new AttributionProblem(trained.Model.Layout, trained.Model.ToFlat(), train.Inputs, train.Labels, sourceOf, sources, recipe.Optimizer.WeightDecay);
+        var method = new ForwardOnlyMethod(new SimulatorOptions { Horizon = 8, Epsilon = 1e-3f, StepSize = 0.05f, BatchSize = 50, Rank = 16, UnitsPerBlock = 25 }.ToForwardOnly());
+        method.Precompute(problem);
+        for (int q = 0; q < 3; q++)
+        {
+            var x = kafka.TestImage(q);
+            var served = model.Score(x, 1);
+            var direct = method.Score(new QueryBatch(x, served.Predicted, 784));
+            for (int i = 0; i < examples; i++)
+            {
+                Assert.Equal(direct.Scores[i], served.ExampleScores[i], 1e-4f * Math.Max(1f, Math.Abs(direct.Scores[i])));
+            }
+        }
+
         output.WriteLine($"instance 0 published {shares[0].PublishedNow}, instance 1 {shares[1].PublishedNow} of {examples} units; complete seen by {string.Join(", ", shares.Select((s, i) => s.SetComplete ? $"instance {i}" : null).Where(x => x is not null))}");
     }
 }

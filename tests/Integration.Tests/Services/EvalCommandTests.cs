@@ -67,6 +67,20 @@ public sealed class EvalCommandTests : IDisposable
         Assert.Contains("Paired differences against the first row (`grad-dot`)", report, StringComparison.Ordinal);
     }
 
+    // rank= truncates simulated responses; spectral propagation on an MLP (the default) stores them exactly, so the option
+    // would be ignored: it is refused (exit 2, saying what to do), and honoured where responses are simulated densely.
+    [Fact]
+    public async Task Rank_with_spectral_propagation_on_an_MLP_is_refused_and_honoured_with_the_trajectory()
+    {
+        var refused = await Eval("rank-refused", "forward-only:rank=4,horizon=4");
+        Assert.True(refused.ExitCode == 2, refused.Output);
+        Assert.Contains("rank=4 has no effect with spectral propagation on an MLP", refused.Output, StringComparison.Ordinal);
+        Assert.Contains("propagation=trajectory", refused.Output, StringComparison.Ordinal);
+        var honoured = await Eval("rank-honoured", "forward-only:rank=4,horizon=4,propagation=trajectory");
+        Assert.True(honoured.ExitCode == 0, honoured.Output);
+        Assert.Contains("rank=4", await File.ReadAllTextAsync(Path.Combine(_root, "rank-honoured", "report.md")), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("trak:models=0", "must be at least 1")]
     [InlineData("trak:k=16,models=2|3", "the ensemble size is not tuned")]

@@ -20,7 +20,7 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
 {
     private const string RunId = "tiny-run";
 
-    private static void AddAll(IServiceCollection s, string runDir, Action<ScorerOptions>? scorer = null)
+    private static void AddAll(IServiceCollection s, string runDir, Action<ScorerOptions>? scorer = null, Action<SimulatorOptions>? simulator = null)
     {
         s.AddIngest(o =>
         {
@@ -28,7 +28,7 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
             o.RunId = RunId;
             o.SourceCount = PipelineFixture.SourceCount;
         });
-        s.AddSimulator(o => Pipeline.FastSimulation(o));
+        s.AddSimulator(o => simulator?.Invoke(Pipeline.FastSimulation(o)));
         s.AddScorer(o =>
         {
             o.TopK = 5;
@@ -36,11 +36,16 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         });
     }
 
-    [Fact]
-    public async Task EveryQueryGetsExactlyOneAttribution_WithTheScoresForwardOnlyComputesDirectly()
+    // Spectral (the MLP default): the Simulator publishes the exact form (gradient factors + Ritz coefficients per example,
+    // the Ritz vectors once as shared chunks) and the Scorer loads it as eval/attribute hold it. Trajectory: dense
+    // responses as rank-r probes (ProbeFormat, no shared chunks), the form older Simulators published: still served.
+    [Theory]
+    [InlineData(null)]
+    [InlineData(ForwardPropagation.Trajectory)]
+    public async Task EveryQueryGetsExactlyOneAttribution_WithTheScoresForwardOnlyComputesDirectly(ForwardPropagation? propagation)
     {
         await using var log = Pipeline.NewLog();
-        using var host = Pipeline.Build(log, s => AddAll(s, fixture.RunDir));
+        using var host = Pipeline.Build(log, s => AddAll(s, fixture.RunDir, simulator: o => o.Propagation = propagation));
         await host.StartAsync();
         var producer = host.Services.GetRequiredService<IEventProducer>();
         const int n = 12;
@@ -65,7 +70,10 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
         var train = fixture.Data.Train.Select(ids, fixture.Recipe.Data.Normalization);
         var sourceOf = ids.Select(i => (int)RunScanner.SeededSource(i, 1, PipelineFixture.SourceCount)).ToArray();
         var problem = new AttributionProblem(model.Layout, model.ToFlat(), train.Inputs, train.Labels, sourceOf, PipelineFixture.SourceCount, fixture.Recipe.Optimizer.WeightDecay);
-        var options = Pipeline.FastSimulation(new SimulatorOptions()).ToForwardOnly();
+        var options = Pipeline.FastSimulation(new SimulatorOptions { Propagation = propagation }).ToForwardOnly();
+        var index = host.Services.GetRequiredService<ScorerWorker>().Index.Current!;
+        Assert.Equal(propagation is null, index.ExampleFormat is null); // exact form (no ProbeFormat) exactly when spectral
+        Assert.Equal(propagation is null, index.Examples.DirectionCount > 0);
         var method = new ForwardOnlyMethod(options);
         method.Precompute(problem);
         foreach (var result in results)
@@ -223,7 +231,7 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
     public async Task SimulatorRestartedMidProbeSet_SkipsTheUnitsItAlreadyPublished()
     {
         await using var log = Pipeline.NewLog();
-        long publishedBefore;
+        long publishedBefore, chunks;
         using (var host = Pipeline.Build(log, s =>
         {
             s.AddIngest(o => { o.RunDirectory = fixture.RunDir; o.RunId = RunId; o.SourceCount = PipelineFixture.SourceCount; });
@@ -247,13 +255,18 @@ public sealed class ServiceTests(PipelineFixture fixture, Xunit.Abstractions.ITe
             var done = await sim.WhenProbeSetCompleteAsync(RunId, 4).WaitAsync(TimeSpan.FromSeconds(90));
             await host.StopAsync();
             Assert.Equal(publishedBefore, sim.ProbesSkipped);
-            Assert.Equal(PipelineFixture.TrainCount - publishedBefore, sim.ProbesPublished);
+            chunks = sim.ProbesPublished - (PipelineFixture.TrainCount - publishedBefore);
             Assert.Equal(PipelineFixture.TrainCount, done.ExampleProbes);
         }
 
         var probes = Pipeline.ReadAll(log, Topics.Probes);
         var keys = probes.Where(r => r.GetHeaderString(EventHeaders.EventType) == EventTypes.InfluenceProbe).Select(r => r.KeyString).Distinct().ToList();
-        Assert.Equal(PipelineFixture.TrainCount, keys.Count); // example probes only: no source is simulated
+        // Example probes and the shared chunks of the Ritz vectors (published once, after the examples): no source is simulated.
+        Assert.Equal(PipelineFixture.TrainCount, keys.Count(k => k.Contains("/example/", StringComparison.Ordinal)));
+        var shared = keys.Where(k => k.Contains("/shared/", StringComparison.Ordinal)).ToList();
+        Assert.True(shared.Count > 0, "the exact spectral set's Ritz vectors travel as shared chunks");
+        Assert.Equal(shared.Count, chunks);
+        Assert.Equal(PipelineFixture.TrainCount + shared.Count, keys.Count);
         Assert.Equal(1, probes.Count(r => r.KeyString == InfluenceProbe.CheckpointKey(RunId, 4)));
     }
 
