@@ -242,7 +242,7 @@ public static class MethodFactory
         {
             TwoTrajectory = twoTrajectory,
             Horizon = o.Int("horizon", d.Horizon) is var k && (k >= 1 || !o.Has("horizon")) ? k
-                : throw new MethodOptionException($"Option 'horizon' = {k} must be at least 1 step (or give horizon-epochs)."),
+                : throw new MethodOptionException($"Option 'horizon' = {k} for method '{(twoTrajectory ? "forward-only" : "forward-only-single")}' must be at least 1 step (or give horizon-epochs)."),
             HorizonEpochs = o.Has("horizon-epochs") ? o.Float("horizon-epochs", 0f) : d.HorizonEpochs,
             Epsilon = o.Float("eps", d.Epsilon),
             StepSize = o.Has("eta") ? o.Float("eta", 0f) : d.StepSize,
