@@ -765,7 +765,7 @@ public sealed class MethodTests
             TrainingCheckpoints = [saved],
         };
         var queries = Queries(layout, 4, 43);
-        var spec = new Dictionary<string, string> { ["checkpoints"] = "2", ["horizon"] = "4", ["eta"] = "0.1", ["batch"] = "10", ["rank"] = "0" };
+        var spec = new Dictionary<string, string> { ["checkpoints"] = "2", ["horizon"] = "4", ["eta"] = "0.1", ["batch"] = "10" };
         var averaged = Assert.IsType<EnsembleMethod>(MethodFactory.Create("forward-only", spec));
         averaged.Precompute(problem);
         Assert.Contains("2 training checkpoints of one model spread over its run", averaged.Describe(), StringComparison.Ordinal);
