@@ -82,6 +82,7 @@ public sealed class CheckpointServingTests(PipelineFixture fixture) : IClassFixt
         }
 
         var metrics = host.Services.GetRequiredService<ScorerMetrics>();
+        Assert.Equal(expectedMembers.Length, metrics.CheckpointsServed);
         await Pipeline.Until(() => metrics.QueriesScored, c => c >= n, $"{n} attributions");
         await host.StopAsync();
         var results = Pipeline.ReadAll(log, Topics.Attributions).Select(r => EventCodecs.Attributions.Decode(r.Value)).ToList();
@@ -132,5 +133,6 @@ public sealed class CheckpointServingTests(PipelineFixture fixture) : IClassFixt
         Assert.Contains("Scorer:Checkpoints must be 1..64", new ScorerOptions { Checkpoints = 65 }.Validate(), StringComparison.Ordinal);
         Assert.Contains("Scorer:Method is 'stride': set Checkpoints to 1", new ScorerOptions { Checkpoints = 3, Method = "stride" }.Validate(), StringComparison.Ordinal);
         Assert.Contains("set Compress to 0 and Normalize to none", new ScorerOptions { Checkpoints = 3, Compress = 8 }.Validate(), StringComparison.Ordinal);
+        Assert.Contains("checkpoints=J is served with Scorer:Checkpoints = J", new ScorerOptions { Method = "forward-only:checkpoints=3" }.Validate(), StringComparison.Ordinal);
     }
 }
