@@ -21,14 +21,16 @@ public sealed class CheckpointServingTests(PipelineFixture fixture) : IClassFixt
 {
     private const string RunId = "ck-run";
 
-    // 3 checkpoints, J = 3: all three averaged. 5 checkpoints, J = 2: the spread picks the 3rd and 5th, and the 3rd,
-    // dropped when the 4th arrived (the spread then named the 2nd and 4th), is read again from the probes topic.
+    // 3 checkpoints in a trainer's layout, J = 3: all three averaged. 5 checkpoints saved by train --save-every 1 in our
+    // layout (Ingest:TrainingCheckpoints), J = 2: the spread picks the 3rd and 5th, and the 3rd, dropped when the 4th
+    // arrived (the spread then named the 2nd and 4th), is read again from the probes topic.
     [Theory]
-    [InlineData(3, 3, new[] { 0, 1, 2 })]
-    [InlineData(5, 2, new[] { 2, 4 })]
-    public async Task ScorerAveragingJCheckpoints_ServesTheScoresForwardOnlyCheckpointsJComputesOffline(int epochs, int j, int[] expectedMembers)
+    [InlineData(3, 3, new[] { 0, 1, 2 }, true)]
+    [InlineData(5, 2, new[] { 2, 4 }, false)]
+    public async Task ScorerAveragingJCheckpoints_ServesTheScoresForwardOnlyCheckpointsJComputesOffline(int epochs, int j, int[] expectedMembers, bool trainerLayout)
     {
-        // A trainer's layout: one checkpoint per epoch (checkpoints/step-N.safetensors) and its batches (batches/step-N.json).
+        // A trainer's layout: one checkpoint per epoch (checkpoints/step-N.safetensors) and its batches (batches/step-N.json);
+        // ours: run.json listing the checkpoints saved along training (training-checkpoints/epoch-N.safetensors) + model.safetensors.
         var dir = Path.Combine(fixture.Root, $"ck-{epochs}-{Guid.NewGuid():N}");
         var ids = Enumerable.Range(0, PipelineFixture.TrainCount).ToArray();
         var recipe = TrainingRecipe.DefaultMlp(ids, [.. Enumerable.Range(0, 50)], epochs: epochs, seed: 3) with
@@ -38,18 +40,31 @@ public sealed class CheckpointServingTests(PipelineFixture fixture) : IClassFixt
         };
         var thetas = new List<float[]>();
         var steps = new List<long>();
-        Directory.CreateDirectory(Path.Combine(dir, "checkpoints"));
-        Directory.CreateDirectory(Path.Combine(dir, "batches"));
+        var saved = new List<TrainingCheckpoint>();
+        if (trainerLayout)
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "checkpoints"));
+            Directory.CreateDirectory(Path.Combine(dir, "batches"));
+        }
+
         var result = MlpTrainer.Train(recipe, fixture.Data, checkpoints: new CheckpointRequest(1, (epoch, step, model) =>
         {
-            var saved = RunDirectory.SaveTrainingCheckpoint(dir, epoch, step, model.Parameters);
-            File.Copy(Path.Combine(dir, saved.File), Path.Combine(dir, "checkpoints", $"step-{step}.safetensors"));
-            File.WriteAllText(Path.Combine(dir, "batches", $"step-{step}.json"), $"{{\"exampleIds\": [{string.Join(",", ids)}]}}");
+            saved.Add(RunDirectory.SaveTrainingCheckpoint(dir, epoch, step, model.Parameters));
+            if (trainerLayout)
+            {
+                File.Copy(Path.Combine(dir, saved[^1].File), Path.Combine(dir, "checkpoints", $"step-{step}.safetensors"));
+                File.WriteAllText(Path.Combine(dir, "batches", $"step-{step}.json"), $"{{\"exampleIds\": [{string.Join(",", ids)}]}}");
+            }
+
             thetas.Add(model.ToFlat());
             steps.Add(step);
         }));
-        RunDirectory.Save(dir, new RunManifest { Recipe = recipe, Metrics = result.Metrics, CreatedUtc = "2026-01-01T00:00:00Z" }, result.Model.Parameters);
-        File.Delete(Path.Combine(dir, RunDirectory.CheckpointFile));
+        RunDirectory.Save(dir, new RunManifest { Recipe = recipe, Metrics = result.Metrics, CreatedUtc = "2026-01-01T00:00:00Z", TrainingCheckpoints = saved }, result.Model.Parameters);
+        if (trainerLayout)
+        {
+            File.Delete(Path.Combine(dir, RunDirectory.CheckpointFile));
+        }
+
         Assert.Equal(epochs, thetas.Count);
 
         await using var log = Pipeline.NewLog();
@@ -60,6 +75,7 @@ public sealed class CheckpointServingTests(PipelineFixture fixture) : IClassFixt
                 o.RunDirectory = dir;
                 o.RunId = RunId;
                 o.SourceCount = PipelineFixture.SourceCount;
+                o.TrainingCheckpoints = !trainerLayout;
             });
             s.AddSimulator(o => Pipeline.FastSimulation(o));
             s.AddScorer(o =>
@@ -70,6 +86,7 @@ public sealed class CheckpointServingTests(PipelineFixture fixture) : IClassFixt
         });
         await host.StartAsync();
         var index = host.Services.GetRequiredService<ScorerWorker>().Index;
+        await Pipeline.Until(() => host.Services.GetRequiredService<IngestWorker>().CheckpointsPublished, c => c >= epochs, $"{epochs} checkpoints published", 60);
         var served = await Pipeline.Until(() => index.Scorer as CheckpointEnsembleScorer, e => e is not null && e.Version == $"{RunId}@{steps[^1]}", "the newest checkpoint's set live", 120);
         Assert.Equal(expectedMembers.Select(m => steps[m]), served!.Members.Select(m => m.Step));
         Assert.Equal(j, served.Wanted);
