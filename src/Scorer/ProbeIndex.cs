@@ -363,13 +363,9 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
         var prefix = $"{runId}/{step}/";
         var examples = new Dictionary<long, InfluenceProbe>();
         var shared = new Dictionary<long, InfluenceProbe>();
-        foreach (var r in TopicReader.ReadToEndAsync(_log, Topics.Probes, token).GetAwaiter().GetResult())
+        static bool IsProbe(EventRecord r) => r.GetHeaderString(EventHeaders.EventType) is not (EventTypes.CheckpointPublished or EventTypes.SpanIndexPublished);
+        foreach (var r in TopicReader.ReadToEndAsync(_log, Topics.Probes, r => r.Value.Length > 0 && r.KeyString.StartsWith(prefix, StringComparison.Ordinal) && IsProbe(r), token).GetAwaiter().GetResult())
         {
-            if (r.Value.Length == 0 || !r.KeyString.StartsWith(prefix, StringComparison.Ordinal) || r.GetHeaderString(EventHeaders.EventType) is EventTypes.CheckpointPublished or EventTypes.SpanIndexPublished)
-            {
-                continue;
-            }
-
             var probe = EventCodecs.Probes.Decode(r.Value);
             (probe.Subject == ProbeSubject.Shared ? shared : examples)[probe.SubjectId] = probe;
         }
