@@ -55,7 +55,14 @@ if (opt.ReadoutProfile.Length > 0 && opt.ProbeCache is { } cached && Directory.E
 {
     var (cachedTheta, cachedSet) = ReadoutProfile.Load(cached);
     Console.WriteLine($"# probe set and θ from {cached}");
-    ReadoutProfile.Run(ReadoutProfile.Build(cachedSet, cachedTheta, opt.Sources), data.Test.Select([.. Enumerable.Range(0, 10_000)], TrainingRecipe.DefaultMlp([0], [0]).Data.Normalization).Inputs, opt.ReadoutProfile, opt.Queries);
+    var cachedQueries = data.Test.Select([.. Enumerable.Range(0, 10_000)], TrainingRecipe.DefaultMlp([0], [0]).Data.Normalization).Inputs;
+    if (opt.Checkpoints > 1)
+    {
+        ReadoutProfile.Checkpoints(() => ReadoutProfile.Build(cachedSet, cachedTheta, opt.Sources), cachedQueries, opt.ReadoutProfile, opt.Checkpoints, opt.Queries);
+        return 0;
+    }
+
+    ReadoutProfile.Run(ReadoutProfile.Build(cachedSet, cachedTheta, opt.Sources), cachedQueries, opt.ReadoutProfile, opt.Queries);
     return 0;
 }
 
@@ -83,7 +90,15 @@ if (opt.ReadoutProfile.Length > 0)
         ReadoutProfile.Save(cache, manifest, trained.Model.Parameters, probeSet);
     }
 
-    ReadoutProfile.Run(ReadoutProfile.Build(probeSet, trained.Model.ToFlat(), opt.Sources), queries, opt.ReadoutProfile, opt.Queries);
+    if (opt.Checkpoints > 1)
+    {
+        ReadoutProfile.Checkpoints(() => ReadoutProfile.Build(probeSet, trained.Model.ToFlat(), opt.Sources), queries, opt.ReadoutProfile, opt.Checkpoints, opt.Queries);
+    }
+    else
+    {
+        ReadoutProfile.Run(ReadoutProfile.Build(probeSet, trained.Model.ToFlat(), opt.Sources), queries, opt.ReadoutProfile, opt.Queries);
+    }
+
     Directory.Delete(root, recursive: true);
     return 0;
 }
@@ -154,6 +169,9 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
     /// <summary>Batch sizes for the readout profile (--readout-profile 1,4,8,16,64): the readout alone, no pipeline.</summary>
     public int[] ReadoutProfile { get; init; } = [];
 
+    /// <summary>With --readout-profile: the Scorer's Score at Scorer:Checkpoints 1 vs this J (&gt; 1), alternated, instead of the profile.</summary>
+    public int Checkpoints { get; init; } = 1;
+
     /// <summary>With --readout-profile: θ and the probe set are read from this directory when it exists, else saved to it (run directory + probes.arrow).</summary>
     public string? ProbeCache { get; init; }
 
@@ -207,11 +225,12 @@ internal sealed record Args(int Examples, int Sources, int Queries, int Train, i
                 "--flight" => a with { Flight = v == "1" },
                 "--readout-profile" => a with { ReadoutProfile = [.. v.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))] },
                 "--probe-cache" => a with { ProbeCache = v },
+                "--checkpoints" => a with { Checkpoints = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--scorer-process" => a with { ScorerProcess = v == "1" },
                 "--warm" => a with { Warm = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--rate" => a with { Rate = double.Parse(v, CultureInfo.InvariantCulture) },
                 "--pin" => a with { Pin = v.Split('/') is [var sc, var bc] && sc.Length > 0 && bc.Length > 0 ? (sc, bc) : throw new ArgumentException($"--pin '{v}': give the Scorer's CPUs and the bench's, e.g. 0/1") },
-                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (the Simulator's K, >= 1) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache DIR (with --readout-profile: reuse the simulated set) --scorer-process 1 (kafka, 1 Scorer: the Scorer in a child process, its CPU time measured apart) --warm N (warm-up queries per row, default 8000) --rate Q (open-loop phase at Q q/s instead of half the saturation) --pin S/B (with --scorer-process: Scorer process on CPUs S, bench process on CPUs B, taskset lists, e.g. 0/1)"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; options: --examples --sources --queries --train --epochs --window --max-batch --transports --scorers --half-seconds --horizon (the Simulator's K, >= 1) --concurrent (Scorer:ConcurrentBatches) --linger (Kafka producers' linger.ms) --fetch-wait (Kafka consumers' fetch.wait.max.ms) --batch-window (Scorer:BatchWindowMs) --nagle-off 0|1 (KafkaOptions.NoDelay, socket.nagle.disable; default 1) --variants 'name:key=v,key=v;name2:...' (keys linger, fetch-wait, batch-window, nagle-off) --rounds N --flight 1 (also time query -> Arrow Flight DoGet delivery through the console) --readout-profile 1,4,8,16,64 (the readout alone, thread CPU time per batch) --probe-cache DIR (with --readout-profile: reuse the simulated set) --checkpoints J (with --readout-profile: Score at Scorer:Checkpoints 1 vs J, alternated) --scorer-process 1 (kafka, 1 Scorer: the Scorer in a child process, its CPU time measured apart) --warm N (warm-up queries per row, default 8000) --rate Q (open-loop phase at Q q/s instead of half the saturation) --pin S/B (with --scorer-process: Scorer process on CPUs S, bench process on CPUs B, taskset lists, e.g. 0/1)"),
             };
         }
 

@@ -83,6 +83,56 @@ internal static class ReadoutProfile
     }
 
     /// <summary>
+    /// <c>--checkpoints J</c>: the Scorer's readout of one set (<c>Scorer:Checkpoints</c> 1, <see cref="AttributionModelScorer"/>)
+    /// against J sets averaged (<see cref="CheckpointEnsembleScorer"/>), through their <c>Score</c> as the Scorer calls it,
+    /// in thread CPU ms per batch, alternated 1, J, 1, J, ... over <paramref name="pairs"/> pairs. The J sets are J
+    /// separate copies of the one simulated set (each built by <paramref name="build"/>; a run's checkpoints would differ
+    /// in values, not in shapes, so the cost is the same).
+    /// </summary>
+    public static void Checkpoints(Func<AttributionModel> build, float[] queries, int[] batches, int j, int queriesPerSize, int pairs = 3)
+    {
+        var models = Enumerable.Range(0, j).Select(_ => build()).ToArray();
+        IQueryScorer single = new AttributionModelScorer(models[^1]);
+        IQueryScorer ensemble = new CheckpointEnsembleScorer(models, j);
+        int d = models[0].InputWidth;
+        Console.WriteLine($"# Scorer:Checkpoints 1 vs {j}: {models[0].ExampleIds.Length} examples, {models[0].StateBytes / 1e6:F1} MB per set, {models.Sum(m => m.StateBytes) / 1e6:F1} MB held at J = {j}; Score thread CPU ms per batch, alternated; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.WriteLine($"| batch | pair | J = 1 ms | J = {j} ms | ratio |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (int batch in batches)
+        {
+            int rounds = Math.Max(3, queriesPerSize / batch);
+            List<ModelQuery> Batch(int r)
+            {
+                int offset = (r * batch * 7) % (10_000 - batch);
+                return [.. Enumerable.Range(0, batch).Select(q => new ModelQuery($"q{q}", "bench", queries.AsSpan((offset + q) * d, d).ToArray(), null, DateTimeOffset.UnixEpoch))];
+            }
+
+            var inputs = Enumerable.Range(0, rounds).Select(Batch).ToArray();
+            double Time(IQueryScorer scorer)
+            {
+                for (int r = 0; r < 3; r++)
+                {
+                    scorer.Score(inputs[r]); // warm: JIT, pools
+                }
+
+                long t0 = ThreadCpuNs();
+                for (int r = 0; r < rounds; r++)
+                {
+                    scorer.Score(inputs[r]);
+                }
+
+                return (ThreadCpuNs() - t0) / 1e6 / rounds;
+            }
+
+            for (int p = 0; p < pairs; p++)
+            {
+                double one = Time(single), many = Time(ensemble);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {batch} | {p + 1} | {one:F2} | {many:F2} | {many / one:F2} |"));
+            }
+        }
+    }
+
+    /// <summary>
     /// The memory roof of a batch: thread CPU ms to read an array of the set's size once (<c>TensorPrimitives.Sum</c>,
     /// the same streaming loads the readout issues, no other work), after one pass to page it in.
     /// </summary>

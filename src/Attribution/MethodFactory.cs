@@ -155,7 +155,7 @@ public static class MethodFactory
 
         if (name == "forward-only" && options.Count > 0)
         {
-            throw new MethodOptionException($"forward-only takes no options here ({string.Join(", ", options.Keys)}): the Simulator's own settings (Simulator:Horizon, Rank, Propagation, ...) configure it.");
+            throw new MethodOptionException($"forward-only takes no options here ({string.Join(", ", options.Keys)}): the Simulator's own settings (Simulator:Horizon, Rank, Propagation, ...) configure it{(options.ContainsKey("checkpoints") ? "; checkpoints=J is served with Scorer:Checkpoints = J" : "")}.");
         }
 
         if (options.TryGetValue("combine", out var combine) && !combine.Equals("none", StringComparison.OrdinalIgnoreCase)

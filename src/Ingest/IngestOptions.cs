@@ -20,6 +20,15 @@ public sealed class IngestOptions
     /// <summary>"once" (publish what is there, then stop) or "follow" (poll for new checkpoints).</summary>
     public string Mode { get; set; } = "once";
 
+    /// <summary>
+    /// A <c>./pipeline train --save-every N</c> run directory: also publish the checkpoints saved along training (listed
+    /// in run.json, each at its step with the recipe's train ids) before the final model, so the Simulator publishes a
+    /// probe set per checkpoint and a Scorer with <c>Scorer:Checkpoints</c> = J serves <c>forward-only:checkpoints=J</c>
+    /// of that run. Default false: the final model alone (one probe set). A trainer's layout publishes every checkpoint
+    /// it holds either way.
+    /// </summary>
+    public bool TrainingCheckpoints { get; set; }
+
     /// <summary>Seconds between scans in follow mode.</summary>
     public double PollSeconds { get; set; } = 5;
 

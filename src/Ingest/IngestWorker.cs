@@ -51,7 +51,7 @@ public sealed class IngestWorker(IEventLog log, IEventProducer producer, IOption
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var runId = _options.EffectiveRunId;
-        var scanner = new RunScanner(_options.RunDirectory, _options.SourceCount, _options.SourceSeed);
+        var scanner = new RunScanner(_options.RunDirectory, _options.SourceCount, _options.SourceSeed) { TrainingCheckpoints = _options.TrainingCheckpoints };
         logger.IngestStarted(scanner.Directory, runId, _options.Follow ? "follow" : "once");
         try
         {

@@ -65,6 +65,12 @@ public sealed partial class RunScanner(string directory, int sourceCount, ulong 
         AllowTrailingCommas = true,
     };
 
+    /// <summary>
+    /// In our layout, also the checkpoints saved along training (run.json's <c>trainingCheckpoints</c>, <c>train
+    /// --save-every</c>) before the final model, each at its step with the recipe's train ids (<c>Ingest:TrainingCheckpoints</c>).
+    /// </summary>
+    public bool TrainingCheckpoints { get; init; }
+
     /// <summary>The directory (absolute).</summary>
     public string Directory { get; } = System.IO.Path.GetFullPath(directory);
 
@@ -132,7 +138,24 @@ public sealed partial class RunScanner(string directory, int sourceCount, ulong 
 
         var ids = run.Recipe.Data.TrainIds.Select(i => (long)i).ToArray();
         long lastStep = run.Metrics.Steps > 0 ? run.Metrics.Steps : run.Recipe.TotalSteps;
-        return [new FoundCheckpoint(lastStep, path, ids, Assign(ids, sources, runJson))];
+        var assigned = Assign(ids, sources, runJson);
+        var along = new List<FoundCheckpoint>();
+        if (TrainingCheckpoints)
+        {
+            // The last one saved is the model itself (train saves every N epochs and the last): published once, as the final model.
+            foreach (var c in run.TrainingCheckpoints.Where(c => c.Step < lastStep).OrderBy(c => c.Step))
+            {
+                var file = System.IO.Path.Combine(Directory, c.File);
+                if (!File.Exists(file))
+                {
+                    throw new RunFormatException($"{runJson} lists training checkpoint '{c.File}' (step {c.Step}) but {file} does not exist; re-run './pipeline train --save-every N' or set Ingest:TrainingCheckpoints to false.");
+                }
+
+                along.Add(new FoundCheckpoint(c.Step, file, ids, assigned));
+            }
+        }
+
+        return [.. along, new FoundCheckpoint(lastStep, path, ids, assigned)];
     }
 
     /// <summary>

@@ -134,11 +134,30 @@ public sealed class AttributionModel
     public BatchScores Score(float[] inputs, int count)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        var predicted = _method.Predict(inputs, count);
-        var x = inputs.Length == count * InputWidth ? inputs : inputs.AsSpan(0, count * InputWidth).ToArray();
-        var (examples, sources) = _method.ScoreAll(new QueryBatch(x, predicted, InputWidth));
-        return new BatchScores(predicted, examples.Scores, sources);
+        var predicted = Predict(inputs, count);
+        var (examples, sources) = Readout(inputs, predicted);
+        return new BatchScores(predicted, examples, sources);
     }
+
+    /// <summary>The class this checkpoint's θ predicts for each of <paramref name="count"/> queries (inputs [count, d]).</summary>
+    public int[] Predict(float[] inputs, int count) => _method.Predict(inputs, count);
+
+    /// <summary>
+    /// The forward-only readout at this checkpoint of the margin of class <paramref name="classes"/>[q] for each query
+    /// (inputs [count, d], count = classes.Length): [queries, examples] and [queries, sources] row-major.
+    /// </summary>
+    public (float[] Examples, float[] Sources) Readout(float[] inputs, int[] classes)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(classes);
+        int count = classes.Length;
+        var x = inputs.Length == count * InputWidth ? inputs : inputs.AsSpan(0, count * InputWidth).ToArray();
+        var (examples, sources) = _method.ScoreAll(new QueryBatch(x, classes, InputWidth));
+        return (examples.Scores, sources);
+    }
+
+    /// <summary>Bytes of the example responses held (the set's share of the Scorer's memory).</summary>
+    public long StateBytes => _method.StateBytes;
 
     /// <summary>Top-k (example index, score) of query row <paramref name="q"/>, best first.</summary>
     public (int Example, float Score)[] TopK(BatchScores scores, int q, int k)

@@ -30,6 +30,8 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     private readonly Dictionary<(string, long), PendingSet> _pending = [];
     private readonly HashSet<(string, long)> _built = [];
     private readonly Dictionary<(string, long), CheckpointPublished> _checkpoints = [];
+    private readonly Dictionary<string, SortedDictionary<long, (CheckpointPublished Checkpoint, long SetExamples)>> _complete = [];
+    private readonly Dictionary<(string, long), AttributionModel> _held = [];
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
     private Task? _follower;
@@ -230,6 +232,11 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             var shared = SharedChunks.Join([.. set.Shared.OrderBy(p => p.Key).Select(p => (p.Value.Tensors, p.Value.Factors))]);
             if (IsLanguageModel(examples[0].Architecture))
             {
+                if (_options.Checkpoints > 1)
+                {
+                    throw new ArgumentException($"Scorer:Checkpoints = {_options.Checkpoints} averages an MLP's exact spectral sets; this is a language model's set ({examples[0].Architecture}): set Scorer:Checkpoints to 1.");
+                }
+
                 var lm = BuildLanguageModel(version, checkpoint, examples, sources, shared, token);
                 _flagged = null;
                 _current = null;
@@ -246,6 +253,21 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
                 // Spectral forward-only on an MLP in its exact form: every example's gradient factors and Ritz
                 // coefficients, the Ritz vectors once (shared chunks), loaded as eval and attribute hold them.
                 var exact = BuildExact(runId, step, checkpoint, examples, shared, token);
+                if (_options.Checkpoints > 1)
+                {
+                    var ensemble = BuildEnsemble(exact, checkpoint, set.SetExamples, token);
+                    _flagged = MeasureFlagged(ensemble, runId, step, token);
+                    _current = exact;
+                    _scorer = ensemble;
+                    Swaps++;
+                    LastError = null;
+                    _logger.ModelSwapped(version, exact.ExampleIds.Length, exact.SourceIds.Length,
+                        $"exact spectral responses over {examples[0].Architecture} averaged over {ensemble.Members.Count} of Scorer:Checkpoints = {_options.Checkpoints} checkpoints (steps {string.Join(", ", ensemble.Members.Select(m => m.Step))}; {ensemble.StateBytes / 1e6:F1} MB of responses held, {exact.StateBytes / 1e6:F1} MB per set)",
+                        watch.Elapsed.TotalSeconds);
+                    _ready.TrySetResult();
+                    return;
+                }
+
                 var exactScorer = new AttributionModelScorer(exact);
                 _flagged = MeasureFlagged(exactScorer, runId, step, token);
                 _current = exact;
@@ -256,6 +278,11 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
                     $"exact spectral responses over {examples[0].Architecture} ({exact.Examples.DirectionCount} shared directions in {set.SetShared} chunks)", watch.Elapsed.TotalSeconds);
                 _ready.TrySetResult();
                 return;
+            }
+
+            if (_options.Checkpoints > 1)
+            {
+                throw new ArgumentException($"Scorer:Checkpoints = {_options.Checkpoints} averages an MLP's exact spectral sets (forward-only with shared directions, the Simulator's default); this set is in another form (dense rank-r probes or another method's state): set Scorer:Checkpoints to 1, or Simulator:Propagation to spectral.");
             }
 
             if (set.SetShared > 0 || _options.Method != "forward-only")
@@ -295,6 +322,62 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             LastError = $"probe set {version}: {e.Message}";
             _logger.ModelRejected(version, e.Message);
         }
+    }
+
+    /// <summary>
+    /// The checkpoint ensemble (<see cref="ScorerOptions.Checkpoints"/> &gt; 1) ending at <paramref name="newest"/>: the
+    /// run's complete sets over the same training set (as eval's checkpoints all are), up to its step, oldest first; the
+    /// members chosen by <see cref="CheckpointEnsembleScorer.Select"/>. Sets chosen are held built; one no longer chosen
+    /// is dropped (J × one set in memory) and, when the spread names it again, re-read from the compacted probes topic.
+    /// </summary>
+    private CheckpointEnsembleScorer BuildEnsemble(AttributionModel newest, CheckpointPublished checkpoint, long setExamples, CancellationToken token)
+    {
+        if (!_complete.TryGetValue(newest.RunId, out var complete))
+        {
+            _complete[newest.RunId] = complete = [];
+        }
+
+        complete[newest.Step] = (checkpoint, setExamples);
+        var saved = complete.Where(c => c.Key <= newest.Step && c.Value.SetExamples == setExamples).Select(c => c.Key).ToArray();
+        var chosen = CheckpointEnsembleScorer.Select(_options.Checkpoints, saved.Length).Select(i => saved[i]).ToArray();
+        var members = new List<AttributionModel>(chosen.Length);
+        foreach (var step in chosen)
+        {
+            members.Add(step == newest.Step ? newest
+                : _held.TryGetValue((newest.RunId, step), out var held) ? held
+                : Reread(newest.RunId, step, complete[step].Checkpoint, token));
+        }
+
+        _held.Clear();
+        foreach (var m in members)
+        {
+            _held[(m.RunId, m.Step)] = m;
+        }
+
+        return new CheckpointEnsembleScorer(members, _options.Checkpoints);
+    }
+
+    /// <summary>A set built earlier and dropped, read again from the probes topic (compacted: its probes are kept).</summary>
+    private AttributionModel Reread(string runId, long step, CheckpointPublished checkpoint, CancellationToken token)
+    {
+        var prefix = $"{runId}/{step}/";
+        var examples = new Dictionary<long, InfluenceProbe>();
+        var shared = new Dictionary<long, InfluenceProbe>();
+        static bool IsProbe(EventRecord r) => r.GetHeaderString(EventHeaders.EventType) is not (EventTypes.CheckpointPublished or EventTypes.SpanIndexPublished);
+        foreach (var r in TopicReader.ReadToEndAsync(_log, Topics.Probes, r => r.Value.Length > 0 && r.KeyString.StartsWith(prefix, StringComparison.Ordinal) && IsProbe(r), token).GetAwaiter().GetResult())
+        {
+            var probe = EventCodecs.Probes.Decode(r.Value);
+            (probe.Subject == ProbeSubject.Shared ? shared : examples)[probe.SubjectId] = probe;
+        }
+
+        var exampleProbes = examples.OrderBy(p => p.Key).Select(p => p.Value).ToArray();
+        if (exampleProbes.Length == 0 || exampleProbes.Length != exampleProbes[0].SetExamples || shared.Count != exampleProbes[0].SetShared)
+        {
+            throw new ArgumentException($"probe set {runId}@{step}, averaged with Scorer:Checkpoints = {_options.Checkpoints}, is no longer complete on '{Topics.Probes}' ({exampleProbes.Length} example probes, {shared.Count} shared chunks); re-run the Simulator for it.");
+        }
+
+        var joined = SharedChunks.Join([.. shared.OrderBy(p => p.Key).Select(p => (p.Value.Tensors, p.Value.Factors))]);
+        return BuildExact(runId, step, checkpoint, exampleProbes, joined, token);
     }
 
     /// <summary>The flagged items of an image model about to go live (<see cref="Flagged"/>); one that cannot be read is logged and left out.</summary>

@@ -7,7 +7,8 @@ namespace Attribution.Scorer;
 /// System.Diagnostics.Metrics instruments of the meter <see cref="MeterName"/> (exported by OpenTelemetry):
 /// <c>pipeline.scorer.queries</c>, <c>.latency</c> (ms histogram), <c>.batches</c>, <c>.batch_size</c> (histogram of
 /// queries per readout), <c>.alerts</c>, <c>.dead_letters</c>, <c>.duplicates</c>, <c>.consumer_lag</c> (queries not yet
-/// handled, per queries partition; see <see cref="ObserveLag"/>). Every measurement carries the tag
+/// handled, per queries partition; see <see cref="ObserveLag"/>), <c>.checkpoints</c> (probe sets the live scores average:
+/// 1, or up to <c>Scorer:Checkpoints</c>; 0 before the first; see <see cref="ObserveCheckpoints"/>). Every measurement carries the tag
 /// <c>scorer.instance</c> = <see cref="Instance"/>: exporters listen by meter name across the whole process, so two
 /// Scorers in one process (a test run, the bench's two hosts) would otherwise report one series under the same name, each
 /// collection overwriting the other's value.
@@ -25,6 +26,7 @@ public sealed class ScorerMetrics : IDisposable
     private readonly Histogram<double> _latency;
     private readonly Histogram<int> _batchSize;
     private Func<IReadOnlyDictionary<Transport.TopicPartition, long>> _lag = () => new Dictionary<Transport.TopicPartition, long>();
+    private Func<int> _checkpoints = () => 0;
 
     private const int Reservoir = 65_536;
     private readonly long[] _latencies = new long[Reservoir];
@@ -56,6 +58,8 @@ public sealed class ScorerMetrics : IDisposable
         _meter.CreateObservableGauge("pipeline.scorer.consumer_lag", () => _lag().Select(kv => new Measurement<long>(kv.Value,
             new KeyValuePair<string, object?>("topic", kv.Key.Topic), new KeyValuePair<string, object?>("partition", kv.Key.Partition), _instance)),
             "{query}", "Queries appended to a queries partition that this Scorer has not finished (lag of its consumer group member)");
+        _meter.CreateObservableGauge("pipeline.scorer.checkpoints", () => new Measurement<int>(_checkpoints(), _instance), "{checkpoint}",
+            "Checkpoints whose probe sets the live scores average (fewer than Scorer:Checkpoints while the run has fewer sets)");
         _meter.CreateObservableCounter("pipeline.scorer.alerts", () => Tagged(AlertsRaised), "{alert}", "Contamination alerts raised");
         _meter.CreateObservableCounter("pipeline.scorer.dead_letters", () => Tagged(QueriesRejected), "{query}", "Poison queries dead-lettered");
         _meter.CreateObservableCounter("pipeline.scorer.duplicates", () => Tagged(DuplicatesSkipped), "{query}", "Queries skipped as already attributed");
@@ -167,6 +171,12 @@ public sealed class ScorerMetrics : IDisposable
 
     /// <summary>Where the consumer lag gauge reads from (the Scorer's consume loop: <c>EventConsumerWorker.PartitionLag</c>).</summary>
     internal void ObserveLag(Func<IReadOnlyDictionary<Transport.TopicPartition, long>> lag) => _lag = lag;
+
+    /// <summary>Where the checkpoints gauge reads from (the index's live scorer).</summary>
+    internal void ObserveCheckpoints(Func<int> checkpoints) => _checkpoints = checkpoints;
+
+    /// <summary>Checkpoints whose probe sets the live scores average (0 before the first set).</summary>
+    public int CheckpointsServed => _checkpoints();
 
     /// <summary>The consumer lag per queries partition, as the gauge reports it.</summary>
     public IReadOnlyDictionary<Transport.TopicPartition, long> ConsumerLag => _lag();

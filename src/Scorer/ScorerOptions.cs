@@ -116,6 +116,17 @@ public sealed class ScorerOptions
     /// </summary>
     public string Method { get; set; } = "forward-only";
 
+    /// <summary>
+    /// Checkpoints of the run whose forward-only scores are averaged (1..64; default 1: the newest set alone), as
+    /// <c>forward-only:checkpoints=J</c> in <c>eval</c> and <c>attribute</c>: the Scorer keeps the probe sets of up to J
+    /// checkpoints (the Simulator publishes one per checkpoint event), chosen spread evenly over the run and ending at the
+    /// newest (<see cref="CheckpointEnsembleScorer.Select"/>), and scores a query as the mean of each set's readout at its
+    /// own checkpoint's θ, of the class the newest predicts. While the run has fewer sets it averages those there are
+    /// (attributions then say <c>forward-only:checkpoints=j</c>). Memory: J × one set (logged when a set goes live).
+    /// Served for the exact spectral form (the MLP default); other sets are rejected when J &gt; 1.
+    /// </summary>
+    public int Checkpoints { get; set; } = 1;
+
     /// <summary>What is invalid, or null.</summary>
     public string? Validate() => MethodError() ??
         (
@@ -136,6 +147,9 @@ public sealed class ScorerOptions
         : Compress > 0 && !Method.Trim().Equals("forward-only", StringComparison.OrdinalIgnoreCase) ? $"Scorer:Compress = {Compress} applies to forward-only; Scorer:Method is '{Method}': set Compress to 0."
         : BlasThreads is < 0 or > 256 ? $"Scorer:BlasThreads must be 0 (library default) .. 256, got {BlasThreads}."
         : ConcurrentBatches is < 1 or > 16 ? $"Scorer:ConcurrentBatches must be 1..16, got {ConcurrentBatches}."
+        : Checkpoints is < 1 or > 64 ? $"Scorer:Checkpoints must be 1..64 (the checkpoints of the run whose forward-only scores are averaged; 1 = the newest alone), got {Checkpoints}."
+        : Checkpoints > 1 && !Method.Trim().Equals("forward-only", StringComparison.OrdinalIgnoreCase) ? $"Scorer:Checkpoints = {Checkpoints} averages forward-only over checkpoints; Scorer:Method is '{Method}': set Checkpoints to 1."
+        : Checkpoints > 1 && (Compress > 0 || Normalize != "none") ? $"Scorer:Checkpoints = {Checkpoints} serves the exact spectral readout, which Scorer:Compress and Scorer:Normalize do not apply to: set Compress to 0 and Normalize to none, or Checkpoints to 1."
         : Contamination.Validate());
 
     private string? MethodError()

@@ -60,6 +60,7 @@ public sealed class ScorerWorker : EventConsumerWorker
         _alerts = AlertPolicy.From(_options);
         _publisher = new AttributionPublisher(producer, bus, metrics, logger);
         metrics.ObserveLag(() => PartitionLag);
+        metrics.ObserveCheckpoints(() => Index.Scorer switch { null => 0, CheckpointEnsembleScorer e => e.Members.Count, _ => 1 });
     }
 
     /// <summary>Counters and latency histogram.</summary>

@@ -6,8 +6,13 @@ namespace Attribution.Transport;
 public static class TopicReader
 {
     /// <summary>Every retained record of <paramref name="topic"/> up to the end offsets seen when reading starts; empty when the topic does not exist.</summary>
-    public static async Task<List<EventRecord>> ReadToEndAsync(IEventLog log, string topic, CancellationToken cancellationToken)
+    public static Task<List<EventRecord>> ReadToEndAsync(IEventLog log, string topic, CancellationToken cancellationToken) =>
+        ReadToEndAsync(log, topic, _ => true, cancellationToken);
+
+    /// <summary>The retained records of <paramref name="topic"/> that <paramref name="keep"/> accepts (the others are not held), read as above.</summary>
+    public static async Task<List<EventRecord>> ReadToEndAsync(IEventLog log, string topic, Func<EventRecord, bool> keep, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(keep);
         var result = new List<EventRecord>();
         if (await log.GetPartitionCountAsync(topic, cancellationToken) is not { } partitions)
         {
@@ -31,7 +36,7 @@ public static class TopicReader
                 if (reader.Consume(TimeSpan.FromMilliseconds(50), cancellationToken) is { } r)
                 {
                     quiet.Restart();
-                    if (r.Offset < ends[r.Partition])
+                    if (r.Offset < ends[r.Partition] && keep(r))
                     {
                         result.Add(r);
                     }

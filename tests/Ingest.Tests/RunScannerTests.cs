@@ -110,6 +110,32 @@ public sealed class RunScannerTests : IDisposable
     }
 
     [Fact]
+    public void Checkpoints_saved_along_training_are_published_before_the_model_only_when_asked()
+    {
+        // train --save-every 1 over 3 epochs of 2 steps: epochs 1, 2 and 3 (the last is the model itself).
+        var recipe = TrainingRecipe.DefaultMlp([0, 1, 2, 3], [0], epochs: 3, seed: 7) with { BatchSize = 2 };
+        var saved = new[] { new TrainingCheckpoint(1, 2, "training-checkpoints/epoch-0001.safetensors"), new TrainingCheckpoint(2, 4, "training-checkpoints/epoch-0002.safetensors"),
+            new TrainingCheckpoint(3, 6, "training-checkpoints/epoch-0003.safetensors") };
+        Write("run.json", new RunManifest { Recipe = recipe, Metrics = new TrainingMetrics { Steps = 6 }, TrainingCheckpoints = saved }.ToJson());
+        Write(RunDirectory.CheckpointFile, "x");
+        Write(saved[0].File, "x");
+        Write(saved[1].File, "x");
+        Write(saved[2].File, "x");
+
+        var model = Assert.Single(new RunScanner(_dir, 4, 1).Scan());
+        Assert.Equal(6, model.Step);
+        var all = new RunScanner(_dir, 4, 1) { TrainingCheckpoints = true }.Scan();
+        Assert.Equal([2L, 4L, 6L], all.Select(c => c.Step));
+        Assert.Equal([Path.Combine(_dir, saved[0].File), Path.Combine(_dir, saved[1].File), model.Path], all.Select(c => c.Path));
+        Assert.All(all, c => Assert.Equal([0L, 1, 2, 3], c.ExampleIds));
+        Assert.All(all, c => Assert.Equal(model.SourceIds, c.SourceIds));
+
+        File.Delete(Path.Combine(_dir, saved[1].File));
+        var e = Assert.Throws<RunFormatException>(() => new RunScanner(_dir, 4, 1) { TrainingCheckpoints = true }.Scan());
+        Assert.Contains("lists training checkpoint 'training-checkpoints/epoch-0002.safetensors' (step 4)", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Batch_inputs_of_a_data_set_Ingest_cannot_read_are_refused_naming_it()
     {
         var recipe = TrainingRecipe.DefaultMlp([0], [0]) with { Data = new() { Name = "cifar-10", TrainIds = [0] } };

@@ -94,19 +94,51 @@ public sealed class EnsembleMethod : IAttributionMethod
     /// </summary>
     public static int SpreadCheckpoint(int m, int members, int saved) => (int)Math.Ceiling((m + 1.0) * saved / members) - 1;
 
+    /// <summary>
+    /// The members' scores averaged, element by element (summed in member order, then scaled by 1/count): the average
+    /// <see cref="Score"/> and <see cref="ScoreSources"/> take, and the Scorer's over the checkpoints it serves
+    /// (<c>Scorer:Checkpoints</c>), so served = eval. Each array is read once, as the sequence yields it.
+    /// </summary>
+    /// <exception cref="ArgumentException">No members, or arrays of different lengths.</exception>
+    public static float[] Mean(IEnumerable<float[]> members)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        float[]? sum = null;
+        int count = 0;
+        foreach (var member in members)
+        {
+            if (sum is null)
+            {
+                sum = member.ToArray();
+            }
+            else if (member.Length != sum.Length)
+            {
+                throw new ArgumentException($"member {count} has {member.Length} scores, member 0 {sum.Length}: the members must score the same examples.", nameof(members));
+            }
+            else
+            {
+                TensorPrimitives.Add(sum, member, sum);
+            }
+
+            count++;
+        }
+
+        if (sum is null)
+        {
+            throw new ArgumentException("no members to average.", nameof(members));
+        }
+
+        TensorPrimitives.Multiply(sum, 1f / count, sum);
+        return sum;
+    }
+
     /// <inheritdoc />
     public ScoreMatrix Score(QueryBatch queries, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
         var problem = _problem ?? throw new InvalidOperationException("Call Precompute before scoring.");
         var first = _members[0].Score(queries, cancellationToken);
-        var sum = first.Scores.ToArray();
-        for (int m = 1; m < _members.Count; m++)
-        {
-            TensorPrimitives.Add(sum, _members[m].Score(queries, cancellationToken).Scores, sum);
-        }
-
-        TensorPrimitives.Multiply(sum, 1f / _members.Count, sum);
+        var sum = Mean(_members.Skip(1).Select(m => m.Score(queries, cancellationToken).Scores).Prepend(first.Scores));
         return new ScoreMatrix(sum, first.QueryCount, first.ExampleCount, problem.SourceIds, problem.SourceCount);
     }
 
@@ -118,13 +150,7 @@ public sealed class EnsembleMethod : IAttributionMethod
             throw new InvalidOperationException("Call Precompute before scoring.");
         }
 
-        var sum = _members[0].ScoreSources(queries, cancellationToken).ToArray();
-        for (int m = 1; m < _members.Count; m++)
-        {
-            TensorPrimitives.Add(sum, _members[m].ScoreSources(queries, cancellationToken), sum);
-        }
-
-        TensorPrimitives.Multiply(sum, 1f / _members.Count, sum);
+        var sum = Mean(_members.Select(m => m.ScoreSources(queries, cancellationToken)));
         return sum;
     }
 }

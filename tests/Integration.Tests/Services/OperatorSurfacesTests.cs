@@ -162,6 +162,9 @@ public sealed class OperatorSurfacesTests(PipelineFixture fixture, Xunit.Abstrac
             bystander.Scored(1000);
         }
 
+        // The lag gauge reports once the consume loop has learned its partitions' end offsets (a commit tick): under load
+        // (parallel test classes) the scrape could come first.
+        await Pipeline.Until(() => metrics.ConsumerLag.Count, c => c > 0, "the consumer lag gauge's first value");
         using var http = new HttpClient();
         var scrape = await http.GetStringAsync(new Uri(console.WebUrl, "/metrics"));
         foreach (var name in new[]
