@@ -114,7 +114,7 @@ public sealed class AttributeCommandTests(PipelineFixture fixture) : IClassFixtu
     [InlineData("unknown-method", "Unknown attribution method 'unknown-method'")]
     [InlineData("tracin", "lists none: retrain with './pipeline train --save-every")]
     [InlineData("trak:sjlt-nonzeros=2", "applies to projector=sjlt only")]
-    [InlineData("forward-only:horizon=0", "Option 'horizon' = 0 must be at least 1 step")]
+    [InlineData("forward-only:horizon=0", "Option 'horizon' = 0 for method 'forward-only' must be at least 1 step")]
     [InlineData("grad-dot:models=0", "must be at least 1")]
     public async Task A_method_request_that_cannot_be_honoured_exits_2_saying_why(string method, string expected)
     {
