@@ -238,13 +238,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
                 }
 
                 var lm = BuildLanguageModel(version, checkpoint, examples, sources, shared, token);
-                _flagged = null;
-                _current = null;
-                _scorer = lm;
-                Swaps++;
-                LastError = null;
-                _logger.ModelSwapped(version, lm.ExampleIds.Count, lm.SourceIds.Count, $"{lm.MethodDescription} over {examples[0].Architecture}, {examples[0].Tensors.Count} tensors at rank {examples[0].Rank}", watch.Elapsed.TotalSeconds);
-                _ready.TrySetResult();
+                GoLive(lm, null, null, version, lm.ExampleIds.Count, lm.SourceIds.Count, $"{lm.MethodDescription} over {examples[0].Architecture}, {examples[0].Tensors.Count} tensors at rank {examples[0].Rank}", watch);
                 return;
             }
 
@@ -256,27 +250,15 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
                 if (_options.Checkpoints > 1)
                 {
                     var ensemble = BuildEnsemble(exact, checkpoint, set.SetExamples, token);
-                    _flagged = MeasureFlagged(ensemble, runId, step, token);
-                    _current = exact;
-                    _scorer = ensemble;
-                    Swaps++;
-                    LastError = null;
-                    _logger.ModelSwapped(version, exact.ExampleIds.Length, exact.SourceIds.Length,
+                    GoLive(ensemble, exact, MeasureFlagged(ensemble, runId, step, token), version, exact.ExampleIds.Length, exact.SourceIds.Length,
                         $"exact spectral responses over {examples[0].Architecture} averaged over {ensemble.Members.Count} of Scorer:Checkpoints = {_options.Checkpoints} checkpoints (steps {string.Join(", ", ensemble.Members.Select(m => m.Step))}; {ensemble.StateBytes / 1e6:F1} MB of responses held, {exact.StateBytes / 1e6:F1} MB per set)",
-                        watch.Elapsed.TotalSeconds);
-                    _ready.TrySetResult();
+                        watch);
                     return;
                 }
 
                 var exactScorer = new AttributionModelScorer(exact);
-                _flagged = MeasureFlagged(exactScorer, runId, step, token);
-                _current = exact;
-                _scorer = exactScorer;
-                Swaps++;
-                LastError = null;
-                _logger.ModelSwapped(version, exact.ExampleIds.Length, exact.SourceIds.Length,
-                    $"exact spectral responses over {examples[0].Architecture} ({exact.Examples.DirectionCount} shared directions in {set.SetShared} chunks)", watch.Elapsed.TotalSeconds);
-                _ready.TrySetResult();
+                GoLive(exactScorer, exact, MeasureFlagged(exactScorer, runId, step, token), version, exact.ExampleIds.Length, exact.SourceIds.Length,
+                    $"exact spectral responses over {examples[0].Architecture} ({exact.Examples.DirectionCount} shared directions in {set.SetShared} chunks)", watch);
                 return;
             }
 
@@ -288,13 +270,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             if (set.SetShared > 0 || _options.Method != "forward-only")
             {
                 var served = BuildImageMethod(version, checkpoint, examples, sources, shared, token);
-                _flagged = MeasureFlagged(served, runId, step, token);
-                _current = null;
-                _scorer = served;
-                Swaps++;
-                LastError = null;
-                _logger.ModelSwapped(version, served.ExampleIds.Count, served.SourceIds.Count, $"{served.Method} over {examples[0].Architecture}, {shared.Count} shared tensors", watch.Elapsed.TotalSeconds);
-                _ready.TrySetResult();
+                GoLive(served, null, MeasureFlagged(served, runId, step, token), version, served.ExampleIds.Count, served.SourceIds.Count, $"{served.Method} over {examples[0].Architecture}, {shared.Count} shared tensors", watch);
                 return;
             }
 
@@ -309,13 +285,7 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
             var model = new AttributionModel(runId, step, theta, exampleFormat, [.. examples.Select(p => p.SubjectId)], [.. examples.Select(p => p.Factors)],
                 sourceIds, exampleSources, _options.InputBasisEnergy);
             var scorer = new AttributionModelScorer(model);
-            _flagged = MeasureFlagged(scorer, runId, step, token);
-            _current = model;
-            _scorer = scorer;
-            Swaps++;
-            LastError = null;
-            _logger.ModelSwapped(version, model.ExampleIds.Length, model.SourceIds.Length, exampleFormat.ToString(), watch.Elapsed.TotalSeconds);
-            _ready.TrySetResult();
+            GoLive(scorer, model, MeasureFlagged(scorer, runId, step, token), version, model.ExampleIds.Length, model.SourceIds.Length, exampleFormat.ToString(), watch);
         }
         catch (Exception e) when (e is ProbeFormatException or CheckpointException or ArgumentException or EventContractException)
         {
@@ -381,6 +351,18 @@ public sealed class ProbeIndex : IAsyncDisposable, IDisposable
     }
 
     /// <summary>The flagged items of an image model about to go live (<see cref="Flagged"/>); one that cannot be read is logged and left out.</summary>
+    // The one place a built set goes live: its flagged items first, then the model and the scorer queries read.
+    private void GoLive(IQueryScorer scorer, AttributionModel? current, FlaggedItems? flagged, string version, int examples, int sources, string description, System.Diagnostics.Stopwatch watch)
+    {
+        _flagged = flagged;
+        _current = current;
+        _scorer = scorer;
+        Swaps++;
+        LastError = null;
+        _logger.ModelSwapped(version, examples, sources, description, watch.Elapsed.TotalSeconds);
+        _ready.TrySetResult();
+    }
+
     private FlaggedItems? MeasureFlagged(IQueryScorer scorer, string runId, long step, CancellationToken token)
     {
         var watch = System.Diagnostics.Stopwatch.StartNew();
