@@ -20,6 +20,7 @@ public sealed class StrideMethod : IProbeSetMethod
     private IHiddenStateModel? _model;
     private SubsetDesign? _design;
     private LassoRecovery? _recovery;
+    private RidgeRecovery? _ridge;
     private SteeringOperators? _operators;
     private SubsetFineTunes? _fineTunes;
 
@@ -50,7 +51,9 @@ public sealed class StrideMethod : IProbeSetMethod
     {
         var s = _options.Steering;
         var l = _options.Lasso;
-        string rule = l.Rule == LambdaRule.FixedFraction ? $"λ = {l.FixedFraction.ToString(CultureInfo.InvariantCulture)}·λmax" : $"λ by {l.Folds}-fold held-out subsets";
+        string rule = _options.Recovery == StrideRecovery.Ridge
+            ? _options.Ridge.Gamma is { } g ? $"ridge γ = {g.ToString(CultureInfo.InvariantCulture)}·d" : $"ridge γ by {_options.Ridge.Folds}-fold held-out subsets"
+            : l.Rule == LambdaRule.FixedFraction ? $"λ = {l.FixedFraction.ToString(CultureInfo.InvariantCulture)}·λmax" : $"λ by {l.Folds}-fold held-out subsets";
         string combine = _options.Combine switch
         {
             StrideCombination.Prior => $", + {_partner!.Describe()} as Lasso prior (floor {_options.PriorFloor.ToString(CultureInfo.InvariantCulture)})",
@@ -61,7 +64,7 @@ public sealed class StrideMethod : IProbeSetMethod
             ? string.Create(CultureInfo.InvariantCulture, $"measurements from fine-tunes on every subset ({_options.FineTuneSteps} steps, lr {(_fineTunes?.LearningRate ?? _options.FineTuneLearningRate)}; diagnostic), ")
             : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"STRIDE ({measured}K = {_options.Subsets}, d = {_options.Degree}, rank {s.Rank}, layer {(_operators is { } op ? op.Layer.ToString(CultureInfo.InvariantCulture) : s.Layer < 0 ? "default" : s.Layer.ToString(CultureInfo.InvariantCulture))}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {(_operators?.MeasuredOutput ?? s.Measure)?.ToString().ToLowerInvariant() ?? "default"}, {rule}, dense {_options.Dense}{combine})");
+            $"STRIDE ({measured}K = {(_design is { } design ? design.Subsets.ToString(CultureInfo.InvariantCulture) : _options.Subsets > 0 ? _options.Subsets.ToString(CultureInfo.InvariantCulture) : "2n in [1000, 10000]")}, d = {_options.Degree}, rank {s.Rank}, layer {(_operators is { } op ? op.Layer.ToString(CultureInfo.InvariantCulture) : s.Layer < 0 ? "default" : s.Layer.ToString(CultureInfo.InvariantCulture))}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {(_operators?.MeasuredOutput ?? s.Measure)?.ToString().ToLowerInvariant() ?? "default"}, {rule}, dense {_options.Dense}{combine})");
     }
 
     /// <inheritdoc />
@@ -70,7 +73,7 @@ public sealed class StrideMethod : IProbeSetMethod
         ArgumentNullException.ThrowIfNull(problem);
         var model = HiddenModel(problem);
         var clock = Stopwatch.StartNew();
-        var design = SubsetDesign.Create(problem.Count, _options.Subsets, _options.Degree, _options.DesignSeed);
+        var design = SubsetDesign.Create(problem.Count, _options.SubsetsFor(problem.Count), _options.Degree, _options.DesignSeed);
         SteeringOperators? operators = null;
         if (_options.Measurements == StrideMeasurements.FineTune)
         {
@@ -87,7 +90,7 @@ public sealed class StrideMethod : IProbeSetMethod
         _served = ServedModel.Of(problem);
         _model = model;
         _design = design;
-        _recovery = new LassoRecovery(design, _options.Lasso);
+        (_recovery, _ridge) = _options.Recovery == StrideRecovery.Ridge ? (null, new RidgeRecovery(design, _options.Ridge)) : (new LassoRecovery(design, _options.Lasso), (RidgeRecovery?)null);
         _operators = operators;
     }
 
@@ -96,7 +99,7 @@ public sealed class StrideMethod : IProbeSetMethod
     {
         ArgumentNullException.ThrowIfNull(queries);
         var served = _served ?? throw NotReady();
-        int q = queries.Count, n = served.ExampleSources.Length, kk = _options.Subsets;
+        int q = queries.Count, n = served.ExampleSources.Length, kk = _design!.Subsets;
         var y = Measurements(queries);
         float[]? partner = _partner?.Score(queries, cancellationToken).Scores;
         var scores = new float[(long)q * n];
@@ -119,7 +122,7 @@ public sealed class StrideMethod : IProbeSetMethod
     {
         ArgumentNullException.ThrowIfNull(queries);
         var model = _model ?? throw NotReady();
-        var y = new float[(long)queries.Count * _options.Subsets];
+        var y = new float[(long)queries.Count * _design!.Subsets];
         if (_fineTunes is { } fineTunes)
         {
             fineTunes.Measure(model, queries.Batch, queries.Output, y);
@@ -201,7 +204,7 @@ public sealed class StrideMethod : IProbeSetMethod
         var created = model.CreateModel();
         created.LoadFrom(model.Theta);
         var hidden = created as IHiddenStateModel ?? throw new ArgumentException($"stride: the served model {created.Architecture} exposes no hidden activation.");
-        int n = model.ExampleSources.Length, kk = _options.Subsets, d = _options.Degree;
+        int n = model.ExampleSources.Length, kk = _options.SubsetsFor(model.ExampleSources.Length), d = _options.Degree;
         Require(state.Architecture == hidden.Architecture, $"the state is for {state.Architecture}; the served model is {hidden.Architecture}");
         Require(state.Examples.Count == n, $"the state has {state.Examples.Count} example blocks; the served model has {n} examples");
         Require(state.ExampleTensors is [{ Name: SubsetsTensor, Rows: 1, Rank: 0 } t] && t.Cols == d, $"the example tensors must be [{SubsetsTensor} 1 x {d}] (d = {d})");
@@ -238,7 +241,7 @@ public sealed class StrideMethod : IProbeSetMethod
         _operators = new SteeringOperators(layer, basis.Layout.Cols, rank, classes, kk, readout.Values[1] == 1f ? ModelOutput.Loss : ModelOutput.Margin,
             (float[])basis.Values.Clone(), (float[])matrices.Values.Clone());
         _design = design;
-        _recovery = new LassoRecovery(design, _options.Lasso);
+        (_recovery, _ridge) = _options.Recovery == StrideRecovery.Ridge ? (null, new RidgeRecovery(design, _options.Ridge)) : (new LassoRecovery(design, _options.Lasso), (RidgeRecovery?)null);
         _model = hidden;
         _served = model;
     }
@@ -246,7 +249,7 @@ public sealed class StrideMethod : IProbeSetMethod
     /// <inheritdoc />
     public long StateBytes => (_operators?.Bytes ?? 0) + (_fineTunes?.Bytes ?? 0) + 8L * (_design?.Examples ?? 0) * _options.Degree + (_partner?.StateBytes ?? 0);
 
-    // One query: Lasso (with the partner's prior or on the residual after the partner's fit, when asked), dense tie-break.
+    // One query: Lasso or ridge (the Lasso with the partner's prior or on the residual after the partner's fit, when asked), dense tie-break.
     private void Recover(ReadOnlySpan<float> y, ReadOnlySpan<float> partner, Span<float> row)
     {
         var design = _design!;
@@ -273,7 +276,7 @@ public sealed class StrideMethod : IProbeSetMethod
             (alpha, y) = Residual(y, partner);
         }
 
-        var w = _recovery!.Recover(y, omega).Weights;
+        var w = _ridge is { } ridge ? ridge.Recover(y).Weights : _recovery!.Recover(y, omega).Weights;
         if (_options.Dense > 0)
         {
             double mean = 0;

@@ -40,8 +40,21 @@ public enum StrideMeasurements
 /// <summary>All of STRIDE's settings: the subset design, the operators, the recovery and the optional combination.</summary>
 public sealed record StrideOptions
 {
-    /// <summary>Number of subsets K (the paper: 1000).</summary>
-    public int Subsets { get; init; } = 1000;
+    /// <summary>
+    /// Number of subsets K (the paper: 1000); 0 = size-aware, <see cref="SubsetsFor"/>: K = 2n clamped to
+    /// [<see cref="MinAutoSubsets"/>, <see cref="MaxAutoSubsets"/>] (docs/benchmarks/stride-kscale.md: K ≥ n beat K = 1000
+    /// at n = 1,000 and 5,000).
+    /// </summary>
+    public int Subsets { get; init; }
+
+    /// <summary>Smallest K of the size-aware default (the paper's K).</summary>
+    public const int MinAutoSubsets = 1000;
+
+    /// <summary>Largest K of the size-aware default (bounds the operators' state and training time for a large n).</summary>
+    public const int MaxAutoSubsets = 10_000;
+
+    /// <summary>K for a training set of <paramref name="examples"/> units: <see cref="Subsets"/>, or 2n clamped to [1000, 10000] when 0.</summary>
+    public int SubsetsFor(int examples) => Subsets > 0 ? Subsets : (int)Math.Clamp(2L * examples, MinAutoSubsets, MaxAutoSubsets);
 
     /// <summary>Subsets per example d (the paper: 10).</summary>
     public int Degree { get; init; } = 10;
@@ -54,6 +67,12 @@ public sealed record StrideOptions
 
     /// <summary>Sparse recovery (λ rule, intercept, sign).</summary>
     public LassoOptions Lasso { get; init; } = new() { Rule = LambdaRule.FixedFraction };
+
+    /// <summary>The estimator of the recovery: the Lasso (<see cref="Lasso"/>) or ridge (<see cref="Ridge"/>, for K ≥ n).</summary>
+    public StrideRecovery Recovery { get; init; } = StrideRecovery.Lasso;
+
+    /// <summary>Ridge recovery (γ rule), used when <see cref="Recovery"/> is <see cref="StrideRecovery.Ridge"/>.</summary>
+    public RidgeOptions Ridge { get; init; } = new();
 
     /// <summary>
     /// Weight τ of the dense tie-break added to the Lasso solution: τ·Mᵀ(y − ȳ)/d, the mean centred measurement of an
@@ -80,9 +99,9 @@ public sealed record StrideOptions
     /// <summary>Throws with the offending option when a value is out of range.</summary>
     public void Validate()
     {
-        if (Subsets < 2 || Degree < 1 || Degree > Subsets)
+        if (Subsets is < 0 or 1 || Degree < 1 || Degree > (Subsets > 0 ? Subsets : MinAutoSubsets))
         {
-            throw new ArgumentException($"StrideOptions: need K ≥ 2 and 1 ≤ d ≤ K; got K = {Subsets}, d = {Degree}.");
+            throw new ArgumentException($"StrideOptions: need K ≥ 2 (or 0 = size-aware, 2n in [{MinAutoSubsets}, {MaxAutoSubsets}]) and 1 ≤ d ≤ K; got K = {Subsets}, d = {Degree}.");
         }
 
         if (!(Dense >= 0) || double.IsInfinity(Dense) || !(PriorFloor > 0) || double.IsInfinity(PriorFloor))
@@ -95,7 +114,13 @@ public sealed record StrideOptions
             throw new ArgumentException($"StrideOptions: finetune-steps ({FineTuneSteps}) must be ≥ 1 and finetune-lr ({FineTuneLearningRate}) finite and ≥ 0.");
         }
 
+        if (Recovery == StrideRecovery.Ridge && Combine == StrideCombination.Prior)
+        {
+            throw new ArgumentException("StrideOptions: combine=prior sets the Lasso's penalty factors; it needs recovery=lasso (ridge has no per-example penalty here).");
+        }
+
         Steering.Validate();
         Lasso.Validate();
+        Ridge.Validate();
     }
 }
