@@ -29,8 +29,7 @@ public static class MethodFactory
     /// bm25 (language models): ngram (token n-gram length of a term, default 1), k1 (default 1.2), b (default 0.75);
     /// repsim (language models): no options.
     /// stride: k (0 = size-aware, the default: 2n in [1000, 10000]), d, design-seed, rank, layer, steps, lr, stability, linearity, sketch, ridge, linearity-inputs, reference,
-    /// measure (margin|loss), seed, recovery (lasso|ridge: <see cref="RidgeRecovery"/>, for K ≥ n), lambda (fixed|cv),
-    /// lambda-fraction, nonnegative (on|off) (the Lasso's), gamma (ridge's γ/d, or cv = held-out subsets), folds, dense,
+    /// measure (margin|loss), seed, lambda (fixed|cv), lambda-fraction, folds, nonnegative (on|off), dense,
     /// operators (steered|finetune: the diagnostic <see cref="SubsetFineTunes"/>), finetune-steps, finetune-lr,
     /// combine (none|prior|residual|blend: with forward-only, configured by fo-&lt;its option&gt;, e.g. fo-horizon=100,fo-propagation=spectral,fo-rank=0;
     /// blend = <see cref="BlendMethod"/>), combine-weight (blend only: forward-only's share 0..1, or auto = chosen on the
@@ -350,13 +349,6 @@ public static class MethodFactory
         var d = new StrideOptions();
         var s = d.Steering;
         var l = d.Lasso;
-        bool ridge = o.Choice("recovery", "lasso", "lasso", "ridge") == "ridge";
-        foreach (var key in new[] { "lambda", "lambda-fraction", "nonnegative" })
-        {
-            Refuse(o, key, ridge, "it is the Lasso's; recovery=ridge takes gamma=<γ/d>|cv and folds");
-        }
-
-        Refuse(o, "gamma", !ridge, "it is ridge's penalty; add recovery=ridge");
         return new StrideOptions
         {
             Subsets = o.Int("k", d.Subsets),
@@ -383,13 +375,6 @@ public static class MethodFactory
                 FixedFraction = o.Has("lambda-fraction") ? o.Float("lambda-fraction", 0f) : l.FixedFraction,
                 Folds = o.Int("folds", l.Folds),
                 Nonnegative = o.Has("nonnegative") ? o.Choice("nonnegative", "off", "on", "off") == "on" : l.Nonnegative,
-            },
-            Recovery = ridge ? StrideRecovery.Ridge : d.Recovery,
-            Ridge = d.Ridge with
-            {
-                Gamma = !o.Has("gamma") ? d.Ridge.Gamma : o.Raw("gamma").Equals("cv", StringComparison.OrdinalIgnoreCase) ? null
-                    : double.Parse(o.Float("gamma", 0f).ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
-                Folds = o.Int("folds", d.Ridge.Folds),
             },
             Dense = o.Has("dense") ? o.Float("dense", 0f) : d.Dense,
             Measurements = o.Choice("operators", "steered", "steered", "finetune") == "finetune" ? StrideMeasurements.FineTune : d.Measurements,

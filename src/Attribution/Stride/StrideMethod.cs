@@ -20,7 +20,6 @@ public sealed class StrideMethod : IProbeSetMethod
     private IHiddenStateModel? _model;
     private SubsetDesign? _design;
     private LassoRecovery? _recovery;
-    private RidgeRecovery? _ridge;
     private SteeringOperators? _operators;
     private SubsetFineTunes? _fineTunes;
 
@@ -51,9 +50,7 @@ public sealed class StrideMethod : IProbeSetMethod
     {
         var s = _options.Steering;
         var l = _options.Lasso;
-        string rule = _options.Recovery == StrideRecovery.Ridge
-            ? _options.Ridge.Gamma is { } g ? $"ridge γ = {g.ToString(CultureInfo.InvariantCulture)}·d" : $"ridge γ by {_options.Ridge.Folds}-fold held-out subsets"
-            : l.Rule == LambdaRule.FixedFraction ? $"λ = {l.FixedFraction.ToString(CultureInfo.InvariantCulture)}·λmax" : $"λ by {l.Folds}-fold held-out subsets";
+        string rule = l.Rule == LambdaRule.FixedFraction ? $"λ = {l.FixedFraction.ToString(CultureInfo.InvariantCulture)}·λmax" : $"λ by {l.Folds}-fold held-out subsets";
         string combine = _options.Combine switch
         {
             StrideCombination.Prior => $", + {_partner!.Describe()} as Lasso prior (floor {_options.PriorFloor.ToString(CultureInfo.InvariantCulture)})",
@@ -90,7 +87,7 @@ public sealed class StrideMethod : IProbeSetMethod
         _served = ServedModel.Of(problem);
         _model = model;
         _design = design;
-        (_recovery, _ridge) = _options.Recovery == StrideRecovery.Ridge ? (null, new RidgeRecovery(design, _options.Ridge)) : (new LassoRecovery(design, _options.Lasso), (RidgeRecovery?)null);
+        _recovery = new LassoRecovery(design, _options.Lasso);
         _operators = operators;
     }
 
@@ -241,7 +238,7 @@ public sealed class StrideMethod : IProbeSetMethod
         _operators = new SteeringOperators(layer, basis.Layout.Cols, rank, classes, kk, readout.Values[1] == 1f ? ModelOutput.Loss : ModelOutput.Margin,
             (float[])basis.Values.Clone(), (float[])matrices.Values.Clone());
         _design = design;
-        (_recovery, _ridge) = _options.Recovery == StrideRecovery.Ridge ? (null, new RidgeRecovery(design, _options.Ridge)) : (new LassoRecovery(design, _options.Lasso), (RidgeRecovery?)null);
+        _recovery = new LassoRecovery(design, _options.Lasso);
         _model = hidden;
         _served = model;
     }
@@ -249,7 +246,7 @@ public sealed class StrideMethod : IProbeSetMethod
     /// <inheritdoc />
     public long StateBytes => (_operators?.Bytes ?? 0) + (_fineTunes?.Bytes ?? 0) + 8L * (_design?.Examples ?? 0) * _options.Degree + (_partner?.StateBytes ?? 0);
 
-    // One query: Lasso or ridge (the Lasso with the partner's prior or on the residual after the partner's fit, when asked), dense tie-break.
+    // One query: Lasso (with the partner's prior or on the residual after the partner's fit, when asked), dense tie-break.
     private void Recover(ReadOnlySpan<float> y, ReadOnlySpan<float> partner, Span<float> row)
     {
         var design = _design!;
@@ -276,7 +273,7 @@ public sealed class StrideMethod : IProbeSetMethod
             (alpha, y) = Residual(y, partner);
         }
 
-        var w = _ridge is { } ridge ? ridge.Recover(y).Weights : _recovery!.Recover(y, omega).Weights;
+        var w = _recovery!.Recover(y, omega).Weights;
         if (_options.Dense > 0)
         {
             double mean = 0;

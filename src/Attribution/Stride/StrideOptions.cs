@@ -68,12 +68,6 @@ public sealed record StrideOptions
     /// <summary>Sparse recovery (λ rule, intercept, sign).</summary>
     public LassoOptions Lasso { get; init; } = new() { Rule = LambdaRule.FixedFraction };
 
-    /// <summary>The estimator of the recovery: the Lasso (<see cref="Lasso"/>) or ridge (<see cref="Ridge"/>, for K ≥ n).</summary>
-    public StrideRecovery Recovery { get; init; } = StrideRecovery.Lasso;
-
-    /// <summary>Ridge recovery (γ rule), used when <see cref="Recovery"/> is <see cref="StrideRecovery.Ridge"/>.</summary>
-    public RidgeOptions Ridge { get; init; } = new();
-
     /// <summary>
     /// Weight τ of the dense tie-break added to the Lasso solution: τ·Mᵀ(y − ȳ)/d, the mean centred measurement of an
     /// example's d subsets (shared/docs/stride.md §6: examples the Lasso leaves at zero would otherwise all tie).
@@ -114,13 +108,7 @@ public sealed record StrideOptions
             throw new ArgumentException($"StrideOptions: finetune-steps ({FineTuneSteps}) must be ≥ 1 and finetune-lr ({FineTuneLearningRate}) finite and ≥ 0.");
         }
 
-        if (Recovery == StrideRecovery.Ridge && Combine == StrideCombination.Prior)
-        {
-            throw new ArgumentException("StrideOptions: combine=prior sets the Lasso's penalty factors; it needs recovery=lasso (ridge has no per-example penalty here).");
-        }
-
         Steering.Validate();
         Lasso.Validate();
-        Ridge.Validate();
     }
 }
