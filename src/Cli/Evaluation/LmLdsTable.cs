@@ -91,7 +91,7 @@ internal static class LmLdsTable
         "tracin", "grad-dot",
         "bm25:ngram=1", "bm25:ngram=3", "bm25:ngram=5",
         "repsim",
-        "stride:k=512,d=8,steps=100,reference=32,linearity=0",
+        "stride:k=512,d=32,rank=16,steps=100,reference=32,linearity=0,form=residual,layer=1,lr=0.001",
     ];
 
     private static readonly string[] GradientMethods = ["trak", "tracin", "grad-dot", "if"];
