@@ -181,7 +181,7 @@ public sealed class SteeringOperators
 
         var units = Enumerable.Range(0, n).ToArray();
         var result = new float[(long)n * kk];
-        Parallel.For(0, kk, () => (Model: (IResidualStreamModel)model.Clone(), Graph: new Graph(recordBackward: false), Steered: new float[(long)n * t * w]), (k, _, local) =>
+        Parallel.For(0, kk, new ParallelOptions { MaxDegreeOfParallelism = SubsetFineTunes.BlasThreads }, () => (Model: (IResidualStreamModel)model.Clone(), Graph: new Graph(recordBackward: false), Steered: new float[(long)n * t * w]), (k, _, local) =>
         {
             SteerResidual(k, units, t, rows.Hidden, projected, local.Steered);
             local.Graph.Reset();

@@ -371,7 +371,7 @@ public static class SteeringTrainer
             double fid = 0, stab = 0;
             int totalRows = _targets.Sum();
             ulong stepSeed = options.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(step + 1));
-            Parallel.For(0, kk, () => (Model: (IResidualStreamModel)model.Clone(), Graph: new Graph(), GradBasis: new float[r * w], Loss: new double[2]), (k, _, local) =>
+            Parallel.For(0, kk, new ParallelOptions { MaxDegreeOfParallelism = SubsetFineTunes.BlasThreads }, () => (Model: (IResidualStreamModel)model.Clone(), Graph: new Graph(), GradBasis: new float[r * w], Loss: new double[2]), (k, _, local) =>
             {
                 var members = design.MembersOf(k).ToArray();
                 int memberRows = members.Sum(i => _targets[i]);
