@@ -356,6 +356,7 @@ public static class MethodFactory
             DesignSeed = o.Has("design-seed") ? (ulong)o.Int("design-seed", 0) : d.DesignSeed,
             Steering = new SteeringOptions
             {
+                Form = o.Choice("form", "logit", "logit", "residual") == "residual" ? SteeringForm.Residual : s.Form,
                 Rank = o.Int("rank", s.Rank),
                 Layer = o.Int("layer", s.Layer),
                 Steps = o.Int("steps", s.Steps),

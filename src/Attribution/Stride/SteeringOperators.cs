@@ -1,20 +1,24 @@
 using System.Numerics.Tensors;
 using Attribution.Engine;
+using Attribution.Engine.Autograd;
 using Attribution.Engine.Models;
 
 namespace Attribution.Attribution.Stride;
 
 /// <summary>
-/// Trained STRIDE steering operators in the logit form (shared/docs/stride.md §3): a shared basis B ∈ ℝ^{r×H} reading
-/// hidden layer <see cref="Layer"/> of the frozen model (a classifier's hidden layer; a transformer block's residual
-/// stream, per position) and one matrix a_k ∈ ℝ^{r×C} per subset (C = classes or vocabulary), so that operator k steers
-/// the logits to <c>o + (B·h)ᵀ a_k</c>. A query's K measurements come from one forward pass (logits and the hidden
-/// activation) plus one [r × K·C] GEMM per scored position (§5).
+/// Trained STRIDE steering operators (shared/docs/stride.md §3): a shared basis B ∈ ℝ^{r×H} reading hidden layer
+/// <see cref="Layer"/> of the frozen model (a classifier's hidden layer; a transformer block's residual stream, per
+/// position) and one matrix a_k per subset. Logit form: a_k ∈ ℝ^{r×C} (C = classes or vocabulary) and operator k steers
+/// the logits to <c>o + (B·h)ᵀ a_k</c>; a query's K measurements come from one forward pass (logits and the hidden
+/// activation) plus one [r × K·C] GEMM per scored position (§5). Residual form: a_k ∈ ℝ^{r×H} steers the layer's output
+/// to <c>ẑ = z + (B·z)ᵀ a_k</c> at every position and the frozen tail (later blocks, final norm, head) runs on ẑ; a query's
+/// K measurements are one base pass to the layer and K steered tails.
 /// </summary>
 public sealed class SteeringOperators
 {
     /// <summary>Wraps trained parameters; <paramref name="basis"/> is [rank, width], <paramref name="matrices"/> [rank, subsets·classes].</summary>
-    public SteeringOperators(int layer, int width, int rank, int classes, int subsets, ModelOutput measure, float[] basis, float[] matrices)
+    public SteeringOperators(int layer, int width, int rank, int classes, int subsets, ModelOutput measure, float[] basis, float[] matrices,
+        SteeringForm form = SteeringForm.Logit)
     {
         ArgumentNullException.ThrowIfNull(basis);
         ArgumentNullException.ThrowIfNull(matrices);
@@ -23,9 +27,10 @@ public sealed class SteeringOperators
             throw new ArgumentException($"SteeringOperators: invalid shape layer {layer}, width {width}, rank {rank}, classes {classes}, subsets {subsets}.");
         }
 
-        if (basis.Length != (long)rank * width || matrices.Length != (long)rank * subsets * classes)
+        int shift = form == SteeringForm.Residual ? width : classes;
+        if (basis.Length != (long)rank * width || matrices.Length != (long)rank * subsets * shift)
         {
-            throw new ArgumentException($"SteeringOperators: basis has {basis.Length} values (needs {rank}·{width}), matrices {matrices.Length} (needs {rank}·{subsets}·{classes}).");
+            throw new ArgumentException($"SteeringOperators: basis has {basis.Length} values (needs {rank}·{width}), matrices {matrices.Length} (needs {rank}·{subsets}·{shift} for the {form.ToString().ToLowerInvariant()} form).");
         }
 
         if (measure is not (ModelOutput.Margin or ModelOutput.Loss))
@@ -33,6 +38,7 @@ public sealed class SteeringOperators
             throw new ArgumentException($"SteeringOperators: the measurement must be Margin or Loss; got {measure}.");
         }
 
+        Form = form;
         Layer = layer;
         Width = width;
         Rank = rank;
@@ -42,6 +48,12 @@ public sealed class SteeringOperators
         Basis = basis;
         Matrices = matrices;
     }
+
+    /// <summary>Logit or residual form.</summary>
+    public SteeringForm Form { get; }
+
+    /// <summary>Length of a steered vector: the classes (logit form) or the hidden width (residual form).</summary>
+    public int ShiftWidth => Form == SteeringForm.Residual ? Width : Classes;
 
     /// <summary>Hidden layer the basis reads.</summary>
     public int Layer { get; }
@@ -64,7 +76,7 @@ public sealed class SteeringOperators
     /// <summary>Shared basis B, row-major [r, H].</summary>
     public float[] Basis { get; }
 
-    /// <summary>Per-subset matrices, row-major [r, K·C]: a_k[j, c] = Matrices[j·K·C + k·C + c].</summary>
+    /// <summary>Per-subset matrices, row-major [r, K·S] with S = <see cref="ShiftWidth"/>: a_k[j, c] = Matrices[j·K·S + k·S + c].</summary>
     public float[] Matrices { get; }
 
     /// <summary>Bytes held (basis and matrices).</summary>
@@ -89,6 +101,12 @@ public sealed class SteeringOperators
         }
 
         measurements.Clear();
+        if (Form == SteeringForm.Residual)
+        {
+            MeasureResidual(Tail(model), queries, measurements);
+            return;
+        }
+
         var rows = SteeringRows.Read(model, queries, Layer);
         int c = Classes, kc = Subsets * Classes;
         const int block = 64;
@@ -113,6 +131,80 @@ public sealed class SteeringOperators
                 }
             }
         }
+    }
+
+    /// <summary>The model as one whose tail runs from a hidden layer (the residual form needs it).</summary>
+    internal static IResidualStreamModel Tail(IHiddenStateModel model) => model as IResidualStreamModel
+        ?? throw new ArgumentException($"SteeringOperators: form=residual runs the frozen layers after the steered one; {model.Architecture} cannot run its tail from a hidden layer (the GPT can). Use form=logit.");
+
+    /// <summary>
+    /// ẑ = z + (B·z)ᵀ a_k at every position of <paramref name="units"/> (row-major [units·T, H] of <paramref name="hidden"/>,
+    /// the projections <paramref name="projected"/> [units·T, r] = z·Bᵀ precomputed), written to <paramref name="destination"/>.
+    /// </summary>
+    internal void SteerResidual(int k, ReadOnlySpan<int> units, int length, ReadOnlySpan<float> hidden, ReadOnlySpan<float> projected, Span<float> destination)
+    {
+        int w = Width, r = Rank, kw = Subsets * w;
+        for (int m = 0; m < units.Length; m++)
+        {
+            for (int p = 0; p < length; p++)
+            {
+                long row = ((long)units[m] * length) + p;
+                var z = destination.Slice((int)(((long)m * length + p) * w), w);
+                hidden.Slice((int)(row * w), w).CopyTo(z);
+                for (int j = 0; j < r; j++)
+                {
+                    TensorPrimitives.MultiplyAdd(Matrices.AsSpan(j * kw + k * w, w), projected[(int)(row * r) + j], z, z);
+                }
+            }
+        }
+    }
+
+    // Residual form (§5): one base pass to the layer, then for every operator the steered tail over all queries; a
+    // query's measurement is the change of its targets' summed output (log-likelihood) from the base pass's.
+    private void MeasureResidual(IResidualStreamModel model, in ModelBatch queries, Span<float> measurements)
+    {
+        var rows = ResidualRows.Read(model, queries, Layer);
+        int n = rows.Units, t = rows.Length, c = Classes, w = Width, kk = Subsets;
+        var projected = rows.Project(Basis, Rank);
+        var baseValue = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            for (int p = 0; p < t; p++)
+            {
+                int target = rows.Labels[i * t + p];
+                if (target != -1)
+                {
+                    baseValue[i] += MlpKernels.Output(Helpful, rows.Logits.AsSpan((i * t + p) * c, c), target, 1f, default);
+                }
+            }
+        }
+
+        var units = Enumerable.Range(0, n).ToArray();
+        var result = new float[(long)n * kk];
+        Parallel.For(0, kk, new ParallelOptions { MaxDegreeOfParallelism = SubsetFineTunes.BlasThreads }, () => (Model: (IResidualStreamModel)model.Clone(), Graph: new Graph(recordBackward: false), Steered: new float[(long)n * t * w]), (k, _, local) =>
+        {
+            SteerResidual(k, units, t, rows.Hidden, projected, local.Steered);
+            local.Graph.Reset();
+            var logits = local.Model.LogitsFrom(local.Graph, Graph.Wrap(local.Steered, [n, t, w]), Layer).Data;
+            for (int i = 0; i < n; i++)
+            {
+                double value = 0;
+                for (int p = 0; p < t; p++)
+                {
+                    int target = rows.Labels[i * t + p];
+                    if (target != -1)
+                    {
+                        value += MlpKernels.Output(Helpful, logits.AsSpan((i * t + p) * c, c), target, 1f, default);
+                    }
+                }
+
+                result[((long)i * kk) + k] = (float)(value - baseValue[i]);
+            }
+
+            local.Graph.Reset();
+            return local;
+        }, _ => { });
+        result.CopyTo(measurements);
     }
 
     private void CheckModel(IHiddenStateModel model)

@@ -2,6 +2,20 @@ using Attribution.Engine.Models;
 
 namespace Attribution.Attribution.Stride;
 
+/// <summary>Where a steering operator acts (shared/docs/stride.md §3).</summary>
+public enum SteeringForm
+{
+    /// <summary>Logit form: the logits are steered, <c>o + (B·h)ᵀ a_k</c>, a_k ∈ ℝ^{r×C} (the project page's equations).</summary>
+    Logit,
+
+    /// <summary>
+    /// Residual form: the hidden layer's output is steered, <c>ẑ = z + (B·z)ᵀ a_k</c> with a_k ∈ ℝ^{r×H}, and the frozen layers
+    /// after it and the head run on ẑ (the method figure; the spec's default for language models). Needs a model whose
+    /// tail can run from that layer (<see cref="Engine.Models.IResidualStreamModel"/>: the GPT).
+    /// </summary>
+    Residual,
+}
+
 /// <summary>
 /// How STRIDE's steering operators are shaped and trained (shared/docs/stride.md §3–4). The paper states rank 16 and a
 /// middle layer; the loss weights, optimiser, steps and sketch size are not published, so the defaults here are our
@@ -9,6 +23,9 @@ namespace Attribution.Attribution.Stride;
 /// </summary>
 public sealed record SteeringOptions
 {
+    /// <summary>Where the operators act: the logits (default) or the residual stream at <see cref="Layer"/>.</summary>
+    public SteeringForm Form { get; init; } = SteeringForm.Logit;
+
     /// <summary>Rank r of the shared basis B (the paper: 16).</summary>
     public int Rank { get; init; } = 16;
 
@@ -66,6 +83,7 @@ public sealed record SteeringOptions
         Check(float.IsFinite(Ridge) && Ridge > 0, $"ridge must be positive; got {Ridge}.");
         Check(LinearityInputs >= 1, $"linearity-inputs must be at least 1; got {LinearityInputs}.");
         Check(ReferenceSize >= 0, $"reference must be ≥ 0; got {ReferenceSize}.");
+        Check(Form == SteeringForm.Logit || Linearity == 0, $"form=residual trains with the fidelity and stability terms only; set linearity=0 (got {Linearity}).");
         Check(Measure is null or ModelOutput.Margin or ModelOutput.Loss, $"measure must be margin or loss; got {Measure}.");
     }
 

@@ -1,3 +1,4 @@
+using Attribution.Engine;
 using Attribution.Engine.Models;
 
 namespace Attribution.Attribution.Stride;
@@ -95,5 +96,94 @@ internal sealed class SteeringRows
 
         start[n] = targets.Count;
         return new SteeringRows([.. logits], [.. hidden], [.. targets], [.. unit], start, c, w);
+    }
+}
+
+/// <summary>
+/// The frozen model's readout that residual-form operators need, from one forward pass: every position of every unit
+/// (the tail's attention reads the whole sequence, so prompt and padding positions are kept), with the hidden layer's
+/// output, the base logits and the next-token target (−1 = not scored). Row-major [Units, Length, ·].
+/// </summary>
+internal sealed class ResidualRows
+{
+    private ResidualRows(float[] logits, float[] hidden, int[] labels, int units, int length, int classes, int width)
+    {
+        (Logits, Hidden, Labels, Units, Length, Classes, Width) = (logits, hidden, labels, units, length, classes, width);
+    }
+
+    /// <summary>Base logits [Units·Length, Classes].</summary>
+    public float[] Logits { get; }
+
+    /// <summary>Hidden layer output [Units·Length, Width].</summary>
+    public float[] Hidden { get; }
+
+    /// <summary>Next-token target per position, −1 where nothing is scored.</summary>
+    public int[] Labels { get; }
+
+    /// <summary>Number of units (documents, queries).</summary>
+    public int Units { get; }
+
+    /// <summary>Positions per unit.</summary>
+    public int Length { get; }
+
+    /// <summary>Logits per position.</summary>
+    public int Classes { get; }
+
+    /// <summary>Hidden width.</summary>
+    public int Width { get; }
+
+    /// <summary>Scored positions of unit <paramref name="unit"/>.</summary>
+    public int Targets(int unit)
+    {
+        int count = 0;
+        foreach (int label in Labels.AsSpan(unit * Length, Length))
+        {
+            count += label == -1 ? 0 : 1;
+        }
+
+        return count;
+    }
+
+    /// <summary>z·Bᵀ for every position, [Units·Length, rank].</summary>
+    public float[] Project(float[] basis, int rank)
+    {
+        var u = new float[(long)Units * Length * rank];
+        if (u.Length > 0)
+        {
+            Blas.Gemm(false, true, Units * Length, rank, Width, 1f, Hidden, basis, 0f, u);
+        }
+
+        return u;
+    }
+
+    /// <summary>Reads a token batch through <paramref name="model"/> at hidden layer <paramref name="layer"/>, <paramref name="chunk"/> units per forward call.</summary>
+    public static ResidualRows Read(IHiddenStateModel model, in ModelBatch batch, int layer, int chunk = 32)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (batch.Tokens is not { } tokens)
+        {
+            throw new ArgumentException($"form=residual steers a sequence model's residual stream; {model.Architecture} got a batch of feature rows.");
+        }
+
+        int c = model.Classes, w = model.HiddenWidth(layer), t = batch.SequenceLength, n = batch.Count;
+        var logits = new float[(long)n * t * c];
+        var hidden = new float[(long)n * t * w];
+        var labels = batch.Labels.ToArray();
+        foreach (int target in labels)
+        {
+            if (target != -1 && (uint)target >= (uint)c)
+            {
+                throw new ArgumentException($"target {target} is outside the model's {c} classes.");
+            }
+        }
+
+        for (int first = 0; first < n; first += chunk)
+        {
+            int b = Math.Min(chunk, n - first);
+            var part = ModelBatch.Sequences(tokens.AsSpan(first * t, b * t).ToArray(), labels.AsSpan(first * t, b * t).ToArray(), b, t);
+            model.LogitsAndHidden(part, layer, logits.AsSpan(first * t * c, b * t * c), hidden.AsSpan(first * t * w, b * t * w));
+        }
+
+        return new ResidualRows(logits, hidden, labels, n, t, c, w);
     }
 }

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using Attribution.Attribution.Kernels;
 using Attribution.Engine;
+using Attribution.Engine.Autograd;
 using Attribution.Engine.Models;
 using Attribution.Engine.Optim;
 
@@ -34,19 +35,22 @@ public static class SteeringTrainer
         options.Validate();
         var (layer, measure) = Resolve(model, training, design, options);
         int width = model.HiddenWidth(layer), c = model.Classes, r = options.Rank, kk = design.Subsets;
-        var rows = SteeringRows.Read(model, training, layer);
+        bool residual = options.Form == SteeringForm.Residual;
+        int shift = residual ? width : c;
 
         var rng = new Rng(options.Seed);
         var basis = new Parameter("stride.basis", r, width);
-        var matrices = new Parameter("stride.matrices", r, kk * c);
+        var matrices = new Parameter("stride.matrices", r, kk * shift);
         rng.FillNormal(basis.Data, 0f, 1f / MathF.Sqrt(width));
-        var operators = new SteeringOperators(layer, width, r, c, kk, measure, basis.Data, matrices.Data);
+        var operators = new SteeringOperators(layer, width, r, c, kk, measure, basis.Data, matrices.Data, options.Form);
         var optimizer = new AdamW([basis, matrices], weightDecay: 0f);
-        var state = new StepState(operators, design, rows, options);
+        Func<int, (double, double, double)> gradients = residual
+            ? new ResidualStepState(operators, SteeringOperators.Tail(model), design, ResidualRows.Read(model, training, layer), options).Gradients(basis.Grad, matrices.Grad)
+            : new StepState(operators, design, SteeringRows.Read(model, training, layer), options).Gradients(rng, basis.Grad, matrices.Grad);
         for (int step = 0; step < options.Steps; step++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            state.Gradients(step, rng, basis.Grad, matrices.Grad);
+            gradients(step);
             optimizer.Step(options.LearningRate);
         }
 
@@ -71,6 +75,12 @@ public static class SteeringTrainer
             || design.Examples != training.Count)
         {
             throw new ArgumentException("SteeringTrainer.LossesAndGradients: gradient buffers, design or training set do not match the operators.");
+        }
+
+        if (operators.Form == SteeringForm.Residual)
+        {
+            var residual = new ResidualStepState(operators, SteeringOperators.Tail(model), design, ResidualRows.Read(model, training, operators.Layer), options);
+            return residual.Gradients(gradBasis, gradMatrices)(step);
         }
 
         var rows = SteeringRows.Read(model, training, operators.Layer);
@@ -110,6 +120,10 @@ public static class SteeringTrainer
         private readonly float[] h = rows.Hidden;
         private readonly int[] labels = rows.Targets;
         private readonly float[] _u = new float[(long)rows.Count * op.Rank];
+
+        // The step function Train runs (one rng across the steps).
+        public Func<int, (double, double, double)> Gradients(Rng rng, float[] gradBasis, float[] gradMatrices) =>
+            step => Gradients(step, rng, gradBasis, gradMatrices);
 
         // Fills the gradients of L at the current parameters and returns the three loss values.
         public (double, double, double) Gradients(int step, Rng rng, float[] gradBasis, float[] gradMatrices)
@@ -321,7 +335,7 @@ public static class SteeringTrainer
         }
 
         // KL(softmax(p) ‖ softmax(z)) and scale·∂/∂z = scale·(softmax(z) − softmax(p)).
-        private static float Kl(ReadOnlySpan<float> p, ReadOnlySpan<float> z, float scale, Span<float> gradient)
+        internal static float Kl(ReadOnlySpan<float> p, ReadOnlySpan<float> z, float scale, Span<float> gradient)
         {
             float lp = MlpKernels.LogSumExp(p), lz = MlpKernels.LogSumExp(z);
             double kl = 0;
@@ -333,6 +347,123 @@ public static class SteeringTrainer
             }
 
             return (float)kl;
+        }
+    }
+
+    // Residual form: per subset, its members' documents and reference documents outside it are steered at the layer
+    // (ẑ = z + (B·z)ᵀa_k at every position) and the frozen tail runs on them; fidelity is the steered next-token NLL of
+    // the members' targets, stability the KL from the base logits on the references' targets (reference rows are drawn as
+    // whole documents, the tail's attention reads them whole, until the reference size is reached). The tail's backward
+    // gives ∂L/∂ẑ; the operator's gradients follow by hand (ẑ is linear in a_k and in B). No linearity term.
+    private sealed class ResidualStepState(SteeringOperators op, IResidualStreamModel model, SubsetDesign design, ResidualRows rows, SteeringOptions options)
+    {
+        private readonly int[] _targets = [.. Enumerable.Range(0, rows.Units).Select(rows.Targets)];
+
+        public Func<int, (double, double, double)> Gradients(float[] gradBasis, float[] gradMatrices) => step => Step(step, gradBasis, gradMatrices);
+
+        private (double, double, double) Step(int step, float[] gradBasis, float[] gradMatrices)
+        {
+            int r = op.Rank, w = op.Width, c = op.Classes, kk = op.Subsets, t = rows.Length, n = rows.Units, kw = kk * w;
+            var u = rows.Project(op.Basis, r);
+            Array.Clear(gradMatrices);
+            Array.Clear(gradBasis);
+            var gate = new object();
+            double fid = 0, stab = 0;
+            int totalRows = _targets.Sum();
+            ulong stepSeed = options.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(step + 1));
+            Parallel.For(0, kk, new ParallelOptions { MaxDegreeOfParallelism = SubsetFineTunes.BlasThreads }, () => (Model: (IResidualStreamModel)model.Clone(), Graph: new Graph(), GradBasis: new float[r * w], Loss: new double[2]), (k, _, local) =>
+            {
+                var members = design.MembersOf(k).ToArray();
+                int memberRows = members.Sum(i => _targets[i]);
+                int refs = options.ReferenceSize > 0 ? options.ReferenceSize : Math.Max(memberRows, 1);
+                var units = new List<int>(members);
+                var draw = new Rng(stepSeed ^ (0xD1B54A32D192ED03UL * (ulong)(k + 1)));
+                int drawn = 0;
+                bool stable = options.Stability > 0 && memberRows < totalRows;
+                for (int tries = 0; stable && drawn < refs && tries < 64 * n; tries++)
+                {
+                    int i = draw.NextInt(n);
+                    if (_targets[i] > 0 && !design.SubsetsOf(i).Contains(k))
+                    {
+                        units.Add(i);
+                        drawn += _targets[i];
+                    }
+                }
+
+                int m = units.Count;
+                if (m == 0)
+                {
+                    return local;
+                }
+
+                var unitSpan = units.ToArray();
+                var steered = new float[(long)m * t * w];
+                var gradSteered = new float[steered.Length];
+                op.SteerResidual(k, unitSpan, t, rows.Hidden, u, steered);
+                var g = local.Graph;
+                g.Reset();
+                var logits = local.Model.LogitsFrom(g, Graph.Wrap(steered, [m, t, w], gradSteered), op.Layer);
+                var seed = new float[(long)m * t * c];
+                float fidScale = 1f / (kk * Math.Max(memberRows, 1)), stabScale = drawn > 0 ? options.Stability / (kk * drawn) : 0f;
+                for (int a = 0; a < m; a++)
+                {
+                    bool member = a < members.Length;
+                    for (int p = 0; p < t; p++)
+                    {
+                        int target = rows.Labels[unitSpan[a] * t + p];
+                        if (target == -1)
+                        {
+                            continue;
+                        }
+
+                        int row = (a * t) + p;
+                        var z = logits.Data.AsSpan(row * c, c);
+                        var gz = seed.AsSpan(row * c, c);
+                        if (member)
+                        {
+                            local.Loss[0] += MlpKernels.Output(ModelOutput.Loss, z, target, fidScale, gz) * fidScale;
+                        }
+                        else
+                        {
+                            local.Loss[1] += StepState.Kl(rows.Logits.AsSpan(((unitSpan[a] * t) + p) * c, c), z, stabScale, gz) * stabScale;
+                        }
+                    }
+                }
+
+                g.Backward(logits, seed);
+                g.Reset();
+                // ẑ_p = z_p + Σ_j u_pj a_k[j]: ∂a_k[j] += u_pj ∂ẑ_p; ∂u_pj = ∂ẑ_p · a_k[j]; ∂B[j] += ∂u_pj z_p.
+                for (int a = 0; a < m; a++)
+                {
+                    for (int p = 0; p < t; p++)
+                    {
+                        int row = (unitSpan[a] * t) + p;
+                        var gz = gradSteered.AsSpan(((a * t) + p) * w, w);
+                        var z = rows.Hidden.AsSpan(row * w, w);
+                        for (int j = 0; j < r; j++)
+                        {
+                            var ak = op.Matrices.AsSpan(j * kw + k * w, w);
+                            var ga = gradMatrices.AsSpan(j * kw + k * w, w);
+                            TensorPrimitives.MultiplyAdd(gz, u[row * r + j], ga, ga);
+                            float gu = TensorPrimitives.Dot(gz, ak);
+                            var gb = local.GradBasis.AsSpan(j * w, w);
+                            TensorPrimitives.MultiplyAdd(z, gu, gb, gb);
+                        }
+                    }
+                }
+
+                return local;
+            }, local =>
+            {
+                lock (gate)
+                {
+                    fid += local.Loss[0];
+                    stab += local.Loss[1];
+                    TensorPrimitives.Add(gradBasis, local.GradBasis, gradBasis);
+                }
+            });
+
+            return (fid, options.Stability > 0 ? stab / options.Stability : 0, 0);
         }
     }
 }

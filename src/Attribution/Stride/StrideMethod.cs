@@ -61,7 +61,7 @@ public sealed class StrideMethod : IProbeSetMethod
             ? string.Create(CultureInfo.InvariantCulture, $"measurements from fine-tunes on every subset ({_options.FineTuneSteps} steps, lr {(_fineTunes?.LearningRate ?? _options.FineTuneLearningRate)}; diagnostic), ")
             : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"STRIDE ({measured}K = {(_design is { } design ? design.Subsets.ToString(CultureInfo.InvariantCulture) : _options.Subsets > 0 ? _options.Subsets.ToString(CultureInfo.InvariantCulture) : "2n in [1000, 10000]")}, d = {_options.Degree}, rank {s.Rank}, layer {(_operators is { } op ? op.Layer.ToString(CultureInfo.InvariantCulture) : s.Layer < 0 ? "default" : s.Layer.ToString(CultureInfo.InvariantCulture))}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {(_operators?.MeasuredOutput ?? s.Measure)?.ToString().ToLowerInvariant() ?? "default"}, {rule}, dense {_options.Dense}{combine})");
+            $"STRIDE ({measured}{(s.Form == SteeringForm.Residual ? "residual form, " : "")}K = {(_design is { } design ? design.Subsets.ToString(CultureInfo.InvariantCulture) : _options.Subsets > 0 ? _options.Subsets.ToString(CultureInfo.InvariantCulture) : "2n in [1000, 10000]")}, d = {_options.Degree}, rank {s.Rank}, layer {(_operators is { } op ? op.Layer.ToString(CultureInfo.InvariantCulture) : s.Layer < 0 ? "default" : s.Layer.ToString(CultureInfo.InvariantCulture))}, {s.Steps} steps, β = {s.Stability}, κ = {s.Linearity}, measure {(_operators?.MeasuredOutput ?? s.Measure)?.ToString().ToLowerInvariant() ?? "default"}, {rule}, dense {_options.Dense}{combine})");
     }
 
     /// <inheritdoc />
@@ -135,9 +135,9 @@ public sealed class StrideMethod : IProbeSetMethod
     /// <summary>
     /// The state as named tensors: per example its d subset ids (<c>stride.subsets</c>, 1 × d, exact in float); no
     /// per-source block (a source's score is the sum of its examples'); shared: the basis <c>stride.basis</c> [r, H], the
-    /// per-subset matrices <c>stride.matrices</c> [r·K, C] (the operators' [r, K·C] in the same memory order, rows of
-    /// one class width so the Simulator's chunks split between rows even for a large vocabulary) and <c>stride.readout</c> [1, 2] = (hidden layer, measurement:
-    /// 0 margin, 1 loss). A combination's partner state does not travel: combined STRIDE is not served.
+    /// per-subset matrices <c>stride.matrices</c> [r·K, S] (the operators' [r, K·S] in the same memory order, rows of
+    /// one steered width S, the classes or, in the residual form, the hidden width, so the Simulator's chunks split between rows even for a large vocabulary) and <c>stride.readout</c> [1, 3] = (hidden layer, measurement:
+    /// 0 margin, 1 loss; form: 0 logit, 1 residual; a [1, 2] readout from before the residual form is the logit form). A combination's partner state does not travel: combined STRIDE is not served.
     /// </summary>
     public ProbeSetState ExportState()
     {
@@ -175,8 +175,8 @@ public sealed class StrideMethod : IProbeSetMethod
             Shared =
             [
                 new StateTensor(new ProbeTensor(BasisTensor, op.Rank, op.Width, 0), op.Basis),
-                new StateTensor(new ProbeTensor(MatricesTensor, op.Rank * op.Subsets, op.Classes, 0), op.Matrices),
-                new StateTensor(new ProbeTensor(ReadoutTensor, 1, 2, 0), [op.Layer, op.MeasuredOutput == ModelOutput.Loss ? 1f : 0f]),
+                new StateTensor(new ProbeTensor(MatricesTensor, op.Rank * op.Subsets, op.ShiftWidth, 0), op.Matrices),
+                new StateTensor(new ProbeTensor(ReadoutTensor, 1, 3, 0), [op.Layer, op.MeasuredOutput == ModelOutput.Loss ? 1f : 0f, op.Form == SteeringForm.Residual ? 1f : 0f]),
             ],
         };
     }
@@ -209,10 +209,14 @@ public sealed class StrideMethod : IProbeSetMethod
         var matrices = Shared(state, MatricesTensor);
         var readout = Shared(state, ReadoutTensor);
         int layer = (int)readout.Values[0], rank = basis.Layout.Rows, classes = hidden.Classes;
-        Require(readout.Layout is { Rows: 1, Cols: 2 } && layer >= 0 && layer < hidden.HiddenLayerCount && readout.Values[1] is 0f or 1f,
-            $"{ReadoutTensor} must hold a hidden layer of {hidden.Architecture} (0..{hidden.HiddenLayerCount - 1}) and a measurement 0 or 1");
+        Require(readout.Layout is { Rows: 1, Cols: 2 or 3 } && layer >= 0 && layer < hidden.HiddenLayerCount && readout.Values[1] is 0f or 1f
+            && (readout.Layout.Cols == 2 || readout.Values[2] is 0f or 1f),
+            $"{ReadoutTensor} must hold a hidden layer of {hidden.Architecture} (0..{hidden.HiddenLayerCount - 1}), a measurement 0 or 1 and a form 0 (logit) or 1 (residual)");
+        var form = readout.Layout.Cols == 3 && readout.Values[2] == 1f ? SteeringForm.Residual : SteeringForm.Logit;
+        Require(form == _options.Steering.Form, $"the state holds {form.ToString().ToLowerInvariant()}-form operators; this method is configured for form={_options.Steering.Form.ToString().ToLowerInvariant()}");
+        int shift = form == SteeringForm.Residual ? hidden.HiddenWidth(layer) : classes;
         Require(rank == _options.Steering.Rank && basis.Layout.Cols == hidden.HiddenWidth(layer), $"{BasisTensor} is {rank} x {basis.Layout.Cols}; rank {_options.Steering.Rank} on layer {layer} needs {_options.Steering.Rank} x {hidden.HiddenWidth(layer)}");
-        Require(matrices.Layout.Rows == (long)rank * kk && matrices.Layout.Cols == classes, $"{MatricesTensor} is {matrices.Layout.Rows} x {matrices.Layout.Cols}; K = {kk} operators of rank {rank} over {classes} classes need {(long)rank * kk} x {classes}");
+        Require(matrices.Layout.Rows == (long)rank * kk && matrices.Layout.Cols == shift, $"{MatricesTensor} is {matrices.Layout.Rows} x {matrices.Layout.Cols}; K = {kk} operators of rank {rank} steering {shift} values need {(long)rank * kk} x {shift}");
         // The design is the one shipped (the examples may come in any order, e.g. by id in the Scorer).
         var memberships = new int[(long)n * d];
         for (int i = 0; i < n; i++)
@@ -236,7 +240,7 @@ public sealed class StrideMethod : IProbeSetMethod
         }
 
         _operators = new SteeringOperators(layer, basis.Layout.Cols, rank, classes, kk, readout.Values[1] == 1f ? ModelOutput.Loss : ModelOutput.Margin,
-            (float[])basis.Values.Clone(), (float[])matrices.Values.Clone());
+            (float[])basis.Values.Clone(), (float[])matrices.Values.Clone(), form);
         _design = design;
         _recovery = new LassoRecovery(design, _options.Lasso);
         _model = hidden;

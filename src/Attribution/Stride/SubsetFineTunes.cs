@@ -20,6 +20,13 @@ public sealed class SubsetFineTunes
         (_theta, _deltas, Subsets, Steps, LearningRate) = (theta, deltas, subsets, steps, learningRate);
     }
 
+    /// <summary>
+    /// Most threads that run model steps (BLAS calls) at once: the cores. Parallel.For over K long work items lets the
+    /// thread pool grow past that, and OpenBLAS 0.3.21 aborts when more threads call it than its compiled table holds
+    /// (seen at K 5,000: "precompiled NUM_THREADS exceeded").
+    /// </summary>
+    internal static int BlasThreads => Environment.ProcessorCount;
+
     /// <summary>K.</summary>
     public int Subsets { get; }
 
@@ -48,7 +55,7 @@ public sealed class SubsetFineTunes
         model.CopyTo(theta);
         var deltas = new float[(long)kk * p];
         var rows = training;
-        Parallel.For(0, kk, new ParallelOptions { CancellationToken = cancellationToken }, () => (Model: model.Clone(), Flat: new float[p], Grad: new float[p]), (k, _, local) =>
+        Parallel.For(0, kk, new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = BlasThreads }, () => (Model: model.Clone(), Flat: new float[p], Grad: new float[p]), (k, _, local) =>
         {
             var members = design.MembersOf(k).ToArray();
             if (members.Length == 0)
@@ -100,7 +107,7 @@ public sealed class SubsetFineTunes
         model.Outputs(queries, output, baseline);
         var result = new float[(long)q * kk];
         var batch = queries;
-        Parallel.For(0, kk, () => (Model: model.Clone(), Flat: new float[p], Values: new float[q]), (k, _, local) =>
+        Parallel.For(0, kk, new ParallelOptions { MaxDegreeOfParallelism = BlasThreads }, () => (Model: model.Clone(), Flat: new float[p], Values: new float[q]), (k, _, local) =>
         {
             var delta = _deltas.AsSpan((int)((long)k * p), p);
             for (int j = 0; j < p; j++)

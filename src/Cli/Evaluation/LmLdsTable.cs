@@ -91,7 +91,7 @@ internal static class LmLdsTable
         "tracin", "grad-dot",
         "bm25:ngram=1", "bm25:ngram=3", "bm25:ngram=5",
         "repsim",
-        "stride:k=512,d=8,steps=100,reference=32,linearity=0",
+        "stride:k=512,d=32,rank=16,steps=100,reference=32,linearity=0,form=residual,layer=1,lr=0.001",
     ];
 
     private static readonly string[] GradientMethods = ["trak", "tracin", "grad-dot", "if"];
@@ -171,9 +171,9 @@ internal static class LmLdsTable
                 string key = ProbeSetKey(name, opts, models);
                 var reuse = method is IProbeSetMethod && simulated.TryGetValue(key, out var stored) ? stored : null;
                 (scores, pre, single, batched, allocated, preCpu, batchedCpu) = Measure(method, problem, data.Queries, options, reuse, cancellationToken);
-                if (method is IProbeSetMethod probeSet && reuse is null)
+                if (method is IProbeSetMethod probeSet && reuse is null && Exportable(probeSet) is { } exported)
                 {
-                    simulated[key] = probeSet.ExportState();
+                    simulated[key] = exported;
                 }
             }
             catch (Exception e) when (e is NotSupportedException or ArgumentException or InvalidOperationException)
@@ -597,6 +597,20 @@ internal static class LmLdsTable
     }
 
     private static readonly string[] ReadoutKeys = ["compress", "sketch", "normalize"];
+
+    // The probe set a later row may import; null for a configuration that is scored but never served (a diagnostic such
+    // as stride:operators=finetune, a combination whose partner state does not travel): its row stands, nothing is reused.
+    private static ProbeSetState? Exportable(IProbeSetMethod method)
+    {
+        try
+        {
+            return method.ExportState();
+        }
+        catch (NotSupportedException)
+        {
+            return null;
+        }
+    }
 
     private static string ProbeSetKey(string name, Dictionary<string, string> opts, int models) =>
         name.ToLowerInvariant() + ":" + models.ToString(CultureInfo.InvariantCulture) + ":" + string.Join(',', opts

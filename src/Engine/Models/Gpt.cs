@@ -279,14 +279,7 @@ public sealed class Gpt
         int ci = 0;
         for (int l = 0; l < _blocks.Length; l++)
         {
-            var b = _blocks[l];
-            var h = g.LayerNorm(x, g.Param(b.Ln1W), g.Param(b.Ln1B), eps);
-            var qkv = g.Linear(h, g.Param(b.AttnW), g.Param(b.AttnB), caps?[ci++]);
-            var a = g.CausalSelfAttention(qkv, Config.Heads);
-            x = g.Add(x, g.Linear(a, g.Param(b.ProjW), g.Param(b.ProjB), caps?[ci++]));
-            h = g.LayerNorm(x, g.Param(b.Ln2W), g.Param(b.Ln2B), eps);
-            h = g.Gelu(g.Linear(h, g.Param(b.FcW), g.Param(b.FcB), caps?[ci++]));
-            x = g.Add(x, g.Linear(h, g.Param(b.MlpProjW), g.Param(b.MlpProjB), caps?[ci++]));
+            x = ApplyBlock(g, x, l, caps, ref ci);
             if (l == tap)
             {
                 tapped = x;
@@ -294,6 +287,49 @@ public sealed class Gpt
         }
 
         return g.LayerNorm(x, g.Param(_lnFWeight), g.Param(_lnFBias), eps);
+    }
+
+    /// <summary>
+    /// The frozen tail from a residual stream: <paramref name="residual"/> [batch, seqLen, C] is taken as the stream after
+    /// block <paramref name="block"/> (what <see cref="LogitsAndHidden"/> taps), and blocks block+1 … Layers−1, the final
+    /// LayerNorm and the head run on it; returns logits [batch, seqLen, vocab]. With a recording graph and a residual that
+    /// carries a gradient, backward gives ∂/∂residual (STRIDE's residual-form operators steer this stream); the parameters'
+    /// gradients accumulate as in <see cref="Forward"/>.
+    /// </summary>
+    public Tensor ForwardFrom(Graph graph, Tensor residual, int block)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(residual);
+        ArgumentOutOfRangeException.ThrowIfNegative(block);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(block, Config.Layers);
+        if (residual.Shape.Count != 3 || residual.Shape[2] != Config.DModel || residual.Shape[1] > Config.Context)
+        {
+            throw new ArgumentException($"Gpt.ForwardFrom: the residual must be [batch, seqLen ≤ {Config.Context}, {Config.DModel}]; got {residual}.");
+        }
+
+        var x = residual;
+        int ci = 0;
+        for (int l = block + 1; l < _blocks.Length; l++)
+        {
+            x = ApplyBlock(graph, x, l, null, ref ci);
+        }
+
+        x = graph.LayerNorm(x, graph.Param(_lnFWeight), graph.Param(_lnFBias), Config.LayerNormEpsilon);
+        return graph.Linear(x, graph.Param(_lmHead ?? _wte), null, null);
+    }
+
+    // One pre-LayerNorm block on the residual stream x (captures, when given, advance ci by four).
+    private Tensor ApplyBlock(Graph g, Tensor x, int l, IReadOnlyList<LinearCapture>? caps, ref int ci)
+    {
+        var b = _blocks[l];
+        float eps = Config.LayerNormEpsilon;
+        var h = g.LayerNorm(x, g.Param(b.Ln1W), g.Param(b.Ln1B), eps);
+        var qkv = g.Linear(h, g.Param(b.AttnW), g.Param(b.AttnB), caps?[ci++]);
+        var a = g.CausalSelfAttention(qkv, Config.Heads);
+        x = g.Add(x, g.Linear(a, g.Param(b.ProjW), g.Param(b.ProjB), caps?[ci++]));
+        h = g.LayerNorm(x, g.Param(b.Ln2W), g.Param(b.Ln2B), eps);
+        h = g.Gelu(g.Linear(h, g.Param(b.FcW), g.Param(b.FcB), caps?[ci++]));
+        return g.Add(x, g.Linear(h, g.Param(b.MlpProjW), g.Param(b.MlpProjB), caps?[ci++]));
     }
 
     private void SetDirection(IReadOnlyList<float[]?> direction)

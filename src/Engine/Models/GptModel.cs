@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Numerics.Tensors;
+using Attribution.Engine.Autograd;
+using Tensor = Attribution.Engine.Tensors.Tensor;
 
 namespace Attribution.Engine.Models;
 
@@ -14,7 +16,7 @@ namespace Attribution.Engine.Models;
 /// holds only the head's share of the token embedding's gradient. As an <see cref="IHiddenStateModel"/> its hidden layers
 /// are the blocks' outputs (the residual stream, width C) and a row is one position (its logits predict the next token).
 /// </summary>
-public sealed class GptModel : IHiddenStateModel
+public sealed class GptModel : IResidualStreamModel
 {
     private readonly (string Name, int[] Shape, int Offset)[] _tensors;
     private readonly Dictionary<Parameter, int> _offsets = [];
@@ -278,6 +280,9 @@ public sealed class GptModel : IHiddenStateModel
 
     /// <inheritdoc />
     public int Classes => Gpt.Config.VocabSize;
+
+    /// <inheritdoc />
+    public Tensor LogitsFrom(Graph graph, Tensor hidden, int layer) => Gpt.ForwardFrom(graph, hidden, layer);
 
     /// <inheritdoc />
     public void LogitsAndHidden(in ModelBatch batch, int layer, Span<float> logits, Span<float> hidden)

@@ -1,6 +1,7 @@
 using Attribution.Attribution;
 using Attribution.Attribution.Stride;
 using Attribution.Engine;
+using Attribution.Engine.Autograd;
 using Attribution.Engine.Models;
 
 namespace Attribution.Tests.Stride;
@@ -248,7 +249,7 @@ public sealed class GptSteeringTests
         var state = method.ExportState();
         Assert.Equal(20, state.Examples.Count);
         Assert.Equal(["stride.basis", "stride.matrices", "stride.readout"], state.Shared.Select(t => t.Layout.Name));
-        Assert.Equal([1f, 1f], state.Shared[2].Values); // block 1 (the default layer), loss measurement
+        Assert.Equal([1f, 1f, 0f], state.Shared[2].Values); // block 1 (the default layer), loss measurement, logit form
 
         var served = (StrideMethod)MethodFactory.Create("stride", settings);
         served.ImportState(ServedModel.Of(problem), state);
@@ -272,6 +273,124 @@ public sealed class GptSteeringTests
         Assert.Contains("distinct ids", Assert.Throws<ArgumentException>(() => otherSeed.ImportState(ServedModel.Of(problem), broken)).Message);
         var combined = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string>(settings) { ["combine"] = "prior" });
         Assert.Throws<ArgumentException>(() => combined.ImportState(ServedModel.Of(problem), state));
+    }
+
+    // Protects the residual form's tail: the frozen tail run from the residual stream that LogitsAndHidden taps after
+    // block 0 gives the model's own logits, and operators whose matrices are all zero (a_k = 0, how training starts)
+    // measure exactly nothing on any query.
+    [Fact]
+    public void Residual_tail_from_the_tapped_stream_is_the_base_model()
+    {
+        var problem = Problem(4, 41);
+        var model = (GptModel)problem.CreateModel();
+        var batch = problem.Training;
+        int rows = batch.Count * batch.SequenceLength, c = Config.DModel, v = Config.VocabSize;
+        var logits = new float[rows * v];
+        var hidden = new float[rows * c];
+        model.LogitsAndHidden(batch, 0, logits, hidden);
+        var graph = new Graph(recordBackward: false);
+        var tail = model.LogitsFrom(graph, Graph.Wrap(hidden, [batch.Count, batch.SequenceLength, c]), 0).Data;
+        for (int i = 0; i < logits.Length; i++)
+        {
+            Assert.Equal(logits[i], tail[i], 5);
+        }
+
+        var rng = new Rng(3);
+        var basis = new float[3 * c];
+        rng.FillNormal(basis, 0f, 0.5f);
+        var zero = new SteeringOperators(0, c, 3, v, 5, ModelOutput.Loss, basis, new float[3 * 5 * c], SteeringForm.Residual);
+        var queries = QueryBatch.Completions([new CompletionQuery([15, 2, 3], [4, 5]), new CompletionQuery([15], [7, 8, 9])], Config.Context);
+        var y = new float[2 * 5];
+        zero.Measure(model, queries.Batch, y);
+        Assert.All(y, value => Assert.Equal(0f, value, 5));
+    }
+
+    // Protects the residual form's training gradient (the tail's backward to the steered stream, then the operator's
+    // hand-written chain rule into a_k and B) against central finite differences of the returned losses, with the
+    // operators at block 0 so the tail holds a whole block (attention across positions).
+    [Fact]
+    public void Residual_form_gradients_match_finite_differences()
+    {
+        var problem = Problem(12, 43);
+        var model = (GptModel)problem.CreateModel();
+        var design = SubsetDesign.Create(12, 6, 2, 5);
+        var options = new SteeringOptions { Form = SteeringForm.Residual, Rank = 3, Layer = 0, Stability = 0.7f, Linearity = 0, ReferenceSize = 5 };
+        var rng = new Rng(47);
+        var basis = new float[3 * Config.DModel];
+        var matrices = new float[3 * 6 * Config.DModel];
+        rng.FillNormal(basis, 0f, 0.5f);
+        rng.FillNormal(matrices, 0f, 0.5f);
+        var op = new SteeringOperators(0, Config.DModel, 3, Config.VocabSize, 6, ModelOutput.Loss, basis, matrices, SteeringForm.Residual);
+        var gb = new float[op.Basis.Length];
+        var gm = new float[op.Matrices.Length];
+        var (fid, stab, _) = SteeringTrainer.LossesAndGradients(op, model, problem.Training, design, options, gb, gm, step: 1);
+        Assert.True(fid > 0 && stab > 0, $"fidelity {fid}, stability {stab}");
+        double Objective()
+        {
+            var (f, s, _) = SteeringTrainer.LossesAndGradients(op, model, problem.Training, design, options, new float[gb.Length], new float[gm.Length], step: 1);
+            return f + options.Stability * s;
+        }
+
+        void Check(float[] parameters, float[] gradient, int index)
+        {
+            const float h = 1e-2f;
+            float keep = parameters[index];
+            parameters[index] = keep + h;
+            double plus = Objective();
+            parameters[index] = keep - h;
+            double minus = Objective();
+            parameters[index] = keep;
+            double fd = (plus - minus) / (2 * h);
+            Assert.True(Math.Abs(fd - gradient[index]) <= 0.03 * Math.Abs(fd) + 2e-4, $"entry {index}: finite difference {fd:G5}, analytic {gradient[index]:G5}");
+        }
+
+        foreach (int i in new[] { 0, 9, 20 })
+        {
+            Check(op.Basis, gb, i);
+        }
+
+        foreach (int i in new[] { 3, 50, 100, 140 })
+        {
+            Check(op.Matrices, gm, i);
+        }
+
+        Assert.Contains("linearity=0", Assert.Throws<ArgumentException>(() => (options with { Linearity = 0.1f }).Validate()).Message);
+    }
+
+    // Protects the residual form as a served method: trained through the factory (form=residual), it ranks a training
+    // document near the top for itself, exports residual-form operators ([r·K, H] matrices, form 1 in the readout) that a
+    // fresh form=residual method imports and scores identically, and a logit-form method refuses them saying why.
+    [Fact]
+    public void Residual_form_ranks_a_document_high_for_itself_and_round_trips()
+    {
+        const int n = 30;
+        var problem = Problem(n, 21);
+        var settings = new Dictionary<string, string>
+        {
+            ["form"] = "residual", ["layer"] = "0", ["k"] = "30", ["d"] = "3", ["rank"] = "4", ["steps"] = "60", ["linearity"] = "0", ["lr"] = "0.03",
+        };
+        var method = (StrideMethod)MethodFactory.Create("stride", settings);
+        method.Precompute(problem);
+        Assert.Equal(SteeringForm.Residual, method.Operators.Form);
+        var docs = Documents(n, 22);
+        var queries = QueryBatch.Completions([.. docs.Select(d => new CompletionQuery([d[0]], d[1..]))], Config.Context);
+        var scores = method.Score(queries);
+        int top = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var row = scores.Row(i).ToArray();
+            top += row.Count(v => v > row[i]) < 3 ? 1 : 0;
+        }
+
+        Assert.True(top >= 15, $"only {top} of {n} documents are in their own top 10%");
+        var state = method.ExportState();
+        Assert.Equal([0f, 1f, 1f], state.Shared[2].Values);
+        Assert.Equal((4 * 30, Config.DModel), (state.Shared[1].Layout.Rows, state.Shared[1].Layout.Cols));
+        var served = (StrideMethod)MethodFactory.Create("stride", settings);
+        served.ImportState(ServedModel.Of(problem), state);
+        Assert.Equal(scores.Scores, served.Score(queries).Scores);
+        var logit = (StrideMethod)MethodFactory.Create("stride", new Dictionary<string, string>(settings) { ["form"] = "logit" });
+        Assert.Contains("form=logit", Assert.Throws<ArgumentException>(() => logit.ImportState(ServedModel.Of(problem), state)).Message);
     }
 
     private static double LogSoftmax(float[] z, int y)

@@ -21,7 +21,11 @@ public sealed class LmLdsBenchTests
         var root = Path.Combine(Path.GetTempPath(), "lm-lds-test-" + Guid.NewGuid().ToString("N")[..8]);
         try
         {
-            var first = await CliProcess.RunAsync(CliProcess.Dll, Args(root, "bm25:ngram=3", "grad-dot", "repsim", "tracin"), TimeSpan.FromSeconds(300));
+            // STRIDE's exact-measurement diagnostic has no probe set to export: its row is scored all the same (it used to be
+            // "Not run"); the residual-form operators run through the CLI.
+            const string exact = "stride:k=4,d=2,rank=2,steps=2,linearity=0,operators=finetune";
+            const string residual = "stride:k=4,d=2,rank=2,steps=2,linearity=0,form=residual";
+            var first = await CliProcess.RunAsync(CliProcess.Dll, Args(root, "bm25:ngram=3", "grad-dot", "repsim", "tracin", exact, residual), TimeSpan.FromSeconds(300));
             Assert.True(first.ExitCode == 0, first.Output);
             // base + full-pool model + its 1 epoch checkpoint + 3 subsets × 2 seeds.
             Assert.Contains("ground truth: 9 models trained, 0 from cache", first.Output, StringComparison.Ordinal);
@@ -32,6 +36,8 @@ public sealed class LmLdsBenchTests
             Assert.Contains("| `repsim` |", report, StringComparison.Ordinal);
             // TracIn is handed the reference fine-tune's epoch checkpoints (it was refused when the harness passed them as models).
             Assert.Contains("| `tracin` | tracin: 1 checkpoints", report, StringComparison.Ordinal);
+            Assert.Contains($"| `{exact}` | STRIDE (measurements from fine-tunes on every subset", report, StringComparison.Ordinal);
+            Assert.Contains($"| `{residual}` | STRIDE (residual form,", report, StringComparison.Ordinal);
             Assert.DoesNotContain("Not run:", report, StringComparison.Ordinal);
             var truth = await File.ReadAllLinesAsync(Path.Combine(root, "report", "ground-truth.csv"));
             Assert.Equal(1 + (2 * 3 * 4), truth.Length);
