@@ -110,6 +110,27 @@ public sealed class CheckpointEnsembleTests
         Assert.Contains("checkpoints=2 needs 2 checkpoints saved along training but 0 were given (train with --save-every N)", e.Message, StringComparison.Ordinal);
     }
 
+    // Protects checkpoints=J beyond forward-only and STRIDE: TRAK (one model, its own projection at each checkpoint) goes
+    // through the same EnsembleMethod path and equals the mean of TRAK precomputed at each spread checkpoint.
+    [Fact]
+    public void Trak_over_training_checkpoints_is_the_mean_of_trak_at_each_spread_checkpoint()
+    {
+        var theta = KernelTests.RandomTheta(Layout, 9);
+        var saved = new[] { KernelTests.RandomTheta(Layout, 91), KernelTests.RandomTheta(Layout, 92), theta };
+        var problem = Problem(30, 9, saved: [saved]);
+        var spec = new Dictionary<string, string> { ["k"] = "16", ["projector"] = "sjlt", ["damping"] = "1" };
+        var averaged = MethodFactory.Create("trak", new Dictionary<string, string>(spec) { ["checkpoints"] = "2" });
+        averaged.Precompute(problem);
+        var queries = Queries(4, 93);
+        var expected = new[] { saved[1], saved[2] }.Select(t =>
+        {
+            var m = MethodFactory.Create("trak", spec);
+            m.Precompute(At(problem, t));
+            return m.Score(queries).Scores;
+        }).ToArray();
+        AssertClose(Mean(expected), averaged.Score(queries).Scores);
+    }
+
     // Protects the blend's part options: a-checkpoints / b-checkpoints reach the parts (each its own checkpoint average).
     [Fact]
     public void A_blend_passes_checkpoints_to_its_parts()
