@@ -18,11 +18,13 @@ public static class MethodFactory
     /// Creates a method. Options per method:
     /// every method: models (independently trained models averaged over, default 1: TRAK ensembles with one shared
     /// projection, the others through <see cref="EnsembleMethod"/>; the problem must hold that many models; not bm25, repsim, blend,
-    /// nor a STRIDE combination: ensemble stride alone);
+    /// nor a STRIDE combination: ensemble stride alone); checkpoints (J: J of each model's training checkpoints, spread evenly
+    /// over its run and ending at the model, the method precomputed at each (forward-only: simulated and read out there;
+    /// stride: operators trained there), scores averaged, like TracIn; J times the precompute, state and query time; with
+    /// models=m an ensemble of m such averages, m·J precomputes; not tracin, bm25, repsim, blend (give a-/b-checkpoints),
+    /// a STRIDE combination, nor trak with models);
     /// forward-only(-single): horizon (steps K) or horizon-epochs (E: K = ⌈E·n/batch⌉; not both; default
-    /// <see cref="ForwardOnlyOptions.DefaultHorizonEpochs"/> epochs for the spectral propagation, 50 steps for the others),
-    /// checkpoints (J: J of the one model's training checkpoints, spread evenly over its run and ending at the model, each
-    /// simulated and read out at, scores averaged, like TracIn; J times the precompute, state and query time; not with models), eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), compress (k: readout over k coefficients of a fitted basis of the responses, <see cref="CompressedReadoutMethod"/>; 0 = off), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral|tangent), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
+    /// <see cref="ForwardOnlyOptions.DefaultHorizonEpochs"/> epochs for the spectral propagation, 50 steps for the others), eps, eta, lambda, batch, seed, block, rank, power-iterations, readout (jacobian|fd), readout-eps, normalize (none|relative: <see cref="RelativeInfluenceMethod"/>), sketch (k: readout over k-float sketches, <see cref="SketchedReadoutMethod"/>; 0 = off), compress (k: readout over k coefficients of a fitted basis of the responses, <see cref="CompressedReadoutMethod"/>; 0 = off), basis (input-layer shared basis energy, default 0.99; 0 = off), propagation (trajectory|spectral|tangent), operator-rank, operator-sample, operator-segments, operator-complement (probes; 0 = weight decay);
     /// trak: k, projector (gaussian|sjlt), sjlt-nonzeros, damping, seed, compress (k': a fitted basis of the whitened features; 0 = off);
     /// tracin: weights (one per training checkpoint, separated by '/' on a command line, e.g. weights=0.5/1/2, or by commas); grad-dot: none;
     /// if: lambda, solver (auto|exact|cg), iterations, tolerance;
@@ -49,18 +51,17 @@ public static class MethodFactory
             throw new MethodOptionException($"Option 'models' = {models} for method '{name}' must be at least 1.");
         }
 
+        int checkpoints = o.Int("checkpoints", 1);
+        if (checkpoints < 1)
+        {
+            throw new MethodOptionException($"Option 'checkpoints' = {checkpoints} for method '{name}' must be at least 1 (J: the training checkpoints of each model whose precomputes are averaged).");
+        }
+
         Func<IAttributionMethod> create;
-        int checkpoints = 1;
         switch (key)
         {
             case "forward-only" or "forward-only-single":
                 var forward = ForwardOnly(o, key == "forward-only");
-                checkpoints = o.Int("checkpoints", 1);
-                if (checkpoints < 1 || (checkpoints > 1 && models > 1))
-                {
-                    throw new MethodOptionException($"Option 'checkpoints' = {checkpoints} must be at least 1 (the training checkpoints of the one model whose simulations are averaged), and cannot be combined with models={models} (average over models or over one model's checkpoints).");
-                }
-
                 bool relative = o.Choice("normalize", "none", "none", RelativeInfluenceMethod.OptionValue) == RelativeInfluenceMethod.OptionValue;
                 int sketch = o.Int("sketch", 0);
                 if (sketch < 0)
@@ -83,10 +84,13 @@ public static class MethodFactory
                 };
                 break;
             case "trak":
+                Refuse(o, "checkpoints", checkpoints > 1 && models > 1,
+                    "TRAK ensembles its models inside one method (one shared projection); give models=m or checkpoints=J, not both");
                 var trak = Trak(o, models);
                 create = () => new TrakMethod(trak);
                 break;
             case "tracin":
+                Refuse(o, "checkpoints", checkpoints > 1, "tracin already sums over every training checkpoint of the model; drop checkpoints");
                 var weights = o.Has("weights") ? o.FloatList("weights") : null;
                 create = () => new TracInMethod(false, weights);
                 break;
@@ -107,9 +111,9 @@ public static class MethodFactory
             case "stride":
                 // An ensemble needs a fresh method per member (each trains operators on its own model); one model, one instance.
                 var stride = StrideOf(o);
-                Refuse(o, "combine", models > 1 && o.Choice("combine", "none", "none", "prior", "residual", "blend") != "none",
-                    "a combination is not ensembled; ensemble STRIDE alone (stride:models=m) and blend it with blend:a=stride,a-models=m,b=...");
-                create = models > 1 ? () => StrideOf(o) : () => stride;
+                Refuse(o, "combine", (models > 1 || checkpoints > 1) && o.Choice("combine", "none", "none", "prior", "residual", "blend") != "none",
+                    "a combination is not ensembled; ensemble STRIDE alone (stride:models=m, checkpoints=J) and blend it with blend:a=stride,a-models=m,a-checkpoints=J,b=...");
+                create = models > 1 || checkpoints > 1 ? () => StrideOf(o) : () => stride;
                 break;
             case "blend":
                 var blend = BlendOf(o);
@@ -120,13 +124,15 @@ public static class MethodFactory
         }
 
         o.ThrowIfUnused(name);
-        if (models > 1 && key is "bm25" or "repsim" or "blend")
+        if ((models > 1 || checkpoints > 1) && key is "bm25" or "repsim" or "blend")
         {
-            throw new MethodOptionException($"models={models}: '{key}' is not ensembled over independently trained models; drop models.");
+            throw new MethodOptionException($"{(models > 1 ? $"models={models}" : $"checkpoints={checkpoints}")}: '{key}' is not ensembled over trained models or their checkpoints; drop it{(key == "blend" ? " (ensemble a part: a-models=m, a-checkpoints=J, b-...)" : "")}.");
         }
 
-        return checkpoints > 1 ? new EnsembleMethod(checkpoints, create, EnsembleMembers.TrainingCheckpoints)
-            : models > 1 && key != "trak" ? new EnsembleMethod(models, create) : create();
+        // One model's checkpoint ensemble (J precomputes at checkpoints spread over its run), and for models=m an ensemble of
+        // m of them (each member model's own checkpoints): m·J precomputes, scores averaged.
+        Func<IAttributionMethod> member = checkpoints > 1 ? () => new EnsembleMethod(checkpoints, create, EnsembleMembers.TrainingCheckpoints) : create;
+        return models > 1 && key != "trak" ? new EnsembleMethod(models, member) : member();
     }
 
     /// <summary>Methods the services serve (their state travels as a probe set, <see cref="IProbeSetMethod"/>).</summary>
@@ -151,6 +157,11 @@ public static class MethodFactory
         if (options.ContainsKey("models"))
         {
             throw new MethodOptionException($"models is not served: a deployment serves one model's probe set; drop models from '{spec}'.");
+        }
+
+        if (name == "stride" && options.ContainsKey("checkpoints"))
+        {
+            throw new MethodOptionException($"stride:checkpoints is not served: a deployment serves one probe set per checkpoint and Scorer:Checkpoints averages forward-only's only; drop checkpoints from '{spec}' (stride:checkpoints=J runs with ./pipeline attribute or eval).");
         }
 
         if (name == "forward-only" && options.Count > 0)

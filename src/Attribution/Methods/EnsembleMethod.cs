@@ -12,7 +12,9 @@ public enum EnsembleMembers
     /// <summary>
     /// M checkpoints saved along the one model's training (<see cref="AttributionProblem.TrainingCheckpoints"/>[0]), spread
     /// evenly over the run and ending at the last (normally the model itself; <see cref="EnsembleMethod.SpreadCheckpoint"/>), as TracIn
-    /// sums over them: one trained model, M precomputes.
+    /// sums over them: one trained model, M precomputes (forward-only: a simulation and readout at each; STRIDE: operators
+    /// trained, measured and recovered at each). Inside a <see cref="Models"/> ensemble each model averages its own checkpoints
+    /// (<see cref="AttributionProblem.Member"/> carries that model's).
     /// </summary>
     TrainingCheckpoints,
 }
@@ -57,7 +59,7 @@ public sealed class EnsembleMethod : IAttributionMethod
 
     /// <inheritdoc />
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{(_members.Count > 0 ? _members[0].Describe() : _create().Describe())}; scores averaged over {(Over == EnsembleMembers.Models ? $"{Models} independently trained models" : $"{Models} training checkpoints of one model spread over its run (each simulated and read out at its checkpoint)")}");
+        $"{(_members.Count > 0 ? _members[0].Describe() : _create().Describe())}; scores averaged over {(Over == EnsembleMembers.Models ? $"{Models} independently trained models" : $"{Models} training checkpoints of one model spread over its run (the method precomputed and scored at each)")}");
 
     /// <inheritdoc />
     public void Precompute(AttributionProblem problem, CancellationToken cancellationToken = default)

@@ -40,7 +40,7 @@ internal static class EvalCommand
         var noNoise = new Option<bool>("--no-noise-ceiling") { Description = "Skip the second seed per subset (no noise ceiling; halves retraining)." };
         var methods = new Option<string[]>("--method")
         {
-            Description = "Method spec, repeatable: name[:key=value,...], e.g. forward-only:horizon=50 or trak:models=10,k=8192. models=M averages over M independently trained full-data models (every method); tracin sums over checkpoints saved while training (--checkpoint-every). A value written a|b|c is a grid: the configuration with the best LDS on validation queries is reported (--tune-fraction). Default: the issue's full list.",
+            Description = "Method spec, repeatable: name[:key=value,...], e.g. forward-only:horizon=50 or trak:models=10,k=8192. models=M averages over M independently trained full-data models (every method); tracin sums over checkpoints saved while training (--checkpoint-every); checkpoints=J averages a method over J of each model's saved checkpoints (e.g. stride:checkpoints=10, with models=M: M·J precomputes). A value written a|b|c is a grid: the configuration with the best LDS on validation queries is reported (--tune-fraction). Default: the issue's full list.",
             AllowMultipleArgumentsPerToken = true,
         };
         var loo = new Option<int>("--loo") { Description = "Leave-one-out: number of training examples removed one at a time (0 = off).", DefaultValueFactory = _ => 0 };

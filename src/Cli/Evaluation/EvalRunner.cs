@@ -95,13 +95,21 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
             : 1);
 
     /// <summary>
-    /// True when a spec reads checkpoints saved along training: tracin, and forward-only averaged over its model's
-    /// training checkpoints (<c>checkpoints</c> other than 1, in any of a grid's values).
+    /// True when a spec reads checkpoints saved along training: tracin, and any method averaged over its models' training
+    /// checkpoints (<c>checkpoints</c> other than 1, in any of a grid's values); for a blend, either part (<c>a=tracin</c>,
+    /// <c>a-checkpoints</c>, <c>b-...</c>).
     /// </summary>
-    public static bool NeedsTrainingCheckpoints(string name, IReadOnlyDictionary<string, string> options) =>
-        name.Trim().Equals("tracin", StringComparison.OrdinalIgnoreCase)
-        || (name.Trim().StartsWith("forward-only", StringComparison.OrdinalIgnoreCase) && options.TryGetValue("checkpoints", out var j)
-            && j.Split('|', StringSplitOptions.TrimEntries).Any(v => v != "1"));
+    public static bool NeedsTrainingCheckpoints(string name, IReadOnlyDictionary<string, string> options)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(options);
+        bool Reads(string method, string prefix) =>
+            method.Trim().Equals("tracin", StringComparison.OrdinalIgnoreCase)
+            || (options.TryGetValue(prefix + "checkpoints", out var j) && j.Split('|', StringSplitOptions.TrimEntries).Any(v => v != "1"));
+        return name.Trim().Equals("blend", StringComparison.OrdinalIgnoreCase)
+            ? new[] { "a", "b" }.Any(part => Reads(options.TryGetValue(part, out var m) ? m : "", part + "-"))
+            : Reads(name, "");
+    }
 
     /// <summary>
     /// Expands a spec's grid: a value written <c>a|b|c</c> is swept. Returns every combination (one, for a spec
@@ -167,7 +175,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
             progress?.Report(new RetrainProgress(thetas.Count, ensemble, "full-data models"));
         }
 
-        // TracIn's (and forward-only:checkpoints=J's) checkpoints along training of the first models (cached like the models; training is deterministic, so
+        // TracIn's (and any method:checkpoints=J's) checkpoints along training of the first models (cached like the models; training is deterministic, so
         // the last checkpoint is the cached full model).
         var trainingCheckpoints = new List<IReadOnlyList<float[]>>();
         for (int k = 0; k < tracinModels; k++)
@@ -180,7 +188,7 @@ internal sealed class EvalRunner(EvalOptions options, EvalData data, TrainModel 
                 return [.. saved.SelectMany(c => c)];
             });
             trainingCheckpoints.Add([.. Enumerable.Range(0, flat.Length / p).Select(c => flat.AsSpan(c * p, p).ToArray())]);
-            progress?.Report(new RetrainProgress(k + 1, tracinModels, "training checkpoints (tracin, forward-only:checkpoints)"));
+            progress?.Report(new RetrainProgress(k + 1, tracinModels, "training checkpoints (tracin, checkpoints=J)"));
         }
 
         double accuracy = Accuracy(layout, thetas[0]);

@@ -830,7 +830,6 @@ public sealed class MethodTests
     [Theory]
     [InlineData("forward-only", "horizon=40,horizon-epochs=4", "give one of them")]
     [InlineData("forward-only", "horizon=0", "at least 1 step")]
-    [InlineData("forward-only", "checkpoints=2,models=2", "cannot be combined with models=2")]
     [InlineData("forward-only", "checkpoints=0", "must be at least 1")]
     public void Horizon_and_checkpoint_options_that_cannot_be_honoured_are_refused(string name, string options, string why)
     {

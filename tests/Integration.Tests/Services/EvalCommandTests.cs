@@ -11,9 +11,11 @@ public sealed class EvalCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    private Task<(int ExitCode, string Output)> Eval(string outName, params string[] methods) =>
+    private Task<(int ExitCode, string Output)> Eval(string outName, params string[] methods) => EvalWith(outName, ["--epochs", "1"], methods);
+
+    private Task<(int ExitCode, string Output)> EvalWith(string outName, string[] flags, params string[] methods) =>
         CliProcess.RunAsync(CliProcess.Dll,
-            ["eval", "--train", "60", "--test", "8", "--subsets", "4", "--epochs", "1", "--source-subsets", "0", "--latency-queries", "1",
+            ["eval", "--train", "60", "--test", "8", "--subsets", "4", "--source-subsets", "0", "--latency-queries", "1", .. flags,
              "--cache", Path.Combine(_root, "cache"), "--out", Path.Combine(_root, outName), .. methods.SelectMany(m => new[] { "--method", m })],
             TimeSpan.FromSeconds(300));
 
@@ -28,6 +30,24 @@ public sealed class EvalCommandTests : IDisposable
     {
         var (_, parsed) = global::Attribution.Cli.Evaluation.EvalRunner.ParseSpec("blend:" + options);
         Assert.Equal(expected, global::Attribution.Cli.Evaluation.EvalRunner.ModelsOf(parsed));
+    }
+
+    // Protects checkpoints=J for any method and inside a blend: the run must keep the training checkpoints a spec reads,
+    // or stride:checkpoints / blend:a-checkpoints would meet a problem with none saved.
+    [Theory]
+    [InlineData("tracin", true)]
+    [InlineData("stride:checkpoints=10", true)]
+    [InlineData("forward-only:checkpoints=1|5", true)]
+    [InlineData("forward-only:checkpoints=1", false)]
+    [InlineData("stride:models=10", false)]
+    [InlineData("blend:a=stride,a-checkpoints=10,b=forward-only", true)]
+    [InlineData("blend:a=stride,b=forward-only,b-checkpoints=5", true)]
+    [InlineData("blend:a=tracin,b=forward-only", true)]
+    [InlineData("blend:a=stride,a-models=10,b=forward-only", false)]
+    public void The_specs_that_read_training_checkpoints_include_checkpoint_averages_and_blend_parts(string spec, bool expected)
+    {
+        var (name, options) = global::Attribution.Cli.Evaluation.EvalRunner.ParseSpec(spec);
+        Assert.Equal(expected, global::Attribution.Cli.Evaluation.EvalRunner.NeedsTrainingCheckpoints(name, options));
     }
 
     [Fact]
@@ -51,6 +71,19 @@ public sealed class EvalCommandTests : IDisposable
         var perQuery = await File.ReadAllLinesAsync(Path.Combine(_root, "tuned", "lds-per-query.csv"));
         // 4 of the 8 queries are validation queries: blank for every method in the reported per-query LDS.
         Assert.Equal(4, perQuery.Skip(1).Count(l => l.Split(',').Skip(1).All(string.IsNullOrEmpty)));
+    }
+
+    // Protects the harness's checkpoint plumbing for checkpoints=J beyond forward-only: every model of an ensemble keeps
+    // its own training checkpoints (models × checkpoints), and a blend's part reads them (a-checkpoints).
+    [Fact]
+    public async Task Checkpoint_averages_of_any_method_and_of_ensembles_get_every_models_saved_checkpoints()
+    {
+        var run = await EvalWith("ckpt", ["--epochs", "2", "--checkpoint-every", "1"],
+            "grad-dot:models=2,checkpoints=2", "blend:a=stride,a-checkpoints=2,a-k=12,a-d=2,a-steps=5,b=grad-dot,weight=0.5");
+        Assert.True(run.ExitCode == 0, run.Output);
+        var report = await File.ReadAllTextAsync(Path.Combine(_root, "ckpt", "report.md"));
+        Assert.Contains("averaged over 2 training checkpoints of one model spread over its run (the method precomputed and scored at each); scores averaged over 2 independently trained models", report, StringComparison.Ordinal);
+        Assert.Contains("K = 12, d = 2", report, StringComparison.Ordinal);
     }
 
     // Protects the blend's honesty: weight auto needs no grid to turn the validation split on; the weight is chosen on the
