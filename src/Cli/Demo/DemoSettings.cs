@@ -44,6 +44,13 @@ internal sealed record DemoSettings
     /// <summary>The method spec the services are configured with (<c>Simulator:Method</c>, <c>Scorer:Method</c>).</summary>
     public string ServedMethod => Model == "gpt" && Method == "stride" ? GptStride : Method;
 
+    /// <summary>
+    /// <c>Scorer:Normalize</c> on the GPT demo: relative influence for forward-only (readable rankings: documents with large
+    /// updates do not top every query), none for STRIDE (relative influence is a forward-only readout; the Scorer refuses
+    /// it for any other method).
+    /// </summary>
+    public string GptScorerNormalize => MethodFactory.CreateServed(ServedMethod).Name == "forward-only" ? RelativeInfluenceMethod.OptionValue : "none";
+
     public string? Validate()
     {
         try

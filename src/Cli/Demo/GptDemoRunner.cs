@@ -280,7 +280,7 @@ internal static class GptDemoRunner
             ["Scorer:GroupId"] = $"scorer-{runId}",
             ["Scorer:RunId"] = runId,
             ["Scorer:MaxBatch"] = "8",
-            ["Scorer:Normalize"] = global::Attribution.Attribution.RelativeInfluenceMethod.OptionValue, // readable: see Show
+            ["Scorer:Normalize"] = settings.GptScorerNormalize, // forward-only: relative influence, readable (see Show)
         });
         var serilog = new Serilog.LoggerConfiguration()
             .MinimumLevel.Information()
@@ -331,15 +331,16 @@ internal static class GptDemoRunner
     }
 
     /// <summary>
-    /// One attribution, readable: the query's text, its top documents as text with their relative influence (score ÷
-    /// ‖response‖: the Scorer serves <c>normalize=relative</c>, so documents with large updates do not top every query),
-    /// and each source's share of the positive relative influence (the event's source scores in that mode).
+    /// One attribution, readable: the query's text, its top documents as text with their scores and each source's score.
+    /// Forward-only: relative influence (score ÷ ‖response‖: the Scorer serves <c>normalize=relative</c>, so documents with
+    /// large updates do not top every query) and each source's share of the positive relative influence; STRIDE: its
+    /// recovered scores and per-source sums.
     /// </summary>
     private static void Show(ModelQuery q, AttributionResult r, Dictionary<long, TextDocument> documents)
     {
         var names = r.SourceNames ?? [];
         var t = new Table().Border(TableBorder.Simple).HideHeaders().AddColumns("", "", "", "")
-            .Title($"[bold]{Markup.Escape(r.QueryId)}[/]  [grey]{Markup.Escape(r.Method)} (relative influence), {r.LatencyMicros / 1000.0:F0} ms[/]");
+            .Title($"[bold]{Markup.Escape(r.QueryId)}[/]  [grey]{Markup.Escape(r.Method)}{(r.Method.StartsWith("forward-only", StringComparison.Ordinal) ? " (relative influence)" : "")}, {r.LatencyMicros / 1000.0:F0} ms[/]");
         t.AddRow(new Markup("[grey]prompt[/]"), new Markup($"[bold]{Markup.Escape(q.Prompt ?? "")}[/]"), new Text(""), new Text(""));
         t.AddRow(new Markup("[grey]model's completion[/]"), new Markup($"[green]\"{Markup.Escape((q.Completion ?? "").Replace("\n", "⏎", StringComparison.Ordinal))}\"[/]"), new Text(""), new Text(""));
         for (int i = 0; i < Math.Min(3, r.ExampleIds.Count); i++)
